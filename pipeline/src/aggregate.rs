@@ -1,0 +1,210 @@
+//! The aggregate model: cost lines keyed at the stored grain, with exact amounts.
+//!
+//! DataFusion aggregates each file; [`PeriodAggregate`] merges the per-file partial sums with
+//! exact `Decimal` additions (a few thousand groups per file, not rows).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::line_item::LineItemKind;
+use crate::period::BillingPeriod;
+
+/// The grain of a stored cost line.
+///
+/// Tagged rows are kept per (day, tenant, service, usage type, line-item type, currency).
+/// Untagged rows (the **shared pool** that attribution splits) additionally keep operation and
+/// resource id; for tagged rows those two are empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CostKey {
+    pub usage_date: NaiveDate,
+    /// `None` = shared pool (no tenant tag on the row).
+    pub tenant: Option<String>,
+    pub service: String,
+    pub usage_type: String,
+    pub operation: String,
+    pub resource_id: String,
+    pub line_item_type: String,
+    pub currency: String,
+}
+
+/// Sums of every measure over a set of CUR rows. Money at 12 places, usage at 10.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Amounts {
+    pub unblended_cost: Decimal,
+    pub net_unblended_cost: Decimal,
+    pub amortized_cost: Decimal,
+    pub ri_sp_trueup: Decimal,
+    pub ri_sp_upfront_fees: Decimal,
+    /// Usage amount of consumption rows only (see [`LineItemKind::counts_usage`]).
+    pub usage_amount: Decimal,
+    /// Number of CUR rows summed.
+    pub line_items: u64,
+}
+
+/// Names of the money measures, in the order used by every output.
+pub const MONEY_MEASURES: [&str; 5] =
+    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees"];
+
+impl Amounts {
+    /// Adds `other` exactly; an overflow of `Decimal`'s 28 digits is reported, never wrapped.
+    pub fn add(&mut self, other: &Amounts) -> Result<()> {
+        let add = |a: Decimal, b: Decimal, what: &str| {
+            a.checked_add(b).ok_or_else(|| Error::Internal(format!("{what} overflows 28 digits")))
+        };
+        self.unblended_cost = add(self.unblended_cost, other.unblended_cost, "unblended_cost")?;
+        self.net_unblended_cost = add(self.net_unblended_cost, other.net_unblended_cost, "net_unblended_cost")?;
+        self.amortized_cost = add(self.amortized_cost, other.amortized_cost, "amortized_cost")?;
+        self.ri_sp_trueup = add(self.ri_sp_trueup, other.ri_sp_trueup, "ri_sp_trueup")?;
+        self.ri_sp_upfront_fees = add(self.ri_sp_upfront_fees, other.ri_sp_upfront_fees, "ri_sp_upfront_fees")?;
+        self.usage_amount = add(self.usage_amount, other.usage_amount, "usage_amount")?;
+        self.line_items += other.line_items;
+        Ok(())
+    }
+
+    /// The money measures as (name, value), in [`MONEY_MEASURES`] order.
+    pub fn money(&self) -> [(&'static str, Decimal); 5] {
+        [
+            (MONEY_MEASURES[0], self.unblended_cost),
+            (MONEY_MEASURES[1], self.net_unblended_cost),
+            (MONEY_MEASURES[2], self.amortized_cost),
+            (MONEY_MEASURES[3], self.ri_sp_trueup),
+            (MONEY_MEASURES[4], self.ri_sp_upfront_fees),
+        ]
+    }
+
+    /// Sums a sequence of amounts.
+    pub fn sum<'a>(items: impl IntoIterator<Item = &'a Amounts>) -> Result<Amounts> {
+        let mut total = Amounts::default();
+        for a in items {
+            total.add(a)?;
+        }
+        Ok(total)
+    }
+}
+
+/// One stored row: a key and its amounts, within a billing period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CostLine {
+    pub period: BillingPeriod,
+    #[serde(flatten)]
+    pub key: CostKey,
+    #[serde(flatten)]
+    pub amounts: Amounts,
+}
+
+/// Row counts and unblended cost per line-item type, for the run summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TypeStats {
+    pub rows: u64,
+    pub unblended_cost: Decimal,
+    /// Whether curflow knows the type (unknown ones take the default branch: unblended).
+    pub known: bool,
+}
+
+/// Everything one delivery produced, merged across its files.
+#[derive(Debug, Default)]
+pub struct PeriodAggregate {
+    lines: HashMap<(BillingPeriod, CostKey), Amounts>,
+}
+
+impl PeriodAggregate {
+    pub fn add(&mut self, period: BillingPeriod, key: CostKey, amounts: &Amounts) -> Result<()> {
+        self.lines.entry((period, key)).or_default().add(amounts)
+    }
+
+    pub fn periods(&self) -> Vec<BillingPeriod> {
+        let mut p: Vec<_> = self.lines.keys().map(|(p, _)| *p).collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+
+    /// The merged lines, sorted by key (deterministic output and storage order).
+    pub fn into_lines(self) -> Vec<CostLine> {
+        let mut lines: Vec<CostLine> =
+            self.lines.into_iter().map(|((period, key), amounts)| CostLine { period, key, amounts }).collect();
+        lines.sort_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
+        lines
+    }
+}
+
+/// Totals of a set of lines per currency (amounts are never added across currencies).
+pub fn totals_by_currency(lines: &[CostLine]) -> Result<BTreeMap<String, Amounts>> {
+    let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
+    for line in lines {
+        totals.entry(line.key.currency.clone()).or_default().add(&line.amounts)?;
+    }
+    Ok(totals)
+}
+
+/// Row counts and unblended cost per line-item type.
+pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>> {
+    let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();
+    for line in lines {
+        let t = types.entry(line.key.line_item_type.clone()).or_insert_with(|| TypeStats {
+            known: LineItemKind::is_known_name(&line.key.line_item_type),
+            ..TypeStats::default()
+        });
+        t.rows += line.amounts.line_items;
+        t.unblended_cost = t
+            .unblended_cost
+            .checked_add(line.amounts.unblended_cost)
+            .ok_or_else(|| Error::Internal("unblended cost per type overflows".into()))?;
+    }
+    Ok(types)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn key(tenant: Option<&str>, currency: &str) -> CostKey {
+        CostKey {
+            usage_date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            tenant: tenant.map(str::to_string),
+            service: "AWSLambda".into(),
+            usage_type: "USE1-Request".into(),
+            operation: String::new(),
+            resource_id: String::new(),
+            line_item_type: "Usage".into(),
+            currency: currency.into(),
+        }
+    }
+
+    fn amounts(unblended: &str) -> Amounts {
+        let d = Decimal::from_str(unblended).unwrap();
+        Amounts { unblended_cost: d, net_unblended_cost: d, amortized_cost: d, line_items: 1, ..Amounts::default() }
+    }
+
+    #[test]
+    fn partial_sums_of_one_key_merge_exactly() {
+        let p = BillingPeriod::new(2026, 10).unwrap();
+        let mut agg = PeriodAggregate::default();
+        agg.add(p, key(Some("a"), "USD"), &amounts("0.000000000001")).unwrap();
+        agg.add(p, key(Some("a"), "USD"), &amounts("0.1")).unwrap();
+        agg.add(p, key(None, "USD"), &amounts("2")).unwrap();
+        let lines = agg.into_lines();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].key.tenant, None, "shared pool sorts first");
+        assert_eq!(lines[1].amounts.unblended_cost.to_string(), "0.100000000001");
+        assert_eq!(lines[1].amounts.line_items, 2);
+    }
+
+    #[test]
+    fn totals_are_kept_per_currency() {
+        let p = BillingPeriod::new(2026, 10).unwrap();
+        let lines = vec![
+            CostLine { period: p, key: key(Some("a"), "USD"), amounts: amounts("1") },
+            CostLine { period: p, key: key(Some("a"), "EUR"), amounts: amounts("2") },
+        ];
+        let t = totals_by_currency(&lines).unwrap();
+        assert_eq!(t["USD"].unblended_cost, Decimal::ONE);
+        assert_eq!(t["EUR"].unblended_cost, Decimal::TWO);
+    }
+}

@@ -1,0 +1,86 @@
+//! `curflow process`: deliveries in, one summary per billing period out.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use curflow::Config;
+use curflow::discover::discover;
+use curflow::output::process_summary;
+use curflow::process::Processor;
+use curflow::store::{self, ReplaceOutcome};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Manifests (`*Manifest.json`), directories in an AWS CUR layout, or data files
+    /// (`.parquet`, `.csv`, `.csv.gz`; files given together must be one billing period).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// SQLite store file (created on first use). Default from config: curflow.sqlite.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Cost-allocation tag key naming the tenant. Default from config: accountant_id.
+    #[arg(long, value_name = "KEY")]
+    tag_key: Option<String>,
+    /// Replace the stored period even when this delivery is not newer than the stored one.
+    #[arg(long)]
+    force: bool,
+    /// Print the summaries as JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
+    if let Some(s) = args.store {
+        config.store = s;
+    }
+    if let Some(k) = args.tag_key {
+        config.tag_key = k;
+    }
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure { code: 4, error: e.into() })?;
+    let deliveries = discover(&args.paths)?;
+    let mut store = store::open(&config.store)?;
+    let processor = Processor::new(config.process_options(args.force))?;
+    let mut refused = false;
+    for delivery in &deliveries {
+        let bar = progress_bar(delivery.files.iter().map(|f| f.size).sum(), &delivery.describe());
+        let on_file = |scan: &curflow::scan::FileScan| {
+            if let Some(bar) = &bar {
+                bar.inc(std::fs::metadata(&scan.path).map(|m| m.len()).unwrap_or(0));
+            }
+            tracing::info!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
+        };
+        let report = runtime.block_on(processor.process(store.as_mut(), delivery, &on_file));
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let report = report?;
+        refused |= matches!(report.outcome, ReplaceOutcome::RefusedOlder { .. });
+        if args.json {
+            let line = serde_json::to_string(&report).map_err(|e| Failure { code: 1, error: e.into() })?;
+            println!("{line}");
+        } else {
+            println!("{}", process_summary(&report, &store.describe()));
+        }
+    }
+    Ok(if refused { 5 } else { 0 })
+}
+
+/// A byte-based progress bar, only when a person is watching (stdout is a terminal).
+fn progress_bar(total_bytes: u64, label: &str) -> Option<ProgressBar> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total_bytes);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style);
+    }
+    bar.set_message(label.to_string());
+    Some(bar)
+}

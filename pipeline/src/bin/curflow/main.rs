@@ -1,0 +1,97 @@
+//! `curflow`: the command-line entry point. Thin: parsing, logging, exit codes; the work is in
+//! the library.
+//!
+//! Exit codes: 0 success (including "already stored at this version"); 1 internal error (a bug);
+//! 2 usage error (bad flags); 3 bad input (file, manifest, config); 4 environment error (I/O, store
+//! busy: retry); 5 a delivery was refused because the store holds a newer version.
+
+mod cmd_costs;
+
+mod cmd_periods;
+mod cmd_process;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use curflow::{Config, Error, ErrorClass};
+
+#[derive(Parser)]
+#[command(name = "curflow", version, about = "AWS Cost and Usage Reports in, exact per-tenant daily costs out.")]
+#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 environment (retry), 5 refused older delivery.\n\
+    Configuration: --config FILE, $CURFLOW_CONFIG or ./curflow.toml, then CURFLOW_* variables, then flags (see README).")]
+struct Cli {
+    /// Configuration file (TOML). Default: $CURFLOW_CONFIG, else ./curflow.toml if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CURFLOW_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process CUR deliveries (manifests, directories or data files) into the store.
+    Process(cmd_process::Args),
+    /// Show stored actual costs of a billing period.
+    Costs(cmd_costs::Args),
+    /// List the billing periods in the store with their versions.
+    Periods(cmd_periods::Args),
+
+}
+
+/// An error at the binary edge, with the exit code it maps to.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e.class() {
+            ErrorClass::Internal => 1,
+            ErrorClass::User => 3,
+            ErrorClass::External => 4,
+        };
+        Failure { code, error: e.into() }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = (|| -> Result<u8, Failure> {
+        let config = Config::load(cli.config.as_deref())?;
+        match cli.command {
+            Command::Process(args) => cmd_process::run(args, config),
+            Command::Costs(args) => cmd_costs::run(args, config),
+            Command::Periods(args) => cmd_periods::run(args, config),
+
+        }
+    })();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

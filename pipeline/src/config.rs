@@ -1,0 +1,138 @@
+//! One typed configuration: defaults, then a TOML file, then `CURFLOW_*` environment variables,
+//! then command-line flags (each later source wins). Unknown keys are rejected.
+//!
+//! | key | env | default | meaning |
+//! |---|---|---|---|
+//! | `store` | `CURFLOW_STORE` | `curflow.sqlite` | SQLite file of the embedded store |
+//! | `tag-key` | `CURFLOW_TAG_KEY` | `accountant_id` | cost-allocation tag naming the tenant |
+//! | `memory-limit-mb` | `CURFLOW_MEMORY_LIMIT_MB` | `1024` | query-engine memory pool (MiB); aggregation spills beyond it |
+//! | `target-partitions` | `CURFLOW_TARGET_PARTITIONS` | CPU cores | parallel partitions per file |
+//! | `file-concurrency` | `CURFLOW_FILE_CONCURRENCY` | `2` | files scanned at once |
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::process::ProcessOptions;
+use crate::scan::EngineOptions;
+
+/// curflow's settings. See the module docs for keys, environment variables and defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// SQLite file of the embedded store (created on first use).
+    pub store: PathBuf,
+    /// Cost-allocation tag key naming the tenant, as activated in AWS (`user:` prefix omitted).
+    pub tag_key: String,
+    /// Memory pool of the query engine, MiB.
+    pub memory_limit_mb: usize,
+    /// Parallel partitions per file; `None` = number of CPU cores.
+    pub target_partitions: Option<usize>,
+    /// Files scanned concurrently.
+    pub file_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: PathBuf::from("curflow.sqlite"),
+            tag_key: "accountant_id".into(),
+            memory_limit_mb: 1024,
+            target_partitions: None,
+            file_concurrency: 2,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `file` (or `$CURFLOW_CONFIG`, or `./curflow.toml` if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let env_file = std::env::var_os("CURFLOW_CONFIG").map(PathBuf::from);
+        let default_file = Path::new("curflow.toml");
+        let chosen = file.map(Path::to_path_buf).or(env_file).or_else(|| default_file.is_file().then(|| default_file.to_path_buf()));
+        let mut config = match chosen {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                toml::from_str(&text).map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `CURFLOW_*` overrides read through `get` (a seam for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn number<T: std::str::FromStr>(name: &str, value: String) -> Result<T> {
+            value.trim().parse().map_err(|_| Error::Config {
+                source_name: name.to_string(),
+                reason: format!("{value:?} is not a positive whole number"),
+            })
+        }
+        if let Some(v) = get("CURFLOW_STORE") {
+            self.store = PathBuf::from(v);
+        }
+        if let Some(v) = get("CURFLOW_TAG_KEY") {
+            self.tag_key = v;
+        }
+        if let Some(v) = get("CURFLOW_MEMORY_LIMIT_MB") {
+            self.memory_limit_mb = number("CURFLOW_MEMORY_LIMIT_MB", v)?;
+        }
+        if let Some(v) = get("CURFLOW_TARGET_PARTITIONS") {
+            self.target_partitions = Some(number("CURFLOW_TARGET_PARTITIONS", v)?);
+        }
+        if let Some(v) = get("CURFLOW_FILE_CONCURRENCY") {
+            self.file_concurrency = number("CURFLOW_FILE_CONCURRENCY", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| Err(Error::Config { source_name: "configuration".into(), reason: reason.into() });
+        if self.tag_key.trim().is_empty() || self.tag_key.starts_with("user:") {
+            return bad("tag-key must be the bare key, e.g. accountant_id (without `user:`)");
+        }
+        if self.memory_limit_mb < 64 {
+            return bad("memory-limit-mb must be at least 64");
+        }
+        if self.file_concurrency == 0 || self.target_partitions == Some(0) {
+            return bad("file-concurrency and target-partitions must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn process_options(&self, force: bool) -> ProcessOptions {
+        let defaults = EngineOptions::default();
+        ProcessOptions {
+            tag_key: self.tag_key.clone(),
+            force,
+            engine: EngineOptions {
+                target_partitions: self.target_partitions.unwrap_or(defaults.target_partitions),
+                memory_limit_bytes: self.memory_limit_mb.saturating_mul(1 << 20),
+                batch_size: defaults.batch_size,
+            },
+            file_concurrency: self.file_concurrency,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults_and_unknown_keys_fail() {
+        let mut c: Config = toml::from_str("store = \"x.sqlite\"\ntag-key = \"tenant\"").unwrap();
+        assert_eq!(c.memory_limit_mb, 1024);
+        c.apply_env(|k| (k == "CURFLOW_TAG_KEY").then(|| "accountant_id".to_string())).unwrap();
+        assert_eq!((c.store.to_str().unwrap(), c.tag_key.as_str()), ("x.sqlite", "accountant_id"));
+        assert!(toml::from_str::<Config>("stor = 1").is_err());
+        let err = c.apply_env(|k| (k == "CURFLOW_MEMORY_LIMIT_MB").then(|| "lots".to_string())).unwrap_err();
+        assert!(err.to_string().contains("CURFLOW_MEMORY_LIMIT_MB"));
+        c.tag_key = "user:accountant_id".into();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! CUR manifests: legacy `<report>-Manifest.json` and CUR 2.0 (Data Exports) `Manifest.json`.
+//!
+//! A manifest names one delivery of one billing period: its version id (`assemblyId` /
+//! `executionId`), the billing period, and the data files. Keys are resolved against the local
+//! copy of the bucket (see [`resolve_keys`]).
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+
+/// Which manifest shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestKind {
+    Legacy,
+    Cur2,
+}
+
+/// A parsed manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub kind: ManifestKind,
+    /// `assemblyId` (legacy) or `executionId` (CUR 2.0): the delivery's version id.
+    pub version_id: String,
+    pub period: BillingPeriod,
+    /// Object keys of the data files, relative to the bucket root.
+    pub keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    assembly_id: Option<String>,
+    execution_id: Option<String>,
+    billing_period: Option<RawPeriod>,
+    report_keys: Option<Vec<String>>,
+    data_files: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct RawPeriod {
+    start: String,
+}
+
+/// Parses the `billingPeriod.start` spellings: `20180501T000000.000Z` (legacy) or RFC 3339.
+fn parse_period_start(text: &str) -> Option<BillingPeriod> {
+    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let date = if digits.len() >= 8 {
+        NaiveDate::parse_from_str(&digits[..8], "%Y%m%d").ok()
+    } else {
+        NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+    }?;
+    BillingPeriod::starting_on(date)
+}
+
+/// The `BILLING_PERIOD=YYYY-MM` partition in a path, if any.
+pub fn period_from_path(path: &Path) -> Option<BillingPeriod> {
+    path.components().find_map(|c| c.as_os_str().to_str()?.strip_prefix("BILLING_PERIOD=")?.parse().ok())
+}
+
+/// `s3://bucket/a/b` → `a/b`; plain keys unchanged.
+fn key_of(entry: &str) -> String {
+    match entry.strip_prefix("s3://") {
+        Some(rest) => rest.split_once('/').map(|(_, k)| k.to_string()).unwrap_or_default(),
+        None => entry.trim_start_matches('/').to_string(),
+    }
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |reason: String| Error::BadManifest { path: path.to_path_buf(), reason };
+        let raw: RawManifest = serde_json::from_str(&text).map_err(|e| bad(format!("not valid manifest JSON: {e}")))?;
+        let (kind, version_id, keys) = match (raw.assembly_id, raw.execution_id) {
+            (Some(id), _) => {
+                let keys = raw.report_keys.ok_or_else(|| bad("legacy manifest without `reportKeys`".into()))?;
+                (ManifestKind::Legacy, id, keys)
+            }
+            (None, Some(id)) => {
+                let files = raw.data_files.ok_or_else(|| bad("CUR 2.0 manifest without `dataFiles`".into()))?;
+                let keys = files
+                    .iter()
+                    .map(|f| match f {
+                        serde_json::Value::String(s) => Ok(s.clone()),
+                        serde_json::Value::Object(o) => o
+                            .get("key")
+                            .or_else(|| o.get("s3Uri"))
+                            .and_then(|v| v.as_str())
+                            .map(str::to_string)
+                            .ok_or_else(|| bad(format!("`dataFiles` entry without a key: {f}"))),
+                        other => Err(bad(format!("`dataFiles` entry is not a key: {other}"))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (ManifestKind::Cur2, id, keys)
+            }
+            (None, None) => {
+                return Err(bad(
+                    "neither `assemblyId` + `reportKeys` (legacy CUR) nor `executionId` + `dataFiles` (CUR 2.0)".into(),
+                ));
+            }
+        };
+        if version_id.trim().is_empty() {
+            return Err(bad("the version id (`assemblyId`/`executionId`) is empty".into()));
+        }
+        let period = match raw.billing_period {
+            Some(p) => parse_period_start(&p.start)
+                .ok_or_else(|| bad(format!("`billingPeriod.start` {:?} is not the first day of a month", p.start)))?,
+            None => period_from_path(path).ok_or_else(|| bad("no `billingPeriod` and no BILLING_PERIOD= in the path".into()))?,
+        };
+        if keys.is_empty() {
+            return Err(bad("the manifest lists no data files".into()));
+        }
+        Ok(Self { path: path.to_path_buf(), kind, version_id, period, keys: keys.iter().map(|k| key_of(k)).collect() })
+    }
+}
+
+/// Finds the local files for the manifest's keys.
+///
+/// Keys are relative to the bucket root; locally we try the manifest's folder and each of its
+/// ancestors as that root and pick the one under which the most keys exist. If any key is still
+/// missing, the delivery is incomplete (files still being written, or not copied): an error
+/// naming the key, never a partial read.
+pub fn resolve_keys(manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let dir = manifest.path.parent().unwrap_or(Path::new("."));
+    let roots: Vec<&Path> = dir.ancestors().take(12).collect();
+    let found = |root: &Path| manifest.keys.iter().filter(|k| root.join(k).is_file()).count();
+    let best = roots.iter().copied().max_by_key(|r| found(r)).unwrap_or(dir);
+    // Keys written next to the manifest (e.g. an assemblyId folder copied on its own).
+    let beside = |k: &str| Path::new(k).file_name().map(|n| dir.join(n)).filter(|p| p.is_file());
+    manifest
+        .keys
+        .iter()
+        .map(|key| {
+            let candidate = best.join(key);
+            if candidate.is_file() {
+                Ok(candidate)
+            } else {
+                beside(key).ok_or_else(|| Error::MissingManifestFile {
+                    manifest: manifest.path.clone(),
+                    key: key.clone(),
+                    searched: vec![best.to_path_buf(), dir.to_path_buf()],
+                })
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_start_spellings() {
+        assert_eq!(parse_period_start("20180501T000000.000Z").unwrap().to_string(), "2018-05");
+        assert_eq!(parse_period_start("2026-10-01T00:00:00.000Z").unwrap().to_string(), "2026-10");
+        assert!(parse_period_start("20180502T000000.000Z").is_none());
+        assert_eq!(period_from_path(Path::new("x/metadata/BILLING_PERIOD=2023-11/m.json")).unwrap().to_string(), "2023-11");
+    }
+
+    #[test]
+    fn s3_uris_become_keys() {
+        assert_eq!(key_of("s3://bucket/a/b.parquet"), "a/b.parquet");
+        assert_eq!(key_of("a/b.parquet"), "a/b.parquet");
+    }
+
+    #[test]
+    fn legacy_and_cur2_manifests_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("r-Manifest.json");
+        std::fs::write(
+            &legacy,
+            r#"{"assemblyId":"afe8","billingPeriod":{"start":"20180501T000000.000Z","end":"20180601T000000.000Z"},
+                "reportKeys":["p/r/20180501-20180601/afe8/r-1.csv.gz"],"additionalArtifactKeys":[{"artifactType":"x","name":"y"}]}"#,
+        )
+        .unwrap();
+        let m = Manifest::read(&legacy).unwrap();
+        assert_eq!((m.kind, m.version_id.as_str(), m.period.to_string()), (ManifestKind::Legacy, "afe8", "2018-05".into()));
+        let cur2 = dir.path().join("e-Manifest.json");
+        std::fs::write(&cur2, r#"{"executionId":"x1","billingPeriod":{"start":"2026-10-01T00:00:00.000Z"},"dataFiles":["s3://b/e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet"]}"#).unwrap();
+        let m = Manifest::read(&cur2).unwrap();
+        assert_eq!(m.keys, vec!["e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet".to_string()]);
+        std::fs::write(&cur2, r#"{"reportName":"x"}"#).unwrap();
+        assert!(Manifest::read(&cur2).unwrap_err().to_string().contains("assemblyId"));
+    }
+}

@@ -1,0 +1,252 @@
+//! From the paths a user gives to deliveries: one billing period's files plus its version.
+//!
+//! Accepted paths (cur-domain.md §4): a `*Manifest.json` (legacy or CUR 2.0); a directory in any
+//! AWS layout (every manifest under it; per billing period the newest one wins); or data files
+//! given explicitly (`.parquet`, `.csv`, `.csv.gz`), which together form one delivery. A directory
+//! without manifests yields one delivery per folder of data files (e.g. `month=10/`).
+
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+pub use manifest::{Manifest, ManifestKind};
+
+/// How a data file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Parquet,
+    Csv { gzip: bool },
+}
+
+/// One data file of a delivery.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub path: PathBuf,
+    pub kind: FileKind,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
+/// The version of a delivery: which restatement of the month it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReportVersion {
+    /// `assemblyId` / `executionId`, or `files-<hash>` for data files without a manifest.
+    pub id: String,
+    /// When the delivery was made: the manifest's modification time (AWS overwrites the manifest
+    /// on every refresh), or the newest data file's for manifest-less input. Decides "older".
+    pub time: DateTime<Utc>,
+}
+
+impl ReportVersion {
+    /// Whether `self` supersedes `stored`: later time wins; equal times are ordered by id so
+    /// that two writers agree on the winner.
+    pub fn supersedes(&self, stored: &ReportVersion) -> bool {
+        (self.time, &self.id) > (stored.time, &stored.id)
+    }
+}
+
+/// One billing period's files, as one unit of processing.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The manifest, when the delivery came with one.
+    pub manifest: Option<Manifest>,
+    pub files: Vec<DataFile>,
+    pub version: ReportVersion,
+}
+
+impl Delivery {
+    /// The billing period the manifest declares (data-only deliveries learn it from the data).
+    pub fn declared_period(&self) -> Option<BillingPeriod> {
+        self.manifest.as_ref().map(|m| m.period)
+    }
+
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match &self.manifest {
+            Some(m) => m.path.display().to_string(),
+            None if self.files.len() == 1 => self.files[0].path.display().to_string(),
+            None => format!("{} data files", self.files.len()),
+        }
+    }
+}
+
+/// Classifies a data file by name; `None` for anything else.
+pub fn file_kind(path: &Path) -> Option<FileKind> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    if name.ends_with(".parquet") {
+        Some(FileKind::Parquet)
+    } else if name.ends_with(".csv.gz") {
+        Some(FileKind::Csv { gzip: true })
+    } else if name.ends_with(".csv") {
+        Some(FileKind::Csv { gzip: false })
+    } else {
+        None
+    }
+}
+
+fn is_manifest(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("Manifest.json") && !n.ends_with("RedshiftManifest.json"))
+}
+
+/// Folders AWS writes beside the data that hold no cost rows.
+fn is_ignored_dir(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == "cost_and_usage_data_status" || n.starts_with('.'))
+}
+
+fn modified(path: &Path, meta: &std::fs::Metadata) -> Result<DateTime<Utc>> {
+    let t: SystemTime = meta.modified().map_err(|e| Error::io(path, e))?;
+    Ok(DateTime::<Utc>::from(t))
+}
+
+fn data_file(path: &Path, kind: FileKind) -> Result<DataFile> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    Ok(DataFile { path: path.to_path_buf(), kind, size: meta.len(), modified: modified(path, &meta)? })
+}
+
+fn from_manifest(path: &Path) -> Result<Delivery> {
+    let manifest = Manifest::read(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let version = ReportVersion { id: manifest.version_id.clone(), time: modified(path, &meta)? };
+    let files = manifest::resolve_keys(&manifest)?
+        .iter()
+        .map(|p| {
+            let kind = file_kind(p).ok_or_else(|| Error::Unsupported {
+                path: p.clone(),
+                reason: "not a .parquet, .csv or .csv.gz file (zip-compressed CUR is not supported)".into(),
+            })?;
+            data_file(p, kind)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Delivery { manifest: Some(manifest), files, version })
+}
+
+fn from_files(files: Vec<DataFile>) -> Delivery {
+    let mut hasher = Sha256::new();
+    let mut sorted: Vec<&DataFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &sorted {
+        hasher.update(f.path.to_string_lossy().as_bytes());
+        hasher.update(f.size.to_le_bytes());
+        hasher.update(f.modified.timestamp_nanos_opt().unwrap_or(0).to_le_bytes());
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let time = files.iter().map(|f| f.modified).max().unwrap_or_default();
+    Delivery { manifest: None, files, version: ReportVersion { id: format!("files-{hex}"), time } }
+}
+
+fn walk(dir: &Path, manifests: &mut Vec<PathBuf>, data: &mut BTreeMap<PathBuf, Vec<PathBuf>>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
+        .collect::<Result<_>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if !is_ignored_dir(&path) {
+                walk(&path, manifests, data)?;
+            }
+        } else if is_manifest(&path) {
+            manifests.push(path);
+        } else if file_kind(&path).is_some() {
+            data.entry(dir.to_path_buf()).or_default().push(path);
+        }
+    }
+    Ok(())
+}
+
+fn from_directory(dir: &Path) -> Result<Vec<Delivery>> {
+    let mut manifests = Vec::new();
+    let mut data = BTreeMap::new();
+    walk(dir, &mut manifests, &mut data)?;
+    if !manifests.is_empty() {
+        // Per billing period keep the newest manifest. Legacy CREATE_NEW layouts hold the same
+        // manifest in the date-range folder and in the assemblyId folder: same version, one run.
+        let mut newest: BTreeMap<BillingPeriod, Delivery> = BTreeMap::new();
+        for path in manifests {
+            let delivery = from_manifest(&path)?;
+            let period = delivery.manifest.as_ref().map(|m| m.period);
+            if let Some(period) = period {
+                match newest.get(&period) {
+                    Some(kept) if !delivery.version.supersedes(&kept.version) => {}
+                    _ => {
+                        newest.insert(period, delivery);
+                    }
+                }
+            }
+        }
+        return Ok(newest.into_values().collect());
+    }
+    if data.is_empty() {
+        return Err(Error::NothingFound { path: dir.to_path_buf() });
+    }
+    data.into_values()
+        .map(|paths| {
+            let files = paths
+                .iter()
+                .filter_map(|p| file_kind(p).map(|k| data_file(p, k)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(from_files(files))
+        })
+        .collect()
+}
+
+/// Turns user-supplied paths into deliveries, ordered by declared period and version time so
+/// that, within one run, an older delivery of a month is applied before a newer one.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Delivery>> {
+    let mut deliveries = Vec::new();
+    let mut loose = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            deliveries.extend(from_directory(path)?);
+        } else if is_manifest(path) {
+            deliveries.push(from_manifest(path)?);
+        } else if let Some(kind) = file_kind(path) {
+            loose.push(data_file(path, kind)?);
+        } else {
+            return Err(Error::Unsupported {
+                path: path.clone(),
+                reason: "expected a *Manifest.json, a directory, or a .parquet/.csv/.csv.gz data file".into(),
+            });
+        }
+    }
+    if !loose.is_empty() {
+        deliveries.push(from_files(loose));
+    }
+    deliveries.sort_by(|a, b| (a.declared_period(), a.version.time).cmp(&(b.declared_period(), b.version.time)));
+    Ok(deliveries)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_files_are_recognised_by_name() {
+        assert_eq!(file_kind(Path::new("a/x-00001.snappy.parquet")), Some(FileKind::Parquet));
+        assert_eq!(file_kind(Path::new("x-1.csv.gz")), Some(FileKind::Csv { gzip: true }));
+        assert_eq!(file_kind(Path::new("X.CSV")), Some(FileKind::Csv { gzip: false }));
+        assert_eq!(file_kind(Path::new("x-1.csv.zip")), None);
+        assert!(is_manifest(Path::new("r-Manifest.json")));
+        assert!(!is_manifest(Path::new("r-RedshiftManifest.json")));
+    }
+
+    #[test]
+    fn later_versions_supersede_and_ties_break_by_id() {
+        let t = Utc::now();
+        let v = |id: &str, time| ReportVersion { id: id.into(), time };
+        assert!(v("a", t + chrono::Duration::seconds(1)).supersedes(&v("b", t)));
+        assert!(!v("a", t).supersedes(&v("b", t)));
+        assert!(v("b", t).supersedes(&v("a", t)));
+        assert!(!v("a", t).supersedes(&v("a", t)));
+    }
+}

@@ -1,0 +1,287 @@
+//! Scanning CUR files through DataFusion, one file at a time.
+//!
+//! Each file gets its own streaming plan ([`plan::aggregate_file`]): errors then name the file,
+//! per-file row counts come for free, and memory is bounded by the number of groups, not rows.
+//! Files of a delivery run concurrently (see `process`).
+
+mod inspect;
+pub mod plan;
+pub mod udf;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Int64Type, Schema};
+use chrono::NaiveDate;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use rust_decimal::Decimal;
+
+use crate::aggregate::{Amounts, CostKey};
+use crate::discover::{DataFile, FileKind};
+use crate::error::{BadValueInRow, Error, Result};
+use crate::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
+use crate::period::BillingPeriod;
+use crate::schema::resolve::{resolve_csv, resolve_parquet};
+use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
+use udf::Udfs;
+
+/// Engine settings (see `Config` for the documented defaults).
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// DataFusion partitions per file (parallelism across row groups).
+    pub target_partitions: usize,
+    /// Memory pool for the engine, in bytes; aggregation spills to disk beyond it.
+    pub memory_limit_bytes: usize,
+    /// Rows per Arrow batch.
+    pub batch_size: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            memory_limit_bytes: 1 << 30,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// What one file contributed.
+#[derive(Debug)]
+pub struct FileScan {
+    pub path: PathBuf,
+    pub format: CurFormat,
+    /// Rows in the file.
+    pub rows_read: u64,
+    /// Rows dropped as split-cost-allocation children.
+    pub split_child_rows: u64,
+    /// Whether the tenant tag exists in this file at all.
+    pub tenant_tag_present: bool,
+    /// Whether the net-unblended column exists in this file.
+    pub net_columns_present: bool,
+    pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+}
+
+/// A DataFusion session configured for CUR scans, plus curflow's functions.
+pub struct Engine {
+    ctx: SessionContext,
+    udfs: Udfs,
+}
+
+impl Engine {
+    pub fn new(options: &EngineOptions) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_target_partitions(options.target_partitions.max(1))
+            .with_batch_size(options.batch_size.max(1024));
+        config.options_mut().execution.parquet.pushdown_filters = false;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)))
+            .build_arc()
+            .map_err(|e| Error::Internal(format!("cannot build the query engine: {e}")))?;
+        Ok(Self { ctx: SessionContext::new_with_config_rt(config, runtime), udfs: Udfs::new() })
+    }
+
+    /// Scans one file and returns its per-group sums.
+    pub async fn scan_file(&self, file: &DataFile, tag_key: &str) -> Result<FileScan> {
+        let path = file.path.as_path();
+        if file.size == 0 {
+            return Err(Error::EmptyFile { path: path.to_path_buf() });
+        }
+        let path_str = path.to_str().ok_or_else(|| Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: "the path is not valid UTF-8".into(),
+        })?;
+        let (df, cols, footer_rows, csv_gzip) = match file.kind {
+            FileKind::Parquet => {
+                let (schema, rows) = inspect::parquet_footer(path)?;
+                let cols = resolve_parquet(path, &schema, tag_key)?;
+                let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
+                let df = self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?;
+                (df, cols, Some(rows), None)
+            }
+            FileKind::Csv { gzip } => {
+                let header = inspect::csv_header(path, gzip)?;
+                let cols = resolve_csv(path, &header, tag_key)?;
+                let schema = Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
+                let options = CsvReadOptions::new()
+                    .has_header(true)
+                    .schema(&schema)
+                    .file_extension("")
+                    .file_compression_type(if gzip { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED });
+                let df = self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?;
+                (df, cols, None, Some(gzip))
+            }
+        };
+        let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
+        let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
+        let physical = plan_df.create_physical_plan().await.map_err(&fail)?;
+        let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(&fail)?;
+        let mut groups = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(&fail)?;
+            decode_groups(path, &cols, &batch, &mut groups)?;
+        }
+        let summed: u64 = groups.iter().map(|(_, _, a)| a.line_items).sum();
+        let rows_read = match footer_rows {
+            Some(rows) => rows,
+            None => leaf_output_rows(physical.as_ref()),
+        };
+        Ok(FileScan {
+            path: path.to_path_buf(),
+            format: cols.format,
+            rows_read,
+            split_child_rows: rows_read.saturating_sub(summed),
+            tenant_tag_present: cols.tenant != TenantSource::Absent,
+            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
+            groups,
+        })
+    }
+}
+
+/// Rows produced by the scan nodes of an executed plan (CSV has no footer to count from).
+fn leaf_output_rows(plan: &dyn ExecutionPlan) -> u64 {
+    let children = plan.children();
+    if children.is_empty() {
+        return plan.metrics().and_then(|m| m.output_rows()).map(|r| r as u64).unwrap_or(0);
+    }
+    children.iter().map(|c| leaf_output_rows(c.as_ref())).sum()
+}
+
+fn engine_error(path: &Path, e: DataFusionError) -> Error {
+    Error::Engine { path: path.to_path_buf(), source: Box::new(e) }
+}
+
+/// Maps an execution error to the most precise [`Error`]: a bad value (with the CSV line), a
+/// malformed CSV or Parquet file, or an engine error naming the file.
+/// `csv_gzip` is `Some(gzip)` for CSV files.
+fn scan_error(path: &Path, csv_gzip: Option<bool>, e: DataFusionError) -> Error {
+    if let Some(bad) = find_bad_value(&e) {
+        let line = csv_gzip.and_then(|gzip| inspect::csv_line_of(path, gzip, &bad.column, &bad.value));
+        return Error::BadValue {
+            path: path.to_path_buf(),
+            line,
+            column: bad.column.clone(),
+            value: bad.value.clone(),
+            expected: bad.expected.clone(),
+        };
+    }
+    match e.find_root() {
+        DataFusionError::ArrowError(arrow_err, _) if csv_gzip.is_some() => {
+            Error::BadCsv { path: path.to_path_buf(), reason: arrow_err.to_string() }
+        }
+        DataFusionError::ParquetError(pq) => Error::BadParquet { path: path.to_path_buf(), reason: pq.to_string() },
+        _ => engine_error(path, e),
+    }
+}
+
+/// Finds a [`BadValueInRow`] raised by a UDF anywhere in an error chain.
+fn find_bad_value(e: &DataFusionError) -> Option<&BadValueInRow> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(bad) = err.downcast_ref::<BadValueInRow>() {
+            return Some(bad);
+        }
+        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
+            if let Some(bad) = inner.downcast_ref::<BadValueInRow>() {
+                return Some(bad);
+            }
+        }
+        current = err.source();
+    }
+    None
+}
+
+fn strings(array: &ArrayRef) -> Result<ArrayRef> {
+    cast(array, &DataType::Utf8).map_err(|e| Error::Internal(format!("cannot read a group key: {e}")))
+}
+
+fn epoch_day(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(days)))
+}
+
+/// Converts one batch of aggregate output into keys and exact amounts.
+fn decode_groups(
+    path: &Path,
+    cols: &ResolvedColumns,
+    batch: &RecordBatch,
+    out: &mut Vec<(BillingPeriod, CostKey, Amounts)>,
+) -> Result<()> {
+    let column = |name: &str| {
+        batch.column_by_name(name).cloned().ok_or_else(|| Error::Internal(format!("aggregate lost column {name}")))
+    };
+    let period = column("period_start")?;
+    let period = period.as_primitive::<Date32Type>();
+    let usage_date = column("usage_date")?;
+    let usage_date = usage_date.as_primitive::<Date32Type>();
+    let text: Vec<ArrayRef> = plan::GROUP_COLUMNS[2..]
+        .iter()
+        .map(|c| column(c).and_then(|a| strings(&a)))
+        .collect::<Result<_>>()?;
+    let text: Vec<_> = text.iter().map(|a| a.as_string::<i32>()).collect();
+    let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..6].iter().map(|c| column(c)).collect::<Result<_>>()?;
+    let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal128Type>()).collect();
+    let counts = column("line_items")?;
+    let counts = counts.as_primitive::<Int64Type>();
+    let label = |c: crate::schema::Col| cols.name(c).unwrap_or(c.spec().csv_name).to_string();
+
+    for row in 0..batch.num_rows() {
+        let period_day = period.is_valid(row).then(|| period.value(row)).and_then(epoch_day).ok_or_else(|| {
+            Error::BadValue {
+                path: path.to_path_buf(),
+                line: None,
+                column: label(crate::schema::Col::BillingPeriodStart),
+                value: String::new(),
+                expected: "a billing period start date on every row".into(),
+            }
+        })?;
+        let period = BillingPeriod::starting_on(period_day)
+            .ok_or_else(|| Error::BadBillingPeriod { path: path.to_path_buf(), value: period_day.to_string() })?;
+        let usage_date = usage_date.is_valid(row).then(|| usage_date.value(row)).and_then(epoch_day).ok_or_else(|| {
+            Error::BadValue {
+                path: path.to_path_buf(),
+                line: None,
+                column: label(crate::schema::Col::UsageStart),
+                value: String::new(),
+                expected: "a usage start date on every row".into(),
+            }
+        })?;
+        let s = |i: usize| if text[i].is_valid(row) { text[i].value(row).to_string() } else { String::new() };
+        let key = CostKey {
+            usage_date,
+            tenant: text[0].is_valid(row).then(|| text[0].value(row).to_string()),
+            service: s(1),
+            usage_type: s(2),
+            operation: s(3),
+            resource_id: s(4),
+            line_item_type: s(5),
+            currency: s(6),
+        };
+        let amount = |i: usize, scale: u32| -> Result<Decimal> {
+            if !sums[i].is_valid(row) {
+                return Ok(Decimal::ZERO);
+            }
+            scaled_to_decimal(sums[i].value(row), scale).ok_or_else(|| {
+                Error::Internal(format!("{}: a sum of {} exceeds 28 digits", path.display(), plan::SUM_COLUMNS[i]))
+            })
+        };
+        let amounts = Amounts {
+            unblended_cost: amount(0, MONEY_SCALE)?,
+            net_unblended_cost: amount(1, MONEY_SCALE)?,
+            amortized_cost: amount(2, MONEY_SCALE)?,
+            ri_sp_trueup: amount(3, MONEY_SCALE)?,
+            ri_sp_upfront_fees: amount(4, MONEY_SCALE)?,
+            usage_amount: amount(5, QUANTITY_SCALE)?,
+            line_items: u64::try_from(counts.value(row)).unwrap_or(0),
+        };
+        out.push((period, key, amounts));
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The DataFusion plan for one CUR file: project the needed columns, drop split-cost-allocation
+//! child rows, evaluate the exact measures per row, group at the stored grain.
+//!
+//! Built with the DataFrame API (no SQL text), so CSV names like `lineItem/UnblendedCost` or tag
+//! keys with dots need no quoting. DataFusion's optimizer pushes the projection into the Parquet
+//! scan (only the referenced columns are decoded) and the filter next to it.
+
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{Expr, in_list};
+use datafusion::prelude::{col, ident, lit, when};
+
+use super::udf::Udfs;
+use crate::line_item::SPLIT_COST_CHILD_OPERATIONS;
+use crate::measures::Measure;
+use crate::schema::{Col, ResolvedColumns, TenantSource};
+
+/// Output columns of [`aggregate_file`], in order.
+pub const GROUP_COLUMNS: [&str; 9] = [
+    "period_start",
+    "usage_date",
+    "tenant",
+    "service",
+    "usage_type",
+    "pool_operation",
+    "pool_resource_id",
+    "line_item_type",
+    "currency",
+];
+/// Aggregate columns following [`GROUP_COLUMNS`].
+pub const SUM_COLUMNS: [&str; 7] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "usage_amount",
+    "line_items",
+];
+
+/// Turns a scanned CUR file into per-group sums.
+pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<DataFrame> {
+    let column = |c: Col| -> Expr { cols.name(c).map(ident).unwrap_or(lit(ScalarValue::Null)) };
+    let label = |c: Col| -> Expr { lit(cols.name(c).unwrap_or(c.spec().csv_name).to_string()) };
+    let money = |c: Col| udfs.money.call(vec![column(c), label(c)]);
+
+    let operation = column(Col::Operation);
+    let not_split_child = operation.clone().is_null().or(in_list(
+        operation,
+        SPLIT_COST_CHILD_OPERATIONS.iter().map(|op| lit(*op)).collect(),
+        true,
+    ));
+
+    let tenant = match &cols.tenant {
+        TenantSource::Column(name) => udfs.tag.call(vec![ident(name)]),
+        TenantSource::MapKeys(keys) => {
+            udfs.tag.call(keys.iter().flat_map(|(map, key)| [ident(map), lit(key.clone())]).collect())
+        }
+        TenantSource::Absent => lit(ScalarValue::Utf8(None)),
+    };
+    let has_ri_arn = match cols.name(Col::ReservationArn) {
+        Some(name) => udfs.non_empty.call(vec![ident(name)]),
+        None => lit(false),
+    };
+
+    let typed = df.filter(not_split_child)?.select(vec![
+        udfs.date.call(vec![column(Col::BillingPeriodStart), label(Col::BillingPeriodStart)]).alias("period_start"),
+        udfs.date.call(vec![column(Col::UsageStart), label(Col::UsageStart)]).alias("usage_date"),
+        tenant.alias("tenant"),
+        column(Col::ProductCode).alias("service"),
+        column(Col::UsageType).alias("usage_type"),
+        column(Col::Operation).alias("operation"),
+        column(Col::ResourceId).alias("resource_id"),
+        column(Col::LineItemType).alias("line_item_type"),
+        column(Col::CurrencyCode).alias("currency"),
+        udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
+        has_ri_arn.alias("has_ri_arn"),
+        money(Col::UnblendedCost).alias("m_unblended"),
+        money(Col::NetUnblendedCost).alias("m_net"),
+        money(Col::SavingsPlanEffectiveCost).alias("m_sp_effective"),
+        money(Col::SavingsPlanTotalCommitment).alias("m_sp_total"),
+        money(Col::SavingsPlanUsedCommitment).alias("m_sp_used"),
+        money(Col::SavingsPlanAmortizedUpfront).alias("m_sp_amortized_upfront"),
+        money(Col::ReservationEffectiveCost).alias("m_ri_effective"),
+        money(Col::ReservationUnusedAmortizedUpfrontFee).alias("m_ri_unused_upfront"),
+        money(Col::ReservationUnusedRecurringFee).alias("m_ri_unused_recurring"),
+        money(Col::ReservationAmortizedUpfrontFee).alias("m_ri_amortized_upfront"),
+        udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
+    ])?;
+
+    let measure_args: Vec<Expr> = [
+        "kind",
+        "has_ri_arn",
+        "m_unblended",
+        "m_net",
+        "m_sp_effective",
+        "m_sp_total",
+        "m_sp_used",
+        "m_sp_amortized_upfront",
+        "m_ri_effective",
+        "m_ri_unused_upfront",
+        "m_ri_unused_recurring",
+        "m_ri_amortized_upfront",
+    ]
+    .into_iter()
+    .map(col)
+    .collect();
+    let measure = |m: Measure| -> datafusion::error::Result<Expr> {
+        let udf = udfs
+            .measure(m)
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("no UDF for {}", m.name())))?;
+        Ok(udf.call(measure_args.clone()).alias(m.name()))
+    };
+    let in_pool = col("tenant").is_null();
+    let rows = typed.select(vec![
+        col("period_start"),
+        col("usage_date"),
+        col("tenant"),
+        col("service"),
+        col("usage_type"),
+        when(in_pool.clone(), col("operation")).end()?.alias("pool_operation"),
+        when(in_pool, col("resource_id")).end()?.alias("pool_resource_id"),
+        col("line_item_type"),
+        col("currency"),
+        col("m_unblended").alias("unblended_cost"),
+        measure(Measure::NetUnblended)?,
+        measure(Measure::Amortized)?,
+        measure(Measure::RiSpTrueup)?,
+        measure(Measure::RiSpUpfrontFees)?,
+        udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"),
+    ])?;
+
+    let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
+    let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6].iter().map(|c| sum(col(*c)).alias(*c)).collect();
+    aggregates.push(count(lit(1)).alias(SUM_COLUMNS[6]));
+    rows.aggregate(group, aggregates)
+}

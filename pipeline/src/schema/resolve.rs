@@ -1,0 +1,262 @@
+//! Resolves the logical columns of [`Col`] to the physical columns of one file, by name.
+//!
+//! CUR schemas are dynamic (columns come and go with usage, activated tags and commitments), so
+//! each file is resolved on its own: optional families may be absent (they read as NULL), a
+//! missing required column or a column of the wrong type is an error naming the file and column.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::datatypes::{DataType, Schema};
+
+use super::columns::{Col, ColumnKind, TagNames};
+use crate::error::{Error, Result};
+
+/// The three CUR shapes curflow reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum CurFormat {
+    /// Legacy CUR with the Athena integration: Parquet, `line_item_unblended_cost`, flat tag columns.
+    LegacyParquet,
+    /// Legacy CUR CSV (plain or gzip): `lineItem/UnblendedCost`, `resourceTags/user:<key>`.
+    LegacyCsv,
+    /// CUR 2.0 (Data Exports) Parquet: fixed columns, tags in the `resource_tags` map.
+    Cur2Parquet,
+}
+
+impl std::fmt::Display for CurFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CurFormat::LegacyParquet => "legacy CUR Parquet",
+            CurFormat::LegacyCsv => "legacy CUR CSV",
+            CurFormat::Cur2Parquet => "CUR 2.0 Parquet",
+        })
+    }
+}
+
+/// Where a file keeps the tenant tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantSource {
+    /// A flat column (legacy CSV and Parquet).
+    Column(String),
+    /// Keys of map columns (CUR 2.0), tried in order: `resource_tags['user_<key>']`, then
+    /// `tags['resourceTags/user:<key>']`.
+    MapKeys(Vec<(String, String)>),
+    /// The tag is not activated in this file: every row goes to the shared pool.
+    Absent,
+}
+
+/// One file's physical column for every logical column it has.
+#[derive(Debug, Clone)]
+pub struct ResolvedColumns {
+    pub format: CurFormat,
+    names: BTreeMap<Col, String>,
+    pub tenant: TenantSource,
+}
+
+impl ResolvedColumns {
+    /// Physical name of `col`, `None` if the (optional) column is absent.
+    pub fn name(&self, col: Col) -> Option<&str> {
+        self.names.get(&col).map(String::as_str)
+    }
+}
+
+/// Detects legacy vs CUR 2.0 Parquet the way CID does: CUR 2.0 has `bill_payer_account_name`
+/// and map-typed `resource_tags`.
+pub fn detect_parquet_format(schema: &Schema) -> CurFormat {
+    let has_map_tags = schema
+        .field_with_name("resource_tags")
+        .map(|f| matches!(f.data_type(), DataType::Map(..)))
+        .unwrap_or(false);
+    if has_map_tags || schema.field_with_name("bill_payer_account_name").is_ok() {
+        CurFormat::Cur2Parquet
+    } else {
+        CurFormat::LegacyParquet
+    }
+}
+
+/// Resolves a Parquet file's columns and checks their types.
+pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<ResolvedColumns> {
+    let format = detect_parquet_format(schema);
+    let mut names = BTreeMap::new();
+    for &col in Col::ALL {
+        let spec = col.spec();
+        let wanted = col.parquet_name();
+        match find(schema.fields().iter().map(|f| f.name().as_str()), &wanted) {
+            Some(name) => {
+                let field = schema.field_with_name(name).map_err(|e| Error::Internal(e.to_string()))?;
+                check_type(path, name, spec.kind, field.data_type())?;
+                names.insert(col, name.to_string());
+            }
+            None if spec.required => {
+                return Err(Error::MissingColumn { path: path.to_path_buf(), column: wanted, purpose: spec.purpose });
+            }
+            None => {}
+        }
+    }
+    let tags = TagNames::for_key(tag_key);
+    let tenant = match format {
+        CurFormat::Cur2Parquet => {
+            let mut keys = Vec::new();
+            for (column, key) in [("resource_tags", tags.cur2_resource_tags_key), ("tags", tags.cur2_tags_key)] {
+                if let Ok(field) = schema.field_with_name(column) {
+                    if !is_string_map(field.data_type()) {
+                        return Err(wrong_type(path, column, field.data_type(), "map<string, string>"));
+                    }
+                    keys.push((column.to_string(), key));
+                }
+            }
+            if keys.is_empty() { TenantSource::Absent } else { TenantSource::MapKeys(keys) }
+        }
+        _ => match find(schema.fields().iter().map(|f| f.name().as_str()), &tags.parquet) {
+            Some(name) => {
+                let field = schema.field_with_name(name).map_err(|e| Error::Internal(e.to_string()))?;
+                check_type(path, name, ColumnKind::Text, field.data_type())?;
+                TenantSource::Column(name.to_string())
+            }
+            None => TenantSource::Absent,
+        },
+    };
+    Ok(ResolvedColumns { format, names, tenant })
+}
+
+/// Resolves a legacy CSV header. All CSV values are text; they are validated while scanning.
+pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<ResolvedColumns> {
+    let looks_like_cur2 = header.iter().any(|h| h == "line_item_unblended_cost");
+    if looks_like_cur2 {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: "this is a CUR 2.0 CSV export; curflow reads CUR 2.0 as Parquet (set the export's format to Parquet)".into(),
+        });
+    }
+    let mut names = BTreeMap::new();
+    for &col in Col::ALL {
+        let spec = col.spec();
+        match find(header.iter().map(String::as_str), spec.csv_name) {
+            Some(name) => {
+                names.insert(col, name.to_string());
+            }
+            None if spec.required => {
+                return Err(Error::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: spec.csv_name.to_string(),
+                    purpose: spec.purpose,
+                });
+            }
+            None => {}
+        }
+    }
+    let tags = TagNames::for_key(tag_key);
+    let tenant = match find(header.iter().map(String::as_str), &tags.csv) {
+        Some(name) => TenantSource::Column(name.to_string()),
+        None => TenantSource::Absent,
+    };
+    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant })
+}
+
+/// Exact name first; otherwise a unique case-insensitive match (AWS has changed the case of a few
+/// CSV headers over the years, e.g. `product/servicecode`).
+fn find<'a>(mut names: impl Iterator<Item = &'a str> + Clone, wanted: &str) -> Option<&'a str> {
+    if let Some(exact) = names.clone().find(|n| *n == wanted) {
+        return Some(exact);
+    }
+    let mut matches = names.by_ref().filter(|n| n.eq_ignore_ascii_case(wanted));
+    match (matches.next(), matches.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
+}
+
+fn is_string_map(t: &DataType) -> bool {
+    match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) if fields.len() == 2 => {
+                is_text(fields[0].data_type()) && is_text(fields[1].data_type())
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn check_type(path: &Path, column: &str, kind: ColumnKind, t: &DataType) -> Result<()> {
+    let (ok, expected) = match kind {
+        ColumnKind::Timestamp => (matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64), "a timestamp or date"),
+        ColumnKind::Money | ColumnKind::Quantity => (
+            t.is_floating() || t.is_integer() || matches!(t, DataType::Decimal128(..)),
+            "a number (double, decimal or integer)",
+        ),
+        ColumnKind::Text => (is_text(t), "text (string)"),
+    };
+    if ok { Ok(()) } else { Err(wrong_type(path, column, t, expected)) }
+}
+
+fn wrong_type(path: &Path, column: &str, t: &DataType, expected: &'static str) -> Error {
+    Error::WrongColumnType { path: path.to_path_buf(), column: column.to_string(), found: t.to_string(), expected }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, TimeUnit};
+
+    fn legacy_schema(unblended: DataType) -> Schema {
+        let mut fields: Vec<Field> = Col::ALL
+            .iter()
+            .filter(|c| c.spec().required)
+            .map(|c| {
+                let t = match c.spec().kind {
+                    ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+                    ColumnKind::Money | ColumnKind::Quantity => DataType::Float64,
+                    ColumnKind::Text => DataType::Utf8,
+                };
+                Field::new(c.parquet_name(), t, true)
+            })
+            .filter(|f| f.name() != "line_item_unblended_cost")
+            .collect();
+        fields.push(Field::new("line_item_unblended_cost", unblended, true));
+        fields.push(Field::new("resource_tags_user_accountant_id", DataType::Utf8, true));
+        Schema::new(fields)
+    }
+
+    #[test]
+    fn legacy_parquet_resolves_and_optional_families_may_be_absent() {
+        let r = resolve_parquet(Path::new("a.parquet"), &legacy_schema(DataType::Float64), "accountant_id").unwrap();
+        assert_eq!(r.format, CurFormat::LegacyParquet);
+        assert_eq!(r.name(Col::UnblendedCost), Some("line_item_unblended_cost"));
+        assert_eq!(r.name(Col::NetUnblendedCost), None);
+        assert_eq!(r.tenant, TenantSource::Column("resource_tags_user_accountant_id".into()));
+        let other_tag = resolve_parquet(Path::new("a.parquet"), &legacy_schema(DataType::Float64), "team").unwrap();
+        assert_eq!(other_tag.tenant, TenantSource::Absent);
+    }
+
+    #[test]
+    fn a_cost_column_of_the_wrong_type_is_named() {
+        let err = resolve_parquet(Path::new("a.parquet"), &legacy_schema(DataType::Utf8), "accountant_id").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("a.parquet") && msg.contains("line_item_unblended_cost") && msg.contains("Utf8"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_required_csv_column_is_named() {
+        let header = vec!["lineItem/UsageStartDate".to_string()];
+        let msg = resolve_csv(Path::new("x.csv"), &header, "accountant_id").unwrap_err().to_string();
+        assert!(msg.contains("x.csv") && msg.contains("bill/BillingPeriodStartDate"), "{msg}");
+    }
+
+    #[test]
+    fn csv_names_match_case_insensitively_when_unique() {
+        let names = ["lineitem/unblendedcost", "x"];
+        assert_eq!(find(names.iter().copied(), "lineItem/UnblendedCost"), Some("lineitem/unblendedcost"));
+        let ambiguous = ["A", "a"];
+        assert_eq!(find(ambiguous.iter().copied(), "b"), None);
+    }
+}

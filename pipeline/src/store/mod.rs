@@ -1,0 +1,80 @@
+//! Where actual costs are kept: one logical usage table, replaced a billing period at a time.
+//!
+//! Contract (design.md "Store contract"): a period is replaced as a unit (readers see the old or
+//! the new version, never a mix); re-processing the stored version is a no-op; an older delivery
+//! never replaces a newer one; a failed write leaves the store exactly as before.
+
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::aggregate::CostLine;
+use crate::discover::ReportVersion;
+use crate::error::Result;
+use crate::period::BillingPeriod;
+
+pub use sqlite::SqliteStore;
+
+/// What the store knows about a stored billing period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeriodRecord {
+    pub period: BillingPeriod,
+    pub version: ReportVersion,
+    /// Input format (`legacy CUR Parquet`, ...).
+    pub format: String,
+    /// The manifest or files the version was read from.
+    pub source: String,
+    pub files: u64,
+    pub rows_read: u64,
+    pub split_child_rows: u64,
+    /// Tenant tag key the period was processed with.
+    pub tag_key: String,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// The result of [`CostStore::replace_period`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReplaceOutcome {
+    /// The period now holds the new version (`previous` is what it replaced, if anything).
+    Replaced { previous: Option<ReportVersion> },
+    /// The same version was already stored: nothing changed.
+    Unchanged,
+    /// A newer version is stored; the delivery was refused and nothing changed.
+    RefusedOlder { stored: ReportVersion },
+}
+
+/// Decides what a delivery does to a stored period (shared by every store implementation).
+pub fn decide(stored: Option<&ReportVersion>, incoming: &ReportVersion, force: bool) -> ReplaceOutcome {
+    match stored {
+        Some(s) if s.id == incoming.id && !force => ReplaceOutcome::Unchanged,
+        Some(s) if !force && !incoming.supersedes(s) => ReplaceOutcome::RefusedOlder { stored: s.clone() },
+        other => ReplaceOutcome::Replaced { previous: other.cloned() },
+    }
+}
+
+/// A usage table holding actual costs per billing period.
+pub trait CostStore {
+    /// Where the store is, for messages.
+    fn describe(&self) -> String;
+
+    /// The stored record of a period, if any.
+    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>>;
+
+    /// Every stored period, oldest first.
+    fn periods(&self) -> Result<Vec<PeriodRecord>>;
+
+    /// Atomically replaces the period with `lines` if `record.version` supersedes what is stored
+    /// (or unconditionally with `force`). Verifies that what was written sums to `lines` before
+    /// committing.
+    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome>;
+
+    /// All cost lines of a period, in key order.
+    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
+}
+
+/// Opens the store named by a location string. Only SQLite files exist today.
+pub fn open(location: &std::path::Path) -> Result<Box<dyn CostStore>> {
+    Ok(Box::new(SqliteStore::open(location)?))
+}

@@ -1,0 +1,354 @@
+//! The embedded default store: one SQLite file.
+//!
+//! Money is stored as exact decimal TEXT (SQLite has no decimal type and REAL would round);
+//! sums are done in Rust with `Decimal`. The schema is versioned with `PRAGMA user_version`
+//! and documented in README ("Store schema").
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rust_decimal::Decimal;
+
+use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
+use crate::aggregate::{Amounts, CostKey, CostLine};
+use crate::discover::ReportVersion;
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE billing_periods (
+    billing_period   TEXT PRIMARY KEY,      -- YYYY-MM
+    version_id       TEXT NOT NULL,         -- assemblyId / executionId / files-<hash>
+    version_time     TEXT NOT NULL,         -- RFC 3339 UTC; decides which delivery is newer
+    format           TEXT NOT NULL,
+    source           TEXT NOT NULL,         -- manifest or files read
+    files            INTEGER NOT NULL,
+    rows_read        INTEGER NOT NULL,
+    split_child_rows INTEGER NOT NULL,
+    tag_key          TEXT NOT NULL,
+    processed_at     TEXT NOT NULL
+) STRICT;
+CREATE TABLE cost_lines (
+    billing_period     TEXT NOT NULL REFERENCES billing_periods(billing_period),
+    usage_date         TEXT NOT NULL,       -- YYYY-MM-DD, UTC
+    tenant             TEXT,                -- NULL = shared pool (reported as UNATTRIBUTED)
+    source             TEXT NOT NULL,       -- 'cur' (tagged) | 'shared' (untagged pool)
+    service            TEXT NOT NULL,
+    usage_type         TEXT NOT NULL,
+    operation          TEXT NOT NULL,       -- '' for tagged lines
+    resource_id        TEXT NOT NULL,       -- '' for tagged lines
+    line_item_type     TEXT NOT NULL,
+    currency           TEXT NOT NULL,
+    unblended_cost     TEXT NOT NULL,       -- exact decimal text
+    net_unblended_cost TEXT NOT NULL,
+    amortized_cost     TEXT NOT NULL,
+    ri_sp_trueup       TEXT NOT NULL,
+    ri_sp_upfront_fees TEXT NOT NULL,
+    usage_amount       TEXT NOT NULL,
+    line_items         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cost_lines_by_period_tenant ON cost_lines (billing_period, tenant);
+";
+
+/// A SQLite-backed [`CostStore`].
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Connection,
+}
+
+fn store_error(path: &Path, e: rusqlite::Error) -> Error {
+    let retryable = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    Error::Store { path: path.to_path_buf(), reason: e.to_string(), retryable }
+}
+
+fn corrupt(path: &Path, what: String) -> Error {
+    Error::Store { path: path.to_path_buf(), reason: format!("unreadable stored value: {what}"), retryable: false }
+}
+
+impl SqliteStore {
+    /// Opens (creating on first use) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
+        let mut store = Self { path: path.to_path_buf(), conn };
+        store.init().map_err(|e| store_error(path, e))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn init(&mut self) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let e = |err| store_error(&self.path, err);
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
+        match version {
+            0 => {
+                let path = self.path.clone();
+                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|err| store_error(&path, err))?;
+                // Another process may have created it while we waited for the lock.
+                let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|err| store_error(&path, err))?;
+                if current == 0 {
+                    tx.execute_batch(SCHEMA_V1).map_err(|err| store_error(&path, err))?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|err| store_error(&path, err))?;
+                }
+                tx.commit().map_err(|err| store_error(&path, err))
+            }
+            SCHEMA_VERSION => Ok(()),
+            newer => Err(Error::Store {
+                path: self.path.clone(),
+                reason: format!("schema version {newer} is newer than this curflow supports ({SCHEMA_VERSION}); upgrade curflow"),
+                retryable: false,
+            }),
+        }
+    }
+
+    fn read_record(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+        Ok(RawRecord {
+            period: row.get(0)?,
+            version_id: row.get(1)?,
+            version_time: row.get(2)?,
+            format: row.get(3)?,
+            source: row.get(4)?,
+            files: row.get(5)?,
+            rows_read: row.get(6)?,
+            split_child_rows: row.get(7)?,
+            tag_key: row.get(8)?,
+            processed_at: row.get(9)?,
+        })
+    }
+
+    fn records(&self, filter: Option<BillingPeriod>) -> Result<Vec<PeriodRecord>> {
+        let e = |err| store_error(&self.path, err);
+        let sql = "SELECT billing_period, version_id, version_time, format, source, files, rows_read,
+                          split_child_rows, tag_key, processed_at
+                   FROM billing_periods WHERE ?1 IS NULL OR billing_period = ?1 ORDER BY billing_period";
+        let mut stmt = self.conn.prepare_cached(sql).map_err(e)?;
+        let raw = stmt
+            .query_map(params![filter.map(|p| p.to_string())], |r| self.read_record(r))
+            .map_err(e)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(e)?;
+        raw.into_iter().map(|r| r.parse(&self.path)).collect()
+    }
+}
+
+struct RawRecord {
+    period: String,
+    version_id: String,
+    version_time: String,
+    format: String,
+    source: String,
+    files: i64,
+    rows_read: i64,
+    split_child_rows: i64,
+    tag_key: String,
+    processed_at: String,
+}
+
+fn parse_time(path: &Path, s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(path, format!("time {s:?}")))
+}
+
+impl RawRecord {
+    fn parse(self, path: &Path) -> Result<PeriodRecord> {
+        Ok(PeriodRecord {
+            period: self.period.parse().map_err(|e: String| corrupt(path, e))?,
+            version: ReportVersion { id: self.version_id, time: parse_time(path, &self.version_time)? },
+            format: self.format,
+            source: self.source,
+            files: u64::try_from(self.files).unwrap_or(0),
+            rows_read: u64::try_from(self.rows_read).unwrap_or(0),
+            split_child_rows: u64::try_from(self.split_child_rows).unwrap_or(0),
+            tag_key: self.tag_key,
+            processed_at: parse_time(path, &self.processed_at)?,
+        })
+    }
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn decimal_text(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
+        line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
+        ri_sp_upfront_fees, usage_amount, line_items
+    FROM cost_lines WHERE billing_period = ?1";
+
+/// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
+fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<Vec<CostLine>> {
+    let e = |err| store_error(path, err);
+    let mut stmt = conn.prepare_cached(SELECT_LINES).map_err(e)?;
+    let mut rows = stmt.query(params![period.to_string()]).map_err(e)?;
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        let text = |i: usize| -> Result<String> { row.get::<_, String>(i).map_err(e) };
+        let dec = |i: usize| -> Result<Decimal> {
+            let t = text(i)?;
+            Decimal::from_str(&t).map_err(|_| corrupt(path, format!("amount {t:?}")))
+        };
+        let date = text(1)?;
+        lines.push(CostLine {
+            period: text(0)?.parse().map_err(|m: String| corrupt(path, m))?,
+            key: CostKey {
+                usage_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| corrupt(path, format!("date {date:?}")))?,
+                tenant: row.get::<_, Option<String>>(2).map_err(e)?,
+                service: text(3)?,
+                usage_type: text(4)?,
+                operation: text(5)?,
+                resource_id: text(6)?,
+                line_item_type: text(7)?,
+                currency: text(8)?,
+            },
+            amounts: Amounts {
+                unblended_cost: dec(9)?,
+                net_unblended_cost: dec(10)?,
+                amortized_cost: dec(11)?,
+                ri_sp_trueup: dec(12)?,
+                ri_sp_upfront_fees: dec(13)?,
+                usage_amount: dec(14)?,
+                line_items: u64::try_from(row.get::<_, i64>(15).map_err(e)?).unwrap_or(0),
+            },
+        });
+    }
+    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(lines)
+}
+
+impl CostStore for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
+        Ok(self.records(Some(period))?.into_iter().next())
+    }
+
+    fn periods(&self) -> Result<Vec<PeriodRecord>> {
+        self.records(None)
+    }
+
+    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
+        let path = self.path.clone();
+        let e = |err| store_error(&path, err);
+        if let Some(line) = lines.iter().find(|l| l.period != record.period) {
+            return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
+        }
+        let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
+        let period = record.period.to_string();
+        // IMMEDIATE: take the write lock before reading the stored version, so two writers of one
+        // period serialise and the second sees the first one's version.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        let stored: Option<(String, String)> = tx
+            .query_row(
+                "SELECT version_id, version_time FROM billing_periods WHERE billing_period = ?1",
+                params![period],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(e)?;
+        let stored = match stored {
+            Some((id, time)) => Some(ReportVersion { id, time: parse_time(&path, &time)? }),
+            None => None,
+        };
+        let outcome = decide(stored.as_ref(), &record.version, force);
+        if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
+            return Ok(outcome); // dropping `tx` rolls back (nothing was written)
+        }
+        tx.execute("DELETE FROM cost_lines WHERE billing_period = ?1", params![period]).map_err(e)?;
+        tx.execute(
+            "INSERT INTO billing_periods (billing_period, version_id, version_time, format, source, files,
+                 rows_read, split_child_rows, tag_key, processed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (billing_period) DO UPDATE SET version_id = excluded.version_id,
+                 version_time = excluded.version_time, format = excluded.format, source = excluded.source,
+                 files = excluded.files, rows_read = excluded.rows_read,
+                 split_child_rows = excluded.split_child_rows, tag_key = excluded.tag_key,
+                 processed_at = excluded.processed_at",
+            params![
+                period,
+                record.version.id,
+                rfc3339(&record.version.time),
+                record.format,
+                record.source,
+                i64::try_from(record.files).unwrap_or(i64::MAX),
+                i64::try_from(record.rows_read).unwrap_or(i64::MAX),
+                i64::try_from(record.split_child_rows).unwrap_or(i64::MAX),
+                record.tag_key,
+                rfc3339(&record.processed_at),
+            ],
+        )
+        .map_err(e)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
+                         operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
+                         amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                )
+                .map_err(e)?;
+            for line in lines {
+                let k = &line.key;
+                let a = &line.amounts;
+                insert
+                    .execute(params![
+                        period,
+                        k.usage_date.format("%Y-%m-%d").to_string(),
+                        k.tenant,
+                        if k.tenant.is_some() { "cur" } else { "shared" },
+                        k.service,
+                        k.usage_type,
+                        k.operation,
+                        k.resource_id,
+                        k.line_item_type,
+                        k.currency,
+                        decimal_text(a.unblended_cost),
+                        decimal_text(a.net_unblended_cost),
+                        decimal_text(a.amortized_cost),
+                        decimal_text(a.ri_sp_trueup),
+                        decimal_text(a.ri_sp_upfront_fees),
+                        decimal_text(a.usage_amount),
+                        i64::try_from(a.line_items).unwrap_or(i64::MAX),
+                    ])
+                    .map_err(e)?;
+            }
+        }
+        // Conservation: what the transaction now holds must sum to what we meant to write.
+        let written = read_lines(&path, &tx, record.period)?;
+        let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
+        if written.len() != lines.len() || written_total != expected {
+            return Err(Error::Internal(format!(
+                "period {period}: stored lines do not sum to the input ({} lines, {:?} vs {} lines, {:?}); rolled back",
+                written.len(),
+                written_total,
+                lines.len(),
+                expected
+            )));
+        }
+        tx.commit().map_err(e)?;
+        Ok(outcome)
+    }
+
+    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        read_lines(&self.path, &self.conn, period)
+    }
+}
