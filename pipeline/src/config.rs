@@ -50,11 +50,15 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let env_file = std::env::var_os("CURFLOW_CONFIG").map(PathBuf::from);
         let default_file = Path::new("curflow.toml");
-        let chosen = file.map(Path::to_path_buf).or(env_file).or_else(|| default_file.is_file().then(|| default_file.to_path_buf()));
+        let chosen = file
+            .map(Path::to_path_buf)
+            .or(env_file)
+            .or_else(|| default_file.is_file().then(|| default_file.to_path_buf()));
         let mut config = match chosen {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                toml::from_str(&text).map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?
+                toml::from_str(&text)
+                    .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?
             }
             None => Config::default(),
         };

@@ -61,8 +61,12 @@ impl LineItemKind {
             "Credit" => Self::Credit,
             "Refund" => Self::Refund,
             "FlatRateSubscription" => Self::FlatRateSubscription,
-            "BundledDiscount" | "Discount" | "EdpDiscount" | "PrivateRateDiscount"
-            | "RiVolumeDiscount" | "SppDiscount" => Self::Discount,
+            "BundledDiscount"
+            | "Discount"
+            | "EdpDiscount"
+            | "PrivateRateDiscount"
+            | "RiVolumeDiscount"
+            | "SppDiscount" => Self::Discount,
             _ => Self::Other,
         }
     }
@@ -80,10 +84,7 @@ impl LineItemKind {
     /// Usage-bearing types whose `usage_amount` counts as consumption (CID `usage_quantity`).
     /// Negation rows repeat the covered usage amount and must not be counted twice.
     pub fn counts_usage(self) -> bool {
-        matches!(
-            self,
-            Self::Usage | Self::DiscountedUsage | Self::SavingsPlanCoveredUsage | Self::FlatRateSubscription
-        )
+        matches!(self, Self::Usage | Self::DiscountedUsage | Self::SavingsPlanCoveredUsage | Self::FlatRateSubscription)
     }
 }
 

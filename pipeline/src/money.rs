@@ -28,10 +28,8 @@ pub const QUANTITY_SCALE: u32 = 10;
 /// Arrow precision used for every scaled value (the maximum for `Decimal128`).
 pub const DECIMAL_PRECISION: u8 = 38;
 
-const POW10_F64: [f64; 19] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18,
-];
+const POW10_F64: [f64; 19] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
 
 /// `10^n` as i128 for n in 0..=38.
 pub const fn pow10_i128(n: u32) -> i128 {
@@ -66,11 +64,7 @@ pub fn f64_to_scaled(v: f64, scale: u32) -> Option<i128> {
     }
     // |v| >= 2^50: the double is (almost) an integer already. Guard the i128 range (1e38) with
     // room for the scale factor; NaN and infinities fail this comparison too.
-    if v.is_finite() && v.abs() < 1e24 {
-        Some((v.round() as i128) * pow10_i128(scale))
-    } else {
-        None
-    }
+    if v.is_finite() && v.abs() < 1e24 { Some((v.round() as i128) * pow10_i128(scale)) } else { None }
 }
 
 /// Why a text value could not be read as a number.
@@ -135,11 +129,7 @@ pub fn parse_scaled(text: &str, scale: u32) -> Result<i128, ParseDecimalError> {
         }
         exponent = exp_text.parse::<i64>().map_err(|_| ParseDecimalError::NotANumber)?;
         if exponent.abs() > 400 {
-            return if mantissa == 0 || exponent < 0 {
-                Ok(0)
-            } else {
-                Err(ParseDecimalError::OutOfRange)
-            };
+            return if mantissa == 0 || exponent < 0 { Ok(0) } else { Err(ParseDecimalError::OutOfRange) };
         }
     }
     // value = mantissa * 10^(exponent + dropped - frac_len); we want value * 10^scale.
@@ -157,11 +147,7 @@ pub fn parse_scaled(text: &str, scale: u32) -> Result<i128, ParseDecimalError> {
         }
     } else {
         let shift = u32::try_from(-shift).map_err(|_| ParseDecimalError::OutOfRange)?;
-        if shift > 38 {
-            0
-        } else {
-            round_half_even_div(mantissa, pow10_i128(shift))
-        }
+        if shift > 38 { 0 } else { round_half_even_div(mantissa, pow10_i128(shift)) }
     };
     Ok(if negative { -scaled } else { scaled })
 }
@@ -187,8 +173,18 @@ mod tests {
     #[test]
     fn doubles_recover_the_decimal_they_were_written_from() {
         for text in [
-            "0.1", "0.0010569617", "1.81E-8", "9.984E-7", "12345.6789", "99999.9999999999",
-            "-0.3", "0.00000000001", "562.123456789012", "1234567.12345678", "1e-12", "0",
+            "0.1",
+            "0.0010569617",
+            "1.81E-8",
+            "9.984E-7",
+            "12345.6789",
+            "99999.9999999999",
+            "-0.3",
+            "0.00000000001",
+            "562.123456789012",
+            "1234567.12345678",
+            "1e-12",
+            "0",
         ] {
             let expected = parse_scaled(text, MONEY_SCALE).unwrap();
             let v: f64 = text.parse().unwrap();

@@ -4,7 +4,6 @@
 //! there are exact decimal strings. The table view rounds to 4 places for reading.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -13,6 +12,14 @@ use crate::aggregate::{Amounts, CostLine};
 use crate::error::Result;
 use crate::process::PeriodReport;
 use crate::store::ReplaceOutcome;
+
+/// Appends a formatted line to a `String` (which cannot fail, unlike `fmt::Write`).
+macro_rules! wln {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
 
 /// Name shown for the shared pool (lines without a tenant tag).
 pub const UNATTRIBUTED: &str = "UNATTRIBUTED";
@@ -102,8 +109,12 @@ fn amount_cells(r: &CostsRow, exact: bool) -> [String; 6] {
 pub fn costs_csv(rows: &[CostsRow], by: GroupBy) -> String {
     let mut out = format!("billing_period,{},currency,{}\n", by.column(), AMOUNT_HEADERS.join(","));
     for r in rows {
-        let key = if r.key.contains([',', '"', '\n']) { format!("\"{}\"", r.key.replace('"', "\"\"")) } else { r.key.clone() };
-        let _ = writeln!(out, "{},{},{},{}", r.billing_period, key, r.currency, amount_cells(r, true).join(","));
+        let key = if r.key.contains([',', '"', '\n']) {
+            format!("\"{}\"", r.key.replace('"', "\"\""))
+        } else {
+            r.key.clone()
+        };
+        wln!(out, "{},{},{},{}", r.billing_period, key, r.currency, amount_cells(r, true).join(","));
     }
     out
 }
@@ -193,9 +204,9 @@ fn render_table(header: &[String], body: &[Vec<String>], separator_before: usize
     let mut out = format!("{}\n{rule}\n", line(header));
     for (i, row) in body.iter().enumerate() {
         if i == separator_before {
-            let _ = writeln!(out, "{rule}");
+            wln!(out, "{rule}");
         }
-        let _ = writeln!(out, "{}", line(row));
+        wln!(out, "{}", line(row));
     }
     out
 }
@@ -232,15 +243,15 @@ pub fn percent(part: Decimal, whole: Decimal) -> String {
 /// The human summary of one processed period.
 pub fn process_summary(r: &PeriodReport, store: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Billing period {}  ({})", r.period, r.source);
-    let _ = writeln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
+    wln!(out, "Billing period {}  ({})", r.period, r.source);
+    wln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
     match &r.outcome {
         ReplaceOutcome::Unchanged if r.scan_skipped => {
-            let _ = writeln!(out, "  result          already stored at this version in {store}; nothing to do");
+            wln!(out, "  result          already stored at this version in {store}; nothing to do");
             return out;
         }
         ReplaceOutcome::RefusedOlder { stored } if r.scan_skipped => {
-            let _ = writeln!(
+            wln!(
                 out,
                 "  result          REFUSED: {store} holds newer version {} ({}); store unchanged (use --force to replace anyway)",
                 stored.id,
@@ -250,8 +261,8 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
         }
         _ => {}
     }
-    let _ = writeln!(out, "  input           {} file(s), {}", r.files, r.format);
-    let _ = writeln!(
+    wln!(out, "  input           {} file(s), {}", r.files, r.format);
+    wln!(
         out,
         "  rows read       {}  ({} split-cost-allocation child rows excluded)",
         group_thousands(Decimal::from(r.rows_read)),
@@ -265,16 +276,16 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
         })
         .collect();
-    let _ = writeln!(out, "  line-item types {}", types.join(", "));
+    wln!(out, "  line-item types {}", types.join(", "));
     for (currency, t) in &r.totals {
-        let _ = writeln!(
+        wln!(
             out,
             "  totals ({currency})    unblended {}  net unblended {}  amortized {}",
             group_thousands(t.unblended_cost.round_dp(2)),
             group_thousands(t.net_unblended_cost.round_dp(2)),
             group_thousands(t.amortized_cost.round_dp(2)),
         );
-        let _ = writeln!(
+        wln!(
             out,
             "                  RI/SP true-up {}  upfront fees {}  (exact: unblended {})",
             group_thousands(t.ri_sp_trueup.round_dp(2)),
@@ -282,7 +293,7 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             t.unblended_cost.normalize()
         );
         let pool = r.unattributed.get(currency).copied().unwrap_or_default();
-        let _ = writeln!(
+        wln!(
             out,
             "  unattributed    {} of unblended ({} {currency}), {} of amortized — untagged and account-level cost",
             percent(pool.unblended_cost, t.unblended_cost),
@@ -290,8 +301,12 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             percent(pool.amortized_cost, t.amortized_cost),
         );
     }
-    let tag_note = if r.tenant_tag_present { "" } else { " (the tenant tag column is absent: is the tag activated for cost allocation?)" };
-    let _ = writeln!(out, "  tenants         {}{tag_note}", r.tenants);
+    let tag_note = if r.tenant_tag_present {
+        ""
+    } else {
+        " (the tenant tag column is absent: is the tag activated for cost allocation?)"
+    };
+    wln!(out, "  tenants         {}{tag_note}", r.tenants);
     let result = match &r.outcome {
         ReplaceOutcome::Replaced { previous: None } => format!("stored {} cost lines in {store}", r.lines_written),
         ReplaceOutcome::Replaced { previous: Some(p) } => {
@@ -299,11 +314,14 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
         }
         ReplaceOutcome::Unchanged => format!("already stored at this version in {store}; nothing changed"),
         ReplaceOutcome::RefusedOlder { stored } => {
-            format!("REFUSED: {store} holds newer version {}; store unchanged (use --force to replace anyway)", stored.id)
+            format!(
+                "REFUSED: {store} holds newer version {}; store unchanged (use --force to replace anyway)",
+                stored.id
+            )
         }
     };
-    let _ = writeln!(out, "  result          {result}");
-    let _ = writeln!(
+    wln!(out, "  result          {result}");
+    wln!(
         out,
         "  elapsed         {:.2} s, {} rows/s",
         r.elapsed.as_secs_f64(),

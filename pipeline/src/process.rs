@@ -122,7 +122,13 @@ impl Processor {
         report(record, &scans, &lines, outcome, started.elapsed())
     }
 
-    fn skipped_report(&self, period: BillingPeriod, delivery: &Delivery, outcome: ReplaceOutcome, elapsed: Duration) -> PeriodReport {
+    fn skipped_report(
+        &self,
+        period: BillingPeriod,
+        delivery: &Delivery,
+        outcome: ReplaceOutcome,
+        elapsed: Duration,
+    ) -> PeriodReport {
         PeriodReport {
             period,
             version: delivery.version.clone(),

@@ -109,7 +109,8 @@ impl Manifest {
         let period = match raw.billing_period {
             Some(p) => parse_period_start(&p.start)
                 .ok_or_else(|| bad(format!("`billingPeriod.start` {:?} is not the first day of a month", p.start)))?,
-            None => period_from_path(path).ok_or_else(|| bad("no `billingPeriod` and no BILLING_PERIOD= in the path".into()))?,
+            None => period_from_path(path)
+                .ok_or_else(|| bad("no `billingPeriod` and no BILLING_PERIOD= in the path".into()))?,
         };
         if keys.is_empty() {
             return Err(bad("the manifest lists no data files".into()));
@@ -159,7 +160,10 @@ mod tests {
         assert_eq!(parse_period_start("20180501T000000.000Z").unwrap().to_string(), "2018-05");
         assert_eq!(parse_period_start("2026-10-01T00:00:00.000Z").unwrap().to_string(), "2026-10");
         assert!(parse_period_start("20180502T000000.000Z").is_none());
-        assert_eq!(period_from_path(Path::new("x/metadata/BILLING_PERIOD=2023-11/m.json")).unwrap().to_string(), "2023-11");
+        assert_eq!(
+            period_from_path(Path::new("x/metadata/BILLING_PERIOD=2023-11/m.json")).unwrap().to_string(),
+            "2023-11"
+        );
     }
 
     #[test]
@@ -179,7 +183,10 @@ mod tests {
         )
         .unwrap();
         let m = Manifest::read(&legacy).unwrap();
-        assert_eq!((m.kind, m.version_id.as_str(), m.period.to_string()), (ManifestKind::Legacy, "afe8", "2018-05".into()));
+        assert_eq!(
+            (m.kind, m.version_id.as_str(), m.period.to_string()),
+            (ManifestKind::Legacy, "afe8", "2018-05".into())
+        );
         let cur2 = dir.path().join("e-Manifest.json");
         std::fs::write(&cur2, r#"{"executionId":"x1","billingPeriod":{"start":"2026-10-01T00:00:00.000Z"},"dataFiles":["s3://b/e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet"]}"#).unwrap();
         let m = Manifest::read(&cur2).unwrap();

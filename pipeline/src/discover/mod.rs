@@ -92,7 +92,9 @@ pub fn file_kind(path: &Path) -> Option<FileKind> {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("Manifest.json") && !n.ends_with("RedshiftManifest.json"))
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("Manifest.json") && !n.ends_with("RedshiftManifest.json"))
 }
 
 /// Folders AWS writes beside the data that hold no cost rows.
@@ -189,10 +191,8 @@ fn from_directory(dir: &Path) -> Result<Vec<Delivery>> {
     }
     data.into_values()
         .map(|paths| {
-            let files = paths
-                .iter()
-                .filter_map(|p| file_kind(p).map(|k| data_file(p, k)))
-                .collect::<Result<Vec<_>>>()?;
+            let files =
+                paths.iter().filter_map(|p| file_kind(p).map(|k| data_file(p, k))).collect::<Result<Vec<_>>>()?;
             Ok(from_files(files))
         })
         .collect()
@@ -221,7 +221,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Delivery>> {
     if !loose.is_empty() {
         deliveries.push(from_files(loose));
     }
-    deliveries.sort_by(|a, b| (a.declared_period(), a.version.time).cmp(&(b.declared_period(), b.version.time)));
+    deliveries.sort_by_key(|d| (d.declared_period(), d.version.time));
     Ok(deliveries)
 }
 

@@ -31,15 +31,25 @@ pub fn csv_header(path: &Path, gzip: bool) -> Result<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(open_csv(path, gzip)?);
     let header = reader.headers().map_err(|e| Error::BadCsv {
         path: path.to_path_buf(),
-        reason: if gzip { format!("cannot read the gzip CSV header: {e}") } else { format!("cannot read the CSV header: {e}") },
+        reason: if gzip {
+            format!("cannot read the gzip CSV header: {e}")
+        } else {
+            format!("cannot read the CSV header: {e}")
+        },
     })?;
     let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     if names.iter().all(String::is_empty) {
-        return Err(Error::BadCsv { path: path.to_path_buf(), reason: "no header line; expected CUR column names like lineItem/UnblendedCost".into() });
+        return Err(Error::BadCsv {
+            path: path.to_path_buf(),
+            reason: "no header line; expected CUR column names like lineItem/UnblendedCost".into(),
+        });
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
-        return Err(Error::BadCsv { path: path.to_path_buf(), reason: format!("column `{dup}` appears twice in the header") });
+        return Err(Error::BadCsv {
+            path: path.to_path_buf(),
+            reason: format!("column `{dup}` appears twice in the header"),
+        });
     }
     Ok(names)
 }

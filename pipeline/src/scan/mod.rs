@@ -19,7 +19,7 @@ use datafusion::datasource::file_format::file_compression_type::FileCompressionT
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use rust_decimal::Decimal;
@@ -110,12 +110,12 @@ impl Engine {
             FileKind::Csv { gzip } => {
                 let header = inspect::csv_header(path, gzip)?;
                 let cols = resolve_csv(path, &header, tag_key)?;
-                let schema = Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
-                let options = CsvReadOptions::new()
-                    .has_header(true)
-                    .schema(&schema)
-                    .file_extension("")
-                    .file_compression_type(if gzip { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED });
+                let schema =
+                    Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
+                let options =
+                    CsvReadOptions::new().has_header(true).schema(&schema).file_extension("").file_compression_type(
+                        if gzip { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED },
+                    );
                 let df = self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?;
                 (df, cols, None, Some(gzip))
             }
@@ -123,6 +123,7 @@ impl Engine {
         let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
         let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
         let physical = plan_df.create_physical_plan().await.map_err(&fail)?;
+        tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
         let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(&fail)?;
         let mut groups = Vec::new();
         while let Some(batch) = stream.next().await {
@@ -189,10 +190,10 @@ fn find_bad_value(e: &DataFusionError) -> Option<&BadValueInRow> {
         if let Some(bad) = err.downcast_ref::<BadValueInRow>() {
             return Some(bad);
         }
-        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>() {
-            if let Some(bad) = inner.downcast_ref::<BadValueInRow>() {
-                return Some(bad);
-            }
+        if let Some(DataFusionError::External(inner)) = err.downcast_ref::<DataFusionError>()
+            && let Some(bad) = inner.downcast_ref::<BadValueInRow>()
+        {
+            return Some(bad);
         }
         current = err.source();
     }
@@ -221,10 +222,8 @@ fn decode_groups(
     let period = period.as_primitive::<Date32Type>();
     let usage_date = column("usage_date")?;
     let usage_date = usage_date.as_primitive::<Date32Type>();
-    let text: Vec<ArrayRef> = plan::GROUP_COLUMNS[2..]
-        .iter()
-        .map(|c| column(c).and_then(|a| strings(&a)))
-        .collect::<Result<_>>()?;
+    let text: Vec<ArrayRef> =
+        plan::GROUP_COLUMNS[2..].iter().map(|c| column(c).and_then(|a| strings(&a))).collect::<Result<_>>()?;
     let text: Vec<_> = text.iter().map(|a| a.as_string::<i32>()).collect();
     let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..6].iter().map(|c| column(c)).collect::<Result<_>>()?;
     let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal128Type>()).collect();
@@ -233,26 +232,26 @@ fn decode_groups(
     let label = |c: crate::schema::Col| cols.name(c).unwrap_or(c.spec().csv_name).to_string();
 
     for row in 0..batch.num_rows() {
-        let period_day = period.is_valid(row).then(|| period.value(row)).and_then(epoch_day).ok_or_else(|| {
-            Error::BadValue {
+        let period_day =
+            period.is_valid(row).then(|| period.value(row)).and_then(epoch_day).ok_or_else(|| Error::BadValue {
                 path: path.to_path_buf(),
                 line: None,
                 column: label(crate::schema::Col::BillingPeriodStart),
                 value: String::new(),
                 expected: "a billing period start date on every row".into(),
-            }
-        })?;
+            })?;
         let period = BillingPeriod::starting_on(period_day)
             .ok_or_else(|| Error::BadBillingPeriod { path: path.to_path_buf(), value: period_day.to_string() })?;
-        let usage_date = usage_date.is_valid(row).then(|| usage_date.value(row)).and_then(epoch_day).ok_or_else(|| {
-            Error::BadValue {
-                path: path.to_path_buf(),
-                line: None,
-                column: label(crate::schema::Col::UsageStart),
-                value: String::new(),
-                expected: "a usage start date on every row".into(),
-            }
-        })?;
+        let usage_date =
+            usage_date.is_valid(row).then(|| usage_date.value(row)).and_then(epoch_day).ok_or_else(|| {
+                Error::BadValue {
+                    path: path.to_path_buf(),
+                    line: None,
+                    column: label(crate::schema::Col::UsageStart),
+                    value: String::new(),
+                    expected: "a usage start date on every row".into(),
+                }
+            })?;
         let s = |i: usize| if text[i].is_valid(row) { text[i].value(row).to_string() } else { String::new() };
         let key = CostKey {
             usage_date,

@@ -20,7 +20,9 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use crate::error::BadValueInRow;
 use crate::line_item::LineItemKind;
 use crate::measures::{CommitmentAmounts, Measure, RowInputs};
-use crate::money::{DECIMAL_PRECISION, MONEY_SCALE, QUANTITY_SCALE, ParseDecimalError, f64_to_scaled, parse_scaled, pow10_i128};
+use crate::money::{
+    DECIMAL_PRECISION, MONEY_SCALE, ParseDecimalError, QUANTITY_SCALE, f64_to_scaled, parse_scaled, pow10_i128,
+};
 
 /// All curflow UDFs, for registration and for building expressions.
 pub struct Udfs {
@@ -44,7 +46,10 @@ impl Udfs {
             kind: Arc::new(ScalarUDF::new_from_impl(KindCode::new())),
             non_empty: Arc::new(ScalarUDF::new_from_impl(NonEmpty::new())),
             usage: Arc::new(ScalarUDF::new_from_impl(CountedUsage::new())),
-            measures: Measure::ALL.iter().map(|&m| (m, Arc::new(ScalarUDF::new_from_impl(MeasureUdf::new(m))))).collect(),
+            measures: Measure::ALL
+                .iter()
+                .map(|&m| (m, Arc::new(ScalarUDF::new_from_impl(MeasureUdf::new(m)))))
+                .collect(),
         }
     }
 
@@ -142,7 +147,8 @@ impl ToScaled {
                 if s <= target {
                     let factor = pow10_i128((target - s) as u32);
                     d.try_unary(|v| {
-                        v.checked_mul(factor).ok_or_else(|| bad_value(column, v.to_string(), "an amount within 38 digits"))
+                        v.checked_mul(factor)
+                            .ok_or_else(|| bad_value(column, v.to_string(), "an amount within 38 digits"))
                     })?
                 } else {
                     let divisor = pow10_i128((s - target) as u32);
@@ -260,7 +266,9 @@ impl ScalarUDFImpl for ToDate {
                     TimeUnit::Nanosecond => MS_PER_DAY * 1_000_000,
                 };
                 match unit {
-                    TimeUnit::Second => array.as_primitive::<TimestampSecondType>().try_unary(|v| day_of(v, per_day))?,
+                    TimeUnit::Second => {
+                        array.as_primitive::<TimestampSecondType>().try_unary(|v| day_of(v, per_day))?
+                    }
                     TimeUnit::Millisecond => {
                         array.as_primitive::<TimestampMillisecondType>().try_unary(|v| day_of(v, per_day))?
                     }
@@ -280,9 +288,10 @@ impl ScalarUDFImpl for ToDate {
                 for_each_str(&array, |_, v| {
                     values.push(match v.map(str::trim) {
                         None | Some("") => None,
-                        Some(text) => Some(parse_day(text).ok_or_else(|| {
-                            bad_value(&column, text, "a timestamp like 2023-11-05T04:00:00.000Z")
-                        })?),
+                        Some(text) => Some(
+                            parse_day(text)
+                                .ok_or_else(|| bad_value(&column, text, "a timestamp like 2023-11-05T04:00:00.000Z"))?,
+                        ),
                     });
                     Ok(())
                 })?;

@@ -128,10 +128,16 @@ mod tests {
     fn parquet_names_follow_the_aws_rule() {
         assert_eq!(aws_parquet_name("lineItem/UnblendedCost"), "line_item_unblended_cost");
         assert_eq!(aws_parquet_name("reservation/ReservationARN"), "reservation_reservation_a_r_n");
-        assert_eq!(aws_parquet_name("savingsPlan/SavingsPlanEffectiveCost"), "savings_plan_savings_plan_effective_cost");
+        assert_eq!(
+            aws_parquet_name("savingsPlan/SavingsPlanEffectiveCost"),
+            "savings_plan_savings_plan_effective_cost"
+        );
         assert_eq!(aws_parquet_name("resourceTags/user:AccountantId"), "resource_tags_user_accountant_id");
         assert_eq!(aws_parquet_name("resourceTags/user:accountantID"), "resource_tags_user_accountant_i_d");
-        assert_eq!(aws_parquet_name("resourceTags/user:app.kubernetes.io/name"), "resource_tags_user_app_kubernetes_io_name");
+        assert_eq!(
+            aws_parquet_name("resourceTags/user:app.kubernetes.io/name"),
+            "resource_tags_user_app_kubernetes_io_name"
+        );
         assert_eq!(Col::LineItemType.parquet_name(), "line_item_line_item_type");
         assert_eq!(Col::BillingPeriodStart.parquet_name(), "bill_billing_period_start_date");
     }

@@ -63,10 +63,8 @@ impl ResolvedColumns {
 /// Detects legacy vs CUR 2.0 Parquet the way CID does: CUR 2.0 has `bill_payer_account_name`
 /// and map-typed `resource_tags`.
 pub fn detect_parquet_format(schema: &Schema) -> CurFormat {
-    let has_map_tags = schema
-        .field_with_name("resource_tags")
-        .map(|f| matches!(f.data_type(), DataType::Map(..)))
-        .unwrap_or(false);
+    let has_map_tags =
+        schema.field_with_name("resource_tags").map(|f| matches!(f.data_type(), DataType::Map(..))).unwrap_or(false);
     if has_map_tags || schema.field_with_name("bill_payer_account_name").is_ok() {
         CurFormat::Cur2Parquet
     } else {
@@ -125,7 +123,9 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
     if looks_like_cur2 {
         return Err(Error::Unsupported {
             path: path.to_path_buf(),
-            reason: "this is a CUR 2.0 CSV export; curflow reads CUR 2.0 as Parquet (set the export's format to Parquet)".into(),
+            reason:
+                "this is a CUR 2.0 CSV export; curflow reads CUR 2.0 as Parquet (set the export's format to Parquet)"
+                    .into(),
         });
     }
     let mut names = BTreeMap::new();
@@ -188,7 +188,9 @@ fn is_string_map(t: &DataType) -> bool {
 
 fn check_type(path: &Path, column: &str, kind: ColumnKind, t: &DataType) -> Result<()> {
     let (ok, expected) = match kind {
-        ColumnKind::Timestamp => (matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64), "a timestamp or date"),
+        ColumnKind::Timestamp => {
+            (matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64), "a timestamp or date")
+        }
         ColumnKind::Money | ColumnKind::Quantity => (
             t.is_floating() || t.is_integer() || matches!(t, DataType::Decimal128(..)),
             "a number (double, decimal or integer)",

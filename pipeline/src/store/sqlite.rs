@@ -62,10 +62,8 @@ pub struct SqliteStore {
 }
 
 fn store_error(path: &Path, e: rusqlite::Error) -> Error {
-    let retryable = matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
+    let retryable =
+        matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
     Error::Store { path: path.to_path_buf(), reason: e.to_string(), retryable }
 }
 
@@ -99,9 +97,13 @@ impl SqliteStore {
         match version {
             0 => {
                 let path = self.path.clone();
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|err| store_error(&path, err))?;
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|err| store_error(&path, err))?;
                 // Another process may have created it while we waited for the lock.
-                let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|err| store_error(&path, err))?;
+                let current: i64 =
+                    tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|err| store_error(&path, err))?;
                 if current == 0 {
                     tx.execute_batch(SCHEMA_V1).map_err(|err| store_error(&path, err))?;
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|err| store_error(&path, err))?;
@@ -111,7 +113,9 @@ impl SqliteStore {
             SCHEMA_VERSION => Ok(()),
             newer => Err(Error::Store {
                 path: self.path.clone(),
-                reason: format!("schema version {newer} is newer than this curflow supports ({SCHEMA_VERSION}); upgrade curflow"),
+                reason: format!(
+                    "schema version {newer} is newer than this curflow supports ({SCHEMA_VERSION}); upgrade curflow"
+                ),
                 retryable: false,
             }),
         }
@@ -209,7 +213,8 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
         lines.push(CostLine {
             period: text(0)?.parse().map_err(|m: String| corrupt(path, m))?,
             key: CostKey {
-                usage_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| corrupt(path, format!("date {date:?}")))?,
+                usage_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                    .map_err(|_| corrupt(path, format!("date {date:?}")))?,
                 tenant: row.get::<_, Option<String>>(2).map_err(e)?,
                 service: text(3)?,
                 usage_type: text(4)?,

@@ -60,9 +60,7 @@ pub fn dump(store: &Path) -> String {
         let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3, 4, 5, 6")).unwrap();
         let n = stmt.column_count();
         let rows = stmt
-            .query_map([], |r| {
-                Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join("|"))
-            })
+            .query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join("|")))
             .unwrap();
         for row in rows {
             out.push_str(table);
@@ -72,4 +70,133 @@ pub fn dump(store: &Path) -> String {
         }
     }
     out
+}
+
+use curflow_fixtures::{Format, GenerateOptions, Generated};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// Generates a small month; `files` data files, `rows` rows.
+pub fn generate(
+    dir: &Path,
+    format: Format,
+    rows: u64,
+    seed: u64,
+    tweak: impl FnOnce(&mut GenerateOptions),
+) -> Generated {
+    let mut options = GenerateOptions {
+        rows,
+        out_dir: dir.to_path_buf(),
+        format,
+        seed,
+        tenants: 7,
+        files: Some(3),
+        ..GenerateOptions::default()
+    };
+    tweak(&mut options);
+    curflow_fixtures::generate(&options).unwrap()
+}
+
+/// `expected.json` as JSON (the contract is the file, not the generator's Rust types).
+pub fn expected_json(generated: &Generated) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(&generated.expected_path).unwrap()).unwrap()
+}
+
+pub fn dec(v: &serde_json::Value) -> Decimal {
+    match v {
+        serde_json::Value::String(s) => Decimal::from_str(s).unwrap(),
+        serde_json::Value::Number(n) => Decimal::from_str(&n.to_string()).unwrap(),
+        other => panic!("not a decimal: {other}"),
+    }
+}
+
+/// The measures compared with `expected.json`, by name.
+pub const MEASURES: [&str; 6] =
+    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "usage_amount"];
+
+pub fn measure(a: &Amounts, name: &str) -> Decimal {
+    match name {
+        "unblended_cost" => a.unblended_cost,
+        "net_unblended_cost" => a.net_unblended_cost,
+        "amortized_cost" => a.amortized_cost,
+        "ri_sp_trueup" => a.ri_sp_trueup,
+        "ri_sp_upfront_fees" => a.ri_sp_upfront_fees,
+        "usage_amount" => a.usage_amount,
+        other => panic!("unknown measure {other}"),
+    }
+}
+
+/// Stored lines summed per (tenant, service, day, currency).
+pub fn stored_by_tenant_service_day(
+    store: &Path,
+    period: BillingPeriod,
+) -> BTreeMap<(Option<String>, String, String, String), Amounts> {
+    let store = SqliteStore::open(store).unwrap();
+    let mut out: BTreeMap<_, Amounts> = BTreeMap::new();
+    for l in store.cost_lines(period).unwrap() {
+        let k = (l.key.tenant.clone(), l.key.service.clone(), l.key.usage_date.to_string(), l.key.currency.clone());
+        out.entry(k).or_default().add(&l.amounts).unwrap();
+    }
+    out
+}
+
+/// Sets a file's modification time (manifest time = delivery version time).
+pub fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+}
+
+/// Rewrites a Parquet file batch by batch through `f`.
+pub fn rewrite_parquet(
+    src: &Path,
+    dst: &Path,
+    mut f: impl FnMut(arrow::array::RecordBatch) -> arrow::array::RecordBatch,
+) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(src).unwrap()).unwrap().build().unwrap();
+    let mut writer: Option<ArrowWriter<std::fs::File>> = None;
+    let tmp = dst.with_extension("tmp");
+    for batch in reader {
+        let batch = f(batch.unwrap());
+        let w = writer.get_or_insert_with(|| {
+            ArrowWriter::try_new(std::fs::File::create(&tmp).unwrap(), batch.schema(), None).unwrap()
+        });
+        w.write(&batch).unwrap();
+    }
+    writer.unwrap().close().unwrap();
+    std::fs::rename(tmp, dst).unwrap();
+}
+
+/// Rewrites a plain CSV file; `f(data_row_index, header, record)` may change fields.
+pub fn rewrite_csv(path: &Path, mut f: impl FnMut(usize, &csv::StringRecord, &mut Vec<String>)) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let mut writer = csv::Writer::from_path(path).unwrap();
+    writer.write_record(&header).unwrap();
+    for (i, r) in records.iter().enumerate() {
+        let mut fields: Vec<String> = r.iter().map(str::to_string).collect();
+        f(i, &header, &mut fields);
+        writer.write_record(&fields).unwrap();
+    }
+    writer.flush().unwrap();
+}
+
+/// The one `*Manifest.json` under `root`.
+pub fn find_manifest(root: &Path) -> PathBuf {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.to_string_lossy().ends_with("Manifest.json") {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(root, &mut found);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
 }

@@ -46,7 +46,11 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     }
     let store = store::open(&config.store)?;
     let record = store.period(args.period)?.ok_or_else(|| {
-        Error::Argument(format!("billing period {} is not in {}; run `curflow process` on it first", args.period, store.describe()))
+        Error::Argument(format!(
+            "billing period {} is not in {}; run `curflow process` on it first",
+            args.period,
+            store.describe()
+        ))
     })?;
     let lines = store.cost_lines(args.period)?;
     let rows = costs_rows(&lines, args.by, args.tenant.as_deref())?;
@@ -54,11 +58,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         Format::Table => {
             println!(
                 "Billing period {} — version {} ({} rows read from {}), tag `{}`",
-                record.period,
-                record.version.id,
-                record.rows_read,
-                record.source,
-                record.tag_key
+                record.period, record.version.id, record.rows_read, record.source, record.tag_key
             );
             print!("{}", costs_table(&rows, args.by)?);
             println!("(table rounded to 4 places; --format csv|json gives exact amounts)");

@@ -6,6 +6,7 @@
 //! busy: retry); 5 a delivery was refused because the store holds a newer version.
 
 mod cmd_costs;
+mod cmd_generate;
 
 mod cmd_periods;
 mod cmd_process;
@@ -18,8 +19,10 @@ use curflow::{Config, Error, ErrorClass};
 
 #[derive(Parser)]
 #[command(name = "curflow", version, about = "AWS Cost and Usage Reports in, exact per-tenant daily costs out.")]
-#[command(after_help = "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 environment (retry), 5 refused older delivery.\n\
-    Configuration: --config FILE, $CURFLOW_CONFIG or ./curflow.toml, then CURFLOW_* variables, then flags (see README).")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 environment (retry), 5 refused older delivery.\n\
+    Configuration: --config FILE, $CURFLOW_CONFIG or ./curflow.toml, then CURFLOW_* variables, then flags (see README)."
+)]
 struct Cli {
     /// Configuration file (TOML). Default: $CURFLOW_CONFIG, else ./curflow.toml if present.
     #[arg(long, global = true, value_name = "FILE")]
@@ -45,7 +48,8 @@ enum Command {
     Costs(cmd_costs::Args),
     /// List the billing periods in the store with their versions.
     Periods(cmd_periods::Args),
-
+    /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
+    Generate(cmd_generate::Args),
 }
 
 /// An error at the binary edge, with the exit code it maps to.
@@ -84,7 +88,7 @@ fn main() -> ExitCode {
             Command::Process(args) => cmd_process::run(args, config),
             Command::Costs(args) => cmd_costs::run(args, config),
             Command::Periods(args) => cmd_periods::run(args, config),
-
+            Command::Generate(args) => cmd_generate::run(args),
         }
     })();
     match result {

@@ -1,0 +1,77 @@
+//! `curflow generate`: a deterministic synthetic CUR month plus `expected.json`, whose totals are
+//! computed by the generator itself (independently of the DataFusion pipeline).
+
+use std::path::PathBuf;
+
+use curflow_fixtures::{Format, GenerateOptions, generate};
+
+use crate::Failure;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutFormat {
+    /// Legacy CUR, Athena-style Parquet.
+    Parquet,
+    /// Legacy CUR, gzip CSV.
+    Csv,
+    /// CUR 2.0 (Data Exports) Parquet.
+    Cur2,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Total rows in the month (all line-item types).
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Output directory (acts as the S3 bucket root).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: OutFormat,
+    /// Random seed; the same seed and options give byte-identical output.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of tenants (distinct tag values).
+    #[arg(long, default_value_t = 25)]
+    tenants: u32,
+    /// Data files per month (default: one per ~2M rows, at least 3).
+    #[arg(long)]
+    files: Option<u32>,
+    /// Billing period, YYYY-MM.
+    #[arg(long, default_value = "2026-10")]
+    period: curflow::BillingPeriod,
+    /// Tenant tag key written into the files.
+    #[arg(long, default_value = "accountant_id")]
+    tag_key: String,
+    /// Write plain .csv instead of .csv.gz (csv format only).
+    #[arg(long)]
+    no_gzip: bool,
+}
+
+pub fn run(args: Args) -> Result<u8, Failure> {
+    let options = GenerateOptions {
+        rows: args.rows,
+        out_dir: args.out,
+        format: match args.format {
+            OutFormat::Parquet => Format::LegacyParquet,
+            OutFormat::Csv => Format::LegacyCsv,
+            OutFormat::Cur2 => Format::Cur2Parquet,
+        },
+        seed: args.seed,
+        tenants: args.tenants,
+        files: args.files,
+        year: args.period.year(),
+        month: args.period.month(),
+        tag_key: args.tag_key,
+        gzip_csv: !args.no_gzip,
+        ..GenerateOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let generated = generate(&options).map_err(|e| Failure { code: 3, error: e.into() })?;
+    let t = &generated.expected.totals;
+    println!("Generated {} rows in {} file(s) in {:.1} s", generated.expected.rows, generated.data_files.len(), started.elapsed().as_secs_f64());
+    println!("  manifest   {}", generated.manifest_path.display());
+    println!("  expected   {}", generated.expected_path.display());
+    println!("  unblended  {}   amortized {}", t.unblended_cost, t.amortized_cost);
+    println!("Next: curflow process {}", generated.manifest_path.display());
+    Ok(0)
+}

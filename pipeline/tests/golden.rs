@@ -1,0 +1,132 @@
+//! Golden tests: generated months in every input format, compared exactly with the generator's
+//! own `expected.json` (computed with `Decimal` arithmetic, independently of DataFusion).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{MEASURES, dec, expected_json, measure};
+use curflow_fixtures::{Format, GenerateOptions};
+use rust_decimal::Decimal;
+
+fn assert_matches_expected(format: Format, tweak: impl FnOnce(&mut GenerateOptions)) {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = common::generate(&dir.path().join("bucket"), format, 20_000, 7, tweak);
+    let expected = expected_json(&generated);
+    let store = dir.path().join("store.sqlite");
+    let report = common::process(&[generated.manifest_path.clone()], &store).unwrap();
+
+    assert_eq!(report.period.to_string(), expected["billing_period"].as_str().unwrap());
+    assert_eq!(report.version.id, expected["version_id"].as_str().unwrap(), "version = manifest id");
+    assert_eq!(report.rows_read, expected["rows"].as_u64().unwrap(), "rows read");
+    assert_eq!(
+        report.split_child_rows,
+        expected["split_child_rows"].as_u64().unwrap(),
+        "split-cost child rows excluded"
+    );
+    assert!(report.split_child_rows > 0, "the fixture must exercise the split-cost exclusion");
+
+    // Totals of every measure, exactly, both as reported and as stored.
+    let stored = common::stored_total(&store, report.period);
+    for m in MEASURES {
+        let want = dec(&expected["totals"][m]);
+        assert_eq!(measure(&report.totals["USD"], m), want, "{format:?} reported total {m}");
+        assert_eq!(measure(&stored, m), want, "{format:?} stored total {m}");
+    }
+
+    // Per line-item type: rows and unblended cost; unknown types kept and flagged.
+    for (name, t) in expected["by_line_item_type"].as_object().unwrap() {
+        let got = report.line_item_types.get(name).unwrap_or_else(|| panic!("type {name} missing"));
+        assert_eq!(got.rows, t["rows"].as_u64().unwrap(), "{name} rows");
+        assert_eq!(got.unblended_cost, dec(&t["unblended_cost"]), "{name} unblended");
+    }
+    assert!(report.line_item_types.values().any(|t| !t.known), "an unknown line-item type is kept and reported");
+
+    // Every (tenant, service, day) group, every measure, exactly; no extra groups.
+    let got = common::stored_by_tenant_service_day(&store, report.period);
+    let mut want: BTreeMap<(Option<String>, String, String, String), serde_json::Value> = BTreeMap::new();
+    for g in expected["by_tenant_service_day"].as_array().unwrap() {
+        let key = (
+            g["tenant"].as_str().map(str::to_string),
+            g["service"].as_str().unwrap().to_string(),
+            g["day"].as_str().unwrap().to_string(),
+            g["currency"].as_str().unwrap().to_string(),
+        );
+        want.insert(key, g.clone());
+    }
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{format:?} group keys");
+    for (key, g) in &want {
+        for m in MEASURES {
+            assert_eq!(measure(&got[key], m), dec(&g[m]), "{format:?} {key:?} {m}");
+        }
+    }
+    assert!(report.tenants >= 2 && report.unattributed["USD"].unblended_cost != Decimal::ZERO);
+}
+
+#[test]
+fn legacy_parquet_month_matches_expected_exactly() {
+    assert_matches_expected(Format::LegacyParquet, |_| {});
+}
+
+#[test]
+fn legacy_csv_gzip_month_matches_expected_exactly() {
+    assert_matches_expected(Format::LegacyCsv, |_| {});
+}
+
+#[test]
+fn legacy_csv_plain_month_matches_expected_exactly() {
+    assert_matches_expected(Format::LegacyCsv, |o| o.gzip_csv = false);
+}
+
+#[test]
+fn cur2_parquet_month_matches_expected_exactly() {
+    assert_matches_expected(Format::Cur2Parquet, |_| {});
+}
+
+#[test]
+fn month_without_optional_column_families_matches_expected() {
+    // No net columns and no reservation_*/savings_plan_* columns at all: read as NULL.
+    assert_matches_expected(Format::LegacyParquet, |o| {
+        o.include_net_columns = false;
+        o.include_commitments = false;
+    });
+}
+
+#[test]
+fn directory_layout_is_discovered_like_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let generated = common::generate(&bucket, Format::Cur2Parquet, 3_000, 11, |_| {});
+    let store = dir.path().join("s.sqlite");
+    let report = common::process(&[bucket.clone()], &store).unwrap();
+    assert_eq!(report.version.id, expected_json(&generated)["version_id"].as_str().unwrap());
+    assert_eq!(report.totals["USD"].unblended_cost, dec(&expected_json(&generated)["totals"]["unblended_cost"]));
+    // Explicit data files (no manifest) give the same totals.
+    let store2 = dir.path().join("s2.sqlite");
+    let report2 = common::process(&generated.data_files, &store2).unwrap();
+    assert!(report2.version.id.starts_with("files-"));
+    assert_eq!(report2.totals, report.totals);
+    let _ = Path::new("");
+}
+
+#[test]
+fn the_tenant_tag_key_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated =
+        common::generate(&dir.path().join("b"), Format::LegacyCsv, 3_000, 5, |o| o.tag_key = "CostCenter".into());
+    let expected = expected_json(&generated);
+    let store = dir.path().join("s.sqlite");
+    let mut options = common::options();
+    options.tag_key = "CostCenter".into();
+    let report = common::process_with(&[generated.manifest_path.clone()], &store, options).unwrap();
+    assert!(report.tenant_tag_present);
+    let tagged: usize =
+        expected["by_tenant_service_day"].as_array().unwrap().iter().filter(|g| !g["tenant"].is_null()).count();
+    assert!(tagged > 0 && report.tenants > 0);
+    // With the default key the tag is not found: everything is unattributed, totals unchanged.
+    let report_default = common::process(&[generated.manifest_path.clone()], &dir.path().join("t.sqlite")).unwrap();
+    assert!(!report_default.tenant_tag_present);
+    assert_eq!(report_default.unattributed["USD"], report_default.totals["USD"]);
+    assert_eq!(report_default.totals, report.totals);
+}

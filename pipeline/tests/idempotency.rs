@@ -1,0 +1,106 @@
+//! Re-deliveries: the same version is a no-op, an older one is refused, a restatement replaces the
+//! whole period (vanished keys disappear), and a write that fails halfway changes nothing.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{dec, expected_json};
+use curflow::store::ReplaceOutcome;
+use curflow_fixtures::Format;
+
+fn at(hours: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + hours * 3600)
+}
+
+#[test]
+fn processing_the_same_delivery_twice_leaves_the_store_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::generate(&dir.path().join("b"), Format::LegacyParquet, 5_000, 1, |_| {});
+    let store = dir.path().join("s.sqlite");
+    let first = common::process(&[g.manifest_path.clone()], &store).unwrap();
+    assert!(matches!(first.outcome, ReplaceOutcome::Replaced { previous: None }));
+    let before = common::dump(&store);
+    let second = common::process(&[g.manifest_path.clone()], &store).unwrap();
+    assert_eq!(second.outcome, ReplaceOutcome::Unchanged);
+    assert!(second.scan_skipped, "a duplicate event is settled from the manifest, without reading data");
+    assert_eq!(common::dump(&store), before);
+    // The same files without the manifest are their own version: also idempotent.
+    let third = common::process(&g.data_files, &store).unwrap();
+    assert!(matches!(third.outcome, ReplaceOutcome::Replaced { .. }));
+    let after_files = common::dump(&store);
+    assert_eq!(common::process(&g.data_files, &store).unwrap().outcome, ReplaceOutcome::Unchanged);
+    assert_eq!(common::dump(&store), after_files);
+}
+
+#[test]
+fn an_older_delivery_after_a_newer_one_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = common::generate(&dir.path().join("old"), Format::LegacyParquet, 4_000, 1, |_| {});
+    let new = common::generate(&dir.path().join("new"), Format::LegacyParquet, 4_000, 2, |_| {});
+    common::set_mtime(&old.manifest_path, at(1));
+    common::set_mtime(&new.manifest_path, at(2));
+    let store = dir.path().join("s.sqlite");
+    common::process(&[new.manifest_path.clone()], &store).unwrap();
+    let before = common::dump(&store);
+    let refused = common::process(&[old.manifest_path.clone()], &store).unwrap();
+    match &refused.outcome {
+        ReplaceOutcome::RefusedOlder { stored } => {
+            assert_eq!(stored.id, expected_json(&new)["version_id"].as_str().unwrap())
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(common::dump(&store), before);
+    // --force replaces anyway (an operator's explicit choice).
+    let mut options = common::options();
+    options.force = true;
+    let forced = common::process_with(&[old.manifest_path.clone()], &store, options).unwrap();
+    assert!(matches!(forced.outcome, ReplaceOutcome::Replaced { .. }));
+    assert_eq!(
+        common::stored_total(&store, forced.period).unblended_cost,
+        dec(&expected_json(&old)["totals"]["unblended_cost"])
+    );
+}
+
+#[test]
+fn a_restated_month_with_fewer_rows_replaces_the_period_and_vanished_keys_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = common::generate(&dir.path().join("v1"), Format::LegacyCsv, 8_000, 1, |o| o.tenants = 7);
+    let restated = common::generate(&dir.path().join("v2"), Format::LegacyCsv, 2_000, 9, |o| o.tenants = 3);
+    common::set_mtime(&full.manifest_path, at(1));
+    common::set_mtime(&restated.manifest_path, at(5));
+    let store = dir.path().join("s.sqlite");
+    let first = common::process(&[full.manifest_path.clone()], &store).unwrap();
+    assert!(first.tenants > 3);
+    let second = common::process(&[restated.manifest_path.clone()], &store).unwrap();
+    assert!(matches!(&second.outcome, ReplaceOutcome::Replaced { previous: Some(p) } if p == &first.version));
+    // The store now equals the restatement exactly: its groups only, its totals.
+    let got = common::stored_by_tenant_service_day(&store, second.period);
+    let want = expected_json(&restated);
+    assert_eq!(got.len(), want["by_tenant_service_day"].as_array().unwrap().len());
+    assert!(got.keys().all(|(t, ..)| t.as_deref().is_none_or(|t| t <= "acct-0003")), "tenants 4..7 vanished");
+    assert_eq!(common::stored_total(&store, second.period).unblended_cost, dec(&want["totals"]["unblended_cost"]));
+}
+
+#[test]
+fn a_write_that_fails_halfway_leaves_the_store_exactly_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = common::generate(&dir.path().join("v1"), Format::LegacyParquet, 4_000, 1, |_| {});
+    let v2 = common::generate(&dir.path().join("v2"), Format::LegacyParquet, 4_000, 2, |_| {});
+    common::set_mtime(&v1.manifest_path, at(1));
+    common::set_mtime(&v2.manifest_path, at(2));
+    let store = dir.path().join("s.sqlite");
+    common::process(&[v1.manifest_path.clone()], &store).unwrap();
+    // A real SQLite failure in the middle of the inserts of v2.
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER fail_halfway BEFORE INSERT ON cost_lines WHEN NEW.tenant = 'acct-0003'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    let before = common::dump(&store);
+    let err = common::process(&[v2.manifest_path.clone()], &store).unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(common::dump(&store), before);
+}
