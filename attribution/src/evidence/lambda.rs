@@ -1,0 +1,641 @@
+//! AWS Lambda evidence: invocations, GB-seconds and duration per tenant per UTC day.
+//!
+//! Lambda's own records (text `REPORT` lines, JSON `platform.report`) carry the billed duration and memory
+//! but not the tenant; the application's structured log lines carry the tenant and the request id. The
+//! [`LambdaAggregator`] joins the two on the request id (attribution-and-style.md §B.7 items 1, 2, 8).
+//!
+//! Accepted lines (each optionally prefixed by a CloudWatch Logs export timestamp `2024-07-03T10:00:00.000Z `):
+//! * `REPORT RequestId: <id>\tDuration: 201.67 ms\tBilled Duration: 202 ms \tMemory Size: 2048 MB\tMax Memory
+//!   Used: 81 MB[\tInit Duration: 480.25 ms][\tXRAY TraceId: … SegmentId: … Sampled: true]` — fields are found
+//!   by label, so tabs, the stray space after `ms`, extra fields and floats all parse;
+//! * `{"time":…,"type":"platform.report","record":{"requestId":…,"metrics":{"durationMs":…,
+//!   "billedDurationMs":…,"memorySizeMB":…}}}` (on-demand) or with `metrics` holding only `durationMs`
+//!   (Lambda Managed Instances: no GB-s, see [`ReportUsage::ManagedInstance`]);
+//! * application JSON lines carrying a tenant key (default `accountant_id`, configurable) at top level or in
+//!   a `message` object, and the request id in `requestId`, `request_id`, `awsRequestId`,
+//!   `function_request_id` or `aws_request_id` — or in the Lambda text prefix `<ts>\t<request id>\tINFO\t{…}`.
+//!
+//! GB-seconds = billed ms / 1000 × memory MB / 1024, computed exactly in decimal (1/1024000 is a finite
+//! decimal). `Billed Duration` already includes any billed init phase, so `Init Duration` is not added.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::BufRead;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::json::{self, Object};
+use super::reader::{LineError, Outcome, read_lines};
+use super::time::{is_uuid, json_timestamp, split_message, split_prefix};
+use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use crate::driver::{Driver, DriverTotals};
+use crate::money::{exact_mul, parse_exact};
+use crate::tenant::TenantId;
+
+/// GB-s per (billed ms × MB): 1 / 1000 / 1024, exactly.
+const GB_SECONDS_PER_MB_MS: Decimal = Decimal::from_parts(9_765_625, 0, 0, false, 13);
+
+/// Keys that carry the request id in application log lines, in order of preference.
+pub const REQUEST_ID_KEYS: [&str; 5] =
+    ["requestId", "request_id", "awsRequestId", "function_request_id", "aws_request_id"];
+
+/// What a REPORT says about billing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportUsage {
+    /// On-demand: billed by GB-seconds.
+    OnDemand { billed_duration_ms: Decimal, memory_size_mb: Decimal },
+    /// Lambda Managed Instances report only the duration; they are billed on instance terms, so only
+    /// invocations and duration are drivers for them.
+    ManagedInstance { duration_ms: Decimal },
+}
+
+/// One invocation's REPORT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub request_id: String,
+    /// From the JSON `time` or the export prefix; text REPORT lines have none of their own.
+    pub time: Option<DateTime<Utc>>,
+    pub usage: ReportUsage,
+}
+
+impl Report {
+    /// Billed GB-seconds (on-demand only), exact.
+    pub fn gb_seconds(&self) -> Option<Decimal> {
+        match &self.usage {
+            ReportUsage::OnDemand { billed_duration_ms, memory_size_mb } => {
+                exact_mul(*billed_duration_ms, *memory_size_mb).and_then(|x| exact_mul(x, GB_SECONDS_PER_MB_MS))
+            }
+            ReportUsage::ManagedInstance { .. } => None,
+        }
+    }
+}
+
+/// An application log line naming the tenant of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLine {
+    pub request_id: String,
+    pub tenant: TenantId,
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// One line of Lambda evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LambdaRecord {
+    Report(Report),
+    Tenant(TenantLine),
+}
+
+/// Parses Lambda log lines (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaParser {
+    tenant_keys: Vec<String>,
+}
+
+impl Default for LambdaParser {
+    fn default() -> Self {
+        Self::new(vec!["accountant_id".into()])
+    }
+}
+
+impl LambdaParser {
+    /// `tenant_keys`: JSON keys holding the tenant id, in order of preference.
+    pub fn new(tenant_keys: Vec<String>) -> Self {
+        Self { tenant_keys }
+    }
+
+    /// Parses one line, with an optional leading export timestamp. `Ok(None)`: not Lambda evidence.
+    pub fn parse_line(&self, line: &str) -> Result<Option<LambdaRecord>, ParseError> {
+        let (ts, rest) = split_prefix(line.trim());
+        self.parse_message(rest, ts)
+    }
+
+    /// Parses one log event's message; `timestamp` is the event's (CloudWatch `FilterLogEvents`).
+    pub fn parse_message(
+        &self,
+        message: &str,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Option<LambdaRecord>, ParseError> {
+        let message = message.trim();
+        if message == "REPORT" || message.starts_with("REPORT ") || message.starts_with("REPORT\t") {
+            return parse_report_text(message, timestamp).map(|r| Some(LambdaRecord::Report(r)));
+        }
+        let m = split_message(message);
+        if !m.body.starts_with('{') {
+            return Ok(None);
+        }
+        let obj = match Object::parse(m.body) {
+            Ok(o) => o,
+            // Text that merely starts with `{` is not evidence unless it looks like ours.
+            Err(e) if self.looks_like_evidence(m.body) => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let time = match obj.get_any(&["time", "timestamp", "@timestamp"]) {
+            Some((raw, _)) => json_timestamp(raw, "time").ok(),
+            None => None,
+        }
+        .or(m.time)
+        .or(timestamp);
+        if let Some(t) = obj.get("type") {
+            let t = json::string(t, "type").unwrap_or_default();
+            if t == "platform.report" {
+                return parse_platform_report(&obj, time).map(|r| Some(LambdaRecord::Report(r)));
+            }
+            if t.starts_with("platform.") {
+                return Ok(None);
+            }
+        }
+        let Some(tenant) = self.tenant(&obj)? else { return Ok(None) };
+        let request_id = match obj.get_any(&REQUEST_ID_KEYS) {
+            Some((raw, i)) => json::scalar_text(raw, REQUEST_ID_KEYS[i])?,
+            None => match m.request_id {
+                Some(r) => r.to_owned(),
+                None => return Ok(None), // a tenant line that names no request cannot be joined
+            },
+        };
+        if request_id.is_empty() {
+            return Err(ParseError::bad("requestId", "empty"));
+        }
+        Ok(Some(LambdaRecord::Tenant(TenantLine { request_id, tenant, time })))
+    }
+
+    fn looks_like_evidence(&self, body: &str) -> bool {
+        body.contains("platform.report") || self.tenant_keys.iter().any(|k| body.contains(k.as_str()))
+    }
+
+    fn tenant(&self, obj: &Object<'_>) -> Result<Option<TenantId>, ParseError> {
+        for key in &self.tenant_keys {
+            if let Some(raw) = obj.get(key) {
+                return Ok(Some(TenantId::new(json::scalar_text(raw, key)?)?));
+            }
+        }
+        // Lambda's JSON log format nests a logged object under "message".
+        if let Some(raw) = obj.get("message")
+            && raw.get().starts_with('{')
+        {
+            let inner = Object::from_raw(raw, "message")?;
+            for key in &self.tenant_keys {
+                if let Some(raw) = inner.get(key) {
+                    return Ok(Some(TenantId::new(json::scalar_text(raw, key)?)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Parses a text `REPORT` line by its labels (see the module docs). `RequestId`, `Billed Duration` (ms) and
+/// `Memory Size` (MB) are required; units are checked.
+pub fn parse_report_text(line: &str, time: Option<DateTime<Utc>>) -> Result<Report, ParseError> {
+    let mut tokens = line.split_whitespace().peekable();
+    if tokens.next() != Some("REPORT") {
+        return Err(ParseError::Invalid("not a REPORT line".into()));
+    }
+    let mut fields: HashMap<String, (&str, Option<&str>)> = HashMap::new();
+    let mut label: Vec<&str> = Vec::new();
+    while let Some(tok) = tokens.next() {
+        if let Some(word) = tok.strip_suffix(':') {
+            label.push(word);
+            let name = label.join(" ");
+            label.clear();
+            let value = tokens.next().ok_or_else(|| ParseError::bad(&name, "no value"))?;
+            let unit = tokens.next_if(|t| matches!(*t, "ms" | "MB"));
+            fields.entry(name).or_insert((value, unit));
+        } else {
+            label.push(tok);
+        }
+    }
+    let request_id =
+        fields.get("RequestId").map(|(v, _)| (*v).to_owned()).ok_or_else(|| ParseError::missing("RequestId"))?;
+    let num = |name: &str, unit: &str| -> Result<Option<Decimal>, ParseError> {
+        let Some((v, u)) = fields.get(name) else { return Ok(None) };
+        if *u != Some(unit) {
+            return Err(ParseError::bad(name, format!("expected unit {unit}, got {}", u.unwrap_or("none"))));
+        }
+        non_negative(name, parse_exact(v).map_err(|e| ParseError::bad(name, e.to_string()))?).map(Some)
+    };
+    num("Duration", "ms")?; // validated, not used: billing is by billed duration
+    // Text REPORTs always carry billed duration and memory; only the JSON `platform.report` of Managed
+    // Instances omits them, so a text line without them is broken, not a managed instance.
+    let billed = num("Billed Duration", "ms")?.ok_or_else(|| ParseError::missing("Billed Duration"))?;
+    let memory = num("Memory Size", "MB")?.ok_or_else(|| ParseError::missing("Memory Size"))?;
+    let usage = ReportUsage::OnDemand { billed_duration_ms: billed, memory_size_mb: memory };
+    Ok(Report { request_id, time, usage })
+}
+
+fn parse_platform_report(obj: &Object<'_>, time: Option<DateTime<Utc>>) -> Result<Report, ParseError> {
+    let record = Object::from_raw(obj.get("record").ok_or_else(|| ParseError::missing("record"))?, "record")?;
+    let request_id = json::string(
+        record.get("requestId").ok_or_else(|| ParseError::missing("record.requestId"))?,
+        "record.requestId",
+    )?;
+    if request_id.is_empty() {
+        return Err(ParseError::bad("record.requestId", "empty"));
+    }
+    let metrics = Object::from_raw(
+        record.get("metrics").ok_or_else(|| ParseError::missing("record.metrics"))?,
+        "record.metrics",
+    )?;
+    let num = |k: &str| -> Result<Option<Decimal>, ParseError> {
+        metrics.get(k).map(|raw| json::number(raw, k).and_then(|v| non_negative(k, v))).transpose()
+    };
+    let usage = match (num("billedDurationMs")?, num("memorySizeMB")?, num("durationMs")?) {
+        (Some(b), Some(m), _) => ReportUsage::OnDemand { billed_duration_ms: b, memory_size_mb: m },
+        (None, None, Some(d)) => ReportUsage::ManagedInstance { duration_ms: d },
+        (None, _, _) => return Err(ParseError::missing("record.metrics.billedDurationMs")),
+        (_, None, _) => return Err(ParseError::missing("record.metrics.memorySizeMB")),
+    };
+    Ok(Report { request_id, time, usage })
+}
+
+fn non_negative(field: &str, v: Decimal) -> Result<Decimal, ParseError> {
+    if v.is_sign_negative() && !v.is_zero() {
+        Err(ParseError::bad(field, format!("negative value {v}")))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Join and dedupe bounds of [`LambdaAggregator`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaConfig {
+    /// JSON keys holding the tenant id (default `["accountant_id"]`).
+    pub tenant_keys: Vec<String>,
+    /// How many unjoined records (REPORTs waiting for their tenant line, tenant lines waiting for their
+    /// REPORT) are kept (default 100,000). When one more arrives, the oldest is given up: a REPORT's usage
+    /// is then recorded under `UNATTRIBUTED` (counted in `reports_without_tenant`), a tenant line is dropped
+    /// (counted in `tenant_lines_without_report`). So a REPORT and its tenant line must be at most this many
+    /// unjoined records apart in the input; logs of one stream are in order, so this only bites when many
+    /// streams are interleaved.
+    pub join_window: usize,
+    /// How many joined request ids are remembered to drop duplicate REPORTs (at-least-once delivery;
+    /// default 1,000,000, ~40 MB). A duplicate arriving later than that is counted twice.
+    pub dedupe_window: usize,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        Self { tenant_keys: vec!["accountant_id".into()], join_window: 100_000, dedupe_window: 1_000_000 }
+    }
+}
+
+/// Counters of the join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LambdaStats {
+    /// REPORT records seen (including duplicates).
+    pub reports: u64,
+    /// REPORTs dropped as duplicates of an earlier one with the same request id.
+    pub duplicate_reports: u64,
+    /// Invocations joined to a tenant.
+    pub joined: u64,
+    /// Invocations recorded under `UNATTRIBUTED` (no tenant line within the window or at all).
+    pub reports_without_tenant: u64,
+    /// Tenant lines whose REPORT never came (within the window).
+    pub tenant_lines_without_report: u64,
+    /// Tenant lines naming a different tenant than an earlier line for the same request (first wins).
+    pub conflicting_tenants: u64,
+    /// Invocations without any timestamp (no day): not recorded.
+    pub without_day: u64,
+}
+
+/// A request id, compact when it is a UUID (16 bytes instead of a 36-byte string).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RequestKey {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl RequestKey {
+    fn new(id: &str) -> Self {
+        if is_uuid(id) {
+            let hex: String = id.chars().filter(|c| *c != '-').collect();
+            if let Ok(v) = u128::from_str_radix(&hex, 16) {
+                return RequestKey::Uuid(v);
+            }
+        }
+        RequestKey::Text(id.into())
+    }
+}
+
+#[derive(Debug)]
+enum Pending {
+    Report(Report),
+    Tenant(TenantId, Option<DateTime<Utc>>),
+}
+
+/// Streams Lambda logs into driver totals (see [`LambdaConfig`] for the memory bounds).
+#[derive(Debug)]
+pub struct LambdaAggregator {
+    parser: LambdaParser,
+    config: LambdaConfig,
+    pending: HashMap<RequestKey, (u64, Pending)>,
+    order: VecDeque<(RequestKey, u64)>,
+    done: HashSet<RequestKey>,
+    done_order: VecDeque<RequestKey>,
+    seq: u64,
+    totals: DriverTotals,
+    stats: LambdaStats,
+}
+
+impl LambdaAggregator {
+    pub fn new(config: LambdaConfig) -> Self {
+        Self {
+            parser: LambdaParser::new(config.tenant_keys.clone()),
+            config,
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            done: HashSet::new(),
+            done_order: VecDeque::new(),
+            seq: 0,
+            totals: DriverTotals::new(),
+            stats: LambdaStats::default(),
+        }
+    }
+
+    /// Reads one source (REPORTs and app lines may be in the same or in different sources; the join spans
+    /// all sources read by this aggregator).
+    pub fn read<R: BufRead>(
+        &mut self,
+        source_name: &str,
+        reader: R,
+        budget: &ErrorBudget,
+    ) -> Result<SourceReport, EvidenceError> {
+        read_lines(source_name, reader, budget, |line, text| match self.parser.parse_line(text)? {
+            None => Ok(Outcome::Ignored),
+            Some(rec) => {
+                self.push(rec).map_err(|message| {
+                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
+                })?;
+                Ok(Outcome::Record)
+            }
+        })
+    }
+
+    /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
+    pub fn push(&mut self, record: LambdaRecord) -> Result<(), String> {
+        match record {
+            LambdaRecord::Report(r) => {
+                self.stats.reports += 1;
+                let key = RequestKey::new(&r.request_id);
+                if self.done.contains(&key) {
+                    self.stats.duplicate_reports += 1;
+                    return Ok(());
+                }
+                match self.pending.remove(&key) {
+                    Some((_, Pending::Tenant(tenant, time))) => {
+                        self.stats.joined += 1;
+                        self.mark_done(key);
+                        self.emit(&r, &tenant, time)
+                    }
+                    Some(p @ (_, Pending::Report(_))) => {
+                        self.stats.duplicate_reports += 1;
+                        self.pending.insert(key, p);
+                        Ok(())
+                    }
+                    None => self.wait(key, Pending::Report(r)),
+                }
+            }
+            LambdaRecord::Tenant(t) => {
+                let key = RequestKey::new(&t.request_id);
+                if self.done.contains(&key) {
+                    return Ok(());
+                }
+                match self.pending.remove(&key) {
+                    Some((_, Pending::Report(r))) => {
+                        self.stats.joined += 1;
+                        self.mark_done(key);
+                        self.emit(&r, &t.tenant, t.time)
+                    }
+                    Some((seq, Pending::Tenant(first, time))) => {
+                        if first != t.tenant {
+                            self.stats.conflicting_tenants += 1;
+                        }
+                        self.pending.insert(key, (seq, Pending::Tenant(first, time)));
+                        Ok(())
+                    }
+                    None => self.wait(key, Pending::Tenant(t.tenant, t.time)),
+                }
+            }
+        }
+    }
+
+    /// Gives up on every unjoined record (see [`LambdaConfig::join_window`]) and returns the totals.
+    pub fn finish(mut self) -> Result<(DriverTotals, LambdaStats), String> {
+        while let Some((key, seq)) = self.order.pop_front() {
+            self.give_up(key, seq)?;
+        }
+        Ok((self.totals, self.stats))
+    }
+
+    fn wait(&mut self, key: RequestKey, p: Pending) -> Result<(), String> {
+        self.seq += 1;
+        self.pending.insert(key.clone(), (self.seq, p));
+        self.order.push_back((key, self.seq));
+        while self.order.len() > self.config.join_window {
+            if let Some((key, seq)) = self.order.pop_front() {
+                self.give_up(key, seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn give_up(&mut self, key: RequestKey, seq: u64) -> Result<(), String> {
+        // Entries of `order` whose record was joined meanwhile are stale: the seq tells.
+        if self.pending.get(&key).map(|(s, _)| *s) != Some(seq) {
+            return Ok(());
+        }
+        match self.pending.remove(&key) {
+            Some((_, Pending::Report(r))) => {
+                self.stats.reports_without_tenant += 1;
+                self.mark_done(key);
+                self.emit(&r, &TenantId::unattributed(), None)
+            }
+            Some((_, Pending::Tenant(..))) => {
+                self.stats.tenant_lines_without_report += 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn mark_done(&mut self, key: RequestKey) {
+        if self.config.dedupe_window == 0 {
+            return;
+        }
+        if self.done.insert(key.clone()) {
+            self.done_order.push_back(key);
+        }
+        while self.done_order.len() > self.config.dedupe_window {
+            if let Some(old) = self.done_order.pop_front() {
+                self.done.remove(&old);
+            }
+        }
+    }
+
+    fn emit(&mut self, r: &Report, tenant: &TenantId, tenant_time: Option<DateTime<Utc>>) -> Result<(), String> {
+        let Some(day) = r.time.or(tenant_time).map(|t| t.date_naive()) else {
+            self.stats.without_day += 1;
+            return Ok(());
+        };
+        let add = |totals: &mut DriverTotals, d: Driver, q: Decimal, day: NaiveDate| {
+            totals.add(d, day, tenant, q).map_err(|e| e.to_string())
+        };
+        add(&mut self.totals, Driver::LambdaInvocations, Decimal::ONE, day)?;
+        match &r.usage {
+            ReportUsage::OnDemand { billed_duration_ms, .. } => {
+                let gbs = r.gb_seconds().ok_or_else(|| format!("GB-seconds of request {} overflow", r.request_id))?;
+                add(&mut self.totals, Driver::LambdaGbSeconds, gbs, day)?;
+                add(&mut self.totals, Driver::LambdaDurationMs, *billed_duration_ms, day)?;
+            }
+            ReportUsage::ManagedInstance { duration_ms } => {
+                add(&mut self.totals, Driver::LambdaDurationMs, *duration_ms, day)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn report_text_variants() {
+        let p = LambdaParser::default();
+        let line = "REPORT RequestId: 8fc6f963-411b-58b5-8483-a32130c0f45d\tDuration: 201.67 ms\tBilled Duration: 202 ms \tMemory Size: 2048 MB\tMax Memory Used: 81 MB\tInit Duration: 480.25 ms\tXRAY TraceId: 1-5e2b3c4d-1a2b3c4d5e6f7a8b9c0d1e2f\tSegmentId: 1a2b3c4d5e6f7a8b\tSampled: true";
+        let Some(LambdaRecord::Report(r)) = p.parse_line(line).unwrap() else { panic!() };
+        assert_eq!(r.request_id, "8fc6f963-411b-58b5-8483-a32130c0f45d");
+        assert_eq!(r.usage, ReportUsage::OnDemand { billed_duration_ms: d("202"), memory_size_mb: d("2048") });
+        assert_eq!(r.gb_seconds(), Some(d("0.404")));
+        assert_eq!(r.time, None);
+        // Export prefix supplies the time; spaces instead of tabs still parse.
+        let Some(LambdaRecord::Report(r)) =
+            p.parse_line("2024-07-03T23:59:59.999Z REPORT RequestId: abc Duration: 1.5 ms Billed Duration: 1.5 ms Memory Size: 128 MB").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.time.unwrap().date_naive().to_string(), "2024-07-03");
+        assert_eq!(r.gb_seconds(), Some(d("0.0001875")));
+        for (bad, want) in [
+            ("REPORT Duration: 1 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB", "RequestId"),
+            ("REPORT RequestId: x\tDuration: 1 ms\tMemory Size: 128 MB", "Billed Duration"),
+            ("REPORT RequestId: x\tBilled Duration: 1 s\tMemory Size: 128 MB", "unit"),
+            ("REPORT RequestId: x\tBilled Duration: 1,5 ms\tMemory Size: 128 MB", "Billed Duration"),
+            ("REPORT RequestId: x\tBilled Duration: -1 ms\tMemory Size: 128 MB", "negative"),
+            ("REPORT RequestId:", "no value"),
+        ] {
+            let e = p.parse_line(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        assert_eq!(p.parse_line("START RequestId: x Version: $LATEST").unwrap(), None);
+        assert_eq!(p.parse_line("END RequestId: x").unwrap(), None);
+    }
+
+    #[test]
+    fn platform_report_shapes() {
+        let p = LambdaParser::default();
+        let on_demand = r#"{"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa87c28a","metrics":{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04},"status":"success"}}"#;
+        let Some(LambdaRecord::Report(r)) = p.parse_line(on_demand).unwrap() else { panic!() };
+        assert_eq!(r.gb_seconds(), Some(d("0.325")));
+        assert_eq!(r.time.unwrap().date_naive().to_string(), "2022-10-21");
+        let managed = r#"{"time":"2025-10-01T00:00:01Z","type":"platform.report","record":{"requestId":"r-1","metrics":{"durationMs":12.5},"status":"success"}}"#;
+        let Some(LambdaRecord::Report(r)) = p.parse_line(managed).unwrap() else { panic!() };
+        assert_eq!(r.usage, ReportUsage::ManagedInstance { duration_ms: d("12.5") });
+        assert_eq!(
+            p.parse_line(r#"{"time":"2025-10-01T00:00:01Z","type":"platform.start","record":{}}"#).unwrap(),
+            None
+        );
+        assert!(p.parse_line(r#"{"type":"platform.report","record":{"metrics":{}}}"#).is_err());
+        assert!(
+            p.parse_line(r#"{"type":"platform.report","record":{"requestId":"x","metrics":{"billedDurationMs":1}}}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tenant_lines() {
+        let p = LambdaParser::new(vec!["accountant_id".into(), "tenant_id".into()]);
+        let rec = |l: &str| match p.parse_line(l).unwrap() {
+            Some(LambdaRecord::Tenant(t)) => Some((t.request_id, t.tenant.to_string())),
+            _ => None,
+        };
+        assert_eq!(
+            rec(r#"{"level":"INFO","accountant_id":"acct-1","function_request_id":"r1"}"#),
+            Some(("r1".into(), "acct-1".into()))
+        );
+        assert_eq!(rec(r#"{"tenant_id":42,"requestId":"r2"}"#), Some(("r2".into(), "42".into())));
+        assert_eq!(
+            rec("2024-07-03T10:00:00.123Z\t8fc6f963-411b-58b5-8483-a32130c0f45d\tINFO\t{\"accountant_id\":\"a\"}"),
+            Some(("8fc6f963-411b-58b5-8483-a32130c0f45d".into(), "a".into()))
+        );
+        assert_eq!(
+            rec(r#"{"timestamp":"2024-07-03T10:00:00Z","requestId":"r3","message":{"accountant_id":"b"}}"#),
+            Some(("r3".into(), "b".into()))
+        );
+        assert_eq!(rec(r#"{"accountant_id":"a"}"#), None);
+        assert_eq!(rec("plain text"), None);
+        assert_eq!(rec("2024-07-03T10:00:00.123Z\tr\tINFO\t{braces in a message"), None);
+        assert!(p.parse_line(r#"{"accountant_id":"UNATTRIBUTED","requestId":"r"}"#).is_err());
+        assert!(p.parse_line(r#"{"accountant_id":["x"],"requestId":"r"}"#).is_err());
+        assert!(p.parse_line(r#"{"accountant_id":"a","requestId":"r""#).is_err());
+    }
+
+    fn report(id: &str, ms: &str, day: u32) -> LambdaRecord {
+        LambdaRecord::Report(Report {
+            request_id: id.into(),
+            time: Some(DateTime::from_naive_utc_and_offset(
+                NaiveDate::from_ymd_opt(2026, 1, day).unwrap().and_hms_opt(1, 0, 0).unwrap(),
+                Utc,
+            )),
+            usage: ReportUsage::OnDemand { billed_duration_ms: d(ms), memory_size_mb: d("1024") },
+        })
+    }
+    fn tenant(id: &str, t: &str) -> LambdaRecord {
+        LambdaRecord::Tenant(TenantLine { request_id: id.into(), tenant: TenantId::new(t).unwrap(), time: None })
+    }
+
+    #[test]
+    fn join_dedupe_and_window() {
+        let cfg = LambdaConfig { join_window: 2, ..LambdaConfig::default() };
+        let mut a = LambdaAggregator::new(cfg);
+        a.push(tenant("1", "a")).unwrap(); // tenant first
+        a.push(report("1", "1000", 1)).unwrap();
+        a.push(report("1", "1000", 1)).unwrap(); // duplicate after join
+        a.push(report("2", "2000", 1)).unwrap(); // report first
+        a.push(report("2", "2000", 1)).unwrap(); // duplicate while pending
+        a.push(tenant("2", "b")).unwrap();
+        a.push(tenant("2", "c")).unwrap(); // after join: ignored
+        a.push(tenant("3", "a")).unwrap();
+        a.push(tenant("3", "b")).unwrap(); // conflicting while pending
+        a.push(report("4", "500", 2)).unwrap();
+        a.push(tenant("5", "a")).unwrap(); // window 2: evicts the pending tenant line of 3
+        a.push(report("3", "100", 2)).unwrap(); // 3 no longer pending -> waits; evicts report 4 -> UNATTRIBUTED
+        let (totals, stats) = a.finish().unwrap(); // gives up on 5 (tenant) and 3 (report -> UNATTRIBUTED)
+        assert_eq!(
+            stats,
+            LambdaStats {
+                reports: 6,
+                duplicate_reports: 2,
+                joined: 2,
+                reports_without_tenant: 2,
+                tenant_lines_without_report: 2,
+                conflicting_tenants: 1,
+                without_day: 0
+            }
+        );
+        let day1 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let day2 = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let g = totals.day(Driver::LambdaGbSeconds, day1).unwrap();
+        assert_eq!(g[&TenantId::new("a").unwrap()], d("1"));
+        assert_eq!(g[&TenantId::new("b").unwrap()], d("2"));
+        let g = totals.day(Driver::LambdaGbSeconds, day2).unwrap();
+        assert_eq!(g[&TenantId::unattributed()], d("0.6"));
+        assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&TenantId::unattributed()], d("2"));
+    }
+}

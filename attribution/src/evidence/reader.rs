@@ -1,0 +1,181 @@
+//! Line reading shared by all aggregators: bounded lines, UTF-8 checks, gzip, error accounting.
+
+use std::io::{self, BufRead, BufReader, ErrorKind};
+
+use flate2::bufread::MultiGzDecoder;
+
+use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+
+/// The longest line kept (1 MiB). Longer lines are counted as malformed and skipped without buffering
+/// them, so one line without a newline cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Wraps `reader` in a gzip decoder when it starts with the gzip magic bytes (concatenated members, as
+/// written by CloudWatch Logs exports and Firehose, are read in sequence); otherwise returns it as is.
+pub fn decompress<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn BufRead + 'a>> {
+    let head = reader.fill_buf()?;
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        Ok(Box::new(BufReader::new(MultiGzDecoder::new(reader))))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// What one line turned out to be.
+pub(crate) enum Outcome {
+    Record,
+    Ignored,
+}
+
+/// A line's failure: counted (`Malformed`) or fatal for the whole read (`Fatal`).
+pub(crate) enum LineError {
+    Malformed(ParseError),
+    Fatal(EvidenceError),
+}
+
+impl From<ParseError> for LineError {
+    fn from(e: ParseError) -> Self {
+        LineError::Malformed(e)
+    }
+}
+
+/// Feeds each non-blank line of `reader` to `f` (with its 1-based number) and accounts for the outcome;
+/// fails at the end when the source's malformed ratio exceeds `budget`.
+pub(crate) fn read_lines<R: BufRead>(
+    source_name: &str,
+    mut reader: R,
+    budget: &ErrorBudget,
+    mut f: impl FnMut(u64, &str) -> Result<Outcome, LineError>,
+) -> Result<SourceReport, EvidenceError> {
+    let mut report = SourceReport { source: source_name.to_owned(), ..SourceReport::default() };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_no = 0u64;
+    'lines: loop {
+        buf.clear();
+        let mut too_long = false;
+        let mut eof = false;
+        loop {
+            let (used, newline) = match reader.fill_buf() {
+                Ok([]) => {
+                    eof = true;
+                    break;
+                }
+                Ok(avail) => {
+                    let nl = avail.iter().position(|&b| b == b'\n');
+                    let chunk = &avail[..nl.unwrap_or(avail.len())];
+                    let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+                    if chunk.len() > room {
+                        too_long = true;
+                    }
+                    // Keep at most MAX_LINE_BYTES (enough for the excerpt of an over-long line).
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    (nl.map_or(avail.len(), |i| i + 1), nl.is_some())
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput
+                    ) =>
+                {
+                    // A truncated or corrupt gzip stream: what was read stays, the damage is one bad record.
+                    line_no += 1;
+                    report.lines += 1;
+                    report.truncated = true;
+                    let err = ParseError::Truncated(format!("{e} (after {} complete lines)", line_no - 1));
+                    report.malformed(line_no, &err, &buf, budget);
+                    break 'lines;
+                }
+                Err(e) => {
+                    return Err(EvidenceError::Io {
+                        source_name: source_name.to_owned(),
+                        line: line_no,
+                        message: e.to_string(),
+                    });
+                }
+            };
+            reader.consume(used);
+            if newline {
+                break;
+            }
+        }
+        if eof && buf.is_empty() {
+            break;
+        }
+        line_no += 1;
+        let bytes = buf.strip_suffix(b"\r").unwrap_or(&buf);
+        if bytes.iter().all(u8::is_ascii_whitespace) && !too_long {
+            if eof {
+                break;
+            }
+            continue;
+        }
+        report.lines += 1;
+        if too_long {
+            report.malformed(line_no, &ParseError::TooLong { limit: MAX_LINE_BYTES }, bytes, budget);
+        } else {
+            match std::str::from_utf8(bytes) {
+                Err(e) => {
+                    report.malformed(line_no, &ParseError::InvalidUtf8 { valid_up_to: e.valid_up_to() }, bytes, budget)
+                }
+                Ok(text) => match f(line_no, text) {
+                    Ok(Outcome::Record) => report.records += 1,
+                    Ok(Outcome::Ignored) => report.ignored += 1,
+                    Err(LineError::Malformed(e)) => report.malformed(line_no, &e, bytes, budget),
+                    Err(LineError::Fatal(e)) => return Err(e),
+                },
+            }
+        }
+        if eof {
+            break;
+        }
+    }
+    report.check(budget)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn run(data: &[u8]) -> Result<SourceReport, EvidenceError> {
+        let budget = ErrorBudget { max_ratio: rust_decimal::Decimal::ONE, max_examples: 10 };
+        read_lines("t", decompress(Cursor::new(data.to_vec())).unwrap(), &budget, |_, l| {
+            if l.starts_with("ok") { Ok(Outcome::Record) } else { Ok(Outcome::Ignored) }
+        })
+    }
+
+    #[test]
+    fn counts_lines_crlf_blank_and_bad_utf8() {
+        let r = run(b"ok 1\r\n\r\n  \nother\nok \xff\xfe\nok last").unwrap();
+        assert_eq!((r.lines, r.records, r.ignored, r.malformed), (4, 2, 1, 1));
+        assert_eq!(r.examples[0].line, 5);
+        assert!(r.examples[0].error.contains("UTF-8"), "{:?}", r.examples);
+    }
+
+    #[test]
+    fn over_long_line_is_skipped_not_buffered() {
+        let mut data = vec![b'x'; MAX_LINE_BYTES * 3];
+        data.extend_from_slice(b"\nok\n");
+        let r = run(&data).unwrap();
+        assert_eq!((r.lines, r.records, r.malformed), (2, 1, 1));
+    }
+
+    #[test]
+    fn gzip_and_truncated_gzip() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..1000 {
+            writeln!(enc, "ok {i} some padding to make the stream longer than a block {}", i * 7919).unwrap();
+        }
+        let gz = enc.finish().unwrap();
+        let r = run(&gz).unwrap();
+        assert_eq!((r.records, r.malformed, r.truncated), (1000, 0, false));
+        let r = run(&gz[..gz.len() / 2]).unwrap();
+        assert!(r.truncated);
+        assert_eq!(r.malformed, 1);
+        assert!(r.records > 0 && r.records < 1000);
+        assert!(r.examples[0].error.contains("truncated"), "{:?}", r.examples);
+    }
+}

@@ -1,0 +1,132 @@
+//! Timestamps in the formats evidence carries, reduced to UTC.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::value::RawValue;
+
+use super::ParseError;
+use super::json;
+
+/// Parses a timestamp: RFC 3339 (`2024-07-03T10:00:00.123Z`), space-separated ISO with or without offset,
+/// Python logging (`2021-05-03 11:47:12,494+0200`), S3 access logs (`06/Feb/2019:00:00:38 +0000`), and epoch
+/// seconds (10 digits) or milliseconds (13 digits). Times without an offset are UTC.
+pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim().trim_start_matches('[').trim_end_matches(']');
+    if t.is_empty() {
+        return None;
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = t.parse().ok()?;
+        return match t.len() {
+            10 => DateTime::from_timestamp(v, 0),
+            13 => DateTime::from_timestamp_millis(v),
+            _ => None,
+        };
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S,%3f%z", "%d/%b/%Y:%H:%M:%S %z"] {
+        if let Ok(d) = DateTime::parse_from_str(t, f) {
+            return Some(d.with_timezone(&Utc));
+        }
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S,%3f"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
+            return Some(d.and_utc());
+        }
+    }
+    None
+}
+
+/// A timestamp from a JSON string or epoch number.
+pub(crate) fn json_timestamp(raw: &RawValue, field: &str) -> Result<DateTime<Utc>, ParseError> {
+    let text = json::scalar_text(raw, field)?;
+    parse_timestamp(&text).ok_or_else(|| ParseError::bad(field, format!("unrecognised timestamp {text:?}")))
+}
+
+/// Splits a leading timestamp token (CloudWatch Logs export: `2024-07-03T10:00:00.000Z <message>`) off `line`.
+pub(crate) fn split_prefix(line: &str) -> (Option<DateTime<Utc>>, &str) {
+    if !line.starts_with(|c: char| c.is_ascii_digit()) {
+        return (None, line);
+    }
+    let end = line.find([' ', '\t']).unwrap_or(line.len());
+    match parse_timestamp(&line[..end]) {
+        Some(ts) => (Some(ts), line[end..].strip_prefix([' ', '\t']).unwrap_or(&line[end..])),
+        None => (None, line),
+    }
+}
+
+/// A log line split into its parts: an optional timestamp, an optional request id from a Lambda text
+/// prefix (`<ts>\t<request id>\tINFO\t{...}`, Python's `[INFO]\t<ts>\t<request id>\t{...}`), and the body
+/// (from the first JSON object on, or the whole message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message<'a> {
+    pub time: Option<DateTime<Utc>>,
+    pub request_id: Option<&'a str>,
+    pub body: &'a str,
+}
+
+pub(crate) fn split_message(line: &str) -> Message<'_> {
+    let (mut time, rest) = split_prefix(line.trim());
+    let mut request_id = None;
+    if rest.starts_with('{') || !rest.contains('\t') {
+        return Message { time, request_id, body: rest };
+    }
+    let mut offset = 0;
+    for field in rest.split('\t') {
+        if field.starts_with('{') {
+            return Message { time, request_id, body: &rest[offset..] };
+        }
+        if request_id.is_none() && is_uuid(field) {
+            request_id = Some(field);
+        } else if time.is_none() {
+            time = parse_timestamp(field);
+        }
+        offset += field.len() + 1;
+    }
+    Message { time, request_id, body: rest }
+}
+
+/// `8fc6f963-411b-58b5-8483-a32130c0f45d`.
+pub(crate) fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> String {
+        parse_timestamp(s).map(|d| d.to_rfc3339()).unwrap_or_default()
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(ts("2022-10-21T14:05:05.766Z"), "2022-10-21T14:05:05.766+00:00");
+        assert_eq!(ts("2021-05-03 11:47:12,494+0200"), "2021-05-03T09:47:12.494+00:00");
+        assert_eq!(ts("[06/Feb/2019:23:00:38 -0200]"), "2019-02-07T01:00:38+00:00");
+        assert_eq!(ts("1720000000000"), "2024-07-03T09:46:40+00:00");
+        assert_eq!(ts("1720000000"), "2024-07-03T09:46:40+00:00");
+        assert_eq!(ts("2024-07-03 10:00:00"), "2024-07-03T10:00:00+00:00");
+        assert_eq!(ts("yesterday"), "");
+        assert_eq!(ts("123"), "");
+    }
+
+    #[test]
+    fn messages() {
+        let m = split_message("2024-07-03T10:00:00.123Z\t8fc6f963-411b-58b5-8483-a32130c0f45d\tINFO\t{\"a\":1}");
+        assert_eq!(m.request_id, Some("8fc6f963-411b-58b5-8483-a32130c0f45d"));
+        assert_eq!(m.body, "{\"a\":1}");
+        assert!(m.time.is_some());
+        let m = split_message("[INFO]\t2024-07-03T10:00:00.123Z\t8fc6f963-411b-58b5-8483-a32130c0f45d\t{\"a\":1}");
+        assert_eq!((m.request_id.is_some(), m.time.is_some(), m.body), (true, true, "{\"a\":1}"));
+        let m = split_message("2024-07-03T10:00:00.000Z REPORT RequestId: x");
+        assert_eq!(m.body, "REPORT RequestId: x");
+        let m = split_message("START RequestId: x Version: $LATEST");
+        assert_eq!((m.time, m.body), (None, "START RequestId: x Version: $LATEST"));
+    }
+}

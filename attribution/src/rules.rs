@@ -1,0 +1,398 @@
+//! Attribution rules: which driver and policy split each shared-pool line.
+//!
+//! Rules are read from a TOML file (the documented default is `rules/default.toml`, shipped as
+//! [`DEFAULT_RULES_TOML`] and built by [`default_rules`]). Each rule matches on the line's service, usage
+//! type, operation, resource id and line-item type with [`Glob`]s; the **first** matching rule wins; a line
+//! that no rule matches is [`crate::UnattributedReason::Unmatched`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::allocate::SharedLine;
+use crate::driver::Driver;
+use crate::glob::Glob;
+use crate::money::parse_exact;
+use crate::policy::{SharePolicy, Window};
+use crate::tenant::TenantId;
+
+/// The default rules file, documented inline.
+pub const DEFAULT_RULES_TOML: &str = include_str!("../rules/default.toml");
+
+/// A rules file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    #[error("rules file {source_name}: {message}")]
+    Syntax { source_name: String, message: String },
+    #[error("rules file {source_name}, rule #{index} ({name:?}): {message}")]
+    Rule { source_name: String, index: usize, name: String, message: String },
+}
+
+/// What a rule matches; an empty list matches anything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Matcher {
+    pub service: Vec<Glob>,
+    pub usage_type: Vec<Glob>,
+    pub operation: Vec<Glob>,
+    pub resource: Vec<Glob>,
+    pub line_item_type: Vec<Glob>,
+}
+
+impl Matcher {
+    /// Whether `line` matches every non-empty field.
+    pub fn matches(&self, line: &SharedLine) -> bool {
+        let any = |globs: &[Glob], v: &str| globs.is_empty() || globs.iter().any(|g| g.matches(v));
+        any(&self.service, &line.service)
+            && any(&self.usage_type, &line.usage_type)
+            && any(&self.operation, &line.operation)
+            && any(&self.resource, &line.resource_id)
+            && any(&self.line_item_type, &line.line_item_type)
+    }
+}
+
+/// One rule: a name (stored with every attributed row), what it matches, and how it splits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    pub matcher: Matcher,
+    pub policy: SharePolicy,
+}
+
+/// An ordered list of rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+impl Rules {
+    /// Rules in match order; names must be unique and non-empty.
+    pub fn new(rules: Vec<Rule>) -> Result<Self, RulesError> {
+        let mut seen = BTreeSet::new();
+        for (i, r) in rules.iter().enumerate() {
+            if r.name.trim().is_empty() || !seen.insert(r.name.clone()) {
+                return Err(RulesError::Rule {
+                    source_name: "<rules>".into(),
+                    index: i + 1,
+                    name: r.name.clone(),
+                    message: "rule names must be non-empty and unique".into(),
+                });
+            }
+        }
+        Ok(Self { rules })
+    }
+
+    /// Parses a rules file; `source_name` (a path) is only used in error messages.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self, RulesError> {
+        let raw: RawFile = toml::from_str(text)
+            .map_err(|e| RulesError::Syntax { source_name: source_name.into(), message: e.to_string() })?;
+        if let Some(v) = raw.version
+            && v != 1
+        {
+            return Err(RulesError::Syntax {
+                source_name: source_name.into(),
+                message: format!("unsupported version {v} (this build reads version 1)"),
+            });
+        }
+        let mut rules = Vec::with_capacity(raw.rule.len());
+        for (i, r) in raw.rule.into_iter().enumerate() {
+            let name = r.name.clone();
+            let err = |message: String| RulesError::Rule {
+                source_name: source_name.into(),
+                index: i + 1,
+                name: name.clone(),
+                message,
+            };
+            rules.push(r.into_rule().map_err(err)?);
+        }
+        Self::new(rules).map_err(|e| match e {
+            RulesError::Rule { index, name, message, .. } => {
+                RulesError::Rule { source_name: source_name.into(), index, name, message }
+            }
+            other => other,
+        })
+    }
+
+    /// The first rule matching `line`, or `None` (unmatched).
+    pub fn route(&self, line: &SharedLine) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matcher.matches(line))
+    }
+
+    /// The rules in match order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
+/// The shipped default rules (identical to [`DEFAULT_RULES_TOML`]; a test keeps them in sync).
+///
+/// In match order: tax/credits/refunds/fees, support, CloudWatch and KMS → weighted by direct cost; Lambda
+/// duration → GB-seconds, requests → invocations, other Lambda → invocations; DynamoDB reads/writes → read/write
+/// units, storage → storage proxy; S3 storage → byte-hours, tier-1/tier-2/other requests → request counts;
+/// agent runtime vCPU / memory / other → vCPU-hours / GB-hours / sessions.
+pub fn default_rules() -> Rules {
+    let g = |v: &[&str]| v.iter().map(|s| Glob::new(*s)).collect::<Vec<_>>();
+    let prop = |driver| SharePolicy::Proportional { driver, window: Window::Day };
+    let rule = |name: &str, description: &str, matcher: Matcher, policy| Rule {
+        name: name.into(),
+        description: description.into(),
+        matcher,
+        policy,
+    };
+    let svc = |s: &[&str], u: &[&str]| Matcher { service: g(s), usage_type: g(u), ..Matcher::default() };
+    Rules {
+        rules: vec![
+            rule(
+                "tax-credits-refunds-fees",
+                "Tax, credits, refunds and fees follow each tenant's direct cost in the period",
+                Matcher {
+                    line_item_type: g(&[
+                        "Tax",
+                        "Credit",
+                        "Refund",
+                        "Fee",
+                        "RIFee",
+                        "SavingsPlanRecurringFee",
+                        "SavingsPlanUpfrontFee",
+                    ]),
+                    ..Matcher::default()
+                },
+                SharePolicy::WeightedByDirectCost,
+            ),
+            rule(
+                "support",
+                "AWS Support plans are billed on the account's total spend",
+                svc(&["AWSSupport*", "AWS*Support"], &[]),
+                SharePolicy::WeightedByDirectCost,
+            ),
+            rule(
+                "observability-and-keys",
+                "CloudWatch and KMS serve every tenant; no per-tenant usage evidence is collected for them",
+                svc(&["AmazonCloudWatch", "AWSKMS", "awskms"], &[]),
+                SharePolicy::WeightedByDirectCost,
+            ),
+            rule(
+                "lambda-duration",
+                "Lambda duration (incl. provisioned concurrency and ephemeral storage) by billed GB-seconds",
+                svc(
+                    &["AWSLambda"],
+                    &["*Lambda-*GB-Second*", "*Lambda-*Gb-Second*", "*Lambda-Provisioned-Concurrency*"],
+                ),
+                prop(Driver::LambdaGbSeconds),
+            ),
+            rule(
+                "lambda-requests",
+                "Lambda requests by invocation count",
+                svc(&["AWSLambda"], &["*Request*"]),
+                prop(Driver::LambdaInvocations),
+            ),
+            rule(
+                "lambda-other",
+                "Other Lambda usage (e.g. data transfer) by invocation count",
+                svc(&["AWSLambda"], &[]),
+                prop(Driver::LambdaInvocations),
+            ),
+            rule(
+                "dynamodb-reads",
+                "On-demand read request units and provisioned read capacity by consumed read units",
+                svc(&["AmazonDynamoDB"], &["*ReadRequestUnits*", "*ReadCapacityUnit-Hrs*"]),
+                prop(Driver::DynamoReadUnits),
+            ),
+            rule(
+                "dynamodb-writes",
+                "On-demand write request units and provisioned write capacity by consumed write units",
+                svc(&["AmazonDynamoDB"], &["*WriteRequestUnits*", "*WriteCapacityUnit-Hrs*"]),
+                prop(Driver::DynamoWriteUnits),
+            ),
+            rule(
+                "dynamodb-storage",
+                "Table, backup and PITR storage by the storage proxy (cumulative write units)",
+                svc(&["AmazonDynamoDB"], &["*TimedStorage-ByteHrs*", "*TimedBackupStorage*", "*TimedPITRStorage*"]),
+                prop(Driver::DynamoStorageProxy),
+            ),
+            rule(
+                "s3-storage",
+                "S3 storage (every storage class) by byte-hours under the tenant's prefixes",
+                svc(&["AmazonS3"], &["*TimedStorage*"]),
+                prop(Driver::S3ByteHours),
+            ),
+            rule(
+                "s3-requests-tier1",
+                "PUT, COPY, POST and LIST requests",
+                svc(&["AmazonS3"], &["*Requests-*Tier1*"]),
+                prop(Driver::S3Tier1Requests),
+            ),
+            rule(
+                "s3-requests-tier2",
+                "GET and other tier-2 requests",
+                svc(&["AmazonS3"], &["*Requests-*Tier2*"]),
+                prop(Driver::S3Tier2Requests),
+            ),
+            rule(
+                "s3-requests-other",
+                "Other request classes by all requests",
+                svc(&["AmazonS3"], &["*Requests-*"]),
+                prop(Driver::S3Requests),
+            ),
+            rule(
+                "agent-runtime-cpu",
+                "Agent runtime vCPU-hours by the sessions' vCPU-hours",
+                svc(&["*AgentCore*"], &["*vCPU*", "*CPU*"]),
+                prop(Driver::AgentVcpuHours),
+            ),
+            rule(
+                "agent-runtime-memory",
+                "Agent runtime memory GB-hours by the sessions' GB-hours",
+                svc(&["*AgentCore*"], &["*GB*", "*Memory*"]),
+                prop(Driver::AgentGbHours),
+            ),
+            rule(
+                "agent-runtime-other",
+                "Other agent runtime usage by session count",
+                svc(&["*AgentCore*"], &[]),
+                prop(Driver::AgentSessions),
+            ),
+        ],
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: Option<u32>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn globs(v: Option<OneOrMany>) -> Vec<Glob> {
+        match v {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![Glob::new(s)],
+            Some(OneOrMany::Many(v)) => v.into_iter().map(Glob::new).collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    #[serde(default)]
+    description: String,
+    service: Option<OneOrMany>,
+    usage_type: Option<OneOrMany>,
+    operation: Option<OneOrMany>,
+    resource: Option<OneOrMany>,
+    line_item_type: Option<OneOrMany>,
+    policy: String,
+    driver: Option<String>,
+    window: Option<Window>,
+    weights: Option<BTreeMap<String, toml::Value>>,
+}
+
+impl RawRule {
+    fn into_rule(self) -> Result<Rule, String> {
+        if self.weights.is_some() && self.policy != "fixed" {
+            return Err("`weights` only apply to policy \"fixed\"".into());
+        }
+        let policy = match self.policy.as_str() {
+            "proportional" => {
+                let driver = self.driver.ok_or("policy \"proportional\" needs `driver`")?;
+                let driver: Driver = driver.parse().map_err(|e| format!("{e}"))?;
+                SharePolicy::Proportional { driver, window: self.window.unwrap_or_default() }
+            }
+            other => {
+                if self.driver.is_some() || self.window.is_some() {
+                    return Err(format!("`driver` and `window` only apply to policy \"proportional\", not {other:?}"));
+                }
+                match other {
+                    "weighted_by_direct_cost" => SharePolicy::WeightedByDirectCost,
+                    "even" => SharePolicy::Even,
+                    "fixed" => {
+                        SharePolicy::Fixed(fixed_weights(self.weights.ok_or("policy \"fixed\" needs `weights`")?)?)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown policy {other:?} (expected proportional, weighted_by_direct_cost, even, fixed)"
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Rule {
+            name: self.name,
+            description: self.description,
+            matcher: Matcher {
+                service: OneOrMany::globs(self.service),
+                usage_type: OneOrMany::globs(self.usage_type),
+                operation: OneOrMany::globs(self.operation),
+                resource: OneOrMany::globs(self.resource),
+                line_item_type: OneOrMany::globs(self.line_item_type),
+            },
+            policy,
+        })
+    }
+}
+
+fn fixed_weights(raw: BTreeMap<String, toml::Value>) -> Result<BTreeMap<TenantId, Decimal>, String> {
+    let mut out = BTreeMap::new();
+    for (tenant, v) in raw {
+        let id = TenantId::new(tenant.clone()).map_err(|e| format!("weights: {e}"))?;
+        let w = match v {
+            toml::Value::String(s) => parse_exact(&s).map_err(|e| format!("weights.{tenant}: {e}"))?,
+            toml::Value::Integer(i) => Decimal::from(i),
+            _ => return Err(format!("weights.{tenant}: write the weight as a string (\"0.7\") or an integer")),
+        };
+        if w.is_sign_negative() && !w.is_zero() {
+            return Err(format!("weights.{tenant}: negative weight {w}"));
+        }
+        out.insert(id, w);
+    }
+    if out.values().all(Decimal::is_zero) {
+        return Err("weights: at least one weight must be positive".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_parses_and_equals_the_code() {
+        let parsed = Rules::from_toml(DEFAULT_RULES_TOML, "rules/default.toml").unwrap();
+        assert_eq!(parsed, default_rules());
+        assert_eq!(parsed.rules().len(), 16);
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let bad = [
+            ("[[rule]]\nname='x'\npolicy='proportional'", "needs `driver`"),
+            ("[[rule]]\nname='x'\npolicy='proportional'\ndriver='cpu'", "unknown driver"),
+            ("[[rule]]\nname='x'\npolicy='even'\ndriver='lambda_invocations'", "only apply"),
+            ("[[rule]]\nname='x'\npolicy='fixed'\nweights={a=0.5}", "as a string"),
+            ("[[rule]]\nname='x'\npolicy='fixed'\nweights={a='-1'}", "negative"),
+            ("[[rule]]\nname='x'\npolicy='split'", "unknown policy"),
+            ("[[rule]]\nname='x'\npolicy='even'\nservise='AWSLambda'", "unknown field"),
+            ("[[rule]]\nname='x'\npolicy='even'\n[[rule]]\nname='x'\npolicy='even'", "unique"),
+            ("version=2", "unsupported version"),
+        ];
+        for (text, want) in bad {
+            let e = Rules::from_toml(text, "r.toml").unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("r.toml"), "{text}: {e}");
+        }
+        let ok = Rules::from_toml("[[rule]]\nname='f'\npolicy='fixed'\nweights={a='0.7', b=3}", "r.toml").unwrap();
+        assert!(matches!(&ok.rules()[0].policy, SharePolicy::Fixed(w) if w.len() == 2));
+    }
+}
