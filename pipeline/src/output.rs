@@ -94,7 +94,15 @@ const AMOUNT_HEADERS: [&str; 6] =
     ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "line_items"];
 
 fn amount_cells(r: &CostsRow, exact: bool) -> [String; 6] {
-    let f = |d: Decimal| if exact { d.to_string() } else { group_thousands(d.round_dp(4)) };
+    let f = |d: Decimal| {
+        if exact {
+            d.to_string()
+        } else {
+            let mut rounded = d.round_dp(4);
+            rounded.rescale(4);
+            group_thousands(rounded)
+        }
+    };
     [
         f(r.unblended_cost),
         f(r.net_unblended_cost),
@@ -211,7 +219,7 @@ fn render_table(header: &[String], body: &[Vec<String>], separator_before: usize
     out
 }
 
-/// `1234567.8901` → `1,234,567.8901`.
+/// `1234567.8901` → `1,234,567.8901`; keeps the decimal's own scale (`0.0000` stays so).
 pub fn group_thousands(d: Decimal) -> String {
     let s = d.to_string();
     let (sign, s) = s.strip_prefix('-').map(|r| ("-", r)).unwrap_or(("", s.as_str()));
@@ -235,7 +243,7 @@ pub fn percent(part: Decimal, whole: Decimal) -> String {
         return "—".into();
     }
     match part.checked_div(whole) {
-        Some(q) => format!("{}%", (q * Decimal::ONE_HUNDRED).round_dp(1)),
+        Some(q) => format!("{:.1}%", (q * Decimal::ONE_HUNDRED).round_dp(1)),
         None => "—".into(),
     }
 }
@@ -341,5 +349,6 @@ mod tests {
         assert_eq!(group_thousands(Decimal::new(12, 1)), "1.2");
         assert_eq!(percent(Decimal::ONE, Decimal::new(3, 0)), "33.3%");
         assert_eq!(percent(Decimal::ONE, Decimal::ZERO), "—");
+        assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
     }
 }
