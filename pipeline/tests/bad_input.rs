@@ -1,6 +1,8 @@
 //! Bad input: each case fails with an error that names the file (and column/line where known),
 //! and the store is exactly as it was before the run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -58,7 +60,7 @@ fn truncated_parquet() {
     let victim = &g.data_files[1];
     let len = std::fs::metadata(victim).unwrap().len();
     std::fs::File::options().write(true).open(victim).unwrap().set_len(len / 2).unwrap();
-    assert_rejected(&f, &[g.manifest_path.clone()], &[file_name(victim), "Parquet"]);
+    assert_rejected(&f, std::slice::from_ref(&g.manifest_path), &[file_name(victim), "Parquet"]);
 }
 
 fn drop_or_retype(batch: RecordBatch, column: &str, retype: bool) -> RecordBatch {
@@ -88,7 +90,7 @@ fn missing_required_column() {
     common::rewrite_parquet(victim, victim, |b| drop_or_retype(b, "line_item_unblended_cost", false));
     assert_rejected(
         &f,
-        &[g.manifest_path.clone()],
+        std::slice::from_ref(&g.manifest_path),
         &[file_name(victim), "missing required column `line_item_unblended_cost`"],
     );
 }
@@ -101,7 +103,7 @@ fn wrong_column_type() {
     common::rewrite_parquet(victim, victim, |b| drop_or_retype(b, "line_item_unblended_cost", true));
     assert_rejected(
         &f,
-        &[g.manifest_path.clone()],
+        std::slice::from_ref(&g.manifest_path),
         &[file_name(victim), "`line_item_unblended_cost`", "Utf8", "expected a number"],
     );
 }
@@ -124,7 +126,7 @@ fn non_numeric_cost_in_csv_names_file_column_and_line() {
     // Data row 5 (0-based) is on line 7: the header is line 1.
     assert_rejected(
         &f,
-        &[g.manifest_path.clone()],
+        std::slice::from_ref(&g.manifest_path),
         &[file_name(victim), "line 7", "lineItem/UnblendedCost", "12,5 USD", "decimal number"],
     );
 }
@@ -137,7 +139,7 @@ fn bad_timestamp_in_csv_names_file_column_and_line() {
     set_csv_field(victim, 2, "lineItem/UsageStartDate", "2026-10-01T30:00:00Z");
     assert_rejected(
         &f,
-        &[g.manifest_path.clone()],
+        std::slice::from_ref(&g.manifest_path),
         &[file_name(victim), "line 4", "lineItem/UsageStartDate", "2026-10-01T30:00:00Z"],
     );
 }
@@ -148,7 +150,7 @@ fn empty_files() {
     for name in ["empty.parquet", "empty.csv", "empty.csv.gz"] {
         let path = f.root.join(name);
         std::fs::write(&path, b"").unwrap();
-        assert_rejected(&f, &[path.clone()], &[name, "empty"]);
+        assert_rejected(&f, std::slice::from_ref(&path), &[name, "empty"]);
     }
 }
 
@@ -160,7 +162,7 @@ fn manifest_that_references_a_missing_file() {
     std::fs::remove_file(victim).unwrap();
     assert_rejected(
         &f,
-        &[g.manifest_path.clone()],
+        std::slice::from_ref(&g.manifest_path),
         &[file_name(&g.manifest_path), file_name(victim), "does not exist"],
     );
 }
@@ -197,6 +199,6 @@ fn a_column_with_nulls_only_is_still_read_as_absent_values() {
             RecordBatch::try_new(schema.clone(), arrays).unwrap()
         });
     }
-    let report = common::process(&[g.manifest_path.clone()], &f.store).unwrap();
+    let report = common::process(std::slice::from_ref(&g.manifest_path), &f.store).unwrap();
     assert!(report.rows_read > 0);
 }

@@ -1,12 +1,14 @@
 //! End-to-end: runs the `curflow` binary as a user would (generate → process → costs → periods)
 //! and checks outputs and exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{dec, expected_json};
+use common::dec;
 use rust_decimal::Decimal;
 
 fn curflow(args: &[&str], cwd: &Path) -> Output {
@@ -166,5 +168,4 @@ fn config_file_and_environment_are_honoured() {
     let bad = curflow(&["periods"], d);
     assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("curflow.toml"));
-    let _ = expected_json;
 }

@@ -1,6 +1,8 @@
 //! Re-deliveries: the same version is a no-op, an older one is refused, a restatement replaces the
 //! whole period (vanished keys disappear), and a write that fails halfway changes nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, SystemTime};
@@ -18,10 +20,10 @@ fn processing_the_same_delivery_twice_leaves_the_store_identical() {
     let dir = tempfile::tempdir().unwrap();
     let g = common::generate(&dir.path().join("b"), Format::LegacyParquet, 5_000, 1, |_| {});
     let store = dir.path().join("s.sqlite");
-    let first = common::process(&[g.manifest_path.clone()], &store).unwrap();
+    let first = common::process(std::slice::from_ref(&g.manifest_path), &store).unwrap();
     assert!(matches!(first.outcome, ReplaceOutcome::Replaced { previous: None }));
     let before = common::dump(&store);
-    let second = common::process(&[g.manifest_path.clone()], &store).unwrap();
+    let second = common::process(std::slice::from_ref(&g.manifest_path), &store).unwrap();
     assert_eq!(second.outcome, ReplaceOutcome::Unchanged);
     assert!(second.scan_skipped, "a duplicate event is settled from the manifest, without reading data");
     assert_eq!(common::dump(&store), before);
@@ -48,9 +50,9 @@ fn an_older_delivery_after_a_newer_one_is_refused_and_changes_nothing() {
     common::set_mtime(&old.manifest_path, at(1));
     common::set_mtime(&new.manifest_path, at(2));
     let store = dir.path().join("s.sqlite");
-    common::process(&[new.manifest_path.clone()], &store).unwrap();
+    common::process(std::slice::from_ref(&new.manifest_path), &store).unwrap();
     let before = common::dump(&store);
-    let refused = common::process(&[old.manifest_path.clone()], &store).unwrap();
+    let refused = common::process(std::slice::from_ref(&old.manifest_path), &store).unwrap();
     match &refused.outcome {
         ReplaceOutcome::RefusedOlder { stored } => {
             assert_eq!(stored.id, expected_json(&new)["version_id"].as_str().unwrap())
@@ -61,7 +63,7 @@ fn an_older_delivery_after_a_newer_one_is_refused_and_changes_nothing() {
     // --force replaces anyway (an operator's explicit choice).
     let mut options = common::options();
     options.force = true;
-    let forced = common::process_with(&[old.manifest_path.clone()], &store, options).unwrap();
+    let forced = common::process_with(std::slice::from_ref(&old.manifest_path), &store, options).unwrap();
     assert!(matches!(forced.outcome, ReplaceOutcome::Replaced { .. }));
     assert_eq!(
         common::stored_total(&store, forced.period).unblended_cost,
@@ -77,9 +79,9 @@ fn a_restated_month_with_fewer_rows_replaces_the_period_and_vanished_keys_are_go
     common::set_mtime(&full.manifest_path, at(1));
     common::set_mtime(&restated.manifest_path, at(5));
     let store = dir.path().join("s.sqlite");
-    let first = common::process(&[full.manifest_path.clone()], &store).unwrap();
+    let first = common::process(std::slice::from_ref(&full.manifest_path), &store).unwrap();
     assert!(first.tenants > 3);
-    let second = common::process(&[restated.manifest_path.clone()], &store).unwrap();
+    let second = common::process(std::slice::from_ref(&restated.manifest_path), &store).unwrap();
     assert!(matches!(&second.outcome, ReplaceOutcome::Replaced { previous: Some(p) } if p == &first.version));
     // The store now equals the restatement exactly: its groups only, its totals.
     let got = common::stored_by_tenant_service_day(&store, second.period);
@@ -97,7 +99,7 @@ fn a_write_that_fails_halfway_leaves_the_store_exactly_as_before() {
     common::set_mtime(&v1.manifest_path, at(1));
     common::set_mtime(&v2.manifest_path, at(2));
     let store = dir.path().join("s.sqlite");
-    common::process(&[v1.manifest_path.clone()], &store).unwrap();
+    common::process(std::slice::from_ref(&v1.manifest_path), &store).unwrap();
     // A real SQLite failure in the middle of the inserts of v2.
     rusqlite::Connection::open(&store)
         .unwrap()
@@ -107,7 +109,7 @@ fn a_write_that_fails_halfway_leaves_the_store_exactly_as_before() {
         )
         .unwrap();
     let before = common::dump(&store);
-    let err = common::process(&[v2.manifest_path.clone()], &store).unwrap_err();
+    let err = common::process(std::slice::from_ref(&v2.manifest_path), &store).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(common::dump(&store), before);
 }

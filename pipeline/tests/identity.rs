@@ -1,6 +1,8 @@
 //! The reconciliation identity of cur-domain.md §3.5 on a month with Savings Plan and RI rows:
 //! unblended = amortized + ri_sp_trueup + ri_sp_upfront_fees, exactly, in total and per currency.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use curflow_fixtures::Format;

@@ -2,6 +2,8 @@
 //! (../shared/research/data). Its totals are documented in that folder's README, measured there
 //! with Python's `Decimal`; curflow must reproduce them exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::str::FromStr;
