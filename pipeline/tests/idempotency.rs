@@ -19,6 +19,11 @@ fn at(hours: u64) -> SystemTime {
 fn processing_the_same_delivery_twice_leaves_the_store_identical() {
     let dir = tempfile::tempdir().unwrap();
     let g = common::generate(&dir.path().join("b"), Format::LegacyParquet, 5_000, 1, |_| {});
+    // As AWS delivers: data files first, the manifest last (pinned: file-system clocks are coarse).
+    for f in &g.data_files {
+        common::set_mtime(f, at(1));
+    }
+    common::set_mtime(&g.manifest_path, at(2));
     let store = dir.path().join("s.sqlite");
     let first = common::process(std::slice::from_ref(&g.manifest_path), &store).unwrap();
     assert!(matches!(first.outcome, ReplaceOutcome::Replaced { previous: None }));
