@@ -56,15 +56,15 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     let rows = costs_rows(&lines, args.by, args.tenant.as_deref())?;
     match args.format {
         Format::Table => {
-            println!(
-                "Billing period {} — version {} ({} rows read from {}), tag `{}`",
+            crate::emit(&format!(
+                "Billing period {} — version {} ({} rows read from {}), tag `{}`\n",
                 record.period, record.version.id, record.rows_read, record.source, record.tag_key
-            );
-            print!("{}", costs_table(&rows, args.by)?);
-            println!("(table rounded to 4 places; --format csv|json gives exact amounts)");
+            ))?;
+            crate::emit(&costs_table(&rows, args.by)?)?;
+            crate::emit("(table rounded to 4 places; --format csv|json gives exact amounts)\n")?;
         }
-        Format::Csv => print!("{}", costs_csv(&rows, args.by)),
-        Format::Json => println!("{}", costs_json(&rows, args.by)?),
+        Format::Csv => crate::emit(&costs_csv(&rows, args.by))?,
+        Format::Json => crate::emit(&format!("{}\n", costs_json(&rows, args.by)?))?,
     }
     Ok(0)
 }

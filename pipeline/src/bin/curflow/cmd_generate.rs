@@ -68,15 +68,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     let started = std::time::Instant::now();
     let generated = generate(&options).map_err(|e| Failure { code: 3, error: e.into() })?;
     let t = &generated.expected.totals;
-    println!(
-        "Generated {} rows in {} file(s) in {:.1} s",
+    crate::emit(&format!(
+        "Generated {} rows in {} file(s) in {:.1} s\n",
         generated.expected.rows,
         generated.data_files.len(),
         started.elapsed().as_secs_f64()
-    );
-    println!("  manifest   {}", generated.manifest_path.display());
-    println!("  expected   {}", generated.expected_path.display());
-    println!("  unblended  {}   amortized {}", t.unblended_cost, t.amortized_cost);
-    println!("Next: curflow process {}", generated.manifest_path.display());
+    ))?;
+    crate::emit(&format!("  manifest   {}\n", generated.manifest_path.display()))?;
+    crate::emit(&format!("  expected   {}\n", generated.expected_path.display()))?;
+    crate::emit(&format!("  unblended  {}   amortized {}\n", t.unblended_cost, t.amortized_cost))?;
+    crate::emit(&format!("Next: curflow process {}\n", generated.manifest_path.display()))?;
     Ok(0)
 }

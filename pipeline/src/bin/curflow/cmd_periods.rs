@@ -18,16 +18,19 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         config.store = s;
     }
     let store = store::open(&config.store)?;
-    println!("{:<8}  {:<40}  {:<20}  {:>12}  source", "period", "version", "version time (UTC)", "rows read");
+    crate::emit(&format!(
+        "{:<8}  {:<40}  {:<20}  {:>12}  source\n",
+        "period", "version", "version time (UTC)", "rows read"
+    ))?;
     for r in store.periods()? {
-        println!(
-            "{:<8}  {:<40}  {:<20}  {:>12}  {}",
+        crate::emit(&format!(
+            "{:<8}  {:<40}  {:<20}  {:>12}  {}\n",
             r.period.to_string(),
             r.version.id,
             r.version.time.format("%Y-%m-%d %H:%M:%S").to_string(),
             r.rows_read,
             r.source
-        );
+        ))?;
     }
     Ok(0)
 }

@@ -64,9 +64,9 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         refused |= matches!(report.outcome, ReplaceOutcome::RefusedOlder { .. });
         if args.json {
             let line = serde_json::to_string(&report).map_err(|e| Failure { code: 1, error: e.into() })?;
-            println!("{line}");
+            crate::emit(&format!("{line}\n"))?;
         } else {
-            println!("{}", process_summary(&report, &store.describe()));
+            crate::emit(&format!("{}\n", process_summary(&report, &store.describe())))?;
         }
     }
     Ok(if refused { 5 } else { 0 })

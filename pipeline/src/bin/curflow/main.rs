@@ -69,6 +69,18 @@ impl From<Error> for Failure {
     }
 }
 
+/// Writes command output to stdout. A closed pipe (`curflow costs ... | head`) ends the program
+/// quietly with success, as Unix tools do, instead of panicking inside `println!`.
+pub fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure { code: 4, error: anyhow::Error::new(e).context("cannot write to stdout") }),
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
