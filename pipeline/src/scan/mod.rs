@@ -19,6 +19,7 @@ use datafusion::datasource::file_format::file_compression_type::FileCompressionT
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -130,6 +131,11 @@ impl Engine {
             let batch = batch.map_err(&fail)?;
             decode_groups(path, &cols, &batch, &mut groups)?;
         }
+        tracing::debug!(
+            file = %path.display(),
+            metrics = %DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true),
+            "scan metrics (EXPLAIN ANALYZE)"
+        );
         let summed: u64 = groups.iter().map(|(_, _, a)| a.line_items).sum();
         let rows_read = match footer_rows {
             Some(rows) => rows,

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Side-by-side end-to-end benchmark: `curflow process` vs DuckDB and Polars doing the same
+aggregation on the same generated legacy-CUR Parquet months, plus the pyarrow decode floor.
+
+Called by benches/run.sh (which builds curflow in release and prepares the venv).
+Engines run alternately, RUNS times each after one warm-up, each under /usr/bin/time for peak RSS.
+Totals are cross-checked: curflow's stored unblended and amortized totals must equal DuckDB's
+DECIMAL(38,12) sums and the generator's expected.json exactly.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from decimal import Decimal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CURFLOW = os.environ["CURFLOW_BIN"]
+PYTHON = sys.executable
+THREADS = os.environ.get("BENCH_THREADS", "2")
+RUNS = int(os.environ.get("RUNS", "3"))
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns (stdout, wall seconds, peak RSS MiB)."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        out = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name] + cmd, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        wall, rss_kb = t.read().split()[-2:]
+    return out.stdout, float(wall), int(rss_kb) / 1024
+
+
+def curflow_cmd(manifest, store):
+    if os.path.exists(store):
+        os.remove(store)
+    return [CURFLOW, "process", manifest, "--store", store]
+
+
+def curflow_totals(store, period):
+    out = subprocess.run([CURFLOW, "costs", "--store", store, "--period", period, "--format", "json"], capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)
+    return sum(Decimal(r["unblended_cost"]) for r in rows), sum(Decimal(r["amortized_cost"]) for r in rows)
+
+
+def main():
+    months = sys.argv[1:]
+    env = dict(os.environ, CURFLOW_TARGET_PARTITIONS=THREADS, CURFLOW_FILE_CONCURRENCY="2")
+    table = []
+    for month_dir in months:
+        expected = json.load(open(os.path.join(month_dir, "expected.json")))
+        manifest = next(os.path.join(r, f) for r, _, fs in os.walk(month_dir) for f in fs if f.endswith("Manifest.json"))
+        rows = expected["rows"]
+        store = os.path.join(tempfile.gettempdir(), f"curflow-bench-{os.getpid()}.sqlite")
+        engines = {
+            "curflow": lambda: timed(curflow_cmd(manifest, store), env),
+            "duckdb": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "duckdb", manifest, "--threads", THREADS]),
+            "polars": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "polars", manifest, "--threads", THREADS]),
+            "pyarrow decode": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "pyarrow", manifest, "--threads", THREADS]),
+        }
+        # Correctness first: exact totals must agree across curflow, DuckDB (decimal) and expected.json.
+        timed(curflow_cmd(manifest, store), env)
+        cf_unblended, cf_amortized = curflow_totals(store, expected["billing_period"])
+        duck = json.loads(timed([PYTHON, os.path.join(HERE, "peers.py"), "duckdb", manifest, "--check", "--threads", THREADS])[0])
+        want_u, want_a = Decimal(expected["totals"]["unblended_cost"]), Decimal(expected["totals"]["amortized_cost"])
+        checks = [cf_unblended == want_u == Decimal(duck["unblended"]), cf_amortized == want_a == Decimal(duck["amortized"])]
+        print(f"{rows:>11,} rows: totals curflow={cf_unblended}/{cf_amortized} duckdb(decimal)={duck['unblended']}/{duck['amortized']} "
+              f"expected={want_u}/{want_a} -> {'SAME' if all(checks) else 'MISMATCH'}", flush=True)
+        if not all(checks):
+            raise SystemExit("engines disagree on totals")
+        samples = {name: [] for name in engines}
+        for name, run in engines.items():
+            run()  # warm-up (page cache, lazy imports)
+        for _ in range(RUNS):
+            for name, run in engines.items():
+                _, wall, rss = run()
+                samples[name].append((wall, rss))
+        duck_median = statistics.median(w for w, _ in samples["duckdb"])
+        for name, s in samples.items():
+            wall = statistics.median(w for w, _ in s)
+            rss = max(r for _, r in s)
+            table.append((name, rows, wall, rows / wall, rss, wall / duck_median))
+        if os.path.exists(store):
+            os.remove(store)
+    print()
+    print(f"{'engine':<16} {'rows':>12} {'wall median s':>14} {'rows/s':>12} {'peak RSS MiB':>13} {'ratio to DuckDB':>16}")
+    for name, rows, wall, rps, rss, ratio in table:
+        print(f"{name:<16} {rows:>12,} {wall:>14.2f} {rps:>12,.0f} {rss:>13.0f} {ratio:>16.2f}")
+    print(f"\nthreads={THREADS} runs={RUNS} (median after 1 warm-up, engines alternating); load average: {open('/proc/loadavg').read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()

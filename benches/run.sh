@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End-to-end throughput bench: `curflow process` (release) vs DuckDB and Polars (same aggregation,
+# same files, same run, alternating) plus the pyarrow decode floor; checks exact totals first.
+#
+#   benches/run.sh [ROWS ...]        default: 1000000 10000000 40000000
+#   RUNS=5 BENCH_THREADS=2 benches/run.sh 10000000
+#
+# Generated months are cached in $CURFLOW_BENCH_DATA (default ~/.cache/curflow-bench-data);
+# Python peers are installed into a venv (default ~/.cache/curflow-bench-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/curflow-target}"
+data="${CURFLOW_BENCH_DATA:-$HOME/.cache/curflow-bench-data}"
+venv="${CURFLOW_BENCH_VENV:-$HOME/.cache/curflow-bench-venv}"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000 40000000)
+
+cargo build --release --locked -p curflow --bin curflow
+export CURFLOW_BIN="$CARGO_TARGET_DIR/release/curflow"
+
+if ! "$venv/bin/python" -c "import duckdb, polars, pyarrow" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet duckdb polars pyarrow
+fi
+
+months=()
+for rows in "${sizes[@]}"; do
+  dir="$data/legacy-parquet-$rows"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"
+    "$CURFLOW_BIN" generate --rows "$rows" --out "$dir" --format parquet --tenants 50 --seed 42
+    touch "$dir/.complete"
+  fi
+  months+=("$dir")
+done
+"$venv/bin/python" benches/peers.py --help >/dev/null 2>&1 || true
+exec "$venv/bin/python" benches/run.py "${months[@]}"
