@@ -78,25 +78,27 @@ fn scan_and_aggregate(c: &mut Criterion) {
 fn store_replace(c: &mut Criterion) {
     let period = BillingPeriod::new(2026, 10).unwrap();
     let lines: Vec<CostLine> = (0..40_000u32)
-        .map(|i| CostLine {
-            period,
-            key: CostKey {
-                usage_date: period.first_day() + chrono_days(i % 31),
-                tenant: (i % 5 != 0).then(|| format!("acct-{:04}", i % 50)),
-                service: format!("Service{}", i % 12),
-                usage_type: format!("USE1-Type-{}", i % 40),
-                operation: String::new(),
-                resource_id: format!("r-{i}"),
-                line_item_type: "Usage".into(),
-                currency: "USD".into(),
-            },
-            amounts: Amounts {
-                unblended_cost: Decimal::from_str("12.345678901234").unwrap(),
-                net_unblended_cost: Decimal::from_str("11.1").unwrap(),
-                amortized_cost: Decimal::from_str("10.5").unwrap(),
-                line_items: 25,
-                ..Amounts::default()
-            },
+        .map(|i| {
+            CostLine::new(
+                period,
+                CostKey {
+                    usage_date: period.first_day() + chrono_days(i % 31),
+                    tenant: (i % 5 != 0).then(|| format!("acct-{:04}", i % 50)),
+                    service: format!("Service{}", i % 12),
+                    usage_type: format!("USE1-Type-{}", i % 40),
+                    operation: String::new(),
+                    resource_id: format!("r-{i}"),
+                    line_item_type: "Usage".into(),
+                    currency: "USD".into(),
+                },
+                Amounts {
+                    unblended_cost: Decimal::from_str("12.345678901234").unwrap(),
+                    net_unblended_cost: Decimal::from_str("11.1").unwrap(),
+                    amortized_cost: Decimal::from_str("10.5").unwrap(),
+                    line_items: 25,
+                    ..Amounts::default()
+                },
+            )
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();

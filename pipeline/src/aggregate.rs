@@ -86,6 +86,44 @@ impl Amounts {
     }
 }
 
+/// How a tenant's row was attributed from a shared-pool line (see `attribute`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    /// The rule that routed the line (or `assignment:<pattern>`).
+    pub rule: String,
+    /// `assignment`, `usage_driver`, `direct_cost`, `even` or `fixed`.
+    pub basis: String,
+    /// The usage driver of proportional rules (`lambda_gb_seconds`, ...).
+    pub driver: Option<String>,
+    /// The tenant's weight and the line's total weight.
+    pub quantity: Decimal,
+    pub quantity_total: Decimal,
+    /// `quantity / quantity_total`, 12 places (display only; amounts are split exactly).
+    pub share: Decimal,
+}
+
+/// Where a stored line comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineSource {
+    /// A CUR row tagged with the tenant.
+    Cur,
+    /// Untagged CUR cost still in the shared pool (tenant `UNATTRIBUTED`).
+    Shared,
+    /// A tenant's part of a shared line, split from usage evidence or a fallback policy.
+    Attributed,
+}
+
+impl LineSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineSource::Cur => "cur",
+            LineSource::Shared => "shared",
+            LineSource::Attributed => "attributed",
+        }
+    }
+}
+
 /// One stored row: a key and its amounts, within a billing period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CostLine {
@@ -94,6 +132,24 @@ pub struct CostLine {
     pub key: CostKey,
     #[serde(flatten)]
     pub amounts: Amounts,
+    /// Set on attributed rows.
+    pub attribution: Option<Attribution>,
+    /// Why a shared row is still unattributed, once attribution has run.
+    pub unattributed_reason: Option<String>,
+}
+
+impl CostLine {
+    pub fn new(period: BillingPeriod, key: CostKey, amounts: Amounts) -> Self {
+        Self { period, key, amounts, attribution: None, unattributed_reason: None }
+    }
+
+    pub fn source(&self) -> LineSource {
+        match (&self.attribution, &self.key.tenant) {
+            (Some(_), _) => LineSource::Attributed,
+            (None, Some(_)) => LineSource::Cur,
+            (None, None) => LineSource::Shared,
+        }
+    }
 }
 
 /// Row counts and unblended cost per line-item type, for the run summary.
@@ -126,7 +182,7 @@ impl PeriodAggregate {
     /// The merged lines, sorted by key (deterministic output and storage order).
     pub fn into_lines(self) -> Vec<CostLine> {
         let mut lines: Vec<CostLine> =
-            self.lines.into_iter().map(|((period, key), amounts)| CostLine { period, key, amounts }).collect();
+            self.lines.into_iter().map(|((period, key), amounts)| CostLine::new(period, key, amounts)).collect();
         lines.sort_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
         lines
     }
@@ -200,8 +256,8 @@ mod tests {
     fn totals_are_kept_per_currency() {
         let p = BillingPeriod::new(2026, 10).unwrap();
         let lines = vec![
-            CostLine { period: p, key: key(Some("a"), "USD"), amounts: amounts("1") },
-            CostLine { period: p, key: key(Some("a"), "EUR"), amounts: amounts("2") },
+            CostLine::new(p, key(Some("a"), "USD"), amounts("1")),
+            CostLine::new(p, key(Some("a"), "EUR"), amounts("2")),
         ];
         let t = totals_by_currency(&lines).unwrap();
         assert_eq!(t["USD"].unblended_cost, Decimal::ONE);

@@ -9,11 +9,14 @@
 //!    (scaled integers, [`money`]) and groups per (period, day, tenant, service, usage type, ...).
 //! 3. [`process`]: merge the files, check there is one period, and replace it in a [`store`] in one
 //!    transaction, verified to sum to the input.
-//! 4. [`output`]: the run summary and the `costs` views.
+//! 4. [`attribute`] (with `--evidence`): split shared-pool lines to tenants from usage evidence,
+//!    exactly, with the pure `curflow-attribution` crate.
+//! 5. [`output`]: the run summary and the `costs` views.
 //!
 //! Money is `rust_decimal::Decimal` from the moment it leaves Arrow; no float is ever summed.
 
 pub mod aggregate;
+pub mod attribute;
 pub mod config;
 pub mod discover;
 pub mod error;

@@ -67,6 +67,7 @@ pub fn tenant_label(line: &CostLine) -> &str {
 pub fn costs_rows(lines: &[CostLine], by: GroupBy, tenant: Option<&str>) -> Result<Vec<CostsRow>> {
     let mut groups: BTreeMap<(String, String, String), Amounts> = BTreeMap::new();
     for line in lines.iter().filter(|l| tenant.is_none_or(|t| tenant_label(l) == t)) {
+        // Attributed rows belong to their tenant; the shared pool shows only what remains.
         let key = match by {
             GroupBy::Tenant => tenant_label(line).to_string(),
             GroupBy::Service => line.key.service.clone(),
@@ -308,6 +309,22 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             group_thousands(pool.unblended_cost.round_dp(2)),
             percent(pool.amortized_cost, t.amortized_cost),
         );
+    }
+    if let Some(cov) = &r.coverage {
+        for (currency, measures) in &cov.amounts {
+            if let (Some(c), Some(t)) = (measures.get("amortized_cost"), r.totals.get(currency)) {
+                let tagged = t.amortized_cost - c.shared;
+                wln!(
+                    out,
+                    "  coverage ({currency}) of amortized: tagged {}, attributed by usage {}, by assignment {}, by fallback {}, unattributed {}",
+                    percent(tagged, t.amortized_cost),
+                    percent(c.usage_driver, t.amortized_cost),
+                    percent(c.assigned, t.amortized_cost),
+                    percent(c.fallback, t.amortized_cost),
+                    percent(c.unattributed, t.amortized_cost)
+                );
+            }
+        }
     }
     let tag_note = if r.tenant_tag_present {
         ""

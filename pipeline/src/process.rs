@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
+use crate::attribute::{AttributionInputs, attribute};
 use crate::discover::{Delivery, ReportVersion};
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
@@ -47,6 +48,8 @@ pub struct PeriodReport {
     pub net_columns_present: bool,
     pub lines_written: usize,
     pub outcome: ReplaceOutcome,
+    /// What attribution did, per currency and measure (when evidence was given).
+    pub coverage: Option<curflow_attribution::Coverage>,
     /// True when the version check settled the outcome before any file was read.
     pub scan_skipped: bool,
     pub elapsed: Duration,
@@ -64,11 +67,18 @@ impl PeriodReport {
 pub struct Processor {
     engine: Engine,
     options: ProcessOptions,
+    attribution: Option<AttributionInputs>,
 }
 
 impl Processor {
     pub fn new(options: ProcessOptions) -> Result<Self> {
-        Ok(Self { engine: Engine::new(&options.engine)?, options })
+        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None })
+    }
+
+    /// Splits shared-pool lines to tenants with these inputs before storing.
+    pub fn with_attribution(mut self, inputs: AttributionInputs) -> Self {
+        self.attribution = Some(inputs);
+        self
     }
 
     /// Processes one delivery. `on_file` is called as each file finishes (progress reporting).
@@ -106,7 +116,23 @@ impl Processor {
                 aggregate.add(*p, key.clone(), amounts)?;
             }
         }
-        let lines = aggregate.into_lines();
+        let mut lines = aggregate.into_lines();
+        let mut coverage = None;
+        if let Some(inputs) = &self.attribution {
+            let before = totals_by_currency(&lines)?;
+            let (attributed, cov) = attribute(lines, inputs)?;
+            let after = totals_by_currency(&attributed)?;
+            let money = |t: &BTreeMap<String, Amounts>| {
+                t.iter().map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.line_items)).collect::<Vec<_>>()
+            };
+            if money(&before) != money(&after) {
+                return Err(Error::Internal(format!(
+                    "period {period}: attribution changed the totals ({before:?} -> {after:?}); nothing written"
+                )));
+            }
+            lines = attributed;
+            coverage = Some(cov);
+        }
         let record = PeriodRecord {
             period,
             version: delivery.version.clone(),
@@ -119,7 +145,9 @@ impl Processor {
             processed_at: Utc::now(),
         };
         let outcome = store.replace_period(&record, &lines, self.options.force)?;
-        report(record, &scans, &lines, outcome, started.elapsed())
+        let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
+        report.coverage = coverage;
+        Ok(report)
     }
 
     fn skipped_report(
@@ -145,6 +173,7 @@ impl Processor {
             net_columns_present: false,
             lines_written: 0,
             outcome,
+            coverage: None,
             scan_skipped: true,
             elapsed,
         }
@@ -215,6 +244,7 @@ fn report(
         net_columns_present: scans.iter().any(|s| s.net_columns_present),
         lines_written: lines.len(),
         outcome,
+        coverage: None,
         scan_skipped: false,
         elapsed,
     })

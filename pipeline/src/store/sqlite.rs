@@ -12,13 +12,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
 use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
-use crate::aggregate::{Amounts, CostKey, CostLine};
+use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use crate::discover::ReportVersion;
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -54,6 +54,20 @@ CREATE TABLE cost_lines (
 ) STRICT;
 CREATE INDEX cost_lines_by_period_tenant ON cost_lines (billing_period, tenant);
 ";
+
+/// Version 2: attribution. `source` gains `attributed`; attributed rows say how they were split.
+const SCHEMA_V2: &str = "
+ALTER TABLE cost_lines ADD COLUMN rule TEXT;                  -- attributed: rule (or assignment:<pattern>)
+ALTER TABLE cost_lines ADD COLUMN basis TEXT;                 -- attributed: assignment|usage_driver|direct_cost|even|fixed
+ALTER TABLE cost_lines ADD COLUMN driver TEXT;                -- attributed by usage: lambda_gb_seconds, ...
+ALTER TABLE cost_lines ADD COLUMN driver_quantity TEXT;       -- the tenant's weight (exact decimal)
+ALTER TABLE cost_lines ADD COLUMN driver_quantity_total TEXT; -- the line's total weight
+ALTER TABLE cost_lines ADD COLUMN share TEXT;                 -- driver_quantity / total, 12 places (display)
+ALTER TABLE cost_lines ADD COLUMN unattributed_reason TEXT;   -- shared rows after attribution: why they stay
+";
+
+/// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
 
 /// A SQLite-backed [`CostStore`].
 pub struct SqliteStore {
@@ -92,33 +106,29 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let e = |err| store_error(&self.path, err);
+        let path = self.path.clone();
+        let e = |err| store_error(&path, err);
         let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
-        match version {
-            0 => {
-                let path = self.path.clone();
-                let tx = self
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(|err| store_error(&path, err))?;
-                // Another process may have created it while we waited for the lock.
-                let current: i64 =
-                    tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|err| store_error(&path, err))?;
-                if current == 0 {
-                    tx.execute_batch(SCHEMA_V1).map_err(|err| store_error(&path, err))?;
-                    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|err| store_error(&path, err))?;
-                }
-                tx.commit().map_err(|err| store_error(&path, err))
-            }
-            SCHEMA_VERSION => Ok(()),
-            newer => Err(Error::Store {
+        if version > SCHEMA_VERSION {
+            return Err(Error::Store {
                 path: self.path.clone(),
                 reason: format!(
-                    "schema version {newer} is newer than this curflow supports ({SCHEMA_VERSION}); upgrade curflow"
+                    "schema version {version} is newer than this curflow supports ({SCHEMA_VERSION}); upgrade curflow"
                 ),
                 retryable: false,
-            }),
+            });
         }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        // Another process may have migrated while we waited for the lock.
+        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+            tx.execute_batch(sql).map_err(e)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1).map_err(e)?;
+        }
+        tx.commit().map_err(e)
     }
 
     fn read_record(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -194,7 +204,8 @@ fn decimal_text(d: Decimal) -> String {
 
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
-        ri_sp_upfront_fees, usage_amount, line_items
+        ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
+        driver_quantity_total, share, unattributed_reason
     FROM cost_lines WHERE billing_period = ?1";
 
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
@@ -210,7 +221,27 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
             Decimal::from_str(&t).map_err(|_| corrupt(path, format!("amount {t:?}")))
         };
         let date = text(1)?;
+        let opt = |i: usize| -> Result<Option<String>> { row.get::<_, Option<String>>(i).map_err(e) };
+        let opt_dec = |i: usize| -> Result<Decimal> {
+            match opt(i)? {
+                Some(t) => Decimal::from_str(&t).map_err(|_| corrupt(path, format!("quantity {t:?}"))),
+                None => Ok(Decimal::ZERO),
+            }
+        };
+        let attribution = match opt(16)? {
+            Some(rule) => Some(Attribution {
+                rule,
+                basis: opt(17)?.unwrap_or_default(),
+                driver: opt(18)?,
+                quantity: opt_dec(19)?,
+                quantity_total: opt_dec(20)?,
+                share: opt_dec(21)?,
+            }),
+            None => None,
+        };
         lines.push(CostLine {
+            attribution,
+            unattributed_reason: opt(22)?,
             period: text(0)?.parse().map_err(|m: String| corrupt(path, m))?,
             key: CostKey {
                 usage_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d")
@@ -234,7 +265,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
             },
         });
     }
-    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
     Ok(lines)
 }
 
@@ -307,19 +338,22 @@ impl CostStore for SqliteStore {
                 .prepare_cached(
                     "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
                          operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
-                         amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                         amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
+                         driver, driver_quantity, driver_quantity_total, share, unattributed_reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                         ?20, ?21, ?22, ?23, ?24)",
                 )
                 .map_err(e)?;
             for line in lines {
                 let k = &line.key;
                 let a = &line.amounts;
+                let at = line.attribution.as_ref();
                 insert
                     .execute(params![
                         period,
                         k.usage_date.format("%Y-%m-%d").to_string(),
                         k.tenant,
-                        if k.tenant.is_some() { "cur" } else { "shared" },
+                        line.source().as_str(),
                         k.service,
                         k.usage_type,
                         k.operation,
@@ -333,6 +367,13 @@ impl CostStore for SqliteStore {
                         decimal_text(a.ri_sp_upfront_fees),
                         decimal_text(a.usage_amount),
                         i64::try_from(a.line_items).unwrap_or(i64::MAX),
+                        at.map(|x| x.rule.clone()),
+                        at.map(|x| x.basis.clone()),
+                        at.and_then(|x| x.driver.clone()),
+                        at.map(|x| decimal_text(x.quantity)),
+                        at.map(|x| decimal_text(x.quantity_total)),
+                        at.map(|x| decimal_text(x.share)),
+                        line.unattributed_reason,
                     ])
                     .map_err(e)?;
             }
@@ -355,5 +396,39 @@ impl CostStore for SqliteStore {
 
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
         read_lines(&self.path, &self.conn, period)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO billing_periods VALUES ('2026-10','v','2026-11-01T00:00:00Z','f','s',1,1,0,'accountant_id','2026-11-01T00:00:00Z');
+                 INSERT INTO cost_lines VALUES ('2026-10','2026-10-01','a','cur','S','U','','','Usage','USD','1.5','1.5','1.5','0','0','2',1);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let lines = store.cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].amounts.unblended_cost, Decimal::new(15, 1));
+        assert!(lines[0].attribution.is_none());
+        drop(store);
+        let newer = Connection::open(&path).unwrap();
+        newer.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(newer);
+        assert!(SqliteStore::open(&path).err().unwrap().to_string().contains("newer than this curflow supports"));
     }
 }

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use curflow::Config;
+use curflow::attribute::{AttributionInputs, AttributionOptions};
 use curflow::discover::discover;
 use curflow::output::process_summary;
 use curflow::process::Processor;
@@ -27,6 +28,17 @@ pub struct Args {
     /// Replace the stored period even when this delivery is not newer than the stored one.
     #[arg(long)]
     force: bool,
+    /// Usage evidence for shared-cost attribution: log files or directories (plain or gzip) with
+    /// Lambda REPORT / platform.report lines, the application's JSON lines carrying the tenant and
+    /// request id, and DynamoDB ConsumedCapacity lines. Without it the shared pool stays UNATTRIBUTED.
+    #[arg(long, value_name = "PATH")]
+    evidence: Vec<PathBuf>,
+    /// Explicit resource → tenant assignments (a resource id or ARN glob and a tenant per line).
+    #[arg(long, value_name = "FILE")]
+    assignments: Option<PathBuf>,
+    /// Attribution rules (TOML); default: the shipped rules (attribution/rules/default.toml).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
     /// Print the summaries as JSON lines instead of text.
     #[arg(long)]
     json: bool,
@@ -46,7 +58,16 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         .map_err(|e| Failure { code: 4, error: e.into() })?;
     let deliveries = discover(&args.paths)?;
     let mut store = store::open(&config.store)?;
-    let processor = Processor::new(config.process_options(args.force))?;
+    let mut processor = Processor::new(config.process_options(args.force))?;
+    if !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
+        let inputs = AttributionInputs::load(&AttributionOptions {
+            evidence: args.evidence.clone(),
+            assignments: args.assignments.clone(),
+            rules: args.rules.clone(),
+            tenant_key: config.tag_key.clone(),
+        })?;
+        processor = processor.with_attribution(inputs);
+    }
     let mut refused = false;
     for delivery in &deliveries {
         let bar = progress_bar(delivery.files.iter().map(|f| f.size).sum(), &delivery.describe());

@@ -1,0 +1,267 @@
+//! Shared-cost attribution inside `process`: usage evidence → drivers; shared-pool lines → tenants.
+//!
+//! The math lives in the pure `curflow-attribution` crate (rules, share policies, the exact
+//! largest-remainder split); this module does the I/O (evidence files, rules and assignment files)
+//! and converts between the pipeline's cost lines and the crate's types. Money measures are split
+//! at [`MONEY_SCALE`], the usage amount at [`QUANTITY_SCALE`], both with the same weights.
+//! Conservation (direct + attributed + unattributed = input, per measure and currency) is checked
+//! for the whole period before anything is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use curflow_attribution::evidence::decompress;
+use curflow_attribution::evidence::dynamodb::{DynamoAggregator, DynamoConfig};
+use curflow_attribution::evidence::lambda::{LambdaAggregator, LambdaConfig};
+use curflow_attribution::evidence::{ErrorBudget, SourceReport};
+use curflow_attribution::{
+    AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Rules, SharedLine,
+    TenantId, WeightContext, default_rules,
+};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
+use crate::error::{Error, Result};
+use crate::money::{MONEY_SCALE, QUANTITY_SCALE};
+
+/// Where attribution inputs come from (`curflow process --evidence/--assignments/--rules`).
+#[derive(Debug, Clone, Default)]
+pub struct AttributionOptions {
+    /// Log files or directories (plain or gzip): Lambda REPORT/platform.report lines, the app's
+    /// structured lines carrying the tenant, DynamoDB ConsumedCapacity lines.
+    pub evidence: Vec<PathBuf>,
+    /// resource id/ARN (glob) → tenant table.
+    pub assignments: Option<PathBuf>,
+    /// Rules TOML; default: the shipped rules (`attribution/rules/default.toml`).
+    pub rules: Option<PathBuf>,
+    /// JSON key naming the tenant in application logs (the tag key by default).
+    pub tenant_key: String,
+}
+
+/// What was read, for the run summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvidenceReport {
+    pub sources: Vec<SourceReport>,
+    pub lambda_invocations_joined: u64,
+    pub lambda_invocations_without_tenant: u64,
+    pub lambda_duplicate_reports: u64,
+    pub dynamodb_requests: u64,
+    pub rules_source: String,
+}
+
+/// Loaded evidence, rules and assignments.
+pub struct AttributionInputs {
+    rules: Rules,
+    assignments: Assignments,
+    drivers: DriverTotals,
+    pub report: EvidenceReport,
+}
+
+fn evidence_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::BadCsv { path: path.to_path_buf(), reason: format!("evidence: {e}") }
+}
+
+fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(path, err)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for e in entries {
+            files_under(&e, out)?;
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    decompress(BufReader::new(file)).map_err(|e| Error::io(path, e))
+}
+
+impl AttributionInputs {
+    /// Reads rules, assignments and every evidence file (streamed; memory holds totals only).
+    pub fn load(options: &AttributionOptions) -> Result<Self> {
+        let (rules, rules_source) = match &options.rules {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                let rules = Rules::from_toml(&text, &path.display().to_string())
+                    .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?;
+                (rules, path.display().to_string())
+            }
+            None => (default_rules(), "shipped default rules".to_string()),
+        };
+        let assignments = match &options.assignments {
+            Some(path) => Assignments::read(&path.display().to_string(), open(path)?)
+                .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?,
+            None => Assignments::new(),
+        };
+        let mut files = Vec::new();
+        for p in &options.evidence {
+            files_under(p, &mut files)?;
+        }
+        let keys = vec![options.tenant_key.clone()];
+        let mut lambda = LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() });
+        let mut dynamo = DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None });
+        let budget = ErrorBudget::default();
+        let mut report = EvidenceReport { rules_source, ..EvidenceReport::default() };
+        for file in &files {
+            let name = file.display().to_string();
+            // Each aggregator ignores the lines that are not its kind; a log group often mixes them.
+            report.sources.push(lambda.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?);
+            dynamo.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?;
+        }
+        let (mut drivers, lambda_stats) =
+            lambda.finish().map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
+        let (dynamo_drivers, dynamo_stats) =
+            dynamo.finish().map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
+        drivers.merge(&dynamo_drivers).map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
+        report.lambda_invocations_joined = lambda_stats.joined;
+        report.lambda_invocations_without_tenant = lambda_stats.reports_without_tenant;
+        report.lambda_duplicate_reports = lambda_stats.duplicate_reports;
+        report.dynamodb_requests = dynamo_stats.requests;
+        Ok(Self { rules, assignments, drivers, report })
+    }
+}
+
+fn money_map(a: &Amounts) -> BTreeMap<String, Decimal> {
+    a.money().iter().map(|(name, v)| ((*name).to_string(), *v)).collect()
+}
+
+fn shared_line(line: &CostLine, amounts: BTreeMap<String, Decimal>) -> SharedLine {
+    SharedLine {
+        service: line.key.service.clone(),
+        usage_type: line.key.usage_type.clone(),
+        operation: line.key.operation.clone(),
+        resource_id: line.key.resource_id.clone(),
+        line_item_type: line.key.line_item_type.clone(),
+        day: line.key.usage_date,
+        currency: line.key.currency.clone(),
+        amounts,
+    }
+}
+
+fn amounts_from(money: &BTreeMap<String, Decimal>, usage: Decimal, line_items: u64) -> Amounts {
+    let get = |m: &str| money.get(m).copied().unwrap_or_default();
+    Amounts {
+        unblended_cost: get(MONEY_MEASURES[0]),
+        net_unblended_cost: get(MONEY_MEASURES[1]),
+        amortized_cost: get(MONEY_MEASURES[2]),
+        ri_sp_trueup: get(MONEY_MEASURES[3]),
+        ri_sp_upfront_fees: get(MONEY_MEASURES[4]),
+        usage_amount: usage,
+        line_items,
+    }
+}
+
+/// Allocation errors cannot come from input here (amounts are already exact at the split scale),
+/// so every one is a broken invariant.
+fn allocate_error(e: AllocateError) -> Error {
+    Error::Internal(format!("attribution: {e}"))
+}
+
+/// Splits every shared-pool line of `lines` to tenants. Tagged lines are returned unchanged.
+///
+/// Direct cost per tenant (the weight of the `weighted_by_direct_cost` fallback) is the tenant's
+/// amortized cost of tagged lines in the period. A pool line's `line_items` count stays with its
+/// unattributed remainder, or goes to its largest attributed part when nothing remains.
+pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Vec<CostLine>, Coverage)> {
+    let mut direct: DirectCosts = BTreeMap::new();
+    for l in &lines {
+        if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
+            let id = TenantId::new(t.clone()).map_err(|e| Error::Argument(format!("tenant tag value {t:?}: {e}")))?;
+            let slot = direct.entry(id).or_default();
+            *slot = slot
+                .checked_add(l.amounts.amortized_cost)
+                .ok_or_else(|| Error::Internal("direct cost overflow".into()))?;
+        }
+    }
+    let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
+    tenants.extend(inputs.drivers.iter().map(|(_, _, t, _)| t.clone()));
+    let context = || WeightContext::new(&inputs.drivers, &direct, &tenants).map_err(|e| Error::Internal(e.to_string()));
+    let money = Allocator::new(&inputs.rules, &inputs.assignments, context()?, MONEY_SCALE);
+    let usage = Allocator::new(&inputs.rules, &inputs.assignments, context()?, QUANTITY_SCALE);
+
+    let mut coverage = Coverage::default();
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.key.tenant.is_some() {
+            out.push(line);
+            continue;
+        }
+        let money_line = shared_line(&line, money_map(&line.amounts));
+        let usage_line = shared_line(&line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
+        let split = money.allocate(&money_line).map_err(allocate_error)?;
+        let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
+        coverage.add(&money_line, &split).map_err(allocate_error)?;
+        out.extend(lines_of(&line, &split, &usage_split)?);
+    }
+    Ok((out, coverage))
+}
+
+/// The stored rows of one allocated pool line.
+fn lines_of(line: &CostLine, split: &LineAllocation, usage_split: &LineAllocation) -> Result<Vec<CostLine>> {
+    let usage_of = |tenant: &TenantId| {
+        usage_split
+            .attributed
+            .iter()
+            .find(|r| &r.tenant == tenant)
+            .and_then(|r| r.amounts.get("usage_amount").copied())
+            .unwrap_or_default()
+    };
+    let largest = split
+        .attributed
+        .iter()
+        .enumerate()
+        .max_by(|(ia, a), (ib, b)| a.quantity.cmp(&b.quantity).then(ib.cmp(ia)))
+        .map(|(i, _)| i);
+    let mut rows = Vec::new();
+    for (i, r) in split.attributed.iter().enumerate() {
+        let items = if split.unattributed.is_none() && Some(i) == largest { line.amounts.line_items } else { 0 };
+        let mut key = line.key.clone();
+        key.tenant = Some(r.tenant.as_str().to_string());
+        rows.push(CostLine {
+            period: line.period,
+            key,
+            amounts: amounts_from(&r.amounts, usage_of(&r.tenant), items),
+            attribution: Some(Attribution {
+                rule: r.rule.clone(),
+                basis: serde_json::to_value(r.basis)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                driver: r.driver.map(|d| d.as_str().to_string()),
+                quantity: r.quantity,
+                quantity_total: r.quantity_total,
+                share: r.share,
+            }),
+            unattributed_reason: None,
+        });
+    }
+    if let Some(rest) = &split.unattributed {
+        let usage_rest =
+            usage_split.unattributed.as_ref().and_then(|u| u.amounts.get("usage_amount").copied()).unwrap_or_default();
+        rows.push(CostLine {
+            period: line.period,
+            key: line.key.clone(),
+            amounts: amounts_from(&rest.amounts, usage_rest, line.amounts.line_items),
+            attribution: None,
+            unattributed_reason: Some(rest.reason.to_string()),
+        });
+    }
+    // Conservation of this line, every measure (the crate checks money; this checks our mapping).
+    let sum = Amounts::sum(rows.iter().map(|r| &r.amounts))?;
+    if sum.money() != line.amounts.money() || sum.usage_amount != line.amounts.usage_amount {
+        return Err(Error::Internal(format!(
+            "attribution of {:?} does not conserve cost: {sum:?} vs {:?}",
+            line.key, line.amounts
+        )));
+    }
+    Ok(rows)
+}
