@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::aggregate::{Amounts, CostLine};
+use crate::aggregate::{Amounts, CostLine, LineSource};
 use crate::error::Result;
 use crate::process::PeriodReport;
 use crate::store::ReplaceOutcome;
@@ -56,6 +56,11 @@ pub struct CostsRow {
     pub ri_sp_trueup: Decimal,
     pub ri_sp_upfront_fees: Decimal,
     pub line_items: u64,
+    /// Amortized cost from rows tagged with the tenant (0 for the pool).
+    pub direct_amortized_cost: Decimal,
+    /// Amortized cost split to the tenant from shared lines (`amortized_cost` = direct + attributed
+    /// for tenants; for `UNATTRIBUTED` it is what remains in the pool).
+    pub attributed_amortized_cost: Decimal,
 }
 
 /// Tenant label of a line (`UNATTRIBUTED` for the shared pool).
@@ -65,7 +70,7 @@ pub fn tenant_label(line: &CostLine) -> &str {
 
 /// Groups stored lines for `curflow costs`; `tenant` filters first (`UNATTRIBUTED` selects the pool).
 pub fn costs_rows(lines: &[CostLine], by: GroupBy, tenant: Option<&str>) -> Result<Vec<CostsRow>> {
-    let mut groups: BTreeMap<(String, String, String), Amounts> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), (Amounts, Decimal, Decimal)> = BTreeMap::new();
     for line in lines.iter().filter(|l| tenant.is_none_or(|t| tenant_label(l) == t)) {
         // Attributed rows belong to their tenant; the shared pool shows only what remains.
         let key = match by {
@@ -73,11 +78,17 @@ pub fn costs_rows(lines: &[CostLine], by: GroupBy, tenant: Option<&str>) -> Resu
             GroupBy::Service => line.key.service.clone(),
             GroupBy::Day => line.key.usage_date.format("%Y-%m-%d").to_string(),
         };
-        groups.entry((line.period.to_string(), key, line.key.currency.clone())).or_default().add(&line.amounts)?;
+        let entry = groups.entry((line.period.to_string(), key, line.key.currency.clone())).or_default();
+        entry.0.add(&line.amounts)?;
+        match line.source() {
+            LineSource::Cur => entry.1 += line.amounts.amortized_cost,
+            LineSource::Attributed => entry.2 += line.amounts.amortized_cost,
+            LineSource::Shared => {}
+        }
     }
     Ok(groups
         .into_iter()
-        .map(|((billing_period, key, currency), a)| CostsRow {
+        .map(|((billing_period, key, currency), (a, direct, attributed))| CostsRow {
             billing_period,
             key,
             currency,
@@ -87,14 +98,55 @@ pub fn costs_rows(lines: &[CostLine], by: GroupBy, tenant: Option<&str>) -> Resu
             ri_sp_trueup: a.ri_sp_trueup.normalize(),
             ri_sp_upfront_fees: a.ri_sp_upfront_fees.normalize(),
             line_items: a.line_items,
+            direct_amortized_cost: direct.normalize(),
+            attributed_amortized_cost: attributed.normalize(),
         })
         .collect())
 }
 
-const AMOUNT_HEADERS: [&str; 6] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "line_items"];
+/// Shares of the period's amortized cost by how it reached tenants (per currency): tagged,
+/// attributed by usage driver, by assignment, by fallback policy, unattributed.
+pub fn coverage_line(lines: &[CostLine]) -> String {
+    let mut per: BTreeMap<String, [Decimal; 5]> = BTreeMap::new();
+    for l in lines {
+        let slot = per.entry(l.key.currency.clone()).or_default();
+        let i = match (l.source(), l.attribution.as_ref().map(|a| a.basis.as_str())) {
+            (LineSource::Cur, _) => 0,
+            (LineSource::Attributed, Some("usage_driver")) => 1,
+            (LineSource::Attributed, Some("assignment")) => 2,
+            (LineSource::Attributed, _) => 3,
+            (LineSource::Shared, _) => 4,
+        };
+        slot[i] += l.amounts.amortized_cost;
+    }
+    per.iter()
+        .map(|(currency, s)| {
+            let total: Decimal = s.iter().sum();
+            format!(
+                "coverage of amortized cost ({currency}): tagged {}, attributed by usage {}, by assignment {}, by fallback {}, unattributed {}",
+                percent(s[0], total),
+                percent(s[1], total),
+                percent(s[2], total),
+                percent(s[3], total),
+                percent(s[4], total)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
-fn amount_cells(r: &CostsRow, exact: bool) -> [String; 6] {
+const AMOUNT_HEADERS: [&str; 8] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "line_items",
+    "direct_amortized_cost",
+    "attributed_amortized_cost",
+];
+
+fn amount_cells(r: &CostsRow, exact: bool) -> [String; 8] {
     let f = |d: Decimal| {
         if exact {
             d.to_string()
@@ -111,6 +163,8 @@ fn amount_cells(r: &CostsRow, exact: bool) -> [String; 6] {
         f(r.ri_sp_trueup),
         f(r.ri_sp_upfront_fees),
         r.line_items.to_string(),
+        f(r.direct_amortized_cost),
+        f(r.attributed_amortized_cost),
     ]
 }
 
@@ -137,10 +191,13 @@ pub fn costs_json(rows: &[CostsRow], by: GroupBy) -> Result<String> {
             o.insert("billing_period".into(), r.billing_period.clone().into());
             o.insert(by.column().into(), r.key.clone().into());
             o.insert("currency".into(), r.currency.clone().into());
-            for (name, cell) in AMOUNT_HEADERS[..5].iter().zip(amount_cells(r, true)) {
-                o.insert((*name).into(), cell.into());
+            for (name, cell) in AMOUNT_HEADERS.iter().zip(amount_cells(r, true)) {
+                if *name == "line_items" {
+                    o.insert((*name).into(), r.line_items.into());
+                } else {
+                    o.insert((*name).into(), cell.into());
+                }
             }
-            o.insert("line_items".into(), r.line_items.into());
             serde_json::Value::Object(o)
         })
         .collect();
@@ -150,6 +207,7 @@ pub fn costs_json(rows: &[CostsRow], by: GroupBy) -> Result<String> {
 /// An aligned table with a total per currency and each row's share of unblended cost.
 pub fn costs_table(rows: &[CostsRow], by: GroupBy) -> Result<String> {
     let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
+    let mut direct_attributed: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
     for r in rows {
         totals.entry(r.currency.clone()).or_default().add(&Amounts {
             unblended_cost: r.unblended_cost,
@@ -160,6 +218,9 @@ pub fn costs_table(rows: &[CostsRow], by: GroupBy) -> Result<String> {
             usage_amount: Decimal::ZERO,
             line_items: r.line_items,
         })?;
+        let d = direct_attributed.entry(r.currency.clone()).or_default();
+        d.0 += r.direct_amortized_cost;
+        d.1 += r.attributed_amortized_cost;
     }
     let share = |r: &CostsRow| {
         let total = totals.get(&r.currency).map(|t| t.unblended_cost).unwrap_or_default();
@@ -188,6 +249,8 @@ pub fn costs_table(rows: &[CostsRow], by: GroupBy) -> Result<String> {
             ri_sp_trueup: t.ri_sp_trueup,
             ri_sp_upfront_fees: t.ri_sp_upfront_fees,
             line_items: t.line_items,
+            direct_amortized_cost: direct_attributed.get(currency).map(|d| d.0).unwrap_or_default(),
+            attributed_amortized_cost: direct_attributed.get(currency).map(|d| d.1).unwrap_or_default(),
         };
         let mut cells = vec!["TOTAL".to_string(), currency.clone()];
         cells.extend(amount_cells(&total_row, false));

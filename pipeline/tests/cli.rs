@@ -65,7 +65,9 @@ fn generate_process_costs_and_periods_end_to_end() {
             "amortized_cost",
             "ri_sp_trueup",
             "ri_sp_upfront_fees",
-            "line_items"
+            "line_items",
+            "direct_amortized_cost",
+            "attributed_amortized_cost"
         ]
     );
     let mut unblended = Decimal::ZERO;
@@ -168,4 +170,42 @@ fn config_file_and_environment_are_honoured() {
     let bad = curflow(&["periods"], d);
     assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("curflow.toml"));
+}
+
+#[test]
+fn process_with_evidence_attributes_the_shared_pool_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&curflow(&["generate", "--rows", "6000", "--out", "bucket", "--tenants", "3", "--seed", "4"], d));
+    // One day of Lambda evidence for two tenants (app line + REPORT, joined on request id).
+    let mut log = String::new();
+    for (i, tenant) in ["acct-0001", "acct-0001", "acct-0002"].iter().enumerate() {
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        log.push_str(&format!("2026-10-02T08:00:00.000Z\t{id}\tINFO\t{{\"accountant_id\":\"{tenant}\"}}\n"));
+        log.push_str(&format!("2026-10-02T08:00:01.000Z REPORT RequestId: {id}\tDuration: 10.0 ms\tBilled Duration: 2000 ms\tMemory Size: 512 MB\tMax Memory Used: 70 MB\t\n"));
+    }
+    std::fs::write(d.join("lambda.log"), log).unwrap();
+    let summary = ok(&curflow(&["process", "bucket", "--store", "s.sqlite", "--evidence", "lambda.log"], d));
+    assert!(summary.contains("coverage (USD) of amortized"), "{summary}");
+    let table = ok(&curflow(&["costs", "--store", "s.sqlite", "--period", "2026-10"], d));
+    assert!(table.contains("coverage of amortized cost (USD)"), "{table}");
+    let csv_text = ok(&curflow(&["costs", "--store", "s.sqlite", "--period", "2026-10", "--format", "csv"], d));
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let mut attributed = Decimal::ZERO;
+    let mut unblended = Decimal::ZERO;
+    for r in reader.records() {
+        let r = r.unwrap();
+        unblended += r[3].parse::<Decimal>().unwrap();
+        if &r[1] != "UNATTRIBUTED" {
+            // A tenant's amortized cost is its direct plus attributed cost.
+            let (amortized, direct, attr) =
+                (r[5].parse::<Decimal>().unwrap(), r[9].parse::<Decimal>().unwrap(), r[10].parse::<Decimal>().unwrap());
+            assert_eq!(amortized, direct + attr);
+            attributed += attr;
+        }
+    }
+    assert!(attributed > Decimal::ZERO, "some shared cost reached tenants");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("bucket/expected.json")).unwrap()).unwrap();
+    assert_eq!(unblended, dec(&expected["totals"]["unblended_cost"]), "attribution conserves the bill");
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use curflow::output::{GroupBy, costs_csv, costs_json, costs_rows, costs_table};
+use curflow::output::{GroupBy, costs_csv, costs_json, costs_rows, costs_table, coverage_line};
 use curflow::{BillingPeriod, Config, Error, store};
 
 use crate::Failure;
@@ -61,6 +61,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
                 record.period, record.version.id, record.rows_read, record.source, record.tag_key
             ))?;
             crate::emit(&costs_table(&rows, args.by)?)?;
+            crate::emit(&format!("{}\n", coverage_line(&lines)))?;
             crate::emit("(table rounded to 4 places; --format csv|json gives exact amounts)\n")?;
         }
         Format::Csv => crate::emit(&costs_csv(&rows, args.by))?,
