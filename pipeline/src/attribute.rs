@@ -61,7 +61,7 @@ pub struct AttributionInputs {
 }
 
 fn evidence_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::BadCsv { path: path.to_path_buf(), reason: format!("evidence: {e}") }
+    Error::Evidence { path: path.to_path_buf(), reason: e.to_string() }
 }
 
 fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -35,6 +35,9 @@ pub enum Error {
     #[error("{}: {reason}", path.display())]
     BadCsv { path: PathBuf, reason: String },
 
+    #[error("{}: usage evidence: {reason}", path.display())]
+    Evidence { path: PathBuf, reason: String },
+
     #[error("{}: unsupported input: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
 
