@@ -239,3 +239,31 @@ fn assignments_table() {
     assert_eq!(who("arn:aws:dynamodb:eu-west-1:123456789012:table/acct-0004-ledger").as_deref(), Some("acct-0004"));
     assert_eq!(who("arn:aws:dynamodb:eu-west-1:123456789012:table/shared"), None);
 }
+
+#[test]
+fn one_pass_over_mixed_logs_gives_the_same_totals_as_one_pass_per_aggregator() {
+    use curflow_attribution::evidence::dynamodb::{DynamoAggregator, DynamoConfig};
+    use curflow_attribution::evidence::lambda::{LambdaAggregator, LambdaConfig};
+    use curflow_attribution::evidence::logs::LogAggregator;
+    use curflow_attribution::evidence::{ErrorBudget, decompress};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let files = ["lambda_export.log", "dynamodb.log", "lambda_platform.jsonl"];
+    let open = |f: &str| decompress(BufReader::new(File::open(dir.join(f)).unwrap())).unwrap();
+    let budget = ErrorBudget { max_ratio: Decimal::ONE, ..ErrorBudget::default() };
+    let (mut lambda, mut dynamo) =
+        (LambdaAggregator::new(LambdaConfig::default()), DynamoAggregator::new(DynamoConfig::default()));
+    let mut logs = LogAggregator::new(
+        LambdaAggregator::new(LambdaConfig::default()),
+        DynamoAggregator::new(DynamoConfig::default()),
+    );
+    for f in files {
+        lambda.read(f, open(f), &budget).unwrap();
+        dynamo.read(f, open(f), &budget).unwrap();
+        logs.read(f, open(f), &budget).unwrap();
+    }
+    let separate = (lambda.finish().unwrap(), dynamo.finish().unwrap());
+    let together = (logs.lambda.finish().unwrap(), logs.dynamo.finish().unwrap());
+    assert_eq!(format!("{:?}", separate.0.0), format!("{:?}", together.0.0));
+    assert_eq!(format!("{:?}", separate.1.0), format!("{:?}", together.1.0));
+    assert!(!together.0.0.is_empty() && !together.1.0.is_empty());
+}

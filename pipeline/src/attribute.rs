@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use curflow_attribution::evidence::decompress;
 use curflow_attribution::evidence::dynamodb::{DynamoAggregator, DynamoConfig};
 use curflow_attribution::evidence::lambda::{LambdaAggregator, LambdaConfig};
+use curflow_attribution::evidence::logs::LogAggregator;
 use curflow_attribution::evidence::{ErrorBudget, SourceReport};
 use curflow_attribution::{
     AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Rules, SharedLine,
@@ -107,20 +108,20 @@ impl AttributionInputs {
             files_under(p, &mut files)?;
         }
         let keys = vec![options.tenant_key.clone()];
-        let mut lambda = LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() });
-        let mut dynamo = DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None });
+        // One pass per file feeds every log-based driver (a log group mixes the kinds of lines).
+        let mut logs = LogAggregator::new(
+            LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() }),
+            DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
+        );
         let budget = ErrorBudget::default();
         let mut report = EvidenceReport { rules_source, ..EvidenceReport::default() };
         for file in &files {
             let name = file.display().to_string();
-            // Each aggregator ignores the lines that are not its kind; a log group often mixes them.
-            report.sources.push(lambda.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?);
-            dynamo.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?;
+            report.sources.push(logs.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?);
         }
-        let (mut drivers, lambda_stats) =
-            lambda.finish().map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
-        let (dynamo_drivers, dynamo_stats) =
-            dynamo.finish().map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
+        let totals_error = |e: String| Error::Internal(format!("evidence totals: {e}"));
+        let (mut drivers, lambda_stats) = logs.lambda.finish().map_err(totals_error)?;
+        let (dynamo_drivers, dynamo_stats) = logs.dynamo.finish().map_err(totals_error)?;
         drivers.merge(&dynamo_drivers).map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
         report.lambda_invocations_joined = lambda_stats.joined;
         report.lambda_invocations_without_tenant = lambda_stats.reports_without_tenant;

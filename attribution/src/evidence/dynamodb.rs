@@ -204,7 +204,12 @@ impl DynamoAggregator {
         reader: R,
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| match self.parser.parse_line(text)? {
+        read_lines(source_name, reader, budget, |line, text| self.consume(source_name, line, text))
+    }
+
+    /// Parses one line and adds its record, if it is one of ours (shared by [`super::logs`]).
+    pub(crate) fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
+        match self.parser.parse_line(text)? {
             None => Ok(Outcome::Ignored),
             Some(rec) => {
                 self.push(rec).map_err(|message| {
@@ -212,7 +217,7 @@ impl DynamoAggregator {
                 })?;
                 Ok(Outcome::Record)
             }
-        })
+        }
     }
 
     /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.

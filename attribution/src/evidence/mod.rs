@@ -26,6 +26,7 @@ pub mod assignments;
 pub mod dynamodb;
 pub(crate) mod json;
 pub mod lambda;
+pub mod logs;
 mod reader;
 pub mod s3;
 pub(crate) mod time;
