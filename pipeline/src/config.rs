@@ -8,10 +8,18 @@
 //! | `memory-limit-mb` | `CURFLOW_MEMORY_LIMIT_MB` | `1024` | query-engine memory pool (MiB); aggregation spills beyond it |
 //! | `target-partitions` | `CURFLOW_TARGET_PARTITIONS` | CPU cores | parallel partitions per file |
 //! | `file-concurrency` | `CURFLOW_FILE_CONCURRENCY` | `2` | files scanned at once |
+//! | `evidence-max-malformed-pct` | `CURFLOW_EVIDENCE_MAX_MALFORMED_PCT` | `1` | malformed evidence lines tolerated per source, % |
+//! | `aws-endpoint-url` | `CURFLOW_AWS_ENDPOINT_URL` | AWS chain | endpoint of every AWS service (e.g. a local test server) |
+//! | `aws-region` | `CURFLOW_AWS_REGION` | AWS chain | region of every AWS service |
+//!
+//! AWS credentials always come from the standard chain (environment, profile, instance or Lambda role).
 
 use std::path::{Path, PathBuf};
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
+
+use crate::aws::AwsSettings;
 
 use crate::error::{Error, Result};
 use crate::process::ProcessOptions;
@@ -31,6 +39,11 @@ pub struct Config {
     pub target_partitions: Option<usize>,
     /// Files scanned concurrently.
     pub file_concurrency: usize,
+    /// Malformed usage-evidence lines tolerated per source, percent (beyond it the run fails).
+    pub evidence_max_malformed_pct: Decimal,
+    /// Overrides of the AWS endpoint (S3/DynamoDB-compatible servers) and region.
+    pub aws_endpoint_url: Option<String>,
+    pub aws_region: Option<String>,
 }
 
 impl Default for Config {
@@ -41,6 +54,9 @@ impl Default for Config {
             memory_limit_mb: 1024,
             target_partitions: None,
             file_concurrency: 2,
+            evidence_max_malformed_pct: Decimal::ONE,
+            aws_endpoint_url: None,
+            aws_region: None,
         }
     }
 }
@@ -90,6 +106,18 @@ impl Config {
         if let Some(v) = get("CURFLOW_FILE_CONCURRENCY") {
             self.file_concurrency = number("CURFLOW_FILE_CONCURRENCY", v)?;
         }
+        if let Some(v) = get("CURFLOW_EVIDENCE_MAX_MALFORMED_PCT") {
+            self.evidence_max_malformed_pct = v.trim().parse().map_err(|_| Error::Config {
+                source_name: "CURFLOW_EVIDENCE_MAX_MALFORMED_PCT".into(),
+                reason: format!("{v:?} is not a percentage like 1 or 0.5"),
+            })?;
+        }
+        if let Some(v) = get("CURFLOW_AWS_ENDPOINT_URL") {
+            self.aws_endpoint_url = Some(v);
+        }
+        if let Some(v) = get("CURFLOW_AWS_REGION") {
+            self.aws_region = Some(v);
+        }
         Ok(())
     }
 
@@ -104,7 +132,16 @@ impl Config {
         if self.file_concurrency == 0 || self.target_partitions == Some(0) {
             return bad("file-concurrency and target-partitions must be at least 1");
         }
+        if self.evidence_max_malformed_pct.is_sign_negative() || self.evidence_max_malformed_pct > Decimal::ONE_HUNDRED
+        {
+            return bad("evidence-max-malformed-pct must be between 0 and 100");
+        }
         Ok(())
+    }
+
+    /// The AWS overrides of this configuration.
+    pub fn aws(&self) -> AwsSettings {
+        AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), region: self.aws_region.clone() }
     }
 
     pub fn process_options(&self, force: bool) -> ProcessOptions {

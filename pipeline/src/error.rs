@@ -83,6 +83,9 @@ pub enum Error {
     #[error("{}: query engine: {source}", path.display())]
     Engine { path: PathBuf, source: Box<DataFusionError> },
 
+    #[error("AWS {service} {operation} on {resource}: {reason}")]
+    Aws { service: &'static str, operation: String, resource: String, reason: String, retryable: bool },
+
     #[error("internal error (a bug in curflow; nothing was written): {0}")]
     Internal(String),
 }
@@ -104,6 +107,7 @@ impl Error {
                 DataFusionError::Internal(_) => ErrorClass::Internal,
                 _ => ErrorClass::User,
             },
+            Error::Aws { retryable: true, .. } => ErrorClass::External,
             Error::Internal(_) => ErrorClass::Internal,
             _ => ErrorClass::User,
         }

@@ -17,9 +17,11 @@
 
 pub mod aggregate;
 pub mod attribute;
+pub mod aws;
 pub mod config;
 pub mod discover;
 pub mod error;
+pub mod explain;
 pub mod line_item;
 pub mod measures;
 pub mod money;

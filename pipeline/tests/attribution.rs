@@ -50,7 +50,7 @@ fn shared_lambda_cost_follows_gb_seconds_and_everything_still_sums_to_the_bill()
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let inputs = AttributionInputs::load(&AttributionOptions {
-        evidence: vec![logs],
+        evidence: vec![logs.into()],
         tenant_key: "accountant_id".into(),
         ..AttributionOptions::default()
     })

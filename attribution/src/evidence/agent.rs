@@ -183,7 +183,12 @@ impl AgentAggregator {
         reader: R,
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| match parse_line(text)? {
+        read_lines(source_name, reader, budget, |line, text| self.consume(source_name, line, text))
+    }
+
+    /// Offers one line (shared with the other log parsers by [`super::logs::LogAggregator`]).
+    pub(crate) fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
+        match parse_line(text)? {
             None => Ok(Outcome::Ignored),
             Some(rec) => {
                 self.push(rec).map_err(|message| {
@@ -191,7 +196,7 @@ impl AgentAggregator {
                 })?;
                 Ok(Outcome::Record)
             }
-        })
+        }
     }
 
     /// Adds one record. `Err` only when a total overflows exact arithmetic.

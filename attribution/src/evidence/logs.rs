@@ -1,11 +1,13 @@
 //! One pass over application log files for every log-based driver.
 //!
 //! A Lambda log group mixes REPORT lines, the application's tenant lines and DynamoDB
-//! `ConsumedCapacity` lines. Reading each file once and offering every line to both parsers halves
-//! the I/O and decompression of reading it once per aggregator, with the same totals.
+//! `ConsumedCapacity` lines; agent runtime usage records may sit in the same export. Reading each
+//! file once and offering every line to each parser saves the I/O and decompression of one pass per
+//! aggregator, with the same totals.
 
 use std::io::BufRead;
 
+use super::agent::AgentAggregator;
 use super::dynamodb::DynamoAggregator;
 use super::lambda::LambdaAggregator;
 use super::reader::{LineError, Outcome, read_lines};
@@ -16,15 +18,23 @@ use super::{ErrorBudget, EvidenceError, SourceReport};
 pub struct LogAggregator {
     pub lambda: LambdaAggregator,
     pub dynamo: DynamoAggregator,
+    /// Only with a session → tenant map (agent usage records name sessions, not tenants).
+    pub agent: Option<AgentAggregator>,
 }
 
 impl LogAggregator {
     pub fn new(lambda: LambdaAggregator, dynamo: DynamoAggregator) -> Self {
-        Self { lambda, dynamo }
+        Self { lambda, dynamo, agent: None }
     }
 
-    /// Reads one source once. A line either parser records counts as a record; a line neither
-    /// understands but one finds malformed counts as malformed; a fatal error of either stops.
+    /// Also reads agent runtime usage records.
+    pub fn with_agent(mut self, agent: AgentAggregator) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Reads one source once. A line any parser records counts as a record; a line none
+    /// understands but one finds malformed counts as malformed; a fatal error of any stops.
     pub fn read<R: BufRead>(
         &mut self,
         source_name: &str,
@@ -32,13 +42,28 @@ impl LogAggregator {
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
         read_lines(source_name, reader, budget, |line, text| {
-            let lambda = self.lambda.consume(source_name, line, text);
-            let dynamo = self.dynamo.consume(source_name, line, text);
-            match (lambda, dynamo) {
-                (Err(LineError::Fatal(e)), _) | (_, Err(LineError::Fatal(e))) => Err(LineError::Fatal(e)),
-                (Ok(Outcome::Record), _) | (_, Ok(Outcome::Record)) => Ok(Outcome::Record),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-                _ => Ok(Outcome::Ignored),
+            let outcomes = [
+                self.lambda.consume(source_name, line, text),
+                self.dynamo.consume(source_name, line, text),
+                match &mut self.agent {
+                    Some(agent) => agent.consume(source_name, line, text),
+                    None => Ok(Outcome::Ignored),
+                },
+            ];
+            let mut malformed = None;
+            let mut recorded = false;
+            for outcome in outcomes {
+                match outcome {
+                    Err(LineError::Fatal(e)) => return Err(LineError::Fatal(e)),
+                    Ok(Outcome::Record) => recorded = true,
+                    Err(e) => malformed = malformed.or(Some(e)),
+                    Ok(_) => {}
+                }
+            }
+            match (recorded, malformed) {
+                (true, _) => Ok(Outcome::Record),
+                (false, Some(e)) => Err(e),
+                (false, None) => Ok(Outcome::Ignored),
             }
         })
     }

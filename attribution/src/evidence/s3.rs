@@ -254,6 +254,24 @@ pub struct S3Stats {
     pub unmapped_requests: u64,
 }
 
+/// Why an inventory object could not be counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    /// The prefix map yields an invalid tenant id for this key (a malformed record).
+    Tenant(ParseError),
+    /// Exact arithmetic overflowed (fatal).
+    Overflow(String),
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tenant(e) => write!(f, "{e}"),
+            Self::Overflow(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Streams one daily inventory snapshot into byte-hours per tenant. Memory: one counter per tenant.
 #[derive(Debug)]
 pub struct S3InventoryAggregator<'m> {
@@ -277,38 +295,45 @@ impl<'m> S3InventoryAggregator<'m> {
         reader: R,
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |_, text| {
+        read_lines(source_name, reader, budget, |line, text| {
             let Some(row) = parse_inventory_line(text, &self.schema)? else { return Ok(Outcome::Ignored) };
-            let Some(size) = row.size else { return Ok(Outcome::Ignored) };
-            self.stats.objects += 1;
-            let key = match self.map.tenant(&row.bucket, &row.key) {
-                Some(t) => t,
-                None => {
-                    self.stats.unmapped_objects += 1;
-                    self.stats.unmapped_bytes = self.stats.unmapped_bytes.saturating_add(size);
-                    Cow::Borrowed(crate::tenant::UNATTRIBUTED)
+            match self.push(&row.bucket, &row.key, row.size) {
+                Ok(true) => Ok(Outcome::Record),
+                Ok(false) => Ok(Outcome::Ignored),
+                Err(PushError::Tenant(e)) => Err(LineError::Malformed(e)),
+                Err(PushError::Overflow(message)) => {
+                    Err(LineError::Fatal(EvidenceError::Invalid { source_name: source_name.into(), line, message }))
                 }
-            };
-            if !self.bytes.contains_key(key.as_ref()) {
-                let id = if key == crate::tenant::UNATTRIBUTED {
-                    TenantId::unattributed()
-                } else {
-                    TenantId::new(key.as_ref()).map_err(ParseError::from)?
-                };
-                self.bytes.insert(id, 0);
             }
-            let Some(slot) = self.bytes.get_mut(key.as_ref()) else {
-                return Ok(Outcome::Ignored); // unreachable: inserted above
-            };
-            *slot = slot.checked_add(u128::from(size)).ok_or_else(|| {
-                LineError::Fatal(EvidenceError::Invalid {
-                    source_name: source_name.into(),
-                    line: 0,
-                    message: "byte total overflows".into(),
-                })
-            })?;
-            Ok(Outcome::Record)
         })
+    }
+
+    /// Adds one object (an inventory row from CSV or Parquet; keys already decoded). `Ok(false)` for a
+    /// delete marker (no size), which is not billed.
+    pub fn push(&mut self, bucket: &str, key: &str, size: Option<u64>) -> Result<bool, PushError> {
+        let Some(size) = size else { return Ok(false) };
+        self.stats.objects += 1;
+        let tenant = match self.map.tenant(bucket, key) {
+            Some(t) => t,
+            None => {
+                self.stats.unmapped_objects += 1;
+                self.stats.unmapped_bytes = self.stats.unmapped_bytes.saturating_add(size);
+                Cow::Borrowed(crate::tenant::UNATTRIBUTED)
+            }
+        };
+        if !self.bytes.contains_key(tenant.as_ref()) {
+            let id = if tenant == crate::tenant::UNATTRIBUTED {
+                TenantId::unattributed()
+            } else {
+                TenantId::new(tenant.as_ref()).map_err(|e| PushError::Tenant(ParseError::from(e)))?
+            };
+            self.bytes.insert(id, 0);
+        }
+        let Some(slot) = self.bytes.get_mut(tenant.as_ref()) else {
+            return Ok(false); // unreachable: inserted above
+        };
+        *slot = slot.checked_add(u128::from(size)).ok_or_else(|| PushError::Overflow("byte total overflows".into()))?;
+        Ok(true)
     }
 
     /// Byte-hours (`bytes × 24`) per tenant for the snapshot's day.

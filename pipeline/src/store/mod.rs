@@ -78,3 +78,14 @@ pub trait CostStore {
 pub fn open(location: &std::path::Path) -> Result<Box<dyn CostStore>> {
     Ok(Box::new(SqliteStore::open(location)?))
 }
+
+/// Opens a store that must already exist (read commands: a typo must not create an empty store).
+pub fn open_existing(location: &std::path::Path) -> Result<Box<dyn CostStore>> {
+    if !location.exists() {
+        return Err(crate::Error::Argument(format!(
+            "store {} does not exist; run `curflow process` first",
+            location.display()
+        )));
+    }
+    open(location)
+}

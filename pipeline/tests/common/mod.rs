@@ -200,3 +200,27 @@ pub fn find_manifest(root: &Path) -> PathBuf {
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
 }
+
+/// The local AWS-compatible server (`moto_server`) that `./scripts/test` starts on 127.0.0.1.
+/// Tests of AWS paths fail (not skip) without it: they are part of what the suite must show.
+pub fn aws_endpoint() -> String {
+    std::env::var("CURFLOW_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "CURFLOW_TEST_AWS_ENDPOINT is not set: this test talks to a local moto_server. \
+             Run the suite with ./scripts/test, which installs and starts it."
+        )
+    })
+}
+
+/// AWS settings pointing at the test server (credentials come from the environment the script sets).
+pub fn aws_settings() -> curflow::aws::AwsSettings {
+    curflow::aws::AwsSettings { endpoint_url: Some(aws_endpoint()), region: Some("us-east-1".into()) }
+}
+
+/// A name no other test run uses (moto keeps state for the whole suite).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use curflow::Config;
+use curflow::attribute::sources::EvidenceSource;
 use curflow::attribute::{AttributionInputs, AttributionOptions};
 use curflow::discover::discover;
 use curflow::output::process_summary;
@@ -28,11 +29,21 @@ pub struct Args {
     /// Replace the stored period even when this delivery is not newer than the stored one.
     #[arg(long)]
     force: bool,
-    /// Usage evidence for shared-cost attribution: log files or directories (plain or gzip) with
-    /// Lambda REPORT / platform.report lines, the application's JSON lines carrying the tenant and
-    /// request id, and DynamoDB ConsumedCapacity lines. Without it the shared pool stays UNATTRIBUTED.
-    #[arg(long, value_name = "PATH")]
-    evidence: Vec<PathBuf>,
+    /// Usage evidence for shared-cost attribution: log files or directories (plain or gzip) and
+    /// CloudWatch Logs log groups (`cloudwatch:///aws/lambda/app[?filter=PATTERN]`, read for the days
+    /// of the billing periods processed). Holds Lambda REPORT / platform.report lines, the app's JSON
+    /// lines carrying the tenant, DynamoDB ConsumedCapacity lines, agent usage records, S3 server
+    /// access logs and S3 Inventory manifests. Without it the shared pool stays UNATTRIBUTED
+    /// (tax, support and other account-level lines are still split by direct cost).
+    #[arg(long, value_name = "PATH|cloudwatch://GROUP")]
+    evidence: Vec<EvidenceSource>,
+    /// S3 key prefix → tenant map (TOML: `[[template]] bucket = "docs"  pattern = "clients/{tenant}/"`,
+    /// `[[prefix]] prefix = "x/" tenant = "acct-1"`); needed for S3 inventory and access logs.
+    #[arg(long, value_name = "FILE")]
+    s3_prefixes: Option<PathBuf>,
+    /// Agent runtime session → tenant map (CSV `session_id,tenant`); enables agent usage records.
+    #[arg(long, value_name = "FILE")]
+    agent_sessions: Option<PathBuf>,
     /// Explicit resource → tenant assignments (a resource id or ARN glob and a tenant per line).
     #[arg(long, value_name = "FILE")]
     assignments: Option<PathBuf>,
@@ -60,11 +71,18 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     let mut store = store::open(&config.store)?;
     let mut processor = Processor::new(config.process_options(args.force))?;
     if !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
+        let periods: Vec<_> = deliveries.iter().filter_map(|d| d.declared_period()).collect();
+        let window = periods.iter().map(|p| p.first_day()).min().zip(periods.iter().map(|p| p.last_day()).max());
         let inputs = AttributionInputs::load(&AttributionOptions {
             evidence: args.evidence.clone(),
             assignments: args.assignments.clone(),
             rules: args.rules.clone(),
             tenant_key: config.tag_key.clone(),
+            s3_prefixes: args.s3_prefixes.clone(),
+            agent_sessions: args.agent_sessions.clone(),
+            window,
+            max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
+            aws: config.aws(),
         })?;
         processor = processor.with_attribution(inputs);
     }

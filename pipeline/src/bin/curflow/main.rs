@@ -5,6 +5,7 @@
 //! 2 usage error (bad flags); 3 bad input (file, manifest, config); 4 environment error (I/O, store
 //! busy: retry); 5 a delivery was refused because the store holds a newer version.
 
+mod cmd_attribution;
 mod cmd_costs;
 mod cmd_generate;
 
@@ -48,6 +49,9 @@ enum Command {
     Costs(cmd_costs::Args),
     /// List the billing periods in the store with their versions.
     Periods(cmd_periods::Args),
+    /// Explain shared-cost attribution.
+    #[command(subcommand)]
+    Attribution(cmd_attribution::Command),
     /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
     Generate(cmd_generate::Args),
 }
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Command::Process(args) => cmd_process::run(args, config),
             Command::Costs(args) => cmd_costs::run(args, config),
             Command::Periods(args) => cmd_periods::run(args, config),
+            Command::Attribution(cmd) => cmd_attribution::run(cmd, config),
             Command::Generate(args) => cmd_generate::run(args),
         }
     })();

@@ -7,15 +7,19 @@
 //! Conservation (direct + attributed + unattributed = input, per measure and currency) is checked
 //! for the whole period before anything is written.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+pub mod cloudwatch;
+pub mod inventory;
+pub mod sources;
 
-use curflow_attribution::evidence::decompress;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use curflow_attribution::evidence::agent::{AgentAggregator, AgentConfig, read_session_map};
 use curflow_attribution::evidence::dynamodb::{DynamoAggregator, DynamoConfig};
 use curflow_attribution::evidence::lambda::{LambdaAggregator, LambdaConfig};
 use curflow_attribution::evidence::logs::LogAggregator;
+use curflow_attribution::evidence::s3::{PrefixMap, S3AccessAggregator};
 use curflow_attribution::evidence::{ErrorBudget, SourceReport};
 use curflow_attribution::{
     AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Rules, SharedLine,
@@ -24,22 +28,36 @@ use curflow_attribution::{
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use self::inventory::InventoryManifest;
+use self::sources::{EvidenceSource, FileKind, classify, files_under, open};
 use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
+use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE};
 
-/// Where attribution inputs come from (`curflow process --evidence/--assignments/--rules`).
+/// Where attribution inputs come from (`curflow process --evidence/--assignments/--rules/...`).
 #[derive(Debug, Clone, Default)]
 pub struct AttributionOptions {
-    /// Log files or directories (plain or gzip): Lambda REPORT/platform.report lines, the app's
-    /// structured lines carrying the tenant, DynamoDB ConsumedCapacity lines.
-    pub evidence: Vec<PathBuf>,
+    /// Local files or directories (plain or gzip; classified by content) and CloudWatch Logs
+    /// log groups: Lambda REPORT/platform.report lines, the application's structured lines carrying
+    /// the tenant, DynamoDB ConsumedCapacity lines, agent runtime usage records, S3 server access
+    /// logs and S3 Inventory manifests.
+    pub evidence: Vec<EvidenceSource>,
     /// resource id/ARN (glob) → tenant table.
     pub assignments: Option<PathBuf>,
     /// Rules TOML; default: the shipped rules (`attribution/rules/default.toml`).
     pub rules: Option<PathBuf>,
     /// JSON key naming the tenant in application logs (the tag key by default).
     pub tenant_key: String,
+    /// S3 key prefix → tenant map (TOML); required for S3 inventory and access-log evidence.
+    pub s3_prefixes: Option<PathBuf>,
+    /// Agent runtime session → tenant map (CSV `session_id,tenant`); enables agent usage records.
+    pub agent_sessions: Option<PathBuf>,
+    /// UTC days read from CloudWatch Logs (the billing periods processed); default: the last 31 days.
+    pub window: Option<(NaiveDate, NaiveDate)>,
+    /// Largest tolerated share of malformed lines per source (default 1 %).
+    pub max_malformed_ratio: Option<Decimal>,
+    pub aws: AwsSettings,
 }
 
 /// What was read, for the run summary.
@@ -50,6 +68,12 @@ pub struct EvidenceReport {
     pub lambda_invocations_without_tenant: u64,
     pub lambda_duplicate_reports: u64,
     pub dynamodb_requests: u64,
+    pub agent_records: u64,
+    pub s3_inventory_snapshots: u64,
+    pub s3_objects: u64,
+    pub s3_unmapped_objects: u64,
+    pub s3_requests: u64,
+    pub s3_unmapped_requests: u64,
     pub rules_source: String,
 }
 
@@ -61,72 +85,137 @@ pub struct AttributionInputs {
     pub report: EvidenceReport,
 }
 
-fn evidence_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Evidence { path: path.to_path_buf(), reason: e.to_string() }
+fn evidence_error(source: &str, e: impl std::fmt::Display) -> Error {
+    Error::Evidence { path: PathBuf::from(source), reason: e.to_string() }
 }
 
-fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| Error::io(path, e))?
-            .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(path, err)))
-            .collect::<Result<_>>()?;
-        entries.sort();
-        for e in entries {
-            files_under(&e, out)?;
-        }
-    } else {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
-
-fn open(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    decompress(BufReader::new(file)).map_err(|e| Error::io(path, e))
+fn config_error(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Config { source_name: path.display().to_string(), reason: e.to_string() }
 }
 
 impl AttributionInputs {
-    /// Reads rules, assignments and every evidence file (streamed; memory holds totals only).
+    /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
     pub fn load(options: &AttributionOptions) -> Result<Self> {
         let (rules, rules_source) = match &options.rules {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-                let rules = Rules::from_toml(&text, &path.display().to_string())
-                    .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?;
+                let rules = Rules::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?;
                 (rules, path.display().to_string())
             }
             None => (default_rules(), "shipped default rules".to_string()),
         };
         let assignments = match &options.assignments {
-            Some(path) => Assignments::read(&path.display().to_string(), open(path)?)
-                .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?,
+            Some(path) => {
+                Assignments::read(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?
+            }
             None => Assignments::new(),
         };
-        let mut files = Vec::new();
-        for p in &options.evidence {
-            files_under(p, &mut files)?;
-        }
+        let prefixes = match &options.s3_prefixes {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                Some(PrefixMap::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?)
+            }
+            None => None,
+        };
         let keys = vec![options.tenant_key.clone()];
         // One pass per file feeds every log-based driver (a log group mixes the kinds of lines).
         let mut logs = LogAggregator::new(
             LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() }),
             DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
         );
-        let budget = ErrorBudget::default();
-        let mut report = EvidenceReport { rules_source, ..EvidenceReport::default() };
-        for file in &files {
-            let name = file.display().to_string();
-            report.sources.push(logs.read(&name, open(file)?, &budget).map_err(|e| evidence_error(file, e))?);
+        if let Some(path) = &options.agent_sessions {
+            let map = read_session_map(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?;
+            logs = logs.with_agent(AgentAggregator::new(AgentConfig::new(map)));
         }
+        let empty_map = PrefixMap::new();
+        let mut access = S3AccessAggregator::new(prefixes.as_ref().unwrap_or(&empty_map));
+        let mut budget = ErrorBudget::default();
+        if let Some(ratio) = options.max_malformed_ratio {
+            budget.max_ratio = ratio;
+        }
+        let mut report = EvidenceReport { rules_source, ..EvidenceReport::default() };
+        let mut drivers = DriverTotals::new();
+        let need_prefixes = |what: &str, file: &std::path::Path| Error::Evidence {
+            path: file.to_path_buf(),
+            reason: format!("{what} needs an S3 prefix → tenant map (--s3-prefixes FILE)"),
+        };
         let totals_error = |e: String| Error::Internal(format!("evidence totals: {e}"));
-        let (mut drivers, lambda_stats) = logs.lambda.finish().map_err(totals_error)?;
+        for source in &options.evidence {
+            match source {
+                EvidenceSource::Path(root) => {
+                    let mut files = Vec::new();
+                    files_under(root, &mut files)?;
+                    let kinds = files.iter().map(|f| classify(f).map(|k| (f, k))).collect::<Result<Vec<_>>>()?;
+                    // Inventory data files are read through their manifest, not as logs.
+                    let mut through_manifest = BTreeSet::new();
+                    let mut manifests = Vec::new();
+                    for (file, _) in kinds.iter().filter(|(_, k)| *k == FileKind::InventoryManifest) {
+                        let m = InventoryManifest::read(file)?;
+                        through_manifest.extend(m.data_files.iter().filter_map(|p| p.canonicalize().ok()));
+                        manifests.push(m);
+                    }
+                    for m in &manifests {
+                        let map = prefixes.as_ref().ok_or_else(|| need_prefixes("S3 Inventory", &m.path))?;
+                        let (totals, stats, reports) = m.aggregate(map, &budget)?;
+                        drivers.merge(&totals).map_err(|e| totals_error(e.to_string()))?;
+                        report.s3_inventory_snapshots += 1;
+                        report.s3_objects += stats.objects;
+                        report.s3_unmapped_objects += stats.unmapped_objects;
+                        report.sources.extend(reports);
+                    }
+                    for (file, kind) in kinds {
+                        if file.canonicalize().is_ok_and(|c| through_manifest.contains(&c)) {
+                            continue;
+                        }
+                        let name = file.display().to_string();
+                        match kind {
+                            FileKind::Log => {
+                                report.sources.push(
+                                    logs.read(&name, open(file)?, &budget).map_err(|e| evidence_error(&name, e))?,
+                                );
+                            }
+                            FileKind::S3AccessLog => {
+                                if prefixes.is_none() {
+                                    return Err(need_prefixes("S3 server access logs", file));
+                                }
+                                report.sources.push(
+                                    access.read(&name, open(file)?, &budget).map_err(|e| evidence_error(&name, e))?,
+                                );
+                            }
+                            FileKind::InventoryManifest | FileKind::Skip => {}
+                        }
+                    }
+                }
+                EvidenceSource::CloudWatch(group) => {
+                    let (from, to) = options.window.unwrap_or_else(|| {
+                        let today = chrono::Utc::now().date_naive();
+                        (today - chrono::Days::new(31), today)
+                    });
+                    let name = source.to_string();
+                    let mut reader = cloudwatch::open_log_group(group, from, to, &options.aws);
+                    let read = logs.read(&name, &mut reader, &budget);
+                    reader.finish()?;
+                    report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
+                }
+            }
+        }
+        let (lambda_drivers, lambda_stats) = logs.lambda.finish().map_err(totals_error)?;
         let (dynamo_drivers, dynamo_stats) = logs.dynamo.finish().map_err(totals_error)?;
-        drivers.merge(&dynamo_drivers).map_err(|e| Error::Internal(format!("evidence totals: {e}")))?;
+        let (access_drivers, access_stats) = access.finish();
+        for d in [&lambda_drivers, &dynamo_drivers, &access_drivers] {
+            drivers.merge(d).map_err(|e| totals_error(e.to_string()))?;
+        }
+        if let Some(agent) = logs.agent {
+            let (agent_drivers, agent_stats) = agent.finish();
+            drivers.merge(&agent_drivers).map_err(|e| totals_error(e.to_string()))?;
+            report.agent_records = agent_stats.records;
+        }
         report.lambda_invocations_joined = lambda_stats.joined;
         report.lambda_invocations_without_tenant = lambda_stats.reports_without_tenant;
         report.lambda_duplicate_reports = lambda_stats.duplicate_reports;
         report.dynamodb_requests = dynamo_stats.requests;
+        report.s3_requests = access_stats.requests;
+        report.s3_unmapped_requests = access_stats.unmapped_requests;
         Ok(Self { rules, assignments, drivers, report })
     }
 }

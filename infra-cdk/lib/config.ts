@@ -1,0 +1,326 @@
+/**
+ * Typed configuration for the curflow stack, read from CDK context (`cdk.json`, `-c key=value`)
+ * and a few environment variables.
+ *
+ * Why one parser: every knob is validated in one place and fails synth with a message naming the
+ * context key, instead of producing a template that CloudFormation rejects twenty minutes into a
+ * deployment. `-c` values always arrive as strings, `cdk.json` values may be typed, so every reader
+ * accepts both.
+ */
+
+import * as path from 'path';
+
+/** Where CUR / Data Exports definitions can be created (the services are global, homed in us-east-1). */
+export const BILLING_REGION = 'us-east-1';
+
+/** Placeholder account used when nothing else is given: lets `cdk synth` run with no credentials. */
+export const PLACEHOLDER_ACCOUNT = '123456789012';
+
+/** Lambda CPU architecture as spelled in context (`lambdaArch`). */
+export type LambdaArch = 'arm64' | 'x86_64';
+
+/** Legacy CUR time granularity. */
+export type LegacyTimeUnit = 'HOURLY' | 'DAILY';
+
+export interface CurflowConfig {
+  /** Target account; context `account`, else `$CURFLOW_ACCOUNT`, else `$CDK_DEFAULT_ACCOUNT`, else the placeholder. */
+  readonly account: string;
+  /** Target region; context `region`, else `$CURFLOW_REGION`, else us-east-1 (deliberately not `$CDK_DEFAULT_REGION`). */
+  readonly region: string;
+
+  // --- storage ---
+  /** DynamoDB usage table name (context `tableName`). */
+  readonly tableName: string;
+  /** Days after which current report objects move to STANDARD_IA (context `reportIaTransitionDays`). */
+  readonly reportIaTransitionDays: number;
+  /** Days after which noncurrent report versions are deleted (context `noncurrentVersionExpirationDays`). */
+  readonly noncurrentVersionExpirationDays: number;
+  /** Days server access logs are kept (context `accessLogRetentionDays`). */
+  readonly accessLogRetentionDays: number;
+
+  // --- reports ---
+  /** Create the CUR 2.0 Data Export (context `dataExport`, default true). */
+  readonly dataExport: boolean;
+  /** Data Export name (context `exportName`). */
+  readonly exportName: string;
+  /** S3 prefix of the CUR 2.0 export, without slashes (context `cur2Prefix`). */
+  readonly cur2Prefix: string;
+  /** Columns selected by the export's QueryStatement (context `exportColumns`, comma-separated). */
+  readonly exportColumns: readonly string[];
+  /** Also create a legacy CUR report definition (context `legacyCur=true`). */
+  readonly legacyCur: boolean;
+  /** Legacy CUR report name (context `legacyCurReportName`). */
+  readonly legacyCurReportName: string;
+  /** S3 prefix of the legacy CUR, without slashes (context `legacyCurPrefix`). */
+  readonly legacyCurPrefix: string;
+  /** Legacy CUR granularity (context `legacyCurTimeUnit`: HOURLY or DAILY). */
+  readonly legacyCurTimeUnit: LegacyTimeUnit;
+
+  // --- processing ---
+  /** Directory holding the `bootstrap` binary, absolute (context `lambdaAssetDir`). */
+  readonly lambdaAssetDir: string;
+  /** Lambda architecture (context `lambdaArch`). */
+  readonly lambdaArch: LambdaArch;
+  /** Cost-allocation tag naming the tenant (context `tagKey`). */
+  readonly tagKey: string;
+  /** Lambda memory, MB (context `lambdaMemoryMb`). */
+  readonly lambdaMemoryMb: number;
+  /** Lambda timeout, minutes (context `lambdaTimeoutMinutes`, at most 15). */
+  readonly lambdaTimeoutMinutes: number;
+  /** Lambda /tmp size, MB (context `lambdaEphemeralMb`). */
+  readonly lambdaEphemeralMb: number;
+  /** DataFusion memory pool handed to the app as CURFLOW_MEMORY_LIMIT_MB (context `memoryLimitMb`). */
+  readonly memoryLimitMb: number;
+  /** Reserved concurrency; 0 means "do not reserve" (context `reservedConcurrency`). */
+  readonly reservedConcurrency: number;
+  /** CloudWatch Logs retention of the function's log group, days (context `logRetentionDays`). */
+  readonly logRetentionDays: number;
+  /** Log groups the function may read with logs:FilterLogEvents (context `evidenceLogGroups`). */
+  readonly evidenceLogGroups: readonly string[];
+
+  // --- schedule / alerting ---
+  /** EventBridge schedule expression, or `off` (context `nightlySchedule`). */
+  readonly nightlySchedule: string;
+  /** Optional e-mail address subscribed to the alerts topic (context `alertEmail`). */
+  readonly alertEmail?: string;
+
+  // --- checks ---
+  /** Attach cdk-nag AwsSolutionsChecks to the app (context `nag`, default true). */
+  readonly nag: boolean;
+}
+
+/**
+ * Columns the CUR 2.0 export selects. They are the CUR 2.0 names of the columns curflow reads
+ * (pipeline/src/schema/columns.rs), plus identity/account columns useful for audits. CUR 2.0 has a
+ * fixed schema and does not accept `SELECT *`; check names with
+ * `aws bcm-data-exports get-table --table-name COST_AND_USAGE_REPORT`.
+ */
+export const DEFAULT_EXPORT_COLUMNS: readonly string[] = [
+  'identity_line_item_id',
+  'identity_time_interval',
+  'bill_payer_account_id',
+  'bill_payer_account_name',
+  'bill_billing_period_start_date',
+  'bill_billing_period_end_date',
+  'line_item_usage_account_id',
+  'line_item_line_item_type',
+  'line_item_usage_start_date',
+  'line_item_usage_end_date',
+  'line_item_product_code',
+  'line_item_usage_type',
+  'line_item_operation',
+  'line_item_resource_id',
+  'line_item_usage_amount',
+  'line_item_currency_code',
+  'line_item_unblended_cost',
+  'line_item_net_unblended_cost',
+  'reservation_reservation_a_r_n',
+  'reservation_effective_cost',
+  'reservation_unused_amortized_upfront_fee_for_billing_period',
+  'reservation_unused_recurring_fee',
+  'reservation_amortized_upfront_fee_for_billing_period',
+  'savings_plan_savings_plan_effective_cost',
+  'savings_plan_total_commitment_to_date',
+  'savings_plan_used_commitment',
+  'savings_plan_amortized_upfront_commitment_for_billing_period',
+  'resource_tags',
+];
+
+/** Defaults, also documented in README.md. */
+export const DEFAULTS = {
+  tableName: 'curflow-usage',
+  reportIaTransitionDays: 90,
+  noncurrentVersionExpirationDays: 30,
+  accessLogRetentionDays: 365,
+  exportName: 'curflow-cur2',
+  cur2Prefix: 'cur2',
+  legacyCurReportName: 'curflow-legacy-cur',
+  legacyCurPrefix: 'cur',
+  legacyCurTimeUnit: 'DAILY' as LegacyTimeUnit,
+  lambdaAssetDir: '../target/lambda/curflow-lambda',
+  lambdaArch: 'arm64' as LambdaArch,
+  tagKey: 'accountant_id',
+  lambdaMemoryMb: 2048,
+  lambdaTimeoutMinutes: 15,
+  lambdaEphemeralMb: 4096,
+  memoryLimitMb: 1024,
+  reservedConcurrency: 2,
+  logRetentionDays: 365,
+  nightlySchedule: 'cron(30 3 * * ? *)',
+} as const;
+
+/** Values CloudWatch Logs accepts for retention. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/** Reads one context key; `undefined` when unset. */
+export type ContextReader = (key: string) => unknown;
+
+/** Error for a bad context value: names the key so the fix is obvious. */
+export class ConfigError extends Error {
+  constructor(key: string, message: string) {
+    super(`curflow: context "${key}": ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Builds the configuration from context and environment.
+ *
+ * @param ctx reads a context key (usually `(k) => app.node.tryGetContext(k)`)
+ * @param env process environment (a parameter so tests stay hermetic)
+ * @param baseDir directory that relative `lambdaAssetDir` values are resolved against
+ */
+export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: string): CurflowConfig {
+  const str = (key: string, dflt: string): string => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return dflt;
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(key, `expected a string, got ${JSON.stringify(v)}`);
+    return String(v).trim();
+  };
+  const bool = (key: string, dflt: boolean): boolean => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return dflt;
+    if (typeof v === 'boolean') return v;
+    const s = String(v).trim().toLowerCase();
+    if (s === 'true' || s === '1' || s === 'yes') return true;
+    if (s === 'false' || s === '0' || s === 'no') return false;
+    throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`);
+  };
+  const int = (key: string, dflt: number, min: number, max: number): number => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return dflt;
+    const n = typeof v === 'number' ? v : Number(String(v).trim());
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(key, `expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  const list = (key: string, dflt: readonly string[]): string[] => {
+    const v = ctx(key);
+    if (v === undefined || v === null || v === '') return [...dflt];
+    let items: unknown[];
+    if (Array.isArray(v)) {
+      items = v;
+    } else if (typeof v === 'string') {
+      const s = v.trim();
+      // `-c evidenceLogGroups='["a","b"]'` or `-c evidenceLogGroups=a,b`
+      items = s.startsWith('[') ? parseJsonList(key, s) : s.split(',');
+    } else {
+      throw new ConfigError(key, `expected a list or a comma-separated string, got ${JSON.stringify(v)}`);
+    }
+    return items.map((x) => {
+      if (typeof x !== 'string') throw new ConfigError(key, `list items must be strings, got ${JSON.stringify(x)}`);
+      return x.trim();
+    }).filter((x) => x.length > 0);
+  };
+  const prefix = (key: string, dflt: string): string => {
+    const p = str(key, dflt);
+    if (!/^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*$/.test(p)) {
+      throw new ConfigError(key, `expected an S3 prefix without leading/trailing "/" (e.g. "cur2"), got "${p}"`);
+    }
+    return p;
+  };
+
+  const account = str('account', env.CURFLOW_ACCOUNT || env.CDK_DEFAULT_ACCOUNT || PLACEHOLDER_ACCOUNT);
+  if (!/^\d{12}$/.test(account)) throw new ConfigError('account', `expected a 12-digit AWS account id, got "${account}"`);
+  const region = str('region', env.CURFLOW_REGION || BILLING_REGION);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new ConfigError('region', `expected an AWS region such as us-east-1, got "${region}"`);
+
+  const lambdaArch = str('lambdaArch', DEFAULTS.lambdaArch).toLowerCase().replace('-', '_');
+  if (lambdaArch !== 'arm64' && lambdaArch !== 'x86_64') {
+    throw new ConfigError('lambdaArch', `expected arm64 or x86_64, got "${lambdaArch}"`);
+  }
+  const legacyCurTimeUnit = str('legacyCurTimeUnit', DEFAULTS.legacyCurTimeUnit).toUpperCase();
+  if (legacyCurTimeUnit !== 'HOURLY' && legacyCurTimeUnit !== 'DAILY') {
+    throw new ConfigError('legacyCurTimeUnit', `expected HOURLY or DAILY, got "${legacyCurTimeUnit}"`);
+  }
+
+  const cur2Prefix = prefix('cur2Prefix', DEFAULTS.cur2Prefix);
+  const legacyCurPrefix = prefix('legacyCurPrefix', DEFAULTS.legacyCurPrefix);
+  // S3 rejects two notification configurations whose prefixes overlap for the same event type.
+  if ((cur2Prefix + '/').startsWith(legacyCurPrefix + '/') || (legacyCurPrefix + '/').startsWith(cur2Prefix + '/')) {
+    throw new ConfigError('cur2Prefix', `"${cur2Prefix}" and legacyCurPrefix "${legacyCurPrefix}" overlap; S3 event notifications need disjoint prefixes`);
+  }
+
+  const logRetentionDays = int('logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653);
+  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+    throw new ConfigError('logRetentionDays', `CloudWatch Logs accepts only ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`);
+  }
+
+  const nightlySchedule = str('nightlySchedule', DEFAULTS.nightlySchedule);
+  if (nightlySchedule !== 'off' && !/^(cron|rate)\(.+\)$/.test(nightlySchedule)) {
+    throw new ConfigError('nightlySchedule', `expected "cron(...)", "rate(...)" or "off", got "${nightlySchedule}"`);
+  }
+
+  const exportColumns = list('exportColumns', DEFAULT_EXPORT_COLUMNS);
+  for (const c of exportColumns) {
+    if (!/^[a-z][a-z0-9_]*(\.[A-Za-z0-9_:-]+)?$/.test(c)) throw new ConfigError('exportColumns', `not a CUR 2.0 column name: "${c}"`);
+  }
+  if (exportColumns.length === 0) throw new ConfigError('exportColumns', 'at least one column is needed');
+
+  const evidenceLogGroups = list('evidenceLogGroups', []);
+  for (const g of evidenceLogGroups) {
+    if (!/^[A-Za-z0-9_\-/.#]{1,512}$/.test(g)) throw new ConfigError('evidenceLogGroups', `not a log group name: "${g}"`);
+  }
+
+  const alertEmail = str('alertEmail', '');
+  if (alertEmail && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alertEmail)) throw new ConfigError('alertEmail', `not an e-mail address: "${alertEmail}"`);
+
+  const tableName = str('tableName', DEFAULTS.tableName);
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) throw new ConfigError('tableName', `not a DynamoDB table name: "${tableName}"`);
+  const tagKey = str('tagKey', DEFAULTS.tagKey);
+  if (!/^[\p{L}\p{N}\s_.:/=+\-@]{1,128}$/u.test(tagKey)) throw new ConfigError('tagKey', `not a tag key: "${tagKey}"`);
+
+  const dataExport = bool('dataExport', true);
+  const legacyCur = bool('legacyCur', false);
+  if ((dataExport || legacyCur) && region !== BILLING_REGION) {
+    throw new ConfigError(
+      'region',
+      `CUR report definitions and Data Exports can only be created in ${BILLING_REGION}, but the stack targets ${region}. ` +
+        'Deploy to us-east-1, or pass -c dataExport=false (and no legacyCur) and create the export separately.',
+    );
+  }
+
+  const lambdaTimeoutMinutes = int('lambdaTimeoutMinutes', DEFAULTS.lambdaTimeoutMinutes, 1, 15);
+  const reportIaTransitionDays = int('reportIaTransitionDays', DEFAULTS.reportIaTransitionDays, 30, 3650);
+
+  return {
+    account,
+    region,
+    tableName,
+    reportIaTransitionDays,
+    noncurrentVersionExpirationDays: int('noncurrentVersionExpirationDays', DEFAULTS.noncurrentVersionExpirationDays, 1, 3650),
+    accessLogRetentionDays: int('accessLogRetentionDays', DEFAULTS.accessLogRetentionDays, 1, 3650),
+    dataExport,
+    exportName: str('exportName', DEFAULTS.exportName),
+    cur2Prefix,
+    exportColumns,
+    legacyCur,
+    legacyCurReportName: str('legacyCurReportName', DEFAULTS.legacyCurReportName),
+    legacyCurPrefix,
+    legacyCurTimeUnit,
+    lambdaAssetDir: path.resolve(baseDir, str('lambdaAssetDir', DEFAULTS.lambdaAssetDir)),
+    lambdaArch,
+    tagKey,
+    lambdaMemoryMb: int('lambdaMemoryMb', DEFAULTS.lambdaMemoryMb, 128, 10240),
+    lambdaTimeoutMinutes,
+    lambdaEphemeralMb: int('lambdaEphemeralMb', DEFAULTS.lambdaEphemeralMb, 512, 10240),
+    memoryLimitMb: int('memoryLimitMb', DEFAULTS.memoryLimitMb, 64, 10240),
+    reservedConcurrency: int('reservedConcurrency', DEFAULTS.reservedConcurrency, 0, 1000),
+    logRetentionDays,
+    evidenceLogGroups,
+    nightlySchedule,
+    alertEmail: alertEmail || undefined,
+    nag: bool('nag', true),
+  };
+}
+
+function parseJsonList(key: string, s: string): unknown[] {
+  try {
+    const v: unknown = JSON.parse(s);
+    if (Array.isArray(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw new ConfigError(key, `expected a JSON list of strings, got ${s}`);
+}

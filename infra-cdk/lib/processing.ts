@@ -1,0 +1,216 @@
+/**
+ * Processing: the curflow Lambda (a prebuilt Rust binary on provided.al2023), its role, log group,
+ * async-invocation settings and the S3 notifications that trigger it.
+ *
+ * Why:
+ * - Sizing (memory 2048 MB, timeout 15 min, /tmp 4096 MB): measured peak RSS of the pipeline is
+ *   ~200 MiB for a 40M-row month, and that month processed in ~9 s on 2 cores. 2048 MB buys
+ *   ~1.2 vCPU plus ample headroom over the 1024 MiB DataFusion pool (CURFLOW_MEMORY_LIMIT_MB);
+ *   aggregation beyond the pool spills to CURFLOW_SPILL_DIR on /tmp, hence 4 GB ephemeral storage.
+ *   The 15-minute timeout is for months far larger than measured, not for the usual case.
+ * - Reserved concurrency 2: CUR redelivers the current month several times a day, and an S3
+ *   notification plus the nightly run can coincide; a small cap stops deliveries of one month from
+ *   piling up while leaving room for a second month. Throttled async events are retried by Lambda for up to maxEventAge.
+ * - Async failures: 2 retries, events older than 6 h dropped, then the event goes to the failure
+ *   queue (alerting.ts), which alarms.
+ * - IAM is written out statement by statement instead of using grant helpers or
+ *   AWSLambdaBasicExecutionRole, so the policy is exactly what curflow needs: read the report
+ *   prefixes, list only under them, read/write the usage table and its index, publish alerts, write
+ *   its own log group, and (optionally) read evidence log groups.
+ */
+import { Aws, Duration, Size, Stack } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { LambdaArch } from './config';
+import { acknowledgeWildcardResources } from './nag';
+
+/** Suffix of the manifests that mark a complete delivery (legacy `<report>-Manifest.json`, CUR 2.0 `metadata/.../<export>-Manifest.json`). */
+export const MANIFEST_SUFFIX = 'Manifest.json';
+/** Where DataFusion spills on the function's /tmp. */
+export const SPILL_DIR = '/tmp/curflow-spill';
+/** DynamoDB actions the store uses. */
+export const DYNAMODB_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:TransactWriteItems',
+];
+
+export interface ProcessingProps {
+  /** Directory holding `bootstrap` (checked by asset.ts). */
+  readonly assetDir: string;
+  readonly arch: LambdaArch;
+  readonly memoryMb: number;
+  readonly timeoutMinutes: number;
+  readonly ephemeralMb: number;
+  /** 0 = no reservation. */
+  readonly reservedConcurrency: number;
+  readonly logRetentionDays: number;
+  /** CURFLOW_TAG_KEY. */
+  readonly tagKey: string;
+  /** CURFLOW_MEMORY_LIMIT_MB. */
+  readonly memoryLimitMb: number;
+  readonly reportBucket: s3.IBucket;
+  /** Prefixes (no slashes) the function reads and is notified for. */
+  readonly reportPrefixes: readonly string[];
+  readonly usageTable: dynamodb.ITable;
+  /** Names of the usage table's GSIs (granted individually, no wildcard). */
+  readonly usageTableIndexes: readonly string[];
+  readonly alertsTopic: sns.ITopic;
+  readonly alertsKey: kms.IKey;
+  readonly failureQueue: sqs.IQueue;
+  /** Log groups the function may FilterLogEvents on. */
+  readonly evidenceLogGroups: readonly string[];
+}
+
+/** The curflow function and everything that is only about it. */
+export class CurflowProcessing extends Construct {
+  public readonly function: lambda.Function;
+  public readonly role: iam.Role;
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ProcessingProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetentionDays as logs.RetentionDays,
+    });
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'curflow Lambda: read CUR deliveries, write per-tenant usage, publish alerts',
+    });
+    this.grantPermissions(props);
+
+    this.function = new lambda.Function(this, 'Function', {
+      description: 'curflow: CUR deliveries to per-tenant costs',
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: props.arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(props.assetDir),
+      role: this.role,
+      // Sized from the pipeline's measured peak RSS (~200 MiB for a 40M-row month, processed in
+      // ~9 s on 2 cores) plus DataFusion spill headroom; see the module comment.
+      memorySize: props.memoryMb,
+      timeout: Duration.minutes(props.timeoutMinutes),
+      ephemeralStorageSize: Size.mebibytes(props.ephemeralMb),
+      reservedConcurrentExecutions: props.reservedConcurrency > 0 ? props.reservedConcurrency : undefined,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      environment: {
+        CURFLOW_STORE: `dynamodb://${props.usageTable.tableName}`,
+        CURFLOW_TAG_KEY: props.tagKey,
+        CURFLOW_MEMORY_LIMIT_MB: String(props.memoryLimitMb),
+        CURFLOW_SPILL_DIR: SPILL_DIR,
+        CURFLOW_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
+        RUST_LOG: 'info',
+      },
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+      onFailure: new destinations.SqsDestination(props.failureQueue),
+    });
+
+    // One notification per prefix: S3 filters take one prefix each, and the prefixes are disjoint
+    // (config.ts checks), as S3 requires.
+    for (const p of props.reportPrefixes) {
+      props.reportBucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(this.function), {
+        prefix: `${p}/`,
+        suffix: MANIFEST_SUFFIX,
+      });
+    }
+  }
+
+  private grantPermissions(props: ProcessingProps): void {
+    const stack = Stack.of(this);
+    const role = this.role;
+    const objectArns = props.reportPrefixes.map((p) => props.reportBucket.arnForObjects(`${p}/*`));
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadReports',
+        actions: ['s3:GetObject'],
+        resources: objectArns,
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListReportPrefixes',
+        actions: ['s3:ListBucket'],
+        resources: [props.reportBucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': props.reportPrefixes.map((p) => `${p}/*`) } },
+      }),
+    );
+    acknowledgeWildcardResources(
+      role,
+      objectArns,
+      'Report files have names chosen by AWS billing (assembly/execution ids, billing periods, chunk numbers), so reads must be granted per prefix; the grant is s3:GetObject only and limited to the report prefixes.',
+    );
+
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'UsageTable',
+        actions: DYNAMODB_ACTIONS,
+        resources: [
+          props.usageTable.tableArn,
+          ...props.usageTableIndexes.map((i) => `${props.usageTable.tableArn}/index/${i}`),
+        ],
+      }),
+    );
+
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PublishAlerts',
+        actions: ['sns:Publish'],
+        resources: [props.alertsTopic.topicArn],
+      }),
+    );
+    // Publishing to an SSE topic needs the topic key (exact actions, no GenerateDataKey* wildcard).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'UseAlertsKeyForPublish',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [props.alertsKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `sns.${stack.region}.amazonaws.com` } },
+      }),
+    );
+
+    // The log group ARN attribute already ends in ":*" (all its streams).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+
+    if (props.evidenceLogGroups.length > 0) {
+      const evidence = props.evidenceLogGroups.map(
+        (name) => `arn:${Aws.PARTITION}:logs:${stack.region}:${stack.account}:log-group:${name}:*`,
+      );
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadEvidenceLogs',
+          actions: ['logs:FilterLogEvents'],
+          resources: evidence,
+        }),
+      );
+      acknowledgeWildcardResources(
+        role,
+        evidence,
+        'logs:FilterLogEvents is authorized on the log group ARN with the ":*" stream suffix; each entry names one evidence log group given explicitly in the evidenceLogGroups context.',
+      );
+    }
+  }
+}

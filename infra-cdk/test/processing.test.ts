@@ -1,0 +1,190 @@
+/** The curflow Lambda: runtime, sizing, environment, async config, S3 triggers, IAM. */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { Match } from 'aws-cdk-lib/assertions';
+import { asArray, build, functionRoleStatements, iamStatements, logicalId, resourcesOfType } from './helpers';
+
+const { template } = build();
+const fnId = logicalId(template, 'AWS::Lambda::Function', 'ProcessingFunction');
+const fn = template.toJSON().Resources[fnId];
+const tableId = logicalId(template, 'AWS::DynamoDB::Table', 'StorageUsageTable');
+const topicId = logicalId(template, 'AWS::SNS::Topic', 'AlertingAlertsTopic');
+const queueId = logicalId(template, 'AWS::SQS::Queue', 'AlertingFailureQueue');
+const bucketId = logicalId(template, 'AWS::S3::Bucket', 'StorageReportBucket');
+const logGroupId = logicalId(template, 'AWS::Logs::LogGroup', 'ProcessingLogGroup');
+
+test('Lambda: provided.al2023, arm64, bootstrap, 2048 MB, 15 min, 4096 MB /tmp, reserved concurrency 2', () => {
+  const p = fn.Properties;
+  assert.equal(p.Runtime, 'provided.al2023');
+  assert.deepEqual(p.Architectures, ['arm64']);
+  assert.equal(p.Handler, 'bootstrap');
+  assert.equal(p.MemorySize, 2048);
+  assert.equal(p.Timeout, 900);
+  assert.deepEqual(p.EphemeralStorage, { Size: 4096 });
+  assert.equal(p.ReservedConcurrentExecutions, 2);
+  assert.ok(p.Code.S3Key.endsWith('.zip'), 'code is a file asset');
+});
+
+test('Lambda environment', () => {
+  assert.deepEqual(fn.Properties.Environment.Variables, {
+    CURFLOW_STORE: { 'Fn::Join': ['', ['dynamodb://', { Ref: tableId }]] },
+    CURFLOW_TAG_KEY: 'accountant_id',
+    CURFLOW_MEMORY_LIMIT_MB: '1024',
+    CURFLOW_SPILL_DIR: '/tmp/curflow-spill',
+    CURFLOW_ALERT_TOPIC_ARN: { Ref: topicId },
+    RUST_LOG: 'info',
+  });
+});
+
+test('Lambda logs: own log group, 1 year retention, JSON format', () => {
+  assert.deepEqual(fn.Properties.LoggingConfig, { LogFormat: 'JSON', LogGroup: { Ref: logGroupId } });
+  template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+});
+
+test('context: lambdaArch=x86_64, tagKey, sizing, reservedConcurrency=0, logRetentionDays', () => {
+  const t = build({
+    lambdaArch: 'x86_64',
+    tagKey: 'team',
+    lambdaMemoryMb: '3008',
+    lambdaEphemeralMb: 8192,
+    memoryLimitMb: '1536',
+    reservedConcurrency: '0',
+    logRetentionDays: '90',
+  }).template;
+  const id = logicalId(t, 'AWS::Lambda::Function', 'ProcessingFunction');
+  const p = t.toJSON().Resources[id].Properties;
+  assert.deepEqual(p.Architectures, ['x86_64']);
+  assert.equal(p.Environment.Variables.CURFLOW_TAG_KEY, 'team');
+  assert.equal(p.Environment.Variables.CURFLOW_MEMORY_LIMIT_MB, '1536');
+  assert.equal(p.MemorySize, 3008);
+  assert.deepEqual(p.EphemeralStorage, { Size: 8192 });
+  assert.equal(p.ReservedConcurrentExecutions, undefined);
+  t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+});
+
+test('async invocation: 2 retries, max event age, on-failure to the SQS queue', () => {
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+    FunctionName: { Ref: fnId },
+    Qualifier: '$LATEST',
+    MaximumRetryAttempts: 2,
+    MaximumEventAgeInSeconds: 21600,
+    DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+  });
+});
+
+test('S3 notifications: ObjectCreated with suffix Manifest.json for cur2/ and cur/', () => {
+  const [[, n]] = resourcesOfType(template, 'Custom::S3BucketNotifications');
+  assert.deepEqual(n.Properties.BucketName, { Ref: bucketId });
+  const configs = n.Properties.NotificationConfiguration.LambdaFunctionConfigurations;
+  assert.equal(configs.length, 2);
+  const prefixes = configs.map((c: any) => {
+    assert.deepEqual(c.Events, ['s3:ObjectCreated:*']);
+    assert.deepEqual(c.LambdaFunctionArn, { 'Fn::GetAtt': [fnId, 'Arn'] });
+    const rules = Object.fromEntries(c.Filter.Key.FilterRules.map((r: any) => [r.Name, r.Value]));
+    assert.equal(rules.suffix, 'Manifest.json');
+    return rules.prefix;
+  });
+  assert.deepEqual(prefixes.sort(), ['cur/', 'cur2/']);
+  // S3 may invoke the function, from this bucket and account only.
+  template.hasResourceProperties('AWS::Lambda::Permission', {
+    Action: 'lambda:InvokeFunction',
+    Principal: 's3.amazonaws.com',
+    FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] },
+    SourceAccount: '123456789012',
+    SourceArn: { 'Fn::GetAtt': [bucketId, 'Arn'] },
+  });
+});
+
+test('overlapping report prefixes are refused (S3 would reject the notification configuration)', () => {
+  assert.throws(() => build({ cur2Prefix: 'cur/v2' }), /overlap/);
+});
+
+test('IAM: no statement grants s3:* or dynamodb:* actions on Resource "*"', () => {
+  const statements = iamStatements(template);
+  assert.ok(statements.length > 0);
+  for (const { source, statement } of statements) {
+    const actions = asArray<string>(statement.Action);
+    if (!actions.some((a) => a.startsWith('s3:') || a.startsWith('dynamodb:'))) continue;
+    assert.ok(!asArray(statement.Resource).includes('*'), `${source}: ${JSON.stringify(statement)}`);
+  }
+});
+
+test('IAM: no managed policies (no AWSLambdaBasicExecutionRole) on any role', () => {
+  for (const [id, role] of resourcesOfType(template, 'AWS::IAM::Role')) {
+    assert.equal(role.Properties.ManagedPolicyArns, undefined, id);
+  }
+});
+
+test('IAM: function role statements are exactly the least-privilege set', () => {
+  const bySid = Object.fromEntries(functionRoleStatements(template).map((s) => [s.Sid ?? asArray(s.Action).join(','), s]));
+  const arn = { 'Fn::GetAtt': [bucketId, 'Arn'] };
+  assert.deepEqual(bySid.ReadReports.Action, 's3:GetObject');
+  const sorted = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).sort();
+  assert.deepEqual(
+    sorted(bySid.ReadReports.Resource),
+    sorted([{ 'Fn::Join': ['', [arn, '/cur2/*']] }, { 'Fn::Join': ['', [arn, '/cur/*']] }]),
+  );
+  assert.deepEqual(bySid.ListReportPrefixes, {
+    Sid: 'ListReportPrefixes',
+    Effect: 'Allow',
+    Action: 's3:ListBucket',
+    Resource: arn,
+    Condition: { StringLike: { 's3:prefix': ['cur2/*', 'cur/*'] } },
+  });
+  assert.deepEqual([...bySid.UsageTable.Action].sort(), [
+    'dynamodb:BatchWriteItem',
+    'dynamodb:ConditionCheckItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:TransactWriteItems',
+    'dynamodb:UpdateItem',
+  ]);
+  assert.deepEqual(bySid.UsageTable.Resource, [
+    { 'Fn::GetAtt': [tableId, 'Arn'] },
+    { 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, '/index/month-index']] },
+  ]);
+  assert.deepEqual(bySid.PublishAlerts, { Sid: 'PublishAlerts', Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: topicId } });
+  assert.deepEqual(bySid.WriteOwnLogs.Resource, { 'Fn::GetAtt': [logGroupId, 'Arn'] });
+  assert.deepEqual(bySid.WriteOwnLogs.Action, ['logs:CreateLogStream', 'logs:PutLogEvents']);
+  assert.deepEqual(bySid.UseAlertsKeyForPublish.Condition, { StringEquals: { 'kms:ViaService': 'sns.us-east-1.amazonaws.com' } });
+  assert.equal(bySid.ReadEvidenceLogs, undefined, 'no evidence log groups by default');
+  // The on-failure destination needs SendMessage on the queue (added by CDK).
+  const sqs = Object.values(bySid).find((s: any) => asArray(s.Action).includes('sqs:SendMessage')) as any;
+  assert.deepEqual(sqs.Resource, { 'Fn::GetAtt': [queueId, 'Arn'] });
+  // Nothing else, and no wildcard action anywhere.
+  assert.equal(Object.keys(bySid).length, 7);
+  for (const s of Object.values(bySid) as any[]) {
+    assert.equal(s.Effect, 'Allow');
+    for (const a of asArray<string>(s.Action)) assert.ok(!a.includes('*'), a);
+    assert.ok(!asArray(s.Resource).includes('*'), JSON.stringify(s));
+  }
+});
+
+test('IAM: evidenceLogGroups adds logs:FilterLogEvents on exactly those groups', () => {
+  const t = build({ evidenceLogGroups: '/aws/eks/prod/cluster, /ecs/billing' }).template;
+  const s = functionRoleStatements(t).find((x) => x.Sid === 'ReadEvidenceLogs');
+  assert.equal(s.Action, 'logs:FilterLogEvents');
+  assert.deepEqual(
+    s.Resource.map((r: any) => r['Fn::Join'][1][2]),
+    [':logs:us-east-1:123456789012:log-group:/aws/eks/prod/cluster:*', ':logs:us-east-1:123456789012:log-group:/ecs/billing:*'],
+  );
+  // JSON list form from cdk.json works too.
+  const t2 = build({ evidenceLogGroups: ['/one'] }).template;
+  assert.equal(asArray(functionRoleStatements(t2).find((x) => x.Sid === 'ReadEvidenceLogs').Resource).length, 1);
+});
+
+test('S3 notification handler has its own minimal role', () => {
+  const handlerId = logicalId(template, 'AWS::Lambda::Function', 'BucketNotificationsHandler');
+  const roleRef = template.toJSON().Resources[handlerId].Properties.Role['Fn::GetAtt'][0];
+  assert.match(roleRef, /^StorageNotificationsHandlerRole/);
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    Roles: [{ Ref: roleRef }],
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({ Action: 's3:PutBucketNotification', Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] } }),
+      ]),
+    },
+  });
+});

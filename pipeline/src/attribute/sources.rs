@@ -1,0 +1,205 @@
+//! Where usage evidence comes from, and what each local file is.
+//!
+//! `--evidence` takes local paths (files or directories, plain or gzip) and CloudWatch Logs log
+//! groups (`cloudwatch://<log-group>[?filter=<pattern>&stream-prefix=<prefix>]`, e.g.
+//! `cloudwatch:///aws/lambda/api-handler`). Local files are classified by content, so one directory
+//! can hold every kind: S3 Inventory manifests (their data files are read through the manifest),
+//! S3 server access logs, and application/Lambda/agent logs.
+
+use std::fmt;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One `--evidence` argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum EvidenceSource {
+    Path(PathBuf),
+    CloudWatch(CloudWatchSource),
+}
+
+/// A CloudWatch Logs log group read with `FilterLogEvents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloudWatchSource {
+    pub log_group: String,
+    /// CloudWatch filter pattern (server-side), e.g. `?REPORT ?accountant_id`.
+    pub filter_pattern: Option<String>,
+    pub stream_prefix: Option<String>,
+}
+
+const CLOUDWATCH_SCHEME: &str = "cloudwatch://";
+
+impl FromStr for EvidenceSource {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let Some(rest) = s.strip_prefix(CLOUDWATCH_SCHEME) else { return Ok(Self::Path(PathBuf::from(s))) };
+        let (group, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if group.is_empty() {
+            return Err(Error::Argument(format!(
+                "{s}: expected cloudwatch://<log-group>, e.g. cloudwatch:///aws/lambda/app"
+            )));
+        }
+        let mut source = CloudWatchSource { log_group: group.to_string(), filter_pattern: None, stream_prefix: None };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(v);
+            match k {
+                "filter" => source.filter_pattern = Some(v),
+                "stream-prefix" => source.stream_prefix = Some(v),
+                other => {
+                    return Err(Error::Argument(format!(
+                        "{s}: unknown parameter {other:?} (expected filter=<pattern> or stream-prefix=<prefix>)"
+                    )));
+                }
+            }
+        }
+        Ok(Self::CloudWatch(source))
+    }
+}
+
+impl From<PathBuf> for EvidenceSource {
+    fn from(p: PathBuf) -> Self {
+        Self::Path(p)
+    }
+}
+
+impl fmt::Display for EvidenceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Path(p) => write!(f, "{}", p.display()),
+            Self::CloudWatch(c) => write!(f, "{CLOUDWATCH_SCHEME}{}", c.log_group),
+        }
+    }
+}
+
+/// `%XX` and `+` decoding of a query value (an invalid escape is kept as written).
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped =
+            (bytes[i] == b'%').then(|| v.get(i + 1..i + 3)).flatten().and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a local evidence file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// An S3 Inventory `manifest.json`: its data files are read through it.
+    InventoryManifest,
+    /// S3 server access log records.
+    S3AccessLog,
+    /// Application, Lambda and agent runtime log lines.
+    Log,
+    /// Not evidence (rules, prefix maps, inventory checksums).
+    Skip,
+}
+
+/// Every file under `path` (sorted, recursive).
+pub fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(path, err)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for e in entries {
+            files_under(&e, out)?;
+        }
+    } else if path.exists() {
+        out.push(path.to_path_buf());
+    } else {
+        return Err(Error::Evidence { path: path.to_path_buf(), reason: "no such file or directory".into() });
+    }
+    Ok(())
+}
+
+/// Classifies a file by name and its first line.
+pub fn classify(path: &Path) -> Result<FileKind> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.ends_with(".toml") || name == "manifest.checksum" || name.ends_with(".md") {
+        return Ok(FileKind::Skip);
+    }
+    if name == "manifest.json" {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        return Ok(if text.contains("\"fileSchema\"") && text.contains("\"sourceBucket\"") {
+            FileKind::InventoryManifest
+        } else {
+            FileKind::Log
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader =
+        curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))?;
+    let mut head = Vec::with_capacity(256);
+    // A damaged gzip stream is reported by the log reader with line context; classify it as a log.
+    if reader.by_ref().take(256).read_to_end(&mut head).is_err() {
+        return Ok(FileKind::Log);
+    }
+    Ok(if looks_like_access_log(&head) { FileKind::S3AccessLog } else { FileKind::Log })
+}
+
+/// An S3 server access log record starts with the 64-hex-digit bucket owner id, the bucket and `[`.
+fn looks_like_access_log(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.len() > 66 && line[..64].iter().all(u8::is_ascii_hexdigit) && line[64] == b' ' && line.contains(&b'[')
+}
+
+/// Opens a local file for line reading (gzip detected by magic bytes).
+pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cloudwatch_sources() {
+        let s: EvidenceSource = "cloudwatch:///aws/lambda/api?filter=%3FREPORT+%3Faccountant_id".parse().unwrap();
+        assert_eq!(
+            s,
+            EvidenceSource::CloudWatch(CloudWatchSource {
+                log_group: "/aws/lambda/api".into(),
+                filter_pattern: Some("?REPORT ?accountant_id".into()),
+                stream_prefix: None,
+            })
+        );
+        assert!("cloudwatch://".parse::<EvidenceSource>().is_err());
+        assert!("cloudwatch://g?bogus=1".parse::<EvidenceSource>().is_err());
+        assert_eq!("logs/x.gz".parse::<EvidenceSource>().unwrap(), EvidenceSource::Path("logs/x.gz".into()));
+    }
+
+    #[test]
+    fn recognises_access_log_lines() {
+        let line = format!(
+            "{} client-documents [06/Oct/2026:00:00:38 +0000] 192.0.2.3 - 3E57 REST.GET.OBJECT k",
+            "7".repeat(64)
+        );
+        assert!(looks_like_access_log(line.as_bytes()));
+        assert!(!looks_like_access_log(b"2026-10-01T00:00:00Z REPORT RequestId: x"));
+    }
+}

@@ -1,0 +1,217 @@
+//! `curflow attribution explain`: which shared lines gave one tenant what, and why.
+//!
+//! Every attributed row carries the rule that routed its shared line, the basis (usage driver,
+//! direct cost, even, fixed, assignment), the tenant's quantity of the driver and the line's total.
+//! This module joins each row with the whole shared line it came from (all tenants' parts plus what
+//! stayed unattributed), so a finance person can check `share × line total = amount` by hand.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::aggregate::{CostKey, CostLine, LineSource};
+use crate::error::{Error, Result};
+
+/// One shared line's contribution to the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExplainLine {
+    pub usage_date: NaiveDate,
+    pub service: String,
+    pub usage_type: String,
+    pub operation: String,
+    pub resource_id: String,
+    pub line_item_type: String,
+    pub currency: String,
+    pub rule: String,
+    pub basis: String,
+    pub driver: Option<String>,
+    /// The tenant's weight (driver quantity, direct cost, ...) and the line's total weight.
+    pub tenant_quantity: Decimal,
+    pub total_quantity: Decimal,
+    pub share: Decimal,
+    /// The whole shared line (every tenant's part plus any unattributed remainder).
+    pub line_amortized_cost: Decimal,
+    /// What the tenant received.
+    pub amortized_cost: Decimal,
+    pub unblended_cost: Decimal,
+}
+
+/// Totals of one rule for the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExplainRule {
+    pub rule: String,
+    pub basis: String,
+    pub driver: Option<String>,
+    pub lines: u64,
+    pub amortized_cost: Decimal,
+    pub unblended_cost: Decimal,
+}
+
+/// The explanation of a tenant's attributed cost in one period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub tenant: String,
+    pub direct_amortized_cost: Decimal,
+    pub attributed_amortized_cost: Decimal,
+    pub by_rule: Vec<ExplainRule>,
+    /// Largest first (by absolute amortized amount), then by day and key.
+    pub lines: Vec<ExplainLine>,
+}
+
+fn pool_key(key: &CostKey) -> CostKey {
+    CostKey { tenant: None, ..key.clone() }
+}
+
+/// Explains `tenant`'s attributed rows among a period's stored `lines`.
+pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
+    let overflow = || Error::Internal("explain: amount overflow".into());
+    let mut pools: BTreeMap<CostKey, Decimal> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.source() != LineSource::Cur) {
+        let slot = pools.entry(pool_key(&l.key)).or_default();
+        *slot = slot.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+    }
+    let mut out = Explanation {
+        tenant: tenant.to_string(),
+        direct_amortized_cost: Decimal::ZERO,
+        attributed_amortized_cost: Decimal::ZERO,
+        by_rule: Vec::new(),
+        lines: Vec::new(),
+    };
+    let mut rules: BTreeMap<(String, String, Option<String>), ExplainRule> = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.key.tenant.as_deref() == Some(tenant)) {
+        let Some(a) = &l.attribution else {
+            out.direct_amortized_cost =
+                out.direct_amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+            continue;
+        };
+        out.attributed_amortized_cost =
+            out.attributed_amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+        let r = rules.entry((a.rule.clone(), a.basis.clone(), a.driver.clone())).or_insert_with(|| ExplainRule {
+            rule: a.rule.clone(),
+            basis: a.basis.clone(),
+            driver: a.driver.clone(),
+            lines: 0,
+            amortized_cost: Decimal::ZERO,
+            unblended_cost: Decimal::ZERO,
+        });
+        r.lines += 1;
+        r.amortized_cost = r.amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+        r.unblended_cost = r.unblended_cost.checked_add(l.amounts.unblended_cost).ok_or_else(overflow)?;
+        out.lines.push(ExplainLine {
+            usage_date: l.key.usage_date,
+            service: l.key.service.clone(),
+            usage_type: l.key.usage_type.clone(),
+            operation: l.key.operation.clone(),
+            resource_id: l.key.resource_id.clone(),
+            line_item_type: l.key.line_item_type.clone(),
+            currency: l.key.currency.clone(),
+            rule: a.rule.clone(),
+            basis: a.basis.clone(),
+            driver: a.driver.clone(),
+            tenant_quantity: a.quantity,
+            total_quantity: a.quantity_total,
+            share: a.share,
+            line_amortized_cost: pools.get(&pool_key(&l.key)).copied().unwrap_or_default(),
+            amortized_cost: l.amounts.amortized_cost,
+            unblended_cost: l.amounts.unblended_cost,
+        });
+    }
+    out.by_rule = rules.into_values().collect();
+    out.by_rule.sort_by(|a, b| b.amortized_cost.abs().cmp(&a.amortized_cost.abs()).then(a.rule.cmp(&b.rule)));
+    out.lines.sort_by(|a, b| {
+        b.amortized_cost
+            .abs()
+            .cmp(&a.amortized_cost.abs())
+            .then(a.usage_date.cmp(&b.usage_date))
+            .then(a.service.cmp(&b.service))
+            .then(a.usage_type.cmp(&b.usage_type))
+            .then(a.resource_id.cmp(&b.resource_id))
+    });
+    Ok(out)
+}
+
+fn round(d: Decimal, dp: u32) -> String {
+    crate::output::group_thousands(d.round_dp(dp))
+}
+
+/// A text report: totals, one row per rule, then the `limit` largest lines.
+pub fn explain_text(e: &Explanation, period: &str, limit: usize) -> String {
+    let mut out = String::new();
+    let total = e.direct_amortized_cost + e.attributed_amortized_cost;
+    out.push_str(&format!(
+        "Tenant {} in {period}: amortized {} = direct {} + attributed {}\n\n",
+        e.tenant,
+        round(total, 4),
+        round(e.direct_amortized_cost, 4),
+        round(e.attributed_amortized_cost, 4)
+    ));
+    if e.lines.is_empty() {
+        out.push_str("No shared cost was attributed to this tenant (no evidence, or no rule gave it a share).\n");
+        return out;
+    }
+    out.push_str("By rule:\n");
+    let rows: Vec<[String; 5]> = e
+        .by_rule
+        .iter()
+        .map(|r| {
+            [
+                r.rule.clone(),
+                r.basis.clone(),
+                r.driver.clone().unwrap_or_else(|| "-".into()),
+                r.lines.to_string(),
+                round(r.amortized_cost, 4),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["rule", "basis", "driver", "lines", "amortized"], &rows));
+    out.push_str(&format!(
+        "\nLargest {} of {} shared lines (tenant amount = share × line amount):\n",
+        limit.min(e.lines.len()),
+        e.lines.len()
+    ));
+    let rows: Vec<[String; 8]> = e
+        .lines
+        .iter()
+        .take(limit)
+        .map(|l| {
+            [
+                l.usage_date.to_string(),
+                format!("{} {}", l.service, l.usage_type),
+                l.rule.clone(),
+                l.driver.clone().unwrap_or_else(|| l.basis.clone()),
+                format!("{} / {}", round(l.tenant_quantity, 4), round(l.total_quantity, 4)),
+                format!("{:.4}%", (l.share * Decimal::ONE_HUNDRED).round_dp(4)),
+                round(l.line_amortized_cost, 6),
+                round(l.amortized_cost, 6),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["day", "line", "rule", "by", "quantity", "share", "line amount", "tenant amount"], &rows));
+    out
+}
+
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> =
+        (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: Vec<&str>| {
+        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ")
+    };
+    let mut out = line(header.to_vec()) + "\n";
+    out.push_str(&(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ") + "\n"));
+    for r in rows {
+        out.push_str(&(line(r.iter().map(String::as_str).collect()) + "\n"));
+    }
+    out
+}
+
+/// Every line as CSV (exact amounts).
+pub fn explain_csv(e: &Explanation) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for l in &e.lines {
+        w.serialize(l).map_err(|err| Error::Internal(format!("explain csv: {err}")))?;
+    }
+    let bytes = w.into_inner().map_err(|err| Error::Internal(format!("explain csv: {err}")))?;
+    String::from_utf8(bytes).map_err(|err| Error::Internal(format!("explain csv: {err}")))
+}
