@@ -11,8 +11,10 @@
 //! Conservation is asserted per line and per measure: attributed + unattributed == the line's amount,
 //! exactly, or [`AllocateError::Internal`] stops the run.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::rc::Rc;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -167,19 +169,53 @@ pub enum AllocateError {
     Internal { line: String, message: String },
 }
 
+/// The weights of one (rule, day), ready to split amounts: every line of that rule and day shares them.
+#[derive(Debug)]
+struct Prepared {
+    /// `None`: no positive weight (the line stays unattributed, `no_driver`).
+    shares: Option<Shares>,
+    quantity_total: Decimal,
+    quantity: BTreeMap<TenantId, Decimal>,
+    /// Display share per tenant index of `shares`.
+    share: Vec<Decimal>,
+}
+
 /// Allocates shared lines; holds the rules, assignments and weights context of one billing period.
+///
+/// A month has many shared lines per rule and day (one per usage type, operation, resource...) and
+/// they all split by the same weights, so the validated [`Shares`] of each (rule, day) are built once
+/// and reused: with 10,000 tenants, building them is most of the cost of a line.
 #[derive(Debug, Clone)]
 pub struct Allocator<'a> {
     rules: &'a Rules,
     assignments: &'a Assignments,
     ctx: WeightContext<'a>,
     scale: u32,
+    prepared: RefCell<HashMap<(String, NaiveDate), Rc<Prepared>>>,
 }
 
 impl<'a> Allocator<'a> {
     /// `scale`: decimal places of the split's minor unit (the store's, [`crate::MONEY_SCALE`]).
     pub fn new(rules: &'a Rules, assignments: &'a Assignments, ctx: WeightContext<'a>, scale: u32) -> Self {
-        Self { rules, assignments, ctx, scale }
+        Self { rules, assignments, ctx, scale, prepared: RefCell::new(HashMap::new()) }
+    }
+
+    fn prepare(&self, line: &SharedLine, rule: &Rule) -> Result<Rc<Prepared>, AllocateError> {
+        let key = (rule.name.clone(), line.day);
+        if let Some(p) = self.prepared.borrow().get(&key) {
+            return Ok(Rc::clone(p));
+        }
+        let weights = self.ctx.weights(&rule.policy, line.day);
+        let shares = Shares::new(&weights).map_err(|source| AllocateError::Split { line: line.to_string(), source })?;
+        let quantity_total = exact_sum(weights.iter().map(|(_, w)| *w))
+            .ok_or_else(|| AllocateError::Overflow { line: line.to_string(), what: "the sum of weights".into() })?;
+        let share = match &shares {
+            Some(s) => (0..s.tenants().len()).map(|i| s.share_of(i, SHARE_DP).unwrap_or_default()).collect(),
+            None => Vec::new(),
+        };
+        let prepared = Rc::new(Prepared { shares, quantity_total, quantity: weights.into_iter().collect(), share });
+        self.prepared.borrow_mut().insert(key, Rc::clone(&prepared));
+        Ok(prepared)
     }
 
     /// Allocates one line (see the module docs).
@@ -215,9 +251,9 @@ impl<'a> Allocator<'a> {
     }
 
     fn by_rule(&self, line: &SharedLine, rule: &Rule) -> Result<LineAllocation, AllocateError> {
-        let weights = self.ctx.weights(&rule.policy, line.day);
+        let prepared = self.prepare(line, rule)?;
         let split_err = |source| AllocateError::Split { line: line.to_string(), source };
-        let Some(shares) = Shares::new(&weights).map_err(split_err)? else {
+        let Some(shares) = &prepared.shares else {
             return Ok(LineAllocation {
                 attributed: Vec::new(),
                 unattributed: Some(UnattributedRow {
@@ -230,9 +266,8 @@ impl<'a> Allocator<'a> {
                 }),
             });
         };
-        let quantity_total = exact_sum(weights.iter().map(|(_, w)| *w))
-            .ok_or_else(|| AllocateError::Overflow { line: line.to_string(), what: "the sum of weights".into() })?;
-        let quantity: BTreeMap<&TenantId, Decimal> = weights.iter().map(|(t, w)| (t, *w)).collect();
+        let quantity_total = prepared.quantity_total;
+        let quantity = &prepared.quantity;
 
         // amounts[tenant index][measure]
         let n = shares.tenants().len();
@@ -272,7 +307,7 @@ impl<'a> Allocator<'a> {
                 driver: rule.policy.driver(),
                 quantity: quantity.get(tenant).copied().unwrap_or_default(),
                 quantity_total,
-                share: shares.share_of(i, SHARE_DP).unwrap_or_default(),
+                share: prepared.share.get(i).copied().unwrap_or_default(),
                 amounts,
             });
         }
