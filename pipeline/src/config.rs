@@ -8,9 +8,16 @@
 //! | `memory-limit-mb` | `CURFLOW_MEMORY_LIMIT_MB` | `1024` | query-engine memory pool (MiB); aggregation spills beyond it |
 //! | `target-partitions` | `CURFLOW_TARGET_PARTITIONS` | CPU cores | parallel partitions per file |
 //! | `file-concurrency` | `CURFLOW_FILE_CONCURRENCY` | `2` | files scanned at once |
+//! | `spill-dir` | `CURFLOW_SPILL_DIR` | OS temp dir | where aggregation state beyond the memory pool spills (Lambda: under `/tmp`) |
+//! | `spill-max-mb` | `CURFLOW_SPILL_MAX_MB` | `2048` | cap on spill files together (MiB); beyond it the scan fails (retryable) instead of filling the disk. Lambda: keep it below the function's ephemeral storage (512 MiB by default) |
 //! | `evidence-max-malformed-pct` | `CURFLOW_EVIDENCE_MAX_MALFORMED_PCT` | `1` | malformed evidence lines tolerated per source, % |
 //! | `aws-endpoint-url` | `CURFLOW_AWS_ENDPOINT_URL` | AWS chain | endpoint of every AWS service (e.g. a local test server) |
 //! | `aws-region` | `CURFLOW_AWS_REGION` | AWS chain | region of every AWS service |
+//! | `resource-types` | `CURFLOW_RESOURCE_TYPES` | shipped example | app resource type → CUR service/usage type map (TOML) |
+//! | `variance-threshold-pct` | `CURFLOW_VARIANCE_THRESHOLD_PCT` | `10` | flag a variance above this % of the estimate ... |
+//! | `variance-min-amount` | `CURFLOW_VARIANCE_MIN_AMOUNT` | `1.00` | ... and above this amount |
+//! | `alert-webhook-url` | `CURFLOW_ALERT_WEBHOOK_URL` | none | budget alerts are POSTed here as JSON |
+//! | `alert-sns-topic-arn` | `CURFLOW_ALERT_TOPIC_ARN` | none | budget alerts are published to this SNS topic |
 //!
 //! AWS credentials always come from the standard chain (environment, profile, instance or Lambda role).
 
@@ -39,11 +46,21 @@ pub struct Config {
     pub target_partitions: Option<usize>,
     /// Files scanned concurrently.
     pub file_concurrency: usize,
+    /// Spill directory of the query engine; `None` = the OS temp dir.
+    pub spill_dir: Option<PathBuf>,
+    /// Cap on the engine's spill files together, MiB.
+    pub spill_max_mb: u64,
     /// Malformed usage-evidence lines tolerated per source, percent (beyond it the run fails).
     pub evidence_max_malformed_pct: Decimal,
     /// Overrides of the AWS endpoint (S3/DynamoDB-compatible servers) and region.
     pub aws_endpoint_url: Option<String>,
     pub aws_region: Option<String>,
+    /// App resource type → CUR lines mapping (TOML); default: the shipped example.
+    pub resource_types: Option<PathBuf>,
+    pub variance_threshold_pct: Decimal,
+    pub variance_min_amount: Decimal,
+    pub alert_webhook_url: Option<String>,
+    pub alert_sns_topic_arn: Option<String>,
 }
 
 impl Default for Config {
@@ -54,9 +71,16 @@ impl Default for Config {
             memory_limit_mb: 1024,
             target_partitions: None,
             file_concurrency: 2,
+            spill_dir: None,
+            spill_max_mb: 2048,
             evidence_max_malformed_pct: Decimal::ONE,
             aws_endpoint_url: None,
             aws_region: None,
+            resource_types: None,
+            variance_threshold_pct: Decimal::TEN,
+            variance_min_amount: Decimal::ONE,
+            alert_webhook_url: None,
+            alert_sns_topic_arn: None,
         }
     }
 }
@@ -112,11 +136,38 @@ impl Config {
                 reason: format!("{v:?} is not a percentage like 1 or 0.5"),
             })?;
         }
+        if let Some(v) = get("CURFLOW_SPILL_DIR") {
+            self.spill_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CURFLOW_SPILL_MAX_MB") {
+            self.spill_max_mb = number("CURFLOW_SPILL_MAX_MB", v)?;
+        }
         if let Some(v) = get("CURFLOW_AWS_ENDPOINT_URL") {
             self.aws_endpoint_url = Some(v);
         }
         if let Some(v) = get("CURFLOW_AWS_REGION") {
             self.aws_region = Some(v);
+        }
+        if let Some(v) = get("CURFLOW_RESOURCE_TYPES") {
+            self.resource_types = Some(PathBuf::from(v));
+        }
+        let decimal = |name: &str, v: String| -> Result<Decimal> {
+            v.trim().parse().map_err(|_| Error::Config {
+                source_name: name.into(),
+                reason: format!("{v:?} is not a decimal number"),
+            })
+        };
+        if let Some(v) = get("CURFLOW_VARIANCE_THRESHOLD_PCT") {
+            self.variance_threshold_pct = decimal("CURFLOW_VARIANCE_THRESHOLD_PCT", v)?;
+        }
+        if let Some(v) = get("CURFLOW_VARIANCE_MIN_AMOUNT") {
+            self.variance_min_amount = decimal("CURFLOW_VARIANCE_MIN_AMOUNT", v)?;
+        }
+        if let Some(v) = get("CURFLOW_ALERT_WEBHOOK_URL") {
+            self.alert_webhook_url = Some(v);
+        }
+        if let Some(v) = get("CURFLOW_ALERT_TOPIC_ARN") {
+            self.alert_sns_topic_arn = Some(v);
         }
         Ok(())
     }
@@ -139,9 +190,34 @@ impl Config {
         Ok(())
     }
 
+    /// How estimates are compared with actuals.
+    pub fn reconcile_options(&self) -> Result<crate::reconciliation::ReconcileOptions> {
+        crate::reconciliation::ReconcileOptions::load(
+            self.resource_types.as_deref(),
+            curflow_reconcile::Thresholds {
+                threshold_pct: self.variance_threshold_pct,
+                min_variance: self.variance_min_amount,
+            },
+        )
+    }
+
+    /// Where budget alerts go.
+    pub fn alert_channels(&self) -> crate::alerts::AlertChannels {
+        crate::alerts::AlertChannels {
+            webhook_url: self.alert_webhook_url.clone(),
+            sns_topic_arn: self.alert_sns_topic_arn.clone(),
+            aws: self.aws(),
+        }
+    }
+
     /// The AWS overrides of this configuration.
     pub fn aws(&self) -> AwsSettings {
         AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), region: self.aws_region.clone() }
+    }
+
+    /// Where and how much the query engine may spill.
+    pub fn spill_options(&self) -> crate::scan::SpillOptions {
+        crate::scan::SpillOptions { dir: self.spill_dir.clone(), max_bytes: self.spill_max_mb.saturating_mul(1 << 20) }
     }
 
     pub fn process_options(&self, force: bool) -> ProcessOptions {

@@ -86,6 +86,9 @@ pub enum Error {
     #[error("AWS {service} {operation} on {resource}: {reason}")]
     Aws { service: &'static str, operation: String, resource: String, reason: String, retryable: bool },
 
+    #[error("alert webhook {url}: {reason}")]
+    Webhook { url: String, reason: String },
+
     #[error("internal error (a bug in curflow; nothing was written): {0}")]
     Internal(String),
 }
@@ -107,7 +110,7 @@ impl Error {
                 DataFusionError::Internal(_) => ErrorClass::Internal,
                 _ => ErrorClass::User,
             },
-            Error::Aws { retryable: true, .. } => ErrorClass::External,
+            Error::Aws { retryable: true, .. } | Error::Webhook { .. } => ErrorClass::External,
             Error::Internal(_) => ErrorClass::Internal,
             _ => ErrorClass::User,
         }

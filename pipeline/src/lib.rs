@@ -16,18 +16,25 @@
 //! Money is `rust_decimal::Decimal` from the moment it leaves Arrow; no float is ever summed.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod attribute;
 pub mod aws;
 pub mod config;
 pub mod discover;
 pub mod error;
+pub mod estimates_import;
 pub mod explain;
+pub mod lambda;
 pub mod line_item;
+pub mod location;
 pub mod measures;
 pub mod money;
+pub mod nightly;
 pub mod output;
 pub mod period;
 pub mod process;
+pub mod reconciliation;
+pub mod report_html;
 pub mod scan;
 pub mod schema;
 pub mod store;

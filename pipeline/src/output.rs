@@ -432,3 +432,57 @@ mod tests {
         assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
     }
 }
+
+/// One stored cost line as a flat record (the columns of `curflow export --format csv|jsonl`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportRecord<'a> {
+    pub billing_period: String,
+    pub usage_date: chrono::NaiveDate,
+    pub tenant: &'a str,
+    pub source: &'static str,
+    pub service: &'a str,
+    pub usage_type: &'a str,
+    pub operation: &'a str,
+    pub resource_id: &'a str,
+    pub line_item_type: &'a str,
+    pub currency: &'a str,
+    pub unblended_cost: Decimal,
+    pub net_unblended_cost: Decimal,
+    pub amortized_cost: Decimal,
+    pub ri_sp_trueup: Decimal,
+    pub ri_sp_upfront_fees: Decimal,
+    pub usage_amount: Decimal,
+    pub line_items: u64,
+    pub rule: Option<&'a str>,
+    pub driver: Option<&'a str>,
+    pub share: Option<Decimal>,
+    pub unattributed_reason: Option<&'a str>,
+}
+
+/// The export record of `line`.
+pub fn export_record(line: &CostLine) -> ExportRecord<'_> {
+    let a = line.attribution.as_ref();
+    ExportRecord {
+        billing_period: line.period.to_string(),
+        usage_date: line.key.usage_date,
+        tenant: tenant_label(line),
+        source: line.source().as_str(),
+        service: &line.key.service,
+        usage_type: &line.key.usage_type,
+        operation: &line.key.operation,
+        resource_id: &line.key.resource_id,
+        line_item_type: &line.key.line_item_type,
+        currency: &line.key.currency,
+        unblended_cost: line.amounts.unblended_cost,
+        net_unblended_cost: line.amounts.net_unblended_cost,
+        amortized_cost: line.amounts.amortized_cost,
+        ri_sp_trueup: line.amounts.ri_sp_trueup,
+        ri_sp_upfront_fees: line.amounts.ri_sp_upfront_fees,
+        usage_amount: line.amounts.usage_amount,
+        line_items: line.amounts.line_items,
+        rule: a.map(|a| a.rule.as_str()),
+        driver: a.and_then(|a| a.driver.as_deref()),
+        share: a.map(|a| a.share),
+        unattributed_reason: line.unattributed_reason.as_deref(),
+    }
+}

@@ -1,4 +1,13 @@
 //! Processing one delivery end to end: version check, scan, merge, verify, replace the period.
+//!
+//! [`Processor::process`] does it all in one call. The three steps are also public so callers can
+//! keep the (synchronous) store out of async code: [`Processor::precheck`] settles duplicates and
+//! stale deliveries from the manifest without reading data, [`Processor::scan`] reads and
+//! aggregates (no store access; safe to run for several periods at once), and
+//! [`Processor::commit`] replaces the period atomically. The Lambda handler and `backfill` use the
+//! steps; `curflow process` and the tests use `process`.
+
+pub mod backfill;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,10 +19,11 @@ use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
 use crate::attribute::{AttributionInputs, attribute};
-use crate::discover::{Delivery, ReportVersion};
-use crate::error::{Error, Result};
+use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
+use crate::error::{Error, ErrorClass, Result};
+use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
-use crate::scan::{Engine, EngineOptions, FileScan};
+use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
 use crate::store::{CostStore, PeriodRecord, ReplaceOutcome, decide};
 
 /// How to process (see `Config` for the documented defaults).
@@ -68,17 +78,54 @@ pub struct Processor {
     engine: Engine,
     options: ProcessOptions,
     attribution: Option<AttributionInputs>,
+    s3: Option<S3Access>,
+}
+
+/// A delivery read and aggregated, not yet written: the output of [`Processor::scan`].
+#[derive(Debug)]
+pub struct ScannedDelivery {
+    pub period: BillingPeriod,
+    pub version: ReportVersion,
+    /// The manifest or files it was read from.
+    pub source: String,
+    pub scans: Vec<FileScan>,
+    /// The lines to store (after attribution, when configured).
+    pub lines: Vec<CostLine>,
+    pub coverage: Option<curflow_attribution::Coverage>,
+    started: Instant,
 }
 
 impl Processor {
     pub fn new(options: ProcessOptions) -> Result<Self> {
-        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None })
+        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None, s3: None })
     }
 
     /// Splits shared-pool lines to tenants with these inputs before storing.
     pub fn with_attribution(mut self, inputs: AttributionInputs) -> Self {
         self.attribution = Some(inputs);
         self
+    }
+
+    /// Reads `s3://` deliveries through these clients.
+    pub fn with_s3(mut self, s3: S3Access) -> Self {
+        self.engine.set_s3(s3.clone());
+        self.s3 = Some(s3);
+        self
+    }
+
+    /// Spills aggregation state to `spill.dir`, at most `spill.max_bytes` (see [`SpillOptions`]).
+    pub fn with_spill(mut self, spill: &SpillOptions) -> Result<Self> {
+        let mut engine = Engine::with_spill(&self.options.engine, Some(spill))?;
+        if let Some(s3) = &self.s3 {
+            engine.set_s3(s3.clone());
+        }
+        self.engine = engine;
+        Ok(self)
+    }
+
+    /// The options this processor runs with.
+    pub fn options(&self) -> &ProcessOptions {
+        &self.options
     }
 
     /// Processes one delivery. `on_file` is called as each file finishes (progress reporting).
@@ -88,18 +135,55 @@ impl Processor {
         delivery: &Delivery,
         on_file: &(dyn Fn(&FileScan) + Sync),
     ) -> Result<PeriodReport> {
-        let started = Instant::now();
-        // A manifest names its period: a duplicate or stale event is settled without reading data.
-        if let Some(period) = delivery.declared_period() {
-            let stored = store.period(period)?;
-            let outcome = decide(stored.as_ref().map(|r| &r.version), &delivery.version, self.options.force);
-            if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
-                return Ok(self.skipped_report(period, delivery, outcome, started.elapsed()));
-            }
+        if let Some(settled) = self.precheck(store, delivery)? {
+            return Ok(settled);
         }
+        let scanned = self.scan(delivery, on_file).await?;
+        self.commit(store, scanned)
+    }
 
+    /// Settles a delivery without reading data when its manifest names the period and the store
+    /// already holds that version (`Unchanged`) or a newer one (`RefusedOlder`): a duplicate or
+    /// stale event costs one store read. `None`: the delivery must be scanned.
+    pub fn precheck(&self, store: &dyn CostStore, delivery: &Delivery) -> Result<Option<PeriodReport>> {
+        let started = Instant::now();
+        let Some(period) = delivery.declared_period() else { return Ok(None) };
+        let Some(outcome) = self.settled(store, period, &delivery.version)? else { return Ok(None) };
+        Ok(Some(self.skipped_report(period, delivery, outcome, started.elapsed())))
+    }
+
+    /// [`Self::precheck`] from a manifest alone, before its data files are even checked (HEAD):
+    /// a duplicate event for the stored version costs one GET and one store read.
+    pub fn precheck_manifest(&self, store: &dyn CostStore, found: &ManifestRef) -> Result<Option<PeriodReport>> {
+        let started = Instant::now();
+        let Some(outcome) = self.settled(store, found.period(), &found.version)? else { return Ok(None) };
+        let delivery =
+            Delivery { manifest: Some(found.manifest.clone()), files: Vec::new(), version: found.version.clone() };
+        let mut report = self.skipped_report(found.period(), &delivery, outcome, started.elapsed());
+        report.files = found.manifest.keys.len();
+        Ok(Some(report))
+    }
+
+    /// The outcome when it is settled without reading data (`Unchanged`, `RefusedOlder`).
+    fn settled(
+        &self,
+        store: &dyn CostStore,
+        period: BillingPeriod,
+        version: &ReportVersion,
+    ) -> Result<Option<ReplaceOutcome>> {
+        let stored = store.period(period)?;
+        let outcome = decide(stored.as_ref().map(|r| &r.version), version, self.options.force);
+        Ok((!matches!(outcome, ReplaceOutcome::Replaced { .. })).then_some(outcome))
+    }
+
+    /// Reads and aggregates every file of a delivery (and attributes the shared pool when
+    /// configured). Touches no store. For S3 deliveries, every file is checked again after the
+    /// read: a file replaced meanwhile (a new delivery being written) makes the result a retryable
+    /// error instead of a mix of two versions.
+    pub async fn scan(&self, delivery: &Delivery, on_file: &(dyn Fn(&FileScan) + Sync)) -> Result<ScannedDelivery> {
+        let started = Instant::now();
         let tag_key = self.options.tag_key.as_str();
-        let scans: Vec<FileScan> = futures::stream::iter(delivery.files.iter())
+        let scanned: Result<Vec<FileScan>> = futures::stream::iter(delivery.files.iter())
             .map(|file| async move {
                 let scan = self.engine.scan_file(file, tag_key).await?;
                 on_file(&scan);
@@ -107,7 +191,19 @@ impl Processor {
             })
             .buffered(self.options.file_concurrency.max(1))
             .try_collect()
-            .await?;
+            .await;
+        let scans = match scanned {
+            Ok(scans) => {
+                self.verify_unchanged(&delivery.files).await?;
+                scans
+            }
+            Err(e) if e.class() != ErrorClass::External => {
+                // A file that changed under the reader explains a "corrupt" read: retry instead.
+                self.verify_unchanged(&delivery.files).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
 
         let period = single_period(delivery, &scans)?;
         let mut aggregate = PeriodAggregate::default();
@@ -133,21 +229,66 @@ impl Processor {
             lines = attributed;
             coverage = Some(cov);
         }
-        let record = PeriodRecord {
+        Ok(ScannedDelivery {
             period,
             version: delivery.version.clone(),
-            format: format_of(&scans),
             source: delivery.describe(),
+            scans,
+            lines,
+            coverage,
+            started,
+        })
+    }
+
+    /// Replaces the period in the store with a scanned delivery (atomically; the store decides
+    /// again, so a newer version written meanwhile is not overwritten).
+    pub fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
+        let ScannedDelivery { period, version, source, scans, lines, coverage, started } = scanned;
+        let record = PeriodRecord {
+            period,
+            version,
+            format: format_of(&scans),
+            source,
             files: scans.len() as u64,
             rows_read: scans.iter().map(|s| s.rows_read).sum(),
             split_child_rows: scans.iter().map(|s| s.split_child_rows).sum(),
-            tag_key: tag_key.to_string(),
+            tag_key: self.options.tag_key.clone(),
             processed_at: Utc::now(),
         };
         let outcome = store.replace_period(&record, &lines, self.options.force)?;
         let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
         report.coverage = coverage;
         Ok(report)
+    }
+
+    /// Re-checks S3 data files after reading: same size and `Last-Modified` as when the delivery
+    /// was resolved. Local files are not re-checked (as before S3 support).
+    async fn verify_unchanged(&self, files: &[DataFile]) -> Result<()> {
+        let Some(s3) = &self.s3 else { return Ok(()) };
+        for file in files {
+            let Location::S3 { bucket, key } = Location::of(&file.path)? else { continue };
+            let now = s3.head(&bucket, &key).await?;
+            let changed = match &now {
+                None => Some("was deleted".to_string()),
+                Some(info) if info.size != file.size || info.modified != file.modified => Some(format!(
+                    "changed ({} bytes at {} -> {} bytes at {})",
+                    file.size, file.modified, info.size, info.modified
+                )),
+                Some(_) => None,
+            };
+            if let Some(what) = changed {
+                return Err(Error::Aws {
+                    service: "S3",
+                    operation: "HeadObject".into(),
+                    resource: file.path.display().to_string(),
+                    reason: format!(
+                        "{what} while the delivery was being read: a newer delivery is being written; retry later"
+                    ),
+                    retryable: true,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn skipped_report(

@@ -93,7 +93,14 @@ impl InventoryManifest {
         map: &PrefixMap,
         budget: &ErrorBudget,
     ) -> Result<(DriverTotals, S3Stats, Vec<SourceReport>)> {
-        let schema = InventorySchema::from_file_schema(&self.file_schema).map_err(|e| bad(&self.path, e))?;
+        // CSV rows are positional (the manifest's `fileSchema` names the columns); Parquet files carry
+        // their own schema (the manifest holds a Parquet `message` there) and are read by name.
+        let schema = match self.format {
+            InventoryFormat::Csv => {
+                InventorySchema::from_file_schema(&self.file_schema).map_err(|e| bad(&self.path, e))?
+            }
+            InventoryFormat::Parquet => InventorySchema::default(),
+        };
         let mut agg = S3InventoryAggregator::new(self.day, schema, map);
         let mut reports = Vec::new();
         for file in &self.data_files {

@@ -296,30 +296,35 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
 }
 
 /// The stored rows of one allocated pool line.
+///
+/// Money and usage are split separately (different scales) with the same weights, so a tenant can
+/// receive a usage part while each of its money parts rounds to zero (or the reverse): every tenant
+/// of either split gets a row, and so does an unattributed remainder of either, so both conserve.
 fn lines_of(line: &CostLine, split: &LineAllocation, usage_split: &LineAllocation) -> Result<Vec<CostLine>> {
-    let usage_of = |tenant: &TenantId| {
-        usage_split
-            .attributed
-            .iter()
-            .find(|r| &r.tenant == tenant)
-            .and_then(|r| r.amounts.get("usage_amount").copied())
-            .unwrap_or_default()
-    };
+    let usage: BTreeMap<&TenantId, Decimal> = usage_split
+        .attributed
+        .iter()
+        .map(|r| (&r.tenant, r.amounts.get("usage_amount").copied().unwrap_or_default()))
+        .collect();
     let largest = split
         .attributed
         .iter()
         .enumerate()
         .max_by(|(ia, a), (ib, b)| a.quantity.cmp(&b.quantity).then(ib.cmp(ia)))
         .map(|(i, _)| i);
+    let in_money: BTreeSet<&TenantId> = split.attributed.iter().map(|r| &r.tenant).collect();
+    let usage_only = usage_split.attributed.iter().filter(|r| !in_money.contains(&r.tenant));
+    let no_money = BTreeMap::new();
+    let parts = split.attributed.iter().map(|r| (r, &r.amounts)).chain(usage_only.map(|r| (r, &no_money)));
     let mut rows = Vec::new();
-    for (i, r) in split.attributed.iter().enumerate() {
+    for (i, (r, money)) in parts.enumerate() {
         let items = if split.unattributed.is_none() && Some(i) == largest { line.amounts.line_items } else { 0 };
         let mut key = line.key.clone();
         key.tenant = Some(r.tenant.as_str().to_string());
         rows.push(CostLine {
             period: line.period,
             key,
-            amounts: amounts_from(&r.amounts, usage_of(&r.tenant), items),
+            amounts: amounts_from(money, usage.get(&r.tenant).copied().unwrap_or_default(), items),
             attribution: Some(Attribution {
                 rule: r.rule.clone(),
                 basis: serde_json::to_value(r.basis)
@@ -334,16 +339,26 @@ fn lines_of(line: &CostLine, split: &LineAllocation, usage_split: &LineAllocatio
             unattributed_reason: None,
         });
     }
-    if let Some(rest) = &split.unattributed {
-        let usage_rest =
-            usage_split.unattributed.as_ref().and_then(|u| u.amounts.get("usage_amount").copied()).unwrap_or_default();
-        rows.push(CostLine {
+    let usage_rest = usage_split.unattributed.as_ref();
+    match (&split.unattributed, usage_rest) {
+        (Some(rest), _) => {
+            let u = usage_rest.and_then(|u| u.amounts.get("usage_amount").copied()).unwrap_or_default();
+            rows.push(CostLine {
+                period: line.period,
+                key: line.key.clone(),
+                amounts: amounts_from(&rest.amounts, u, line.amounts.line_items),
+                attribution: None,
+                unattributed_reason: Some(rest.reason.to_string()),
+            });
+        }
+        (None, Some(u)) => rows.push(CostLine {
             period: line.period,
             key: line.key.clone(),
-            amounts: amounts_from(&rest.amounts, usage_rest, line.amounts.line_items),
+            amounts: amounts_from(&no_money, u.amounts.get("usage_amount").copied().unwrap_or_default(), 0),
             attribution: None,
-            unattributed_reason: Some(rest.reason.to_string()),
-        });
+            unattributed_reason: Some(u.reason.to_string()),
+        }),
+        (None, None) => {}
     }
     // Conservation of this line, every measure (the crate checks money; this checks our mapping).
     let sum = Amounts::sum(rows.iter().map(|r| &r.amounts))?;

@@ -138,7 +138,9 @@ pub fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Classifies a file by name and its first line.
 pub fn classify(path: &Path) -> Result<FileKind> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if name.ends_with(".toml") || name == "manifest.checksum" || name.ends_with(".md") {
+    // `aws-logs-write-test` is the permission probe CloudWatch Logs writes into an export destination.
+    if name.ends_with(".toml") || name == "manifest.checksum" || name.ends_with(".md") || name == "aws-logs-write-test"
+    {
         return Ok(FileKind::Skip);
     }
     if name == "manifest.json" {

@@ -2,7 +2,8 @@
 //!
 //! A manifest names one delivery of one billing period: its version id (`assemblyId` /
 //! `executionId`), the billing period, and the data files. Keys are resolved against the local
-//! copy of the bucket (see [`resolve_keys`]).
+//! copy of the bucket (see [`resolve_keys`]) or, for a manifest read from S3, against the
+//! manifest's bucket (see `discover::s3`).
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,7 @@ pub fn period_from_path(path: &Path) -> Option<BillingPeriod> {
 }
 
 /// `s3://bucket/a/b` → `a/b`; plain keys unchanged.
-fn key_of(entry: &str) -> String {
+pub(crate) fn key_of(entry: &str) -> String {
     match entry.strip_prefix("s3://") {
         Some(rest) => rest.split_once('/').map(|(_, k)| k.to_string()).unwrap_or_default(),
         None => entry.trim_start_matches('/').to_string(),
@@ -73,8 +74,13 @@ fn key_of(entry: &str) -> String {
 impl Manifest {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses manifest JSON read from `path` (a local path or an `s3://bucket/key` name).
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
         let bad = |reason: String| Error::BadManifest { path: path.to_path_buf(), reason };
-        let raw: RawManifest = serde_json::from_str(&text).map_err(|e| bad(format!("not valid manifest JSON: {e}")))?;
+        let raw: RawManifest = serde_json::from_str(text).map_err(|e| bad(format!("not valid manifest JSON: {e}")))?;
         let (kind, version_id, keys) = match (raw.assembly_id, raw.execution_id) {
             (Some(id), _) => {
                 let keys = raw.report_keys.ok_or_else(|| bad("legacy manifest without `reportKeys`".into()))?;

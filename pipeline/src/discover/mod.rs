@@ -4,8 +4,12 @@
 //! AWS layout (every manifest under it; per billing period the newest one wins); or data files
 //! given explicitly (`.parquet`, `.csv`, `.csv.gz`), which together form one delivery. A directory
 //! without manifests yields one delivery per folder of data files (e.g. `month=10/`).
+//!
+//! Each of these may also be an S3 location (`s3://bucket/key`, `s3://bucket/prefix/`): see
+//! [`discover_locations`] and [`s3`]. Backfill enumerates periods with [`find_periods`].
 
 pub mod manifest;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::location::{Location, S3Access, is_s3_path};
 use crate::period::BillingPeriod;
 pub use manifest::{Manifest, ManifestKind};
 
@@ -28,6 +33,7 @@ pub enum FileKind {
 /// One data file of a delivery.
 #[derive(Debug, Clone)]
 pub struct DataFile {
+    /// A local path, or the name `s3://bucket/key` of an S3 object (see [`Location::of`]).
     pub path: PathBuf,
     pub kind: FileKind,
     pub size: u64,
@@ -92,9 +98,12 @@ pub fn file_kind(path: &Path) -> Option<FileKind> {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with("Manifest.json") && !n.ends_with("RedshiftManifest.json"))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(is_manifest_name)
+}
+
+/// Whether a file name is a CUR manifest (`*Manifest.json`, not the Redshift helper manifest).
+pub fn is_manifest_name(name: &str) -> bool {
+    name.ends_with("Manifest.json") && !name.ends_with("RedshiftManifest.json")
 }
 
 /// Folders AWS writes beside the data that hold no cost rows.
@@ -112,11 +121,46 @@ fn data_file(path: &Path, kind: FileKind) -> Result<DataFile> {
     Ok(DataFile { path: path.to_path_buf(), kind, size: meta.len(), modified: modified(path, &meta)? })
 }
 
-fn from_manifest(path: &Path) -> Result<Delivery> {
-    let manifest = Manifest::read(path)?;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let version = ReportVersion { id: manifest.version_id.clone(), time: modified(path, &meta)? };
-    let files = manifest::resolve_keys(&manifest)?
+/// A manifest that has been read but whose data files have not been checked yet (backfill reads
+/// every period's manifest first and checks files only for periods it will process).
+#[derive(Debug, Clone)]
+pub struct ManifestRef {
+    pub manifest: Manifest,
+    pub version: ReportVersion,
+}
+
+impl ManifestRef {
+    /// Reads a local manifest; the version time is the file's modification time.
+    pub fn read_local(path: &Path) -> Result<Self> {
+        let manifest = Manifest::read(path)?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let version = ReportVersion { id: manifest.version_id.clone(), time: modified(path, &meta)? };
+        Ok(Self { manifest, version })
+    }
+
+    pub fn period(&self) -> BillingPeriod {
+        self.manifest.period
+    }
+
+    /// Checks that every data file exists (local: `stat`; S3: HEAD, and none newer than the
+    /// manifest) and returns the complete delivery.
+    pub async fn resolve(self, s3: Option<&S3Access>) -> Result<Delivery> {
+        let files = if is_s3_path(&self.manifest.path) {
+            let s3 = s3.ok_or_else(|| no_s3_access(&self.manifest.path))?;
+            s3::resolve_files(s3, &self).await?
+        } else {
+            local_files(&self.manifest)?
+        };
+        Ok(Delivery { manifest: Some(self.manifest), files, version: self.version })
+    }
+}
+
+fn no_s3_access(path: &Path) -> Error {
+    Error::Internal(format!("{}: an S3 location was given without S3 access configured", path.display()))
+}
+
+fn local_files(manifest: &Manifest) -> Result<Vec<DataFile>> {
+    manifest::resolve_keys(manifest)?
         .iter()
         .map(|p| {
             let kind = file_kind(p).ok_or_else(|| Error::Unsupported {
@@ -125,11 +169,16 @@ fn from_manifest(path: &Path) -> Result<Delivery> {
             })?;
             data_file(p, kind)
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Delivery { manifest: Some(manifest), files, version })
+        .collect()
 }
 
-fn from_files(files: Vec<DataFile>) -> Delivery {
+fn from_manifest(path: &Path) -> Result<Delivery> {
+    let found = ManifestRef::read_local(path)?;
+    let files = local_files(&found.manifest)?;
+    Ok(Delivery { manifest: Some(found.manifest), files, version: found.version })
+}
+
+pub(crate) fn from_files(files: Vec<DataFile>) -> Delivery {
     let mut hasher = Sha256::new();
     let mut sorted: Vec<&DataFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -196,6 +245,85 @@ fn from_directory(dir: &Path) -> Result<Vec<Delivery>> {
             Ok(from_files(files))
         })
         .collect()
+}
+
+/// One billing period found under a backfill root: its newest manifest, or why a manifest could
+/// not be read (the backfill reports it as failed and goes on with the other periods).
+#[derive(Debug)]
+pub struct PeriodCandidate {
+    /// The manifest (path or `s3://` URL) this candidate stands for.
+    pub label: String,
+    /// The billing period, when known (from the manifest, or from its path if it is unreadable).
+    pub period: Option<BillingPeriod>,
+    pub manifest: Result<ManifestRef>,
+}
+
+/// Every billing period under `root` (a local directory or an S3 prefix) with its newest manifest,
+/// ordered by period; unreadable manifests come back as failed candidates. A root without any
+/// manifest is an error (backfill works from manifests, as AWS delivers them).
+pub async fn find_periods(root: &Location, s3: Option<&S3Access>) -> Result<Vec<PeriodCandidate>> {
+    let mut found = match root {
+        Location::S3 { bucket, key } => {
+            let s3 = s3.ok_or_else(|| no_s3_access(&root.to_path_buf()))?;
+            let prefix = if key.is_empty() || key.ends_with('/') { key.clone() } else { format!("{key}/") };
+            s3::find_periods(s3, bucket, &prefix).await?
+        }
+        Location::Local(dir) => find_periods_local(dir)?,
+    };
+    if found.is_empty() {
+        return Err(Error::NothingFound { path: root.to_path_buf() });
+    }
+    found.sort_by(|a, b| (a.period, &a.label).cmp(&(b.period, &b.label)));
+    Ok(found)
+}
+
+fn find_periods_local(dir: &Path) -> Result<Vec<PeriodCandidate>> {
+    let mut manifests = Vec::new();
+    let mut data = BTreeMap::new();
+    walk(dir, &mut manifests, &mut data)?;
+    let mut best: BTreeMap<BillingPeriod, ManifestRef> = BTreeMap::new();
+    let mut out = Vec::new();
+    for path in manifests {
+        match ManifestRef::read_local(&path) {
+            Ok(m) => match best.get(&m.period()) {
+                Some(kept) if !m.version.supersedes(&kept.version) => {}
+                _ => {
+                    best.insert(m.period(), m);
+                }
+            },
+            Err(error) => out.push(PeriodCandidate {
+                label: path.display().to_string(),
+                period: path.to_str().and_then(s3::period_from_key),
+                manifest: Err(error),
+            }),
+        }
+    }
+    out.extend(best.into_values().map(|m| PeriodCandidate {
+        label: m.manifest.path.display().to_string(),
+        period: Some(m.period()),
+        manifest: Ok(m),
+    }));
+    Ok(out)
+}
+
+/// [`discover`] for local paths and S3 locations (`s3://bucket/key`, `s3://bucket/prefix/`) alike.
+/// `s3` is required only when an S3 location is given.
+pub async fn discover_locations(paths: &[PathBuf], s3: Option<&S3Access>) -> Result<Vec<Delivery>> {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for path in paths {
+        match Location::of(path)? {
+            Location::Local(p) => local.push(p),
+            Location::S3 { bucket, key } => remote.push((bucket, key)),
+        }
+    }
+    let mut deliveries = if local.is_empty() { Vec::new() } else { discover(&local)? };
+    if !remote.is_empty() {
+        let s3 = s3.ok_or_else(|| no_s3_access(Path::new("s3://")))?;
+        deliveries.extend(s3::discover_s3(s3, &remote).await?);
+    }
+    deliveries.sort_by_key(|d| (d.declared_period(), d.version.time));
+    Ok(deliveries)
 }
 
 /// Turns user-supplied paths into deliveries, ordered by declared period and version time so

@@ -3,6 +3,12 @@
 //! Each file gets its own streaming plan ([`plan::aggregate_file`]): errors then name the file,
 //! per-file row counts come for free, and memory is bounded by the number of groups, not rows.
 //! Files of a delivery run concurrently (see `process`).
+//!
+//! Local files and S3 objects (`s3://bucket/key` names, see `location`) take the same plan. For S3
+//! the bucket's `object_store` is registered in the session, so DataFusion reads Parquet with range
+//! GETs (footer, then the projected column chunks) and streams CSV; nothing is copied to disk.
+//! Memory is bounded by the session's pool ([`EngineOptions::memory_limit_bytes`]); aggregation
+//! state beyond it spills to [`SpillOptions::dir`], capped at [`SpillOptions::max_bytes`].
 
 mod inspect;
 pub mod plan;
@@ -28,6 +34,7 @@ use rust_decimal::Decimal;
 use crate::aggregate::{Amounts, CostKey};
 use crate::discover::{DataFile, FileKind};
 use crate::error::{BadValueInRow, Error, Result};
+use crate::location::{Location, S3Access};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
 use crate::period::BillingPeriod;
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
@@ -55,6 +62,16 @@ impl Default for EngineOptions {
     }
 }
 
+/// Where the engine spills aggregation state that does not fit its memory pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpillOptions {
+    /// Directory for temporary spill files (default: the OS temp dir).
+    pub dir: Option<PathBuf>,
+    /// Most bytes the spill files may take together; beyond it the scan fails with a
+    /// resources-exhausted error (retryable) instead of filling the disk.
+    pub max_bytes: u64,
+}
+
 /// What one file contributed.
 #[derive(Debug)]
 pub struct FileScan {
@@ -75,19 +92,52 @@ pub struct FileScan {
 pub struct Engine {
     ctx: SessionContext,
     udfs: Udfs,
+    s3: Option<S3Access>,
 }
 
 impl Engine {
     pub fn new(options: &EngineOptions) -> Result<Self> {
+        Self::with_spill(options, None)
+    }
+
+    /// An engine whose spill files go to `spill` (directory and size cap).
+    pub fn with_spill(options: &EngineOptions, spill: Option<&SpillOptions>) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_target_partitions(options.target_partitions.max(1))
             .with_batch_size(options.batch_size.max(1024));
         config.options_mut().execution.parquet.pushdown_filters = false;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)))
-            .build_arc()
-            .map_err(|e| Error::Internal(format!("cannot build the query engine: {e}")))?;
-        Ok(Self { ctx: SessionContext::new_with_config_rt(config, runtime), udfs: Udfs::new() })
+        let mut runtime =
+            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)));
+        if let Some(spill) = spill {
+            if let Some(dir) = &spill.dir {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                runtime = runtime.with_temp_file_path(dir.clone());
+            }
+            runtime = runtime.with_max_temp_directory_size(spill.max_bytes);
+        }
+        let runtime =
+            runtime.build_arc().map_err(|e| Error::Internal(format!("cannot build the query engine: {e}")))?;
+        Ok(Self { ctx: SessionContext::new_with_config_rt(config, runtime), udfs: Udfs::new(), s3: None })
+    }
+
+    /// Lets the engine read `s3://` data files through these clients.
+    pub fn set_s3(&mut self, s3: S3Access) {
+        self.s3 = Some(s3);
+    }
+
+    /// The object store of an S3 bucket, registered in the session on first use.
+    fn s3_store(&self, path: &Path, bucket: &str) -> Result<Arc<dyn object_store::ObjectStore>> {
+        let s3 = self.s3.as_ref().ok_or_else(|| {
+            Error::Internal(format!("{}: S3 input without S3 access configured (Processor::with_s3)", path.display()))
+        })?;
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!("s3://{bucket}"))
+            .map_err(|e| Error::Argument(format!("{}: bad bucket name: {e}", path.display())))?;
+        if let Ok(store) = self.ctx.runtime_env().object_store(&url) {
+            return Ok(store);
+        }
+        let store = s3.object_store(bucket)?;
+        self.ctx.register_object_store(url.as_ref(), Arc::clone(&store));
+        Ok(store)
     }
 
     /// Scans one file and returns its per-group sums.
@@ -100,16 +150,26 @@ impl Engine {
             path: path.to_path_buf(),
             reason: "the path is not valid UTF-8".into(),
         })?;
+        let s3 = match Location::of(path)? {
+            Location::S3 { bucket, key } => Some((self.s3_store(path, &bucket)?, key)),
+            Location::Local(_) => None,
+        };
         let (df, cols, footer_rows, csv_gzip) = match file.kind {
             FileKind::Parquet => {
-                let (schema, rows) = inspect::parquet_footer(path)?;
+                let (schema, rows) = match &s3 {
+                    Some((store, key)) => inspect::parquet_footer_s3(Arc::clone(store), path, key, file.size).await?,
+                    None => inspect::parquet_footer(path)?,
+                };
                 let cols = resolve_parquet(path, &schema, tag_key)?;
                 let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
                 let df = self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?;
                 (df, cols, Some(rows), None)
             }
             FileKind::Csv { gzip } => {
-                let header = inspect::csv_header(path, gzip)?;
+                let header = match &s3 {
+                    Some((store, key)) => inspect::csv_header_s3(Arc::clone(store), path, key, gzip).await?,
+                    None => inspect::csv_header(path, gzip)?,
+                };
                 let cols = resolve_csv(path, &header, tag_key)?;
                 let schema =
                     Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
@@ -121,16 +181,21 @@ impl Engine {
                 (df, cols, None, Some(gzip))
             }
         };
-        let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
         let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
-        let physical = plan_df.create_physical_plan().await.map_err(&fail)?;
-        tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
-        let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(&fail)?;
-        let mut groups = Vec::new();
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(&fail)?;
-            decode_groups(path, &cols, &batch, &mut groups)?;
-        }
+        let (physical, groups) = match self.execute(path, csv_gzip, plan_df, &cols).await {
+            Ok(done) => done,
+            Err(Error::BadValue { path, line: None, column, value, expected }) if csv_gzip.is_some() => {
+                // The local path already looked for the line; an S3 object is streamed for it.
+                let line = match (&s3, csv_gzip) {
+                    (Some((store, key)), Some(gzip)) => {
+                        inspect::csv_line_of_s3(Arc::clone(store), &path, key, gzip, &column, &value).await
+                    }
+                    _ => None,
+                };
+                return Err(Error::BadValue { path, line, column, value, expected });
+            }
+            Err(e) => return Err(e),
+        };
         tracing::debug!(
             file = %path.display(),
             metrics = %DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true),
@@ -150,6 +215,26 @@ impl Engine {
             net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
             groups,
         })
+    }
+
+    /// Plans and runs one file's aggregate; returns the executed plan (for metrics) and groups.
+    async fn execute(
+        &self,
+        path: &Path,
+        csv_gzip: Option<bool>,
+        plan_df: datafusion::dataframe::DataFrame,
+        cols: &ResolvedColumns,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<(BillingPeriod, CostKey, Amounts)>)> {
+        let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
+        let physical = plan_df.create_physical_plan().await.map_err(fail)?;
+        tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
+        let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(fail)?;
+        let mut groups = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(fail)?;
+            decode_groups(path, cols, &batch, &mut groups)?;
+        }
+        Ok((physical, groups))
     }
 }
 
@@ -171,7 +256,9 @@ fn engine_error(path: &Path, e: DataFusionError) -> Error {
 /// `csv_gzip` is `Some(gzip)` for CSV files.
 fn scan_error(path: &Path, csv_gzip: Option<bool>, e: DataFusionError) -> Error {
     if let Some(bad) = find_bad_value(&e) {
-        let line = csv_gzip.and_then(|gzip| inspect::csv_line_of(path, gzip, &bad.column, &bad.value));
+        let line = csv_gzip
+            .filter(|_| !crate::location::is_s3_path(path))
+            .and_then(|gzip| inspect::csv_line_of(path, gzip, &bad.column, &bad.value));
         return Error::BadValue {
             path: path.to_path_buf(),
             line,

@@ -4,6 +4,8 @@
 //! the new version, never a mix); re-processing the stored version is a no-op; an older delivery
 //! never replaces a newer one; a failed write leaves the store exactly as before.
 
+pub mod dynamodb;
+pub mod finance;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -74,18 +76,25 @@ pub trait CostStore {
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
 }
 
-/// Opens the store named by a location string. Only SQLite files exist today.
-pub fn open(location: &std::path::Path) -> Result<Box<dyn CostStore>> {
+/// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
+/// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).
+pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn CostStore>> {
+    if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
+        let store = dynamodb::DynamoStore::connect(table, aws)?;
+        store.check_table()?;
+        return Ok(Box::new(store));
+    }
     Ok(Box::new(SqliteStore::open(location)?))
 }
 
 /// Opens a store that must already exist (read commands: a typo must not create an empty store).
-pub fn open_existing(location: &std::path::Path) -> Result<Box<dyn CostStore>> {
-    if !location.exists() {
+pub fn open_existing(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn CostStore>> {
+    let dynamo = location.to_str().is_some_and(|l| dynamodb::table_of(l).is_some());
+    if !dynamo && !location.exists() {
         return Err(crate::Error::Argument(format!(
             "store {} does not exist; run `curflow process` first",
             location.display()
         )));
     }
-    open(location)
+    open(location, aws)
 }

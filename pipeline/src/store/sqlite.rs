@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -66,22 +66,68 @@ ALTER TABLE cost_lines ADD COLUMN share TEXT;                 -- driver_quantity
 ALTER TABLE cost_lines ADD COLUMN unattributed_reason TEXT;   -- shared rows after attribution: why they stay
 ";
 
+/// Version 3: the finance side: the app's estimates, budgets, alerts already sent, reconciliations.
+const SCHEMA_V3: &str = "
+CREATE TABLE estimates (
+    accountant_id  TEXT NOT NULL,
+    timestamp      TEXT NOT NULL,                 -- RFC 3339 as the app wrote it
+    month          TEXT NOT NULL,                 -- YYYY-MM (UTC month of timestamp)
+    operation      TEXT NOT NULL,
+    resource_type  TEXT NOT NULL,
+    quantity       TEXT NOT NULL,                 -- exact decimal text
+    unit_cost      TEXT NOT NULL,
+    estimated_cost TEXT NOT NULL,
+    source         TEXT NOT NULL DEFAULT 'estimate',
+    imported_from  TEXT NOT NULL,
+    imported_at    TEXT NOT NULL,
+    PRIMARY KEY (accountant_id, timestamp, operation, resource_type, quantity, unit_cost, estimated_cost)
+) STRICT;
+CREATE INDEX estimates_by_month ON estimates (month, accountant_id);
+CREATE TABLE budgets (
+    accountant_id   TEXT PRIMARY KEY,
+    monthly_amount  TEXT NOT NULL,
+    currency        TEXT NOT NULL,
+    thresholds_pct  TEXT NOT NULL,                -- JSON array of exact decimals, e.g. [\"80\",\"100\"]
+    forecast_alerts INTEGER NOT NULL,             -- 1: also alert when the month-end forecast crosses
+    updated_at      TEXT NOT NULL
+) STRICT;
+CREATE TABLE alerts_sent (
+    accountant_id TEXT NOT NULL,
+    month         TEXT NOT NULL,
+    threshold_pct TEXT NOT NULL,
+    kind          TEXT NOT NULL,                  -- actual | forecast
+    sent_at       TEXT NOT NULL,
+    channels      TEXT NOT NULL,
+    alert         TEXT NOT NULL,                  -- the alert as JSON
+    PRIMARY KEY (accountant_id, month, threshold_pct, kind)
+) STRICT;
+CREATE TABLE reconciliations (
+    month         TEXT NOT NULL,
+    level         TEXT NOT NULL,                  -- tenant | resource_type | suggestion
+    accountant_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,                  -- '' at tenant level
+    record        TEXT NOT NULL,                  -- the record as JSON (exact decimals as strings)
+    computed_at   TEXT NOT NULL,
+    PRIMARY KEY (month, level, accountant_id, resource_type)
+) STRICT;
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// A SQLite-backed [`CostStore`].
 pub struct SqliteStore {
-    path: PathBuf,
-    conn: Connection,
+    pub(crate) path: PathBuf,
+    pub(crate) conn: Connection,
 }
 
-fn store_error(path: &Path, e: rusqlite::Error) -> Error {
+pub(crate) fn store_error(path: &Path, e: rusqlite::Error) -> Error {
     let retryable =
         matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
     Error::Store { path: path.to_path_buf(), reason: e.to_string(), retryable }
 }
 
-fn corrupt(path: &Path, what: String) -> Error {
+pub(crate) fn corrupt(path: &Path, what: String) -> Error {
     Error::Store { path: path.to_path_buf(), reason: format!("unreadable stored value: {what}"), retryable: false }
 }
 

@@ -44,7 +44,7 @@ pub fn run(command: Command, mut config: Config) -> Result<u8, Failure> {
     if let Some(s) = args.store {
         config.store = s;
     }
-    let store = store::open_existing(&config.store)?;
+    let store = store::open_existing(&config.store, &config.aws())?;
     if store.period(args.period)?.is_none() {
         return Err(Error::Argument(format!(
             "billing period {} is not in {}; run `curflow process` on it first",

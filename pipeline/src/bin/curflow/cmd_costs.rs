@@ -37,14 +37,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     if let Some(s) = args.store {
         config.store = s;
     }
-    if !config.store.exists() {
-        return Err(Error::Argument(format!(
-            "store {} does not exist; run `curflow process` first",
-            config.store.display()
-        ))
-        .into());
-    }
-    let store = store::open(&config.store)?;
+    let store = store::open_existing(&config.store, &config.aws())?;
     let record = store.period(args.period)?.ok_or_else(|| {
         Error::Argument(format!(
             "billing period {} is not in {}; run `curflow process` on it first",

@@ -45,6 +45,11 @@ pub struct Args {
     /// Write plain .csv instead of .csv.gz (csv format only).
     #[arg(long)]
     no_gzip: bool,
+    /// Also write usage evidence for the shared resources under DIR/evidence (Lambda REPORT and app
+    /// logs, DynamoDB capacity logs in the CloudWatch export layout, a daily S3 inventory, S3 access
+    /// logs, the S3 prefix map) and the expected attribution in expected.json.
+    #[arg(long)]
+    evidence: bool,
 }
 
 pub fn run(args: Args) -> Result<u8, Failure> {
@@ -63,6 +68,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         month: args.period.month(),
         tag_key: args.tag_key,
         gzip_csv: !args.no_gzip,
+        evidence: args.evidence,
         ..GenerateOptions::default()
     };
     let started = std::time::Instant::now();
@@ -77,6 +83,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     crate::emit(&format!("  manifest   {}\n", generated.manifest_path.display()))?;
     crate::emit(&format!("  expected   {}\n", generated.expected_path.display()))?;
     crate::emit(&format!("  unblended  {}   amortized {}\n", t.unblended_cost, t.amortized_cost))?;
-    crate::emit(&format!("Next: curflow process {}\n", generated.manifest_path.display()))?;
+    match &generated.evidence {
+        Some(ev) => crate::emit(&format!(
+            "  evidence   {}\nNext: curflow process {} --evidence {} --s3-prefixes {}\n",
+            ev.dir.display(),
+            generated.manifest_path.display(),
+            ev.dir.display(),
+            ev.prefix_map.display()
+        ))?,
+        None => crate::emit(&format!("Next: curflow process {}\n", generated.manifest_path.display()))?,
+    }
     Ok(0)
 }

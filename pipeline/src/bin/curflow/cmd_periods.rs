@@ -17,7 +17,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     if let Some(s) = args.store {
         config.store = s;
     }
-    let store = store::open(&config.store)?;
+    let store = store::open(&config.store, &config.aws())?;
     crate::emit(&format!(
         "{:<8}  {:<40}  {:<20}  {:>12}  source\n",
         "period", "version", "version time (UTC)", "rows read"

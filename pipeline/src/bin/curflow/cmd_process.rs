@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use curflow::Config;
 use curflow::attribute::sources::EvidenceSource;
 use curflow::attribute::{AttributionInputs, AttributionOptions};
-use curflow::discover::discover;
+use curflow::discover::discover_locations;
+use curflow::location::{S3Access, is_s3_path};
 use curflow::output::process_summary;
 use curflow::process::Processor;
 use curflow::store::{self, ReplaceOutcome};
@@ -17,7 +18,9 @@ use crate::Failure;
 #[derive(clap::Args)]
 pub struct Args {
     /// Manifests (`*Manifest.json`), directories in an AWS CUR layout, or data files
-    /// (`.parquet`, `.csv`, `.csv.gz`; files given together must be one billing period).
+    /// (`.parquet`, `.csv`, `.csv.gz`; files given together must be one billing period). Each may
+    /// be local or on S3: `s3://bucket/key` (a manifest or data file) or `s3://bucket/prefix/`
+    /// (read in place with range GETs; endpoint/region from the AWS chain or `aws-endpoint-url`).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// SQLite store file (created on first use). Default from config: curflow.sqlite.
@@ -67,9 +70,17 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure { code: 4, error: e.into() })?;
-    let deliveries = discover(&args.paths)?;
-    let mut store = store::open(&config.store)?;
-    let mut processor = Processor::new(config.process_options(args.force))?;
+    let s3 = if args.paths.iter().any(|p| is_s3_path(p)) {
+        Some(runtime.block_on(S3Access::new(&config.aws()))?)
+    } else {
+        None
+    };
+    let deliveries = runtime.block_on(discover_locations(&args.paths, s3.as_ref()))?;
+    let mut store = store::open(&config.store, &config.aws())?;
+    let mut processor = Processor::new(config.process_options(args.force))?.with_spill(&config.spill_options())?;
+    if let Some(s3) = s3 {
+        processor = processor.with_s3(s3);
+    }
     if !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
         let periods: Vec<_> = deliveries.iter().filter_map(|d| d.declared_period()).collect();
         let window = periods.iter().map(|p| p.first_day()).min().zip(periods.iter().map(|p| p.last_day()).max());
@@ -91,7 +102,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         let bar = progress_bar(delivery.files.iter().map(|f| f.size).sum(), &delivery.describe());
         let on_file = |scan: &curflow::scan::FileScan| {
             if let Some(bar) = &bar {
-                bar.inc(std::fs::metadata(&scan.path).map(|m| m.len()).unwrap_or(0));
+                bar.inc(delivery.files.iter().find(|f| f.path == scan.path).map(|f| f.size).unwrap_or(0));
             }
             tracing::info!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
         };

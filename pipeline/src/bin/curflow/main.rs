@@ -6,7 +6,9 @@
 //! busy: retry); 5 a delivery was refused because the store holds a newer version.
 
 mod cmd_attribution;
+mod cmd_backfill;
 mod cmd_costs;
+mod cmd_finance;
 mod cmd_generate;
 
 mod cmd_periods;
@@ -45,10 +47,27 @@ enum LogFormat {
 enum Command {
     /// Process CUR deliveries (manifests, directories or data files) into the store.
     Process(cmd_process::Args),
+    /// Process every billing period under an S3 prefix or directory (resumable, parallel).
+    Backfill(cmd_backfill::Args),
     /// Show stored actual costs of a billing period.
     Costs(cmd_costs::Args),
     /// List the billing periods in the store with their versions.
     Periods(cmd_periods::Args),
+    /// The app's cost estimates.
+    #[command(subcommand)]
+    Estimates(cmd_finance::EstimatesCommand),
+    /// Compare estimates with actual costs for a period (and store the result).
+    Reconcile(cmd_finance::ReconcileArgs),
+    /// Per-tenant monthly budgets and alert thresholds.
+    #[command(subcommand)]
+    Budgets(cmd_finance::BudgetsCommand),
+    /// Re-reconcile the open and previous month, check budgets, detect anomalies, send alerts.
+    Nightly(cmd_finance::NightlyArgs),
+    /// Export a period for finance: cost lines (csv, jsonl) or expense entries.
+    Export(cmd_finance::ExportArgs),
+    /// Write a self-contained HTML report of a period: estimate vs actual, variances, trend and
+    /// forecast, budgets, attribution coverage.
+    Report(cmd_finance::ReportArgs),
     /// Explain shared-cost attribution.
     #[command(subcommand)]
     Attribution(cmd_attribution::Command),
@@ -102,9 +121,16 @@ fn main() -> ExitCode {
         let config = Config::load(cli.config.as_deref())?;
         match cli.command {
             Command::Process(args) => cmd_process::run(args, config),
+            Command::Backfill(args) => cmd_backfill::run(args, config),
             Command::Costs(args) => cmd_costs::run(args, config),
             Command::Periods(args) => cmd_periods::run(args, config),
             Command::Attribution(cmd) => cmd_attribution::run(cmd, config),
+            Command::Estimates(cmd) => cmd_finance::estimates(cmd, config),
+            Command::Reconcile(args) => cmd_finance::reconcile(args, config),
+            Command::Budgets(cmd) => cmd_finance::budgets(cmd, config),
+            Command::Nightly(args) => cmd_finance::nightly(args, config),
+            Command::Export(args) => cmd_finance::export(args, config),
+            Command::Report(args) => cmd_finance::report(args, config),
             Command::Generate(args) => cmd_generate::run(args),
         }
     })();

@@ -1,0 +1,276 @@
+//! The Lambda function's logic, as plain async functions (the `curflow-lambda` binary only wires
+//! them into `lambda_runtime`). Tests call [`Handler::handle`] directly with event JSON.
+//!
+//! Events are parsed by [`event::parse_event`] (see its table). For each manifest event the handler
+//! re-reads the *current* manifest of that billing period from S3 (newest in its period folder),
+//! settles duplicates and stale deliveries from the store (version id and manifest time) without
+//! touching data, and otherwise checks every data file (HEAD: none missing, none newer than the
+//! manifest), scans and replaces the period. Duplicate, late and out-of-order events are therefore harmless, and an older delivery
+//! never replaces a newer one (the store's `decide`).
+//!
+//! Error policy (design.md "Errors"), per trigger:
+//!
+//! | class | examples | handler |
+//! |---|---|---|
+//! | bad input (`User`) | unknown event shape, bad manifest, bad CSV value, missing column | logged at ERROR with the trigger and the error; reported in the response (`failed`); **returns `Ok`**, so Lambda does not retry an event that can never succeed |
+//! | environment (`External`) | S3/DynamoDB throttling or 5xx, timeouts, a data file missing or newer than its manifest (delivery still being written), store busy | logged at WARN; the other triggers still run; **returns `Err`** so Lambda retries the event (already-processed periods are then no-ops) |
+//! | broken invariant (`Internal`) | totals changed by attribution, a sum that does not verify | logged at ERROR as internal; **returns `Err`** |
+//!
+//! Configuration comes from the environment (`Config::load`: `CURFLOW_STORE` may be a SQLite path or
+//! `dynamodb://TABLE`, `CURFLOW_MEMORY_LIMIT_MB`, `CURFLOW_SPILL_DIR` + `CURFLOW_SPILL_MAX_MB` to bound
+//! spill files under `/tmp`, `CURFLOW_AWS_*`).
+
+pub mod event;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::discover::s3::{current_manifest, period_folder};
+use crate::error::{Error, ErrorClass, Result};
+use crate::location::S3Access;
+use crate::period::BillingPeriod;
+use crate::process::{PeriodReport, Processor};
+use crate::store::{self, CostStore, ReplaceOutcome};
+pub use event::{Trigger, parse_event};
+
+/// What the handler did with one trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The period was read and replaced.
+    Processed,
+    /// The store already held this version (duplicate event): nothing read, nothing written.
+    Unchanged,
+    /// The store holds a newer version: nothing written.
+    RefusedOlder,
+    /// Not a manifest / test event / other event type.
+    Ignored,
+    /// The nightly job ran.
+    Nightly,
+    /// Failed; see `detail` and the response status.
+    Failed,
+}
+
+/// One trigger's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The object (`s3://bucket/key`) or event the trigger came from.
+    pub trigger: String,
+    pub action: Action,
+    pub period: Option<BillingPeriod>,
+    /// The version now stored (processed/unchanged) or found (refused).
+    pub version: Option<String>,
+    /// The manifest actually processed (the current one of the period, not necessarily the event's).
+    pub manifest: Option<String>,
+    pub rows_read: Option<u64>,
+    /// Why it was ignored or failed; the nightly summary.
+    pub detail: Option<String>,
+}
+
+/// The function's response when it returns `Ok`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    /// `ok`, or `failed` when some trigger failed on bad input (not retried), or `rejected` when
+    /// the event itself was not understood.
+    pub status: &'static str,
+    pub results: Vec<Outcome>,
+}
+
+/// The Lambda handler: configuration, S3 clients and the processor, built once per cold start.
+pub struct Handler {
+    config: Config,
+    s3: S3Access,
+    processor: Processor,
+}
+
+impl Handler {
+    /// Builds the handler from a loaded configuration (S3 clients from the AWS chain + overrides).
+    pub async fn new(config: Config) -> Result<Self> {
+        let s3 = S3Access::new(&config.aws()).await?;
+        Self::with_s3(config, s3)
+    }
+
+    /// Builds the handler with given S3 clients.
+    pub fn with_s3(config: Config, s3: S3Access) -> Result<Self> {
+        config.validate()?;
+        let processor =
+            Processor::new(config.process_options(false))?.with_spill(&config.spill_options())?.with_s3(s3.clone());
+        Ok(Self { config, s3, processor })
+    }
+
+    /// Handles one event. `Ok` = done (including bad input, reported in the response); `Err` = a
+    /// retryable or internal failure: Lambda should retry the event.
+    pub async fn handle(&self, event: &Value, now: DateTime<Utc>) -> Result<Response> {
+        let triggers = match parse_event(event) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, class = ?e.class(), "rejected event (bad input, not retried)");
+                return Ok(Response {
+                    status: "rejected",
+                    results: vec![Outcome {
+                        trigger: "event".into(),
+                        action: Action::Failed,
+                        period: None,
+                        version: None,
+                        manifest: None,
+                        rows_read: None,
+                        detail: Some(e.to_string()),
+                    }],
+                });
+            }
+        };
+        let mut results = Vec::with_capacity(triggers.len());
+        let mut retry: Option<Error> = None;
+        let mut bad_input = false;
+        let mut store: Option<Box<dyn CostStore>> = None;
+        // One run per billing period folder, even if an event carries several of its manifests.
+        let mut seen = BTreeSet::new();
+        for trigger in triggers {
+            let name = trigger.describe();
+            let result = match &trigger {
+                Trigger::Ignored { reason, .. } => {
+                    tracing::info!(trigger = %name, reason = %reason, "ignored");
+                    Ok(outcome(&name, Action::Ignored, None, Some(reason.clone())))
+                }
+                Trigger::Manifest { bucket, key } => {
+                    if !seen.insert((bucket.clone(), period_folder(key).to_string())) {
+                        Ok(outcome(
+                            &name,
+                            Action::Ignored,
+                            None,
+                            Some("same billing period as an earlier record".into()),
+                        ))
+                    } else {
+                        self.manifest(&mut store, bucket, key).await.map(|r| report_outcome(&name, &r))
+                    }
+                }
+                Trigger::Nightly => {
+                    self.nightly(now).await.map(|detail| outcome(&name, Action::Nightly, None, Some(detail)))
+                }
+            };
+            match result {
+                Ok(o) => results.push(o),
+                Err(e) => {
+                    match e.class() {
+                        ErrorClass::User => {
+                            tracing::error!(trigger = %name, error = %e, "failed on bad input (not retried)");
+                            bad_input = true;
+                        }
+                        ErrorClass::External => {
+                            tracing::warn!(trigger = %name, error = %e, "failed, retryable: the event will be retried");
+                        }
+                        ErrorClass::Internal => {
+                            tracing::error!(trigger = %name, error = %e, "INTERNAL ERROR (a bug in curflow); nothing written for this trigger");
+                        }
+                    }
+                    results.push(outcome(&name, Action::Failed, None, Some(e.to_string())));
+                    if e.class() != ErrorClass::User {
+                        // Internal errors win over retryable ones when both occur.
+                        let replace = match &retry {
+                            None => true,
+                            Some(kept) => kept.class() != ErrorClass::Internal && e.class() == ErrorClass::Internal,
+                        };
+                        if replace {
+                            retry = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+        for o in &results {
+            tracing::info!(trigger = %o.trigger, action = ?o.action, period = ?o.period, version = ?o.version, rows = ?o.rows_read, "result");
+        }
+        if let Some(e) = retry {
+            return Err(e);
+        }
+        Ok(Response { status: if bad_input { "failed" } else { "ok" }, results })
+    }
+
+    /// Processes the current delivery of the billing period `key` belongs to.
+    async fn manifest(&self, store: &mut Option<Box<dyn CostStore>>, bucket: &str, key: &str) -> Result<PeriodReport> {
+        let found = current_manifest(&self.s3, bucket, key).await?;
+        let store = match store {
+            Some(s) => s,
+            None => store.insert(store::open(&self.config.store, &self.config.aws())?),
+        };
+        if let Some(settled) = self.processor.precheck_manifest(store.as_ref(), &found)? {
+            return Ok(settled);
+        }
+        let delivery = found.resolve(Some(&self.s3)).await?;
+        let on_file = |scan: &crate::scan::FileScan| {
+            tracing::debug!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
+        };
+        self.processor.process(store.as_mut(), &delivery, &on_file).await
+    }
+
+    /// Runs the nightly job (`curflow::nightly::run`).
+    async fn nightly(&self, now: DateTime<Utc>) -> Result<String> {
+        let summary = crate::nightly::run(&self.config, now).await?;
+        Ok(format!(
+            "reconciled {} month(s), {} alert(s) sent, {} failed, {} anomaly(ies)",
+            summary.reconciled.len(),
+            summary.alerts_sent.len(),
+            summary.alerts_failed.len(),
+            summary.anomalies.len()
+        ))
+    }
+}
+
+fn outcome(trigger: &str, action: Action, period: Option<BillingPeriod>, detail: Option<String>) -> Outcome {
+    Outcome { trigger: trigger.to_string(), action, period, version: None, manifest: None, rows_read: None, detail }
+}
+
+fn report_outcome(trigger: &str, r: &PeriodReport) -> Outcome {
+    let (action, version, detail) = match &r.outcome {
+        ReplaceOutcome::Replaced { previous } => {
+            (Action::Processed, r.version.id.clone(), previous.as_ref().map(|p| format!("replaced version {}", p.id)))
+        }
+        ReplaceOutcome::Unchanged => (Action::Unchanged, r.version.id.clone(), None),
+        ReplaceOutcome::RefusedOlder { stored } => (
+            Action::RefusedOlder,
+            r.version.id.clone(),
+            Some(format!("the store holds newer version {} ({})", stored.id, stored.time)),
+        ),
+    };
+    Outcome {
+        trigger: trigger.to_string(),
+        action,
+        period: Some(r.period),
+        version: Some(version),
+        manifest: Some(r.source.clone()),
+        rows_read: (!r.scan_skipped).then_some(r.rows_read),
+        detail,
+    }
+}
+
+/// How the Lambda runtime reports a returned error: the class as the error type
+/// (`curflow.External` = retry, `curflow.Internal` = bug), the message with its context.
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        let class = match e.class() {
+            ErrorClass::User => "User",
+            ErrorClass::External => "External",
+            ErrorClass::Internal => "Internal",
+        };
+        lambda_runtime::Diagnostic { error_type: format!("curflow.{class}"), error_message: e.to_string() }
+    }
+}
+
+/// JSON logs on stdout (CloudWatch), one object per line, filter from `CURFLOW_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let result = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .try_init();
+    if let Err(e) = result {
+        eprintln!("logging already initialised: {e}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Estimates vs actuals on the stored data: turns a period's cost lines into the reconcile crate's
+//! plain records, runs the comparison, forecasts and anomaly detection, and builds the exports.
+//!
+//! Actual cost per tenant = its tagged (direct) amortized cost + its attributed share of shared cost.
+//! The untagged pool that no evidence could split (`UNATTRIBUTED`) belongs to no tenant and is left out
+//! of per-tenant comparisons (the costs and report commands show it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use curflow_reconcile::{
+    ActualCost, Anomaly, AnomalyConfig, CompareConfig, Comparison, ExpenseEntry, Forecast, ForecastConfig, Measure,
+    Month, Periods, ResourceTypeMap, Thresholds, compare, expenses, find_anomalies, forecast_tenants,
+};
+use rust_decimal::Decimal;
+
+use crate::aggregate::{CostLine, LineSource};
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+use crate::store::{CostStore, SqliteStore};
+
+/// How to compare (config keys `resource-types`, `variance-threshold-pct`, `variance-min-amount`).
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    pub mapping: ResourceTypeMap,
+    pub thresholds: Thresholds,
+    pub currency: String,
+}
+
+impl ReconcileOptions {
+    /// The mapping from `path` (TOML, see `reconcile/resource-types.example.toml`) or the shipped example.
+    pub fn load(path: Option<&Path>, thresholds: Thresholds) -> Result<Self> {
+        let mapping = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                ResourceTypeMap::from_toml(&text, &p.display().to_string())
+            }
+            None => ResourceTypeMap::example(),
+        }
+        .map_err(|e| Error::Config { source_name: "resource-types".into(), reason: e.to_string() })?;
+        Ok(Self { mapping, thresholds, currency: "USD".into() })
+    }
+}
+
+fn reconcile_error(e: curflow_reconcile::Error) -> Error {
+    match e {
+        curflow_reconcile::Error::Overflow { .. } => Error::Internal(e.to_string()),
+        other => Error::Argument(other.to_string()),
+    }
+}
+
+/// The month of a billing period.
+pub fn month_of(period: BillingPeriod) -> Month {
+    Month::of(period.first_day())
+}
+
+/// Per-tenant actual cost records (amortized; direct and attributed kept apart).
+pub fn actuals_of(lines: &[CostLine]) -> Vec<ActualCost> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let tenant = l.key.tenant.as_ref()?;
+            let (direct, attributed) = match l.source() {
+                LineSource::Cur => (l.amounts.amortized_cost, Decimal::ZERO),
+                LineSource::Attributed => (Decimal::ZERO, l.amounts.amortized_cost),
+                LineSource::Shared => return None,
+            };
+            Some(ActualCost {
+                accountant_id: tenant.clone(),
+                day: l.key.usage_date,
+                service: l.key.service.clone(),
+                usage_type: l.key.usage_type.clone(),
+                usage_quantity: Some(l.amounts.usage_amount),
+                usage_unit: None,
+                measure: Measure::Amortized,
+                currency: l.key.currency.clone(),
+                direct,
+                attributed,
+            })
+        })
+        .collect()
+}
+
+/// Compares a stored period's actuals with the stored estimates of its month.
+pub fn reconcile(
+    store: &SqliteStore,
+    period: BillingPeriod,
+    now: DateTime<Utc>,
+    options: &ReconcileOptions,
+) -> Result<Comparison> {
+    let month = month_of(period);
+    let estimates = store.estimates(month)?;
+    let actuals = actuals_of(&store.cost_lines(period)?);
+    let config = CompareConfig {
+        thresholds: options.thresholds.clone(),
+        currency: options.currency.clone(),
+        ..CompareConfig::default()
+    };
+    compare(&estimates, &actuals, &options.mapping, &Periods::new(now), &config).map_err(reconcile_error)
+}
+
+/// Month-end forecasts per tenant from the period's daily actuals, as of the last complete day.
+pub fn forecasts(
+    lines: &[CostLine],
+    period: BillingPeriod,
+    now: DateTime<Utc>,
+    currency: &str,
+) -> Result<Vec<Forecast>> {
+    let as_of = last_complete_day(now).min(period.last_day());
+    if as_of < period.first_day() - Days::new(1) {
+        return Ok(Vec::new());
+    }
+    let actuals = actuals_of(lines);
+    forecast_tenants(&actuals, Measure::Amortized, currency, month_of(period), as_of, &ForecastConfig::default())
+        .map_err(reconcile_error)
+}
+
+/// The day before `now` (CUR data for `now`'s day is incomplete).
+pub fn last_complete_day(now: DateTime<Utc>) -> NaiveDate {
+    now.date_naive() - Days::new(1)
+}
+
+/// Day anomalies per tenant and service over `lines` (several periods may be concatenated for the
+/// trailing baseline), keeping those on or after `since`.
+pub fn anomalies(lines: &[CostLine], since: NaiveDate, currency: &str) -> Result<Vec<Anomaly>> {
+    let found = find_anomalies(&actuals_of(lines), Measure::Amortized, currency, &AnomalyConfig::default())
+        .map_err(reconcile_error)?;
+    Ok(found.into_iter().filter(|a| a.day >= since).collect())
+}
+
+/// Finance expense entries of a period: one per tenant and service.
+pub fn expense_entries(lines: &[CostLine], period: BillingPeriod, currency: &str) -> Result<Vec<ExpenseEntry>> {
+    expenses(&actuals_of(lines), month_of(period), Measure::Amortized, currency, &BTreeMap::new())
+        .map_err(reconcile_error)
+}
+
+/// Everything `curflow report` draws for one period.
+pub fn report_data(
+    store: &SqliteStore,
+    period: BillingPeriod,
+    now: DateTime<Utc>,
+    options: &ReconcileOptions,
+) -> Result<crate::report_html::ReportData> {
+    use crate::report_html::{
+        AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, ReportData, TenantBar, VarianceRow,
+    };
+    let lines = store.cost_lines(period)?;
+    let comparison = reconcile(store, period, now, options)?;
+    let month = month_of(period);
+    let overflow = || Error::Internal("report: amount overflow".into());
+    let add = |a: Decimal, b: Decimal| a.checked_add(b).ok_or_else(overflow);
+
+    let tenants = comparison
+        .tenant_months
+        .iter()
+        .filter(|t| t.month == month)
+        .map(|t| TenantBar {
+            tenant: t.accountant_id.clone(),
+            estimated: t.estimated,
+            actual: t.actual,
+            direct: t.actual_direct,
+            attributed: t.actual_attributed,
+            variance: t.variance,
+            variance_pct: t.variance_pct,
+            flagged: t.flagged,
+        })
+        .collect();
+    let mut variances: Vec<_> = comparison.resource_types.iter().filter(|r| r.month == month).collect();
+    variances.sort_by(|a, b| b.variance.abs().cmp(&a.variance.abs()).then(a.accountant_id.cmp(&b.accountant_id)));
+    let top_variances = variances
+        .into_iter()
+        .take(15)
+        .map(|r| VarianceRow {
+            tenant: r.accountant_id.clone(),
+            resource_type: r.resource_type.clone(),
+            estimated: r.estimated,
+            actual: r.actual,
+            variance: r.variance,
+            variance_pct: r.variance_pct,
+            dominant: serde_json::to_value(r.dominant)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            suggested_unit_cost: r.suggested_unit_cost,
+        })
+        .collect();
+
+    let mut daily: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
+    let (mut tagged, mut driver, mut fallback, mut shared) =
+        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for l in &lines {
+        let a = l.amounts.amortized_cost;
+        let slot = daily.entry(l.key.usage_date).or_default();
+        *slot = add(*slot, a)?;
+        match (&l.attribution, l.source()) {
+            (Some(at), _) if at.basis == "usage_driver" || at.basis == "assignment" => driver = add(driver, a)?,
+            (Some(_), _) => fallback = add(fallback, a)?,
+            (None, LineSource::Cur) => tagged = add(tagged, a)?,
+            (None, _) => shared = add(shared, a)?,
+        }
+    }
+    let total = add(add(tagged, driver)?, add(fallback, shared)?)?;
+    let pct = |part: Decimal| {
+        if total.is_zero() { Decimal::ZERO } else { (part * Decimal::ONE_HUNDRED / total).round_dp(2) }
+    };
+    let forecasts = forecasts(&lines, period, now, &options.currency)?;
+    let forecast = if forecasts.is_empty() {
+        None
+    } else {
+        let mut band = ForecastBand {
+            month_end: Decimal::ZERO,
+            low: Decimal::ZERO,
+            high: Decimal::ZERO,
+            method: "sum over tenants of: month-to-date + remaining days × median of the last 7 days \
+                     (interval ± 2 robust standard deviations)"
+                .into(),
+        };
+        for f in &forecasts {
+            band.month_end = add(band.month_end, f.forecast)?;
+            band.low = add(band.low, f.forecast_low)?;
+            band.high = add(band.high, f.forecast_high)?;
+        }
+        Some(band)
+    };
+    let budgets = store
+        .budgets()?
+        .into_iter()
+        .map(|b| {
+            let f = forecasts.iter().find(|f| f.accountant_id == b.budget.accountant_id);
+            let mtd = f.map(|f| f.mtd_actual).unwrap_or_default();
+            let used = (mtd * Decimal::ONE_HUNDRED / b.budget.monthly_amount).round_dp(1);
+            let status = if used >= Decimal::ONE_HUNDRED {
+                "over"
+            } else if used >= Decimal::from(80) {
+                "warning"
+            } else {
+                "ok"
+            };
+            BudgetRow {
+                tenant: b.budget.accountant_id,
+                budget: b.budget.monthly_amount,
+                month_to_date: mtd,
+                forecast: f.map(|f| f.forecast),
+                used_pct: used,
+                status: status.into(),
+            }
+        })
+        .collect();
+    let anomalies = anomalies(&lines, period.first_day(), &options.currency)?
+        .into_iter()
+        .map(|a| AnomalyRow {
+            tenant: a.accountant_id,
+            service: a.service,
+            day: a.day,
+            cost: a.cost,
+            baseline: a.baseline_median,
+            jump_pct: a.jump_pct,
+        })
+        .collect();
+    Ok(ReportData {
+        period: period.to_string(),
+        period_state: curflow_reconcile::PeriodState::of(month, now, None).as_str().to_string(),
+        generated_at: now.to_rfc3339(),
+        currency: options.currency.clone(),
+        tenants,
+        top_variances,
+        daily: daily.into_iter().map(|(day, actual)| DailyPoint { day, actual }).collect(),
+        forecast,
+        budgets,
+        coverage: CoverageShares {
+            tagged_pct: pct(tagged),
+            usage_driver_pct: pct(driver),
+            fallback_pct: pct(fallback),
+            unattributed_pct: pct(shared),
+        },
+        anomalies,
+    })
+}

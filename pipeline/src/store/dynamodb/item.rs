@@ -1,0 +1,431 @@
+//! Item encoding: cost lines and period pointers as DynamoDB items, and back, exactly.
+//!
+//! Money and quantities are DynamoDB Numbers written as the normalised exact decimal string of a
+//! `Decimal` (at most 29 significant digits; DynamoDB keeps 38) and read back with
+//! `Decimal::from_str`, so nothing ever passes through a float.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
+use crate::discover::ReportVersion;
+use crate::period::BillingPeriod;
+use crate::store::PeriodRecord;
+
+/// One DynamoDB item.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// Partition key of the usage table.
+pub(super) const PK: &str = "accountant_id";
+/// Sort key of the usage table.
+pub(super) const SK: &str = "sk";
+/// The GSI over `month` (partition) and `sk` (sort), projection ALL.
+pub(super) const MONTH_INDEX: &str = "month-index";
+pub(super) const MONTH: &str = "month";
+/// Partition of the untagged shared pool (tenant `None`, reported as `UNATTRIBUTED`).
+pub(super) const SHARED_PARTITION: &str = "_shared";
+/// Partition of the per-period current-version pointers.
+pub(super) const PERIOD_PARTITION: &str = "_period";
+/// `base_tag` of a version written when the period had no pointer yet.
+pub(super) const NO_BASE: &str = "-";
+/// Sort-key prefix of every item this store owns in a tenant partition.
+pub(super) const ACTUAL: &str = "actual";
+/// Sort-key prefix of the pointer items.
+pub(super) const CURRENT: &str = "current";
+/// Longest service name kept in a sort key (the full name is an attribute; `n` keeps keys unique).
+const SK_SERVICE_MAX_BYTES: usize = 200;
+
+/// Identity of one written version of a period: its tag, and the pointer tag its writer read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stamp {
+    /// Unique per run (see `new_version_tag`): a version's items are never overwritten in place.
+    pub tag: String,
+    /// The pointer's `version_tag` when the writer decided to replace ([`NO_BASE`] if none).
+    pub base: String,
+    pub version: ReportVersion,
+}
+
+/// What the pointer item of a period says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Pointer {
+    pub record: PeriodRecord,
+    /// The current version's tag: its items' sort keys start with `actual#<period>#<tag>#`.
+    pub tag: String,
+    /// Every partition (tenant, `_shared`) holding items of the current version.
+    pub partitions: Vec<String>,
+    /// Number of cost-line items of the current version (readers check it).
+    pub line_count: u64,
+}
+
+/// `actual#<YYYY-MM>#` — every cost-line item of a period.
+pub(super) fn month_prefix(period: BillingPeriod) -> String {
+    format!("{ACTUAL}#{period}#")
+}
+
+/// `actual#<YYYY-MM>#<tag>#` — the cost-line items of one version of a period.
+pub(super) fn version_prefix(period: BillingPeriod, tag: &str) -> String {
+    format!("{ACTUAL}#{period}#{tag}#")
+}
+
+pub(super) fn pointer_sk(period: BillingPeriod) -> String {
+    format!("{CURRENT}#{period}")
+}
+
+/// The partition of a line: its tenant, or `_shared` for the shared pool.
+pub(super) fn partition_of(line: &CostLine) -> String {
+    match line.key.tenant.as_deref() {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => SHARED_PARTITION.to_string(),
+    }
+}
+
+pub(super) fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(d: Decimal) -> AttributeValue {
+    AttributeValue::N(d.normalize().to_string())
+}
+
+fn n_u64(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn truncated(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The item of `line`, the `index`-th line of the period's sorted lines, in version `stamp`.
+pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
+    let k = &line.key;
+    let a = &line.amounts;
+    let source = line.source().as_str();
+    let day = k.usage_date.format("%Y-%m-%d").to_string();
+    let sk = format!(
+        "{}{day}#{source}#{}#{index:08}",
+        version_prefix(line.period, &stamp.tag),
+        truncated(&k.service, SK_SERVICE_MAX_BYTES)
+    );
+    let mut item = Item::with_capacity(40);
+    item.insert(PK.into(), s(partition_of(line)));
+    item.insert(SK.into(), s(sk));
+    item.insert(MONTH.into(), s(line.period.to_string()));
+    item.insert("day".into(), s(day));
+    item.insert("source".into(), s("actual"));
+    item.insert("actual_cost".into(), AttributeValue::Bool(true));
+    item.insert("cost_source".into(), s(source));
+    if let Some(t) = &k.tenant {
+        item.insert("tenant".into(), s(t.clone()));
+    }
+    item.insert("service".into(), s(k.service.clone()));
+    item.insert("usage_type".into(), s(k.usage_type.clone()));
+    item.insert("operation".into(), s(k.operation.clone()));
+    item.insert("resource_id".into(), s(k.resource_id.clone()));
+    item.insert("line_item_type".into(), s(k.line_item_type.clone()));
+    item.insert("currency".into(), s(k.currency.clone()));
+    item.insert("unblended_cost".into(), n(a.unblended_cost));
+    item.insert("net_unblended_cost".into(), n(a.net_unblended_cost));
+    item.insert("amortized_cost".into(), n(a.amortized_cost));
+    item.insert("ri_sp_trueup".into(), n(a.ri_sp_trueup));
+    item.insert("ri_sp_upfront_fees".into(), n(a.ri_sp_upfront_fees));
+    item.insert("usage_amount".into(), n(a.usage_amount));
+    item.insert("line_items".into(), n_u64(a.line_items));
+    if let Some(at) = &line.attribution {
+        item.insert("rule".into(), s(at.rule.clone()));
+        item.insert("basis".into(), s(at.basis.clone()));
+        if let Some(d) = &at.driver {
+            item.insert("driver".into(), s(d.clone()));
+        }
+        item.insert("driver_quantity".into(), n(at.quantity));
+        item.insert("driver_quantity_total".into(), n(at.quantity_total));
+        item.insert("share".into(), n(at.share));
+    }
+    if let Some(r) = &line.unattributed_reason {
+        item.insert("unattributed_reason".into(), s(r.clone()));
+    }
+    item.insert("version_tag".into(), s(stamp.tag.clone()));
+    item.insert("base_tag".into(), s(stamp.base.clone()));
+    item.insert("version_id".into(), s(stamp.version.id.clone()));
+    item.insert("version_time".into(), s(rfc3339(&stamp.version.time)));
+    item
+}
+
+/// The pointer item of a period.
+pub(super) fn pointer_item(p: &Pointer) -> Item {
+    let r = &p.record;
+    let mut item = Item::with_capacity(20);
+    item.insert(PK.into(), s(PERIOD_PARTITION));
+    item.insert(SK.into(), s(pointer_sk(r.period)));
+    // `period`, not `month`: the pointer must stay out of the month-index GSI.
+    item.insert("period".into(), s(r.period.to_string()));
+    item.insert("version_tag".into(), s(p.tag.clone()));
+    item.insert("version_id".into(), s(r.version.id.clone()));
+    item.insert("version_time".into(), s(rfc3339(&r.version.time)));
+    item.insert("format".into(), s(r.format.clone()));
+    item.insert("delivery_source".into(), s(r.source.clone()));
+    item.insert("files".into(), n_u64(r.files));
+    item.insert("rows_read".into(), n_u64(r.rows_read));
+    item.insert("split_child_rows".into(), n_u64(r.split_child_rows));
+    item.insert("tag_key".into(), s(r.tag_key.clone()));
+    item.insert("processed_at".into(), s(rfc3339(&r.processed_at)));
+    item.insert("line_count".into(), n_u64(p.line_count));
+    item.insert("partitions".into(), AttributeValue::L(p.partitions.iter().map(|x| s(x.clone())).collect()));
+    item
+}
+
+/// Typed access to an item's attributes; errors say which attribute and what was found.
+struct Reader<'a>(&'a Item);
+
+impl Reader<'_> {
+    fn text(&self, k: &str) -> Result<String, String> {
+        self.opt_text(k)?.ok_or_else(|| format!("attribute `{k}` is missing"))
+    }
+
+    fn opt_text(&self, k: &str) -> Result<Option<String>, String> {
+        match self.0.get(k) {
+            None => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a string")),
+        }
+    }
+
+    fn dec(&self, k: &str) -> Result<Decimal, String> {
+        match self.0.get(k) {
+            Some(AttributeValue::N(v)) => {
+                parse_decimal(v).ok_or_else(|| format!("attribute `{k}`: {v:?} is not a decimal"))
+            }
+            Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a number")),
+            None => Err(format!("attribute `{k}` is missing")),
+        }
+    }
+
+    fn u64(&self, k: &str) -> Result<u64, String> {
+        match self.0.get(k) {
+            Some(AttributeValue::N(v)) => {
+                v.parse().map_err(|_| format!("attribute `{k}`: {v:?} is not a whole number"))
+            }
+            Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a number")),
+            None => Err(format!("attribute `{k}` is missing")),
+        }
+    }
+
+    fn time(&self, k: &str) -> Result<DateTime<Utc>, String> {
+        let t = self.text(k)?;
+        DateTime::parse_from_rfc3339(&t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| format!("attribute `{k}`: {t:?} is not an RFC 3339 time"))
+    }
+}
+
+/// DynamoDB returns numbers in plain notation; scientific notation is accepted too.
+fn parse_decimal(v: &str) -> Option<Decimal> {
+    Decimal::from_str(v).ok().or_else(|| Decimal::from_scientific(v).ok())
+}
+
+/// `(partition, sort key)` of an item, for messages and deletes.
+pub(super) fn key_of(item: &Item) -> Option<(String, String)> {
+    match (item.get(PK), item.get(SK)) {
+        (Some(AttributeValue::S(p)), Some(AttributeValue::S(s))) => Some((p.clone(), s.clone())),
+        _ => None,
+    }
+}
+
+/// A string attribute of an item, if it is one.
+pub(super) fn text_of<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+/// The cost line of an item of `period`.
+pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine, String> {
+    let r = Reader(item);
+    let month = r.text(MONTH)?;
+    if month != period.to_string() {
+        return Err(format!("item of month {month} read as part of {period}"));
+    }
+    let day = r.text("day")?;
+    let usage_date =
+        NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|_| format!("attribute `day`: {day:?} is not a date"))?;
+    let attribution = match r.opt_text("rule")? {
+        Some(rule) => Some(Attribution {
+            rule,
+            basis: r.text("basis")?,
+            driver: r.opt_text("driver")?,
+            quantity: r.dec("driver_quantity")?,
+            quantity_total: r.dec("driver_quantity_total")?,
+            share: r.dec("share")?,
+        }),
+        None => None,
+    };
+    Ok(CostLine {
+        period,
+        key: CostKey {
+            usage_date,
+            tenant: r.opt_text("tenant")?,
+            service: r.text("service")?,
+            usage_type: r.text("usage_type")?,
+            operation: r.text("operation")?,
+            resource_id: r.text("resource_id")?,
+            line_item_type: r.text("line_item_type")?,
+            currency: r.text("currency")?,
+        },
+        amounts: Amounts {
+            unblended_cost: r.dec("unblended_cost")?,
+            net_unblended_cost: r.dec("net_unblended_cost")?,
+            amortized_cost: r.dec("amortized_cost")?,
+            ri_sp_trueup: r.dec("ri_sp_trueup")?,
+            ri_sp_upfront_fees: r.dec("ri_sp_upfront_fees")?,
+            usage_amount: r.dec("usage_amount")?,
+            line_items: r.u64("line_items")?,
+        },
+        attribution,
+        unattributed_reason: r.opt_text("unattributed_reason")?,
+    })
+}
+
+/// The pointer of a period, from its item.
+pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
+    let r = Reader(item);
+    let period: BillingPeriod = r.text("period")?.parse()?;
+    let partitions = match item.get("partitions") {
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(p) => Ok(p.clone()),
+                other => Err(format!("attribute `partitions` holds {other:?}, expected strings")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(format!("attribute `partitions` is {other:?}, expected a list")),
+        None => return Err("attribute `partitions` is missing".into()),
+    };
+    Ok(Pointer {
+        record: PeriodRecord {
+            period,
+            version: ReportVersion { id: r.text("version_id")?, time: r.time("version_time")? },
+            format: r.text("format")?,
+            source: r.text("delivery_source")?,
+            files: r.u64("files")?,
+            rows_read: r.u64("rows_read")?,
+            split_child_rows: r.u64("split_child_rows")?,
+            tag_key: r.text("tag_key")?,
+            processed_at: r.time("processed_at")?,
+        },
+        tag: r.text("version_tag")?,
+        partitions,
+        line_count: r.u64("line_count")?,
+    })
+}
+
+/// Orders lines as the SQLite store returns them: by key, then source.
+pub(super) fn sort_lines(lines: &mut [CostLine]) {
+    lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn line(tenant: Option<&str>, unblended: &str) -> CostLine {
+        let d = Decimal::from_str(unblended).unwrap();
+        CostLine::new(
+            BillingPeriod::new(2026, 10).unwrap(),
+            CostKey {
+                usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
+                tenant: tenant.map(str::to_string),
+                service: "AmazonDynamoDB".into(),
+                usage_type: "USE1-ReadRequestUnits".into(),
+                operation: String::new(),
+                resource_id: String::new(),
+                line_item_type: "Usage".into(),
+                currency: "USD".into(),
+            },
+            Amounts {
+                unblended_cost: d,
+                net_unblended_cost: -d,
+                amortized_cost: Decimal::from_str("0.000000000001").unwrap(),
+                ri_sp_trueup: Decimal::ZERO,
+                ri_sp_upfront_fees: Decimal::from_str("1.50").unwrap(),
+                usage_amount: Decimal::from_str("123456789012345678.0123456789").unwrap(),
+                line_items: 7,
+            },
+        )
+    }
+
+    fn stamp() -> Stamp {
+        Stamp {
+            tag: "0123456789abcdef".into(),
+            base: NO_BASE.into(),
+            version: ReportVersion { id: "v1".into(), time: DateTime::from_timestamp(1_790_000_000, 5).unwrap() },
+        }
+    }
+
+    #[test]
+    fn lines_round_trip_exactly_including_attribution_and_empty_strings() {
+        let mut attributed = line(Some("acct-1"), "0.333333333334");
+        attributed.attribution = Some(Attribution {
+            rule: "lambda".into(),
+            basis: "usage_driver".into(),
+            driver: Some("lambda_gb_seconds".into()),
+            quantity: Decimal::from_str("12.5").unwrap(),
+            quantity_total: Decimal::from_str("37.5").unwrap(),
+            share: Decimal::from_str("0.333333333333").unwrap(),
+        });
+        let mut shared = line(None, "-2.000000000001");
+        shared.unattributed_reason = Some(String::new());
+        for (i, l) in [line(Some("acct-0"), "0.001"), attributed, shared].into_iter().enumerate() {
+            let item = line_item(&l, i, &stamp());
+            assert_eq!(decode_line(&item, l.period).unwrap(), l);
+            let sk = text_of(&item, SK).unwrap();
+            assert!(sk.starts_with("actual#2026-10#0123456789abcdef#2026-10-03#"), "{sk}");
+        }
+        assert_eq!(partition_of(&line(None, "1")), SHARED_PARTITION);
+        assert_eq!(partition_of(&line(Some(""), "1")), SHARED_PARTITION);
+        let item = line_item(&line(Some(""), "1"), 0, &stamp());
+        assert_eq!(decode_line(&item, BillingPeriod::new(2026, 10).unwrap()).unwrap().key.tenant.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn pointers_round_trip_and_corrupt_numbers_are_reported() {
+        let p = Pointer {
+            record: PeriodRecord {
+                period: BillingPeriod::new(2026, 10).unwrap(),
+                version: stamp().version,
+                format: "legacy CUR Parquet".into(),
+                source: "s3://b/m.json".into(),
+                files: 3,
+                rows_read: 5000,
+                split_child_rows: 2,
+                tag_key: "accountant_id".into(),
+                processed_at: DateTime::from_timestamp(1_790_000_100, 123).unwrap(),
+            },
+            tag: "t".into(),
+            partitions: vec!["_shared".into(), "acct-1".into()],
+            line_count: 42,
+        };
+        let item = pointer_item(&p);
+        assert!(!item.contains_key(MONTH), "pointers stay out of the month GSI");
+        assert_eq!(decode_pointer(&item).unwrap(), p);
+        let mut bad = line_item(&line(Some("a"), "1"), 0, &stamp());
+        bad.insert("unblended_cost".into(), AttributeValue::N("1.2.3".into()));
+        assert!(decode_line(&bad, BillingPeriod::new(2026, 10).unwrap()).unwrap_err().contains("unblended_cost"));
+        assert_eq!(parse_decimal("1E-12"), Some(Decimal::from_str("0.000000000001").unwrap()));
+    }
+}

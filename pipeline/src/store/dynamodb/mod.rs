@@ -1,0 +1,822 @@
+//! The DynamoDB store: the app's usage table, with versioned cost-line items and a per-period
+//! current-version pointer switched by a conditional write (`--store dynamodb://<table>`).
+//!
+//! # Table layout
+//!
+//! One table (created by infra-cdk; [`DynamoStore::create_table_if_missing`] is for tests and
+//! local use): partition key `accountant_id` (S), sort key `sk` (S), global secondary index
+//! `month-index` (partition `month` S, sort `sk` S, projection ALL), billing PAY_PER_REQUEST.
+//!
+//! **Cost-line items** (one per stored [`CostLine`]):
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `accountant_id` | tenant tag value; `_shared` for the untagged shared pool (`UNATTRIBUTED`) |
+//! | `sk` | `actual#<YYYY-MM>#<vtag>#<YYYY-MM-DD>#<cost_source>#<service>#<n>` |
+//! | `month` | `YYYY-MM` (the GSI partition) |
+//! | `day` | `YYYY-MM-DD` (usage date, UTC) |
+//! | `source` | `actual` (the app's own estimate items carry `estimate`; this store never touches an item whose `sk` does not start with `actual#`) |
+//! | `actual_cost` | BOOL `true` |
+//! | `cost_source` | `cur` (tagged) \| `attributed` (split from the shared pool) \| `shared` (still unattributed) |
+//! | `tenant` | the tenant exactly as tagged; absent for the shared pool |
+//! | `service`, `usage_type`, `operation`, `resource_id`, `line_item_type`, `currency` | S (the CUR key; `operation`/`resource_id` are `""` on tagged lines) |
+//! | `unblended_cost`, `net_unblended_cost`, `amortized_cost`, `ri_sp_trueup`, `ri_sp_upfront_fees`, `usage_amount`, `line_items` | N, exact decimal strings (never floats) |
+//! | `rule`, `basis`, `driver`, `driver_quantity`, `driver_quantity_total`, `share` | attributed lines only (`driver` when proportional) |
+//! | `unattributed_reason` | shared lines after attribution, when known |
+//! | `version_tag`, `base_tag`, `version_id`, `version_time` | which version the item belongs to, and the pointer tag its writer read |
+//!
+//! `vtag` is 16 hex digits, a hash of the delivery version (id, time) and a per-run nonce, so a
+//! run never overwrites the items of another run (not even of the same delivery). `n` is the
+//! line's index in the period's sorted lines, 8 digits, so sort keys are unique and, within a
+//! partition, in the order the SQLite store returns.
+//!
+//! **Pointer items** (one per billing period): `accountant_id` = `_period`, `sk` = `current#<YYYY-MM>`,
+//! with `period`, `version_tag`, `version_id`, `version_time`, `format`, `delivery_source`, `files`,
+//! `rows_read`, `split_child_rows`, `tag_key`, `processed_at` (the [`PeriodRecord`]), `line_count`
+//! (items in the current version) and `partitions` (list of the partitions that hold them; this
+//! bounds a period to roughly 10,000 tenants, the 400 KB item limit). Pointers have no `month`,
+//! so they stay out of `month-index`.
+//!
+//! # Replacing a period
+//!
+//! 1. Read the pointer (consistent) and [`decide`]: unchanged and older deliveries stop here.
+//! 2. Write the new version's items with `BatchWriteItem` (25 per request, 8 requests in flight),
+//!    retrying `UnprocessedItems` and throttled calls with exponential backoff and full jitter
+//!    ([`RetryPolicy`]); past the retry budget the run fails with a retryable error.
+//! 3. Verify with consistent per-partition queries that the written items read back as exactly
+//!    the input lines (count, every line, and the sum of every measure).
+//! 4. Switch the pointer with a conditional `PutItem`: `attribute_not_exists(sk) OR version_tag =
+//!    :base`, where `:base` is the tag read in step 1. If the condition fails, re-read and decide
+//!    again: the same version now stored ⇒ `Unchanged`; a newer one ⇒ `RefusedOlder`; ours still
+//!    supersedes ⇒ write again on top of the new pointer. The losing run deletes its own items.
+//! 5. Clean up: list the month's `actual#` items through `month-index`, re-read the pointer, and if
+//!    it still holds our tag delete every listed item whose `version_tag` and `base_tag` both differ
+//!    from it. Failures here are logged, not fatal: readers follow the pointer.
+//!
+//! Why step 5 is safe under concurrency: every switch installs a fresh tag, so a pointer value
+//! never comes back. A writer can only switch when the pointer still holds its `base_tag`; once
+//! the pointer holds another tag, that writer's items can never become current. The pointer is
+//! re-read after listing, so a writer that read our tag (and may still switch) is never deleted,
+//! and if the pointer moved on meanwhile the cleanup is left to the new owner.
+//!
+//! # Reading
+//!
+//! `period`/`cost_lines` read the pointer (consistent), then query each listed partition
+//! (consistent, `begins_with(sk, "actual#<YYYY-MM>#<vtag>#")`), and check the item count against
+//! `line_count`; a concurrent switch and cleanup between the two reads is detected and the read
+//! retried, so readers see one complete version, never a mix or a partial one. Lines are returned
+//! in the SQLite store's order. `periods` queries the `_period` partition.
+//!
+//! # Sync trait, async SDK
+//!
+//! [`CostStore`] is synchronous, but its callers run inside a Tokio runtime (`Processor::process`
+//! is async and calls the store directly), where `Handle::block_on` would panic or deadlock. The
+//! store owns a small multi-thread runtime and runs each call's future with
+//! `std::thread::scope(|s| s.spawn(|| runtime.block_on(future)))`: a fresh OS thread is never
+//! inside a runtime, the future may borrow the store and its arguments, and the caller's runtime
+//! thread simply waits, as it does for SQLite's blocking I/O.
+
+mod item;
+mod retry;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
+use crate::aggregate::{Amounts, CostLine};
+use crate::aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+use item::{
+    CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, Pointer, SK, Stamp, decode_line, decode_pointer,
+    key_of, line_item, month_prefix, partition_of, pointer_item, pointer_sk, sort_lines, text_of, version_prefix,
+};
+pub use retry::RetryPolicy;
+
+/// The `--store` scheme of this store.
+pub const SCHEME: &str = "dynamodb://";
+/// Items per `BatchWriteItem` request (the DynamoDB maximum).
+const BATCH: usize = 25;
+/// `BatchWriteItem` requests in flight at once.
+const WRITES_IN_FLIGHT: usize = 8;
+/// Partition queries in flight at once.
+const READS_IN_FLIGHT: usize = 8;
+/// How often one `replace_period` starts over after losing the pointer race to an older version.
+const MAX_RESTARTS: u32 = 8;
+/// How often a read starts over after the version it was reading was replaced and cleaned up.
+const MAX_READ_RETRIES: u32 = 8;
+/// Bytes of partition names a pointer item may list (DynamoDB items are at most 400 KB).
+const MAX_PARTITION_BYTES: usize = 300_000;
+
+/// A failure to inject, for crash-safety tests only ([`DynamoStore::with_fault`]). Nothing else
+/// (no flag, config key or environment variable) enables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail after the new version's items are written and verified, before the pointer switch:
+    /// what a run killed at that point leaves behind.
+    StopBeforeSwitch,
+    /// Fail right after the switch, before the old versions are deleted.
+    StopBeforeCleanup,
+}
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// A [`CostStore`] in a DynamoDB table (see the module docs for the layout and protocol).
+pub struct DynamoStore {
+    table: String,
+    client: Client,
+    /// `Some` until drop (taken there to shut down without blocking).
+    runtime: Option<tokio::runtime::Runtime>,
+    retry: RetryPolicy,
+    fault: Option<Fault>,
+    before_switch: Option<Hook>,
+}
+
+/// The table name of a `dynamodb://<table>` location, if it is one.
+pub fn table_of(location: &str) -> Option<&str> {
+    location.strip_prefix(SCHEME)
+}
+
+fn valid_table_name(table: &str) -> Result<()> {
+    let ok = (3..=255).contains(&table.len())
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Argument(format!(
+            "{SCHEME}{table}: not a DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, _ - .)"
+        )))
+    }
+}
+
+fn new_runtime(table: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("curflow-dynamodb")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(format!("{SCHEME}{table}"), e))
+}
+
+/// Runs a future to completion on `runtime` from any thread, including a runtime's own (see the
+/// module docs): a scoped OS thread drives it, so it may borrow from the caller.
+fn run_on<T: Send, F: Future<Output = T>>(
+    runtime: &tokio::runtime::Runtime,
+    make: impl FnOnce() -> F + Send,
+) -> Result<T> {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("curflow-dynamodb-call".into())
+            .spawn_scoped(scope, move || runtime.block_on(make()))
+            .map_err(|e| Error::io("dynamodb store thread", e))?;
+        thread.join().map_err(|_| Error::Internal("a DynamoDB store call panicked".into()))
+    })
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
+    Error::Internal(format!("building a DynamoDB request: {e}"))
+}
+
+/// A fresh version tag: 16 hex digits of a hash of the version and a per-run nonce.
+fn new_version_tag(version: &crate::discover::ReportVersion) -> String {
+    let mut h = Sha256::new();
+    h.update(version.id.as_bytes());
+    h.update([0]);
+    h.update(item::rfc3339(&version.time).as_bytes());
+    h.update([0]);
+    h.update(retry::random_u64().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Outcome of the conditional pointer write.
+enum Switch {
+    Done,
+    ConditionFailed,
+}
+
+impl DynamoStore {
+    /// A store on `table`, with the SDK configured from the standard AWS chain plus `aws`.
+    /// Does not touch the table (see [`DynamoStore::check_table`]).
+    pub fn connect(table: &str, aws: &AwsSettings) -> Result<Self> {
+        Self::connect_with(table, aws, |b| b)
+    }
+
+    /// Like [`DynamoStore::connect`], with a hook to adjust the client configuration (tests add
+    /// interceptors that inject throttling, or change the SDK's retry settings).
+    pub fn connect_with(
+        table: &str,
+        aws: &AwsSettings,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> Result<Self> {
+        valid_table_name(table)?;
+        let runtime = new_runtime(table)?;
+        let sdk = run_on(&runtime, || sdk_config(aws))?;
+        let conf = customize(aws_sdk_dynamodb::config::Builder::from(&sdk)).build();
+        Ok(Self::with_runtime(table, Client::from_conf(conf), runtime))
+    }
+
+    /// A store on `table` through a ready SDK configuration.
+    pub fn from_conf(table: &str, conf: aws_sdk_dynamodb::Config) -> Result<Self> {
+        Self::from_client(table, Client::from_conf(conf))
+    }
+
+    /// A store on `table` through a ready SDK client.
+    pub fn from_client(table: &str, client: Client) -> Result<Self> {
+        valid_table_name(table)?;
+        Ok(Self::with_runtime(table, client, new_runtime(table)?))
+    }
+
+    fn with_runtime(table: &str, client: Client, runtime: tokio::runtime::Runtime) -> Self {
+        Self {
+            table: table.to_string(),
+            client,
+            runtime: Some(runtime),
+            retry: RetryPolicy::default(),
+            fault: None,
+            before_switch: None,
+        }
+    }
+
+    /// Replaces the retry policy (backoff and give-up time) of this store's calls.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Test hook: inject `fault` into every later `replace_period`.
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// Test hook: `hook` runs right before each pointer switch (to line up concurrent runs).
+    pub fn with_before_switch(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.before_switch = Some(Arc::new(hook));
+        self
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The SDK client the store uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn block<T: Send, F: Future<Output = Result<T>>>(&self, make: impl FnOnce() -> F + Send) -> Result<T> {
+        let runtime =
+            self.runtime.as_ref().ok_or_else(|| Error::Internal("DynamoDB store used after shutdown".into()))?;
+        run_on(runtime, make)?
+    }
+
+    fn aws_error<E, R>(&self, operation: &str, err: SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        sdk_error("DynamoDB", operation, &self.describe(), err)
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Store { path: PathBuf::from(self.describe()), reason, retryable: false }
+    }
+
+    /// Checks that the table exists with this store's key schema and `month-index`; a missing
+    /// table is a user error (`--store` typo, wrong region or endpoint).
+    pub fn check_table(&self) -> Result<()> {
+        self.block(|| async {
+            let req = self.client.describe_table().table_name(&self.table);
+            let out = match self.retrying(|| req.clone().send()).await {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                    return Err(Error::Argument(format!(
+                        "DynamoDB table {} does not exist (in this region/endpoint); deploy it with infra-cdk \
+                         (partition key accountant_id, sort key sk, GSI month-index)",
+                        self.table
+                    )));
+                }
+                Err(e) => return Err(self.aws_error("DescribeTable", e)),
+            };
+            let Some(table) = out.table() else {
+                return Err(self.corrupt("DescribeTable returned no table description".into()));
+            };
+            let keys = |schema: &[KeySchemaElement]| -> Vec<(String, String)> {
+                schema.iter().map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string())).collect()
+            };
+            let want = |pk: &str| vec![(pk.to_string(), "HASH".to_string()), (SK.to_string(), "RANGE".to_string())];
+            if keys(table.key_schema()) != want(PK) {
+                return Err(Error::Argument(format!(
+                    "DynamoDB table {} has key schema {:?}; curflow needs partition key {PK} and sort key {SK}",
+                    self.table,
+                    keys(table.key_schema())
+                )));
+            }
+            let gsi = table.global_secondary_indexes().iter().find(|g| g.index_name() == Some(MONTH_INDEX));
+            if gsi.is_none_or(|g| keys(g.key_schema()) != want(MONTH)) {
+                return Err(Error::Argument(format!(
+                    "DynamoDB table {} has no global secondary index {MONTH_INDEX} on ({MONTH}, {SK})",
+                    self.table
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Creates the table (layout of the module docs) unless it exists; returns whether it did.
+    /// For tests and local use: deployed tables come from infra-cdk.
+    pub fn create_table_if_missing(&self) -> Result<bool> {
+        self.block(|| async {
+            let attr = |name: &str| {
+                AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+            };
+            let key =
+                |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+            let gsi = GlobalSecondaryIndex::builder()
+                .index_name(MONTH_INDEX)
+                .key_schema(key(MONTH, KeyType::Hash).map_err(build_error)?)
+                .key_schema(key(SK, KeyType::Range).map_err(build_error)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(build_error)?;
+            let req = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attr(PK).map_err(build_error)?)
+                .attribute_definitions(attr(SK).map_err(build_error)?)
+                .attribute_definitions(attr(MONTH).map_err(build_error)?)
+                .key_schema(key(PK, KeyType::Hash).map_err(build_error)?)
+                .key_schema(key(SK, KeyType::Range).map_err(build_error)?)
+                .global_secondary_indexes(gsi);
+            match self.retrying(|| req.clone().send()).await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
+                Err(e) => return Err(self.aws_error("CreateTable", e)),
+            }
+            let started = Instant::now();
+            loop {
+                let req = self.client.describe_table().table_name(&self.table);
+                let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("DescribeTable", e))?;
+                if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                    return Ok(true);
+                }
+                if started.elapsed() > Duration::from_secs(300) {
+                    return Err(Error::Aws {
+                        service: "DynamoDB",
+                        operation: "CreateTable".into(),
+                        resource: self.describe(),
+                        reason: "table not ACTIVE after 5 minutes".into(),
+                        retryable: true,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+
+    /// Runs an SDK call, retrying retryable failures (throttling, 5xx, timeouts) with backoff
+    /// until the policy's give-up time; returns the last error otherwise.
+    async fn retrying<T, E, R, Fut>(&self, mut call: impl FnMut() -> Fut) -> std::result::Result<T, SdkError<E, R>>
+    where
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata,
+    {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match call().await {
+                Err(e) if is_retryable(&e) => {
+                    let delay = self.retry.delay(attempt);
+                    if started.elapsed() + delay > self.retry.give_up_after {
+                        tracing::warn!(table = %self.table, attempts = attempt + 1, code = e.code(), "DynamoDB call still failing; giving up");
+                        return Err(e);
+                    }
+                    tracing::debug!(table = %self.table, attempt, ?delay, code = e.code(), "DynamoDB call throttled or failed; backing off");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// All items of a query, page by page.
+    async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let req = query.clone().set_exclusive_start_key(start.take());
+            let page = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("Query", e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Consistent query of the items of one partition whose sort key starts with `prefix`.
+    fn partition_query(&self, partition: &str, prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_string()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_string()))
+    }
+
+    async fn get_pointer(&self, period: BillingPeriod) -> Result<Option<Pointer>> {
+        let req = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key(PK, AttributeValue::S(PERIOD_PARTITION.into()))
+            .key(SK, AttributeValue::S(pointer_sk(period)));
+        let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?;
+        match out.item {
+            None => Ok(None),
+            Some(item) => decode_pointer(&item)
+                .map(Some)
+                .map_err(|e| self.corrupt(format!("pointer of period {period} is unreadable: {e}"))),
+        }
+    }
+
+    /// The lines of version `tag` of `period` in `partitions`, in the SQLite store's order.
+    async fn read_version(&self, period: BillingPeriod, tag: &str, partitions: &[String]) -> Result<Vec<CostLine>> {
+        let prefix = version_prefix(period, tag);
+        let pages: Vec<Vec<Item>> = futures::stream::iter(partitions)
+            .map(|p| self.query_all(self.partition_query(p, &prefix)))
+            .buffer_unordered(READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut lines = Vec::with_capacity(pages.iter().map(Vec::len).sum());
+        for item in pages.iter().flatten() {
+            let line = decode_line(item, period).map_err(|e| {
+                let (pk, sk) = key_of(item).unwrap_or_default();
+                self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
+            })?;
+            lines.push(line);
+        }
+        sort_lines(&mut lines);
+        Ok(lines)
+    }
+
+    async fn cost_lines_async(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        let mut pointer = self.get_pointer(period).await?;
+        for _ in 0..MAX_READ_RETRIES {
+            let Some(p) = &pointer else { return Ok(Vec::new()) };
+            let lines = self.read_version(period, &p.tag, &p.partitions).await?;
+            if lines.len() as u64 == p.line_count {
+                return Ok(lines);
+            }
+            let now = self.get_pointer(period).await?;
+            if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
+                return Err(self.corrupt(format!(
+                    "period {period}: current version {} has {} items, its pointer says {}",
+                    p.tag,
+                    lines.len(),
+                    p.line_count
+                )));
+            }
+            pointer = now; // replaced (and cleaned up) while we read: read the new version
+        }
+        Err(Error::Store {
+            path: PathBuf::from(self.describe()),
+            reason: format!("period {period} was replaced {MAX_READ_RETRIES} times while being read"),
+            retryable: true,
+        })
+    }
+
+    /// Runs put or delete requests, 25 per `BatchWriteItem`, several requests at once, retrying
+    /// unprocessed items with backoff.
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        let mut chunks = Vec::with_capacity(requests.len().div_ceil(BATCH));
+        let mut iter = requests.into_iter().peekable();
+        while iter.peek().is_some() {
+            chunks.push(iter.by_ref().take(BATCH).collect::<Vec<_>>());
+        }
+        futures::stream::iter(chunks)
+            .map(|chunk| self.write_batch(chunk))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<()> {
+        let started = Instant::now();
+        let total = requests.len();
+        let mut attempt = 0u32;
+        loop {
+            let req = self.client.batch_write_item().request_items(&self.table, requests);
+            let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("BatchWriteItem", e))?;
+            requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            let delay = self.retry.delay(attempt);
+            if started.elapsed() + delay > self.retry.give_up_after {
+                return Err(Error::Aws {
+                    service: "DynamoDB",
+                    operation: "BatchWriteItem".into(),
+                    resource: self.describe(),
+                    reason: format!(
+                        "{} of {total} items still unprocessed (throttled) after {} retries over {:.1} s",
+                        requests.len(),
+                        attempt + 1,
+                        started.elapsed().as_secs_f64()
+                    ),
+                    retryable: true,
+                });
+            }
+            tracing::debug!(table = %self.table, unprocessed = requests.len(), attempt, ?delay, "unprocessed items; backing off");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn delete_keys(&self, keys: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+        let requests = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                let delete = DeleteRequest::builder()
+                    .key(PK, AttributeValue::S(pk))
+                    .key(SK, AttributeValue::S(sk))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_all(requests).await
+    }
+
+    /// Deletes a run's own items after it lost (they can never become current); best effort.
+    async fn discard(&self, keys: &[(String, String)], why: &str) {
+        if let Err(e) = self.delete_keys(keys.iter().cloned()).await {
+            tracing::warn!(table = %self.table, items = keys.len(), error = %e, "{why}: could not delete this run's items; a later run removes them");
+        }
+    }
+
+    /// The conditional pointer write: succeeds only while the pointer holds `base`.
+    async fn switch(&self, pointer: &Pointer, base: &str) -> Result<Switch> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(pointer_item(pointer)))
+            .condition_expression("attribute_not_exists(#sk) OR version_tag = :base")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":base", AttributeValue::S(base.to_string()));
+        match self.retrying(|| req.clone().send()).await {
+            Ok(_) => Ok(Switch::Done),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Ok(Switch::ConditionFailed)
+            }
+            Err(e) => Err(self.aws_error("PutItem", e)),
+        }
+    }
+
+    /// Checks that version `stamp` of the period reads back as exactly `lines` (count, every
+    /// line, the sum of every measure). `Err(reason)` on a mismatch.
+    async fn verify(
+        &self,
+        period: BillingPeriod,
+        stamp: &Stamp,
+        partitions: &[String],
+        lines: &[CostLine],
+        expected: &Amounts,
+    ) -> Result<std::result::Result<(), String>> {
+        let written = self.read_version(period, &stamp.tag, partitions).await?;
+        let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
+        if written.len() != lines.len() || written_total != *expected {
+            return Ok(Err(format!(
+                "period {period}: stored items do not sum to the input ({} items, {written_total:?} vs {} lines, {expected:?})",
+                written.len(),
+                lines.len()
+            )));
+        }
+        let mut wanted = lines.to_vec();
+        sort_lines(&mut wanted);
+        if let Some((w, l)) = written.iter().zip(&wanted).find(|(w, l)| w != l) {
+            return Ok(Err(format!("period {period}: stored item {w:?} differs from input line {l:?}")));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn replace_async(&self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
+        let period = record.period;
+        let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
+        let partitions: Vec<String> = lines.iter().map(partition_of).collect::<BTreeSet<_>>().into_iter().collect();
+        let partition_bytes: usize = partitions.iter().map(|p| p.len() + 4).sum();
+        if partition_bytes > MAX_PARTITION_BYTES {
+            return Err(Error::Store {
+                path: PathBuf::from(self.describe()),
+                reason: format!(
+                    "period {period}: {} tenants do not fit in one pointer item (400 KB); too many tenants for this store",
+                    partitions.len()
+                ),
+                retryable: false,
+            });
+        }
+        let mut stored = self.get_pointer(period).await?;
+        let mut restarts = 0u32;
+        loop {
+            let outcome = decide(stored.as_ref().map(|p| &p.record.version), &record.version, force);
+            if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
+                return Ok(outcome);
+            }
+            let stamp = Stamp {
+                tag: new_version_tag(&record.version),
+                base: stored.as_ref().map_or_else(|| NO_BASE.to_string(), |p| p.tag.clone()),
+                version: record.version.clone(),
+            };
+            let items: Vec<Item> = lines.iter().enumerate().map(|(i, l)| line_item(l, i, &stamp)).collect();
+            let keys: Vec<(String, String)> = items.iter().filter_map(key_of).collect();
+            let requests = items
+                .into_iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Err(e) = self.write_all(requests).await {
+                self.discard(&keys, "write failed").await;
+                return Err(e);
+            }
+            if let Err(mismatch) = self.verify(period, &stamp, &partitions, lines, &expected).await? {
+                self.discard(&keys, "verification failed").await;
+                let now = self.get_pointer(period).await?;
+                if now.as_ref().map(|p| &p.tag) == stored.as_ref().map(|p| &p.tag) {
+                    return Err(Error::Internal(format!("{mismatch}; the pointer was not switched")));
+                }
+                // Another run switched the period meanwhile (and may have cleaned up our items).
+                stored = now;
+                restarts += 1;
+                if restarts > MAX_RESTARTS {
+                    return Err(self.too_many_restarts(period));
+                }
+                continue;
+            }
+            if self.fault == Some(Fault::StopBeforeSwitch) {
+                return Err(Error::Internal(format!(
+                    "injected fault: stopped before switching period {period} to version {}",
+                    stamp.tag
+                )));
+            }
+            if let Some(hook) = &self.before_switch {
+                hook();
+            }
+            let pointer = Pointer {
+                record: record.clone(),
+                tag: stamp.tag.clone(),
+                partitions: partitions.clone(),
+                line_count: lines.len() as u64,
+            };
+            let previous = stored.as_ref().map(|p| p.record.version.clone());
+            match self.switch(&pointer, &stamp.base).await? {
+                Switch::Done => {}
+                Switch::ConditionFailed => {
+                    let now = self.get_pointer(period).await?;
+                    // A retried PutItem whose first attempt landed fails its own condition.
+                    if now.as_ref().map(|p| &p.tag) != Some(&stamp.tag) {
+                        self.discard(&keys, "lost the pointer switch").await;
+                        stored = now;
+                        restarts += 1;
+                        if restarts > MAX_RESTARTS {
+                            return Err(self.too_many_restarts(period));
+                        }
+                        continue;
+                    }
+                }
+            }
+            if self.fault == Some(Fault::StopBeforeCleanup) {
+                return Err(Error::Internal(format!(
+                    "injected fault: stopped after switching period {period} to version {}, before cleanup",
+                    stamp.tag
+                )));
+            }
+            if let Err(e) = self.cleanup(period, &stamp.tag).await {
+                tracing::warn!(table = %self.table, %period, error = %e, "old versions not removed; readers follow the pointer, the next run removes them");
+            }
+            return Ok(ReplaceOutcome::Replaced { previous });
+        }
+    }
+
+    fn too_many_restarts(&self, period: BillingPeriod) -> Error {
+        Error::Store {
+            path: PathBuf::from(self.describe()),
+            reason: format!("period {period}: lost the pointer switch to other runs {MAX_RESTARTS} times; retry later"),
+            retryable: true,
+        }
+    }
+
+    /// Deletes every item of the month's older, abandoned or losing versions that can never
+    /// become current (see the module docs), once the pointer holds `current`.
+    async fn cleanup(&self, period: BillingPeriod, current: &str) -> Result<usize> {
+        let listing = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(MONTH_INDEX)
+            .key_condition_expression("#month = :month AND begins_with(#sk, :prefix)")
+            .projection_expression("#pk, #sk, version_tag, base_tag")
+            .expression_attribute_names("#month", MONTH)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":month", AttributeValue::S(period.to_string()))
+            .expression_attribute_values(":prefix", AttributeValue::S(month_prefix(period)));
+        let listed = self.query_all(listing).await?;
+        let doomed: Vec<(String, String)> = listed
+            .iter()
+            .filter(|item| match (text_of(item, "version_tag"), text_of(item, "base_tag")) {
+                (Some(tag), Some(base)) => tag != current && base != current,
+                _ => false, // not ours: never touched
+            })
+            .filter_map(key_of)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // Only while the pointer still holds `current` is every listed writer's base known to be
+        // a past pointer value; otherwise the new owner cleans up.
+        if self.get_pointer(period).await?.as_ref().map(|p| p.tag.as_str()) != Some(current) {
+            return Ok(0);
+        }
+        let count = doomed.len();
+        self.delete_keys(doomed).await?;
+        tracing::debug!(table = %self.table, %period, deleted = count, "old versions removed");
+        Ok(count)
+    }
+
+    async fn periods_async(&self) -> Result<Vec<PeriodRecord>> {
+        let items = self.query_all(self.partition_query(PERIOD_PARTITION, &format!("{CURRENT}#"))).await?;
+        let mut records = items
+            .iter()
+            .map(|item| {
+                decode_pointer(item).map(|p| p.record).map_err(|e| {
+                    let (pk, sk) = key_of(item).unwrap_or_default();
+                    self.corrupt(format!("pointer {pk} / {sk} is unreadable: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        records.sort_by_key(|r| r.period);
+        Ok(records)
+    }
+}
+
+impl Drop for DynamoStore {
+    fn drop(&mut self) {
+        // Never blocks, so the store may be dropped inside an async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl CostStore for DynamoStore {
+    fn describe(&self) -> String {
+        format!("{SCHEME}{}", self.table)
+    }
+
+    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
+        self.block(|| async { Ok(self.get_pointer(period).await?.map(|p| p.record)) })
+    }
+
+    fn periods(&self) -> Result<Vec<PeriodRecord>> {
+        self.block(|| self.periods_async())
+    }
+
+    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
+        if let Some(line) = lines.iter().find(|l| l.period != record.period) {
+            return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
+        }
+        let this = &*self;
+        this.block(|| this.replace_async(record, lines, force))
+    }
+
+    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        self.block(|| self.cost_lines_async(period))
+    }
+}

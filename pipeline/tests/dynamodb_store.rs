@@ -1,0 +1,696 @@
+//! The DynamoDB store through the real AWS SDK against the local moto_server
+//! (`CURFLOW_TEST_AWS_ENDPOINT`, started by ./scripts/test): redelivery storms, crash safety,
+//! concurrent writers, throttling, and the CLI, each checked against the SQLite store processed
+//! from the same inputs and against a raw Scan of the table.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use common::{MEASURES, dec, expected_json, measure};
+use curflow::aggregate::LineSource;
+use curflow::attribute::{AttributionInputs, AttributionOptions};
+use curflow::discover::discover;
+use curflow::process::Processor;
+use curflow::store::dynamodb::{DynamoStore, Fault, RetryPolicy};
+use curflow::store::{CostStore, PeriodRecord, ReplaceOutcome, SqliteStore};
+use curflow::{Amounts, BillingPeriod, CostLine, ErrorClass};
+use curflow_fixtures::{Format, Generated};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn at(hours: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + hours * 3600)
+}
+
+fn october() -> BillingPeriod {
+    BillingPeriod::new(2026, 10).unwrap()
+}
+
+/// A month whose manifest (= delivery version) is dated `hours` after the epoch used here.
+fn month(dir: &Path, name: &str, rows: u64, seed: u64, tenants: u32, hours: u64) -> Generated {
+    let g = common::generate(&dir.join(name), Format::LegacyParquet, rows, seed, |o| o.tenants = tenants);
+    for f in &g.data_files {
+        common::set_mtime(f, at(hours) - Duration::from_secs(60));
+    }
+    common::set_mtime(&g.manifest_path, at(hours));
+    g
+}
+
+/// A store on a fresh table of its own.
+fn fresh_store() -> DynamoStore {
+    let store = DynamoStore::connect(&common::unique_name("curflow-ddb"), &common::aws_settings()).unwrap();
+    assert!(store.create_table_if_missing().unwrap());
+    assert!(!store.create_table_if_missing().unwrap(), "the second call finds the table");
+    store.check_table().unwrap();
+    store
+}
+
+/// Another client of the same table (another process, as far as the store can tell).
+fn same_table(store: &DynamoStore) -> DynamoStore {
+    DynamoStore::connect(store.table(), &common::aws_settings()).unwrap()
+}
+
+/// What the SQLite store holds after processing `g` (lines and record).
+fn sqlite_of(dir: &Path, g: &Generated, options: curflow::process::ProcessOptions) -> (Vec<CostLine>, PeriodRecord) {
+    let path = dir.join(format!("{}.sqlite", common::unique_name("ref")));
+    let mut store = SqliteStore::open(&path).unwrap();
+    common::process_into(std::slice::from_ref(&g.manifest_path), &mut store, options).unwrap();
+    (store.cost_lines(october()).unwrap(), store.period(october()).unwrap().unwrap())
+}
+
+/// Every item of the table, through a client of its own (a raw Scan, consistent).
+fn scan(table: &str) -> Vec<Item> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let conf = curflow::aws::sdk_config(&common::aws_settings()).await;
+        let client = aws_sdk_dynamodb::Client::new(&conf);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = client
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .unwrap();
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return items,
+            }
+        }
+    })
+}
+
+fn text<'a>(item: &'a Item, k: &str) -> &'a str {
+    match item.get(k) {
+        Some(AttributeValue::S(s)) => s,
+        other => panic!("{k} is {other:?} in {item:?}"),
+    }
+}
+
+/// The whole table as sorted text, to compare "before" and "after".
+fn dump(table: &str) -> String {
+    let mut rows: Vec<String> = scan(table)
+        .iter()
+        .map(|item| {
+            let mut attrs: Vec<_> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            attrs.sort();
+            attrs.join(" ")
+        })
+        .collect();
+    rows.sort();
+    rows.join("\n")
+}
+
+/// Asserts that the store reads back exactly `want` and that the table holds exactly one
+/// version of the period: the pointer's, with one item per line and nothing left of others.
+fn assert_holds_exactly(store: &DynamoStore, want: &[CostLine]) {
+    assert_eq!(store.cost_lines(october()).unwrap(), want, "cost lines differ from the SQLite store's");
+    let items = scan(store.table());
+    let pointers: Vec<&Item> = items.iter().filter(|i| text(i, "accountant_id") == "_period").collect();
+    assert_eq!(pointers.len(), 1, "one pointer per period");
+    assert_eq!(text(pointers[0], "sk"), "current#2026-10");
+    let tag = text(pointers[0], "version_tag");
+    let lines: Vec<&Item> = items.iter().filter(|i| text(i, "sk").starts_with("actual#2026-10#")).collect();
+    let tags: BTreeSet<&str> = lines.iter().map(|i| text(i, "version_tag")).collect();
+    assert_eq!(tags, BTreeSet::from([tag]), "items of exactly one version (the current one) remain");
+    assert_eq!(lines.len(), want.len());
+    assert_eq!(items.len(), want.len() + 1, "nothing but the lines and the pointer");
+    for i in &lines {
+        assert!(text(i, "sk").starts_with(&format!("actual#2026-10#{tag}#{}#", text(i, "day"))));
+        assert_eq!(text(i, "month"), "2026-10");
+        assert_eq!(text(i, "source"), "actual");
+    }
+}
+
+fn assert_totals_match_expected(lines: &[CostLine], g: &Generated) {
+    let total = Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
+    let expected = expected_json(g);
+    for m in MEASURES {
+        assert_eq!(measure(&total, m), dec(&expected["totals"][m]), "{m}");
+    }
+}
+
+fn version_tags(table: &str) -> BTreeMap<String, usize> {
+    let mut tags = BTreeMap::new();
+    for i in scan(table).iter().filter(|i| text(i, "sk").starts_with("actual#")) {
+        *tags.entry(text(i, "version_tag").to_string()).or_insert(0) += 1;
+    }
+    tags
+}
+
+#[test]
+fn redelivery_storm_older_delivery_and_restated_month_leave_exactly_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 6_000, 1, 7, 2);
+    let older = month(dir.path(), "v0", 3_000, 2, 7, 1);
+    let restated = month(dir.path(), "v2", 2_000, 9, 3, 5);
+    let (want_v1, record_v1) = sqlite_of(dir.path(), &v1, common::options());
+    let (want_restated, _) = sqlite_of(dir.path(), &restated, common::options());
+    let (want_older, _) = sqlite_of(dir.path(), &older, common::options());
+    assert!(want_v1.iter().any(|l| l.key.tenant.is_none()), "the month has a shared pool");
+    assert!(want_v1.iter().any(|l| !l.key.operation.is_empty()), "and lines with operations");
+
+    // The same delivery five times, all at once (five Lambda invocations of one S3 event).
+    let mut store = fresh_store();
+    let barrier = Arc::new(Barrier::new(5));
+    let outcomes: Vec<ReplaceOutcome> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..5)
+            .map(|_| {
+                let barrier = barrier.clone();
+                let mut mine = same_table(&store);
+                let manifest = v1.manifest_path.clone();
+                s.spawn(move || {
+                    barrier.wait();
+                    common::process_into(&[manifest], &mut mine, common::options()).unwrap().outcome
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let replaced = outcomes.iter().filter(|o| matches!(o, ReplaceOutcome::Replaced { previous: None })).count();
+    assert_eq!(replaced, 1, "exactly one run stores the version: {outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, ReplaceOutcome::Replaced { .. } | ReplaceOutcome::Unchanged)));
+    assert_holds_exactly(&store, &want_v1);
+    assert_totals_match_expected(&want_v1, &v1);
+    let stored = store.period(october()).unwrap().unwrap();
+    assert_eq!(stored, PeriodRecord { processed_at: stored.processed_at, ..record_v1 }, "the record as SQLite has it");
+
+    // ... and five more times, one after the other: nothing changes, not even a byte.
+    let before = dump(store.table());
+    for _ in 0..5 {
+        let again =
+            common::process_into(std::slice::from_ref(&v1.manifest_path), &mut store, common::options()).unwrap();
+        assert_eq!(again.outcome, ReplaceOutcome::Unchanged);
+        assert!(again.scan_skipped);
+        assert_eq!(dump(store.table()), before);
+    }
+    // replace_period itself (no early manifest check) is idempotent too.
+    let record = store.period(october()).unwrap().unwrap();
+    assert_eq!(store.replace_period(&record, &want_v1, false).unwrap(), ReplaceOutcome::Unchanged);
+    assert_eq!(dump(store.table()), before);
+
+    // An older delivery after the newer one: refused (the CLI exits 5), nothing changes.
+    let refused =
+        common::process_into(std::slice::from_ref(&older.manifest_path), &mut store, common::options()).unwrap();
+    match &refused.outcome {
+        ReplaceOutcome::RefusedOlder { stored } => {
+            assert_eq!(stored.id, expected_json(&v1)["version_id"].as_str().unwrap())
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(dump(store.table()), before);
+
+    // A restated month with fewer tenants: replaces the whole period; vanished tenants are gone.
+    let restated_report =
+        common::process_into(std::slice::from_ref(&restated.manifest_path), &mut store, common::options()).unwrap();
+    assert!(
+        matches!(&restated_report.outcome, ReplaceOutcome::Replaced { previous: Some(p) } if p.id == record.version.id)
+    );
+    assert_holds_exactly(&store, &want_restated);
+    assert_totals_match_expected(&want_restated, &restated);
+    let partitions: BTreeSet<String> = scan(store.table())
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("actual#"))
+        .map(|i| text(i, "accountant_id").to_string())
+        .collect();
+    assert!(partitions.len() <= 4 && partitions.len() >= 2, "{partitions:?}");
+    assert!(partitions.iter().all(|p| p == "_shared" || p.as_str() <= "acct-0003"), "{partitions:?}");
+
+    // --force puts the older delivery back (an operator's explicit choice), cleanly.
+    let mut forced = common::options();
+    forced.force = true;
+    let report = common::process_into(std::slice::from_ref(&older.manifest_path), &mut store, forced.clone()).unwrap();
+    assert!(matches!(report.outcome, ReplaceOutcome::Replaced { .. }));
+    assert_holds_exactly(&store, &want_older);
+    // Forcing the stored version again writes a fresh copy (never overwrites the current items).
+    let tag_before = version_tags(store.table());
+    common::process_into(std::slice::from_ref(&older.manifest_path), &mut store, forced).unwrap();
+    assert_holds_exactly(&store, &want_older);
+    assert_ne!(version_tags(store.table()), tag_before);
+    assert_eq!(store.periods().unwrap().len(), 1);
+}
+
+#[test]
+fn a_run_killed_before_the_switch_leaves_readers_on_the_old_version_and_the_next_run_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 4_000, 1, 5, 1);
+    let v2 = month(dir.path(), "v2", 4_000, 2, 6, 2);
+    let v3 = month(dir.path(), "v3", 3_000, 3, 4, 3);
+    let (want_v1, _) = sqlite_of(dir.path(), &v1, common::options());
+    let (want_v2, _) = sqlite_of(dir.path(), &v2, common::options());
+    let (want_v3, _) = sqlite_of(dir.path(), &v3, common::options());
+
+    let mut store = fresh_store();
+    common::process_into(std::slice::from_ref(&v1.manifest_path), &mut store, common::options()).unwrap();
+    assert_holds_exactly(&store, &want_v1);
+
+    // v2's items are written and verified, then the run dies before switching the pointer.
+    let mut crashing = same_table(&store).with_fault(Fault::StopBeforeSwitch);
+    let err =
+        common::process_into(std::slice::from_ref(&v2.manifest_path), &mut crashing, common::options()).unwrap_err();
+    assert!(err.to_string().contains("injected fault: stopped before switching"), "{err}");
+    let tags = version_tags(store.table());
+    assert_eq!(tags.len(), 2, "v2's items are in the table: {tags:?}");
+    assert_eq!(tags.values().copied().collect::<BTreeSet<_>>(), BTreeSet::from([want_v1.len(), want_v2.len()]));
+    // Readers (a new client too) still see v1 exactly.
+    assert_eq!(store.cost_lines(october()).unwrap(), want_v1);
+    assert_eq!(same_table(&store).cost_lines(october()).unwrap(), want_v1);
+    assert_eq!(
+        store.period(october()).unwrap().unwrap().version.id,
+        expected_json(&v1)["version_id"].as_str().unwrap()
+    );
+
+    // The redelivery completes it: v2 current, v1 and the abandoned copy gone.
+    let report = common::process_into(std::slice::from_ref(&v2.manifest_path), &mut store, common::options()).unwrap();
+    assert!(matches!(report.outcome, ReplaceOutcome::Replaced { previous: Some(_) }));
+    assert_holds_exactly(&store, &want_v2);
+    assert_totals_match_expected(&want_v2, &v2);
+
+    // A run that dies after the switch but before cleanup: readers already see v3, complete.
+    let mut crashing = same_table(&store).with_fault(Fault::StopBeforeCleanup);
+    let err =
+        common::process_into(std::slice::from_ref(&v3.manifest_path), &mut crashing, common::options()).unwrap_err();
+    assert!(err.to_string().contains("before cleanup"), "{err}");
+    assert_eq!(store.cost_lines(october()).unwrap(), want_v3);
+    assert_eq!(version_tags(store.table()).len(), 2, "v2's items are still there");
+    // The next replacement removes every leftover.
+    let mut forced = common::options();
+    forced.force = true;
+    common::process_into(std::slice::from_ref(&v3.manifest_path), &mut store, forced).unwrap();
+    assert_holds_exactly(&store, &want_v3);
+}
+
+#[test]
+fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_readers_never_see_a_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = month(dir.path(), "v0", 2_000, 10, 4, 1);
+    let older = month(dir.path(), "v1", 3_000, 11, 6, 2);
+    let newer = month(dir.path(), "v2", 3_000, 12, 5, 3);
+    let (want_v0, _) = sqlite_of(dir.path(), &v0, common::options());
+    let (want_older, record_older) = sqlite_of(dir.path(), &older, common::options());
+    let (want_newer, record_newer) = sqlite_of(dir.path(), &newer, common::options());
+
+    // Round 1 on an empty period, round 2 on top of a stored version; in each, both writers have
+    // written their items before either switches (the hook lines them up), so one of them loses
+    // the conditional write and must re-decide.
+    for with_previous in [false, true] {
+        let mut store = fresh_store();
+        if with_previous {
+            common::process_into(std::slice::from_ref(&v0.manifest_path), &mut store, common::options()).unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(2));
+        let done = AtomicBool::new(false);
+        let writer = |record: &PeriodRecord, lines: &[CostLine]| {
+            let barrier = barrier.clone();
+            let first = AtomicBool::new(true);
+            let mut mine = same_table(&store).with_before_switch(move || {
+                if first.swap(false, Ordering::SeqCst) {
+                    barrier.wait();
+                }
+            });
+            let mut record = record.clone();
+            record.processed_at = chrono::Utc::now();
+            let lines = lines.to_vec();
+            move || mine.replace_period(&record, &lines, false).unwrap()
+        };
+        let run_older = writer(&record_older, &want_older);
+        let run_newer = writer(&record_newer, &want_newer);
+        let reader = same_table(&store);
+        let (older_outcome, newer_outcome, observed) = std::thread::scope(|s| {
+            let watch = s.spawn(|| {
+                let mut seen = BTreeSet::new();
+                while !done.load(Ordering::SeqCst) {
+                    let lines = reader.cost_lines(october()).unwrap();
+                    let which = if lines.is_empty() && !with_previous {
+                        "empty"
+                    } else if lines == want_v0 && with_previous {
+                        "v0"
+                    } else if lines == want_older {
+                        "older"
+                    } else if lines == want_newer {
+                        "newer"
+                    } else {
+                        panic!("a reader saw {} lines that are no single version", lines.len())
+                    };
+                    seen.insert(which);
+                }
+                seen
+            });
+            let a = s.spawn(run_older);
+            let b = s.spawn(run_newer);
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            done.store(true, Ordering::SeqCst);
+            (a, b, watch.join().unwrap())
+        });
+        assert!(matches!(newer_outcome, ReplaceOutcome::Replaced { .. }), "{newer_outcome:?}");
+        assert!(
+            matches!(older_outcome, ReplaceOutcome::Replaced { .. } | ReplaceOutcome::RefusedOlder { .. }),
+            "{older_outcome:?}"
+        );
+        assert!(!observed.is_empty());
+        assert_eq!(store.period(october()).unwrap().unwrap().version, record_newer.version);
+        assert_holds_exactly(&store, &want_newer);
+        assert_totals_match_expected(&want_newer, &newer);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttling, injected at the SDK layer.
+
+/// What the interceptor did to the current attempt (kept in the attempt's config bag).
+#[derive(Debug, Clone)]
+enum Injected {
+    Nothing,
+    Throttle,
+    Unprocessed(serde_json::Value),
+}
+
+impl Storable for Injected {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Turns some DynamoDB calls into `ProvisionedThroughputExceededException` (the request is
+/// redirected to a table that does not exist, so nothing is written) and makes some
+/// `BatchWriteItem` calls write only half their items and report the rest as `UnprocessedItems`.
+#[derive(Debug, Default)]
+struct Chaos {
+    /// Throttle every n-th call (0 = never).
+    throttle_every: AtomicU64,
+    /// Throttle only `BatchWriteItem`.
+    throttle_writes_only: AtomicBool,
+    /// Every n-th `BatchWriteItem` call leaves half its items unprocessed (0 = never).
+    unprocessed_every: AtomicU64,
+    calls: AtomicU64,
+    batch_calls: AtomicU64,
+    throttled: AtomicU64,
+    unprocessed_items: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct ChaosInterceptor(Arc<Chaos>);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Intercept for ChaosInterceptor {
+    fn name(&self) -> &'static str {
+        "ChaosInterceptor"
+    }
+
+    fn modify_before_signing(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let chaos = &self.0;
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or_default().to_string();
+        let batch = target.ends_with(".BatchWriteItem");
+        let n = chaos.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let bn = if batch { chaos.batch_calls.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
+        let every = chaos.throttle_every.load(Ordering::SeqCst);
+        let mut decision = Injected::Nothing;
+        let body = ctx.request().body().bytes().map(<[u8]>::to_vec);
+        let mut json: serde_json::Value = match &body {
+            Some(b) => serde_json::from_slice(b)?,
+            None => serde_json::Value::Null,
+        };
+        let eligible = batch || !chaos.throttle_writes_only.load(Ordering::SeqCst);
+        if every > 0
+            && eligible
+            && (if batch && chaos.throttle_writes_only.load(Ordering::SeqCst) { bn } else { n }) % every == 0
+        {
+            if let Some(items) = json.get_mut("RequestItems").and_then(|v| v.as_object_mut()) {
+                let tables: Vec<String> = items.keys().cloned().collect();
+                for t in tables {
+                    let v = items.remove(&t).unwrap();
+                    items.insert("curflow-chaos-nowhere".into(), v);
+                }
+            } else if let Some(t) = json.get_mut("TableName") {
+                *t = "curflow-chaos-nowhere".into();
+            }
+            chaos.throttled.fetch_add(1, Ordering::SeqCst);
+            decision = Injected::Throttle;
+        } else if batch {
+            let every = chaos.unprocessed_every.load(Ordering::SeqCst);
+            if every > 0 && bn % every == 0 {
+                let items = json["RequestItems"].as_object_mut().unwrap();
+                let table = items.keys().next().unwrap().clone();
+                let list = items[&table].as_array_mut().unwrap();
+                if list.len() >= 2 {
+                    let dropped = list.split_off(list.len() / 2);
+                    chaos.unprocessed_items.fetch_add(dropped.len() as u64, Ordering::SeqCst);
+                    decision = Injected::Unprocessed(serde_json::json!({ table: dropped }));
+                }
+            }
+        }
+        if !matches!(decision, Injected::Nothing) {
+            let bytes = serde_json::to_vec(&json)?;
+            let req = ctx.request_mut();
+            req.headers_mut().insert("content-length", bytes.len().to_string());
+            *req.body_mut() = SdkBody::from(bytes);
+        }
+        cfg.interceptor_state().store_put(decision);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (status, body) = match cfg.load::<Injected>() {
+            Some(Injected::Throttle) => (
+                400u16,
+                serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                    "message": "The level of configured provisioned throughput for the table was exceeded (injected)"
+                }),
+            ),
+            Some(Injected::Unprocessed(items)) => (200u16, serde_json::json!({ "UnprocessedItems": items })),
+            _ => return Ok(()),
+        };
+        let bytes = serde_json::to_vec(&body)?;
+        let resp = ctx.response_mut();
+        *resp.status_mut() = status.try_into()?;
+        resp.headers_mut().remove("x-amz-crc32");
+        resp.headers_mut().remove("x-amzn-errortype");
+        resp.headers_mut().insert("content-length", bytes.len().to_string());
+        *resp.body_mut() = SdkBody::from(bytes);
+        Ok(())
+    }
+}
+
+/// Processes `g` with attribution (no evidence: account-level lines are split by direct cost),
+/// so attributed rows, with their rule, basis and shares, go through the store too.
+fn process_attributed(g: &Generated, store: &mut dyn CostStore) -> curflow::process::PeriodReport {
+    let inputs =
+        AttributionInputs::load(&AttributionOptions { tenant_key: "accountant_id".into(), ..Default::default() })
+            .unwrap();
+    let processor = Processor::new(common::options()).unwrap().with_attribution(inputs);
+    let delivery = &discover(std::slice::from_ref(&g.manifest_path)).unwrap()[0];
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(processor.process(store, delivery, &|_| {})).unwrap()
+}
+
+fn attributed_sqlite_lines(dir: &Path, g: &Generated) -> Vec<CostLine> {
+    let mut sqlite = SqliteStore::open(&dir.join(format!("{}.sqlite", common::unique_name("attr")))).unwrap();
+    process_attributed(g, &mut sqlite);
+    sqlite.cost_lines(october()).unwrap()
+}
+
+fn chaotic_store(table: &str, chaos: &Arc<Chaos>, retry: RetryPolicy) -> DynamoStore {
+    let interceptor = ChaosInterceptor(chaos.clone());
+    DynamoStore::connect_with(table, &common::aws_settings(), move |b| {
+        // SDK retries off: every injected failure reaches the store's own backoff.
+        b.interceptor(interceptor).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+    })
+    .unwrap()
+    .with_retry_policy(retry)
+}
+
+#[test]
+fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 6_000, 21, 7, 1);
+    let v2 = month(dir.path(), "v2", 5_000, 22, 6, 2);
+    let want_v1 = attributed_sqlite_lines(dir.path(), &v1);
+    let want_v2 = attributed_sqlite_lines(dir.path(), &v2);
+    assert!(want_v1.iter().any(|l| l.source() == LineSource::Attributed), "attributed rows exist");
+
+    let plain = fresh_store();
+    let chaos = Arc::new(Chaos::default());
+    chaos.throttle_every.store(3, Ordering::SeqCst);
+    chaos.unprocessed_every.store(2, Ordering::SeqCst);
+    let fast = RetryPolicy {
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+        give_up_after: Duration::from_secs(60),
+    };
+    let mut store = chaotic_store(plain.table(), &chaos, fast);
+    for (g, want) in [(&v1, &want_v1), (&v2, &want_v2)] {
+        let report = process_attributed(g, &mut store);
+        assert!(matches!(report.outcome, ReplaceOutcome::Replaced { .. }));
+        assert_eq!(store.cost_lines(october()).unwrap(), *want, "read through the throttled client");
+        assert_holds_exactly(&plain, want);
+        assert_totals_match_expected(want, g);
+    }
+    let throttled = chaos.throttled.load(Ordering::SeqCst);
+    let unprocessed = chaos.unprocessed_items.load(Ordering::SeqCst);
+    eprintln!(
+        "chaos: {} calls, {throttled} throttled, {unprocessed} items reported unprocessed",
+        chaos.calls.load(Ordering::SeqCst)
+    );
+    assert!(throttled >= 10, "throttling was injected ({throttled})");
+    assert!(unprocessed >= 100, "unprocessed items were injected ({unprocessed})");
+}
+
+#[test]
+fn throttling_that_never_ends_fails_retryably_and_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 2_000, 31, 4, 1);
+    let v2 = month(dir.path(), "v2", 2_000, 32, 4, 2);
+    let (want_v1, _) = sqlite_of(dir.path(), &v1, common::options());
+    let mut plain = fresh_store();
+    common::process_into(std::slice::from_ref(&v1.manifest_path), &mut plain, common::options()).unwrap();
+    let before = dump(plain.table());
+
+    let chaos = Arc::new(Chaos::default());
+    chaos.throttle_every.store(1, Ordering::SeqCst);
+    chaos.throttle_writes_only.store(true, Ordering::SeqCst);
+    let impatient = RetryPolicy {
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+        give_up_after: Duration::from_millis(600),
+    };
+    let mut store = chaotic_store(plain.table(), &chaos, impatient);
+    let err = common::process_into(std::slice::from_ref(&v2.manifest_path), &mut store, common::options()).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::External, "retry later: {err}");
+    assert!(err.to_string().contains("ProvisionedThroughputExceededException"), "{err}");
+    assert!(err.to_string().contains("BatchWriteItem"), "{err}");
+    assert!(chaos.throttled.load(Ordering::SeqCst) > 1, "it did back off and retry");
+    assert_eq!(dump(plain.table()), before);
+    assert_holds_exactly(&plain, &want_v1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI against a table: `process` and `costs` exactly as against SQLite.
+
+fn curflow(cwd: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_curflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CURFLOW_CONFIG")
+        .env_remove("CURFLOW_STORE")
+        .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
+        .env("CURFLOW_AWS_REGION", "us-east-1")
+        .output()
+        .unwrap()
+}
+
+fn stdout_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 5_000, 41, 7, 2);
+    let older = month(dir.path(), "v0", 2_000, 42, 3, 1);
+    let table_store = fresh_store();
+    let table = format!("dynamodb://{}", table_store.table());
+    let sqlite = dir.path().join("s.sqlite");
+    let sqlite = sqlite.to_str().unwrap();
+    let manifest = v1.manifest_path.to_str().unwrap();
+
+    let out = stdout_ok(&curflow(dir.path(), &["process", manifest, "--store", &table]));
+    assert!(out.contains(&table), "the summary names the store: {out}");
+    stdout_ok(&curflow(dir.path(), &["process", manifest, "--store", sqlite]));
+    for by in ["tenant", "service", "day"] {
+        for format in ["csv", "json"] {
+            let costs = |store: &str| {
+                let args = ["costs", "--period", "2026-10", "--by", by, "--format", format, "--store", store];
+                stdout_ok(&curflow(dir.path(), &args))
+            };
+            let from_table = costs(&table);
+            assert!(from_table.lines().count() > 2, "{from_table}");
+            assert_eq!(from_table, costs(sqlite), "costs --by {by} --format {format}");
+        }
+    }
+    let tenant = stdout_ok(&curflow(
+        dir.path(),
+        &["costs", "--period", "2026-10", "--tenant", "acct-0002", "--format", "csv", "--store", &table],
+    ));
+    let tenant_sqlite = stdout_ok(&curflow(
+        dir.path(),
+        &["costs", "--period", "2026-10", "--tenant", "acct-0002", "--format", "csv", "--store", sqlite],
+    ));
+    assert_eq!(tenant, tenant_sqlite);
+    assert_eq!(
+        stdout_ok(&curflow(dir.path(), &["periods", "--store", &table])),
+        stdout_ok(&curflow(dir.path(), &["periods", "--store", sqlite]))
+    );
+
+    // Redelivery: exit 0, nothing changes; an older delivery: exit 5, nothing changes.
+    let before = dump(table_store.table());
+    stdout_ok(&curflow(dir.path(), &["process", manifest, "--store", &table]));
+    let refused = curflow(dir.path(), &["process", older.manifest_path.to_str().unwrap(), "--store", &table]);
+    assert_eq!(refused.status.code(), Some(5), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(dump(table_store.table()), before);
+
+    // A table that does not exist is a user error (exit 3), never created by a read.
+    let missing = format!("dynamodb://{}", common::unique_name("curflow-missing"));
+    let out = curflow(dir.path(), &["costs", "--period", "2026-10", "--store", &missing]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_missing_or_misshapen_table_and_bad_names_are_reported() {
+    let settings = common::aws_settings();
+    assert!(DynamoStore::connect("x", &settings).is_err(), "too short for a table name");
+    assert!(curflow::store::open(Path::new("dynamodb://has space"), &settings).is_err());
+    let missing = DynamoStore::connect(&common::unique_name("curflow-nope"), &settings).unwrap();
+    let err = missing.check_table().unwrap_err();
+    assert_eq!(err.class(), ErrorClass::User);
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let opened = curflow::store::open_existing(Path::new(&format!("dynamodb://{}", missing.table())), &settings);
+    assert!(opened.is_err());
+    // A fresh table reads as empty, like a fresh SQLite file.
+    let store = fresh_store();
+    assert_eq!(store.describe(), format!("dynamodb://{}", store.table()));
+    assert!(store.periods().unwrap().is_empty());
+    assert!(store.period(october()).unwrap().is_none());
+    assert!(store.cost_lines(october()).unwrap().is_empty());
+    let opened = curflow::store::open(&PathBuf::from(format!("dynamodb://{}", store.table())), &settings).unwrap();
+    assert_eq!(opened.describe(), store.describe());
+}

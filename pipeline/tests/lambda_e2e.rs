@@ -1,0 +1,147 @@
+//! End to end through S3 (moto_server) and the Lambda handler: generated months uploaded in the
+//! legacy CSV, Athena-Parquet and CUR 2.0 layouts, the handler invoked with the committed
+//! real-shaped event JSON (`tests/events/`, URL-encoded keys), the store then holding exactly
+//! `expected.json`, and `curflow costs` printing the same as after a local `curflow process`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::Utc;
+use curflow::BillingPeriod;
+use curflow::lambda::{Action, Handler};
+use curflow::store::{CostStore, SqliteStore};
+use curflow_fixtures::Format;
+
+fn curflow(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
+        .env("CURFLOW_AWS_REGION", "us-east-1")
+        .env_remove("CURFLOW_CONFIG")
+        .env_remove("CURFLOW_STORE")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// `curflow costs` in the forms that do not name the source: exact CSV by tenant and by service,
+/// and the rounded table without its header line (which names the manifest path).
+fn costs_views(store: &Path, cwd: &Path) -> Vec<String> {
+    let store = store.to_str().unwrap();
+    let mut views = Vec::new();
+    for by in ["tenant", "service"] {
+        views.push(ok(&curflow(
+            &["costs", "--store", store, "--period", "2026-10", "--by", by, "--format", "csv"],
+            cwd,
+        )));
+    }
+    let table = ok(&curflow(&["costs", "--store", store, "--period", "2026-10"], cwd));
+    views.push(table.lines().skip(1).collect::<Vec<_>>().join("\n"));
+    views
+}
+
+fn run_layout(format: Format, prefix: &str, event: &str, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-lambda");
+    let generated = common::generate(&dir.path().join("bucket"), format, 5_000, seed, |_| {});
+    s3.upload_delivery(&bucket, prefix, &dir.path().join("bucket"));
+
+    // The handler, invoked with the committed event.
+    let store_path = dir.path().join("lambda.sqlite");
+    let handler = s3.runtime.block_on(Handler::new(common::s3_config(&store_path))).unwrap();
+    let response = s3.runtime.block_on(handler.handle(&common::event_fixture(event, &bucket), Utc::now())).unwrap();
+    assert_eq!(response.status, "ok", "{response:?}");
+    let processed: Vec<_> = response.results.iter().filter(|o| o.action == Action::Processed).collect();
+    assert_eq!(processed.len(), 1, "{response:?}");
+    let expected = common::expected_json(&generated);
+    assert_eq!(processed[0].version.as_deref(), expected["version_id"].as_str());
+    assert_eq!(processed[0].rows_read, expected["rows"].as_u64());
+
+    // Exactly expected.json: per tenant (every measure) and per (tenant, service, day).
+    let period = BillingPeriod::new(2026, 10).unwrap();
+    let store = SqliteStore::open(&store_path).unwrap();
+    assert_eq!(common::stored_by_tenant(&store, period), common::expected_by_tenant(&generated), "{format:?}");
+    let by_group = common::stored_by_tenant_service_day(&store_path, period);
+    assert_eq!(by_group.len(), expected["by_tenant_service_day"].as_array().unwrap().len());
+    for m in common::MEASURES {
+        let total: rust_decimal::Decimal = by_group.values().map(|a| common::measure(a, m)).sum();
+        assert_eq!(total, common::dec(&expected["totals"][m]), "{format:?} total {m}");
+    }
+    assert_eq!(store.period(period).unwrap().unwrap().version.id, expected["version_id"].as_str().unwrap());
+
+    // The same files processed locally, and from S3 by the CLI: `curflow costs` agrees.
+    let local = dir.path().join("local.sqlite");
+    ok(&curflow(
+        &["process", generated.manifest_path.to_str().unwrap(), "--store", local.to_str().unwrap()],
+        dir.path(),
+    ));
+    let from_s3 = dir.path().join("cli-s3.sqlite");
+    let url = format!("s3://{bucket}/{prefix}");
+    let out = ok(&curflow(&["process", &url, "--store", from_s3.to_str().unwrap()], dir.path()));
+    assert!(out.contains(&format!("s3://{bucket}/{prefix}")), "{out}");
+    let want = costs_views(&local, dir.path());
+    assert_eq!(costs_views(&store_path, dir.path()), want, "{format:?}: Lambda store vs local process");
+    assert_eq!(costs_views(&from_s3, dir.path()), want, "{format:?}: CLI on s3:// vs local process");
+}
+
+#[test]
+fn legacy_csv_delivery_through_an_s3_notification() {
+    // Two records: the data file (ignored) and the manifest, keys with `+` and `%2F`.
+    run_layout(Format::LegacyCsv, "cur reports/csv/", "s3-objectcreated-legacy-csv.json", 11);
+}
+
+#[test]
+fn athena_parquet_delivery_through_an_s3_notification() {
+    run_layout(Format::LegacyParquet, "athena/", "s3-objectcreated-athena-parquet.json", 12);
+}
+
+#[test]
+fn cur2_export_through_an_s3_notification() {
+    run_layout(Format::Cur2Parquet, "exports/", "s3-objectcreated-cur2.json", 13);
+}
+
+#[test]
+fn cur2_export_through_eventbridge() {
+    run_layout(Format::Cur2Parquet, "exports/", "eventbridge-objectcreated-cur2.json", 14);
+}
+
+#[test]
+fn test_events_data_files_and_unknown_events_are_not_processed_or_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-lambda");
+    let store_path = dir.path().join("s.sqlite");
+    let handler = s3.runtime.block_on(Handler::new(common::s3_config(&store_path))).unwrap();
+    let handle = |name: &str| s3.runtime.block_on(handler.handle(&common::event_fixture(name, &bucket), Utc::now()));
+
+    let test = handle("s3-test-event.json").unwrap();
+    assert_eq!((test.status, test.results[0].action), ("ok", Action::Ignored));
+    let data = handle("s3-objectcreated-storm-data-file.json").unwrap();
+    assert_eq!((data.status, data.results[0].action), ("ok", Action::Ignored));
+    // Bad input is answered (Ok), not retried: the response says why.
+    let unknown = handle("unknown-event.json").unwrap();
+    assert_eq!(unknown.status, "rejected");
+    assert!(unknown.results[0].detail.as_deref().unwrap().contains("not an S3 notification"), "{unknown:?}");
+    // A manifest event whose manifest is not valid JSON: bad input, reported, not retried.
+    s3.put_bytes(&bucket, "athena/curflow-demo/20261001-20261101/curflow-demo-Manifest.json", b"{not json".to_vec());
+    let bad = handle("s3-objectcreated-athena-parquet.json").unwrap();
+    assert_eq!((bad.status, bad.results[0].action), ("failed", Action::Failed), "{bad:?}");
+    assert!(bad.results[0].detail.as_deref().unwrap().contains("not valid manifest JSON"), "{bad:?}");
+    assert!(!store_path.exists() || SqliteStore::open(&store_path).unwrap().periods().unwrap().is_empty());
+}
