@@ -145,3 +145,64 @@ fn test_events_data_files_and_unknown_events_are_not_processed_or_retried() {
     assert!(bad.results[0].detail.as_deref().unwrap().contains("not valid manifest JSON"), "{bad:?}");
     assert!(!store_path.exists() || SqliteStore::open(&store_path).unwrap().periods().unwrap().is_empty());
 }
+
+#[test]
+fn cur2_export_into_a_dynamodb_store_through_the_handler() {
+    use curflow::store::dynamodb::DynamoStore;
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-lambda-ddb");
+    let generated = common::generate(&dir.path().join("bucket"), Format::Cur2Parquet, 2_000, 15, |_| {});
+    s3.upload_delivery(&bucket, "exports/", &dir.path().join("bucket"));
+    let table = common::unique_name("curflow-lambda");
+    assert!(DynamoStore::connect(&table, &common::aws_settings()).unwrap().create_table_if_missing().unwrap());
+
+    // CURFLOW_STORE=dynamodb://TABLE, as the deployed function is configured.
+    let location = format!("dynamodb://{table}");
+    let config = common::s3_config(Path::new(&location));
+    let handler = s3.runtime.block_on(Handler::new(config)).unwrap();
+    let event = common::event_fixture("s3-objectcreated-cur2.json", &bucket);
+    for expected_action in [Action::Processed, Action::Unchanged, Action::Unchanged] {
+        let response = s3.runtime.block_on(handler.handle(&event, Utc::now())).unwrap();
+        assert_eq!(response.results[0].action, expected_action, "{response:?}");
+    }
+    let period = BillingPeriod::new(2026, 10).unwrap();
+    let store = DynamoStore::connect(&table, &common::aws_settings()).unwrap();
+    assert_eq!(common::stored_by_tenant(&store, period), common::expected_by_tenant(&generated));
+
+    // `curflow costs` on the DynamoDB store prints what a local SQLite run prints.
+    let local = dir.path().join("local.sqlite");
+    ok(&curflow(
+        &["process", generated.manifest_path.to_str().unwrap(), "--store", local.to_str().unwrap()],
+        dir.path(),
+    ));
+    assert_eq!(costs_views(Path::new(&location), dir.path()), costs_views(&local, dir.path()));
+}
+
+#[test]
+fn the_schedule_runs_the_nightly_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-lambda-nightly");
+    let generated = common::generate(&dir.path().join("bucket"), Format::Cur2Parquet, 2_000, 16, |_| {});
+    s3.upload_delivery(&bucket, "exports/", &dir.path().join("bucket"));
+    let store = dir.path().join("s.sqlite");
+    let handler = s3.runtime.block_on(Handler::new(common::s3_config(&store))).unwrap();
+    let processed = s3
+        .runtime
+        .block_on(handler.handle(&common::event_fixture("s3-objectcreated-cur2.json", &bucket), Utc::now()))
+        .unwrap();
+    assert_eq!(processed.results[0].action, Action::Processed);
+    let now = "2026-11-02T02:00:00Z".parse().unwrap();
+    for event in ["eventbridge-scheduled.json", "nightly-constant.json"] {
+        let response = s3.runtime.block_on(handler.handle(&common::event_fixture(event, &bucket), now)).unwrap();
+        assert_eq!(response.status, "ok", "{response:?}");
+        assert_eq!(response.results[0].action, Action::Nightly, "{response:?}");
+        assert!(response.results[0].detail.as_deref().unwrap().contains("reconciled"), "{response:?}");
+    }
+    let s = SqliteStore::open(&store).unwrap();
+    assert_eq!(
+        common::stored_by_tenant(&s, BillingPeriod::new(2026, 10).unwrap()),
+        common::expected_by_tenant(&generated)
+    );
+}

@@ -131,47 +131,54 @@ fn an_overwrite_in_progress_is_retried_not_half_read() {
     let bucket = s3.bucket("cf-overwrite");
     let o1 = common::generate(&dir.path().join("o1"), Format::LegacyCsv, 4_000, 21, |o| o.tenants = 6);
     let o2 = common::generate(&dir.path().join("o2"), Format::LegacyCsv, 3_000, 22, |o| o.tenants = 4);
+    let o3 = common::generate(&dir.path().join("o3"), Format::LegacyCsv, 3_500, 23, |o| o.tenants = 5);
     let store = dir.path().join("s.sqlite");
     let handler = s3.runtime.block_on(Handler::new(common::s3_config(&store))).unwrap();
     let handle = || {
         s3.runtime
             .block_on(handler.handle(&common::event_fixture("s3-objectcreated-overwrite.json", &bucket), Utc::now()))
     };
+    let put = |root: &str, files: &[std::path::PathBuf]| {
+        for file in files {
+            let rel = file.strip_prefix(dir.path().join(root)).unwrap().to_str().unwrap();
+            s3.put_file(&bucket, &format!("overwrite/{rel}"), file);
+        }
+    };
 
     s3.upload_delivery(&bucket, "overwrite/", &dir.path().join("o1"));
     assert_eq!(single(&handle().unwrap()).action, Action::Processed);
     assert_store_holds(&store, &o1);
+    // A duplicate of the stored version is settled from the store (no HEAD, no read).
+    assert_eq!(single(&handle().unwrap()).action, Action::Unchanged);
     let before = common::dump(&store);
 
-    // AWS rewrites the data files in place, then the manifest. An event redelivered in between
-    // finds files newer than the manifest: a retryable error (Lambda retries), store untouched.
+    // OVERWRITE_REPORT: AWS rewrites the data files in place, then the manifest. Delivery o2
+    // lands (its event is delayed); while o3's data files are being written over it, o2's late
+    // event finds files newer than o2's manifest: a retryable error, the store untouched.
     next_second();
-    for file in &o2.data_files {
-        let rel = file.strip_prefix(dir.path().join("o2")).unwrap().to_str().unwrap();
-        s3.put_file(&bucket, &format!("overwrite/{rel}"), file);
-    }
+    put("o2", &o2.data_files);
+    put("o2", std::slice::from_ref(&o2.manifest_path));
+    next_second();
+    put("o3", &o3.data_files);
     let err = handle().unwrap_err();
     assert_eq!(err.class(), ErrorClass::External, "{err}");
     assert!(err.to_string().contains("retry later"), "{err}");
     assert_eq!(common::dump(&store), before);
 
-    // The manifest lands: the event now processes the new version.
-    let rel = o2.manifest_path.strip_prefix(dir.path().join("o2")).unwrap().to_str().unwrap();
-    s3.put_file(&bucket, &format!("overwrite/{rel}"), &o2.manifest_path);
+    // o3's manifest lands: the (retried or new) event processes o3, never a mix of o2 and o3.
+    put("o3", std::slice::from_ref(&o3.manifest_path));
     assert_eq!(single(&handle().unwrap()).action, Action::Processed);
-    assert_store_holds(&store, &o2);
+    assert_store_holds(&store, &o3);
 
     // A new version whose manifest lists a file that is not there (yet): retryable, store untouched.
-    // (A duplicate event of the stored version is settled from the store before any HEAD.)
     let after = common::dump(&store);
-    let rel = o2.data_files[1].strip_prefix(dir.path().join("o2")).unwrap().to_str().unwrap();
+    let rel = o3.data_files[1].strip_prefix(dir.path().join("o3")).unwrap().to_str().unwrap();
     s3.delete(&bucket, &format!("overwrite/{rel}"));
-    assert_eq!(single(&handle().unwrap()).action, Action::Unchanged);
     next_second();
     let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&o2.manifest_path).unwrap()).unwrap();
-    manifest["assemblyId"] = "o3-assembly".into();
-    let rel = o2.manifest_path.strip_prefix(dir.path().join("o2")).unwrap().to_str().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&o3.manifest_path).unwrap()).unwrap();
+    manifest["assemblyId"] = "o4-assembly".into();
+    let rel = o3.manifest_path.strip_prefix(dir.path().join("o3")).unwrap().to_str().unwrap();
     s3.put_bytes(&bucket, &format!("overwrite/{rel}"), serde_json::to_vec(&manifest).unwrap());
     let err = handle().unwrap_err();
     assert_eq!(err.class(), ErrorClass::External, "{err}");

@@ -119,7 +119,7 @@ impl BackfillSummary {
             if r.total_unblended.is_empty() {
                 "-".to_string()
             } else {
-                r.total_unblended.iter().map(|(c, v)| format!("{v} {c}")).collect::<Vec<_>>().join(" + ")
+                r.total_unblended.iter().map(|(c, v)| format!("{} {c}", v.normalize())).collect::<Vec<_>>().join(" + ")
             }
         };
         let cells: Vec<[String; 5]> = self
