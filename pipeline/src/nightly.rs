@@ -39,6 +39,13 @@ pub struct MonthResult {
 
 /// Runs the nightly job against the configured (SQLite) store.
 pub async fn run(config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
+    if config.store.to_string_lossy().contains("://") {
+        return Err(Error::Argument(format!(
+            "the nightly job keeps estimates, budgets and alert state in the SQLite store; {} is not one \
+             (set CURFLOW_STORE to a SQLite file)",
+            config.store.display()
+        )));
+    }
     let mut store = SqliteStore::open(&config.store)?;
     let options = config.reconcile_options()?;
     run_with(&mut store, &options, &config.alert_channels(), now).await

@@ -303,26 +303,32 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
     let v0 = month(dir.path(), "v0", 600, 10, 4, 1);
     let older = month(dir.path(), "v1", 800, 11, 6, 2);
     let newer = month(dir.path(), "v2", 700, 12, 5, 3);
-    let (want_v0, _) = sqlite_of(dir.path(), &v0, common::options());
+    let (want_v0, record_v0) = sqlite_of(dir.path(), &v0, common::options());
     let (want_older, record_older) = sqlite_of(dir.path(), &older, common::options());
     let (want_newer, record_newer) = sqlite_of(dir.path(), &newer, common::options());
 
-    // Round 1 on an empty period, round 2 on top of a stored version; in each, both writers have
-    // written their items before either switches (the hook lines them up), so one of them loses
-    // the conditional write and must re-decide.
-    for with_previous in [false, true] {
+    // Both writers read the same pointer and write all their items before either switches (the
+    // hooks line them up); then one switches (and cleans up) while the other waits, and the other
+    // switches last, against a pointer that has moved. Both orders, on an empty period and on
+    // top of a stored version.
+    for (with_previous, newer_first) in [(false, true), (true, false)] {
         let mut store = fresh_store();
         if with_previous {
             common::process_into(std::slice::from_ref(&v0.manifest_path), &mut store, common::options()).unwrap();
         }
-        let barrier = Arc::new(Barrier::new(2));
-        let done = AtomicBool::new(false);
-        let writer = |record: &PeriodRecord, lines: &[CostLine]| {
-            let barrier = barrier.clone();
-            let first = AtomicBool::new(true);
+        let both_written = Arc::new(Barrier::new(2));
+        let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+        let wait_for_go = Arc::new(std::sync::Mutex::new(wait_for_go));
+        let writer = |record: &PeriodRecord, lines: &[CostLine], switches_second: bool| {
+            let both_written = both_written.clone();
+            let wait_for_go = wait_for_go.clone();
+            let first_call = AtomicBool::new(true);
             let mut mine = same_table(&store).with_before_switch(move || {
-                if first.swap(false, Ordering::SeqCst) {
-                    barrier.wait();
+                if first_call.swap(false, Ordering::SeqCst) {
+                    both_written.wait();
+                    if switches_second {
+                        wait_for_go.lock().unwrap().recv().unwrap();
+                    }
                 }
             });
             let mut record = record.clone();
@@ -330,10 +336,14 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
             let lines = lines.to_vec();
             move || mine.replace_period(&record, &lines, false).unwrap()
         };
-        let run_older = writer(&record_older, &want_older);
-        let run_newer = writer(&record_newer, &want_newer);
+        let (first, second) = if newer_first {
+            (writer(&record_newer, &want_newer, false), writer(&record_older, &want_older, true))
+        } else {
+            (writer(&record_older, &want_older, false), writer(&record_newer, &want_newer, true))
+        };
         let reader = same_table(&store);
-        let (older_outcome, newer_outcome, observed) = std::thread::scope(|s| {
+        let done = AtomicBool::new(false);
+        let (first_outcome, second_outcome, observed) = std::thread::scope(|s| {
             let watch = s.spawn(|| {
                 let mut seen = BTreeSet::new();
                 while !done.load(Ordering::SeqCst) {
@@ -353,17 +363,23 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
                 }
                 seen
             });
-            let a = s.spawn(run_older);
-            let b = s.spawn(run_newer);
-            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            let first = s.spawn(first);
+            let second = s.spawn(second);
+            let first_outcome = first.join().unwrap();
+            go.send(()).unwrap();
+            let second_outcome = second.join().unwrap();
             done.store(true, Ordering::SeqCst);
-            (a, b, watch.join().unwrap())
+            (first_outcome, second_outcome, watch.join().unwrap())
         });
-        assert!(matches!(newer_outcome, ReplaceOutcome::Replaced { .. }), "{newer_outcome:?}");
-        assert!(
-            matches!(older_outcome, ReplaceOutcome::Replaced { .. } | ReplaceOutcome::RefusedOlder { .. }),
-            "{older_outcome:?}"
-        );
+        let previous = with_previous.then(|| record_v0.version.clone());
+        if newer_first {
+            assert_eq!(first_outcome, ReplaceOutcome::Replaced { previous });
+            assert_eq!(second_outcome, ReplaceOutcome::RefusedOlder { stored: record_newer.version.clone() });
+        } else {
+            assert_eq!(first_outcome, ReplaceOutcome::Replaced { previous });
+            // The newer writer lost the switch to the older one, re-decided, and wrote on top.
+            assert_eq!(second_outcome, ReplaceOutcome::Replaced { previous: Some(record_older.version.clone()) });
+        }
         assert!(!observed.is_empty());
         assert_eq!(store.period(october()).unwrap().unwrap().version, record_newer.version);
         assert_holds_exactly(&store, &want_newer);

@@ -533,9 +533,6 @@ impl DynamoStore {
             let req = self.client.batch_write_item().request_items(&self.table, requests);
             let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("BatchWriteItem", e))?;
             requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-            if std::env::var_os("MUT3").is_some() {
-                return Ok(());
-            }
             if requests.is_empty() {
                 return Ok(());
             }
@@ -589,11 +586,7 @@ impl DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(pointer_item(pointer)))
-            .condition_expression(if std::env::var_os("MUT2").is_some() {
-                "attribute_not_exists(#sk) OR attribute_exists(#sk) OR version_tag = :base"
-            } else {
-                "attribute_not_exists(#sk) OR version_tag = :base"
-            })
+            .condition_expression("attribute_not_exists(#sk) OR version_tag = :base")
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":base", AttributeValue::S(base.to_string()));
         match self.retrying(|| req.clone().send()).await {
@@ -742,9 +735,6 @@ impl DynamoStore {
     /// Deletes every item of the month's older, abandoned or losing versions that can never
     /// become current (see the module docs), once the pointer holds `current`.
     async fn cleanup(&self, period: BillingPeriod, current: &str) -> Result<usize> {
-        if std::env::var_os("MUT1").is_some() {
-            return Ok(0);
-        }
         let listing = self
             .client
             .query()
