@@ -100,3 +100,55 @@ fn agent_usage_records_need_a_session_map_and_count_per_tenant() {
     assert_eq!(with.report.agent_records, 3);
     assert_eq!(with.report.sources[0].malformed, 0);
 }
+
+#[test]
+fn firehose_subscription_payloads_give_the_same_evidence_as_the_export() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let base = 1_790_812_800_000_i64; // 2026-10-01T12:00:00Z
+    let mut events = Vec::new();
+    for n in 0..20_i64 {
+        let id = format!("00000000-0000-4000-8000-{n:012}");
+        let tenant = if n % 4 == 0 { "acct-2" } else { "acct-1" };
+        events.push((base + n * 10, format!("{{\"accountant_id\":\"{tenant}\",\"requestId\":\"{id}\"}}")));
+        events.push((base + n * 10 + 5, format!("REPORT RequestId: {id}\tDuration: 10.00 ms\tBilled Duration: 10 ms\tMemory Size: 1024 MB\tMax Memory Used: 70 MB\t")));
+    }
+    // The export layout.
+    let export = dir.path().join("export.log");
+    let mut f = std::fs::File::create(&export).unwrap();
+    for (t, m) in &events {
+        let ts = chrono::DateTime::from_timestamp_millis(*t).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        writeln!(f, "{ts} {m}").unwrap();
+    }
+    drop(f);
+    // Firehose to S3: gzip, a control message, then data payloads concatenated without separators.
+    let firehose = dir.path().join("firehose-1");
+    let mut gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(&firehose).unwrap(), flate2::Compression::default());
+    gz.write_all(
+        br#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","timestamp":0,"message":"CWL CONTROL MESSAGE"}]}"#,
+    )
+    .unwrap();
+    for chunk in events.chunks(7) {
+        let log_events: Vec<serde_json::Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (t, m))| serde_json::json!({"id": i.to_string(), "timestamp": t, "message": m}))
+            .collect();
+        let payload = serde_json::json!({"messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "/aws/lambda/api", "logStream": "s", "subscriptionFilters": ["f"], "logEvents": log_events});
+        gz.write_all(payload.to_string().as_bytes()).unwrap();
+    }
+    gz.finish().unwrap();
+
+    assert_eq!(
+        curflow::attribute::sources::classify(&firehose).unwrap(),
+        curflow::attribute::sources::FileKind::SubscriptionPayload
+    );
+    let from_export = AttributionInputs::load(&options(&export)).unwrap();
+    let from_firehose = AttributionInputs::load(&options(&firehose)).unwrap();
+    assert_eq!(from_export.report.lambda_invocations_joined, 20);
+    assert_eq!(from_firehose.report.lambda_invocations_joined, 20);
+    assert_eq!(from_firehose.report.sources[0].lines, 40, "every log event became one line");
+    assert_eq!(from_firehose.report.sources[0].malformed, 0);
+}

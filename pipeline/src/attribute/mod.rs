@@ -10,6 +10,7 @@
 pub mod cloudwatch;
 pub mod inventory;
 pub mod sources;
+pub mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -173,6 +174,11 @@ impl AttributionInputs {
                                 report.sources.push(
                                     logs.read(&name, open(file)?, &budget).map_err(|e| evidence_error(&name, e))?,
                                 );
+                            }
+                            FileKind::SubscriptionPayload => {
+                                let payloads = subscription::PayloadLines::new(open(file)?);
+                                let read = logs.read(&name, std::io::BufReader::new(payloads), &budget);
+                                report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
                             }
                             FileKind::S3AccessLog => {
                                 if prefixes.is_none() {

@@ -110,6 +110,8 @@ pub enum FileKind {
     InventoryManifest,
     /// S3 server access log records.
     S3AccessLog,
+    /// CloudWatch Logs subscription-filter payloads (Kinesis/Firehose), gzip JSON.
+    SubscriptionPayload,
     /// Application, Lambda and agent runtime log lines.
     Log,
     /// Not evidence (rules, prefix maps, inventory checksums).
@@ -154,12 +156,18 @@ pub fn classify(path: &Path) -> Result<FileKind> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader =
         curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))?;
-    let mut head = Vec::with_capacity(256);
+    let mut head = Vec::with_capacity(512);
     // A damaged gzip stream is reported by the log reader with line context; classify it as a log.
-    if reader.by_ref().take(256).read_to_end(&mut head).is_err() {
+    if reader.by_ref().take(512).read_to_end(&mut head).is_err() {
         return Ok(FileKind::Log);
     }
-    Ok(if looks_like_access_log(&head) { FileKind::S3AccessLog } else { FileKind::Log })
+    Ok(if looks_like_access_log(&head) {
+        FileKind::S3AccessLog
+    } else if super::subscription::looks_like_payload(&head) {
+        FileKind::SubscriptionPayload
+    } else {
+        FileKind::Log
+    })
 }
 
 /// An S3 server access log record starts with the 64-hex-digit bucket owner id, the bucket and `[`.
