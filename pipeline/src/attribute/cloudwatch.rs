@@ -117,11 +117,7 @@ impl LogGroupReader {
 
 impl Read for LogGroupReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        super::sources::read_through_buffer(self, buf)
     }
 }
 

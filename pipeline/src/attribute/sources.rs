@@ -176,6 +176,15 @@ fn looks_like_access_log(head: &[u8]) -> bool {
     line.len() > 66 && line[..64].iter().all(u8::is_ascii_hexdigit) && line[64] == b' ' && line.contains(&b'[')
 }
 
+/// `Read::read` for a reader whose own buffer is the source (`fill_buf` + `consume`).
+pub(crate) fn read_through_buffer<B: BufRead>(reader: &mut B, buf: &mut [u8]) -> std::io::Result<usize> {
+    let available = reader.fill_buf()?;
+    let n = available.len().min(buf.len());
+    buf[..n].copy_from_slice(&available[..n]);
+    reader.consume(n);
+    Ok(n)
+}
+
 /// Opens a local file for line reading (gzip detected by magic bytes).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;

@@ -49,11 +49,7 @@ impl<R: Read> PayloadLines<R> {
 
 impl<R: Read> Read for PayloadLines<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        super::sources::read_through_buffer(self, buf)
     }
 }
 
