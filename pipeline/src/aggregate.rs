@@ -25,6 +25,9 @@ pub struct CostKey {
     pub tenant: Option<String>,
     pub service: String,
     pub usage_type: String,
+    /// `pricing/unit` of the usage quantity (`Lambda-GB-Second`, `Requests`, ...; empty when the
+    /// report has no unit column). Part of the key so quantities in different units never add up.
+    pub usage_unit: String,
     pub operation: String,
     pub resource_id: String,
     pub line_item_type: String,
@@ -226,6 +229,7 @@ mod tests {
             tenant: tenant.map(str::to_string),
             service: "AWSLambda".into(),
             usage_type: "USE1-Request".into(),
+            usage_unit: "Requests".into(),
             operation: String::new(),
             resource_id: String::new(),
             line_item_type: "Usage".into(),

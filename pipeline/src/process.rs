@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
 use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
-use crate::store::{CostStore, PeriodRecord, ReplaceOutcome, decide};
+use crate::store::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
 
 /// How to process (see `Config` for the documented defaults).
 #[derive(Debug, Clone)]
@@ -254,6 +254,7 @@ impl Processor {
             split_child_rows: scans.iter().map(|s| s.split_child_rows).sum(),
             tag_key: self.options.tag_key.clone(),
             processed_at: Utc::now(),
+            invoice: invoices_of(period, &scans),
         };
         let outcome = store.replace_period(&record, &lines, self.options.force)?;
         let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
@@ -319,6 +320,15 @@ impl Processor {
             elapsed,
         }
     }
+}
+
+/// The invoice ids of `period` over every file of a delivery.
+fn invoices_of(period: BillingPeriod, scans: &[FileScan]) -> Invoices {
+    let mut all = Invoices { ids: Vec::new(), rows_without_id: Some(0) };
+    for part in scans.iter().filter_map(|s| s.invoices.get(&period)) {
+        all.merge(part);
+    }
+    all
 }
 
 fn format_of(scans: &[FileScan]) -> String {

@@ -72,7 +72,7 @@ pub fn actuals_of(lines: &[CostLine]) -> Vec<ActualCost> {
                 service: l.key.service.clone(),
                 usage_type: l.key.usage_type.clone(),
                 usage_quantity: Some(l.amounts.usage_amount),
-                usage_unit: None,
+                usage_unit: (!l.key.usage_unit.is_empty()).then(|| l.key.usage_unit.clone()),
                 measure: Measure::Amortized,
                 currency: l.key.currency.clone(),
                 direct,
@@ -97,7 +97,16 @@ pub fn reconcile(
         currency: options.currency.clone(),
         ..CompareConfig::default()
     };
-    compare(&estimates, &actuals, &options.mapping, &Periods::new(now), &config).map_err(reconcile_error)
+    compare(&estimates, &actuals, &options.mapping, &periods_at(store, period, now)?, &config).map_err(reconcile_error)
+}
+
+/// The clock and what the stored bill says about `period`: `final` needs the invoice id on every line.
+pub fn periods_at(store: &dyn CostStore, period: BillingPeriod, now: DateTime<Utc>) -> Result<Periods> {
+    let periods = Periods::new(now);
+    Ok(match store.period(period)?.and_then(|r| r.invoice.final_invoice_id()) {
+        Some(id) => periods.with_invoice(month_of(period), id),
+        None => periods,
+    })
 }
 
 /// Month-end forecasts per tenant from the period's daily actuals, as of the last complete day.
@@ -260,7 +269,7 @@ pub fn report_data(
         .collect();
     Ok(ReportData {
         period: period.to_string(),
-        period_state: curflow_reconcile::PeriodState::of(month, now, None).as_str().to_string(),
+        period_state: periods_at(store, period, now)?.state(month).as_str().to_string(),
         generated_at: now.to_rfc3339(),
         currency: options.currency.clone(),
         tenants,

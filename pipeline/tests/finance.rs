@@ -148,6 +148,67 @@ fn reconcile_flags_the_overpriced_type_not_the_slightly_underpriced_one_and_sugg
     assert_eq!(dump(&store_path), first);
 }
 
+/// `period_state` of every tenant row of `reconcile --format json` at `now`.
+fn period_states(store: &Path, now: &str) -> std::collections::BTreeSet<String> {
+    let args = ["reconcile", "--period", PERIOD, "--format", "json", "--now", now, "--store", store.to_str().unwrap()];
+    let json: serde_json::Value = serde_json::from_str(&ok(&curflow(&args, &[]))).unwrap();
+    json.as_array().unwrap().iter().map(|r| r["period_state"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn period_state_follows_the_bills_invoice_id_and_usage_units_allow_the_volume_rate_split() {
+    let dir = tempfile::tempdir().unwrap();
+    // A month whose bill AWS has not finalised (blank bill/InvoiceId): open during the month,
+    // provisional after it, never final.
+    let provisional = stored_month(&dir.path().join("provisional"));
+    let estimate = dir.path().join("e.csv");
+    std::fs::write(
+        &estimate,
+        "accountant_id,timestamp,month,operation,resource_type,quantity,unit_cost,estimated_cost\n\
+         acct-0001,2026-10-05T10:00:00Z,2026-10,upload,lambda_invocation,1000,0.0000002,0.0002\n",
+    )
+    .unwrap();
+    ok(&curflow(&["estimates", "import", estimate.to_str().unwrap(), "--store", provisional.to_str().unwrap()], &[]));
+    assert_eq!(period_states(&provisional, "2026-10-20T00:00:00Z"), ["open".to_string()].into());
+    assert_eq!(period_states(&provisional, "2026-12-20T00:00:00Z"), ["provisional".to_string()].into());
+
+    // The same month once the invoice is issued: every line carries the invoice id.
+    let g = common::generate(&dir.path().join("final/bucket"), Format::LegacyParquet, 30_000, 11, |o| {
+        o.tenants = 4;
+        o.invoice_id = Some("EUINGB26-1".into());
+    });
+    let fin = dir.path().join("final/s.sqlite");
+    ok(&curflow(&["process", g.manifest_path.to_str().unwrap(), "--store", fin.to_str().unwrap()], &[]));
+    let record = SqliteStore::open(&fin).unwrap().period(BillingPeriod::new(2026, 10).unwrap()).unwrap().unwrap();
+    assert_eq!(record.invoice.ids, vec!["EUINGB26-1".to_string()]);
+    assert_eq!(record.invoice.rows_without_id, Some(0));
+    ok(&curflow(&["estimates", "import", estimate.to_str().unwrap(), "--store", fin.to_str().unwrap()], &[]));
+    assert_eq!(period_states(&fin, "2026-10-20T00:00:00Z"), ["open".to_string()].into(), "a month not over is open");
+    assert_eq!(period_states(&fin, "2026-11-03T00:00:00Z"), ["final".to_string()].into());
+
+    // Units are kept per line: `lambda_invocation` only counts lines priced in `Requests`, so its
+    // actual quantity is known and the variance splits into volume and rate.
+    let lines = SqliteStore::open(&fin).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+    assert!(lines.iter().any(|l| l.key.usage_unit == "Requests" && l.key.service == "AWSLambda"));
+    assert!(lines.iter().any(|l| l.key.usage_unit == "Lambda-GB-Second"));
+    let args = ["reconcile", "--period", PERIOD, "--level", "resource-type", "--format", "json", "--now"];
+    let out = ok(&curflow(&[&args[..], &["2026-11-03T00:00:00Z", "--store", fin.to_str().unwrap()]].concat(), &[]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["accountant_id"] == "acct-0001" && r["resource_type"] == "lambda_invocation")
+        .unwrap();
+    let actual_quantity: Decimal = row["actual_quantity"].as_str().unwrap().parse().unwrap();
+    assert!(actual_quantity > Decimal::ZERO, "{row}");
+    let volume: Decimal = row["volume_effect"].as_str().unwrap().parse().unwrap();
+    let rate: Decimal = row["rate_effect"].as_str().unwrap().parse().unwrap();
+    let variance: Decimal = row["variance"].as_str().unwrap().parse().unwrap();
+    assert_eq!(volume + rate, variance, "volume + rate = variance exactly: {row}");
+    assert_eq!(row["period_state"], "final");
+}
+
 #[test]
 fn a_file_with_one_bad_estimate_imports_nothing_and_names_the_line() {
     let dir = tempfile::tempdir().unwrap();

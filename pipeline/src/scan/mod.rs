@@ -14,6 +14,7 @@ mod inspect;
 pub mod plan;
 pub mod udf;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ use crate::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
 use crate::period::BillingPeriod;
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
+use crate::store::Invoices;
 use udf::Udfs;
 
 /// Engine settings (see `Config` for the documented defaults).
@@ -86,6 +88,8 @@ pub struct FileScan {
     /// Whether the net-unblended column exists in this file.
     pub net_columns_present: bool,
     pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+    /// Invoice ids on the file's rows, per billing period.
+    pub invoices: BTreeMap<BillingPeriod, Invoices>,
 }
 
 /// A DataFusion session configured for CUR scans, plus curflow's functions.
@@ -182,7 +186,7 @@ impl Engine {
             }
         };
         let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
-        let (physical, groups) = match self.execute(path, csv_gzip, plan_df, &cols).await {
+        let (physical, groups, invoices) = match self.execute(path, csv_gzip, plan_df, &cols).await {
             Ok(done) => done,
             Err(Error::BadValue { path, line: None, column, value, expected }) if csv_gzip.is_some() => {
                 // The local path already looked for the line; an S3 object is streamed for it.
@@ -214,6 +218,7 @@ impl Engine {
             tenant_tag_present: cols.tenant != TenantSource::Absent,
             net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
             groups,
+            invoices,
         })
     }
 
@@ -224,17 +229,19 @@ impl Engine {
         csv_gzip: Option<bool>,
         plan_df: datafusion::dataframe::DataFrame,
         cols: &ResolvedColumns,
-    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<(BillingPeriod, CostKey, Amounts)>)> {
+    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<(BillingPeriod, CostKey, Amounts)>, BTreeMap<BillingPeriod, Invoices>)>
+    {
         let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
         let physical = plan_df.create_physical_plan().await.map_err(fail)?;
         tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
         let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(fail)?;
         let mut groups = Vec::new();
+        let mut invoices = BTreeMap::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(fail)?;
-            decode_groups(path, cols, &batch, &mut groups)?;
+            decode_groups(path, cols, &batch, &mut groups, &mut invoices)?;
         }
-        Ok((physical, groups))
+        Ok((physical, groups, invoices))
     }
 }
 
@@ -307,6 +314,7 @@ fn decode_groups(
     cols: &ResolvedColumns,
     batch: &RecordBatch,
     out: &mut Vec<(BillingPeriod, CostKey, Amounts)>,
+    invoices: &mut BTreeMap<BillingPeriod, Invoices>,
 ) -> Result<()> {
     let column = |name: &str| {
         batch.column_by_name(name).cloned().ok_or_else(|| Error::Internal(format!("aggregate lost column {name}")))
@@ -351,6 +359,7 @@ fn decode_groups(
             tenant: text[0].is_valid(row).then(|| text[0].value(row).to_string()),
             service: s(1),
             usage_type: s(2),
+            usage_unit: s(7),
             operation: s(3),
             resource_id: s(4),
             line_item_type: s(5),
@@ -373,6 +382,7 @@ fn decode_groups(
             usage_amount: amount(5, QUANTITY_SCALE)?,
             line_items: u64::try_from(counts.value(row)).unwrap_or(0),
         };
+        invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));
     }
     Ok(())

@@ -17,7 +17,7 @@ use crate::measures::Measure;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
 
 /// Output columns of [`aggregate_file`], in order.
-pub const GROUP_COLUMNS: [&str; 9] = [
+pub const GROUP_COLUMNS: [&str; 11] = [
     "period_start",
     "usage_date",
     "tenant",
@@ -27,6 +27,8 @@ pub const GROUP_COLUMNS: [&str; 9] = [
     "pool_resource_id",
     "line_item_type",
     "currency",
+    "usage_unit",
+    "invoice_id",
 ];
 /// Aggregate columns following [`GROUP_COLUMNS`].
 pub const SUM_COLUMNS: [&str; 7] = [
@@ -74,6 +76,8 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         column(Col::ResourceId).alias("resource_id"),
         column(Col::LineItemType).alias("line_item_type"),
         column(Col::CurrencyCode).alias("currency"),
+        column(Col::PricingUnit).alias("usage_unit"),
+        column(Col::InvoiceId).alias("invoice_id"),
         udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
         has_ri_arn.alias("has_ri_arn"),
         money(Col::UnblendedCost).alias("m_unblended"),
@@ -123,6 +127,8 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         when(in_pool, col("resource_id")).end()?.alias("pool_resource_id"),
         col("line_item_type"),
         col("currency"),
+        col("usage_unit"),
+        col("invoice_id"),
         col("m_unblended").alias("unblended_cost"),
         measure(Measure::NetUnblended)?,
         measure(Measure::Amortized)?,

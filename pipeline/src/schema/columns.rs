@@ -65,6 +65,8 @@ columns! {
     SavingsPlanTotalCommitment = "savingsPlan/TotalCommitmentToDate", Money, false, "amortized unused SP";
     SavingsPlanUsedCommitment = "savingsPlan/UsedCommitment", Money, false, "amortized unused SP";
     SavingsPlanAmortizedUpfront = "savingsPlan/AmortizedUpfrontCommitmentForBillingPeriod", Money, false, "SP true-up";
+    PricingUnit = "pricing/unit", Text, false, "unit of the usage quantity (volume vs rate variance)";
+    InvoiceId = "bill/InvoiceId", Text, false, "whether the period's lines are final";
 }
 
 impl Col {

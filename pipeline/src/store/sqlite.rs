@@ -11,14 +11,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
 use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use crate::discover::ReportVersion;
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -112,8 +112,16 @@ CREATE TABLE reconciliations (
 ) STRICT;
 ";
 
+/// Version 4: the unit of each line's usage quantity (volume vs rate variance needs it) and the
+/// bill's invoice ids per period (a period whose every line has one is `final`).
+const SCHEMA_V4: &str = "
+ALTER TABLE cost_lines ADD COLUMN usage_unit TEXT NOT NULL DEFAULT '';       -- pricing/unit; '' = unknown
+ALTER TABLE billing_periods ADD COLUMN invoice_ids TEXT NOT NULL DEFAULT '[]'; -- JSON array, distinct, sorted
+ALTER TABLE billing_periods ADD COLUMN rows_without_invoice INTEGER;         -- NULL: stored before v4 (unknown)
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// A SQLite-backed [`CostStore`].
 pub struct SqliteStore {
@@ -189,13 +197,15 @@ impl SqliteStore {
             split_child_rows: row.get(7)?,
             tag_key: row.get(8)?,
             processed_at: row.get(9)?,
+            invoice_ids: row.get(10)?,
+            rows_without_invoice: row.get(11)?,
         })
     }
 
     fn records(&self, filter: Option<BillingPeriod>) -> Result<Vec<PeriodRecord>> {
         let e = |err| store_error(&self.path, err);
         let sql = "SELECT billing_period, version_id, version_time, format, source, files, rows_read,
-                          split_child_rows, tag_key, processed_at
+                          split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice
                    FROM billing_periods WHERE ?1 IS NULL OR billing_period = ?1 ORDER BY billing_period";
         let mut stmt = self.conn.prepare_cached(sql).map_err(e)?;
         let raw = stmt
@@ -218,6 +228,8 @@ struct RawRecord {
     split_child_rows: i64,
     tag_key: String,
     processed_at: String,
+    invoice_ids: String,
+    rows_without_invoice: Option<i64>,
 }
 
 fn parse_time(path: &Path, s: &str) -> Result<DateTime<Utc>> {
@@ -236,6 +248,11 @@ impl RawRecord {
             split_child_rows: u64::try_from(self.split_child_rows).unwrap_or(0),
             tag_key: self.tag_key,
             processed_at: parse_time(path, &self.processed_at)?,
+            invoice: Invoices {
+                ids: serde_json::from_str(&self.invoice_ids)
+                    .map_err(|_| corrupt(path, format!("invoice ids {:?}", self.invoice_ids)))?,
+                rows_without_id: self.rows_without_invoice.map(|n| u64::try_from(n).unwrap_or(0)),
+            },
         })
     }
 }
@@ -251,7 +268,7 @@ fn decimal_text(d: Decimal) -> String {
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
-        driver_quantity_total, share, unattributed_reason
+        driver_quantity_total, share, unattributed_reason, usage_unit
     FROM cost_lines WHERE billing_period = ?1";
 
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
@@ -295,6 +312,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
                 tenant: row.get::<_, Option<String>>(2).map_err(e)?,
                 service: text(3)?,
                 usage_type: text(4)?,
+                usage_unit: text(23)?,
                 operation: text(5)?,
                 resource_id: text(6)?,
                 line_item_type: text(7)?,
@@ -358,13 +376,14 @@ impl CostStore for SqliteStore {
         tx.execute("DELETE FROM cost_lines WHERE billing_period = ?1", params![period]).map_err(e)?;
         tx.execute(
             "INSERT INTO billing_periods (billing_period, version_id, version_time, format, source, files,
-                 rows_read, split_child_rows, tag_key, processed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 rows_read, split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (billing_period) DO UPDATE SET version_id = excluded.version_id,
                  version_time = excluded.version_time, format = excluded.format, source = excluded.source,
                  files = excluded.files, rows_read = excluded.rows_read,
                  split_child_rows = excluded.split_child_rows, tag_key = excluded.tag_key,
-                 processed_at = excluded.processed_at",
+                 processed_at = excluded.processed_at, invoice_ids = excluded.invoice_ids,
+                 rows_without_invoice = excluded.rows_without_invoice",
             params![
                 period,
                 record.version.id,
@@ -376,6 +395,8 @@ impl CostStore for SqliteStore {
                 i64::try_from(record.split_child_rows).unwrap_or(i64::MAX),
                 record.tag_key,
                 rfc3339(&record.processed_at),
+                serde_json::to_string(&record.invoice.ids).map_err(|e| Error::Internal(e.to_string()))?,
+                record.invoice.rows_without_id.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             ],
         )
         .map_err(e)?;
@@ -385,9 +406,9 @@ impl CostStore for SqliteStore {
                     "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
                          operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                          amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
-                         driver, driver_quantity, driver_quantity_total, share, unattributed_reason)
+                         driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                         ?20, ?21, ?22, ?23, ?24)",
+                         ?20, ?21, ?22, ?23, ?24, ?25)",
                 )
                 .map_err(e)?;
             for line in lines {
@@ -420,6 +441,7 @@ impl CostStore for SqliteStore {
                         at.map(|x| decimal_text(x.quantity_total)),
                         at.map(|x| decimal_text(x.share)),
                         line.unattributed_reason,
+                        k.usage_unit,
                     ])
                     .map_err(e)?;
             }

@@ -50,6 +50,10 @@ pub struct Args {
     /// logs, the S3 prefix map) and the expected attribution in expected.json.
     #[arg(long)]
     evidence: bool,
+    /// Write a finalised bill: every row carries this bill/InvoiceId (default: blank, as AWS writes
+    /// it until the month's invoice is issued).
+    #[arg(long, value_name = "ID")]
+    invoice_id: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<u8, Failure> {
@@ -69,6 +73,7 @@ pub fn run(args: Args) -> Result<u8, Failure> {
         tag_key: args.tag_key,
         gzip_csv: !args.no_gzip,
         evidence: args.evidence,
+        invoice_id: args.invoice_id,
         ..GenerateOptions::default()
     };
     let started = std::time::Instant::now();

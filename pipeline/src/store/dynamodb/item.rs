@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use crate::discover::ReportVersion;
 use crate::period::BillingPeriod;
-use crate::store::PeriodRecord;
+use crate::store::{Invoices, PeriodRecord};
 
 /// One DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -134,6 +134,7 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     }
     item.insert("service".into(), s(k.service.clone()));
     item.insert("usage_type".into(), s(k.usage_type.clone()));
+    item.insert("usage_unit".into(), s(k.usage_unit.clone()));
     item.insert("operation".into(), s(k.operation.clone()));
     item.insert("resource_id".into(), s(k.resource_id.clone()));
     item.insert("line_item_type".into(), s(k.line_item_type.clone()));
@@ -184,6 +185,10 @@ pub(super) fn pointer_item(p: &Pointer) -> Item {
     item.insert("tag_key".into(), s(r.tag_key.clone()));
     item.insert("processed_at".into(), s(rfc3339(&r.processed_at)));
     item.insert("line_count".into(), n_u64(p.line_count));
+    item.insert("invoice_ids".into(), AttributeValue::L(r.invoice.ids.iter().map(|x| s(x.clone())).collect()));
+    if let Some(rows) = r.invoice.rows_without_id {
+        item.insert("rows_without_invoice".into(), n_u64(rows));
+    }
     item.insert("partitions".into(), AttributeValue::L(p.partitions.iter().map(|x| s(x.clone())).collect()));
     item
 }
@@ -215,12 +220,32 @@ impl Reader<'_> {
     }
 
     fn u64(&self, k: &str) -> Result<u64, String> {
+        self.opt_u64(k)?.ok_or_else(|| format!("attribute `{k}` is missing"))
+    }
+
+    fn opt_u64(&self, k: &str) -> Result<Option<u64>, String> {
         match self.0.get(k) {
             Some(AttributeValue::N(v)) => {
-                v.parse().map_err(|_| format!("attribute `{k}`: {v:?} is not a whole number"))
+                v.parse().map(Some).map_err(|_| format!("attribute `{k}`: {v:?} is not a whole number"))
             }
             Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a number")),
-            None => Err(format!("attribute `{k}` is missing")),
+            None => Ok(None),
+        }
+    }
+
+    /// A list of strings; `None` when absent.
+    fn strings(&self, k: &str) -> Result<Option<Vec<String>>, String> {
+        match self.0.get(k) {
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(p) => Ok(p.clone()),
+                    other => Err(format!("attribute `{k}` holds {other:?}, expected strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a list")),
+            None => Ok(None),
         }
     }
 
@@ -281,6 +306,8 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine
             tenant: r.opt_text("tenant")?,
             service: r.text("service")?,
             usage_type: r.text("usage_type")?,
+            // Absent on items written before units were kept.
+            usage_unit: r.opt_text("usage_unit")?.unwrap_or_default(),
             operation: r.text("operation")?,
             resource_id: r.text("resource_id")?,
             line_item_type: r.text("line_item_type")?,
@@ -304,17 +331,7 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine
 pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
     let r = Reader(item);
     let period: BillingPeriod = r.text("period")?.parse()?;
-    let partitions = match item.get("partitions") {
-        Some(AttributeValue::L(values)) => values
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(p) => Ok(p.clone()),
-                other => Err(format!("attribute `partitions` holds {other:?}, expected strings")),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => return Err(format!("attribute `partitions` is {other:?}, expected a list")),
-        None => return Err("attribute `partitions` is missing".into()),
-    };
+    let partitions = r.strings("partitions")?.ok_or("attribute `partitions` is missing")?;
     Ok(Pointer {
         record: PeriodRecord {
             period,
@@ -326,6 +343,10 @@ pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
             split_child_rows: r.u64("split_child_rows")?,
             tag_key: r.text("tag_key")?,
             processed_at: r.time("processed_at")?,
+            invoice: Invoices {
+                ids: r.strings("invoice_ids")?.unwrap_or_default(),
+                rows_without_id: r.opt_u64("rows_without_invoice")?,
+            },
         },
         tag: r.text("version_tag")?,
         partitions,
@@ -352,6 +373,7 @@ mod tests {
                 tenant: tenant.map(str::to_string),
                 service: "AmazonDynamoDB".into(),
                 usage_type: "USE1-ReadRequestUnits".into(),
+                usage_unit: "ReadRequestUnits".into(),
                 operation: String::new(),
                 resource_id: String::new(),
                 line_item_type: "Usage".into(),
@@ -415,6 +437,7 @@ mod tests {
                 split_child_rows: 2,
                 tag_key: "accountant_id".into(),
                 processed_at: DateTime::from_timestamp(1_790_000_100, 123).unwrap(),
+                invoice: Invoices { ids: vec!["EUINGB26-1".into(), "EUINGB26-2".into()], rows_without_id: Some(0) },
             },
             tag: "t".into(),
             partitions: vec!["_shared".into(), "acct-1".into()],
