@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
 use crate::reconciliation::{self, ReconcileOptions, month_of};
-use crate::store::{CostStore, SqliteStore};
+use crate::store::Store;
 
 /// What one nightly run did.
 #[derive(Debug, Clone, Serialize)]
@@ -37,23 +37,16 @@ pub struct MonthResult {
     pub tenants: Vec<TenantMonthVariance>,
 }
 
-/// Runs the nightly job against the configured (SQLite) store.
+/// Runs the nightly job against the configured store (SQLite or DynamoDB).
 pub async fn run(config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
-    if config.store.to_string_lossy().contains("://") {
-        return Err(Error::Argument(format!(
-            "the nightly job keeps estimates, budgets and alert state in the SQLite store; {} is not one \
-             (set CURFLOW_STORE to a SQLite file)",
-            config.store.display()
-        )));
-    }
-    let mut store = SqliteStore::open(&config.store)?;
+    let mut store = crate::store::open(&config.store, &config.aws())?;
     let options = config.reconcile_options()?;
-    run_with(&mut store, &options, &config.alert_channels(), now).await
+    run_with(&mut *store, &options, &config.alert_channels(), now).await
 }
 
 /// [`run`] with explicit parts (tests, the Lambda handler).
 pub async fn run_with(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     options: &ReconcileOptions,
     channels: &AlertChannels,
     now: DateTime<Utc>,

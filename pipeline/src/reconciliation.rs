@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use crate::aggregate::{CostLine, LineSource};
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
-use crate::store::{CostStore, SqliteStore};
+use crate::store::{CostStore, Store};
 
 /// How to compare (config keys `resource-types`, `variance-threshold-pct`, `variance-min-amount`).
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ pub fn actuals_of(lines: &[CostLine]) -> Vec<ActualCost> {
 
 /// Compares a stored period's actuals with the stored estimates of its month.
 pub fn reconcile(
-    store: &SqliteStore,
+    store: &dyn Store,
     period: BillingPeriod,
     now: DateTime<Utc>,
     options: &ReconcileOptions,
@@ -146,7 +146,7 @@ pub fn expense_entries(lines: &[CostLine], period: BillingPeriod, currency: &str
 
 /// Everything `curflow report` draws for one period.
 pub fn report_data(
-    store: &SqliteStore,
+    store: &dyn Store,
     period: BillingPeriod,
     now: DateTime<Utc>,
     options: &ReconcileOptions,

@@ -1,8 +1,9 @@
-//! The finance side of the embedded store: the app's estimates, tenant budgets, alerts already sent
-//! (so a re-run never sends one twice) and the reconciliation records of each month.
+//! The finance side of a store: the app's estimates, tenant budgets, alerts already sent (so a re-run
+//! never sends one twice) and the reconciliation records of each month.
 //!
-//! Every write is one transaction. Re-importing a file inserts nothing twice (an estimate's identity is
-//! all of its fields); a month's reconciliation is replaced as a whole.
+//! [`FinanceStore`] is implemented by the SQLite store (below: every write is one transaction) and the
+//! DynamoDB store (`dynamodb::finance`). In both, re-importing a file inserts nothing twice (an
+//! estimate's identity is all of its fields) and a month's reconciliation is replaced as a whole.
 
 use std::collections::BTreeSet;
 
@@ -33,13 +34,104 @@ pub struct ImportOutcome {
     pub already_stored: u64,
 }
 
+/// Estimates, budgets, alert state and reconciliation records, next to the cost lines.
+pub trait FinanceStore {
+    /// Imports validated estimates; records already stored (same fields) are counted, not added.
+    fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome>;
+
+    /// Every estimate of `month`, ordered by tenant, timestamp, operation, resource type.
+    fn estimates(&self, month: Month) -> Result<Vec<Estimate>>;
+
+    /// Creates or replaces a tenant's budget.
+    fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()>;
+
+    /// Deletes a tenant's budget; `false` when there was none.
+    fn delete_budget(&mut self, tenant: &str) -> Result<bool>;
+
+    /// Every budget, by tenant.
+    fn budgets(&self) -> Result<Vec<BudgetSetting>>;
+
+    /// The alerts already sent for `month`.
+    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>>;
+
+    /// Records a sent alert; `false` when it was already recorded (another run sent it).
+    fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool>;
+
+    /// Replaces `month`'s reconciliation records as a whole; returns how many were written.
+    fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize>;
+
+    /// The stored reconciliation records of `month`, ordered by level, tenant, resource type.
+    fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>>;
+}
+
+/// One stored reconciliation record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReconciliationRow {
+    /// `resource_type`, `suggestion` or `tenant`.
+    pub level: String,
+    pub accountant_id: String,
+    /// `""` at tenant level.
+    pub resource_type: String,
+    /// The record as JSON (exact decimals as strings).
+    pub record: String,
+}
+
+/// The records of `month` in a comparison, as every implementation stores them.
+pub(crate) fn reconciliation_rows(month: Month, comparison: &Comparison) -> Result<Vec<ReconciliationRow>> {
+    let json = |v: &dyn erased::Json| v.json();
+    let row = |level: &str, tenant: &str, resource_type: &str, record: String| ReconciliationRow {
+        level: level.into(),
+        accountant_id: tenant.into(),
+        resource_type: resource_type.into(),
+        record,
+    };
+    let mut rows = Vec::new();
+    for r in comparison.tenant_months.iter().filter(|r| r.month == month) {
+        rows.push(row("tenant", &r.accountant_id, "", json(r)?));
+    }
+    for r in comparison.resource_types.iter().filter(|r| r.month == month) {
+        rows.push(row("resource_type", &r.accountant_id, &r.resource_type, json(r)?));
+    }
+    for r in comparison.suggestions.iter().filter(|r| r.month == month) {
+        rows.push(row("suggestion", &r.accountant_id, &r.resource_type, json(r)?));
+    }
+    Ok(rows)
+}
+
+/// The stored name of an alert kind.
+pub(crate) fn alert_kind_name(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Actual => "actual",
+        AlertKind::Forecast => "forecast",
+    }
+}
+
+/// The alert kind of a stored name.
+pub(crate) fn alert_kind_of(name: &str) -> Option<AlertKind> {
+    match name {
+        "actual" => Some(AlertKind::Actual),
+        "forecast" => Some(AlertKind::Forecast),
+        _ => None,
+    }
+}
+
 fn dec(store: &SqliteStore, what: &str, text: &str) -> Result<Decimal> {
     text.parse().map_err(|_| corrupt(&store.path, format!("{what} {text:?}")))
 }
 
 impl SqliteStore {
-    /// Imports estimates (all or nothing).
-    pub fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
+    /// Whether any estimate exists (for messages).
+    pub fn has_estimates(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM estimates LIMIT 1", [], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|err| store_error(&self.path, err))
+    }
+}
+
+impl FinanceStore for SqliteStore {
+    fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
         let now = Utc::now().to_rfc3339();
@@ -61,9 +153,9 @@ impl SqliteStore {
                         est.month.to_string(),
                         est.operation,
                         est.resource_type,
-                        est.quantity.to_string(),
-                        est.unit_cost.to_string(),
-                        est.estimated_cost.to_string(),
+                        est.quantity.normalize().to_string(),
+                        est.unit_cost.normalize().to_string(),
+                        est.estimated_cost.normalize().to_string(),
                         source_name,
                         now,
                     ])
@@ -76,7 +168,7 @@ impl SqliteStore {
     }
 
     /// Every estimate of `month`, in a stable order.
-    pub fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
+    fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
         let e = |err| store_error(&self.path, err);
         let mut stmt = self
             .conn
@@ -110,7 +202,7 @@ impl SqliteStore {
     }
 
     /// Creates or replaces a tenant's budget.
-    pub fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
+    fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
         let b = &setting.budget;
         let thresholds =
             serde_json::to_string(&b.thresholds_pct.iter().map(|t| t.normalize().to_string()).collect::<Vec<_>>())
@@ -124,7 +216,7 @@ impl SqliteStore {
                  updated_at = excluded.updated_at",
                 params![
                     b.accountant_id,
-                    b.monthly_amount.to_string(),
+                    b.monthly_amount.normalize().to_string(),
                     b.currency,
                     thresholds,
                     setting.forecast_alerts,
@@ -136,7 +228,7 @@ impl SqliteStore {
     }
 
     /// Deletes a tenant's budget; `false` when there was none.
-    pub fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
+    fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
         let n = self
             .conn
             .execute("DELETE FROM budgets WHERE accountant_id = ?1", [tenant])
@@ -145,7 +237,7 @@ impl SqliteStore {
     }
 
     /// Every budget, by tenant.
-    pub fn budgets(&self) -> Result<Vec<BudgetSetting>> {
+    fn budgets(&self) -> Result<Vec<BudgetSetting>> {
         let e = |err| store_error(&self.path, err);
         let mut stmt = self
             .conn
@@ -189,7 +281,7 @@ impl SqliteStore {
     }
 
     /// The alerts already sent for `month`.
-    pub fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
+    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
         let e = |err| store_error(&self.path, err);
         let mut stmt = self
             .conn
@@ -203,11 +295,7 @@ impl SqliteStore {
         let mut out = BTreeSet::new();
         for row in rows {
             let (tenant, threshold, kind) = row.map_err(e)?;
-            let kind = match kind.as_str() {
-                "actual" => AlertKind::Actual,
-                "forecast" => AlertKind::Forecast,
-                other => return Err(corrupt(&self.path, format!("alert kind {other:?}"))),
-            };
+            let kind = alert_kind_of(&kind).ok_or_else(|| corrupt(&self.path, format!("alert kind {kind:?}")))?;
             out.insert(AlertKey {
                 accountant_id: tenant,
                 month,
@@ -219,11 +307,8 @@ impl SqliteStore {
     }
 
     /// Records a sent alert; `false` when it was already recorded (another run sent it).
-    pub fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool> {
-        let kind = match alert.kind {
-            AlertKind::Actual => "actual",
-            AlertKind::Forecast => "forecast",
-        };
+    fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool> {
+        let kind = alert_kind_name(alert.kind);
         let json = serde_json::to_string(alert).map_err(|err| Error::Internal(err.to_string()))?;
         let n = self
             .conn
@@ -245,18 +330,12 @@ impl SqliteStore {
     }
 
     /// Replaces `month`'s reconciliation records (one transaction).
-    pub fn replace_reconciliation(
-        &mut self,
-        month: Month,
-        comparison: &Comparison,
-        at: DateTime<Utc>,
-    ) -> Result<usize> {
+    fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize> {
+        let rows = reconciliation_rows(month, comparison)?;
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
-        let json = |v: &dyn erased::Json| v.json();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         tx.execute("DELETE FROM reconciliations WHERE month = ?1", [month.to_string()]).map_err(e)?;
-        let mut n = 0;
         {
             let mut stmt = tx
                 .prepare(
@@ -265,34 +344,16 @@ impl SqliteStore {
                 )
                 .map_err(e)?;
             let at = at.to_rfc3339();
-            for r in comparison.tenant_months.iter().filter(|r| r.month == month) {
-                n +=
-                    stmt.execute(params![month.to_string(), "tenant", r.accountant_id, "", json(r)?, at]).map_err(e)?;
-            }
-            for r in comparison.resource_types.iter().filter(|r| r.month == month) {
-                n += stmt
-                    .execute(params![
-                        month.to_string(),
-                        "resource_type",
-                        r.accountant_id,
-                        r.resource_type,
-                        json(r)?,
-                        at
-                    ])
-                    .map_err(e)?;
-            }
-            for r in comparison.suggestions.iter().filter(|r| r.month == month) {
-                n += stmt
-                    .execute(params![month.to_string(), "suggestion", r.accountant_id, r.resource_type, json(r)?, at])
+            for r in &rows {
+                stmt.execute(params![month.to_string(), r.level, r.accountant_id, r.resource_type, r.record, at])
                     .map_err(e)?;
             }
         }
         tx.commit().map_err(e)?;
-        Ok(n)
+        Ok(rows.len())
     }
 
-    /// The stored reconciliation records of `month` as (level, tenant, resource type, JSON).
-    pub fn reconciliation(&self, month: Month) -> Result<Vec<(String, String, String, String)>> {
+    fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
         let e = |err| store_error(&self.path, err);
         let mut stmt = self
             .conn
@@ -301,18 +362,17 @@ impl SqliteStore {
                  ORDER BY level, accountant_id, resource_type",
             )
             .map_err(e)?;
-        let rows =
-            stmt.query_map([month.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(e)?;
+        let rows = stmt
+            .query_map([month.to_string()], |r| {
+                Ok(ReconciliationRow {
+                    level: r.get(0)?,
+                    accountant_id: r.get(1)?,
+                    resource_type: r.get(2)?,
+                    record: r.get(3)?,
+                })
+            })
+            .map_err(e)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
-    }
-
-    /// Whether any estimate exists (for messages).
-    pub fn has_estimates(&self) -> Result<bool> {
-        self.conn
-            .query_row("SELECT 1 FROM estimates LIMIT 1", [], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
-            .map_err(|err| store_error(&self.path, err))
     }
 }
 

@@ -16,6 +16,7 @@ use crate::discover::ReportVersion;
 use crate::error::Result;
 use crate::period::BillingPeriod;
 
+pub use finance::FinanceStore;
 pub use sqlite::SqliteStore;
 
 /// What the store knows about a stored billing period.
@@ -119,9 +120,15 @@ pub trait CostStore {
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
 }
 
+/// A whole store: actual costs plus the finance side (estimates, budgets, alerts, reconciliations).
+/// Every command works the same on either implementation.
+pub trait Store: CostStore + FinanceStore {}
+
+impl<T: CostStore + FinanceStore> Store for T {}
+
 /// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
 /// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).
-pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn CostStore>> {
+pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn Store>> {
     if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
         let store = dynamodb::DynamoStore::connect(table, aws)?;
         store.check_table()?;
@@ -131,7 +138,7 @@ pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result
 }
 
 /// Opens a store that must already exist (read commands: a typo must not create an empty store).
-pub fn open_existing(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn CostStore>> {
+pub fn open_existing(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn Store>> {
     let dynamo = location.to_str().is_some_and(|l| dynamodb::table_of(l).is_some());
     if !dynamo && !location.exists() {
         return Err(crate::Error::Argument(format!(

@@ -1,4 +1,4 @@
-//! Finance commands on the embedded store: `estimates import`, `reconcile`, `budgets`, `nightly`,
+//! Finance commands on any store (SQLite or DynamoDB): `estimates import`, `reconcile`, `budgets`, `nightly`,
 //! `export`.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use curflow::estimates_import::read_estimates;
 use curflow::nightly::{self, summary_text};
 use curflow::reconciliation::{self, month_of};
-use curflow::store::SqliteStore;
+use curflow::store::Store;
 use curflow::store::finance::BudgetSetting;
 use curflow::{BillingPeriod, Config, Error};
 use curflow_reconcile::{Budget, EstimateRules, default_thresholds};
@@ -15,18 +15,13 @@ use rust_decimal::Decimal;
 
 use crate::Failure;
 
-fn open_store(store: Option<PathBuf>, config: &mut Config) -> Result<SqliteStore, Failure> {
+/// Opens the store (`--store` overrides the config): a SQLite file (created on first use) or a
+/// `dynamodb://TABLE`; estimates, budgets and reconciliations live next to the cost lines in both.
+fn open_store(store: Option<PathBuf>, config: &mut Config) -> Result<Box<dyn Store>, Failure> {
     if let Some(s) = store {
         config.store = s;
     }
-    if config.store.to_string_lossy().contains("://") {
-        return Err(Error::Argument(format!(
-            "{}: estimates, budgets and reconciliations are kept in the embedded SQLite store; pass --store FILE",
-            config.store.display()
-        ))
-        .into());
-    }
-    Ok(SqliteStore::open(&config.store)?)
+    Ok(curflow::store::open(&config.store, &config.aws())?)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
@@ -49,7 +44,8 @@ pub enum EstimatesCommand {
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        #[arg(long, value_name = "FILE")]
+        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+        #[arg(long, value_name = "STORE")]
         store: Option<PathBuf>,
     },
 }
@@ -82,7 +78,8 @@ pub struct ReconcileArgs {
     level: Level,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    #[arg(long, value_name = "FILE")]
+    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+    #[arg(long, value_name = "STORE")]
     store: Option<PathBuf>,
     /// The time the period state (open/provisional/final) is judged at. Default: now.
     #[arg(long, value_name = "RFC3339")]
@@ -99,7 +96,6 @@ enum Level {
 pub fn reconcile(args: ReconcileArgs, mut config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
     let mut store = open_store(args.store, &mut config)?;
-    use curflow::store::CostStore;
     if store.period(args.period)?.is_none() {
         return Err(Error::Argument(format!(
             "billing period {} is not stored; run `curflow process` first",
@@ -108,7 +104,7 @@ pub fn reconcile(args: ReconcileArgs, mut config: Config) -> Result<u8, Failure>
         .into());
     }
     let now = args.now.unwrap_or_else(Utc::now);
-    let comparison = reconciliation::reconcile(&store, args.period, now, &options)?;
+    let comparison = reconciliation::reconcile(&*store, args.period, now, &options)?;
     store.replace_reconciliation(month_of(args.period), &comparison, now)?;
     let keep = |t: &str| args.tenant.as_deref().is_none_or(|x| x == t);
     let values =
@@ -230,12 +226,14 @@ pub enum BudgetsCommand {
         /// Also alert when the month-end forecast crosses a threshold.
         #[arg(long)]
         forecast_alerts: bool,
-        #[arg(long, value_name = "FILE")]
+        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+        #[arg(long, value_name = "STORE")]
         store: Option<PathBuf>,
     },
     /// List budgets.
     List {
-        #[arg(long, value_name = "FILE")]
+        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+        #[arg(long, value_name = "STORE")]
         store: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -244,7 +242,8 @@ pub enum BudgetsCommand {
     Delete {
         #[arg(long, value_name = "ID")]
         tenant: String,
-        #[arg(long, value_name = "FILE")]
+        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+        #[arg(long, value_name = "STORE")]
         store: Option<PathBuf>,
     },
 }
@@ -301,7 +300,8 @@ pub struct NightlyArgs {
     /// Run as if it were this time (RFC 3339). Default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<DateTime<Utc>>,
-    #[arg(long, value_name = "FILE")]
+    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+    #[arg(long, value_name = "STORE")]
     store: Option<PathBuf>,
     /// Print the summary and every alert as JSON lines.
     #[arg(long)]
@@ -346,7 +346,8 @@ pub struct ExportArgs {
     period: BillingPeriod,
     #[arg(long, value_enum)]
     format: ExportFormat,
-    #[arg(long, value_name = "FILE")]
+    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+    #[arg(long, value_name = "STORE")]
     store: Option<PathBuf>,
 }
 
@@ -402,7 +403,8 @@ pub struct ReportArgs {
     /// Output HTML file (self-contained: opens without network).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    #[arg(long, value_name = "FILE")]
+    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
+    #[arg(long, value_name = "STORE")]
     store: Option<PathBuf>,
     /// The time the report describes (period state, forecast as of the day before). Default: now.
     #[arg(long, value_name = "RFC3339")]
@@ -410,7 +412,6 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs, mut config: Config) -> Result<u8, Failure> {
-    use curflow::store::CostStore;
     let options = config.reconcile_options()?;
     let store = open_store(args.store, &mut config)?;
     if store.period(args.period)?.is_none() {
@@ -420,7 +421,7 @@ pub fn report(args: ReportArgs, mut config: Config) -> Result<u8, Failure> {
         ))
         .into());
     }
-    let data = reconciliation::report_data(&store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
+    let data = reconciliation::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
     let html = curflow::report_html::render_report(&data)?;
     std::fs::write(&args.out, &html).map_err(|e| Failure::from(Error::Io { path: args.out.clone(), source: e }))?;
     crate::emit(&format!(

@@ -76,6 +76,7 @@
 //! inside a runtime, the future may borrow the store and its arguments, and the caller's runtime
 //! thread simply waits, as it does for SQLite's blocking I/O.
 
+mod finance;
 mod item;
 mod retry;
 
