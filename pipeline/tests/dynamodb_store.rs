@@ -707,3 +707,39 @@ fn a_missing_or_misshapen_table_and_bad_names_are_reported() {
     let opened = curflow::store::open(&PathBuf::from(format!("dynamodb://{}", store.table())), &settings).unwrap();
     assert_eq!(opened.describe(), store.describe());
 }
+
+#[test]
+fn two_curflow_processes_started_at_once_on_one_period_leave_exactly_the_newer_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = month(dir.path(), "p1", 900, 61, 5, 1);
+    let newer = month(dir.path(), "p2", 800, 62, 4, 2);
+    let (want_newer, _) = sqlite_of(dir.path(), &newer, common::options());
+    let store = fresh_store();
+    let table = format!("dynamodb://{}", store.table());
+    let spawn = |g: &Generated| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curflow"))
+            .args(["process", g.manifest_path.to_str().unwrap(), "--store", &table])
+            .current_dir(dir.path())
+            .env_remove("CURFLOW_CONFIG")
+            .env_remove("CURFLOW_STORE")
+            .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
+            .env("CURFLOW_AWS_REGION", "us-east-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Twice: on an empty period, then again on top of what the first round left (both deliveries
+    // re-sent at once, as a redelivery storm does).
+    for round in 0..2 {
+        let (a, b) = (spawn(&older), spawn(&newer));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let why = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+        // The older one either got in first (and was replaced) or was refused (exit 5).
+        assert!(matches!(a.status.code(), Some(0) | Some(5)), "round {round}: {}", why(&a));
+        assert_eq!(b.status.code(), Some(0), "round {round}: {}", why(&b));
+        assert_holds_exactly(&store, &want_newer);
+        assert_eq!(version_tags(store.table()).len(), 1);
+    }
+    assert_totals_match_expected(&want_newer, &newer);
+}
