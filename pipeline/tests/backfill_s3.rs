@@ -19,12 +19,8 @@ use curflow::store::{CostStore, SqliteStore};
 use curflow_fixtures::{Format, Generated};
 
 fn curflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_curflow"));
-    c.env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
-        .env("CURFLOW_AWS_REGION", "us-east-1")
-        .env("CURFLOW_MEMORY_LIMIT_MB", "256")
-        .env_remove("CURFLOW_CONFIG")
-        .env_remove("CURFLOW_STORE");
+    let mut c = common::curflow_command();
+    c.env("CURFLOW_MEMORY_LIMIT_MB", "256");
     c
 }
 

@@ -6,31 +6,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::dec;
 use rust_decimal::Decimal;
 
 fn curflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_curflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CURFLOW_CONFIG")
-        .env_remove("CURFLOW_STORE")
-        .output()
-        .unwrap()
+    common::run_curflow(args, Some(cwd), &[])
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use common::ok;
 
 #[test]
 fn generate_process_costs_and_periods_end_to_end() {

@@ -610,27 +610,10 @@ fn throttling_that_never_ends_fails_retryably_and_leaves_the_store_as_it_was() {
 // The CLI against a table: `process` and `costs` exactly as against SQLite.
 
 fn curflow(cwd: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_curflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CURFLOW_CONFIG")
-        .env_remove("CURFLOW_STORE")
-        .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
-        .env("CURFLOW_AWS_REGION", "us-east-1")
-        .output()
-        .unwrap()
+    common::run_curflow(args, Some(cwd), &[])
 }
 
-fn stdout_ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use common::ok as stdout_ok;
 
 #[test]
 fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
@@ -717,13 +700,9 @@ fn two_curflow_processes_started_at_once_on_one_period_leave_exactly_the_newer_v
     let store = fresh_store();
     let table = format!("dynamodb://{}", store.table());
     let spawn = |g: &Generated| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_curflow"))
+        common::curflow_command()
             .args(["process", g.manifest_path.to_str().unwrap(), "--store", &table])
             .current_dir(dir.path())
-            .env_remove("CURFLOW_CONFIG")
-            .env_remove("CURFLOW_STORE")
-            .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
-            .env("CURFLOW_AWS_REGION", "us-east-1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

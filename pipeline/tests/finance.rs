@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use curflow::reconciliation::actuals_of;
@@ -21,15 +21,10 @@ use curflow_reconcile::ResourceTypeMap;
 use rust_decimal::Decimal;
 
 fn curflow(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_curflow")).args(args).envs(env.iter().copied()).output().unwrap();
-    eprintln!("curflow {args:?}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
+    common::run_curflow(args, None, env)
 }
 
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use common::ok;
 
 /// A generated October 2026 processed into a SQLite store.
 fn stored_month(dir: &Path) -> std::path::PathBuf {

@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use curflow::store::dynamodb::DynamoStore;
@@ -17,25 +17,10 @@ use curflow_fixtures::Format;
 use curflow_reconcile::Month;
 
 fn curflow(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_curflow"))
-        .args(args)
-        .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
-        .env("CURFLOW_AWS_REGION", "us-east-1")
-        .env("CURFLOW_VARIANCE_MIN_AMOUNT", "0.01")
-        .env_remove("CURFLOW_CONFIG")
-        .env_remove("CURFLOW_STORE")
-        .env_remove("CURFLOW_ALERT_WEBHOOK_URL")
-        .env_remove("CURFLOW_ALERT_TOPIC_ARN")
-        .output()
-        .unwrap();
-    eprintln!("curflow {args:?}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
+    common::run_curflow(args, None, &[("CURFLOW_VARIANCE_MIN_AMOUNT", "0.01")])
 }
 
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use common::ok;
 
 const NOW: &str = "2026-11-20T00:00:00Z";
 

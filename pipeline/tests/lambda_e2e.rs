@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::Utc;
 use curflow::BillingPeriod;
@@ -17,27 +17,10 @@ use curflow::store::{CostStore, SqliteStore};
 use curflow_fixtures::Format;
 
 fn curflow(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_curflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("CURFLOW_AWS_ENDPOINT_URL", common::aws_endpoint())
-        .env("CURFLOW_AWS_REGION", "us-east-1")
-        .env_remove("CURFLOW_CONFIG")
-        .env_remove("CURFLOW_STORE")
-        .output()
-        .unwrap()
+    common::run_curflow(args, Some(cwd), &[])
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use common::ok;
 
 /// `curflow costs` in the forms that do not name the source: exact CSV by tenant and by service,
 /// and the rounded table without its header line (which names the manifest path).

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use curflow::discover::discover;
 use curflow::process::{PeriodReport, ProcessOptions, Processor};
@@ -360,4 +361,44 @@ pub fn stored_by_tenant(
         }
     }
     out
+}
+
+// ---- the `curflow` binary ------------------------------------------------------------------------
+
+/// The `curflow` binary with a clean environment: no config file, store or alert channel from the
+/// caller's shell; the AWS calls go to the test server when the suite runs with one.
+pub fn curflow_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_curflow"));
+    for var in ["CURFLOW_CONFIG", "CURFLOW_STORE", "CURFLOW_ALERT_WEBHOOK_URL", "CURFLOW_ALERT_TOPIC_ARN"] {
+        c.env_remove(var);
+    }
+    if let Ok(endpoint) = std::env::var("CURFLOW_TEST_AWS_ENDPOINT") {
+        c.env("CURFLOW_AWS_ENDPOINT_URL", endpoint).env("CURFLOW_AWS_REGION", "us-east-1");
+    }
+    c
+}
+
+/// Runs `curflow args` (in `cwd`, with `env` added) and echoes what it printed, which the test
+/// harness shows when the test fails.
+pub fn run_curflow(args: &[&str], cwd: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    let mut c = curflow_command();
+    c.args(args).envs(env.iter().copied());
+    if let Some(dir) = cwd {
+        c.current_dir(dir);
+    }
+    let out = c.output().unwrap();
+    eprintln!("curflow {args:?}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The stdout of a successful run; otherwise fails the test with the exit code and both streams.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
 }
