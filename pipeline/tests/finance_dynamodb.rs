@@ -53,61 +53,70 @@ fn views(store: &str, dir: &Path, name: &str) -> Vec<String> {
     out
 }
 
-/// Reconciliation records stored in the table, per version tag.
-fn reconciliation_items(table: &str) -> Vec<String> {
+/// A runtime and an SDK client of the test server, to arrange or inspect a table directly.
+fn sdk() -> (tokio::runtime::Runtime, aws_sdk_dynamodb::Client) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let conf = curflow::aws::sdk_config(&common::aws_settings()).await;
-        let client = aws_sdk_dynamodb::Client::new(&conf);
-        let mut tags = Vec::new();
-        let mut start = None;
-        loop {
-            let page = client
-                .scan()
-                .table_name(table)
-                .filter_expression("#s = :r")
-                .expression_attribute_names("#s", "source")
-                .expression_attribute_values(":r", AttributeValue::S("reconciliation".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            for item in page.items() {
-                tags.push(item["version_tag"].as_s().unwrap().clone());
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return tags;
-            }
+    let conf = runtime.block_on(curflow::aws::sdk_config(&common::aws_settings()));
+    (runtime, aws_sdk_dynamodb::Client::new(&conf))
+}
+
+/// Writes one item as the app would, straight through the SDK.
+fn put_item(table: &str, attributes: &[(&str, AttributeValue)]) {
+    let (runtime, client) = sdk();
+    let item = attributes.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    runtime.block_on(client.put_item().table_name(table).set_item(Some(item)).send()).unwrap();
+}
+
+/// The version tags of the reconciliation records stored in the table, one per record.
+fn reconciliation_items(table: &str) -> Vec<String> {
+    let (runtime, client) = sdk();
+    let mut tags = Vec::new();
+    let mut start = None;
+    loop {
+        let page = runtime
+            .block_on(
+                client
+                    .scan()
+                    .table_name(table)
+                    .filter_expression("#s = :r")
+                    .expression_attribute_names("#s", "source")
+                    .expression_attribute_values(":r", AttributeValue::S("reconciliation".into()))
+                    .set_exclusive_start_key(start)
+                    .send(),
+            )
+            .unwrap();
+        for item in page.items() {
+            tags.push(item["version_tag"].as_s().unwrap().clone());
         }
-    })
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return tags;
+        }
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
 }
 
 /// An estimate item written by the app itself (its own sort key, numbers as strings).
 fn put_app_estimate(table: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let conf = curflow::aws::sdk_config(&common::aws_settings()).await;
-        let client = aws_sdk_dynamodb::Client::new(&conf);
-        let s = |v: &str| AttributeValue::S(v.into());
-        client
-            .put_item()
-            .table_name(table)
-            .item("accountant_id", s("acct-0002"))
-            .item("sk", s("2026-10-07#estimate#AWSLambda#req-81"))
-            .item("month", s("2026-10"))
-            .item("source", s("estimate"))
-            .item("actual_cost", AttributeValue::Bool(false))
-            .item("timestamp", s("2026-10-07T09:00:00Z"))
-            .item("operation", s("ocr_document"))
-            .item("resource_type", s("lambda_compute"))
-            .item("quantity", s("2500"))
-            .item("unit_cost", AttributeValue::N("0.0000166667".into()))
-            .item("estimated_cost", AttributeValue::N("0.04166675".into()))
-            .send()
-            .await
-            .unwrap();
-    });
+    put_item(
+        table,
+        &[
+            ("accountant_id", s("acct-0002")),
+            ("sk", s("2026-10-07#estimate#AWSLambda#req-81")),
+            ("month", s("2026-10")),
+            ("source", s("estimate")),
+            ("actual_cost", AttributeValue::Bool(false)),
+            ("timestamp", s("2026-10-07T09:00:00Z")),
+            ("operation", s("ocr_document")),
+            ("resource_type", s("lambda_compute")),
+            ("quantity", s("2500")),
+            ("unit_cost", AttributeValue::N("0.0000166667".into())),
+            ("estimated_cost", AttributeValue::N("0.04166675".into())),
+        ],
+    );
 }
 
 #[test]
@@ -213,28 +222,21 @@ fn an_unreadable_estimate_item_is_named_by_its_key() {
     let table = common::unique_name("curflow-finance-bad");
     let ddb = DynamoStore::connect(&table, &common::aws_settings()).unwrap();
     assert!(ddb.create_table_if_missing().unwrap());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let conf = curflow::aws::sdk_config(&common::aws_settings()).await;
-        let client = aws_sdk_dynamodb::Client::new(&conf);
-        let s = |v: &str| AttributeValue::S(v.into());
-        client
-            .put_item()
-            .table_name(&table)
-            .item("accountant_id", s("acct-9"))
-            .item("sk", s("estimate#broken"))
-            .item("month", s("2026-10"))
-            .item("source", s("estimate"))
-            .item("timestamp", s("2026-10-07T09:00:00Z"))
-            .item("operation", s("x"))
-            .item("resource_type", s("lambda_compute"))
-            .item("quantity", s("ten"))
-            .item("unit_cost", s("1"))
-            .item("estimated_cost", s("10"))
-            .send()
-            .await
-            .unwrap();
-    });
+    put_item(
+        &table,
+        &[
+            ("accountant_id", s("acct-9")),
+            ("sk", s("estimate#broken")),
+            ("month", s("2026-10")),
+            ("source", s("estimate")),
+            ("timestamp", s("2026-10-07T09:00:00Z")),
+            ("operation", s("x")),
+            ("resource_type", s("lambda_compute")),
+            ("quantity", s("ten")),
+            ("unit_cost", s("1")),
+            ("estimated_cost", s("10")),
+        ],
+    );
     let err = ddb.estimates("2026-10".parse().unwrap()).unwrap_err().to_string();
     assert!(err.contains("acct-9") && err.contains("estimate#broken") && err.contains("quantity"), "{err}");
 }
