@@ -160,6 +160,23 @@ fn cur2_export_into_a_dynamodb_store_through_the_handler() {
         dir.path(),
     ));
     assert_eq!(costs_views(Path::new(&location), dir.path()), costs_views(&local, dir.path()));
+
+    // The nightly schedule on the same table (the deployed configuration): it reconciles October
+    // into the table and sends a budget alert once.
+    ok(&curflow(&["budgets", "set", "--tenant", "acct-0001", "--amount", "0.01", "--store", &location], dir.path()));
+    let nightly = common::event_fixture("eventbridge-scheduled.json", &bucket);
+    let now = "2026-11-01T03:30:00Z".parse().unwrap(); // October is the month being watched
+    let response = s3.runtime.block_on(handler.handle(&nightly, now)).unwrap();
+    assert_eq!(response.results[0].action, Action::Nightly, "{response:?}");
+    let detail = response.results[0].detail.clone().unwrap();
+    assert!(detail.contains("reconciled 1 month(s), 2 alert(s) sent, 0 failed"), "{detail}");
+    let october = curflow_reconcile::Month::of(period.first_day());
+    use curflow::store::FinanceStore;
+    assert!(!store.reconciliation(october).unwrap().is_empty());
+    assert_eq!(store.alerts_sent(october).unwrap().len(), 2, "80 % and 100 % of a 0.01 budget");
+    let again = s3.runtime.block_on(handler.handle(&nightly, now)).unwrap();
+    assert_eq!(again.results[0].action, Action::Nightly);
+    assert_eq!(store.alerts_sent(october).unwrap().len(), 2, "no alert twice");
 }
 
 #[test]
