@@ -87,6 +87,52 @@ pub fn ri_sp_upfront_fees(row: &RowInputs) -> i128 {
     }
 }
 
+/// Positions of the [`CommitmentAmounts`] fields, in declaration order (the order of
+/// [`CommitmentAmounts::from_array`]).
+pub const COMMITMENT_FIELDS: usize = 8;
+
+impl CommitmentAmounts {
+    /// The fields from an array in declaration order.
+    pub fn from_array(v: [i128; COMMITMENT_FIELDS]) -> Self {
+        let [
+            sp_effective_cost,
+            sp_total_commitment_to_date,
+            sp_used_commitment,
+            sp_amortized_upfront_commitment,
+            ri_effective_cost,
+            ri_unused_amortized_upfront_fee,
+            ri_unused_recurring_fee,
+            ri_amortized_upfront_fee,
+        ] = v;
+        Self {
+            sp_effective_cost,
+            sp_total_commitment_to_date,
+            sp_used_commitment,
+            sp_amortized_upfront_commitment,
+            ri_effective_cost,
+            ri_unused_amortized_upfront_fee,
+            ri_unused_recurring_fee,
+            ri_amortized_upfront_fee,
+        }
+    }
+}
+
+/// The commitment fields (positions as in [`CommitmentAmounts::from_array`]) that any measure
+/// reads for a row of `kind`; the others do not change any measure and may be left 0.
+///
+/// Most rows are plain usage and read none: the fast Parquet path converts only these, instead of
+/// eight money columns per row. Kept next to the measures so that a change to one is a change to
+/// both; `commitments_read_covers_every_measure` checks them against each other.
+pub fn commitments_read(kind: LineItemKind) -> &'static [usize] {
+    match kind {
+        LineItemKind::SavingsPlanCoveredUsage => &[0],
+        LineItemKind::SavingsPlanRecurringFee => &[1, 2, 3],
+        LineItemKind::DiscountedUsage => &[4],
+        LineItemKind::RiFee => &[5, 6, 7],
+        _ => &[],
+    }
+}
+
 /// Which measure a [`RowInputs`] is evaluated for; lets one UDF type serve all four.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Measure {
@@ -180,6 +226,33 @@ mod tests {
         assert_eq!(ri_sp_upfront_fees(&support), 0);
         for kind in [LineItemKind::Other, LineItemKind::Tax, LineItemKind::Credit, LineItemKind::Discount] {
             assert_eq!(amortized(&row(kind, -3)), -3);
+        }
+    }
+
+    #[test]
+    fn commitments_read_covers_every_measure() {
+        for code in 0..=u8::MAX {
+            let kind = LineItemKind::from_code(code);
+            for seed in 1..50i128 {
+                let all: [i128; COMMITMENT_FIELDS] = std::array::from_fn(|i| seed * 7919 * (i as i128 + 1) - 1000);
+                let mut read = [0i128; COMMITMENT_FIELDS];
+                for &i in commitments_read(kind) {
+                    read[i] = all[i];
+                }
+                for has_reservation_arn in [false, true] {
+                    let full = RowInputs {
+                        kind,
+                        has_reservation_arn,
+                        unblended: seed * 31,
+                        net_unblended: Some(seed * 29),
+                        commitments: CommitmentAmounts::from_array(all),
+                    };
+                    let partial = RowInputs { commitments: CommitmentAmounts::from_array(read), ..full };
+                    for m in Measure::ALL {
+                        assert_eq!(m.eval(&full), m.eval(&partial), "{kind:?} {m:?}");
+                    }
+                }
+            }
         }
     }
 

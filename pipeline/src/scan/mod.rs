@@ -10,6 +10,7 @@
 //! Memory is bounded by the session's pool ([`EngineOptions::memory_limit_bytes`]); aggregation
 //! state beyond it spills to [`SpillOptions::dir`], capped at [`SpillOptions::max_bytes`].
 
+mod fast;
 mod inspect;
 pub mod plan;
 pub mod udf;
@@ -165,6 +166,9 @@ impl Engine {
                     None => inspect::parquet_footer(path)?,
                 };
                 let cols = resolve_parquet(path, &schema, tag_key)?;
+                if let Some(layout) = fast::layout(&schema, &cols) {
+                    return self.scan_parquet_fast(path, path_str, file.size, cols, rows, layout).await;
+                }
                 let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
                 let df = self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?;
                 (df, cols, Some(rows), None)
@@ -219,6 +223,36 @@ impl Engine {
             net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
             groups,
             invoices,
+        })
+    }
+
+    /// Scans a Parquet file in the common layout through [`fast`] (see there for why).
+    async fn scan_parquet_fast(
+        &self,
+        path: &Path,
+        path_str: &str,
+        size: u64,
+        cols: ResolvedColumns,
+        rows_read: u64,
+        layout: fast::FastLayout,
+    ) -> Result<FileScan> {
+        let partitions = self.ctx.state().config().target_partitions();
+        let done = fast::scan(&self.ctx, path, path_str, size, Arc::new(layout), partitions).await?;
+        tracing::debug!(
+            file = %path.display(),
+            metrics = %DisplayableExecutionPlan::with_metrics(done.plan.as_ref()).indent(true),
+            "scan metrics (fast path; the filter, measures and aggregation run in curflow::scan::fast)"
+        );
+        let summed: u64 = done.groups.iter().map(|(_, _, a)| a.line_items).sum();
+        Ok(FileScan {
+            path: path.to_path_buf(),
+            format: cols.format,
+            rows_read,
+            split_child_rows: rows_read.saturating_sub(summed),
+            tenant_tag_present: cols.tenant != TenantSource::Absent,
+            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
+            groups: done.groups,
+            invoices: done.invoices,
         })
     }
 
