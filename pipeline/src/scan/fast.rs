@@ -38,13 +38,12 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use rust_decimal::Decimal;
 
 use crate::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
 use crate::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
 use crate::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
-use crate::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled, f64s_to_scaled, scaled_to_decimal};
+use crate::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled, f64s_to_scaled};
 use crate::period::BillingPeriod;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
 use crate::store::Invoices;
@@ -755,24 +754,7 @@ impl Partial {
                 line_item_type: owned(T_LINE_ITEM_TYPE, line_item_type),
                 currency: owned(T_CURRENCY, currency),
             };
-            let amount = |i: usize, scale: u32| -> Result<Decimal> {
-                scaled_to_decimal(sums.money[i], scale).ok_or_else(|| {
-                    Error::Internal(format!(
-                        "{}: a sum of {} exceeds 28 digits",
-                        path.display(),
-                        super::plan::SUM_COLUMNS[i]
-                    ))
-                })
-            };
-            let amounts = Amounts {
-                unblended_cost: amount(0, MONEY_SCALE)?,
-                net_unblended_cost: amount(1, MONEY_SCALE)?,
-                amortized_cost: amount(2, MONEY_SCALE)?,
-                ri_sp_trueup: amount(3, MONEY_SCALE)?,
-                ri_sp_upfront_fees: amount(4, MONEY_SCALE)?,
-                usage_amount: amount(5, QUANTITY_SCALE)?,
-                line_items: sums.rows,
-            };
+            let amounts = super::amounts_from_scaled(path, sums.money, sums.rows)?;
             invoices.entry(period).or_default().add(text(T_INVOICE, invoice), amounts.line_items);
             out.push((period, cost_key, amounts));
         }

@@ -342,6 +342,26 @@ fn epoch_day(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(days)))
 }
 
+/// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
+/// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
+pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64) -> Result<Amounts> {
+    let amount = |i: usize| -> Result<Decimal> {
+        let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
+        scaled_to_decimal(sums[i], scale).ok_or_else(|| {
+            Error::Internal(format!("{}: a sum of {} exceeds 28 digits", path.display(), plan::SUM_COLUMNS[i]))
+        })
+    };
+    Ok(Amounts {
+        unblended_cost: amount(0)?,
+        net_unblended_cost: amount(1)?,
+        amortized_cost: amount(2)?,
+        ri_sp_trueup: amount(3)?,
+        ri_sp_upfront_fees: amount(4)?,
+        usage_amount: amount(5)?,
+        line_items,
+    })
+}
+
 /// Converts one batch of aggregate output into keys and exact amounts.
 fn decode_groups(
     path: &Path,
@@ -399,23 +419,8 @@ fn decode_groups(
             line_item_type: s(5),
             currency: s(6),
         };
-        let amount = |i: usize, scale: u32| -> Result<Decimal> {
-            if !sums[i].is_valid(row) {
-                return Ok(Decimal::ZERO);
-            }
-            scaled_to_decimal(sums[i].value(row), scale).ok_or_else(|| {
-                Error::Internal(format!("{}: a sum of {} exceeds 28 digits", path.display(), plan::SUM_COLUMNS[i]))
-            })
-        };
-        let amounts = Amounts {
-            unblended_cost: amount(0, MONEY_SCALE)?,
-            net_unblended_cost: amount(1, MONEY_SCALE)?,
-            amortized_cost: amount(2, MONEY_SCALE)?,
-            ri_sp_trueup: amount(3, MONEY_SCALE)?,
-            ri_sp_upfront_fees: amount(4, MONEY_SCALE)?,
-            usage_amount: amount(5, QUANTITY_SCALE)?,
-            line_items: u64::try_from(counts.value(row)).unwrap_or(0),
-        };
+        let scaled: [i128; 6] = std::array::from_fn(|i| if sums[i].is_valid(row) { sums[i].value(row) } else { 0 });
+        let amounts = amounts_from_scaled(path, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
         invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));
     }
