@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
@@ -183,35 +183,41 @@ impl Processor {
     pub async fn scan(&self, delivery: &Delivery, on_file: &(dyn Fn(&FileScan) + Sync)) -> Result<ScannedDelivery> {
         let started = Instant::now();
         let tag_key = self.options.tag_key.as_str();
-        let scanned: Result<Vec<FileScan>> = futures::stream::iter(delivery.files.iter())
+        // Each file's groups are merged as soon as the file is done, while the next files are still
+        // being scanned (their partitions run on the runtime's workers), and moved, not copied:
+        // the merge is off the critical path and no file's groups outlive its merge.
+        let mut files = futures::stream::iter(delivery.files.iter())
             .map(|file| async move {
                 let scan = self.engine.scan_file(file, tag_key).await?;
                 on_file(&scan);
                 Ok::<_, Error>(scan)
             })
-            .buffered(self.options.file_concurrency.max(1))
-            .try_collect()
-            .await;
-        let scans = match scanned {
-            Ok(scans) => {
-                self.verify_unchanged(&delivery.files).await?;
-                scans
+            .buffered(self.options.file_concurrency.max(1));
+        let mut aggregate = PeriodAggregate::default();
+        let mut scans = Vec::with_capacity(delivery.files.len());
+        let merged: Result<()> = async {
+            while let Some(scan) = files.next().await {
+                let mut scan = scan?;
+                for (p, key, amounts) in std::mem::take(&mut scan.groups) {
+                    aggregate.add(p, key, &amounts)?;
+                }
+                scans.push(scan);
             }
+            Ok(())
+        }
+        .await;
+        drop(files);
+        match merged {
+            Ok(()) => self.verify_unchanged(&delivery.files).await?,
             Err(e) if e.class() != ErrorClass::External => {
                 // A file that changed under the reader explains a "corrupt" read: retry instead.
                 self.verify_unchanged(&delivery.files).await?;
                 return Err(e);
             }
             Err(e) => return Err(e),
-        };
+        }
 
         let period = single_period(delivery, &scans)?;
-        let mut aggregate = PeriodAggregate::default();
-        for scan in &scans {
-            for (p, key, amounts) in &scan.groups {
-                aggregate.add(*p, key.clone(), amounts)?;
-            }
-        }
         let mut lines = aggregate.into_lines();
         let mut coverage = None;
         if let Some(inputs) = &self.attribution {
@@ -340,7 +346,8 @@ fn format_of(scans: &[FileScan]) -> String {
 fn single_period(delivery: &Delivery, scans: &[FileScan]) -> Result<BillingPeriod> {
     let mut first: Option<(PathBuf, BillingPeriod)> = None;
     for scan in scans {
-        for (p, _, _) in &scan.groups {
+        // Every period with rows has an entry in `invoices` (the groups are merged away by then).
+        for p in scan.invoices.keys() {
             match &first {
                 None => first = Some((scan.path.clone(), *p)),
                 Some((path, period)) if period != p => {
