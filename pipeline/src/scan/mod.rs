@@ -93,6 +93,29 @@ pub struct FileScan {
     pub invoices: BTreeMap<BillingPeriod, Invoices>,
 }
 
+impl FileScan {
+    /// What a file contributed; rows the groups do not count were split-cost child rows.
+    fn new(
+        path: &Path,
+        cols: &ResolvedColumns,
+        rows_read: u64,
+        groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+        invoices: BTreeMap<BillingPeriod, Invoices>,
+    ) -> Self {
+        let summed: u64 = groups.iter().map(|(_, _, a)| a.line_items).sum();
+        Self {
+            path: path.to_path_buf(),
+            format: cols.format,
+            rows_read,
+            split_child_rows: rows_read.saturating_sub(summed),
+            tenant_tag_present: cols.tenant != TenantSource::Absent,
+            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
+            groups,
+            invoices,
+        }
+    }
+}
+
 /// A DataFusion session configured for CUR scans, plus curflow's functions.
 pub struct Engine {
     ctx: SessionContext,
@@ -209,21 +232,11 @@ impl Engine {
             metrics = %DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true),
             "scan metrics (EXPLAIN ANALYZE)"
         );
-        let summed: u64 = groups.iter().map(|(_, _, a)| a.line_items).sum();
         let rows_read = match footer_rows {
             Some(rows) => rows,
             None => leaf_output_rows(physical.as_ref()),
         };
-        Ok(FileScan {
-            path: path.to_path_buf(),
-            format: cols.format,
-            rows_read,
-            split_child_rows: rows_read.saturating_sub(summed),
-            tenant_tag_present: cols.tenant != TenantSource::Absent,
-            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
-            groups,
-            invoices,
-        })
+        Ok(FileScan::new(path, &cols, rows_read, groups, invoices))
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why).
@@ -243,17 +256,7 @@ impl Engine {
             metrics = %DisplayableExecutionPlan::with_metrics(done.plan.as_ref()).indent(true),
             "scan metrics (fast path; the filter, measures and aggregation run in curflow::scan::fast)"
         );
-        let summed: u64 = done.groups.iter().map(|(_, _, a)| a.line_items).sum();
-        Ok(FileScan {
-            path: path.to_path_buf(),
-            format: cols.format,
-            rows_read,
-            split_child_rows: rows_read.saturating_sub(summed),
-            tenant_tag_present: cols.tenant != TenantSource::Absent,
-            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
-            groups: done.groups,
-            invoices: done.invoices,
-        })
+        Ok(FileScan::new(path, &cols, rows_read, done.groups, done.invoices))
     }
 
     /// Plans and runs one file's aggregate; returns the executed plan (for metrics) and groups.
