@@ -8,6 +8,7 @@
 //! | `memory-limit-mb` | `CURFLOW_MEMORY_LIMIT_MB` | `1024` | query-engine memory pool (MiB); aggregation spills beyond it |
 //! | `target-partitions` | `CURFLOW_TARGET_PARTITIONS` | CPU cores | parallel partitions per file |
 //! | `file-concurrency` | `CURFLOW_FILE_CONCURRENCY` | `2` | files scanned at once |
+//! | `batch-rows` | `CURFLOW_BATCH_ROWS` | `8192` | rows per decoded batch (1024..=65536); smaller batches stay in the CPU caches |
 //! | `spill-dir` | `CURFLOW_SPILL_DIR` | OS temp dir | where aggregation state beyond the memory pool spills (Lambda: under `/tmp`) |
 //! | `spill-max-mb` | `CURFLOW_SPILL_MAX_MB` | `2048` | cap on spill files together (MiB); beyond it the scan fails (retryable) instead of filling the disk. Lambda: keep it below the function's ephemeral storage (512 MiB by default) |
 //! | `evidence-max-malformed-pct` | `CURFLOW_EVIDENCE_MAX_MALFORMED_PCT` | `1` | malformed evidence lines tolerated per source, % |
@@ -46,6 +47,8 @@ pub struct Config {
     pub target_partitions: Option<usize>,
     /// Files scanned concurrently.
     pub file_concurrency: usize,
+    /// Rows per decoded Arrow batch.
+    pub batch_rows: usize,
     /// Spill directory of the query engine; `None` = the OS temp dir.
     pub spill_dir: Option<PathBuf>,
     /// Cap on the engine's spill files together, MiB.
@@ -71,6 +74,7 @@ impl Default for Config {
             memory_limit_mb: 1024,
             target_partitions: None,
             file_concurrency: 2,
+            batch_rows: EngineOptions::default().batch_size,
             spill_dir: None,
             spill_max_mb: 2048,
             evidence_max_malformed_pct: Decimal::ONE,
@@ -130,6 +134,9 @@ impl Config {
         if let Some(v) = get("CURFLOW_FILE_CONCURRENCY") {
             self.file_concurrency = number("CURFLOW_FILE_CONCURRENCY", v)?;
         }
+        if let Some(v) = get("CURFLOW_BATCH_ROWS") {
+            self.batch_rows = number("CURFLOW_BATCH_ROWS", v)?;
+        }
         if let Some(v) = get("CURFLOW_EVIDENCE_MAX_MALFORMED_PCT") {
             self.evidence_max_malformed_pct = v.trim().parse().map_err(|_| Error::Config {
                 source_name: "CURFLOW_EVIDENCE_MAX_MALFORMED_PCT".into(),
@@ -183,6 +190,9 @@ impl Config {
         if self.file_concurrency == 0 || self.target_partitions == Some(0) {
             return bad("file-concurrency and target-partitions must be at least 1");
         }
+        if !(1024..=65536).contains(&self.batch_rows) {
+            return bad("batch-rows must be between 1024 and 65536");
+        }
         if self.evidence_max_malformed_pct.is_sign_negative() || self.evidence_max_malformed_pct > Decimal::ONE_HUNDRED
         {
             return bad("evidence-max-malformed-pct must be between 0 and 100");
@@ -228,7 +238,7 @@ impl Config {
             engine: EngineOptions {
                 target_partitions: self.target_partitions.unwrap_or(defaults.target_partitions),
                 memory_limit_bytes: self.memory_limit_mb.saturating_mul(1 << 20),
-                batch_size: defaults.batch_size,
+                batch_size: self.batch_rows,
             },
             file_concurrency: self.file_concurrency,
         }

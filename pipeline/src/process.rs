@@ -218,6 +218,7 @@ impl Processor {
         }
 
         let period = single_period(delivery, &scans)?;
+        tracing::debug!(%period, files = scans.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
         let mut lines = aggregate.into_lines();
         let mut coverage = None;
         if let Some(inputs) = &self.attribution {
@@ -235,6 +236,7 @@ impl Processor {
             lines = attributed;
             coverage = Some(cov);
         }
+        tracing::debug!(%period, lines = lines.len(), elapsed_ms = started.elapsed().as_millis() as u64, "lines built");
         Ok(ScannedDelivery {
             period,
             version: delivery.version.clone(),
@@ -262,7 +264,10 @@ impl Processor {
             processed_at: Utc::now(),
             invoice: invoices_of(period, &scans),
         };
+        let writing = Instant::now();
         let outcome = store.replace_period(&record, &lines, self.options.force)?;
+        tracing::debug!(%period, lines = lines.len(), write_ms = writing.elapsed().as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64, "stored");
         let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
         report.coverage = coverage;
         Ok(report)

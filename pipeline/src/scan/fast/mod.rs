@@ -1,0 +1,313 @@
+//! The fast path for Parquet files in the common layout: text columns, timestamp dates and
+//! `double` money (every legacy CUR Parquet delivery seen so far).
+//!
+//! The generic plan ([`super::plan`]) is a chain of DataFusion operators: filter, two UDF
+//! projections, hash aggregation on string keys. Profiles showed that chain costing as much as the
+//! Parquet decode itself: each operator materialises ~20 columns per batch, four measure UDFs
+//! each re-read ten money columns, and the group-by hashes and compares 11 string keys per row.
+//! Here the scan still goes through DataFusion's Parquet source (streaming, one task per
+//! partition = byte range of the file, object stores, the same error reporting), but:
+//!
+//! * text columns are read as Arrow dictionaries straight from the Parquet dictionary pages
+//!   (`PartitionedFile::arrow_schema` hint), so no string is copied per row ([`text`]);
+//! * each distinct dictionary value is interned once per column into a small integer, and the
+//!   per-value facts (split-cost child operation, line-item kind, reservation ARN present, cleaned
+//!   tenant tag) are computed once per distinct value, not per row;
+//! * a row's group key is those integers packed into one `u128` ([`key`]), built column by column
+//!   from per-dictionary tables;
+//! * one row loop sums the *inputs* of the measures per group (unblended, net, quantity, and the
+//!   commitment columns only on the rows whose line-item type reads them); the measures
+//!   ([`crate::measures`], the same code as the UDFs) are evaluated once per group at the end,
+//!   which is exact because every measure is linear in its inputs for a given line-item type
+//!   ([`partial`]).
+//!
+//! Money stays exact: `double` → scaled `i128` by [`crate::money::f64_to_scaled`], sums with
+//! `checked_add` (an overflow is an error, never a wrap). Files whose columns have other types
+//! (CUR 2.0 maps, decimal or text money, ...) take the generic plan, and so does a file whose
+//! key fields need more than 127 bits together; both paths are covered by the golden tests, which
+//! compare every format against the same expected totals.
+
+mod columns;
+mod key;
+mod partial;
+mod text;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use crate::aggregate::{Amounts, CostKey};
+use crate::error::{Error, Result};
+use crate::period::BillingPeriod;
+use crate::schema::{Col, ResolvedColumns, TenantSource};
+use crate::store::Invoices;
+use partial::{Partial, Step};
+
+// Text columns, by position in `FastLayout::text`.
+const T_TENANT: usize = 0;
+const T_SERVICE: usize = 1;
+const T_USAGE_TYPE: usize = 2;
+const T_OPERATION: usize = 3;
+const T_RESOURCE: usize = 4;
+const T_LINE_ITEM_TYPE: usize = 5;
+const T_CURRENCY: usize = 6;
+const T_UNIT: usize = 7;
+const T_INVOICE: usize = 8;
+/// The text columns that are part of the group key: slots `0..KEY_TEXT`.
+const KEY_TEXT: usize = 9;
+const T_RI_ARN: usize = 9;
+const TEXT_COLUMNS: usize = 10;
+/// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
+const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
+    Col::ProductCode,
+    Col::UsageType,
+    Col::Operation,
+    Col::ResourceId,
+    Col::LineItemType,
+    Col::CurrencyCode,
+    Col::PricingUnit,
+    Col::InvoiceId,
+    Col::ReservationArn,
+];
+
+/// Money columns in the order of [`RowInputs`]' fields.
+const MONEY_COLS: [Col; 10] = [
+    Col::UnblendedCost,
+    Col::NetUnblendedCost,
+    Col::SavingsPlanEffectiveCost,
+    Col::SavingsPlanTotalCommitment,
+    Col::SavingsPlanUsedCommitment,
+    Col::SavingsPlanAmortizedUpfront,
+    Col::ReservationEffectiveCost,
+    Col::ReservationUnusedAmortizedUpfrontFee,
+    Col::ReservationUnusedRecurringFee,
+    Col::ReservationAmortizedUpfrontFee,
+];
+const M_UNBLENDED: usize = 0;
+const M_NET: usize = 1;
+
+/// A needed column: its name (for errors) and its position in the scanned batches.
+#[derive(Debug, Clone)]
+struct Slot {
+    name: String,
+    index: usize,
+}
+
+/// Where the fast path finds each needed column of one file.
+#[derive(Debug)]
+pub(super) struct FastLayout {
+    /// The file's schema with the needed text columns as `Dictionary(Int32, Utf8)`.
+    read_schema: SchemaRef,
+    /// Indices into `read_schema` of the columns to decode.
+    projection: Vec<usize>,
+    period: Slot,
+    usage_day: Slot,
+    text: [Option<Slot>; TEXT_COLUMNS],
+    money: [Option<Slot>; 10],
+    quantity: Slot,
+    /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
+    key_bits: u32,
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View)
+}
+
+fn is_date(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(..) | DataType::Date32)
+}
+
+/// The fast-path layout of a Parquet file, or `None` when some needed column has a type only the
+/// generic plan handles.
+pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayout> {
+    let mut wanted: Vec<usize> = Vec::new();
+    let mut types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let mut want = |name: &str, accept: fn(&DataType) -> bool| -> Option<usize> {
+        let index = schema.index_of(name).ok()?;
+        let t = schema.field(index).data_type();
+        if !accept(t) {
+            return None;
+        }
+        if is_text(t) {
+            types[index] = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        }
+        wanted.push(index);
+        Some(index)
+    };
+    let required = |c: Col| cols.name(c).map(str::to_string);
+    let period_name = required(Col::BillingPeriodStart)?;
+    let day_name = required(Col::UsageStart)?;
+    let quantity_name = required(Col::UsageAmount)?;
+    let period = want(&period_name, is_date)?;
+    let day = want(&day_name, is_date)?;
+    let quantity = want(&quantity_name, |t| matches!(t, DataType::Float64))?;
+    let mut text: [Option<(String, usize)>; TEXT_COLUMNS] = Default::default();
+    text[T_TENANT] = match &cols.tenant {
+        TenantSource::Column(name) => Some((name.clone(), want(name, is_text)?)),
+        TenantSource::Absent => None,
+        TenantSource::MapKeys(_) => return None,
+    };
+    for (slot, col) in text.iter_mut().skip(1).zip(TEXT_COLS) {
+        if let Some(name) = cols.name(col) {
+            *slot = Some((name.to_string(), want(name, is_text)?));
+        }
+    }
+    let mut money: [Option<(String, usize)>; 10] = Default::default();
+    for (slot, col) in money.iter_mut().zip(MONEY_COLS) {
+        if let Some(name) = cols.name(col) {
+            *slot = Some((name.to_string(), want(name, |t| matches!(t, DataType::Float64))?));
+        }
+    }
+    // Required (resolve checks it); the row loop reads it unconditionally.
+    cols.name(Col::UnblendedCost)?;
+
+    wanted.sort_unstable();
+    wanted.dedup();
+    let position = |index: usize| wanted.iter().position(|&w| w == index).unwrap_or(0);
+    let slot = |(name, index): (String, usize)| Slot { name, index: position(index) };
+    let fields: Vec<Field> =
+        schema.fields().iter().zip(types).map(|(f, t)| f.as_ref().clone().with_data_type(t)).collect();
+    Some(FastLayout {
+        read_schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        period: slot((period_name, period)),
+        usage_day: slot((day_name, day)),
+        quantity: slot((quantity_name, quantity)),
+        text: text.map(|t| t.map(slot)),
+        money: money.map(|m| m.map(slot)),
+        projection: wanted,
+        key_bits: key::KEY_BITS,
+    })
+}
+
+/// What one file's fast scan produced (the same shape as the generic plan's result).
+pub(super) struct FastResult {
+    pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+    pub invoices: BTreeMap<BillingPeriod, Invoices>,
+    pub plan: Arc<dyn ExecutionPlan>,
+}
+
+impl FastLayout {
+    /// Caps the packed key at `bits` (tests force the fallback to the generic plan with it).
+    #[cfg(test)]
+    pub(super) fn with_key_bits(mut self, bits: u32) -> Self {
+        self.key_bits = bits;
+        self
+    }
+}
+
+/// Scans `path` (local or `s3://`, its object store already registered in `ctx`) with one task per
+/// byte range, and returns the per-group sums of all ranges; `None` when the file's key fields do
+/// not fit a packed key (the caller then takes the generic plan).
+pub(super) async fn scan(
+    ctx: &SessionContext,
+    path: &Path,
+    path_str: &str,
+    size: u64,
+    layout: Arc<FastLayout>,
+    partitions: usize,
+) -> Result<Option<FastResult>> {
+    let engine = |e: datafusion::error::DataFusionError| super::engine_error(path, e);
+    let url = ListingTableUrl::parse(path_str).map_err(engine)?;
+    let source = Arc::new(ParquetSource::new(Arc::clone(&layout.read_schema)));
+    // Byte ranges: DataFusion gives each row group to the range holding its midpoint.
+    let size_i = i64::try_from(size).unwrap_or(i64::MAX);
+    let n = i64::try_from(partitions.max(1)).unwrap_or(1);
+    let groups: Vec<FileGroup> = (0..n)
+        .map(|i| {
+            let mut file = PartitionedFile::new(String::new(), size)
+                .with_range(size_i / n * i, if i + 1 == n { size_i } else { size_i / n * (i + 1) })
+                .with_arrow_schema(Arc::clone(&layout.read_schema));
+            file.object_meta.location = url.prefix().clone();
+            FileGroup::new(vec![file])
+        })
+        .collect();
+    let config = FileScanConfigBuilder::new(url.object_store(), source)
+        .with_file_groups(groups)
+        .with_projection_indices(Some(layout.projection.clone()))
+        .map_err(engine)?
+        .build();
+    let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+    let task_ctx = ctx.task_ctx();
+    // A JoinSet aborts the other partitions' tasks when one fails and this future is dropped.
+    let mut tasks = tokio::task::JoinSet::new();
+    for partition in 0..exec.properties().output_partitioning().partition_count() {
+        let mut stream = exec.execute(partition, Arc::clone(&task_ctx)).map_err(engine)?;
+        let layout = Arc::clone(&layout);
+        let owned_path = path.to_path_buf();
+        tasks.spawn(async move {
+            let mut partial = Partial::new(layout);
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| super::scan_error(&owned_path, None, e))?;
+                if partial.add(&owned_path, &batch)? == Step::KeyTooWide {
+                    return Ok(None);
+                }
+            }
+            Ok::<_, Error>(Some(partial))
+        });
+    }
+    let mut groups = Vec::new();
+    let mut invoices = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let partial = joined.map_err(|e| Error::Internal(format!("{}: scan task failed: {e}", path.display())))??;
+        // Dropping `tasks` aborts the other partitions.
+        let Some(partial) = partial else { return Ok(None) };
+        partial.finish(path, &mut groups, &mut invoices)?;
+    }
+    Ok(Some(FastResult { groups, invoices, plan: exec }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use arrow::datatypes::TimeUnit;
+
+    use super::*;
+    use crate::schema::ColumnKind;
+    use crate::schema::resolve::resolve_parquet;
+
+    /// A legacy CUR schema with every known column, money as `money`.
+    fn schema(money: DataType) -> Schema {
+        let mut fields: Vec<Field> = Col::ALL
+            .iter()
+            .map(|c| {
+                let t = match c.spec().kind {
+                    ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+                    ColumnKind::Money | ColumnKind::Quantity => money.clone(),
+                    ColumnKind::Text => DataType::Utf8,
+                };
+                Field::new(c.parquet_name(), t, true)
+            })
+            .collect();
+        fields.push(Field::new("resource_tags_user_accountant_id", DataType::Utf8, true));
+        Schema::new(fields)
+    }
+
+    #[test]
+    fn common_legacy_layout_takes_the_fast_path_with_dictionary_text() {
+        let schema = schema(DataType::Float64);
+        let cols = resolve_parquet(Path::new("x.parquet"), &schema, "accountant_id").unwrap();
+        let layout = layout(&schema, &cols).unwrap();
+        let tag = layout.read_schema.field_with_name("resource_tags_user_accountant_id").unwrap();
+        assert!(matches!(tag.data_type(), DataType::Dictionary(..)));
+        assert_eq!(layout.projection.len(), Col::ALL.len() + 1, "every needed column, nothing else");
+        assert!(layout.text.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn other_money_types_take_the_generic_plan() {
+        for money in [DataType::Decimal128(38, 10), DataType::Utf8, DataType::Int64] {
+            let schema = schema(money);
+            if let Ok(cols) = resolve_parquet(Path::new("x.parquet"), &schema, "accountant_id") {
+                assert!(layout(&schema, &cols).is_none());
+            }
+        }
+    }
+}

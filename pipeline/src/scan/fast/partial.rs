@@ -1,0 +1,532 @@
+//! One partition's aggregation on the fast path: batches in, per-group sums of the measures'
+//! inputs out; the measures themselves are evaluated once per group in [`Partial::finish`].
+//!
+//! Per batch, column at a time: text values to ids (new dictionaries only), dates to codes, the
+//! packed key of every row ([`super::key`]) ORed together from one small table per column, the
+//! line-item kind of every row, money to scaled integers. Then one row loop looks up each row's
+//! group and adds its unblended, net and usage amounts; only the rows whose line-item type reads
+//! commitment columns (or `Fee` rows with a reservation ARN) do more.
+//!
+//! Why the measures can wait until the end: for a fixed line-item type (part of the key) and a
+//! fixed "has a reservation ARN" flag (tracked apart for `Fee` rows, the only type where it
+//! matters), every measure in [`crate::measures`] is a sum or difference of its inputs, so the
+//! measure of the summed inputs equals the sum of the per-row measures, exactly
+//! (`measures::tests::measures_are_additive` checks it).
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, RecordBatch};
+
+use super::columns::{bad_value, check_money_column, day_column, money_column};
+use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
+use super::text::{FxBuild, TextColumn, clean_tag, for_each_row};
+use super::{
+    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE, T_OPERATION, T_RESOURCE,
+    T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+};
+use crate::aggregate::{Amounts, CostKey};
+use crate::error::{Error, Result};
+use crate::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
+use crate::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
+use crate::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
+use crate::period::BillingPeriod;
+use crate::store::Invoices;
+
+/// Key text columns that are always part of the key, then the shared-pool ones (operation and
+/// resource, kept only for untagged rows), which must come after the tenant.
+const KEY_TEXT_ORDER: [(usize, bool); KEY_TEXT] = [
+    (T_TENANT, false),
+    (T_SERVICE, false),
+    (T_USAGE_TYPE, false),
+    (T_LINE_ITEM_TYPE, false),
+    (T_CURRENCY, false),
+    (T_UNIT, false),
+    (T_INVOICE, false),
+    (T_OPERATION, true),
+    (T_RESOURCE, true),
+];
+
+/// What [`Partial::add`] asks of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Continue,
+    /// The key fields outgrew [`FastLayout::key_bits`]: the file must take the generic plan.
+    KeyTooWide,
+}
+
+/// Sums of a group's per-row inputs: unblended, net unblended (the net column where present and
+/// not NULL, else unblended: the measure's own rule, applied per row), usage amount of rows that
+/// count usage, and the row count.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    unblended: i128,
+    net: i128,
+    quantity: i128,
+    rows: u64,
+}
+
+/// Sums only some line-item types need: the commitment columns their measures read, and the
+/// unblended and net cost of `Fee` rows with a reservation ARN (RI upfront payments).
+#[derive(Debug, Clone, Copy, Default)]
+struct Extra {
+    commitments: [i128; COMMITMENT_FIELDS],
+    arn_fee_unblended: i128,
+    arn_fee_net: i128,
+}
+
+/// Something per index of a text column (see [`super::text::RowIndices`]), and the column
+/// generation and key layout it was built for.
+struct Table<T> {
+    entries: Vec<T>,
+    built_for: Option<(u64, KeyLayout)>,
+}
+
+impl<T> Table<T> {
+    fn new() -> Self {
+        Self { entries: Vec::new(), built_for: None }
+    }
+
+    /// Rebuilds the entries with `f(id)` unless they are current for `column` and `key`.
+    fn refresh(&mut self, column: &TextColumn, key: KeyLayout, f: impl FnMut(u32) -> T) {
+        let want = Some((column.generation, key));
+        if self.built_for != want {
+            self.entries = column.index_ids().table(f);
+            self.built_for = want;
+        }
+    }
+}
+
+/// One partition's aggregation state.
+pub(super) struct Partial {
+    layout: Arc<FastLayout>,
+    text: Vec<TextColumn>,
+    /// Per key text column: the key bits of each value (plus [`SKIP`] for split-cost children).
+    bits: Vec<Table<u128>>,
+    kinds: Table<LineItemKind>,
+    has_arn: Table<bool>,
+    periods: DateCodes,
+    days: DateCodes,
+    key: KeyLayout,
+    /// Packed key → group index into `fields`, `sums` and `extras`.
+    groups: HashMap<u128, u32, FxBuild>,
+    fields: Vec<[u32; KEY_FIELDS]>,
+    sums: Vec<Sums>,
+    extras: Vec<Extra>,
+    // Per-batch scratch buffers, reused.
+    keys: Vec<u128>,
+    row_kinds: Vec<LineItemKind>,
+    arn_fee: Vec<bool>,
+    unblended: Vec<i128>,
+    net: Vec<i128>,
+    quantity: Vec<i128>,
+    dates: Vec<Option<i32>>,
+    period_codes: Vec<u32>,
+    day_codes: Vec<u32>,
+    /// Rows with a NULL date: an error unless the row is skipped anyway.
+    null_dates: Vec<(usize, usize)>,
+}
+
+impl Partial {
+    pub(super) fn new(layout: Arc<FastLayout>) -> Self {
+        Self {
+            layout,
+            text: (0..TEXT_COLUMNS).map(|i| TextColumn::new(i == T_TENANT)).collect(),
+            bits: (0..KEY_TEXT).map(|_| Table::new()).collect(),
+            kinds: Table::new(),
+            has_arn: Table::new(),
+            periods: DateCodes::default(),
+            days: DateCodes::default(),
+            key: KeyLayout::default(),
+            groups: HashMap::default(),
+            fields: Vec::new(),
+            sums: Vec::new(),
+            extras: Vec::new(),
+            keys: Vec::new(),
+            row_kinds: Vec::new(),
+            arn_fee: Vec::new(),
+            unblended: Vec::new(),
+            net: Vec::new(),
+            quantity: Vec::new(),
+            dates: Vec::new(),
+            period_codes: Vec::new(),
+            day_codes: Vec::new(),
+            null_dates: Vec::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, path: &Path, batch: &RecordBatch) -> Result<Step> {
+        let layout = Arc::clone(&self.layout);
+        for (t, slot) in layout.text.iter().enumerate() {
+            if let Some(slot) = slot {
+                self.text[t].prepare(batch.column(slot.index))?;
+            }
+        }
+        self.null_dates.clear();
+        day_column(path, &layout.period, batch, &mut self.dates)?;
+        code_dates(&self.dates, &mut self.periods, &mut self.period_codes, 0, &mut self.null_dates);
+        day_column(path, &layout.usage_day, batch, &mut self.dates)?;
+        code_dates(&self.dates, &mut self.days, &mut self.day_codes, 1, &mut self.null_dates);
+
+        let sizes = self.sizes();
+        if !self.key.fits(&sizes) {
+            let Some(wider) = KeyLayout::for_sizes(&sizes, layout.key_bits) else { return Ok(Step::KeyTooWide) };
+            self.repack(wider);
+        }
+        self.build_keys(batch);
+        self.read_kinds(batch);
+        for &(row, which) in &self.null_dates {
+            if self.keys[row] & SKIP == 0 {
+                let (slot, what) = if which == 0 {
+                    (&layout.period, "a billing period start date on every row")
+                } else {
+                    (&layout.usage_day, "a usage start date on every row")
+                };
+                return Err(bad_value(path, &slot.name, String::new(), what));
+            }
+        }
+
+        read_money(path, layout.money[M_UNBLENDED].as_ref(), batch, MONEY_SCALE, &mut self.unblended)?;
+        let net_present = match &layout.money[M_NET] {
+            Some(slot) => {
+                if let Some(nulls) = money_column(path, slot, batch, MONEY_SCALE, &mut self.net)? {
+                    for (row, net) in self.net.iter_mut().enumerate() {
+                        if nulls.is_null(row) {
+                            *net = self.unblended[row];
+                        }
+                    }
+                }
+                true
+            }
+            None => false,
+        };
+        money_column(path, &layout.quantity, batch, QUANTITY_SCALE, &mut self.quantity)?;
+        let mut commitments: [Option<&Float64Array>; COMMITMENT_FIELDS] = [None; COMMITMENT_FIELDS];
+        for (field, slot) in commitments.iter_mut().zip(&layout.money[2..]) {
+            if let Some(slot) = slot {
+                *field = Some(check_money_column(path, slot, batch)?);
+            }
+        }
+        self.sum_rows(path, net_present, &commitments)?;
+        Ok(Step::Continue)
+    }
+
+    /// Codes per key field seen so far (NULL text included).
+    fn sizes(&self) -> [usize; KEY_FIELDS] {
+        let mut sizes = [1; KEY_FIELDS];
+        sizes[F_PERIOD] = self.periods.len();
+        sizes[F_DAY] = self.days.len();
+        for (t, column) in self.text.iter().take(KEY_TEXT).enumerate() {
+            sizes[text_field(t)] = column.interner.len();
+        }
+        sizes
+    }
+
+    /// Moves every group to a wider key layout (the tables follow lazily).
+    fn repack(&mut self, wider: KeyLayout) {
+        self.key = wider;
+        self.groups.clear();
+        for (group, fields) in self.fields.iter().enumerate() {
+            self.groups.insert(wider.pack(fields), group as u32);
+        }
+    }
+
+    /// Every row's packed key, from its date codes and then one table lookup per text column.
+    fn build_keys(&mut self, batch: &RecordBatch) {
+        let key = self.key;
+        self.keys.clear();
+        self.keys.extend(
+            self.period_codes.iter().zip(&self.day_codes).map(|(&p, &d)| key.bits(F_PERIOD, p) | key.bits(F_DAY, d)),
+        );
+        let tenant = key.mask(text_field(T_TENANT));
+        for (t, pool) in KEY_TEXT_ORDER {
+            let Some(slot) = &self.layout.text[t] else { continue };
+            let column = &self.text[t];
+            let field = text_field(t);
+            let interner = &column.interner;
+            let child = t == T_OPERATION;
+            self.bits[t].refresh(column, key, |id| {
+                let skip = child && interner.get(id).is_some_and(|op| SPLIT_COST_CHILD_OPERATIONS.contains(&op));
+                key.bits(field, id) | if skip { SKIP } else { 0 }
+            });
+            let rows = column.rows(batch.column(slot.index));
+            let keys = &mut self.keys;
+            if pool {
+                // Tagged rows keep only the skip mark of these columns.
+                for_each_row(&rows, &self.bits[t].entries, |row, bits| {
+                    let k = &mut keys[row];
+                    *k |= bits & if *k & tenant == 0 { u128::MAX } else { SKIP };
+                });
+            } else {
+                for_each_row(&rows, &self.bits[t].entries, |row, bits| keys[row] |= bits);
+            }
+        }
+    }
+
+    /// Every row's line-item kind, and for `Fee` rows whether they carry a reservation ARN.
+    fn read_kinds(&mut self, batch: &RecordBatch) {
+        let rows = batch.num_rows();
+        self.row_kinds.clear();
+        self.row_kinds.resize(rows, LineItemKind::Other);
+        if let Some(slot) = &self.layout.text[T_LINE_ITEM_TYPE] {
+            let column = &self.text[T_LINE_ITEM_TYPE];
+            let interner = &column.interner;
+            self.kinds.refresh(column, KeyLayout::default(), |id| {
+                LineItemKind::from_type_name(interner.get(id).unwrap_or(""))
+            });
+            let kinds = &mut self.row_kinds;
+            for_each_row(&column.rows(batch.column(slot.index)), &self.kinds.entries, |row, kind| kinds[row] = kind);
+        }
+        self.arn_fee.clear();
+        if let Some(slot) = &self.layout.text[T_RI_ARN]
+            && self.row_kinds.contains(&LineItemKind::Fee)
+        {
+            let column = &self.text[T_RI_ARN];
+            let interner = &column.interner;
+            self.has_arn.refresh(column, KeyLayout::default(), |id| clean_tag(interner.get(id)).is_some());
+            self.arn_fee.resize(rows, false);
+            let arn_fee = &mut self.arn_fee;
+            for_each_row(&column.rows(batch.column(slot.index)), &self.has_arn.entries, |row, has| {
+                arn_fee[row] = has;
+            });
+        }
+    }
+
+    /// The row loop: each row's group, and its inputs added to the group's sums.
+    fn sum_rows(
+        &mut self,
+        path: &Path,
+        net_present: bool,
+        commitments: &[Option<&Float64Array>; COMMITMENT_FIELDS],
+    ) -> Result<()> {
+        let Self { key, groups, fields, sums, extras, keys, row_kinds, arn_fee, unblended, net, quantity, .. } = self;
+        let net: &[i128] = if net_present { net } else { unblended };
+        let overflow = || Error::Internal(format!("{}: a sum exceeds 38 digits", path.display()));
+        let add = |sum: &mut i128, v: i128| -> Result<()> {
+            *sum = sum.checked_add(v).ok_or_else(overflow)?;
+            Ok(())
+        };
+        for (row, &k) in keys.iter().enumerate() {
+            if k & SKIP != 0 {
+                continue;
+            }
+            let group = match groups.entry(k) {
+                Entry::Occupied(e) => *e.get() as usize,
+                Entry::Vacant(e) => {
+                    let group = fields.len();
+                    e.insert(
+                        u32::try_from(group)
+                            .map_err(|_| Error::Internal(format!("{}: more than 4 billion groups", path.display())))?,
+                    );
+                    fields.push(key.unpack(k));
+                    sums.push(Sums::default());
+                    extras.push(Extra::default());
+                    group
+                }
+            };
+            let kind = row_kinds[row];
+            let s = &mut sums[group];
+            add(&mut s.unblended, unblended[row])?;
+            add(&mut s.net, net[row])?;
+            if kind.counts_usage() {
+                add(&mut s.quantity, quantity[row])?;
+            }
+            s.rows += 1;
+            if kind == LineItemKind::Fee {
+                if arn_fee.get(row).copied().unwrap_or(false) {
+                    let e = &mut extras[group];
+                    add(&mut e.arn_fee_unblended, unblended[row])?;
+                    add(&mut e.arn_fee_net, net[row])?;
+                }
+                continue;
+            }
+            for &field in commitments_read(kind) {
+                if let Some(array) = commitments[field]
+                    && array.is_valid(row)
+                {
+                    // Checked by `check_money_column`: a valid value always converts.
+                    add(
+                        &mut extras[group].commitments[field],
+                        f64_to_scaled(array.value(row), MONEY_SCALE).unwrap_or(0),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts the groups to keys and exact amounts, as `decode_groups` does for the generic plan.
+    pub(super) fn finish(
+        self,
+        path: &Path,
+        out: &mut Vec<(BillingPeriod, CostKey, Amounts)>,
+        invoices: &mut BTreeMap<BillingPeriod, Invoices>,
+    ) -> Result<()> {
+        let text = |t: usize, id: u32| self.text[t].interner.get(id);
+        let owned = |t: usize, id: u32| text(t, id).unwrap_or("").to_string();
+        let lost = |what: &str| Error::Internal(format!("{}: a group lost its {what}", path.display()));
+        out.reserve(self.fields.len());
+        for ((fields, sums), extra) in self.fields.iter().zip(&self.sums).zip(&self.extras) {
+            let period_days = self.periods.value(fields[F_PERIOD]).ok_or_else(|| lost("billing period"))?;
+            let day = self.days.value(fields[F_DAY]).ok_or_else(|| lost("usage day"))?;
+            let period_day = super::super::epoch_day(period_days).ok_or_else(|| {
+                bad_value(path, &self.layout.period.name, period_days.to_string(), "a date within chrono's range")
+            })?;
+            let period = BillingPeriod::starting_on(period_day)
+                .ok_or_else(|| Error::BadBillingPeriod { path: path.to_path_buf(), value: period_day.to_string() })?;
+            let usage_date = super::super::epoch_day(day).ok_or_else(|| {
+                bad_value(path, &self.layout.usage_day.name, day.to_string(), "a date within chrono's range")
+            })?;
+            let id = |t: usize| fields[text_field(t)];
+            let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
+            let kind = LineItemKind::from_type_name(&line_item_type);
+            let values = group_measures(kind, sums, extra).ok_or_else(|| {
+                Error::Internal(format!("{}: a measure of a group exceeds 38 digits", path.display()))
+            })?;
+            let cost_key = CostKey {
+                usage_date,
+                tenant: text(T_TENANT, id(T_TENANT)).map(str::to_string),
+                service: owned(T_SERVICE, id(T_SERVICE)),
+                usage_type: owned(T_USAGE_TYPE, id(T_USAGE_TYPE)),
+                usage_unit: owned(T_UNIT, id(T_UNIT)),
+                operation: owned(T_OPERATION, id(T_OPERATION)),
+                resource_id: owned(T_RESOURCE, id(T_RESOURCE)),
+                line_item_type,
+                currency: owned(T_CURRENCY, id(T_CURRENCY)),
+            };
+            let amounts = super::super::amounts_from_scaled(path, values, sums.rows)?;
+            invoices.entry(period).or_default().add(text(T_INVOICE, id(T_INVOICE)), amounts.line_items);
+            out.push((period, cost_key, amounts));
+        }
+        Ok(())
+    }
+}
+
+/// Codes of a batch's dates into `out`; NULL rows get code 0 and are listed in `nulls` with
+/// `which` (the caller decides whether they matter).
+fn code_dates(
+    dates: &[Option<i32>],
+    codes: &mut DateCodes,
+    out: &mut Vec<u32>,
+    which: usize,
+    nulls: &mut Vec<(usize, usize)>,
+) {
+    out.clear();
+    out.extend(dates.iter().enumerate().map(|(row, date)| match date {
+        Some(day) => codes.code(*day),
+        None => {
+            nulls.push((row, which));
+            0
+        }
+    }));
+}
+
+/// A money column that may be absent (then all 0).
+fn read_money(path: &Path, slot: Option<&Slot>, batch: &RecordBatch, scale: u32, out: &mut Vec<i128>) -> Result<()> {
+    match slot {
+        Some(slot) => {
+            money_column(path, slot, batch, scale, out)?;
+        }
+        None => {
+            out.clear();
+            out.resize(batch.num_rows(), 0);
+        }
+    }
+    Ok(())
+}
+
+/// The six sums of a group ([`super::super::plan::SUM_COLUMNS`] order) from its inputs' sums:
+/// the measures of the summed inputs, split into the `Fee` rows with a reservation ARN and the
+/// rest, which is exact because the measures are additive (see the module docs).
+fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i128; 6]> {
+    let rest = RowInputs {
+        kind,
+        has_reservation_arn: false,
+        unblended: sums.unblended.checked_sub(extra.arn_fee_unblended)?,
+        net_unblended: Some(sums.net.checked_sub(extra.arn_fee_net)?),
+        commitments: CommitmentAmounts::from_array(extra.commitments),
+    };
+    let arn_fee = RowInputs {
+        kind,
+        has_reservation_arn: true,
+        unblended: extra.arn_fee_unblended,
+        net_unblended: Some(extra.arn_fee_net),
+        commitments: CommitmentAmounts::default(),
+    };
+    let both = |m: Measure| m.eval(&rest).checked_add(m.eval(&arn_fee));
+    Some([
+        sums.unblended,
+        both(Measure::NetUnblended)?,
+        both(Measure::Amortized)?,
+        both(Measure::RiSpTrueup)?,
+        both(Measure::RiSpUpfrontFees)?,
+        sums.quantity,
+    ])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Per-row evaluation, as the generic plan's UDFs do it.
+    fn per_row(rows: &[RowInputs]) -> [i128; 5] {
+        let mut out = [0i128; 5];
+        for r in rows {
+            out[0] += r.unblended;
+            for (i, m) in Measure::ALL.iter().enumerate() {
+                out[i + 1] += m.eval(r);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn measures_of_summed_inputs_equal_summed_measures_for_every_type() {
+        for code in 0..=u8::MAX {
+            let kind = LineItemKind::from_code(code);
+            let rows: Vec<RowInputs> = (1..=6i128)
+                .map(|i| RowInputs {
+                    kind,
+                    has_reservation_arn: i % 2 == 0,
+                    unblended: 1000 * i + 7,
+                    net_unblended: (i % 3 != 0).then_some(900 * i),
+                    commitments: CommitmentAmounts::from_array(std::array::from_fn(|f| (f as i128 + 1) * 37 * i)),
+                })
+                .collect();
+            // What the row loop accumulates.
+            let mut sums = Sums::default();
+            let mut extra = Extra::default();
+            for r in &rows {
+                let net = r.net_unblended.unwrap_or(r.unblended);
+                sums.unblended += r.unblended;
+                sums.net += net;
+                sums.rows += 1;
+                if kind == LineItemKind::Fee {
+                    if r.has_reservation_arn {
+                        extra.arn_fee_unblended += r.unblended;
+                        extra.arn_fee_net += net;
+                    }
+                } else {
+                    let all = [
+                        r.commitments.sp_effective_cost,
+                        r.commitments.sp_total_commitment_to_date,
+                        r.commitments.sp_used_commitment,
+                        r.commitments.sp_amortized_upfront_commitment,
+                        r.commitments.ri_effective_cost,
+                        r.commitments.ri_unused_amortized_upfront_fee,
+                        r.commitments.ri_unused_recurring_fee,
+                        r.commitments.ri_amortized_upfront_fee,
+                    ];
+                    for &f in commitments_read(kind) {
+                        extra.commitments[f] += all[f];
+                    }
+                }
+            }
+            let grouped = group_measures(kind, &sums, &extra).unwrap();
+            assert_eq!(grouped[..5], per_row(&rows), "{kind:?}");
+        }
+    }
+}

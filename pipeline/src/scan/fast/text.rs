@@ -1,0 +1,287 @@
+//! Text columns on the fast path: each distinct value is interned once per partition into a small
+//! integer id, and each Parquet dictionary is mapped to those ids once per row group.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use arrow::datatypes::{DataType, Int32Type};
+
+use crate::error::{Error, Result};
+
+/// FxHash (rustc's hasher): a multiply-rotate per word, plus a final mix. The keys are small
+/// integers produced by this module, not attacker-chosen, so HashDoS resistance buys nothing and
+/// SipHash costs ~4×.
+#[derive(Default, Clone, Copy)]
+pub(super) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    #[inline]
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(u64::from(v as u32));
+    }
+    /// Ends with murmur3's 64-bit finaliser: the multiply-rotate chain alone leaves the low bits
+    /// (hashbrown's bucket index) depending only on the low bits of each word, so keys differing
+    /// only in high bits (the packed fields of a group key) would share buckets.
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+pub(super) type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// Distinct values of one text column. Id 0 is NULL.
+pub(super) struct Interner {
+    ids: HashMap<Box<str>, u32, FxBuild>,
+    values: Vec<Option<Box<str>>>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        Self { ids: HashMap::default(), values: vec![None] }
+    }
+
+    fn intern(&mut self, value: Option<&str>) -> Result<u32> {
+        let Some(value) = value else { return Ok(0) };
+        if let Some(&id) = self.ids.get(value) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.values.len())
+            .map_err(|_| Error::Internal("more than 4 billion distinct values in one column".into()))?;
+        self.ids.insert(value.into(), id);
+        self.values.push(Some(value.into()));
+        Ok(id)
+    }
+
+    /// Number of ids handed out, NULL included.
+    pub(super) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub(super) fn get(&self, id: u32) -> Option<&str> {
+        self.values.get(id as usize).and_then(|v| v.as_deref())
+    }
+}
+
+fn same_buffers(a: &ArrayRef, b: &ArrayRef) -> bool {
+    let (a, b) = (a.to_data(), b.to_data());
+    a.len() == b.len()
+        && a.offset() == b.offset()
+        && a.buffers().len() == b.buffers().len()
+        && a.buffers().iter().zip(b.buffers()).all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+}
+
+fn strings_of(array: &ArrayRef) -> Result<ArrayRef> {
+    arrow::compute::cast(array, &DataType::Utf8).map_err(|e| Error::Internal(format!("cannot read text: {e}")))
+}
+
+/// A tag value as the generic plan reads it: trimmed, blank = untagged (see `udf::clean_tag`).
+pub(super) fn clean_tag(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// How a batch's rows point at values: Parquet dictionary keys, or (when the reader did not keep
+/// the dictionary) interned ids. Either way a row's value is `index_ids()[index]`.
+pub(super) enum RowIndices<'a> {
+    Dict(&'a Int32Array),
+    Ids(&'a [u32]),
+}
+
+/// One text column's state in a partition.
+pub(super) struct TextColumn {
+    pub(super) interner: Interner,
+    /// The dictionary last seen (its buffers kept alive, so a pointer match cannot be a reused
+    /// allocation) and the id of each of its values. The Parquet reader hands out the same
+    /// dictionary for every batch of a column chunk, so this changes once per row group.
+    dictionary: Option<ArrayRef>,
+    dictionary_ids: Vec<u32>,
+    /// Ids of the last batch's rows when it was not dictionary-encoded.
+    row_ids: Vec<u32>,
+    plain: bool,
+    /// Changes whenever the meaning of a row index changes (new dictionary, plain batch), so
+    /// tables built per index know when to rebuild.
+    pub(super) generation: u64,
+    /// Tenant tags are trimmed and blank means NULL.
+    clean: bool,
+}
+
+impl TextColumn {
+    pub(super) fn new(clean: bool) -> Self {
+        Self {
+            interner: Interner::new(),
+            dictionary: None,
+            dictionary_ids: Vec::new(),
+            row_ids: Vec::new(),
+            plain: false,
+            generation: 0,
+            clean,
+        }
+    }
+
+    fn intern(&mut self, v: Option<&str>) -> Result<u32> {
+        self.interner.intern(if self.clean { clean_tag(v) } else { v })
+    }
+
+    /// Interns the values of `array` (once per dictionary), so that afterwards every value of the
+    /// batch has an id and [`Self::rows`] can index it.
+    pub(super) fn prepare(&mut self, array: &ArrayRef) -> Result<()> {
+        if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
+            let values = dict.values();
+            let fresh = self.plain || self.dictionary.as_ref().is_none_or(|cached| !same_buffers(cached, values));
+            if fresh {
+                let strings = strings_of(values)?;
+                let strings = strings.as_string::<i32>();
+                let mut ids = Vec::with_capacity(strings.len());
+                for v in strings.iter() {
+                    ids.push(self.intern(v)?);
+                }
+                self.dictionary = Some(Arc::clone(values));
+                self.dictionary_ids = ids;
+                self.plain = false;
+                self.generation += 1;
+            }
+            return Ok(());
+        }
+        // Not dictionary-encoded after all (the reader ignored the hint): intern row by row.
+        let strings = strings_of(array)?;
+        let mut ids = std::mem::take(&mut self.row_ids);
+        ids.clear();
+        for v in strings.as_string::<i32>().iter() {
+            ids.push(self.intern(v)?);
+        }
+        self.row_ids = ids;
+        self.plain = true;
+        self.dictionary = None;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// The id of each index a row can carry (see [`RowIndices`]); index 0 of a plain batch and
+    /// NULL dictionary keys are NULL.
+    pub(super) fn index_ids(&self) -> IndexIds<'_> {
+        if self.plain { IndexIds::Identity(self.interner.len()) } else { IndexIds::Map(&self.dictionary_ids) }
+    }
+
+    /// How the rows of `array` (the batch last given to [`Self::prepare`]) index values.
+    pub(super) fn rows<'a>(&'a self, array: &'a ArrayRef) -> RowIndices<'a> {
+        match array.as_dictionary_opt::<Int32Type>() {
+            Some(dict) if !self.plain => RowIndices::Dict(dict.keys()),
+            _ => RowIndices::Ids(&self.row_ids),
+        }
+    }
+}
+
+/// Index → id: a dictionary's ids, or the identity over the interned ids.
+pub(super) enum IndexIds<'a> {
+    Map(&'a [u32]),
+    Identity(usize),
+}
+
+impl IndexIds<'_> {
+    /// `f(id)` for each index, in index order.
+    pub(super) fn table<T>(&self, mut f: impl FnMut(u32) -> T) -> Vec<T> {
+        match self {
+            Self::Map(ids) => ids.iter().map(|&id| f(id)).collect(),
+            Self::Identity(n) => (0..*n).map(|id| f(u32::try_from(id).unwrap_or(0))).collect(),
+        }
+    }
+}
+
+/// Calls `apply(row, table[index of row])` for every row; NULL rows get `T::default()`, as do
+/// indices outside the table (a corrupt dictionary key).
+#[inline]
+pub(super) fn for_each_row<T: Copy + Default>(rows: &RowIndices<'_>, table: &[T], mut apply: impl FnMut(usize, T)) {
+    let at = |index: usize| table.get(index).copied().unwrap_or_default();
+    match rows {
+        RowIndices::Ids(ids) => {
+            for (row, &id) in ids.iter().enumerate() {
+                apply(row, at(id as usize));
+            }
+        }
+        RowIndices::Dict(keys) => {
+            // A negative key becomes a huge index, which is outside the table.
+            let index = |k: i32| usize::try_from(k).unwrap_or(usize::MAX);
+            match keys.nulls().filter(|n| n.null_count() > 0) {
+                None => {
+                    for (row, &k) in keys.values().iter().enumerate() {
+                        apply(row, at(index(k)));
+                    }
+                }
+                Some(nulls) => {
+                    for (row, &k) in keys.values().iter().enumerate() {
+                        apply(row, if nulls.is_valid(row) { at(index(k)) } else { T::default() });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ids_of(column: &TextColumn, array: &ArrayRef) -> Vec<u32> {
+        let table = column.index_ids().table(|id| id);
+        let mut out = Vec::new();
+        for_each_row(&column.rows(array), &table, |_, id| out.push(id));
+        out
+    }
+
+    #[test]
+    fn interned_ids_are_stable_and_null_is_zero() {
+        let mut column = TextColumn::new(true);
+        let values: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![Some(" a "), Some(""), Some("b")]));
+        let keys = Int32Array::from(vec![Some(0), None, Some(1), Some(2), Some(0)]);
+        let dict: ArrayRef = Arc::new(arrow::array::DictionaryArray::new(keys, values));
+        column.prepare(&dict).unwrap();
+        assert_eq!(ids_of(&column, &dict), vec![1, 0, 0, 2, 1], "tags are trimmed; blank and NULL are untagged");
+        assert_eq!(column.interner.get(1), Some("a"));
+        let generation = column.generation;
+        column.prepare(&dict).unwrap();
+        assert_eq!(column.generation, generation, "the same dictionary is not mapped again");
+    }
+
+    #[test]
+    fn plain_batches_are_interned_row_by_row_with_the_same_ids() {
+        let mut column = TextColumn::new(false);
+        let values: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![Some("x"), Some("y")]));
+        let dict: ArrayRef =
+            Arc::new(arrow::array::DictionaryArray::new(Int32Array::from(vec![0, 1]), Arc::clone(&values)));
+        column.prepare(&dict).unwrap();
+        let plain: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![Some("y"), None, Some("z")]));
+        column.prepare(&plain).unwrap();
+        assert_eq!(ids_of(&column, &plain), vec![2, 0, 3]);
+        column.prepare(&dict).unwrap();
+        assert_eq!(ids_of(&column, &dict), vec![1, 2], "back to the dictionary after a plain batch");
+    }
+}
