@@ -186,16 +186,22 @@ impl PeriodAggregate {
     pub fn into_lines(self) -> Vec<CostLine> {
         let mut lines: Vec<CostLine> =
             self.lines.into_iter().map(|((period, key), amounts)| CostLine::new(period, key, amounts)).collect();
-        lines.sort_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
+        // Keys are unique, so an unstable sort gives the same order, without a buffer.
+        lines.sort_unstable_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
         lines
     }
 }
 
 /// Totals of a set of lines per currency (amounts are never added across currencies).
-pub fn totals_by_currency(lines: &[CostLine]) -> Result<BTreeMap<String, Amounts>> {
+pub fn totals_by_currency<'a>(lines: impl IntoIterator<Item = &'a CostLine>) -> Result<BTreeMap<String, Amounts>> {
     let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
     for line in lines {
-        totals.entry(line.key.currency.clone()).or_default().add(&line.amounts)?;
+        match totals.get_mut(&line.key.currency) {
+            Some(total) => total.add(&line.amounts)?,
+            None => {
+                totals.insert(line.key.currency.clone(), line.amounts);
+            }
+        }
     }
     Ok(totals)
 }
@@ -204,10 +210,12 @@ pub fn totals_by_currency(lines: &[CostLine]) -> Result<BTreeMap<String, Amounts
 pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>> {
     let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();
     for line in lines {
-        let t = types.entry(line.key.line_item_type.clone()).or_insert_with(|| TypeStats {
-            known: LineItemKind::is_known_name(&line.key.line_item_type),
-            ..TypeStats::default()
-        });
+        let name = &line.key.line_item_type;
+        if !types.contains_key(name) {
+            let known = LineItemKind::is_known_name(name);
+            types.insert(name.clone(), TypeStats { known, ..TypeStats::default() });
+        }
+        let Some(t) = types.get_mut(name) else { continue };
         t.rows += line.amounts.line_items;
         t.unblended_cost = t
             .unblended_cost

@@ -389,7 +389,6 @@ fn report(
     outcome: ReplaceOutcome,
     elapsed: Duration,
 ) -> Result<PeriodReport> {
-    let pool: Vec<CostLine> = lines.iter().filter(|l| l.key.tenant.is_none()).cloned().collect();
     let tenants: BTreeSet<&str> = lines.iter().filter_map(|l| l.key.tenant.as_deref()).collect();
     Ok(PeriodReport {
         period: record.period,
@@ -401,7 +400,7 @@ fn report(
         split_child_rows: record.split_child_rows,
         line_item_types: line_item_types(lines)?,
         totals: totals_by_currency(lines)?,
-        unattributed: totals_by_currency(&pool)?,
+        unattributed: totals_by_currency(lines.iter().filter(|l| l.key.tenant.is_none()))?,
         tenants: tenants.len(),
         tenant_tag_present: scans.iter().any(|s| s.tenant_tag_present),
         net_columns_present: scans.iter().any(|s| s.net_columns_present),

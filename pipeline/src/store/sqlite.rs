@@ -156,7 +156,10 @@ impl SqliteStore {
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        self.conn.pragma_update(None, "synchronous", "NORMAL")
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A month is ~10 MB of rows; with the default 2 MB page cache SQLite spills dirty pages to
+        // the WAL in the middle of the replace transaction and reads them back.
+        self.conn.pragma_update(None, "cache_size", -32_768)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -262,7 +265,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 fn decimal_text(d: Decimal) -> String {
-    d.normalize().to_string()
+    crate::money::decimal_text(d)
 }
 
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
@@ -270,6 +273,37 @@ const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, 
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit
     FROM cost_lines WHERE billing_period = ?1";
+
+/// The number of stored lines of a period and the sum of their amounts, read back from the
+/// stored text (the conservation check of [`CostStore::replace_period`]; reads only the amounts).
+fn stored_totals(path: &Path, conn: &Connection, period: &str) -> Result<(usize, Amounts)> {
+    let e = |err| store_error(path, err);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees,
+                 usage_amount, line_items FROM cost_lines WHERE billing_period = ?1",
+        )
+        .map_err(e)?;
+    let mut rows = stmt.query(params![period]).map_err(e)?;
+    let (mut count, mut total) = (0usize, Amounts::default());
+    while let Some(row) = rows.next().map_err(e)? {
+        let dec = |i: usize| -> Result<Decimal> {
+            let text = row.get_ref(i).map_err(e)?.as_str().map_err(|err| store_error(path, err.into()))?;
+            Decimal::from_str(text).map_err(|_| corrupt(path, format!("amount {text:?}")))
+        };
+        total.add(&Amounts {
+            unblended_cost: dec(0)?,
+            net_unblended_cost: dec(1)?,
+            amortized_cost: dec(2)?,
+            ri_sp_trueup: dec(3)?,
+            ri_sp_upfront_fees: dec(4)?,
+            usage_amount: dec(5)?,
+            line_items: u64::try_from(row.get::<_, i64>(6).map_err(e)?).unwrap_or(0),
+        })?;
+        count += 1;
+    }
+    Ok((count, total))
+}
 
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
 fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<Vec<CostLine>> {
@@ -418,7 +452,7 @@ impl CostStore for SqliteStore {
                 insert
                     .execute(params![
                         period,
-                        k.usage_date.format("%Y-%m-%d").to_string(),
+                        k.usage_date.to_string(), // ISO 8601, as `%Y-%m-%d`
                         k.tenant,
                         line.source().as_str(),
                         k.service,
@@ -447,15 +481,12 @@ impl CostStore for SqliteStore {
             }
         }
         // Conservation: what the transaction now holds must sum to what we meant to write.
-        let written = read_lines(&path, &tx, record.period)?;
-        let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
-        if written.len() != lines.len() || written_total != expected {
+        let (written, written_total) = stored_totals(&path, &tx, &period)?;
+        if written != lines.len() || written_total != expected {
             return Err(Error::Internal(format!(
-                "period {period}: stored lines do not sum to the input ({} lines, {:?} vs {} lines, {:?}); rolled back",
-                written.len(),
-                written_total,
+                "period {period}: stored lines do not sum to the input ({written} lines, {written_total:?} vs {} lines, \
+                 {expected:?}); rolled back",
                 lines.len(),
-                expected
             )));
         }
         tx.commit().map_err(e)?;

@@ -92,7 +92,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn n(d: Decimal) -> AttributeValue {
-    AttributeValue::N(d.normalize().to_string())
+    AttributeValue::N(crate::money::decimal_text(d))
 }
 
 fn n_u64(v: u64) -> AttributeValue {
