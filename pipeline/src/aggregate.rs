@@ -3,13 +3,14 @@
 //! DataFusion aggregates each file; [`PeriodAggregate`] merges the per-file partial sums with
 //! exact `Decimal` additions (a few thousand groups per file, not rows).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fxhash::FxHashMap;
 use crate::line_item::LineItemKind;
 use crate::period::BillingPeriod;
 
@@ -167,7 +168,7 @@ pub struct TypeStats {
 /// Everything one delivery produced, merged across its files.
 #[derive(Debug, Default)]
 pub struct PeriodAggregate {
-    lines: HashMap<(BillingPeriod, CostKey), Amounts>,
+    lines: FxHashMap<(BillingPeriod, CostKey), Amounts>,
 }
 
 impl PeriodAggregate {

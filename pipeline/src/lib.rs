@@ -24,6 +24,7 @@ pub mod discover;
 pub mod error;
 pub mod estimates_import;
 pub mod explain;
+pub mod fxhash;
 pub mod lambda;
 pub mod line_item;
 pub mod location;

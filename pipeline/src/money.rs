@@ -72,21 +72,23 @@ pub fn f64_to_scaled(v: f64, scale: u32) -> Option<i128> {
 /// `f64::round` is a libm call on the x86-64 baseline (no SSE4.1 `roundsd`); truncating with
 /// `as i64` is one instruction, and `x - trunc(x)` is exact here (Sterbenz: for `|x| >= 1` both
 /// operands are within a factor of 2; below 1 the truncation is 0), so the correction is exact.
+///
+/// Branch-free: a double that stands for a decimal lands just above or just below an integer
+/// after scaling, at random, so a branch on the fraction mispredicts about every other value.
 #[inline]
 fn round_half_away(x: f64) -> i64 {
     let truncated = x as i64;
     let fraction = x - truncated as f64;
-    if fraction >= 0.5 {
-        truncated + 1
-    } else if fraction <= -0.5 {
-        truncated - 1
-    } else {
-        truncated
-    }
+    // Wrapping: only a saturated (out-of-range) value can overflow, and callers redo those.
+    truncated.wrapping_add(i64::from(fraction >= 0.5)).wrapping_sub(i64::from(fraction <= -0.5))
 }
 
 /// Converts a run of doubles to scaled integers, appending to `out`; equal to [`f64_to_scaled`]
-/// per value, but with the common case (`|v · 10^scale| < 2^50`) inline and branch-light.
+/// per value.
+///
+/// Two tight passes instead of one branchy one: every value is rounded at full scale without a
+/// branch, and a vectorised scan finds the rare values outside the exact range
+/// (`|v · 10^scale| ≥ 2^50`, or not finite), which are then redone one by one.
 ///
 /// Returns `false` if some value cannot be converted (not finite, or beyond `i128`); its slot
 /// holds 0 and the caller decides (an error, unless the slot is NULL). Slots of NULL values are
@@ -95,18 +97,23 @@ fn round_half_away(x: f64) -> i64 {
 pub fn f64s_to_scaled(values: &[f64], scale: u32, out: &mut Vec<i128>) -> bool {
     debug_assert!(scale <= 18);
     let factor = POW10_F64[scale as usize];
+    let start = out.len();
+    // Out-of-range values give a saturated (or, for NaN, zero) integer here, redone below.
+    out.extend(values.iter().map(|&v| i128::from(round_half_away(v * factor))));
+    // False for NaN too.
+    let exact = |v: f64| (v * factor).abs() < EXACT_LIMIT;
+    if values.iter().fold(true, |ok, &v| ok & exact(v)) {
+        return true;
+    }
     let mut all = true;
-    out.extend(values.iter().map(|&v| {
-        let x = v * factor;
-        if x.abs() < EXACT_LIMIT {
-            i128::from(round_half_away(x))
-        } else if let Some(scaled) = f64_to_scaled(v, scale) {
-            scaled
-        } else {
-            all = false;
-            0
+    for (slot, &v) in out[start..].iter_mut().zip(values) {
+        if !exact(v) {
+            *slot = f64_to_scaled(v, scale).unwrap_or_else(|| {
+                all = false;
+                0
+            });
         }
-    }));
+    }
     all
 }
 

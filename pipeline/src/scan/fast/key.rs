@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::text::FxBuild;
+use crate::fxhash::FxBuild;
 
 /// Fields of the key: billing period, usage day, then the text ids in the order of
 /// [`super::KEY_TEXT`].

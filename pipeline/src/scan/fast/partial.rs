@@ -22,13 +22,14 @@ use arrow::array::{Array, Float64Array, RecordBatch};
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
-use super::text::{FxBuild, TextColumn, clean_tag, for_each_row};
+use super::text::{TextColumn, clean_tag, for_each_row};
 use super::{
     FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE, T_OPERATION, T_RESOURCE,
     T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
+use crate::fxhash::FxBuild;
 use crate::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
 use crate::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
