@@ -20,13 +20,54 @@ use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use crate::error::{Error, Result};
 use crate::location::s3::object_store_error;
 
-/// A Parquet file's Arrow schema and row count, from its footer.
-pub fn parquet_footer(path: &Path) -> Result<(Schema, u64)> {
+/// What a Parquet footer says about the file.
+#[derive(Debug, Clone)]
+pub struct ParquetFooter {
+    pub schema: Schema,
+    pub rows: u64,
+    /// Each row group's first byte and compressed size, in file order.
+    pub row_groups: Vec<RowGroupSpan>,
+}
+
+/// Where a row group starts and how many compressed bytes it holds. The start is the offset of
+/// its first column's first page, the position DataFusion uses to give a row group to a byte
+/// range of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroupSpan {
+    pub start: u64,
+    pub bytes: u64,
+}
+
+impl ParquetFooter {
+    fn of(meta: &ArrowReaderMetadata) -> Self {
+        let metadata = meta.metadata();
+        let row_groups = metadata
+            .row_groups()
+            .iter()
+            .filter(|rg| rg.num_columns() > 0)
+            .map(|rg| {
+                let first = rg.column(0);
+                let start = first.dictionary_page_offset().unwrap_or_else(|| first.data_page_offset());
+                RowGroupSpan {
+                    start: u64::try_from(start).unwrap_or(0),
+                    bytes: u64::try_from(rg.compressed_size()).unwrap_or(0),
+                }
+            })
+            .collect();
+        Self {
+            schema: meta.schema().as_ref().clone(),
+            rows: u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0),
+            row_groups,
+        }
+    }
+}
+
+/// A local Parquet file's footer.
+pub fn parquet_footer(path: &Path) -> Result<ParquetFooter> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
         .map_err(|e| Error::BadParquet { path: path.to_path_buf(), reason: e.to_string() })?;
-    let rows = u64::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
-    Ok((meta.schema().as_ref().clone(), rows))
+    Ok(ParquetFooter::of(&meta))
 }
 
 /// Opens a CSV file, transparently decompressing gzip.
@@ -101,14 +142,14 @@ fn line_of(input: Box<dyn Read>, column: &str, value: &str) -> Option<u64> {
     None
 }
 
-/// A Parquet object's Arrow schema and row count, from its footer: one range GET of the file's
-/// last 64 KiB (a second one only for larger metadata). `name` is the `s3://` name used in errors.
+/// A Parquet object's footer: one range GET of the file's last 64 KiB (a second one only for
+/// larger metadata). `name` is the `s3://` name used in errors.
 pub async fn parquet_footer_s3(
     store: Arc<dyn ObjectStore>,
     name: &Path,
     key: &str,
     size: u64,
-) -> Result<(Schema, u64)> {
+) -> Result<ParquetFooter> {
     const FOOTER: u64 = 8;
     const TAIL: u64 = 64 * 1024;
     let location = object_store::path::Path::from(key);
@@ -138,8 +179,7 @@ pub async fn parquet_footer_s3(
     .map_err(|e| bad(e.to_string()))?;
     let meta =
         ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new()).map_err(|e| bad(e.to_string()))?;
-    let rows = u64::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
-    Ok((meta.schema().as_ref().clone(), rows))
+    Ok(ParquetFooter::of(&meta))
 }
 
 /// Opens a streaming GET of an S3 object and runs `read` on it (decompressed) on a blocking

@@ -193,18 +193,21 @@ impl Engine {
         };
         let (df, cols, footer_rows, csv_gzip) = match file.kind {
             FileKind::Parquet => {
-                let (schema, rows) = match &s3 {
+                let footer = match &s3 {
                     Some((store, key)) => inspect::parquet_footer_s3(Arc::clone(store), path, key, file.size).await?,
                     None => inspect::parquet_footer(path)?,
                 };
-                let cols = resolve_parquet(path, &schema, tag_key)?;
-                if let Some(layout) = fast::layout(&schema, &cols) {
+                let rows = footer.rows;
+                let cols = resolve_parquet(path, &footer.schema, tag_key)?;
+                if let Some(layout) = fast::layout(&footer.schema, &cols) {
                     #[cfg(test)]
                     let layout = match self.fast_key_bits {
                         Some(bits) => layout.with_key_bits(bits),
                         None => layout,
                     };
-                    if let Some(scan) = self.scan_parquet_fast(path, path_str, file.size, &cols, rows, layout).await? {
+                    if let Some(scan) =
+                        self.scan_parquet_fast(path, path_str, file.size, &cols, &footer, layout).await?
+                    {
                         return Ok(scan);
                     }
                     tracing::info!(
@@ -267,11 +270,18 @@ impl Engine {
         path_str: &str,
         size: u64,
         cols: &ResolvedColumns,
-        rows_read: u64,
+        footer: &inspect::ParquetFooter,
         layout: fast::FastLayout,
     ) -> Result<Option<FileScan>> {
+        if let Some((i, g)) = footer.row_groups.iter().enumerate().find(|(_, g)| g.start >= size) {
+            return Err(Error::BadParquet {
+                path: path.to_path_buf(),
+                reason: format!("row group {i} starts at byte {} of a {size}-byte file", g.start),
+            });
+        }
         let partitions = self.ctx.state().config().target_partitions();
-        let Some(done) = fast::scan(&self.ctx, path, path_str, size, Arc::new(layout), partitions).await? else {
+        let ranges = fast::partition_ranges(&footer.row_groups, size, partitions);
+        let Some(done) = fast::scan(&self.ctx, path, path_str, size, Arc::new(layout), ranges).await? else {
             return Ok(None);
         };
         tracing::debug!(
@@ -279,7 +289,7 @@ impl Engine {
             metrics = %DisplayableExecutionPlan::with_metrics(done.plan.as_ref()).indent(true),
             "scan metrics (fast path; the filter, measures and aggregation run in curflow::scan::fast)"
         );
-        Ok(Some(FileScan::new(path, cols, rows_read, done.groups, done.invoices)))
+        Ok(Some(FileScan::new(path, cols, footer.rows, done.groups, done.invoices)))
     }
 
     /// Plans and runs one file's aggregate; returns the executed plan (for metrics) and groups.

@@ -44,6 +44,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
+use super::inspect::RowGroupSpan;
 use crate::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
@@ -203,27 +204,51 @@ impl FastLayout {
     }
 }
 
+/// Byte ranges of a file for `partitions` parallel tasks: contiguous runs of row groups with about
+/// the same compressed bytes each. DataFusion gives a row group to the range holding its first
+/// page; cutting the file into equal byte ranges instead can put two large row groups into one
+/// range (the second starts just before the midpoint) and leave the other task idle.
+pub(super) fn partition_ranges(row_groups: &[RowGroupSpan], size: u64, partitions: usize) -> Vec<(u64, u64)> {
+    let mut groups: Vec<RowGroupSpan> = row_groups.iter().copied().filter(|g| g.start < size).collect();
+    groups.sort_by_key(|g| g.start);
+    let total: u64 = groups.iter().map(|g| g.bytes).sum();
+    let parts = partitions.clamp(1, groups.len().max(1)) as u64;
+    // A run ends before the row group whose middle lies past the run's share of the bytes, so
+    // each cut is at the row-group boundary closest to an equal split.
+    let mut starts = vec![0u64];
+    let mut done = 0u64;
+    for (i, g) in groups.iter().enumerate() {
+        let run = starts.len() as u64;
+        if i > 0 && run < parts && done.saturating_add(g.bytes / 2) >= total.saturating_mul(run) / parts {
+            starts.push(g.start);
+        }
+        done = done.saturating_add(g.bytes);
+    }
+    let mut ranges: Vec<(u64, u64)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    ranges.push((starts.last().copied().unwrap_or(0), size));
+    ranges
+}
+
 /// Scans `path` (local or `s3://`, its object store already registered in `ctx`) with one task per
-/// byte range, and returns the per-group sums of all ranges; `None` when the file's key fields do
-/// not fit a packed key (the caller then takes the generic plan).
+/// byte range (see [`partition_ranges`]), and returns the per-group sums of all ranges; `None`
+/// when the file's key fields do not fit a packed key (the caller then takes the generic plan).
 pub(super) async fn scan(
     ctx: &SessionContext,
     path: &Path,
     path_str: &str,
     size: u64,
     layout: Arc<FastLayout>,
-    partitions: usize,
+    ranges: Vec<(u64, u64)>,
 ) -> Result<Option<FastResult>> {
     let engine = |e: datafusion::error::DataFusionError| super::engine_error(path, e);
     let url = ListingTableUrl::parse(path_str).map_err(engine)?;
     let source = Arc::new(ParquetSource::new(Arc::clone(&layout.read_schema)));
-    // Byte ranges: DataFusion gives each row group to the range holding its midpoint.
-    let size_i = i64::try_from(size).unwrap_or(i64::MAX);
-    let n = i64::try_from(partitions.max(1)).unwrap_or(1);
-    let groups: Vec<FileGroup> = (0..n)
-        .map(|i| {
+    let offset = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let groups: Vec<FileGroup> = ranges
+        .iter()
+        .map(|&(start, end)| {
             let mut file = PartitionedFile::new(String::new(), size)
-                .with_range(size_i / n * i, if i + 1 == n { size_i } else { size_i / n * (i + 1) })
+                .with_range(offset(start), offset(end))
                 .with_arrow_schema(Arc::clone(&layout.read_schema));
             file.object_meta.location = url.prefix().clone();
             FileGroup::new(vec![file])
@@ -299,6 +324,27 @@ mod tests {
         assert!(matches!(tag.data_type(), DataType::Dictionary(..)));
         assert_eq!(layout.projection.len(), Col::ALL.len() + 1, "every needed column, nothing else");
         assert!(layout.text.iter().all(Option::is_some));
+    }
+
+    fn spans(groups: &[(u64, u64)]) -> Vec<RowGroupSpan> {
+        groups.iter().map(|&(start, bytes)| RowGroupSpan { start, bytes }).collect()
+    }
+
+    #[test]
+    fn partitions_split_the_row_groups_by_bytes_not_the_file_by_its_midpoint() {
+        // Two equal row groups: the second starts just before the file's midpoint.
+        let two = spans(&[(4, 104_368_154), (104_368_158, 104_368_000)]);
+        assert_eq!(partition_ranges(&two, 208_931_856, 2), vec![(0, 104_368_158), (104_368_158, 208_931_856)]);
+        assert_eq!(partition_ranges(&two, 208_931_856, 1), vec![(0, 208_931_856)]);
+        assert_eq!(partition_ranges(&two, 208_931_856, 8).len(), 2, "no more ranges than row groups");
+        // Uneven row groups: runs of about equal bytes, each row group's start in exactly one range.
+        let uneven = spans(&[(4, 10), (14, 10), (24, 60), (84, 10), (94, 10), (104, 10)]);
+        let ranges = partition_ranges(&uneven, 200, 3);
+        assert_eq!(ranges, vec![(0, 24), (24, 84), (84, 200)]);
+        for g in &uneven {
+            assert_eq!(ranges.iter().filter(|(a, b)| (*a..*b).contains(&g.start)).count(), 1);
+        }
+        assert_eq!(partition_ranges(&[], 100, 2), vec![(0, 100)], "no row groups: one empty range");
     }
 
     #[test]
