@@ -57,13 +57,7 @@ fn scan_and_aggregate(c: &mut Criterion) {
         ..curflow_fixtures::GenerateOptions::default()
     })
     .unwrap();
-    let path = generated.data_files[0].clone();
-    let file = DataFile {
-        size: std::fs::metadata(&path).unwrap().len(),
-        path,
-        kind: FileKind::Parquet,
-        modified: Default::default(),
-    };
+    let file = DataFile::local(&generated.data_files[0], FileKind::Parquet).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let engine = Engine::new(&EngineOptions { target_partitions: 2, ..EngineOptions::default() }).unwrap();
     let mut g = c.benchmark_group("scan");

@@ -116,9 +116,12 @@ fn modified(path: &Path, meta: &std::fs::Metadata) -> Result<DateTime<Utc>> {
     Ok(DateTime::<Utc>::from(t))
 }
 
-fn data_file(path: &Path, kind: FileKind) -> Result<DataFile> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    Ok(DataFile { path: path.to_path_buf(), kind, size: meta.len(), modified: modified(path, &meta)? })
+impl DataFile {
+    /// A local file of `kind`, with its size and modification time.
+    pub fn local(path: &Path, kind: FileKind) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self { path: path.to_path_buf(), kind, size: meta.len(), modified: modified(path, &meta)? })
+    }
 }
 
 /// A manifest that has been read but whose data files have not been checked yet (backfill reads
@@ -167,7 +170,7 @@ fn local_files(manifest: &Manifest) -> Result<Vec<DataFile>> {
                 path: p.clone(),
                 reason: "not a .parquet, .csv or .csv.gz file (zip-compressed CUR is not supported)".into(),
             })?;
-            data_file(p, kind)
+            DataFile::local(p, kind)
         })
         .collect()
 }
@@ -241,7 +244,7 @@ fn from_directory(dir: &Path) -> Result<Vec<Delivery>> {
     data.into_values()
         .map(|paths| {
             let files =
-                paths.iter().filter_map(|p| file_kind(p).map(|k| data_file(p, k))).collect::<Result<Vec<_>>>()?;
+                paths.iter().filter_map(|p| file_kind(p).map(|k| DataFile::local(p, k))).collect::<Result<Vec<_>>>()?;
             Ok(from_files(files))
         })
         .collect()
@@ -338,7 +341,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Delivery>> {
         } else if is_manifest(path) {
             deliveries.push(from_manifest(path)?);
         } else if let Some(kind) = file_kind(path) {
-            loose.push(data_file(path, kind)?);
+            loose.push(DataFile::local(path, kind)?);
         } else {
             return Err(Error::Unsupported {
                 path: path.clone(),

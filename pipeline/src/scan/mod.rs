@@ -482,13 +482,7 @@ mod tests {
             ..curflow_fixtures::GenerateOptions::default()
         })
         .unwrap();
-        let path = generated.data_files[0].clone();
-        let file = DataFile {
-            size: std::fs::metadata(&path).unwrap().len(),
-            path,
-            kind: FileKind::Parquet,
-            modified: Default::default(),
-        };
+        let file = DataFile::local(&generated.data_files[0], FileKind::Parquet).unwrap();
         let options = EngineOptions { target_partitions: 2, batch_size: 1024, ..EngineOptions::default() };
         let fast = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();
         let mut capped = Engine::new(&options).unwrap();

@@ -287,22 +287,29 @@ fn stored_totals(path: &Path, conn: &Connection, period: &str) -> Result<(usize,
     let mut rows = stmt.query(params![period]).map_err(e)?;
     let (mut count, mut total) = (0usize, Amounts::default());
     while let Some(row) = rows.next().map_err(e)? {
-        let dec = |i: usize| -> Result<Decimal> {
-            let text = row.get_ref(i).map_err(e)?.as_str().map_err(|err| store_error(path, err.into()))?;
-            Decimal::from_str(text).map_err(|_| corrupt(path, format!("amount {text:?}")))
-        };
-        total.add(&Amounts {
-            unblended_cost: dec(0)?,
-            net_unblended_cost: dec(1)?,
-            amortized_cost: dec(2)?,
-            ri_sp_trueup: dec(3)?,
-            ri_sp_upfront_fees: dec(4)?,
-            usage_amount: dec(5)?,
-            line_items: u64::try_from(row.get::<_, i64>(6).map_err(e)?).unwrap_or(0),
-        })?;
+        total.add(&amounts_at(path, row, 0)?)?;
         count += 1;
     }
     Ok((count, total))
+}
+
+/// The amounts stored in columns `first..first + 7` of `row` (the five money measures, the usage
+/// amount, the line count), in the order of the `cost_lines` columns.
+fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amounts> {
+    let e = |err| store_error(path, err);
+    let dec = |i: usize| -> Result<Decimal> {
+        let text = row.get_ref(first + i).map_err(e)?.as_str().map_err(|err| e(err.into()))?;
+        Decimal::from_str(text).map_err(|_| corrupt(path, format!("amount {text:?}")))
+    };
+    Ok(Amounts {
+        unblended_cost: dec(0)?,
+        net_unblended_cost: dec(1)?,
+        amortized_cost: dec(2)?,
+        ri_sp_trueup: dec(3)?,
+        ri_sp_upfront_fees: dec(4)?,
+        usage_amount: dec(5)?,
+        line_items: u64::try_from(row.get::<_, i64>(first + 6).map_err(e)?).unwrap_or(0),
+    })
 }
 
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
@@ -313,10 +320,6 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
     let mut lines = Vec::new();
     while let Some(row) = rows.next().map_err(e)? {
         let text = |i: usize| -> Result<String> { row.get::<_, String>(i).map_err(e) };
-        let dec = |i: usize| -> Result<Decimal> {
-            let t = text(i)?;
-            Decimal::from_str(&t).map_err(|_| corrupt(path, format!("amount {t:?}")))
-        };
         let date = text(1)?;
         let opt = |i: usize| -> Result<Option<String>> { row.get::<_, Option<String>>(i).map_err(e) };
         let opt_dec = |i: usize| -> Result<Decimal> {
@@ -352,15 +355,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
                 line_item_type: text(7)?,
                 currency: text(8)?,
             },
-            amounts: Amounts {
-                unblended_cost: dec(9)?,
-                net_unblended_cost: dec(10)?,
-                amortized_cost: dec(11)?,
-                ri_sp_trueup: dec(12)?,
-                ri_sp_upfront_fees: dec(13)?,
-                usage_amount: dec(14)?,
-                line_items: u64::try_from(row.get::<_, i64>(15).map_err(e)?).unwrap_or(0),
-            },
+            amounts: amounts_at(path, row, 9)?,
         });
     }
     lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
