@@ -3,9 +3,11 @@
  * async-invocation settings and the S3 notifications that trigger it.
  *
  * Why:
- * - Sizing (memory 2048 MB, timeout 15 min, /tmp 4096 MB): measured peak RSS of the pipeline is
- *   ~200 MiB for a 40M-row month, and that month processed in ~9 s on 2 cores. 2048 MB buys
- *   ~1.2 vCPU plus ample headroom over the 1024 MiB DataFusion pool (CURFLOW_MEMORY_LIMIT_MB);
+ * - Sizing (memory 2048 MB, timeout 15 min, /tmp 4096 MB): the README's Performance section
+ *   measured a 40M-row generated month (~44,000 groups) at 368 MiB peak RSS in ~3 s on 2 cores, but
+ *   memory follows the number of groups, not rows: a realistic 2,000-tenant 10M-row month
+ *   (~940,000 groups) peaked near 2 GB (open issue "Realistic months"). 2048 MB buys
+ *   ~1.2 vCPU and room over the 1024 MiB DataFusion pool (CURFLOW_MEMORY_LIMIT_MB);
  *   aggregation beyond the pool spills to CURFLOW_SPILL_DIR on /tmp, hence 4 GB ephemeral storage.
  *   The 15-minute timeout is for months far larger than measured, not for the usual case.
  * - Reserved concurrency 2: CUR redelivers the current month several times a day, and an S3
@@ -102,8 +104,8 @@ export class CurflowProcessing extends Construct {
       handler: 'bootstrap',
       code: lambda.Code.fromAsset(props.assetDir),
       role: this.role,
-      // Sized from the pipeline's measured peak RSS (~200 MiB for a 40M-row month, processed in
-      // ~9 s on 2 cores) plus DataFusion spill headroom; see the module comment.
+      // Sized from the pipeline's measured peak RSS plus DataFusion spill headroom; see the
+      // module comment (memory follows the number of groups, not rows).
       memorySize: props.memoryMb,
       timeout: Duration.minutes(props.timeoutMinutes),
       ephemeralStorageSize: Size.mebibytes(props.ephemeralMb),

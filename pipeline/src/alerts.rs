@@ -39,11 +39,14 @@ impl AlertChannels {
 pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
     let body = serde_json::to_string(alert).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(url) = &channels.webhook_url {
-        let webhook_error = |reason: String| Error::Webhook { url: url.clone(), reason };
+        // The URL is a secret (its path is the credential): errors name the host only, and
+        // reqwest's errors are stripped of the URL before they are formatted.
+        let target = webhook_host(url);
+        let webhook_error = |reason: String| Error::Webhook { target: target.clone(), reason };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| webhook_error(e.to_string()))?;
+            .map_err(|e| webhook_error(e.without_url().to_string()))?;
         let response = client
             .post(url)
             .header("content-type", "application/json")
@@ -51,7 +54,7 @@ pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
             .body(body.clone())
             .send()
             .await
-            .map_err(|e| webhook_error(e.to_string()))?;
+            .map_err(|e| webhook_error(e.without_url().to_string()))?;
         if !response.status().is_success() {
             return Err(webhook_error(format!("answered HTTP {}", response.status())));
         }
@@ -69,6 +72,14 @@ pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
             .map_err(|e| sdk_error("SNS", "Publish", topic, e))?;
     }
     Ok(())
+}
+
+/// The host a webhook URL points at, for messages (`https://hooks.example.com/…`).
+fn webhook_host(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {

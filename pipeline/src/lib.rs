@@ -7,38 +7,34 @@
 //! 2. [`scan`]: each file through a streaming DataFusion plan that reads only the needed columns,
 //!    drops split-cost-allocation child rows, evaluates the cost measures of [`measures`] exactly
 //!    (scaled integers, [`money`]) and groups per (period, day, tenant, service, usage type, ...).
-//! 3. [`process`]: merge the files, check there is one period, and replace it in a [`store`] in one
-//!    transaction, verified to sum to the input.
+//! 3. [`process`]: merge the files, check there is one period, and replace it in a [`store`] as a
+//!    unit (one SQLite transaction; a version switch on DynamoDB), verified to sum to the input.
 //! 4. [`attribute`] (with `--evidence`): split shared-pool lines to tenants from usage evidence,
 //!    exactly, with the pure `curflow-attribution` crate.
 //! 5. [`output`]: the run summary and the `costs` views.
 //!
 //! Money is `rust_decimal::Decimal` from the moment it leaves Arrow; no float is ever summed.
 
-pub mod aggregate;
 pub mod alerts;
 pub mod attribute;
-pub mod aws;
 pub mod config;
-pub mod discover;
 pub mod error;
 pub mod estimates_import;
 pub mod explain;
-pub mod fxhash;
 pub mod lambda;
-pub mod line_item;
-pub mod location;
-pub mod measures;
-pub mod money;
 pub mod nightly;
 pub mod output;
-pub mod period;
 pub mod process;
 pub mod reconciliation;
 pub mod report_html;
-pub mod scan;
-pub mod schema;
-pub mod store;
+
+// The crates below the application layer, under the module paths the CLI, the Lambda, the tests
+// and the benches use (`curflow::scan::Engine`, `curflow::store::SqliteStore`, ...).
+pub use curflow_aws as aws;
+pub use curflow_model::{aggregate, fxhash, line_item, measures, money, period};
+pub use curflow_scan as scan;
+pub use curflow_scan::{discover, location, schema};
+pub use curflow_store as store;
 
 pub use aggregate::{Amounts, CostKey, CostLine};
 pub use config::Config;

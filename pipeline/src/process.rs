@@ -20,7 +20,8 @@ use serde::Serialize;
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
 use crate::attribute::{AttributionInputs, attribute};
 use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
-use crate::error::{Error, ErrorClass, Result};
+use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
+use curflow_scan::Error as ScanError;
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
 use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
@@ -289,15 +290,13 @@ impl Processor {
                 Some(_) => None,
             };
             if let Some(what) = changed {
-                return Err(Error::Aws {
-                    service: "S3",
-                    operation: "HeadObject".into(),
-                    resource: file.path.display().to_string(),
-                    reason: format!(
-                        "{what} while the delivery was being read: a newer delivery is being written; retry later"
-                    ),
-                    retryable: true,
-                });
+                return Err(Error::Aws(AwsError::new(
+                    "S3",
+                    "HeadObject",
+                    file.path.display().to_string(),
+                    format!("{what} while the delivery was being read: a newer delivery is being written; retry later"),
+                    AwsErrorKind::Transient,
+                )));
             }
         }
         Ok(())
@@ -356,23 +355,25 @@ fn single_period(delivery: &Delivery, scans: &[FileScan]) -> Result<BillingPerio
             match &first {
                 None => first = Some((scan.path.clone(), *p)),
                 Some((path, period)) if period != p => {
-                    return Err(Error::MixedBillingPeriods {
+                    return Err(ScanError::MixedBillingPeriods {
                         first: path.clone(),
                         first_period: period.to_string(),
                         second: scan.path.clone(),
                         second_period: p.to_string(),
-                    });
+                    }
+                    .into());
                 }
                 Some(_) => {}
             }
         }
     }
     match (first, delivery.manifest.as_ref()) {
-        (Some((_, data)), Some(m)) if data != m.period => Err(Error::ManifestPeriodMismatch {
+        (Some((_, data)), Some(m)) if data != m.period => Err(ScanError::ManifestPeriodMismatch {
             path: m.path.clone(),
             manifest_period: m.period.to_string(),
             data_period: data.to_string(),
-        }),
+        }
+        .into()),
         (Some((_, data)), _) => Ok(data),
         (None, Some(m)) => Ok(m.period),
         (None, None) => Err(Error::Argument(format!(

@@ -43,11 +43,9 @@ impl ReconcileOptions {
     }
 }
 
+/// Reconciliation errors are caused by its input (estimates, budgets, amounts too large to sum).
 fn reconcile_error(e: curflow_reconcile::Error) -> Error {
-    match e {
-        curflow_reconcile::Error::Overflow { .. } => Error::Internal(e.to_string()),
-        other => Error::Argument(other.to_string()),
-    }
+    Error::Reconcile(e)
 }
 
 /// The month of a billing period.

@@ -32,7 +32,7 @@ fn env() -> Env {
 impl Env {
     fn discover(&self, urls: &[String]) -> curflow::Result<Vec<Delivery>> {
         let paths: Vec<PathBuf> = urls.iter().map(PathBuf::from).collect();
-        self.s3.runtime.block_on(discover_locations(&paths, Some(&self.access)))
+        Ok(self.s3.runtime.block_on(discover_locations(&paths, Some(&self.access)))?)
     }
 
     /// Processes S3 locations into a SQLite store; returns the last outcome.
@@ -111,7 +111,7 @@ fn a_prefix_without_manifests_is_read_per_folder_and_an_empty_one_is_an_error() 
     assert_eq!(common::stored_by_tenant(&s, period()), common::expected_by_tenant(&g));
 
     let err = e.discover(&[e.url("nothing-here/")]).unwrap_err();
-    assert!(matches!(err, Error::NothingFound { .. }), "{err}");
+    assert!(matches!(err, Error::Scan(curflow::scan::Error::NothingFound { .. })), "{err}");
     assert_eq!(err.class(), ErrorClass::User);
 }
 

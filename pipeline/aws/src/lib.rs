@@ -9,7 +9,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use aws_smithy_runtime_api::client::result::SdkError;
+use curflow_model::ErrorClass;
 
 /// Overrides of the standard AWS configuration chain (config keys `aws-endpoint-url`, `aws-region`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,79 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// What kind of failure an AWS call had; decides the [`ErrorClass`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// Throttling, 5xx, timeouts, connection failures, an object still being written: retry.
+    Transient,
+    /// The caller's identity or permissions are wrong (access denied, unknown or expired
+    /// credentials): an operator must act, so it is an environment error, never "bad input".
+    Denied,
+    /// AWS refused the request for another reason (a missing object, a validation error).
+    Rejected,
+}
+
+/// A failed AWS call: which service, operation and resource, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("AWS {service} {operation} on {resource}: {reason}")]
+pub struct AwsError {
+    pub service: &'static str,
+    pub operation: String,
+    pub resource: String,
+    pub reason: String,
+    pub kind: AwsErrorKind,
+    /// The SDK's own error, when there is one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AwsError {
+    /// An error without an SDK cause (a condition curflow detected itself).
+    pub fn new(
+        service: &'static str,
+        operation: impl Into<String>,
+        resource: impl Into<String>,
+        reason: impl Into<String>,
+        kind: AwsErrorKind,
+    ) -> Self {
+        AwsError {
+            service,
+            operation: operation.into(),
+            resource: resource.into(),
+            reason: reason.into(),
+            kind,
+            source: None,
+        }
+    }
+
+    /// Whether retrying the same call later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == AwsErrorKind::Transient
+    }
+
+    /// Transient and permission failures are the environment's; the rest is bad input.
+    pub fn class(&self) -> ErrorClass {
+        match self.kind {
+            AwsErrorKind::Transient | AwsErrorKind::Denied => ErrorClass::External,
+            AwsErrorKind::Rejected => ErrorClass::User,
+        }
+    }
+}
+
+/// Error codes that mean the caller's identity or permissions are wrong.
+const DENIED_CODES: [&str; 10] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+];
+
 /// Error codes AWS documents as transient: retry with backoff.
 const RETRYABLE_CODES: [&str; 12] = [
     "ThrottlingException",
@@ -49,8 +123,7 @@ const RETRYABLE_CODES: [&str; 12] = [
 ];
 
 /// Whether an SDK error is transient (throttling, 5xx, timeouts, connection failures).
-pub fn is_retryable<E: ProvideErrorMetadata, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
-    use aws_sdk_dynamodb::error::SdkError;
+pub fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(ctx) => ctx.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)),
@@ -58,24 +131,25 @@ pub fn is_retryable<E: ProvideErrorMetadata, R>(err: &aws_sdk_dynamodb::error::S
     }
 }
 
-/// Converts an SDK error into the crate error, naming the service, operation and resource.
-pub fn sdk_error<E, R>(
-    service: &'static str,
-    operation: &str,
-    resource: &str,
-    err: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> Error
+/// Converts an SDK error into an [`AwsError`], naming the service, operation and resource.
+pub fn sdk_error<E, R>(service: &'static str, operation: &str, resource: &str, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let retryable = is_retryable(&err);
+    let kind = if is_retryable(&err) {
+        AwsErrorKind::Transient
+    } else if err.code().is_some_and(|c| DENIED_CODES.contains(&c)) {
+        AwsErrorKind::Denied
+    } else {
+        AwsErrorKind::Rejected
+    };
     let code = err.code().map(str::to_string);
     let message = err.message().map(str::to_string);
     let reason = match (code, message) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c,
-        _ => aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
     };
-    Error::Aws { service, operation: operation.to_string(), resource: resource.to_string(), reason, retryable }
+    AwsError { source: Some(Box::new(err)), ..AwsError::new(service, operation, resource, reason, kind) }
 }

@@ -9,7 +9,10 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::ModelError;
+
+/// Result of the model's exact arithmetic.
+type Result<T> = std::result::Result<T, ModelError>;
 use crate::fxhash::FxHashMap;
 use crate::line_item::LineItemKind;
 use crate::period::BillingPeriod;
@@ -57,7 +60,7 @@ impl Amounts {
     /// Adds `other` exactly; an overflow of `Decimal`'s 28 digits is reported, never wrapped.
     pub fn add(&mut self, other: &Amounts) -> Result<()> {
         let add = |a: Decimal, b: Decimal, what: &str| {
-            a.checked_add(b).ok_or_else(|| Error::Internal(format!("{what} overflows 28 digits")))
+            a.checked_add(b).ok_or_else(|| ModelError::Overflow { what: what.to_string() })
         };
         self.unblended_cost = add(self.unblended_cost, other.unblended_cost, "unblended_cost")?;
         self.net_unblended_cost = add(self.net_unblended_cost, other.net_unblended_cost, "net_unblended_cost")?;
@@ -221,7 +224,7 @@ pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>
         t.unblended_cost = t
             .unblended_cost
             .checked_add(line.amounts.unblended_cost)
-            .ok_or_else(|| Error::Internal("unblended cost per type overflows".into()))?;
+            .ok_or_else(|| ModelError::Overflow { what: format!("unblended cost of line-item type {name}") })?;
     }
     Ok(types)
 }

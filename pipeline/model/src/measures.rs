@@ -256,6 +256,63 @@ mod tests {
         }
     }
 
+    /// The fast path sums a group's inputs and evaluates the measures once per group
+    /// (`scan/src/fast/partial.rs`): exact only because, for a fixed line-item type and
+    /// reservation flag, every measure of summed inputs equals the sum of the per-row measures.
+    #[test]
+    fn measures_are_additive() {
+        let sum_rows = |rows: &[RowInputs]| {
+            let mut total = RowInputs { kind: rows[0].kind, has_reservation_arn: rows[0].has_reservation_arn, ..RowInputs::default() };
+            let mut commitments = [0i128; COMMITMENT_FIELDS];
+            for r in rows {
+                total.unblended += r.unblended;
+                total.net_unblended = match (total.net_unblended, r.net_unblended) {
+                    (None, None) => None,
+                    (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                };
+                let c = r.commitments;
+                let values = [
+                    c.sp_effective_cost,
+                    c.sp_total_commitment_to_date,
+                    c.sp_used_commitment,
+                    c.sp_amortized_upfront_commitment,
+                    c.ri_effective_cost,
+                    c.ri_unused_amortized_upfront_fee,
+                    c.ri_unused_recurring_fee,
+                    c.ri_amortized_upfront_fee,
+                ];
+                for (acc, v) in commitments.iter_mut().zip(values) {
+                    *acc += v;
+                }
+            }
+            total.commitments = CommitmentAmounts::from_array(commitments);
+            total
+        };
+        for code in 0..=u8::MAX {
+            let kind = LineItemKind::from_code(code);
+            for has_reservation_arn in [false, true] {
+                for with_net in [false, true] {
+                    let rows: Vec<RowInputs> = (1..=5i128)
+                        .map(|i| RowInputs {
+                            kind,
+                            has_reservation_arn,
+                            unblended: i * 1_000_003 - 2_500_000,
+                            net_unblended: with_net.then_some(i * 999_983),
+                            commitments: CommitmentAmounts::from_array(std::array::from_fn(|f| {
+                                (f as i128 + 3) * i * 7919 - 40_000
+                            })),
+                        })
+                        .collect();
+                    let summed = sum_rows(&rows);
+                    for m in Measure::ALL {
+                        let per_row: i128 = rows.iter().map(|r| m.eval(r)).sum();
+                        assert_eq!(m.eval(&summed), per_row, "{kind:?} reservation={has_reservation_arn} {m:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn net_unblended_falls_back_to_unblended() {
         let mut r = row(LineItemKind::Usage, 10);

@@ -1,3 +1,10 @@
+//! curflow's input side: from the paths a user gives to grouped cost lines.
+//!
+//! * [`location`]: local paths and `s3://` names, one reader for both;
+//! * [`discover`]: manifests and AWS layouts → deliveries (one billing period's files + version);
+//! * [`schema`]: which columns a file has and which format it is (legacy CUR, CUR 2.0);
+//! * the scan itself (this module): each file through the fast path or a DataFusion plan.
+//!
 //! Scanning CUR files through DataFusion, one file at a time.
 //!
 //! Each file gets its own streaming plan ([`plan::aggregate_file`]): errors then name the file,
@@ -10,9 +17,13 @@
 //! Memory is bounded by the session's pool ([`EngineOptions::memory_limit_bytes`]); aggregation
 //! state beyond it spills to [`SpillOptions::dir`], capped at [`SpillOptions::max_bytes`].
 
+pub mod discover;
+pub mod error;
 mod fast;
 mod inspect;
+pub mod location;
 pub mod plan;
+pub mod schema;
 pub mod udf;
 
 use std::collections::BTreeMap;
@@ -33,15 +44,15 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, Ses
 use futures::StreamExt;
 use rust_decimal::Decimal;
 
-use crate::aggregate::{Amounts, CostKey};
+use curflow_model::aggregate::{Amounts, CostKey};
 use crate::discover::{DataFile, FileKind};
-use crate::error::{BadValueInRow, Error, Result};
+pub use crate::error::{BadValueInRow, Error, Result};
 use crate::location::{Location, S3Access};
-use crate::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
-use crate::period::BillingPeriod;
+use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
+use curflow_model::period::BillingPeriod;
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
-use crate::store::Invoices;
+use curflow_model::Invoices;
 use udf::Udfs;
 
 /// Engine settings (see `Config` for the documented defaults).
@@ -109,7 +120,7 @@ impl FileScan {
             rows_read,
             split_child_rows: rows_read.saturating_sub(summed),
             tenant_tag_present: cols.tenant != TenantSource::Absent,
-            net_columns_present: cols.name(crate::schema::Col::NetUnblendedCost).is_some(),
+            net_columns_present: cols.name(schema::Col::NetUnblendedCost).is_some(),
             groups,
             invoices,
         }
@@ -334,7 +345,7 @@ fn engine_error(path: &Path, e: DataFusionError) -> Error {
 fn scan_error(path: &Path, csv_gzip: Option<bool>, e: DataFusionError) -> Error {
     if let Some(bad) = find_bad_value(&e) {
         let line = csv_gzip
-            .filter(|_| !crate::location::is_s3_path(path))
+            .filter(|_| !location::is_s3_path(path))
             .and_then(|gzip| inspect::csv_line_of(path, gzip, &bad.column, &bad.value));
         return Error::BadValue {
             path: path.to_path_buf(),
@@ -420,14 +431,14 @@ fn decode_groups(
     let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal128Type>()).collect();
     let counts = column("line_items")?;
     let counts = counts.as_primitive::<Int64Type>();
-    let label = |c: crate::schema::Col| cols.name(c).unwrap_or(c.spec().csv_name).to_string();
+    let label = |c: schema::Col| cols.name(c).unwrap_or(c.spec().csv_name).to_string();
 
     for row in 0..batch.num_rows() {
         let period_day =
             period.is_valid(row).then(|| period.value(row)).and_then(epoch_day).ok_or_else(|| Error::BadValue {
                 path: path.to_path_buf(),
                 line: None,
-                column: label(crate::schema::Col::BillingPeriodStart),
+                column: label(schema::Col::BillingPeriodStart),
                 value: String::new(),
                 expected: "a billing period start date on every row".into(),
             })?;
@@ -438,7 +449,7 @@ fn decode_groups(
                 Error::BadValue {
                     path: path.to_path_buf(),
                     line: None,
-                    column: label(crate::schema::Col::UsageStart),
+                    column: label(schema::Col::UsageStart),
                     value: String::new(),
                     expected: "a usage start date on every row".into(),
                 }

@@ -12,8 +12,8 @@ use datafusion::logical_expr::{Expr, in_list};
 use datafusion::prelude::{col, ident, lit, when};
 
 use super::udf::Udfs;
-use crate::line_item::SPLIT_COST_CHILD_OPERATIONS;
-use crate::measures::Measure;
+use curflow_model::line_item::SPLIT_COST_CHILD_OPERATIONS;
+use curflow_model::measures::Measure;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
 
 /// Output columns of [`aggregate_file`], in order.

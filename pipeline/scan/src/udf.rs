@@ -18,9 +18,9 @@ use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 use crate::error::BadValueInRow;
-use crate::line_item::LineItemKind;
-use crate::measures::{CommitmentAmounts, Measure, RowInputs};
-use crate::money::{
+use curflow_model::line_item::LineItemKind;
+use curflow_model::measures::{CommitmentAmounts, Measure, RowInputs};
+use curflow_model::money::{
     DECIMAL_PRECISION, MONEY_SCALE, ParseDecimalError, QUANTITY_SCALE, f64_to_scaled, parse_scaled, pow10_i128,
 };
 
@@ -113,7 +113,7 @@ fn for_each_str(array: &ArrayRef, mut f: impl FnMut(usize, Option<&str>) -> DfRe
 // ---------------------------------------------------------------------------------------------
 
 /// `curflow_money(x, 'column')` / `curflow_quantity(x, 'column')`: any numeric or text value to an
-/// exact `Decimal128(38, scale)`. See [`crate::money`] for how doubles are read.
+/// exact `Decimal128(38, scale)`. See [`curflow_model::money`] for how doubles are read.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ToScaled {
     name: &'static str,
@@ -518,7 +518,7 @@ pub const MEASURE_ARGS: usize = 12;
 /// `curflow_<measure>(kind, has_ri_arn, unblended, net_unblended, sp_effective_cost,
 /// sp_total_commitment, sp_used_commitment, sp_amortized_upfront, ri_effective_cost,
 /// ri_unused_amortized_upfront, ri_unused_recurring, ri_amortized_upfront)`: one cost measure per
-/// row, by [`crate::measures`]. Money arguments are `Decimal128(38, 12)`; NULL counts as 0.
+/// row, by [`curflow_model::measures`]. Money arguments are `Decimal128(38, 12)`; NULL counts as 0.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct MeasureUdf {
     measure: Measure,

@@ -129,7 +129,7 @@ fn resolve_key(manifest: &Path, key: &str) -> Result<PathBuf> {
         }
         searched.push(dir.to_path_buf());
     }
-    Err(Error::MissingManifestFile { manifest: manifest.to_path_buf(), key: key.to_string(), searched })
+    Err(curflow_scan::Error::MissingManifestFile { manifest: manifest.to_path_buf(), key: key.to_string(), searched }.into())
 }
 
 /// A Parquet inventory file, streamed by record batch (columns `bucket`, `key`, `size`).

@@ -240,7 +240,7 @@ pub fn run(
         let found = match manifest {
             Ok(m) => m,
             Err(e) => {
-                rows.push(failed(label, period, None, &e));
+                rows.push(failed(label, period, None, &Error::from(e)));
                 continue;
             }
         };
@@ -287,7 +287,7 @@ pub fn run(
             let version = found.version.id.clone();
             let scanned = match found.resolve(s3).await {
                 Ok(delivery) => processor.scan(&delivery, &|_| {}).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             (label, period, version, scanned)
         })

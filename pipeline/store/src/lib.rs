@@ -5,16 +5,18 @@
 //! never replaces a newer one; a failed write leaves the store exactly as before.
 
 pub mod dynamodb;
+pub mod error;
 pub mod finance;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::aggregate::CostLine;
-use crate::discover::ReportVersion;
-use crate::error::Result;
-use crate::period::BillingPeriod;
+use curflow_model::aggregate::CostLine;
+use curflow_model::ReportVersion;
+pub use crate::error::{Error, Result};
+pub use curflow_model::Invoices;
+use curflow_model::period::BillingPeriod;
 
 pub use finance::FinanceStore;
 pub use sqlite::SqliteStore;
@@ -36,47 +38,6 @@ pub struct PeriodRecord {
     pub processed_at: DateTime<Utc>,
     /// The bill's invoice ids seen in the version (blank until AWS finalises the month).
     pub invoice: Invoices,
-}
-
-/// Invoice ids on a period's lines. AWS leaves `bill/InvoiceId` blank until the month's bill is
-/// issued; a line that carries one is final (cur-domain.md §4), so a period is final when every line does.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Invoices {
-    /// Distinct non-blank invoice ids, sorted (a period can have several, e.g. Marketplace).
-    pub ids: Vec<String>,
-    /// Rows (after split-cost child rows are dropped) without an invoice id; `None` when unknown
-    /// (a period stored by an older curflow).
-    pub rows_without_id: Option<u64>,
-}
-
-impl Invoices {
-    /// The invoice id(s) that make the period final, comma-joined; `None` while any row lacks one.
-    pub fn final_invoice_id(&self) -> Option<String> {
-        (!self.ids.is_empty() && self.rows_without_id == Some(0)).then(|| self.ids.join(","))
-    }
-
-    /// Adds one group of `rows` rows carrying `id` (blank or `None`: no invoice yet).
-    pub fn add(&mut self, id: Option<&str>, rows: u64) {
-        match id.map(str::trim).filter(|id| !id.is_empty()) {
-            Some(id) => {
-                if let Err(at) = self.ids.binary_search_by(|x| x.as_str().cmp(id)) {
-                    self.ids.insert(at, id.to_string());
-                }
-                self.rows_without_id.get_or_insert(0);
-            }
-            None => *self.rows_without_id.get_or_insert(0) += rows,
-        }
-    }
-
-    /// Combines the invoices of two parts of one period (files of a delivery).
-    pub fn merge(&mut self, other: &Invoices) {
-        for id in &other.ids {
-            self.add(Some(id), 0);
-        }
-        if let Some(n) = other.rows_without_id {
-            *self.rows_without_id.get_or_insert(0) += n;
-        }
-    }
 }
 
 /// The result of [`CostStore::replace_period`].
@@ -128,7 +89,7 @@ impl<T: CostStore + FinanceStore> Store for T {}
 
 /// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
 /// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).
-pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn Store>> {
+pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
     if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
         let store = dynamodb::DynamoStore::connect(table, aws)?;
         store.check_table()?;
@@ -138,10 +99,10 @@ pub fn open(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result
 }
 
 /// Opens a store that must already exist (read commands: a typo must not create an empty store).
-pub fn open_existing(location: &std::path::Path, aws: &crate::aws::AwsSettings) -> Result<Box<dyn Store>> {
+pub fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
     let dynamo = location.to_str().is_some_and(|l| dynamodb::table_of(l).is_some());
     if !dynamo && !location.exists() {
-        return Err(crate::Error::Argument(format!(
+        return Err(Error::Argument(format!(
             "store {} does not exist; run `curflow process` first",
             location.display()
         )));

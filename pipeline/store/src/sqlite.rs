@@ -12,10 +12,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
 use super::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
-use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
-use crate::discover::ReportVersion;
+use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
+use curflow_model::ReportVersion;
 use crate::error::{Error, Result};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -132,7 +132,7 @@ pub struct SqliteStore {
 pub(crate) fn store_error(path: &Path, e: rusqlite::Error) -> Error {
     let retryable =
         matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
-    Error::Store { path: path.to_path_buf(), reason: e.to_string(), retryable }
+    Error::Sqlite { path: path.to_path_buf(), source: e, retryable }
 }
 
 pub(crate) fn corrupt(path: &Path, what: String) -> Error {
@@ -265,7 +265,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 fn decimal_text(d: Decimal) -> String {
-    crate::money::decimal_text(d)
+    curflow_model::money::decimal_text(d)
 }
 
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
 
 /// Which manifest shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::location::{Location, S3Access, is_s3_path};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
+pub use curflow_model::ReportVersion;
 pub use manifest::{Manifest, ManifestKind};
 
 /// How a data file is encoded.
@@ -38,24 +39,6 @@ pub struct DataFile {
     pub kind: FileKind,
     pub size: u64,
     pub modified: DateTime<Utc>,
-}
-
-/// The version of a delivery: which restatement of the month it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ReportVersion {
-    /// `assemblyId` / `executionId`, or `files-<hash>` for data files without a manifest.
-    pub id: String,
-    /// When the delivery was made: the manifest's modification time (AWS overwrites the manifest
-    /// on every refresh), or the newest data file's for manifest-less input. Decides "older".
-    pub time: DateTime<Utc>,
-}
-
-impl ReportVersion {
-    /// Whether `self` supersedes `stored`: later time wins; equal times are ordered by id so
-    /// that two writers agree on the winner.
-    pub fn supersedes(&self, stored: &ReportVersion) -> bool {
-        (self.time, &self.id) > (stored.time, &stored.id)
-    }
 }
 
 /// One billing period's files, as one unit of processing.

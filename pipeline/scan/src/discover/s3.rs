@@ -5,7 +5,7 @@
 //!   every listed data file.
 //! * A prefix: list it, group the manifests by *period folder* (see [`period_folder`]), keep the
 //!   newest manifest per folder and then per declared billing period.
-//! * The Lambda trigger ([`current_delivery`]): whatever manifest the event names, re-list its
+//! * The Lambda trigger ([`current_manifest`]): whatever manifest the event names, re-list its
 //!   period folder and process the newest manifest there (cur-domain.md §4.6: never trust the
 //!   event as "latest").
 //!
@@ -19,7 +19,7 @@ use super::manifest::{Manifest, period_from_path};
 use super::{DataFile, Delivery, ManifestRef, PeriodCandidate, ReportVersion, file_kind, from_files, is_manifest_name};
 use crate::error::{Error, Result};
 use crate::location::{Location, ObjectInfo, S3Access, key_join, key_name, key_parent};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
 
 /// Whether a folder name is a legacy CUR billing-period folder (`20261001-20261101`).
 fn is_date_range(name: &str) -> bool {
@@ -61,13 +61,7 @@ pub async fn read_manifest(s3: &S3Access, bucket: &str, key: &str) -> Result<Man
 }
 
 fn incomplete(bucket: &str, key: &str, reason: String) -> Error {
-    Error::Aws {
-        service: "S3",
-        operation: "HeadObject".into(),
-        resource: format!("s3://{bucket}/{key}"),
-        reason,
-        retryable: true,
-    }
+    Error::Aws(curflow_aws::AwsError::new("S3", "HeadObject", format!("s3://{bucket}/{key}"), reason, curflow_aws::AwsErrorKind::Transient))
 }
 
 /// HEADs every data file of an S3 manifest and returns them, or a retryable error when the
@@ -198,11 +192,6 @@ pub async fn current_manifest(s3: &S3Access, bucket: &str, manifest_key: &str) -
     Ok(chosen)
 }
 
-/// [`current_manifest`] with its files checked: the complete current delivery of the period.
-pub async fn current_delivery(s3: &S3Access, bucket: &str, manifest_key: &str) -> Result<Delivery> {
-    current_manifest(s3, bucket, manifest_key).await?.resolve(Some(s3)).await
-}
-
 /// Every billing period under an S3 prefix with its newest manifest (files not yet checked), or
 /// why its manifest could not be read. Errors of the listing itself fail the call.
 pub async fn find_periods(s3: &S3Access, bucket: &str, prefix: &str) -> Result<Vec<PeriodCandidate>> {
@@ -252,13 +241,7 @@ pub async fn discover_s3(s3: &S3Access, locations: &[(String, String)]) -> Resul
         if !key.ends_with('/') && is_manifest_name(name) {
             deliveries.push(delivery_from_manifest(s3, bucket, key).await?);
         } else if !key.ends_with('/') && file_kind(std::path::Path::new(name)).is_some() {
-            let info = s3.head(bucket, key).await?.ok_or_else(|| Error::Aws {
-                service: "S3",
-                operation: "HeadObject".into(),
-                resource: format!("s3://{bucket}/{key}"),
-                reason: "the object does not exist".into(),
-                retryable: false,
-            })?;
+            let info = s3.head(bucket, key).await?.ok_or_else(|| Error::Aws(curflow_aws::AwsError::new("S3", "HeadObject", format!("s3://{bucket}/{key}"), "the object does not exist", curflow_aws::AwsErrorKind::Rejected)))?;
             loose.push(data_file(bucket, &info)?);
         } else {
             deliveries.extend(from_prefix(s3, bucket, key).await?);

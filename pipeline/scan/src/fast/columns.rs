@@ -12,7 +12,7 @@ use arrow::datatypes::{
 
 use super::Slot;
 use crate::error::{Error, Result};
-use crate::money::{MONEY_SCALE, f64_to_scaled, f64s_to_scaled};
+use curflow_model::money::{MONEY_SCALE, f64_to_scaled, f64s_to_scaled};
 
 pub(super) fn bad_value(path: &Path, column: &str, value: String, expected: &str) -> Error {
     Error::BadValue {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::fxhash::FxBuild;
+use curflow_model::fxhash::FxBuild;
 
 /// Fields of the key: billing period, usage day, then the text ids in the order of
 /// [`super::KEY_TEXT`].

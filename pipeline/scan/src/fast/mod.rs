@@ -17,11 +17,11 @@
 //!   from per-dictionary tables;
 //! * one row loop sums the *inputs* of the measures per group (unblended, net, quantity, and the
 //!   commitment columns only on the rows whose line-item type reads them); the measures
-//!   ([`crate::measures`], the same code as the UDFs) are evaluated once per group at the end,
+//!   ([`curflow_model::measures`], the same code as the UDFs) are evaluated once per group at the end,
 //!   which is exact because every measure is linear in its inputs for a given line-item type
 //!   ([`partial`]).
 //!
-//! Money stays exact: `double` → scaled `i128` by [`crate::money::f64_to_scaled`], sums with
+//! Money stays exact: `double` → scaled `i128` by [`curflow_model::money::f64_to_scaled`], sums with
 //! `checked_add` (an overflow is an error, never a wrap). Files whose columns have other types
 //! (CUR 2.0 maps, decimal or text money, ...) take the generic plan, and so does a file whose
 //! key fields need more than 127 bits together; both paths are covered by the golden tests, which
@@ -45,11 +45,11 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::inspect::RowGroupSpan;
-use crate::aggregate::{Amounts, CostKey};
+use curflow_model::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
-use crate::store::Invoices;
+use curflow_model::Invoices;
 use partial::{Partial, Step};
 
 // Text columns, by position in `FastLayout::text`.

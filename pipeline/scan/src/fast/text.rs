@@ -8,7 +8,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use arrow::datatypes::{DataType, Int32Type};
 
 use crate::error::{Error, Result};
-use crate::fxhash::FxBuild;
+use curflow_model::fxhash::FxBuild;
 
 /// Distinct values of one text column. Id 0 is NULL.
 pub(super) struct Interner {

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::{CredentialProvider, ObjectStore};
 
-use crate::aws::{AwsSettings, sdk_config, sdk_error};
+use curflow_aws::{AwsSettings, sdk_config, sdk_error};
 use crate::error::{Error, Result};
 
 /// What a listing or HEAD says about an object.
@@ -87,13 +87,7 @@ impl S3Access {
         if let Some(credentials) = &self.inner.credentials {
             builder = builder.with_credentials(Arc::clone(credentials) as _);
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| Error::Aws {
-            service: "S3",
-            operation: "configure".into(),
-            resource: format!("s3://{bucket}"),
-            reason: e.to_string(),
-            retryable: false,
-        })?);
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| Error::Aws(curflow_aws::AwsError::new("S3", "configure", format!("s3://{bucket}"), e.to_string(), curflow_aws::AwsErrorKind::Rejected)))?);
         stores.insert(bucket.to_string(), Arc::clone(&store));
         Ok(store)
     }
@@ -126,7 +120,7 @@ impl S3Access {
                 modified: out.last_modified().map(to_chrono).unwrap_or_default(),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) || status_is_404(&e) => Ok(None),
-            Err(e) => Err(sdk_error("S3", "HeadObject", &format!("s3://{bucket}/{key}"), e)),
+            Err(e) => Err(sdk_error("S3", "HeadObject", &format!("s3://{bucket}/{key}"), e).into()),
         }
     }
 
@@ -137,28 +131,16 @@ impl S3Access {
         let out = match self.inner.client.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || status_is_404(&e) => {
-                return Err(Error::Aws {
-                    service: "S3",
-                    operation: "GetObject".into(),
-                    resource,
-                    reason: "the object does not exist".into(),
-                    retryable: false,
-                });
+                return Err(Error::Aws(curflow_aws::AwsError::new("S3", "GetObject", resource, "the object does not exist", curflow_aws::AwsErrorKind::Rejected)));
             }
-            Err(e) => return Err(sdk_error("S3", "GetObject", &resource, e)),
+            Err(e) => return Err(sdk_error("S3", "GetObject", &resource, e).into()),
         };
         let info = ObjectInfo {
             key: key.to_string(),
             size: out.content_length().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             modified: out.last_modified().map(to_chrono).unwrap_or_default(),
         };
-        let bytes = out.body.collect().await.map_err(|e| Error::Aws {
-            service: "S3",
-            operation: "GetObject".into(),
-            resource: resource.clone(),
-            reason: format!("reading the body failed: {e}"),
-            retryable: true,
-        })?;
+        let bytes = out.body.collect().await.map_err(|e| Error::Aws(curflow_aws::AwsError::new("S3", "GetObject", resource.clone(), format!("reading the body failed: {e}"), curflow_aws::AwsErrorKind::Transient)))?;
         let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::BadManifest {
             path: super::Location::s3(bucket, key).to_path_buf(),
             reason: "not UTF-8 text".into(),
@@ -188,13 +170,7 @@ pub fn object_store_error(operation: &str, resource: &str, e: &object_store::Err
             | object_store::Error::NotImplemented { .. }
             | object_store::Error::UnknownConfigurationKey { .. }
     );
-    Error::Aws {
-        service: "S3",
-        operation: operation.to_string(),
-        resource: resource.to_string(),
-        reason: e.to_string(),
-        retryable,
-    }
+    Error::Aws(curflow_aws::AwsError::new("S3", operation, resource.to_string(), e.to_string(), if retryable { curflow_aws::AwsErrorKind::Transient } else { curflow_aws::AwsErrorKind::Rejected }))
 }
 
 /// Hands the SDK's credentials (standard chain) to `object_store`, caching them until five

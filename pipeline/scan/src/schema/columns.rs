@@ -8,9 +8,9 @@
 pub enum ColumnKind {
     /// A point in time (`*_date`): Parquet timestamp/date, or text in CSV.
     Timestamp,
-    /// Money, exact at [`crate::money::MONEY_SCALE`]: Parquet float/decimal/integer, or text in CSV.
+    /// Money, exact at [`curflow_model::money::MONEY_SCALE`]: Parquet float/decimal/integer, or text in CSV.
     Money,
-    /// A usage quantity, exact at [`crate::money::QUANTITY_SCALE`].
+    /// A usage quantity, exact at [`curflow_model::money::QUANTITY_SCALE`].
     Quantity,
     /// Text (codes, ids, types).
     Text,

@@ -98,6 +98,20 @@ impl From<Error> for Failure {
     }
 }
 
+/// Errors of the scan and store crates reach the CLI through the application's error, which keeps
+/// them whole (their class decides the exit code).
+impl From<curflow::scan::Error> for Failure {
+    fn from(e: curflow::scan::Error) -> Self {
+        Error::from(e).into()
+    }
+}
+
+impl From<curflow::store::Error> for Failure {
+    fn from(e: curflow::store::Error) -> Self {
+        Error::from(e).into()
+    }
+}
+
 /// Writes command output to stdout. A closed pipe (`curflow costs ... | head`) ends the program
 /// quietly with success, as Unix tools do, instead of panicking inside `println!`.
 pub fn emit(text: &str) -> Result<(), Failure> {

@@ -11,10 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
-use crate::discover::ReportVersion;
-use crate::period::BillingPeriod;
-use crate::store::{Invoices, PeriodRecord};
+use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
+use curflow_model::ReportVersion;
+use curflow_model::period::BillingPeriod;
+use crate::{Invoices, PeriodRecord};
 
 /// One DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -92,7 +92,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn n(d: Decimal) -> AttributeValue {
-    AttributeValue::N(crate::money::decimal_text(d))
+    AttributeValue::N(curflow_model::money::decimal_text(d))
 }
 
 fn n_u64(v: u64) -> AttributeValue {

@@ -98,10 +98,10 @@ use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
-use crate::aggregate::{Amounts, CostLine};
-use crate::aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
+use curflow_model::aggregate::{Amounts, CostLine};
+use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
 use crate::error::{Error, Result};
-use crate::period::BillingPeriod;
+use curflow_model::period::BillingPeriod;
 use item::{
     CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, Pointer, SK, Stamp, decode_line, decode_pointer,
     key_of, line_item, month_prefix, partition_of, pointer_item, pointer_sk, sort_lines, text_of, version_prefix,
@@ -193,7 +193,7 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
 }
 
 /// A fresh version tag: 16 hex digits of a hash of the version and a per-run nonce.
-fn new_version_tag(version: &crate::discover::ReportVersion) -> String {
+fn new_version_tag(version: &curflow_model::ReportVersion) -> String {
     let mut h = Sha256::new();
     h.update(version.id.as_bytes());
     h.update([0]);
@@ -292,7 +292,7 @@ impl DynamoStore {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
     {
-        sdk_error("DynamoDB", operation, &self.describe(), err)
+        sdk_error("DynamoDB", operation, &self.describe(), err).into()
     }
 
     fn corrupt(&self, reason: String) -> Error {
@@ -380,13 +380,7 @@ impl DynamoStore {
                     return Ok(true);
                 }
                 if started.elapsed() > Duration::from_secs(300) {
-                    return Err(Error::Aws {
-                        service: "DynamoDB",
-                        operation: "CreateTable".into(),
-                        resource: self.describe(),
-                        reason: "table not ACTIVE after 5 minutes".into(),
-                        retryable: true,
-                    });
+                    return Err(Error::Aws(curflow_aws::AwsError::new("DynamoDB", "CreateTable", self.describe(), "table not ACTIVE after 5 minutes", curflow_aws::AwsErrorKind::Transient)));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -539,18 +533,12 @@ impl DynamoStore {
             }
             let delay = self.retry.delay(attempt);
             if started.elapsed() + delay > self.retry.give_up_after {
-                return Err(Error::Aws {
-                    service: "DynamoDB",
-                    operation: "BatchWriteItem".into(),
-                    resource: self.describe(),
-                    reason: format!(
+                return Err(Error::Aws(curflow_aws::AwsError::new("DynamoDB", "BatchWriteItem", self.describe(), format!(
                         "{} of {total} items still unprocessed (throttled) after {} retries over {:.1} s",
                         requests.len(),
                         attempt + 1,
                         started.elapsed().as_secs_f64()
-                    ),
-                    retryable: true,
-                });
+                    ), curflow_aws::AwsErrorKind::Transient)));
             }
             tracing::debug!(table = %self.table, unprocessed = requests.len(), attempt, ?delay, "unprocessed items; backing off");
             tokio::time::sleep(delay).await;

@@ -1,0 +1,27 @@
+//! curflow's cost model: the vocabulary every other crate speaks, with no I/O and no query engine.
+//!
+//! * [`money`]: exact scaled-integer and `Decimal` conversions (money never touches `f64` once it
+//!   has left Arrow);
+//! * [`period`]: billing periods (`YYYY-MM`);
+//! * [`line_item`]: CUR line-item types and how each one counts;
+//! * [`measures`]: the cost measures (unblended, net, amortized, RI/SP true-up, upfront fees) as exact
+//!   functions of one row's inputs;
+//! * [`aggregate`]: the grouped cost line ([`CostKey`] → [`Amounts`]) that scanning produces and
+//!   stores keep;
+//! * [`version`]: which delivery of a period is newer ([`ReportVersion`]) and its invoice ids
+//!   ([`Invoices`]);
+//! * [`error`]: the error classes shared by every crate ([`ErrorClass`]) and this crate's errors.
+
+pub mod aggregate;
+pub mod error;
+pub mod fxhash;
+pub mod line_item;
+pub mod measures;
+pub mod money;
+pub mod period;
+pub mod version;
+
+pub use aggregate::{Amounts, CostKey, CostLine};
+pub use error::{ErrorClass, ModelError};
+pub use period::BillingPeriod;
+pub use version::{Invoices, ReportVersion};

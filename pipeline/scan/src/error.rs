@@ -1,0 +1,108 @@
+//! Errors of discovery and scanning, each naming the file (and column, line, billing period) and
+//! what was expected. [`Error::class`] derives the [`ErrorClass`] from the variant.
+
+use std::path::PathBuf;
+
+use curflow_aws::AwsError;
+use curflow_model::{ErrorClass, ModelError};
+use datafusion::error::DataFusionError;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: file is empty (0 bytes); expected a CUR data file (Parquet or CSV)", path.display())]
+    EmptyFile { path: PathBuf },
+
+    #[error("{}: not a readable Parquet file ({reason}); the file may be truncated or still being written", path.display())]
+    BadParquet { path: PathBuf, reason: String },
+
+    #[error("{}: {reason}", path.display())]
+    BadCsv { path: PathBuf, reason: String },
+
+    #[error("{}: unsupported input: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+
+    #[error("{}: missing required column `{column}` (needed for {purpose})", path.display())]
+    MissingColumn { path: PathBuf, column: String, purpose: &'static str },
+
+    #[error("{}: column `{column}` has type {found}, expected {expected}", path.display())]
+    WrongColumnType { path: PathBuf, column: String, found: String, expected: &'static str },
+
+    #[error("{}{}: column `{column}`: value {value:?} is not {expected}",
+        path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    BadValue { path: PathBuf, line: Option<u64>, column: String, value: String, expected: String },
+
+    #[error("{}: billing period start {value} is not the first day of a month 00:00 UTC", path.display())]
+    BadBillingPeriod { path: PathBuf, value: String },
+
+    #[error("{}: {reason}", path.display())]
+    BadManifest { path: PathBuf, reason: String },
+
+    #[error("{}: references `{key}`, which does not exist (looked for it under {})",
+        manifest.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    MissingManifestFile { manifest: PathBuf, key: String, searched: Vec<PathBuf> },
+
+    #[error("files of different billing periods were given as one delivery: {} holds {first_period}, {} holds {second_period}; pass each month separately (or point at a manifest or directory)",
+        first.display(), second.display())]
+    MixedBillingPeriods { first: PathBuf, first_period: String, second: PathBuf, second_period: String },
+
+    #[error("{}: manifest says billing period {manifest_period} but the data holds {data_period}", path.display())]
+    ManifestPeriodMismatch { path: PathBuf, manifest_period: String, data_period: String },
+
+    #[error("{}: no CUR data found (expected a *Manifest.json, .parquet, .csv or .csv.gz file)", path.display())]
+    NothingFound { path: PathBuf },
+
+    #[error("invalid argument: {0}")]
+    Argument(String),
+
+    #[error("{}: query engine: {source}", path.display())]
+    Engine { path: PathBuf, source: Box<DataFusionError> },
+
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+
+    #[error(transparent)]
+    Model(#[from] ModelError),
+
+    #[error("internal error (a bug in curflow; nothing was written): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// How a caller should react (design.md "Errors").
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Io { .. } => ErrorClass::External,
+            Error::Engine { source, .. } => match source.find_root() {
+                DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => ErrorClass::External,
+                DataFusionError::ResourcesExhausted(_) => ErrorClass::External,
+                DataFusionError::Internal(_) => ErrorClass::Internal,
+                _ => ErrorClass::User,
+            },
+            Error::Aws(e) => e.class(),
+            Error::Model(e) => e.class(),
+            Error::Internal(_) => ErrorClass::Internal,
+            _ => ErrorClass::User,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// A bad value found while evaluating a row inside DataFusion. The UDFs raise it as
+/// `DataFusionError::External`; the scanner turns it into [`Error::BadValue`] with the file and,
+/// for CSV, the line number.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("column `{column}`: value {value:?} is not {expected}")]
+pub struct BadValueInRow {
+    pub column: String,
+    pub value: String,
+    pub expected: String,
+}

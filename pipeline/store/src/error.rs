@@ -1,0 +1,61 @@
+//! Errors of the stores. Each names the store (SQLite path or `dynamodb://TABLE`); causes are kept
+//! as sources. [`Error::class`] derives the [`ErrorClass`] from the variant.
+
+use std::path::PathBuf;
+
+use curflow_aws::AwsError;
+use curflow_model::{ErrorClass, ModelError};
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite refused or failed a statement (busy/locked is retryable; the rest is not).
+    #[error("store {}: {source}", path.display())]
+    Sqlite { path: PathBuf, source: rusqlite::Error, retryable: bool },
+
+    /// The store is in a state curflow cannot use (newer schema, unreadable value, a race lost too
+    /// often).
+    #[error("store {}: {reason}", path.display())]
+    Store { path: PathBuf, reason: String, retryable: bool },
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+
+    #[error(transparent)]
+    Model(#[from] ModelError),
+
+    #[error("invalid argument: {0}")]
+    Argument(String),
+
+    #[error("internal error (a bug in curflow; nothing was written): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// How a caller should react (design.md "Errors").
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Io { .. } => ErrorClass::External,
+            Error::Sqlite { retryable, .. } | Error::Store { retryable, .. } => {
+                if *retryable {
+                    ErrorClass::External
+                } else {
+                    ErrorClass::User
+                }
+            }
+            Error::Aws(e) => e.class(),
+            Error::Model(e) => e.class(),
+            Error::Argument(_) => ErrorClass::User,
+            Error::Internal(_) => ErrorClass::Internal,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
