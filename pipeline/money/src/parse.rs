@@ -316,7 +316,10 @@ mod tests {
         // Integer digits beyond 38 keep the magnitude, and 10^38 or more is out of range.
         let too_big = format!("{n38}0");
         assert!(matches!(parse_scaled(&too_big, 0), Err(MoneyError::OutOfRange { .. })));
-        assert!(matches!(parse_scaled("99999999999999999999999999999999999999.5", 0), Err(MoneyError::OutOfRange { .. })));
+        assert!(matches!(
+            parse_scaled("99999999999999999999999999999999999999.5", 0),
+            Err(MoneyError::OutOfRange { .. })
+        ));
         assert_eq!(parse_scaled("99999999999999999999999999999999999999.4", 0), Ok(pow10_i128(38) - 1));
         assert_eq!(parse_scaled(&format!("{too_big}e-2"), 0), Ok(i128::from_str(&n38[..37]).unwrap() + 1));
         assert!(matches!(parse_scaled("1.5e26", MONEY_SCALE), Err(MoneyError::OutOfRange { .. })));
@@ -357,9 +360,9 @@ mod tests {
         assert_eq!(parse_decimal("0.0000166667").unwrap().to_string(), "0.0000166667");
         assert_eq!(parse_decimal("1E-12").unwrap(), d("0.000000000001"));
         assert_eq!(parse_decimal("79228162514264337593543950335").unwrap(), Decimal::MAX);
-        for bad in [
-            "", "-", ".", "1,5", "1_000", "1_0", "NaN", "inf", "0x10", "1e", "1e+", "abc", "1.2.3", "e5", "1e99999",
-        ] {
+        for bad in
+            ["", "-", ".", "1,5", "1_000", "1_0", "NaN", "inf", "0x10", "1e", "1e+", "abc", "1.2.3", "e5", "1e99999"]
+        {
             assert!(not_a_number(parse_decimal(bad)), "{bad:?}");
         }
     }

@@ -31,7 +31,8 @@ pub fn round_preserving_total(amounts: &[Decimal], dp: u32) -> Result<Vec<Decima
     if dp > MAX_SCALE {
         return Err(MoneyError::ScaleTooLarge { scale: dp });
     }
-    let overflow = |what: &str| MoneyError::Overflow { what: format!("largest remainder of {} parts: {what}", amounts.len()) };
+    let overflow =
+        |what: &str| MoneyError::Overflow { what: format!("largest remainder of {} parts: {what}", amounts.len()) };
     let unit = Decimal::new(1, dp);
     let total = round(exact_sum(amounts.iter().copied()).ok_or_else(|| overflow("the total"))?, dp);
     let floors: Vec<Decimal> =
@@ -39,8 +40,8 @@ pub fn round_preserving_total(amounts: &[Decimal], dp: u32) -> Result<Vec<Decima
     let floor_sum = exact_sum(floors.iter().copied()).ok_or_else(|| overflow("the sum of the floors"))?;
     // A whole number of units: the rounded total and the floors are all at `dp` places.
     let missing = Units::from_decimal(exact_sub(total, floor_sum).ok_or_else(|| overflow("the units missing"))?, dp)?;
-    let missing = usize::try_from(missing.value())
-        .map_err(|_| overflow(&format!("{} units to distribute", missing.value())))?;
+    let missing =
+        usize::try_from(missing.value()).map_err(|_| overflow(&format!("{} units to distribute", missing.value())))?;
     let mut order: Vec<(Decimal, usize)> = Vec::with_capacity(amounts.len());
     for (i, (a, f)) in amounts.iter().zip(&floors).enumerate() {
         // Exact in practice (the remainder is below one unit); checked so nothing can round.
