@@ -18,6 +18,10 @@ pub enum Error {
     /// An input record or parameter is outside its documented domain.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Exact money arithmetic or rounding failed (for example largest-remainder rounding to more than
+    /// 28 places, or a total with no exact `Decimal`).
+    #[error(transparent)]
+    Money(#[from] curflow_money::MoneyError),
 }
 
 /// `Result` with this crate's [`Error`].

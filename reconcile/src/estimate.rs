@@ -288,7 +288,7 @@ fn build<'a>(
             Some(v) => v,
         };
         match parse_decimal(v) {
-            Some(d) if !d.is_sign_negative() || d.is_zero() => Some(d),
+            Ok(d) if !d.is_sign_negative() || d.is_zero() => Some(d),
             _ => {
                 errors.push(FieldError::new(field, "a decimal number ≥ 0 (at most 28 significant digits)", Some(v)));
                 None

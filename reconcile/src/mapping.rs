@@ -119,6 +119,7 @@ impl ResourceTypeMap {
                 None => Decimal::ONE,
                 Some(toml::Value::Integer(n)) => Decimal::from(n),
                 Some(toml::Value::String(s)) => parse_decimal(&s)
+                    .ok()
                     .filter(|d| *d > Decimal::ZERO)
                     .ok_or_else(|| entry(format!("quantity_factor {s:?} is not a positive decimal")))?,
                 Some(other) => {

@@ -167,8 +167,8 @@ impl ToScaled {
                         None | Some("") => None,
                         Some(text) => Some(parse_scaled(text, scale).map_err(|e| {
                             let expected = match e {
-                                ParseDecimalError::NotANumber => "a decimal number",
-                                ParseDecimalError::OutOfRange => "an amount within 38 digits",
+                                ParseDecimalError::OutOfRange { .. } => "an amount within 38 digits",
+                                _ => "a decimal number",
                             };
                             bad_value(column, text, expected)
                         })?),

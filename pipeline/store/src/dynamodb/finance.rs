@@ -67,9 +67,7 @@ fn scalar(item: &Item, k: &str) -> Option<String> {
 
 fn number(item: &Item, k: &str) -> std::result::Result<Decimal, String> {
     let text = scalar(item, k).ok_or_else(|| format!("attribute `{k}` is missing or not a number"))?;
-    text.parse::<Decimal>()
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| format!("attribute `{k}`: {text:?} is not a decimal"))
+    curflow_model::money::parse_decimal(&text).map_err(|e| format!("attribute `{k}`: {e}"))
 }
 
 fn text(item: &Item, k: &str) -> std::result::Result<String, String> {
@@ -142,7 +140,9 @@ fn decode_budget(item: &Item) -> std::result::Result<BudgetSetting, String> {
         Some(AttributeValue::L(values)) => values
             .iter()
             .map(|v| match v {
-                AttributeValue::N(t) => t.parse::<Decimal>().map_err(|_| format!("threshold {t:?} is not a decimal")),
+                AttributeValue::N(t) => {
+                    curflow_model::money::parse_decimal(t).map_err(|e| format!("threshold {t:?} is not a decimal: {e}"))
+                }
                 other => Err(format!("attribute `thresholds_pct` holds {other:?}, expected numbers")),
             })
             .collect::<std::result::Result<Vec<_>, _>>()?,

@@ -1,11 +1,10 @@
 //! Item encoding: cost lines and period pointers as DynamoDB items, and back, exactly.
 //!
 //! Money and quantities are DynamoDB Numbers written as the normalised exact decimal string of a
-//! `Decimal` (at most 29 significant digits; DynamoDB keeps 38) and read back with
-//! `Decimal::from_str`, so nothing ever passes through a float.
+//! `Decimal` (at most 29 significant digits; DynamoDB keeps 38) and read back exactly with
+//! [`curflow_model::money::parse_decimal`], so nothing ever passes through a float.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -257,9 +256,10 @@ impl Reader<'_> {
     }
 }
 
-/// DynamoDB returns numbers in plain notation; scientific notation is accepted too.
+/// DynamoDB returns numbers in plain notation; scientific notation is accepted too. Exact (the
+/// workspace's one parser): a number with more digits than a `Decimal` holds is refused, not rounded.
 fn parse_decimal(v: &str) -> Option<Decimal> {
-    Decimal::from_str(v).ok().or_else(|| Decimal::from_scientific(v).ok())
+    curflow_model::money::parse_decimal(v).ok()
 }
 
 /// `(partition, sort key)` of an item, for messages and deletes.
@@ -363,6 +363,7 @@ pub(super) fn sort_lines(lines: &mut [CostLine]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     fn line(tenant: Option<&str>, unblended: &str) -> CostLine {
         let d = Decimal::from_str(unblended).unwrap();
