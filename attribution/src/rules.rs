@@ -132,7 +132,8 @@ impl Rules {
 /// units, storage → storage proxy; S3 storage → byte-hours, tier-1/tier-2/other requests → request counts;
 /// agent runtime vCPU / memory / other → vCPU-hours / GB-hours / sessions.
 pub fn default_rules() -> Rules {
-    let g = |v: &[&str]| v.iter().map(|s| Glob::new(*s)).collect::<Vec<_>>();
+    // Static patterns without size: compiling cannot fail.
+    let g = |v: &[&str]| v.iter().filter_map(|s| Glob::new(*s).ok()).collect::<Vec<_>>();
     let prop = |driver| SharePolicy::Proportional { driver, window: Window::Day };
     let rule = |name: &str, description: &str, matcher: Matcher, policy| Rule {
         name: name.into(),
@@ -273,12 +274,14 @@ enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn globs(v: Option<OneOrMany>) -> Vec<Glob> {
-        match v {
+    /// Compiles the globs of one field (`field` names it in the error).
+    fn globs(v: Option<OneOrMany>, field: &str) -> Result<Vec<Glob>, String> {
+        let v = match v {
             None => Vec::new(),
-            Some(OneOrMany::One(s)) => vec![Glob::new(s)],
-            Some(OneOrMany::Many(v)) => v.into_iter().map(Glob::new).collect(),
-        }
+            Some(OneOrMany::One(s)) => vec![s],
+            Some(OneOrMany::Many(v)) => v,
+        };
+        v.into_iter().map(Glob::new).collect::<Result<_, _>>().map_err(|e| format!("{field}: {e}"))
     }
 }
 
@@ -332,11 +335,11 @@ impl RawRule {
             name: self.name,
             description: self.description,
             matcher: Matcher {
-                service: OneOrMany::globs(self.service),
-                usage_type: OneOrMany::globs(self.usage_type),
-                operation: OneOrMany::globs(self.operation),
-                resource: OneOrMany::globs(self.resource),
-                line_item_type: OneOrMany::globs(self.line_item_type),
+                service: OneOrMany::globs(self.service, "service")?,
+                usage_type: OneOrMany::globs(self.usage_type, "usage_type")?,
+                operation: OneOrMany::globs(self.operation, "operation")?,
+                resource: OneOrMany::globs(self.resource, "resource")?,
+                line_item_type: OneOrMany::globs(self.line_item_type, "line_item_type")?,
             },
             policy,
         })
