@@ -134,8 +134,8 @@ impl Shares {
             Repr::Narrow { w, total: wt } => match largest_remainder(t, w, *wt) {
                 Some(p) => Some(p),
                 None => {
-                    let w: Vec<U512> = w.iter().map(|&x| U512::from_u128(x)).collect();
-                    largest_remainder(t, &w, U512::from_u128(*wt))
+                    let w: Vec<U512> = w.iter().map(|&x| <U512 as Uint>::from_u128(x)).collect();
+                    largest_remainder(t, &w, <U512 as Uint>::from_u128(*wt))
                 }
             },
             Repr::Wide { w, total: wt } => largest_remainder(t, w, *wt),
@@ -174,7 +174,8 @@ impl Shares {
         let q = match &self.repr {
             Repr::Narrow { w, total } => {
                 let wi = *w.get(index)?;
-                ratio(wi, *total, scale).or_else(|| ratio(U512::from_u128(wi), U512::from_u128(*total), scale))
+                ratio(wi, *total, scale)
+                    .or_else(|| ratio(<U512 as Uint>::from_u128(wi), <U512 as Uint>::from_u128(*total), scale))
             }
             Repr::Wide { w, total } => ratio(*w.get(index)?, *total, scale),
         }?;

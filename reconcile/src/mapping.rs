@@ -134,8 +134,11 @@ impl ResourceTypeMap {
             types.push(ResourceType {
                 name: r.name,
                 description: r.description.unwrap_or_default(),
-                services: r.service.into_vec(),
-                usage_types: r.usage_type.map(OneOrMany::into_vec).unwrap_or_default(),
+                services: r.service.into_globs("service").map_err(entry)?,
+                usage_types: match r.usage_type {
+                    Some(u) => u.into_globs("usage_type").map_err(entry)?,
+                    None => Vec::new(),
+                },
                 quantity_unit: r.quantity_unit,
                 usage_unit: r.usage_unit,
                 quantity_factor,
@@ -198,11 +201,13 @@ enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<Glob> {
-        match self {
-            Self::One(s) => vec![Glob::new(s)],
-            Self::Many(v) => v.into_iter().map(Glob::new).collect(),
-        }
+    /// Compiles the globs of one field (`field` names it in the error).
+    fn into_globs(self, field: &str) -> Result<Vec<Glob>, String> {
+        let v = match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        };
+        v.into_iter().map(Glob::new).collect::<Result<_, _>>().map_err(|e| format!("{field}: {e}"))
     }
 }
 

@@ -35,7 +35,8 @@ pub fn parse_line(line: &str) -> Result<Option<Assignment>, ParseError> {
     if resource.is_empty() {
         return Err(ParseError::missing("resource"));
     }
-    Ok(Some(Assignment { resource: Glob::new(resource), tenant: TenantId::new(tenant.trim())? }))
+    let resource = Glob::new(resource).map_err(|e| ParseError::bad("resource", e.to_string()))?;
+    Ok(Some(Assignment { resource, tenant: TenantId::new(tenant.trim())? }))
 }
 
 /// The assignments table.

@@ -161,87 +161,95 @@ pub struct InventoryRow {
 
 /// Parses one inventory CSV line.
 pub fn parse_inventory_line(line: &str, schema: &InventorySchema) -> Result<Option<InventoryRow>, ParseError> {
-    let fields = split_csv(line)?;
-    if fields.len() != schema.columns {
-        return Err(ParseError::Invalid(format!("expected {} columns, got {}", schema.columns, fields.len())));
-    }
-    let size = fields[schema.size].trim();
-    let size = if size.is_empty() {
-        None
-    } else {
-        Some(size.parse::<u64>().map_err(|_| ParseError::bad("Size", format!("not a byte count: {size:?}")))?)
-    };
-    Ok(Some(InventoryRow { bucket: fields[schema.bucket].to_string(), key: url_decode(&fields[schema.key])?, size }))
+    CsvLine::new().parse_inventory(line, schema)
 }
 
-/// Splits an RFC 4180 CSV line (quoted fields, `""` escapes; inventory keys are URL-encoded so no field
-/// spans lines).
-fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, ParseError> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    loop {
-        if let Some(q) = rest.strip_prefix('"') {
-            let mut field = String::new();
-            let mut chars = q.char_indices();
-            let end = loop {
-                match chars.next() {
-                    None => return Err(ParseError::Invalid("unterminated quoted CSV field".into())),
-                    Some((i, '"')) => {
-                        if q[i + 1..].starts_with('"') {
-                            field.push('"');
-                            chars.next();
-                        } else {
-                            break i + 1;
-                        }
-                    }
-                    Some((_, c)) => field.push(c),
-                }
-            };
-            out.push(Cow::Owned(field));
-            rest = &q[end..];
-            match rest.strip_prefix(',') {
-                Some(r) => rest = r,
-                None if rest.is_empty() => return Ok(out),
-                None => return Err(ParseError::Invalid("text after a closing quote in CSV".into())),
-            }
+/// An RFC 4180 field splitter (quoted fields, `""` escapes) for one line at a time, with `csv-core`, the
+/// parser of the `csv` crate. Evidence is read through the shared bounded line reader (line numbers,
+/// UTF-8 checks, the error budget, truncated gzip), so the parser is fed lines rather than the file;
+/// inventory keys are URL-encoded, so no field spans lines. Reused across lines: no allocation per row
+/// once the buffers have grown to the longest line.
+#[derive(Debug)]
+struct CsvLine {
+    parser: csv_core::Reader,
+    /// Unquoted field bytes of the current line, and where each field ends in them.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl CsvLine {
+    /// `csv_core::Reader::new()`, not `Default`: the builder is what compiles the parser's DFA.
+    fn new() -> Self {
+        Self { parser: csv_core::Reader::new(), out: Vec::new(), ends: Vec::new() }
+    }
+
+    fn parse_inventory(&mut self, line: &str, schema: &InventorySchema) -> Result<Option<InventoryRow>, ParseError> {
+        let fields = self.split(line)?;
+        if fields.len() != schema.columns {
+            return Err(ParseError::Invalid(format!("expected {} columns, got {}", schema.columns, fields.len())));
+        }
+        let size = fields[schema.size].trim();
+        let size = if size.is_empty() {
+            None
         } else {
-            match rest.find(',') {
-                Some(i) => {
-                    out.push(Cow::Borrowed(&rest[..i]));
-                    rest = &rest[i + 1..];
-                }
-                None => {
-                    out.push(Cow::Borrowed(rest));
-                    return Ok(out);
+            Some(size.parse::<u64>().map_err(|_| ParseError::bad("Size", format!("not a byte count: {size:?}")))?)
+        };
+        Ok(Some(InventoryRow { bucket: fields[schema.bucket].to_owned(), key: url_decode(fields[schema.key])?, size }))
+    }
+
+    fn split(&mut self, line: &str) -> Result<Vec<&str>, ParseError> {
+        self.parser.reset();
+        // Unquoting only removes bytes, and every field but the last ends at a delimiter: these sizes
+        // always suffice, so `OutputFull` cannot happen.
+        self.out.resize(line.len(), 0);
+        self.ends.resize(line.len() + 1, 0);
+        let (mut input, mut nout, mut nends) = (line.as_bytes(), 0, 0);
+        loop {
+            let (result, nin, o, e) = self.parser.read_record(input, &mut self.out[nout..], &mut self.ends[nends..]);
+            input = &input[nin..];
+            nout += o;
+            nends += e;
+            match result {
+                // The whole line was consumed; the next call, with empty input, ends the record.
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
+                csv_core::ReadRecordResult::OutputFull | csv_core::ReadRecordResult::OutputEndsFull => {
+                    return Err(ParseError::Invalid("CSV line does not fit its field buffer".into()));
                 }
             }
         }
+        let mut start = 0;
+        let mut fields = Vec::with_capacity(nends);
+        for &end in &self.ends[..nends] {
+            // Valid UTF-8 in, only ASCII quotes removed: still valid; checked rather than assumed.
+            let field = std::str::from_utf8(&self.out[start..end])
+                .map_err(|_| ParseError::Invalid("CSV field is not UTF-8 after unquoting".into()))?;
+            fields.push(field);
+            start = end;
+        }
+        Ok(fields)
     }
 }
 
-/// Decodes `%XX` escapes and `+` (space), as S3 writes keys in inventories, events and access logs.
+/// Decodes a key as S3 writes it in inventories and access logs: `%XX` escapes and `+` for a space
+/// (`application/x-www-form-urlencoded`), decoded by `percent-encoding`. `+` becomes a space first, so
+/// an encoded plus (`%2B`) stays a plus. Stricter than a form decoder, which keeps a malformed escape as
+/// written: S3 never writes one, so here it marks a damaged record.
 fn url_decode(s: &str) -> Result<String, ParseError> {
     if !s.contains(['%', '+']) {
         return Ok(s.to_owned());
     }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3).ok_or_else(|| ParseError::bad("key", "truncated %-escape"))?;
-                out.push(
-                    u8::from_str_radix(hex, 16).map_err(|_| ParseError::bad("key", format!("bad %-escape %{hex}")))?,
-                );
-                i += 2;
-            }
-            b => out.push(b),
+    for (i, _) in s.match_indices('%') {
+        let hex = s.get(i + 1..i + 3).ok_or_else(|| ParseError::bad("key", "truncated %-escape"))?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ParseError::bad("key", format!("bad %-escape %{hex}")));
         }
-        i += 1;
     }
-    String::from_utf8(out).map_err(|_| ParseError::bad("key", "decodes to invalid UTF-8"))
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| ParseError::bad("key", "decodes to invalid UTF-8"))
 }
 
 /// Counters of the S3 aggregation.
@@ -280,12 +288,13 @@ pub struct S3InventoryAggregator<'m> {
     map: &'m PrefixMap,
     bytes: BTreeMap<TenantId, u128>,
     stats: S3Stats,
+    csv: CsvLine,
 }
 
 impl<'m> S3InventoryAggregator<'m> {
     /// `day`: the snapshot's UTC day (from the inventory manifest or its `dt=` folder).
     pub fn new(day: NaiveDate, schema: InventorySchema, map: &'m PrefixMap) -> Self {
-        Self { day, schema, map, bytes: BTreeMap::new(), stats: S3Stats::default() }
+        Self { day, schema, map, bytes: BTreeMap::new(), stats: S3Stats::default(), csv: CsvLine::new() }
     }
 
     /// Reads one inventory data file.
@@ -296,7 +305,7 @@ impl<'m> S3InventoryAggregator<'m> {
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
         read_lines(source_name, reader, budget, |line, text| {
-            let Some(row) = parse_inventory_line(text, &self.schema)? else { return Ok(Outcome::Ignored) };
+            let Some(row) = self.csv.parse_inventory(text, &self.schema)? else { return Ok(Outcome::Ignored) };
             match self.push(&row.bucket, &row.key, row.size) {
                 Ok(true) => Ok(Outcome::Record),
                 Ok(false) => Ok(Outcome::Ignored),
@@ -548,6 +557,28 @@ mod tests {
         assert!(parse_inventory_line(r#""docs","k%2","v","true","false","1","d""#, &s).is_err());
         assert!(parse_inventory_line(r#""docs,"k","v","true","false","1","d"#, &s).is_err());
         assert!(InventorySchema::from_file_schema("Bucket, Key").is_err());
+        // `""` escapes, a comma inside quotes, unquoted fields; `%2B` is a plus, `+` a space.
+        let r = parse_inventory_line(r#""do""cs","a,b%2Bc+d","v","true","false","7","d""#, &s).unwrap().unwrap();
+        assert_eq!((r.bucket.as_str(), r.key.as_str(), r.size), ("do\"cs", "a,b+c d", Some(7)));
+        let r = parse_inventory_line("docs,k%C3%A9,v,true,false,8,d", &s).unwrap().unwrap();
+        assert_eq!((r.key.as_str(), r.size), ("ké", Some(8)));
+        assert!(parse_inventory_line(r#""docs","k%zz","v","true","false","1","d""#, &s).is_err());
+        assert!(parse_inventory_line(r#""docs","k%FF","v","true","false","1","d""#, &s).is_err());
+    }
+
+    #[test]
+    fn one_parser_is_reused_across_lines() {
+        let m = map();
+        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let mut a = S3InventoryAggregator::new(day, InventorySchema::default(), &m);
+        let text =
+            "\"docs\",\"clients/acme/a%2C1\",\"10\"\n\"docs\",\"clients/acme/b\"\n\"docs\",\"clients/zed/c\",\"5\"\n";
+        let budget = ErrorBudget { max_ratio: Decimal::ONE, max_examples: 10 };
+        let rep = a.read("inv.csv", text.as_bytes(), &budget).unwrap();
+        assert_eq!((rep.records, rep.malformed, rep.examples[0].line), (2, 1, 2));
+        let (t, stats) = a.finish().unwrap();
+        assert_eq!(stats.objects, 2);
+        assert_eq!(t.day(Driver::S3ByteHours, day).unwrap()[&TenantId::new("acme").unwrap()], Decimal::from(240));
     }
 
     #[test]

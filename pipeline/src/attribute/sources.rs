@@ -45,12 +45,11 @@ impl FromStr for EvidenceSource {
             )));
         }
         let mut source = CloudWatchSource { log_group: group.to_string(), filter_pattern: None, stream_prefix: None };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
-            match k {
-                "filter" => source.filter_pattern = Some(v),
-                "stream-prefix" => source.stream_prefix = Some(v),
+        // `application/x-www-form-urlencoded`: `%XX` and `+` (space); an invalid escape is kept as written.
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "filter" => source.filter_pattern = Some(v.into_owned()),
+                "stream-prefix" => source.stream_prefix = Some(v.into_owned()),
                 other => {
                     return Err(Error::Argument(format!(
                         "{s}: unknown parameter {other:?} (expected filter=<pattern> or stream-prefix=<prefix>)"
@@ -75,32 +74,6 @@ impl fmt::Display for EvidenceSource {
             Self::CloudWatch(c) => write!(f, "{CLOUDWATCH_SCHEME}{}", c.log_group),
         }
     }
-}
-
-/// `%XX` and `+` decoding of a query value (an invalid escape is kept as written).
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped =
-            (bytes[i] == b'%').then(|| v.get(i + 1..i + 3)).flatten().and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a local evidence file holds.

@@ -112,43 +112,14 @@ pub fn key_join(dir: &str, name: &str) -> String {
 
 /// Decodes an object key as S3 event notifications carry it: URL-encoded with `+` for a space
 /// (`my+report%2F2026.json` → `my report/2026.json`). Invalid escapes are kept literally; a result
-/// that is not UTF-8 is an error.
+/// that is not UTF-8 is an error. `+` becomes a space before `percent-encoding` decodes the escapes,
+/// so an encoded plus (`%2B`) stays a plus.
 pub fn decode_event_key(encoded: &str) -> Result<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| Error::Argument(format!("object key {encoded:?} does not decode to UTF-8 text")))
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let spaced = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| Error::Argument(format!("object key {encoded:?} does not decode to UTF-8 text")))
 }
 
 #[cfg(test)]
