@@ -77,6 +77,10 @@ pub enum Error {
     #[error("configuration {}: {reason}", source_name)]
     Config { source_name: String, reason: String },
 
+    /// A setting of [`crate::Config`] (file, environment or flag).
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
+
     #[error("store {}: {reason}", path.display())]
     Store { path: PathBuf, reason: String, retryable: bool },
 
