@@ -117,8 +117,9 @@ export class CurflowProcessing extends Construct {
         CURFLOW_TAG_KEY: props.tagKey,
         CURFLOW_MEMORY_LIMIT_MB: String(props.memoryLimitMb),
         CURFLOW_SPILL_DIR: SPILL_DIR,
-        CURFLOW_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
-        RUST_LOG: 'info',
+        // Names as `curflow config --doc` lists them (CURFLOW_ + the key); the binary reads no RUST_LOG.
+        CURFLOW_ALERT_SNS_TOPIC_ARN: props.alertsTopic.topicArn,
+        CURFLOW_LOG: 'info',
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),

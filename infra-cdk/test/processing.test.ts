@@ -31,8 +31,8 @@ test('Lambda environment', () => {
     CURFLOW_TAG_KEY: 'accountant_id',
     CURFLOW_MEMORY_LIMIT_MB: '1024',
     CURFLOW_SPILL_DIR: '/tmp/curflow-spill',
-    CURFLOW_ALERT_TOPIC_ARN: { Ref: topicId },
-    RUST_LOG: 'info',
+    CURFLOW_ALERT_SNS_TOPIC_ARN: { Ref: topicId },
+    CURFLOW_LOG: 'info',
   });
 });
 

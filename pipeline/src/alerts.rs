@@ -39,14 +39,12 @@ impl AlertChannels {
 pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
     let body = serde_json::to_string(alert).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(url) = &channels.webhook_url {
-        // The URL is a secret (its path is the credential): errors name the host only, and
-        // reqwest's errors are stripped of the URL before they are formatted.
-        let target = webhook_host(url);
-        let webhook_error = |reason: String| Error::Webhook { target: target.clone(), reason };
+        // The URL is a credential (Slack, Teams...): errors name only its origin.
+        let webhook_error = |reason: String| Error::Webhook { target: origin_of(url), reason };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| webhook_error(e.without_url().to_string()))?;
+            .map_err(|e| webhook_error(reqwest_reason(e)))?;
         let response = client
             .post(url)
             .header("content-type", "application/json")
@@ -54,7 +52,7 @@ pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
             .body(body.clone())
             .send()
             .await
-            .map_err(|e| webhook_error(e.without_url().to_string()))?;
+            .map_err(|e| webhook_error(reqwest_reason(e)))?;
         if !response.status().is_success() {
             return Err(webhook_error(format!("answered HTTP {}", response.status())));
         }
@@ -74,14 +72,39 @@ pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
     Ok(())
 }
 
-/// The host a webhook URL points at, for messages (`https://hooks.example.com/…`).
-fn webhook_host(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
-        Err(_) => "(unparsable URL)".to_string(),
+/// `https://host[:port]` of a URL, without the path and query that carry a webhook's secret.
+fn origin_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}/…", u.origin().ascii_serialization()),
+        Err(_) => "(unparseable URL)".into(),
     }
+}
+
+/// A reqwest error and its causes, without the request URL.
+fn reqwest_reason(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
 }
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_errors_name_the_origin_only() {
+        assert_eq!(origin_of("https://hooks.example.com/services/T0/B0/sekret?x=1"), "https://hooks.example.com/…");
+        assert_eq!(origin_of("http://127.0.0.1:8080/hook"), "http://127.0.0.1:8080/…");
+        assert_eq!(origin_of("not a url sekret"), "(unparseable URL)");
+    }
 }

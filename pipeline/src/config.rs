@@ -1,43 +1,36 @@
-//! One typed configuration: defaults, then a TOML file, then `CURFLOW_*` environment variables,
-//! then command-line flags (each later source wins). Unknown keys are rejected.
+//! One typed configuration. Every setting is declared once, in [`SETTINGS`] (key, type, default,
+//! unit, range, meaning); the TOML file, the environment variables, `curflow config --doc` and the
+//! README's table are all read from that declaration.
 //!
-//! | key | env | default | meaning |
-//! |---|---|---|---|
-//! | `store` | `CURFLOW_STORE` | `curflow.sqlite` | SQLite file of the embedded store |
-//! | `tag-key` | `CURFLOW_TAG_KEY` | `accountant_id` | cost-allocation tag naming the tenant |
-//! | `memory-limit-mb` | `CURFLOW_MEMORY_LIMIT_MB` | `1024` | query-engine memory pool (MiB); aggregation spills beyond it |
-//! | `target-partitions` | `CURFLOW_TARGET_PARTITIONS` | CPU cores | parallel partitions per file |
-//! | `file-concurrency` | `CURFLOW_FILE_CONCURRENCY` | `2` | files scanned at once |
-//! | `batch-rows` | `CURFLOW_BATCH_ROWS` | `8192` | rows per decoded batch (1024..=65536); smaller batches stay in the CPU caches |
-//! | `spill-dir` | `CURFLOW_SPILL_DIR` | OS temp dir | where aggregation state beyond the memory pool spills (Lambda: under `/tmp`) |
-//! | `spill-max-mb` | `CURFLOW_SPILL_MAX_MB` | `2048` | cap on spill files together (MiB); beyond it the scan fails (retryable) instead of filling the disk. Lambda: keep it below the function's ephemeral storage (512 MiB by default) |
-//! | `evidence-max-malformed-pct` | `CURFLOW_EVIDENCE_MAX_MALFORMED_PCT` | `1` | malformed evidence lines tolerated per source, % |
-//! | `aws-endpoint-url` | `CURFLOW_AWS_ENDPOINT_URL` | AWS chain | endpoint of every AWS service (e.g. a local test server) |
-//! | `aws-region` | `CURFLOW_AWS_REGION` | AWS chain | region of every AWS service |
-//! | `resource-types` | `CURFLOW_RESOURCE_TYPES` | shipped example | app resource type → CUR service/usage type map (TOML) |
-//! | `variance-threshold-pct` | `CURFLOW_VARIANCE_THRESHOLD_PCT` | `10` | flag a variance above this % of the estimate ... |
-//! | `variance-min-amount` | `CURFLOW_VARIANCE_MIN_AMOUNT` | `1.00` | ... and above this amount |
-//! | `alert-webhook-url` | `CURFLOW_ALERT_WEBHOOK_URL` | none | budget alerts are POSTed here as JSON |
-//! | `alert-sns-topic-arn` | `CURFLOW_ALERT_TOPIC_ARN` | none | budget alerts are published to this SNS topic |
+//! Sources, each later one winning: the declared defaults, a TOML file (`--config FILE`,
+//! `$CURFLOW_CONFIG`, or `./curflow.toml` if present), `CURFLOW_*` environment variables, then
+//! command-line flags. Unknown keys are rejected.
+//!
+//! The environment variable of a key is always `CURFLOW_` + the key in upper snake case
+//! (`memory-limit-mb` → `CURFLOW_MEMORY_LIMIT_MB`). A variable that was renamed stays readable
+//! under its old name (`Setting::old_env`), with a deprecation warning, until deployments have
+//! moved to the new one. An empty variable unsets an optional setting.
+//!
+//! Secret settings (the webhook URL) never appear in logs, error messages, `Debug` output or
+//! `curflow config`.
 //!
 //! AWS credentials always come from the standard chain (environment, profile, instance or Lambda role).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
 
 use crate::aws::AwsSettings;
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::process::ProcessOptions;
 use crate::scan::EngineOptions;
 
-/// curflow's settings. See the module docs for keys, environment variables and defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+/// curflow's settings; see [`SETTINGS`] (or `curflow config --doc`) for keys, types and defaults.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// SQLite file of the embedded store (created on first use).
+    /// SQLite file of the embedded store (created on first use), or `dynamodb://TABLE`.
     pub store: PathBuf,
     /// Cost-allocation tag key naming the tenant, as activated in AWS (`user:` prefix omitted).
     pub tag_key: String,
@@ -55,149 +48,267 @@ pub struct Config {
     pub spill_max_mb: u64,
     /// Malformed usage-evidence lines tolerated per source, percent (beyond it the run fails).
     pub evidence_max_malformed_pct: Decimal,
-    /// Overrides of the AWS endpoint (S3/DynamoDB-compatible servers) and region.
+    /// Endpoint of every AWS service (S3/DynamoDB-compatible servers); `None` = the AWS chain.
     pub aws_endpoint_url: Option<String>,
+    /// Region of every AWS service; `None` = the AWS chain.
     pub aws_region: Option<String>,
-    /// App resource type → CUR lines mapping (TOML); default: the shipped example.
+    /// App resource type → CUR lines mapping (TOML); `None` = the shipped example.
     pub resource_types: Option<PathBuf>,
+    /// A variance is flagged above this percentage of the estimate ...
     pub variance_threshold_pct: Decimal,
+    /// ... and above this amount.
     pub variance_min_amount: Decimal,
+    /// Budget alerts are POSTed here as JSON. A secret (the URL is the credential).
     pub alert_webhook_url: Option<String>,
+    /// Budget alerts are published to this SNS topic.
     pub alert_sns_topic_arn: Option<String>,
+}
+
+/// Every setting, in the order of the README's table.
+pub const SETTINGS: &[Setting] = &[
+    Setting::new("store", field!(store), "SQLite file of the embedded store, or `dynamodb://TABLE`")
+        .default("curflow.sqlite"),
+    Setting::new("tag-key", field!(tag_key), "cost-allocation tag naming the tenant (without `user:`)")
+        .default("accountant_id"),
+    Setting::new("memory-limit-mb", field!(memory_limit_mb), "query-engine memory pool; aggregation spills beyond it")
+        .default("1024")
+        .unit("MiB")
+        .min(64),
+    Setting::new("target-partitions", field!(target_partitions), "parallel partitions per file (row groups)")
+        .unset("CPU cores")
+        .min(1),
+    Setting::new("file-concurrency", field!(file_concurrency), "files scanned at once").default("2").min(1),
+    Setting::new("batch-rows", field!(batch_rows), "rows per decoded batch; smaller batches stay in the CPU caches")
+        .default("8192")
+        .min(1024)
+        .max(65536),
+    Setting::new("spill-dir", field!(spill_dir), "where the engine spills when the memory pool is full")
+        .unset("system temp dir"),
+    Setting::new(
+        "spill-max-mb",
+        field!(spill_max_mb),
+        "cap on spill files together; beyond it the scan fails (retryable). Lambda: keep it below the \
+         function's ephemeral storage",
+    )
+    .default("2048")
+    .unit("MiB"),
+    Setting::new(
+        "evidence-max-malformed-pct",
+        field!(evidence_max_malformed_pct),
+        "malformed usage-evidence lines tolerated per source; beyond it the run fails",
+    )
+    .default("1")
+    .unit("%")
+    .min(0)
+    .max(100),
+    Setting::new(
+        "aws-endpoint-url",
+        field!(aws_endpoint_url),
+        "endpoint of every AWS service (S3/DynamoDB-compatible servers, e.g. a local test server)",
+    )
+    .unset("AWS chain"),
+    Setting::new("aws-region", field!(aws_region), "region of every AWS service").unset("AWS chain"),
+    Setting::new(
+        "resource-types",
+        field!(resource_types),
+        "app `resource_type` → CUR service/usage type mapping (TOML)",
+    )
+    .unset("shipped example"),
+    Setting::new(
+        "variance-threshold-pct",
+        field!(variance_threshold_pct),
+        "flag a variance above this share of the estimate …",
+    )
+    .default("10")
+    .unit("%"),
+    Setting::new("variance-min-amount", field!(variance_min_amount), "… and above this amount")
+        .default("1.00")
+        .unit("billing currency"),
+    Setting::new("alert-webhook-url", field!(alert_webhook_url), "budget alerts are POSTed here as JSON")
+        .unset("none")
+        .secret(),
+    // Read as CURFLOW_ALERT_TOPIC_ARN until the rename: deployed stacks set that name, and a binary
+    // updated before its stack must not silently stop publishing alerts.
+    Setting::new("alert-sns-topic-arn", field!(alert_sns_topic_arn), "budget alerts are published to this SNS topic")
+        .unset("none")
+        .old_env(&["CURFLOW_ALERT_TOPIC_ARN"]),
+];
+
+/// Markers around the generated table in README.md.
+pub const README_BEGIN: &str = "<!-- config-table:begin (generated by `curflow config --doc`) -->";
+pub const README_END: &str = "<!-- config-table:end -->";
+
+/// A configuration error. Values of secret settings are never part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not TOML. Only the parser's message and position are kept: its full report
+    /// quotes the offending line, which may hold a secret.
+    #[error("configuration file {}, line {line}, column {column}: not valid TOML: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+
+    #[error("configuration file {}: unknown key `{key}`{}; `curflow config --doc` lists the keys",
+        path.display(), suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey { path: PathBuf, key: String, suggestion: Option<&'static str> },
+
+    #[error("configuration file {}: `{key}` must be {expected}, found {found}", path.display())]
+    FileValue { path: PathBuf, key: &'static str, expected: String, found: String },
+
+    #[error("environment variable {variable}: must be {expected}, found {found}")]
+    EnvValue { variable: String, expected: String, found: String },
+
+    #[error("configuration `{key}` ({variable}): {reason}")]
+    Invalid { key: &'static str, variable: String, reason: String },
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            store: PathBuf::from("curflow.sqlite"),
-            tag_key: "accountant_id".into(),
-            memory_limit_mb: 1024,
+        // Placeholders only: the compiler keeps this list complete, the declared defaults follow.
+        let mut config = Self {
+            store: PathBuf::new(),
+            tag_key: String::new(),
+            memory_limit_mb: 0,
             target_partitions: None,
-            file_concurrency: 2,
-            batch_rows: EngineOptions::default().batch_size,
+            file_concurrency: 0,
+            batch_rows: 0,
             spill_dir: None,
-            spill_max_mb: 2048,
-            evidence_max_malformed_pct: Decimal::ONE,
+            spill_max_mb: 0,
+            evidence_max_malformed_pct: Decimal::ZERO,
             aws_endpoint_url: None,
             aws_region: None,
             resource_types: None,
-            variance_threshold_pct: Decimal::TEN,
-            variance_min_amount: Decimal::ONE,
+            variance_threshold_pct: Decimal::ZERO,
+            variance_min_amount: Decimal::ZERO,
             alert_webhook_url: None,
             alert_sns_topic_arn: None,
+        };
+        for setting in SETTINGS {
+            if let Some(default) = setting.default {
+                // Declared constants, all parsed by the `defaults_parse` test.
+                let parsed = setting.field.set_text(&mut config, default, &setting.range);
+                debug_assert!(parsed, "declared default of `{}` does not parse", setting.key);
+            }
         }
+        config
+    }
+}
+
+/// Redacts secrets.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = f.debug_struct("Config");
+        for setting in SETTINGS {
+            s.field(setting.key, &setting.shown(self).unwrap_or_else(|| "(unset)".into()));
+        }
+        s.finish()
     }
 }
 
 impl Config {
     /// Loads `file` (or `$CURFLOW_CONFIG`, or `./curflow.toml` if present), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self> {
-        let env_file = std::env::var_os("CURFLOW_CONFIG").map(PathBuf::from);
+        Self::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment read through `env` (a seam for tests).
+    pub fn load_with(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let default_file = Path::new("curflow.toml");
         let chosen = file
             .map(Path::to_path_buf)
-            .or(env_file)
+            .or_else(|| env("CURFLOW_CONFIG").filter(|f| !f.is_empty()).map(PathBuf::from))
             .or_else(|| default_file.is_file().then(|| default_file.to_path_buf()));
-        let mut config = match chosen {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                toml::from_str(&text)
-                    .map_err(|e| Error::Config { source_name: path.display().to_string(), reason: e.to_string() })?
-            }
-            None => Config::default(),
-        };
-        config.apply_env(|k| std::env::var(k).ok())?;
+        let mut config = Config::default();
+        if let Some(path) = chosen {
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+            config.apply_toml(&path, &text)?;
+        }
+        config.apply_env(env)?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Applies `CURFLOW_*` overrides read through `get` (a seam for tests).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
-        fn number<T: std::str::FromStr>(name: &str, value: String) -> Result<T> {
-            value.trim().parse().map_err(|_| Error::Config {
-                source_name: name.to_string(),
-                reason: format!("{value:?} is not a positive whole number"),
-            })
-        }
-        if let Some(v) = get("CURFLOW_STORE") {
-            self.store = PathBuf::from(v);
-        }
-        if let Some(v) = get("CURFLOW_TAG_KEY") {
-            self.tag_key = v;
-        }
-        if let Some(v) = get("CURFLOW_MEMORY_LIMIT_MB") {
-            self.memory_limit_mb = number("CURFLOW_MEMORY_LIMIT_MB", v)?;
-        }
-        if let Some(v) = get("CURFLOW_TARGET_PARTITIONS") {
-            self.target_partitions = Some(number("CURFLOW_TARGET_PARTITIONS", v)?);
-        }
-        if let Some(v) = get("CURFLOW_FILE_CONCURRENCY") {
-            self.file_concurrency = number("CURFLOW_FILE_CONCURRENCY", v)?;
-        }
-        if let Some(v) = get("CURFLOW_BATCH_ROWS") {
-            self.batch_rows = number("CURFLOW_BATCH_ROWS", v)?;
-        }
-        if let Some(v) = get("CURFLOW_EVIDENCE_MAX_MALFORMED_PCT") {
-            self.evidence_max_malformed_pct = v.trim().parse().map_err(|_| Error::Config {
-                source_name: "CURFLOW_EVIDENCE_MAX_MALFORMED_PCT".into(),
-                reason: format!("{v:?} is not a percentage like 1 or 0.5"),
+    /// Applies the keys of a TOML file's text (`path` names it in errors).
+    pub fn apply_toml(&mut self, path: &Path, text: &str) -> Result<()> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            ConfigError::Syntax { path: path.to_path_buf(), line, column, message: e.message().trim().to_string() }
+        })?;
+        for (key, value) in &table {
+            let setting = SETTINGS.iter().find(|s| s.key == key).ok_or_else(|| ConfigError::UnknownKey {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                suggestion: closest_key(key),
             })?;
-        }
-        if let Some(v) = get("CURFLOW_SPILL_DIR") {
-            self.spill_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("CURFLOW_SPILL_MAX_MB") {
-            self.spill_max_mb = number("CURFLOW_SPILL_MAX_MB", v)?;
-        }
-        if let Some(v) = get("CURFLOW_AWS_ENDPOINT_URL") {
-            self.aws_endpoint_url = Some(v);
-        }
-        if let Some(v) = get("CURFLOW_AWS_REGION") {
-            self.aws_region = Some(v);
-        }
-        if let Some(v) = get("CURFLOW_RESOURCE_TYPES") {
-            self.resource_types = Some(PathBuf::from(v));
-        }
-        let decimal = |name: &str, v: String| -> Result<Decimal> {
-            v.trim().parse().map_err(|_| Error::Config {
-                source_name: name.into(),
-                reason: format!("{v:?} is not a decimal number"),
-            })
-        };
-        if let Some(v) = get("CURFLOW_VARIANCE_THRESHOLD_PCT") {
-            self.variance_threshold_pct = decimal("CURFLOW_VARIANCE_THRESHOLD_PCT", v)?;
-        }
-        if let Some(v) = get("CURFLOW_VARIANCE_MIN_AMOUNT") {
-            self.variance_min_amount = decimal("CURFLOW_VARIANCE_MIN_AMOUNT", v)?;
-        }
-        if let Some(v) = get("CURFLOW_ALERT_WEBHOOK_URL") {
-            self.alert_webhook_url = Some(v);
-        }
-        if let Some(v) = get("CURFLOW_ALERT_TOPIC_ARN") {
-            self.alert_sns_topic_arn = Some(v);
+            if !setting.field.set_toml(self, value, &setting.range) {
+                let found = if setting.secret {
+                    format!("{} (value not shown: secret)", value.type_str())
+                } else {
+                    format!("{} {value}", value.type_str())
+                };
+                return Err(ConfigError::FileValue {
+                    path: path.to_path_buf(),
+                    key: setting.key,
+                    expected: setting.expected_value(),
+                    found,
+                }
+                .into());
+            }
         }
         Ok(())
     }
 
-    pub fn validate(&self) -> Result<()> {
-        let bad = |reason: &str| Err(Error::Config { source_name: "configuration".into(), reason: reason.into() });
-        if self.tag_key.trim().is_empty() || self.tag_key.starts_with("user:") {
-            return bad("tag-key must be the bare key, e.g. accountant_id (without `user:`)");
-        }
-        if self.memory_limit_mb < 64 {
-            return bad("memory-limit-mb must be at least 64");
-        }
-        if self.file_concurrency == 0 || self.target_partitions == Some(0) {
-            return bad("file-concurrency and target-partitions must be at least 1");
-        }
-        if !(1024..=65536).contains(&self.batch_rows) {
-            return bad("batch-rows must be between 1024 and 65536");
-        }
-        if self.evidence_max_malformed_pct.is_sign_negative() || self.evidence_max_malformed_pct > Decimal::ONE_HUNDRED
-        {
-            return bad("evidence-max-malformed-pct must be between 0 and 100");
+    /// Applies `CURFLOW_*` overrides read through `env` (a seam for tests).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        for setting in SETTINGS {
+            let variable = setting.env_var();
+            let mut value = env(&variable);
+            for old in setting.old_env {
+                if env(old).is_none() {
+                    continue;
+                }
+                if value.is_some() {
+                    tracing::warn!(variable = %old, replacement = %variable, "deprecated environment variable ignored: the replacement is set");
+                } else {
+                    tracing::warn!(variable = %old, replacement = %variable, "deprecated environment variable: still read, set the replacement instead");
+                    value = env(old);
+                }
+            }
+            let Some(text) = value else { continue };
+            if !setting.field.set_text(self, &text, &setting.range) {
+                let found = if setting.secret { "a value not shown (secret)".to_string() } else { format!("{text:?}") };
+                return Err(ConfigError::EnvValue { variable, expected: setting.expected_value(), found }.into());
+            }
         }
         Ok(())
+    }
+
+    /// Checks the ranges of the declarations and the rules between settings (after flags too).
+    pub fn validate(&self) -> Result<()> {
+        let invalid =
+            |key: &'static str, reason: String| ConfigError::Invalid { key, variable: env_var_of(key), reason };
+        for setting in SETTINGS {
+            if !setting.range.admits(setting.field.number(self)) {
+                let found = setting.shown(self).unwrap_or_default();
+                return Err(invalid(setting.key, format!("must be {}, found {found}", setting.expected_value())).into());
+            }
+        }
+        if self.tag_key.trim().is_empty() || self.tag_key.starts_with("user:") {
+            return Err(invalid("tag-key", "must be the bare key, e.g. accountant_id (without `user:`)".into()).into());
+        }
+        Ok(())
+    }
+
+    /// The configuration in effect as TOML, one line per setting; secrets redacted, unset
+    /// settings commented out.
+    pub fn to_toml_redacted(&self) -> String {
+        let mut out = String::new();
+        for setting in SETTINGS {
+            match setting.shown(self) {
+                Some(value) => writeln!(out, "{} = {value}", setting.key),
+                None => writeln!(out, "# {} unset: {}", setting.key, setting.unset),
+            }
+            .ok();
+        }
+        out
     }
 
     /// How estimates are compared with actuals.
@@ -245,21 +356,536 @@ impl Config {
     }
 }
 
+/// The README's configuration table (markdown), rendered from [`SETTINGS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | environment variable | type | default | meaning |\n|---|---|---|---|---|\n");
+    for s in SETTINGS {
+        let mut env = format!("`{}`", s.env_var());
+        for old in s.old_env {
+            write!(env, " (formerly `{old}`, still read with a warning)").ok();
+        }
+        let default = s.default.map_or_else(|| s.unset.to_string(), |d| format!("`{d}`"));
+        writeln!(out, "| `{}` | {env} | {} | {default} | {} |", s.key, s.expected(), s.doc).ok();
+    }
+    out
+}
+
+/// One configuration setting. Build with [`Setting::new`] and the `const` modifiers.
+pub struct Setting {
+    /// The TOML key, kebab-case; the environment variable derives from it.
+    pub key: &'static str,
+    /// Meaning, one line (the README's "meaning" column).
+    pub doc: &'static str,
+    /// Default in the environment variable's syntax; `None` = unset by default.
+    pub default: Option<&'static str>,
+    /// What an unset setting means ("CPU cores", "AWS chain").
+    pub unset: &'static str,
+    /// Unit of a number ("MiB", "%"); empty if none.
+    pub unit: &'static str,
+    /// Bounds of a number.
+    pub range: Range,
+    /// Never shown in logs, errors or `curflow config`.
+    pub secret: bool,
+    /// Former environment variable names, still read with a deprecation warning.
+    pub old_env: &'static [&'static str],
+    field: &'static dyn Field,
+}
+
+impl Setting {
+    const fn new(key: &'static str, field: &'static dyn Field, doc: &'static str) -> Self {
+        Setting {
+            key,
+            doc,
+            default: None,
+            unset: "unset",
+            unit: "",
+            range: Range { min: None, max: None },
+            secret: false,
+            old_env: &[],
+            field,
+        }
+    }
+    const fn default(self, value: &'static str) -> Self {
+        Setting { default: Some(value), ..self }
+    }
+    const fn unset(self, meaning: &'static str) -> Self {
+        Setting { unset: meaning, ..self }
+    }
+    const fn unit(self, unit: &'static str) -> Self {
+        Setting { unit, ..self }
+    }
+    const fn min(self, min: u64) -> Self {
+        Setting { range: Range { min: Some(min), max: self.range.max }, ..self }
+    }
+    const fn max(self, max: u64) -> Self {
+        Setting { range: Range { min: self.range.min, max: Some(max) }, ..self }
+    }
+    const fn secret(self) -> Self {
+        Setting { secret: true, ..self }
+    }
+    const fn old_env(self, names: &'static [&'static str]) -> Self {
+        Setting { old_env: names, ..self }
+    }
+
+    /// `CURFLOW_` + the key in upper snake case.
+    pub fn env_var(&self) -> String {
+        env_var_of(self.key)
+    }
+
+    /// What a value must look like, for the README: "integer ≥ 64, MiB".
+    pub fn expected(&self) -> String {
+        let mut out = self.field.type_name().to_string();
+        match (self.range.min, self.range.max) {
+            (Some(min), Some(max)) => {
+                write!(out, " from {min} to {max}").ok();
+            }
+            (Some(min), None) => {
+                write!(out, " ≥ {min}").ok();
+            }
+            (None, Some(max)) => {
+                write!(out, " ≤ {max}").ok();
+            }
+            (None, None) => {}
+        }
+        if !self.unit.is_empty() {
+            write!(out, ", {}", self.unit).ok();
+        }
+        if self.secret {
+            out.push_str(" (secret: never logged)");
+        }
+        out
+    }
+
+    /// [`Setting::expected`] with its article, for error messages: "an integer ≥ 64, MiB".
+    fn expected_value(&self) -> String {
+        let expected = self.expected();
+        let article = if expected.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {expected}")
+    }
+
+    /// The value in `config` as TOML (`None` if unset), redacted if secret.
+    fn shown(&self, config: &Config) -> Option<String> {
+        let value = self.field.to_toml(config)?;
+        Some(if self.secret { "\"<redacted>\"".to_string() } else { value.to_string() })
+    }
+}
+
+/// Inclusive bounds of a number.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Range {
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Range {
+    /// Whether a number (`None`: not a number or unset) lies within.
+    fn admits(&self, n: Option<Decimal>) -> bool {
+        let Some(n) = n else { return true };
+        self.min.is_none_or(|min| n >= Decimal::from(min)) && self.max.is_none_or(|max| n <= Decimal::from(max))
+    }
+}
+
+/// Reaches one field of [`Config`].
+struct Access<T: 'static> {
+    get: fn(&Config) -> &T,
+    get_mut: fn(&mut Config) -> &mut T,
+}
+
+/// `field!(name)`: the [`Access`] to `Config::name`, as a `&'static dyn Field`.
+macro_rules! field {
+    ($name:ident) => {
+        &Access { get: |c| &c.$name, get_mut: |c| &mut c.$name }
+    };
+}
+use field;
+
+/// A typed field, seen through text (environment), TOML and numbers (range checks).
+trait Field: Sync {
+    fn type_name(&self) -> &'static str;
+    /// Sets the field from an environment value; false (and unchanged) if it does not parse or
+    /// lies outside `range`.
+    fn set_text(&self, config: &mut Config, text: &str, range: &Range) -> bool;
+    /// Sets the field from a TOML value; false (and unchanged) if it has the wrong type, does not
+    /// parse or lies outside `range`.
+    fn set_toml(&self, config: &mut Config, value: &toml::Value, range: &Range) -> bool;
+    fn to_toml(&self, config: &Config) -> Option<toml::Value>;
+    fn number(&self, config: &Config) -> Option<Decimal>;
+}
+
+impl<T: Kind> Field for Access<T> {
+    fn type_name(&self) -> &'static str {
+        T::TYPE
+    }
+    fn set_text(&self, config: &mut Config, text: &str, range: &Range) -> bool {
+        T::parse(text).filter(|v| range.admits(v.number())).map(|v| *(self.get_mut)(config) = v).is_some()
+    }
+    fn set_toml(&self, config: &mut Config, value: &toml::Value, range: &Range) -> bool {
+        T::from_toml(value).filter(|v| range.admits(v.number())).map(|v| *(self.get_mut)(config) = v).is_some()
+    }
+    fn to_toml(&self, config: &Config) -> Option<toml::Value> {
+        (self.get)(config).to_toml()
+    }
+    fn number(&self, config: &Config) -> Option<Decimal> {
+        (self.get)(config).number()
+    }
+}
+
+/// A value type of settings.
+trait Kind: Sized + 'static {
+    /// Its name in the README and in errors.
+    const TYPE: &'static str;
+    fn parse(text: &str) -> Option<Self>;
+    fn from_toml(value: &toml::Value) -> Option<Self>;
+    fn to_toml(&self) -> Option<toml::Value>;
+    fn number(&self) -> Option<Decimal> {
+        None
+    }
+}
+
+impl Kind for usize {
+    const TYPE: &'static str = "integer";
+    fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        value.as_integer().and_then(|i| usize::try_from(i).ok())
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        i64::try_from(*self).ok().map(toml::Value::Integer)
+    }
+    fn number(&self) -> Option<Decimal> {
+        Some(Decimal::from(*self))
+    }
+}
+
+impl Kind for u64 {
+    const TYPE: &'static str = "integer";
+    fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok()
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        value.as_integer().and_then(|i| u64::try_from(i).ok())
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        i64::try_from(*self).ok().map(toml::Value::Integer)
+    }
+    fn number(&self) -> Option<Decimal> {
+        Some(Decimal::from(*self))
+    }
+}
+
+/// Exact decimals: in TOML an integer, a float (read from its shortest decimal form) or a string.
+impl Kind for Decimal {
+    const TYPE: &'static str = "decimal";
+    fn parse(text: &str) -> Option<Self> {
+        Decimal::from_str(text.trim()).ok()
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        match value {
+            toml::Value::Integer(i) => Some(Decimal::from(*i)),
+            toml::Value::Float(f) => Decimal::from_str(&f.to_string()).ok(),
+            toml::Value::String(s) => Self::parse(s),
+            _ => None,
+        }
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        Some(toml::Value::String(self.to_string()))
+    }
+    fn number(&self) -> Option<Decimal> {
+        Some(*self)
+    }
+}
+
+impl Kind for String {
+    const TYPE: &'static str = "string";
+    fn parse(text: &str) -> Option<Self> {
+        Some(text.to_string())
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        value.as_str().map(str::to_string)
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        Some(toml::Value::String(self.clone()))
+    }
+}
+
+impl Kind for PathBuf {
+    const TYPE: &'static str = "path";
+    fn parse(text: &str) -> Option<Self> {
+        Some(PathBuf::from(text))
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        value.as_str().map(PathBuf::from)
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        Some(toml::Value::String(self.display().to_string()))
+    }
+}
+
+/// An optional setting: an empty environment variable unsets it.
+impl<T: Kind> Kind for Option<T> {
+    const TYPE: &'static str = T::TYPE;
+    fn parse(text: &str) -> Option<Self> {
+        if text.trim().is_empty() { Some(None) } else { T::parse(text).map(Some) }
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        T::from_toml(value).map(Some)
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        self.as_ref().and_then(T::to_toml)
+    }
+    fn number(&self) -> Option<Decimal> {
+        self.as_ref().and_then(T::number)
+    }
+}
+
+/// The environment variable of a key: `CURFLOW_` + the key in upper snake case.
+fn env_var_of(key: &str) -> String {
+    format!("CURFLOW_{}", key.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The declared key nearest to a mistyped one (at most two edits away).
+fn closest_key(key: &str) -> Option<&'static str> {
+    SETTINGS.iter().map(|s| (edit_distance(key, s.key), s.key)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply_toml(Path::new("curflow.toml"), text)?;
+        Ok(c)
+    }
+
     #[test]
-    fn file_then_env_override_defaults_and_unknown_keys_fail() {
-        let mut c: Config = toml::from_str("store = \"x.sqlite\"\ntag-key = \"tenant\"").unwrap();
-        assert_eq!(c.memory_limit_mb, 1024);
-        c.apply_env(|k| (k == "CURFLOW_TAG_KEY").then(|| "accountant_id".to_string())).unwrap();
+    fn defaults_parse_and_match_the_engine() {
+        let c = Config::default();
+        for s in SETTINGS {
+            if let Some(d) = s.default {
+                assert!(s.field.set_text(&mut Config::default(), d, &s.range), "{}", s.key);
+            }
+        }
+        assert_eq!(c.batch_rows, EngineOptions::default().batch_size);
+        assert_eq!((c.memory_limit_mb, c.spill_max_mb, c.tag_key.as_str()), (1024, 2048, "accountant_id"));
+        assert_eq!(c.variance_min_amount, Decimal::new(100, 2));
+        assert_eq!(c.target_partitions, None);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn keys_are_unique_kebab_case_and_env_names_derive_from_them() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SETTINGS {
+            assert!(seen.insert(s.key), "{} declared twice", s.key);
+            assert!(s.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{}", s.key);
+        }
+        let topic = SETTINGS.iter().find(|s| s.key == "alert-sns-topic-arn").unwrap();
+        assert_eq!(topic.env_var(), "CURFLOW_ALERT_SNS_TOPIC_ARN");
+    }
+
+    /// Every field of `Config` is reachable through exactly one declaration: setting each key to
+    /// a distinct non-default value changes a field no other key changed.
+    #[test]
+    fn every_field_has_one_declaration() {
+        let values = [
+            ("store", "s.sqlite"),
+            ("tag-key", "team"),
+            ("memory-limit-mb", "100"),
+            ("target-partitions", "3"),
+            ("file-concurrency", "5"),
+            ("batch-rows", "2048"),
+            ("spill-dir", "/spill"),
+            ("spill-max-mb", "7"),
+            ("evidence-max-malformed-pct", "2.5"),
+            ("aws-endpoint-url", "http://localhost:1"),
+            ("aws-region", "eu-west-1"),
+            ("resource-types", "r.toml"),
+            ("variance-threshold-pct", "12"),
+            ("variance-min-amount", "3.5"),
+            ("alert-webhook-url", "https://hooks.example/x"),
+            ("alert-sns-topic-arn", "arn:aws:sns:us-east-1:1:t"),
+        ];
+        assert_eq!(values.len(), SETTINGS.len());
+        let mut all = Config::default();
+        for (key, value) in values {
+            let s = SETTINGS.iter().find(|s| s.key == key).unwrap();
+            let before = all.clone();
+            assert!(s.field.set_text(&mut all, value, &s.range), "{key}");
+            assert_ne!(before, all, "{key} changes no field");
+        }
+        // ... and every field was reached. Destructuring names every field: a field added to
+        // `Config` fails to compile here until it is checked (and so declared).
+        let d = Config::default();
+        let Config {
+            store,
+            tag_key,
+            memory_limit_mb,
+            target_partitions,
+            file_concurrency,
+            batch_rows,
+            spill_dir,
+            spill_max_mb,
+            evidence_max_malformed_pct,
+            aws_endpoint_url,
+            aws_region,
+            resource_types,
+            variance_threshold_pct,
+            variance_min_amount,
+            alert_webhook_url,
+            alert_sns_topic_arn,
+        } = all;
+        let reached = [
+            store != d.store,
+            tag_key != d.tag_key,
+            memory_limit_mb != d.memory_limit_mb,
+            target_partitions != d.target_partitions,
+            file_concurrency != d.file_concurrency,
+            batch_rows != d.batch_rows,
+            spill_dir != d.spill_dir,
+            spill_max_mb != d.spill_max_mb,
+            evidence_max_malformed_pct != d.evidence_max_malformed_pct,
+            aws_endpoint_url != d.aws_endpoint_url,
+            aws_region != d.aws_region,
+            resource_types != d.resource_types,
+            variance_threshold_pct != d.variance_threshold_pct,
+            variance_min_amount != d.variance_min_amount,
+            alert_webhook_url != d.alert_webhook_url,
+            alert_sns_topic_arn != d.alert_sns_topic_arn,
+        ];
+        assert!(reached.iter().all(|r| *r), "a field no declaration reaches: {reached:?}");
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let mut c =
+            file("store = \"x.sqlite\"\ntag-key = \"tenant\"\nvariance-min-amount = 0.5\nspill-max-mb = 10").unwrap();
+        assert_eq!((c.memory_limit_mb, c.spill_max_mb, c.variance_min_amount), (1024, 10, Decimal::new(5, 1)));
+        c.apply_env(env(&[("CURFLOW_TAG_KEY", "accountant_id"), ("CURFLOW_SPILL_DIR", "/tmp/s")])).unwrap();
         assert_eq!((c.store.to_str().unwrap(), c.tag_key.as_str()), ("x.sqlite", "accountant_id"));
-        assert!(toml::from_str::<Config>("stor = 1").is_err());
-        let err = c.apply_env(|k| (k == "CURFLOW_MEMORY_LIMIT_MB").then(|| "lots".to_string())).unwrap_err();
-        assert!(err.to_string().contains("CURFLOW_MEMORY_LIMIT_MB"));
+        assert_eq!(c.spill_dir.as_deref(), Some(Path::new("/tmp/s")));
+        // An empty variable unsets an optional setting.
+        c.apply_env(env(&[("CURFLOW_SPILL_DIR", "")])).unwrap();
+        assert_eq!(c.spill_dir, None);
+        assert_eq!(file("variance-threshold-pct = \"7.25\"").unwrap().variance_threshold_pct, Decimal::new(725, 2));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_the_file_and_what_was_expected() {
+        let e = file("stor = 1").unwrap_err().to_string();
+        assert!(
+            e.contains("curflow.toml") && e.contains("unknown key `stor`") && e.contains("did you mean `store`"),
+            "{e}"
+        );
+        let e = file("memory-limit-mb = \"lots\"").unwrap_err().to_string();
+        assert!(e.contains("curflow.toml") && e.contains("`memory-limit-mb` must be an integer ≥ 64, MiB"), "{e}");
+        assert!(e.contains("found string \"lots\""), "{e}");
+        let e = file("batch-rows = 100").unwrap_err().to_string();
+        assert!(e.contains("an integer from 1024 to 65536") && e.contains("found integer 100"), "{e}");
+        let e = file("[store]\nx = 1").unwrap_err().to_string();
+        assert!(e.contains("`store` must be a path, found table"), "{e}");
+        let e = file("store = \"unterminated\ntag-key = 1").unwrap_err().to_string();
+        assert!(e.contains("curflow.toml, line 1") && e.contains("not valid TOML"), "{e}");
+
+        let mut c = Config::default();
+        let e = c.apply_env(env(&[("CURFLOW_MEMORY_LIMIT_MB", "lots")])).unwrap_err().to_string();
+        assert_eq!(e, "environment variable CURFLOW_MEMORY_LIMIT_MB: must be an integer ≥ 64, MiB, found \"lots\"");
+        let e = c.apply_env(env(&[("CURFLOW_EVIDENCE_MAX_MALFORMED_PCT", "101")])).unwrap_err().to_string();
+        assert!(e.contains("CURFLOW_EVIDENCE_MAX_MALFORMED_PCT: must be a decimal from 0 to 100, %"), "{e}");
         c.tag_key = "user:accountant_id".into();
-        assert!(c.validate().is_err());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`tag-key` (CURFLOW_TAG_KEY)"), "{e}");
+        c.tag_key = "accountant_id".into();
+        c.batch_rows = 10;
+        assert!(c.validate().unwrap_err().to_string().contains("batch-rows"));
+    }
+
+    #[test]
+    fn the_old_topic_variable_is_still_read_and_the_new_one_wins() {
+        let mut c = Config::default();
+        c.apply_env(env(&[("CURFLOW_ALERT_TOPIC_ARN", "arn:old")])).unwrap();
+        assert_eq!(c.alert_sns_topic_arn.as_deref(), Some("arn:old"));
+        c.apply_env(env(&[("CURFLOW_ALERT_TOPIC_ARN", "arn:old"), ("CURFLOW_ALERT_SNS_TOPIC_ARN", "arn:new")]))
+            .unwrap();
+        assert_eq!(c.alert_sns_topic_arn.as_deref(), Some("arn:new"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_errors_debug_and_the_printed_configuration() {
+        let secret = "https://hooks.example/T0/B0/sekret";
+        let mut c = Config::default();
+        c.apply_env(env(&[("CURFLOW_ALERT_WEBHOOK_URL", secret)])).unwrap();
+        assert_eq!(c.alert_webhook_url.as_deref(), Some(secret));
+        assert!(!format!("{c:?}").contains("sekret"));
+        assert!(c.to_toml_redacted().contains("alert-webhook-url = \"<redacted>\""));
+        let e = file(&format!("alert-webhook-url = [\"{secret}\"]")).unwrap_err().to_string();
+        assert!(!e.contains("sekret") && e.contains("alert-webhook-url"), "{e}");
+        let e = file(&format!("alert-webhook-url = \"{secret}\nstore = 1")).unwrap_err().to_string();
+        assert!(!e.contains("sekret"), "{e}");
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_as_the_same_configuration() {
+        let mut c = Config::default();
+        c.apply_env(env(&[("CURFLOW_TARGET_PARTITIONS", "4"), ("CURFLOW_VARIANCE_MIN_AMOUNT", "0.01")])).unwrap();
+        let text = c.to_toml_redacted();
+        assert!(text.contains("# spill-dir unset: system temp dir"), "{text}");
+        assert_eq!(file(&text).unwrap(), c);
+    }
+
+    /// README.md's table is `markdown_table()`. `UPDATE_README=1` rewrites it.
+    #[test]
+    fn readme_table_matches_the_declarations() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let begin =
+            readme.find(README_BEGIN).expect("README.md lacks the config-table:begin marker") + README_BEGIN.len();
+        let end = readme[begin..].find(README_END).expect("README.md lacks the config-table:end marker") + begin;
+        let expected = format!("\n{}", markdown_table());
+        if readme[begin..end] == expected {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            std::fs::write(&path, format!("{}{expected}{}", &readme[..begin], &readme[end..])).unwrap();
+            return;
+        }
+        panic!(
+            "README.md's configuration table differs from the declarations in pipeline/src/config.rs.\n\
+             Regenerate it: `UPDATE_README=1 cargo test -p curflow --lib config::tests::readme` \
+             (or paste the output of `cargo run -q -p curflow --bin curflow -- config --doc` between the markers).\n\
+             --- README ---\n{}\n--- declared ---\n{expected}",
+            &readme[begin..end]
+        );
     }
 }

@@ -53,6 +53,10 @@ pub enum Error {
     #[error("configuration {}: {reason}", source_name)]
     Config { source_name: String, reason: String },
 
+    /// A setting of [`crate::Config`] (file, environment or flag).
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
+
     /// Never holds the webhook's URL (a secret): `target` names the channel only.
     #[error("alert webhook {target}: {reason}")]
     Webhook { target: String, reason: String },
@@ -74,7 +78,8 @@ impl Error {
             | Error::BadCsv { .. }
             | Error::Evidence { .. }
             | Error::Argument(_)
-            | Error::Config { .. } => ErrorClass::User,
+            | Error::Config { .. }
+            | Error::Settings(_) => ErrorClass::User,
         }
     }
 

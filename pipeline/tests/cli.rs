@@ -154,7 +154,39 @@ fn config_file_and_environment_are_honoured() {
     std::fs::write(d.join("curflow.toml"), "stor = 1\n").unwrap();
     let bad = curflow(&["periods"], d);
     assert_eq!(bad.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("curflow.toml"));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("curflow.toml") && stderr.contains("unknown key `stor` (did you mean `store`?)"),
+        "{stderr}"
+    );
+    // The table of settings needs no (valid) configuration.
+    let doc = ok(&curflow(&["config", "--doc"], d));
+    assert_eq!(doc, curflow::config::markdown_table());
+    std::fs::remove_file(d.join("curflow.toml")).unwrap();
+    let bad_env = common::run_curflow(&["periods", "--store", "s.sqlite"], Some(d), &[("CURFLOW_BATCH_ROWS", "many")]);
+    assert_eq!(bad_env.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&bad_env.stderr);
+    assert!(stderr.contains("CURFLOW_BATCH_ROWS: must be an integer from 1024 to 65536, found \"many\""), "{stderr}");
+}
+
+#[test]
+fn config_prints_the_settings_in_effect_without_secrets_and_reads_the_old_topic_variable() {
+    let env = [
+        ("CURFLOW_ALERT_WEBHOOK_URL", "https://hooks.example.com/services/sekret"),
+        ("CURFLOW_ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:old-name"),
+        ("CURFLOW_FILE_CONCURRENCY", "3"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_curflow(&["config"], Some(dir.path()), &env);
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("file-concurrency = 3\n") && stdout.contains("alert-webhook-url = \"<redacted>\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("alert-sns-topic-arn = \"arn:aws:sns:us-east-1:123456789012:old-name\""), "{stdout}");
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("sekret"), "{all}");
+    assert!(all.contains("deprecated environment variable") && all.contains("CURFLOW_ALERT_SNS_TOPIC_ARN"), "{all}");
 }
 
 #[test]

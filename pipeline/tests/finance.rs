@@ -292,7 +292,7 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     let endpoint = common::aws_endpoint();
     let env = [
         ("CURFLOW_ALERT_WEBHOOK_URL", url.as_str()),
-        ("CURFLOW_ALERT_TOPIC_ARN", topic.as_str()),
+        ("CURFLOW_ALERT_SNS_TOPIC_ARN", topic.as_str()),
         ("CURFLOW_AWS_ENDPOINT_URL", endpoint.as_str()),
     ];
     let nightly = |now: &str| {
@@ -315,6 +315,7 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     // alert is tried again on the next run.
     ok(&curflow(&["budgets", "set", "--tenant", "acct-0002", "--amount", "0.01", "--store", s], &[]));
     let bad_topic = format!("arn:aws:sns:us-east-1:123456789012:{}", common::unique_name("missing"));
+    // (Under the variable's former name, still read: the failure shows the topic was used.)
     let env_bad = [("CURFLOW_ALERT_TOPIC_ARN", bad_topic.as_str()), ("CURFLOW_AWS_ENDPOINT_URL", endpoint.as_str())];
     let out = curflow(&["nightly", "--now", "2026-11-01T03:30:00Z", "--store", s], &env_bad);
     assert_eq!(out.status.code(), Some(4), "a failed delivery is an environment error (retry)");

@@ -369,7 +369,13 @@ pub fn stored_by_tenant(
 /// caller's shell; the AWS calls go to the test server when the suite runs with one.
 pub fn curflow_command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_curflow"));
-    for var in ["CURFLOW_CONFIG", "CURFLOW_STORE", "CURFLOW_ALERT_WEBHOOK_URL", "CURFLOW_ALERT_TOPIC_ARN"] {
+    for var in [
+        "CURFLOW_CONFIG",
+        "CURFLOW_STORE",
+        "CURFLOW_ALERT_WEBHOOK_URL",
+        "CURFLOW_ALERT_SNS_TOPIC_ARN",
+        "CURFLOW_ALERT_TOPIC_ARN",
+    ] {
         c.env_remove(var);
     }
     if let Ok(endpoint) = std::env::var("CURFLOW_TEST_AWS_ENDPOINT") {

@@ -7,6 +7,7 @@
 
 mod cmd_attribution;
 mod cmd_backfill;
+mod cmd_config;
 mod cmd_costs;
 mod cmd_finance;
 mod cmd_generate;
@@ -30,7 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "curflow", version, about = "AWS Cost and Usage Reports in, exact per-tenant daily costs out.")]
 #[command(
     after_help = "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 environment (retry), 5 refused older delivery.\n\
-    Configuration: --config FILE, $CURFLOW_CONFIG or ./curflow.toml, then CURFLOW_* variables, then flags (see README)."
+    Configuration: --config FILE, $CURFLOW_CONFIG or ./curflow.toml, then CURFLOW_* variables, then flags (`curflow config --doc` lists the settings)."
 )]
 struct Cli {
     /// Configuration file (TOML). Default: $CURFLOW_CONFIG, else ./curflow.toml if present.
@@ -79,6 +80,8 @@ enum Command {
     Attribution(cmd_attribution::Command),
     /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
     Generate(cmd_generate::Args),
+    /// Print the configuration in effect (secrets redacted), or with --doc the table of settings.
+    Config(cmd_config::Args),
 }
 
 /// An error at the binary edge, with the exit code it maps to.
@@ -138,6 +141,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = (|| -> Result<u8, Failure> {
+        if let Command::Config(cmd_config::Args { doc: true }) = cli.command {
+            return cmd_config::doc();
+        }
         let config = Config::load(cli.config.as_deref())?;
         match cli.command {
             Command::Process(args) => cmd_process::run(args, config),
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
             Command::Export(args) => cmd_finance::export(args, config),
             Command::Report(args) => cmd_finance::report(args, config),
             Command::Generate(args) => cmd_generate::run(args),
+            Command::Config(_) => cmd_config::run(&config),
         }
     })();
     match result {
