@@ -204,21 +204,6 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_and_percentages_read_well() {
-        assert_eq!(group_thousands(Decimal::new(12345678901, 4)), "1,234,567.8901");
-        assert_eq!(group_thousands(Decimal::new(-1000, 0)), "-1,000");
-        assert_eq!(group_thousands(Decimal::new(12, 1)), "1.2");
-        assert_eq!(percent(Decimal::ONE, Decimal::new(3, 0)), "33.3%");
-        assert_eq!(percent(Decimal::ONE, Decimal::ZERO), "—");
-        assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
-    }
-}
-
 /// Columns of `curflow export --kind lines`: one stored cost line per row.
 pub const EXPORT_COLUMNS: [&str; 21] = [
     "billing_period",
@@ -430,4 +415,19 @@ pub fn backfill_rows(summary: &BackfillSummary) -> Result<Rows> {
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_and_percentages_read_well() {
+        assert_eq!(group_thousands(Decimal::new(12345678901, 4)), "1,234,567.8901");
+        assert_eq!(group_thousands(Decimal::new(-1000, 0)), "-1,000");
+        assert_eq!(group_thousands(Decimal::new(12, 1)), "1.2");
+        assert_eq!(percent(Decimal::ONE, Decimal::new(3, 0)), "33.3%");
+        assert_eq!(percent(Decimal::ONE, Decimal::ZERO), "—");
+        assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
+    }
 }

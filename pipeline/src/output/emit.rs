@@ -310,6 +310,7 @@ impl Serialize for Document<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
