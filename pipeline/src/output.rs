@@ -98,43 +98,8 @@ pub fn percent(part: Decimal, whole: Decimal) -> String {
     }
 }
 
-/// The human summary of one processed period.
-pub fn process_summary(r: &PeriodReport, store: &str) -> String {
-    let mut out = String::new();
-    wln!(out, "Billing period {}  ({})", r.period, r.source);
-    wln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
-    match &r.outcome {
-        ReplaceOutcome::Unchanged if r.scan_skipped => {
-            wln!(out, "  result          already stored at this version in {store}; nothing to do");
-            return out;
-        }
-        ReplaceOutcome::RefusedOlder { stored } if r.scan_skipped => {
-            wln!(
-                out,
-                "  result          REFUSED: {store} holds newer version {} ({}); store unchanged (use --force to replace anyway)",
-                stored.id,
-                stored.time.format("%Y-%m-%d %H:%M:%S UTC")
-            );
-            return out;
-        }
-        _ => {}
-    }
-    wln!(out, "  input           {} file(s), {}", r.files, r.format);
-    wln!(
-        out,
-        "  rows read       {}  ({} split-cost-allocation child rows excluded)",
-        group_thousands(Decimal::from(r.rows_read)),
-        r.split_child_rows
-    );
-    let types: Vec<String> = r
-        .line_item_types
-        .iter()
-        .map(|(name, t)| {
-            let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
-            format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
-        })
-        .collect();
-    wln!(out, "  line-item types {}", types.join(", "));
+/// The summary's totals, unattributed share and attribution coverage, per currency.
+fn summary_amounts(r: &PeriodReport, out: &mut String) {
     for (currency, t) in &r.totals {
         wln!(
             out,
@@ -175,6 +140,46 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             }
         }
     }
+}
+
+/// The human summary of one processed period.
+pub fn process_summary(r: &PeriodReport, store: &str) -> String {
+    let mut out = String::new();
+    wln!(out, "Billing period {}  ({})", r.period, r.source);
+    wln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
+    match &r.outcome {
+        ReplaceOutcome::Unchanged if r.scan_skipped => {
+            wln!(out, "  result          already stored at this version in {store}; nothing to do");
+            return out;
+        }
+        ReplaceOutcome::RefusedOlder { stored } if r.scan_skipped => {
+            wln!(
+                out,
+                "  result          REFUSED: {store} holds newer version {} ({}); store unchanged (use --force to replace anyway)",
+                stored.id,
+                stored.time.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return out;
+        }
+        _ => {}
+    }
+    wln!(out, "  input           {} file(s), {}", r.files, r.format);
+    wln!(
+        out,
+        "  rows read       {}  ({} split-cost-allocation child rows excluded)",
+        group_thousands(Decimal::from(r.rows_read)),
+        r.split_child_rows
+    );
+    let types: Vec<String> = r
+        .line_item_types
+        .iter()
+        .map(|(name, t)| {
+            let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
+            format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
+        })
+        .collect();
+    wln!(out, "  line-item types {}", types.join(", "));
+    summary_amounts(r, &mut out);
     let tag_note = if r.tenant_tag_present {
         ""
     } else {

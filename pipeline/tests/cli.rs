@@ -356,6 +356,14 @@ fn every_format_has_stable_documented_columns() {
     let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
     assert_eq!(keys(&first).len(), 21);
     assert!(first["unblended_cost"].is_string() && first["line_items"].is_u64(), "{first}");
+    // `--format expenses` is the deprecated spelling of `--kind expenses --format csv`.
+    let export =
+        |args: &[&str]| curflow(&[&["export", "--store", "s.sqlite", "--period", "2026-10"][..], args].concat(), d);
+    let old = export(&["--format", "expenses"]);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("deprecated"));
+    let new = ok(&export(&["--kind", "expenses", "--format", "csv"]));
+    assert_eq!(ok(&old), new);
+    assert!(new.starts_with("accountant_id,service,vendor,amount,currency,date,category,description\n"), "{new}");
 }
 
 #[test]
