@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::aggregate::{CostKey, CostLine, LineSource};
 use crate::error::{Error, Result};
+use crate::output::{Meta, MetaValue, Rows, Table};
 
 /// One shared line's contribution to the tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,7 +166,7 @@ pub fn explain_text(e: &Explanation, period: &str, limit: usize) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["rule", "basis", "driver", "lines", "amortized"], &rows));
+    out.push_str(&table(["rule", "basis", "driver", "lines", "amortized"], rows, &[3, 4]));
     out.push_str(&format!(
         "\nLargest {} of {} shared lines (tenant amount = share × line amount):\n",
         limit.min(e.lines.len()),
@@ -188,30 +189,80 @@ pub fn explain_text(e: &Explanation, period: &str, limit: usize) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["day", "line", "rule", "by", "quantity", "share", "line amount", "tenant amount"], &rows));
+    let header = ["day", "line", "rule", "by", "quantity", "share", "line amount", "tenant amount"];
+    out.push_str(&table(header, rows, &[4, 5, 6, 7]));
     out
 }
 
-fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> =
-        (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: Vec<&str>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ")
-    };
-    let mut out = line(header.to_vec()) + "\n";
-    out.push_str(&(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ") + "\n"));
+fn table<const N: usize>(header: [&str; N], rows: Vec<[String; N]>, right: &[usize]) -> String {
+    let mut t = Table::new(header).right(right.iter().copied());
     for r in rows {
-        out.push_str(&(line(r.iter().map(String::as_str).collect()) + "\n"));
+        t.row(r);
     }
-    out
+    t.render()
 }
 
-/// Every line as CSV (exact amounts).
-pub fn explain_csv(e: &Explanation) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+/// Columns of `curflow attribution explain --format csv|json|jsonl`: one shared line per row.
+pub const EXPLAIN_COLUMNS: [&str; 16] = [
+    "usage_date",
+    "service",
+    "usage_type",
+    "operation",
+    "resource_id",
+    "line_item_type",
+    "currency",
+    "rule",
+    "basis",
+    "driver",
+    "tenant_quantity",
+    "total_quantity",
+    "share",
+    "line_amortized_cost",
+    "amortized_cost",
+    "unblended_cost",
+];
+
+/// Every line (exact amounts) in [`EXPLAIN_COLUMNS`], and the JSON metadata: tenant, period,
+/// direct and attributed totals, the per-rule totals.
+pub fn explain_output(e: &Explanation, period: &str) -> Result<(Rows, Meta)> {
+    let mut rows = Rows::new(EXPLAIN_COLUMNS);
     for l in &e.lines {
-        w.serialize(l).map_err(|err| Error::Internal(format!("explain csv: {err}")))?;
+        rows.push(vec![
+            l.usage_date.to_string().into(),
+            l.service.as_str().into(),
+            l.usage_type.as_str().into(),
+            l.operation.as_str().into(),
+            l.resource_id.as_str().into(),
+            l.line_item_type.as_str().into(),
+            l.currency.as_str().into(),
+            l.rule.as_str().into(),
+            l.basis.as_str().into(),
+            l.driver.as_deref().into(),
+            l.tenant_quantity.into(),
+            l.total_quantity.into(),
+            l.share.into(),
+            l.line_amortized_cost.into(),
+            l.amortized_cost.into(),
+            l.unblended_cost.into(),
+        ])?;
     }
-    let bytes = w.into_inner().map_err(|err| Error::Internal(format!("explain csv: {err}")))?;
-    String::from_utf8(bytes).map_err(|err| Error::Internal(format!("explain csv: {err}")))
+    let mut by_rule = Rows::new(["rule", "basis", "driver", "lines", "amortized_cost", "unblended_cost"]);
+    for r in &e.by_rule {
+        by_rule.push(vec![
+            r.rule.as_str().into(),
+            r.basis.as_str().into(),
+            r.driver.as_deref().into(),
+            r.lines.into(),
+            r.amortized_cost.into(),
+            r.unblended_cost.into(),
+        ])?;
+    }
+    let meta: Meta = vec![
+        ("billing_period", period.into()),
+        ("tenant", e.tenant.as_str().into()),
+        ("direct_amortized_cost", e.direct_amortized_cost.to_string().into()),
+        ("attributed_amortized_cost", e.attributed_amortized_cost.to_string().into()),
+        ("by_rule", MetaValue::Rows(by_rule)),
+    ];
+    Ok((rows, meta))
 }

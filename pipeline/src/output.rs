@@ -1,17 +1,26 @@
-//! What people and programs see: the `process` summary and the `costs` views.
+//! What people and programs see: one output format switch and emitter ([`emit`]), one table
+//! renderer ([`table`]), the `costs` views ([`costs`]) and the `process` summary.
 //!
-//! CSV and JSON columns are a stable interface (documented in README, "CLI reference"); amounts
-//! there are exact decimal strings. The table view rounds to 4 places for reading.
+//! CSV, JSON and JSON Lines columns are a stable interface (documented in README, "CLI
+//! reference"); amounts there are exact decimal strings. Tables round for reading.
+
+pub mod costs;
+pub mod emit;
+pub mod table;
+
+pub use costs::{CostMeasure, CostsQuery, CostsRow, GroupBy, costs_data, costs_meta, costs_rows, costs_table};
+pub use emit::{Meta, MetaValue, OutputFormat, Rows, Value, render};
+pub use table::Table;
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, LineSource};
 use crate::error::Result;
 use crate::process::PeriodReport;
-use crate::store::ReplaceOutcome;
+use crate::process::backfill::{BackfillSummary, PeriodStatus};
+use crate::store::{PeriodRecord, ReplaceOutcome};
 
 /// Appends a formatted line to a `String` (which cannot fail, unlike `fmt::Write`).
 macro_rules! wln {
@@ -24,84 +33,9 @@ macro_rules! wln {
 /// Name shown for the shared pool (lines without a tenant tag).
 pub const UNATTRIBUTED: &str = "UNATTRIBUTED";
 
-/// The dimension `curflow costs --by` groups on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupBy {
-    Tenant,
-    Service,
-    Day,
-}
-
-impl GroupBy {
-    /// Column name of the grouping key in every output format.
-    pub fn column(self) -> &'static str {
-        match self {
-            GroupBy::Tenant => "tenant",
-            GroupBy::Service => "service",
-            GroupBy::Day => "usage_date",
-        }
-    }
-}
-
-/// One row of `curflow costs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CostsRow {
-    pub billing_period: String,
-    /// Tenant id (or `UNATTRIBUTED`), service code or `YYYY-MM-DD`, per [`GroupBy`].
-    pub key: String,
-    pub currency: String,
-    pub unblended_cost: Decimal,
-    pub net_unblended_cost: Decimal,
-    pub amortized_cost: Decimal,
-    pub ri_sp_trueup: Decimal,
-    pub ri_sp_upfront_fees: Decimal,
-    pub line_items: u64,
-    /// Amortized cost from rows tagged with the tenant (0 for the pool).
-    pub direct_amortized_cost: Decimal,
-    /// Amortized cost split to the tenant from shared lines (`amortized_cost` = direct + attributed
-    /// for tenants; for `UNATTRIBUTED` it is what remains in the pool).
-    pub attributed_amortized_cost: Decimal,
-}
-
 /// Tenant label of a line (`UNATTRIBUTED` for the shared pool).
 pub fn tenant_label(line: &CostLine) -> &str {
     line.key.tenant.as_deref().unwrap_or(UNATTRIBUTED)
-}
-
-/// Groups stored lines for `curflow costs`; `tenant` filters first (`UNATTRIBUTED` selects the pool).
-pub fn costs_rows(lines: &[CostLine], by: GroupBy, tenant: Option<&str>) -> Result<Vec<CostsRow>> {
-    let mut groups: BTreeMap<(String, String, String), (Amounts, Decimal, Decimal)> = BTreeMap::new();
-    for line in lines.iter().filter(|l| tenant.is_none_or(|t| tenant_label(l) == t)) {
-        // Attributed rows belong to their tenant; the shared pool shows only what remains.
-        let key = match by {
-            GroupBy::Tenant => tenant_label(line).to_string(),
-            GroupBy::Service => line.key.service.clone(),
-            GroupBy::Day => line.key.usage_date.format("%Y-%m-%d").to_string(),
-        };
-        let entry = groups.entry((line.period.to_string(), key, line.key.currency.clone())).or_default();
-        entry.0.add(&line.amounts)?;
-        match line.source() {
-            LineSource::Cur => entry.1 += line.amounts.amortized_cost,
-            LineSource::Attributed => entry.2 += line.amounts.amortized_cost,
-            LineSource::Shared => {}
-        }
-    }
-    Ok(groups
-        .into_iter()
-        .map(|((billing_period, key, currency), (a, direct, attributed))| CostsRow {
-            billing_period,
-            key,
-            currency,
-            unblended_cost: a.unblended_cost.normalize(),
-            net_unblended_cost: a.net_unblended_cost.normalize(),
-            amortized_cost: a.amortized_cost.normalize(),
-            ri_sp_trueup: a.ri_sp_trueup.normalize(),
-            ri_sp_upfront_fees: a.ri_sp_upfront_fees.normalize(),
-            line_items: a.line_items,
-            direct_amortized_cost: direct.normalize(),
-            attributed_amortized_cost: attributed.normalize(),
-        })
-        .collect())
 }
 
 /// Shares of the period's amortized cost by how it reached tenants (per currency): tagged,
@@ -135,154 +69,6 @@ pub fn coverage_line(lines: &[CostLine]) -> String {
         .join("\n")
 }
 
-const AMOUNT_HEADERS: [&str; 8] = [
-    "unblended_cost",
-    "net_unblended_cost",
-    "amortized_cost",
-    "ri_sp_trueup",
-    "ri_sp_upfront_fees",
-    "line_items",
-    "direct_amortized_cost",
-    "attributed_amortized_cost",
-];
-
-fn amount_cells(r: &CostsRow, exact: bool) -> [String; 8] {
-    let f = |d: Decimal| {
-        if exact {
-            d.to_string()
-        } else {
-            let mut rounded = d.round_dp(4);
-            rounded.rescale(4);
-            group_thousands(rounded)
-        }
-    };
-    [
-        f(r.unblended_cost),
-        f(r.net_unblended_cost),
-        f(r.amortized_cost),
-        f(r.ri_sp_trueup),
-        f(r.ri_sp_upfront_fees),
-        r.line_items.to_string(),
-        f(r.direct_amortized_cost),
-        f(r.attributed_amortized_cost),
-    ]
-}
-
-/// CSV with a header; exact amounts.
-pub fn costs_csv(rows: &[CostsRow], by: GroupBy) -> String {
-    let mut out = format!("billing_period,{},currency,{}\n", by.column(), AMOUNT_HEADERS.join(","));
-    for r in rows {
-        let key = if r.key.contains([',', '"', '\n']) {
-            format!("\"{}\"", r.key.replace('"', "\"\""))
-        } else {
-            r.key.clone()
-        };
-        wln!(out, "{},{},{},{}", r.billing_period, key, r.currency, amount_cells(r, true).join(","));
-    }
-    out
-}
-
-/// A JSON array of objects named like the CSV columns; exact amounts as strings.
-pub fn costs_json(rows: &[CostsRow], by: GroupBy) -> Result<String> {
-    let values: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            let mut o = serde_json::Map::new();
-            o.insert("billing_period".into(), r.billing_period.clone().into());
-            o.insert(by.column().into(), r.key.clone().into());
-            o.insert("currency".into(), r.currency.clone().into());
-            for (name, cell) in AMOUNT_HEADERS.iter().zip(amount_cells(r, true)) {
-                if *name == "line_items" {
-                    o.insert((*name).into(), r.line_items.into());
-                } else {
-                    o.insert((*name).into(), cell.into());
-                }
-            }
-            serde_json::Value::Object(o)
-        })
-        .collect();
-    serde_json::to_string_pretty(&values).map_err(|e| crate::error::Error::Internal(e.to_string()))
-}
-
-/// An aligned table with a total per currency and each row's share of unblended cost.
-pub fn costs_table(rows: &[CostsRow], by: GroupBy) -> Result<String> {
-    let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
-    let mut direct_attributed: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-    for r in rows {
-        totals.entry(r.currency.clone()).or_default().add(&Amounts {
-            unblended_cost: r.unblended_cost,
-            net_unblended_cost: r.net_unblended_cost,
-            amortized_cost: r.amortized_cost,
-            ri_sp_trueup: r.ri_sp_trueup,
-            ri_sp_upfront_fees: r.ri_sp_upfront_fees,
-            usage_amount: Decimal::ZERO,
-            line_items: r.line_items,
-        })?;
-        let d = direct_attributed.entry(r.currency.clone()).or_default();
-        d.0 += r.direct_amortized_cost;
-        d.1 += r.attributed_amortized_cost;
-    }
-    let share = |r: &CostsRow| {
-        let total = totals.get(&r.currency).map(|t| t.unblended_cost).unwrap_or_default();
-        percent(r.unblended_cost, total)
-    };
-    let mut header = vec![by.column().to_string(), "currency".into()];
-    header.extend(AMOUNT_HEADERS.iter().map(|h| h.to_string()));
-    header.push("share".into());
-    let mut body: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut cells = vec![r.key.clone(), r.currency.clone()];
-            cells.extend(amount_cells(r, false));
-            cells.push(share(r));
-            cells
-        })
-        .collect();
-    for (currency, t) in &totals {
-        let total_row = CostsRow {
-            billing_period: String::new(),
-            key: "TOTAL".into(),
-            currency: currency.clone(),
-            unblended_cost: t.unblended_cost,
-            net_unblended_cost: t.net_unblended_cost,
-            amortized_cost: t.amortized_cost,
-            ri_sp_trueup: t.ri_sp_trueup,
-            ri_sp_upfront_fees: t.ri_sp_upfront_fees,
-            line_items: t.line_items,
-            direct_amortized_cost: direct_attributed.get(currency).map(|d| d.0).unwrap_or_default(),
-            attributed_amortized_cost: direct_attributed.get(currency).map(|d| d.1).unwrap_or_default(),
-        };
-        let mut cells = vec!["TOTAL".to_string(), currency.clone()];
-        cells.extend(amount_cells(&total_row, false));
-        cells.push("100.0%".into());
-        body.push(cells);
-    }
-    Ok(render_table(&header, &body, rows.len()))
-}
-
-fn render_table(header: &[String], body: &[Vec<String>], separator_before: usize) -> String {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| body.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i < 2 { format!("{c:<w$}", w = widths[i]) } else { format!("{c:>w$}", w = widths[i]) })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    let rule = widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ");
-    let mut out = format!("{}\n{rule}\n", line(header));
-    for (i, row) in body.iter().enumerate() {
-        if i == separator_before {
-            wln!(out, "{rule}");
-        }
-        wln!(out, "{}", line(row));
-    }
-    out
-}
-
 /// `1234567.8901` → `1,234,567.8901`; keeps the decimal's own scale (`0.0000` stays so).
 pub fn group_thousands(d: Decimal) -> String {
     let s = d.to_string();
@@ -312,43 +98,8 @@ pub fn percent(part: Decimal, whole: Decimal) -> String {
     }
 }
 
-/// The human summary of one processed period.
-pub fn process_summary(r: &PeriodReport, store: &str) -> String {
-    let mut out = String::new();
-    wln!(out, "Billing period {}  ({})", r.period, r.source);
-    wln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
-    match &r.outcome {
-        ReplaceOutcome::Unchanged if r.scan_skipped => {
-            wln!(out, "  result          already stored at this version in {store}; nothing to do");
-            return out;
-        }
-        ReplaceOutcome::RefusedOlder { stored } if r.scan_skipped => {
-            wln!(
-                out,
-                "  result          REFUSED: {store} holds newer version {} ({}); store unchanged (use --force to replace anyway)",
-                stored.id,
-                stored.time.format("%Y-%m-%d %H:%M:%S UTC")
-            );
-            return out;
-        }
-        _ => {}
-    }
-    wln!(out, "  input           {} file(s), {}", r.files, r.format);
-    wln!(
-        out,
-        "  rows read       {}  ({} split-cost-allocation child rows excluded)",
-        group_thousands(Decimal::from(r.rows_read)),
-        r.split_child_rows
-    );
-    let types: Vec<String> = r
-        .line_item_types
-        .iter()
-        .map(|(name, t)| {
-            let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
-            format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
-        })
-        .collect();
-    wln!(out, "  line-item types {}", types.join(", "));
+/// The summary's totals, unattributed share and attribution coverage, per currency.
+fn summary_amounts(r: &PeriodReport, out: &mut String) {
     for (currency, t) in &r.totals {
         wln!(
             out,
@@ -389,6 +140,46 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             }
         }
     }
+}
+
+/// The human summary of one processed period.
+pub fn process_summary(r: &PeriodReport, store: &str) -> String {
+    let mut out = String::new();
+    wln!(out, "Billing period {}  ({})", r.period, r.source);
+    wln!(out, "  version         {} ({})", r.version.id, r.version.time.format("%Y-%m-%d %H:%M:%S UTC"));
+    match &r.outcome {
+        ReplaceOutcome::Unchanged if r.scan_skipped => {
+            wln!(out, "  result          already stored at this version in {store}; nothing to do");
+            return out;
+        }
+        ReplaceOutcome::RefusedOlder { stored } if r.scan_skipped => {
+            wln!(
+                out,
+                "  result          REFUSED: {store} holds newer version {} ({}); store unchanged (use --force to replace anyway)",
+                stored.id,
+                stored.time.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return out;
+        }
+        _ => {}
+    }
+    wln!(out, "  input           {} file(s), {}", r.files, r.format);
+    wln!(
+        out,
+        "  rows read       {}  ({} split-cost-allocation child rows excluded)",
+        group_thousands(Decimal::from(r.rows_read)),
+        r.split_child_rows
+    );
+    let types: Vec<String> = r
+        .line_item_types
+        .iter()
+        .map(|(name, t)| {
+            let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
+            format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
+        })
+        .collect();
+    wln!(out, "  line-item types {}", types.join(", "));
+    summary_amounts(r, &mut out);
     let tag_note = if r.tenant_tag_present {
         ""
     } else {
@@ -418,6 +209,219 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
     out
 }
 
+/// Columns of `curflow export --kind lines`: one stored cost line per row.
+pub const EXPORT_COLUMNS: [&str; 21] = [
+    "billing_period",
+    "usage_date",
+    "tenant",
+    "source",
+    "service",
+    "usage_type",
+    "operation",
+    "resource_id",
+    "line_item_type",
+    "currency",
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "usage_amount",
+    "line_items",
+    "rule",
+    "driver",
+    "share",
+    "unattributed_reason",
+];
+
+/// Every stored line as a row of [`EXPORT_COLUMNS`] (exact amounts at the stored scale).
+pub fn export_rows(lines: &[CostLine]) -> Result<Rows> {
+    let mut rows = Rows::new(EXPORT_COLUMNS);
+    for line in lines {
+        let a = line.attribution.as_ref();
+        let m = &line.amounts;
+        rows.push(vec![
+            line.period.to_string().into(),
+            line.key.usage_date.to_string().into(),
+            tenant_label(line).into(),
+            line.source().as_str().into(),
+            line.key.service.as_str().into(),
+            line.key.usage_type.as_str().into(),
+            line.key.operation.as_str().into(),
+            line.key.resource_id.as_str().into(),
+            line.key.line_item_type.as_str().into(),
+            line.key.currency.as_str().into(),
+            m.unblended_cost.into(),
+            m.net_unblended_cost.into(),
+            m.amortized_cost.into(),
+            m.ri_sp_trueup.into(),
+            m.ri_sp_upfront_fees.into(),
+            m.usage_amount.into(),
+            m.line_items.into(),
+            a.map(|a| a.rule.as_str()).into(),
+            a.and_then(|a| a.driver.as_deref()).into(),
+            a.map(|a| a.share).into(),
+            line.unattributed_reason.as_deref().into(),
+        ])?;
+    }
+    Ok(rows)
+}
+
+/// Columns of `curflow process --format csv|json|jsonl`: one row per billing period and currency
+/// (a period with no cost line, e.g. skipped as already stored, has one row without currency).
+pub const PROCESS_COLUMNS: [&str; 23] = [
+    "billing_period",
+    "currency",
+    "version",
+    "version_time",
+    "source",
+    "format",
+    "files",
+    "rows_read",
+    "split_child_rows",
+    "tenants",
+    "tenant_tag_present",
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "unattributed_unblended_cost",
+    "unattributed_amortized_cost",
+    "lines_written",
+    "outcome",
+    "replaced_version",
+    "newer_stored_version",
+    "elapsed_seconds",
+];
+
+/// `stored`, `replaced`, `unchanged` or `refused`, with the other version involved.
+fn outcome_cells(o: &ReplaceOutcome) -> [Value; 3] {
+    match o {
+        ReplaceOutcome::Replaced { previous: None } => ["stored".into(), Value::Null, Value::Null],
+        ReplaceOutcome::Replaced { previous: Some(p) } => ["replaced".into(), p.id.as_str().into(), Value::Null],
+        ReplaceOutcome::Unchanged => ["unchanged".into(), Value::Null, Value::Null],
+        ReplaceOutcome::RefusedOlder { stored } => ["refused".into(), Value::Null, stored.id.as_str().into()],
+    }
+}
+
+/// Appends `r`'s rows of [`PROCESS_COLUMNS`] to `rows`.
+pub fn process_rows(r: &PeriodReport, rows: &mut Rows) -> Result<()> {
+    let currencies: Vec<Option<&String>> =
+        if r.totals.is_empty() { vec![None] } else { r.totals.keys().map(Some).collect() };
+    for currency in currencies {
+        let total = currency.and_then(|c| r.totals.get(c));
+        let pool = currency.map(|c| r.unattributed.get(c).copied().unwrap_or_default());
+        let mut cells: Vec<Value> = vec![
+            r.period.to_string().into(),
+            currency.map(String::as_str).into(),
+            r.version.id.as_str().into(),
+            r.version.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
+            r.source.as_str().into(),
+            r.format.as_str().into(),
+            r.files.into(),
+            r.rows_read.into(),
+            r.split_child_rows.into(),
+            r.tenants.into(),
+            r.tenant_tag_present.into(),
+        ];
+        let money = |f: fn(&Amounts) -> Decimal, a: Option<&Amounts>| Value::from(a.map(|a| f(a).normalize()));
+        cells.extend([
+            money(|a| a.unblended_cost, total),
+            money(|a| a.net_unblended_cost, total),
+            money(|a| a.amortized_cost, total),
+            money(|a| a.ri_sp_trueup, total),
+            money(|a| a.ri_sp_upfront_fees, total),
+            money(|a| a.unblended_cost, pool.as_ref()),
+            money(|a| a.amortized_cost, pool.as_ref()),
+            r.lines_written.into(),
+        ]);
+        cells.extend(outcome_cells(&r.outcome));
+        cells.push(Decimal::new(r.elapsed.as_millis().min(i64::MAX as u128) as i64, 3).into());
+        rows.push(cells)?;
+    }
+    Ok(())
+}
+
+/// Columns of `curflow periods`.
+pub const PERIOD_COLUMNS: [&str; 10] = [
+    "billing_period",
+    "version",
+    "version_time",
+    "rows_read",
+    "source",
+    "format",
+    "files",
+    "split_child_rows",
+    "tag_key",
+    "processed_at",
+];
+
+/// The stored periods: exact rows, and the table for people.
+pub fn periods_output(records: &[PeriodRecord]) -> Result<(Rows, String)> {
+    let mut rows = Rows::new(PERIOD_COLUMNS);
+    let mut table = Table::new(["period", "version", "version time (UTC)", "rows read", "source"]).right([3]);
+    for r in records {
+        let rfc = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        rows.push(vec![
+            r.period.to_string().into(),
+            r.version.id.as_str().into(),
+            rfc(&r.version.time).into(),
+            r.rows_read.into(),
+            r.source.as_str().into(),
+            r.format.as_str().into(),
+            r.files.into(),
+            r.split_child_rows.into(),
+            r.tag_key.as_str().into(),
+            rfc(&r.processed_at).into(),
+        ])?;
+        table.row([
+            r.period.to_string(),
+            r.version.id.clone(),
+            r.version.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.rows_read.to_string(),
+            r.source.clone(),
+        ]);
+    }
+    Ok((rows, table.render()))
+}
+
+/// Columns of `curflow backfill --format csv|json|jsonl`: one row per billing period and currency
+/// of its stored total (a period without one, e.g. failed, has one row without currency).
+pub const BACKFILL_COLUMNS: [&str; 8] =
+    ["billing_period", "version", "rows_read", "currency", "unblended_cost", "status", "reason", "source"];
+
+/// The rows of a backfill run; `status` is `processed`, `already_stored`, `refused` or `failed`.
+pub fn backfill_rows(summary: &BackfillSummary) -> Result<Rows> {
+    let mut rows = Rows::new(BACKFILL_COLUMNS);
+    for r in &summary.rows {
+        let status = match r.status {
+            PeriodStatus::Processed => "processed",
+            PeriodStatus::AlreadyStored => "already_stored",
+            PeriodStatus::Refused => "refused",
+            PeriodStatus::Failed => "failed",
+        };
+        let totals: Vec<(Value, Value)> = if r.total_unblended.is_empty() {
+            vec![(Value::Null, Value::Null)]
+        } else {
+            r.total_unblended.iter().map(|(c, v)| (c.as_str().into(), v.normalize().into())).collect()
+        };
+        for (currency, unblended) in totals {
+            rows.push(vec![
+                r.period.map(|p| p.to_string()).into(),
+                r.version.clone().into(),
+                r.rows.into(),
+                currency,
+                unblended,
+                status.into(),
+                r.reason.clone().into(),
+                r.source.as_str().into(),
+            ])?;
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,59 +434,5 @@ mod tests {
         assert_eq!(percent(Decimal::ONE, Decimal::new(3, 0)), "33.3%");
         assert_eq!(percent(Decimal::ONE, Decimal::ZERO), "—");
         assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
-    }
-}
-
-/// One stored cost line as a flat record (the columns of `curflow export --format csv|jsonl`).
-#[derive(Debug, Clone, Serialize)]
-pub struct ExportRecord<'a> {
-    pub billing_period: String,
-    pub usage_date: chrono::NaiveDate,
-    pub tenant: &'a str,
-    pub source: &'static str,
-    pub service: &'a str,
-    pub usage_type: &'a str,
-    pub operation: &'a str,
-    pub resource_id: &'a str,
-    pub line_item_type: &'a str,
-    pub currency: &'a str,
-    pub unblended_cost: Decimal,
-    pub net_unblended_cost: Decimal,
-    pub amortized_cost: Decimal,
-    pub ri_sp_trueup: Decimal,
-    pub ri_sp_upfront_fees: Decimal,
-    pub usage_amount: Decimal,
-    pub line_items: u64,
-    pub rule: Option<&'a str>,
-    pub driver: Option<&'a str>,
-    pub share: Option<Decimal>,
-    pub unattributed_reason: Option<&'a str>,
-}
-
-/// The export record of `line`.
-pub fn export_record(line: &CostLine) -> ExportRecord<'_> {
-    let a = line.attribution.as_ref();
-    ExportRecord {
-        billing_period: line.period.to_string(),
-        usage_date: line.key.usage_date,
-        tenant: tenant_label(line),
-        source: line.source().as_str(),
-        service: &line.key.service,
-        usage_type: &line.key.usage_type,
-        operation: &line.key.operation,
-        resource_id: &line.key.resource_id,
-        line_item_type: &line.key.line_item_type,
-        currency: &line.key.currency,
-        unblended_cost: line.amounts.unblended_cost,
-        net_unblended_cost: line.amounts.net_unblended_cost,
-        amortized_cost: line.amounts.amortized_cost,
-        ri_sp_trueup: line.amounts.ri_sp_trueup,
-        ri_sp_upfront_fees: line.amounts.ri_sp_upfront_fees,
-        usage_amount: line.amounts.usage_amount,
-        line_items: line.amounts.line_items,
-        rule: a.map(|a| a.rule.as_str()),
-        driver: a.and_then(|a| a.driver.as_deref()),
-        share: a.map(|a| a.share),
-        unattributed_reason: line.unattributed_reason.as_deref(),
     }
 }

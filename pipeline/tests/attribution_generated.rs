@@ -31,12 +31,19 @@ fn check(format: Format) {
     let store = dir.path().join("s.sqlite");
     let out = Command::new(env!("CARGO_BIN_EXE_curflow"))
         .args(["process", g.manifest_path.to_str().unwrap(), "--store", store.to_str().unwrap()])
-        .args(["--evidence", ev.dir.to_str().unwrap(), "--s3-prefixes", ev.prefix_map.to_str().unwrap(), "--json"])
+        .args([
+            "--evidence",
+            ev.dir.to_str().unwrap(),
+            "--s3-prefixes",
+            ev.prefix_map.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!("{}", serde_json::to_string_pretty(&summary["coverage"]).unwrap());
+    eprintln!("{}", serde_json::to_string_pretty(&summary["reports"][0]["coverage"]).unwrap());
 
     let lines = SqliteStore::open(&store).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
     // Everything still sums to the bill, per measure.
@@ -90,7 +97,7 @@ fn check(format: Format) {
     assert!(explain.status.success(), "{}", String::from_utf8_lossy(&explain.stderr));
     let e: serde_json::Value = serde_json::from_slice(&explain.stdout).unwrap();
     assert_eq!(dec(&e["attributed_amortized_cost"]), dec(&want_tenants[tenant]["amortized_cost"]));
-    let line_sum: Decimal = e["lines"].as_array().unwrap().iter().map(|l| dec(&l["amortized_cost"])).sum();
+    let line_sum: Decimal = e["rows"].as_array().unwrap().iter().map(|l| dec(&l["amortized_cost"])).sum();
     assert_eq!(line_sum, dec(&want_tenants[tenant]["amortized_cost"]));
     let table = Command::new(env!("CARGO_BIN_EXE_curflow"))
         .args(["attribution", "explain", "--period", "2026-10", "--tenant", tenant, "--store", store.to_str().unwrap()])

@@ -103,7 +103,7 @@ fn twelve_months_backfill_stops_half_way_resumes_and_a_second_run_does_nothing()
 
     // A second run does nothing: every period "already stored", the store byte-for-byte the same.
     let out = curflow()
-        .args(["backfill", &format!("s3://{bucket}/exports/"), "--store", store.to_str().unwrap(), "--json"])
+        .args(["backfill", &format!("s3://{bucket}/exports/"), "--store", store.to_str().unwrap(), "--format", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));

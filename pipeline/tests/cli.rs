@@ -82,7 +82,8 @@ fn generate_process_costs_and_periods_end_to_end() {
         ],
         d,
     ));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
     assert!(rows.len() >= 28 && rows.iter().all(|r| r["usage_date"].as_str().unwrap().starts_with("2026-10-")));
     let table = ok(&curflow(&["costs", "--store", "s.sqlite", "--period", "2026-10", "--by", "service"], d));
     assert!(table.contains("AWSLambda") && table.contains("TOTAL"), "{table}");
@@ -225,4 +226,264 @@ fn process_with_evidence_attributes_the_shared_pool_end_to_end() {
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("bucket/expected.json")).unwrap()).unwrap();
     assert_eq!(unblended, dec(&expected["totals"]["unblended_cost"]), "attribution conserves the bill");
+}
+
+fn csv_header(text: &str) -> Vec<String> {
+    csv::Reader::from_reader(text.as_bytes()).headers().unwrap().iter().map(str::to_string).collect()
+}
+
+fn csv_rows(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| header.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.into(), v.into())).collect())
+        .collect()
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut k: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    k.sort();
+    k
+}
+
+const COST_AMOUNTS: [&str; 8] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "line_items",
+    "direct_amortized_cost",
+    "attributed_amortized_cost",
+];
+
+/// Two stored months (2026-09 and 2026-10) of 5 tenants each (4 tagged + UNATTRIBUTED).
+fn two_months(d: &Path) {
+    for (out, period, seed) in [("sep", "2026-09", "3"), ("oct", "2026-10", "4")] {
+        ok(&curflow(
+            &["generate", "--rows", "3000", "--out", out, "--tenants", "4", "--seed", seed, "--period", period],
+            d,
+        ));
+    }
+    let csv_text = ok(&curflow(&["--store", "s.sqlite", "process", "sep", "--format", "csv"], d));
+    assert_eq!(
+        csv_header(&csv_text),
+        [
+            "billing_period",
+            "currency",
+            "version",
+            "version_time",
+            "source",
+            "format",
+            "files",
+            "rows_read",
+            "split_child_rows",
+            "tenants",
+            "tenant_tag_present",
+            "unblended_cost",
+            "net_unblended_cost",
+            "amortized_cost",
+            "ri_sp_trueup",
+            "ri_sp_upfront_fees",
+            "unattributed_unblended_cost",
+            "unattributed_amortized_cost",
+            "lines_written",
+            "outcome",
+            "replaced_version",
+            "newer_stored_version",
+            "elapsed_seconds"
+        ]
+    );
+    let rows = csv_rows(&csv_text);
+    assert_eq!((rows.len(), rows[0]["billing_period"].as_str(), rows[0]["outcome"].as_str()), (1, "2026-09", "stored"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&curflow(&["process", "oct", "--store", "s.sqlite", "--format", "json"], d))).unwrap();
+    assert_eq!(keys(&doc), sorted(&["store", "reports", "rows"]));
+    assert_eq!(doc["rows"][0]["outcome"], "stored");
+    assert_eq!(doc["reports"][0]["period"], "2026-10");
+}
+
+#[test]
+fn every_format_has_stable_documented_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_months(d);
+    let costs = |extra: &[&str]| ok(&curflow(&[&["costs", "--store", "s.sqlite"][..], extra].concat(), d));
+
+    // Several keys, comma-separated or repeated: the same columns, in the order given.
+    let by_two = costs(&["--period", "2026-10", "--by", "tenant,service", "--format", "csv"]);
+    let header = csv_header(&by_two);
+    let mut want = vec!["billing_period", "tenant", "service", "currency"];
+    want.extend(COST_AMOUNTS);
+    assert_eq!(header, want);
+    assert_eq!(by_two, costs(&["--period", "2026-10", "--by", "tenant", "--by", "service", "--format", "csv"]));
+
+    // json: one document; jsonl: one object per row with the CSV's keys.
+    let doc: serde_json::Value =
+        serde_json::from_str(&costs(&["--period", "2026-10", "--by", "tenant,service", "--format", "json"])).unwrap();
+    assert_eq!(keys(&doc), sorted(&["from", "to", "periods", "by", "tenant", "measure", "top", "totals", "rows"]));
+    let mut want_sorted = want.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    want_sorted.sort();
+    assert_eq!(keys(&doc["rows"][0]), want_sorted);
+    assert_eq!(doc["by"], serde_json::json!(["tenant", "service"]));
+    assert_eq!(doc["rows"].as_array().unwrap().len(), csv_rows(&by_two).len());
+    let jsonl = costs(&["--period", "2026-10", "--by", "tenant,service", "--format", "jsonl"]);
+    assert_eq!(jsonl.lines().count(), csv_rows(&by_two).len());
+    for line in jsonl.lines() {
+        assert_eq!(keys(&serde_json::from_str(line).unwrap()), want_sorted);
+    }
+    // Exact totals: the rows sum to the document's total per period and currency.
+    let sum: Decimal = doc["rows"].as_array().unwrap().iter().map(|r| dec(&r["amortized_cost"])).sum();
+    assert_eq!(sum, dec(&doc["totals"][0]["amortized_cost"]));
+
+    let periods = ok(&curflow(&["periods", "--store", "s.sqlite", "--format", "csv"], d));
+    assert_eq!(
+        csv_header(&periods),
+        [
+            "billing_period",
+            "version",
+            "version_time",
+            "rows_read",
+            "source",
+            "format",
+            "files",
+            "split_child_rows",
+            "tag_key",
+            "processed_at"
+        ]
+    );
+    assert_eq!(csv_rows(&periods).len(), 2);
+
+    // reconcile: the documented order, not alphabetical.
+    let rec = ok(&curflow(&["reconcile", "--store", "s.sqlite", "--period", "2026-10", "--format", "csv"], d));
+    assert_eq!(
+        csv_header(&rec),
+        [
+            "accountant_id",
+            "month",
+            "period_state",
+            "currency",
+            "estimated",
+            "actual",
+            "actual_direct",
+            "actual_attributed",
+            "actual_unmapped",
+            "variance",
+            "variance_pct",
+            "unestimated_usage",
+            "flagged",
+            "status",
+            "estimate_records",
+            "actual_records"
+        ]
+    );
+    let export = ok(&curflow(&["export", "--store", "s.sqlite", "--period", "2026-10", "--format", "jsonl"], d));
+    let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+    assert_eq!(keys(&first).len(), 21);
+    assert!(first["unblended_cost"].is_string() && first["line_items"].is_u64(), "{first}");
+    // `--format expenses` is the deprecated spelling of `--kind expenses --format csv`.
+    let export =
+        |args: &[&str]| curflow(&[&["export", "--store", "s.sqlite", "--period", "2026-10"][..], args].concat(), d);
+    let old = export(&["--format", "expenses"]);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("deprecated"));
+    let new = ok(&export(&["--kind", "expenses", "--format", "csv"]));
+    assert_eq!(ok(&old), new);
+    assert!(new.starts_with("accountant_id,service,vendor,amount,currency,date,category,description\n"), "{new}");
+}
+
+#[test]
+fn costs_over_several_months_with_top_n_keep_exact_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_months(d);
+    let costs =
+        |extra: &[&str]| ok(&curflow(&[&["costs", "--store", "s.sqlite", "--format", "csv"][..], extra].concat(), d));
+    let total = |rows: &[std::collections::BTreeMap<String, String>], period: &str, m: &str| -> Decimal {
+        rows.iter().filter(|r| r["billing_period"] == period).map(|r| r[m].parse::<Decimal>().unwrap()).sum()
+    };
+
+    let range = csv_rows(&costs(&["--from", "2026-09", "--to", "2026-10"]));
+    for period in ["2026-09", "2026-10"] {
+        let single = csv_rows(&costs(&["--period", period]));
+        assert_eq!(single.len(), 5);
+        assert_eq!(range.iter().filter(|r| r["billing_period"] == period).count(), 5);
+        for m in ["unblended_cost", "amortized_cost"] {
+            assert_eq!(total(&range, period, m), total(&single, period, m), "{period} {m}");
+        }
+    }
+
+    // Top 2 tenants by amortized cost per month, largest first, then OTHER: totals unchanged.
+    let top = csv_rows(&costs(&["--from", "2026-09", "--to", "2026-10", "--measure", "amortized", "--top", "2"]));
+    for period in ["2026-09", "2026-10"] {
+        let rows: Vec<_> = top.iter().filter(|r| r["billing_period"] == period).collect();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[2]["tenant"], "OTHER");
+        let a = |i: usize| rows[i]["amortized_cost"].parse::<Decimal>().unwrap();
+        assert!(a(0) >= a(1), "{rows:?}");
+        let others: Vec<Decimal> = range
+            .iter()
+            .filter(|r| r["billing_period"] == period)
+            .map(|r| r["amortized_cost"].parse::<Decimal>().unwrap())
+            .collect();
+        assert!(others.iter().all(|x| *x <= a(1) || *x == a(0)), "the top two are the largest");
+        for m in COST_AMOUNTS {
+            assert_eq!(total(&top, period, m), total(&range, period, m), "{period} {m}");
+        }
+    }
+    let table =
+        ok(&curflow(&["costs", "--store", "s.sqlite", "--from", "2026-09", "--to", "2026-10", "--top", "1"], d));
+    assert!(table.contains("OTHER") && table.contains("TOTAL") && table.contains("2026-09"), "{table}");
+}
+
+#[test]
+fn bad_arguments_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_months(d);
+    for (args, flag) in [
+        (vec!["costs", "--period", "2026-10", "--top", "0"], "--top"),
+        (vec!["costs", "--period", "2026-10", "--by", "colour"], "--by"),
+        (vec!["costs", "--period", "2026-10", "--measure", "blended"], "--measure"),
+        (vec!["costs", "--from", "2026-09"], "--to"),
+        (vec!["costs", "--period", "2026-10", "--from", "2026-09", "--to", "2026-10"], "--from"),
+        (vec!["costs", "--from", "2026-10", "--to", "2026-09"], "--from"),
+        (vec!["costs", "--period", "2026-10", "--format", "xml"], "--format"),
+        (vec!["periods", "--json"], "--json"),
+    ] {
+        let out = curflow(&[&args[..], &["--store", "s.sqlite"]].concat(), d);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} should name {flag}: {stderr}");
+    }
+}
+
+#[test]
+fn deprecated_json_flag_is_format_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&curflow(&["budgets", "set", "--tenant", "acct-1", "--amount", "100", "--store", "s.sqlite"], d));
+    let old = curflow(&["budgets", "list", "--store", "s.sqlite", "--json"], d);
+    assert!(String::from_utf8_lossy(&old.stderr).contains("deprecated"));
+    let new = ok(&curflow(&["budgets", "list", "--store", "s.sqlite", "--format", "json"], d));
+    assert_eq!(ok(&old), new);
+    let doc: serde_json::Value = serde_json::from_str(&new).unwrap();
+    assert_eq!(
+        keys(&doc["rows"][0]),
+        sorted(&["tenant", "monthly_amount", "currency", "thresholds_pct", "forecast_alerts", "updated_at"])
+    );
+    assert_eq!(doc["rows"][0]["thresholds_pct"], serde_json::json!(["80", "100"]));
+    let csv_text = ok(&curflow(&["budgets", "list", "--store", "s.sqlite", "--format", "csv"], d));
+    assert!(csv_text.starts_with("tenant,monthly_amount,currency,thresholds_pct,forecast_alerts,updated_at\n"));
+    assert!(csv_text.contains("acct-1,100,USD,80;100,false,"), "{csv_text}");
+    // --store is global: accepted before the command too, and --json cannot be mixed with --format.
+    assert_eq!(ok(&curflow(&["--store", "s.sqlite", "budgets", "list", "--format", "json"], d)), new);
+    let both = curflow(&["budgets", "list", "--store", "s.sqlite", "--json", "--format", "csv"], d);
+    assert_eq!(both.status.code(), Some(2));
 }

@@ -92,7 +92,7 @@ fn reconcile_flags_the_overpriced_type_not_the_slightly_underpriced_one_and_sugg
     let args = ["reconcile", "--period", PERIOD, "--level", "resource-type", "--format", "json", "--store", s];
     let json: serde_json::Value =
         serde_json::from_str(&ok(&curflow(&[&args[..], &["--now", "2026-11-20T00:00:00Z"]].concat(), &env))).unwrap();
-    let rows = json.as_array().unwrap();
+    let rows = json["rows"].as_array().unwrap();
     let mut checked = (0, 0);
     for r in rows {
         let tenant = r["accountant_id"].as_str().unwrap().to_string();
@@ -147,7 +147,7 @@ fn reconcile_flags_the_overpriced_type_not_the_slightly_underpriced_one_and_sugg
 fn period_states(store: &Path, now: &str) -> std::collections::BTreeSet<String> {
     let args = ["reconcile", "--period", PERIOD, "--format", "json", "--now", now, "--store", store.to_str().unwrap()];
     let json: serde_json::Value = serde_json::from_str(&ok(&curflow(&args, &[]))).unwrap();
-    json.as_array().unwrap().iter().map(|r| r["period_state"].as_str().unwrap().to_string()).collect()
+    json["rows"].as_array().unwrap().iter().map(|r| r["period_state"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn period_state_follows_the_bills_invoice_id_and_usage_units_allow_the_volume_ra
     let args = ["reconcile", "--period", PERIOD, "--level", "resource-type", "--format", "json", "--now"];
     let out = ok(&curflow(&[&args[..], &["2026-11-03T00:00:00Z", "--store", fin.to_str().unwrap()]].concat(), &[]));
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let row = json
+    let row = json["rows"]
         .as_array()
         .unwrap()
         .iter()
@@ -277,7 +277,11 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
         cum(31)
     );
     ok(&curflow(&["budgets", "set", "--tenant", "acct-0001", "--amount", &budget.to_string(), "--store", s], &[]));
-    assert!(ok(&curflow(&["budgets", "list", "--store", s], &[])).contains("alerts at 80%, 100%"));
+    let list = ok(&curflow(&["budgets", "list", "--store", s], &[]));
+    assert!(
+        list.lines().any(|l| l.starts_with("acct-0001") && l.ends_with("80%, 100%  no")),
+        "default thresholds: {list}"
+    );
 
     let (url, bodies) = webhook_server();
     let topic = {
@@ -296,8 +300,8 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
         ("CURFLOW_AWS_ENDPOINT_URL", endpoint.as_str()),
     ];
     let nightly = |now: &str| {
-        let out = ok(&curflow(&["nightly", "--now", now, "--store", s, "--json"], &env));
-        out.lines().filter(|l| l.starts_with("{\"alert\"")).count()
+        let out = ok(&curflow(&["nightly", "--now", now, "--store", s, "--format", "jsonl"], &env));
+        out.lines().filter(|l| l.contains("\"delivery\":\"sent\"")).count()
     };
     assert_eq!(nightly("2026-10-11T03:30:00Z"), 0, "day 10: under 80 %");
     assert_eq!(nightly("2026-10-26T03:30:00Z"), 1, "day 25: 90 % crosses 80 %");
@@ -320,8 +324,12 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     let out = curflow(&["nightly", "--now", "2026-11-01T03:30:00Z", "--store", s], &env_bad);
     assert_eq!(out.status.code(), Some(4), "a failed delivery is an environment error (retry)");
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
-    let sent = ok(&curflow(&["nightly", "--now", "2026-11-01T03:30:00Z", "--store", s, "--json"], &env));
-    assert_eq!(sent.lines().filter(|l| l.starts_with("{\"alert\"")).count(), 2, "acct-0002 at 80 % and 100 %: {sent}");
+    let sent = ok(&curflow(&["nightly", "--now", "2026-11-01T03:30:00Z", "--store", s, "--format", "jsonl"], &env));
+    assert_eq!(
+        sent.lines().filter(|l| l.contains("\"delivery\":\"sent\"")).count(),
+        2,
+        "acct-0002 at 80 % and 100 %: {sent}"
+    );
 }
 
 #[test]
@@ -329,7 +337,17 @@ fn expenses_export_has_one_entry_per_tenant_and_service_summing_to_the_cent() {
     let dir = tempfile::tempdir().unwrap();
     let store_path = stored_month(dir.path());
     let out = ok(&curflow(
-        &["export", "--period", PERIOD, "--format", "expenses", "--store", store_path.to_str().unwrap()],
+        &[
+            "export",
+            "--period",
+            PERIOD,
+            "--kind",
+            "expenses",
+            "--format",
+            "csv",
+            "--store",
+            store_path.to_str().unwrap(),
+        ],
         &[],
     ));
     let mut reader = csv::Reader::from_reader(out.as_bytes());

@@ -44,8 +44,10 @@ fn views(store: &str, dir: &Path, name: &str) -> Vec<String> {
             ])));
         }
     }
-    for format in ["csv", "jsonl", "expenses"] {
-        out.push(ok(&curflow(&["export", "--period", "2026-10", "--format", format, "--store", store])));
+    for (kind, format) in [("lines", "csv"), ("lines", "jsonl"), ("expenses", "csv")] {
+        out.push(ok(&curflow(&[
+            "export", "--period", "2026-10", "--kind", kind, "--format", format, "--store", store,
+        ])));
     }
     let html = dir.join(format!("{name}.html"));
     ok(&curflow(&["report", "--period", "2026-10", "--out", html.to_str().unwrap(), "--now", NOW, "--store", store]));
@@ -202,8 +204,8 @@ fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     assert_eq!(list(sqlite), list(&dynamo));
     assert!(list(&dynamo).contains("1000000"), "{}", list(&dynamo));
     let nightly = |store: &str| {
-        let out = ok(&curflow(&["nightly", "--now", "2026-10-28T03:00:00Z", "--store", store, "--json"]));
-        out.lines().filter(|l| l.starts_with("{\"alert\"")).map(str::to_string).collect::<Vec<_>>()
+        let out = ok(&curflow(&["nightly", "--now", "2026-10-28T03:00:00Z", "--store", store, "--format", "jsonl"]));
+        out.lines().filter(|l| l.contains("\"delivery\":\"sent\"")).map(str::to_string).collect::<Vec<_>>()
     };
     let first = nightly(&dynamo);
     assert_eq!(first.len(), 2, "{first:?}");

@@ -139,31 +139,12 @@ impl BackfillSummary {
                 ]
             })
             .collect();
-        let header = ["period", "version", "rows", "total unblended", "status"];
-        let mut widths = header.map(str::len);
-        for row in &cells {
-            for (w, c) in widths.iter_mut().zip(row.iter()).take(4) {
-                *w = (*w).max(c.chars().count());
-            }
+        let mut table =
+            crate::output::Table::new(["period", "version", "rows", "total unblended", "status"]).right([2, 3]);
+        for row in cells {
+            table.row(row);
         }
-        let line = |row: [&str; 5]| {
-            format!(
-                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}\n",
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            )
-        };
-        let mut out = line(header);
-        for row in &cells {
-            out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-        }
+        let mut out = table.render();
         out.push_str(&format!(
             "{} period(s): {} processed, {} already stored, {} refused, {} failed\n",
             self.rows.len(),

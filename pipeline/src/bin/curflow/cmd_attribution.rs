@@ -1,11 +1,10 @@
 //! `curflow attribution explain`: how a tenant's share of shared cost was computed.
 
-use std::path::PathBuf;
-
-use curflow::explain::{explain, explain_csv, explain_text};
+use curflow::explain::{explain, explain_output, explain_text};
+use curflow::output::render;
 use curflow::{BillingPeriod, Config, Error, store};
 
-use crate::Failure;
+use crate::{Failure, FormatArg};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -14,36 +13,23 @@ pub enum Command {
     Explain(ExplainArgs),
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Table,
-    Csv,
-    Json,
-}
-
 #[derive(clap::Args)]
 pub struct ExplainArgs {
-    /// SQLite store file. Default from config: curflow.sqlite.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
     /// Billing period, YYYY-MM.
     #[arg(long, value_name = "YYYY-MM")]
     period: BillingPeriod,
     /// Tenant id (tag value).
     #[arg(long, value_name = "ID")]
     tenant: String,
-    /// Lines shown in the table (largest first); csv and json list every line.
+    /// Lines shown in the table (largest first); csv, json and jsonl list every line.
     #[arg(long, default_value_t = 20)]
     limit: usize,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
+    #[command(flatten)]
+    format: FormatArg,
 }
 
-pub fn run(command: Command, mut config: Config) -> Result<u8, Failure> {
+pub fn run(command: Command, config: Config) -> Result<u8, Failure> {
     let Command::Explain(args) = command;
-    if let Some(s) = args.store {
-        config.store = s;
-    }
     let store = store::open_existing(&config.store, &config.aws())?;
     if store.period(args.period)?.is_none() {
         return Err(Error::Argument(format!(
@@ -58,13 +44,8 @@ pub fn run(command: Command, mut config: Config) -> Result<u8, Failure> {
         return Err(Error::Argument(format!("tenant {:?} has no cost in {}", args.tenant, args.period)).into());
     }
     let e = explain(&lines, &args.tenant)?;
-    match args.format {
-        Format::Table => crate::emit(&explain_text(&e, &args.period.to_string(), args.limit))?,
-        Format::Csv => crate::emit(&explain_csv(&e)?)?,
-        Format::Json => {
-            let json = serde_json::to_string_pretty(&e).map_err(|err| Failure { code: 1, error: err.into() })?;
-            crate::emit(&format!("{json}\n"))?;
-        }
-    }
+    let period = args.period.to_string();
+    let (rows, meta) = explain_output(&e, &period)?;
+    crate::emit(&render(args.format.format(), &rows, &meta, || Ok(explain_text(&e, &period, args.limit)))?)?;
     Ok(0)
 }

@@ -2,16 +2,16 @@
 //! each, resumable, with bounded parallelism; ends with a table of periods.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use curflow::location::{Location, S3Access};
+use curflow::output::{MetaValue, backfill_rows, render};
 use curflow::process::Processor;
 use curflow::process::backfill::{self, BackfillEvent, BackfillOptions};
 use curflow::store;
 use curflow::{BillingPeriod, Config, ErrorClass};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::Failure;
+use crate::{Failure, FormatOrJson};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,24 +28,18 @@ pub struct Args {
     /// Periods read at the same time (they share the engine's memory pool; writes are sequential).
     #[arg(long, value_name = "N", default_value_t = 2)]
     parallel: usize,
-    /// Store (SQLite file or dynamodb://TABLE). Default from config: curflow.sqlite.
-    #[arg(long, value_name = "STORE")]
-    store: Option<PathBuf>,
     /// Cost-allocation tag key naming the tenant. Default from config: accountant_id.
     #[arg(long, value_name = "KEY")]
     tag_key: Option<String>,
     /// Re-process every period even when the store already holds its version.
     #[arg(long)]
     force: bool,
-    /// Print the result as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatOrJson,
 }
 
 pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
-    if let Some(s) = args.store {
-        config.store = s;
-    }
+    let format = args.format.format();
     if let Some(k) = args.tag_key {
         config.tag_key = k;
     }
@@ -100,12 +94,10 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         bar.finish_and_clear();
     }
     let summary = summary?;
-    if args.json {
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| Failure { code: 1, error: e.into() })?;
-        crate::emit(&format!("{text}\n"))?;
-    } else {
-        crate::emit(&format!("store {}\n{}", store.describe(), summary.table()))?;
-    }
+    let meta = vec![("store", MetaValue::from(store.describe()))];
+    crate::emit(&render(format, &backfill_rows(&summary)?, &meta, || {
+        Ok(format!("store {}\n{}", store.describe(), summary.table()))
+    })?)?;
     Ok(match summary.worst_failure() {
         None => 0,
         Some(ErrorClass::Internal) => 1,

@@ -1,11 +1,12 @@
-//! Finance commands on any store (SQLite or DynamoDB): `estimates import`, `reconcile`, `budgets`, `nightly`,
-//! `export`.
+//! Finance commands on any store (SQLite or DynamoDB): `estimates import`, `reconcile`, `budgets`,
+//! `nightly`, `export`, `report`.
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use curflow::estimates_import::read_estimates;
-use curflow::nightly::{self, summary_text};
+use curflow::nightly::{self, NightlySummary, summary_text};
+use curflow::output::{MetaValue, OutputFormat, Rows, Table, Value, export_rows, group_thousands, render};
 use curflow::reconciliation::{self, month_of};
 use curflow::store::Store;
 use curflow::store::finance::BudgetSetting;
@@ -13,26 +14,23 @@ use curflow::{BillingPeriod, Config, Error};
 use curflow_reconcile::{Budget, EstimateRules, default_thresholds};
 use rust_decimal::Decimal;
 
-use crate::Failure;
+use crate::{Failure, FormatArg, FormatOrJson};
 
-/// Opens the store (`--store` overrides the config): a SQLite file (created on first use) or a
-/// `dynamodb://TABLE`; estimates, budgets and reconciliations live next to the cost lines in both.
-fn open_store(store: Option<PathBuf>, config: &mut Config) -> Result<Box<dyn Store>, Failure> {
-    if let Some(s) = store {
-        config.store = s;
-    }
+/// Opens the configured store: a SQLite file (created on first use) or a `dynamodb://TABLE`;
+/// estimates, budgets and reconciliations live next to the cost lines in both.
+fn open_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
     Ok(curflow::store::open(&config.store, &config.aws())?)
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
-    serde_json::to_string(v).map_err(|e| Failure { code: 1, error: e.into() })
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
+fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<(), Failure> {
+    if store.period(period)?.is_none() {
+        return Err(Error::Argument(format!(
+            "billing period {period} is not in {}; run `curflow process` first",
+            store.describe()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------- estimates
@@ -44,16 +42,13 @@ pub enum EstimatesCommand {
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-        #[arg(long, value_name = "STORE")]
-        store: Option<PathBuf>,
     },
 }
 
-pub fn estimates(cmd: EstimatesCommand, mut config: Config) -> Result<u8, Failure> {
-    let EstimatesCommand::Import { file, store } = cmd;
+pub fn estimates(cmd: EstimatesCommand, config: Config) -> Result<u8, Failure> {
+    let EstimatesCommand::Import { file } = cmd;
     let records = read_estimates(&file, &EstimateRules::default())?;
-    let mut store = open_store(store, &mut config)?;
+    let mut store = open_store(&config)?;
     let outcome = store.import_estimates(&records, &file.display().to_string())?;
     crate::emit(&format!(
         "{}: {} estimate records, {} imported, {} already stored\n",
@@ -76,11 +71,8 @@ pub struct ReconcileArgs {
     /// tenant: one row per tenant; resource-type: per tenant and resource type; suggestions.
     #[arg(long, value_enum, default_value = "tenant")]
     level: Level,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
-    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-    #[arg(long, value_name = "STORE")]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    format: FormatArg,
     /// The time the period state (open/provisional/final) is judged at. Default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<DateTime<Utc>>,
@@ -93,64 +85,116 @@ enum Level {
     Suggestions,
 }
 
-pub fn reconcile(args: ReconcileArgs, mut config: Config) -> Result<u8, Failure> {
+/// Columns of `reconcile --level tenant`, in output order (README, CLI reference).
+pub const RECONCILE_TENANT_COLUMNS: [&str; 16] = [
+    "accountant_id",
+    "month",
+    "period_state",
+    "currency",
+    "estimated",
+    "actual",
+    "actual_direct",
+    "actual_attributed",
+    "actual_unmapped",
+    "variance",
+    "variance_pct",
+    "unestimated_usage",
+    "flagged",
+    "status",
+    "estimate_records",
+    "actual_records",
+];
+
+/// Columns of `reconcile --level resource-type`.
+pub const RECONCILE_RESOURCE_TYPE_COLUMNS: [&str; 29] = [
+    "accountant_id",
+    "month",
+    "resource_type",
+    "mapping",
+    "period_state",
+    "currency",
+    "estimated",
+    "actual",
+    "actual_direct",
+    "actual_attributed",
+    "variance",
+    "variance_pct",
+    "unestimated_usage",
+    "flagged",
+    "status",
+    "quantity_unit",
+    "estimated_quantity",
+    "actual_quantity",
+    "estimated_unit_cost",
+    "actual_unit_cost",
+    "volume_effect",
+    "rate_effect",
+    "dominant",
+    "suggested_unit_cost",
+    "usage_days",
+    "first_day",
+    "last_day",
+    "estimate_records",
+    "actual_records",
+];
+
+/// Columns of `reconcile --level suggestions`.
+pub const RECONCILE_SUGGESTION_COLUMNS: [&str; 19] = [
+    "accountant_id",
+    "month",
+    "resource_type",
+    "period_state",
+    "status",
+    "quantity_unit",
+    "current_unit_cost",
+    "suggested_unit_cost",
+    "estimated_quantity",
+    "actual_quantity",
+    "estimated",
+    "actual",
+    "variance",
+    "variance_pct",
+    "volume_effect",
+    "rate_effect",
+    "usage_days",
+    "first_day",
+    "last_day",
+];
+
+pub fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let mut store = open_store(args.store, &mut config)?;
-    if store.period(args.period)?.is_none() {
-        return Err(Error::Argument(format!(
-            "billing period {} is not stored; run `curflow process` first",
-            args.period
-        ))
-        .into());
-    }
+    let mut store = open_store(&config)?;
+    require_period(&*store, args.period)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let comparison = reconciliation::reconcile(&*store, args.period, now, &options)?;
     store.replace_reconciliation(month_of(args.period), &comparison, now)?;
     let keep = |t: &str| args.tenant.as_deref().is_none_or(|x| x == t);
-    let values =
-        |v: Result<Vec<serde_json::Value>, serde_json::Error>| v.map_err(|e| Failure { code: 1, error: e.into() });
-    let rows: Vec<serde_json::Value> = match args.level {
-        Level::Tenant => values(
-            comparison.tenant_months.iter().filter(|r| keep(&r.accountant_id)).map(serde_json::to_value).collect(),
-        )?,
-        Level::ResourceType => values(
-            comparison.resource_types.iter().filter(|r| keep(&r.accountant_id)).map(serde_json::to_value).collect(),
-        )?,
-        Level::Suggestions => values(
-            comparison.suggestions.iter().filter(|r| keep(&r.accountant_id)).map(serde_json::to_value).collect(),
-        )?,
+    let (rows, level) = match args.level {
+        Level::Tenant => {
+            let r: Vec<_> = comparison.tenant_months.iter().filter(|r| keep(&r.accountant_id)).collect();
+            (Rows::from_serialized(&RECONCILE_TENANT_COLUMNS, &r)?, "tenant")
+        }
+        Level::ResourceType => {
+            let r: Vec<_> = comparison.resource_types.iter().filter(|r| keep(&r.accountant_id)).collect();
+            (Rows::from_serialized(&RECONCILE_RESOURCE_TYPE_COLUMNS, &r)?, "resource_type")
+        }
+        Level::Suggestions => {
+            let r: Vec<_> = comparison.suggestions.iter().filter(|r| keep(&r.accountant_id)).collect();
+            (Rows::from_serialized(&RECONCILE_SUGGESTION_COLUMNS, &r)?, "suggestions")
+        }
     };
-    match args.format {
-        Format::Json => crate::emit(&format!("{}\n", json(&rows)?))?,
-        Format::Csv => crate::emit(&csv_of(&rows)?)?,
-        Format::Table => crate::emit(&table_of(&rows, args.level))?,
-    }
+    let meta = vec![
+        ("billing_period", MetaValue::from(args.period.to_string())),
+        ("level", level.into()),
+        ("tenant", args.tenant.clone().into()),
+        ("now", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into()),
+    ];
+    crate::emit(&render(args.format.format(), &rows, &meta, || Ok(reconcile_table(&rows, args.level)))?)?;
     Ok(0)
 }
 
-fn cell(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn csv_of(rows: &[serde_json::Value]) -> Result<String, Failure> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    if let Some(serde_json::Value::Object(first)) = rows.first() {
-        w.write_record(first.keys()).map_err(|e| Failure { code: 1, error: e.into() })?;
-    }
-    for r in rows {
-        if let serde_json::Value::Object(o) = r {
-            w.write_record(o.values().map(cell)).map_err(|e| Failure { code: 1, error: e.into() })?;
-        }
-    }
-    let bytes = w.into_inner().map_err(|e| Failure { code: 1, error: anyhow::anyhow!("{e}") })?;
-    String::from_utf8(bytes).map_err(|e| Failure { code: 1, error: e.into() })
-}
-
-fn table_of(rows: &[serde_json::Value], level: Level) -> String {
+/// The columns people read, amounts to the cent, percentages to 0.1.
+fn reconcile_table(rows: &Rows, level: Level) -> String {
     let cols: &[&str] = match level {
         Level::Tenant => {
             &["accountant_id", "period_state", "estimated", "actual", "variance", "variance_pct", "flagged", "status"]
@@ -177,30 +221,21 @@ fn table_of(rows: &[serde_json::Value], level: Level) -> String {
             "rate_effect",
         ],
     };
-    let fmt = |c: &str, v: &serde_json::Value| {
-        let text = cell(v);
+    let index: Vec<Option<usize>> = cols.iter().map(|c| rows.columns().iter().position(|x| x == c)).collect();
+    let fmt = |c: &str, v: &Value| {
+        let text = v.text();
         match (c, text.parse::<Decimal>()) {
             ("variance_pct", Ok(d)) => format!("{}%", d.round_dp(1)),
-            (c, Ok(d)) if !c.contains("unit_cost") && !c.contains("quantity") => {
-                curflow::output::group_thousands(d.round_dp(2))
-            }
+            (c, Ok(d)) if !c.contains("unit_cost") && !c.contains("quantity") => group_thousands(d.round_dp(2)),
             _ => text,
         }
     };
-    let body: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| cols.iter().map(|c| fmt(c, r.get(*c).unwrap_or(&serde_json::Value::Null))).collect())
-        .collect();
-    let widths: Vec<usize> = (0..cols.len())
-        .map(|i| body.iter().map(|r| r[i].chars().count()).chain([cols[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: Vec<String>| {
-        cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ") + "\n"
-    };
-    let mut out = line(cols.iter().map(|c| c.to_string()).collect());
-    for r in body {
-        out.push_str(&line(r));
+    let numeric = |c: &str| !matches!(c, "accountant_id" | "resource_type" | "period_state" | "status" | "dominant");
+    let mut table = Table::new(cols.iter().copied()).right((0..cols.len()).filter(|i| numeric(cols[*i])));
+    for r in rows.rows() {
+        table.row(cols.iter().zip(&index).map(|(c, i)| i.map(|i| fmt(c, &r[i])).unwrap_or_default()));
     }
+    let mut out = table.render();
     if rows.is_empty() {
         out.push_str("(no rows: no estimates or actuals for this period)\n");
     }
@@ -226,64 +261,41 @@ pub enum BudgetsCommand {
         /// Also alert when the month-end forecast crosses a threshold.
         #[arg(long)]
         forecast_alerts: bool,
-        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-        #[arg(long, value_name = "STORE")]
-        store: Option<PathBuf>,
     },
     /// List budgets.
     List {
-        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-        #[arg(long, value_name = "STORE")]
-        store: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatOrJson,
     },
     /// Delete a tenant's budget.
     Delete {
         #[arg(long, value_name = "ID")]
         tenant: String,
-        /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-        #[arg(long, value_name = "STORE")]
-        store: Option<PathBuf>,
     },
 }
 
-pub fn budgets(cmd: BudgetsCommand, mut config: Config) -> Result<u8, Failure> {
+/// Columns of `budgets list --format csv|json|jsonl`.
+pub const BUDGET_COLUMNS: [&str; 6] =
+    ["tenant", "monthly_amount", "currency", "thresholds_pct", "forecast_alerts", "updated_at"];
+
+pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
     match cmd {
-        BudgetsCommand::Set { tenant, amount, currency, threshold, forecast_alerts, store } => {
+        BudgetsCommand::Set { tenant, amount, currency, threshold, forecast_alerts } => {
             if amount <= Decimal::ZERO || threshold.iter().any(|t| *t <= Decimal::ZERO) {
                 return Err(Error::Argument("--amount and every --threshold must be greater than 0".into()).into());
             }
-            let mut store = open_store(store, &mut config)?;
+            let mut store = open_store(&config)?;
             let thresholds_pct = if threshold.is_empty() { default_thresholds() } else { threshold };
             let budget = Budget { accountant_id: tenant.clone(), monthly_amount: amount, currency, thresholds_pct };
             store.set_budget(&BudgetSetting { budget, forecast_alerts, updated_at: Utc::now() })?;
             crate::emit(&format!("budget of {tenant} set to {amount}\n"))?;
         }
-        BudgetsCommand::List { store, json: as_json } => {
-            let store = open_store(store, &mut config)?;
-            let all = store.budgets()?;
-            if as_json {
-                crate::emit(&format!("{}\n", json(&all)?))?;
-            } else if all.is_empty() {
-                crate::emit("no budgets; set one with `curflow budgets set --tenant ID --amount N`\n")?;
-            } else {
-                for b in all {
-                    let t: Vec<String> =
-                        b.budget.thresholds_pct.iter().map(|t| format!("{}%", t.normalize())).collect();
-                    crate::emit(&format!(
-                        "{:<20} {:>14} {}  alerts at {}{}\n",
-                        b.budget.accountant_id,
-                        b.budget.monthly_amount,
-                        b.budget.currency,
-                        t.join(", "),
-                        if b.forecast_alerts { " (and on forecast)" } else { "" }
-                    ))?;
-                }
-            }
+        BudgetsCommand::List { format } => {
+            let all = open_store(&config)?.budgets()?;
+            crate::emit(&render(format.format(), &budget_rows(&all)?, &Vec::new(), || Ok(budget_table(&all)))?)?;
         }
-        BudgetsCommand::Delete { tenant, store } => {
-            let mut store = open_store(store, &mut config)?;
+        BudgetsCommand::Delete { tenant } => {
+            let mut store = open_store(&config)?;
             if !store.delete_budget(&tenant)? {
                 return Err(Error::Argument(format!("no budget for {tenant}")).into());
             }
@@ -293,6 +305,39 @@ pub fn budgets(cmd: BudgetsCommand, mut config: Config) -> Result<u8, Failure> {
     Ok(0)
 }
 
+fn budget_rows(all: &[BudgetSetting]) -> Result<Rows, Failure> {
+    let mut rows = Rows::new(BUDGET_COLUMNS);
+    for b in all {
+        rows.push(vec![
+            b.budget.accountant_id.as_str().into(),
+            b.budget.monthly_amount.into(),
+            b.budget.currency.as_str().into(),
+            Value::List(b.budget.thresholds_pct.iter().map(|t| t.normalize().to_string()).collect()),
+            b.forecast_alerts.into(),
+            b.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
+        ])?;
+    }
+    Ok(rows)
+}
+
+fn budget_table(all: &[BudgetSetting]) -> String {
+    if all.is_empty() {
+        return "no budgets; set one with `curflow budgets set --tenant ID --amount N`\n".into();
+    }
+    let mut table = Table::new(["tenant", "monthly amount", "currency", "alerts at", "on forecast"]).right([1]);
+    for b in all {
+        let t: Vec<String> = b.budget.thresholds_pct.iter().map(|t| format!("{}%", t.normalize())).collect();
+        table.row([
+            b.budget.accountant_id.clone(),
+            b.budget.monthly_amount.to_string(),
+            b.budget.currency.clone(),
+            t.join(", "),
+            if b.forecast_alerts { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    table.render()
+}
+
 // ---------------------------------------------------------------------------------------------- nightly
 
 #[derive(clap::Args)]
@@ -300,43 +345,79 @@ pub struct NightlyArgs {
     /// Run as if it were this time (RFC 3339). Default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<DateTime<Utc>>,
-    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-    #[arg(long, value_name = "STORE")]
-    store: Option<PathBuf>,
-    /// Print the summary and every alert as JSON lines.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatOrJson,
 }
 
-pub fn nightly(args: NightlyArgs, mut config: Config) -> Result<u8, Failure> {
-    if let Some(s) = args.store {
-        config.store = s;
-    }
+/// Columns of `nightly --format csv|json|jsonl`: one row per budget alert of the run.
+pub const ALERT_COLUMNS: [&str; 11] = [
+    "accountant_id",
+    "month",
+    "threshold_pct",
+    "kind",
+    "budget",
+    "currency",
+    "mtd_actual",
+    "forecast",
+    "message",
+    "delivery",
+    "error",
+];
+
+pub fn nightly(args: NightlyArgs, config: Config) -> Result<u8, Failure> {
+    let format = args.format.format();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure { code: 4, error: e.into() })?;
     let summary = runtime.block_on(nightly::run(&config, args.now.unwrap_or_else(Utc::now)))?;
-    if args.json {
-        for a in &summary.alerts_sent {
-            crate::emit(&format!("{}\n", json(&serde_json::json!({"alert": a}))?))?;
-        }
-        crate::emit(&format!("{}\n", json(&summary)?))?;
-    } else {
-        crate::emit(&summary_text(&summary))?;
-    }
+    let (rows, meta) = nightly_output(&summary)?;
+    crate::emit(&render(format, &rows, &meta, || Ok(summary_text(&summary)))?)?;
     Ok(if summary.alerts_failed.is_empty() { 0 } else { 4 })
+}
+
+/// The alerts (sent, then failed with the error) as rows; the rest of the summary as metadata.
+fn nightly_output(s: &NightlySummary) -> Result<(Rows, curflow::output::Meta), Failure> {
+    let mut rows = Rows::new(ALERT_COLUMNS);
+    let sent = s.alerts_sent.iter().map(|a| (a, "sent", None));
+    let alerts = sent.chain(s.alerts_failed.iter().map(|(a, e)| (a, "failed", Some(e))));
+    for (a, delivery, error) in alerts {
+        // One record gives one row: the alert's fields, then how its delivery went.
+        let fields = Rows::from_serialized(&ALERT_COLUMNS[..9], std::slice::from_ref(a))?;
+        let mut row = fields.rows().first().cloned().unwrap_or_default();
+        row.extend([delivery.into(), error.map(String::as_str).into()]);
+        rows.push(row)?;
+    }
+    let to = |v: serde_json::Result<serde_json::Value>| v.map(MetaValue::Json).map_err(Failure::internal);
+    let meta = vec![
+        ("now", MetaValue::from(s.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+        ("reconciled", to(serde_json::to_value(&s.reconciled))?),
+        ("forecasts", to(serde_json::to_value(&s.forecasts))?),
+        ("anomalies", to(serde_json::to_value(&s.anomalies))?),
+    ];
+    Ok((rows, meta))
 }
 
 // ---------------------------------------------------------------------------------------------- export
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum ExportFormat {
+/// What `export` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportKind {
     /// Every stored cost line (exact amounts).
-    Csv,
-    /// Every stored cost line as JSON Lines.
-    Jsonl,
+    Lines,
     /// One expense entry per tenant and service (cents; entries sum to each tenant's rounded total).
+    Expenses,
+}
+
+/// `export --format`: the usual formats, and `expenses`, the deprecated spelling of
+/// `--kind expenses --format csv` (hidden).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    #[value(hide = true)]
     Expenses,
 }
 
@@ -344,54 +425,53 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     #[arg(long, value_name = "YYYY-MM")]
     period: BillingPeriod,
+    /// lines: every stored cost line; expenses: one expense entry per tenant and service.
+    #[arg(long, value_enum, default_value = "lines")]
+    kind: ExportKind,
+    /// Output: csv (header row), json (one document), jsonl (one object per row) or table.
     #[arg(long, value_enum)]
     format: ExportFormat,
-    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-    #[arg(long, value_name = "STORE")]
-    store: Option<PathBuf>,
 }
 
-pub fn export(args: ExportArgs, mut config: Config) -> Result<u8, Failure> {
-    if let Some(s) = args.store {
-        config.store = s;
-    }
-    let store = curflow::store::open_existing(&config.store, &config.aws())?;
-    if store.period(args.period)?.is_none() {
-        return Err(Error::Argument(format!(
-            "billing period {} is not stored; run `curflow process` first",
-            args.period
-        ))
-        .into());
-    }
-    let lines = store.cost_lines(args.period)?;
-    match args.format {
-        ExportFormat::Jsonl => {
-            let mut out = String::new();
-            for l in &lines {
-                out.push_str(&json(&curflow::output::export_record(l))?);
-                out.push('\n');
-            }
-            crate::emit(&out)?;
-        }
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            for l in &lines {
-                w.serialize(curflow::output::export_record(l)).map_err(|e| Failure { code: 1, error: e.into() })?;
-            }
-            let bytes = w.into_inner().map_err(|e| Failure { code: 1, error: anyhow::anyhow!("{e}") })?;
-            crate::emit(&String::from_utf8_lossy(&bytes))?;
-        }
+/// Columns of `export --kind expenses`.
+pub const EXPENSE_COLUMNS: [&str; 8] =
+    ["accountant_id", "service", "vendor", "amount", "currency", "date", "category", "description"];
+
+pub fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
+    let (kind, format) = match args.format {
         ExportFormat::Expenses => {
-            let entries = reconciliation::expense_entries(&lines, args.period, "USD")?;
-            let mut w = csv::Writer::from_writer(Vec::new());
-            for e in &entries {
-                w.serialize(e).map_err(|e| Failure { code: 1, error: e.into() })?;
-            }
-            let bytes = w.into_inner().map_err(|e| Failure { code: 1, error: anyhow::anyhow!("{e}") })?;
-            crate::emit(&String::from_utf8_lossy(&bytes))?;
+            eprintln!("warning: --format expenses is deprecated; use --kind expenses --format csv");
+            (ExportKind::Expenses, OutputFormat::Csv)
         }
-    }
+        ExportFormat::Table => (args.kind, OutputFormat::Table),
+        ExportFormat::Csv => (args.kind, OutputFormat::Csv),
+        ExportFormat::Json => (args.kind, OutputFormat::Json),
+        ExportFormat::Jsonl => (args.kind, OutputFormat::Jsonl),
+    };
+    let store = curflow::store::open_existing(&config.store, &config.aws())?;
+    require_period(&*store, args.period)?;
+    let lines = store.cost_lines(args.period)?;
+    let rows = match kind {
+        ExportKind::Lines => export_rows(&lines)?,
+        ExportKind::Expenses => {
+            Rows::from_serialized(&EXPENSE_COLUMNS, &reconciliation::expense_entries(&lines, args.period, "USD")?)?
+        }
+    };
+    let meta = vec![("billing_period", MetaValue::from(args.period.to_string()))];
+    crate::emit(&render(format, &rows, &meta, || Ok(plain_table(&rows)))?)?;
     Ok(0)
+}
+
+/// Every column with its exact value; numbers right-aligned.
+fn plain_table(rows: &Rows) -> String {
+    let numeric: Vec<usize> = (0..rows.columns().len())
+        .filter(|i| rows.rows().iter().all(|r| matches!(r[*i], Value::Dec(_) | Value::Int(_) | Value::Null)))
+        .collect();
+    let mut table = Table::new(rows.columns().iter().cloned()).right(numeric);
+    for r in rows.rows() {
+        table.row(r.iter().map(Value::text));
+    }
+    table.render()
 }
 
 // ---------------------------------------------------------------------------------------------- report
@@ -403,24 +483,15 @@ pub struct ReportArgs {
     /// Output HTML file (self-contained: opens without network).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// The store: a SQLite file or dynamodb://TABLE (default: the configured store).
-    #[arg(long, value_name = "STORE")]
-    store: Option<PathBuf>,
     /// The time the report describes (period state, forecast as of the day before). Default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<DateTime<Utc>>,
 }
 
-pub fn report(args: ReportArgs, mut config: Config) -> Result<u8, Failure> {
+pub fn report(args: ReportArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let store = open_store(args.store, &mut config)?;
-    if store.period(args.period)?.is_none() {
-        return Err(Error::Argument(format!(
-            "billing period {} is not stored; run `curflow process` first",
-            args.period
-        ))
-        .into());
-    }
+    let store = open_store(&config)?;
+    require_period(&*store, args.period)?;
     let data = reconciliation::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
     let html = curflow::report_html::render_report(&data)?;
     std::fs::write(&args.out, &html).map_err(|e| Failure::from(Error::Io { path: args.out.clone(), source: e }))?;

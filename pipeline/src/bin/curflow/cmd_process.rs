@@ -8,12 +8,12 @@ use curflow::attribute::sources::EvidenceSource;
 use curflow::attribute::{AttributionInputs, AttributionOptions};
 use curflow::discover::discover_locations;
 use curflow::location::{S3Access, is_s3_path};
-use curflow::output::process_summary;
+use curflow::output::{MetaValue, OutputFormat, PROCESS_COLUMNS, Rows, process_rows, process_summary, render};
 use curflow::process::Processor;
 use curflow::store::{self, ReplaceOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::Failure;
+use crate::{Failure, FormatOrJson};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,9 +23,6 @@ pub struct Args {
     /// (read in place with range GETs; endpoint/region from the AWS chain or `aws-endpoint-url`).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// SQLite store file (created on first use). Default from config: curflow.sqlite.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
     /// Cost-allocation tag key naming the tenant. Default from config: accountant_id.
     #[arg(long, value_name = "KEY")]
     tag_key: Option<String>,
@@ -53,15 +50,12 @@ pub struct Args {
     /// Attribution rules (TOML); default: the shipped rules (attribution/rules/default.toml).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
-    /// Print the summaries as JSON lines instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatOrJson,
 }
 
 pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
-    if let Some(s) = args.store {
-        config.store = s;
-    }
+    let format = args.format.format();
     if let Some(k) = args.tag_key {
         config.tag_key = k;
     }
@@ -98,6 +92,8 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         processor = processor.with_attribution(inputs);
     }
     let mut refused = false;
+    let mut rows = Rows::new(PROCESS_COLUMNS);
+    let mut reports = Vec::new();
     for delivery in &deliveries {
         let bar = progress_bar(delivery.files.iter().map(|f| f.size).sum(), &delivery.describe());
         let on_file = |scan: &curflow::scan::FileScan| {
@@ -112,12 +108,17 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         }
         let report = report?;
         refused |= matches!(report.outcome, ReplaceOutcome::RefusedOlder { .. });
-        if args.json {
-            let line = serde_json::to_string(&report).map_err(|e| Failure { code: 1, error: e.into() })?;
-            crate::emit(&format!("{line}\n"))?;
-        } else {
+        // People see each period as it is done; programs get one document at the end.
+        if format == OutputFormat::Table {
             crate::emit(&format!("{}\n", process_summary(&report, &store.describe())))?;
+        } else {
+            process_rows(&report, &mut rows)?;
+            reports.push(serde_json::to_value(&report).map_err(Failure::internal)?);
         }
+    }
+    if format != OutputFormat::Table {
+        let meta = vec![("store", MetaValue::from(store.describe())), ("reports", reports.into())];
+        crate::emit(&render(format, &rows, &meta, || Ok(String::new()))?)?;
     }
     Ok(if refused { 5 } else { 0 })
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use curflow::output::OutputFormat;
 use curflow::{Config, Error, ErrorClass};
 
 /// mimalloc keeps freed pages for reuse: the Parquet reader allocates and frees page-sized
@@ -37,6 +38,10 @@ struct Cli {
     /// Configuration file (TOML). Default: $CURFLOW_CONFIG, else ./curflow.toml if present.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The store: a SQLite file (created on first use) or `dynamodb://TABLE`. Default:
+    /// $CURFLOW_STORE, else `store` in the configuration file, else curflow.sqlite.
+    #[arg(long, global = true, value_name = "FILE|dynamodb://TABLE")]
+    store: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text", env = "CURFLOW_LOG_FORMAT")]
     log_format: LogFormat,
@@ -56,7 +61,7 @@ enum Command {
     Process(cmd_process::Args),
     /// Process every billing period under an S3 prefix or directory (resumable, parallel).
     Backfill(cmd_backfill::Args),
-    /// Show stored actual costs of a billing period.
+    /// Show stored actual costs of one or several billing periods, grouped by any keys.
     Costs(cmd_costs::Args),
     /// List the billing periods in the store with their versions.
     Periods(cmd_periods::Args),
@@ -82,6 +87,42 @@ enum Command {
     Generate(cmd_generate::Args),
     /// Print the configuration in effect (secrets redacted), or with --doc the table of settings.
     Config(cmd_config::Args),
+}
+
+/// `--format` of a command that prints data.
+#[derive(clap::Args)]
+pub struct FormatArg {
+    /// Output: table (for people, amounts rounded), csv (header row), json (one document: metadata
+    /// and a `rows` array) or jsonl (one object per row). csv/json/jsonl carry exact amounts.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+impl FormatArg {
+    pub fn format(&self) -> OutputFormat {
+        self.format
+    }
+}
+
+/// `--format`, plus the deprecated `--json` of the commands that had it (an alias of
+/// `--format json`, hidden from help; it warns on stderr and prints nothing extra on stdout).
+#[derive(clap::Args)]
+pub struct FormatOrJson {
+    #[command(flatten)]
+    format: FormatArg,
+    #[arg(long, hide = true, conflicts_with = "format")]
+    json: bool,
+}
+
+impl FormatOrJson {
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            eprintln!("warning: --json is deprecated; use --format json (see README, Changes in this release)");
+            OutputFormat::Json
+        } else {
+            self.format.format()
+        }
+    }
 }
 
 /// An error at the binary edge, with the exit code it maps to.
@@ -115,6 +156,13 @@ impl From<curflow::store::Error> for Failure {
     }
 }
 
+impl Failure {
+    /// A bug: exit code 1.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: 1, error: error.into() }
+    }
+}
+
 /// Writes command output to stdout. A closed pipe (`curflow costs ... | head`) ends the program
 /// quietly with success, as Unix tools do, instead of panicking inside `println!`.
 pub fn emit(text: &str) -> Result<(), Failure> {
@@ -144,7 +192,10 @@ fn main() -> ExitCode {
         if let Command::Config(cmd_config::Args { doc: true }) = cli.command {
             return cmd_config::doc();
         }
-        let config = Config::load(cli.config.as_deref())?;
+        let mut config = Config::load(cli.config.as_deref())?;
+        if let Some(store) = cli.store {
+            config.store = store;
+        }
         match cli.command {
             Command::Process(args) => cmd_process::run(args, config),
             Command::Backfill(args) => cmd_backfill::run(args, config),
