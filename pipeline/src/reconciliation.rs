@@ -190,16 +190,21 @@ pub fn report_data(
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             suggested_unit_cost: r.suggested_unit_cost,
+            flagged: r.flagged,
         })
         .collect();
 
-    let mut daily: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
+    // Per day: [account, tenants' part].
+    let mut daily: BTreeMap<NaiveDate, [Decimal; 2]> = BTreeMap::new();
     let (mut tagged, mut driver, mut fallback, mut shared) =
         (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     for l in &lines {
         let a = l.amounts.amortized_cost;
         let slot = daily.entry(l.key.usage_date).or_default();
-        *slot = add(*slot, a)?;
+        slot[0] = add(slot[0], a)?;
+        if l.key.tenant.is_some() && l.source() != LineSource::Shared {
+            slot[1] = add(slot[1], a)?;
+        }
         match (&l.attribution, l.source()) {
             (Some(at), _) if at.basis == "usage_driver" || at.basis == "assignment" => driver = add(driver, a)?,
             (Some(_), _) => fallback = add(fallback, a)?,
@@ -216,6 +221,7 @@ pub fn report_data(
         None
     } else {
         let mut band = ForecastBand {
+            month_to_date: Decimal::ZERO,
             month_end: Decimal::ZERO,
             low: Decimal::ZERO,
             high: Decimal::ZERO,
@@ -224,6 +230,7 @@ pub fn report_data(
                 .into(),
         };
         for f in &forecasts {
+            band.month_to_date = add(band.month_to_date, f.mtd_actual)?;
             band.month_end = add(band.month_end, f.forecast)?;
             band.low = add(band.low, f.forecast_low)?;
             band.high = add(band.high, f.forecast_high)?;
@@ -272,7 +279,7 @@ pub fn report_data(
         currency: options.currency.clone(),
         tenants,
         top_variances,
-        daily: daily.into_iter().map(|(day, actual)| DailyPoint { day, actual }).collect(),
+        daily: daily.into_iter().map(|(day, [actual, tenants])| DailyPoint { day, actual, tenants }).collect(),
         forecast,
         budgets,
         coverage: CoverageShares {

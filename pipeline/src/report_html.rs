@@ -35,6 +35,12 @@ use crate::Error;
 
 /// Chart.js 4.6.1 UMD build, unmodified (see the module docs).
 const CHART_JS: &str = include_str!("../assets/chart.umd.min.js");
+/// The page's style sheet (inlined in `<style>`). A file of its own so it can be edited and
+/// linted as CSS; it is compiled in, the report still needs no other file.
+const CSS: &str = include_str!("../assets/report.css");
+/// Draws the four charts from the JSON blocks (inlined in the last `<script>`). Numbers are
+/// converted from the exact decimal strings only there, for drawing.
+const APP_JS: &str = include_str!("../assets/report.js");
 /// Vendored chart library version, for the page footer.
 pub const CHART_JS_VERSION: &str = "4.6.1";
 
@@ -53,9 +59,10 @@ pub struct ReportData {
     pub tenants: Vec<TenantBar>,
     /// The largest estimate-vs-actual differences per (tenant, resource type).
     pub top_variances: Vec<VarianceRow>,
-    /// Whole-account actual cost per day of the period so far.
+    /// Actual cost per day of the period so far: the whole account, and the tenants' part.
     pub daily: Vec<DailyPoint>,
-    /// Month-end forecast of the whole-account cost.
+    /// Month-end forecast of the tenants' cost (the sum of per-tenant forecasts; cost no tenant
+    /// carries is not forecast).
     pub forecast: Option<ForecastBand>,
     pub budgets: Vec<BudgetRow>,
     pub coverage: CoverageShares,
@@ -93,18 +100,27 @@ pub struct VarianceRow {
     pub dominant: String,
     /// Unit cost that would have made the estimate match.
     pub suggested_unit_cost: Option<Decimal>,
+    /// The variance is beyond the configured threshold.
+    pub flagged: bool,
 }
 
-/// Whole-account actual cost of one day.
+/// Actual cost of one day.
 #[derive(Debug, Clone, Serialize)]
 pub struct DailyPoint {
     pub day: NaiveDate,
+    /// Everything on the bill that day, including cost attributed to no tenant.
     pub actual: Decimal,
+    /// The tenants' part of `actual` (direct + attributed): what the forecast extends.
+    pub tenants: Decimal,
 }
 
-/// Month-end forecast with its range.
+/// Month-end forecast of the tenants' cost, with its range. Kept apart from the account total
+/// on purpose: the report must never show it next to a number that includes unattributed cost
+/// as if one continued the other.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForecastBand {
+    /// The tenants' cost to date the forecast starts from (as of its last complete day).
+    pub month_to_date: Decimal,
     pub month_end: Decimal,
     pub low: Decimal,
     pub high: Decimal,
@@ -149,8 +165,10 @@ struct View {
     /// Days in the period's month (x axis of the daily chart); `None` when `period` is not
     /// `YYYY-MM`, in which case the page uses the days present.
     days_in_month: Option<u32>,
-    /// Running total of `daily`, same order.
+    /// Running total of `daily[].actual`, same order.
     cumulative: Vec<Decimal>,
+    /// Running total of `daily[].tenants`, same order.
+    cumulative_tenants: Vec<Decimal>,
 }
 
 /// Renders the report as one self-contained HTML document.
@@ -158,116 +176,32 @@ struct View {
 /// Fails only if the data cannot be serialised to JSON ([`Error::Internal`]).
 pub fn render_report(data: &ReportData) -> Result<String, Error> {
     let data_json = script_json(data)?;
-    let view = View { days_in_month: days_in_month(&data.period), cumulative: cumulative(&data.daily) };
+    let view = View {
+        days_in_month: days_in_month(&data.period),
+        cumulative: cumulative(data.daily.iter().map(|p| p.actual))?,
+        cumulative_tenants: cumulative(data.daily.iter().map(|p| p.tenants))?,
+    };
     let view_json = script_json(&view)?;
 
-    let has_tenants = !data.tenants.is_empty();
-    let has_daily = !data.daily.is_empty();
-    let has_budgets = !data.budgets.is_empty();
     let c = &data.coverage;
-    let has_coverage =
-        [c.tagged_pct, c.usage_driver_pct, c.fallback_pct, c.unattributed_pct].iter().any(|p| *p > Decimal::ZERO);
-    let expected = [has_tenants, has_daily, has_budgets, has_coverage].iter().filter(|b| **b).count();
+    let has = [
+        !data.tenants.is_empty(),
+        !data.daily.is_empty(),
+        !data.budgets.is_empty(),
+        [c.tagged_pct, c.usage_driver_pct, c.fallback_pct, c.unattributed_pct].iter().any(|p| *p > Decimal::ZERO),
+    ];
+    let expected = has.iter().filter(|b| **b).count();
 
-    let period = esc(&data.period);
-    let currency = esc(&data.currency);
     let mut h = String::with_capacity(CHART_JS.len() + 64 * 1024);
     // `write!` into a String cannot fail; the results are ignored through `.ok()`.
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    writeln!(h, "<title>curflow cost report {period}</title>\n<style>\n{CSS}</style>\n</head>").ok();
+    writeln!(h, "<title>curflow cost report {}</title>\n<style>\n{CSS}</style>\n</head>", esc(&data.period)).ok();
     writeln!(h, "<body data-charts-expected=\"{expected}\" data-charts-ready=\"0\">").ok();
-
-    // --- header -----------------------------------------------------------------------------------
-    let state = data.period_state.trim().to_ascii_lowercase();
-    let state_class = match state.as_str() {
-        "final" => "final",
-        "open" => "open",
-        _ => "provisional",
-    };
-    h.push_str("<header>\n");
-    writeln!(
-        h,
-        "<h1>Tenant costs <span class=\"period\">{period}</span> \
-         <span class=\"pill {state_class}\" id=\"period-state\">{}</span></h1>",
-        esc(&data.period_state)
-    )
-    .ok();
-    writeln!(
-        h,
-        "<div class=\"meta\">AWS bill reconciled with the app's cost estimates &middot; amounts in {currency} \
-         &middot; generated <time datetime=\"{0}\">{0}</time></div>",
-        esc(&data.generated_at)
-    )
-    .ok();
-    h.push_str("</header>\n");
-    if state != "final" {
-        let detail = if state == "open" {
-            "AWS has not closed this month's bill: costs arrive with a delay of up to a day and will still change."
-        } else {
-            "The month is over but AWS has not finalised the bill: refunds, credits and late charges may still change it."
-        };
-        writeln!(
-            h,
-            "<div class=\"banner\" id=\"provisional-banner\" role=\"status\"><strong>Open period &mdash; \
-             provisional numbers.</strong> {detail}</div>"
-        )
-        .ok();
-    }
-    h.push_str(
-        "<noscript><div class=\"banner\">The charts need JavaScript; the tables below have every number.</div></noscript>\n",
-    );
-
+    page_header(&mut h, data);
     h.push_str("<main>\n");
-    summary_cards(&mut h, data);
-
-    // --- charts -----------------------------------------------------------------------------------
-    h.push_str("<div class=\"grid\">\n");
-    chart_panel(
-        &mut h,
-        "chart-tenants",
-        "Estimate vs actual per tenant",
-        "Grey: the app's estimate. Blue: actual cost from the AWS bill; red: variance flagged.",
-        has_tenants,
-        "No tenant costs for this period yet.",
-    );
-    let forecast_note = match &data.forecast {
-        Some(f) => format!(
-            "Daily cost (left axis) and running total (right axis); dashed: month-end forecast {} ({}&ndash;{}, {}).",
-            money(f.month_end),
-            money(f.low),
-            money(f.high),
-            esc(&f.method)
-        ),
-        None => "Daily cost (left axis) and running total (right axis). No forecast.".to_string(),
-    };
-    chart_panel(
-        &mut h,
-        "chart-daily",
-        "Daily cost trend and forecast",
-        &forecast_note,
-        has_daily,
-        "No daily costs for this period yet.",
-    );
-    chart_panel(
-        &mut h,
-        "chart-budgets",
-        "Budget used",
-        "Month-to-date cost as % of each tenant's budget; dashed lines at 80 % and 100 %.",
-        has_budgets,
-        "No budgets configured.",
-    );
-    chart_panel(
-        &mut h,
-        "chart-coverage",
-        "Attribution coverage",
-        "How the period's cost was assigned to tenants.",
-        has_coverage,
-        "No attribution coverage for this period yet.",
-    );
-    h.push_str("</div>\n");
-
-    // --- tables -----------------------------------------------------------------------------------
+    summary_cards(&mut h, data)?;
+    chart_panels(&mut h, data, has);
     tenants_table(&mut h, data);
     variances_table(&mut h, data);
     budgets_table(&mut h, data);
@@ -290,6 +224,102 @@ pub fn render_report(data: &ReportData) -> Result<String, Error> {
     h.push_str(APP_JS);
     h.push_str("</script>\n</body>\n</html>\n");
     Ok(h)
+}
+
+/// Title, period state, and the banner of a period whose bill is not final.
+fn page_header(h: &mut String, data: &ReportData) {
+    let state = data.period_state.trim().to_ascii_lowercase();
+    let state_class = match state.as_str() {
+        "final" => "final",
+        "open" => "open",
+        _ => "provisional",
+    };
+    h.push_str("<header>\n");
+    writeln!(
+        h,
+        "<h1>Tenant costs <span class=\"period\">{}</span> \
+         <span class=\"pill {state_class}\" id=\"period-state\">{}</span></h1>",
+        esc(&data.period),
+        esc(&data.period_state)
+    )
+    .ok();
+    writeln!(
+        h,
+        "<div class=\"meta\">AWS bill reconciled with the app's cost estimates &middot; amounts in {} \
+         &middot; generated <time datetime=\"{1}\">{1}</time></div>",
+        esc(&data.currency),
+        esc(&data.generated_at)
+    )
+    .ok();
+    h.push_str("</header>\n");
+    if state != "final" {
+        let detail = if state == "open" {
+            "AWS has not closed this month's bill: costs arrive with a delay of up to a day and will still change."
+        } else {
+            "The month is over but AWS has not finalised the bill: refunds, credits and late charges may still change it."
+        };
+        writeln!(
+            h,
+            "<div class=\"banner\" id=\"provisional-banner\" role=\"status\"><strong>Open period &mdash; \
+             provisional numbers.</strong> {detail}</div>"
+        )
+        .ok();
+    }
+    h.push_str(
+        "<noscript><div class=\"banner\">The charts need JavaScript; the tables below have every number.</div></noscript>\n",
+    );
+}
+
+/// The four chart panels; `has` says which have data (tenants, daily, budgets, coverage).
+fn chart_panels(h: &mut String, data: &ReportData, has: [bool; 4]) {
+    h.push_str("<div class=\"grid\">\n");
+    chart_panel(
+        h,
+        "chart-tenants",
+        "Estimate vs actual per tenant",
+        "Grey: the app's estimate. Blue: actual cost from the AWS bill; red: variance flagged.",
+        has[0],
+        "No tenant costs for this period yet.",
+    );
+    let forecast_note = match &data.forecast {
+        Some(f) => format!(
+            "Daily cost of the account (left axis); running totals of the account and of the tenants (right axis). \
+             Dashed: the tenants' month-end forecast {} ({}&ndash;{}), from their cost to date {}: {}.",
+            money(f.month_end),
+            money(f.low),
+            money(f.high),
+            money(f.month_to_date),
+            esc(&f.method)
+        ),
+        None => "Daily cost of the account (left axis); running totals of the account and of the tenants (right \
+                 axis). No forecast."
+            .to_string(),
+    };
+    chart_panel(
+        h,
+        "chart-daily",
+        "Daily cost trend and forecast",
+        &forecast_note,
+        has[1],
+        "No daily costs for this period yet.",
+    );
+    chart_panel(
+        h,
+        "chart-budgets",
+        "Budget used",
+        "Month-to-date cost as % of each tenant's budget; dashed lines at 80 % and 100 %.",
+        has[2],
+        "No budgets configured.",
+    );
+    chart_panel(
+        h,
+        "chart-coverage",
+        "Attribution coverage",
+        "How the period's cost was assigned to tenants.",
+        has[3],
+        "No attribution coverage for this period yet.",
+    );
+    h.push_str("</div>\n");
 }
 
 /// The library without its trailing `sourceMappingURL` comment (the map is not shipped, and a
@@ -318,15 +348,22 @@ fn days_in_month(period: &str) -> Option<u32> {
     u32::try_from(next.signed_duration_since(first).num_days()).ok().filter(|_| first.month() == m)
 }
 
-fn cumulative(daily: &[DailyPoint]) -> Vec<Decimal> {
+/// Running totals of `amounts`.
+fn cumulative(amounts: impl Iterator<Item = Decimal>) -> Result<Vec<Decimal>, Error> {
     let mut total = Decimal::ZERO;
-    daily
-        .iter()
-        .map(|p| {
-            total += p.actual;
-            total
+    amounts
+        .map(|a| {
+            total = checked_sum([total, a])?;
+            Ok(total)
         })
         .collect()
+}
+
+/// Σ `amounts`, exactly; an overflow is an error rather than a wrong number in the report.
+fn checked_sum(amounts: impl IntoIterator<Item = Decimal>) -> Result<Decimal, Error> {
+    amounts.into_iter().try_fold(Decimal::ZERO, |acc, a| {
+        acc.checked_add(a).ok_or_else(|| Error::Internal("HTML report: amount overflow".into()))
+    })
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -399,46 +436,79 @@ fn sign_class(value: Decimal) -> &'static str {
     }
 }
 
-fn summary_cards(h: &mut String, data: &ReportData) {
-    let account_mtd: Decimal = data.daily.iter().map(|p| p.actual).sum();
-    let actual: Decimal = data.tenants.iter().map(|t| t.actual).sum();
-    let estimated: Decimal = data.tenants.iter().map(|t| t.estimated).sum();
+/// The headline numbers. Tenants' cost to date, their estimate and their forecast sit side by
+/// side because they cover the same thing (cost carried by tenants); the account total, which
+/// also holds cost attributed to no tenant, has a card of its own that says so.
+fn summary_cards(h: &mut String, data: &ReportData) -> Result<(), Error> {
+    let account_mtd = checked_sum(data.daily.iter().map(|p| p.actual))?;
+    let actual = checked_sum(data.tenants.iter().map(|t| t.actual))?;
+    let estimated = checked_sum(data.tenants.iter().map(|t| t.estimated))?;
+    let direct = checked_sum(data.tenants.iter().map(|t| t.direct))?;
+    let overflow = || Error::Internal("HTML report: amount overflow".into());
+    let (variance, attributed_cost, no_tenant) = (
+        actual.checked_sub(estimated).ok_or_else(overflow)?,
+        actual.checked_sub(direct).ok_or_else(overflow)?,
+        account_mtd.checked_sub(actual).ok_or_else(overflow)?,
+    );
     let flagged = data.tenants.iter().filter(|t| t.flagged).count();
     let over_budget = data.budgets.iter().filter(|b| b.used_pct >= Decimal::ONE_HUNDRED).count();
     let attributed = Decimal::ONE_HUNDRED - data.coverage.unattributed_pct;
 
     h.push_str("<section class=\"cards\" id=\"summary\">\n");
-    let mut card = |label: &str, value: String, sub: String| {
+    let mut card = |id: &str, label: &str, value: String, sub: String| {
         writeln!(
             h,
-            "<div class=\"card\"><div class=\"label\">{label}</div><div class=\"value\">{value}</div>\
+            "<div class=\"card\" id=\"card-{id}\"><div class=\"label\">{label}</div><div class=\"value\">{value}</div>\
              <div class=\"sub\">{sub}</div></div>"
         )
         .ok();
     };
-    card("Account cost to date", money(account_mtd), format!("{} days with costs", data.daily.len()));
-    match &data.forecast {
-        Some(f) => {
-            card("Forecast month end", money(f.month_end), format!("{} &ndash; {}", money(f.low), money(f.high)))
-        }
-        None => card("Forecast month end", "&mdash;".to_string(), "no forecast".to_string()),
-    }
     card(
-        "Tenants actual",
+        "tenants-cost",
+        "Tenants&rsquo; cost to date",
         money(actual),
-        format!("estimate {} &middot; variance {}", money(estimated), money(actual - estimated)),
+        format!("direct {} + attributed {}", money(direct), money(attributed_cost)),
     );
     card(
+        "tenants-estimate",
+        "Tenants&rsquo; estimate",
+        money(estimated),
+        format!("variance {} ({})", money(variance), opt_pct(pct_of(variance, estimated), true)),
+    );
+    match &data.forecast {
+        Some(f) => card(
+            "tenants-forecast",
+            "Tenants&rsquo; forecast month end",
+            money(f.month_end),
+            format!("range {} &ndash; {}", money(f.low), money(f.high)),
+        ),
+        None => card("tenants-forecast", "Tenants&rsquo; forecast month end", "&mdash;".into(), "no forecast".into()),
+    }
+    card(
+        "flagged",
         "Flagged tenants",
         flagged.to_string(),
         format!("of {} &middot; {} over budget", data.tenants.len(), over_budget),
     );
     card(
+        "attributed",
         "Attributed to tenants",
         pct(attributed, false),
         format!("unattributed {}", pct(data.coverage.unattributed_pct, false)),
     );
+    card(
+        "account-cost",
+        "Account cost to date, all",
+        money(account_mtd),
+        format!("tenants {} + no tenant {} &middot; {} days", money(actual), money(no_tenant), data.daily.len()),
+    );
     h.push_str("</section>\n");
+    Ok(())
+}
+
+/// `part / whole × 100`, `None` when `whole` is zero.
+fn pct_of(part: Decimal, whole: Decimal) -> Option<Decimal> {
+    part.checked_mul(Decimal::ONE_HUNDRED)?.checked_div(whole)
 }
 
 fn chart_panel(h: &mut String, id: &str, title: &str, note: &str, has_data: bool, empty: &str) {
@@ -523,12 +593,14 @@ fn variances_table(h: &mut String, data: &ReportData) {
         ("Variance %", true),
         ("Dominant driver", false),
         ("Suggested unit cost", true),
+        ("Flag", false),
     ];
     table_open(
         h,
         "top-variances",
         "Top variances",
-        "Largest differences between the app's estimate and the bill; the suggested unit cost would have made the estimate match.",
+        "Largest differences between the app's estimate and the bill, per tenant and resource type; the suggested \
+         unit cost would have made the estimate match.",
         &headers,
     );
     if data.top_variances.is_empty() {
@@ -537,8 +609,9 @@ fn variances_table(h: &mut String, data: &ReportData) {
     for v in &data.top_variances {
         writeln!(
             h,
-            "<tr><td class=\"tenant\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            "<tr{}><td class=\"tenant\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            if v.flagged { " class=\"flagged\"" } else { "" },
             esc(&v.tenant),
             esc(&v.resource_type),
             money(v.estimated),
@@ -550,6 +623,7 @@ fn variances_table(h: &mut String, data: &ReportData) {
             esc(&v.dominant),
             // Unit costs can be fractions of a cent: shown exactly, not rounded to 2 decimals.
             v.suggested_unit_cost.map(|u| esc(&u.normalize().to_string())).unwrap_or_else(|| "&mdash;".to_string()),
+            if v.flagged { "<span class=\"flag\">flagged</span>" } else { "" },
         )
         .ok();
     }
@@ -616,321 +690,6 @@ fn anomalies_table(h: &mut String, data: &ReportData) {
     }
     table_close(h);
 }
-
-const CSS: &str = r##":root { --fg: #1f2937; --muted: #6b7280; --bg: #f6f7f9; --line: #e5e7eb; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--fg);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "DejaVu Sans", sans-serif; }
-header { background: #fff; border-bottom: 1px solid var(--line); padding: 18px 32px 14px; }
-h1 { font-size: 22px; margin: 0 0 4px; font-weight: 650; }
-h1 .period { font-variant-numeric: tabular-nums; }
-.meta { color: var(--muted); }
-.pill { display: inline-block; vertical-align: middle; padding: 1px 10px; border-radius: 999px; font-size: 12px;
-  font-weight: 600; text-transform: uppercase; letter-spacing: .04em; }
-.pill.final { background: #dcfce7; color: #166534; }
-.pill.open, .pill.provisional { background: #fef3c7; color: #92400e; }
-.banner { margin: 16px 32px 0; padding: 10px 14px; border: 1px solid #fcd34d; background: #fffbeb; color: #78350f;
-  border-radius: 8px; }
-main { padding: 16px 32px 24px; max-width: 1500px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(210px, 1fr)); gap: 12px; margin-bottom: 16px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 10px 14px; }
-.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .value { font-size: 21px; font-weight: 650; font-variant-numeric: tabular-nums; }
-.card .sub { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
-.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
-@media (max-width: 960px) { .grid { grid-template-columns: minmax(0, 1fr); } }
-.panel { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px 14px;
-  margin-bottom: 16px; }
-.grid .panel { margin-bottom: 0; }
-.grid + .panel { margin-top: 16px; }
-.panel h2 { font-size: 15px; margin: 0 0 2px; font-weight: 650; }
-.note { color: var(--muted); font-size: 12px; margin: 0 0 8px; }
-.chart-box { position: relative; height: 330px; }
-.no-data { height: 330px; display: flex; align-items: center; justify-content: center; color: var(--muted);
-  border: 1px dashed #d1d5db; border-radius: 8px; background: #fafafa; font-style: italic; }
-.table-wrap { overflow-x: auto; }
-table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .03em;
-  border-bottom: 1px solid #d1d5db; }
-td.num, th.num { text-align: right; white-space: nowrap; }
-td.tenant { font-weight: 600; word-break: break-all; }
-td.empty { color: var(--muted); font-style: italic; text-align: center; }
-tbody tr:nth-child(even) { background: #fbfbfc; }
-tr.flagged td:first-child { box-shadow: inset 3px 0 0 #f87171; }
-.pos { color: #b42318; }
-.neg { color: #15803d; }
-.flag { background: #fee4e2; color: #b42318; border-radius: 4px; padding: 0 6px; font-size: 12px; font-weight: 600; }
-.status { border-radius: 4px; padding: 0 6px; font-size: 12px; font-weight: 600; }
-.status-ok { background: #ecfdf3; color: #067647; }
-.status-warn { background: #fffaeb; color: #b54708; }
-.status-over { background: #fef3f2; color: #b42318; }
-footer { color: var(--muted); font-size: 12px; padding: 0 32px 24px; }
-@media print { body { background: #fff; } .panel, .card { break-inside: avoid; } }
-"##;
-
-/// Draws the four charts from the JSON blocks. Numbers are converted from the exact decimal
-/// strings only here, for drawing.
-const APP_JS: &str = r##"(function () {
-  "use strict";
-  var drawn = 0;
-  function done() { document.body.dataset.chartsReady = String(drawn); }
-  function fail(id, message) {
-    var canvas = document.getElementById(id);
-    if (!canvas) { return; }
-    var box = canvas.parentNode;
-    var note = document.createElement("div");
-    note.className = "no-data";
-    note.textContent = message;
-    box.parentNode.replaceChild(note, box);
-  }
-  var ids = ["chart-tenants", "chart-daily", "chart-budgets", "chart-coverage"];
-  if (typeof Chart === "undefined") {
-    ids.forEach(function (id) { fail(id, "The chart library did not load."); });
-    done();
-    return;
-  }
-  var d, view;
-  try {
-    d = JSON.parse(document.getElementById("curflow-data").textContent);
-    view = JSON.parse(document.getElementById("curflow-view").textContent);
-  } catch (e) {
-    ids.forEach(function (id) { fail(id, "Report data unreadable: " + e.message); });
-    done();
-    return;
-  }
-  function num(s) { var n = Number(s); return isFinite(n) ? n : 0; }
-  var cur = d.currency || "";
-  function money(n) {
-    return n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  }
-  function moneyCur(n) { return money(n) + (cur ? " " + cur : ""); }
-  function axisMoney(v) {
-    var a = Math.abs(v);
-    if (a >= 1e6) { return (v / 1e6).toLocaleString("en-US", { maximumFractionDigits: 1 }) + "M"; }
-    if (a >= 1e4) { return (v / 1e3).toLocaleString("en-US", { maximumFractionDigits: 0 }) + "k"; }
-    return v.toLocaleString("en-US", { maximumFractionDigits: 2 });
-  }
-  function pctText(s) { return s === null || s === undefined ? "n/a" : num(s).toFixed(1) + " %"; }
-
-  Chart.defaults.animation = false;
-  Chart.defaults.responsive = true;
-  Chart.defaults.maintainAspectRatio = false;
-  Chart.defaults.color = "#374151";
-  Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "DejaVu Sans", sans-serif';
-  Chart.defaults.font.size = 12;
-  Chart.defaults.plugins.legend.labels.boxWidth = 14;
-
-  var C = {
-    estimate: "#94a3b8", actual: "#2563eb", flagged: "#dc2626",
-    daily: "#0d9488", cumulative: "#7c3aed", band: "rgba(124, 58, 237, 0.14)", bandEdge: "rgba(124, 58, 237, 0.4)",
-    ok: "#16a34a", warn: "#f59e0b", over: "#b91c1c",
-    tagged: "#0891b2", driver: "#4f46e5", fallback: "#eab308", unattributed: "#cbd5e1",
-    grid: "#eef0f3"
-  };
-
-  function draw(id, build) {
-    var canvas = document.getElementById(id);
-    if (!canvas) { return; }
-    try {
-      new Chart(canvas, build());
-      drawn += 1;
-    } catch (e) {
-      fail(id, "Chart could not be drawn: " + e.message);
-    }
-  }
-
-  // 1. Estimate vs actual per tenant (flagged tenants in red, their labels too).
-  draw("chart-tenants", function () {
-    var t = d.tenants;
-    return {
-      type: "bar",
-      data: {
-        labels: t.map(function (x) { return x.tenant; }),
-        datasets: [
-          { label: "Estimated", data: t.map(function (x) { return num(x.estimated); }),
-            backgroundColor: C.estimate, borderRadius: 2 },
-          { label: "Actual", data: t.map(function (x) { return num(x.actual); }),
-            backgroundColor: t.map(function (x) { return x.flagged ? C.flagged : C.actual; }), borderRadius: 2 }
-        ]
-      },
-      options: {
-        scales: {
-          x: { grid: { display: false },
-               ticks: { color: function (ctx) { var x = t[ctx.index]; return x && x.flagged ? C.flagged : "#374151"; },
-                        callback: function (v, i) { var s = String(this.getLabelForValue(v));
-                          return s.length > 18 ? s.slice(0, 17) + "\u2026" : s; } } },
-          y: { beginAtZero: true, grid: { color: C.grid }, ticks: { callback: axisMoney },
-               title: { display: true, text: cur } }
-        },
-        plugins: {
-          legend: { position: "top" },
-          tooltip: { callbacks: {
-            label: function (ctx) { return ctx.dataset.label + ": " + moneyCur(ctx.parsed.y); },
-            afterBody: function (items) {
-              var x = t[items[0].dataIndex];
-              return ["Variance: " + moneyCur(num(x.variance)) + " (" + pctText(x.variance_pct) + ")",
-                      "Direct " + money(num(x.direct)) + " / attributed " + money(num(x.attributed)),
-                      x.flagged ? "FLAGGED" : ""];
-            } } }
-        }
-      }
-    };
-  });
-
-  // 2. Daily cost, running total, month-end forecast band.
-  draw("chart-daily", function () {
-    var pts = d.daily.map(function (p, i) {
-      return { x: Number(String(p.day).slice(8, 10)), y: num(p.actual), c: num(view.cumulative[i]) };
-    });
-    var lastDay = pts.length ? pts[pts.length - 1].x : 1;
-    var end = view.days_in_month || lastDay;
-    var datasets = [
-      { label: "Daily cost", data: pts.map(function (p) { return { x: p.x, y: p.y }; }), yAxisID: "y",
-        borderColor: C.daily, backgroundColor: C.daily, borderWidth: 2.5, pointRadius: 3, tension: 0.2 },
-      { label: "Running total", data: pts.map(function (p) { return { x: p.x, y: p.c }; }), yAxisID: "yCum",
-        borderColor: C.cumulative, backgroundColor: C.cumulative, borderWidth: 2.5, pointRadius: 0 }
-    ];
-    if (d.forecast && pts.length) {
-      var last = pts[pts.length - 1], f = d.forecast;
-      var lo = num(f.low), hi = num(f.high), me = num(f.month_end), ahead = last.x < end;
-      if (ahead) {
-        // Cone from today's running total to the month-end range.
-        datasets.push({ label: "_high", data: [{ x: last.x, y: last.c }, { x: end, y: hi }], yAxisID: "yCum",
-          borderColor: C.bandEdge, borderWidth: 1, pointRadius: 0, fill: false });
-        datasets.push({ label: "_low", data: [{ x: last.x, y: last.c }, { x: end, y: lo }], yAxisID: "yCum",
-          borderColor: C.bandEdge, borderWidth: 1, pointRadius: 0, backgroundColor: C.band, fill: "-1" });
-      }
-      datasets.push({ label: "Forecast range " + axisMoney(lo) + " \u2013 " + axisMoney(hi),
-        data: [{ x: end, y: lo }, { x: end, y: hi }], yAxisID: "yCum", borderColor: C.bandEdge,
-        backgroundColor: C.bandEdge, borderWidth: 9, borderCapStyle: "butt", pointRadius: 0 });
-      datasets.push({ label: "Forecast month end (" + f.method + ")",
-        data: ahead ? [{ x: last.x, y: last.c }, { x: end, y: me }] : [{ x: end, y: me }], yAxisID: "yCum",
-        borderColor: C.cumulative, backgroundColor: "#ffffff", borderDash: [6, 4], borderWidth: 2,
-        pointRadius: ahead ? [0, 6] : 6, pointBorderWidth: 2.5 });
-    }
-    var prefix = String(d.period || "");
-    return {
-      type: "line",
-      data: { datasets: datasets },
-      options: {
-        parsing: true,
-        interaction: { mode: "nearest", intersect: false },
-        scales: {
-          x: { type: "linear", min: 0.5, max: end + 0.5, grid: { color: C.grid },
-               afterBuildTicks: function (axis) {
-                 var ticks = [];
-                 for (var i = 1; i <= end; i += 1) { ticks.push({ value: i }); }
-                 axis.ticks = ticks;
-               },
-               ticks: { autoSkip: true, maxRotation: 0 },
-               title: { display: true, text: "day of " + prefix } },
-          y: { beginAtZero: true, position: "left", grid: { color: C.grid }, ticks: { callback: axisMoney },
-               title: { display: true, text: "daily " + cur } },
-          yCum: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false },
-                  ticks: { callback: axisMoney }, title: { display: true, text: "running total " + cur } }
-        },
-        plugins: {
-          legend: { labels: { filter: function (item) { return item.text.charAt(0) !== "_"; } } },
-          tooltip: {
-            filter: function (item) { return item.dataset.label.charAt(0) !== "_"; },
-            callbacks: {
-              title: function (items) { return items.length ? prefix + "-" + String(items[0].parsed.x).padStart(2, "0") : ""; },
-              label: function (ctx) { return ctx.dataset.label + ": " + moneyCur(ctx.parsed.y); }
-            }
-          }
-        }
-      }
-    };
-  });
-
-  // 3. Budget used, % (horizontal), with 80 % and 100 % reference lines.
-  var refLines = {
-    id: "curflowRefLines",
-    afterDatasetsDraw: function (chart) {
-      var x = chart.scales.x, area = chart.chartArea, ctx = chart.ctx;
-      [[80, C.warn], [100, C.over]].forEach(function (r) {
-        var px = x.getPixelForValue(r[0]);
-        if (px < area.left || px > area.right) { return; }
-        ctx.save();
-        ctx.strokeStyle = r[1];
-        ctx.lineWidth = 1.5;
-        ctx.setLineDash([5, 4]);
-        ctx.beginPath();
-        ctx.moveTo(px, area.top);
-        ctx.lineTo(px, area.bottom);
-        ctx.stroke();
-        ctx.setLineDash([]);
-        ctx.fillStyle = r[1];
-        ctx.font = "600 11px " + Chart.defaults.font.family;
-        ctx.textAlign = "center";
-        ctx.fillText(r[0] + " %", px, area.top - 4);
-        ctx.restore();
-      });
-    }
-  };
-  draw("chart-budgets", function () {
-    var b = d.budgets;
-    var used = b.map(function (x) { return num(x.used_pct); });
-    var max = Math.max(120, Math.ceil((Math.max.apply(null, used) + 10) / 10) * 10);
-    return {
-      type: "bar",
-      data: {
-        labels: b.map(function (x) { return x.tenant; }),
-        datasets: [{ label: "Budget used", data: used, borderRadius: 2, maxBarThickness: 34,
-          backgroundColor: used.map(function (u) { return u >= 100 ? C.over : u >= 80 ? C.warn : C.ok; }) }]
-      },
-      options: {
-        indexAxis: "y",
-        layout: { padding: { top: 16 } },
-        scales: {
-          x: { min: 0, max: max, grid: { color: C.grid },
-               ticks: { callback: function (v) { return v + " %"; } } },
-          y: { grid: { display: false },
-               ticks: { callback: function (v) { var s = String(this.getLabelForValue(v));
-                 return s.length > 18 ? s.slice(0, 17) + "\u2026" : s; } } }
-        },
-        plugins: {
-          legend: { display: false },
-          tooltip: { callbacks: {
-            label: function (ctx) {
-              var x = b[ctx.dataIndex];
-              return [pctText(x.used_pct) + " of " + moneyCur(num(x.budget)),
-                      "month to date " + moneyCur(num(x.month_to_date)),
-                      "forecast " + (x.forecast === null ? "n/a" : moneyCur(num(x.forecast))),
-                      "status " + x.status];
-            } } }
-        }
-      },
-      plugins: [refLines]
-    };
-  });
-
-  // 4. Attribution coverage.
-  draw("chart-coverage", function () {
-    var c = d.coverage;
-    var parts = [["Tagged", c.tagged_pct, C.tagged], ["Usage driver", c.usage_driver_pct, C.driver],
-                 ["Fallback", c.fallback_pct, C.fallback], ["Unattributed", c.unattributed_pct, C.unattributed]];
-    return {
-      type: "doughnut",
-      data: {
-        labels: parts.map(function (p) { return p[0] + " " + num(p[1]).toFixed(1) + " %"; }),
-        datasets: [{ data: parts.map(function (p) { return num(p[1]); }),
-                     backgroundColor: parts.map(function (p) { return p[2]; }), borderColor: "#ffffff", borderWidth: 2 }]
-      },
-      options: {
-        cutout: "58%",
-        plugins: {
-          legend: { position: "right" },
-          tooltip: { callbacks: { label: function (ctx) { return ctx.label; } } }
-        }
-      }
-    };
-  });
-
-  done();
-})();
-"##;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

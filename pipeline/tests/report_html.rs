@@ -79,10 +79,12 @@ fn sample() -> ReportData {
             let base = if matches!(d % 7, 3 | 4) { dec("1180.25") } else { dec("1612.40") };
             let trend = Decimal::from(d) * dec("6.35");
             let spike = if d == 17 { dec("940.12") } else { Decimal::ZERO };
-            DailyPoint { day: day(d), actual: base + trend + spike + Decimal::from(d % 5) * dec("17.03") }
+            let actual = base + trend + spike + Decimal::from(d % 5) * dec("17.03");
+            // Most of the account's cost is carried by tenants; the rest stays unattributed.
+            DailyPoint { day: day(d), actual, tenants: (actual * dec("0.7")).round_dp(2) }
         })
         .collect();
-    let total: Decimal = daily.iter().map(|p| p.actual).sum();
+    let total: Decimal = daily.iter().map(|p| p.tenants).sum();
     ReportData {
         period: "2026-10".into(),
         period_state: "provisional".into(),
@@ -99,6 +101,7 @@ fn sample() -> ReportData {
                 variance_pct: Some(dec("55.78")),
                 dominant: "BoxUsage:m7g.2xlarge".into(),
                 suggested_unit_cost: Some(dec("0.4181")),
+                flagged: true,
             },
             VarianceRow {
                 tenant: "stark-industries".into(),
@@ -109,6 +112,7 @@ fn sample() -> ReportData {
                 variance_pct: Some(dec("-45.56")),
                 dominant: "InstanceUsage:db.r6g.large".into(),
                 suggested_unit_cost: Some(dec("0.1371")),
+                flagged: true,
             },
             VarianceRow {
                 tenant: "globex".into(),
@@ -119,6 +123,7 @@ fn sample() -> ReportData {
                 variance_pct: Some(dec("58.10")),
                 dominant: "TimedStorage-ByteHrs".into(),
                 suggested_unit_cost: Some(dec("0.0231")),
+                flagged: false,
             },
             VarianceRow {
                 tenant: EVIL_TENANT.into(),
@@ -129,14 +134,19 @@ fn sample() -> ReportData {
                 variance_pct: None,
                 dominant: "Request<&>\"quoted\"".into(),
                 suggested_unit_cost: None,
+                flagged: false,
             },
         ],
         daily,
         forecast: Some(ForecastBand {
+            month_to_date: total,
             month_end: total.round_dp(2),
             low: (total * dec("0.985")).round_dp(2),
             high: (total * dec("1.02")).round_dp(2),
-            method: "run-rate (weekday-weighted)".into(),
+            // The method text `curflow report` writes: long, so it must not end up in a legend.
+            method: "sum over tenants of: month-to-date + remaining days × median of the last 7 days \
+                     (interval ± 2 robust standard deviations)"
+                .into(),
         }),
         budgets: vec![
             budget("globex", "25000", "19873.41", Some("19873.41"), "ok"),
@@ -270,6 +280,36 @@ fn report_html_is_self_contained_and_escaped() {
     assert!(
         html.contains("id=\"top-variances\"") && html.contains("id=\"anomalies\"") && html.contains("id=\"budgets\"")
     );
+
+    // Summary cards: the tenants' cost to date, estimate and forecast side by side, labelled as
+    // the tenants'; the account total (which includes cost no tenant carries) separately, saying so.
+    let cards = &html[html.find("id=\"summary\"").unwrap()..];
+    let cards = &cards[..cards.find("</section>").unwrap()];
+    let order: Vec<usize> =
+        ["card-tenants-cost", "card-tenants-estimate", "card-tenants-forecast", "card-account-cost"]
+            .iter()
+            .map(|id| cards.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("card {id} missing")))
+            .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "cards out of order: {order:?}");
+    assert!(cards.contains(">Tenants&rsquo; cost to date<"));
+    assert!(cards.contains(">Tenants&rsquo; forecast month end<"));
+    assert!(cards.contains(">Account cost to date, all<"));
+    assert!(!cards.contains(">Forecast month end<"), "an unqualified forecast label is back");
+    // In the sample, tenants carry about 70 % of the daily account cost; the rest no tenant carries.
+    let tenants_cost: Decimal = sample().tenants.iter().map(|t| t.actual).sum();
+    assert!(cards.contains(&format!(">{}<", curflow::report_html::money(tenants_cost))), "tenants' cost card value");
+    assert!(cards.contains("+ no tenant"), "account card names the part no tenant carries");
+    // The long forecast method is explained in the panel note, never used as a legend label.
+    assert!(html.contains("from their cost to date"));
+    let view_start = html.find("id=\"curflow-view\">").unwrap() + "id=\"curflow-view\">".len();
+    let view_end = view_start + html[view_start..].find("</script>").unwrap();
+    let view: serde_json::Value = serde_json::from_str(&html[view_start..view_end]).unwrap();
+    assert_eq!(view["cumulative_tenants"].as_array().unwrap().len(), 31);
+
+    // Flagged resource-type variances are marked in the top-variances table.
+    let top = &html[html.find("id=\"top-variances\"").unwrap()..];
+    let top = &top[..top.find("</section>").unwrap()];
+    assert_eq!(top.matches("<span class=\"flag\">flagged</span>").count(), 2, "flag marks in top variances");
 
     // A final period has no banner.
     let mut fin = sample();
@@ -504,6 +544,9 @@ fn report_renders_in_headless_chromium_with_visible_charts() {
         // Chart.js sizes the canvas it drew on (style="... width: Npx; height: Npx").
         assert!(tag.starts_with("<canvas") && tag.contains("height:"), "canvas {id} not laid out by Chart.js: {tag}");
     }
+    // Every legend lies inside its chart (the page measures Chart.js's legend boxes against the
+    // canvas; a long label used to run past the daily-trend chart's right edge).
+    assert!(body_tag.contains("data-legend-overflow=\"\""), "a legend runs outside its chart; body tag: {body_tag}");
     assert_eq!(dom.matches("<script").count(), 4, "the hostile tenant id injected a script");
     assert!(dom.contains("acme&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
 
@@ -544,6 +587,7 @@ fn report_renders_in_headless_chromium_with_visible_charts() {
         ("tenants: estimate bars", "#94a3b8", 2_000),
         ("daily: daily line", "#0d9488", 300),
         ("daily: running total", "#7c3aed", 300),
+        ("daily: tenants' total", "#db2777", 300),
         ("budgets: under 80 %", "#16a34a", 1_000),
         ("budgets: over 100 %", "#b91c1c", 1_000),
         ("budgets: 80-100 %", "#f59e0b", 1_000),

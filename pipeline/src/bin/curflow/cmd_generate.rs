@@ -47,7 +47,11 @@ pub struct Args {
     no_gzip: bool,
     /// Also write usage evidence for the shared resources under DIR/evidence (Lambda REPORT and app
     /// logs, DynamoDB capacity logs in the CloudWatch export layout, a daily S3 inventory, S3 access
-    /// logs, the S3 prefix map) and the expected attribution in expected.json.
+    /// logs, the S3 prefix map) and the expected attribution in expected.json; and the app's cost
+    /// estimates for the month under DIR/estimates (estimates.csv, for `curflow estimates import`,
+    /// and resource-types.toml, the mapping to reconcile them with; two resource types are
+    /// deliberately mispriced). Estimates include tenants' shares of shared cost, which only the
+    /// evidence can split, hence they come with it.
     #[arg(long)]
     evidence: bool,
     /// Write a finalised bill: every row carries this bill/InvoiceId (default: blank, as AWS writes
@@ -88,6 +92,15 @@ pub fn run(args: Args) -> Result<u8, Failure> {
     crate::emit(&format!("  manifest   {}\n", generated.manifest_path.display()))?;
     crate::emit(&format!("  expected   {}\n", generated.expected_path.display()))?;
     crate::emit(&format!("  unblended  {}   amortized {}\n", t.unblended_cost, t.amortized_cost))?;
+    if let Some(est) = &generated.estimates {
+        crate::emit(&format!(
+            "  estimates  {} ({} records; mapping {}; mispriced on purpose: {})\n",
+            est.path.display(),
+            est.records,
+            est.mapping_path.display(),
+            curflow_fixtures::MISPRICED_RESOURCE_TYPES.join(", ")
+        ))?;
+    }
     match &generated.evidence {
         Some(ev) => crate::emit(&format!(
             "  evidence   {}\nNext: curflow process {} --evidence {} --s3-prefixes {}\n",
