@@ -21,11 +21,11 @@ use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_
 use crate::attribute::{AttributionInputs, attribute};
 use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
-use curflow_scan::Error as ScanError;
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
 use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
 use crate::store::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
+use curflow_scan::Error as ScanError;
 
 /// How to process (see `Config` for the documented defaults).
 #[derive(Debug, Clone)]

@@ -262,7 +262,11 @@ mod tests {
     #[test]
     fn measures_are_additive() {
         let sum_rows = |rows: &[RowInputs]| {
-            let mut total = RowInputs { kind: rows[0].kind, has_reservation_arn: rows[0].has_reservation_arn, ..RowInputs::default() };
+            let mut total = RowInputs {
+                kind: rows[0].kind,
+                has_reservation_arn: rows[0].has_reservation_arn,
+                ..RowInputs::default()
+            };
             let mut commitments = [0i128; COMMITMENT_FIELDS];
             for r in rows {
                 total.unblended += r.unblended;

@@ -44,15 +44,15 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, Ses
 use futures::StreamExt;
 use rust_decimal::Decimal;
 
-use curflow_model::aggregate::{Amounts, CostKey};
 use crate::discover::{DataFile, FileKind};
 pub use crate::error::{BadValueInRow, Error, Result};
 use crate::location::{Location, S3Access};
-use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
-use curflow_model::period::BillingPeriod;
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
 use curflow_model::Invoices;
+use curflow_model::aggregate::{Amounts, CostKey};
+use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
+use curflow_model::period::BillingPeriod;
 use udf::Udfs;
 
 /// Engine settings (see `Config` for the documented defaults).

@@ -12,9 +12,9 @@ use datafusion::logical_expr::{Expr, in_list};
 use datafusion::prelude::{col, ident, lit, when};
 
 use super::udf::Udfs;
+use crate::schema::{Col, ResolvedColumns, TenantSource};
 use curflow_model::line_item::SPLIT_COST_CHILD_OPERATIONS;
 use curflow_model::measures::Measure;
-use crate::schema::{Col, ResolvedColumns, TenantSource};
 
 /// Output columns of [`aggregate_file`], in order.
 pub const GROUP_COLUMNS: [&str; 11] = [

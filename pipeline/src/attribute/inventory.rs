@@ -129,7 +129,8 @@ fn resolve_key(manifest: &Path, key: &str) -> Result<PathBuf> {
         }
         searched.push(dir.to_path_buf());
     }
-    Err(curflow_scan::Error::MissingManifestFile { manifest: manifest.to_path_buf(), key: key.to_string(), searched }.into())
+    Err(curflow_scan::Error::MissingManifestFile { manifest: manifest.to_path_buf(), key: key.to_string(), searched }
+        .into())
 }
 
 /// A Parquet inventory file, streamed by record batch (columns `bucket`, `key`, `size`).

@@ -12,10 +12,10 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use curflow_model::aggregate::CostLine;
-use curflow_model::ReportVersion;
 pub use crate::error::{Error, Result};
 pub use curflow_model::Invoices;
+use curflow_model::ReportVersion;
+use curflow_model::aggregate::CostLine;
 use curflow_model::period::BillingPeriod;
 
 pub use finance::FinanceStore;

@@ -12,9 +12,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
 use super::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
-use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
-use curflow_model::ReportVersion;
 use crate::error::{Error, Result};
+use curflow_model::ReportVersion;
+use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
 
 /// The schema version this build writes and reads.

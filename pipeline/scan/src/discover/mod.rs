@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::location::{Location, S3Access, is_s3_path};
-use curflow_model::period::BillingPeriod;
 pub use curflow_model::ReportVersion;
+use curflow_model::period::BillingPeriod;
 pub use manifest::{Manifest, ManifestKind};
 
 /// How a data file is encoded.

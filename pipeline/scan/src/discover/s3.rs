@@ -61,7 +61,13 @@ pub async fn read_manifest(s3: &S3Access, bucket: &str, key: &str) -> Result<Man
 }
 
 fn incomplete(bucket: &str, key: &str, reason: String) -> Error {
-    Error::Aws(curflow_aws::AwsError::new("S3", "HeadObject", format!("s3://{bucket}/{key}"), reason, curflow_aws::AwsErrorKind::Transient))
+    Error::Aws(curflow_aws::AwsError::new(
+        "S3",
+        "HeadObject",
+        format!("s3://{bucket}/{key}"),
+        reason,
+        curflow_aws::AwsErrorKind::Transient,
+    ))
 }
 
 /// HEADs every data file of an S3 manifest and returns them, or a retryable error when the
@@ -241,7 +247,15 @@ pub async fn discover_s3(s3: &S3Access, locations: &[(String, String)]) -> Resul
         if !key.ends_with('/') && is_manifest_name(name) {
             deliveries.push(delivery_from_manifest(s3, bucket, key).await?);
         } else if !key.ends_with('/') && file_kind(std::path::Path::new(name)).is_some() {
-            let info = s3.head(bucket, key).await?.ok_or_else(|| Error::Aws(curflow_aws::AwsError::new("S3", "HeadObject", format!("s3://{bucket}/{key}"), "the object does not exist", curflow_aws::AwsErrorKind::Rejected)))?;
+            let info = s3.head(bucket, key).await?.ok_or_else(|| {
+                Error::Aws(curflow_aws::AwsError::new(
+                    "S3",
+                    "HeadObject",
+                    format!("s3://{bucket}/{key}"),
+                    "the object does not exist",
+                    curflow_aws::AwsErrorKind::Rejected,
+                ))
+            })?;
             loose.push(data_file(bucket, &info)?);
         } else {
             deliveries.extend(from_prefix(s3, bucket, key).await?);

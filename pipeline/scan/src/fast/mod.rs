@@ -45,11 +45,11 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::inspect::RowGroupSpan;
-use curflow_model::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
-use curflow_model::period::BillingPeriod;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
 use curflow_model::Invoices;
+use curflow_model::aggregate::{Amounts, CostKey};
+use curflow_model::period::BillingPeriod;
 use partial::{Partial, Step};
 
 // Text columns, by position in `FastLayout::text`.

@@ -27,14 +27,14 @@ use super::{
     FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE, T_OPERATION, T_RESOURCE,
     T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
-use curflow_model::aggregate::{Amounts, CostKey};
 use crate::error::{Error, Result};
+use curflow_model::Invoices;
+use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::fxhash::FxBuild;
 use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
 use curflow_model::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
 use curflow_model::period::BillingPeriod;
-use curflow_model::Invoices;
 
 /// Key text columns that are always part of the key, then the shared-pool ones (operation and
 /// resource, kept only for untagged rows), which must come after the tenant.

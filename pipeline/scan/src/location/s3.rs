@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::{CredentialProvider, ObjectStore};
 
-use curflow_aws::{AwsSettings, sdk_config, sdk_error};
 use crate::error::{Error, Result};
+use curflow_aws::{AwsSettings, sdk_config, sdk_error};
 
 /// What a listing or HEAD says about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,15 @@ impl S3Access {
         if let Some(credentials) = &self.inner.credentials {
             builder = builder.with_credentials(Arc::clone(credentials) as _);
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| Error::Aws(curflow_aws::AwsError::new("S3", "configure", format!("s3://{bucket}"), e.to_string(), curflow_aws::AwsErrorKind::Rejected)))?);
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| {
+            Error::Aws(curflow_aws::AwsError::new(
+                "S3",
+                "configure",
+                format!("s3://{bucket}"),
+                e.to_string(),
+                curflow_aws::AwsErrorKind::Rejected,
+            ))
+        })?);
         stores.insert(bucket.to_string(), Arc::clone(&store));
         Ok(store)
     }
@@ -131,7 +139,13 @@ impl S3Access {
         let out = match self.inner.client.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || status_is_404(&e) => {
-                return Err(Error::Aws(curflow_aws::AwsError::new("S3", "GetObject", resource, "the object does not exist", curflow_aws::AwsErrorKind::Rejected)));
+                return Err(Error::Aws(curflow_aws::AwsError::new(
+                    "S3",
+                    "GetObject",
+                    resource,
+                    "the object does not exist",
+                    curflow_aws::AwsErrorKind::Rejected,
+                )));
             }
             Err(e) => return Err(sdk_error("S3", "GetObject", &resource, e).into()),
         };
@@ -140,7 +154,15 @@ impl S3Access {
             size: out.content_length().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             modified: out.last_modified().map(to_chrono).unwrap_or_default(),
         };
-        let bytes = out.body.collect().await.map_err(|e| Error::Aws(curflow_aws::AwsError::new("S3", "GetObject", resource.clone(), format!("reading the body failed: {e}"), curflow_aws::AwsErrorKind::Transient)))?;
+        let bytes = out.body.collect().await.map_err(|e| {
+            Error::Aws(curflow_aws::AwsError::new(
+                "S3",
+                "GetObject",
+                resource.clone(),
+                format!("reading the body failed: {e}"),
+                curflow_aws::AwsErrorKind::Transient,
+            ))
+        })?;
         let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::BadManifest {
             path: super::Location::s3(bucket, key).to_path_buf(),
             reason: "not UTF-8 text".into(),
@@ -170,7 +192,13 @@ pub fn object_store_error(operation: &str, resource: &str, e: &object_store::Err
             | object_store::Error::NotImplemented { .. }
             | object_store::Error::UnknownConfigurationKey { .. }
     );
-    Error::Aws(curflow_aws::AwsError::new("S3", operation, resource.to_string(), e.to_string(), if retryable { curflow_aws::AwsErrorKind::Transient } else { curflow_aws::AwsErrorKind::Rejected }))
+    Error::Aws(curflow_aws::AwsError::new(
+        "S3",
+        operation,
+        resource.to_string(),
+        e.to_string(),
+        if retryable { curflow_aws::AwsErrorKind::Transient } else { curflow_aws::AwsErrorKind::Rejected },
+    ))
 }
 
 /// Hands the SDK's credentials (standard chain) to `object_store`, caching them until five

@@ -37,8 +37,8 @@ use sha2::{Digest, Sha256};
 
 use super::item::{Item, MONTH, MONTH_INDEX, NO_BASE, PK, SK, key_of, rfc3339, text_of};
 use super::{DynamoStore, MAX_READ_RETRIES, MAX_RESTARTS, build_error};
-use crate::error::{Error, Result};
 use crate::CostStore;
+use crate::error::{Error, Result};
 use crate::finance::{
     BudgetSetting, FinanceStore, ImportOutcome, ReconciliationRow, alert_kind_name, alert_kind_of, reconciliation_rows,
 };

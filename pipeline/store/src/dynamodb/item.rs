@@ -10,10 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
-use curflow_model::ReportVersion;
-use curflow_model::period::BillingPeriod;
 use crate::{Invoices, PeriodRecord};
+use curflow_model::ReportVersion;
+use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
+use curflow_model::period::BillingPeriod;
 
 /// One DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;

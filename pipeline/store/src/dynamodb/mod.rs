@@ -98,9 +98,9 @@ use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
-use curflow_model::aggregate::{Amounts, CostLine};
-use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
 use crate::error::{Error, Result};
+use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
+use curflow_model::aggregate::{Amounts, CostLine};
 use curflow_model::period::BillingPeriod;
 use item::{
     CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, Pointer, SK, Stamp, decode_line, decode_pointer,
@@ -380,7 +380,13 @@ impl DynamoStore {
                     return Ok(true);
                 }
                 if started.elapsed() > Duration::from_secs(300) {
-                    return Err(Error::Aws(curflow_aws::AwsError::new("DynamoDB", "CreateTable", self.describe(), "table not ACTIVE after 5 minutes", curflow_aws::AwsErrorKind::Transient)));
+                    return Err(Error::Aws(curflow_aws::AwsError::new(
+                        "DynamoDB",
+                        "CreateTable",
+                        self.describe(),
+                        "table not ACTIVE after 5 minutes",
+                        curflow_aws::AwsErrorKind::Transient,
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -533,12 +539,18 @@ impl DynamoStore {
             }
             let delay = self.retry.delay(attempt);
             if started.elapsed() + delay > self.retry.give_up_after {
-                return Err(Error::Aws(curflow_aws::AwsError::new("DynamoDB", "BatchWriteItem", self.describe(), format!(
+                return Err(Error::Aws(curflow_aws::AwsError::new(
+                    "DynamoDB",
+                    "BatchWriteItem",
+                    self.describe(),
+                    format!(
                         "{} of {total} items still unprocessed (throttled) after {} retries over {:.1} s",
                         requests.len(),
                         attempt + 1,
                         started.elapsed().as_secs_f64()
-                    ), curflow_aws::AwsErrorKind::Transient)));
+                    ),
+                    curflow_aws::AwsErrorKind::Transient,
+                )));
             }
             tracing::debug!(table = %self.table, unprocessed = requests.len(), attempt, ?delay, "unprocessed items; backing off");
             tokio::time::sleep(delay).await;
