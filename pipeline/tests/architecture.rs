@@ -2,6 +2,8 @@
 //! layering rules it states hold (DataFusion only in scanning, the AWS SDK only where AWS is
 //! called, nothing below the application layer depends on it).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
