@@ -61,6 +61,39 @@ pub fn decide(stored: Option<&ReportVersion>, incoming: &ReportVersion, force: b
     }
 }
 
+/// Which lines of a period a read wants (see [`CostStore::cost_lines_where`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineFilter {
+    /// `None`: every tenant. `Some(Some(t))`: tenant `t` only (tagged and attributed lines).
+    /// `Some(None)`: only the lines that carry no tenant (the shared pool, unattributed).
+    pub tenant: Option<Option<String>>,
+    /// Only lines whose UTC usage day is in this inclusive range.
+    pub days: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+}
+
+impl LineFilter {
+    /// Lines of one tenant; `None` selects the lines that carry no tenant.
+    pub fn tenant(tenant: Option<&str>) -> Self {
+        LineFilter { tenant: Some(tenant.map(str::to_string)), days: None }
+    }
+
+    /// The tenant a line belongs to for filtering: a blank tenant counts as none, as the stores
+    /// partition it.
+    fn tenant_of(line: &CostLine) -> Option<&str> {
+        line.key.tenant.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// Whether the filter selects `line`.
+    pub fn matches(&self, line: &CostLine) -> bool {
+        let tenant_ok = match &self.tenant {
+            None => true,
+            Some(wanted) => Self::tenant_of(line) == wanted.as_deref(),
+        };
+        let day_ok = self.days.is_none_or(|(from, to)| (from..=to).contains(&line.key.usage_date));
+        tenant_ok && day_ok
+    }
+}
+
 /// A usage table holding actual costs per billing period.
 pub trait CostStore {
     /// Where the store is, for messages.
@@ -79,6 +112,13 @@ pub trait CostStore {
 
     /// All cost lines of a period, in key order.
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
+
+    /// The cost lines of a period that `filter` selects, in key order. Each store pushes the
+    /// tenant down (SQLite: the `(billing_period, tenant)` index; DynamoDB: one partition, one
+    /// Query) instead of reading the whole period; this default filters a full read.
+    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        Ok(self.cost_lines(period)?.into_iter().filter(|l| filter.matches(l)).collect())
+    }
 }
 
 /// A whole store: actual costs plus the finance side (estimates, budgets, alerts, reconciliations).

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use super::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, Invoices, LineFilter, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
 use curflow_model::ReportVersion;
 use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
@@ -313,10 +313,20 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amou
 }
 
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
-fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<Vec<CostLine>> {
+fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
     let e = |err| store_error(path, err);
-    let mut stmt = conn.prepare_cached(SELECT_LINES).map_err(e)?;
-    let mut rows = stmt.query(params![period.to_string()]).map_err(e)?;
+    // The tenant goes to SQLite (the `(billing_period, tenant)` index); days are checked below.
+    let (sql, tenant) = match &filter.tenant {
+        None => (SELECT_LINES.to_string(), None),
+        Some(Some(t)) => (format!("{SELECT_LINES} AND tenant = ?2"), Some(t.as_str())),
+        Some(None) => (format!("{SELECT_LINES} AND (tenant IS NULL OR tenant = '')"), None),
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(e)?;
+    let mut rows = match tenant {
+        Some(t) => stmt.query(params![period.to_string(), t]),
+        None => stmt.query(params![period.to_string()]),
+    }
+    .map_err(e)?;
     let mut lines = Vec::new();
     while let Some(row) = rows.next().map_err(e)? {
         let text = |i: usize| -> Result<String> { row.get::<_, String>(i).map_err(e) };
@@ -358,6 +368,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod) -> Result<V
             amounts: amounts_at(path, row, 9)?,
         });
     }
+    lines.retain(|l| filter.matches(l));
     lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
     Ok(lines)
 }
@@ -489,7 +500,11 @@ impl CostStore for SqliteStore {
     }
 
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
-        read_lines(&self.path, &self.conn, period)
+        read_lines(&self.path, &self.conn, period, &LineFilter::default())
+    }
+
+    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        read_lines(&self.path, &self.conn, period, filter)
     }
 }
 

@@ -2,10 +2,10 @@
 //! the stored lines carry, optionally cut to the N largest.
 
 use curflow::output::{
-    CostMeasure, CostsQuery, GroupBy, Meta, OutputFormat, costs_data, costs_meta, costs_rows, costs_table,
-    coverage_line, render,
+    CostMeasure, CostsQuery, GroupBy, Meta, OutputFormat, UNATTRIBUTED, costs_data, costs_meta, costs_rows,
+    costs_table, coverage_line, render,
 };
-use curflow::store::{PeriodRecord, Store};
+use curflow::store::{LineFilter, PeriodRecord, Store};
 use curflow::{BillingPeriod, Config, Error, store};
 
 use crate::{Failure, FormatArg};
@@ -51,9 +51,15 @@ pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
         return Err(Failure { code: 2, error });
     }
     let records = stored_periods(&*store, from, to)?;
+    // `--tenant` is pushed down to the store (one DynamoDB partition, SQLite's tenant index).
+    let filter = match args.tenant.as_deref() {
+        None => LineFilter::default(),
+        Some(UNATTRIBUTED) => LineFilter::tenant(None),
+        Some(t) => LineFilter::tenant(Some(t)),
+    };
     let mut lines = Vec::new();
     for r in &records {
-        lines.extend(store.cost_lines(r.period)?);
+        lines.extend(store.cost_lines_where(r.period, &filter)?);
     }
     let query = CostsQuery::new(&args.by, args.tenant, args.measure, args.top.map(|n| n as usize));
     let rows = costs_rows(&lines, &query)?;

@@ -97,7 +97,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{CostStore, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, LineFilter, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
 use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
 use curflow_model::aggregate::{Amounts, CostLine};
@@ -510,6 +510,37 @@ impl DynamoStore {
         })
     }
 
+    /// The lines of one tenant's partition (or the shared pool's) in the current version: one
+    /// Query on that partition, not a read of the whole period. Consistent because a version's
+    /// items are complete before its pointer names it and are only deleted once the pointer has
+    /// moved on: if the pointer still names the version after the read, the read saw all of it.
+    async fn partition_lines_async(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        let Some(tenant) = &filter.tenant else {
+            let lines = self.cost_lines_async(period).await?;
+            return Ok(lines.into_iter().filter(|l| filter.matches(l)).collect());
+        };
+        let partition = tenant.clone().unwrap_or_else(|| item::SHARED_PARTITION.to_string());
+        let mut pointer = self.get_pointer(period).await?;
+        for _ in 0..MAX_READ_RETRIES {
+            let Some(p) = &pointer else { return Ok(Vec::new()) };
+            if !p.partitions.contains(&partition) {
+                return Ok(Vec::new());
+            }
+            let mut lines = self.read_version(period, &p.tag, std::slice::from_ref(&partition)).await?;
+            let now = self.get_pointer(period).await?;
+            if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
+                lines.retain(|l| filter.matches(l));
+                return Ok(lines);
+            }
+            pointer = now; // replaced while we read: read the new version
+        }
+        Err(Error::Store {
+            path: PathBuf::from(self.describe()),
+            reason: format!("period {period} was replaced {MAX_READ_RETRIES} times while being read"),
+            retryable: true,
+        })
+    }
+
     /// Runs put or delete requests, 25 per `BatchWriteItem`, several requests at once, retrying
     /// unprocessed items with backoff.
     async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<()> {
@@ -819,5 +850,9 @@ impl CostStore for DynamoStore {
 
     fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
         self.block(|| self.cost_lines_async(period))
+    }
+
+    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        self.block(|| self.partition_lines_async(period, filter))
     }
 }
