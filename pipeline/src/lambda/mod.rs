@@ -34,7 +34,7 @@ use crate::error::{Error, ErrorClass, Result};
 use crate::location::S3Access;
 use crate::period::BillingPeriod;
 use crate::process::{PeriodReport, Processor};
-use crate::store::{self, CostStore, ReplaceOutcome};
+use crate::store::{self, ReplaceOutcome, Store};
 pub use event::{Trigger, parse_event};
 
 /// What the handler did with one trigger.
@@ -85,6 +85,11 @@ pub struct Handler {
     config: Config,
     s3: S3Access,
     processor: Processor,
+    /// The store, opened on first use and kept for the life of the execution environment (a
+    /// cold start), so warm invocations neither reconnect nor re-check the table. Opening is
+    /// lazy so that a store failure is reported per event (and retried), not at start-up. One
+    /// event at a time uses it: Lambda sends an environment one event at a time.
+    store: tokio::sync::Mutex<Option<Box<dyn Store + Send>>>,
 }
 
 impl Handler {
@@ -99,7 +104,7 @@ impl Handler {
         config.validate()?;
         let processor =
             Processor::new(config.process_options(false))?.with_spill(&config.spill_options())?.with_s3(s3.clone());
-        Ok(Self { config, s3, processor })
+        Ok(Self { config, s3, processor, store: tokio::sync::Mutex::new(None) })
     }
 
     /// Handles one event. `Ok` = done (including bad input, reported in the response); `Err` = a
@@ -126,7 +131,7 @@ impl Handler {
         let mut results = Vec::with_capacity(triggers.len());
         let mut retry: Option<Error> = None;
         let mut bad_input = false;
-        let mut store: Option<Box<dyn CostStore>> = None;
+        let mut store = self.store.lock().await;
         // One run per billing period folder, even if an event carries several of its manifests.
         let mut seen = BTreeSet::new();
         for trigger in triggers {
@@ -148,9 +153,10 @@ impl Handler {
                         self.manifest(&mut store, bucket, key).await.map(|r| report_outcome(&name, &r))
                     }
                 }
-                Trigger::Nightly => {
-                    self.nightly(now).await.map(|detail| outcome(&name, Action::Nightly, None, Some(detail)))
-                }
+                Trigger::Nightly => self
+                    .nightly(&mut store, now)
+                    .await
+                    .map(|detail| outcome(&name, Action::Nightly, None, Some(detail))),
             };
             match result {
                 Ok(o) => results.push(o),
@@ -191,12 +197,14 @@ impl Handler {
     }
 
     /// Processes the current delivery of the billing period `key` belongs to.
-    async fn manifest(&self, store: &mut Option<Box<dyn CostStore>>, bucket: &str, key: &str) -> Result<PeriodReport> {
+    async fn manifest(
+        &self,
+        store: &mut Option<Box<dyn Store + Send>>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<PeriodReport> {
         let found = current_manifest(&self.s3, bucket, key).await?;
-        let store = match store {
-            Some(s) => s,
-            None => store.insert(store::open(&self.config.store, &self.config.aws())?),
-        };
+        let store = self.open_store(store)?;
         if let Some(settled) = self.processor.precheck_manifest(store.as_ref(), &found)? {
             return Ok(settled);
         }
@@ -207,9 +215,19 @@ impl Handler {
         self.processor.process(store.as_mut(), &delivery, &on_file).await
     }
 
-    /// Runs the nightly job (`curflow::nightly::run`).
-    async fn nightly(&self, now: DateTime<Utc>) -> Result<String> {
-        let summary = crate::nightly::run(&self.config, now).await?;
+    /// The store, opened now if this execution environment has not opened it yet.
+    fn open_store<'s>(&self, store: &'s mut Option<Box<dyn Store + Send>>) -> Result<&'s mut Box<dyn Store + Send>> {
+        Ok(match store {
+            Some(s) => s,
+            None => store.insert(store::open(&self.config.store, &self.config.aws())?),
+        })
+    }
+
+    /// Runs the nightly job (`curflow::nightly::run_with`) on the handler's store.
+    async fn nightly(&self, store: &mut Option<Box<dyn Store + Send>>, now: DateTime<Utc>) -> Result<String> {
+        let options = self.config.reconcile_options()?;
+        let store = self.open_store(store)?;
+        let summary = crate::nightly::run_with(store.as_mut(), &options, &self.config.alert_channels(), now).await?;
         Ok(format!(
             "reconciled {} month(s), {} alert(s) sent, {} failed, {} anomaly(ies)",
             summary.reconciled.len(),

@@ -129,7 +129,7 @@ impl<T: CostStore + FinanceStore> Store for T {}
 
 /// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
 /// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).
-pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
+pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store + Send>> {
     if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
         let store = dynamodb::DynamoStore::connect(table, aws)?;
         store.check_table()?;
@@ -139,7 +139,7 @@ pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Resul
 }
 
 /// Opens a store that must already exist (read commands: a typo must not create an empty store).
-pub fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
+pub fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store + Send>> {
     let dynamo = location.to_str().is_some_and(|l| dynamodb::table_of(l).is_some());
     if !dynamo && !location.exists() {
         return Err(Error::Argument(format!(
