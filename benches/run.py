@@ -17,6 +17,8 @@ from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CURFLOW = os.environ["CURFLOW_BIN"]
+# Optional: another curflow build (e.g. the previous main) measured in the same run, alternating.
+BASELINE = os.environ.get("CURFLOW_BASELINE_BIN")
 PYTHON = sys.executable
 THREADS = os.environ.get("BENCH_THREADS", "2")
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -32,15 +34,16 @@ def timed(cmd, env=None):
     return out.stdout, float(wall), int(rss_kb) / 1024
 
 
-def curflow_cmd(manifest, store):
+def curflow_cmd(manifest, store, binary=CURFLOW):
     if os.path.exists(store):
         os.remove(store)
-    return [CURFLOW, "process", manifest, "--store", store]
+    return [binary, "process", manifest, "--store", store]
 
 
 def curflow_totals(store, period):
     out = subprocess.run([CURFLOW, "costs", "--store", store, "--period", period, "--format", "json"], capture_output=True, text=True, check=True)
-    rows = json.loads(out.stdout)
+    doc = json.loads(out.stdout)
+    rows = doc["rows"] if isinstance(doc, dict) else doc  # a document with rows (a bare array before)
     return sum(Decimal(r["unblended_cost"]) for r in rows), sum(Decimal(r["amortized_cost"]) for r in rows)
 
 
@@ -59,6 +62,8 @@ def main():
             "polars": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "polars", manifest, "--threads", THREADS]),
             "pyarrow decode": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "pyarrow", manifest, "--threads", THREADS]),
         }
+        if BASELINE:
+            engines["curflow baseline"] = lambda: timed(curflow_cmd(manifest, store, BASELINE), env)
         # Correctness first: exact totals must agree across curflow, DuckDB (decimal) and expected.json.
         timed(curflow_cmd(manifest, store), env)
         cf_unblended, cf_amortized = curflow_totals(store, expected["billing_period"])
@@ -77,6 +82,10 @@ def main():
                 _, wall, rss = run()
                 samples[name].append((wall, rss))
         duck_median = statistics.median(w for w, _ in samples["duckdb"])
+        if BASELINE:
+            new = statistics.median(w for w, _ in samples["curflow"])
+            old = statistics.median(w for w, _ in samples["curflow baseline"])
+            print(f"{rows:>11,} rows: curflow / baseline wall = {new:.2f} / {old:.2f} s = {new / old:.2f}", flush=True)
         for name, s in samples.items():
             wall = statistics.median(w for w, _ in s)
             rss = max(r for _, r in s)

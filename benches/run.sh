@@ -4,6 +4,8 @@
 #
 #   benches/run.sh [ROWS ...]        default: 1000000 10000000 40000000
 #   RUNS=5 BENCH_THREADS=2 benches/run.sh 10000000
+#   CURFLOW_BASELINE_BIN=/path/to/older/curflow benches/run.sh 40000000   # also time another build,
+#                                         alternating, and print the new/baseline wall ratio
 #
 # Generated months are cached in $CURFLOW_BENCH_DATA (default ~/.cache/curflow-bench-data);
 # Python peers are installed into a venv (default ~/.cache/curflow-bench-venv).
