@@ -41,6 +41,7 @@ export const MANIFEST_SUFFIX = 'Manifest.json';
 export const SPILL_DIR = '/tmp/curflow-spill';
 /** DynamoDB actions the store uses. */
 export const DYNAMODB_ACTIONS = [
+  'dynamodb:DescribeTable', // store::open checks the table's key schema and index before use
   'dynamodb:GetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',

@@ -135,6 +135,7 @@ test('IAM: function role statements are exactly the least-privilege set', () => 
     'dynamodb:BatchWriteItem',
     'dynamodb:ConditionCheckItem',
     'dynamodb:DeleteItem',
+    'dynamodb:DescribeTable',
     'dynamodb:GetItem',
     'dynamodb:PutItem',
     'dynamodb:Query',
@@ -187,4 +188,48 @@ test('S3 notification handler has its own minimal role', () => {
       ]),
     },
   });
+});
+
+/**
+ * The policy must grant every AWS operation the function's Rust code calls. This reads the SDK
+ * calls (`.describe_table()`, `.publish()`, ...) from the sources of each AWS-facing module and
+ * checks each against the function role's actions, so a new call cannot ship without its
+ * permission (the IAM-enforced end-to-end test of issue 12 will check the same at run time).
+ */
+test('IAM: every DynamoDB, SNS and CloudWatch Logs operation the Rust code calls is granted', () => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const root = path.join(__dirname, '..', '..', 'pipeline');
+  const rustFiles = (dir: string): string[] =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? rustFiles(path.join(dir, e.name)) : e.name.endsWith('.rs') ? [path.join(dir, e.name)] : [],
+    );
+  const pascal = (snake: string) => snake.split('_').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+  // Operations of the code that the deployed function never runs, with the reason.
+  const notByTheFunction: Record<string, string> = {
+    'dynamodb:CreateTable': 'DynamoStore::create_table_if_missing is for tests and local use; infra-cdk creates the table',
+  };
+  const services: [string, string, RegExp][] = [
+    ['dynamodb', path.join(root, 'store', 'src', 'dynamodb'),
+      /\.(describe_table|get_item|put_item|update_item|delete_item|batch_write_item|batch_get_item|query|scan|create_table|transact_write_items|transact_get_items)\(\)/g],
+    ['sns', path.join(root, 'src', 'alerts.rs'), /\.(publish)\(\)/g],
+    ['logs', path.join(root, 'src', 'attribute'), /\.(filter_log_events|start_query|get_query_results|describe_log_groups)\(\)/g],
+  ];
+  const granted = new Set(functionRoleStatements(template).flatMap((s) => asArray<string>(s.Action)));
+  const called = new Set<string>();
+  for (const [service, where, pattern] of services) {
+    const files = fs.statSync(where).isDirectory() ? rustFiles(where) : [where];
+    for (const file of files) {
+      const text = fs.readFileSync(file, 'utf8').split('#[cfg(test)]')[0];
+      for (const m of text.matchAll(pattern)) called.add(`${service}:${pascal(m[1])}`);
+    }
+  }
+  assert.ok(called.has('dynamodb:DescribeTable') && called.has('sns:Publish'), [...called].join(', '));
+  const logsGranted = [...granted].some((a) => a === 'logs:FilterLogEvents');
+  for (const action of called) {
+    if (notByTheFunction[action]) continue;
+    // Evidence log groups are granted only when configured (ReadEvidenceLogs); none by default.
+    if (action.startsWith('logs:') && !logsGranted) continue;
+    assert.ok(granted.has(action), `the function calls ${action} but its role does not grant it`);
+  }
 });
