@@ -56,6 +56,8 @@ export class CurflowAlerting extends Construct {
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'], // in a key policy "*" means "this key"
+        // Only CloudWatch acting for this account (confused-deputy protection).
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
       }),
     );
 

@@ -39,17 +39,19 @@ import { acknowledgeWildcardResources } from './nag';
 export const MANIFEST_SUFFIX = 'Manifest.json';
 /** Where DataFusion spills on the function's /tmp. */
 export const SPILL_DIR = '/tmp/curflow-spill';
-/** DynamoDB actions the store uses. */
+/**
+ * DynamoDB actions the store calls, exactly (processing.test.ts derives the calls from the Rust
+ * sources and fails on a missing or an unused grant; tests/lambda_iam.rs runs the function under
+ * this policy with IAM enforced). The store writes with BatchWriteItem and (conditional) PutItem
+ * and never calls TransactWriteItems, UpdateItem or ConditionCheckItem, so those are not granted.
+ */
 export const DYNAMODB_ACTIONS = [
   'dynamodb:DescribeTable', // store::open checks the table's key schema and index before use
   'dynamodb:GetItem',
   'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:BatchWriteItem',
   'dynamodb:Query',
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:TransactWriteItems',
 ];
 
 export interface ProcessingProps {

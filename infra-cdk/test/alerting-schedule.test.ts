@@ -22,6 +22,8 @@ test('alerts topic: customer-managed KMS key with rotation, TLS-only policy, Clo
         Match.objectLike({
           Principal: { Service: 'cloudwatch.amazonaws.com' },
           Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          // Scoped to CloudWatch acting for this account, not any account's alarms.
+          Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
         }),
       ]),
     },

@@ -13,8 +13,13 @@ use crate::aws::{AwsSettings, sdk_config, sdk_error};
 use crate::error::{Error, Result};
 
 /// Where alerts go (config keys `alert-webhook-url`, `alert-sns-topic-arn`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+///
+/// The webhook URL is a bearer secret (Slack/Teams-style URLs carry their token in the path):
+/// `Debug` and `Serialize` show its origin only (`https://host/…`), so no log line, `--format json`
+/// document or Lambda response can carry it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AlertChannels {
+    #[serde(serialize_with = "serialize_origin")]
     pub webhook_url: Option<String>,
     pub sns_topic_arn: Option<String>,
     #[serde(skip)]
@@ -72,6 +77,23 @@ pub async fn deliver(alert: &Alert, channels: &AlertChannels) -> Result<()> {
     Ok(())
 }
 
+impl std::fmt::Debug for AlertChannels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertChannels")
+            .field("webhook_url", &self.webhook_url.as_deref().map(origin_of))
+            .field("sns_topic_arn", &self.sns_topic_arn)
+            .field("aws", &self.aws)
+            .finish()
+    }
+}
+
+fn serialize_origin<S: serde::Serializer>(url: &Option<String>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_some(&origin_of(u)),
+        None => s.serialize_none(),
+    }
+}
+
 /// `https://host[:port]` of a URL, without the path and query that carry a webhook's secret.
 fn origin_of(url: &str) -> String {
     match url::Url::parse(url) {
@@ -99,6 +121,20 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_and_json_show_the_webhook_origin_only() {
+        let channels = AlertChannels {
+            webhook_url: Some("https://hooks.slack.com/services/T000/B000/XXXXSECRET".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&channels).unwrap_or_default();
+        let debug = format!("{channels:?}");
+        for shown in [&json, &debug] {
+            assert!(shown.contains("https://hooks.slack.com/…"), "{shown}");
+            assert!(!shown.contains("SECRET") && !shown.contains("services"), "{shown}");
+        }
+    }
+
     use super::*;
 
     #[test]

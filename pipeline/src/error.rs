@@ -61,6 +61,12 @@ pub enum Error {
     #[error("alert webhook {target}: {reason}")]
     Webhook { target: String, reason: String },
 
+    /// The nightly run finished but some alerts could not be delivered (the run's other results
+    /// are stored; undelivered alerts are retried on the next run). An environment error, so the
+    /// Lambda returns it: Lambda retries, then the failure queue alarms.
+    #[error("{failed} alert(s) could not be delivered; first: {first}")]
+    AlertsUndelivered { failed: usize, first: String },
+
     #[error("internal error (a bug in curflow; nothing was written): {0}")]
     Internal(String),
 }
@@ -72,7 +78,7 @@ impl Error {
             Error::Store(e) => e.class(),
             Error::Aws(e) => e.class(),
             Error::Model(e) => e.class(),
-            Error::Io { .. } | Error::Webhook { .. } => ErrorClass::External,
+            Error::Io { .. } | Error::Webhook { .. } | Error::AlertsUndelivered { .. } => ErrorClass::External,
             Error::Internal(_) => ErrorClass::Internal,
             Error::Reconcile(_)
             | Error::BadCsv { .. }

@@ -661,10 +661,11 @@ fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
     assert_eq!(refused.status.code(), Some(5), "{}", String::from_utf8_lossy(&refused.stderr));
     assert_eq!(dump(table_store.table()), before);
 
-    // A table that does not exist is a user error (exit 3), never created by a read.
+    // A table that does not exist is an environment error (exit 4: the deployment, region or
+    // endpoint is wrong), never created by a read.
     let missing = format!("dynamodb://{}", common::unique_name("curflow-missing"));
     let out = curflow(dir.path(), &["costs", "--period", "2026-10", "--store", &missing]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("does not exist"),
         "{}",
@@ -679,7 +680,7 @@ fn a_missing_or_misshapen_table_and_bad_names_are_reported() {
     assert!(curflow::store::open(Path::new("dynamodb://has space"), &settings).is_err());
     let missing = DynamoStore::connect(&common::unique_name("curflow-nope"), &settings).unwrap();
     let err = missing.check_table().unwrap_err();
-    assert_eq!(err.class(), ErrorClass::User);
+    assert_eq!(err.class(), ErrorClass::External);
     assert!(err.to_string().contains("does not exist"), "{err}");
     let opened = curflow::store::open_existing(Path::new(&format!("dynamodb://{}", missing.table())), &settings);
     assert!(opened.is_err());

@@ -10,6 +10,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use curflow_model::ErrorClass;
 
 /// Overrides of the standard AWS configuration chain (config keys `aws-endpoint-url`, `aws-region`).
@@ -41,13 +42,17 @@ pub enum AwsErrorKind {
     /// The caller's identity or permissions are wrong (access denied, unknown or expired
     /// credentials): an operator must act, so it is an environment error, never "bad input".
     Denied,
+    /// An error response without a readable error code (a body the SDK could not parse): the
+    /// endpoint, a proxy or the permissions are wrong, which an operator must see.
+    Unrecognized,
     /// AWS refused the request for another reason (a missing object, a validation error).
     Rejected,
 }
 
-/// A failed AWS call: which service, operation and resource, and why.
+/// A failed AWS call: which service, operation and resource, and why. When permissions are the
+/// cause, the message also names the IAM action to grant (see [`iam_action`]).
 #[derive(Debug, thiserror::Error)]
-#[error("AWS {service} {operation} on {resource}: {reason}")]
+#[error("AWS {service} {operation} on {resource}: {reason}{}", self.grant_hint())]
 pub struct AwsError {
     pub service: &'static str,
     pub operation: String,
@@ -78,6 +83,24 @@ impl AwsError {
         }
     }
 
+    /// The IAM action this call needs, e.g. `dynamodb:Query`.
+    pub fn iam_action(&self) -> String {
+        iam_action(self.service, &self.operation)
+    }
+
+    /// For a permission failure: which permission to grant on which resource.
+    fn grant_hint(&self) -> String {
+        match self.kind {
+            AwsErrorKind::Denied => format!(
+                " (environment: the credentials curflow runs with lack permission {} on {}, or are invalid; \
+                 grant it to that role or user; for the deployed function see infra-cdk/lib/processing.ts)",
+                self.iam_action(),
+                self.resource
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Whether retrying the same call later can succeed.
     pub fn is_retryable(&self) -> bool {
         self.kind == AwsErrorKind::Transient
@@ -86,10 +109,30 @@ impl AwsError {
     /// Transient and permission failures are the environment's; the rest is bad input.
     pub fn class(&self) -> ErrorClass {
         match self.kind {
-            AwsErrorKind::Transient | AwsErrorKind::Denied => ErrorClass::External,
+            AwsErrorKind::Transient | AwsErrorKind::Denied | AwsErrorKind::Unrecognized => ErrorClass::External,
             AwsErrorKind::Rejected => ErrorClass::User,
         }
     }
+}
+
+/// The IAM action an SDK operation is authorized as: the service's action prefix and, for most
+/// operations, the operation's name (S3's listing and HEAD are the documented exceptions).
+pub fn iam_action(service: &str, operation: &str) -> String {
+    let prefix = match service {
+        "S3" => "s3",
+        "DynamoDB" => "dynamodb",
+        "SNS" => "sns",
+        "CloudWatch Logs" => "logs",
+        "STS" => "sts",
+        "Cost Explorer" => "ce",
+        other => return format!("{other}:{operation}"),
+    };
+    let action = match (prefix, operation) {
+        ("s3", "ListObjectsV2" | "ListObjects") => "ListBucket",
+        ("s3", "HeadObject") => "GetObject",
+        _ => operation,
+    };
+    format!("{prefix}:{action}")
 }
 
 /// Error codes that mean the caller's identity or permissions are wrong.
@@ -132,15 +175,22 @@ pub fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 }
 
 /// Converts an SDK error into an [`AwsError`], naming the service, operation and resource.
-pub fn sdk_error<E, R>(service: &'static str, operation: &str, resource: &str, err: SdkError<E, R>) -> AwsError
+///
+/// Classification: throttling/5xx/timeouts are transient; denied codes, and any 401/403, are
+/// permission failures; an error response without a recognizable error code (a body the SDK
+/// could not parse, e.g. an XML `AccessDenied` where JSON was expected, or a proxy's HTML page) is
+/// the environment's too, never "bad input": only a well-formed refusal of the request itself is.
+pub fn sdk_error<E>(service: &'static str, operation: &str, resource: &str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let status = err.raw_response().map(|r| r.status().as_u16());
     let kind = if is_retryable(&err) {
         AwsErrorKind::Transient
-    } else if err.code().is_some_and(|c| DENIED_CODES.contains(&c)) {
+    } else if err.code().is_some_and(|c| DENIED_CODES.contains(&c)) || matches!(status, Some(401 | 403)) {
         AwsErrorKind::Denied
+    } else if matches!(err, SdkError::ServiceError(_)) && err.code().is_none() {
+        AwsErrorKind::Unrecognized
     } else {
         AwsErrorKind::Rejected
     };
@@ -152,4 +202,33 @@ where
         _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
     };
     AwsError { source: Some(Box::new(err)), ..AwsError::new(service, operation, resource, reason, kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iam_actions_of_sdk_operations() {
+        assert_eq!(iam_action("DynamoDB", "DescribeTable"), "dynamodb:DescribeTable");
+        assert_eq!(iam_action("S3", "ListObjectsV2"), "s3:ListBucket");
+        assert_eq!(iam_action("S3", "HeadObject"), "s3:GetObject");
+        assert_eq!(iam_action("SNS", "Publish"), "sns:Publish");
+        assert_eq!(iam_action("CloudWatch Logs", "FilterLogEvents"), "logs:FilterLogEvents");
+    }
+
+    #[test]
+    fn a_permission_failure_names_the_action_to_grant_and_is_the_environments() {
+        let e =
+            AwsError::new("DynamoDB", "Query", "dynamodb://usage", "AccessDeniedException: no", AwsErrorKind::Denied);
+        assert_eq!(e.class(), ErrorClass::External);
+        let text = e.to_string();
+        assert!(text.contains("lack permission dynamodb:Query on dynamodb://usage"), "{text}");
+        let unreadable = AwsError::new("DynamoDB", "Query", "t", "unexpected token '<'", AwsErrorKind::Unrecognized);
+        assert_eq!(unreadable.class(), ErrorClass::External);
+        assert!(!unreadable.is_retryable());
+        let rejected = AwsError::new("S3", "GetObject", "s3://b/k", "NoSuchKey", AwsErrorKind::Rejected);
+        assert_eq!(rejected.class(), ErrorClass::User);
+        assert!(!rejected.to_string().contains("permission"));
+    }
 }

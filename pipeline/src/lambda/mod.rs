@@ -13,7 +13,7 @@
 //! | class | examples | handler |
 //! |---|---|---|
 //! | bad input (`User`) | unknown event shape, bad manifest, bad CSV value, missing column | logged at ERROR with the trigger and the error; reported in the response (`failed`); **returns `Ok`**, so Lambda does not retry an event that can never succeed |
-//! | environment (`External`) | S3/DynamoDB throttling or 5xx, timeouts, a data file missing or newer than its manifest (delivery still being written), store busy | logged at WARN; the other triggers still run; **returns `Err`** so Lambda retries the event (already-processed periods are then no-ops) |
+//! | environment (`External`) | S3/DynamoDB throttling or 5xx, timeouts, a data file missing or newer than its manifest (delivery still being written), store busy, **access denied or invalid credentials, a missing table, an AWS error response the SDK cannot read, an alert that could not be delivered** | logged at WARN; the other triggers still run; **returns `Err`** so Lambda retries the event (already-processed periods are then no-ops) |
 //! | broken invariant (`Internal`) | totals changed by attribution, a sum that does not verify | logged at ERROR as internal; **returns `Err`** |
 //!
 //! Configuration comes from the environment (`Config::load`: `CURFLOW_STORE` may be a SQLite path or
@@ -228,6 +228,12 @@ impl Handler {
         let options = self.config.reconcile_options()?;
         let store = self.open_store(store)?;
         let summary = crate::nightly::run_with(store.as_mut(), &options, &self.config.alert_channels(), now).await?;
+        if let Some((alert, reason)) = summary.alerts_failed.first() {
+            return Err(Error::AlertsUndelivered {
+                failed: summary.alerts_failed.len(),
+                first: format!("tenant {} ({}): {reason}", alert.accountant_id, alert.month),
+            });
+        }
         Ok(format!(
             "reconciled {} month(s), {} alert(s) sent, {} failed, {} anomaly(ies)",
             summary.reconciled.len(),

@@ -88,6 +88,21 @@ impl Value {
     }
 }
 
+impl Value {
+    /// The CSV cell: [`Value::text`], with text that a spreadsheet would run as a formula
+    /// neutralised. A tenant id, service or resource name comes from cost-allocation tags anyone
+    /// with tagging rights can set, so a cell starting with `=`, `+`, `-`, `@`, tab or CR is
+    /// prefixed with `'` (OWASP "CSV injection"); numbers (decimals, counts) are never touched, so
+    /// `-12.5` stays a number.
+    pub fn csv_cell(&self) -> String {
+        let text = self.text();
+        match self {
+            Value::Text(_) | Value::List(_) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+            _ => text,
+        }
+    }
+}
+
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
         Value::Text(s.to_string())
@@ -202,7 +217,7 @@ impl Rows {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&self.columns).map_err(|e| err(&e))?;
         for r in &self.rows {
-            w.write_record(r.iter().map(Value::text)).map_err(|e| err(&e))?;
+            w.write_record(r.iter().map(Value::csv_cell)).map_err(|e| err(&e))?;
         }
         let bytes = w.into_inner().map_err(|e| err(&e))?;
         String::from_utf8(bytes).map_err(|e| err(&e))
@@ -324,6 +339,23 @@ mod tests {
     fn every_format_has_the_same_columns_in_order() {
         let r = sample();
         assert_eq!(r.to_csv().unwrap(), "tenant,cost,lines,note\n\"b,c\",1.005,2,\n");
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_but_not_in_numbers() {
+        let mut r = Rows::new(["tenant", "cost"]);
+        for hostile in ["=HYPERLINK(\"http://x\")", "+1", "-acme", "@SUM(A1)", "\tx", "\rx", "ok-acme"] {
+            r.push(vec![hostile.into(), Value::Dec(Decimal::new(-125, 1))]).unwrap();
+        }
+        let csv = r.to_csv().unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let cells: Vec<(String, String)> = reader
+            .records()
+            .map(|rec| rec.map(|rec| (rec[0].to_string(), rec[1].to_string())).unwrap_or_default())
+            .collect();
+        let tenants: Vec<&str> = cells.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tenants, ["'=HYPERLINK(\"http://x\")", "'+1", "'-acme", "'@SUM(A1)", "'\tx", "'\rx", "ok-acme"]);
+        assert!(cells.iter().all(|(_, cost)| cost == "-12.5"), "{cells:?}");
         assert_eq!(r.to_jsonl().unwrap(), "{\"tenant\":\"b,c\",\"cost\":\"1.005\",\"lines\":2,\"note\":null}\n");
         let doc: serde_json::Value =
             serde_json::from_str(&r.to_json(&vec![("period", "2026-10".into())]).unwrap()).unwrap();

@@ -20,6 +20,11 @@ pub enum Error {
     #[error("store {}: {reason}", path.display())]
     Store { path: PathBuf, reason: String, retryable: bool },
 
+    /// The store cannot be used as deployed (a missing table, a table of another layout): an
+    /// environment error an operator must fix, never "bad input".
+    #[error("store {store}: {reason}")]
+    Unusable { store: String, reason: String },
+
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
@@ -40,7 +45,7 @@ impl Error {
     /// How a caller should react (design.md "Errors").
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Io { .. } => ErrorClass::External,
+            Error::Io { .. } | Error::Unusable { .. } => ErrorClass::External,
             Error::Sqlite { retryable, .. } | Error::Store { retryable, .. } => {
                 if *retryable {
                     ErrorClass::External

@@ -181,24 +181,22 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {
 
 /// Converts an `object_store` error into the crate error. Throttling, 5xx and connection errors
 /// (`Generic`, after object_store's own retries) and a vanished object (an overwrite in progress)
-/// are retryable; permissions and invalid paths are not.
+/// are retryable; permission and credential failures are environment errors; invalid paths are
+/// rejected.
 pub fn object_store_error(operation: &str, resource: &str, e: &object_store::Error) -> Error {
-    let retryable = !matches!(
-        e,
-        object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. }
-            | object_store::Error::InvalidPath { .. }
-            | object_store::Error::NotSupported { .. }
-            | object_store::Error::NotImplemented { .. }
-            | object_store::Error::UnknownConfigurationKey { .. }
-    );
-    Error::Aws(curflow_aws::AwsError::new(
-        "S3",
-        operation,
-        resource.to_string(),
-        e.to_string(),
-        if retryable { curflow_aws::AwsErrorKind::Transient } else { curflow_aws::AwsErrorKind::Rejected },
-    ))
+    use curflow_aws::AwsErrorKind;
+    let kind = match e {
+        // Permission and credential failures are the environment's: an operator must grant or fix them.
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            AwsErrorKind::Denied
+        }
+        object_store::Error::InvalidPath { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. }
+        | object_store::Error::UnknownConfigurationKey { .. } => AwsErrorKind::Rejected,
+        _ => AwsErrorKind::Transient,
+    };
+    Error::Aws(curflow_aws::AwsError::new("S3", operation, resource.to_string(), e.to_string(), kind))
 }
 
 /// Hands the SDK's credentials (standard chain) to `object_store`, caching them until five

@@ -87,6 +87,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -287,28 +288,32 @@ impl DynamoStore {
         run_on(runtime, make)?
     }
 
-    fn aws_error<E, R>(&self, operation: &str, err: SdkError<E, R>) -> Error
+    fn aws_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         sdk_error("DynamoDB", operation, &self.describe(), err).into()
+    }
+
+    fn unusable(&self, reason: String) -> Error {
+        Error::Unusable { store: self.describe(), reason }
     }
 
     fn corrupt(&self, reason: String) -> Error {
         Error::Store { path: PathBuf::from(self.describe()), reason, retryable: false }
     }
 
-    /// Checks that the table exists with this store's key schema and `month-index`; a missing
-    /// table is a user error (`--store` typo, wrong region or endpoint).
+    /// Checks that the table exists with this store's key schema and `month-index`. A missing or
+    /// differently shaped table is an environment error (exit 4, Lambda retries then alarms): the
+    /// deployment, region or endpoint is wrong, which no change to the input can fix.
     pub fn check_table(&self) -> Result<()> {
         self.block(|| async {
             let req = self.client.describe_table().table_name(&self.table);
             let out = match self.retrying(|| req.clone().send()).await {
                 Ok(out) => out,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-                    return Err(Error::Argument(format!(
-                        "DynamoDB table {} does not exist (in this region/endpoint); deploy it with infra-cdk \
+                    return Err(self.unusable(format!(
+                        "table {} does not exist (in this region/endpoint); deploy it with infra-cdk \
                          (partition key accountant_id, sort key sk, GSI month-index)",
                         self.table
                     )));
@@ -323,16 +328,16 @@ impl DynamoStore {
             };
             let want = |pk: &str| vec![(pk.to_string(), "HASH".to_string()), (SK.to_string(), "RANGE".to_string())];
             if keys(table.key_schema()) != want(PK) {
-                return Err(Error::Argument(format!(
-                    "DynamoDB table {} has key schema {:?}; curflow needs partition key {PK} and sort key {SK}",
+                return Err(self.unusable(format!(
+                    "table {} has key schema {:?}; curflow needs partition key {PK} and sort key {SK}",
                     self.table,
                     keys(table.key_schema())
                 )));
             }
             let gsi = table.global_secondary_indexes().iter().find(|g| g.index_name() == Some(MONTH_INDEX));
             if gsi.is_none_or(|g| keys(g.key_schema()) != want(MONTH)) {
-                return Err(Error::Argument(format!(
-                    "DynamoDB table {} has no global secondary index {MONTH_INDEX} on ({MONTH}, {SK})",
+                return Err(self.unusable(format!(
+                    "table {} has no global secondary index {MONTH_INDEX} on ({MONTH}, {SK})",
                     self.table
                 )));
             }
