@@ -202,3 +202,142 @@ fn a_column_with_nulls_only_is_still_read_as_absent_values() {
     let report = common::process(std::slice::from_ref(&g.manifest_path), &f.store).unwrap();
     assert!(report.rows_read > 0);
 }
+
+// ---- hostile input (issue 12, point 12) ----------------------------------------------------------
+
+fn edit_manifest(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut m);
+    std::fs::write(path, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+/// A key listed twice (verbatim, or once as `s3://bucket/key` and once as `key`) names one file:
+/// it is read once, and the month's totals are those of the manifest without the duplicate.
+#[test]
+fn a_data_file_listed_twice_in_a_manifest_is_counted_once() {
+    for (format, field) in [(Format::LegacyParquet, "reportKeys"), (Format::Cur2Parquet, "dataFiles")] {
+        let f = fixture();
+        let g = month(&f, "m", format);
+        let clean = f.root.join("clean.sqlite");
+        common::process(std::slice::from_ref(&g.manifest_path), &clean).unwrap();
+        edit_manifest(&g.manifest_path, |m| {
+            let keys = m[field].as_array_mut().unwrap();
+            let first = keys[0].clone();
+            let plain = first.as_str().unwrap().splitn(4, '/').last().unwrap().to_string();
+            keys.push(first);
+            if format == Format::Cur2Parquet {
+                keys.push(serde_json::Value::String(plain));
+            }
+        });
+        let dup = f.root.join("dup.sqlite");
+        let report = common::process(std::slice::from_ref(&g.manifest_path), &dup).unwrap();
+        let period = report.period;
+        assert_eq!(report.rows_read, g.expected.rows, "{format:?}: every row read once");
+        assert_eq!(common::stored_total(&dup, period), common::stored_total(&clean, period), "{format:?}");
+    }
+}
+
+    let manifest_dir = g.manifest_path.parent().unwrap();
+    std::os::unix::fs::symlink("..", manifest_dir.join("up")).unwrap();
+    std::os::unix::fs::symlink(".", manifest_dir.join("here")).unwrap();
+    let deliveries = curflow::discover::discover(&[f.root.join("m")]).unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].files.len(), g.data_files.len());
+    let report = common::process(&[f.root.join("m")], &f.store).unwrap();
+    assert_eq!(report.rows_read, g.expected.rows);
+}
+
+/// Keys with `..`, absolute paths, URL-encoded dots or backslashes never reach a file outside the
+/// delivery (here `outside/secret.csv`, a valid CUR file next to the bucket copy `m/`).
+#[test]
+fn manifest_keys_cannot_reach_a_file_outside_the_delivery() {
+    let f = fixture();
+    let g = month(&f, "m", Format::LegacyCsv);
+    let outside = f.root.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let secret = outside.join("secret.csv");
+    std::fs::copy(&g.data_files[0], &secret).unwrap();
+    let absolute = secret.to_str().unwrap().to_string();
+    let manifest_name = file_name(&g.manifest_path).to_string();
+    let original = std::fs::read_to_string(&g.manifest_path).unwrap();
+    for key in [
+        "../outside/secret.csv".to_string(),
+        "a/../../outside/secret.csv".to_string(),
+        "%2e%2e/outside/secret.csv".to_string(),
+        "..%2Foutside%2Fsecret.csv".to_string(),
+        "..\\outside\\secret.csv".to_string(),
+        "s3://curflow-demo-bucket/../outside/secret.csv".to_string(),
+        absolute.clone(),
+        absolute.trim_start_matches('/').to_string(),
+    ] {
+        std::fs::write(&g.manifest_path, &original).unwrap();
+        edit_manifest(&g.manifest_path, |m| m["reportKeys"] = serde_json::json!([key]));
+        let shown = key.strip_prefix("s3://curflow-demo-bucket/").unwrap_or(&key);
+        assert_rejected(&f, std::slice::from_ref(&g.manifest_path), &[&manifest_name, shown]);
+    }
+}
+
+    let g = month(&f, "csv", Format::LegacyCsv);
+    let victim = &g.data_files[0];
+    set_csv_field(victim, 4, "lineItem/UnblendedCost", "1e20");
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "lineItem/UnblendedCost", "1e20", "line 6"],
+    );
+
+    let g = month(&f, "int", Format::Cur2Parquet);
+    let victim = &g.data_files[0];
+    let int = Arc::new(Int64Array::from(vec![i64::MAX]));
+    set_parquet_value(victim, "line_item_unblended_cost", 2, int, Some(DataType::Int64));
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line_item_unblended_cost", &i64::MAX.to_string()],
+    );
+
+    let g = month(&f, "dec", Format::Cur2Parquet);
+    let victim = &g.data_files[2];
+    let big = Decimal128Array::from(vec![10i128.pow(32)]).with_precision_and_scale(38, 2).unwrap();
+    set_parquet_value(victim, "line_item_unblended_cost", 1, Arc::new(big), Some(DataType::Decimal128(38, 2)));
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line_item_unblended_cost", "1000000000000000000000000000000"],
+    );
+
+    // Each value fits, their sum does not.
+    let g = month(&f, "sum", Format::LegacyCsv);
+    let victim = &g.data_files[1];
+    common::rewrite_csv(victim, |_, header, fields| {
+        let c = header.iter().position(|h| h == "lineItem/UnblendedCost").unwrap();
+        fields[c] = "9999999999999999".into();
+    });
+    assert_rejected(&f, std::slice::from_ref(&g.manifest_path), &[file_name(victim), "unblended_cost", "28"]);
+}
+
+    let g = month(&f, "fast", Format::LegacyParquet);
+    let victim = &g.data_files[2];
+    let far = arrow::array::TimestampMillisecondArray::from(vec![253_402_214_400_000i64]); // 9999-12-31
+    set_parquet_value(victim, "line_item_usage_start_date", 5, Arc::new(far), None);
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line_item_usage_start_date", "9999-12-31", "2026-10"],
+    );
+
+    let g = month(&f, "cur2", Format::Cur2Parquet);
+    let victim = &g.data_files[1];
+    let far = arrow::array::TimestampMillisecondArray::from(vec![0i64]);
+    set_parquet_value(victim, "line_item_usage_start_date", 7, Arc::new(far), None);
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line_item_usage_start_date", "1970-01-01", "2026-10"],
+    );
+
+    // Within the tolerance: the month before the period.
+    let g = month(&f, "ok", Format::LegacyCsv);
+    set_csv_field(&g.data_files[0], 4, "lineItem/UsageStartDate", "2026-09-20T00:00:00Z");
+    common::process(std::slice::from_ref(&g.manifest_path), &f.root.join("ok.sqlite")).unwrap();
+}

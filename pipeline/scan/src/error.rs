@@ -43,6 +43,10 @@ pub enum Error {
     #[error("{}: {reason}", path.display())]
     BadManifest { path: PathBuf, reason: String },
 
+    #[error("{}: data file key `{key}` {reason}; keys are relative to the bucket root and may not leave the delivery",
+        manifest.display())]
+    BadManifestKey { manifest: PathBuf, key: String, reason: String },
+
     #[error("{}: references `{key}`, which does not exist (looked for it under {})",
         manifest.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     MissingManifestFile { manifest: PathBuf, key: String, searched: Vec<PathBuf> },
