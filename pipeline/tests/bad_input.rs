@@ -237,6 +237,23 @@ fn a_data_file_listed_twice_in_a_manifest_is_counted_once() {
     }
 }
 
+/// `x -> .` inside a folder of data files: one delivery of the folder's files, not one per
+/// level of the loop (40 before the OS gives up), and the manifest tree with a loop likewise.
+#[cfg(unix)]
+#[test]
+fn symlink_loops_in_a_delivery_directory_are_read_once() {
+    let f = fixture();
+    let g = month(&f, "m", Format::LegacyCsv);
+    let loose = f.root.join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    for p in &g.data_files {
+        std::fs::copy(p, loose.join(p.file_name().unwrap())).unwrap();
+    }
+    std::os::unix::fs::symlink(".", loose.join("x")).unwrap();
+    let deliveries = curflow::discover::discover(std::slice::from_ref(&loose)).unwrap();
+    assert_eq!(deliveries.len(), 1, "one delivery, not one per loop level");
+    assert_eq!(deliveries[0].files.len(), g.data_files.len());
+
     let manifest_dir = g.manifest_path.parent().unwrap();
     std::os::unix::fs::symlink("..", manifest_dir.join("up")).unwrap();
     std::os::unix::fs::symlink(".", manifest_dir.join("here")).unwrap();
@@ -245,6 +262,24 @@ fn a_data_file_listed_twice_in_a_manifest_is_counted_once() {
     assert_eq!(deliveries[0].files.len(), g.data_files.len());
     let report = common::process(&[f.root.join("m")], &f.store).unwrap();
     assert_eq!(report.rows_read, g.expected.rows);
+}
+
+/// The same for `--evidence` directories: each file once, no error at the loop's depth limit.
+#[cfg(unix)]
+#[test]
+fn symlink_loops_in_an_evidence_directory_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = dir.path().join("evidence");
+    std::fs::create_dir_all(evidence.join("app")).unwrap();
+    std::fs::write(evidence.join("app/a.log"), "x\n").unwrap();
+    std::fs::write(evidence.join("b.log"), "y\n").unwrap();
+    std::os::unix::fs::symlink(".", evidence.join("x")).unwrap();
+    std::os::unix::fs::symlink("..", evidence.join("app/up")).unwrap();
+    std::os::unix::fs::symlink("b.log", evidence.join("c.log")).unwrap();
+    let mut files = Vec::new();
+    curflow::attribute::sources::files_under(&evidence, &mut files).unwrap();
+    let names: Vec<_> = files.iter().map(|p| p.strip_prefix(&evidence).unwrap().display().to_string()).collect();
+    assert_eq!(names, ["app/a.log", "b.log"], "each file once");
 }
 
 /// Keys with `..`, absolute paths, URL-encoded dots or backslashes never reach a file outside the
