@@ -312,8 +312,57 @@ fn manifest_keys_cannot_reach_a_file_outside_the_delivery() {
     }
 }
 
+/// Sets one row of a Parquet column to `value` (cast to the column's type), every other row kept.
+fn set_parquet_value(path: &Path, column: &str, row: usize, value: arrow::array::ArrayRef, retype: Option<DataType>) {
+    let mut seen = 0usize;
+    common::rewrite_parquet(path, path, |b| {
+        let schema = b.schema();
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (field, array) in schema.fields().iter().zip(b.columns()) {
+            if field.name() != column {
+                fields.push(field.clone());
+                arrays.push(array.clone());
+                continue;
+            }
+            let t = retype.clone().unwrap_or_else(|| field.data_type().clone());
+            let base = arrow::compute::cast(array, &t).unwrap();
+            let replaced = if (seen..seen + b.num_rows()).contains(&row) {
+                let one = arrow::compute::cast(&value, &t).unwrap();
+                let local = row - seen;
+                let parts = [base.slice(0, local), one, base.slice(local + 1, b.num_rows() - local - 1)];
+                arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>()).unwrap()
+            } else {
+                base
+            };
+            fields.push(Arc::new(field.as_ref().clone().with_data_type(t)));
+            arrays.push(replaced);
+        }
+        seen += b.num_rows();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+    });
+}
+
+/// Amounts no exact 28-digit total can hold are bad input naming the column and the value, on
+/// both scan paths (legacy Parquet `double`s take the fast path; CSV text, CUR 2.0 files, integer
+/// and decimal money columns take the DataFusion plan); so is a sum of acceptable amounts that
+/// outgrows 28 digits.
+#[test]
+fn amounts_beyond_exact_range_are_bad_input_on_both_scan_paths() {
+    use arrow::array::{Decimal128Array, Float64Array, Int64Array};
+    let f = fixture();
+    let g = month(&f, "fast", Format::LegacyParquet);
+    let victim = &g.data_files[1];
+    set_parquet_value(victim, "line_item_unblended_cost", 3, Arc::new(Float64Array::from(vec![1e20])), None);
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line_item_unblended_cost", "100000000000000000000"],
+    );
+
+    // Row 4 of the second file is a plain usage line (a split-cost child row is dropped unread).
     let g = month(&f, "csv", Format::LegacyCsv);
-    let victim = &g.data_files[0];
+    let victim = &g.data_files[1];
     set_csv_field(victim, 4, "lineItem/UnblendedCost", "1e20");
     assert_rejected(
         &f,
@@ -341,12 +390,26 @@ fn manifest_keys_cannot_reach_a_file_outside_the_delivery() {
         &[file_name(victim), "line_item_unblended_cost", "1000000000000000000000000000000"],
     );
 
-    // Each value fits, their sum does not.
+    // Each value fits, the sum of their group does not: every row of a file in one group.
     let g = month(&f, "sum", Format::LegacyCsv);
     let victim = &g.data_files[1];
+    let same = [
+        ("lineItem/UnblendedCost", "9999999999999999"),
+        ("lineItem/UsageStartDate", "2026-10-02T00:00:00Z"),
+        ("lineItem/ProductCode", "AmazonEC2"),
+        ("lineItem/UsageType", "BoxUsage"),
+        ("lineItem/Operation", "RunInstances"),
+        ("lineItem/LineItemType", "Usage"),
+        ("pricing/unit", "Hrs"),
+        ("bill/InvoiceId", ""),
+        ("resourceTags/user:accountant_id", "t1"),
+    ];
     common::rewrite_csv(victim, |_, header, fields| {
-        let c = header.iter().position(|h| h == "lineItem/UnblendedCost").unwrap();
-        fields[c] = "9999999999999999".into();
+        for (column, value) in same {
+            if let Some(c) = header.iter().position(|h| h == column) {
+                fields[c] = value.into();
+            }
+        }
     });
     assert_rejected(&f, std::slice::from_ref(&g.manifest_path), &[file_name(victim), "unblended_cost", "28"]);
 }
@@ -373,6 +436,6 @@ fn manifest_keys_cannot_reach_a_file_outside_the_delivery() {
 
     // Within the tolerance: the month before the period.
     let g = month(&f, "ok", Format::LegacyCsv);
-    set_csv_field(&g.data_files[0], 4, "lineItem/UsageStartDate", "2026-09-20T00:00:00Z");
+    set_csv_field(&g.data_files[1], 4, "lineItem/UsageStartDate", "2026-09-20T00:00:00Z");
     common::process(std::slice::from_ref(&g.manifest_path), &f.root.join("ok.sqlite")).unwrap();
 }

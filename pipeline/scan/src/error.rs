@@ -37,6 +37,10 @@ pub enum Error {
         path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
     BadValue { path: PathBuf, line: Option<u64>, column: String, value: String, expected: String },
 
+    #[error("{}: the sum of `{measure}` over one group of rows exceeds 28 significant digits, the most an exact \
+        total holds; the file's amounts are implausibly large", path.display())]
+    SumOutOfRange { path: PathBuf, measure: &'static str },
+
     #[error("{}: billing period start {value} is not the first day of a month 00:00 UTC", path.display())]
     BadBillingPeriod { path: PathBuf, value: String },
 

@@ -389,14 +389,32 @@ fn epoch_day(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(days)))
 }
 
+/// Largest magnitude (exclusive) of one scaled amount: 28 digits, so that every value, and every
+/// exact total of them, is a `Decimal` (28 significant digits). Money (12 decimal places) is thus
+/// below 10^16 and usage quantities (10 places) below 10^18; larger values are bad input.
+pub(crate) const SCALED_LIMIT: i128 = curflow_model::money::pow10_i128(28);
+
+/// Whether a scaled amount is below [`SCALED_LIMIT`].
+pub(crate) fn scaled_in_range(v: i128) -> bool {
+    v.unsigned_abs() < SCALED_LIMIT.unsigned_abs()
+}
+
+/// What a value beyond [`SCALED_LIMIT`] should have been, for error messages.
+pub(crate) fn amount_limit_text(scale: u32) -> String {
+    format!(
+        "an amount below 10^{} in magnitude (28 significant digits at {scale} decimal places, the most an \
+         exact total holds)",
+        28 - scale
+    )
+}
+
 /// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
 /// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
 pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
         let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
-        scaled_to_decimal(sums[i], scale).ok_or_else(|| {
-            Error::Internal(format!("{}: a sum of {} exceeds 28 digits", path.display(), plan::SUM_COLUMNS[i]))
-        })
+        scaled_to_decimal(sums[i], scale)
+            .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: plan::SUM_COLUMNS[i] })
     };
     Ok(Amounts {
         unblended_cost: amount(0)?,
