@@ -414,6 +414,20 @@ fn amounts_beyond_exact_range_are_bad_input_on_both_scan_paths() {
     assert_rejected(&f, std::slice::from_ref(&g.manifest_path), &[file_name(victim), "unblended_cost", "28"]);
 }
 
+/// Usage dates decades away from the billing period are refused, naming the file, the column, the
+/// value and the period; a line dated in the month before the period (a credit, say) is accepted.
+#[test]
+fn usage_dates_far_outside_the_billing_period_are_bad_input() {
+    let f = fixture();
+    let g = month(&f, "csv", Format::LegacyCsv);
+    let victim = &g.data_files[1];
+    set_csv_field(victim, 4, "lineItem/UsageStartDate", "1970-01-01T00:00:00Z");
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "lineItem/UsageStartDate", "1970-01-01", "2026-10"],
+    );
+
     let g = month(&f, "fast", Format::LegacyParquet);
     let victim = &g.data_files[2];
     let far = arrow::array::TimestampMillisecondArray::from(vec![253_402_214_400_000i64]); // 9999-12-31

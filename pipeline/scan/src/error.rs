@@ -37,6 +37,17 @@ pub enum Error {
         path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
     BadValue { path: PathBuf, line: Option<u64>, column: String, value: String, expected: String },
 
+    #[error("{}: column `{column}`: usage start {value} is outside billing period {period} (accepted: {from} to {to}, \
+        the period and one month either side)", path.display())]
+    UsageDateOutsidePeriod {
+        path: PathBuf,
+        column: String,
+        value: String,
+        period: String,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+
     #[error("{}: the sum of `{measure}` over one group of rows exceeds 28 significant digits, the most an exact \
         total holds; the file's amounts are implausibly large", path.display())]
     SumOutOfRange { path: PathBuf, measure: &'static str },

@@ -389,6 +389,32 @@ fn epoch_day(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(days)))
 }
 
+/// The usage start dates accepted on a row of `period`: from the first day of the month before the
+/// period to the last day of the month after it. Real CURs carry a few lines just outside their
+/// month (credits and refunds dated in the month before, fees dated at the next month's start);
+/// dates decades away (1970, 9999) are broken data and would be stored as if real.
+pub fn usage_date_window(period: BillingPeriod) -> (NaiveDate, NaiveDate) {
+    let first = period.first_day();
+    let before = first.pred_opt().map(|d| BillingPeriod::containing(d).first_day()).unwrap_or(first);
+    (before, period.next().last_day())
+}
+
+/// A row's usage start date must lie in [`usage_date_window`] of its billing period.
+pub(crate) fn check_usage_date(path: &Path, column: &str, period: BillingPeriod, date: NaiveDate) -> Result<()> {
+    let (from, to) = usage_date_window(period);
+    if (from..=to).contains(&date) {
+        return Ok(());
+    }
+    Err(Error::UsageDateOutsidePeriod {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        value: date.to_string(),
+        period: period.to_string(),
+        from,
+        to,
+    })
+}
+
 /// Largest magnitude (exclusive) of one scaled amount: 28 digits, so that every value, and every
 /// exact total of them, is a `Decimal` (28 significant digits). Money (12 decimal places) is thus
 /// below 10^16 and usage quantities (10 places) below 10^18; larger values are bad input.
@@ -472,6 +498,7 @@ fn decode_groups(
                     expected: "a usage start date on every row".into(),
                 }
             })?;
+        check_usage_date(path, &label(schema::Col::UsageStart), period, usage_date)?;
         let s = |i: usize| if text[i].is_valid(row) { text[i].value(row).to_string() } else { String::new() };
         let key = CostKey {
             usage_date,

@@ -381,6 +381,7 @@ impl Partial {
             let usage_date = super::super::epoch_day(day).ok_or_else(|| {
                 bad_value(path, &self.layout.usage_day.name, day.to_string(), "a date within chrono's range")
             })?;
+            super::super::check_usage_date(path, &self.layout.usage_day.name, period, usage_date)?;
             let id = |t: usize| fields[text_field(t)];
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
