@@ -453,3 +453,23 @@ fn usage_dates_far_outside_the_billing_period_are_bad_input() {
     set_csv_field(&g.data_files[1], 4, "lineItem/UsageStartDate", "2026-09-20T00:00:00Z");
     common::process(std::slice::from_ref(&g.manifest_path), &f.root.join("ok.sqlite")).unwrap();
 }
+
+/// A byte that is not UTF-8 in a CSV value: the error names the file, the line and the column.
+#[test]
+fn non_utf8_byte_in_csv_names_file_line_and_column() {
+    let f = fixture();
+    let g = month(&f, "m", Format::LegacyCsv);
+    let victim = &g.data_files[1];
+    set_csv_field(victim, 4, "lineItem/ProductCode", "AmazonMARKER");
+    let bytes = std::fs::read(victim).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"MARKER").unwrap();
+    let mut patched = bytes[..at].to_vec();
+    patched.extend_from_slice(b"S\xff3");
+    patched.extend_from_slice(&bytes[at + 6..]);
+    std::fs::write(victim, patched).unwrap();
+    assert_rejected(
+        &f,
+        std::slice::from_ref(&g.manifest_path),
+        &[file_name(victim), "line 6", "lineItem/ProductCode", "UTF-8"],
+    );
+}

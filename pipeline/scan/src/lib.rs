@@ -259,6 +259,15 @@ impl Engine {
                 };
                 return Err(Error::BadValue { path, line, column, value, expected });
             }
+            Err(Error::BadCsv { path, reason }) if is_utf8_error(&reason) => {
+                // The local path already looked for the value; an S3 object is streamed for it.
+                if let (Some((store, key)), Some(gzip)) = (&s3, csv_gzip)
+                    && let Some(bad) = inspect::csv_invalid_utf8_s3(Arc::clone(store), &path, key, gzip).await
+                {
+                    return Err(not_utf8(&path, bad));
+                }
+                return Err(Error::BadCsv { path, reason });
+            }
             Err(e) => return Err(e),
         };
         tracing::debug!(
@@ -357,10 +366,31 @@ fn scan_error(path: &Path, csv_gzip: Option<bool>, e: DataFusionError) -> Error 
     }
     match e.find_root() {
         DataFusionError::ArrowError(arrow_err, _) if csv_gzip.is_some() => {
-            Error::BadCsv { path: path.to_path_buf(), reason: arrow_err.to_string() }
+            let reason = arrow_err.to_string();
+            let local = csv_gzip.filter(|_| is_utf8_error(&reason) && !location::is_s3_path(path));
+            match local.and_then(|gzip| inspect::csv_invalid_utf8(path, gzip)) {
+                Some(bad) => not_utf8(path, bad),
+                None => Error::BadCsv { path: path.to_path_buf(), reason },
+            }
         }
         DataFusionError::ParquetError(pq) => Error::BadParquet { path: path.to_path_buf(), reason: pq.to_string() },
         _ => engine_error(path, e),
+    }
+}
+
+/// Whether a CSV reader error is about bytes that are not UTF-8.
+fn is_utf8_error(reason: &str) -> bool {
+    reason.to_ascii_lowercase().contains("utf-8")
+}
+
+/// A CSV value that is not UTF-8, as a bad value naming the file, line and column.
+fn not_utf8(path: &Path, bad: inspect::InvalidUtf8) -> Error {
+    Error::BadValue {
+        path: path.to_path_buf(),
+        line: Some(bad.line),
+        column: bad.column,
+        value: bad.value,
+        expected: "UTF-8 text (the file holds a byte sequence that is not UTF-8, shown as \u{fffd})".into(),
     }
 }
 

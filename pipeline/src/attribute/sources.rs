@@ -94,10 +94,8 @@ pub enum FileKind {
 /// Every file under `path` (sorted, recursive). A symlink to a folder or file already taken (a
 /// loop such as `x -> .`, or a second link) is skipped with a warning, so each file is read once.
 pub fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut seen = out
-        .iter()
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect::<std::collections::HashSet<PathBuf>>();
+    let mut seen =
+        out.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect::<std::collections::HashSet<PathBuf>>();
     collect_files(path, out, &mut seen)
 }
 

@@ -248,14 +248,30 @@ mod tests {
 
     #[test]
     fn keys_that_could_leave_the_delivery_are_refused() {
-        for key in ["../x.csv", "a/../../x.csv", "./a.csv", "/etc/passwd", "C:/x.csv", "C:\\x.csv", "a\\..\\x.csv",
-            "%2e%2e/x.csv", "..%2fx.csv", "%2Fetc/passwd", "file:///etc/passwd", "a/\u{0}.csv", ""]
-        {
+        for key in [
+            "../x.csv",
+            "a/../../x.csv",
+            "./a.csv",
+            "/etc/passwd",
+            "C:/x.csv",
+            "C:\\x.csv",
+            "a\\..\\x.csv",
+            "%2e%2e/x.csv",
+            "..%2fx.csv",
+            "%2Fetc/passwd",
+            "file:///etc/passwd",
+            "a/\u{0}.csv",
+            "",
+        ] {
             assert!(unsafe_key(key).is_some(), "{key:?} must be refused");
         }
-        for key in ["p/r/20180501-20180601/afe8/r-1.csv.gz", "e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet",
-            "cur//r/x.parquet", "a%20b/x..csv", "x/.hidden.csv"]
-        {
+        for key in [
+            "p/r/20180501-20180601/afe8/r-1.csv.gz",
+            "e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet",
+            "cur//r/x.parquet",
+            "a%20b/x..csv",
+            "x/.hidden.csv",
+        ] {
             assert_eq!(unsafe_key(key), None, "{key:?}");
         }
     }
