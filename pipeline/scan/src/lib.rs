@@ -249,26 +249,10 @@ impl Engine {
         let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
         let (physical, groups, invoices) = match self.execute(path, csv_gzip, plan_df, &cols).await {
             Ok(done) => done,
-            Err(Error::BadValue { path, line: None, column, value, expected }) if csv_gzip.is_some() => {
-                // The local path already looked for the line; an S3 object is streamed for it.
-                let line = match (&s3, csv_gzip) {
-                    (Some((store, key)), Some(gzip)) => {
-                        inspect::csv_line_of_s3(Arc::clone(store), &path, key, gzip, &column, &value).await
-                    }
-                    _ => None,
-                };
-                return Err(Error::BadValue { path, line, column, value, expected });
+            Err(e) => {
+                let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
+                return Err(locate_in_s3_csv(e, s3, csv_gzip).await);
             }
-            Err(Error::BadCsv { path, reason }) if is_utf8_error(&reason) => {
-                // The local path already looked for the value; an S3 object is streamed for it.
-                if let (Some((store, key)), Some(gzip)) = (&s3, csv_gzip)
-                    && let Some(bad) = inspect::csv_invalid_utf8_s3(Arc::clone(store), &path, key, gzip).await
-                {
-                    return Err(not_utf8(&path, bad));
-                }
-                return Err(Error::BadCsv { path, reason });
-            }
-            Err(e) => return Err(e),
         };
         tracing::debug!(
             file = %path.display(),
@@ -332,6 +316,29 @@ impl Engine {
             decode_groups(path, cols, &batch, &mut groups, &mut invoices)?;
         }
         Ok((physical, groups, invoices))
+    }
+}
+
+/// Adds what only the file itself can tell to a CSV error from an S3 object (local files were
+/// already read for it by [`scan_error`]): the line of a bad value, or where a value is not UTF-8.
+async fn locate_in_s3_csv(
+    e: Error,
+    s3: Option<(Arc<dyn object_store::ObjectStore>, &str)>,
+    csv_gzip: Option<bool>,
+) -> Error {
+    let (Some((store, key)), Some(gzip)) = (s3, csv_gzip) else { return e };
+    match e {
+        Error::BadValue { path, line: None, column, value, expected } => {
+            let line = inspect::csv_line_of_s3(store, &path, key, gzip, &column, &value).await;
+            Error::BadValue { path, line, column, value, expected }
+        }
+        Error::BadCsv { path, reason } if is_utf8_error(&reason) => {
+            match inspect::csv_invalid_utf8_s3(store, &path, key, gzip).await {
+                Some(bad) => not_utf8(&path, bad),
+                None => Error::BadCsv { path, reason },
+            }
+        }
+        e => e,
     }
 }
 
