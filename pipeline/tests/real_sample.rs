@@ -37,3 +37,36 @@ fn real_cur_csv_totals_match_the_documented_figures() {
     assert_eq!(stored.unblended_cost, usd.unblended_cost);
     assert_eq!(stored.line_items, 1281);
 }
+
+/// Issue 12 point 13: without the samples, the test above fails in CI and skips outside it. Runs
+/// this test binary again on that test alone, with the samples pointed at a folder that does not
+/// exist.
+#[test]
+fn a_missing_sample_fails_in_ci_and_skips_outside_it() {
+    if std::env::var_os("CURFLOW_SHARED_DATA").is_some() {
+        return; // the child run of another instance of this test
+    }
+    let missing = tempfile::tempdir().unwrap();
+    let run = |ci: Option<&str>| {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args(["real_cur_csv_totals_match_the_documented_figures", "--exact", "--nocapture"])
+            .env("CURFLOW_SHARED_DATA", missing.path().join("absent"));
+        match ci {
+            Some(v) => c.env("CI", v),
+            None => c.env_remove("CI"),
+        };
+        let out = c.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    for ci in ["1", "true"] {
+        let (ok, text) = run(Some(ci));
+        assert!(!ok, "CI={ci}: a missing sample must fail the test:\n{text}");
+        assert!(text.contains("not found"), "{text}");
+    }
+    for ci in [None, Some(""), Some("false")] {
+        let (ok, text) = run(ci);
+        assert!(ok, "CI={ci:?}: outside CI a missing sample is skipped:\n{text}");
+        assert!(text.contains("SKIPPED"), "{text}");
+    }
+}

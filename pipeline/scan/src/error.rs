@@ -37,11 +37,30 @@ pub enum Error {
         path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
     BadValue { path: PathBuf, line: Option<u64>, column: String, value: String, expected: String },
 
+    #[error("{}: column `{column}`: usage start {value} is outside billing period {period} (accepted: {from} to {to}, \
+        the period and one month either side)", path.display())]
+    UsageDateOutsidePeriod {
+        path: PathBuf,
+        column: String,
+        value: String,
+        period: String,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+
+    #[error("{}: the sum of `{measure}` over one group of rows exceeds 28 significant digits, the most an exact \
+        total holds; the file's amounts are implausibly large", path.display())]
+    SumOutOfRange { path: PathBuf, measure: &'static str },
+
     #[error("{}: billing period start {value} is not the first day of a month 00:00 UTC", path.display())]
     BadBillingPeriod { path: PathBuf, value: String },
 
     #[error("{}: {reason}", path.display())]
     BadManifest { path: PathBuf, reason: String },
+
+    #[error("{}: data file key `{key}` {reason}; keys are relative to the bucket root and may not leave the delivery",
+        manifest.display())]
+    BadManifestKey { manifest: PathBuf, key: String, reason: String },
 
     #[error("{}: references `{key}`, which does not exist (looked for it under {})",
         manifest.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]

@@ -142,6 +142,51 @@ fn line_of(input: Box<dyn Read>, column: &str, value: &str) -> Option<u64> {
     None
 }
 
+/// A CSV value that is not UTF-8: its 1-based line, its column and the value (invalid bytes shown
+/// as U+FFFD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidUtf8 {
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+}
+
+/// The first value of a local CSV file that is not UTF-8 (error path only: the engine's own
+/// message gives a line relative to its read position and a field number, not the column).
+pub fn csv_invalid_utf8(path: &Path, gzip: bool) -> Option<InvalidUtf8> {
+    invalid_utf8_of(open_csv(path, gzip).ok()?)
+}
+
+fn invalid_utf8_of(input: Box<dyn Read>) -> Option<InvalidUtf8> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let header = reader.byte_headers().ok()?.clone();
+    let name = |i: usize| String::from_utf8_lossy(header.get(i).unwrap_or_default()).trim().to_string();
+    if let Some(i) = header.iter().position(|h| std::str::from_utf8(h).is_err()) {
+        return Some(InvalidUtf8 { line: 1, column: format!("#{} (header)", i + 1), value: name(i) });
+    }
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).ok()? {
+        if let Some(i) = record.iter().position(|v| std::str::from_utf8(v).is_err()) {
+            return Some(InvalidUtf8 {
+                line: record.position().map(|p| p.line())?,
+                column: name(i),
+                value: String::from_utf8_lossy(record.get(i).unwrap_or_default()).into_owned(),
+            });
+        }
+    }
+    None
+}
+
+/// [`csv_invalid_utf8`] for an S3 object (error path only; streams until the value is found).
+pub async fn csv_invalid_utf8_s3(
+    store: Arc<dyn ObjectStore>,
+    name: &Path,
+    key: &str,
+    gzip: bool,
+) -> Option<InvalidUtf8> {
+    with_s3_reader(store, name, key, gzip, invalid_utf8_of).await.ok().flatten()
+}
+
 /// A Parquet object's footer: one range GET of the file's last 64 KiB (a second one only for
 /// larger metadata). `name` is the `s3://` name used in errors.
 pub async fn parquet_footer_s3(

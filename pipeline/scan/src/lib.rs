@@ -249,17 +249,10 @@ impl Engine {
         let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
         let (physical, groups, invoices) = match self.execute(path, csv_gzip, plan_df, &cols).await {
             Ok(done) => done,
-            Err(Error::BadValue { path, line: None, column, value, expected }) if csv_gzip.is_some() => {
-                // The local path already looked for the line; an S3 object is streamed for it.
-                let line = match (&s3, csv_gzip) {
-                    (Some((store, key)), Some(gzip)) => {
-                        inspect::csv_line_of_s3(Arc::clone(store), &path, key, gzip, &column, &value).await
-                    }
-                    _ => None,
-                };
-                return Err(Error::BadValue { path, line, column, value, expected });
+            Err(e) => {
+                let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
+                return Err(locate_in_s3_csv(e, s3, csv_gzip).await);
             }
-            Err(e) => return Err(e),
         };
         tracing::debug!(
             file = %path.display(),
@@ -326,6 +319,29 @@ impl Engine {
     }
 }
 
+/// Adds what only the file itself can tell to a CSV error from an S3 object (local files were
+/// already read for it by [`scan_error`]): the line of a bad value, or where a value is not UTF-8.
+async fn locate_in_s3_csv(
+    e: Error,
+    s3: Option<(Arc<dyn object_store::ObjectStore>, &str)>,
+    csv_gzip: Option<bool>,
+) -> Error {
+    let (Some((store, key)), Some(gzip)) = (s3, csv_gzip) else { return e };
+    match e {
+        Error::BadValue { path, line: None, column, value, expected } => {
+            let line = inspect::csv_line_of_s3(store, &path, key, gzip, &column, &value).await;
+            Error::BadValue { path, line, column, value, expected }
+        }
+        Error::BadCsv { path, reason } if is_utf8_error(&reason) => {
+            match inspect::csv_invalid_utf8_s3(store, &path, key, gzip).await {
+                Some(bad) => not_utf8(&path, bad),
+                None => Error::BadCsv { path, reason },
+            }
+        }
+        e => e,
+    }
+}
+
 /// Rows produced by the scan nodes of an executed plan (CSV has no footer to count from).
 fn leaf_output_rows(plan: &dyn ExecutionPlan) -> u64 {
     let children = plan.children();
@@ -357,10 +373,31 @@ fn scan_error(path: &Path, csv_gzip: Option<bool>, e: DataFusionError) -> Error 
     }
     match e.find_root() {
         DataFusionError::ArrowError(arrow_err, _) if csv_gzip.is_some() => {
-            Error::BadCsv { path: path.to_path_buf(), reason: arrow_err.to_string() }
+            let reason = arrow_err.to_string();
+            let local = csv_gzip.filter(|_| is_utf8_error(&reason) && !location::is_s3_path(path));
+            match local.and_then(|gzip| inspect::csv_invalid_utf8(path, gzip)) {
+                Some(bad) => not_utf8(path, bad),
+                None => Error::BadCsv { path: path.to_path_buf(), reason },
+            }
         }
         DataFusionError::ParquetError(pq) => Error::BadParquet { path: path.to_path_buf(), reason: pq.to_string() },
         _ => engine_error(path, e),
+    }
+}
+
+/// Whether a CSV reader error is about bytes that are not UTF-8.
+fn is_utf8_error(reason: &str) -> bool {
+    reason.to_ascii_lowercase().contains("utf-8")
+}
+
+/// A CSV value that is not UTF-8, as a bad value naming the file, line and column.
+fn not_utf8(path: &Path, bad: inspect::InvalidUtf8) -> Error {
+    Error::BadValue {
+        path: path.to_path_buf(),
+        line: Some(bad.line),
+        column: bad.column,
+        value: bad.value,
+        expected: "UTF-8 text (the file holds a byte sequence that is not UTF-8, shown as \u{fffd})".into(),
     }
 }
 
@@ -389,14 +426,58 @@ fn epoch_day(days: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(days)))
 }
 
+/// The usage start dates accepted on a row of `period`: from the first day of the month before the
+/// period to the last day of the month after it. Real CURs carry a few lines just outside their
+/// month (credits and refunds dated in the month before, fees dated at the next month's start);
+/// dates decades away (1970, 9999) are broken data and would be stored as if real.
+pub fn usage_date_window(period: BillingPeriod) -> (NaiveDate, NaiveDate) {
+    let first = period.first_day();
+    let before = first.pred_opt().map(|d| BillingPeriod::containing(d).first_day()).unwrap_or(first);
+    (before, period.next().last_day())
+}
+
+/// A row's usage start date must lie in [`usage_date_window`] of its billing period.
+pub(crate) fn check_usage_date(path: &Path, column: &str, period: BillingPeriod, date: NaiveDate) -> Result<()> {
+    let (from, to) = usage_date_window(period);
+    if (from..=to).contains(&date) {
+        return Ok(());
+    }
+    Err(Error::UsageDateOutsidePeriod {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        value: date.to_string(),
+        period: period.to_string(),
+        from,
+        to,
+    })
+}
+
+/// Largest magnitude (exclusive) of one scaled amount: 28 digits, so that every value, and every
+/// exact total of them, is a `Decimal` (28 significant digits). Money (12 decimal places) is thus
+/// below 10^16 and usage quantities (10 places) below 10^18; larger values are bad input.
+pub(crate) const SCALED_LIMIT: i128 = curflow_model::money::pow10_i128(28);
+
+/// Whether a scaled amount is below [`SCALED_LIMIT`].
+pub(crate) fn scaled_in_range(v: i128) -> bool {
+    v.unsigned_abs() < SCALED_LIMIT.unsigned_abs()
+}
+
+/// What a value beyond [`SCALED_LIMIT`] should have been, for error messages.
+pub(crate) fn amount_limit_text(scale: u32) -> String {
+    format!(
+        "an amount below 10^{} in magnitude (28 significant digits at {scale} decimal places, the most an \
+         exact total holds)",
+        28 - scale
+    )
+}
+
 /// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
 /// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
 pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
         let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
-        scaled_to_decimal(sums[i], scale).ok_or_else(|| {
-            Error::Internal(format!("{}: a sum of {} exceeds 28 digits", path.display(), plan::SUM_COLUMNS[i]))
-        })
+        scaled_to_decimal(sums[i], scale)
+            .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: plan::SUM_COLUMNS[i] })
     };
     Ok(Amounts {
         unblended_cost: amount(0)?,
@@ -454,6 +535,7 @@ fn decode_groups(
                     expected: "a usage start date on every row".into(),
                 }
             })?;
+        check_usage_date(path, &label(schema::Col::UsageStart), period, usage_date)?;
         let s = |i: usize| if text[i].is_valid(row) { text[i].value(row).to_string() } else { String::new() };
         let key = CostKey {
             usage_date,

@@ -146,10 +146,8 @@ impl ToScaled {
                 let d = array.as_primitive::<Decimal128Type>();
                 if s <= target {
                     let factor = pow10_i128((target - s) as u32);
-                    d.try_unary(|v| {
-                        v.checked_mul(factor)
-                            .ok_or_else(|| bad_value(column, v.to_string(), "an amount within 38 digits"))
-                    })?
+                    // Beyond i128: out of range, reported with the column's own value below.
+                    d.unary(|v| v.checked_mul(factor).unwrap_or(i128::MAX))
                 } else {
                     let divisor = pow10_i128((s - target) as u32);
                     d.unary(|v| {
@@ -167,8 +165,8 @@ impl ToScaled {
                         None | Some("") => None,
                         Some(text) => Some(parse_scaled(text, scale).map_err(|e| {
                             let expected = match e {
-                                ParseDecimalError::OutOfRange { .. } => "an amount within 38 digits",
-                                _ => "a decimal number",
+                                ParseDecimalError::OutOfRange { .. } => crate::amount_limit_text(scale),
+                                _ => "a decimal number".to_string(),
                             };
                             bad_value(column, text, expected)
                         })?),
@@ -182,7 +180,25 @@ impl ToScaled {
                 return Err(DataFusionError::Internal(format!("{}: unsupported input type {other}", self.name)));
             }
         };
+        check_range(array, &out, column, scale)?;
         Ok(out.with_precision_and_scale(DECIMAL_PRECISION, scale as i8)?)
+    }
+}
+
+/// Every valid scaled value must be below [`crate::SCALED_LIMIT`] (an exact total can hold it);
+/// the first that is not is reported with the column's value as the file has it.
+fn check_range(input: &ArrayRef, scaled: &Decimal128Array, column: &str, scale: u32) -> DfResult<()> {
+    // A fold without early exit vectorises; the search below skips NULL slots.
+    if scaled.values().iter().fold(true, |ok, &v| ok & crate::scaled_in_range(v)) {
+        return Ok(());
+    }
+    let bad = (0..scaled.len()).find(|&i| scaled.is_valid(i) && !crate::scaled_in_range(scaled.value(i)));
+    match bad {
+        Some(i) => {
+            let shown = arrow::util::display::array_value_to_string(input, i).unwrap_or_else(|_| "?".into());
+            Err(bad_value(column, shown, crate::amount_limit_text(scale)))
+        }
+        None => Ok(()),
     }
 }
 

@@ -91,8 +91,27 @@ pub enum FileKind {
     Skip,
 }
 
-/// Every file under `path` (sorted, recursive).
+/// Every file under `path` (sorted, recursive). A symlink to a folder or file already taken (a
+/// loop such as `x -> .`, or a second link) is skipped with a warning, so each file is read once.
 pub fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut seen =
+        out.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect::<std::collections::HashSet<PathBuf>>();
+    collect_files(path, out, &mut seen)
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::HashSet<PathBuf>) -> Result<()> {
+    if !path.exists() {
+        return Err(Error::Evidence { path: path.to_path_buf(), reason: "no such file or directory".into() });
+    }
+    let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    if !seen.insert(canonical.clone()) {
+        tracing::warn!(
+            path = %path.display(),
+            target = %canonical.display(),
+            "evidence: a symlink leads to a folder or file already read (a loop or a second link); skipped"
+        );
+        return Ok(());
+    }
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| Error::io(path, e))?
@@ -100,12 +119,10 @@ pub fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .collect::<Result<_>>()?;
         entries.sort();
         for e in entries {
-            files_under(&e, out)?;
+            collect_files(&e, out, seen)?;
         }
-    } else if path.exists() {
-        out.push(path.to_path_buf());
     } else {
-        return Err(Error::Evidence { path: path.to_path_buf(), reason: "no such file or directory".into() });
+        out.push(path.to_path_buf());
     }
     Ok(())
 }

@@ -10,15 +10,33 @@ use curflow::scan::EngineOptions;
 use curflow::store::{CostStore, SqliteStore};
 use curflow::{Amounts, BillingPeriod};
 
-/// A file of `../shared/research/data`, or `None` (with a clear message) when `../shared` is absent.
+/// A file of the real public samples (`../shared/research/data`, or `CURFLOW_SHARED_DATA`), or
+/// `None` (with a clear message) when they are absent. In CI ([`in_ci`]) a missing sample fails
+/// the test instead: CI always has the samples, so a skip there would hide a broken setup.
 pub fn shared_sample(relative: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/research/data").join(relative);
+    let root = match std::env::var_os("CURFLOW_SHARED_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/research/data"),
+    };
+    let path = root.join(relative);
     if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED: real sample {} not found (../shared is absent on this machine)", path.display());
-        None
+        return Some(path);
     }
+    assert!(
+        !in_ci(),
+        "real sample {} not found, and this is CI (CI={:?}): the samples in ../shared/research/data are \
+         required there; a plain `cargo test` outside CI skips instead",
+        path.display(),
+        std::env::var("CI").unwrap_or_default()
+    );
+    eprintln!("SKIPPED: real sample {} not found (../shared is absent on this machine)", path.display());
+    None
+}
+
+/// Whether the tests run in CI: `CI` set, non-empty and not `false` (the convention of CI services;
+/// `.ci/run` sets `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("false"))
 }
 
 pub fn options() -> ProcessOptions {

@@ -67,8 +67,51 @@ pub fn period_from_path(path: &Path) -> Option<BillingPeriod> {
 pub(crate) fn key_of(entry: &str) -> String {
     match entry.strip_prefix("s3://") {
         Some(rest) => rest.split_once('/').map(|(_, k)| k.to_string()).unwrap_or_default(),
-        None => entry.trim_start_matches('/').to_string(),
+        None => entry.to_string(),
     }
+}
+
+/// Why a data file key could lead outside the delivery, if it could: an absolute path, a `.` or
+/// `..` segment, a backslash, a control character or another URL scheme, as written or after
+/// percent-decoding (`%2e%2e%2f` is `../`). AWS writes none of these.
+pub(crate) fn unsafe_key(key: &str) -> Option<&'static str> {
+    let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+    [key, decoded.as_ref()].into_iter().find_map(|k| {
+        if k.is_empty() {
+            Some("is empty")
+        } else if k.starts_with('/') || k.get(1..3) == Some(":/") || k.get(1..3) == Some(":\\") {
+            Some("is an absolute path")
+        } else if k.contains('\\') {
+            Some("contains a backslash")
+        } else if k.chars().any(char::is_control) {
+            Some("contains a control character")
+        } else if k.contains("://") {
+            Some("is a URL other than s3://<bucket>/<key>")
+        } else if k.split('/').any(|s| s == ".." || s == ".") {
+            Some("contains a `.` or `..` path segment")
+        } else {
+            None
+        }
+    })
+}
+
+/// The manifest's keys, each checked by [`unsafe_key`]; a key listed twice (verbatim, or once as
+/// `s3://bucket/key` and once as `key`) is kept once, with a warning: it names one file.
+fn checked_keys(path: &Path, entries: &[String]) -> Result<Vec<String>> {
+    let mut keys: Vec<String> = Vec::with_capacity(entries.len());
+    let mut seen = std::collections::HashSet::new();
+    for entry in entries {
+        let key = key_of(entry);
+        if let Some(reason) = unsafe_key(&key) {
+            return Err(Error::BadManifestKey { manifest: path.to_path_buf(), key, reason: reason.into() });
+        }
+        if seen.insert(key.clone()) {
+            keys.push(key);
+        } else {
+            tracing::warn!(manifest = %path.display(), key = %key, "the manifest lists this data file more than once; it is read once");
+        }
+    }
+    Ok(keys)
 }
 
 impl Manifest {
@@ -121,8 +164,21 @@ impl Manifest {
         if keys.is_empty() {
             return Err(bad("the manifest lists no data files".into()));
         }
-        Ok(Self { path: path.to_path_buf(), kind, version_id, period, keys: keys.iter().map(|k| key_of(k)).collect() })
+        Ok(Self { path: path.to_path_buf(), kind, version_id, period, keys: checked_keys(path, &keys)? })
     }
+}
+
+/// The folder a local manifest's data files must lie in: two levels above the manifest's folder.
+/// That is the report folder of a legacy CUR (`<report>/<yyyymmdd-yyyymmdd>/[<assemblyId>/]`)
+/// and the export folder of a CUR 2.0 export (`<export>/metadata/BILLING_PERIOD=…/`), the
+/// folders AWS writes a delivery's data under.
+pub fn delivery_root(manifest: &Path) -> PathBuf {
+    let dir = match manifest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors().nth(2).unwrap_or(&dir).to_path_buf()
 }
 
 /// Finds the local files for the manifest's keys.
@@ -130,30 +186,42 @@ impl Manifest {
 /// Keys are relative to the bucket root; locally we try the manifest's folder and each of its
 /// ancestors as that root and pick the one under which the most keys exist. If any key is still
 /// missing, the delivery is incomplete (files still being written, or not copied): an error
-/// naming the key, never a partial read.
+/// naming the key, never a partial read. Only files inside [`delivery_root`] count: with the
+/// checks of [`unsafe_key`], no manifest can make curflow read a file outside its delivery. Two
+/// keys that resolve to the same file are refused (the file would be counted twice).
 pub fn resolve_keys(manifest: &Manifest) -> Result<Vec<PathBuf>> {
     let dir = manifest.path.parent().unwrap_or(Path::new("."));
+    let inside = delivery_root(&manifest.path);
     let roots: Vec<&Path> = dir.ancestors().take(12).collect();
-    let found = |root: &Path| manifest.keys.iter().filter(|k| root.join(k).is_file()).count();
+    let within = |p: &Path| {
+        let absolute = std::path::absolute(if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        absolute.is_ok_and(|a| a.starts_with(&inside))
+    };
+    let file = |p: PathBuf| (p.is_file() && within(&p)).then_some(p);
+    let found = |root: &Path| manifest.keys.iter().filter(|k| file(root.join(k)).is_some()).count();
     let best = roots.iter().copied().max_by_key(|r| found(r)).unwrap_or(dir);
     // Keys written next to the manifest (e.g. an assemblyId folder copied on its own).
-    let beside = |k: &str| Path::new(k).file_name().map(|n| dir.join(n)).filter(|p| p.is_file());
-    manifest
-        .keys
-        .iter()
-        .map(|key| {
-            let candidate = best.join(key);
-            if candidate.is_file() {
-                Ok(candidate)
-            } else {
-                beside(key).ok_or_else(|| Error::MissingManifestFile {
-                    manifest: manifest.path.clone(),
-                    key: key.clone(),
-                    searched: vec![best.to_path_buf(), dir.to_path_buf()],
-                })
-            }
-        })
-        .collect()
+    let beside = |k: &str| Path::new(k).file_name().and_then(|n| file(dir.join(n)));
+    let mut paths: Vec<PathBuf> = Vec::with_capacity(manifest.keys.len());
+    for key in &manifest.keys {
+        let path = file(best.join(key)).or_else(|| beside(key)).ok_or_else(|| Error::MissingManifestFile {
+            manifest: manifest.path.clone(),
+            key: key.clone(),
+            searched: vec![best.to_path_buf(), dir.to_path_buf()],
+        })?;
+        if let Some(i) = paths.iter().position(|p| *p == path) {
+            return Err(Error::BadManifest {
+                path: manifest.path.clone(),
+                reason: format!(
+                    "keys `{}` and `{key}` are the same file {}; it would be counted twice",
+                    manifest.keys[i],
+                    path.display()
+                ),
+            });
+        }
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 #[cfg(test)]
@@ -176,6 +244,36 @@ mod tests {
     fn s3_uris_become_keys() {
         assert_eq!(key_of("s3://bucket/a/b.parquet"), "a/b.parquet");
         assert_eq!(key_of("a/b.parquet"), "a/b.parquet");
+    }
+
+    #[test]
+    fn keys_that_could_leave_the_delivery_are_refused() {
+        for key in [
+            "../x.csv",
+            "a/../../x.csv",
+            "./a.csv",
+            "/etc/passwd",
+            "C:/x.csv",
+            "C:\\x.csv",
+            "a\\..\\x.csv",
+            "%2e%2e/x.csv",
+            "..%2fx.csv",
+            "%2Fetc/passwd",
+            "file:///etc/passwd",
+            "a/\u{0}.csv",
+            "",
+        ] {
+            assert!(unsafe_key(key).is_some(), "{key:?} must be refused");
+        }
+        for key in [
+            "p/r/20180501-20180601/afe8/r-1.csv.gz",
+            "e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet",
+            "cur//r/x.parquet",
+            "a%20b/x..csv",
+            "x/.hidden.csv",
+        ] {
+            assert_eq!(unsafe_key(key), None, "{key:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 pub mod manifest;
 pub mod s3;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -179,7 +179,40 @@ pub(crate) fn from_files(files: Vec<DataFile>) -> Delivery {
     Delivery { manifest: None, files, version: ReportVersion { id: format!("files-{hex}"), time } }
 }
 
-fn walk(dir: &Path, manifests: &mut Vec<PathBuf>, data: &mut BTreeMap<PathBuf, Vec<PathBuf>>) -> Result<()> {
+/// Everything a directory walk found: manifests, and data files per folder.
+#[derive(Default)]
+struct Found {
+    manifests: Vec<PathBuf>,
+    data: BTreeMap<PathBuf, Vec<PathBuf>>,
+    /// Canonical paths of the folders and files already taken: a symlink loop (`x -> .`) or a
+    /// second link to a folder or file is skipped, so each file is read once.
+    seen: HashSet<PathBuf>,
+}
+
+impl Found {
+    /// Whether `path` leads somewhere not seen yet (a symlink to a seen place is logged and skipped).
+    fn first_visit(&mut self, path: &Path) -> Result<bool> {
+        let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        if self.seen.insert(canonical.clone()) {
+            return Ok(true);
+        }
+        tracing::warn!(
+            path = %path.display(),
+            target = %canonical.display(),
+            "a symlink leads to a folder or file already read (a loop or a second link); skipped"
+        );
+        Ok(false)
+    }
+}
+
+fn walk(dir: &Path) -> Result<Found> {
+    let mut found = Found::default();
+    found.first_visit(dir)?;
+    walk_into(dir, &mut found)?;
+    Ok(found)
+}
+
+fn walk_into(dir: &Path, found: &mut Found) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
@@ -187,22 +220,22 @@ fn walk(dir: &Path, manifests: &mut Vec<PathBuf>, data: &mut BTreeMap<PathBuf, V
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            if !is_ignored_dir(&path) {
-                walk(&path, manifests, data)?;
+            if !is_ignored_dir(&path) && found.first_visit(&path)? {
+                walk_into(&path, found)?;
             }
         } else if is_manifest(&path) {
-            manifests.push(path);
-        } else if file_kind(&path).is_some() {
-            data.entry(dir.to_path_buf()).or_default().push(path);
+            if found.first_visit(&path)? {
+                found.manifests.push(path);
+            }
+        } else if file_kind(&path).is_some() && found.first_visit(&path)? {
+            found.data.entry(dir.to_path_buf()).or_default().push(path);
         }
     }
     Ok(())
 }
 
 fn from_directory(dir: &Path) -> Result<Vec<Delivery>> {
-    let mut manifests = Vec::new();
-    let mut data = BTreeMap::new();
-    walk(dir, &mut manifests, &mut data)?;
+    let Found { manifests, data, .. } = walk(dir)?;
     if !manifests.is_empty() {
         // Per billing period keep the newest manifest. Legacy CREATE_NEW layouts hold the same
         // manifest in the date-range folder and in the assemblyId folder: same version, one run.
@@ -264,9 +297,7 @@ pub async fn find_periods(root: &Location, s3: Option<&S3Access>) -> Result<Vec<
 }
 
 fn find_periods_local(dir: &Path) -> Result<Vec<PeriodCandidate>> {
-    let mut manifests = Vec::new();
-    let mut data = BTreeMap::new();
-    walk(dir, &mut manifests, &mut data)?;
+    let Found { manifests, .. } = walk(dir)?;
     let mut best: BTreeMap<BillingPeriod, ManifestRef> = BTreeMap::new();
     let mut out = Vec::new();
     for path in manifests {

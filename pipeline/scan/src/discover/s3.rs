@@ -130,7 +130,14 @@ pub async fn resolve_files(s3: &S3Access, manifest_ref: &ManifestRef) -> Result<
                 ),
             ));
         }
-        files.push(data_file(&bucket, &info)?);
+        let file = data_file(&bucket, &info)?;
+        if files.iter().any(|f: &DataFile| f.path == file.path) {
+            return Err(Error::BadManifest {
+                path: manifest.path.clone(),
+                reason: format!("key `{key}` names {}, already listed under another key", file.path.display()),
+            });
+        }
+        files.push(file);
     }
     Ok(files)
 }

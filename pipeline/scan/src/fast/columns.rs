@@ -24,7 +24,27 @@ pub(super) fn bad_value(path: &Path, column: &str, value: String, expected: &str
     }
 }
 
+/// Magnitude (exclusive) a `double` at `scale` may have: 10^28 scaled units (see
+/// [`crate::SCALED_LIMIT`]); NaN and infinities fail the comparison too.
+fn double_limit(scale: u32) -> f64 {
+    10f64.powi(28 - scale as i32)
+}
+
+/// The first valid value of `array` that is not a finite amount below [`double_limit`], as an error.
+fn out_of_range(path: &Path, slot: &Slot, array: &Float64Array, scale: u32) -> Result<()> {
+    let limit = double_limit(scale);
+    let bad = (0..array.len()).find(|&i| {
+        let v = array.value(i);
+        array.is_valid(i) && (v.abs() >= limit || v.is_nan() || f64_to_scaled(v, scale).is_none())
+    });
+    match bad {
+        Some(i) => Err(bad_value(path, &slot.name, array.value(i).to_string(), &crate::amount_limit_text(scale))),
+        None => Ok(()),
+    }
+}
+
 /// Converts a `double` column to scaled integers (NULL → 0) into `out`; returns its validity.
+/// A value that is not finite, or too large for an exact total ([`double_limit`]), is an error.
 pub(super) fn money_column(
     path: &Path,
     slot: &Slot,
@@ -35,14 +55,13 @@ pub(super) fn money_column(
     out.clear();
     let array = batch.column(slot.index).as_primitive::<Float64Type>();
     let converted = f64s_to_scaled(array.values(), scale, out);
+    // A fold without early exit vectorises; the slow search runs only when something is wrong.
+    let limit = double_limit(scale);
+    let in_range = array.values().iter().fold(true, |ok, v| ok & (v.abs() < limit));
     let nulls = array.nulls().filter(|n| n.null_count() > 0);
-    if !converted {
+    if !converted || !in_range {
         // Only a valid (non-NULL) value that cannot be converted is an error.
-        if let Some(bad) =
-            (0..array.len()).find(|&i| array.is_valid(i) && f64_to_scaled(array.value(i), scale).is_none())
-        {
-            return Err(bad_value(path, &slot.name, array.value(bad).to_string(), "a finite amount"));
-        }
+        out_of_range(path, slot, array, scale)?;
     }
     if let Some(nulls) = nulls {
         for (slot, valid) in out.iter_mut().zip(nulls.iter()) {
@@ -54,19 +73,15 @@ pub(super) fn money_column(
     Ok(nulls.cloned())
 }
 
-/// Checks that every non-NULL value of a `double` column converts (see [`f64_to_scaled`]: finite
-/// and below 1e24), without converting: the commitment columns are converted per row, and only
+/// Checks that every non-NULL value of a `double` column converts (finite and below
+/// [`double_limit`]), without converting: the commitment columns are converted per row, and only
 /// on the rows whose kind reads them ([`commitments_read`]), yet a bad value anywhere is still an
 /// error, as in the generic plan.
 pub(super) fn check_money_column<'a>(path: &Path, slot: &Slot, batch: &'a RecordBatch) -> Result<&'a Float64Array> {
     let array = batch.column(slot.index).as_primitive::<Float64Type>();
-    // A fold without early exit vectorises; the slow search runs only when something is wrong.
-    let all = array.values().iter().fold(true, |ok, v| ok & (v.abs() < 1e24));
-    if !all
-        && let Some(bad) =
-            (0..array.len()).find(|&i| array.is_valid(i) && f64_to_scaled(array.value(i), MONEY_SCALE).is_none())
-    {
-        return Err(bad_value(path, &slot.name, array.value(bad).to_string(), "a finite amount"));
+    let limit = double_limit(MONEY_SCALE);
+    if !array.values().iter().fold(true, |ok, v| ok & (v.abs() < limit)) {
+        out_of_range(path, slot, array, MONEY_SCALE)?;
     }
     Ok(array)
 }

@@ -304,9 +304,9 @@ impl Partial {
     ) -> Result<()> {
         let Self { key, groups, fields, sums, extras, keys, row_kinds, arn_fee, unblended, net, quantity, .. } = self;
         let net: &[i128] = if net_present { net } else { unblended };
-        let overflow = || Error::Internal(format!("{}: a sum exceeds 38 digits", path.display()));
-        let add = |sum: &mut i128, v: i128| -> Result<()> {
-            *sum = sum.checked_add(v).ok_or_else(overflow)?;
+        let add = |sum: &mut i128, v: i128, measure: &'static str| -> Result<()> {
+            // Values are below 10^28 (checked per column), so this takes 10^10 rows of one group.
+            *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
             Ok(())
         };
         for (row, &k) in keys.iter().enumerate() {
@@ -329,17 +329,17 @@ impl Partial {
             };
             let kind = row_kinds[row];
             let s = &mut sums[group];
-            add(&mut s.unblended, unblended[row])?;
-            add(&mut s.net, net[row])?;
+            add(&mut s.unblended, unblended[row], "unblended_cost")?;
+            add(&mut s.net, net[row], "net_unblended_cost")?;
             if kind.counts_usage() {
-                add(&mut s.quantity, quantity[row])?;
+                add(&mut s.quantity, quantity[row], "usage_amount")?;
             }
             s.rows += 1;
             if kind == LineItemKind::Fee {
                 if arn_fee.get(row).copied().unwrap_or(false) {
                     let e = &mut extras[group];
-                    add(&mut e.arn_fee_unblended, unblended[row])?;
-                    add(&mut e.arn_fee_net, net[row])?;
+                    add(&mut e.arn_fee_unblended, unblended[row], "unblended_cost")?;
+                    add(&mut e.arn_fee_net, net[row], "net_unblended_cost")?;
                 }
                 continue;
             }
@@ -351,6 +351,7 @@ impl Partial {
                     add(
                         &mut extras[group].commitments[field],
                         f64_to_scaled(array.value(row), MONEY_SCALE).unwrap_or(0),
+                        "amortized_cost",
                     )?;
                 }
             }
@@ -380,12 +381,12 @@ impl Partial {
             let usage_date = super::super::epoch_day(day).ok_or_else(|| {
                 bad_value(path, &self.layout.usage_day.name, day.to_string(), "a date within chrono's range")
             })?;
+            super::super::check_usage_date(path, &self.layout.usage_day.name, period, usage_date)?;
             let id = |t: usize| fields[text_field(t)];
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
-            let values = group_measures(kind, sums, extra).ok_or_else(|| {
-                Error::Internal(format!("{}: a measure of a group exceeds 38 digits", path.display()))
-            })?;
+            let values = group_measures(kind, sums, extra)
+                .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
             let cost_key = CostKey {
                 usage_date,
                 tenant: text(T_TENANT, id(T_TENANT)).map(str::to_string),
