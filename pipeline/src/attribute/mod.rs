@@ -273,9 +273,9 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
         if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
             let id = TenantId::new(t.clone()).map_err(|e| Error::Argument(format!("tenant tag value {t:?}: {e}")))?;
             let slot = direct.entry(id).or_default();
-            *slot = slot
-                .checked_add(l.amounts.amortized_cost)
-                .ok_or_else(|| Error::Internal("direct cost overflow".into()))?;
+            *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
+                format!("tenant {t}: the direct amortized_cost")
+            })?;
         }
     }
     let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();

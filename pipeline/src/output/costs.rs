@@ -12,7 +12,7 @@ use super::emit::{Meta, MetaValue, Rows, Value};
 use super::table::Table;
 use super::{group_thousands, percent, tenant_label};
 use crate::aggregate::{Amounts, CostLine, LineSource};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::period::BillingPeriod;
 
 /// Key of the `OTHER` row of `--top`: every key column holds it.
@@ -202,7 +202,7 @@ impl CostSums {
 }
 
 fn checked(a: Decimal, b: Decimal) -> Result<Decimal> {
-    a.checked_add(b).ok_or_else(|| Error::Internal("costs: amount overflows 28 digits".into()))
+    Ok(crate::aggregate::add_exact(a, b, || "a costs total".into())?)
 }
 
 /// One row of `curflow costs`.
