@@ -487,3 +487,38 @@ fn deprecated_json_flag_is_format_json() {
     let both = curflow(&["budgets", "list", "--store", "s.sqlite", "--json", "--format", "csv"], d);
     assert_eq!(both.status.code(), Some(2));
 }
+
+/// Issue 12 point 11: a read command on a SQLite store that does not exist fails with exit 4
+/// naming the path, and creates nothing (neither the file nor its directory). Before, `periods`,
+/// `reconcile`, `report`, `budgets list` and `nightly` created an empty store and exited 0 (or 3),
+/// and `costs` / `export` exited 3.
+#[test]
+fn read_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = "missing/typo.sqlite";
+    let reads: [&[&str]; 8] = [
+        &["costs", "--period", "2026-10"],
+        &["periods"],
+        &["reconcile", "--period", "2026-10"],
+        &["report", "--period", "2026-10", "--out", "r.html"],
+        &["budgets", "list"],
+        &["nightly", "--now", "2026-10-15T00:00:00Z"],
+        &["export", "--period", "2026-10", "--format", "csv"],
+        &["attribution", "explain", "--period", "2026-10", "--tenant", "a"],
+    ];
+    for args in reads {
+        let mut all = args.to_vec();
+        all.extend(["--store", store]);
+        let out = curflow(&all, d);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(store) && stderr.contains("does not exist"), "{args:?}: {stderr}");
+        assert!(!d.join("missing").exists(), "{args:?} created {}", d.join(store).display());
+    }
+    // The writing commands still create one.
+    ok(&curflow(&["budgets", "set", "--tenant", "acct-1", "--amount", "100", "--store", store], d));
+    assert!(d.join(store).is_file());
+    let listed = ok(&curflow(&["budgets", "list", "--store", store], d));
+    assert!(listed.contains("acct-1"), "{listed}");
+}
