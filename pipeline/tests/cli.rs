@@ -52,7 +52,8 @@ fn generate_process_costs_and_periods_end_to_end() {
             "ri_sp_upfront_fees",
             "line_items",
             "direct_amortized_cost",
-            "attributed_amortized_cost"
+            "attributed_amortized_cost",
+            "shared_pool"
         ]
     );
     let mut unblended = Decimal::ZERO;
@@ -322,7 +323,12 @@ fn every_format_has_stable_documented_columns() {
     let header = csv_header(&by_two);
     let mut want = vec!["billing_period", "tenant", "service", "currency"];
     want.extend(COST_AMOUNTS);
+    want.push("shared_pool"); // whenever `tenant` is a key
     assert_eq!(header, want);
+    let by_service = costs(&["--period", "2026-10", "--by", "service", "--format", "csv"]);
+    let mut want_service = vec!["billing_period", "service", "currency"];
+    want_service.extend(COST_AMOUNTS);
+    assert_eq!(csv_header(&by_service), want_service, "no shared_pool without tenant");
     assert_eq!(by_two, costs(&["--period", "2026-10", "--by", "tenant", "--by", "service", "--format", "csv"]));
 
     // json: one document; jsonl: one object per row with the CSV's keys.

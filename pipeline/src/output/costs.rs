@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use super::emit::{Meta, MetaValue, Rows, Value};
 use super::table::Table;
-use super::{group_thousands, percent, tenant_label};
+use super::{UNATTRIBUTED, group_thousands, percent, tenant_label};
 use crate::aggregate::{Amounts, CostLine, LineSource};
 use crate::error::Result;
 use crate::period::BillingPeriod;
@@ -21,7 +21,8 @@ pub const OTHER: &str = "OTHER";
 /// A key `curflow costs --by` groups on (comma-separate or repeat for several).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum GroupBy {
-    /// Tenant id (`UNATTRIBUTED` = the shared pool).
+    /// Tenant id (`UNATTRIBUTED` = the shared pool; the `shared_pool` column tells it from a tenant
+    /// tagged `UNATTRIBUTED`).
     Tenant,
     /// CUR product code (`AmazonEC2`, ...).
     Service,
@@ -127,15 +128,40 @@ impl CostsQuery {
         CostsQuery { by: keys, tenant, measure, top }
     }
 
-    /// Every output column, in order: `billing_period`, the keys, `currency`, the amounts.
+    /// Every output column, in order: `billing_period`, the keys, `currency`, the amounts, and
+    /// `shared_pool` when `tenant` is a key.
     pub fn columns(&self) -> Vec<&'static str> {
         let mut c = vec!["billing_period"];
         c.extend(self.by.iter().map(|k| k.column()));
         c.push("currency");
         c.extend(AMOUNT_COLUMNS);
+        if self.by_tenant() {
+            c.push(SHARED_POOL_COLUMN);
+        }
         c
     }
+
+    /// Whether `tenant` is one of the keys.
+    pub fn by_tenant(&self) -> bool {
+        self.by.contains(&GroupBy::Tenant)
+    }
+
+    /// Whether `line` is one `--tenant` selects: `UNATTRIBUTED` selects the shared pool (never a
+    /// tenant tagged with that text), any other value the tenant with exactly that id.
+    pub fn selects(&self, line: &CostLine) -> bool {
+        match self.tenant.as_deref() {
+            None => true,
+            Some(UNATTRIBUTED) => line.key.tenant.is_none(),
+            Some(t) => line.key.tenant.as_deref() == Some(t),
+        }
+    }
 }
+
+/// The flag column of rows keyed by tenant: `true` on the shared pool's row (whose `tenant` is
+/// `UNATTRIBUTED`), `false` on a tenant's (even one tagged `UNATTRIBUTED`), empty/null on `OTHER`.
+pub const SHARED_POOL_COLUMN: &str = "shared_pool";
+
+impl CostsQuery {}
 
 /// The amount columns of `curflow costs`, after the keys and `currency`.
 pub const AMOUNT_COLUMNS: [&str; 8] = [
@@ -211,6 +237,9 @@ pub struct CostsRow {
     pub billing_period: BillingPeriod,
     /// One value per [`CostsQuery::by`] key (`OTHER` in every key of a `--top` remainder).
     pub keys: Vec<String>,
+    /// With `tenant` among the keys: whether the row is the shared pool's (`None` on `OTHER`).
+    /// Without: `Some(false)`, unused.
+    pub shared_pool: Option<bool>,
     pub currency: String,
     pub sums: CostSums,
 }
@@ -218,15 +247,27 @@ pub struct CostsRow {
 /// The rows of `curflow costs`: sorted by period, keys and currency; with `top`, per period and
 /// currency the largest first by the measure, then `OTHER`.
 pub fn costs_rows(lines: &[CostLine], q: &CostsQuery) -> Result<Vec<CostsRow>> {
-    type Group = (BillingPeriod, Vec<String>, String);
+    // The pool flag is part of the group: a tenant tagged `UNATTRIBUTED` is never merged into the
+    // shared pool's row, whose label is the same text.
+    type Group = (BillingPeriod, Vec<String>, bool, String);
     let mut groups: BTreeMap<Group, CostSums> = BTreeMap::new();
-    for line in lines.iter().filter(|l| q.tenant.as_deref().is_none_or(|t| tenant_label(l) == t)) {
+    for line in lines.iter().filter(|l| q.selects(l)) {
         let keys = q.by.iter().map(|k| k.of(line)).collect();
-        groups.entry((line.period, keys, line.key.currency.clone())).or_default().add(&CostSums::of_line(line))?;
+        let pool = q.by_tenant() && line.key.tenant.is_none();
+        groups
+            .entry((line.period, keys, pool, line.key.currency.clone()))
+            .or_default()
+            .add(&CostSums::of_line(line))?;
     }
     let rows = groups
         .into_iter()
-        .map(|((billing_period, keys, currency), sums)| CostsRow { billing_period, keys, currency, sums })
+        .map(|((billing_period, keys, pool, currency), sums)| CostsRow {
+            billing_period,
+            keys,
+            shared_pool: Some(pool),
+            currency,
+            sums,
+        })
         .collect();
     match q.top {
         Some(n) => top(rows, q, n),
@@ -253,7 +294,8 @@ fn top(rows: Vec<CostsRow>, q: &CostsQuery, n: usize) -> Result<Vec<CostsRow>> {
             for r in &rest {
                 sums.add(&r.sums)?;
             }
-            out.push(CostsRow { billing_period, keys: vec![OTHER.to_string(); q.by.len()], currency, sums });
+            let keys = vec![OTHER.to_string(); q.by.len()];
+            out.push(CostsRow { billing_period, keys, shared_pool: None, currency, sums });
         }
     }
     Ok(out)
@@ -276,6 +318,9 @@ pub fn costs_data(rows: &[CostsRow], q: &CostsQuery) -> Result<Rows> {
         cells.extend(r.keys.iter().map(|k| Value::from(k.as_str())));
         cells.push(r.currency.as_str().into());
         cells.extend(r.sums.cells(true));
+        if q.by_tenant() {
+            cells.push(r.shared_pool.map_or(Value::Null, Value::Bool));
+        }
         out.push(cells)?;
     }
     Ok(out)
@@ -316,6 +361,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     header.extend(AMOUNT_COLUMNS);
     header.push("share");
     let mut table = Table::new(header).right_from(first_amount);
+    let mut tagged_unattributed = false;
     let key_cells = |period: BillingPeriod, keys: Vec<String>, currency: &str| {
         let mut cells = if several_periods { vec![period.to_string()] } else { Vec::new() };
         cells.extend(keys);
@@ -324,7 +370,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     };
     for r in rows {
         let total = totals.get(&(r.billing_period, r.currency.clone())).map(|t| q.measure.of(&t.amounts));
-        let mut cells = key_cells(r.billing_period, r.keys.clone(), &r.currency);
+        let mut cells = key_cells(r.billing_period, table_keys(r, q, &mut tagged_unattributed), &r.currency);
         cells.extend(r.sums.cells(false).iter().map(Value::text));
         cells.push(percent(q.measure.of(&r.sums.amounts), total.unwrap_or_default()));
         table.row(cells);
@@ -345,5 +391,25 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
         cells.push("100.0%".into());
         table.row(cells);
     }
-    Ok(table.render())
+    let mut out = table.render();
+    if tagged_unattributed {
+        out.push_str(&format!(
+            "\"{UNATTRIBUTED}\" is a tenant tagged {UNATTRIBUTED}; {UNATTRIBUTED} without quotes is the shared pool\n"
+        ));
+    }
+    Ok(out)
+}
+
+/// The key cells of a row in the table: a tenant tagged `UNATTRIBUTED` is shown quoted, so it is
+/// not read as the shared pool (sets `seen`).
+fn table_keys(r: &CostsRow, q: &CostsQuery, seen: &mut bool) -> Vec<String> {
+    let mut keys = r.keys.clone();
+    if r.shared_pool == Some(false)
+        && let Some(i) = q.by.iter().position(|k| *k == GroupBy::Tenant)
+        && keys[i] == UNATTRIBUTED
+    {
+        keys[i] = format!("\"{UNATTRIBUTED}\"");
+        *seen = true;
+    }
+    keys
 }
