@@ -528,3 +528,46 @@ fn read_commands_never_create_a_store() {
     let listed = ok(&curflow(&["budgets", "list", "--store", store], d));
     assert!(listed.contains("acct-1"), "{listed}");
 }
+
+/// Issue 12 point 10: tenants tagged `UNATTRIBUTED`, `_shared`, `_period`, `_budget`, an all-digit
+/// id, one with `#`, one with leading zeros are stored and shown as themselves, never merged into the
+/// shared pool, never written as numbers; with attribution too (the split reserves `UNATTRIBUTED`
+/// for its own pseudo tenant, so a tenant tagged so used to stop `process`).
+#[test]
+fn reserved_and_odd_tenant_ids_are_stored_and_shown_as_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (g, want) = common::odd_tenants_month(&d.join("bucket"));
+    let manifest = g.manifest_path.to_str().unwrap();
+    ok(&curflow(&["process", manifest, "--store", "s.sqlite"], d));
+    let costs =
+        |args: &[&str]| ok(&curflow(&[&["costs", "--store", "s.sqlite", "--period", "2026-10"][..], args].concat(), d));
+    common::check_odd_tenants_costs(&costs, &want);
+
+    // With usage evidence (a Lambda log naming two of the odd tenants), the pool is split: every
+    // tagged tenant keeps its direct cost, the tenant tagged `UNATTRIBUTED` included, and the bill
+    // is conserved.
+    let mut log = String::new();
+    for (i, tenant) in ["_shared", "123456789012", "_shared"].iter().enumerate() {
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        log.push_str(&format!("2026-10-02T08:00:00.000Z\t{id}\tINFO\t{{\"accountant_id\":\"{tenant}\"}}\n"));
+        log.push_str(&format!("2026-10-02T08:00:01.000Z REPORT RequestId: {id}\tDuration: 10.0 ms\tBilled Duration: 2000 ms\tMemory Size: 512 MB\tMax Memory Used: 70 MB\t\n"));
+    }
+    std::fs::write(d.join("lambda.log"), log).unwrap();
+    ok(&curflow(&["process", manifest, "--store", "a.sqlite", "--evidence", "lambda.log"], d));
+    let csv_text =
+        ok(&curflow(&["costs", "--store", "a.sqlite", "--period", "2026-10", "--by", "tenant", "--format", "csv"], d));
+    let mut unblended = Decimal::ZERO;
+    let mut attributed = Decimal::ZERO;
+    for r in csv_rows(&csv_text) {
+        unblended += r["unblended_cost"].parse::<Decimal>().unwrap();
+        if r["shared_pool"] == "false" {
+            let direct = r["direct_amortized_cost"].parse::<Decimal>().unwrap();
+            assert_eq!(direct, want[&(r["tenant"].clone(), false)]["amortized_cost"], "{}: {csv_text}", r["tenant"]);
+            attributed += r["attributed_amortized_cost"].parse::<Decimal>().unwrap();
+        }
+    }
+    let total: Decimal = want.values().map(|a| a["unblended_cost"]).sum();
+    assert_eq!(unblended, total, "attribution conserves the bill: {csv_text}");
+    assert!(attributed > Decimal::ZERO, "some shared cost reached tenants: {csv_text}");
+}
