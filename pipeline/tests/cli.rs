@@ -537,7 +537,14 @@ fn read_commands_never_create_a_store() {
 fn reserved_and_odd_tenant_ids_are_stored_and_shown_as_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (g, want) = common::odd_tenants_month(&d.join("bucket"));
+    // The fast path (dictionary-encoded Parquet) finds the same rows.
+    let (parquet, want_parquet) = common::odd_tenants_month(&d.join("pq"), curflow_fixtures::Format::LegacyParquet);
+    ok(&curflow(&["process", parquet.manifest_path.to_str().unwrap(), "--store", "p.sqlite"], d));
+    let costs =
+        |args: &[&str]| ok(&curflow(&[&["costs", "--store", "p.sqlite", "--period", "2026-10"][..], args].concat(), d));
+    common::check_odd_tenants_costs(&costs, &want_parquet);
+
+    let (g, want) = common::odd_tenants_month(&d.join("bucket"), curflow_fixtures::Format::LegacyCsv);
     let manifest = g.manifest_path.to_str().unwrap();
     ok(&curflow(&["process", manifest, "--store", "s.sqlite"], d));
     let costs =

@@ -736,7 +736,7 @@ fn two_curflow_processes_started_at_once_on_one_period_leave_exactly_the_newer_v
 #[test]
 fn reserved_and_odd_tenant_ids_keep_their_own_partitions_and_match_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let (g, want) = common::odd_tenants_month(&dir.path().join("m"));
+    let (g, want) = common::odd_tenants_month(&dir.path().join("m"), Format::LegacyParquet);
     let table_store = fresh_store();
     let table = format!("dynamodb://{}", table_store.table());
     let sqlite = dir.path().join("s.sqlite");

@@ -423,10 +423,11 @@ pub const COST_MONEY: [&str; 5] =
 /// Per `costs --by tenant` row key (`tenant`, `shared_pool`): the exact money amounts.
 pub type ByTenant = BTreeMap<(String, bool), BTreeMap<&'static str, Decimal>>;
 
-/// A legacy CSV month of 9 tenants whose tag values are [`ODD_TENANTS`], and its exact per-tenant
-/// amounts as `costs --by tenant` must show them (the pool as `UNATTRIBUTED` with `shared_pool`).
-pub fn odd_tenants_month(dir: &Path) -> (Generated, ByTenant) {
-    let g = generate(dir, Format::LegacyCsv, 3_000, 12, |o| {
+/// A legacy month (CSV: the DataFusion plan; Parquet: the fast path) of 9 tenants whose tag values
+/// are [`ODD_TENANTS`], and its exact per-tenant amounts as `costs --by tenant` must show them (the
+/// pool as `UNATTRIBUTED` with `shared_pool`).
+pub fn odd_tenants_month(dir: &Path, format: Format) -> (Generated, ByTenant) {
+    let g = generate(dir, format, 3_000, 12, |o| {
         o.tenants = ODD_TENANTS.len() as u32;
         o.gzip_csv = false;
     });
@@ -434,16 +435,34 @@ pub fn odd_tenants_month(dir: &Path) -> (Generated, ByTenant) {
         let n: usize = generated.strip_prefix("acct-")?.parse().ok()?;
         ODD_TENANTS.get(n.checked_sub(1)?).copied()
     };
+    // Tag values carry stray spaces (trimmed by the pipeline): keep them around the new id.
+    let replace = |value: &str| -> String {
+        let tag = value.trim();
+        if tag.is_empty() {
+            return value.to_string();
+        }
+        value.replace(tag, odd(tag).unwrap_or_else(|| panic!("tenant {tag:?}")))
+    };
     for f in &g.data_files {
-        rewrite_csv(f, |_, header, fields| {
-            let c = header.iter().position(|h| h == "resourceTags/user:accountant_id").unwrap();
-            // Tag values carry stray spaces (trimmed by the pipeline): keep them around the new id.
-            let tag = fields[c].trim().to_string();
-            if !tag.is_empty() {
-                let id = odd(&tag).unwrap_or_else(|| panic!("tenant {tag:?}"));
-                fields[c] = fields[c].replace(&tag, id);
-            }
-        });
+        match format {
+            Format::LegacyCsv => rewrite_csv(f, |_, header, fields| {
+                let c = header.iter().position(|h| h == "resourceTags/user:accountant_id").unwrap();
+                fields[c] = replace(&fields[c]);
+            }),
+            Format::LegacyParquet => rewrite_parquet(f, f, |batch| {
+                use arrow::array::{Array, AsArray, StringArray};
+                let i = batch.schema().index_of("resource_tags_user_accountant_id").unwrap();
+                let column = batch.column(i);
+                let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+                let mapped: StringArray = text.as_string::<i32>().iter().map(|v| v.map(replace)).collect();
+                // Back to the column's own type (dictionary-encoded: the fast path reads it).
+                let mut columns = batch.columns().to_vec();
+                columns[i] = arrow::compute::cast(&mapped, column.data_type()).unwrap();
+                assert_eq!(columns[i].len(), batch.num_rows());
+                arrow::array::RecordBatch::try_new(batch.schema(), columns).unwrap()
+            }),
+            Format::Cur2Parquet => panic!("odd_tenants_month: legacy formats only"),
+        }
     }
     let mut want = ByTenant::new();
     for (tenant, amounts) in expected_by_tenant(&g) {
