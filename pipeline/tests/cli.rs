@@ -551,6 +551,27 @@ fn reserved_and_odd_tenant_ids_are_stored_and_shown_as_themselves() {
         |args: &[&str]| ok(&curflow(&[&["costs", "--store", "s.sqlite", "--period", "2026-10"][..], args].concat(), d));
     common::check_odd_tenants_costs(&costs, &want);
 
+    // The HTML report lists each as a tenant of its own, as text (tables and the chart data).
+    ok(&curflow(&["budgets", "set", "--tenant", "007", "--amount", "10", "--store", "s.sqlite"], d));
+    let args =
+        ["report", "--period", "2026-10", "--out", "r.html", "--store", "s.sqlite", "--now", "2026-10-20T00:00:00Z"];
+    let printed = ok(&curflow(&args, d));
+    assert!(printed.contains(&format!("{} tenants", common::ODD_TENANTS.len())), "{printed}");
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    let start = html.find("id=\"curflow-data\">").unwrap() + "id=\"curflow-data\">".len();
+    let data: serde_json::Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()]).unwrap();
+    let mut shown: Vec<&str> =
+        data["tenants"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+    shown.sort_unstable();
+    let mut tenants = common::ODD_TENANTS.to_vec();
+    tenants.sort_unstable();
+    assert_eq!(shown, tenants, "every tenant once, as a JSON string");
+    for id in common::ODD_TENANTS {
+        assert!(html.contains(&format!("<td class=\"tenant\">{id}</td>")), "{id} in the tenants table");
+    }
+    assert_eq!(data["budgets"][0]["tenant"], "007");
+
     // With usage evidence (a Lambda log naming two of the odd tenants), the pool is split: every
     // tagged tenant keeps its direct cost, the tenant tagged `UNATTRIBUTED` included, and the bill
     // is conserved.
