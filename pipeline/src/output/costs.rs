@@ -361,7 +361,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     header.extend(AMOUNT_COLUMNS);
     header.push("share");
     let mut table = Table::new(header).right_from(first_amount);
-    let mut tagged_unattributed = false;
+    let mut tagged_labels: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
     let key_cells = |period: BillingPeriod, keys: Vec<String>, currency: &str| {
         let mut cells = if several_periods { vec![period.to_string()] } else { Vec::new() };
         cells.extend(keys);
@@ -370,7 +370,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     };
     for r in rows {
         let total = totals.get(&(r.billing_period, r.currency.clone())).map(|t| q.measure.of(&t.amounts));
-        let mut cells = key_cells(r.billing_period, table_keys(r, q, &mut tagged_unattributed), &r.currency);
+        let mut cells = key_cells(r.billing_period, table_keys(r, q, &mut tagged_labels), &r.currency);
         cells.extend(r.sums.cells(false).iter().map(Value::text));
         cells.push(percent(q.measure.of(&r.sums.amounts), total.unwrap_or_default()));
         table.row(cells);
@@ -392,24 +392,99 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
         table.row(cells);
     }
     let mut out = table.render();
-    if tagged_unattributed {
+    for label in tagged_labels {
         out.push_str(&format!(
-            "\"{UNATTRIBUTED}\" is a tenant tagged {UNATTRIBUTED}; {UNATTRIBUTED} without quotes is the shared pool\n"
+            "\"{label}\" (quoted) is a tenant tagged {label}; {label} without quotes is {}\n",
+            if label == UNATTRIBUTED { "the shared pool" } else { "the remainder of --top" }
         ));
     }
     Ok(out)
 }
 
-/// The key cells of a row in the table: a tenant tagged `UNATTRIBUTED` is shown quoted, so it is
-/// not read as the shared pool (sets `seen`).
-fn table_keys(r: &CostsRow, q: &CostsQuery, seen: &mut bool) -> Vec<String> {
+/// The key cells of a row in the table: a tenant whose id is one of the table's own labels
+/// (`UNATTRIBUTED`, `OTHER`) is shown quoted, so it is not read as the shared pool or the `--top`
+/// remainder (adds the label to `seen`).
+fn table_keys(r: &CostsRow, q: &CostsQuery, seen: &mut std::collections::BTreeSet<&'static str>) -> Vec<String> {
     let mut keys = r.keys.clone();
     if r.shared_pool == Some(false)
         && let Some(i) = q.by.iter().position(|k| *k == GroupBy::Tenant)
-        && keys[i] == UNATTRIBUTED
+        && let Some(label) = [UNATTRIBUTED, OTHER].into_iter().find(|l| keys[i] == *l)
     {
-        keys[i] = format!("\"{UNATTRIBUTED}\"");
-        *seen = true;
+        keys[i] = format!("\"{label}\"");
+        seen.insert(label);
     }
     keys
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::aggregate::CostKey;
+    use chrono::NaiveDate;
+
+    fn line(tenant: Option<&str>, cost: i64) -> CostLine {
+        let d = Decimal::new(cost, 2);
+        CostLine::new(
+            BillingPeriod::new(2026, 10).unwrap(),
+            CostKey {
+                usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
+                tenant: tenant.map(str::to_string),
+                service: "AmazonS3".into(),
+                usage_type: "TimedStorage".into(),
+                usage_unit: "GB-Mo".into(),
+                operation: String::new(),
+                resource_id: String::new(),
+                line_item_type: "Usage".into(),
+                currency: "USD".into(),
+            },
+            Amounts { unblended_cost: d, amortized_cost: d, line_items: 1, ..Amounts::default() },
+        )
+    }
+
+    #[test]
+    fn tenants_named_like_the_pool_or_the_remainder_stay_apart_and_are_quoted_in_the_table() {
+        let lines = [
+            line(None, 100),
+            line(Some(UNATTRIBUTED), 20),
+            line(Some(OTHER), 30),
+            line(Some("_shared"), 1),
+            line(Some("x"), 2),
+        ];
+        let q = CostsQuery::new(&[GroupBy::Tenant], None, CostMeasure::Unblended, None);
+        let rows = costs_rows(&lines, &q).unwrap();
+        let got: Vec<(&str, Option<bool>, Decimal)> =
+            rows.iter().map(|r| (r.keys[0].as_str(), r.shared_pool, r.sums.amounts.unblended_cost)).collect();
+        assert_eq!(
+            got,
+            [
+                (OTHER, Some(false), Decimal::new(30, 2)),
+                (UNATTRIBUTED, Some(false), Decimal::new(20, 2)),
+                (UNATTRIBUTED, Some(true), Decimal::new(100, 2)),
+                ("_shared", Some(false), Decimal::new(1, 2)),
+                ("x", Some(false), Decimal::new(2, 2)),
+            ]
+        );
+        assert_eq!(q.columns().last(), Some(&SHARED_POOL_COLUMN));
+        let table = costs_table(&rows, &q, false).unwrap();
+        assert!(table.lines().any(|l| l.starts_with("\"UNATTRIBUTED\" ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("UNATTRIBUTED ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("\"OTHER\" ")), "{table}");
+        assert!(table.contains("is the shared pool") && table.contains("is the remainder of --top"), "{table}");
+
+        // `--top 2`: the remainder is `OTHER` with no pool flag; the tenant `OTHER` stays itself.
+        let top = CostsQuery::new(&[GroupBy::Tenant], None, CostMeasure::Unblended, Some(2));
+        let rows = costs_rows(&lines, &top).unwrap();
+        let got: Vec<(&str, Option<bool>)> = rows.iter().map(|r| (r.keys[0].as_str(), r.shared_pool)).collect();
+        assert_eq!(got, [(UNATTRIBUTED, Some(true)), (OTHER, Some(false)), (OTHER, None)]);
+        let data = costs_data(&rows, &top).unwrap();
+        assert_eq!(data.rows().last().unwrap().last(), Some(&Value::Null));
+
+        // `--tenant UNATTRIBUTED` is the pool only; any other id exactly that tenant.
+        let pool = CostsQuery::new(&[GroupBy::Tenant], Some(UNATTRIBUTED.into()), CostMeasure::Unblended, None);
+        let rows = costs_rows(&lines, &pool).unwrap();
+        assert_eq!((rows.len(), rows[0].shared_pool), (1, Some(true)));
+        let shared = CostsQuery::new(&[GroupBy::Tenant], Some("_shared".into()), CostMeasure::Unblended, None);
+        assert_eq!(costs_rows(&lines, &shared).unwrap()[0].sums.amounts.unblended_cost, Decimal::new(1, 2));
+    }
 }
