@@ -11,8 +11,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::aggregate::{CostKey, CostLine, LineSource};
-use crate::error::{Error, Result};
+use crate::aggregate::{CostKey, CostLine, LineSource, add_exact};
+use crate::error::Result;
 use crate::output::{Meta, MetaValue, Rows, Table};
 
 /// One shared line's contribution to the tenant.
@@ -67,11 +67,11 @@ fn pool_key(key: &CostKey) -> CostKey {
 
 /// Explains `tenant`'s attributed rows among a period's stored `lines`.
 pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
-    let overflow = || Error::Internal("explain: amount overflow".into());
+    let add = |a: Decimal, b: Decimal, what: &str| add_exact(a, b, || format!("explain: the sum of {what}"));
     let mut pools: BTreeMap<CostKey, Decimal> = BTreeMap::new();
     for l in lines.iter().filter(|l| l.source() != LineSource::Cur) {
         let slot = pools.entry(pool_key(&l.key)).or_default();
-        *slot = slot.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+        *slot = add(*slot, l.amounts.amortized_cost, "a shared line's amortized_cost")?;
     }
     let mut out = Explanation {
         tenant: tenant.to_string(),
@@ -84,11 +84,11 @@ pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
     for l in lines.iter().filter(|l| l.key.tenant.as_deref() == Some(tenant)) {
         let Some(a) = &l.attribution else {
             out.direct_amortized_cost =
-                out.direct_amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+                add(out.direct_amortized_cost, l.amounts.amortized_cost, "direct amortized_cost")?;
             continue;
         };
         out.attributed_amortized_cost =
-            out.attributed_amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
+            add(out.attributed_amortized_cost, l.amounts.amortized_cost, "attributed amortized_cost")?;
         let r = rules.entry((a.rule.clone(), a.basis.clone(), a.driver.clone())).or_insert_with(|| ExplainRule {
             rule: a.rule.clone(),
             basis: a.basis.clone(),
@@ -98,8 +98,8 @@ pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
             unblended_cost: Decimal::ZERO,
         });
         r.lines += 1;
-        r.amortized_cost = r.amortized_cost.checked_add(l.amounts.amortized_cost).ok_or_else(overflow)?;
-        r.unblended_cost = r.unblended_cost.checked_add(l.amounts.unblended_cost).ok_or_else(overflow)?;
+        r.amortized_cost = add(r.amortized_cost, l.amounts.amortized_cost, "a rule's amortized_cost")?;
+        r.unblended_cost = add(r.unblended_cost, l.amounts.unblended_cost, "a rule's unblended_cost")?;
         out.lines.push(ExplainLine {
             usage_date: l.key.usage_date,
             service: l.key.service.clone(),
@@ -140,11 +140,13 @@ fn round(d: Decimal, dp: u32) -> String {
 /// A text report: totals, one row per rule, then the `limit` largest lines.
 pub fn explain_text(e: &Explanation, period: &str, limit: usize) -> String {
     let mut out = String::new();
-    let total = e.direct_amortized_cost + e.attributed_amortized_cost;
+    // Display never panics: a total beyond 28 digits (explain() already refuses one) shows as "—".
+    let total = crate::money::exact_add(e.direct_amortized_cost, e.attributed_amortized_cost)
+        .map_or_else(|| "—".to_string(), |t| round(t, 4));
     out.push_str(&format!(
         "Tenant {} in {period}: amortized {} = direct {} + attributed {}\n\n",
         e.tenant,
-        round(total, 4),
+        total,
         round(e.direct_amortized_cost, 4),
         round(e.attributed_amortized_cost, 4)
     ));
@@ -183,7 +185,9 @@ pub fn explain_text(e: &Explanation, period: &str, limit: usize) -> String {
                 l.rule.clone(),
                 l.driver.clone().unwrap_or_else(|| l.basis.clone()),
                 format!("{} / {}", round(l.tenant_quantity, 4), round(l.total_quantity, 4)),
-                format!("{:.4}%", (l.share * Decimal::ONE_HUNDRED).round_dp(4)),
+                l.share
+                    .checked_mul(Decimal::ONE_HUNDRED)
+                    .map_or_else(|| "—".into(), |p| format!("{:.4}%", p.round_dp(4))),
                 round(l.line_amortized_cost, 6),
                 round(l.amortized_cost, 6),
             ]

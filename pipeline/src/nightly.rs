@@ -37,9 +37,10 @@ pub struct MonthResult {
     pub tenants: Vec<TenantMonthVariance>,
 }
 
-/// Runs the nightly job against the configured store (SQLite or DynamoDB).
+/// Runs the nightly job against the configured store (SQLite or DynamoDB), which must exist: a
+/// SQLite path that does not is an error, never a new empty store.
 pub async fn run(config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
-    let mut store = crate::store::open(&config.store, &config.aws())?;
+    let mut store = crate::store::open_existing(&config.store, &config.aws())?;
     let options = config.reconcile_options()?;
     run_with(&mut *store, &options, &config.alert_channels(), now).await
 }

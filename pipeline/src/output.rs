@@ -41,9 +41,11 @@ pub fn tenant_label(line: &CostLine) -> &str {
 /// Shares of the period's amortized cost by how it reached tenants (per currency): tagged,
 /// attributed by usage driver, by assignment, by fallback policy, unattributed.
 pub fn coverage_line(lines: &[CostLine]) -> String {
-    let mut per: BTreeMap<String, [Decimal; 5]> = BTreeMap::new();
+    // `None` once a sum has no exact `Decimal`: display code shows "—" rather than panicking
+    // or printing a rounded share.
+    let mut per: BTreeMap<String, Option<[Decimal; 5]>> = BTreeMap::new();
     for l in lines {
-        let slot = per.entry(l.key.currency.clone()).or_default();
+        let slot = per.entry(l.key.currency.clone()).or_insert(Some([Decimal::ZERO; 5]));
         let i = match (l.source(), l.attribution.as_ref().map(|a| a.basis.as_str())) {
             (LineSource::Cur, _) => 0,
             (LineSource::Attributed, Some("usage_driver")) => 1,
@@ -51,11 +53,17 @@ pub fn coverage_line(lines: &[CostLine]) -> String {
             (LineSource::Attributed, _) => 3,
             (LineSource::Shared, _) => 4,
         };
-        slot[i] += l.amounts.amortized_cost;
+        *slot = slot.and_then(|mut s| {
+            s[i] = crate::money::exact_add(s[i], l.amounts.amortized_cost)?;
+            Some(s)
+        });
     }
     per.iter()
         .map(|(currency, s)| {
-            let total: Decimal = s.iter().sum();
+            let Some(s) = s else {
+                return format!("coverage of amortized cost ({currency}): — (the amounts are too large to sum exactly)");
+            };
+            let total = crate::money::exact_sum(s.iter().copied()).unwrap_or(Decimal::ZERO);
             format!(
                 "coverage of amortized cost ({currency}): tagged {}, attributed by usage {}, by assignment {}, by fallback {}, unattributed {}",
                 percent(s[0], total),
@@ -92,8 +100,8 @@ pub fn percent(part: Decimal, whole: Decimal) -> String {
     if whole.is_zero() {
         return "—".into();
     }
-    match part.checked_div(whole) {
-        Some(q) => format!("{:.1}%", (q * Decimal::ONE_HUNDRED).round_dp(1)),
+    match part.checked_div(whole).and_then(|q| q.checked_mul(Decimal::ONE_HUNDRED)) {
+        Some(p) => format!("{:.1}%", p.round_dp(1)),
         None => "—".into(),
     }
 }
@@ -127,7 +135,7 @@ fn summary_amounts(r: &PeriodReport, out: &mut String) {
     if let Some(cov) = &r.coverage {
         for (currency, measures) in &cov.amounts {
             if let (Some(c), Some(t)) = (measures.get("amortized_cost"), r.totals.get(currency)) {
-                let tagged = t.amortized_cost - c.shared;
+                let Some(tagged) = crate::money::exact_sub(t.amortized_cost, c.shared) else { continue };
                 wln!(
                     out,
                     "  coverage ({currency}) of amortized: tagged {}, attributed by usage {}, by assignment {}, by fallback {}, unattributed {}",

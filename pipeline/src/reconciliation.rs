@@ -155,8 +155,7 @@ pub fn report_data(
     let lines = store.cost_lines(period)?;
     let comparison = reconcile(store, period, now, options)?;
     let month = month_of(period);
-    let overflow = || Error::Internal("report: amount overflow".into());
-    let add = |a: Decimal, b: Decimal| a.checked_add(b).ok_or_else(overflow);
+    let add = |a: Decimal, b: Decimal| crate::aggregate::add_exact(a, b, || "a report total".into());
 
     let tenants = comparison
         .tenant_months
@@ -214,7 +213,11 @@ pub fn report_data(
     }
     let total = add(add(tagged, driver)?, add(fallback, shared)?)?;
     let pct = |part: Decimal| {
-        if total.is_zero() { Decimal::ZERO } else { (part * Decimal::ONE_HUNDRED / total).round_dp(2) }
+        if total.is_zero() {
+            Decimal::ZERO
+        } else {
+            part.checked_mul(Decimal::ONE_HUNDRED).and_then(|p| p.checked_div(total)).unwrap_or_default().round_dp(2)
+        }
     };
     let forecasts = forecasts(&lines, period, now, &options.currency)?;
     let forecast = if forecasts.is_empty() {
@@ -243,7 +246,11 @@ pub fn report_data(
         .map(|b| {
             let f = forecasts.iter().find(|f| f.accountant_id == b.budget.accountant_id);
             let mtd = f.map(|f| f.mtd_actual).unwrap_or_default();
-            let used = (mtd * Decimal::ONE_HUNDRED / b.budget.monthly_amount).round_dp(1);
+            let used = mtd
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .and_then(|p| p.checked_div(b.budget.monthly_amount))
+                .unwrap_or(Decimal::MAX)
+                .round_dp(1);
             let status = if used >= Decimal::ONE_HUNDRED {
                 "over"
             } else if used >= Decimal::from(80) {

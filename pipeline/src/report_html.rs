@@ -361,9 +361,7 @@ fn cumulative(amounts: impl Iterator<Item = Decimal>) -> Result<Vec<Decimal>, Er
 
 /// Σ `amounts`, exactly; an overflow is an error rather than a wrong number in the report.
 fn checked_sum(amounts: impl IntoIterator<Item = Decimal>) -> Result<Decimal, Error> {
-    amounts.into_iter().try_fold(Decimal::ZERO, |acc, a| {
-        acc.checked_add(a).ok_or_else(|| Error::Internal("HTML report: amount overflow".into()))
-    })
+    Ok(crate::aggregate::sum_exact(amounts, || "an HTML report total".into())?)
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -444,15 +442,18 @@ fn summary_cards(h: &mut String, data: &ReportData) -> Result<(), Error> {
     let actual = checked_sum(data.tenants.iter().map(|t| t.actual))?;
     let estimated = checked_sum(data.tenants.iter().map(|t| t.estimated))?;
     let direct = checked_sum(data.tenants.iter().map(|t| t.direct))?;
-    let overflow = || Error::Internal("HTML report: amount overflow".into());
+    let sub = |a: Decimal, b: Decimal, what: &str| {
+        crate::money::exact_sub(a, b)
+            .ok_or_else(|| Error::Model(crate::error::ModelError::Overflow { what: format!("the report's {what}") }))
+    };
     let (variance, attributed_cost, no_tenant) = (
-        actual.checked_sub(estimated).ok_or_else(overflow)?,
-        actual.checked_sub(direct).ok_or_else(overflow)?,
-        account_mtd.checked_sub(actual).ok_or_else(overflow)?,
+        sub(actual, estimated, "variance")?,
+        sub(actual, direct, "attributed cost")?,
+        sub(account_mtd, actual, "cost of no tenant")?,
     );
     let flagged = data.tenants.iter().filter(|t| t.flagged).count();
     let over_budget = data.budgets.iter().filter(|b| b.used_pct >= Decimal::ONE_HUNDRED).count();
-    let attributed = Decimal::ONE_HUNDRED - data.coverage.unattributed_pct;
+    let attributed = Decimal::ONE_HUNDRED.checked_sub(data.coverage.unattributed_pct).unwrap_or_default();
 
     h.push_str("<section class=\"cards\" id=\"summary\">\n");
     let mut card = |id: &str, label: &str, value: String, sub: String| {

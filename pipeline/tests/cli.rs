@@ -52,7 +52,8 @@ fn generate_process_costs_and_periods_end_to_end() {
             "ri_sp_upfront_fees",
             "line_items",
             "direct_amortized_cost",
-            "attributed_amortized_cost"
+            "attributed_amortized_cost",
+            "shared_pool"
         ]
     );
     let mut unblended = Decimal::ZERO;
@@ -322,7 +323,12 @@ fn every_format_has_stable_documented_columns() {
     let header = csv_header(&by_two);
     let mut want = vec!["billing_period", "tenant", "service", "currency"];
     want.extend(COST_AMOUNTS);
+    want.push("shared_pool"); // whenever `tenant` is a key
     assert_eq!(header, want);
+    let by_service = costs(&["--period", "2026-10", "--by", "service", "--format", "csv"]);
+    let mut want_service = vec!["billing_period", "service", "currency"];
+    want_service.extend(COST_AMOUNTS);
+    assert_eq!(csv_header(&by_service), want_service, "no shared_pool without tenant");
     assert_eq!(by_two, costs(&["--period", "2026-10", "--by", "tenant", "--by", "service", "--format", "csv"]));
 
     // json: one document; jsonl: one object per row with the CSV's keys.
@@ -486,4 +492,110 @@ fn deprecated_json_flag_is_format_json() {
     assert_eq!(ok(&curflow(&["--store", "s.sqlite", "budgets", "list", "--format", "json"], d)), new);
     let both = curflow(&["budgets", "list", "--store", "s.sqlite", "--json", "--format", "csv"], d);
     assert_eq!(both.status.code(), Some(2));
+}
+
+/// Issue 12 point 11: a read command on a SQLite store that does not exist fails with exit 4
+/// naming the path, and creates nothing (neither the file nor its directory). Before, `periods`,
+/// `reconcile`, `report`, `budgets list` and `nightly` created an empty store and exited 0 (or 3),
+/// and `costs` / `export` exited 3.
+#[test]
+fn read_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = "missing/typo.sqlite";
+    let reads: [&[&str]; 8] = [
+        &["costs", "--period", "2026-10"],
+        &["periods"],
+        &["reconcile", "--period", "2026-10"],
+        &["report", "--period", "2026-10", "--out", "r.html"],
+        &["budgets", "list"],
+        &["nightly", "--now", "2026-10-15T00:00:00Z"],
+        &["export", "--period", "2026-10", "--format", "csv"],
+        &["attribution", "explain", "--period", "2026-10", "--tenant", "a"],
+    ];
+    for args in reads {
+        let mut all = args.to_vec();
+        all.extend(["--store", store]);
+        let out = curflow(&all, d);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(store) && stderr.contains("does not exist"), "{args:?}: {stderr}");
+        assert!(!d.join("missing").exists(), "{args:?} created {}", d.join(store).display());
+    }
+    // The writing commands still create one.
+    ok(&curflow(&["budgets", "set", "--tenant", "acct-1", "--amount", "100", "--store", store], d));
+    assert!(d.join(store).is_file());
+    let listed = ok(&curflow(&["budgets", "list", "--store", store], d));
+    assert!(listed.contains("acct-1"), "{listed}");
+}
+
+/// Issue 12 point 10: tenants tagged `UNATTRIBUTED`, `_shared`, `_period`, `_budget`, an all-digit
+/// id, one with `#`, one with leading zeros are stored and shown as themselves, never merged into the
+/// shared pool, never written as numbers; with attribution too (the split reserves `UNATTRIBUTED`
+/// for its own pseudo tenant, so a tenant tagged so used to stop `process`).
+#[test]
+fn reserved_and_odd_tenant_ids_are_stored_and_shown_as_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The fast path (dictionary-encoded Parquet) finds the same rows.
+    let (parquet, want_parquet) = common::odd_tenants_month(&d.join("pq"), curflow_fixtures::Format::LegacyParquet);
+    ok(&curflow(&["process", parquet.manifest_path.to_str().unwrap(), "--store", "p.sqlite"], d));
+    let costs =
+        |args: &[&str]| ok(&curflow(&[&["costs", "--store", "p.sqlite", "--period", "2026-10"][..], args].concat(), d));
+    common::check_odd_tenants_costs(&costs, &want_parquet);
+
+    let (g, want) = common::odd_tenants_month(&d.join("bucket"), curflow_fixtures::Format::LegacyCsv);
+    let manifest = g.manifest_path.to_str().unwrap();
+    ok(&curflow(&["process", manifest, "--store", "s.sqlite"], d));
+    let costs =
+        |args: &[&str]| ok(&curflow(&[&["costs", "--store", "s.sqlite", "--period", "2026-10"][..], args].concat(), d));
+    common::check_odd_tenants_costs(&costs, &want);
+
+    // The HTML report lists each as a tenant of its own, as text (tables and the chart data).
+    ok(&curflow(&["budgets", "set", "--tenant", "007", "--amount", "10", "--store", "s.sqlite"], d));
+    let args =
+        ["report", "--period", "2026-10", "--out", "r.html", "--store", "s.sqlite", "--now", "2026-10-20T00:00:00Z"];
+    let printed = ok(&curflow(&args, d));
+    assert!(printed.contains(&format!("{} tenants", common::ODD_TENANTS.len())), "{printed}");
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    let start = html.find("id=\"curflow-data\">").unwrap() + "id=\"curflow-data\">".len();
+    let data: serde_json::Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()]).unwrap();
+    let mut shown: Vec<&str> =
+        data["tenants"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+    shown.sort_unstable();
+    let mut tenants = common::ODD_TENANTS.to_vec();
+    tenants.sort_unstable();
+    assert_eq!(shown, tenants, "every tenant once, as a JSON string");
+    for id in common::ODD_TENANTS {
+        assert!(html.contains(&format!("<td class=\"tenant\">{id}</td>")), "{id} in the tenants table");
+    }
+    assert_eq!(data["budgets"][0]["tenant"], "007");
+
+    // With usage evidence (a Lambda log naming two of the odd tenants), the pool is split: every
+    // tagged tenant keeps its direct cost, the tenant tagged `UNATTRIBUTED` included, and the bill
+    // is conserved.
+    let mut log = String::new();
+    for (i, tenant) in ["_shared", "123456789012", "_shared"].iter().enumerate() {
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        log.push_str(&format!("2026-10-02T08:00:00.000Z\t{id}\tINFO\t{{\"accountant_id\":\"{tenant}\"}}\n"));
+        log.push_str(&format!("2026-10-02T08:00:01.000Z REPORT RequestId: {id}\tDuration: 10.0 ms\tBilled Duration: 2000 ms\tMemory Size: 512 MB\tMax Memory Used: 70 MB\t\n"));
+    }
+    std::fs::write(d.join("lambda.log"), log).unwrap();
+    ok(&curflow(&["process", manifest, "--store", "a.sqlite", "--evidence", "lambda.log"], d));
+    let csv_text =
+        ok(&curflow(&["costs", "--store", "a.sqlite", "--period", "2026-10", "--by", "tenant", "--format", "csv"], d));
+    let mut unblended = Decimal::ZERO;
+    let mut attributed = Decimal::ZERO;
+    for r in csv_rows(&csv_text) {
+        unblended += r["unblended_cost"].parse::<Decimal>().unwrap();
+        if r["shared_pool"] == "false" {
+            let direct = r["direct_amortized_cost"].parse::<Decimal>().unwrap();
+            assert_eq!(direct, want[&(r["tenant"].clone(), false)]["amortized_cost"], "{}: {csv_text}", r["tenant"]);
+            attributed += r["attributed_amortized_cost"].parse::<Decimal>().unwrap();
+        }
+    }
+    let total: Decimal = want.values().map(|a| a["unblended_cost"]).sum();
+    assert_eq!(unblended, total, "attribution conserves the bill: {csv_text}");
+    assert!(attributed > Decimal::ZERO, "some shared cost reached tenants: {csv_text}");
 }

@@ -725,3 +725,86 @@ fn two_curflow_processes_started_at_once_on_one_period_leave_exactly_the_newer_v
     }
     assert_totals_match_expected(&want_newer, &newer);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reserved and odd tenant ids (issue 12 point 10).
+
+/// Tenants tagged `UNATTRIBUTED`, `_shared`, `_period`, `_budget`, `_alert`, an all-digit id, one
+/// with `#`, one with leading zeros, one starting with `~`: `costs` shows each as itself with its
+/// exact amounts on the table as on SQLite (byte for byte), the pool apart; in the table a tenant
+/// never shares a partition of the store's own (`_shared`, `_period`, `_budget`, ...); budgets of
+/// such tenants read back as themselves.
+#[test]
+fn reserved_and_odd_tenant_ids_keep_their_own_partitions_and_match_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, want) = common::odd_tenants_month(&dir.path().join("m"), Format::LegacyParquet);
+    let table_store = fresh_store();
+    let table = format!("dynamodb://{}", table_store.table());
+    let sqlite = dir.path().join("s.sqlite");
+    let sqlite = sqlite.to_str().unwrap();
+    let manifest = g.manifest_path.to_str().unwrap();
+    stdout_ok(&curflow(dir.path(), &["process", manifest, "--store", &table]));
+    stdout_ok(&curflow(dir.path(), &["process", manifest, "--store", sqlite]));
+
+    let check = |store: &str| {
+        let costs = |args: &[&str]| {
+            let base = ["costs", "--period", "2026-10"];
+            stdout_ok(&curflow(dir.path(), &[&base[..], args, &["--store", store]].concat()))
+        };
+        common::check_odd_tenants_costs(&costs, &want)
+    };
+    assert_eq!(check(&table), check(sqlite), "both stores show the same rows");
+    let json = |store: &str| {
+        let args = ["costs", "--period", "2026-10", "--by", "tenant,service", "--format", "json", "--store", store];
+        let doc: serde_json::Value = serde_json::from_str(&stdout_ok(&curflow(dir.path(), &args))).unwrap();
+        doc["rows"].clone()
+    };
+    assert_eq!(json(&table), json(sqlite));
+
+    // The raw layout: every tenant's items in its own partition (`~`-escaped when the id starts
+    // with `_` or `~`), the pool alone in `_shared`, the pointer alone in `_period`.
+    let items = scan(table_store.table());
+    let mut partitions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for item in &items {
+        let (pk, sk) = (text(item, "accountant_id"), text(item, "sk"));
+        let owner = match item.get("tenant") {
+            Some(AttributeValue::S(t)) => t.clone(),
+            _ if sk.starts_with("actual#") => "(pool)".to_string(),
+            _ => format!("({})", sk.split('#').next().unwrap()),
+        };
+        partitions.entry(pk.to_string()).or_default().insert(owner);
+    }
+    let mut expected: BTreeMap<String, BTreeSet<String>> = common::ODD_TENANTS
+        .iter()
+        .map(|t| {
+            let partition = if t.starts_with('_') || t.starts_with('~') { format!("~{t}") } else { t.to_string() };
+            (partition, BTreeSet::from([t.to_string()]))
+        })
+        .collect();
+    expected.insert("_shared".into(), BTreeSet::from(["(pool)".to_string()]));
+    expected.insert("_period".into(), BTreeSet::from(["(current)".to_string()]));
+    assert_eq!(partitions, expected);
+
+    // Budgets of such tenants (the budget partition is `_budget`, a tenant's budget is `budget#<id>`).
+    let budgets = |store: &str| {
+        for (tenant, amount) in [("_budget", "1000.50"), ("123456789012", "7"), ("a#b#1", "0.10")] {
+            let args = ["budgets", "set", "--tenant", tenant, "--amount", amount, "--store", store];
+            stdout_ok(&curflow(dir.path(), &args));
+        }
+        let doc: serde_json::Value = serde_json::from_str(&stdout_ok(&curflow(
+            dir.path(),
+            &["budgets", "list", "--format", "json", "--store", store],
+        )))
+        .unwrap();
+        doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["tenant"].as_str().unwrap().to_string(), r["monthly_amount"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let from_table = budgets(&table);
+    assert_eq!(from_table, budgets(sqlite));
+    let tenants: Vec<&str> = from_table.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tenants, ["123456789012", "_budget", "a#b#1"]);
+}

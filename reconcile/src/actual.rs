@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::money::add;
+use crate::money::total;
 
 /// Which CUR cost measure a record carries (the pipeline's columns of the same names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ pub struct ActualCost {
 impl ActualCost {
     /// `direct + attributed`.
     pub fn amount(&self) -> Result<Decimal> {
-        add(self.direct, self.attributed)
+        total(self.direct, self.attributed)
     }
 }
 
@@ -100,7 +100,7 @@ pub fn daily_by_tenant(
     for a in selected(actuals, measure, currency) {
         let a = a?;
         let slot = out.entry(a.accountant_id.clone()).or_default().entry(a.day).or_default();
-        *slot = add(*slot, a.amount()?)?;
+        *slot = total(*slot, a.amount()?)?;
     }
     Ok(out)
 }
@@ -116,7 +116,7 @@ pub fn daily_by_tenant_service(
         let a = a?;
         let key = (a.accountant_id.clone(), a.service.clone());
         let slot = out.entry(key).or_default().entry(a.day).or_default();
-        *slot = add(*slot, a.amount()?)?;
+        *slot = total(*slot, a.amount()?)?;
     }
     Ok(out)
 }

@@ -27,7 +27,7 @@ use crate::decompose::{Decomposition, Dominant, EFFECT_DP, decompose};
 use crate::error::Result;
 use crate::estimate::Estimate;
 use crate::mapping::{ResourceTypeMap, UNMAPPED};
-use crate::money::{add, mul, round};
+use crate::money::{mul, round, total};
 use crate::month::Month;
 use crate::period::{PeriodState, Periods};
 use crate::variance::{Figures, Thresholds, VarianceStatus, assess};
@@ -210,8 +210,8 @@ pub fn compare(
     for e in estimates {
         let key = (e.accountant_id.clone(), e.month, e.resource_type.clone());
         for acc in [by_type.entry(key.clone()).or_default(), by_tenant.entry((key.0, key.1)).or_default()] {
-            acc.estimated = add(acc.estimated, e.estimated_cost)?;
-            acc.estimated_quantity = add(acc.estimated_quantity, e.quantity)?;
+            acc.estimated = total(acc.estimated, e.estimated_cost)?;
+            acc.estimated_quantity = total(acc.estimated_quantity, e.quantity)?;
             acc.estimate_records += 1;
         }
     }
@@ -229,16 +229,16 @@ pub fn compare(
         let amount = a.amount()?;
         let acc = by_type.entry((a.accountant_id.clone(), month, name)).or_default();
         match quantity {
-            Some(q) => acc.actual_quantity = add(acc.actual_quantity, q)?,
+            Some(q) => acc.actual_quantity = total(acc.actual_quantity, q)?,
             None => acc.quantity_unknown = true,
         }
         let tenant = by_tenant.entry((a.accountant_id.clone(), month)).or_default();
         if rt.is_none() {
-            tenant.unmapped = add(tenant.unmapped, amount)?;
+            tenant.unmapped = total(tenant.unmapped, amount)?;
         }
         for acc in [acc, tenant] {
-            acc.direct = add(acc.direct, a.direct)?;
-            acc.attributed = add(acc.attributed, a.attributed)?;
+            acc.direct = total(acc.direct, a.direct)?;
+            acc.attributed = total(acc.attributed, a.attributed)?;
             acc.actual_records += 1;
             acc.days.insert(a.day);
         }
@@ -247,7 +247,7 @@ pub fn compare(
     let mut out = Comparison::default();
     for ((tenant, month), acc) in by_tenant {
         let state = periods.state(month);
-        let actual = add(acc.direct, acc.attributed)?;
+        let actual = total(acc.direct, acc.attributed)?;
         let f = assess(acc.estimated, actual, &config.thresholds)?;
         out.tenant_months.push(TenantMonthVariance {
             accountant_id: tenant,
@@ -293,7 +293,7 @@ fn resource_row(
         None if resource_type == UNMAPPED => MappingStatus::Unmapped,
         None => MappingStatus::NotInMapping,
     };
-    let actual = add(acc.direct, acc.attributed)?;
+    let actual = total(acc.direct, acc.attributed)?;
     let Figures { variance, variance_pct, unestimated_usage, flagged } =
         assess(acc.estimated, actual, &config.thresholds)?;
     let actual_quantity = (status == MappingStatus::Mapped && !acc.quantity_unknown).then_some(acc.actual_quantity);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actual::{ActualCost, Measure, selected};
 use crate::error::Result;
-use crate::money::{add, round_preserving_total};
+use crate::money::{round_preserving_total, total};
 use crate::month::Month;
 
 /// The category of every entry.
@@ -61,7 +61,7 @@ pub fn expenses(
             continue;
         }
         let slot = totals.entry(a.accountant_id.clone()).or_default().entry(a.service.clone()).or_default();
-        *slot = add(*slot, a.amount()?)?;
+        *slot = total(*slot, a.amount()?)?;
     }
     let mut out = Vec::new();
     for (tenant, services) in totals {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actual::{ActualCost, DailySeries, Measure, daily_by_tenant};
 use crate::error::{Error, Result};
-use crate::money::{add, div, mul, pct, round, sub, sum};
+use crate::money::{add, div, mul, pct, round, sub, sum, total_sum};
 use crate::month::Month;
 use crate::stats::{MAD_SCALE, mad, median, sqrt};
 
@@ -105,7 +105,7 @@ pub fn forecast_month(
         return Err(Error::Invalid("run_rate_days must be ≥ 1 and interval_k ≥ 0".into()));
     }
     let as_of = as_of.min(month.last_day());
-    let mtd_actual = sum(daily.range(month.first_day()..=as_of).map(|(_, v)| *v))?;
+    let mtd_actual = total_sum(daily.range(month.first_day()..=as_of).map(|(_, v)| *v))?;
     let elapsed_days = u32::try_from((as_of - before_start).num_days()).unwrap_or(0);
     let remaining_days = month.days() - elapsed_days;
 
@@ -209,7 +209,7 @@ pub fn backtest(daily: &DailySeries, first_days: u32, config: &ForecastConfig) -
                 n => month.day(n.min(month.days())).unwrap_or(month.last_day()),
             };
             let f = forecast_month("", daily, month, as_of, config)?;
-            let actual = sum(daily.range(month.first_day()..=month.last_day()).map(|(_, v)| *v))?;
+            let actual = total_sum(daily.range(month.first_day()..=month.last_day()).map(|(_, v)| *v))?;
             let pct_error = pct(sub(f.forecast, actual)?, actual)?.map(|p| round(p, PCT_DP));
             months.push(BacktestMonth {
                 month,

@@ -22,6 +22,19 @@ pub(crate) fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_add(b).ok_or_else(|| overflow(format!("{a} + {b}")))
 }
 
+/// `a + b` for totals of amounts (actuals, estimates, exports, month-to-date): exact
+/// ([`curflow_money::exact_add`], the workspace's one exact adder) or [`Error::Overflow`], never
+/// rounded to 28 significant digits as [`add`] may be.
+pub(crate) fn total(a: Decimal, b: Decimal) -> Result<Decimal> {
+    curflow_money::exact_add(a, b)
+        .ok_or_else(|| overflow(format!("the total {a} + {b} (more than 28 significant digits)")))
+}
+
+/// Σ `values` exactly, or [`Error::Overflow`]; see [`total`].
+pub(crate) fn total_sum<I: IntoIterator<Item = Decimal>>(values: I) -> Result<Decimal> {
+    values.into_iter().try_fold(Decimal::ZERO, total)
+}
+
 /// `a − b`, or [`Error::Overflow`].
 pub(crate) fn sub(a: Decimal, b: Decimal) -> Result<Decimal> {
     a.checked_sub(b).ok_or_else(|| overflow(format!("{a} - {b}")))

@@ -57,18 +57,20 @@ pub const MONEY_MEASURES: [&str; 5] =
     ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees"];
 
 impl Amounts {
-    /// Adds `other` exactly; an overflow of `Decimal`'s 28 digits is reported, never wrapped.
+    /// Adds `other` exactly; a sum needing more than `Decimal`'s 28 significant digits is an error
+    /// naming the measure, never a rounded value (`rust_decimal`'s own `+` would round).
     pub fn add(&mut self, other: &Amounts) -> Result<()> {
-        let add = |a: Decimal, b: Decimal, what: &str| {
-            a.checked_add(b).ok_or_else(|| ModelError::Overflow { what: what.to_string() })
-        };
+        let add = |a: Decimal, b: Decimal, what: &str| add_exact(a, b, || format!("the sum of {what}"));
         self.unblended_cost = add(self.unblended_cost, other.unblended_cost, "unblended_cost")?;
         self.net_unblended_cost = add(self.net_unblended_cost, other.net_unblended_cost, "net_unblended_cost")?;
         self.amortized_cost = add(self.amortized_cost, other.amortized_cost, "amortized_cost")?;
         self.ri_sp_trueup = add(self.ri_sp_trueup, other.ri_sp_trueup, "ri_sp_trueup")?;
         self.ri_sp_upfront_fees = add(self.ri_sp_upfront_fees, other.ri_sp_upfront_fees, "ri_sp_upfront_fees")?;
         self.usage_amount = add(self.usage_amount, other.usage_amount, "usage_amount")?;
-        self.line_items += other.line_items;
+        self.line_items = self
+            .line_items
+            .checked_add(other.line_items)
+            .ok_or_else(|| ModelError::Overflow { what: "the count of line items".into() })?;
         Ok(())
     }
 
@@ -91,6 +93,18 @@ impl Amounts {
         }
         Ok(total)
     }
+}
+
+/// `a + b`, exactly (the workspace's one exact adder, [`curflow_money::exact_add`]), or
+/// [`ModelError::Overflow`] naming `what` when the sum has no exact `Decimal` (more than 28
+/// significant digits). Every total of the pipeline goes through here or [`Amounts::add`].
+pub fn add_exact(a: Decimal, b: Decimal, what: impl FnOnce() -> String) -> Result<Decimal> {
+    curflow_money::exact_add(a, b).ok_or_else(|| ModelError::Overflow { what: what() })
+}
+
+/// Σ `values` exactly, or [`ModelError::Overflow`] naming `what`.
+pub fn sum_exact(values: impl IntoIterator<Item = Decimal>, what: impl Fn() -> String) -> Result<Decimal> {
+    values.into_iter().try_fold(Decimal::ZERO, |acc, v| add_exact(acc, v, &what))
 }
 
 /// How a tenant's row was attributed from a shared-pool line (see `attribute`).
@@ -221,10 +235,9 @@ pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>
         }
         let Some(t) = types.get_mut(name) else { continue };
         t.rows += line.amounts.line_items;
-        t.unblended_cost = t
-            .unblended_cost
-            .checked_add(line.amounts.unblended_cost)
-            .ok_or_else(|| ModelError::Overflow { what: format!("unblended cost of line-item type {name}") })?;
+        t.unblended_cost = add_exact(t.unblended_cost, line.amounts.unblended_cost, || {
+            format!("the unblended_cost of line-item type {name}")
+        })?;
     }
     Ok(types)
 }
@@ -266,6 +279,37 @@ mod tests {
         assert_eq!(lines[0].key.tenant, None, "shared pool sorts first");
         assert_eq!(lines[1].amounts.unblended_cost.to_string(), "0.100000000001");
         assert_eq!(lines[1].amounts.line_items, 2);
+    }
+
+    /// `rust_decimal`'s `checked_add` gives `8000000000.0000000000000000000` (rounded) here; an
+    /// exact sum needs 29 significant digits, so it is an error naming the measure.
+    #[test]
+    fn sums_past_28_digits_fail_naming_the_measure_instead_of_rounding() {
+        let usage =
+            |s: &str| Amounts { usage_amount: Decimal::from_str(s).unwrap(), line_items: 1, ..Amounts::default() };
+        let mut a = usage("4000000000.0000000000000000001");
+        let err = a.add(&usage("4000000000.0000000000000000001")).unwrap_err();
+        assert!(err.to_string().contains("usage_amount"), "{err}");
+        let p = BillingPeriod::new(2026, 10).unwrap();
+        let mut agg = PeriodAggregate::default();
+        agg.add(p, key(Some("a"), "USD"), &amounts("79228162514264.337593543950335")).unwrap();
+        let err = agg.add(p, key(Some("a"), "USD"), &amounts("0.000000000000001")).unwrap_err();
+        assert!(err.to_string().contains("unblended_cost"), "{err}");
+        let lines = vec![
+            CostLine::new(p, key(Some("a"), "USD"), amounts("79228162514264.337593543950335")),
+            CostLine::new(p, key(Some("b"), "USD"), amounts("0.1")),
+        ];
+        assert!(totals_by_currency(&lines).is_err());
+        assert!(line_item_types(&lines).is_err());
+        // Exact sums that need no rounding still work, even at 28 digits.
+        let lines = vec![
+            CostLine::new(p, key(Some("a"), "USD"), amounts("79228162514264.337593543950334")),
+            CostLine::new(p, key(Some("b"), "USD"), amounts("0.000000000000001")),
+        ];
+        assert_eq!(
+            totals_by_currency(&lines).unwrap()["USD"].unblended_cost.to_string(),
+            "79228162514264.337593543950335"
+        );
     }
 
     #[test]

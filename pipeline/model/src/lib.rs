@@ -21,7 +21,7 @@ pub mod money;
 pub mod period;
 pub mod version;
 
-pub use aggregate::{Amounts, CostKey, CostLine};
+pub use aggregate::{Amounts, CostKey, CostLine, add_exact, sum_exact};
 pub use error::{ErrorClass, ModelError};
 pub use period::BillingPeriod;
 pub use version::{Invoices, ReportVersion};

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Date32Type, Decimal256Type, Field, Int64Type, Schema};
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::error::DataFusionError;
@@ -476,8 +476,7 @@ pub(crate) fn amount_limit_text(scale: u32) -> String {
 pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
         let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
-        scaled_to_decimal(sums[i], scale)
-            .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: plan::SUM_COLUMNS[i] })
+        scaled_to_decimal(sums[i], scale).ok_or_else(|| sum_overflow(path, i))
     };
     Ok(Amounts {
         unblended_cost: amount(0)?,
@@ -488,6 +487,13 @@ pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64)
         usage_amount: amount(5)?,
         line_items,
     })
+}
+
+/// A group's sum of measure `i` ([`plan::SUM_COLUMNS`]) has no exact `Decimal` (more than 28
+/// significant digits): caused by the data, so bad input naming the file and the measure.
+#[cold]
+fn sum_overflow(path: &Path, i: usize) -> Error {
+    Error::SumOutOfRange { path: path.to_path_buf(), measure: plan::SUM_COLUMNS[i] }
 }
 
 /// Converts one batch of aggregate output into keys and exact amounts.
@@ -509,7 +515,7 @@ fn decode_groups(
         plan::GROUP_COLUMNS[2..].iter().map(|c| column(c).and_then(|a| strings(&a))).collect::<Result<_>>()?;
     let text: Vec<_> = text.iter().map(|a| a.as_string::<i32>()).collect();
     let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..6].iter().map(|c| column(c)).collect::<Result<_>>()?;
-    let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal128Type>()).collect();
+    let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal256Type>()).collect();
     let counts = column("line_items")?;
     let counts = counts.as_primitive::<Int64Type>();
     let label = |c: schema::Col| cols.name(c).unwrap_or(c.spec().csv_name).to_string();
@@ -548,7 +554,12 @@ fn decode_groups(
             line_item_type: s(5),
             currency: s(6),
         };
-        let scaled: [i128; 6] = std::array::from_fn(|i| if sums[i].is_valid(row) { sums[i].value(row) } else { 0 });
+        let mut scaled = [0i128; 6];
+        for (i, slot) in scaled.iter_mut().enumerate() {
+            if sums[i].is_valid(row) {
+                *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;
+            }
+        }
         let amounts = amounts_from_scaled(path, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
         invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));

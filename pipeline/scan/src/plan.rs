@@ -5,16 +5,18 @@
 //! keys with dots need no quoting. DataFusion's optimizer pushes the projection into the Parquet
 //! scan (only the referenced columns are decoded) and the filter next to it.
 
+use arrow::datatypes::{DECIMAL256_MAX_PRECISION, DataType};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, in_list};
-use datafusion::prelude::{col, ident, lit, when};
+use datafusion::prelude::{cast, col, ident, lit, when};
 
 use super::udf::Udfs;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
 use curflow_model::line_item::SPLIT_COST_CHILD_OPERATIONS;
 use curflow_model::measures::Measure;
+use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE};
 
 /// Output columns of [`aggregate_file`], in order.
 pub const GROUP_COLUMNS: [&str; 11] = [
@@ -30,7 +32,10 @@ pub const GROUP_COLUMNS: [&str; 11] = [
     "usage_unit",
     "invoice_id",
 ];
-/// Aggregate columns following [`GROUP_COLUMNS`].
+/// Aggregate columns following [`GROUP_COLUMNS`]. The six sums are `Decimal256(76, scale)`:
+/// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
+/// wrap around `i128` silently. Summed in 256 bits it cannot wrap (it would take 2^128 rows); the
+/// decoder converts each sum back to `i128` and refuses one that does not fit.
 pub const SUM_COLUMNS: [&str; 7] = [
     "unblended_cost",
     "net_unblended_cost",
@@ -138,7 +143,14 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
     ])?;
 
     let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
-    let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6].iter().map(|c| sum(col(*c)).alias(*c)).collect();
+    let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
+            sum(cast(col(*c), DataType::Decimal256(DECIMAL256_MAX_PRECISION, scale as i8))).alias(*c)
+        })
+        .collect();
     aggregates.push(count(lit(1)).alias(SUM_COLUMNS[6]));
     rows.aggregate(group, aggregates)
 }

@@ -24,7 +24,7 @@ use curflow_attribution::evidence::s3::{PrefixMap, S3AccessAggregator};
 use curflow_attribution::evidence::{ErrorBudget, SourceReport};
 use curflow_attribution::{
     AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Rules, SharedLine,
-    TenantId, WeightContext, default_rules,
+    TenantId, UNATTRIBUTED, WeightContext, default_rules,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -268,14 +268,15 @@ fn allocate_error(e: AllocateError) -> Error {
 /// amortized cost of tagged lines in the period. A pool line's `line_items` count stays with its
 /// unattributed remainder, or goes to its largest attributed part when nothing remains.
 pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Vec<CostLine>, Coverage)> {
+    let ids = SplitIds::new(&lines, inputs);
     let mut direct: DirectCosts = BTreeMap::new();
     for l in &lines {
         if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
-            let id = TenantId::new(t.clone()).map_err(|e| Error::Argument(format!("tenant tag value {t:?}: {e}")))?;
+            let id = ids.of(t)?;
             let slot = direct.entry(id).or_default();
-            *slot = slot
-                .checked_add(l.amounts.amortized_cost)
-                .ok_or_else(|| Error::Internal("direct cost overflow".into()))?;
+            *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
+                format!("tenant {t}: the direct amortized_cost")
+            })?;
         }
     }
     let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
@@ -296,9 +297,50 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
         let split = money.allocate(&money_line).map_err(allocate_error)?;
         let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
         coverage.add(&money_line, &split).map_err(allocate_error)?;
-        out.extend(lines_of(&line, &split, &usage_split)?);
+        out.extend(lines_of(&line, &split, &usage_split, &ids)?);
     }
     Ok((out, coverage))
+}
+
+/// Tenant tag values as the split's [`TenantId`]s, and back.
+///
+/// The attribution crate reserves `UNATTRIBUTED` for its pseudo tenant (the part of a split no tenant
+/// gets), but a CUR tag may hold that text: such a tagged tenant is a real tenant and must stay one.
+/// It takes part in the split under an alias that no tagged or evidence tenant uses
+/// (`UNATTRIBUTED~`, with more `~` if needed), and its lines are written under its own id again.
+struct SplitIds {
+    alias: Option<TenantId>,
+}
+
+impl SplitIds {
+    fn new(lines: &[CostLine], inputs: &AttributionInputs) -> Self {
+        let tagged: BTreeSet<&str> = lines.iter().filter_map(|l| l.key.tenant.as_deref()).collect();
+        if !tagged.contains(UNATTRIBUTED) {
+            return Self { alias: None };
+        }
+        let evidence: BTreeSet<&str> = inputs.drivers.iter().map(|(_, _, t, _)| t.as_str()).collect();
+        let mut alias = format!("{UNATTRIBUTED}~");
+        while tagged.contains(alias.as_str()) || evidence.contains(alias.as_str()) {
+            alias.push('~');
+        }
+        Self { alias: TenantId::new(alias).ok() }
+    }
+
+    /// The split's id of a tagged tenant.
+    fn of(&self, tag: &str) -> Result<TenantId> {
+        match &self.alias {
+            Some(alias) if tag == UNATTRIBUTED => Ok(alias.clone()),
+            _ => TenantId::new(tag).map_err(|e| Error::Argument(format!("tenant tag value {tag:?}: {e}"))),
+        }
+    }
+
+    /// The tenant tag value of a split's id.
+    fn tenant_of<'a>(&self, id: &'a TenantId) -> &'a str {
+        match &self.alias {
+            Some(alias) if alias == id => UNATTRIBUTED,
+            _ => id.as_str(),
+        }
+    }
 }
 
 /// The stored rows of one allocated pool line.
@@ -306,7 +348,12 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
 /// Money and usage are split separately (different scales) with the same weights, so a tenant can
 /// receive a usage part while each of its money parts rounds to zero (or the reverse): every tenant
 /// of either split gets a row, and so does an unattributed remainder of either, so both conserve.
-fn lines_of(line: &CostLine, split: &LineAllocation, usage_split: &LineAllocation) -> Result<Vec<CostLine>> {
+fn lines_of(
+    line: &CostLine,
+    split: &LineAllocation,
+    usage_split: &LineAllocation,
+    ids: &SplitIds,
+) -> Result<Vec<CostLine>> {
     let usage: BTreeMap<&TenantId, Decimal> = usage_split
         .attributed
         .iter()
@@ -326,7 +373,7 @@ fn lines_of(line: &CostLine, split: &LineAllocation, usage_split: &LineAllocatio
     for (i, (r, money)) in parts.enumerate() {
         let items = if split.unattributed.is_none() && Some(i) == largest { line.amounts.line_items } else { 0 };
         let mut key = line.key.clone();
-        key.tenant = Some(r.tenant.as_str().to_string());
+        key.tenant = Some(ids.tenant_of(&r.tenant).to_string());
         rows.push(CostLine {
             period: line.period,
             key,

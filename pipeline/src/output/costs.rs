@@ -10,9 +10,9 @@ use rust_decimal::Decimal;
 
 use super::emit::{Meta, MetaValue, Rows, Value};
 use super::table::Table;
-use super::{group_thousands, percent, tenant_label};
+use super::{UNATTRIBUTED, group_thousands, percent, tenant_label};
 use crate::aggregate::{Amounts, CostLine, LineSource};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::period::BillingPeriod;
 
 /// Key of the `OTHER` row of `--top`: every key column holds it.
@@ -21,7 +21,8 @@ pub const OTHER: &str = "OTHER";
 /// A key `curflow costs --by` groups on (comma-separate or repeat for several).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum GroupBy {
-    /// Tenant id (`UNATTRIBUTED` = the shared pool).
+    /// Tenant id (`UNATTRIBUTED` = the shared pool; the `shared_pool` column tells it from a tenant
+    /// tagged `UNATTRIBUTED`).
     Tenant,
     /// CUR product code (`AmazonEC2`, ...).
     Service,
@@ -127,15 +128,40 @@ impl CostsQuery {
         CostsQuery { by: keys, tenant, measure, top }
     }
 
-    /// Every output column, in order: `billing_period`, the keys, `currency`, the amounts.
+    /// Every output column, in order: `billing_period`, the keys, `currency`, the amounts, and
+    /// `shared_pool` when `tenant` is a key.
     pub fn columns(&self) -> Vec<&'static str> {
         let mut c = vec!["billing_period"];
         c.extend(self.by.iter().map(|k| k.column()));
         c.push("currency");
         c.extend(AMOUNT_COLUMNS);
+        if self.by_tenant() {
+            c.push(SHARED_POOL_COLUMN);
+        }
         c
     }
+
+    /// Whether `tenant` is one of the keys.
+    pub fn by_tenant(&self) -> bool {
+        self.by.contains(&GroupBy::Tenant)
+    }
+
+    /// Whether `line` is one `--tenant` selects: `UNATTRIBUTED` selects the shared pool (never a
+    /// tenant tagged with that text), any other value the tenant with exactly that id.
+    pub fn selects(&self, line: &CostLine) -> bool {
+        match self.tenant.as_deref() {
+            None => true,
+            Some(UNATTRIBUTED) => line.key.tenant.is_none(),
+            Some(t) => line.key.tenant.as_deref() == Some(t),
+        }
+    }
 }
+
+/// The flag column of rows keyed by tenant: `true` on the shared pool's row (whose `tenant` is
+/// `UNATTRIBUTED`), `false` on a tenant's (even one tagged `UNATTRIBUTED`), empty/null on `OTHER`.
+pub const SHARED_POOL_COLUMN: &str = "shared_pool";
+
+impl CostsQuery {}
 
 /// The amount columns of `curflow costs`, after the keys and `currency`.
 pub const AMOUNT_COLUMNS: [&str; 8] = [
@@ -202,7 +228,7 @@ impl CostSums {
 }
 
 fn checked(a: Decimal, b: Decimal) -> Result<Decimal> {
-    a.checked_add(b).ok_or_else(|| Error::Internal("costs: amount overflows 28 digits".into()))
+    Ok(crate::aggregate::add_exact(a, b, || "a costs total".into())?)
 }
 
 /// One row of `curflow costs`.
@@ -211,6 +237,9 @@ pub struct CostsRow {
     pub billing_period: BillingPeriod,
     /// One value per [`CostsQuery::by`] key (`OTHER` in every key of a `--top` remainder).
     pub keys: Vec<String>,
+    /// With `tenant` among the keys: whether the row is the shared pool's (`None` on `OTHER`).
+    /// Without: `Some(false)`, unused.
+    pub shared_pool: Option<bool>,
     pub currency: String,
     pub sums: CostSums,
 }
@@ -218,15 +247,27 @@ pub struct CostsRow {
 /// The rows of `curflow costs`: sorted by period, keys and currency; with `top`, per period and
 /// currency the largest first by the measure, then `OTHER`.
 pub fn costs_rows(lines: &[CostLine], q: &CostsQuery) -> Result<Vec<CostsRow>> {
-    type Group = (BillingPeriod, Vec<String>, String);
+    // The pool flag is part of the group: a tenant tagged `UNATTRIBUTED` is never merged into the
+    // shared pool's row, whose label is the same text.
+    type Group = (BillingPeriod, Vec<String>, bool, String);
     let mut groups: BTreeMap<Group, CostSums> = BTreeMap::new();
-    for line in lines.iter().filter(|l| q.tenant.as_deref().is_none_or(|t| tenant_label(l) == t)) {
+    for line in lines.iter().filter(|l| q.selects(l)) {
         let keys = q.by.iter().map(|k| k.of(line)).collect();
-        groups.entry((line.period, keys, line.key.currency.clone())).or_default().add(&CostSums::of_line(line))?;
+        let pool = q.by_tenant() && line.key.tenant.is_none();
+        groups
+            .entry((line.period, keys, pool, line.key.currency.clone()))
+            .or_default()
+            .add(&CostSums::of_line(line))?;
     }
     let rows = groups
         .into_iter()
-        .map(|((billing_period, keys, currency), sums)| CostsRow { billing_period, keys, currency, sums })
+        .map(|((billing_period, keys, pool, currency), sums)| CostsRow {
+            billing_period,
+            keys,
+            shared_pool: Some(pool),
+            currency,
+            sums,
+        })
         .collect();
     match q.top {
         Some(n) => top(rows, q, n),
@@ -253,7 +294,8 @@ fn top(rows: Vec<CostsRow>, q: &CostsQuery, n: usize) -> Result<Vec<CostsRow>> {
             for r in &rest {
                 sums.add(&r.sums)?;
             }
-            out.push(CostsRow { billing_period, keys: vec![OTHER.to_string(); q.by.len()], currency, sums });
+            let keys = vec![OTHER.to_string(); q.by.len()];
+            out.push(CostsRow { billing_period, keys, shared_pool: None, currency, sums });
         }
     }
     Ok(out)
@@ -276,6 +318,9 @@ pub fn costs_data(rows: &[CostsRow], q: &CostsQuery) -> Result<Rows> {
         cells.extend(r.keys.iter().map(|k| Value::from(k.as_str())));
         cells.push(r.currency.as_str().into());
         cells.extend(r.sums.cells(true));
+        if q.by_tenant() {
+            cells.push(r.shared_pool.map_or(Value::Null, Value::Bool));
+        }
         out.push(cells)?;
     }
     Ok(out)
@@ -316,6 +361,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     header.extend(AMOUNT_COLUMNS);
     header.push("share");
     let mut table = Table::new(header).right_from(first_amount);
+    let mut tagged_labels: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
     let key_cells = |period: BillingPeriod, keys: Vec<String>, currency: &str| {
         let mut cells = if several_periods { vec![period.to_string()] } else { Vec::new() };
         cells.extend(keys);
@@ -324,7 +370,7 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
     };
     for r in rows {
         let total = totals.get(&(r.billing_period, r.currency.clone())).map(|t| q.measure.of(&t.amounts));
-        let mut cells = key_cells(r.billing_period, r.keys.clone(), &r.currency);
+        let mut cells = key_cells(r.billing_period, table_keys(r, q, &mut tagged_labels), &r.currency);
         cells.extend(r.sums.cells(false).iter().map(Value::text));
         cells.push(percent(q.measure.of(&r.sums.amounts), total.unwrap_or_default()));
         table.row(cells);
@@ -345,5 +391,100 @@ pub fn costs_table(rows: &[CostsRow], q: &CostsQuery, several_periods: bool) -> 
         cells.push("100.0%".into());
         table.row(cells);
     }
-    Ok(table.render())
+    let mut out = table.render();
+    for label in tagged_labels {
+        out.push_str(&format!(
+            "\"{label}\" (quoted) is a tenant tagged {label}; {label} without quotes is {}\n",
+            if label == UNATTRIBUTED { "the shared pool" } else { "the remainder of --top" }
+        ));
+    }
+    Ok(out)
+}
+
+/// The key cells of a row in the table: a tenant whose id is one of the table's own labels
+/// (`UNATTRIBUTED`, `OTHER`) is shown quoted, so it is not read as the shared pool or the `--top`
+/// remainder (adds the label to `seen`).
+fn table_keys(r: &CostsRow, q: &CostsQuery, seen: &mut std::collections::BTreeSet<&'static str>) -> Vec<String> {
+    let mut keys = r.keys.clone();
+    if r.shared_pool == Some(false)
+        && let Some(i) = q.by.iter().position(|k| *k == GroupBy::Tenant)
+        && let Some(label) = [UNATTRIBUTED, OTHER].into_iter().find(|l| keys[i] == *l)
+    {
+        keys[i] = format!("\"{label}\"");
+        seen.insert(label);
+    }
+    keys
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::aggregate::CostKey;
+    use chrono::NaiveDate;
+
+    fn line(tenant: Option<&str>, cost: i64) -> CostLine {
+        let d = Decimal::new(cost, 2);
+        CostLine::new(
+            BillingPeriod::new(2026, 10).unwrap(),
+            CostKey {
+                usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
+                tenant: tenant.map(str::to_string),
+                service: "AmazonS3".into(),
+                usage_type: "TimedStorage".into(),
+                usage_unit: "GB-Mo".into(),
+                operation: String::new(),
+                resource_id: String::new(),
+                line_item_type: "Usage".into(),
+                currency: "USD".into(),
+            },
+            Amounts { unblended_cost: d, amortized_cost: d, line_items: 1, ..Amounts::default() },
+        )
+    }
+
+    #[test]
+    fn tenants_named_like_the_pool_or_the_remainder_stay_apart_and_are_quoted_in_the_table() {
+        let lines = [
+            line(None, 100),
+            line(Some(UNATTRIBUTED), 20),
+            line(Some(OTHER), 30),
+            line(Some("_shared"), 1),
+            line(Some("x"), 2),
+        ];
+        let q = CostsQuery::new(&[GroupBy::Tenant], None, CostMeasure::Unblended, None);
+        let rows = costs_rows(&lines, &q).unwrap();
+        let got: Vec<(&str, Option<bool>, Decimal)> =
+            rows.iter().map(|r| (r.keys[0].as_str(), r.shared_pool, r.sums.amounts.unblended_cost)).collect();
+        assert_eq!(
+            got,
+            [
+                (OTHER, Some(false), Decimal::new(30, 2)),
+                (UNATTRIBUTED, Some(false), Decimal::new(20, 2)),
+                (UNATTRIBUTED, Some(true), Decimal::new(100, 2)),
+                ("_shared", Some(false), Decimal::new(1, 2)),
+                ("x", Some(false), Decimal::new(2, 2)),
+            ]
+        );
+        assert_eq!(q.columns().last(), Some(&SHARED_POOL_COLUMN));
+        let table = costs_table(&rows, &q, false).unwrap();
+        assert!(table.lines().any(|l| l.starts_with("\"UNATTRIBUTED\" ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("UNATTRIBUTED ")), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("\"OTHER\" ")), "{table}");
+        assert!(table.contains("is the shared pool") && table.contains("is the remainder of --top"), "{table}");
+
+        // `--top 2`: the remainder is `OTHER` with no pool flag; the tenant `OTHER` stays itself.
+        let top = CostsQuery::new(&[GroupBy::Tenant], None, CostMeasure::Unblended, Some(2));
+        let rows = costs_rows(&lines, &top).unwrap();
+        let got: Vec<(&str, Option<bool>)> = rows.iter().map(|r| (r.keys[0].as_str(), r.shared_pool)).collect();
+        assert_eq!(got, [(UNATTRIBUTED, Some(true)), (OTHER, Some(false)), (OTHER, None)]);
+        let data = costs_data(&rows, &top).unwrap();
+        assert_eq!(data.rows().last().unwrap().last(), Some(&Value::Null));
+
+        // `--tenant UNATTRIBUTED` is the pool only; any other id exactly that tenant.
+        let pool = CostsQuery::new(&[GroupBy::Tenant], Some(UNATTRIBUTED.into()), CostMeasure::Unblended, None);
+        let rows = costs_rows(&lines, &pool).unwrap();
+        assert_eq!((rows.len(), rows[0].shared_pool), (1, Some(true)));
+        let shared = CostsQuery::new(&[GroupBy::Tenant], Some("_shared".into()), CostMeasure::Unblended, None);
+        assert_eq!(costs_rows(&lines, &shared).unwrap()[0].sums.amounts.unblended_cost, Decimal::new(1, 2));
+    }
 }

@@ -179,9 +179,9 @@ fn stored_totals(store: &dyn CostStore, period: BillingPeriod) -> Result<BTreeMa
     let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
     for line in store.cost_lines(period)? {
         let total = out.entry(line.key.currency.clone()).or_default();
-        *total = total
-            .checked_add(line.amounts.unblended_cost)
-            .ok_or_else(|| Error::Internal(format!("period {period}: stored unblended total overflows")))?;
+        *total = crate::aggregate::add_exact(*total, line.amounts.unblended_cost, || {
+            format!("period {period}: the stored total of unblended_cost")
+        })?;
     }
     Ok(out)
 }

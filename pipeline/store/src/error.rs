@@ -28,6 +28,15 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// A read command named a SQLite store that does not exist (a typo, the wrong directory, or
+    /// nothing processed yet). Nothing is created: only `process`, `backfill`, `estimates import`
+    /// and `budgets set` create a store. An environment problem, like a missing table.
+    #[error(
+        "store {} does not exist; nothing was created (only `process`, `backfill`, `estimates import` and `budgets set` create a store)",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+
     #[error(transparent)]
     Aws(#[from] AwsError),
 
@@ -45,7 +54,7 @@ impl Error {
     /// How a caller should react (design.md "Errors").
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Io { .. } | Error::Unusable { .. } => ErrorClass::External,
+            Error::Io { .. } | Error::Unusable { .. } | Error::Missing { .. } => ErrorClass::External,
             Error::Sqlite { retryable, .. } | Error::Store { retryable, .. } => {
                 if *retryable {
                     ErrorClass::External

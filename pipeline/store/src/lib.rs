@@ -138,14 +138,13 @@ pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Resul
     Ok(Box::new(SqliteStore::open(location)?))
 }
 
-/// Opens a store that must already exist (read commands: a typo must not create an empty store).
+/// Opens a store that must already exist (read commands: a typo must not create an empty store);
+/// a SQLite path that does not exist is [`Error::Missing`] and no file or directory is created.
 pub fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store + Send>> {
-    let dynamo = location.to_str().is_some_and(|l| dynamodb::table_of(l).is_some());
-    if !dynamo && !location.exists() {
-        return Err(Error::Argument(format!(
-            "store {} does not exist; run `curflow process` first",
-            location.display()
-        )));
+    if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
+        let store = dynamodb::DynamoStore::connect(table, aws)?;
+        store.check_table()?;
+        return Ok(Box::new(store));
     }
-    open(location, aws)
+    Ok(Box::new(SqliteStore::open_existing(location)?))
 }

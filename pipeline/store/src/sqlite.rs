@@ -146,6 +146,26 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
+        Self::ready(path, conn)
+    }
+
+    /// Opens a store file that must exist, creating nothing (neither the file nor its directory):
+    /// [`Error::Missing`] otherwise. The read commands use this.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::Missing { path: path.to_path_buf() });
+        }
+        // Without SQLITE_OPEN_CREATE: a file removed since the check is not re-created.
+        let flags = rusqlite::OpenFlags::default() - rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::CannotOpen) if !path.exists() => Error::Missing { path: path.to_path_buf() },
+            _ => store_error(path, e),
+        })?;
+        Self::ready(path, conn)
+    }
+
+    /// Creates or checks the schema of a freshly opened connection.
+    fn ready(path: &Path, conn: Connection) -> Result<Self> {
         let mut store = Self { path: path.to_path_buf(), conn };
         store.init().map_err(|e| store_error(path, e))?;
         store.migrate()?;

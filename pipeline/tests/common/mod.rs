@@ -426,3 +426,148 @@ pub fn ok(out: &Output) -> String {
     );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
+
+// ---- reserved and odd tenant ids -----------------------------------------------------------------
+
+/// Tenant ids that look like the store's own names, the pool's label, a number or a separator, in
+/// place of the generator's `acct-0001` … `acct-0009`.
+pub const ODD_TENANTS: [&str; 9] =
+    ["UNATTRIBUTED", "_shared", "_period", "_budget", "123456789012", "a#b#1", "007", "~tilde", "_alert"];
+
+/// The money columns of `costs` compared exactly with the generator's totals.
+pub const COST_MONEY: [&str; 5] =
+    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees"];
+
+/// Per `costs --by tenant` row key (`tenant`, `shared_pool`): the exact money amounts.
+pub type ByTenant = BTreeMap<(String, bool), BTreeMap<&'static str, Decimal>>;
+
+/// A legacy month (CSV: the DataFusion plan; Parquet: the fast path) of 9 tenants whose tag values
+/// are [`ODD_TENANTS`], and its exact per-tenant amounts as `costs --by tenant` must show them (the
+/// pool as `UNATTRIBUTED` with `shared_pool`).
+pub fn odd_tenants_month(dir: &Path, format: Format) -> (Generated, ByTenant) {
+    let g = generate(dir, format, 3_000, 12, |o| {
+        o.tenants = ODD_TENANTS.len() as u32;
+        o.gzip_csv = false;
+    });
+    let odd = |generated: &str| -> Option<&'static str> {
+        let n: usize = generated.strip_prefix("acct-")?.parse().ok()?;
+        ODD_TENANTS.get(n.checked_sub(1)?).copied()
+    };
+    // Tag values carry stray spaces (trimmed by the pipeline): keep them around the new id.
+    let replace = |value: &str| -> String {
+        let tag = value.trim();
+        if tag.is_empty() {
+            return value.to_string();
+        }
+        value.replace(tag, odd(tag).unwrap_or_else(|| panic!("tenant {tag:?}")))
+    };
+    for f in &g.data_files {
+        match format {
+            Format::LegacyCsv => rewrite_csv(f, |_, header, fields| {
+                let c = header.iter().position(|h| h == "resourceTags/user:accountant_id").unwrap();
+                fields[c] = replace(&fields[c]);
+            }),
+            Format::LegacyParquet => rewrite_parquet(f, f, |batch| {
+                use arrow::array::{Array, AsArray, StringArray};
+                let i = batch.schema().index_of("resource_tags_user_accountant_id").unwrap();
+                let column = batch.column(i);
+                let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+                let mapped: StringArray = text.as_string::<i32>().iter().map(|v| v.map(replace)).collect();
+                // Back to the column's own type (dictionary-encoded: the fast path reads it).
+                let mut columns = batch.columns().to_vec();
+                columns[i] = arrow::compute::cast(&mapped, column.data_type()).unwrap();
+                assert_eq!(columns[i].len(), batch.num_rows());
+                arrow::array::RecordBatch::try_new(batch.schema(), columns).unwrap()
+            }),
+            Format::Cur2Parquet => panic!("odd_tenants_month: legacy formats only"),
+        }
+    }
+    let mut want = ByTenant::new();
+    for (tenant, amounts) in expected_by_tenant(&g) {
+        let key = match tenant {
+            Some(t) => (odd(&t).unwrap().to_string(), false),
+            None => ("UNATTRIBUTED".to_string(), true),
+        };
+        want.insert(key, COST_MONEY.iter().map(|m| (*m, amounts[m])).collect());
+    }
+    assert_eq!(want.len(), ODD_TENANTS.len() + 1, "every odd tenant and the pool have costs: {want:?}");
+    (g, want)
+}
+
+/// `costs --by tenant --format csv` as [`ByTenant`]; also checks the ids are written verbatim.
+pub fn costs_by_tenant_csv(text: &str) -> ByTenant {
+    let out = costs_by_tenant_csv_rows(text);
+    for id in ODD_TENANTS {
+        assert!(text.lines().any(|l| l.starts_with(&format!("2026-10,{id},"))), "{id} verbatim in\n{text}");
+    }
+    out
+}
+
+/// `costs --by tenant --format json` as [`ByTenant`]: tenants are JSON strings, the flag a boolean,
+/// amounts exact decimal strings.
+pub fn costs_by_tenant_json(text: &str) -> ByTenant {
+    let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+    let mut out = ByTenant::new();
+    for row in doc["rows"].as_array().unwrap() {
+        let tenant = row["tenant"].as_str().unwrap_or_else(|| panic!("tenant is not a string: {row}"));
+        let pool = row["shared_pool"].as_bool().unwrap_or_else(|| panic!("shared_pool is not a bool: {row}"));
+        let amounts = COST_MONEY
+            .iter()
+            .map(|m| (*m, Decimal::from_str(row[*m].as_str().unwrap_or_else(|| panic!("{m}: {row}"))).unwrap()))
+            .collect();
+        assert!(out.insert((tenant.to_string(), pool), amounts).is_none(), "one row per tenant: {text}");
+    }
+    out
+}
+
+/// Compares amounts by value (`1.50` = `1.5`).
+pub fn assert_same_amounts(got: &ByTenant, want: &ByTenant, what: &str) {
+    let norm = |m: &ByTenant| -> ByTenant {
+        m.iter().map(|(k, v)| (k.clone(), v.iter().map(|(n, d)| (*n, d.normalize())).collect())).collect()
+    };
+    assert_eq!(norm(got), norm(want), "{what}");
+}
+
+/// Checks `costs` on a store holding [`odd_tenants_month`]: `--by tenant` in CSV, JSON and JSONL
+/// shows each tenant as itself with its exact amounts and the pool apart; `--tenant X` selects
+/// exactly tenant X (`UNATTRIBUTED`: the pool). `costs(args)` runs `curflow costs --period 2026-10
+/// <args>` on the store. Returns the CSV, to compare stores.
+pub fn check_odd_tenants_costs(costs: &dyn Fn(&[&str]) -> String, want: &ByTenant) -> String {
+    let csv_text = costs(&["--by", "tenant", "--format", "csv"]);
+    assert_same_amounts(&costs_by_tenant_csv(&csv_text), want, "costs --by tenant --format csv");
+    let json = costs(&["--by", "tenant", "--format", "json"]);
+    assert_same_amounts(&costs_by_tenant_json(&json), want, "costs --by tenant --format json");
+    let jsonl = costs(&["--by", "tenant", "--format", "jsonl"]);
+    let rows: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let doc = serde_json::json!({ "rows": rows }).to_string();
+    assert_same_amounts(&costs_by_tenant_json(&doc), want, "costs --by tenant --format jsonl");
+    let table = costs(&["--by", "tenant"]);
+    assert!(table.contains("\"UNATTRIBUTED\"") && table.lines().any(|l| l.starts_with("UNATTRIBUTED ")), "{table}");
+    for id in ODD_TENANTS {
+        let one = costs_by_tenant_csv_rows(&costs(&["--tenant", id, "--by", "tenant", "--format", "csv"]));
+        let pool = id == "UNATTRIBUTED";
+        let key = (id.to_string(), pool);
+        let wanted: ByTenant = [(key.clone(), want[&key].clone())].into();
+        assert_same_amounts(&one, &wanted, &format!("costs --tenant {id}"));
+    }
+    csv_text
+}
+
+/// Like [`costs_by_tenant_csv`], without requiring every odd tenant to be present.
+fn costs_by_tenant_csv_rows(text: &str) -> ByTenant {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
+    let mut out = ByTenant::new();
+    for r in reader.records() {
+        let r = r.unwrap();
+        let pool = match &r[col("shared_pool")] {
+            "true" => true,
+            "false" => false,
+            other => panic!("shared_pool {other:?}"),
+        };
+        let amounts = COST_MONEY.iter().map(|m| (*m, Decimal::from_str(&r[col(m)]).unwrap())).collect();
+        assert!(out.insert((r[col("tenant")].to_string(), pool), amounts).is_none(), "one row per tenant: {text}");
+    }
+    out
+}

@@ -22,6 +22,12 @@ fn open_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
     Ok(curflow::store::open(&config.store, &config.aws())?)
 }
 
+/// Opens the store for a command that only reads (or changes what exists): a SQLite path that
+/// does not exist is an error (exit 4), never a new empty store.
+fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
+    Ok(curflow::store::open_existing(&config.store, &config.aws())?)
+}
+
 fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<(), Failure> {
     if store.period(period)?.is_none() {
         return Err(Error::Argument(format!(
@@ -163,7 +169,7 @@ pub const RECONCILE_SUGGESTION_COLUMNS: [&str; 19] = [
 
 pub fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let mut store = open_store(&config)?;
+    let mut store = open_existing_store(&config)?;
     require_period(&*store, args.period)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let comparison = reconciliation::reconcile(&*store, args.period, now, &options)?;
@@ -291,11 +297,11 @@ pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
             crate::emit(&format!("budget of {tenant} set to {amount}\n"))?;
         }
         BudgetsCommand::List { format } => {
-            let all = open_store(&config)?.budgets()?;
+            let all = open_existing_store(&config)?.budgets()?;
             crate::emit(&render(format.format(), &budget_rows(&all)?, &Vec::new(), || Ok(budget_table(&all)))?)?;
         }
         BudgetsCommand::Delete { tenant } => {
-            let mut store = open_store(&config)?;
+            let mut store = open_existing_store(&config)?;
             if !store.delete_budget(&tenant)? {
                 return Err(Error::Argument(format!("no budget for {tenant}")).into());
             }
@@ -448,7 +454,7 @@ pub fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
         ExportFormat::Json => (args.kind, OutputFormat::Json),
         ExportFormat::Jsonl => (args.kind, OutputFormat::Jsonl),
     };
-    let store = curflow::store::open_existing(&config.store, &config.aws())?;
+    let store = open_existing_store(&config)?;
     require_period(&*store, args.period)?;
     let lines = store.cost_lines(args.period)?;
     let rows = match kind {
@@ -490,7 +496,7 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let store = open_store(&config)?;
+    let store = open_existing_store(&config)?;
     require_period(&*store, args.period)?;
     let data = reconciliation::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
     let html = curflow::report_html::render_report(&data)?;

@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
-    let store = store::open(&config.store, &config.aws())?;
+    let store = store::open_existing(&config.store, &config.aws())?;
     let (rows, table) = periods_output(&store.periods()?)?;
     crate::emit(&render(args.format.format(), &rows, &Meta::new(), || Ok(table))?)?;
     Ok(0)

@@ -38,8 +38,8 @@ struct Cli {
     /// Configuration file (TOML). Default: $CURFLOW_CONFIG, else ./curflow.toml if present.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The store: a SQLite file (created on first use) or `dynamodb://TABLE`. Default:
-    /// $CURFLOW_STORE, else `store` in the configuration file, else curflow.sqlite.
+    /// The store: a SQLite file (created by process, backfill, estimates import and budgets set;
+    /// never by a read command) or `dynamodb://TABLE`. Default: $CURFLOW_STORE, else `store` in the configuration file, else curflow.sqlite.
     #[arg(long, global = true, value_name = "FILE|dynamodb://TABLE")]
     store: Option<PathBuf>,
     /// Log format on stderr.

@@ -6,10 +6,10 @@
 //!
 //! | what | `accountant_id` | `sk` | other attributes |
 //! |---|---|---|---|
-//! | estimate | tenant | `estimate#<timestamp>#<id>` | `month`, `source` = `estimate`, `actual_cost` = false, `timestamp`, `operation`, `resource_type`, `quantity`, `unit_cost`, `estimated_cost` (N), `imported_from`, `imported_at` |
+//! | estimate | tenant, as the app writes it (never escaped: every store query of a `_` partition names a sort-key prefix an estimate does not have) | `estimate#<timestamp>#<id>` | `month`, `source` = `estimate`, `actual_cost` = false, `timestamp`, `operation`, `resource_type`, `quantity`, `unit_cost`, `estimated_cost` (N), `imported_from`, `imported_at` |
 //! | budget | `_budget` | `budget#<tenant>` | `tenant`, `monthly_amount` (N), `currency`, `thresholds_pct` (L of N), `forecast_alerts` (BOOL), `updated_at` |
 //! | alert sent | `_alert` | `alert#<YYYY-MM>#<tenant>#<threshold>#<kind>` | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `sent_at`, `channels`, `alert` (JSON) |
-//! | reconciliation record | tenant | `reconciliation#<YYYY-MM>#<rtag>#<level>#<resource type>` | `month`, `source` = `reconciliation`, `level`, `resource_type`, `record` (JSON), `computed_at`, `version_tag`, `base_tag` |
+//! | reconciliation record | tenant (escaped as a cost line's: `_x` → `~_x`) | `reconciliation#<YYYY-MM>#<rtag>#<level>#<resource type>` | `tenant`, `month`, `source` = `reconciliation`, `level`, `resource_type`, `record` (JSON), `computed_at`, `version_tag`, `base_tag` |
 //! | reconciliation pointer | `_reconciliation` | `current#<YYYY-MM>` | `version_tag`, `record_count`, `computed_at` |
 //!
 //! **Estimates** are read through `month-index` (`month = :m`, filter `source = estimate`), so items the
@@ -35,7 +35,7 @@ use curflow_reconcile::{Alert, AlertKey, Budget, Comparison, Estimate, EstimateR
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use super::item::{Item, MONTH, MONTH_INDEX, NO_BASE, PK, SK, key_of, rfc3339, text_of};
+use super::item::{Item, MONTH, MONTH_INDEX, NO_BASE, PK, SK, key_of, rfc3339, tenant_partition, text_of};
 use super::{DynamoStore, MAX_READ_RETRIES, MAX_RESTARTS, build_error};
 use crate::CostStore;
 use crate::error::{Error, Result};
@@ -173,8 +173,9 @@ fn reconciliation_prefix(month: Month) -> String {
 
 fn reconciliation_item(month: Month, tag: &str, base: &str, row: &ReconciliationRow, at: &str) -> Item {
     let mut item = Item::with_capacity(10);
-    item.insert(PK.into(), s(row.accountant_id.clone()));
+    item.insert(PK.into(), s(tenant_partition(&row.accountant_id)));
     item.insert(SK.into(), s(format!("{}{tag}#{}#{}", reconciliation_prefix(month), row.level, row.resource_type)));
+    item.insert("tenant".into(), s(row.accountant_id.clone()));
     item.insert(MONTH.into(), s(month.to_string()));
     item.insert("source".into(), s(RECONCILIATION));
     item.insert("level".into(), s(row.level.clone()));
@@ -444,7 +445,11 @@ impl DynamoStore {
                     (|| -> std::result::Result<ReconciliationRow, String> {
                         Ok(ReconciliationRow {
                             level: text(item, "level")?,
-                            accountant_id: text(item, PK)?,
+                            // Records written before `tenant` was kept have the raw id as partition.
+                            accountant_id: match text_of(item, "tenant") {
+                                Some(t) => t.to_string(),
+                                None => text(item, PK)?,
+                            },
                             resource_type: text(item, "resource_type")?,
                             record: text(item, "record")?,
                         })

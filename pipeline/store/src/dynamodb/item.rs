@@ -74,10 +74,29 @@ pub(super) fn pointer_sk(period: BillingPeriod) -> String {
     format!("{CURRENT}#{period}")
 }
 
-/// The partition of a line: its tenant, or `_shared` for the shared pool.
+/// Prefix that escapes a tenant partition (see [`tenant_partition`]).
+pub(super) const ESCAPE: char = '~';
+
+/// The partition of a tenant's items: the tenant id as-is, except that an id starting with `_` or
+/// `~` gets one more `~` in front. The store's own partitions (`_shared`, `_period`, `_budget`,
+/// `_alert`, `_reconciliation`) all start with `_`, so no tenant, whatever its id, shares one of
+/// them; the escape is reversible ([`tenant_of_partition`]) and leaves every other id unchanged,
+/// so the app's own items (partition = tenant id) keep their keys.
+pub(super) fn tenant_partition(tenant: &str) -> String {
+    if tenant.starts_with('_') || tenant.starts_with(ESCAPE) { format!("{ESCAPE}{tenant}") } else { tenant.to_string() }
+}
+
+/// The tenant id of a partition written by [`tenant_partition`] (items carry their tenant as an
+/// attribute, so readers never need this; it documents and tests that the escape is reversible).
+#[cfg(test)]
+pub(super) fn tenant_of_partition(partition: &str) -> &str {
+    partition.strip_prefix(ESCAPE).unwrap_or(partition)
+}
+
+/// The partition of a line: its tenant's ([`tenant_partition`]), or `_shared` for the shared pool.
 pub(super) fn partition_of(line: &CostLine) -> String {
     match line.key.tenant.as_deref() {
-        Some(t) if !t.is_empty() => t.to_string(),
+        Some(t) if !t.is_empty() => tenant_partition(t),
         _ => SHARED_PARTITION.to_string(),
     }
 }
@@ -420,6 +439,23 @@ mod tests {
             assert!(sk.starts_with("actual#2026-10#0123456789abcdef#2026-10-03#"), "{sk}");
         }
         assert_eq!(partition_of(&line(None, "1")), SHARED_PARTITION);
+        for (tenant, partition) in [
+            ("acct-1", "acct-1"),
+            ("123456789012", "123456789012"),
+            ("a#b", "a#b"),
+            ("UNATTRIBUTED", "UNATTRIBUTED"),
+            ("_shared", "~_shared"),
+            ("_period", "~_period"),
+            ("_budget", "~_budget"),
+            ("~x", "~~x"),
+            ("x_", "x_"),
+        ] {
+            assert_eq!(partition_of(&line(Some(tenant), "1")), partition, "{tenant}");
+            assert_eq!(tenant_of_partition(partition), tenant);
+            let item = line_item(&line(Some(tenant), "1"), 0, &stamp());
+            let back = decode_line(&item, BillingPeriod::new(2026, 10).unwrap()).unwrap();
+            assert_eq!(back.key.tenant.as_deref(), Some(tenant));
+        }
         assert_eq!(partition_of(&line(Some(""), "1")), SHARED_PARTITION);
         let item = line_item(&line(Some(""), "1"), 0, &stamp());
         assert_eq!(decode_line(&item, BillingPeriod::new(2026, 10).unwrap()).unwrap().key.tenant.as_deref(), Some(""));

@@ -11,7 +11,7 @@
 //!
 //! | attribute | value |
 //! |---|---|
-//! | `accountant_id` | tenant tag value; `_shared` for the untagged shared pool (`UNATTRIBUTED`) |
+//! | `accountant_id` | tenant tag value; `_shared` for the untagged shared pool (`UNATTRIBUTED`); a tenant id starting with `_` or `~` gets one more `~` in front (`_shared` → `~_shared`), so it never shares a partition of the store's own (`_shared`, `_period`, `_budget`, ...) |
 //! | `sk` | `actual#<YYYY-MM>#<vtag>#<YYYY-MM-DD>#<cost_source>#<service>#<n>` |
 //! | `month` | `YYYY-MM` (the GSI partition) |
 //! | `day` | `YYYY-MM-DD` (usage date, UTC) |
@@ -524,14 +524,24 @@ impl DynamoStore {
             let lines = self.cost_lines_async(period).await?;
             return Ok(lines.into_iter().filter(|l| filter.matches(l)).collect());
         };
-        let partition = tenant.clone().unwrap_or_else(|| item::SHARED_PARTITION.to_string());
+        // The tenant's partition; versions written before tenant partitions were escaped hold a
+        // tenant starting with `_` in its raw id (`_shared`: with the pool), read too. Lines carry
+        // their tenant, so the filter keeps exactly the tenant's (or the pool's).
+        let candidates: Vec<String> = match tenant.as_deref() {
+            None | Some("") => vec![item::SHARED_PARTITION.to_string()],
+            Some(t) => {
+                let escaped = item::tenant_partition(t);
+                if escaped == t { vec![escaped] } else { vec![escaped, t.to_string()] }
+            }
+        };
         let mut pointer = self.get_pointer(period).await?;
         for _ in 0..MAX_READ_RETRIES {
             let Some(p) = &pointer else { return Ok(Vec::new()) };
-            if !p.partitions.contains(&partition) {
+            let partitions: Vec<String> = candidates.iter().filter(|c| p.partitions.contains(c)).cloned().collect();
+            if partitions.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut lines = self.read_version(period, &p.tag, std::slice::from_ref(&partition)).await?;
+            let mut lines = self.read_version(period, &p.tag, &partitions).await?;
             let now = self.get_pointer(period).await?;
             if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
                 lines.retain(|l| filter.matches(l));
