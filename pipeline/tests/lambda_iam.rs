@@ -523,8 +523,9 @@ impl Function {
 
 impl Drop for Function {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process may have exited already; then there is nothing to stop.
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 

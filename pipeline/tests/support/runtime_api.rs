@@ -135,15 +135,15 @@ fn serve(
                 respond(&mut writer, "200 OK", &headers, &serde_json::to_vec(&event).unwrap())
             }
             ("POST", ["2018-06-01", "runtime", "invocation", id, "response"]) => {
-                let _ = answers.send((id.to_string(), Answer::Response(json())));
+                answers.send((id.to_string(), Answer::Response(json()))).ok();
                 respond(&mut writer, "202 Accepted", &[], b"{}")
             }
             ("POST", ["2018-06-01", "runtime", "invocation", id, "error"]) => {
-                let _ = answers.send((id.to_string(), Answer::Error(json())));
+                answers.send((id.to_string(), Answer::Error(json()))).ok();
                 respond(&mut writer, "202 Accepted", &[], b"{}")
             }
             ("POST", ["2018-06-01", "runtime", "init", "error"]) => {
-                let _ = answers.send((String::new(), Answer::InitError(json())));
+                answers.send((String::new(), Answer::InitError(json()))).ok();
                 respond(&mut writer, "202 Accepted", &[], b"{}")
             }
             _ => respond(&mut writer, "404 Not Found", &[], b"{}"),
