@@ -112,6 +112,7 @@ fn store_replace(c: &mut Criterion) {
                 rows_read: 1_000_000,
                 split_child_rows: 0,
                 tag_key: "accountant_id".into(),
+                inputs: None,
                 processed_at: Default::default(),
                 invoice: Default::default(),
             },

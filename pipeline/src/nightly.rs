@@ -52,8 +52,8 @@ pub async fn run_with(
     channels: &AlertChannels,
     now: DateTime<Utc>,
 ) -> Result<NightlySummary> {
-    let as_of = reconciliation::last_complete_day(now);
-    let current = BillingPeriod::containing(as_of);
+    // Which months to look at follows the clock; how far their data reaches, the stored lines.
+    let current = BillingPeriod::containing(reconciliation::clock_day(now));
     let previous = BillingPeriod::containing(current.first_day() - Days::new(1));
     let mut summary = NightlySummary {
         now,
@@ -108,7 +108,10 @@ pub async fn run_with(
     }
 
     // Anomalies of the last 7 days, against a trailing baseline that may reach into the previous month.
-    summary.anomalies = reconciliation::anomalies(&baseline_lines, as_of - Days::new(6), &options.currency)?;
+    // The last 7 *complete* days: a partial newest day would read as a drop.
+    let as_of = reconciliation::last_complete_day(now, current, &current_lines);
+    let recent: Vec<_> = baseline_lines.iter().filter(|l| l.key.usage_date <= as_of).cloned().collect();
+    summary.anomalies = reconciliation::anomalies(&recent, as_of - Days::new(6), &options.currency)?;
     Ok(summary)
 }
 

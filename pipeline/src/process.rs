@@ -24,7 +24,7 @@ use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
 use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
-use crate::store::{CostStore, Invoices, PeriodRecord, ReplaceOutcome, decide};
+use crate::store::{CostStore, Invoices, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use curflow_scan::Error as ScanError;
 
 /// How to process (see `Config` for the documented defaults).
@@ -80,6 +80,8 @@ pub struct Processor {
     options: ProcessOptions,
     attribution: Option<AttributionInputs>,
     s3: Option<S3Access>,
+    /// Fingerprint of the inputs besides the delivery ([`PeriodRecord::inputs`]).
+    inputs: String,
 }
 
 /// A delivery read and aggregated, not yet written: the output of [`Processor::scan`].
@@ -98,13 +100,21 @@ pub struct ScannedDelivery {
 
 impl Processor {
     pub fn new(options: ProcessOptions) -> Result<Self> {
-        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None, s3: None })
+        let inputs = inputs_fingerprint(&options.tag_key, None);
+        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None, s3: None, inputs })
     }
 
     /// Splits shared-pool lines to tenants with these inputs before storing.
     pub fn with_attribution(mut self, inputs: AttributionInputs) -> Self {
+        self.inputs = inputs_fingerprint(&self.options.tag_key, Some(&inputs));
         self.attribution = Some(inputs);
         self
+    }
+
+    /// What the stored lines depend on besides the delivery, as a fingerprint: a stored period
+    /// made from the same delivery and the same fingerprint is left alone, otherwise recomputed.
+    pub fn inputs(&self) -> &str {
+        &self.inputs
     }
 
     /// Reads `s3://` deliveries through these clients.
@@ -173,7 +183,8 @@ impl Processor {
         version: &ReportVersion,
     ) -> Result<Option<ReplaceOutcome>> {
         let stored = store.period(period)?;
-        let outcome = decide(stored.as_ref().map(|r| &r.version), version, self.options.force);
+        let incoming = MadeFrom { version, inputs: Some(&self.inputs) };
+        let outcome = decide(stored.as_ref().map(MadeFrom::record), incoming, self.options.force);
         Ok((!matches!(outcome, ReplaceOutcome::Replaced { .. })).then_some(outcome))
     }
 
@@ -262,6 +273,7 @@ impl Processor {
             rows_read: scans.iter().map(|s| s.rows_read).sum(),
             split_child_rows: scans.iter().map(|s| s.split_child_rows).sum(),
             tag_key: self.options.tag_key.clone(),
+            inputs: Some(self.inputs.clone()),
             processed_at: Utc::now(),
             invoice: invoices_of(period, &scans),
         };
@@ -411,4 +423,19 @@ fn report(
         scan_skipped: false,
         elapsed,
     })
+}
+
+/// SHA-256 (hex) of the tag key and, when attribution runs, its rules, assignments and the usage
+/// totals read from the evidence (what the split depends on, not the files' bytes: evidence that
+/// changes nothing the split uses does not trigger a recompute).
+fn inputs_fingerprint(tag_key: &str, attribution: Option<&AttributionInputs>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"curflow-inputs-v1\0tag_key\0");
+    h.update(tag_key.as_bytes());
+    if let Some(a) = attribution {
+        h.update(b"\0attribution\0");
+        h.update(a.fingerprint_material().as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -114,7 +114,7 @@ pub fn forecasts(
     now: DateTime<Utc>,
     currency: &str,
 ) -> Result<Vec<Forecast>> {
-    let as_of = last_complete_day(now).min(period.last_day());
+    let as_of = last_complete_day(now, period, lines).min(period.last_day());
     if as_of < period.first_day() - Days::new(1) {
         return Ok(Vec::new());
     }
@@ -123,9 +123,27 @@ pub fn forecasts(
         .map_err(reconcile_error)
 }
 
-/// The day before `now` (CUR data for `now`'s day is incomplete).
-pub fn last_complete_day(now: DateTime<Utc>) -> NaiveDate {
+/// The day before `now`: the latest day any data could be complete for (today's never is).
+pub fn clock_day(now: DateTime<Utc>) -> NaiveDate {
     now.date_naive() - Days::new(1)
+}
+
+/// The last day of `period` whose cost the stored delivery fully covers, so that forecasts and
+/// anomaly detection never read a partial day as a drop.
+///
+/// CUR is refreshed up to three times a day and lags by hours, sometimes more than a day: the
+/// newest usage day of a delivery is normally partial. So the answer is the day before the newest
+/// day in `lines` (the period's stored lines), and never after the day before `now`. A closed
+/// month is the exception: when the newest day is the period's last day and `now` is at least two
+/// days past it, that day counts as complete. Without lines, the clock decides.
+pub fn last_complete_day(now: DateTime<Utc>, period: BillingPeriod, lines: &[CostLine]) -> NaiveDate {
+    let clock = clock_day(now);
+    let Some(newest) = lines.iter().filter(|l| l.period == period).map(|l| l.key.usage_date).max() else {
+        return clock;
+    };
+    let closed = newest == period.last_day() && clock > newest;
+    let covered = if closed { newest } else { newest - Days::new(1) };
+    covered.min(clock)
 }
 
 /// Day anomalies per tenant and service over `lines` (several periods may be concatenated for the
@@ -297,4 +315,79 @@ pub fn report_data(
         },
         anomalies,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use curflow_model::aggregate::{Amounts, CostKey};
+
+    fn line(day: u32, amortized: i64) -> CostLine {
+        CostLine {
+            period: BillingPeriod::new(2026, 11).unwrap(),
+            key: CostKey {
+                usage_date: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+                tenant: Some("acct-1".into()),
+                service: "AWSLambda".into(),
+                usage_type: "Request".into(),
+                usage_unit: String::new(),
+                operation: String::new(),
+                resource_id: String::new(),
+                line_item_type: "Usage".into(),
+                currency: "USD".into(),
+            },
+            amounts: Amounts {
+                unblended_cost: Decimal::from(amortized),
+                net_unblended_cost: Decimal::from(amortized),
+                amortized_cost: Decimal::from(amortized),
+                line_items: 1,
+                ..Amounts::default()
+            },
+            attribution: None,
+            unattributed_reason: None,
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_last_complete_day_comes_from_the_stored_delivery_not_the_clock() {
+        let nov = BillingPeriod::new(2026, 11).unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        // The delivery reaches 20 November (partial); the clock says the 21st is complete.
+        let lines: Vec<_> = (1..=20).map(|d| line(d, 10)).collect();
+        assert_eq!(last_complete_day(at("2026-11-22T03:00:00Z"), nov, &lines), day(19));
+        // A delivery that lags by more than a day: still the day before its newest day.
+        assert_eq!(last_complete_day(at("2026-11-25T03:00:00Z"), nov, &lines), day(19));
+        // Data for today already: yesterday is complete, today is not.
+        let fresh: Vec<_> = (1..=22).map(|d| line(d, 10)).collect();
+        assert_eq!(last_complete_day(at("2026-11-22T20:00:00Z"), nov, &fresh), day(21));
+        // A closed month: its last day counts once the clock is two days past it.
+        let whole: Vec<_> = (1..=30).map(|d| line(d, 10)).collect();
+        assert_eq!(last_complete_day(at("2026-12-01T05:00:00Z"), nov, &whole), day(29));
+        assert_eq!(last_complete_day(at("2026-12-02T05:00:00Z"), nov, &whole), day(30));
+        // No data: the clock.
+        assert_eq!(last_complete_day(at("2026-11-22T03:00:00Z"), nov, &[]), day(21));
+    }
+
+    #[test]
+    fn a_partial_newest_day_does_not_drag_the_forecast_down() {
+        let nov = BillingPeriod::new(2026, 11).unwrap();
+        // 10 a day for 19 days, and a partial 20th with 2 so far.
+        let mut lines: Vec<_> = (1..=19).map(|d| line(d, 10)).collect();
+        lines.push(line(20, 2));
+        let f = forecasts(&lines, nov, at("2026-11-21T03:00:00Z"), "USD").unwrap();
+        assert_eq!(f.len(), 1);
+        // The same month with the 20th complete: the forecast does not depend on the 20th at all.
+        let full: Vec<_> = (1..=20).map(|d| line(d, 10)).collect();
+        let g = forecasts(&full, nov, at("2026-11-21T03:00:00Z"), "USD").unwrap();
+        assert_eq!(
+            serde_json::to_string(&f[0]).unwrap(),
+            serde_json::to_string(&g[0]).unwrap(),
+            "the newest (partial) day is left out of the forecast"
+        );
+    }
 }

@@ -118,3 +118,51 @@ fn a_write_that_fails_halfway_leaves_the_store_exactly_as_before() {
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(common::dump(&store), before);
 }
+
+/// Issue 12 point 3: a stored period is recomputed when the inputs besides the delivery change
+/// (tag key, usage evidence), and only then; with the same inputs it stays a no-op.
+#[test]
+fn the_same_delivery_with_other_inputs_is_processed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::generate(&dir.path().join("b"), Format::LegacyParquet, 4_000, 9, |o| {
+        o.tenants = 4;
+        o.evidence = true;
+    });
+    let ev = g.evidence.as_ref().expect("evidence generated");
+    let store = dir.path().join("s.sqlite");
+    let run = |extra: &[&str]| -> String {
+        let mut args = vec!["process", g.manifest_path.to_str().unwrap(), "--store", store.to_str().unwrap()];
+        args.extend_from_slice(&["--format", "json"]);
+        args.extend_from_slice(extra);
+        let out = common::ok(&common::run_curflow(&args, Some(dir.path()), &[]));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        doc["reports"][0]["outcome"]["outcome"].as_str().unwrap().to_string()
+    };
+    // The stored lines only (the period row also records when and with what it was processed).
+    let lines = |store: &std::path::Path| {
+        let s = curflow::store::SqliteStore::open(store).unwrap();
+        format!(
+            "{:?}",
+            curflow::store::CostStore::cost_lines(&s, curflow::BillingPeriod::new(2026, 10).unwrap()).unwrap()
+        )
+    };
+    let evidence = ["--evidence", ev.dir.to_str().unwrap(), "--s3-prefixes", ev.prefix_map.to_str().unwrap()];
+    assert_eq!(run(&[]), "replaced");
+    assert_eq!(run(&[]), "unchanged");
+    let untagged = lines(&store);
+    // Another tag key: the same delivery is read again (no tenant carries `team`: all pool).
+    assert_eq!(run(&["--tag-key", "team"]), "replaced");
+    assert_eq!(run(&["--tag-key", "team"]), "unchanged");
+    assert_ne!(lines(&store), untagged);
+    // Evidence given: the pool is split, so the stored lines change; the same evidence again is a no-op.
+    assert_eq!(run(&evidence), "replaced");
+    assert_eq!(run(&evidence), "unchanged");
+    let attributed = lines(&store);
+    assert_ne!(attributed, untagged);
+    // Back to the first inputs: exactly the first result again.
+    assert_eq!(run(&[]), "replaced");
+    assert_eq!(lines(&store), untagged);
+    let expected = expected_json(&g);
+    let total = common::stored_total(&store, curflow::BillingPeriod::new(2026, 10).unwrap());
+    assert_eq!(common::measure(&total, "unblended_cost"), dec(&expected["totals"]["unblended_cost"]));
+}

@@ -95,6 +95,12 @@ fn config_error(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl AttributionInputs {
+    /// What the split depends on, as deterministic text for the period's input fingerprint:
+    /// the rules, the assignments and the usage totals (ordered collections, so their `Debug` text is stable for equal inputs).
+    pub fn fingerprint_material(&self) -> String {
+        format!("{:?}\0{:?}\0{:?}", self.rules, self.assignments, self.drivers)
+    }
+
     /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
     pub fn load(options: &AttributionOptions) -> Result<Self> {
         let (rules, rules_source) = match &options.rules {

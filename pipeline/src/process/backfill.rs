@@ -26,7 +26,7 @@ use crate::discover::{PeriodCandidate, find_periods};
 use crate::error::{Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
-use crate::store::{CostStore, ReplaceOutcome, decide};
+use crate::store::{CostStore, MadeFrom, ReplaceOutcome, decide};
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -226,7 +226,8 @@ pub fn run(
             }
         };
         let stored = store.period(found.period())?;
-        match decide(stored.as_ref().map(|r| &r.version), &found.version, force) {
+        let incoming = MadeFrom { version: &found.version, inputs: Some(processor.inputs()) };
+        match decide(stored.as_ref().map(MadeFrom::record), incoming, force) {
             ReplaceOutcome::Replaced { .. } => todo.push((label, found)),
             ReplaceOutcome::Unchanged => {
                 let record = stored.ok_or_else(|| Error::Internal("unchanged without a stored period".into()))?;

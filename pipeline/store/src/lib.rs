@@ -35,6 +35,11 @@ pub struct PeriodRecord {
     pub split_child_rows: u64,
     /// Tenant tag key the period was processed with.
     pub tag_key: String,
+    /// Fingerprint (SHA-256, hex) of every input besides the delivery that shaped the stored
+    /// lines: the tag key, attribution rules, assignments and usage-evidence totals. The same
+    /// delivery with other inputs is processed again. `None`: stored by a curflow before
+    /// fingerprints (the next run of that period recomputes it once).
+    pub inputs: Option<String>,
     pub processed_at: DateTime<Utc>,
     /// The bill's invoice ids seen in the version (blank until AWS finalises the month).
     pub invoice: Invoices,
@@ -52,12 +57,35 @@ pub enum ReplaceOutcome {
     RefusedOlder { stored: ReportVersion },
 }
 
+/// What a period's lines were made from: the delivery's version and the fingerprint of the other
+/// inputs (see [`PeriodRecord::inputs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MadeFrom<'a> {
+    pub version: &'a ReportVersion,
+    pub inputs: Option<&'a str>,
+}
+
+impl<'a> MadeFrom<'a> {
+    /// What a stored record was made from.
+    pub fn record(r: &'a PeriodRecord) -> Self {
+        MadeFrom { version: &r.version, inputs: r.inputs.as_deref() }
+    }
+}
+
 /// Decides what a delivery does to a stored period (shared by every store implementation).
-pub fn decide(stored: Option<&ReportVersion>, incoming: &ReportVersion, force: bool) -> ReplaceOutcome {
+///
+/// The same version made from the same inputs is `Unchanged`; the same version made from other
+/// inputs (tag key, rules, assignments, usage evidence) is computed again and replaces the stored
+/// lines; another version replaces the stored one only when it is newer.
+pub fn decide(stored: Option<MadeFrom<'_>>, incoming: MadeFrom<'_>, force: bool) -> ReplaceOutcome {
     match stored {
-        Some(s) if s.id == incoming.id && !force => ReplaceOutcome::Unchanged,
-        Some(s) if !force && !incoming.supersedes(s) => ReplaceOutcome::RefusedOlder { stored: s.clone() },
-        other => ReplaceOutcome::Replaced { previous: other.cloned() },
+        Some(s) if s.version.id == incoming.version.id && s.inputs == incoming.inputs && !force => {
+            ReplaceOutcome::Unchanged
+        }
+        Some(s) if !force && s.version.id != incoming.version.id && !incoming.version.supersedes(s.version) => {
+            ReplaceOutcome::RefusedOlder { stored: s.version.clone() }
+        }
+        other => ReplaceOutcome::Replaced { previous: other.map(|s| s.version.clone()) },
     }
 }
 

@@ -11,14 +11,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use super::{CostStore, Invoices, LineFilter, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, Invoices, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
 use curflow_model::ReportVersion;
 use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -121,7 +121,12 @@ ALTER TABLE billing_periods ADD COLUMN rows_without_invoice INTEGER;         -- 
 ";
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+/// Version 5: the fingerprint of the inputs besides the delivery (`PeriodRecord::inputs`).
+const SCHEMA_V5: &str = "
+ALTER TABLE billing_periods ADD COLUMN inputs TEXT;   -- SHA-256 hex of tag key, rules, assignments, evidence; NULL before v5
+";
+
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// A SQLite-backed [`CostStore`].
 pub struct SqliteStore {
@@ -222,13 +227,14 @@ impl SqliteStore {
             processed_at: row.get(9)?,
             invoice_ids: row.get(10)?,
             rows_without_invoice: row.get(11)?,
+            inputs: row.get(12)?,
         })
     }
 
     fn records(&self, filter: Option<BillingPeriod>) -> Result<Vec<PeriodRecord>> {
         let e = |err| store_error(&self.path, err);
         let sql = "SELECT billing_period, version_id, version_time, format, source, files, rows_read,
-                          split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice
+                          split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice, inputs
                    FROM billing_periods WHERE ?1 IS NULL OR billing_period = ?1 ORDER BY billing_period";
         let mut stmt = self.conn.prepare_cached(sql).map_err(e)?;
         let raw = stmt
@@ -253,6 +259,7 @@ struct RawRecord {
     processed_at: String,
     invoice_ids: String,
     rows_without_invoice: Option<i64>,
+    inputs: Option<String>,
 }
 
 fn parse_time(path: &Path, s: &str) -> Result<DateTime<Utc>> {
@@ -270,6 +277,7 @@ impl RawRecord {
             rows_read: u64::try_from(self.rows_read).unwrap_or(0),
             split_child_rows: u64::try_from(self.split_child_rows).unwrap_or(0),
             tag_key: self.tag_key,
+            inputs: self.inputs,
             processed_at: parse_time(path, &self.processed_at)?,
             invoice: Invoices {
                 ids: serde_json::from_str(&self.invoice_ids)
@@ -417,33 +425,37 @@ impl CostStore for SqliteStore {
         // IMMEDIATE: take the write lock before reading the stored version, so two writers of one
         // period serialise and the second sees the first one's version.
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        let stored: Option<(String, String)> = tx
+        let stored: Option<(String, String, Option<String>)> = tx
             .query_row(
-                "SELECT version_id, version_time FROM billing_periods WHERE billing_period = ?1",
+                "SELECT version_id, version_time, inputs FROM billing_periods WHERE billing_period = ?1",
                 params![period],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(e)?;
         let stored = match stored {
-            Some((id, time)) => Some(ReportVersion { id, time: parse_time(&path, &time)? }),
+            Some((id, time, inputs)) => Some((ReportVersion { id, time: parse_time(&path, &time)? }, inputs)),
             None => None,
         };
-        let outcome = decide(stored.as_ref(), &record.version, force);
+        let outcome = decide(
+            stored.as_ref().map(|(version, inputs)| MadeFrom { version, inputs: inputs.as_deref() }),
+            MadeFrom::record(record),
+            force,
+        );
         if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
             return Ok(outcome); // dropping `tx` rolls back (nothing was written)
         }
         tx.execute("DELETE FROM cost_lines WHERE billing_period = ?1", params![period]).map_err(e)?;
         tx.execute(
             "INSERT INTO billing_periods (billing_period, version_id, version_time, format, source, files,
-                 rows_read, split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 rows_read, split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice, inputs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (billing_period) DO UPDATE SET version_id = excluded.version_id,
                  version_time = excluded.version_time, format = excluded.format, source = excluded.source,
                  files = excluded.files, rows_read = excluded.rows_read,
                  split_child_rows = excluded.split_child_rows, tag_key = excluded.tag_key,
                  processed_at = excluded.processed_at, invoice_ids = excluded.invoice_ids,
-                 rows_without_invoice = excluded.rows_without_invoice",
+                 rows_without_invoice = excluded.rows_without_invoice, inputs = excluded.inputs",
             params![
                 period,
                 record.version.id,
@@ -457,6 +469,7 @@ impl CostStore for SqliteStore {
                 rfc3339(&record.processed_at),
                 serde_json::to_string(&record.invoice.ids).map_err(|e| Error::Internal(e.to_string()))?,
                 record.invoice.rows_without_id.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                record.inputs,
             ],
         )
         .map_err(e)?;

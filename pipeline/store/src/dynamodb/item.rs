@@ -201,6 +201,9 @@ pub(super) fn pointer_item(p: &Pointer) -> Item {
     item.insert("rows_read".into(), n_u64(r.rows_read));
     item.insert("split_child_rows".into(), n_u64(r.split_child_rows));
     item.insert("tag_key".into(), s(r.tag_key.clone()));
+    if let Some(inputs) = &r.inputs {
+        item.insert("inputs".into(), s(inputs.clone()));
+    }
     item.insert("processed_at".into(), s(rfc3339(&r.processed_at)));
     item.insert("line_count".into(), n_u64(p.line_count));
     item.insert("invoice_ids".into(), AttributeValue::L(r.invoice.ids.iter().map(|x| s(x.clone())).collect()));
@@ -361,6 +364,8 @@ pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
             rows_read: r.u64("rows_read")?,
             split_child_rows: r.u64("split_child_rows")?,
             tag_key: r.text("tag_key")?,
+            // Absent on pointers written before input fingerprints.
+            inputs: r.opt_text("inputs")?,
             processed_at: r.time("processed_at")?,
             invoice: Invoices {
                 ids: r.strings("invoice_ids")?.unwrap_or_default(),
@@ -473,6 +478,7 @@ mod tests {
                 rows_read: 5000,
                 split_child_rows: 2,
                 tag_key: "accountant_id".into(),
+                inputs: Some("3f2a".into()),
                 processed_at: DateTime::from_timestamp(1_790_000_100, 123).unwrap(),
                 invoice: Invoices { ids: vec!["EUINGB26-1".into(), "EUINGB26-2".into()], rows_without_id: Some(0) },
             },

@@ -32,7 +32,7 @@
 //!
 //! **Pointer items** (one per billing period): `accountant_id` = `_period`, `sk` = `current#<YYYY-MM>`,
 //! with `period`, `version_tag`, `version_id`, `version_time`, `format`, `delivery_source`, `files`,
-//! `rows_read`, `split_child_rows`, `tag_key`, `processed_at` (the [`PeriodRecord`]), `line_count`
+//! `rows_read`, `split_child_rows`, `tag_key`, `inputs`, `processed_at` (the [`PeriodRecord`]), `line_count`
 //! (items in the current version) and `partitions` (list of the partitions that hold them; this
 //! bounds a period to roughly 10,000 tenants, the 400 KB item limit). Pointers have no `month`,
 //! so they stay out of `month-index`.
@@ -98,7 +98,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{CostStore, LineFilter, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
 use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
 use curflow_model::aggregate::{Amounts, CostLine};
@@ -690,7 +690,7 @@ impl DynamoStore {
         let mut stored = self.get_pointer(period).await?;
         let mut restarts = 0u32;
         loop {
-            let outcome = decide(stored.as_ref().map(|p| &p.record.version), &record.version, force);
+            let outcome = decide(stored.as_ref().map(|p| MadeFrom::record(&p.record)), MadeFrom::record(record), force);
             if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
                 return Ok(outcome);
             }
