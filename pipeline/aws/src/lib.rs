@@ -196,9 +196,11 @@ where
     };
     let code = err.code().map(str::to_string);
     let message = err.message().map(str::to_string);
-    let reason = match (code, message) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c,
+    let reason = match (code, message, status) {
+        (Some(c), Some(m), _) => format!("{c}: {m}"),
+        (Some(c), None, _) => c,
+        // No readable error code: say what came back, without the SDK's full debug dump.
+        (None, _, Some(status)) => format!("HTTP {status} with an error response the SDK could not read"),
         _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
     };
     AwsError { source: Some(Box::new(err)), ..AwsError::new(service, operation, resource, reason, kind) }
