@@ -58,6 +58,8 @@ pub struct Config {
     pub variance_threshold_pct: Decimal,
     /// ... and above this amount.
     pub variance_min_amount: Decimal,
+    /// ISO 4217 code of the app's estimates; `None` = the month's billing currency.
+    pub estimates_currency: Option<String>,
     /// Budget alerts are POSTed here as JSON. A secret (the URL is the credential).
     pub alert_webhook_url: Option<String>,
     /// Budget alerts are published to this SNS topic.
@@ -124,6 +126,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new("variance-min-amount", field!(variance_min_amount), "… and above this amount")
         .default("1.00")
         .unit("billing currency"),
+    Setting::new(
+        "estimates-currency",
+        field!(estimates_currency),
+        "currency of the app's estimates (ISO 4217); actual cost in other currencies is listed, never compared",
+    )
+    .unset("the month's billing currency"),
     Setting::new("alert-webhook-url", field!(alert_webhook_url), "budget alerts are POSTed here as JSON")
         .unset("none")
         .secret(),
@@ -178,6 +186,7 @@ impl Default for Config {
             resource_types: None,
             variance_threshold_pct: Decimal::ZERO,
             variance_min_amount: Decimal::ZERO,
+            estimates_currency: None,
             alert_webhook_url: None,
             alert_sns_topic_arn: None,
         };
@@ -294,6 +303,13 @@ impl Config {
         if self.tag_key.trim().is_empty() || self.tag_key.starts_with("user:") {
             return Err(invalid("tag-key", "must be the bare key, e.g. accountant_id (without `user:`)".into()).into());
         }
+        if let Some(code) = &self.estimates_currency
+            && !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(
+                invalid("estimates-currency", format!("must be an ISO 4217 code such as EUR, found {code:?}")).into()
+            );
+        }
         Ok(())
     }
 
@@ -319,6 +335,7 @@ impl Config {
                 threshold_pct: self.variance_threshold_pct,
                 min_variance: self.variance_min_amount,
             },
+            self.estimates_currency.clone(),
         )
     }
 
@@ -734,6 +751,7 @@ mod tests {
             ("resource-types", "r.toml"),
             ("variance-threshold-pct", "12"),
             ("variance-min-amount", "3.5"),
+            ("estimates-currency", "EUR"),
             ("alert-webhook-url", "https://hooks.example/x"),
             ("alert-sns-topic-arn", "arn:aws:sns:us-east-1:1:t"),
         ];
@@ -763,6 +781,7 @@ mod tests {
             resource_types,
             variance_threshold_pct,
             variance_min_amount,
+            estimates_currency,
             alert_webhook_url,
             alert_sns_topic_arn,
         } = all;
@@ -781,6 +800,7 @@ mod tests {
             resource_types != d.resource_types,
             variance_threshold_pct != d.variance_threshold_pct,
             variance_min_amount != d.variance_min_amount,
+            estimates_currency != d.estimates_currency,
             alert_webhook_url != d.alert_webhook_url,
             alert_sns_topic_arn != d.alert_sns_topic_arn,
         ];

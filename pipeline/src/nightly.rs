@@ -6,7 +6,10 @@
 //! delivery failed is not recorded and is tried again on the next run.
 
 use chrono::{DateTime, Days, Utc};
-use curflow_reconcile::{Alert, Anomaly, BudgetPosition, Forecast, TenantMonthVariance, evaluate_alerts};
+use curflow_reconcile::{
+    Alert, Anomaly, BudgetPosition, CurrencyMismatch, Forecast, NotCompared, TenantMonthVariance, currency_mismatches,
+    evaluate_alerts,
+};
 use serde::Serialize;
 
 use crate::alerts::{AlertChannels, deliver};
@@ -28,6 +31,9 @@ pub struct NightlySummary {
     /// Alerts whose delivery failed (retried next run).
     pub alerts_failed: Vec<(Alert, String)>,
     pub anomalies: Vec<Anomaly>,
+    /// Budgets whose tenant has cost of the month in another currency than the budget's: that cost
+    /// is not compared with the budget (never converted, never summed with it).
+    pub budget_currency_mismatches: Vec<CurrencyMismatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +41,8 @@ pub struct MonthResult {
     pub period: BillingPeriod,
     pub records_written: usize,
     pub tenants: Vec<TenantMonthVariance>,
+    /// Actual cost in other currencies than the estimates': listed, not compared.
+    pub not_compared: Vec<NotCompared>,
 }
 
 /// Runs the nightly job against the configured store (SQLite or DynamoDB), which must exist: a
@@ -62,6 +70,7 @@ pub async fn run_with(
         alerts_sent: Vec::new(),
         alerts_failed: Vec::new(),
         anomalies: Vec::new(),
+        budget_currency_mismatches: Vec::new(),
     };
     let mut baseline_lines = Vec::new();
     for period in [previous, current] {
@@ -70,14 +79,19 @@ pub async fn run_with(
         }
         let comparison = reconciliation::reconcile(store, period, now, options)?;
         let written = store.replace_reconciliation(month_of(period), &comparison, now)?;
-        summary.reconciled.push(MonthResult { period, records_written: written, tenants: comparison.tenant_months });
+        summary.reconciled.push(MonthResult {
+            period,
+            records_written: written,
+            tenants: comparison.tenant_months,
+            not_compared: comparison.not_compared,
+        });
         baseline_lines.extend(store.cost_lines(period)?);
     }
 
     // Budgets: the current month's month-to-date and forecast.
     let budgets = store.budgets()?;
     let current_lines: Vec<_> = baseline_lines.iter().filter(|l| l.period == current).cloned().collect();
-    summary.forecasts = reconciliation::forecasts(&current_lines, current, now, &options.currency)?;
+    summary.forecasts = reconciliation::forecasts(&current_lines, current, now)?;
     let positions: Vec<BudgetPosition> = summary
         .forecasts
         .iter()
@@ -91,6 +105,8 @@ pub async fn run_with(
             p
         })
         .collect();
+    let plain_budgets: Vec<_> = budgets.iter().map(|b| b.budget.clone()).collect();
+    summary.budget_currency_mismatches = currency_mismatches(&plain_budgets, &positions);
     let sent = store.alerts_sent(month_of(current))?;
     let plain: Vec<_> = budgets.iter().map(|b| b.budget.clone()).collect();
     let alerts = evaluate_alerts(&plain, &positions, &sent).map_err(|e| Error::Argument(e.to_string()))?;
@@ -111,7 +127,7 @@ pub async fn run_with(
     // The last 7 *complete* days: a partial newest day would read as a drop.
     let as_of = reconciliation::last_complete_day(now, current, &current_lines);
     let recent: Vec<_> = baseline_lines.iter().filter(|l| l.key.usage_date <= as_of).cloned().collect();
-    summary.anomalies = reconciliation::anomalies(&recent, as_of - Days::new(6), &options.currency)?;
+    summary.anomalies = reconciliation::anomalies(&recent, as_of - Days::new(6))?;
     Ok(summary)
 }
 
@@ -143,6 +159,28 @@ pub fn summary_text(s: &NightlySummary) -> String {
                 serde_json::to_value(t.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             ));
         }
+    }
+    for m in &s.reconciled {
+        for n in &m.not_compared {
+            out.push_str(&format!(
+                "  {}: {} has {} {} not compared with the estimates (they are in another currency)\n",
+                m.period,
+                n.accountant_id,
+                r2(n.actual),
+                n.currency
+            ));
+        }
+    }
+    for x in &s.budget_currency_mismatches {
+        out.push_str(&format!(
+            "  budget of {} is {} {}; its {} month-to-date cost of {} {} is not compared with it\n",
+            x.accountant_id,
+            r2(x.budget),
+            x.budget_currency,
+            x.month,
+            r2(x.mtd_actual),
+            x.actual_currency
+        ));
     }
     out.push_str(&format!("  budgets: {} alert(s) sent, {} failed\n", s.alerts_sent.len(), s.alerts_failed.len()));
     for a in &s.alerts_sent {

@@ -4,8 +4,15 @@
 //! Actual cost per tenant = its tagged (direct) amortized cost + its attributed share of shared cost.
 //! The untagged pool that no evidence could split (`UNATTRIBUTED`) belongs to no tenant and is left out
 //! of per-tenant comparisons (the costs and report commands show it).
+//!
+//! **Currencies.** Nothing assumes USD, and amounts in two currencies are never added. Forecasts,
+//! anomalies and expense entries are computed per currency (a tenant billed in EUR and USD gets
+//! one of each). The app's estimates carry no currency: they are in `estimates-currency`, by
+//! default the month's billing currency ([`comparison_currency`]); actual cost in any other
+//! currency is listed in [`Comparison::not_compared`], never compared. Budgets are compared only
+//! with actuals in their own currency (`curflow_reconcile::currency_mismatches` reports the rest).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -25,12 +32,14 @@ use crate::store::{CostStore, Store};
 pub struct ReconcileOptions {
     pub mapping: ResourceTypeMap,
     pub thresholds: Thresholds,
-    pub currency: String,
+    /// The currency of the app's estimates (`estimates-currency`); `None` = the month's billing
+    /// currency.
+    pub estimates_currency: Option<String>,
 }
 
 impl ReconcileOptions {
     /// The mapping from `path` (TOML, see `reconcile/resource-types.example.toml`) or the shipped example.
-    pub fn load(path: Option<&Path>, thresholds: Thresholds) -> Result<Self> {
+    pub fn load(path: Option<&Path>, thresholds: Thresholds, estimates_currency: Option<String>) -> Result<Self> {
         let mapping = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
@@ -39,8 +48,43 @@ impl ReconcileOptions {
             None => ResourceTypeMap::example(),
         }
         .map_err(|e| Error::Config { source_name: "resource-types".into(), reason: e.to_string() })?;
-        Ok(Self { mapping, thresholds, currency: "USD".into() })
+        Ok(Self { mapping, thresholds, estimates_currency })
     }
+}
+
+/// The currencies of the tenants' cost in `lines` (tagged and attributed; the unattributed pool
+/// belongs to no tenant), in code order.
+pub fn tenant_currencies(lines: &[CostLine]) -> BTreeSet<String> {
+    lines
+        .iter()
+        .filter(|l| l.key.tenant.is_some() && l.source() != LineSource::Shared)
+        .map(|l| l.key.currency.clone())
+        .collect()
+}
+
+/// [`actuals_of`] per currency: the reconcile crate's computations take one currency at a time.
+fn actuals_by_currency(lines: &[CostLine]) -> BTreeMap<String, Vec<ActualCost>> {
+    let mut out: BTreeMap<String, Vec<ActualCost>> = BTreeMap::new();
+    for a in actuals_of(lines) {
+        out.entry(a.currency.clone()).or_default().push(a);
+    }
+    out
+}
+
+/// The currency the estimates are compared in: `estimates-currency` when set, else the month's
+/// billing currency, i.e. the currency of most of the period's cost lines (CUR writes one per
+/// payer account; a second one is rare, e.g. a marketplace charge), ties to the first code. A period
+/// without lines has no billing currency: USD, the currency of AWS list prices.
+pub fn comparison_currency(options: &ReconcileOptions, lines: &[CostLine]) -> String {
+    if let Some(code) = &options.estimates_currency {
+        return code.clone();
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in lines {
+        *counts.entry(l.key.currency.as_str()).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    counts.into_iter().find(|(_, n)| *n == most).map_or_else(|| "USD".to_owned(), |(code, _)| code.to_owned())
 }
 
 /// Reconciliation errors are caused by its input (estimates, budgets, amounts too large to sum).
@@ -89,10 +133,11 @@ pub fn reconcile(
 ) -> Result<Comparison> {
     let month = month_of(period);
     let estimates = store.estimates(month)?;
-    let actuals = actuals_of(&store.cost_lines(period)?);
+    let lines = store.cost_lines(period)?;
+    let actuals = actuals_of(&lines);
     let config = CompareConfig {
         thresholds: options.thresholds.clone(),
-        currency: options.currency.clone(),
+        currency: comparison_currency(options, &lines),
         ..CompareConfig::default()
     };
     compare(&estimates, &actuals, &options.mapping, &periods_at(store, period, now)?, &config).map_err(reconcile_error)
@@ -107,20 +152,23 @@ pub fn periods_at(store: &dyn CostStore, period: BillingPeriod, now: DateTime<Ut
     })
 }
 
-/// Month-end forecasts per tenant from the period's daily actuals, as of the last complete day.
-pub fn forecasts(
-    lines: &[CostLine],
-    period: BillingPeriod,
-    now: DateTime<Utc>,
-    currency: &str,
-) -> Result<Vec<Forecast>> {
+/// Month-end forecasts per tenant and currency from the period's daily actuals, as of the last
+/// complete day; sorted by tenant, then currency.
+pub fn forecasts(lines: &[CostLine], period: BillingPeriod, now: DateTime<Utc>) -> Result<Vec<Forecast>> {
     let as_of = last_complete_day(now, period, lines).min(period.last_day());
     if as_of < period.first_day() - Days::new(1) {
         return Ok(Vec::new());
     }
-    let actuals = actuals_of(lines);
-    forecast_tenants(&actuals, Measure::Amortized, currency, month_of(period), as_of, &ForecastConfig::default())
-        .map_err(reconcile_error)
+    let mut out = Vec::new();
+    for (currency, actuals) in actuals_by_currency(lines) {
+        let config = ForecastConfig::default();
+        out.extend(
+            forecast_tenants(&actuals, Measure::Amortized, &currency, month_of(period), as_of, &config)
+                .map_err(reconcile_error)?,
+        );
+    }
+    out.sort_by(|a, b| (&a.accountant_id, &a.currency).cmp(&(&b.accountant_id, &b.currency)));
+    Ok(out)
 }
 
 /// The day before `now`: the latest day any data could be complete for (today's never is).
@@ -146,18 +194,33 @@ pub fn last_complete_day(now: DateTime<Utc>, period: BillingPeriod, lines: &[Cos
     covered.min(clock)
 }
 
-/// Day anomalies per tenant and service over `lines` (several periods may be concatenated for the
-/// trailing baseline), keeping those on or after `since`.
-pub fn anomalies(lines: &[CostLine], since: NaiveDate, currency: &str) -> Result<Vec<Anomaly>> {
-    let found = find_anomalies(&actuals_of(lines), Measure::Amortized, currency, &AnomalyConfig::default())
-        .map_err(reconcile_error)?;
-    Ok(found.into_iter().filter(|a| a.day >= since).collect())
+/// Day anomalies per tenant, service and currency over `lines` (several periods may be concatenated
+/// for the trailing baseline), keeping those on or after `since`; sorted by tenant, service, day.
+pub fn anomalies(lines: &[CostLine], since: NaiveDate) -> Result<Vec<Anomaly>> {
+    let mut out = Vec::new();
+    for (currency, actuals) in actuals_by_currency(lines) {
+        let found = find_anomalies(&actuals, Measure::Amortized, &currency, &AnomalyConfig::default())
+            .map_err(reconcile_error)?;
+        out.extend(found.into_iter().filter(|a| a.day >= since));
+    }
+    out.sort_by(|a, b| {
+        (&a.accountant_id, &a.service, a.day, &a.currency).cmp(&(&b.accountant_id, &b.service, b.day, &b.currency))
+    });
+    Ok(out)
 }
 
-/// Finance expense entries of a period: one per tenant and service.
-pub fn expense_entries(lines: &[CostLine], period: BillingPeriod, currency: &str) -> Result<Vec<ExpenseEntry>> {
-    expenses(&actuals_of(lines), month_of(period), Measure::Amortized, currency, &BTreeMap::new())
-        .map_err(reconcile_error)
+/// Finance expense entries of a period: one per tenant, service and currency, sorted by tenant,
+/// service, currency. Each currency's entries of a tenant sum to that tenant's rounded total in it.
+pub fn expense_entries(lines: &[CostLine], period: BillingPeriod) -> Result<Vec<ExpenseEntry>> {
+    let mut out = Vec::new();
+    for (currency, actuals) in actuals_by_currency(lines) {
+        out.extend(
+            expenses(&actuals, month_of(period), Measure::Amortized, &currency, &BTreeMap::new())
+                .map_err(reconcile_error)?,
+        );
+    }
+    out.sort_by(|a, b| (&a.accountant_id, &a.service, &a.currency).cmp(&(&b.accountant_id, &b.service, &b.currency)));
+    Ok(out)
 }
 
 /// Everything `curflow report` draws for one period.
@@ -168,12 +231,22 @@ pub fn report_data(
     options: &ReconcileOptions,
 ) -> Result<crate::report_html::ReportData> {
     use crate::report_html::{
-        AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, ReportData, TenantBar, VarianceRow,
+        AnomalyRow, CoverageShares, DailyPoint, ForecastBand, OtherCurrency, ReportData, TenantBar, VarianceRow,
     };
-    let lines = store.cost_lines(period)?;
+    let all_lines = store.cost_lines(period)?;
     let comparison = reconcile(store, period, now, options)?;
     let month = month_of(period);
     let add = |a: Decimal, b: Decimal| crate::aggregate::add_exact(a, b, || "a report total".into());
+    // One page, one currency (the estimates'): cost in another is summed apart and named, never
+    // drawn on the same axis.
+    let currency = comparison_currency(options, &all_lines);
+    let (lines, elsewhere): (Vec<CostLine>, Vec<CostLine>) =
+        all_lines.into_iter().partition(|l| l.key.currency == currency);
+    let mut other_currencies: BTreeMap<String, Decimal> = BTreeMap::new();
+    for l in &elsewhere {
+        let slot = other_currencies.entry(l.key.currency.clone()).or_default();
+        *slot = add(*slot, l.amounts.amortized_cost)?;
+    }
 
     let tenants = comparison
         .tenant_months
@@ -237,7 +310,7 @@ pub fn report_data(
             part.checked_mul(Decimal::ONE_HUNDRED).and_then(|p| p.checked_div(total)).unwrap_or_default().round_dp(2)
         }
     };
-    let forecasts = forecasts(&lines, period, now, &options.currency)?;
+    let forecasts = forecasts(&lines, period, now)?;
     let forecast = if forecasts.is_empty() {
         None
     } else {
@@ -258,35 +331,8 @@ pub fn report_data(
         }
         Some(band)
     };
-    let budgets = store
-        .budgets()?
-        .into_iter()
-        .map(|b| {
-            let f = forecasts.iter().find(|f| f.accountant_id == b.budget.accountant_id);
-            let mtd = f.map(|f| f.mtd_actual).unwrap_or_default();
-            let used = mtd
-                .checked_mul(Decimal::ONE_HUNDRED)
-                .and_then(|p| p.checked_div(b.budget.monthly_amount))
-                .unwrap_or(Decimal::MAX)
-                .round_dp(1);
-            let status = if used >= Decimal::ONE_HUNDRED {
-                "over"
-            } else if used >= Decimal::from(80) {
-                "warning"
-            } else {
-                "ok"
-            };
-            BudgetRow {
-                tenant: b.budget.accountant_id,
-                budget: b.budget.monthly_amount,
-                month_to_date: mtd,
-                forecast: f.map(|f| f.forecast),
-                used_pct: used,
-                status: status.into(),
-            }
-        })
-        .collect();
-    let anomalies = anomalies(&lines, period.first_day(), &options.currency)?
+    let budgets = report_budget_rows(store.budgets()?, &forecasts, &currency, &tenant_currencies(&elsewhere));
+    let anomalies = anomalies(&lines, period.first_day())?
         .into_iter()
         .map(|a| AnomalyRow {
             tenant: a.accountant_id,
@@ -301,7 +347,11 @@ pub fn report_data(
         period: period.to_string(),
         period_state: periods_at(store, period, now)?.state(month).as_str().to_string(),
         generated_at: now.to_rfc3339(),
-        currency: options.currency.clone(),
+        currency,
+        other_currencies: other_currencies
+            .into_iter()
+            .map(|(currency, amortized)| OtherCurrency { currency, amortized })
+            .collect(),
         tenants,
         top_variances,
         daily: daily.into_iter().map(|(day, [actual, tenants])| DailyPoint { day, actual, tenants }).collect(),
@@ -315,6 +365,49 @@ pub fn report_data(
         },
         anomalies,
     })
+}
+
+/// The report's budget table: each budget beside its tenant's month-to-date cost in the report's
+/// `currency`. A budget in another currency, or a tenant whose cost is all in another currency
+/// (`tenants_elsewhere`: tenants with cost outside `currency`), is shown as not compared.
+fn report_budget_rows(
+    budgets: Vec<crate::store::finance::BudgetSetting>,
+    forecasts: &[Forecast],
+    currency: &str,
+    tenants_elsewhere: &BTreeSet<String>,
+) -> Vec<crate::report_html::BudgetRow> {
+    budgets
+        .into_iter()
+        .map(|b| {
+            let f = forecasts.iter().find(|f| f.accountant_id == b.budget.accountant_id);
+            let mtd = f.map(|f| f.mtd_actual).unwrap_or_default();
+            let used = mtd
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .and_then(|p| p.checked_div(b.budget.monthly_amount))
+                .unwrap_or(Decimal::MAX)
+                .round_dp(1);
+            let elsewhere = f.is_none() && tenants_elsewhere.contains(&b.budget.accountant_id);
+            let (status, used) = if b.budget.currency != currency {
+                (format!("not compared: budget in {}, costs shown in {currency}", b.budget.currency), Decimal::ZERO)
+            } else if elsewhere {
+                (format!("not compared: the tenant's cost is not in {currency}"), Decimal::ZERO)
+            } else if used >= Decimal::ONE_HUNDRED {
+                ("over".into(), used)
+            } else if used >= Decimal::from(80) {
+                ("warning".into(), used)
+            } else {
+                ("ok".into(), used)
+            };
+            crate::report_html::BudgetRow {
+                tenant: b.budget.accountant_id,
+                budget: b.budget.monthly_amount,
+                month_to_date: mtd,
+                forecast: f.map(|f| f.forecast),
+                used_pct: used,
+                status,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -379,11 +472,11 @@ mod tests {
         // 10 a day for 19 days, and a partial 20th with 2 so far.
         let mut lines: Vec<_> = (1..=19).map(|d| line(d, 10)).collect();
         lines.push(line(20, 2));
-        let f = forecasts(&lines, nov, at("2026-11-21T03:00:00Z"), "USD").unwrap();
+        let f = forecasts(&lines, nov, at("2026-11-21T03:00:00Z")).unwrap();
         assert_eq!(f.len(), 1);
         // The same month with the 20th complete: the forecast does not depend on the 20th at all.
         let full: Vec<_> = (1..=20).map(|d| line(d, 10)).collect();
-        let g = forecasts(&full, nov, at("2026-11-21T03:00:00Z"), "USD").unwrap();
+        let g = forecasts(&full, nov, at("2026-11-21T03:00:00Z")).unwrap();
         assert_eq!(
             serde_json::to_string(&f[0]).unwrap(),
             serde_json::to_string(&g[0]).unwrap(),

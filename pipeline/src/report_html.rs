@@ -53,8 +53,11 @@ pub struct ReportData {
     pub period_state: String,
     /// RFC 3339 time the report was generated.
     pub generated_at: String,
-    /// ISO 4217 code of all amounts, e.g. `"USD"`.
+    /// ISO 4217 code of all amounts, e.g. `"USD"` (the estimates' currency).
     pub currency: String,
+    /// The period's cost in other currencies, left out of every chart and table (amounts in two
+    /// currencies are never added or drawn together).
+    pub other_currencies: Vec<OtherCurrency>,
     /// Estimate vs actual per tenant.
     pub tenants: Vec<TenantBar>,
     /// The largest estimate-vs-actual differences per (tenant, resource type).
@@ -125,6 +128,13 @@ pub struct ForecastBand {
     pub low: Decimal,
     pub high: Decimal,
     pub method: String,
+}
+
+/// Amortized cost of the period in a currency the report does not show.
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherCurrency {
+    pub currency: String,
+    pub amortized: Decimal,
 }
 
 /// One tenant's budget status.
@@ -252,6 +262,18 @@ fn page_header(h: &mut String, data: &ReportData) {
     )
     .ok();
     h.push_str("</header>\n");
+    for other in &data.other_currencies {
+        writeln!(
+            h,
+            "<div class=\"banner\" id=\"other-currency-{0}\" role=\"status\"><strong>Not shown: {1} {0} of cost in \
+             {0}.</strong> This page is in {2}; amounts in two currencies are never added. \
+             <code>curflow costs --by tenant</code> lists every currency.</div>",
+            esc(&other.currency),
+            money(other.amortized),
+            esc(&data.currency),
+        )
+        .ok();
+    }
     if state != "final" {
         let detail = if state == "open" {
             "AWS has not closed this month's bill: costs arrive with a delay of up to a day and will still change."

@@ -90,6 +90,7 @@ fn sample() -> ReportData {
         period_state: "provisional".into(),
         generated_at: "2026-11-02T06:15:00Z".into(),
         currency: "USD".into(),
+        other_currencies: Vec::new(),
         tenants,
         top_variances: vec![
             VarianceRow {

@@ -70,6 +70,10 @@ pub enum AnomalyMethod {
 pub struct Anomaly {
     pub accountant_id: String,
     pub service: String,
+    /// The currency of `cost` and the baseline: set by [`find_anomalies`]; empty from
+    /// [`detect_anomalies`], whose series carries no currency.
+    #[serde(default)]
+    pub currency: String,
     pub day: NaiveDate,
     pub cost: Decimal,
     pub baseline_median: Decimal,
@@ -128,6 +132,7 @@ pub fn detect_anomalies(
             out.push(Anomaly {
                 accountant_id: accountant_id.to_owned(),
                 service: service.to_owned(),
+                currency: String::new(),
                 day,
                 cost,
                 baseline_median: m,
@@ -153,7 +158,8 @@ pub fn find_anomalies(
 ) -> Result<Vec<Anomaly>> {
     let mut out = Vec::new();
     for ((tenant, service), series) in daily_by_tenant_service(actuals, measure, currency)? {
-        out.extend(detect_anomalies(&tenant, &service, &series, config)?);
+        let found = detect_anomalies(&tenant, &service, &series, config)?;
+        out.extend(found.into_iter().map(|a| Anomaly { currency: currency.to_owned(), ..a }));
     }
     Ok(out)
 }

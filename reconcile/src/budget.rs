@@ -16,6 +16,10 @@
 //! again with the same positions and the updated set returns nothing. Amounts falling back under a
 //! threshold (credits) do not re-arm it within the month.
 //!
+//! **Currencies.** A budget is only compared with a position in its own currency. A tenant whose
+//! month is billed in another currency (or in two) raises no alert from the other currency's amounts:
+//! [`currency_mismatches`] lists those positions so the caller reports them, never converts or sums.
+//!
 //! ```
 //! use std::collections::BTreeSet;
 //! use chrono::NaiveDate;
@@ -96,6 +100,8 @@ impl Budget {
 pub struct BudgetPosition {
     pub accountant_id: String,
     pub month: Month,
+    /// The currency of the amounts; only a budget in the same currency is compared with them.
+    pub currency: String,
     pub mtd_actual: Decimal,
     /// Month-end forecast; `None` = no forecast alerts.
     pub forecast: Option<Decimal>,
@@ -107,6 +113,7 @@ impl BudgetPosition {
         Self {
             accountant_id: f.accountant_id.clone(),
             month: f.month,
+            currency: f.currency.clone(),
             mtd_actual: f.mtd_actual,
             forecast: Some(f.forecast),
         }
@@ -159,7 +166,8 @@ impl Alert {
 }
 
 /// The new alerts for `positions` (see the module docs), ordered by position, then threshold, then kind.
-/// Positions of tenants without a budget raise nothing.
+/// Positions of tenants without a budget, or in another currency than the tenant's budget, raise
+/// nothing (see [`currency_mismatches`]).
 pub fn evaluate_alerts(
     budgets: &[Budget],
     positions: &[BudgetPosition],
@@ -181,6 +189,9 @@ pub fn evaluate_alerts(
     let mut out = Vec::new();
     for p in positions {
         let Some(b) = by_tenant.get(p.accountant_id.as_str()) else { continue };
+        if p.currency != b.currency {
+            continue;
+        }
         let mut thresholds: Vec<Decimal> = b.thresholds_pct.iter().map(|t| t.normalize()).collect();
         thresholds.sort();
         thresholds.dedup();
@@ -210,6 +221,36 @@ pub fn evaluate_alerts(
         }
     }
     Ok(out)
+}
+
+/// A tenant's budget and a position of that tenant in another currency: not compared, reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrencyMismatch {
+    pub accountant_id: String,
+    pub month: Month,
+    pub budget: Decimal,
+    pub budget_currency: String,
+    /// The position's month-to-date actual, in `actual_currency`.
+    pub mtd_actual: Decimal,
+    pub actual_currency: String,
+}
+
+/// The positions of budgeted tenants whose currency is not their budget's, ordered as `positions`.
+pub fn currency_mismatches(budgets: &[Budget], positions: &[BudgetPosition]) -> Vec<CurrencyMismatch> {
+    positions
+        .iter()
+        .filter_map(|p| {
+            let b = budgets.iter().find(|b| b.accountant_id == p.accountant_id)?;
+            (b.currency != p.currency).then(|| CurrencyMismatch {
+                accountant_id: p.accountant_id.clone(),
+                month: p.month,
+                budget: b.monthly_amount,
+                budget_currency: b.currency.clone(),
+                mtd_actual: p.mtd_actual,
+                actual_currency: p.currency.clone(),
+            })
+        })
+        .collect()
 }
 
 fn message(p: &BudgetPosition, b: &Budget, t: Decimal, kind: AlertKind) -> Result<String> {
@@ -251,6 +292,7 @@ mod tests {
         BudgetPosition {
             accountant_id: "acct-1".into(),
             month: "2026-10".parse().unwrap(),
+            currency: "USD".into(),
             mtd_actual: d(mtd),
             forecast: forecast.map(d),
         }
@@ -311,5 +353,23 @@ mod tests {
         let alerts = evaluate_alerts(&[b], &[pos("90", None)], &BTreeSet::new()).unwrap();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].key().threshold_pct.to_string(), "80");
+    }
+
+    #[test]
+    fn a_budget_is_compared_only_with_amounts_in_its_own_currency() {
+        let budgets = [Budget::new("acct-1", d("100"), "EUR")];
+        // 250 USD would be 250 % of a 100 EUR budget if the currencies were ignored.
+        let usd = pos("250", Some("400"));
+        assert!(evaluate_alerts(&budgets, std::slice::from_ref(&usd), &BTreeSet::new()).unwrap().is_empty());
+        let mismatches = currency_mismatches(&budgets, std::slice::from_ref(&usd));
+        assert_eq!(mismatches.len(), 1);
+        assert_eq!((mismatches[0].budget_currency.as_str(), mismatches[0].actual_currency.as_str()), ("EUR", "USD"));
+        assert_eq!(mismatches[0].mtd_actual, d("250"));
+        // The same tenant's EUR position is compared (and is not a mismatch).
+        let eur = BudgetPosition { currency: "EUR".into(), ..pos("90", None) };
+        let alerts = evaluate_alerts(&budgets, &[usd.clone(), eur.clone()], &BTreeSet::new()).unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!((alerts[0].threshold_pct, alerts[0].currency.as_str()), (d("80"), "EUR"));
+        assert!(currency_mismatches(&budgets, &[eur]).is_empty());
     }
 }

@@ -1,8 +1,10 @@
 //! The comparison: estimates vs actual costs per tenant × month and per tenant × month × resource type.
 //!
 //! Estimates are grouped by their `month`; actual lines by the month of their UTC day, for the one
-//! [`Measure`] the caller chose (amortized by default; lines of other measures are ignored, lines of
-//! another currency are an error). Each actual line is given to a resource type by the
+//! [`Measure`] the caller chose (amortized by default; lines of other measures are ignored). Estimates
+//! carry no currency: they are in [`CompareConfig::currency`]. Actual lines in another currency are
+//! never converted or added to a variance: they are summed per tenant, month and currency into
+//! [`Comparison::not_compared`], so a caller can say what was left out. Each actual line is given to a resource type by the
 //! [`ResourceTypeMap`] (first match) or to [`UNMAPPED`]. Rows exist for every key that has an estimate
 //! or an actual line; a resource type with estimates and no actual lines has actual 0 (−100 %).
 //!
@@ -22,7 +24,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::actual::{ActualCost, Measure, selected};
+use crate::actual::{ActualCost, Measure};
 use crate::decompose::{Decomposition, Dominant, EFFECT_DP, decompose};
 use crate::error::Result;
 use crate::estimate::Estimate;
@@ -41,7 +43,7 @@ pub const UNIT_COST_DP: u32 = 12;
 pub struct CompareConfig {
     /// The cost measure compared with the estimates (default amortized).
     pub measure: Measure,
-    /// The currency of the actual lines (and, implicitly, of the estimates). Default `USD`.
+    /// The currency of the estimates: only actual lines in it are compared. Default `USD`.
     pub currency: String,
     /// When a variance is flagged.
     pub thresholds: Thresholds,
@@ -179,6 +181,20 @@ pub struct Comparison {
     pub tenant_months: Vec<TenantMonthVariance>,
     pub resource_types: Vec<ResourceTypeVariance>,
     pub suggestions: Vec<Suggestion>,
+    /// Actual cost in other currencies than the estimates', per tenant, month and currency: not
+    /// compared with anything.
+    #[serde(default)]
+    pub not_compared: Vec<NotCompared>,
+}
+
+/// A tenant's actual cost of a month in a currency the estimates are not in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotCompared {
+    pub accountant_id: String,
+    pub month: Month,
+    pub currency: String,
+    pub actual: Decimal,
+    pub actual_records: u64,
 }
 
 #[derive(Default)]
@@ -215,9 +231,15 @@ pub fn compare(
             acc.estimate_records += 1;
         }
     }
-    for a in selected(actuals, config.measure, &config.currency) {
-        let a = a?;
+    let mut other: BTreeMap<(String, Month, String), (Decimal, u64)> = BTreeMap::new();
+    for a in actuals.iter().filter(|a| a.measure == config.measure) {
         let month = Month::of(a.day);
+        if a.currency != config.currency {
+            let slot = other.entry((a.accountant_id.clone(), month, a.currency.clone())).or_default();
+            slot.0 = total(slot.0, a.amount()?)?;
+            slot.1 += 1;
+            continue;
+        }
         let rt = mapping.classify(&a.service, &a.usage_type);
         let quantity = match (rt, a.usage_quantity) {
             (Some(t), Some(q)) if t.usage_unit.is_none() || t.usage_unit == a.usage_unit => {
@@ -244,7 +266,17 @@ pub fn compare(
         }
     }
 
-    let mut out = Comparison::default();
+    let not_compared = other
+        .into_iter()
+        .map(|((accountant_id, month, currency), (actual, actual_records))| NotCompared {
+            accountant_id,
+            month,
+            currency,
+            actual,
+            actual_records,
+        })
+        .collect();
+    let mut out = Comparison { not_compared, ..Comparison::default() };
     for ((tenant, month), acc) in by_tenant {
         let state = periods.state(month);
         let actual = total(acc.direct, acc.attributed)?;

@@ -67,6 +67,11 @@ pub struct Forecast {
     /// The tenant (whatever the caller passed; empty in backtests of anonymous series).
     pub accountant_id: String,
     pub month: Month,
+    /// The currency of every amount: set by [`forecast_tenants`] (a tenant billed in two currencies
+    /// has one forecast per currency, never a sum of both); empty from [`forecast_month`], whose
+    /// series carries no currency.
+    #[serde(default)]
+    pub currency: String,
     /// The last complete day included.
     pub as_of: NaiveDate,
     /// Σ of the month's days up to `as_of`.
@@ -121,6 +126,7 @@ pub fn forecast_month(
     Ok(Forecast {
         accountant_id: accountant_id.to_owned(),
         month,
+        currency: String::new(),
         as_of,
         mtd_actual,
         elapsed_days,
@@ -146,7 +152,10 @@ pub fn forecast_tenants(
 ) -> Result<Vec<Forecast>> {
     daily_by_tenant(actuals, measure, currency)?
         .iter()
-        .map(|(tenant, daily)| forecast_month(tenant, daily, month, as_of, config))
+        .map(|(tenant, daily)| {
+            let forecast = forecast_month(tenant, daily, month, as_of, config)?;
+            Ok(Forecast { currency: currency.to_owned(), ..forecast })
+        })
         .collect()
 }
 

@@ -95,9 +95,13 @@ pub mod variance;
 
 pub use actual::{ActualCost, DailySeries, Measure, daily_by_tenant, daily_by_tenant_service};
 pub use anomaly::{Anomaly, AnomalyConfig, AnomalyMethod, detect_anomalies, find_anomalies};
-pub use budget::{Alert, AlertKey, AlertKind, Budget, BudgetPosition, default_thresholds, evaluate_alerts};
+pub use budget::{
+    Alert, AlertKey, AlertKind, Budget, BudgetPosition, CurrencyMismatch, currency_mismatches, default_thresholds,
+    evaluate_alerts,
+};
 pub use compare::{
-    CompareConfig, Comparison, MappingStatus, ResourceTypeVariance, Suggestion, TenantMonthVariance, compare,
+    CompareConfig, Comparison, MappingStatus, NotCompared, ResourceTypeVariance, Suggestion, TenantMonthVariance,
+    compare,
 };
 pub use decompose::{Decomposition, Dominant, decompose};
 pub use error::{Error, Result};

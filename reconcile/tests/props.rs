@@ -95,6 +95,7 @@ proptest! {
             let p = BudgetPosition {
                 accountant_id: "acct-1".into(),
                 month: oct,
+                currency: "USD".into(),
                 mtd_actual: Decimal::new(mtd, 2),
                 forecast: forecast.map(|f| Decimal::new(f, 2)),
             };

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use curflow_reconcile::{
-    ActualCost, CompareConfig, Dominant, Error, MappingStatus, Measure, PeriodState, Periods, ResourceTypeVariance,
-    UNMAPPED, VarianceStatus, compare,
+    ActualCost, CompareConfig, Dominant, MappingStatus, Measure, PeriodState, Periods, ResourceTypeVariance, UNMAPPED,
+    VarianceStatus, compare,
 };
 
 fn row<'a>(rows: &'a [ResourceTypeVariance], rt: &str) -> &'a ResourceTypeVariance {
@@ -213,9 +213,15 @@ fn measure_and_currency() {
     let cfg = CompareConfig { measure: Measure::Unblended, ..CompareConfig::default() };
     let c = compare(&[], std::slice::from_ref(&unblended), &mapping(), &final_october(), &cfg).unwrap();
     assert_eq!(c.tenant_months[0].actual, d("999"));
-    let mut eur: ActualCost = unblended;
+    // A line in another currency than the estimates' is never added to a variance: it is listed apart.
+    let mut eur: ActualCost = unblended.clone();
     eur.currency = "EUR".into();
-    assert!(matches!(compare(&[], &[eur], &mapping(), &final_october(), &cfg), Err(Error::Currency { .. })));
+    let c = compare(&[], &[eur.clone(), eur, unblended], &mapping(), &final_october(), &cfg).unwrap();
+    assert_eq!(c.tenant_months.len(), 1);
+    assert_eq!((c.tenant_months[0].actual, c.tenant_months[0].currency.as_str()), (d("999"), "USD"));
+    assert_eq!(c.not_compared.len(), 1);
+    let other = &c.not_compared[0];
+    assert_eq!((other.currency.as_str(), other.actual, other.actual_records), ("EUR", d("1998"), 2));
 }
 
 #[test]

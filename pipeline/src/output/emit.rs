@@ -93,14 +93,29 @@ impl Value {
     /// neutralised. A tenant id, service or resource name comes from cost-allocation tags anyone
     /// with tagging rights can set, so a cell starting with `=`, `+`, `-`, `@`, tab or CR is
     /// prefixed with `'` (OWASP "CSV injection"); numbers (decimals, counts) are never touched, so
-    /// `-12.5` stays a number.
+    /// `-12.5` stays a number, also when it arrives as text (records serialized through serde
+    /// carry their decimals as strings: a credit in an expense export must stay `-11.01`).
     pub fn csv_cell(&self) -> String {
         let text = self.text();
         match self {
-            Value::Text(_) | Value::List(_) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+            Value::Text(_) | Value::List(_)
+                if text.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plain_negative_number(&text) =>
+            {
+                format!("'{text}")
+            }
             _ => text,
         }
     }
+}
+
+/// `-` then digits with at most one `.` between digits: a number no spreadsheet evaluates as a
+/// formula.
+fn is_plain_negative_number(text: &str) -> bool {
+    let Some(digits) = text.strip_prefix('-') else { return false };
+    let mut parts = digits.splitn(2, '.');
+    let whole = parts.next().unwrap_or_default();
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole) && parts.next().is_none_or(all_digits)
 }
 
 impl From<&str> for Value {
@@ -362,5 +377,15 @@ mod tests {
         let tenants: Vec<&str> = cells.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(tenants, ["'=HYPERLINK(\"http://x\")", "'+1", "'-acme", "'@SUM(A1)", "'\tx", "'\rx", "ok-acme"]);
         assert!(cells.iter().all(|(_, cost)| cost == "-12.5"), "{cells:?}");
+    }
+
+    #[test]
+    fn a_negative_amount_serialized_as_text_stays_a_number_in_csv() {
+        // Serde writes decimals as strings: a credit reaches the CSV as text.
+        for (text, cell) in
+            [("-11.01", "-11.01"), ("-3", "-3"), ("-1.2.3", "'-1.2.3"), ("-1-1", "'-1-1"), ("-.5", "'-.5")]
+        {
+            assert_eq!(Value::Text(text.into()).csv_cell(), cell, "{text}");
+        }
     }
 }

@@ -175,6 +175,7 @@ pub fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
     let comparison = reconciliation::reconcile(&*store, args.period, now, &options)?;
     store.replace_reconciliation(month_of(args.period), &comparison, now)?;
     let keep = |t: &str| args.tenant.as_deref().is_none_or(|x| x == t);
+    let not_compared: Vec<_> = comparison.not_compared.iter().filter(|n| keep(&n.accountant_id)).collect();
     let (rows, level) = match args.level {
         Level::Tenant => {
             let r: Vec<_> = comparison.tenant_months.iter().filter(|r| keep(&r.accountant_id)).collect();
@@ -194,20 +195,42 @@ pub fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
         ("level", level.into()),
         ("tenant", args.tenant.clone().into()),
         ("now", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into()),
+        ("not_compared", serde_json::to_value(&not_compared).map(MetaValue::Json).map_err(Failure::internal)?),
     ];
-    crate::emit(&render(args.format.format(), &rows, &meta, || Ok(reconcile_table(&rows, args.level)))?)?;
+    crate::emit(&render(args.format.format(), &rows, &meta, || {
+        let mut text = reconcile_table(&rows, args.level);
+        for n in &not_compared {
+            text.push_str(&format!(
+                "not compared: {} has {} {} of actual cost in {} (the estimates are in another currency)\n",
+                n.accountant_id,
+                group_thousands(n.actual.round_dp(2)),
+                n.currency,
+                n.month
+            ));
+        }
+        Ok(text)
+    })?)?;
     Ok(0)
 }
 
 /// The columns people read, amounts to the cent, percentages to 0.1.
 fn reconcile_table(rows: &Rows, level: Level) -> String {
     let cols: &[&str] = match level {
-        Level::Tenant => {
-            &["accountant_id", "period_state", "estimated", "actual", "variance", "variance_pct", "flagged", "status"]
-        }
+        Level::Tenant => &[
+            "accountant_id",
+            "period_state",
+            "currency",
+            "estimated",
+            "actual",
+            "variance",
+            "variance_pct",
+            "flagged",
+            "status",
+        ],
         Level::ResourceType => &[
             "accountant_id",
             "resource_type",
+            "currency",
             "estimated",
             "actual",
             "variance",
@@ -236,7 +259,8 @@ fn reconcile_table(rows: &Rows, level: Level) -> String {
             _ => text,
         }
     };
-    let numeric = |c: &str| !matches!(c, "accountant_id" | "resource_type" | "period_state" | "status" | "dominant");
+    let numeric =
+        |c: &str| !matches!(c, "accountant_id" | "resource_type" | "period_state" | "currency" | "status" | "dominant");
     let mut table = Table::new(cols.iter().copied()).right((0..cols.len()).filter(|i| numeric(cols[*i])));
     for r in rows.rows() {
         table.row(cols.iter().zip(&index).map(|(c, i)| i.map(|i| fmt(c, &r[i])).unwrap_or_default()));
@@ -259,8 +283,10 @@ pub enum BudgetsCommand {
         /// Monthly amount (exact decimal).
         #[arg(long)]
         amount: Decimal,
-        #[arg(long, default_value = "USD")]
-        currency: String,
+        /// ISO 4217 code of the amount. Default: `estimates-currency` when configured, else USD.
+        /// Alerts compare the budget only with cost in this currency.
+        #[arg(long, value_name = "CODE")]
+        currency: Option<String>,
         /// Alert thresholds in % of the budget (repeat or comma-separate). Default 80,100.
         #[arg(long, value_delimiter = ',')]
         threshold: Vec<Decimal>,
@@ -290,11 +316,24 @@ pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
             if amount <= Decimal::ZERO || threshold.iter().any(|t| *t <= Decimal::ZERO) {
                 return Err(Error::Argument("--amount and every --threshold must be greater than 0".into()).into());
             }
+            let currency =
+                currency.or_else(|| config.estimates_currency.clone()).unwrap_or_else(|| "USD".into()).to_uppercase();
+            if !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+                return Err(Error::Argument(format!(
+                    "--currency must be an ISO 4217 code such as EUR, found {currency:?}"
+                ))
+                .into());
+            }
             let mut store = open_store(&config)?;
             let thresholds_pct = if threshold.is_empty() { default_thresholds() } else { threshold };
-            let budget = Budget { accountant_id: tenant.clone(), monthly_amount: amount, currency, thresholds_pct };
+            let budget = Budget {
+                accountant_id: tenant.clone(),
+                monthly_amount: amount,
+                currency: currency.clone(),
+                thresholds_pct,
+            };
             store.set_budget(&BudgetSetting { budget, forecast_alerts, updated_at: Utc::now() })?;
-            crate::emit(&format!("budget of {tenant} set to {amount}\n"))?;
+            crate::emit(&format!("budget of {tenant} set to {amount} {currency}\n"))?;
         }
         BudgetsCommand::List { format } => {
             let all = open_existing_store(&config)?.budgets()?;
@@ -400,6 +439,7 @@ fn nightly_output(s: &NightlySummary) -> Result<(Rows, curflow::output::Meta), F
         ("reconciled", to(serde_json::to_value(&s.reconciled))?),
         ("forecasts", to(serde_json::to_value(&s.forecasts))?),
         ("anomalies", to(serde_json::to_value(&s.anomalies))?),
+        ("budget_currency_mismatches", to(serde_json::to_value(&s.budget_currency_mismatches))?),
     ];
     Ok((rows, meta))
 }
@@ -460,7 +500,7 @@ pub fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
     let rows = match kind {
         ExportKind::Lines => export_rows(&lines)?,
         ExportKind::Expenses => {
-            Rows::from_serialized(&EXPENSE_COLUMNS, &reconciliation::expense_entries(&lines, args.period, "USD")?)?
+            Rows::from_serialized(&EXPENSE_COLUMNS, &reconciliation::expense_entries(&lines, args.period)?)?
         }
     };
     let meta = vec![("billing_period", MetaValue::from(args.period.to_string()))];
