@@ -242,6 +242,16 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     throw new ConfigError('cur2Prefix', `"${cur2Prefix}" and legacyCurPrefix "${legacyCurPrefix}" overlap; S3 event notifications need disjoint prefixes`);
   }
 
+  // The DataFusion pool bounds aggregation and sorts, not what it does not account (the fast path's
+  // group tables, decoded batches, the lines being written, the SDK): half the function's memory
+  // stays outside it. The binary refuses a pool of the whole memory at cold start and warns above half.
+  const lambdaMemoryMb = int('lambdaMemoryMb', DEFAULTS.lambdaMemoryMb, 128, 10240);
+  const memoryLimitMb = int('memoryLimitMb', DEFAULTS.memoryLimitMb, 64, 10240);
+  if (memoryLimitMb * 2 > lambdaMemoryMb) {
+    throw new ConfigError('memoryLimitMb', `${memoryLimitMb} MiB is more than half of lambdaMemoryMb (${lambdaMemoryMb} MB); the other half holds what the pool does not account`);
+  }
+  const lambdaEphemeralMb = int('lambdaEphemeralMb', DEFAULTS.lambdaEphemeralMb, 1024, 10240);
+
   const logRetentionDays = int('logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653);
   if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
     throw new ConfigError('logRetentionDays', `CloudWatch Logs accepts only ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`);
@@ -302,10 +312,10 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     lambdaAssetDir: path.resolve(baseDir, str('lambdaAssetDir', DEFAULTS.lambdaAssetDir)),
     lambdaArch,
     tagKey,
-    lambdaMemoryMb: int('lambdaMemoryMb', DEFAULTS.lambdaMemoryMb, 128, 10240),
+    lambdaMemoryMb,
     lambdaTimeoutMinutes,
-    lambdaEphemeralMb: int('lambdaEphemeralMb', DEFAULTS.lambdaEphemeralMb, 512, 10240),
-    memoryLimitMb: int('memoryLimitMb', DEFAULTS.memoryLimitMb, 64, 10240),
+    lambdaEphemeralMb,
+    memoryLimitMb,
     reservedConcurrency: int('reservedConcurrency', DEFAULTS.reservedConcurrency, 0, 1000),
     logRetentionDays,
     evidenceLogGroups,

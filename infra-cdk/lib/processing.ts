@@ -8,7 +8,10 @@
  *   memory follows the number of groups, not rows: a realistic 2,000-tenant 10M-row month
  *   (~940,000 groups) peaked near 2 GB (open issue "Realistic months"). 2048 MB buys
  *   ~1.2 vCPU and room over the 1024 MiB DataFusion pool (CURFLOW_MEMORY_LIMIT_MB);
- *   aggregation beyond the pool spills to CURFLOW_SPILL_DIR on /tmp, hence 4 GB ephemeral storage.
+ *   aggregation beyond the pool spills to CURFLOW_SPILL_DIR on /tmp, hence 4 GB ephemeral storage,
+ *   capped by CURFLOW_SPILL_MAX_MB at the ephemeral size less 512 MB. The pool may be at most half
+ *   the function's memory (config.ts refuses more): the other half holds what the pool does not
+ *   account (the fast path's group tables, decoded batches, the lines being written, the SDK).
  *   The 15-minute timeout is for months far larger than measured, not for the usual case.
  * - Reserved concurrency 2: CUR redelivers the current month several times a day, and an S3
  *   notification plus the nightly run can coincide; a small cap stops deliveries of one month from
@@ -39,6 +42,9 @@ import { acknowledgeWildcardResources } from './nag';
 export const MANIFEST_SUFFIX = 'Manifest.json';
 /** Where DataFusion spills on the function's /tmp. */
 export const SPILL_DIR = '/tmp/curflow-spill';
+
+/** /tmp kept free of spill files (CURFLOW_SPILL_MAX_MB = ephemeral storage − this). */
+export const TMP_RESERVE_MB = 512;
 /**
  * DynamoDB actions the store calls, exactly (processing.test.ts derives the calls from the Rust
  * sources and fails on a missing or an unused grant; tests/lambda_iam.rs runs the function under
@@ -120,6 +126,8 @@ export class CurflowProcessing extends Construct {
         CURFLOW_TAG_KEY: props.tagKey,
         CURFLOW_MEMORY_LIMIT_MB: String(props.memoryLimitMb),
         CURFLOW_SPILL_DIR: SPILL_DIR,
+        // Spill stops (the run fails with a clear error) before /tmp is full.
+        CURFLOW_SPILL_MAX_MB: String(props.ephemeralMb - TMP_RESERVE_MB),
         // Names as `curflow config --doc` lists them (CURFLOW_ + the key); the binary reads no RUST_LOG.
         CURFLOW_ALERT_SNS_TOPIC_ARN: props.alertsTopic.topicArn,
         CURFLOW_LOG: 'info',

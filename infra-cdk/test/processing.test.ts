@@ -31,6 +31,7 @@ test('Lambda environment', () => {
     CURFLOW_TAG_KEY: 'accountant_id',
     CURFLOW_MEMORY_LIMIT_MB: '1024',
     CURFLOW_SPILL_DIR: '/tmp/curflow-spill',
+    CURFLOW_SPILL_MAX_MB: '3584',
     CURFLOW_ALERT_SNS_TOPIC_ARN: { Ref: topicId },
     CURFLOW_LOG: 'info',
   });
@@ -47,7 +48,7 @@ test('context: lambdaArch=x86_64, tagKey, sizing, reservedConcurrency=0, logRete
     tagKey: 'team',
     lambdaMemoryMb: '3008',
     lambdaEphemeralMb: 8192,
-    memoryLimitMb: '1536',
+    memoryLimitMb: '1504',
     reservedConcurrency: '0',
     logRetentionDays: '90',
   }).template;
@@ -55,9 +56,10 @@ test('context: lambdaArch=x86_64, tagKey, sizing, reservedConcurrency=0, logRete
   const p = t.toJSON().Resources[id].Properties;
   assert.deepEqual(p.Architectures, ['x86_64']);
   assert.equal(p.Environment.Variables.CURFLOW_TAG_KEY, 'team');
-  assert.equal(p.Environment.Variables.CURFLOW_MEMORY_LIMIT_MB, '1536');
+  assert.equal(p.Environment.Variables.CURFLOW_MEMORY_LIMIT_MB, '1504');
   assert.equal(p.MemorySize, 3008);
   assert.deepEqual(p.EphemeralStorage, { Size: 8192 });
+  assert.equal(p.Environment.Variables.CURFLOW_SPILL_MAX_MB, '7680');
   assert.equal(p.ReservedConcurrentExecutions, undefined);
   t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
 });

@@ -85,6 +85,9 @@ fn environment() -> Option<(String, PathBuf)> {
 struct FunctionSpec {
     statements: Vec<Value>,
     environment: BTreeMap<String, Value>,
+    /// The function's `MemorySize` (Lambda passes it as `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; the
+    /// binary checks its memory pool against it at cold start).
+    memory_mb: u64,
     resources: serde_json::Map<String, Value>,
 }
 
@@ -120,7 +123,8 @@ impl FunctionSpec {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Self { statements, environment, resources }
+        let memory_mb = function["MemorySize"].as_u64().expect("the function's MemorySize");
+        Self { statements, environment, memory_mb, resources }
     }
 }
 
@@ -495,7 +499,7 @@ impl Function {
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "curflow")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
             .env("AWS_LAMBDA_LOG_GROUP_NAME", &names.log_group)
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/03/[$LATEST]test")
             .env("HOME", tmp.path());

@@ -92,6 +92,36 @@ pub struct Handler {
     store: tokio::sync::Mutex<Option<Box<dyn Store + Send>>>,
 }
 
+/// The query engine's pool (`memory-limit-mb`) must fit the function's memory with room to spare:
+/// the pool bounds DataFusion's aggregation and sorts, but not what it does not account (the fast
+/// path's group tables, decoded batches, the cost lines being written, the AWS SDK). A pool of
+/// the function's whole memory or more can never be honoured and is refused at cold start (an
+/// environment error: the function fails, the failure queue and alarm see it); more than half
+/// is allowed with a warning. `function_mb`: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, absent outside
+/// Lambda (no check).
+pub fn check_memory(config: &Config, function_mb: Option<&str>) -> Result<()> {
+    let Some(function_mb) = function_mb.and_then(|v| v.trim().parse::<usize>().ok()) else { return Ok(()) };
+    let pool = config.memory_limit_mb;
+    if pool >= function_mb {
+        return Err(Error::Config {
+            source_name: "memory-limit-mb (CURFLOW_MEMORY_LIMIT_MB)".into(),
+            reason: format!(
+                "the query-engine pool of {pool} MiB does not fit the function's {function_mb} MB; \
+                 set it to at most half the function's memory ({} MiB)",
+                function_mb / 2
+            ),
+        });
+    }
+    if pool.saturating_mul(2) > function_mb {
+        tracing::warn!(
+            pool_mib = pool,
+            function_mb,
+            "memory-limit-mb is more than half the function's memory: what the pool does not account may not fit"
+        );
+    }
+    Ok(())
+}
+
 impl Handler {
     /// Builds the handler from a loaded configuration (S3 clients from the AWS chain + overrides).
     pub async fn new(config: Config) -> Result<Self> {
@@ -102,6 +132,7 @@ impl Handler {
     /// Builds the handler with given S3 clients.
     pub fn with_s3(config: Config, s3: S3Access) -> Result<Self> {
         config.validate()?;
+        check_memory(&config, std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().as_deref())?;
         let processor =
             Processor::new(config.process_options(false))?.with_spill(&config.spill_options())?.with_s3(s3.clone());
         Ok(Self { config, s3, processor, store: tokio::sync::Mutex::new(None) })
@@ -296,5 +327,22 @@ pub fn init_logging() {
         .try_init();
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_must_fit_the_functions_memory() {
+        let config = Config { memory_limit_mb: 1024, ..Config::default() };
+        assert!(check_memory(&config, None).is_ok(), "outside Lambda: no check");
+        assert!(check_memory(&config, Some("2048")).is_ok(), "the stack's sizing: half");
+        assert!(check_memory(&config, Some("1536")).is_ok(), "more than half: a warning only");
+        for function_mb in ["1024", "512"] {
+            let err = check_memory(&config, Some(function_mb)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("memory-limit-mb") && err.contains(function_mb), "{err}");
+        }
     }
 }
