@@ -95,9 +95,11 @@ pub fn group_thousands(d: Decimal) -> String {
     }
 }
 
-/// `part / whole` as a percentage with one decimal (`—` when the whole is 0).
+/// `part / whole` as a percentage with one decimal; `—` when the whole rounds to 0.00 (credits
+/// cancelling usage leave a total of a few billionths, and a share of that means nothing: the real
+/// CUR 2.0 sample's total is -0.0000000676).
 pub fn percent(part: Decimal, whole: Decimal) -> String {
-    if whole.is_zero() {
+    if whole.abs() < Decimal::new(5, 3) {
         return "—".into();
     }
     match part.checked_div(whole).and_then(|q| q.checked_mul(Decimal::ONE_HUNDRED)) {
@@ -441,6 +443,7 @@ mod tests {
         assert_eq!(group_thousands(Decimal::new(12, 1)), "1.2");
         assert_eq!(percent(Decimal::ONE, Decimal::new(3, 0)), "33.3%");
         assert_eq!(percent(Decimal::ONE, Decimal::ZERO), "—");
+        assert_eq!(percent(Decimal::new(-195217, 4), Decimal::new(-676, 10)), "—", "a total that rounds to 0.00");
         assert_eq!(percent(Decimal::ZERO, Decimal::ONE), "0.0%");
     }
 }

@@ -70,3 +70,46 @@ fn a_missing_sample_fails_in_ci_and_skips_outside_it() {
         assert!(text.contains("SKIPPED"), "{text}");
     }
 }
+
+/// The real CUR 2.0 (Data Exports) CSV: its maps are JSON text (`resource_tags`), its credits
+/// cancel its usage to ten decimal places, and its net unblended column is empty on every row.
+/// Read as written and gzip-compressed (as AWS delivers it), with `--tag-key project`.
+#[test]
+fn real_cur2_csv_totals_match_the_documented_figures() {
+    let Some(sample) = common::shared_sample("cur2-export-sample/ha-project-CUR-daily-1-00001.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("ha-project-CUR-daily-1-00001.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::copy(&mut std::fs::File::open(&sample).unwrap(), &mut encoder).unwrap();
+    encoder.finish().unwrap();
+    let d = |s: &str| Decimal::from_str(s).unwrap();
+    for (i, input) in [sample, gz].into_iter().enumerate() {
+        let store = dir.path().join(format!("s{i}.sqlite"));
+        let options = curflow::process::ProcessOptions { tag_key: "project".into(), ..common::options() };
+        let report = common::process_with(std::slice::from_ref(&input), &store, options).unwrap();
+        assert_eq!(report.period.to_string(), "2026-04");
+        assert_eq!(report.rows_read, 1882, "{}", input.display());
+        let usd = &report.totals["USD"];
+        assert_eq!(usd.unblended_cost, d("-0.0000000676"), "credits cancel usage to ten places");
+        assert_eq!(usd.amortized_cost, d("-0.0000000676"));
+        assert_eq!(usd.net_unblended_cost, usd.unblended_cost, "an empty net column reads as unblended");
+        // 92500.7433629442 over all rows, of which 13.0 is the Tax rows' quantity (1 per row):
+        // usage_amount counts usage lines only.
+        assert_eq!(usd.usage_amount, d("92487.7433629442"));
+        let types = &report.line_item_types;
+        assert_eq!((types["Usage"].rows, types["Credit"].rows, types["Tax"].rows), (1511, 358, 13));
+        assert_eq!(types["Usage"].unblended_cost, d("47.6816938322"));
+        assert_eq!(types["Credit"].unblended_cost, d("-47.6816938998"));
+        assert!(report.tenant_tag_present, "resource_tags holds user_project");
+        // The tag is read from the JSON text: some cost has a tenant, and tenants + pool = the total.
+        let lines = curflow::store::SqliteStore::open(&store)
+            .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period))
+            .unwrap();
+        let tenants: std::collections::BTreeSet<_> = lines.iter().filter_map(|l| l.key.tenant.clone()).collect();
+        assert_eq!(tenants.into_iter().collect::<Vec<_>>(), ["ha-web-portal"]);
+        let stored = common::stored_total(&store, report.period);
+        assert_eq!((stored.unblended_cost, stored.line_items), (usd.unblended_cost, 1882));
+    }
+}

@@ -61,6 +61,13 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
 
     let tenant = match &cols.tenant {
         TenantSource::Column(name) => udfs.tag.call(vec![ident(name)]),
+        TenantSource::JsonKeys(keys) => udfs.tag.call(
+            keys.iter()
+                .flat_map(|(column, key)| {
+                    [ident(column), lit(format!("{column}{}{key}", super::udf::JSON_KEY_SEPARATOR))]
+                })
+                .collect(),
+        ),
         TenantSource::MapKeys(keys) => {
             udfs.tag.call(keys.iter().flat_map(|(map, key)| [ident(map), lit(key.clone())]).collect())
         }

@@ -322,6 +322,8 @@ impl ScalarUDFImpl for ToDate {
 
 /// `curflow_tag(column)` or `curflow_tag(map, 'key'[, map2, 'key2'])`: a tag value, trimmed, with empty
 /// strings as NULL (CSV writes absent tags as empty strings, Parquet as NULL; both mean untagged).
+/// The "map" may also be text holding a JSON object (CUR 2.0 CSV writes `resource_tags` so: an
+/// empty cell or `{}` is untagged; text that is not a JSON object is a bad value naming the column).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TagValue {
     signature: Signature,
@@ -335,6 +337,30 @@ impl TagValue {
 
 fn clean_tag(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Separates the column name from the key in the label of a JSON-text tag lookup.
+pub const JSON_KEY_SEPARATOR: char = '\u{1f}';
+
+/// `key` of each row's JSON object in a text column (`column` names it in errors).
+fn json_lookup(texts: &ArrayRef, column: &str, key: &str) -> DfResult<ArrayRef> {
+    let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 8);
+    for_each_str(texts, |_, v| {
+        let text = v.map(str::trim).unwrap_or_default();
+        if text.is_empty() {
+            out.append_null();
+            return Ok(());
+        }
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|_| bad_value(column, text.chars().take(80).collect::<String>(), "a JSON object of tags"))?;
+        match object.get(key) {
+            Some(serde_json::Value::String(s)) => out.append_option(clean_tag(Some(s))),
+            Some(serde_json::Value::Null) | None => out.append_null(),
+            Some(other) => out.append_option(clean_tag(Some(&other.to_string()))),
+        }
+        Ok(())
+    })?;
+    Ok(Arc::new(out.finish()))
 }
 
 fn map_lookup(map: &MapArray, key: &str) -> DfResult<ArrayRef> {
@@ -371,12 +397,20 @@ impl ScalarUDFImpl for TagValue {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let array = first_array(&args)?;
-        if let DataType::Map(..) = array.data_type() {
+        if args.args.len() >= 2 {
             // (map, 'key') pairs, first non-NULL wins: resource_tags['user_x'], then tags[...].
             let mut result: Option<ArrayRef> = None;
             for pair in 0..args.args.len() / 2 {
                 let map = args.args[pair * 2].to_array(args.number_rows)?;
-                let found = map_lookup(map.as_map(), &column_label(&args, pair * 2 + 1))?;
+                let label = column_label(&args, pair * 2 + 1);
+                let found = match map.data_type() {
+                    DataType::Map(..) => map_lookup(map.as_map(), &label)?,
+                    _ => {
+                        // JSON text: the label is `column<US>key`, so errors name the real column.
+                        let (column, key) = label.split_once(JSON_KEY_SEPARATOR).unwrap_or(("tags", &label));
+                        json_lookup(&map, column, key)?
+                    }
+                };
                 result = Some(match result {
                     None => found,
                     Some(prev) => {

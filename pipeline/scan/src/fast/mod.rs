@@ -154,7 +154,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
     text[T_TENANT] = match &cols.tenant {
         TenantSource::Column(name) => Some((name.clone(), want(name, is_text)?)),
         TenantSource::Absent => None,
-        TenantSource::MapKeys(_) => return None,
+        TenantSource::MapKeys(_) | TenantSource::JsonKeys(_) => return None,
     };
     for (slot, col) in text.iter_mut().skip(1).zip(TEXT_COLS) {
         if let Some(name) = cols.name(col) {

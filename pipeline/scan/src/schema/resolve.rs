@@ -21,6 +21,9 @@ pub enum CurFormat {
     LegacyCsv,
     /// CUR 2.0 (Data Exports) Parquet: fixed columns, tags in the `resource_tags` map.
     Cur2Parquet,
+    /// CUR 2.0 CSV (plain or gzip): the Parquet column names, maps (`resource_tags`, ...) written as
+    /// JSON text.
+    Cur2Csv,
 }
 
 impl std::fmt::Display for CurFormat {
@@ -29,6 +32,7 @@ impl std::fmt::Display for CurFormat {
             CurFormat::LegacyParquet => "legacy CUR Parquet",
             CurFormat::LegacyCsv => "legacy CUR CSV",
             CurFormat::Cur2Parquet => "CUR 2.0 Parquet",
+            CurFormat::Cur2Csv => "CUR 2.0 CSV",
         })
     }
 }
@@ -41,6 +45,9 @@ pub enum TenantSource {
     /// Keys of map columns (CUR 2.0), tried in order: `resource_tags['user_<key>']`, then
     /// `tags['resourceTags/user:<key>']`.
     MapKeys(Vec<(String, String)>),
+    /// Keys of JSON-object text columns (CUR 2.0 CSV writes its maps as JSON: `{"user_project":"x"}`),
+    /// tried in the same order as [`TenantSource::MapKeys`].
+    JsonKeys(Vec<(String, String)>),
     /// The tag is not activated in this file: every row goes to the shared pool.
     Absent,
 }
@@ -117,35 +124,35 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
     Ok(ResolvedColumns { format, names, tenant })
 }
 
-/// Resolves a legacy CSV header. All CSV values are text; they are validated while scanning.
+/// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
+/// `line_item_unblended_cost`). All CSV values are text; they are validated while scanning.
 pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<ResolvedColumns> {
-    let looks_like_cur2 = header.iter().any(|h| h == "line_item_unblended_cost");
-    if looks_like_cur2 {
-        return Err(Error::Unsupported {
-            path: path.to_path_buf(),
-            reason:
-                "this is a CUR 2.0 CSV export; curflow reads CUR 2.0 as Parquet (set the export's format to Parquet)"
-                    .into(),
-        });
-    }
+    let cur2 = header.iter().any(|h| h == "line_item_unblended_cost");
     let mut names = BTreeMap::new();
     for &col in Col::ALL {
         let spec = col.spec();
-        match find(header.iter().map(String::as_str), spec.csv_name) {
+        let wanted = if cur2 { col.parquet_name() } else { spec.csv_name.to_string() };
+        match find(header.iter().map(String::as_str), &wanted) {
             Some(name) => {
                 names.insert(col, name.to_string());
             }
             None if spec.required => {
-                return Err(Error::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: spec.csv_name.to_string(),
-                    purpose: spec.purpose,
-                });
+                return Err(Error::MissingColumn { path: path.to_path_buf(), column: wanted, purpose: spec.purpose });
             }
             None => {}
         }
     }
     let tags = TagNames::for_key(tag_key);
+    if cur2 {
+        let keys: Vec<(String, String)> =
+            [("resource_tags", tags.cur2_resource_tags_key), ("tags", tags.cur2_tags_key)]
+                .into_iter()
+                .filter(|(column, _)| header.iter().any(|h| h == column))
+                .map(|(column, key)| (column.to_string(), key))
+                .collect();
+        let tenant = if keys.is_empty() { TenantSource::Absent } else { TenantSource::JsonKeys(keys) };
+        return Ok(ResolvedColumns { format: CurFormat::Cur2Csv, names, tenant });
+    }
     let tenant = match find(header.iter().map(String::as_str), &tags.csv) {
         Some(name) => TenantSource::Column(name.to_string()),
         None => TenantSource::Absent,
@@ -252,6 +259,19 @@ mod tests {
         let header = vec!["lineItem/UsageStartDate".to_string()];
         let msg = resolve_csv(Path::new("x.csv"), &header, "accountant_id").unwrap_err().to_string();
         assert!(msg.contains("x.csv") && msg.contains("bill/BillingPeriodStartDate"), "{msg}");
+    }
+
+    #[test]
+    fn a_cur2_csv_header_resolves_by_parquet_names_with_tags_in_json_text() {
+        let mut header: Vec<String> = Col::ALL.iter().filter(|c| c.spec().required).map(|c| c.parquet_name()).collect();
+        header.push("resource_tags".into());
+        let r = resolve_csv(Path::new("x.csv"), &header, "project").unwrap();
+        assert_eq!(r.format, CurFormat::Cur2Csv);
+        assert_eq!(r.name(Col::UnblendedCost), Some("line_item_unblended_cost"));
+        assert_eq!(r.tenant, TenantSource::JsonKeys(vec![("resource_tags".into(), "user_project".into())]));
+        header.retain(|h| h != "line_item_usage_amount");
+        let msg = resolve_csv(Path::new("x.csv"), &header, "project").unwrap_err().to_string();
+        assert!(msg.contains("x.csv") && msg.contains("line_item_usage_amount"), "{msg}");
     }
 
     #[test]
