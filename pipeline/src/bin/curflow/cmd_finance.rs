@@ -400,6 +400,7 @@ fn nightly_output(s: &NightlySummary) -> Result<(Rows, curflow::output::Meta), F
         ("reconciled", to(serde_json::to_value(&s.reconciled))?),
         ("forecasts", to(serde_json::to_value(&s.forecasts))?),
         ("anomalies", to(serde_json::to_value(&s.anomalies))?),
+        ("unconfirmed_deliveries", to(serde_json::to_value(&s.alerts_unconfirmed))?),
     ];
     Ok((rows, meta))
 }
