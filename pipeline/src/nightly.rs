@@ -1,18 +1,24 @@
 //! The nightly job: re-reconcile the open and the previous month, check budgets (month-to-date and
 //! month-end forecast), detect day anomalies, send new alerts, and summarise on one screen.
 //!
-//! Safe to run twice: reconciliations are replaced per month, and an alert is recorded once delivered
-//! (key: tenant, month, threshold, kind), so a re-run finds nothing new to send. An alert whose
-//! delivery failed is not recorded and is tried again on the next run.
+//! Safe to run twice, even at the same moment: reconciliations are replaced per month, and each alert
+//! (key: tenant, month, threshold, kind) is delivered at most once per channel: a run claims the
+//! (alert, channel) in the store before delivering and marks it sent after (`curflow_store::finance`
+//! explains the guarantee). A delivery that certainly failed releases its claim and is tried again
+//! on the next run, on that channel only; one that may have arrived keeps its claim and is reported
+//! as unconfirmed instead of being sent twice.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Days, Utc};
 use curflow_reconcile::{
-    Alert, Anomaly, BudgetPosition, CurrencyMismatch, Forecast, NotCompared, TenantMonthVariance, currency_mismatches,
-    evaluate_alerts,
+    Alert, AlertKey, Anomaly, BudgetPosition, CurrencyMismatch, Forecast, NotCompared, TenantMonthVariance,
+    currency_mismatches, evaluate_alerts,
 };
+use curflow_store::finance::{AlertChannel, AlertDelivery, DeliveryState, new_run_id};
 use serde::Serialize;
 
-use crate::alerts::{AlertChannels, deliver};
+use crate::alerts::{AlertChannels, DeliveryFailure, deliver_on};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
@@ -26,14 +32,45 @@ pub struct NightlySummary {
     /// Months reconciled (stored periods among the open and the previous month).
     pub reconciled: Vec<MonthResult>,
     pub forecasts: Vec<Forecast>,
-    /// Alerts delivered by this run.
+    /// Alerts this run delivered on at least one channel, and failed on none.
     pub alerts_sent: Vec<Alert>,
-    /// Alerts whose delivery failed (retried next run).
+    /// Alerts a channel certainly did not take (retried next run on those channels only); the text
+    /// names each failed channel and the channels that did take the alert.
     pub alerts_failed: Vec<(Alert, String)>,
+    /// Deliveries claimed and never confirmed: this run's uncertain ones, and claims of earlier or
+    /// concurrent runs. Never re-sent automatically (at most once per channel).
+    pub alerts_unconfirmed: Vec<UnconfirmedDelivery>,
     pub anomalies: Vec<Anomaly>,
     /// Budgets whose tenant has cost of the month in another currency than the budget's: that cost
     /// is not compared with the budget (never converted, never summed with it).
     pub budget_currency_mismatches: Vec<CurrencyMismatch>,
+}
+
+/// An (alert, channel) that a run claimed and did not mark sent: the run is still delivering (a
+/// concurrent run), died between claim and mark, or its delivery ended uncertain (`error`). curflow
+/// never sends it again by itself; an operator who finds that the receiver did not get it deletes
+/// the record (SQLite `alert_deliveries` row, DynamoDB `delivery#…` item) and the next run sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnconfirmedDelivery {
+    #[serde(flatten)]
+    pub key: AlertKey,
+    pub channel: AlertChannel,
+    pub claimed_at: DateTime<Utc>,
+    pub run_id: String,
+    /// This run's delivery error, when this run claimed it.
+    pub error: Option<String>,
+}
+
+impl UnconfirmedDelivery {
+    fn of(record: &AlertDelivery) -> Self {
+        UnconfirmedDelivery {
+            key: record.key.clone(),
+            channel: record.channel,
+            claimed_at: record.claimed_at,
+            run_id: record.run_id.clone(),
+            error: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +106,7 @@ pub async fn run_with(
         forecasts: Vec::new(),
         alerts_sent: Vec::new(),
         alerts_failed: Vec::new(),
+        alerts_unconfirmed: Vec::new(),
         anomalies: Vec::new(),
         budget_currency_mismatches: Vec::new(),
     };
@@ -105,23 +143,9 @@ pub async fn run_with(
             p
         })
         .collect();
-    let plain_budgets: Vec<_> = budgets.iter().map(|b| b.budget.clone()).collect();
-    summary.budget_currency_mismatches = currency_mismatches(&plain_budgets, &positions);
-    let sent = store.alerts_sent(month_of(current))?;
     let plain: Vec<_> = budgets.iter().map(|b| b.budget.clone()).collect();
-    let alerts = evaluate_alerts(&plain, &positions, &sent).map_err(|e| Error::Argument(e.to_string()))?;
-    for alert in alerts {
-        match deliver(&alert, channels).await {
-            Ok(()) => {
-                store.record_alert(&alert, &channels.names(), now)?;
-                summary.alerts_sent.push(alert);
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %alert.accountant_id, error = %e, "alert delivery failed; retried next run");
-                summary.alerts_failed.push((alert, e.to_string()));
-            }
-        }
-    }
+    summary.budget_currency_mismatches = currency_mismatches(&plain, &positions);
+    deliver_alerts(store, &plain, &positions, channels, month_of(current), now, &mut summary).await?;
 
     // Anomalies of the last 7 days, against a trailing baseline that may reach into the previous month.
     // The last 7 *complete* days: a partial newest day would read as a drop.
@@ -129,6 +153,77 @@ pub async fn run_with(
     let recent: Vec<_> = baseline_lines.iter().filter(|l| l.key.usage_date <= as_of).cloned().collect();
     summary.anomalies = reconciliation::anomalies(&recent, as_of - Days::new(6))?;
     Ok(summary)
+}
+
+/// Delivers the month's new alerts, each at most once per configured channel: for every channel
+/// without a record, claim it (only the winner of concurrent runs goes on), deliver, then mark it
+/// sent, or release the claim when the channel certainly did not take the alert. An alert counts as
+/// done (not evaluated again) once every configured channel has a record, sent or claimed.
+async fn deliver_alerts(
+    store: &mut dyn Store,
+    budgets: &[curflow_reconcile::Budget],
+    positions: &[BudgetPosition],
+    channels: &AlertChannels,
+    month: curflow_reconcile::Month,
+    now: DateTime<Utc>,
+    summary: &mut NightlySummary,
+) -> Result<()> {
+    let configured = channels.configured();
+    let run_id = new_run_id();
+    let records = store.alert_deliveries(month)?;
+    let mut recorded: BTreeMap<&AlertKey, BTreeSet<AlertChannel>> = BTreeMap::new();
+    for r in &records {
+        recorded.entry(&r.key).or_default().insert(r.channel);
+    }
+    let has_record = |key: &AlertKey, channel: AlertChannel| recorded.get(key).is_some_and(|c| c.contains(&channel));
+    let done: BTreeSet<AlertKey> =
+        recorded.keys().filter(|k| configured.iter().all(|c| has_record(k, *c))).map(|k| (*k).clone()).collect();
+    summary.alerts_unconfirmed =
+        records.iter().filter(|r| r.state == DeliveryState::Claimed).map(UnconfirmedDelivery::of).collect();
+    let alerts = evaluate_alerts(budgets, positions, &done).map_err(|e| Error::Argument(e.to_string()))?;
+    for alert in alerts {
+        let key = alert.key();
+        let (mut delivered, mut failed) = (Vec::new(), Vec::new());
+        for &channel in &configured {
+            if has_record(&key, channel) || !store.claim_alert(&alert, channel, &run_id, now)? {
+                continue; // sent or claimed already, by an earlier run or one running now
+            }
+            match deliver_on(&alert, channel, channels).await {
+                Ok(()) => {
+                    if !store.mark_alert_sent(&alert, channel, &run_id, now)? {
+                        tracing::warn!(tenant = %alert.accountant_id, %channel, "alert delivered, but its claim was removed meanwhile; it was not marked sent");
+                    }
+                    delivered.push(channel);
+                }
+                Err(DeliveryFailure::NotDelivered(e)) => {
+                    tracing::warn!(tenant = %alert.accountant_id, %channel, error = %e, "alert not delivered; retried next run");
+                    store.release_alert(&key, channel, &run_id)?;
+                    failed.push(format!("{channel}: {e}"));
+                }
+                Err(DeliveryFailure::Uncertain(e)) => {
+                    tracing::warn!(tenant = %alert.accountant_id, %channel, error = %e, "alert delivery uncertain; kept as claimed, never re-sent automatically");
+                    summary.alerts_unconfirmed.push(UnconfirmedDelivery {
+                        key: key.clone(),
+                        channel,
+                        claimed_at: now,
+                        run_id: run_id.clone(),
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let mut reason = failed.join("; ");
+            if !delivered.is_empty() {
+                let names: Vec<_> = delivered.iter().map(|c| c.name()).collect();
+                reason.push_str(&format!(" (delivered on {}, not sent there again)", names.join(", ")));
+            }
+            summary.alerts_failed.push((alert, reason));
+        } else if !delivered.is_empty() {
+            summary.alerts_sent.push(alert);
+        }
+    }
+    Ok(())
 }
 
 /// The one-screen summary.
@@ -188,6 +283,26 @@ pub fn summary_text(s: &NightlySummary) -> String {
     }
     for (a, e) in &s.alerts_failed {
         out.push_str(&format!("    FAILED {}: {e}\n", a.message));
+    }
+    if !s.alerts_unconfirmed.is_empty() {
+        out.push_str(&format!(
+            "  alert deliveries claimed but not confirmed (never re-sent automatically): {}\n",
+            s.alerts_unconfirmed.len()
+        ));
+    }
+    for u in &s.alerts_unconfirmed {
+        let k = &u.key;
+        out.push_str(&format!(
+            "    UNCONFIRMED {} {} {}% {} on {}, claimed {} by run {}{}\n",
+            k.accountant_id,
+            k.month,
+            k.threshold_pct,
+            curflow_store::finance::alert_kind_name(k.kind),
+            u.channel,
+            u.claimed_at.format("%Y-%m-%d %H:%M UTC"),
+            u.run_id,
+            u.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ));
     }
     out.push_str(&format!("  anomalies (last 7 days): {}\n", s.anomalies.len()));
     for a in s.anomalies.iter().take(5) {

@@ -266,10 +266,11 @@ impl Handler {
             });
         }
         Ok(format!(
-            "reconciled {} month(s), {} alert(s) sent, {} failed, {} anomaly(ies)",
+            "reconciled {} month(s), {} alert(s) sent, {} failed, {} unconfirmed alert delivery(ies), {} anomaly(ies)",
             summary.reconciled.len(),
             summary.alerts_sent.len(),
             summary.alerts_failed.len(),
+            summary.alerts_unconfirmed.len(),
             summary.anomalies.len()
         ))
     }

@@ -1,11 +1,24 @@
-//! The finance side of a store: the app's estimates, tenant budgets, alerts already sent (so a re-run
-//! never sends one twice) and the reconciliation records of each month.
+//! The finance side of a store: the app's estimates, tenant budgets, the delivery records of budget
+//! alerts (so no run sends one twice on a channel) and the reconciliation records of each month.
 //!
 //! [`FinanceStore`] is implemented by the SQLite store (below: every write is one transaction) and the
 //! DynamoDB store (`dynamodb::finance`). In both, re-importing a file inserts nothing twice (an
 //! estimate's identity is all of its fields) and a month's reconciliation is replaced as a whole.
+//!
+//! # Alert deliveries: at most once per channel
+//!
+//! Each (alert, channel) has at most one [`AlertDelivery`] record. A nightly run *claims* it
+//! ([`FinanceStore::claim_alert`], a conditional insert that exactly one of any number of
+//! concurrent claimants wins) before delivering, and only the winner delivers on that channel. After
+//! the channel accepted the alert the run marks the record sent ([`FinanceStore::mark_alert_sent`]);
+//! after a failure that certainly delivered nothing it releases the claim
+//! ([`FinanceStore::release_alert`]) so the next run tries that channel again. Both are conditional
+//! on the claimant's run id and the `claimed` state, so a run can never touch another run's record.
+//! A record is never replaced by a new claim: a run that died (or whose delivery ended uncertain)
+//! between claim and mark leaves a `claimed` record that no run re-sends, which is what makes the
+//! delivery at-most-once per channel; the nightly summary lists such records for an operator.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use curflow_reconcile::{Alert, AlertKey, AlertKind, Budget, Comparison, Estimate, Month};
@@ -51,11 +64,41 @@ pub trait FinanceStore {
     /// Every budget, by tenant.
     fn budgets(&self) -> Result<Vec<BudgetSetting>>;
 
-    /// The alerts already sent for `month`.
-    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>>;
+    /// Every alert delivery record of `month` (claimed or sent; records written before claims
+    /// existed read as sent on each channel they name), ordered by alert key and channel.
+    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>>;
 
-    /// Records a sent alert; `false` when it was already recorded (another run sent it).
-    fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool>;
+    /// The alerts of `month` that some channel has accepted.
+    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
+        Ok(self
+            .alert_deliveries(month)?
+            .into_iter()
+            .filter(|d| d.state == DeliveryState::Sent)
+            .map(|d| d.key)
+            .collect())
+    }
+
+    /// Records the intent of run `run_id` to deliver `alert` on `channel`: inserts a `claimed`
+    /// record unless one (claimed or sent, by any run) exists. `true`: this run holds the claim and
+    /// is the only one that may deliver; `false`: another record is there, deliver nothing. Of any
+    /// number of concurrent claimants of one (alert, channel), exactly one gets `true`.
+    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Marks the claim of `run_id` on (alert, channel) sent; `true` also when it is marked already
+    /// (a retried call). `false` when the record is not one of `run_id` (removed by an operator
+    /// meanwhile): nothing is changed.
+    fn mark_alert_sent(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Withdraws the claim of `run_id` on (key, channel) after a delivery that certainly did not
+    /// happen, so the next run claims and delivers again. `false` when there is no `claimed`
+    /// record of `run_id` (nothing is changed; a sent record is never released).
+    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool>;
 
     /// Replaces `month`'s reconciliation records as a whole; returns how many were written.
     fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize>;
@@ -98,8 +141,118 @@ pub(crate) fn reconciliation_rows(month: Month, comparison: &Comparison) -> Resu
     Ok(rows)
 }
 
+/// A channel a budget alert is delivered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertChannel {
+    /// The configured webhook (`alert-webhook-url`).
+    Webhook,
+    /// The configured SNS topic (`alert-sns-topic-arn`).
+    Sns,
+    /// The run's own output only, recorded when neither webhook nor SNS is configured, so such an
+    /// alert is still reported once.
+    Stdout,
+}
+
+impl AlertChannel {
+    pub const ALL: [AlertChannel; 3] = [AlertChannel::Webhook, AlertChannel::Sns, AlertChannel::Stdout];
+
+    /// The stored name (`webhook`, `sns`, `stdout`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertChannel::Webhook => "webhook",
+            AlertChannel::Sns => "sns",
+            AlertChannel::Stdout => "stdout",
+        }
+    }
+
+    /// The channel of a stored name.
+    pub fn of(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl std::fmt::Display for AlertChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where one alert stands on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// A run claimed it and has not confirmed the delivery (still delivering, died, or its
+    /// delivery ended uncertain). Never delivered again automatically.
+    Claimed,
+    /// The channel accepted the alert.
+    Sent,
+}
+
+impl DeliveryState {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DeliveryState::Claimed => "claimed",
+            DeliveryState::Sent => "sent",
+        }
+    }
+
+    pub(crate) fn of(name: &str) -> Option<Self> {
+        [DeliveryState::Claimed, DeliveryState::Sent].into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The run id of delivery records written before claims existed (SQLite rows migrated to v6,
+/// DynamoDB `alert#` items): they were recorded after a delivery on every channel they name.
+pub const LEGACY_RUN_ID: &str = "before-v6";
+
+/// The delivery record of one alert on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertDelivery {
+    #[serde(flatten)]
+    pub key: AlertKey,
+    pub channel: AlertChannel,
+    pub state: DeliveryState,
+    /// The nightly run that claimed it ([`LEGACY_RUN_ID`] for records from before claims).
+    pub run_id: String,
+    pub claimed_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A fresh id for one nightly run's claims: 16 hex digits from std's randomly keyed SipHash, the
+/// clock and the process id (no extra crate). Two runs never share one, so a run's conditional
+/// mark and release can only ever match its own claims.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Orders delivery records by alert key and channel; of two records of one (key, channel) (a
+/// legacy record next to a new one, only possible while an older curflow still runs), the sent one.
+pub(crate) fn ordered_deliveries(records: impl IntoIterator<Item = AlertDelivery>) -> Vec<AlertDelivery> {
+    let mut by_key: BTreeMap<(AlertKey, AlertChannel), AlertDelivery> = BTreeMap::new();
+    for r in records {
+        match by_key.entry((r.key.clone(), r.channel)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(r);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if r.state == DeliveryState::Sent && o.get().state != DeliveryState::Sent {
+                    o.insert(r);
+                }
+            }
+        }
+    }
+    by_key.into_values().collect()
+}
+
 /// The stored name of an alert kind.
-pub(crate) fn alert_kind_name(kind: AlertKind) -> &'static str {
+pub fn alert_kind_name(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::Actual => "actual",
         AlertKind::Forecast => "forecast",
@@ -280,53 +433,141 @@ impl FinanceStore for SqliteStore {
         Ok(out)
     }
 
-    /// The alerts already sent for `month`.
-    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
+    /// Every delivery record of `month`, by key and channel.
+    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
         let e = |err| store_error(&self.path, err);
         let mut stmt = self
             .conn
-            .prepare("SELECT accountant_id, threshold_pct, kind FROM alerts_sent WHERE month = ?1")
+            .prepare(
+                "SELECT accountant_id, threshold_pct, kind, channel, state, run_id, claimed_at, sent_at \
+                 FROM alert_deliveries WHERE month = ?1",
+            )
             .map_err(e)?;
         let rows = stmt
             .query_map([month.to_string()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    [r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+                    r.get::<_, Option<String>>(7)?,
+                ))
             })
             .map_err(e)?;
-        let mut out = BTreeSet::new();
+        let time = |what: &str, t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| corrupt(&self.path, format!("{what} {t:?}")))
+        };
+        let mut out = Vec::new();
         for row in rows {
-            let (tenant, threshold, kind) = row.map_err(e)?;
-            let kind = alert_kind_of(&kind).ok_or_else(|| corrupt(&self.path, format!("alert kind {kind:?}")))?;
-            out.insert(AlertKey {
-                accountant_id: tenant,
-                month,
-                threshold_pct: dec(self, "threshold", &threshold)?.normalize(),
-                kind,
+            let ([tenant, threshold, kind, channel, state, run_id, claimed_at], sent_at) = row.map_err(e)?;
+            out.push(AlertDelivery {
+                key: AlertKey {
+                    accountant_id: tenant,
+                    month,
+                    threshold_pct: dec(self, "threshold", &threshold)?.normalize(),
+                    kind: alert_kind_of(&kind).ok_or_else(|| corrupt(&self.path, format!("alert kind {kind:?}")))?,
+                },
+                channel: AlertChannel::of(&channel)
+                    .ok_or_else(|| corrupt(&self.path, format!("alert channel {channel:?}")))?,
+                state: DeliveryState::of(&state)
+                    .ok_or_else(|| corrupt(&self.path, format!("alert delivery state {state:?}")))?,
+                run_id,
+                claimed_at: time("claimed_at", &claimed_at)?,
+                sent_at: sent_at.as_deref().map(|t| time("sent_at", t)).transpose()?,
             });
         }
-        Ok(out)
+        Ok(ordered_deliveries(out))
     }
 
-    /// Records a sent alert; `false` when it was already recorded (another run sent it).
-    fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool> {
-        let kind = alert_kind_name(alert.kind);
+    /// The claim is an `INSERT OR IGNORE` on the primary key (tenant, month, threshold, kind,
+    /// channel) in an immediate transaction: SQLite serialises writers, so of concurrent claimants
+    /// (threads or processes) exactly one inserts the row.
+    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool> {
         let json = serde_json::to_string(alert).map_err(|err| Error::Internal(err.to_string()))?;
-        let n = self
-            .conn
+        let path = self.path.clone();
+        let e = |err| store_error(&path, err);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        let n = tx
             .execute(
-                "INSERT OR IGNORE INTO alerts_sent (accountant_id, month, threshold_pct, kind, sent_at, channels, alert) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO alert_deliveries (accountant_id, month, threshold_pct, kind, channel, state, \
+                 run_id, claimed_at, sent_at, alert) VALUES (?1, ?2, ?3, ?4, ?5, 'claimed', ?6, ?7, NULL, ?8)",
                 params![
                     alert.accountant_id,
                     alert.month.to_string(),
                     alert.threshold_pct.normalize().to_string(),
-                    kind,
-                    sent_at.to_rfc3339(),
-                    channels,
+                    alert_kind_name(alert.kind),
+                    channel.name(),
+                    run_id,
+                    at.to_rfc3339(),
                     json
                 ],
             )
+            .map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(n == 1)
+    }
+
+    fn mark_alert_sent(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE alert_deliveries SET state = 'sent', sent_at = ?1 WHERE accountant_id = ?2 AND month = ?3 \
+                 AND threshold_pct = ?4 AND kind = ?5 AND channel = ?6 AND run_id = ?7 AND state = 'claimed'",
+                params![
+                    sent_at.to_rfc3339(),
+                    alert.accountant_id,
+                    alert.month.to_string(),
+                    alert.threshold_pct.normalize().to_string(),
+                    alert_kind_name(alert.kind),
+                    channel.name(),
+                    run_id
+                ],
+            )
             .map_err(|err| store_error(&self.path, err))?;
-        Ok(n > 0)
+        if n == 1 {
+            return Ok(true);
+        }
+        self.conn
+            .query_row(
+                "SELECT 1 FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
+                 AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'sent'",
+                params![
+                    alert.accountant_id,
+                    alert.month.to_string(),
+                    alert.threshold_pct.normalize().to_string(),
+                    alert_kind_name(alert.kind),
+                    channel.name(),
+                    run_id
+                ],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|err| store_error(&self.path, err))
+    }
+
+    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
+                 AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'claimed'",
+                params![
+                    key.accountant_id,
+                    key.month.to_string(),
+                    key.threshold_pct.normalize().to_string(),
+                    alert_kind_name(key.kind),
+                    channel.name(),
+                    run_id
+                ],
+            )
+            .map_err(|err| store_error(&self.path, err))?;
+        Ok(n == 1)
     }
 
     /// Replaces `month`'s reconciliation records (one transaction).

@@ -18,7 +18,7 @@ use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -120,13 +120,41 @@ ALTER TABLE billing_periods ADD COLUMN invoice_ids TEXT NOT NULL DEFAULT '[]'; -
 ALTER TABLE billing_periods ADD COLUMN rows_without_invoice INTEGER;         -- NULL: stored before v4 (unknown)
 ";
 
-/// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
 /// Version 5: the fingerprint of the inputs besides the delivery (`PeriodRecord::inputs`).
 const SCHEMA_V5: &str = "
 ALTER TABLE billing_periods ADD COLUMN inputs TEXT;   -- SHA-256 hex of tag key, rules, assignments, evidence; NULL before v5
 ";
 
-const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+/// Version 6: alert delivery records per channel, claimed before delivering and marked sent after
+/// (issue 12 point 8; see `finance::FinanceStore::claim_alert`). The primary key makes the claim a
+/// conditional insert: of two concurrent runs exactly one inserts, and only it delivers. Every
+/// `alerts_sent` row (recorded after delivery on all its channels) becomes one `sent` record per
+/// channel it names, so what was sent before stays sent.
+const SCHEMA_V6: &str = "
+CREATE TABLE alert_deliveries (
+    accountant_id TEXT NOT NULL,
+    month         TEXT NOT NULL,                  -- YYYY-MM
+    threshold_pct TEXT NOT NULL,                  -- normalized exact decimal
+    kind          TEXT NOT NULL,                  -- actual | forecast
+    channel       TEXT NOT NULL,                  -- webhook | sns | stdout (stdout: no other channel configured)
+    state         TEXT NOT NULL CHECK (state IN ('claimed', 'sent')),
+    run_id        TEXT NOT NULL,                  -- the nightly run that claimed it; 'before-v6' for migrated rows
+    claimed_at    TEXT NOT NULL,                  -- RFC 3339
+    sent_at       TEXT,                           -- RFC 3339; NULL while claimed
+    alert         TEXT NOT NULL,                  -- the alert as JSON
+    PRIMARY KEY (accountant_id, month, threshold_pct, kind, channel)
+) STRICT;
+INSERT INTO alert_deliveries
+    (accountant_id, month, threshold_pct, kind, channel, state, run_id, claimed_at, sent_at, alert)
+SELECT a.accountant_id, a.month, a.threshold_pct, a.kind, c.channel, 'sent', 'before-v6', a.sent_at, a.sent_at, a.alert
+FROM alerts_sent a
+JOIN (SELECT 'stdout' AS channel UNION ALL SELECT 'webhook' UNION ALL SELECT 'sns') c
+  ON instr(',' || replace(a.channels, ' ', '') || ',', ',' || c.channel || ',') > 0;
+DROP TABLE alerts_sent;
+";
+
+/// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 6] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
 
 /// A SQLite-backed [`CostStore`].
 pub struct SqliteStore {
@@ -572,5 +600,58 @@ mod tests {
         newer.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(newer);
         assert!(SqliteStore::open(&path).err().unwrap().to_string().contains("newer than this curflow supports"));
+    }
+
+    /// Alerts recorded by a version 5 store (after delivery, on all the channels named) are sent
+    /// records of each of those channels after the migration, so none is delivered again.
+    #[test]
+    fn version_5_alerts_become_sent_delivery_records_per_channel() {
+        use crate::finance::{AlertChannel, DeliveryState, FinanceStore, LEGACY_RUN_ID};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO alerts_sent VALUES ('a#b#1','2026-10','80','actual','2026-10-26T03:30:00+00:00','stdout,webhook,sns','{}');
+                 INSERT INTO alerts_sent VALUES ('acct-2','2026-10','100','forecast','2026-10-27T03:30:00+00:00','stdout','{}');
+                 INSERT INTO alerts_sent VALUES ('acct-3','2026-11','80','actual','2026-11-02T03:30:00+00:00','stdout,sns','{}');
+                 PRAGMA user_version = 5;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let october = "2026-10".parse().unwrap();
+        let got: Vec<_> = store
+            .alert_deliveries(october)
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                assert_eq!(
+                    (d.state, d.run_id.as_str(), Some(d.claimed_at)),
+                    (DeliveryState::Sent, LEGACY_RUN_ID, d.sent_at)
+                );
+                (d.key.accountant_id, d.key.threshold_pct.to_string(), d.channel)
+            })
+            .collect();
+        let r = |t: &str, th: &str, c| (t.to_string(), th.to_string(), c);
+        assert_eq!(
+            got,
+            [
+                r("a#b#1", "80", AlertChannel::Webhook),
+                r("a#b#1", "80", AlertChannel::Sns),
+                r("a#b#1", "80", AlertChannel::Stdout),
+                r("acct-2", "100", AlertChannel::Stdout),
+            ]
+        );
+        assert_eq!(store.alerts_sent("2026-11".parse().unwrap()).unwrap().len(), 1);
+        let old_table: Option<String> = store
+            .conn
+            .query_row("SELECT name FROM sqlite_master WHERE name = 'alerts_sent'", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(old_table, None);
     }
 }

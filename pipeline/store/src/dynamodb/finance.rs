@@ -8,7 +8,8 @@
 //! |---|---|---|---|
 //! | estimate | tenant, as the app writes it (never escaped: every store query of a `_` partition names a sort-key prefix an estimate does not have) | `estimate#<timestamp>#<id>` | `month`, `source` = `estimate`, `actual_cost` = false, `timestamp`, `operation`, `resource_type`, `quantity`, `unit_cost`, `estimated_cost` (N), `imported_from`, `imported_at` |
 //! | budget | `_budget` | `budget#<tenant>` | `tenant`, `monthly_amount` (N), `currency`, `thresholds_pct` (L of N), `forecast_alerts` (BOOL), `updated_at` |
-//! | alert sent | `_alert` | `alert#<YYYY-MM>#<tenant>#<threshold>#<kind>` | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `sent_at`, `channels`, `alert` (JSON) |
+//! | alert delivery (one per alert and channel) | `_alert` | `delivery#<YYYY-MM>#<kind>#<threshold>#<channel>#<tenant>` (the tenant last: the only part that may hold `#`) | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `channel` (`webhook`, `sns`, `stdout`), `state` (`claimed`, `sent`), `run_id`, `claimed_at`, `sent_at` (once sent), `alert` (JSON) |
+//! | alert sent (written before delivery records; read, never written) | `_alert` | `alert#<YYYY-MM>#<tenant>#<threshold>#<kind>` | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `sent_at`, `channels` (e.g. `stdout,webhook,sns`: sent on each), `alert` (JSON) |
 //! | reconciliation record | tenant (escaped as a cost line's: `_x` → `~_x`) | `reconciliation#<YYYY-MM>#<rtag>#<level>#<resource type>` | `tenant`, `month`, `source` = `reconciliation`, `level`, `resource_type`, `record` (JSON), `computed_at`, `version_tag`, `base_tag` |
 //! | reconciliation pointer | `_reconciliation` | `current#<YYYY-MM>` | `version_tag`, `record_count`, `computed_at` |
 //!
@@ -24,12 +25,21 @@
 //! follow the pointer, so they see the old set or the new one, never a mix; a run that dies before
 //! the switch leaves the old set current.
 //!
-//! **Alerts** are recorded with a conditional `PutItem` (`attribute_not_exists`), so two concurrent
-//! nightly runs record (and report) one alert once.
+//! **Alert deliveries** (see `crate::finance`, at most once per channel): a run claims an (alert,
+//! channel) with `PutItem` + `attribute_not_exists(sk)` (exactly one of concurrent claimants
+//! succeeds), delivers, then writes the item again in state `sent` with `PutItem` conditional on
+//! `run_id = <its run> AND state = claimed` (no `UpdateItem`: the function's role does not have
+//! it), or after a certain failure deletes it with the same condition (`DeleteItem`). A conditional
+//! write that fails is followed by a consistent `GetItem`: a retried call whose first attempt was
+//! applied finds its own record and counts as done, so a lost answer never makes a run give up a
+//! claim it holds. `month_sent` (not `month`) keeps these items out of `month-index`.
 
 use std::collections::{BTreeSet, HashSet};
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use curflow_reconcile::{Alert, AlertKey, Budget, Comparison, Estimate, EstimateRules, Month};
 use rust_decimal::Decimal;
@@ -40,7 +50,8 @@ use super::{DynamoStore, MAX_READ_RETRIES, MAX_RESTARTS, build_error};
 use crate::CostStore;
 use crate::error::{Error, Result};
 use crate::finance::{
-    BudgetSetting, FinanceStore, ImportOutcome, ReconciliationRow, alert_kind_name, alert_kind_of, reconciliation_rows,
+    AlertChannel, AlertDelivery, BudgetSetting, DeliveryState, FinanceStore, ImportOutcome, LEGACY_RUN_ID,
+    ReconciliationRow, alert_kind_name, alert_kind_of, ordered_deliveries, reconciliation_rows,
 };
 
 const BUDGET_PARTITION: &str = "_budget";
@@ -163,8 +174,105 @@ fn decode_budget(item: &Item) -> std::result::Result<BudgetSetting, String> {
     })
 }
 
-fn alert_sk(month: Month, tenant: &str, threshold: Decimal, kind: &str) -> String {
-    format!("alert#{month}#{tenant}#{}#{kind}", threshold.normalize())
+/// The sort key of a delivery record. The tenant id comes last and is the only part that may hold
+/// `#`, so two records never share a key; the key is never parsed (readers use the attributes).
+fn delivery_sk(key: &AlertKey, channel: AlertChannel) -> String {
+    format!(
+        "{}{}#{}#{}#{}",
+        delivery_prefix(key.month),
+        alert_kind_name(key.kind),
+        key.threshold_pct.normalize(),
+        channel.name(),
+        key.accountant_id
+    )
+}
+
+fn delivery_prefix(month: Month) -> String {
+    format!("delivery#{month}#")
+}
+
+/// A delivery record as an item.
+fn delivery_item(
+    alert: &Alert,
+    channel: AlertChannel,
+    state: DeliveryState,
+    run_id: &str,
+    claimed_at: &DateTime<Utc>,
+    sent_at: Option<&DateTime<Utc>>,
+) -> Result<Item> {
+    let json = serde_json::to_string(alert).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut item = Item::with_capacity(12);
+    item.insert(PK.into(), s(ALERT_PARTITION));
+    item.insert(SK.into(), s(delivery_sk(&alert.key(), channel)));
+    item.insert("tenant".into(), s(alert.accountant_id.clone()));
+    // `month_sent`, not `month`: alert items stay out of `month-index`.
+    item.insert("month_sent".into(), s(alert.month.to_string()));
+    item.insert("threshold_pct".into(), n(alert.threshold_pct));
+    item.insert("kind".into(), s(alert_kind_name(alert.kind)));
+    item.insert("channel".into(), s(channel.name()));
+    item.insert("state".into(), s(state.name()));
+    item.insert("run_id".into(), s(run_id));
+    item.insert("claimed_at".into(), s(rfc3339(claimed_at)));
+    if let Some(t) = sent_at {
+        item.insert("sent_at".into(), s(rfc3339(t)));
+    }
+    item.insert("alert".into(), s(json));
+    Ok(item)
+}
+
+fn time(item: &Item, k: &str) -> std::result::Result<DateTime<Utc>, String> {
+    let t = text(item, k)?;
+    DateTime::parse_from_rfc3339(&t)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("attribute `{k}`: {t:?} is not an RFC 3339 time"))
+}
+
+fn alert_key_of(item: &Item, month: Month) -> std::result::Result<AlertKey, String> {
+    let kind = text(item, "kind")?;
+    Ok(AlertKey {
+        accountant_id: text(item, "tenant")?,
+        month,
+        threshold_pct: number(item, "threshold_pct")?.normalize(),
+        kind: alert_kind_of(&kind).ok_or_else(|| format!("alert kind {kind:?}"))?,
+    })
+}
+
+fn decode_delivery(item: &Item, month: Month) -> std::result::Result<AlertDelivery, String> {
+    let channel = text(item, "channel")?;
+    let state = text(item, "state")?;
+    Ok(AlertDelivery {
+        key: alert_key_of(item, month)?,
+        channel: AlertChannel::of(&channel).ok_or_else(|| format!("alert channel {channel:?}"))?,
+        state: DeliveryState::of(&state).ok_or_else(|| format!("alert delivery state {state:?}"))?,
+        run_id: text(item, "run_id")?,
+        claimed_at: time(item, "claimed_at")?,
+        sent_at: if item.contains_key("sent_at") { Some(time(item, "sent_at")?) } else { None },
+    })
+}
+
+/// The records of an item written before claims existed (`alert#...`, recorded after delivery on
+/// every channel it names): sent on each of them.
+fn decode_legacy_alert(item: &Item, month: Month) -> std::result::Result<Vec<AlertDelivery>, String> {
+    let key = alert_key_of(item, month)?;
+    let sent_at = time(item, "sent_at")?;
+    let channels = text(item, "channels")?;
+    Ok(channels
+        .split(',')
+        .filter_map(|c| AlertChannel::of(c.trim()))
+        .map(|channel| AlertDelivery {
+            key: key.clone(),
+            channel,
+            state: DeliveryState::Sent,
+            run_id: LEGACY_RUN_ID.into(),
+            claimed_at: sent_at,
+            sent_at: Some(sent_at),
+        })
+        .collect())
+}
+
+/// Whether a conditional write was refused because its condition did not hold.
+fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(e, SdkError::ServiceError(_)) && e.code() == Some("ConditionalCheckFailedException")
 }
 
 fn reconciliation_prefix(month: Month) -> String {
@@ -307,38 +415,44 @@ impl DynamoStore {
         Ok(out)
     }
 
-    async fn alerts_sent_async(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
-        let items = self.query_all(self.partition_query(ALERT_PARTITION, &format!("alert#{month}#"))).await?;
-        let mut out = BTreeSet::new();
-        for item in &items {
-            let key = (|| -> std::result::Result<AlertKey, String> {
-                let kind = text(item, "kind")?;
-                Ok(AlertKey {
-                    accountant_id: text(item, "tenant")?,
-                    month,
-                    threshold_pct: number(item, "threshold_pct")?.normalize(),
-                    kind: alert_kind_of(&kind).ok_or_else(|| format!("alert kind {kind:?}"))?,
-                })
-            })()
-            .map_err(|e| self.unreadable(item, e))?;
-            out.insert(key);
+    /// The delivery records of `month`: `delivery#` items, and the `alert#` items of curflow
+    /// versions before claims (read as sent on the channels they name). Strongly consistent
+    /// queries of the `_alert` partition, so a record written by a run that just finished is seen.
+    async fn alert_deliveries_async(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+        let mut out = Vec::new();
+        let legacy = self.query_all(self.partition_query(ALERT_PARTITION, &format!("alert#{month}#"))).await?;
+        for item in &legacy {
+            out.extend(decode_legacy_alert(item, month).map_err(|e| self.unreadable(item, e))?);
         }
-        Ok(out)
+        for item in &self.query_all(self.partition_query(ALERT_PARTITION, &delivery_prefix(month))).await? {
+            out.push(decode_delivery(item, month).map_err(|e| self.unreadable(item, e))?);
+        }
+        Ok(ordered_deliveries(out))
     }
 
-    async fn record_alert_async(&self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool> {
-        let kind = alert_kind_name(alert.kind);
-        let json = serde_json::to_string(alert).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut item = Item::with_capacity(10);
-        item.insert(PK.into(), s(ALERT_PARTITION));
-        item.insert(SK.into(), s(alert_sk(alert.month, &alert.accountant_id, alert.threshold_pct, kind)));
-        item.insert("tenant".into(), s(alert.accountant_id.clone()));
-        item.insert("month_sent".into(), s(alert.month.to_string()));
-        item.insert("threshold_pct".into(), n(alert.threshold_pct));
-        item.insert("kind".into(), s(kind));
-        item.insert("sent_at".into(), s(rfc3339(&sent_at)));
-        item.insert("channels".into(), s(channels));
-        item.insert("alert".into(), s(json));
+    /// The delivery record of (key, channel), read strongly consistent.
+    async fn delivery_record(&self, key: &AlertKey, channel: AlertChannel) -> Result<Option<AlertDelivery>> {
+        let Some(item) = self.get_one(ALERT_PARTITION, delivery_sk(key, channel)).await? else { return Ok(None) };
+        Ok(Some(decode_delivery(&item, key.month).map_err(|e| self.unreadable(&item, e))?))
+    }
+
+    /// Whether the record of (key, channel) is a claim of `run_id` in `state`. After a conditional
+    /// write failed this tells a lost race from our own earlier attempt that DynamoDB applied but
+    /// whose answer was lost (the call is retried on timeouts and 5xx).
+    async fn holds(&self, key: &AlertKey, channel: AlertChannel, run_id: &str, state: DeliveryState) -> Result<bool> {
+        Ok(self.delivery_record(key, channel).await?.is_some_and(|d| d.run_id == run_id && d.state == state))
+    }
+
+    /// `PutItem` with `attribute_not_exists(sk)`: DynamoDB applies conditional writes on one item
+    /// one at a time, so of concurrent claimants exactly one succeeds.
+    async fn claim_alert_async(
+        &self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let item = delivery_item(alert, channel, DeliveryState::Claimed, run_id, &at, None)?;
         let req = self
             .client
             .put_item()
@@ -348,8 +462,66 @@ impl DynamoStore {
             .expression_attribute_names("#sk", SK);
         match self.retrying(|| req.clone().send()).await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) if is_condition_failure(&e) => {
+                self.holds(&alert.key(), channel, run_id, DeliveryState::Claimed).await
+            }
             Err(e) => Err(self.aws_error("PutItem", e)),
+        }
+    }
+
+    /// The whole item again (`PutItem`; the function's role has no `UpdateItem`), in state `sent`,
+    /// only while it is still our claim.
+    async fn mark_alert_sent_async(
+        &self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let key = alert.key();
+        let Some(claim) = self.delivery_record(&key, channel).await? else { return Ok(false) };
+        if claim.run_id != run_id {
+            return Ok(false);
+        }
+        if claim.state == DeliveryState::Sent {
+            return Ok(true);
+        }
+        let item = delivery_item(alert, channel, DeliveryState::Sent, run_id, &claim.claimed_at, Some(&sent_at))?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#run = :run AND #state = :claimed")
+            .expression_attribute_names("#run", "run_id")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":claimed", s(DeliveryState::Claimed.name()));
+        match self.retrying(|| req.clone().send()).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => self.holds(&key, channel, run_id, DeliveryState::Sent).await,
+            Err(e) => Err(self.aws_error("PutItem", e)),
+        }
+    }
+
+    /// `DeleteItem` only while the record is our claim.
+    async fn release_alert_async(&self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+        let req = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(ALERT_PARTITION))
+            .key(SK, s(delivery_sk(key, channel)))
+            .condition_expression("#run = :run AND #state = :claimed")
+            .expression_attribute_names("#run", "run_id")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":claimed", s(DeliveryState::Claimed.name()));
+        match self.retrying(|| req.clone().send()).await {
+            Ok(_) => Ok(true),
+            // Gone already: our own earlier attempt deleted it (or an operator did).
+            Err(e) if is_condition_failure(&e) => Ok(self.delivery_record(key, channel).await?.is_none()),
+            Err(e) => Err(self.aws_error("DeleteItem", e)),
         }
     }
 
@@ -493,12 +665,26 @@ impl FinanceStore for DynamoStore {
         self.block(|| self.budgets_async())
     }
 
-    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
-        self.block(|| self.alerts_sent_async(month))
+    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+        self.block(|| self.alert_deliveries_async(month))
     }
 
-    fn record_alert(&mut self, alert: &Alert, channels: &str, sent_at: DateTime<Utc>) -> Result<bool> {
-        self.block(|| self.record_alert_async(alert, channels, sent_at))
+    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool> {
+        self.block(|| self.claim_alert_async(alert, channel, run_id, at))
+    }
+
+    fn mark_alert_sent(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.block(|| self.mark_alert_sent_async(alert, channel, run_id, sent_at))
+    }
+
+    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+        self.block(|| self.release_alert_async(key, channel, run_id))
     }
 
     fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize> {
