@@ -158,8 +158,23 @@ impl Manifest {
         let period = match raw.billing_period {
             Some(p) => parse_period_start(&p.start)
                 .ok_or_else(|| bad(format!("`billingPeriod.start` {:?} is not the first day of a month", p.start)))?,
-            None => period_from_path(path)
-                .ok_or_else(|| bad("no `billingPeriod` and no BILLING_PERIOD= in the path".into()))?,
+            // Real CUR 2.0 manifests may carry no `billingPeriod`; their data keys always hold
+            // the export's `BILLING_PERIOD=` partition (all of them the same one).
+            None => match period_from_path(path) {
+                Some(period) => period,
+                None => {
+                    let periods: std::collections::BTreeSet<_> =
+                        keys.iter().map(|k| period_from_path(Path::new(k))).collect();
+                    match (periods.len(), periods.first()) {
+                        (1, Some(Some(period))) => *period,
+                        _ => {
+                            return Err(bad("no `billingPeriod`, and neither the manifest's path nor all its data \
+                                 keys name one BILLING_PERIOD="
+                                .into()));
+                        }
+                    }
+                }
+            },
         };
         if keys.is_empty() {
             return Err(bad("the manifest lists no data files".into()));
@@ -295,6 +310,12 @@ mod tests {
         std::fs::write(&cur2, r#"{"executionId":"x1","billingPeriod":{"start":"2026-10-01T00:00:00.000Z"},"dataFiles":["s3://b/e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet"]}"#).unwrap();
         let m = Manifest::read(&cur2).unwrap();
         assert_eq!(m.keys, vec!["e/data/BILLING_PERIOD=2026-10/e-00001.snappy.parquet".to_string()]);
+        // As the real export of ../shared/research/data writes it: no `billingPeriod`, the period
+        // in the data keys' partition.
+        std::fs::write(&cur2, r#"{"executionId":"x2","columns":[],"dataFiles":["s3://b/e/data/BILLING_PERIOD=2026-04/2026-04-16T15:24:15.653Z-x2/e-00001.csv.gz"]}"#).unwrap();
+        assert_eq!(Manifest::read(&cur2).unwrap().period.to_string(), "2026-04");
+        std::fs::write(&cur2, r#"{"executionId":"x3","dataFiles":["s3://b/e/data/BILLING_PERIOD=2026-04/a.csv.gz","s3://b/e/data/BILLING_PERIOD=2026-05/b.csv.gz"]}"#).unwrap();
+        assert!(Manifest::read(&cur2).unwrap_err().to_string().contains("BILLING_PERIOD="));
         std::fs::write(&cur2, r#"{"reportName":"x"}"#).unwrap();
         assert!(Manifest::read(&cur2).unwrap_err().to_string().contains("assemblyId"));
     }
