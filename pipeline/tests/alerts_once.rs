@@ -490,3 +490,74 @@ fn an_alert_item_from_before_claims_counts_as_sent_on_its_channels_on_dynamodb()
     assert_eq!(sent_rows(&out), 1, "{out}");
     assert_eq!(thresholds(&bodies), ["100"], "80 % went out before the upgrade");
 }
+
+/// A webhook answering `status` (changeable between runs); counts the POSTs it received.
+fn status_webhook(status: Arc<Mutex<u16>>) -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let posts = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&posts);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            *count.lock().unwrap() += 1;
+            let code = *status.lock().unwrap();
+            let answer = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(answer.as_bytes()).ok();
+        }
+    });
+    (url, posts)
+}
+
+/// The two failure classes of a webhook: a 4xx refusal certainly did not deliver (the claim is
+/// released and the next run sends again); a 500 may have (the receiver could have acted before
+/// failing), so the claim stays, is reported with its error, and is never sent again.
+#[test]
+fn a_refused_webhook_is_retried_and_an_uncertain_one_is_never_resent_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Kind::sqlite(dir.path());
+    month_with_budget(dir.path(), &store);
+    let status = Arc::new(Mutex::new(400));
+    let (url, posts) = status_webhook(Arc::clone(&status));
+    let location = store.location();
+    let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str())];
+    let nightly = || curflow(&["nightly", "--now", NOW, "--store", &location, "--format", "json"], &env);
+
+    // 400: refused, released, exit 4 (an operator sees it); nothing recorded.
+    let out = nightly();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(*posts.lock().unwrap(), 2);
+    assert!(records(&store).is_empty(), "a refused delivery leaves no claim: {:?}", records(&store));
+
+    // 500: uncertain: both claims stay, reported with the error.
+    *status.lock().unwrap() = 500;
+    let out = nightly();
+    assert_eq!(*posts.lock().unwrap(), 4);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stuck = doc["unconfirmed_deliveries"].as_array().unwrap();
+    assert_eq!(stuck.len(), 2, "{doc}");
+    assert!(stuck.iter().all(|s| s["channel"] == "webhook" && s["error"].as_str().is_some_and(|e| e.contains("500"))));
+    assert!(records(&store).iter().all(|r| r.2 == DeliveryState::Claimed));
+
+    // The receiver works again: nothing is sent twice.
+    *status.lock().unwrap() = 200;
+    let out = nightly();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(*posts.lock().unwrap(), 4, "an uncertain delivery is never repeated");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["unconfirmed_deliveries"].as_array().unwrap().len(), 2, "still reported");
+}
