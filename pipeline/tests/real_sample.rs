@@ -113,3 +113,21 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         assert_eq!((stored.unblended_cost, stored.line_items), (usd.unblended_cost, 1882));
     }
 }
+
+/// The real FOCUS 1.0 sample is refused as a FOCUS file (not as a CUR missing a column), naming
+/// the file, with nothing stored: FOCUS input is not implemented yet (issue 14).
+#[test]
+fn the_real_focus_sample_is_refused_as_focus_and_nothing_is_stored() {
+    let Some(sample) = common::shared_sample("focus-sample-data/focus_sample.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    let out =
+        common::run_curflow(&["process", sample.to_str().unwrap(), "--store", store.to_str().unwrap()], None, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("focus_sample.csv") && stderr.contains("this is a FOCUS export"), "{stderr}");
+    let periods = curflow::store::SqliteStore::open(&store).and_then(|s| curflow::store::CostStore::periods(&s));
+    assert!(periods.map(|p| p.is_empty()).unwrap_or(true), "nothing stored");
+}

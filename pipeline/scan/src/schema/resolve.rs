@@ -79,8 +79,24 @@ pub fn detect_parquet_format(schema: &Schema) -> CurFormat {
     }
 }
 
+/// FOCUS exports (`FOCUS_1_0_AWS`, `FOCUS_1_2_AWS`, other providers' FOCUS files) name their
+/// columns `BilledCost`, `ChargePeriodStart`, ...: not read yet, and refused as what they are
+/// rather than as a CUR missing `bill/BillingPeriodStartDate`.
+fn refuse_focus<'a>(path: &Path, mut names: impl Iterator<Item = &'a str>) -> Result<()> {
+    if names.any(|n| n == "BilledCost" || n == "ChargePeriodStart") {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            reason: "this is a FOCUS export (BilledCost, ChargePeriodStart, ...); curflow does not read FOCUS \
+                     yet: give it the account's CUR 2.0 export (Parquet or CSV) or legacy CUR instead"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Resolves a Parquet file's columns and checks their types.
 pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<ResolvedColumns> {
+    refuse_focus(path, schema.fields().iter().map(|f| f.name().as_str()))?;
     let format = detect_parquet_format(schema);
     let mut names = BTreeMap::new();
     for &col in Col::ALL {
@@ -127,6 +143,7 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
 /// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
 /// `line_item_unblended_cost`). All CSV values are text; they are validated while scanning.
 pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<ResolvedColumns> {
+    refuse_focus(path, header.iter().map(String::as_str))?;
     let cur2 = header.iter().any(|h| h == "line_item_unblended_cost");
     let mut names = BTreeMap::new();
     for &col in Col::ALL {
@@ -272,6 +289,14 @@ mod tests {
         header.retain(|h| h != "line_item_usage_amount");
         let msg = resolve_csv(Path::new("x.csv"), &header, "project").unwrap_err().to_string();
         assert!(msg.contains("x.csv") && msg.contains("line_item_usage_amount"), "{msg}");
+    }
+
+    #[test]
+    fn focus_files_are_refused_as_focus() {
+        let header: Vec<String> =
+            ["BillingPeriodStart", "ChargePeriodStart", "BilledCost", "EffectiveCost"].map(String::from).to_vec();
+        let msg = resolve_csv(Path::new("focus.csv"), &header, "accountant_id").unwrap_err().to_string();
+        assert!(msg.contains("focus.csv") && msg.contains("FOCUS export") && msg.contains("CUR 2.0"), "{msg}");
     }
 
     #[test]
