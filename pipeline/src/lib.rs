@@ -26,6 +26,7 @@ pub mod nightly;
 pub mod output;
 pub mod process;
 pub mod reconciliation;
+pub mod report_data;
 pub mod report_html;
 
 // The crates below the application layer, under the module paths the CLI, the Lambda, the tests

@@ -228,9 +228,33 @@ async fn deliver_alerts(
 
 /// The one-screen summary.
 pub fn summary_text(s: &NightlySummary) -> String {
-    use crate::output::group_thousands;
-    let r2 = |d: rust_decimal::Decimal| group_thousands(d.round_dp(2));
     let mut out = format!("curflow nightly — {}\n", s.now.format("%Y-%m-%d %H:%M UTC"));
+    reconciled_text(s, &mut out);
+    currency_text(s, &mut out);
+    alerts_text(s, &mut out);
+    out.push_str(&format!("  anomalies (last 7 days): {}\n", s.anomalies.len()));
+    for a in s.anomalies.iter().take(5) {
+        out.push_str(&format!(
+            "    {} {} {}: {} {} vs baseline {} ({})\n",
+            a.day,
+            a.accountant_id,
+            a.service,
+            r2(a.cost),
+            a.currency,
+            r2(a.baseline_median),
+            a.jump_pct.map(|p| format!("{:+}%", p.round_dp(0))).unwrap_or_else(|| "new".into())
+        ));
+    }
+    out
+}
+
+/// An amount for people: two places, thousands grouped.
+fn r2(d: rust_decimal::Decimal) -> String {
+    crate::output::group_thousands(d.round_dp(2))
+}
+
+/// Each reconciled month and its first flagged tenants.
+fn reconciled_text(s: &NightlySummary, out: &mut String) {
     if s.reconciled.is_empty() {
         out.push_str("  no stored billing period for the open or the previous month; nothing reconciled\n");
     }
@@ -255,6 +279,10 @@ pub fn summary_text(s: &NightlySummary) -> String {
             ));
         }
     }
+}
+
+/// Cost the estimates or a budget were not compared with because it is in another currency.
+fn currency_text(s: &NightlySummary, out: &mut String) {
     for m in &s.reconciled {
         for n in &m.not_compared {
             out.push_str(&format!(
@@ -277,6 +305,10 @@ pub fn summary_text(s: &NightlySummary) -> String {
             x.actual_currency
         ));
     }
+}
+
+/// The alerts sent and failed by this run, and the deliveries claimed but never confirmed.
+fn alerts_text(s: &NightlySummary, out: &mut String) {
     out.push_str(&format!("  budgets: {} alert(s) sent, {} failed\n", s.alerts_sent.len(), s.alerts_failed.len()));
     for a in &s.alerts_sent {
         out.push_str(&format!("    {}\n", a.message));
@@ -304,17 +336,4 @@ pub fn summary_text(s: &NightlySummary) -> String {
             u.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
         ));
     }
-    out.push_str(&format!("  anomalies (last 7 days): {}\n", s.anomalies.len()));
-    for a in s.anomalies.iter().take(5) {
-        out.push_str(&format!(
-            "    {} {} {}: {} vs baseline {} ({})\n",
-            a.day,
-            a.accountant_id,
-            a.service,
-            r2(a.cost),
-            r2(a.baseline_median),
-            a.jump_pct.map(|p| format!("{:+}%", p.round_dp(0))).unwrap_or_else(|| "new".into())
-        ));
-    }
-    out
 }

@@ -539,7 +539,7 @@ pub fn report(args: ReportArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
     let store = open_existing_store(&config)?;
     require_period(&*store, args.period)?;
-    let data = reconciliation::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
+    let data = curflow::report_data::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
     let html = curflow::report_html::render_report(&data)?;
     std::fs::write(&args.out, &html).map_err(|e| Failure::from(Error::Io { path: args.out.clone(), source: e }))?;
     crate::emit(&format!(
