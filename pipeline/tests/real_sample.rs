@@ -114,20 +114,81 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
     }
 }
 
-/// The real FOCUS 1.0 sample is refused as a FOCUS file (not as a CUR missing a column), naming
-/// the file, with nothing stored: FOCUS input is not implemented yet (issue 14).
+/// The real FOCUS 1.0 sample (multi-provider, `NULL` cells, `Tags` as JSON text) holds 999 rows of
+/// September 2024 and one of October: given whole it is refused as two billing periods in one
+/// delivery, naming them. Its September rows, written to a file of their own, are read exactly:
+/// stored unblended = Σ `BilledCost`, amortized = Σ `EffectiveCost`, and a tenant (tag
+/// `application`) gets exactly the rows whose `Tags` carry it. The expected figures are computed
+/// here from the CSV text with `Decimal`, not by the pipeline.
 #[test]
-fn the_real_focus_sample_is_refused_as_focus_and_nothing_is_stored() {
+fn real_focus_sample_is_read_exactly_per_billing_period() {
     let Some(sample) = common::shared_sample("focus-sample-data/focus_sample.csv") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("s.sqlite");
+    let store = dir.path().join("whole.sqlite");
     let out =
         common::run_curflow(&["process", sample.to_str().unwrap(), "--store", store.to_str().unwrap()], None, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("focus_sample.csv") && stderr.contains("this is a FOCUS export"), "{stderr}");
-    let periods = curflow::store::SqliteStore::open(&store).and_then(|s| curflow::store::CostStore::periods(&s));
-    assert!(periods.map(|p| p.is_empty()).unwrap_or(true), "nothing stored");
+    assert!(stderr.contains("2024-09") && stderr.contains("2024-10"), "{stderr}");
+
+    // September alone, and the expected sums from the text.
+    let mut reader = csv::Reader::from_path(&sample).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let september = dir.path().join("focus-2024-09.csv");
+    let mut writer = csv::Writer::from_path(&september).unwrap();
+    writer.write_record(&header).unwrap();
+    let amount = |v: &str| if v == "NULL" || v.is_empty() { Decimal::ZERO } else { Decimal::from_str(v).unwrap() };
+    let (mut billed, mut effective, mut rows) = (Decimal::ZERO, Decimal::ZERO, 0u64);
+    let mut by_app: std::collections::BTreeMap<String, Decimal> = std::collections::BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if !record[col("BillingPeriodStart")].starts_with("2024-09") {
+            continue;
+        }
+        writer.write_record(&record).unwrap();
+        rows += 1;
+        billed += amount(&record[col("BilledCost")]);
+        effective += amount(&record[col("EffectiveCost")]);
+        let tags = &record[col("Tags")];
+        let app = serde_json::from_str::<serde_json::Value>(tags)
+            .ok()
+            .and_then(|t| t["application"].as_str().map(str::trim).filter(|a| !a.is_empty()).map(str::to_string));
+        if let Some(app) = app {
+            *by_app.entry(app).or_default() += amount(&record[col("BilledCost")]);
+        }
+    }
+    writer.flush().unwrap();
+    drop(writer);
+    assert_eq!(
+        (rows, billed, effective),
+        (999, Decimal::from_str("20.28022672899").unwrap(), Decimal::from_str("14.97651418586").unwrap())
+    );
+
+    let store = dir.path().join("s.sqlite");
+    let options = curflow::process::ProcessOptions { tag_key: "application".into(), ..common::options() };
+    let report = common::process_with(std::slice::from_ref(&september), &store, options).unwrap();
+    assert_eq!(report.period.to_string(), "2024-09");
+    assert_eq!(report.rows_read, 999);
+    let usd = &report.totals["USD"];
+    assert_eq!(usd.unblended_cost, billed);
+    assert_eq!(usd.net_unblended_cost, billed, "FOCUS billed cost is net of discounts");
+    assert_eq!(usd.amortized_cost, effective);
+    let types = &report.line_item_types;
+    assert_eq!((types["Usage"].rows, types["Adjustment"].rows, types["Credit"].rows), (996, 2, 1));
+    let stored = common::stored_total(&store, report.period);
+    assert_eq!((stored.unblended_cost, stored.amortized_cost, stored.line_items), (billed, effective, 999));
+    let lines = curflow::store::SqliteStore::open(&store)
+        .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period))
+        .unwrap();
+    let mut got: std::collections::BTreeMap<String, Decimal> = std::collections::BTreeMap::new();
+    for l in lines.iter().filter(|l| l.attribution.is_none()) {
+        if let Some(t) = &l.key.tenant {
+            *got.entry(t.clone()).or_default() += l.amounts.unblended_cost;
+        }
+    }
+    assert!(!by_app.is_empty());
+    assert_eq!(got, by_app, "tenants from the Tags JSON");
 }

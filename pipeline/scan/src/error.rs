@@ -66,8 +66,7 @@ pub enum Error {
         manifest.display(), searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     MissingManifestFile { manifest: PathBuf, key: String, searched: Vec<PathBuf> },
 
-    #[error("files of different billing periods were given as one delivery: {} holds {first_period}, {} holds {second_period}; pass each month separately (or point at a manifest or directory)",
-        first.display(), second.display())]
+    #[error("{}", mixed_periods_message(first, first_period, second, second_period))]
     MixedBillingPeriods { first: PathBuf, first_period: String, second: PathBuf, second_period: String },
 
     #[error("{}: manifest says billing period {manifest_period} but the data holds {data_period}", path.display())]
@@ -124,4 +123,27 @@ pub struct BadValueInRow {
     pub column: String,
     pub value: String,
     pub expected: String,
+}
+
+/// One file holding two periods reads differently from two files of different periods.
+fn mixed_periods_message(
+    first: &std::path::Path,
+    first_period: &str,
+    second: &std::path::Path,
+    second_period: &str,
+) -> String {
+    if first == second {
+        format!(
+            "{} holds rows of two billing periods ({first_period} and {second_period}); curflow stores one period \
+             per delivery: split the file by billing period (or give the provider's per-period export)",
+            first.display()
+        )
+    } else {
+        format!(
+            "files of different billing periods were given as one delivery: {} holds {first_period}, {} holds \
+             {second_period}; pass each month separately (or point at a manifest or directory)",
+            first.display(),
+            second.display()
+        )
+    }
 }

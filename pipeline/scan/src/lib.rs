@@ -242,6 +242,7 @@ impl Engine {
                     CsvReadOptions::new().has_header(true).schema(&schema).file_extension("").file_compression_type(
                         if gzip { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED },
                     );
+
                 let df = self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?;
                 (df, cols, None, Some(gzip))
             }

@@ -48,7 +48,13 @@ pub const SUM_COLUMNS: [&str; 7] = [
 
 /// Turns a scanned CUR file into per-group sums.
 pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<DataFrame> {
-    let column = |c: Col| -> Expr { cols.name(c).map(ident).unwrap_or(lit(ScalarValue::Null)) };
+    // FOCUS CSV writers may spell a null cell `NULL` (the FinOps Foundation's sample does); the
+    // CSV reader's null regex does not apply to text columns, so it is mapped here.
+    let null_text = matches!(cols.format, crate::schema::CurFormat::Focus { csv: true });
+    let raw = |name: &str| -> Expr {
+        if null_text { datafusion::functions::core::expr_fn::nullif(ident(name), lit("NULL")) } else { ident(name) }
+    };
+    let column = |c: Col| -> Expr { cols.name(c).map(raw).unwrap_or(lit(ScalarValue::Null)) };
     let label = |c: Col| -> Expr { lit(cols.name(c).unwrap_or(c.spec().csv_name).to_string()) };
     let money = |c: Col| udfs.money.call(vec![column(c), label(c)]);
 
@@ -64,7 +70,7 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         TenantSource::JsonKeys(keys) => udfs.tag.call(
             keys.iter()
                 .flat_map(|(column, key)| {
-                    [ident(column), lit(format!("{column}{}{key}", super::udf::JSON_KEY_SEPARATOR))]
+                    [raw(column), lit(format!("{column}{}{key}", super::udf::JSON_KEY_SEPARATOR))]
                 })
                 .collect(),
         ),
@@ -72,6 +78,11 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
             udfs.tag.call(keys.iter().flat_map(|(map, key)| [ident(map), lit(key.clone())]).collect())
         }
         TenantSource::Absent => lit(ScalarValue::Utf8(None)),
+    };
+    // FOCUS: amortized is the provider's `EffectiveCost` (billed cost when the column is absent).
+    let effective = match &cols.effective_cost {
+        Some(name) => udfs.money.call(vec![raw(name), lit(name.clone())]),
+        None => lit(ScalarValue::Null),
     };
     let has_ri_arn = match cols.name(Col::ReservationArn) {
         Some(name) => udfs.non_empty.call(vec![ident(name)]),
@@ -103,6 +114,7 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         money(Col::ReservationUnusedRecurringFee).alias("m_ri_unused_recurring"),
         money(Col::ReservationAmortizedUpfrontFee).alias("m_ri_amortized_upfront"),
         udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
+        effective.alias("m_effective"),
     ])?;
 
     let measure_args: Vec<Expr> = [
@@ -128,8 +140,18 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
             .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("no UDF for {}", m.name())))?;
         Ok(udf.call(measure_args.clone()).alias(m.name()))
     };
+    let measures = if cols.format.is_focus() {
+        focus_measures(cols)?
+    } else {
+        vec![
+            measure(Measure::NetUnblended)?,
+            measure(Measure::Amortized)?,
+            measure(Measure::RiSpTrueup)?,
+            measure(Measure::RiSpUpfrontFees)?,
+        ]
+    };
     let in_pool = col("tenant").is_null();
-    let rows = typed.select(vec![
+    let mut row_exprs = vec![
         col("period_start"),
         col("usage_date"),
         col("tenant"),
@@ -142,12 +164,10 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         col("usage_unit"),
         col("invoice_id"),
         col("m_unblended").alias("unblended_cost"),
-        measure(Measure::NetUnblended)?,
-        measure(Measure::Amortized)?,
-        measure(Measure::RiSpTrueup)?,
-        measure(Measure::RiSpUpfrontFees)?,
-        udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"),
-    ])?;
+    ];
+    row_exprs.extend(measures);
+    row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
+    let rows = typed.select(row_exprs)?;
 
     let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
     let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6]
@@ -160,4 +180,22 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
         .collect();
     aggregates.push(count(lit(1)).alias(SUM_COLUMNS[6]));
     rows.aggregate(group, aggregates)
+}
+
+/// The measures of a FOCUS row, straight from the provider's columns: net unblended is
+/// `BilledCost` (FOCUS's billed cost is already net of discounts), amortized is `EffectiveCost`
+/// (a NULL cell is 0, as the spec does not allow NULL there; billed cost when the export has no
+/// such column), and FOCUS has no RI/SP true-up or upfront-fee split (0).
+fn focus_measures(cols: &ResolvedColumns) -> datafusion::error::Result<Vec<Expr>> {
+    let zero = || cast(lit(0i64), super::udf::money_type());
+    let amortized = match cols.effective_cost {
+        Some(_) => datafusion::functions::core::expr_fn::coalesce(vec![col("m_effective"), zero()]),
+        None => col("m_unblended"),
+    };
+    Ok(vec![
+        col("m_unblended").alias(Measure::NetUnblended.name()),
+        amortized.alias(Measure::Amortized.name()),
+        zero().alias(Measure::RiSpTrueup.name()),
+        zero().alias(Measure::RiSpUpfrontFees.name()),
+    ])
 }

@@ -129,6 +129,10 @@ fn is_date(t: &DataType) -> bool {
 /// The fast-path layout of a Parquet file, or `None` when some needed column has a type only the
 /// generic plan handles.
 pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayout> {
+    // FOCUS measures are columns, not CUR's line-item-type formulas: the generic plan reads them.
+    if cols.format.is_focus() {
+        return None;
+    }
     let mut wanted: Vec<usize> = Vec::new();
     let mut types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
     let mut want = |name: &str, accept: fn(&DataType) -> bool| -> Option<usize> {

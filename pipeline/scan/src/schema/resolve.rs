@@ -24,6 +24,15 @@ pub enum CurFormat {
     /// CUR 2.0 CSV (plain or gzip): the Parquet column names, maps (`resource_tags`, ...) written as
     /// JSON text.
     Cur2Csv,
+    /// A FOCUS 1.x export (AWS `FOCUS_1_0_AWS` / `FOCUS_1_2_AWS` or another provider's), Parquet or
+    /// CSV: `BilledCost`, `EffectiveCost`, `ChargeCategory`, tags in `Tags`. See [`focus_column`].
+    Focus { csv: bool },
+}
+
+impl CurFormat {
+    pub fn is_focus(self) -> bool {
+        matches!(self, CurFormat::Focus { .. })
+    }
 }
 
 impl std::fmt::Display for CurFormat {
@@ -33,6 +42,8 @@ impl std::fmt::Display for CurFormat {
             CurFormat::LegacyCsv => "legacy CUR CSV",
             CurFormat::Cur2Parquet => "CUR 2.0 Parquet",
             CurFormat::Cur2Csv => "CUR 2.0 CSV",
+            CurFormat::Focus { csv: false } => "FOCUS Parquet",
+            CurFormat::Focus { csv: true } => "FOCUS CSV",
         })
     }
 }
@@ -58,6 +69,8 @@ pub struct ResolvedColumns {
     pub format: CurFormat,
     names: BTreeMap<Col, String>,
     pub tenant: TenantSource,
+    /// FOCUS only: the `EffectiveCost` column, curflow's amortized cost as the provider computed it.
+    pub effective_cost: Option<String>,
 }
 
 impl ResolvedColumns {
@@ -79,24 +92,86 @@ pub fn detect_parquet_format(schema: &Schema) -> CurFormat {
     }
 }
 
-/// FOCUS exports (`FOCUS_1_0_AWS`, `FOCUS_1_2_AWS`, other providers' FOCUS files) name their
-/// columns `BilledCost`, `ChargePeriodStart`, ...: not read yet, and refused as what they are
-/// rather than as a CUR missing `bill/BillingPeriodStartDate`.
-fn refuse_focus<'a>(path: &Path, mut names: impl Iterator<Item = &'a str>) -> Result<()> {
-    if names.any(|n| n == "BilledCost" || n == "ChargePeriodStart") {
-        return Err(Error::Unsupported {
-            path: path.to_path_buf(),
-            reason: "this is a FOCUS export (BilledCost, ChargePeriodStart, ...); curflow does not read FOCUS \
-                     yet: give it the account's CUR 2.0 export (Parquet or CSV) or legacy CUR instead"
-                .into(),
-        });
+/// Whether the columns are FOCUS's (`BilledCost`, `ChargePeriodStart`).
+fn is_focus<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.any(|n| n == "BilledCost" || n == "ChargePeriodStart")
+}
+
+/// The FOCUS columns that stand for each logical column, first found wins. The measures come
+/// from the provider's own figures: unblended and net unblended are `BilledCost` (what is
+/// invoiced, net of discounts), amortized is `EffectiveCost` (after commitment amortization);
+/// there is no RI/SP true-up or upfront-fee split. `x_ServiceCode`/`x_UsageType`/`x_Operation`
+/// are AWS's extensions; other providers fall back to `ServiceName` and `SkuMeter`/`SkuId`.
+pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
+    match col {
+        Col::BillingPeriodStart => (&["BillingPeriodStart"], true),
+        Col::UsageStart => (&["ChargePeriodStart"], true),
+        Col::LineItemType => (&["ChargeCategory"], true),
+        Col::ProductCode => (&["x_ServiceCode", "ServiceName"], true),
+        Col::UsageType => (&["x_UsageType", "SkuMeter", "SkuId"], false),
+        Col::Operation => (&["x_Operation"], false),
+        Col::CurrencyCode => (&["BillingCurrency"], true),
+        Col::UsageAmount => (&["ConsumedQuantity"], false),
+        Col::UnblendedCost | Col::NetUnblendedCost => (&["BilledCost"], true),
+        Col::ResourceId => (&["ResourceId"], false),
+        Col::PricingUnit => (&["ConsumedUnit", "PricingUnit"], false),
+        Col::InvoiceId => (&["InvoiceId"], false),
+        _ => (&[], false),
     }
-    Ok(())
+}
+
+/// Resolves a FOCUS file's columns (`types`: the physical types, `None` for CSV text).
+fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str) -> Result<ResolvedColumns> {
+    let csv = names.iter().all(|(_, t)| t.is_none());
+    let lookup = |wanted: &str| names.iter().find(|(n, _)| *n == wanted).copied();
+    let mut resolved = BTreeMap::new();
+    for &col in Col::ALL {
+        let (candidates, required) = focus_column(col);
+        match candidates.iter().find_map(|c| lookup(c)) {
+            Some((name, t)) => {
+                if let Some(t) = t {
+                    check_type(path, name, col.spec().kind, t)?;
+                }
+                resolved.insert(col, name.to_string());
+            }
+            None if required => {
+                return Err(Error::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: candidates.join(" or "),
+                    purpose: col.spec().purpose,
+                });
+            }
+            None => {}
+        }
+    }
+    let effective_cost = match lookup("EffectiveCost") {
+        Some((name, t)) => {
+            if let Some(t) = t {
+                check_type(path, name, ColumnKind::Money, t)?;
+            }
+            Some(name.to_string())
+        }
+        None => None,
+    };
+    // FOCUS `Tags` holds the user's tag keys as they are; AWS's export may prefix them `user:`.
+    let tenant = match lookup("Tags") {
+        None => TenantSource::Absent,
+        Some((_, Some(t))) if !is_string_map(t) => return Err(wrong_type(path, "Tags", t, "map<string, string>")),
+        Some((name, t)) => {
+            let keys = vec![(name.to_string(), tag_key.to_string()), (name.to_string(), format!("user:{tag_key}"))];
+            if t.is_some() { TenantSource::MapKeys(keys) } else { TenantSource::JsonKeys(keys) }
+        }
+    };
+    Ok(ResolvedColumns { format: CurFormat::Focus { csv }, names: resolved, tenant, effective_cost })
 }
 
 /// Resolves a Parquet file's columns and checks their types.
 pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<ResolvedColumns> {
-    refuse_focus(path, schema.fields().iter().map(|f| f.name().as_str()))?;
+    if is_focus(schema.fields().iter().map(|f| f.name().as_str())) {
+        let names: Vec<(&str, Option<&DataType>)> =
+            schema.fields().iter().map(|f| (f.name().as_str(), Some(f.data_type()))).collect();
+        return resolve_focus(path, &names, tag_key);
+    }
     let format = detect_parquet_format(schema);
     let mut names = BTreeMap::new();
     for &col in Col::ALL {
@@ -137,13 +212,16 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
             None => TenantSource::Absent,
         },
     };
-    Ok(ResolvedColumns { format, names, tenant })
+    Ok(ResolvedColumns { format, names, tenant, effective_cost: None })
 }
 
 /// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
 /// `line_item_unblended_cost`). All CSV values are text; they are validated while scanning.
 pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<ResolvedColumns> {
-    refuse_focus(path, header.iter().map(String::as_str))?;
+    if is_focus(header.iter().map(String::as_str)) {
+        let names: Vec<(&str, Option<&DataType>)> = header.iter().map(|h| (h.as_str(), None)).collect();
+        return resolve_focus(path, &names, tag_key);
+    }
     let cur2 = header.iter().any(|h| h == "line_item_unblended_cost");
     let mut names = BTreeMap::new();
     for &col in Col::ALL {
@@ -168,13 +246,13 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
                 .map(|(column, key)| (column.to_string(), key))
                 .collect();
         let tenant = if keys.is_empty() { TenantSource::Absent } else { TenantSource::JsonKeys(keys) };
-        return Ok(ResolvedColumns { format: CurFormat::Cur2Csv, names, tenant });
+        return Ok(ResolvedColumns { format: CurFormat::Cur2Csv, names, tenant, effective_cost: None });
     }
     let tenant = match find(header.iter().map(String::as_str), &tags.csv) {
         Some(name) => TenantSource::Column(name.to_string()),
         None => TenantSource::Absent,
     };
-    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant })
+    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant, effective_cost: None })
 }
 
 /// Exact name first; otherwise a unique case-insensitive match (AWS has changed the case of a few
@@ -292,11 +370,34 @@ mod tests {
     }
 
     #[test]
-    fn focus_files_are_refused_as_focus() {
-        let header: Vec<String> =
-            ["BillingPeriodStart", "ChargePeriodStart", "BilledCost", "EffectiveCost"].map(String::from).to_vec();
-        let msg = resolve_csv(Path::new("focus.csv"), &header, "accountant_id").unwrap_err().to_string();
-        assert!(msg.contains("focus.csv") && msg.contains("FOCUS export") && msg.contains("CUR 2.0"), "{msg}");
+    fn focus_columns_resolve_with_the_aws_extensions_first() {
+        let header: Vec<String> = [
+            "BillingPeriodStart",
+            "ChargePeriodStart",
+            "ChargeCategory",
+            "ServiceName",
+            "x_ServiceCode",
+            "BillingCurrency",
+            "BilledCost",
+            "EffectiveCost",
+            "Tags",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = resolve_csv(Path::new("focus.csv"), &header, "team").unwrap();
+        assert_eq!(r.format, CurFormat::Focus { csv: true });
+        assert_eq!(r.name(Col::ProductCode), Some("x_ServiceCode"));
+        assert_eq!(
+            (r.name(Col::UnblendedCost), r.effective_cost.as_deref()),
+            (Some("BilledCost"), Some("EffectiveCost"))
+        );
+        assert_eq!(
+            r.tenant,
+            TenantSource::JsonKeys(vec![("Tags".into(), "team".into()), ("Tags".into(), "user:team".into())])
+        );
+        let missing: Vec<String> = header.iter().filter(|h| *h != "BillingCurrency").cloned().collect();
+        let msg = resolve_csv(Path::new("focus.csv"), &missing, "team").unwrap_err().to_string();
+        assert!(msg.contains("focus.csv") && msg.contains("BillingCurrency"), "{msg}");
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! FOCUS exports as input (AWS Data Exports `FOCUS_1_2_AWS`, Parquet and CSV): the measures come
+//! from the provider's columns (unblended and net = `BilledCost`, amortized = `EffectiveCost`),
+//! the tenant from the `Tags` map (Parquet) or JSON text (CSV), the service from `x_ServiceCode`.
+//!
+//! One small month of every charge category that matters, written by hand with its expected
+//! figures: Savings-Plan-covered usage (billed 0, effective > 0), the commitment purchase
+//! (billed > 0, effective 0), tax, a credit, usage of two tenants and untagged usage.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use rust_decimal::Decimal;
+
+/// (category, service, tenant, billed, effective, quantity, charge day)
+type Row = (&'static str, &'static str, Option<&'static str>, &'static str, &'static str, &'static str, u32);
+
+const ROWS: [Row; 7] = [
+    ("Usage", "AWSLambda", Some("acme"), "1.25", "1.25", "10", 3),
+    ("Usage", "AmazonEC2", Some("beta"), "0", "0.8", "24", 4),
+    ("Purchase", "ComputeSavingsPlans", None, "2.0", "0", "1", 1),
+    ("Tax", "AWSLambda", None, "0.3", "0.3", "0", 1),
+    ("Credit", "AWSLambda", Some("acme"), "-0.5", "-0.5", "0", 5),
+    ("Usage", "AmazonS3", None, "0.00000081", "0.00000081", "2", 6),
+    ("Usage", "AmazonS3", Some("acme"), "1.1E-7", "1.1E-7", "1", 6),
+];
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap_or_else(|_| Decimal::from_scientific(s).unwrap())
+}
+
+fn millis(day: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, day).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
+}
+
+/// The month as AWS's FOCUS 1.2 Parquet export writes it (the columns curflow reads, and a few it
+/// does not).
+fn write_parquet(path: &Path) {
+    let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(v)) };
+    let text = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let num = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v)) };
+    let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for r in &ROWS {
+        if let Some(t) = r.2 {
+            tags.keys().append_value("user:accountant_id");
+            tags.values().append_value(t);
+            tags.keys().append_value("aws:createdBy");
+            tags.values().append_value("someone");
+        }
+        tags.append(true).unwrap();
+    }
+    let tags: ArrayRef = Arc::new(tags.finish());
+    let n = ROWS.len();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("BillingPeriodStart", ts(vec![millis(1); n])),
+        ("ChargePeriodStart", ts(ROWS.iter().map(|r| millis(r.6)).collect())),
+        ("ChargeCategory", text(ROWS.iter().map(|r| r.0).collect())),
+        ("ServiceName", text(vec!["Some Service"; n])),
+        ("x_ServiceCode", text(ROWS.iter().map(|r| r.1).collect())),
+        ("BillingCurrency", text(vec!["USD"; n])),
+        ("BilledCost", num(ROWS.iter().map(|r| f64::from_str(r.3).unwrap()).collect())),
+        ("EffectiveCost", num(ROWS.iter().map(|r| f64::from_str(r.4).unwrap()).collect())),
+        ("ListCost", num(vec![9.99; n])),
+        ("ConsumedQuantity", num(ROWS.iter().map(|r| f64::from_str(r.5).unwrap()).collect())),
+        ("Tags", tags),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| {
+                let t = match a.data_type() {
+                    DataType::Timestamp(..) => DataType::Timestamp(TimeUnit::Millisecond, None),
+                    other => other.clone(),
+                };
+                Field::new(*name, t, true)
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// The same month as FOCUS CSV, gzip-compressed, tags as JSON text, `NULL` for absent values.
+fn write_csv_gz(path: &Path) {
+    let mut text = String::from(
+        "BillingPeriodStart,ChargePeriodStart,ChargeCategory,ServiceName,x_ServiceCode,BillingCurrency,BilledCost,EffectiveCost,ConsumedQuantity,Tags\n",
+    );
+    for r in &ROWS {
+        let tags = match r.2 {
+            Some(t) => format!("\"{{\"\"user:accountant_id\"\":\"\"{t}\"\"}}\""),
+            None => "NULL".into(),
+        };
+        text.push_str(&format!(
+            "2026-11-01 00:00:00,2026-11-{:02} 00:00:00,{},Some Service,{},USD,{},{},{},{tags}\n",
+            r.6, r.0, r.1, r.3, r.4, r.5
+        ));
+    }
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+}
+
+fn check(input: &Path, format: &str) {
+    let dir = input.parent().unwrap();
+    let store = dir.join(format!("{format}.sqlite"));
+    let report = common::process(&[input.to_path_buf()], &store).unwrap();
+    assert_eq!(report.period.to_string(), "2026-11");
+    assert_eq!(report.rows_read, ROWS.len() as u64);
+    let billed: Decimal = ROWS.iter().map(|r| d(r.3)).sum();
+    let effective: Decimal = ROWS.iter().map(|r| d(r.4)).sum();
+    let usd = &report.totals["USD"];
+    assert_eq!(
+        (usd.unblended_cost, usd.net_unblended_cost, usd.amortized_cost),
+        (billed, billed, effective),
+        "{format}"
+    );
+    assert_eq!((usd.ri_sp_trueup, usd.ri_sp_upfront_fees), (Decimal::ZERO, Decimal::ZERO));
+    // Usage quantity counts usage rows only.
+    let usage: Decimal = ROWS.iter().filter(|r| r.0 == "Usage").map(|r| d(r.5)).sum();
+    assert_eq!(usd.usage_amount, usage, "{format}");
+
+    let lines = curflow::store::SqliteStore::open(&store)
+        .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period))
+        .unwrap();
+    let mut got: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
+    for l in &lines {
+        let slot = got.entry(l.key.tenant.clone()).or_default();
+        slot.0 += l.amounts.unblended_cost;
+        slot.1 += l.amounts.amortized_cost;
+    }
+    let mut want: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
+    for r in &ROWS {
+        let slot = want.entry(r.2.map(str::to_string)).or_default();
+        slot.0 += d(r.3);
+        slot.1 += d(r.4);
+    }
+    assert_eq!(got, want, "{format}: per tenant, the pool under None");
+    let services: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.key.service.as_str()).collect();
+    assert!(services.contains("AWSLambda") && !services.contains("Some Service"), "x_ServiceCode first: {services:?}");
+    let purchase = lines.iter().find(|l| l.key.line_item_type == "Purchase").unwrap();
+    assert_eq!((purchase.amounts.unblended_cost, purchase.amounts.amortized_cost), (d("2.0"), Decimal::ZERO));
+}
+
+#[test]
+fn a_focus_parquet_export_is_read_from_its_billed_and_effective_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("focus-00001.snappy.parquet");
+    write_parquet(&path);
+    check(&path, "parquet");
+}
+
+#[test]
+fn a_focus_csv_gz_export_is_read_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("focus-00001.csv.gz");
+    write_csv_gz(&path);
+    check(&path, "csv");
+}
