@@ -194,6 +194,70 @@ impl Processor {
     /// error instead of a mix of two versions.
     pub async fn scan(&self, delivery: &Delivery, on_file: &(dyn Fn(&FileScan) + Sync)) -> Result<ScannedDelivery> {
         let started = Instant::now();
+        let (scans, aggregate, _) = self.scan_files(delivery, on_file).await?;
+        let period = single_period(delivery, &scans)?;
+        self.finish(delivery, period, scans, aggregate.into_lines(), started)
+    }
+
+    /// Like [`Self::process`], but files given without a manifest that hold rows of several
+    /// billing periods (a FOCUS or CUR file exported for a date range) are stored as one period
+    /// each, every period deciding and replacing on its own; the report of each period counts the
+    /// rows of that period (a file's split-cost child rows count with its first period). A
+    /// delivery with a manifest is one period, as in [`Self::process`].
+    pub async fn process_periods(
+        &self,
+        store: &mut dyn CostStore,
+        delivery: &Delivery,
+        on_file: &(dyn Fn(&FileScan) + Sync),
+    ) -> Result<Vec<PeriodReport>> {
+        if delivery.manifest.is_some() {
+            return Ok(vec![self.process(store, delivery, on_file).await?]);
+        }
+        let started = Instant::now();
+        let (scans, aggregate, rows_per_period) = self.scan_files(delivery, on_file).await?;
+        let periods: BTreeSet<BillingPeriod> = scans.iter().flat_map(|s| s.invoices.keys().copied()).collect();
+        if periods.len() <= 1 {
+            let period = single_period(delivery, &scans)?;
+            let scanned = self.finish(delivery, period, scans, aggregate.into_lines(), started)?;
+            return Ok(vec![self.commit(store, scanned)?]);
+        }
+        let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();
+        for line in aggregate.into_lines() {
+            by_period.entry(line.period).or_default().push(line);
+        }
+        let mut reports = Vec::new();
+        for (period, lines) in by_period {
+            let period_scans: Vec<FileScan> = scans
+                .iter()
+                .zip(&rows_per_period)
+                .filter_map(|(scan, rows)| {
+                    let first = scan.invoices.keys().next() == Some(&period);
+                    let own = rows.get(&period).copied();
+                    (own.is_some() || first).then(|| {
+                        let mut s = scan.clone();
+                        s.rows_read = own.unwrap_or(0) + if first { s.split_child_rows } else { 0 };
+                        if !first {
+                            s.split_child_rows = 0;
+                        }
+                        s.invoices.retain(|p, _| *p == period);
+                        s
+                    })
+                })
+                .collect();
+            let scanned = self.finish(delivery, period, period_scans, lines, Instant::now())?;
+            reports.push(self.commit(store, scanned)?);
+        }
+        tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
+        Ok(reports)
+    }
+
+    /// Scans every file of a delivery and merges their groups; also returns, per file, the rows
+    /// of each billing period (the groups' row counts).
+    async fn scan_files(
+        &self,
+        delivery: &Delivery,
+        on_file: &(dyn Fn(&FileScan) + Sync),
+    ) -> Result<(Vec<FileScan>, PeriodAggregate, Vec<BTreeMap<BillingPeriod, u64>>)> {
         let tag_key = self.options.tag_key.as_str();
         // Each file's groups are merged as soon as the file is done, while the next files are still
         // being scanned (their partitions run on the runtime's workers), and moved, not copied:
@@ -207,13 +271,17 @@ impl Processor {
             .buffered(self.options.file_concurrency.max(1));
         let mut aggregate = PeriodAggregate::default();
         let mut scans = Vec::with_capacity(delivery.files.len());
+        let mut rows_per_period = Vec::with_capacity(delivery.files.len());
         let merged: Result<()> = async {
             while let Some(scan) = files.next().await {
                 let mut scan = scan?;
+                let mut rows: BTreeMap<BillingPeriod, u64> = BTreeMap::new();
                 for (p, key, amounts) in std::mem::take(&mut scan.groups) {
+                    *rows.entry(p).or_default() += amounts.line_items;
                     aggregate.add(p, key, &amounts)?;
                 }
                 scans.push(scan);
+                rows_per_period.push(rows);
             }
             Ok(())
         }
@@ -228,10 +296,19 @@ impl Processor {
             }
             Err(e) => return Err(e),
         }
+        Ok((scans, aggregate, rows_per_period))
+    }
 
-        let period = single_period(delivery, &scans)?;
+    /// One period's lines of a scanned delivery, attributed when configured.
+    fn finish(
+        &self,
+        delivery: &Delivery,
+        period: BillingPeriod,
+        scans: Vec<FileScan>,
+        mut lines: Vec<CostLine>,
+        started: Instant,
+    ) -> Result<ScannedDelivery> {
         tracing::debug!(%period, files = scans.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
-        let mut lines = aggregate.into_lines();
         let mut coverage = None;
         if let Some(inputs) = &self.attribution {
             let before = totals_by_currency(&lines)?;
@@ -359,6 +436,19 @@ fn format_of(scans: &[FileScan]) -> String {
 }
 
 /// The one billing period of a delivery; files of two periods given as one are an error.
+/// FOCUS's charge categories: known types of a FOCUS file (its measures are columns, not
+/// formulas of the type), though not CUR line-item types.
+const FOCUS_CHARGE_CATEGORIES: [&str; 5] = ["Usage", "Purchase", "Tax", "Credit", "Adjustment"];
+
+fn known_focus_categories(mut types: BTreeMap<String, TypeStats>, scans: &[FileScan]) -> BTreeMap<String, TypeStats> {
+    if !scans.is_empty() && scans.iter().all(|s| s.format.is_focus()) {
+        for (name, t) in &mut types {
+            t.known |= FOCUS_CHARGE_CATEGORIES.contains(&name.as_str());
+        }
+    }
+    types
+}
+
 fn single_period(delivery: &Delivery, scans: &[FileScan]) -> Result<BillingPeriod> {
     let mut first: Option<(PathBuf, BillingPeriod)> = None;
     for scan in scans {
@@ -411,7 +501,7 @@ fn report(
         files: scans.len(),
         rows_read: record.rows_read,
         split_child_rows: record.split_child_rows,
-        line_item_types: line_item_types(lines)?,
+        line_item_types: known_focus_categories(line_item_types(lines)?, scans),
         totals: totals_by_currency(lines)?,
         unattributed: totals_by_currency(lines.iter().filter(|l| l.key.tenant.is_none()))?,
         tenants: tenants.len(),

@@ -87,7 +87,7 @@ pub struct SpillOptions {
 }
 
 /// What one file contributed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FileScan {
     pub path: PathBuf,
     pub format: CurFormat,

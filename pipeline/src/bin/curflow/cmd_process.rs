@@ -102,18 +102,20 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
             }
             tracing::info!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
         };
-        let report = runtime.block_on(processor.process(store.as_mut(), delivery, &on_file));
+        // Files without a manifest may hold several billing periods: one report per period.
+        let done = runtime.block_on(processor.process_periods(store.as_mut(), delivery, &on_file));
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let report = report?;
-        refused |= matches!(report.outcome, ReplaceOutcome::RefusedOlder { .. });
-        // People see each period as it is done; programs get one document at the end.
-        if format == OutputFormat::Table {
-            crate::emit(&format!("{}\n", process_summary(&report, &store.describe())))?;
-        } else {
-            process_rows(&report, &mut rows)?;
-            reports.push(serde_json::to_value(&report).map_err(Failure::internal)?);
+        for report in done? {
+            refused |= matches!(report.outcome, ReplaceOutcome::RefusedOlder { .. });
+            // People see each period as it is done; programs get one document at the end.
+            if format == OutputFormat::Table {
+                crate::emit(&format!("{}\n", process_summary(&report, &store.describe())))?;
+            } else {
+                process_rows(&report, &mut rows)?;
+                reports.push(serde_json::to_value(&report).map_err(Failure::internal)?);
+            }
         }
     }
     if format != OutputFormat::Table {
