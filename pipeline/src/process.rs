@@ -235,6 +235,9 @@ impl Processor {
                     let own = rows.get(&period).copied();
                     (own.is_some() || first).then(|| {
                         let mut s = scan.clone();
+                        if s.invoices.len() <= 1 {
+                            return s; // a file of one period keeps its own counts
+                        }
                         s.rows_read = own.unwrap_or(0) + if first { s.split_child_rows } else { 0 };
                         if !first {
                             s.split_child_rows = 0;

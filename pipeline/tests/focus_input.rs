@@ -167,3 +167,39 @@ fn a_focus_csv_gz_export_is_read_the_same_way() {
     write_csv_gz(&path);
     check(&path, "csv");
 }
+
+/// `curflow process` on bare files of two billing periods given together (here a legacy CUR
+/// October and November, all of their files) stores each period on its own, each equal to its
+/// generator's `expected.json`; before, the run was refused.
+#[test]
+fn bare_files_of_two_billing_periods_are_stored_as_two_periods() {
+    use curflow_fixtures::Format;
+    let dir = tempfile::tempdir().unwrap();
+    let october = common::generate(&dir.path().join("oct"), Format::LegacyParquet, 1_000, 3, |_| {});
+    let november = common::generate(&dir.path().join("nov"), Format::LegacyParquet, 1_000, 4, |o| o.month = 11);
+    let store = dir.path().join("s.sqlite");
+    let mut args: Vec<String> = vec!["process".into()];
+    for g in [&october, &november] {
+        args.extend(g.data_files.iter().map(|p| p.display().to_string()));
+    }
+    args.extend(["--store".into(), store.display().to_string(), "--format".into(), "json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = common::ok(&common::run_curflow(&args, None, &[]));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["reports"].as_array().unwrap().len(), 2, "{out}");
+    for (g, period) in [(&october, "2026-10"), (&november, "2026-11")] {
+        let p: curflow::BillingPeriod = period.parse().unwrap();
+        let stored = common::stored_total(&store, p);
+        let want = &g.expected.totals;
+        assert_eq!(
+            (stored.unblended_cost, stored.amortized_cost, stored.net_unblended_cost),
+            (want.unblended_cost, want.amortized_cost, want.net_unblended_cost),
+            "{period}"
+        );
+        let record = curflow::store::SqliteStore::open(&store)
+            .and_then(|s| curflow::store::CostStore::period(&s, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.rows_read, g.expected.rows, "{period}: the rows of its own files");
+    }
+}
