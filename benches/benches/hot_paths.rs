@@ -98,6 +98,7 @@ fn store_replace(c: &mut Criterion) {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&dir.path().join("bench.sqlite")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut g = c.benchmark_group("store");
     g.sample_size(10);
     g.throughput(Throughput::Elements(lines.len() as u64));
@@ -116,7 +117,7 @@ fn store_replace(c: &mut Criterion) {
                 processed_at: Default::default(),
                 invoice: Default::default(),
             },
-            |record| store.replace_period(&record, &lines, true).unwrap(),
+            |record| runtime.block_on(store.replace_period(&record, &lines, true)).unwrap(),
             BatchSize::SmallInput,
         )
     });

@@ -85,7 +85,7 @@ pub struct MonthResult {
 /// Runs the nightly job against the configured store (SQLite or DynamoDB), which must exist: a
 /// SQLite path that does not is an error, never a new empty store.
 pub async fn run(config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
-    let mut store = crate::store::open_existing(&config.store, &config.aws())?;
+    let mut store = crate::store::open_existing(&config.store, &config.aws()).await?;
     let options = config.reconcile_options()?;
     run_with(&mut *store, &options, &config.alert_channels(), now).await
 }
@@ -112,22 +112,22 @@ pub async fn run_with(
     };
     let mut baseline_lines = Vec::new();
     for period in [previous, current] {
-        if store.period(period)?.is_none() {
+        if store.period(period).await?.is_none() {
             continue;
         }
-        let comparison = reconciliation::reconcile(store, period, now, options)?;
-        let written = store.replace_reconciliation(month_of(period), &comparison, now)?;
+        let comparison = reconciliation::reconcile(store, period, now, options).await?;
+        let written = store.replace_reconciliation(month_of(period), &comparison, now).await?;
         summary.reconciled.push(MonthResult {
             period,
             records_written: written,
             tenants: comparison.tenant_months,
             not_compared: comparison.not_compared,
         });
-        baseline_lines.extend(store.cost_lines(period)?);
+        baseline_lines.extend(store.cost_lines(period).await?);
     }
 
     // Budgets: the current month's month-to-date and forecast.
-    let budgets = store.budgets()?;
+    let budgets = store.budgets().await?;
     let current_lines: Vec<_> = baseline_lines.iter().filter(|l| l.period == current).cloned().collect();
     summary.forecasts = reconciliation::forecasts(&current_lines, current, now)?;
     let positions: Vec<BudgetPosition> = summary
@@ -170,7 +170,7 @@ async fn deliver_alerts(
 ) -> Result<()> {
     let configured = channels.configured();
     let run_id = new_run_id();
-    let records = store.alert_deliveries(month)?;
+    let records = store.alert_deliveries(month).await?;
     let mut recorded: BTreeMap<&AlertKey, BTreeSet<AlertChannel>> = BTreeMap::new();
     for r in &records {
         recorded.entry(&r.key).or_default().insert(r.channel);
@@ -185,19 +185,19 @@ async fn deliver_alerts(
         let key = alert.key();
         let (mut delivered, mut failed) = (Vec::new(), Vec::new());
         for &channel in &configured {
-            if has_record(&key, channel) || !store.claim_alert(&alert, channel, &run_id, now)? {
+            if has_record(&key, channel) || !store.claim_alert(&alert, channel, &run_id, now).await? {
                 continue; // sent or claimed already, by an earlier run or one running now
             }
             match deliver_on(&alert, channel, channels).await {
                 Ok(()) => {
-                    if !store.mark_alert_sent(&alert, channel, &run_id, now)? {
+                    if !store.mark_alert_sent(&alert, channel, &run_id, now).await? {
                         tracing::warn!(tenant = %alert.accountant_id, %channel, "alert delivered, but its claim was removed meanwhile; it was not marked sent");
                     }
                     delivered.push(channel);
                 }
                 Err(DeliveryFailure::NotDelivered(e)) => {
                     tracing::warn!(tenant = %alert.accountant_id, %channel, error = %e, "alert not delivered; retried next run");
-                    store.release_alert(&key, channel, &run_id)?;
+                    store.release_alert(&key, channel, &run_id).await?;
                     failed.push(format!("{channel}: {e}"));
                 }
                 Err(DeliveryFailure::Uncertain(e)) => {

@@ -1,7 +1,7 @@
 //! Processing one delivery end to end: version check, scan, merge, verify, replace the period.
 //!
 //! [`Processor::process`] does it all in one call. The three steps are also public so callers can
-//! keep the (synchronous) store out of async code: [`Processor::precheck`] settles duplicates and
+//! interleave them (several scans at once, one store write at a time): [`Processor::precheck`] settles duplicates and
 //! stale deliveries from the manifest without reading data, [`Processor::scan`] reads and
 //! aggregates (no store access; safe to run for several periods at once), and
 //! [`Processor::commit`] replaces the period atomically. The Lambda handler and `backfill` use the
@@ -146,28 +146,28 @@ impl Processor {
         delivery: &Delivery,
         on_file: &(dyn Fn(&FileScan) + Sync),
     ) -> Result<PeriodReport> {
-        if let Some(settled) = self.precheck(store, delivery)? {
+        if let Some(settled) = self.precheck(store, delivery).await? {
             return Ok(settled);
         }
         let scanned = self.scan(delivery, on_file).await?;
-        self.commit(store, scanned)
+        self.commit(store, scanned).await
     }
 
     /// Settles a delivery without reading data when its manifest names the period and the store
     /// already holds that version (`Unchanged`) or a newer one (`RefusedOlder`): a duplicate or
     /// stale event costs one store read. `None`: the delivery must be scanned.
-    pub fn precheck(&self, store: &dyn CostStore, delivery: &Delivery) -> Result<Option<PeriodReport>> {
+    pub async fn precheck(&self, store: &dyn CostStore, delivery: &Delivery) -> Result<Option<PeriodReport>> {
         let started = Instant::now();
         let Some(period) = delivery.declared_period() else { return Ok(None) };
-        let Some(outcome) = self.settled(store, period, &delivery.version)? else { return Ok(None) };
+        let Some(outcome) = self.settled(store, period, &delivery.version).await? else { return Ok(None) };
         Ok(Some(self.skipped_report(period, delivery, outcome, started.elapsed())))
     }
 
     /// [`Self::precheck`] from a manifest alone, before its data files are even checked (HEAD):
     /// a duplicate event for the stored version costs one GET and one store read.
-    pub fn precheck_manifest(&self, store: &dyn CostStore, found: &ManifestRef) -> Result<Option<PeriodReport>> {
+    pub async fn precheck_manifest(&self, store: &dyn CostStore, found: &ManifestRef) -> Result<Option<PeriodReport>> {
         let started = Instant::now();
-        let Some(outcome) = self.settled(store, found.period(), &found.version)? else { return Ok(None) };
+        let Some(outcome) = self.settled(store, found.period(), &found.version).await? else { return Ok(None) };
         let delivery =
             Delivery { manifest: Some(found.manifest.clone()), files: Vec::new(), version: found.version.clone() };
         let mut report = self.skipped_report(found.period(), &delivery, outcome, started.elapsed());
@@ -176,13 +176,13 @@ impl Processor {
     }
 
     /// The outcome when it is settled without reading data (`Unchanged`, `RefusedOlder`).
-    fn settled(
+    async fn settled(
         &self,
         store: &dyn CostStore,
         period: BillingPeriod,
         version: &ReportVersion,
     ) -> Result<Option<ReplaceOutcome>> {
-        let stored = store.period(period)?;
+        let stored = store.period(period).await?;
         let incoming = MadeFrom { version, inputs: Some(&self.inputs) };
         let outcome = decide(stored.as_ref().map(MadeFrom::record), incoming, self.options.force);
         Ok((!matches!(outcome, ReplaceOutcome::Replaced { .. })).then_some(outcome))
@@ -219,7 +219,7 @@ impl Processor {
         if periods.len() <= 1 {
             let period = single_period(delivery, &scans)?;
             let scanned = self.finish(delivery, period, scans, aggregate.into_lines(), started)?;
-            return Ok(vec![self.commit(store, scanned)?]);
+            return Ok(vec![self.commit(store, scanned).await?]);
         }
         let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();
         for line in aggregate.into_lines() {
@@ -248,7 +248,7 @@ impl Processor {
                 })
                 .collect();
             let scanned = self.finish(delivery, period, period_scans, lines, Instant::now())?;
-            reports.push(self.commit(store, scanned)?);
+            reports.push(self.commit(store, scanned).await?);
         }
         tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
         Ok(reports)
@@ -342,7 +342,7 @@ impl Processor {
 
     /// Replaces the period in the store with a scanned delivery (atomically; the store decides
     /// again, so a newer version written meanwhile is not overwritten).
-    pub fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
+    pub async fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
         let ScannedDelivery { period, version, source, scans, lines, coverage, started } = scanned;
         let record = PeriodRecord {
             period,
@@ -358,7 +358,7 @@ impl Processor {
             invoice: invoices_of(period, &scans),
         };
         let writing = Instant::now();
-        let outcome = store.replace_period(&record, &lines, self.options.force)?;
+        let outcome = store.replace_period(&record, &lines, self.options.force).await?;
         tracing::debug!(%period, lines = lines.len(), write_ms = writing.elapsed().as_millis() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64, "stored");
         let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;

@@ -125,28 +125,29 @@ pub fn actuals_of(lines: &[CostLine]) -> Vec<ActualCost> {
 }
 
 /// Compares a stored period's actuals with the stored estimates of its month.
-pub fn reconcile(
+pub async fn reconcile(
     store: &dyn Store,
     period: BillingPeriod,
     now: DateTime<Utc>,
     options: &ReconcileOptions,
 ) -> Result<Comparison> {
     let month = month_of(period);
-    let estimates = store.estimates(month)?;
-    let lines = store.cost_lines(period)?;
+    let estimates = store.estimates(month).await?;
+    let lines = store.cost_lines(period).await?;
     let actuals = actuals_of(&lines);
     let config = CompareConfig {
         thresholds: options.thresholds.clone(),
         currency: comparison_currency(options, &lines),
         ..CompareConfig::default()
     };
-    compare(&estimates, &actuals, &options.mapping, &periods_at(store, period, now)?, &config).map_err(reconcile_error)
+    compare(&estimates, &actuals, &options.mapping, &periods_at(store, period, now).await?, &config)
+        .map_err(reconcile_error)
 }
 
 /// The clock and what the stored bill says about `period`: `final` needs the invoice id on every line.
-pub fn periods_at(store: &dyn CostStore, period: BillingPeriod, now: DateTime<Utc>) -> Result<Periods> {
+pub async fn periods_at(store: &dyn CostStore, period: BillingPeriod, now: DateTime<Utc>) -> Result<Periods> {
     let periods = Periods::new(now);
-    Ok(match store.period(period)?.and_then(|r| r.invoice.final_invoice_id()) {
+    Ok(match store.period(period).await?.and_then(|r| r.invoice.final_invoice_id()) {
         Some(id) => periods.with_invoice(month_of(period), id),
         None => periods,
     })

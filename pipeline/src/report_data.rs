@@ -30,14 +30,14 @@ fn add(a: Decimal, b: Decimal) -> Result<Decimal> {
 }
 
 /// Everything `curflow report` draws for one period.
-pub fn report_data(
+pub async fn report_data(
     store: &dyn Store,
     period: BillingPeriod,
     now: DateTime<Utc>,
     options: &ReconcileOptions,
 ) -> Result<ReportData> {
-    let all_lines = store.cost_lines(period)?;
-    let comparison = reconcile(store, period, now, options)?;
+    let all_lines = store.cost_lines(period).await?;
+    let comparison = reconcile(store, period, now, options).await?;
     let month = month_of(period);
     let currency = comparison_currency(options, &all_lines);
     let (lines, elsewhere): (Vec<CostLine>, Vec<CostLine>) =
@@ -57,14 +57,14 @@ pub fn report_data(
         .collect();
     Ok(ReportData {
         period: period.to_string(),
-        period_state: periods_at(store, period, now)?.state(month).as_str().to_string(),
+        period_state: periods_at(store, period, now).await?.state(month).as_str().to_string(),
         generated_at: now.to_rfc3339(),
         other_currencies: other_currencies(&elsewhere)?,
         tenants: tenant_bars(&comparison, month),
         top_variances: top_variances(&comparison, month),
         daily,
         forecast: forecast_band(&forecasts)?,
-        budgets: budget_rows(store.budgets()?, &forecasts, &currency, &tenant_currencies(&elsewhere)),
+        budgets: budget_rows(store.budgets().await?, &forecasts, &currency, &tenant_currencies(&elsewhere)),
         coverage,
         anomalies,
         currency,

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -44,7 +45,14 @@ impl Kind {
 
     fn dynamo() -> Self {
         let table = common::unique_name("curflow-alerts-once");
-        assert!(DynamoStore::connect(&table, &common::aws_settings()).unwrap().create_table_if_missing().unwrap());
+        assert!(
+            DynamoStore::connect(&table, &common::aws_settings())
+                .wait()
+                .unwrap()
+                .create_table_if_missing()
+                .wait()
+                .unwrap()
+        );
         Kind::Dynamo(table)
     }
 
@@ -60,7 +68,7 @@ impl Kind {
     fn open(&self) -> Box<dyn FinanceStore + Send> {
         match self {
             Kind::Sqlite(p) => Box::new(SqliteStore::open(p).unwrap()),
-            Kind::Dynamo(t) => Box::new(DynamoStore::connect(t, &common::aws_settings()).unwrap()),
+            Kind::Dynamo(t) => Box::new(DynamoStore::connect(t, &common::aws_settings()).wait().unwrap()),
         }
     }
 }
@@ -129,7 +137,7 @@ fn thresholds(bodies: &Mutex<Vec<String>>) -> Vec<String> {
 
 /// A topic on the test server.
 fn sns_topic() -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = common::rt();
     runtime.block_on(async {
         let config = curflow::aws::sdk_config(&common::aws_settings()).await;
         let sns = aws_sdk_sns::Client::new(&config);
@@ -145,7 +153,7 @@ fn missing_topic() -> String {
 
 /// (threshold, channel, state) of every delivery record of October, sorted.
 fn records(store: &Kind) -> Vec<(String, AlertChannel, DeliveryState)> {
-    let deliveries: Vec<AlertDelivery> = store.open().alert_deliveries(october()).unwrap();
+    let deliveries: Vec<AlertDelivery> = store.open().alert_deliveries(october()).wait().unwrap();
     let mut out: Vec<_> = deliveries.iter().map(|d| (d.key.threshold_pct.to_string(), d.channel, d.state)).collect();
     out.sort();
     out
@@ -190,7 +198,7 @@ fn exactly_one_claimant_wins(store: &Kind, claimants: usize) {
                 std::thread::spawn(move || {
                     let mut handle = store.open();
                     barrier.wait();
-                    handle.claim_alert(&a, AlertChannel::Webhook, &format!("run-{i}"), at()).unwrap()
+                    handle.claim_alert(&a, AlertChannel::Webhook, &format!("run-{i}"), at()).wait().unwrap()
                 })
             })
             .collect();
@@ -201,19 +209,20 @@ fn exactly_one_claimant_wins(store: &Kind, claimants: usize) {
 
         let mut s = store.open();
         let key = a.key();
-        assert!(!s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).unwrap(), "a loser cannot mark");
-        assert!(!s.release_alert(&key, AlertChannel::Webhook, &loser).unwrap(), "a loser cannot release");
-        assert!(!s.claim_alert(&a, AlertChannel::Webhook, &loser, at()).unwrap());
-        assert!(s.release_alert(&key, AlertChannel::Webhook, &winner).unwrap());
-        assert!(s.claim_alert(&a, AlertChannel::Webhook, &loser, at()).unwrap(), "released: claimable again");
-        assert!(s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).unwrap());
-        assert!(s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).unwrap(), "marking again is a no-op");
-        assert!(!s.release_alert(&key, AlertChannel::Webhook, &loser).unwrap(), "a sent record stays");
-        assert!(!s.claim_alert(&a, AlertChannel::Webhook, &winner, at()).unwrap());
+        assert!(!s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).wait().unwrap(), "a loser cannot mark");
+        assert!(!s.release_alert(&key, AlertChannel::Webhook, &loser).wait().unwrap(), "a loser cannot release");
+        assert!(!s.claim_alert(&a, AlertChannel::Webhook, &loser, at()).wait().unwrap());
+        assert!(s.release_alert(&key, AlertChannel::Webhook, &winner).wait().unwrap());
+        assert!(s.claim_alert(&a, AlertChannel::Webhook, &loser, at()).wait().unwrap(), "released: claimable again");
+        assert!(s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).wait().unwrap());
+        assert!(s.mark_alert_sent(&a, AlertChannel::Webhook, &loser, at()).wait().unwrap(), "marking again is a no-op");
+        assert!(!s.release_alert(&key, AlertChannel::Webhook, &loser).wait().unwrap(), "a sent record stays");
+        assert!(!s.claim_alert(&a, AlertChannel::Webhook, &winner, at()).wait().unwrap());
         // Another channel of the same alert is a record of its own.
-        assert!(s.claim_alert(&a, AlertChannel::Sns, &winner, at()).unwrap());
+        assert!(s.claim_alert(&a, AlertChannel::Sns, &winner, at()).wait().unwrap());
         let mine: Vec<_> = s
             .alert_deliveries(october())
+            .wait()
             .unwrap()
             .into_iter()
             .filter(|d| d.key.accountant_id == tenant)
@@ -227,7 +236,7 @@ fn exactly_one_claimant_wins(store: &Kind, claimants: usize) {
             ],
             "{tenant}"
         );
-        assert!(s.alerts_sent(october()).unwrap().contains(&key));
+        assert!(s.alerts_sent(october()).wait().unwrap().contains(&key));
     }
 }
 
@@ -387,7 +396,11 @@ fn a_stuck_claim_is_reported_not_resent(store: &Kind) {
     month_with_budget(dir.path(), store);
     let claimed_at: DateTime<Utc> = "2026-10-27T03:00:04Z".parse().unwrap();
     assert!(
-        store.open().claim_alert(&alert("acct-0001", 80), AlertChannel::Webhook, "crashed-run", claimed_at).unwrap()
+        store
+            .open()
+            .claim_alert(&alert("acct-0001", 80), AlertChannel::Webhook, "crashed-run", claimed_at)
+            .wait()
+            .unwrap()
     );
     let (url, bodies) = webhook_server(Duration::ZERO);
     let location = store.location();
@@ -447,7 +460,7 @@ fn an_alert_item_from_before_claims_counts_as_sent_on_its_channels_on_dynamodb()
     let store = Kind::dynamo();
     month_with_budget(dir.path(), &store);
     let Kind::Dynamo(table) = &store else { unreachable!() };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = common::rt();
     let conf = runtime.block_on(curflow::aws::sdk_config(&common::aws_settings()));
     let client = aws_sdk_dynamodb::Client::new(&conf);
     let s = |v: &str| AttributeValue::S(v.into());
@@ -466,7 +479,7 @@ fn an_alert_item_from_before_claims_counts_as_sent_on_its_channels_on_dynamodb()
         let item = item.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         runtime.block_on(client.put_item().table_name(table).set_item(Some(item)).send()).unwrap();
     }
-    let deliveries = store.open().alert_deliveries(october()).unwrap();
+    let deliveries = store.open().alert_deliveries(october()).wait().unwrap();
     let got: Vec<_> = deliveries
         .iter()
         .map(|d| (d.key.accountant_id.as_str(), d.channel, d.state, d.run_id.as_str(), d.sent_at.is_some()))

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,7 +49,7 @@ fn shared_lambda_cost_follows_gb_seconds_and_everything_still_sums_to_the_bill()
     write_lambda_logs(&logs);
     let store_path = dir.path().join("s.sqlite");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::rt();
     let inputs = AttributionInputs::load(&AttributionOptions {
         evidence: vec![logs.into()],
         tenant_key: "accountant_id".into(),
@@ -64,7 +65,7 @@ fn shared_lambda_cost_follows_gb_seconds_and_everything_still_sums_to_the_bill()
     assert!(report.coverage.is_some());
 
     // Conservation: every measure, all rows (direct + attributed + still shared) = the bill.
-    let lines = store.cost_lines(report.period).unwrap();
+    let lines = store.cost_lines(report.period).wait().unwrap();
     let total = curflow::Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
     for m in MEASURES {
         assert_eq!(measure(&total, m), dec(&expected["totals"][m]), "{m}");

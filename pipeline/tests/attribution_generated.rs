@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -45,7 +46,7 @@ fn check(format: Format) {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&summary["reports"][0]["coverage"]).unwrap());
 
-    let lines = SqliteStore::open(&store).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+    let lines = SqliteStore::open(&store).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).wait().unwrap();
     // Everything still sums to the bill, per measure.
     let total = Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
     for m in MEASURES {

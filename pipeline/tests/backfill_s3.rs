@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,11 +55,14 @@ fn twelve_months(s3: &common::TestS3, bucket: &str, dir: &Path) -> Vec<(BillingP
 
 fn assert_all_stored_exactly(store: &Path, months: &[(BillingPeriod, Generated)]) {
     let s = SqliteStore::open(store).unwrap();
-    let periods: Vec<BillingPeriod> = s.periods().unwrap().iter().map(|r| r.period).collect();
+    let periods: Vec<BillingPeriod> = s.periods().wait().unwrap().iter().map(|r| r.period).collect();
     assert_eq!(periods, months.iter().map(|(p, _)| *p).collect::<Vec<_>>());
     for (p, g) in months {
         assert_eq!(common::stored_by_tenant(&s, *p), common::expected_by_tenant(g), "{p}");
-        assert_eq!(s.period(*p).unwrap().unwrap().version.id, common::expected_json(g)["version_id"].as_str().unwrap());
+        assert_eq!(
+            s.period(*p).wait().unwrap().unwrap().version.id,
+            common::expected_json(g)["version_id"].as_str().unwrap()
+        );
         let groups = common::stored_by_tenant_service_day(store, *p);
         assert_eq!(groups.len(), common::expected_json(g)["by_tenant_service_day"].as_array().unwrap().len(), "{p}");
     }
@@ -78,7 +82,7 @@ fn twelve_months_backfill_stops_half_way_resumes_and_a_second_run_does_nothing()
     let root = Location::parse(&format!("s3://{bucket}/exports")).unwrap();
     let options = BackfillOptions { from: None, to: Some(BillingPeriod::new(2026, 4).unwrap()), parallel: 3 };
     let mut sqlite = SqliteStore::open(&store).unwrap();
-    let summary = backfill::run(&s3.runtime, &processor, &mut sqlite, &root, Some(&access), &options, &|_| {}).unwrap();
+    let summary = backfill::run(&processor, &mut sqlite, &root, Some(&access), &options, &|_| {}).wait().unwrap();
     drop(sqlite);
     assert_eq!(summary.rows.len(), 6, "{}", summary.table());
     assert_eq!(summary.count(PeriodStatus::Processed), 6, "{}", summary.table());
@@ -148,7 +152,7 @@ fn a_killed_backfill_resumes_without_duplicates() {
         child.kill().unwrap();
     }
     child.wait().unwrap();
-    let committed = SqliteStore::open(&store).unwrap().periods().unwrap().len();
+    let committed = SqliteStore::open(&store).unwrap().periods().wait().unwrap().len();
     eprintln!("killed the backfill with {committed} of 12 periods committed (finished alone: {finished_alone})");
 
     // Whatever was committed is complete; the re-run finishes the rest, no duplicates.
@@ -229,7 +233,7 @@ fn every_layout_is_found_the_newest_manifest_wins_and_broken_periods_are_reporte
         let period = BillingPeriod::new(2026, p).unwrap();
         assert_eq!(common::stored_by_tenant(&s, period), common::expected_by_tenant(g), "{period}");
     }
-    assert!(s.period(BillingPeriod::new(2026, 6).unwrap()).unwrap().is_none());
+    assert!(s.period(BillingPeriod::new(2026, 6).unwrap()).wait().unwrap().is_none());
 
     // Restricted to the good periods: nothing to do, exit 0.
     let out = run(&["--from", "2026-08", "--to", "2026-10"]);

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::io::Write;
 
@@ -65,6 +66,7 @@ async fn put_events(group: &str, events: &[(i64, String)]) {
 fn attributed_rows(store: &SqliteStore, period: BillingPeriod) -> Vec<String> {
     let mut rows: Vec<String> = store
         .cost_lines(period)
+        .wait()
         .unwrap()
         .iter()
         .map(|l| format!("{:?}|{:?}|{:?}|{:?}", l.key, l.amounts, l.attribution, l.unattributed_reason))
@@ -99,7 +101,7 @@ fn cloudwatch_log_group_gives_the_same_attribution_as_the_exported_file() {
     }
     drop(f);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::rt();
     let group = format!("/aws/lambda/{}", common::unique_name("api-handler"));
     runtime.block_on(put_events(&group, &events));
 
@@ -128,6 +130,7 @@ fn cloudwatch_log_group_gives_the_same_attribution_as_the_exported_file() {
     assert_eq!(a, b, "CloudWatch and file evidence must attribute identically");
     let lambda_parts = from_cloudwatch
         .cost_lines(period)
+        .wait()
         .unwrap()
         .into_iter()
         .filter(|l| l.attribution.as_ref().is_some_and(|a| a.rule == "lambda-duration"))

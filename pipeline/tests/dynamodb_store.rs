@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -52,16 +53,16 @@ fn month(dir: &Path, name: &str, rows: u64, seed: u64, tenants: u32, hours: u64)
 
 /// A store on a fresh table of its own.
 fn fresh_store() -> DynamoStore {
-    let store = DynamoStore::connect(&common::unique_name("curflow-ddb"), &common::aws_settings()).unwrap();
-    assert!(store.create_table_if_missing().unwrap());
-    assert!(!store.create_table_if_missing().unwrap(), "the second call finds the table");
-    store.check_table().unwrap();
+    let store = DynamoStore::connect(&common::unique_name("curflow-ddb"), &common::aws_settings()).wait().unwrap();
+    assert!(store.create_table_if_missing().wait().unwrap());
+    assert!(!store.create_table_if_missing().wait().unwrap(), "the second call finds the table");
+    store.check_table().wait().unwrap();
     store
 }
 
 /// Another client of the same table (another process, as far as the store can tell).
 fn same_table(store: &DynamoStore) -> DynamoStore {
-    DynamoStore::connect(store.table(), &common::aws_settings()).unwrap()
+    DynamoStore::connect(store.table(), &common::aws_settings()).wait().unwrap()
 }
 
 /// What the SQLite store holds after processing `g` (lines and record).
@@ -69,12 +70,12 @@ fn sqlite_of(dir: &Path, g: &Generated, options: curflow::process::ProcessOption
     let path = dir.join(format!("{}.sqlite", common::unique_name("ref")));
     let mut store = SqliteStore::open(&path).unwrap();
     common::process_into(std::slice::from_ref(&g.manifest_path), &mut store, options).unwrap();
-    (store.cost_lines(october()).unwrap(), store.period(october()).unwrap().unwrap())
+    (store.cost_lines(october()).wait().unwrap(), store.period(october()).wait().unwrap().unwrap())
 }
 
 /// Every item of the table, through a client of its own (a raw Scan, consistent).
 fn scan(table: &str) -> Vec<Item> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = common::rt();
     runtime.block_on(async {
         let conf = curflow::aws::sdk_config(&common::aws_settings()).await;
         let client = aws_sdk_dynamodb::Client::new(&conf);
@@ -122,7 +123,7 @@ fn dump(table: &str) -> String {
 /// Asserts that the store reads back exactly `want` and that the table holds exactly one
 /// version of the period: the pointer's, with one item per line and nothing left of others.
 fn assert_holds_exactly(store: &DynamoStore, want: &[CostLine]) {
-    assert_eq!(store.cost_lines(october()).unwrap(), want, "cost lines differ from the SQLite store's");
+    assert_eq!(store.cost_lines(october()).wait().unwrap(), want, "cost lines differ from the SQLite store's");
     let items = scan(store.table());
     let pointers: Vec<&Item> = items.iter().filter(|i| text(i, "accountant_id") == "_period").collect();
     assert_eq!(pointers.len(), 1, "one pointer per period");
@@ -190,7 +191,7 @@ fn redelivery_storm_older_delivery_and_restated_month_leave_exactly_one_version(
     assert!(outcomes.iter().all(|o| matches!(o, ReplaceOutcome::Replaced { .. } | ReplaceOutcome::Unchanged)));
     assert_holds_exactly(&store, &want_v1);
     assert_totals_match_expected(&want_v1, &v1);
-    let stored = store.period(october()).unwrap().unwrap();
+    let stored = store.period(october()).wait().unwrap().unwrap();
     assert_eq!(stored, PeriodRecord { processed_at: stored.processed_at, ..record_v1 }, "the record as SQLite has it");
 
     // ... and five more times, one after the other: nothing changes, not even a byte.
@@ -202,8 +203,8 @@ fn redelivery_storm_older_delivery_and_restated_month_leave_exactly_one_version(
         assert!(again.scan_skipped);
     }
     // replace_period itself (no early manifest check) is idempotent too.
-    let record = store.period(october()).unwrap().unwrap();
-    assert_eq!(store.replace_period(&record, &want_v1, false).unwrap(), ReplaceOutcome::Unchanged);
+    let record = store.period(october()).wait().unwrap().unwrap();
+    assert_eq!(store.replace_period(&record, &want_v1, false).wait().unwrap(), ReplaceOutcome::Unchanged);
     assert_eq!(dump(store.table()), before, "versions are immutable: any rewrite would change the tags");
 
     // An older delivery after the newer one: refused (the CLI exits 5), nothing changes.
@@ -244,7 +245,7 @@ fn redelivery_storm_older_delivery_and_restated_month_leave_exactly_one_version(
     common::process_into(std::slice::from_ref(&older.manifest_path), &mut store, forced).unwrap();
     assert_holds_exactly(&store, &want_older);
     assert_ne!(version_tags(store.table()), tag_before);
-    assert_eq!(store.periods().unwrap().len(), 1);
+    assert_eq!(store.periods().wait().unwrap().len(), 1);
 }
 
 #[test]
@@ -270,10 +271,10 @@ fn a_run_killed_before_the_switch_leaves_readers_on_the_old_version_and_the_next
     assert_eq!(tags.len(), 2, "v2's items are in the table: {tags:?}");
     assert_eq!(tags.values().copied().collect::<BTreeSet<_>>(), BTreeSet::from([want_v1.len(), want_v2.len()]));
     // Readers (a new client too) still see v1 exactly.
-    assert_eq!(store.cost_lines(october()).unwrap(), want_v1);
-    assert_eq!(same_table(&store).cost_lines(october()).unwrap(), want_v1);
+    assert_eq!(store.cost_lines(october()).wait().unwrap(), want_v1);
+    assert_eq!(same_table(&store).cost_lines(october()).wait().unwrap(), want_v1);
     assert_eq!(
-        store.period(october()).unwrap().unwrap().version.id,
+        store.period(october()).wait().unwrap().unwrap().version.id,
         expected_json(&v1)["version_id"].as_str().unwrap()
     );
 
@@ -288,7 +289,7 @@ fn a_run_killed_before_the_switch_leaves_readers_on_the_old_version_and_the_next
     let err =
         common::process_into(std::slice::from_ref(&v3.manifest_path), &mut crashing, common::options()).unwrap_err();
     assert!(err.to_string().contains("before cleanup"), "{err}");
-    assert_eq!(store.cost_lines(october()).unwrap(), want_v3);
+    assert_eq!(store.cost_lines(october()).wait().unwrap(), want_v3);
     assert_eq!(version_tags(store.table()).len(), 2, "v2's items are still there");
     // The next replacement removes every leftover.
     let mut forced = common::options();
@@ -334,7 +335,7 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
             let mut record = record.clone();
             record.processed_at = chrono::Utc::now();
             let lines = lines.to_vec();
-            move || mine.replace_period(&record, &lines, false).unwrap()
+            move || mine.replace_period(&record, &lines, false).wait().unwrap()
         };
         let (first, second) = if newer_first {
             (writer(&record_newer, &want_newer, false), writer(&record_older, &want_older, true))
@@ -347,7 +348,7 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
             let watch = s.spawn(|| {
                 let mut seen = BTreeSet::new();
                 while !done.load(Ordering::SeqCst) {
-                    let lines = reader.cost_lines(october()).unwrap();
+                    let lines = reader.cost_lines(october()).wait().unwrap();
                     let which = if lines.is_empty() && !with_previous {
                         "empty"
                     } else if lines == want_v0 && with_previous {
@@ -381,7 +382,7 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
             assert_eq!(second_outcome, ReplaceOutcome::Replaced { previous: Some(record_older.version.clone()) });
         }
         assert!(!observed.is_empty());
-        assert_eq!(store.period(october()).unwrap().unwrap().version, record_newer.version);
+        assert_eq!(store.period(october()).wait().unwrap().unwrap().version, record_newer.version);
         assert_holds_exactly(&store, &want_newer);
         assert_totals_match_expected(&want_newer, &newer);
     }
@@ -522,14 +523,14 @@ fn process_attributed(g: &Generated, store: &mut dyn CostStore) -> curflow::proc
             .unwrap();
     let processor = Processor::new(common::options()).unwrap().with_attribution(inputs);
     let delivery = &discover(std::slice::from_ref(&g.manifest_path)).unwrap()[0];
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = common::rt();
     runtime.block_on(processor.process(store, delivery, &|_| {})).unwrap()
 }
 
 fn attributed_sqlite_lines(dir: &Path, g: &Generated) -> Vec<CostLine> {
     let mut sqlite = SqliteStore::open(&dir.join(format!("{}.sqlite", common::unique_name("attr")))).unwrap();
     process_attributed(g, &mut sqlite);
-    sqlite.cost_lines(october()).unwrap()
+    sqlite.cost_lines(october()).wait().unwrap()
 }
 
 fn chaotic_store(table: &str, chaos: &Arc<Chaos>, retry: RetryPolicy) -> DynamoStore {
@@ -538,6 +539,7 @@ fn chaotic_store(table: &str, chaos: &Arc<Chaos>, retry: RetryPolicy) -> DynamoS
         // SDK retries off: every injected failure reaches the store's own backoff.
         b.interceptor(interceptor).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
     })
+    .wait()
     .unwrap()
     .with_retry_policy(retry)
 }
@@ -564,7 +566,7 @@ fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exa
     for (g, want) in [(&v1, &want_v1), (&v2, &want_v2)] {
         let report = process_attributed(g, &mut store);
         assert!(matches!(report.outcome, ReplaceOutcome::Replaced { .. }));
-        assert_eq!(store.cost_lines(october()).unwrap(), *want, "read through the throttled client");
+        assert_eq!(store.cost_lines(october()).wait().unwrap(), *want, "read through the throttled client");
         assert_holds_exactly(&plain, want);
         assert_totals_match_expected(want, g);
     }
@@ -676,21 +678,22 @@ fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
 #[test]
 fn a_missing_or_misshapen_table_and_bad_names_are_reported() {
     let settings = common::aws_settings();
-    assert!(DynamoStore::connect("x", &settings).is_err(), "too short for a table name");
-    assert!(curflow::store::open(Path::new("dynamodb://has space"), &settings).is_err());
-    let missing = DynamoStore::connect(&common::unique_name("curflow-nope"), &settings).unwrap();
-    let err = missing.check_table().unwrap_err();
+    assert!(DynamoStore::connect("x", &settings).wait().is_err(), "too short for a table name");
+    assert!(curflow::store::open(Path::new("dynamodb://has space"), &settings).wait().is_err());
+    let missing = DynamoStore::connect(&common::unique_name("curflow-nope"), &settings).wait().unwrap();
+    let err = missing.check_table().wait().unwrap_err();
     assert_eq!(err.class(), ErrorClass::External);
     assert!(err.to_string().contains("does not exist"), "{err}");
-    let opened = curflow::store::open_existing(Path::new(&format!("dynamodb://{}", missing.table())), &settings);
+    let opened = curflow::store::open_existing(Path::new(&format!("dynamodb://{}", missing.table())), &settings).wait();
     assert!(opened.is_err());
     // A fresh table reads as empty, like a fresh SQLite file.
     let store = fresh_store();
     assert_eq!(store.describe(), format!("dynamodb://{}", store.table()));
-    assert!(store.periods().unwrap().is_empty());
-    assert!(store.period(october()).unwrap().is_none());
-    assert!(store.cost_lines(october()).unwrap().is_empty());
-    let opened = curflow::store::open(&PathBuf::from(format!("dynamodb://{}", store.table())), &settings).unwrap();
+    assert!(store.periods().wait().unwrap().is_empty());
+    assert!(store.period(october()).wait().unwrap().is_none());
+    assert!(store.cost_lines(october()).wait().unwrap().is_empty());
+    let opened =
+        curflow::store::open(&PathBuf::from(format!("dynamodb://{}", store.table())), &settings).wait().unwrap();
     assert_eq!(opened.describe(), store.describe());
 }
 

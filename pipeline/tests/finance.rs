@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -41,7 +42,7 @@ fn reconcile_flags_the_overpriced_type_not_the_slightly_underpriced_one_and_sugg
     let dir = tempfile::tempdir().unwrap();
     let store_path = stored_month(dir.path());
     let period = BillingPeriod::new(2026, 10).unwrap();
-    let lines = SqliteStore::open(&store_path).unwrap().cost_lines(period).unwrap();
+    let lines = SqliteStore::open(&store_path).unwrap().cost_lines(period).wait().unwrap();
 
     // True quantities and costs per tenant and resource type, from the stored actuals.
     let mapping = ResourceTypeMap::example().unwrap();
@@ -174,7 +175,8 @@ fn period_state_follows_the_bills_invoice_id_and_usage_units_allow_the_volume_ra
     });
     let fin = dir.path().join("final/s.sqlite");
     ok(&curflow(&["process", g.manifest_path.to_str().unwrap(), "--store", fin.to_str().unwrap()], &[]));
-    let record = SqliteStore::open(&fin).unwrap().period(BillingPeriod::new(2026, 10).unwrap()).unwrap().unwrap();
+    let record =
+        SqliteStore::open(&fin).unwrap().period(BillingPeriod::new(2026, 10).unwrap()).wait().unwrap().unwrap();
     assert_eq!(record.invoice.ids, vec!["EUINGB26-1".to_string()]);
     assert_eq!(record.invoice.rows_without_id, Some(0));
     ok(&curflow(&["estimates", "import", estimate.to_str().unwrap(), "--store", fin.to_str().unwrap()], &[]));
@@ -183,7 +185,7 @@ fn period_state_follows_the_bills_invoice_id_and_usage_units_allow_the_volume_ra
 
     // Units are kept per line: `lambda_invocation` only counts lines priced in `Requests`, so its
     // actual quantity is known and the variance splits into volume and rate.
-    let lines = SqliteStore::open(&fin).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+    let lines = SqliteStore::open(&fin).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).wait().unwrap();
     assert!(lines.iter().any(|l| l.key.usage_unit == "Requests" && l.key.service == "AWSLambda"));
     assert!(lines.iter().any(|l| l.key.usage_unit == "Lambda-GB-Second"));
     let args = ["reconcile", "--period", PERIOD, "--level", "resource-type", "--format", "json", "--now"];
@@ -260,7 +262,7 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     let store_path = stored_month(dir.path());
     let s = store_path.to_str().unwrap();
     let period = BillingPeriod::new(2026, 10).unwrap();
-    let lines = SqliteStore::open(&store_path).unwrap().cost_lines(period).unwrap();
+    let lines = SqliteStore::open(&store_path).unwrap().cost_lines(period).wait().unwrap();
     // acct-0001's cumulative cost by day; the budget puts day 25 at 90 %.
     let mut daily: BTreeMap<chrono::NaiveDate, Decimal> = BTreeMap::new();
     for a in actuals_of(&lines).into_iter().filter(|a| a.accountant_id == "acct-0001") {
@@ -285,7 +287,7 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
 
     let (url, bodies) = webhook_server();
     let topic = {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = common::rt();
         runtime.block_on(async {
             let config = aws::sdk_config(&common::aws_settings()).await;
             let sns = aws_sdk_sns::Client::new(&config);
@@ -370,7 +372,8 @@ fn expenses_export_has_one_entry_per_tenant_and_service_summing_to_the_cent() {
         *per_tenant.entry(r[col("accountant_id")].to_string()).or_default() += amount;
     }
     // Each tenant's entries sum to its exact total rounded to the cent.
-    let lines = SqliteStore::open(&store_path).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+    let lines =
+        SqliteStore::open(&store_path).unwrap().cost_lines(BillingPeriod::new(2026, 10).unwrap()).wait().unwrap();
     let mut exact: BTreeMap<String, Decimal> = BTreeMap::new();
     for a in actuals_of(&lines) {
         *exact.entry(a.accountant_id).or_default() += a.direct + a.attributed;
@@ -428,7 +431,7 @@ fn forecast_backtest_on_generated_history() {
     let store = SqliteStore::open(&store).unwrap();
     let mut lines = Vec::new();
     for month in 4..=9 {
-        lines.extend(store.cost_lines(BillingPeriod::new(2026, month).unwrap()).unwrap());
+        lines.extend(store.cost_lines(BillingPeriod::new(2026, month).unwrap()).wait().unwrap());
     }
     let daily =
         curflow_reconcile::daily_by_tenant(&actuals_of(&lines), curflow_reconcile::Measure::Amortized, "USD").unwrap();

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::path::Path;
 use std::process::Output;
@@ -56,8 +57,8 @@ fn views(store: &str, dir: &Path, name: &str) -> Vec<String> {
 }
 
 /// A runtime and an SDK client of the test server, to arrange or inspect a table directly.
-fn sdk() -> (tokio::runtime::Runtime, aws_sdk_dynamodb::Client) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn sdk() -> (&'static tokio::runtime::Runtime, aws_sdk_dynamodb::Client) {
+    let runtime = common::rt();
     let conf = runtime.block_on(curflow::aws::sdk_config(&common::aws_settings()));
     (runtime, aws_sdk_dynamodb::Client::new(&conf))
 }
@@ -129,7 +130,9 @@ fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     let sqlite = dir.path().join("s.sqlite");
     let sqlite = sqlite.to_str().unwrap();
     let table = common::unique_name("curflow-finance");
-    assert!(DynamoStore::connect(&table, &common::aws_settings()).unwrap().create_table_if_missing().unwrap());
+    assert!(
+        DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap().create_table_if_missing().wait().unwrap()
+    );
     let dynamo = format!("dynamodb://{table}");
     for store in [sqlite, dynamo.as_str()] {
         ok(&curflow(&["process", manifest, "--store", store]));
@@ -161,10 +164,10 @@ fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     put_app_estimate(&table);
 
     let month: Month = "2026-10".parse().unwrap();
-    let ddb = DynamoStore::connect(&table, &common::aws_settings()).unwrap();
+    let ddb = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
     let local = SqliteStore::open(Path::new(sqlite)).unwrap();
-    assert_eq!(ddb.estimates(month).unwrap(), local.estimates(month).unwrap());
-    assert_eq!(ddb.estimates(month).unwrap().len(), 5);
+    assert_eq!(ddb.estimates(month).wait().unwrap(), local.estimates(month).wait().unwrap());
+    assert_eq!(ddb.estimates(month).wait().unwrap().len(), 5);
 
     // Every read view is identical, byte for byte (the report embeds the same data and charts).
     let on_sqlite = views(sqlite, dir.path(), "sqlite");
@@ -175,9 +178,9 @@ fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     assert!(on_dynamo[0].contains("acct-0002") && on_dynamo[0].contains("provisional"), "{}", on_dynamo[0]);
 
     // The stored reconciliation records are the same, and a re-run replaces them: one version left.
-    let rows = ddb.reconciliation(month).unwrap();
+    let rows = ddb.reconciliation(month).wait().unwrap();
     assert!(!rows.is_empty());
-    assert_eq!(rows, local.reconciliation(month).unwrap());
+    assert_eq!(rows, local.reconciliation(month).wait().unwrap());
     let tags = reconciliation_items(&table);
     assert_eq!(tags.len(), rows.len(), "nothing but the current version: {tags:?}");
     assert!(tags.windows(2).all(|w| w[0] == w[1]), "one version tag: {tags:?}");
@@ -211,19 +214,19 @@ fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(first, nightly(sqlite));
     assert!(nightly(&dynamo).is_empty(), "no alert twice");
-    assert_eq!(ddb.alerts_sent(month).unwrap(), local.alerts_sent(month).unwrap());
-    assert_eq!(ddb.alerts_sent(month).unwrap().len(), 2);
+    assert_eq!(ddb.alerts_sent(month).wait().unwrap(), local.alerts_sent(month).wait().unwrap());
+    assert_eq!(ddb.alerts_sent(month).wait().unwrap().len(), 2);
     ok(&curflow(&["budgets", "delete", "--tenant", "acct-0004", "--store", &dynamo]));
     let out = curflow(&["budgets", "delete", "--tenant", "acct-0004", "--store", &dynamo]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(ddb.budgets().unwrap().len(), 1);
+    assert_eq!(ddb.budgets().wait().unwrap().len(), 1);
 }
 
 #[test]
 fn an_unreadable_estimate_item_is_named_by_its_key() {
     let table = common::unique_name("curflow-finance-bad");
-    let ddb = DynamoStore::connect(&table, &common::aws_settings()).unwrap();
-    assert!(ddb.create_table_if_missing().unwrap());
+    let ddb = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
+    assert!(ddb.create_table_if_missing().wait().unwrap());
     put_item(
         &table,
         &[
@@ -239,6 +242,6 @@ fn an_unreadable_estimate_item_is_named_by_its_key() {
             ("estimated_cost", s("10")),
         ],
     );
-    let err = ddb.estimates("2026-10".parse().unwrap()).unwrap_err().to_string();
+    let err = ddb.estimates("2026-10".parse().unwrap()).wait().unwrap_err().to_string();
     assert!(err.contains("acct-9") && err.contains("estimate#broken") && err.contains("quantity"), "{err}");
 }

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -131,7 +132,7 @@ fn check(input: &Path, format: &str) {
     assert_eq!(usd.usage_amount, usage, "{format}");
 
     let lines = curflow::store::SqliteStore::open(&store)
-        .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period))
+        .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period).wait())
         .unwrap();
     let mut got: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
     for l in &lines {
@@ -197,7 +198,7 @@ fn bare_files_of_two_billing_periods_are_stored_as_two_periods() {
             "{period}"
         );
         let record = curflow::store::SqliteStore::open(&store)
-            .and_then(|s| curflow::store::CostStore::period(&s, p))
+            .and_then(|s| curflow::store::CostStore::period(&s, p).wait())
             .unwrap()
             .unwrap();
         assert_eq!(record.rows_read, g.expected.rows, "{period}: the rows of its own files");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::time::{Duration, SystemTime};
 
@@ -143,7 +144,7 @@ fn the_same_delivery_with_other_inputs_is_processed_again() {
         let s = curflow::store::SqliteStore::open(store).unwrap();
         format!(
             "{:?}",
-            curflow::store::CostStore::cost_lines(&s, curflow::BillingPeriod::new(2026, 10).unwrap()).unwrap()
+            curflow::store::CostStore::cost_lines(&s, curflow::BillingPeriod::new(2026, 10).unwrap()).wait().unwrap()
         )
     };
     let evidence = ["--evidence", ev.dir.to_str().unwrap(), "--s3-prefixes", ev.prefix_map.to_str().unwrap()];

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::path::Path;
 use std::process::Output;
@@ -66,7 +67,7 @@ fn run_layout(format: Format, prefix: &str, event: &str, seed: u64) {
         let total: rust_decimal::Decimal = by_group.values().map(|a| common::measure(a, m)).sum();
         assert_eq!(total, common::dec(&expected["totals"][m]), "{format:?} total {m}");
     }
-    assert_eq!(store.period(period).unwrap().unwrap().version.id, expected["version_id"].as_str().unwrap());
+    assert_eq!(store.period(period).wait().unwrap().unwrap().version.id, expected["version_id"].as_str().unwrap());
 
     // The same files processed locally, and from S3 by the CLI: `curflow costs` agrees.
     let local = dir.path().join("local.sqlite");
@@ -126,7 +127,7 @@ fn test_events_data_files_and_unknown_events_are_not_processed_or_retried() {
     let bad = handle("s3-objectcreated-athena-parquet.json").unwrap();
     assert_eq!((bad.status, bad.results[0].action), ("failed", Action::Failed), "{bad:?}");
     assert!(bad.results[0].detail.as_deref().unwrap().contains("not valid manifest JSON"), "{bad:?}");
-    assert!(!store_path.exists() || SqliteStore::open(&store_path).unwrap().periods().unwrap().is_empty());
+    assert!(!store_path.exists() || SqliteStore::open(&store_path).unwrap().periods().wait().unwrap().is_empty());
 }
 
 #[test]
@@ -138,7 +139,9 @@ fn cur2_export_into_a_dynamodb_store_through_the_handler() {
     let generated = common::generate(&dir.path().join("bucket"), Format::Cur2Parquet, 2_000, 15, |_| {});
     s3.upload_delivery(&bucket, "exports/", &dir.path().join("bucket"));
     let table = common::unique_name("curflow-lambda");
-    assert!(DynamoStore::connect(&table, &common::aws_settings()).unwrap().create_table_if_missing().unwrap());
+    assert!(
+        DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap().create_table_if_missing().wait().unwrap()
+    );
 
     // CURFLOW_STORE=dynamodb://TABLE, as the deployed function is configured.
     let location = format!("dynamodb://{table}");
@@ -150,7 +153,7 @@ fn cur2_export_into_a_dynamodb_store_through_the_handler() {
         assert_eq!(response.results[0].action, expected_action, "{response:?}");
     }
     let period = BillingPeriod::new(2026, 10).unwrap();
-    let store = DynamoStore::connect(&table, &common::aws_settings()).unwrap();
+    let store = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
     assert_eq!(common::stored_by_tenant(&store, period), common::expected_by_tenant(&generated));
 
     // `curflow costs` on the DynamoDB store prints what a local SQLite run prints.
@@ -172,11 +175,11 @@ fn cur2_export_into_a_dynamodb_store_through_the_handler() {
     assert!(detail.contains("reconciled 1 month(s), 2 alert(s) sent, 0 failed"), "{detail}");
     let october = curflow_reconcile::Month::of(period.first_day());
     use curflow::store::FinanceStore;
-    assert!(!store.reconciliation(october).unwrap().is_empty());
-    assert_eq!(store.alerts_sent(october).unwrap().len(), 2, "80 % and 100 % of a 0.01 budget");
+    assert!(!store.reconciliation(october).wait().unwrap().is_empty());
+    assert_eq!(store.alerts_sent(october).wait().unwrap().len(), 2, "80 % and 100 % of a 0.01 budget");
     let again = s3.runtime.block_on(handler.handle(&nightly, now)).unwrap();
     assert_eq!(again.results[0].action, Action::Nightly);
-    assert_eq!(store.alerts_sent(october).unwrap().len(), 2, "no alert twice");
+    assert_eq!(store.alerts_sent(october).wait().unwrap().len(), 2, "no alert twice");
 }
 
 #[test]

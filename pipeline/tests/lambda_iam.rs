@@ -30,6 +30,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 #[path = "support/runtime_api.rs"]
 mod runtime_api;
 
@@ -266,14 +267,14 @@ fn set_enforcement(endpoint: &str, on: bool) {
 /// Clients of the IAM-enforcing server, with the static test credentials (the administrator while
 /// enforcement is off).
 struct Admin {
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     config: aws_config::SdkConfig,
     endpoint: String,
 }
 
 impl Admin {
     fn new(endpoint: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = common::rt();
         let credentials = aws_sdk_sts::config::Credentials::new("test", "test", None, None, "curflow-test");
         let config = runtime.block_on(
             aws_config::defaults(BehaviorVersion::latest())
@@ -324,7 +325,12 @@ impl Admin {
         let table = format!("curflow-usage-{suffix}");
         let settings =
             curflow::aws::AwsSettings { endpoint_url: Some(self.endpoint.clone()), region: Some(REGION.into()) };
-        curflow::store::dynamodb::DynamoStore::connect(&table, &settings).unwrap().create_table_if_missing().unwrap();
+        curflow::store::dynamodb::DynamoStore::connect(&table, &settings)
+            .wait()
+            .unwrap()
+            .create_table_if_missing()
+            .wait()
+            .unwrap();
         let sns = aws_sdk_sns::Client::new(&self.config);
         let topic = self.runtime.block_on(sns.create_topic().name(format!("alerts-{suffix}")).send()).unwrap();
         Names {

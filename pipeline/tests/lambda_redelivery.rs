@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::path::Path;
 use std::time::Duration;
@@ -42,7 +43,7 @@ fn upload_assembly(s3: &common::TestS3, bucket: &str, generated: &Generated, ass
 fn assert_store_holds(store: &Path, generated: &Generated) {
     let s = SqliteStore::open(store).unwrap();
     assert_eq!(common::stored_by_tenant(&s, period()), common::expected_by_tenant(generated));
-    let version = curflow::store::CostStore::period(&s, period()).unwrap().unwrap().version.id;
+    let version = curflow::store::CostStore::period(&s, period()).wait().unwrap().unwrap().version.id;
     assert_eq!(version, common::expected_json(generated)["version_id"].as_str().unwrap());
 }
 

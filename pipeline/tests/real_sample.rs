@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::Wait;
 
 use std::str::FromStr;
 
@@ -105,7 +106,7 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         assert!(report.tenant_tag_present, "resource_tags holds user_project");
         // The tag is read from the JSON text: some cost has a tenant, and tenants + pool = the total.
         let lines = curflow::store::SqliteStore::open(&store)
-            .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period))
+            .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period).wait())
             .unwrap();
         let tenants: std::collections::BTreeSet<_> = lines.iter().filter_map(|l| l.key.tenant.clone()).collect();
         assert_eq!(tenants.into_iter().collect::<Vec<_>>(), ["ha-web-portal"]);
@@ -168,7 +169,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     let mut got_app: std::collections::BTreeMap<(String, String), Decimal> = std::collections::BTreeMap::new();
     for (period, (billed, effective, rows)) in &want {
         let p: curflow::BillingPeriod = period.parse().unwrap();
-        let lines = curflow::store::CostStore::cost_lines(&db, p).unwrap();
+        let lines = curflow::store::CostStore::cost_lines(&db, p).wait().unwrap();
         let stored = curflow::Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
         assert_eq!(
             (stored.unblended_cost, stored.amortized_cost, stored.line_items),
@@ -176,7 +177,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
             "{period}"
         );
         assert_eq!(stored.net_unblended_cost, *billed, "{period}: FOCUS billed cost is net of discounts");
-        let record = curflow::store::CostStore::period(&db, p).unwrap().unwrap();
+        let record = curflow::store::CostStore::period(&db, p).wait().unwrap().unwrap();
         assert_eq!(record.rows_read, *rows, "{period}");
         for l in &lines {
             if let Some(t) = &l.key.tenant {

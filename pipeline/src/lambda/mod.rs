@@ -89,7 +89,7 @@ pub struct Handler {
     /// cold start), so warm invocations neither reconnect nor re-check the table. Opening is
     /// lazy so that a store failure is reported per event (and retried), not at start-up. One
     /// event at a time uses it: Lambda sends an environment one event at a time.
-    store: tokio::sync::Mutex<Option<Box<dyn Store + Send>>>,
+    store: tokio::sync::Mutex<Option<Box<dyn Store>>>,
 }
 
 /// The query engine's pool (`memory-limit-mb`) must fit the function's memory with room to spare:
@@ -167,54 +167,13 @@ impl Handler {
         let mut seen = BTreeSet::new();
         for trigger in triggers {
             let name = trigger.describe();
-            let result = match &trigger {
-                Trigger::Ignored { reason, .. } => {
-                    tracing::info!(trigger = %name, reason = %reason, "ignored");
-                    Ok(outcome(&name, Action::Ignored, None, Some(reason.clone())))
-                }
-                Trigger::Manifest { bucket, key } => {
-                    if !seen.insert((bucket.clone(), period_folder(key).to_string())) {
-                        Ok(outcome(
-                            &name,
-                            Action::Ignored,
-                            None,
-                            Some("same billing period as an earlier record".into()),
-                        ))
-                    } else {
-                        self.manifest(&mut store, bucket, key).await.map(|r| report_outcome(&name, &r))
-                    }
-                }
-                Trigger::Nightly => self
-                    .nightly(&mut store, now)
-                    .await
-                    .map(|detail| outcome(&name, Action::Nightly, None, Some(detail))),
-            };
-            match result {
+            match self.run_trigger(&mut store, &trigger, &name, &mut seen, now).await {
                 Ok(o) => results.push(o),
                 Err(e) => {
-                    match e.class() {
-                        ErrorClass::User => {
-                            tracing::error!(trigger = %name, error = %e, "failed on bad input (not retried)");
-                            bad_input = true;
-                        }
-                        ErrorClass::External => {
-                            tracing::warn!(trigger = %name, error = %e, "failed, retryable: the event will be retried");
-                        }
-                        ErrorClass::Internal => {
-                            tracing::error!(trigger = %name, error = %e, "INTERNAL ERROR (a bug in curflow); nothing written for this trigger");
-                        }
-                    }
+                    log_failure(&name, &e);
+                    bad_input |= e.class() == ErrorClass::User;
                     results.push(outcome(&name, Action::Failed, None, Some(e.to_string())));
-                    if e.class() != ErrorClass::User {
-                        // Internal errors win over retryable ones when both occur.
-                        let replace = match &retry {
-                            None => true,
-                            Some(kept) => kept.class() != ErrorClass::Internal && e.class() == ErrorClass::Internal,
-                        };
-                        if replace {
-                            retry = Some(e);
-                        }
-                    }
+                    keep_for_retry(&mut retry, e);
                 }
             }
         }
@@ -227,16 +186,44 @@ impl Handler {
         Ok(Response { status: if bad_input { "failed" } else { "ok" }, results })
     }
 
-    /// Processes the current delivery of the billing period `key` belongs to.
-    async fn manifest(
+    /// Runs one trigger of an event. Each kind's future is boxed: held inline, the scan's and the
+    /// nightly job's deeply nested futures make the handler's future exceed the compiler's layout
+    /// depth (and would sit on the stack of every event).
+    async fn run_trigger(
         &self,
-        store: &mut Option<Box<dyn Store + Send>>,
-        bucket: &str,
-        key: &str,
-    ) -> Result<PeriodReport> {
+        store: &mut Option<Box<dyn Store>>,
+        trigger: &Trigger,
+        name: &str,
+        seen: &mut BTreeSet<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        match trigger {
+            Trigger::Ignored { reason, .. } => {
+                tracing::info!(trigger = %name, reason = %reason, "ignored");
+                Ok(outcome(name, Action::Ignored, None, Some(reason.clone())))
+            }
+            Trigger::Manifest { bucket, key } => {
+                if !seen.insert((bucket.clone(), period_folder(key).to_string())) {
+                    return Ok(outcome(
+                        name,
+                        Action::Ignored,
+                        None,
+                        Some("same billing period as an earlier record".into()),
+                    ));
+                }
+                Box::pin(self.manifest(store, bucket, key)).await.map(|r| report_outcome(name, &r))
+            }
+            Trigger::Nightly => Box::pin(self.nightly(store, now))
+                .await
+                .map(|detail| outcome(name, Action::Nightly, None, Some(detail))),
+        }
+    }
+
+    /// Processes the current delivery of the billing period `key` belongs to.
+    async fn manifest(&self, store: &mut Option<Box<dyn Store>>, bucket: &str, key: &str) -> Result<PeriodReport> {
         let found = current_manifest(&self.s3, bucket, key).await?;
-        let store = self.open_store(store)?;
-        if let Some(settled) = self.processor.precheck_manifest(store.as_ref(), &found)? {
+        let store = self.open_store(store).await?;
+        if let Some(settled) = self.processor.precheck_manifest(store.as_ref(), &found).await? {
             return Ok(settled);
         }
         let delivery = found.resolve(Some(&self.s3)).await?;
@@ -246,18 +233,19 @@ impl Handler {
         self.processor.process(store.as_mut(), &delivery, &on_file).await
     }
 
-    /// The store, opened now if this execution environment has not opened it yet.
-    fn open_store<'s>(&self, store: &'s mut Option<Box<dyn Store + Send>>) -> Result<&'s mut Box<dyn Store + Send>> {
+    /// The store, opened by the first event of this execution environment and kept for every
+    /// later one (a failure to open is that event's retryable error, not a failed cold start).
+    async fn open_store<'s>(&self, store: &'s mut Option<Box<dyn Store>>) -> Result<&'s mut Box<dyn Store>> {
         Ok(match store {
             Some(s) => s,
-            None => store.insert(store::open(&self.config.store, &self.config.aws())?),
+            None => store.insert(store::open(&self.config.store, &self.config.aws()).await?),
         })
     }
 
     /// Runs the nightly job (`curflow::nightly::run_with`) on the handler's store.
-    async fn nightly(&self, store: &mut Option<Box<dyn Store + Send>>, now: DateTime<Utc>) -> Result<String> {
+    async fn nightly(&self, store: &mut Option<Box<dyn Store>>, now: DateTime<Utc>) -> Result<String> {
         let options = self.config.reconcile_options()?;
-        let store = self.open_store(store)?;
+        let store = self.open_store(store).await?;
         let summary = crate::nightly::run_with(store.as_mut(), &options, &self.config.alert_channels(), now).await?;
         if let Some((alert, reason)) = summary.alerts_failed.first() {
             return Err(Error::AlertsUndelivered {
@@ -273,6 +261,34 @@ impl Handler {
             summary.alerts_unconfirmed.len(),
             summary.anomalies.len()
         ))
+    }
+}
+
+/// Logs a failed trigger by its class: bad input is not retried, the rest makes the event retried.
+fn log_failure(name: &str, e: &Error) {
+    match e.class() {
+        ErrorClass::User => tracing::error!(trigger = %name, error = %e, "failed on bad input (not retried)"),
+        ErrorClass::External => {
+            tracing::warn!(trigger = %name, error = %e, "failed, retryable: the event will be retried")
+        }
+        ErrorClass::Internal => {
+            tracing::error!(trigger = %name, error = %e, "INTERNAL ERROR (a bug in curflow); nothing written for this trigger")
+        }
+    }
+}
+
+/// Keeps the error the event is retried with: any but bad input, internal errors winning over
+/// retryable ones when both occur.
+fn keep_for_retry(retry: &mut Option<Error>, e: Error) {
+    if e.class() == ErrorClass::User {
+        return;
+    }
+    let replace = match retry {
+        None => true,
+        Some(kept) => kept.class() != ErrorClass::Internal && e.class() == ErrorClass::Internal,
+    };
+    if replace {
+        *retry = Some(e);
     }
 }
 

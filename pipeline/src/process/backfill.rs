@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::{PeriodReport, Processor};
 use crate::aggregate::Amounts;
-use crate::discover::{PeriodCandidate, find_periods};
+use crate::discover::{ManifestRef, PeriodCandidate, find_periods};
 use crate::error::{Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
@@ -175,9 +175,9 @@ fn failed(candidate_label: String, period: Option<BillingPeriod>, version: Optio
 }
 
 /// Stored unblended totals of a period, per currency.
-fn stored_totals(store: &dyn CostStore, period: BillingPeriod) -> Result<BTreeMap<String, Decimal>> {
+async fn stored_totals(store: &dyn CostStore, period: BillingPeriod) -> Result<BTreeMap<String, Decimal>> {
     let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
-    for line in store.cost_lines(period)? {
+    for line in store.cost_lines(period).await? {
         let total = out.entry(line.key.currency.clone()).or_default();
         *total = crate::aggregate::add_exact(*total, line.amounts.unblended_cost, || {
             format!("period {period}: the stored total of unblended_cost")
@@ -194,69 +194,24 @@ fn in_range(period: Option<BillingPeriod>, options: &BackfillOptions) -> bool {
     }
 }
 
-/// Runs a backfill of `root` into `store`. Store reads and writes happen on the calling thread
-/// (outside the runtime); enumeration, file checks and scans run on `runtime`.
-pub fn run(
-    runtime: &tokio::runtime::Runtime,
+/// Runs a backfill of `root` into `store`: enumerates the periods, settles those the store already
+/// holds (or holds newer), then scans the rest `options.parallel` at a time and commits each as
+/// its scan finishes (one store write at a time).
+pub async fn run(
     processor: &Processor,
     store: &mut dyn CostStore,
     root: &Location,
     s3: Option<&S3Access>,
     options: &BackfillOptions,
-    on_event: &dyn Fn(BackfillEvent<'_>),
+    on_event: &(dyn Fn(BackfillEvent<'_>) + Sync),
 ) -> Result<BackfillSummary> {
     if let (Some(from), Some(to)) = (options.from, options.to)
         && from > to
     {
         return Err(Error::Argument(format!("--from {from} is after --to {to}")));
     }
-    let candidates = runtime.block_on(find_periods(root, s3))?;
-    let force = processor.options().force;
-    let mut rows: Vec<BackfillRow> = Vec::new();
-    let mut todo = Vec::new();
-    for PeriodCandidate { label, period, manifest } in candidates {
-        if !in_range(period, options) {
-            continue;
-        }
-        let found = match manifest {
-            Ok(m) => m,
-            Err(e) => {
-                rows.push(failed(label, period, None, &Error::from(e)));
-                continue;
-            }
-        };
-        let stored = store.period(found.period())?;
-        let incoming = MadeFrom { version: &found.version, inputs: Some(processor.inputs()) };
-        match decide(stored.as_ref().map(MadeFrom::record), incoming, force) {
-            ReplaceOutcome::Replaced { .. } => todo.push((label, found)),
-            ReplaceOutcome::Unchanged => {
-                let record = stored.ok_or_else(|| Error::Internal("unchanged without a stored period".into()))?;
-                rows.push(BackfillRow {
-                    period: Some(record.period),
-                    source: label,
-                    version: Some(record.version.id.clone()),
-                    rows: Some(record.rows_read),
-                    total_unblended: stored_totals(store, record.period)?,
-                    status: PeriodStatus::AlreadyStored,
-                    reason: None,
-                    error_class: None,
-                });
-            }
-            ReplaceOutcome::RefusedOlder { stored: newer } => rows.push(BackfillRow {
-                period: Some(found.period()),
-                source: label,
-                version: Some(newer.id.clone()),
-                rows: stored.as_ref().map(|r| r.rows_read),
-                total_unblended: stored_totals(store, found.period())?,
-                status: PeriodStatus::Refused,
-                reason: Some(format!(
-                    "the store holds version {} ({}), newer than {} ({})",
-                    newer.id, newer.time, found.version.id, found.version.time
-                )),
-                error_class: None,
-            }),
-        }
-    }
+    let candidates = find_periods(root, s3).await?;
+    let (mut rows, todo) = plan(processor, store, candidates, options).await?;
     on_event(BackfillEvent::Planned { periods: rows.len() + todo.len(), to_process: todo.len() });
     for row in &rows {
         on_event(BackfillEvent::Finished(row));
@@ -274,9 +229,13 @@ pub fn run(
             (label, period, version, scanned)
         })
         .buffer_unordered(parallel);
-    while let Some((label, period, version, scanned)) = runtime.block_on(scans.next()) {
-        let row = match scanned.and_then(|s| processor.commit(store, s)) {
-            Ok(report) => processed_row(label, &report, store)?,
+    while let Some((label, period, version, scanned)) = scans.next().await {
+        let committed = match scanned {
+            Ok(s) => processor.commit(store, s).await,
+            Err(e) => Err(e),
+        };
+        let row = match committed {
+            Ok(report) => processed_row(label, &report, store).await?,
             Err(e) => {
                 tracing::warn!(period = %period, manifest = %label, error = %e, "backfill: period failed");
                 failed(label, Some(period), Some(version), &e)
@@ -289,7 +248,64 @@ pub fn run(
     Ok(BackfillSummary { rows })
 }
 
-fn processed_row(label: String, report: &PeriodReport, store: &dyn CostStore) -> Result<BackfillRow> {
+/// Splits the candidates in range into rows settled without reading data (already stored, refused
+/// as older, unreadable manifest) and the manifests to scan.
+async fn plan(
+    processor: &Processor,
+    store: &dyn CostStore,
+    candidates: Vec<PeriodCandidate>,
+    options: &BackfillOptions,
+) -> Result<(Vec<BackfillRow>, Vec<(String, ManifestRef)>)> {
+    let force = processor.options().force;
+    let mut rows: Vec<BackfillRow> = Vec::new();
+    let mut todo = Vec::new();
+    for PeriodCandidate { label, period, manifest } in candidates {
+        if !in_range(period, options) {
+            continue;
+        }
+        let found = match manifest {
+            Ok(m) => m,
+            Err(e) => {
+                rows.push(failed(label, period, None, &Error::from(e)));
+                continue;
+            }
+        };
+        let stored = store.period(found.period()).await?;
+        let incoming = MadeFrom { version: &found.version, inputs: Some(processor.inputs()) };
+        match decide(stored.as_ref().map(MadeFrom::record), incoming, force) {
+            ReplaceOutcome::Replaced { .. } => todo.push((label, found)),
+            ReplaceOutcome::Unchanged => {
+                let record = stored.ok_or_else(|| Error::Internal("unchanged without a stored period".into()))?;
+                rows.push(BackfillRow {
+                    period: Some(record.period),
+                    source: label,
+                    version: Some(record.version.id.clone()),
+                    rows: Some(record.rows_read),
+                    total_unblended: stored_totals(store, record.period).await?,
+                    status: PeriodStatus::AlreadyStored,
+                    reason: None,
+                    error_class: None,
+                });
+            }
+            ReplaceOutcome::RefusedOlder { stored: newer } => rows.push(BackfillRow {
+                period: Some(found.period()),
+                source: label,
+                version: Some(newer.id.clone()),
+                rows: stored.as_ref().map(|r| r.rows_read),
+                total_unblended: stored_totals(store, found.period()).await?,
+                status: PeriodStatus::Refused,
+                reason: Some(format!(
+                    "the store holds version {} ({}), newer than {} ({})",
+                    newer.id, newer.time, found.version.id, found.version.time
+                )),
+                error_class: None,
+            }),
+        }
+    }
+    Ok((rows, todo))
+}
+
+async fn processed_row(label: String, report: &PeriodReport, store: &dyn CostStore) -> Result<BackfillRow> {
     let (status, reason) = match &report.outcome {
         ReplaceOutcome::Replaced { .. } => (PeriodStatus::Processed, None),
         // Another writer stored this or a newer version while we were scanning.
@@ -301,9 +317,9 @@ fn processed_row(label: String, report: &PeriodReport, store: &dyn CostStore) ->
     let (version, rows, totals) = match status {
         PeriodStatus::Processed => (report.version.id.clone(), report.rows_read, unblended(&report.totals)),
         _ => {
-            let record = store.period(report.period)?;
+            let record = store.period(report.period).await?;
             let version = record.as_ref().map(|r| r.version.id.clone()).unwrap_or_default();
-            (version, record.map(|r| r.rows_read).unwrap_or(0), stored_totals(store, report.period)?)
+            (version, record.map(|r| r.rows_read).unwrap_or(0), stored_totals(store, report.period).await?)
         }
     };
     Ok(BackfillRow {

@@ -26,7 +26,7 @@ use rusqlite::{OptionalExtension, params};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::sqlite::{SqliteStore, corrupt, store_error};
+use super::sqlite::{SqliteStore, conn_mut, corrupt, store_error};
 use crate::error::{Error, Result};
 
 /// A tenant's budget as configured with `curflow budgets set`.
@@ -47,31 +47,34 @@ pub struct ImportOutcome {
     pub already_stored: u64,
 }
 
-/// Estimates, budgets, alert state and reconciliation records, next to the cost lines.
-pub trait FinanceStore {
+/// Estimates, budgets, alert state and reconciliation records, next to the cost lines (async for
+/// the same reasons as [`crate::CostStore`]).
+#[async_trait::async_trait]
+pub trait FinanceStore: Send + Sync {
     /// Imports validated estimates; records already stored (same fields) are counted, not added.
-    fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome>;
+    async fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome>;
 
     /// Every estimate of `month`, ordered by tenant, timestamp, operation, resource type.
-    fn estimates(&self, month: Month) -> Result<Vec<Estimate>>;
+    async fn estimates(&self, month: Month) -> Result<Vec<Estimate>>;
 
     /// Creates or replaces a tenant's budget.
-    fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()>;
+    async fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()>;
 
     /// Deletes a tenant's budget; `false` when there was none.
-    fn delete_budget(&mut self, tenant: &str) -> Result<bool>;
+    async fn delete_budget(&mut self, tenant: &str) -> Result<bool>;
 
     /// Every budget, by tenant.
-    fn budgets(&self) -> Result<Vec<BudgetSetting>>;
+    async fn budgets(&self) -> Result<Vec<BudgetSetting>>;
 
     /// Every alert delivery record of `month` (claimed or sent; records written before claims
     /// existed read as sent on each channel they name), ordered by alert key and channel.
-    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>>;
+    async fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>>;
 
     /// The alerts of `month` that some channel has accepted.
-    fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
+    async fn alerts_sent(&self, month: Month) -> Result<BTreeSet<AlertKey>> {
         Ok(self
-            .alert_deliveries(month)?
+            .alert_deliveries(month)
+            .await?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Sent)
             .map(|d| d.key)
@@ -82,12 +85,18 @@ pub trait FinanceStore {
     /// record unless one (claimed or sent, by any run) exists. `true`: this run holds the claim and
     /// is the only one that may deliver; `false`: another record is there, deliver nothing. Of any
     /// number of concurrent claimants of one (alert, channel), exactly one gets `true`.
-    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn claim_alert(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Marks the claim of `run_id` on (alert, channel) sent; `true` also when it is marked already
     /// (a retried call). `false` when the record is not one of `run_id` (removed by an operator
     /// meanwhile): nothing is changed.
-    fn mark_alert_sent(
+    async fn mark_alert_sent(
         &mut self,
         alert: &Alert,
         channel: AlertChannel,
@@ -98,13 +107,18 @@ pub trait FinanceStore {
     /// Withdraws the claim of `run_id` on (key, channel) after a delivery that certainly did not
     /// happen, so the next run claims and delivers again. `false` when there is no `claimed`
     /// record of `run_id` (nothing is changed; a sent record is never released).
-    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool>;
+    async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool>;
 
     /// Replaces `month`'s reconciliation records as a whole; returns how many were written.
-    fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize>;
+    async fn replace_reconciliation(
+        &mut self,
+        month: Month,
+        comparison: &Comparison,
+        at: DateTime<Utc>,
+    ) -> Result<usize>;
 
     /// The stored reconciliation records of `month`, ordered by level, tenant, resource type.
-    fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>>;
+    async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>>;
 }
 
 /// One stored reconciliation record.
@@ -275,20 +289,22 @@ fn dec(store: &SqliteStore, what: &str, text: &str) -> Result<Decimal> {
 impl SqliteStore {
     /// Whether any estimate exists (for messages).
     pub fn has_estimates(&self) -> Result<bool> {
-        self.conn
-            .query_row("SELECT 1 FROM estimates LIMIT 1", [], |_| Ok(()))
+        let conn = self.conn();
+        conn.query_row("SELECT 1 FROM estimates LIMIT 1", [], |_| Ok(()))
             .optional()
             .map(|o| o.is_some())
             .map_err(|err| store_error(&self.path, err))
     }
 }
 
+#[async_trait::async_trait]
 impl FinanceStore for SqliteStore {
-    fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
+    async fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
+        let conn = conn_mut(&mut self.conn);
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
         let now = Utc::now().to_rfc3339();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         let mut inserted = 0;
         {
             let mut stmt = tx
@@ -321,10 +337,10 @@ impl FinanceStore for SqliteStore {
     }
 
     /// Every estimate of `month`, in a stable order.
-    fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
+    async fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
+        let conn = self.conn();
         let e = |err| store_error(&self.path, err);
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT accountant_id, timestamp, month, operation, resource_type, quantity, unit_cost, estimated_cost \
                  FROM estimates WHERE month = ?1 ORDER BY accountant_id, timestamp, operation, resource_type",
@@ -355,12 +371,13 @@ impl FinanceStore for SqliteStore {
     }
 
     /// Creates or replaces a tenant's budget.
-    fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
+    async fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
+        let conn = conn_mut(&mut self.conn);
         let b = &setting.budget;
         let thresholds =
             serde_json::to_string(&b.thresholds_pct.iter().map(|t| t.normalize().to_string()).collect::<Vec<_>>())
                 .map_err(|err| Error::Internal(err.to_string()))?;
-        self.conn
+        conn
             .execute(
                 "INSERT INTO budgets (accountant_id, monthly_amount, currency, thresholds_pct, forecast_alerts, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (accountant_id) DO UPDATE SET \
@@ -381,19 +398,19 @@ impl FinanceStore for SqliteStore {
     }
 
     /// Deletes a tenant's budget; `false` when there was none.
-    fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
-        let n = self
-            .conn
+    async fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
+        let conn = conn_mut(&mut self.conn);
+        let n = conn
             .execute("DELETE FROM budgets WHERE accountant_id = ?1", [tenant])
             .map_err(|err| store_error(&self.path, err))?;
         Ok(n > 0)
     }
 
     /// Every budget, by tenant.
-    fn budgets(&self) -> Result<Vec<BudgetSetting>> {
+    async fn budgets(&self) -> Result<Vec<BudgetSetting>> {
+        let conn = self.conn();
         let e = |err| store_error(&self.path, err);
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT accountant_id, monthly_amount, currency, thresholds_pct, forecast_alerts, updated_at \
                  FROM budgets ORDER BY accountant_id",
@@ -434,10 +451,10 @@ impl FinanceStore for SqliteStore {
     }
 
     /// Every delivery record of `month`, by key and channel.
-    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+    async fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+        let conn = self.conn();
         let e = |err| store_error(&self.path, err);
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT accountant_id, threshold_pct, kind, channel, state, run_id, claimed_at, sent_at \
                  FROM alert_deliveries WHERE month = ?1",
@@ -481,11 +498,18 @@ impl FinanceStore for SqliteStore {
     /// The claim is an `INSERT OR IGNORE` on the primary key (tenant, month, threshold, kind,
     /// channel) in an immediate transaction: SQLite serialises writers, so of concurrent claimants
     /// (threads or processes) exactly one inserts the row.
-    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool> {
+    async fn claim_alert(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let conn = conn_mut(&mut self.conn);
         let json = serde_json::to_string(alert).map_err(|err| Error::Internal(err.to_string()))?;
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         let n = tx
             .execute(
                 "INSERT OR IGNORE INTO alert_deliveries (accountant_id, month, threshold_pct, kind, channel, state, \
@@ -506,15 +530,15 @@ impl FinanceStore for SqliteStore {
         Ok(n == 1)
     }
 
-    fn mark_alert_sent(
+    async fn mark_alert_sent(
         &mut self,
         alert: &Alert,
         channel: AlertChannel,
         run_id: &str,
         sent_at: DateTime<Utc>,
     ) -> Result<bool> {
-        let n = self
-            .conn
+        let conn = conn_mut(&mut self.conn);
+        let n = conn
             .execute(
                 "UPDATE alert_deliveries SET state = 'sent', sent_at = ?1 WHERE accountant_id = ?2 AND month = ?3 \
                  AND threshold_pct = ?4 AND kind = ?5 AND channel = ?6 AND run_id = ?7 AND state = 'claimed'",
@@ -532,28 +556,27 @@ impl FinanceStore for SqliteStore {
         if n == 1 {
             return Ok(true);
         }
-        self.conn
-            .query_row(
-                "SELECT 1 FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
+        conn.query_row(
+            "SELECT 1 FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
                  AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'sent'",
-                params![
-                    alert.accountant_id,
-                    alert.month.to_string(),
-                    alert.threshold_pct.normalize().to_string(),
-                    alert_kind_name(alert.kind),
-                    channel.name(),
-                    run_id
-                ],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|found| found.is_some())
-            .map_err(|err| store_error(&self.path, err))
+            params![
+                alert.accountant_id,
+                alert.month.to_string(),
+                alert.threshold_pct.normalize().to_string(),
+                alert_kind_name(alert.kind),
+                channel.name(),
+                run_id
+            ],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(|err| store_error(&self.path, err))
     }
 
-    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
-        let n = self
-            .conn
+    async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+        let conn = conn_mut(&mut self.conn);
+        let n = conn
             .execute(
                 "DELETE FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
                  AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'claimed'",
@@ -571,11 +594,17 @@ impl FinanceStore for SqliteStore {
     }
 
     /// Replaces `month`'s reconciliation records (one transaction).
-    fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize> {
+    async fn replace_reconciliation(
+        &mut self,
+        month: Month,
+        comparison: &Comparison,
+        at: DateTime<Utc>,
+    ) -> Result<usize> {
+        let conn = conn_mut(&mut self.conn);
         let rows = reconciliation_rows(month, comparison)?;
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         tx.execute("DELETE FROM reconciliations WHERE month = ?1", [month.to_string()]).map_err(e)?;
         {
             let mut stmt = tx
@@ -594,10 +623,10 @@ impl FinanceStore for SqliteStore {
         Ok(rows.len())
     }
 
-    fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
+    async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
+        let conn = self.conn();
         let e = |err| store_error(&self.path, err);
-        let mut stmt = self
-            .conn
+        let mut stmt = conn
             .prepare(
                 "SELECT level, accountant_id, resource_type, record FROM reconciliations WHERE month = ?1 \
                  ORDER BY level, accountant_id, resource_type",

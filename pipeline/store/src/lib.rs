@@ -123,29 +123,40 @@ impl LineFilter {
 }
 
 /// A usage table holding actual costs per billing period.
-pub trait CostStore {
+///
+/// Async, used from the caller's one Tokio runtime: the DynamoDB store awaits the SDK directly (no
+/// runtime or thread of its own), the SQLite store runs its short blocking statements on the
+/// calling task (an embedded single-file store; `replace_period` is one transaction). `Send +
+/// Sync` so a store built once (per Lambda cold start, per CLI run) is shared by reference.
+#[async_trait::async_trait]
+pub trait CostStore: Send + Sync {
     /// Where the store is, for messages.
     fn describe(&self) -> String;
 
     /// The stored record of a period, if any.
-    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>>;
+    async fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>>;
 
     /// Every stored period, oldest first.
-    fn periods(&self) -> Result<Vec<PeriodRecord>>;
+    async fn periods(&self) -> Result<Vec<PeriodRecord>>;
 
     /// Atomically replaces the period with `lines` if `record.version` supersedes what is stored
     /// (or unconditionally with `force`). Verifies that what was written sums to `lines` before
     /// committing.
-    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome>;
+    async fn replace_period(
+        &mut self,
+        record: &PeriodRecord,
+        lines: &[CostLine],
+        force: bool,
+    ) -> Result<ReplaceOutcome>;
 
     /// All cost lines of a period, in key order.
-    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
+    async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
 
     /// The cost lines of a period that `filter` selects, in key order. Each store pushes the
     /// tenant down (SQLite: the `(billing_period, tenant)` index; DynamoDB: one partition, one
     /// Query) instead of reading the whole period; this default filters a full read.
-    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        Ok(self.cost_lines(period)?.into_iter().filter(|l| filter.matches(l)).collect())
+    async fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        Ok(self.cost_lines(period).await?.into_iter().filter(|l| filter.matches(l)).collect())
     }
 }
 
@@ -157,10 +168,10 @@ impl<T: CostStore + FinanceStore> Store for T {}
 
 /// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
 /// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).
-pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store + Send>> {
+pub async fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
     if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
-        let store = dynamodb::DynamoStore::connect(table, aws)?;
-        store.check_table()?;
+        let store = dynamodb::DynamoStore::connect(table, aws).await?;
+        store.check_table().await?;
         return Ok(Box::new(store));
     }
     Ok(Box::new(SqliteStore::open(location)?))
@@ -168,10 +179,10 @@ pub fn open(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Resul
 
 /// Opens a store that must already exist (read commands: a typo must not create an empty store);
 /// a SQLite path that does not exist is [`Error::Missing`] and no file or directory is created.
-pub fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store + Send>> {
+pub async fn open_existing(location: &std::path::Path, aws: &curflow_aws::AwsSettings) -> Result<Box<dyn Store>> {
     if let Some(table) = location.to_str().and_then(dynamodb::table_of) {
-        let store = dynamodb::DynamoStore::connect(table, aws)?;
-        store.check_table()?;
+        let store = dynamodb::DynamoStore::connect(table, aws).await?;
+        store.check_table().await?;
         return Ok(Box::new(store));
     }
     Ok(Box::new(SqliteStore::open_existing(location)?))

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -157,9 +158,19 @@ DROP TABLE alerts_sent;
 const MIGRATIONS: [&str; 6] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
 
 /// A SQLite-backed [`CostStore`].
+///
+/// The connection sits behind a mutex only so the store is `Sync` (the async traits share it by
+/// reference); one caller uses it at a time and no lock is ever held across an `.await`.
 pub struct SqliteStore {
     pub(crate) path: PathBuf,
-    pub(crate) conn: Connection,
+    pub(crate) conn: Mutex<Connection>,
+}
+
+/// The connection of a store borrowed mutably (no locking needed). A panic while it was locked
+/// leaves no half transaction behind (an open transaction rolls back when dropped), so a poisoned
+/// lock is still usable.
+pub(crate) fn conn_mut(conn: &mut Mutex<Connection>) -> &mut Connection {
+    conn.get_mut().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub(crate) fn store_error(path: &Path, e: rusqlite::Error) -> Error {
@@ -173,6 +184,12 @@ pub(crate) fn corrupt(path: &Path, what: String) -> Error {
 }
 
 impl SqliteStore {
+    /// The connection, for a read or a statement outside a transaction (see [`conn_mut`] on
+    /// poisoning).
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Opens (creating on first use) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -199,26 +216,28 @@ impl SqliteStore {
 
     /// Creates or checks the schema of a freshly opened connection.
     fn ready(path: &Path, conn: Connection) -> Result<Self> {
-        let mut store = Self { path: path.to_path_buf(), conn };
+        let mut store = Self { path: path.to_path_buf(), conn: Mutex::new(conn) };
         store.init().map_err(|e| store_error(path, e))?;
         store.migrate()?;
         Ok(store)
     }
 
     fn init(&mut self) -> rusqlite::Result<()> {
-        self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let conn = conn_mut(&mut self.conn);
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A month is ~10 MB of rows; with the default 2 MB page cache SQLite spills dirty pages to
         // the WAL in the middle of the replace transaction and reads them back.
-        self.conn.pragma_update(None, "cache_size", -32_768)
+        conn.pragma_update(None, "cache_size", -32_768)
     }
 
     fn migrate(&mut self) -> Result<()> {
+        let conn = conn_mut(&mut self.conn);
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Store {
                 path: self.path.clone(),
@@ -231,7 +250,7 @@ impl SqliteStore {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
         // Another process may have migrated while we waited for the lock.
         let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(e)?;
         for (from, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
@@ -260,11 +279,12 @@ impl SqliteStore {
     }
 
     fn records(&self, filter: Option<BillingPeriod>) -> Result<Vec<PeriodRecord>> {
+        let conn = self.conn();
         let e = |err| store_error(&self.path, err);
         let sql = "SELECT billing_period, version_id, version_time, format, source, files, rows_read,
                           split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice, inputs
                    FROM billing_periods WHERE ?1 IS NULL OR billing_period = ?1 ORDER BY billing_period";
-        let mut stmt = self.conn.prepare_cached(sql).map_err(e)?;
+        let mut stmt = conn.prepare_cached(sql).map_err(e)?;
         let raw = stmt
             .query_map(params![filter.map(|p| p.to_string())], |r| self.read_record(r))
             .map_err(e)?
@@ -429,22 +449,131 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &Li
     Ok(lines)
 }
 
+/// The version and inputs fingerprint stored for `period`, read inside the replacing transaction.
+fn stored_made_from(path: &Path, tx: &Connection, period: &str) -> Result<Option<(ReportVersion, Option<String>)>> {
+    let stored: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "SELECT version_id, version_time, inputs FROM billing_periods WHERE billing_period = ?1",
+            params![period],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|err| store_error(path, err))?;
+    match stored {
+        Some((id, time, inputs)) => Ok(Some((ReportVersion { id, time: parse_time(path, &time)? }, inputs))),
+        None => Ok(None),
+    }
+}
+
+/// Counts as SQLite integers (saturating: a count past `i64::MAX` cannot occur in practice).
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Inserts or updates the period's record.
+fn upsert_record(path: &Path, tx: &Connection, period: &str, record: &PeriodRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO billing_periods (billing_period, version_id, version_time, format, source, files,
+             rows_read, split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice, inputs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (billing_period) DO UPDATE SET version_id = excluded.version_id,
+             version_time = excluded.version_time, format = excluded.format, source = excluded.source,
+             files = excluded.files, rows_read = excluded.rows_read,
+             split_child_rows = excluded.split_child_rows, tag_key = excluded.tag_key,
+             processed_at = excluded.processed_at, invoice_ids = excluded.invoice_ids,
+             rows_without_invoice = excluded.rows_without_invoice, inputs = excluded.inputs",
+        params![
+            period,
+            record.version.id,
+            rfc3339(&record.version.time),
+            record.format,
+            record.source,
+            count(record.files),
+            count(record.rows_read),
+            count(record.split_child_rows),
+            record.tag_key,
+            rfc3339(&record.processed_at),
+            serde_json::to_string(&record.invoice.ids).map_err(|e| Error::Internal(e.to_string()))?,
+            record.invoice.rows_without_id.map(count),
+            record.inputs,
+        ],
+    )
+    .map_err(|err| store_error(path, err))?;
+    Ok(())
+}
+
+/// Inserts the period's lines with one prepared statement.
+fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) -> Result<()> {
+    let e = |err| store_error(path, err);
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
+                 operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
+                 amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
+                 driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20, ?21, ?22, ?23, ?24, ?25)",
+        )
+        .map_err(e)?;
+    for line in lines {
+        let k = &line.key;
+        let a = &line.amounts;
+        let at = line.attribution.as_ref();
+        insert
+            .execute(params![
+                period,
+                k.usage_date.to_string(), // ISO 8601, as `%Y-%m-%d`
+                k.tenant,
+                line.source().as_str(),
+                k.service,
+                k.usage_type,
+                k.operation,
+                k.resource_id,
+                k.line_item_type,
+                k.currency,
+                decimal_text(a.unblended_cost),
+                decimal_text(a.net_unblended_cost),
+                decimal_text(a.amortized_cost),
+                decimal_text(a.ri_sp_trueup),
+                decimal_text(a.ri_sp_upfront_fees),
+                decimal_text(a.usage_amount),
+                count(a.line_items),
+                at.map(|x| x.rule.clone()),
+                at.map(|x| x.basis.clone()),
+                at.and_then(|x| x.driver.clone()),
+                at.map(|x| decimal_text(x.quantity)),
+                at.map(|x| decimal_text(x.quantity_total)),
+                at.map(|x| decimal_text(x.share)),
+                line.unattributed_reason,
+                k.usage_unit,
+            ])
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
 impl CostStore for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
 
-    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
+    async fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
         Ok(self.records(Some(period))?.into_iter().next())
     }
 
-    fn periods(&self) -> Result<Vec<PeriodRecord>> {
+    async fn periods(&self) -> Result<Vec<PeriodRecord>> {
         self.records(None)
     }
 
-    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
-        let path = self.path.clone();
-        let e = |err| store_error(&path, err);
+    async fn replace_period(
+        &mut self,
+        record: &PeriodRecord,
+        lines: &[CostLine],
+        force: bool,
+    ) -> Result<ReplaceOutcome> {
+        let path = self.path.as_path();
+        let e = |err| store_error(path, err);
         if let Some(line) = lines.iter().find(|l| l.period != record.period) {
             return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
         }
@@ -452,19 +581,8 @@ impl CostStore for SqliteStore {
         let period = record.period.to_string();
         // IMMEDIATE: take the write lock before reading the stored version, so two writers of one
         // period serialise and the second sees the first one's version.
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        let stored: Option<(String, String, Option<String>)> = tx
-            .query_row(
-                "SELECT version_id, version_time, inputs FROM billing_periods WHERE billing_period = ?1",
-                params![period],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(e)?;
-        let stored = match stored {
-            Some((id, time, inputs)) => Some((ReportVersion { id, time: parse_time(&path, &time)? }, inputs)),
-            None => None,
-        };
+        let tx = conn_mut(&mut self.conn).transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        let stored = stored_made_from(path, &tx, &period)?;
         let outcome = decide(
             stored.as_ref().map(|(version, inputs)| MadeFrom { version, inputs: inputs.as_deref() }),
             MadeFrom::record(record),
@@ -474,81 +592,10 @@ impl CostStore for SqliteStore {
             return Ok(outcome); // dropping `tx` rolls back (nothing was written)
         }
         tx.execute("DELETE FROM cost_lines WHERE billing_period = ?1", params![period]).map_err(e)?;
-        tx.execute(
-            "INSERT INTO billing_periods (billing_period, version_id, version_time, format, source, files,
-                 rows_read, split_child_rows, tag_key, processed_at, invoice_ids, rows_without_invoice, inputs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (billing_period) DO UPDATE SET version_id = excluded.version_id,
-                 version_time = excluded.version_time, format = excluded.format, source = excluded.source,
-                 files = excluded.files, rows_read = excluded.rows_read,
-                 split_child_rows = excluded.split_child_rows, tag_key = excluded.tag_key,
-                 processed_at = excluded.processed_at, invoice_ids = excluded.invoice_ids,
-                 rows_without_invoice = excluded.rows_without_invoice, inputs = excluded.inputs",
-            params![
-                period,
-                record.version.id,
-                rfc3339(&record.version.time),
-                record.format,
-                record.source,
-                i64::try_from(record.files).unwrap_or(i64::MAX),
-                i64::try_from(record.rows_read).unwrap_or(i64::MAX),
-                i64::try_from(record.split_child_rows).unwrap_or(i64::MAX),
-                record.tag_key,
-                rfc3339(&record.processed_at),
-                serde_json::to_string(&record.invoice.ids).map_err(|e| Error::Internal(e.to_string()))?,
-                record.invoice.rows_without_id.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                record.inputs,
-            ],
-        )
-        .map_err(e)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
-                         operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
-                         amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
-                         driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                         ?20, ?21, ?22, ?23, ?24, ?25)",
-                )
-                .map_err(e)?;
-            for line in lines {
-                let k = &line.key;
-                let a = &line.amounts;
-                let at = line.attribution.as_ref();
-                insert
-                    .execute(params![
-                        period,
-                        k.usage_date.to_string(), // ISO 8601, as `%Y-%m-%d`
-                        k.tenant,
-                        line.source().as_str(),
-                        k.service,
-                        k.usage_type,
-                        k.operation,
-                        k.resource_id,
-                        k.line_item_type,
-                        k.currency,
-                        decimal_text(a.unblended_cost),
-                        decimal_text(a.net_unblended_cost),
-                        decimal_text(a.amortized_cost),
-                        decimal_text(a.ri_sp_trueup),
-                        decimal_text(a.ri_sp_upfront_fees),
-                        decimal_text(a.usage_amount),
-                        i64::try_from(a.line_items).unwrap_or(i64::MAX),
-                        at.map(|x| x.rule.clone()),
-                        at.map(|x| x.basis.clone()),
-                        at.and_then(|x| x.driver.clone()),
-                        at.map(|x| decimal_text(x.quantity)),
-                        at.map(|x| decimal_text(x.quantity_total)),
-                        at.map(|x| decimal_text(x.share)),
-                        line.unattributed_reason,
-                        k.usage_unit,
-                    ])
-                    .map_err(e)?;
-            }
-        }
+        upsert_record(path, &tx, &period, record)?;
+        insert_lines(path, &tx, &period, lines)?;
         // Conservation: what the transaction now holds must sum to what we meant to write.
-        let (written, written_total) = stored_totals(&path, &tx, &period)?;
+        let (written, written_total) = stored_totals(path, &tx, &period)?;
         if written != lines.len() || written_total != expected {
             return Err(Error::Internal(format!(
                 "period {period}: stored lines do not sum to the input ({written} lines, {written_total:?} vs {} lines, \
@@ -560,12 +607,12 @@ impl CostStore for SqliteStore {
         Ok(outcome)
     }
 
-    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
-        read_lines(&self.path, &self.conn, period, &LineFilter::default())
+    async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        read_lines(&self.path, &self.conn(), period, &LineFilter::default())
     }
 
-    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        read_lines(&self.path, &self.conn, period, filter)
+    async fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        read_lines(&self.path, &self.conn(), period, filter)
     }
 }
 
@@ -574,8 +621,8 @@ impl CostStore for SqliteStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_version_1_store_is_migrated_and_keeps_its_rows() {
+    #[tokio::test]
+    async fn a_version_1_store_is_migrated_and_keeps_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.sqlite");
         {
@@ -589,9 +636,9 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
-        let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: i64 = store.conn().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let lines = store.cost_lines(BillingPeriod::new(2026, 10).unwrap()).unwrap();
+        let lines = store.cost_lines(BillingPeriod::new(2026, 10).unwrap()).await.unwrap();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].amounts.unblended_cost, Decimal::new(15, 1));
         assert!(lines[0].attribution.is_none());
@@ -604,8 +651,8 @@ mod tests {
 
     /// Alerts recorded by a version 5 store (after delivery, on all the channels named) are sent
     /// records of each of those channels after the migration, so none is delivered again.
-    #[test]
-    fn version_5_alerts_become_sent_delivery_records_per_channel() {
+    #[tokio::test]
+    async fn version_5_alerts_become_sent_delivery_records_per_channel() {
         use crate::finance::{AlertChannel, DeliveryState, FinanceStore, LEGACY_RUN_ID};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v5.sqlite");
@@ -626,6 +673,7 @@ mod tests {
         let october = "2026-10".parse().unwrap();
         let got: Vec<_> = store
             .alert_deliveries(october)
+            .await
             .unwrap()
             .into_iter()
             .map(|d| {
@@ -646,9 +694,9 @@ mod tests {
                 r("acct-2", "100", AlertChannel::Stdout),
             ]
         );
-        assert_eq!(store.alerts_sent("2026-11".parse().unwrap()).unwrap().len(), 1);
+        assert_eq!(store.alerts_sent("2026-11".parse().unwrap()).await.unwrap().len(), 1);
         let old_table: Option<String> = store
-            .conn
+            .conn()
             .query_row("SELECT name FROM sqlite_master WHERE name = 'alerts_sent'", [], |r| r.get(0))
             .optional()
             .unwrap();

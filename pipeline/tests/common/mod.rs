@@ -1,14 +1,34 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use curflow::discover::discover;
 use curflow::process::{PeriodReport, ProcessOptions, Processor};
 use curflow::scan::EngineOptions;
 use curflow::store::{CostStore, SqliteStore};
 use curflow::{Amounts, BillingPeriod};
+
+/// The tests' one Tokio runtime. The stores and SDK clients are async and keep their connection
+/// pools on the runtime that first used them, so every synchronous test runs its futures here
+/// (through [`Wait`]) rather than on runtimes of its own.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+/// `.wait()` on a future: runs it to completion on [`rt`]. For the synchronous tests; never call
+/// it from inside a runtime.
+pub trait Wait: Future + Sized {
+    fn wait(self) -> Self::Output {
+        rt().block_on(self)
+    }
+}
+
+impl<F: Future> Wait for F {}
 
 /// A file of the real public samples (`../shared/research/data`, or `CURFLOW_SHARED_DATA`), or
 /// `None` (with a clear message) when they are absent. In CI ([`in_ci`]) a missing sample fails
@@ -54,7 +74,7 @@ pub fn process(paths: &[PathBuf], store: &Path) -> curflow::Result<PeriodReport>
 }
 
 pub fn process_with(paths: &[PathBuf], store: &Path, options: ProcessOptions) -> curflow::Result<PeriodReport> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = rt();
     let deliveries = discover(paths)?;
     let mut store = SqliteStore::open(store)?;
     let processor = Processor::new(options)?;
@@ -68,7 +88,7 @@ pub fn process_with(paths: &[PathBuf], store: &Path, options: ProcessOptions) ->
 /// Sum of everything stored for a period.
 pub fn stored_total(store: &Path, period: BillingPeriod) -> Amounts {
     let store = SqliteStore::open(store).unwrap();
-    Amounts::sum(store.cost_lines(period).unwrap().iter().map(|l| &l.amounts)).unwrap()
+    Amounts::sum(store.cost_lines(period).wait().unwrap().iter().map(|l| &l.amounts)).unwrap()
 }
 
 /// A full dump of the store (every table, every row) to compare "before" and "after".
@@ -153,7 +173,7 @@ pub fn stored_by_tenant_service_day(
 ) -> BTreeMap<(Option<String>, String, String, String), Amounts> {
     let store = SqliteStore::open(store).unwrap();
     let mut out: BTreeMap<_, Amounts> = BTreeMap::new();
-    for l in store.cost_lines(period).unwrap() {
+    for l in store.cost_lines(period).wait().unwrap() {
         let k = (l.key.tenant.clone(), l.key.service.clone(), l.key.usage_date.to_string(), l.key.currency.clone());
         out.entry(k).or_default().add(&l.amounts).unwrap();
     }
@@ -250,7 +270,7 @@ pub fn process_into(
     store: &mut dyn CostStore,
     options: ProcessOptions,
 ) -> curflow::Result<PeriodReport> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = rt();
     let deliveries = discover(paths)?;
     let processor = Processor::new(options)?;
     let mut last = None;
@@ -264,13 +284,13 @@ pub fn process_into(
 
 /// A blocking S3 client on the test server, for arranging buckets and objects.
 pub struct TestS3 {
-    pub runtime: tokio::runtime::Runtime,
+    pub runtime: &'static tokio::runtime::Runtime,
     pub client: aws_sdk_s3::Client,
 }
 
 impl TestS3 {
     pub fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = rt();
         let conf = runtime.block_on(curflow::aws::sdk_config(&aws_settings()));
         let client =
             aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
@@ -372,7 +392,7 @@ pub fn stored_by_tenant(
     period: BillingPeriod,
 ) -> BTreeMap<Option<String>, BTreeMap<&'static str, Decimal>> {
     let mut out: BTreeMap<Option<String>, BTreeMap<&'static str, Decimal>> = BTreeMap::new();
-    for l in store.cost_lines(period).unwrap() {
+    for l in store.cost_lines(period).wait().unwrap() {
         let per = out.entry(l.key.tenant.clone()).or_default();
         for m in MEASURES {
             *per.entry(m).or_default() += measure(&l.amounts, m);

@@ -28,10 +28,10 @@ pub struct ExplainArgs {
     format: FormatArg,
 }
 
-pub fn run(command: Command, config: Config) -> Result<u8, Failure> {
+pub async fn run(command: Command, config: Config) -> Result<u8, Failure> {
     let Command::Explain(args) = command;
-    let store = store::open_existing(&config.store, &config.aws())?;
-    if store.period(args.period)?.is_none() {
+    let store = store::open_existing(&config.store, &config.aws()).await?;
+    if store.period(args.period).await?.is_none() {
         return Err(Error::Argument(format!(
             "billing period {} is not in {}; run `curflow process` on it first",
             args.period,
@@ -39,7 +39,7 @@ pub fn run(command: Command, config: Config) -> Result<u8, Failure> {
         ))
         .into());
     }
-    let lines = store.cost_lines(args.period)?;
+    let lines = store.cost_lines(args.period).await?;
     if !lines.iter().any(|l| l.key.tenant.as_deref() == Some(args.tenant.as_str())) {
         return Err(Error::Argument(format!("tenant {:?} has no cost in {}", args.tenant, args.period)).into());
     }

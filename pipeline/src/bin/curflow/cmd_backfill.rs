@@ -38,7 +38,7 @@ pub struct Args {
     format: FormatOrJson,
 }
 
-pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
+pub async fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     let format = args.format.format();
     if let Some(k) = args.tag_key {
         config.tag_key = k;
@@ -48,16 +48,12 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
         return Err(curflow::Error::Argument("--parallel must be at least 1".into()).into());
     }
     let root = Location::parse(&args.source)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure { code: 4, error: e.into() })?;
-    let s3 = if root.is_s3() { Some(runtime.block_on(S3Access::new(&config.aws()))?) } else { None };
+    let s3 = if root.is_s3() { Some(S3Access::new(&config.aws()).await?) } else { None };
     let mut processor = Processor::new(config.process_options(args.force))?.with_spill(&config.spill_options())?;
     if let Some(s3) = &s3 {
         processor = processor.with_s3(s3.clone());
     }
-    let mut store = store::open(&config.store, &config.aws())?;
+    let mut store = store::open(&config.store, &config.aws()).await?;
     let options = BackfillOptions { from: args.from, to: args.to, parallel: args.parallel };
 
     let bar = std::io::stderr().is_terminal().then(ProgressBar::no_length);
@@ -89,7 +85,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
             }
         }
     };
-    let summary = backfill::run(&runtime, &processor, store.as_mut(), &root, s3.as_ref(), &options, &on_event);
+    let summary = backfill::run(&processor, store.as_mut(), &root, s3.as_ref(), &options, &on_event).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

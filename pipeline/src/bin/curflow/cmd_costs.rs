@@ -39,8 +39,8 @@ pub struct Args {
     format: FormatArg,
 }
 
-pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
-    let store = store::open_existing(&config.store, &config.aws())?;
+pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
+    let store = store::open_existing(&config.store, &config.aws()).await?;
     let (from, to) = match (args.period, args.from, args.to) {
         (Some(p), _, _) => (p, p),
         (None, Some(from), Some(to)) => (from, to),
@@ -50,7 +50,7 @@ pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
         let error = anyhow::anyhow!("--from {from} is after --to {to}: expected --from YYYY-MM no later than --to");
         return Err(Failure { code: 2, error });
     }
-    let records = stored_periods(&*store, from, to)?;
+    let records = stored_periods(&*store, from, to).await?;
     // `--tenant` is pushed down to the store (one DynamoDB partition, SQLite's tenant index).
     let filter = match args.tenant.as_deref() {
         None => LineFilter::default(),
@@ -59,7 +59,7 @@ pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
     };
     let mut lines = Vec::new();
     for r in &records {
-        lines.extend(store.cost_lines_where(r.period, &filter)?);
+        lines.extend(store.cost_lines_where(r.period, &filter).await?);
     }
     let query = CostsQuery::new(&args.by, args.tenant, args.measure, args.top.map(|n| n as usize));
     let rows = costs_rows(&lines, &query)?;
@@ -92,9 +92,13 @@ pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
 
 /// The stored periods from `from` to `to`: an error when none is stored; a note on stderr naming
 /// the months of the range that are not.
-fn stored_periods(store: &dyn Store, from: BillingPeriod, to: BillingPeriod) -> Result<Vec<PeriodRecord>, Failure> {
+async fn stored_periods(
+    store: &dyn Store,
+    from: BillingPeriod,
+    to: BillingPeriod,
+) -> Result<Vec<PeriodRecord>, Failure> {
     let records: Vec<PeriodRecord> =
-        store.periods()?.into_iter().filter(|r| r.period >= from && r.period <= to).collect();
+        store.periods().await?.into_iter().filter(|r| r.period >= from && r.period <= to).collect();
     if records.is_empty() {
         let store = store.describe();
         let message = if from == to {

@@ -18,18 +18,18 @@ use crate::{Failure, FormatArg, FormatOrJson};
 
 /// Opens the configured store: a SQLite file (created on first use) or a `dynamodb://TABLE`;
 /// estimates, budgets and reconciliations live next to the cost lines in both.
-fn open_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
-    Ok(curflow::store::open(&config.store, &config.aws())?)
+async fn open_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
+    Ok(curflow::store::open(&config.store, &config.aws()).await?)
 }
 
 /// Opens the store for a command that only reads (or changes what exists): a SQLite path that
 /// does not exist is an error (exit 4), never a new empty store.
-fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
-    Ok(curflow::store::open_existing(&config.store, &config.aws())?)
+async fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, Failure> {
+    Ok(curflow::store::open_existing(&config.store, &config.aws()).await?)
 }
 
-fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<(), Failure> {
-    if store.period(period)?.is_none() {
+async fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<(), Failure> {
+    if store.period(period).await?.is_none() {
         return Err(Error::Argument(format!(
             "billing period {period} is not in {}; run `curflow process` first",
             store.describe()
@@ -51,11 +51,11 @@ pub enum EstimatesCommand {
     },
 }
 
-pub fn estimates(cmd: EstimatesCommand, config: Config) -> Result<u8, Failure> {
+pub async fn estimates(cmd: EstimatesCommand, config: Config) -> Result<u8, Failure> {
     let EstimatesCommand::Import { file } = cmd;
     let records = read_estimates(&file, &EstimateRules::default())?;
-    let mut store = open_store(&config)?;
-    let outcome = store.import_estimates(&records, &file.display().to_string())?;
+    let mut store = open_store(&config).await?;
+    let outcome = store.import_estimates(&records, &file.display().to_string()).await?;
     crate::emit(&format!(
         "{}: {} estimate records, {} imported, {} already stored\n",
         file.display(),
@@ -167,13 +167,13 @@ pub const RECONCILE_SUGGESTION_COLUMNS: [&str; 19] = [
     "last_day",
 ];
 
-pub fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
+pub async fn reconcile(args: ReconcileArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let mut store = open_existing_store(&config)?;
-    require_period(&*store, args.period)?;
+    let mut store = open_existing_store(&config).await?;
+    require_period(&*store, args.period).await?;
     let now = args.now.unwrap_or_else(Utc::now);
-    let comparison = reconciliation::reconcile(&*store, args.period, now, &options)?;
-    store.replace_reconciliation(month_of(args.period), &comparison, now)?;
+    let comparison = reconciliation::reconcile(&*store, args.period, now, &options).await?;
+    store.replace_reconciliation(month_of(args.period), &comparison, now).await?;
     let keep = |t: &str| args.tenant.as_deref().is_none_or(|x| x == t);
     let not_compared: Vec<_> = comparison.not_compared.iter().filter(|n| keep(&n.accountant_id)).collect();
     let (rows, level) = match args.level {
@@ -310,7 +310,7 @@ pub enum BudgetsCommand {
 pub const BUDGET_COLUMNS: [&str; 6] =
     ["tenant", "monthly_amount", "currency", "thresholds_pct", "forecast_alerts", "updated_at"];
 
-pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
+pub async fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
     match cmd {
         BudgetsCommand::Set { tenant, amount, currency, threshold, forecast_alerts } => {
             if amount <= Decimal::ZERO || threshold.iter().any(|t| *t <= Decimal::ZERO) {
@@ -324,7 +324,7 @@ pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
                 ))
                 .into());
             }
-            let mut store = open_store(&config)?;
+            let mut store = open_store(&config).await?;
             let thresholds_pct = if threshold.is_empty() { default_thresholds() } else { threshold };
             let budget = Budget {
                 accountant_id: tenant.clone(),
@@ -332,16 +332,16 @@ pub fn budgets(cmd: BudgetsCommand, config: Config) -> Result<u8, Failure> {
                 currency: currency.clone(),
                 thresholds_pct,
             };
-            store.set_budget(&BudgetSetting { budget, forecast_alerts, updated_at: Utc::now() })?;
+            store.set_budget(&BudgetSetting { budget, forecast_alerts, updated_at: Utc::now() }).await?;
             crate::emit(&format!("budget of {tenant} set to {amount} {currency}\n"))?;
         }
         BudgetsCommand::List { format } => {
-            let all = open_existing_store(&config)?.budgets()?;
+            let all = open_existing_store(&config).await?.budgets().await?;
             crate::emit(&render(format.format(), &budget_rows(&all)?, &Vec::new(), || Ok(budget_table(&all)))?)?;
         }
         BudgetsCommand::Delete { tenant } => {
-            let mut store = open_existing_store(&config)?;
-            if !store.delete_budget(&tenant)? {
+            let mut store = open_existing_store(&config).await?;
+            if !store.delete_budget(&tenant).await? {
                 return Err(Error::Argument(format!("no budget for {tenant}")).into());
             }
             crate::emit(&format!("budget of {tenant} deleted\n"))?;
@@ -409,13 +409,9 @@ pub const ALERT_COLUMNS: [&str; 11] = [
     "error",
 ];
 
-pub fn nightly(args: NightlyArgs, config: Config) -> Result<u8, Failure> {
+pub async fn nightly(args: NightlyArgs, config: Config) -> Result<u8, Failure> {
     let format = args.format.format();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure { code: 4, error: e.into() })?;
-    let summary = runtime.block_on(nightly::run(&config, args.now.unwrap_or_else(Utc::now)))?;
+    let summary = nightly::run(&config, args.now.unwrap_or_else(Utc::now)).await?;
     let (rows, meta) = nightly_output(&summary)?;
     crate::emit(&render(format, &rows, &meta, || Ok(summary_text(&summary)))?)?;
     Ok(if summary.alerts_failed.is_empty() { 0 } else { 4 })
@@ -484,7 +480,7 @@ pub struct ExportArgs {
 pub const EXPENSE_COLUMNS: [&str; 8] =
     ["accountant_id", "service", "vendor", "amount", "currency", "date", "category", "description"];
 
-pub fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
+pub async fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
     let (kind, format) = match args.format {
         ExportFormat::Expenses => {
             eprintln!("warning: --format expenses is deprecated; use --kind expenses --format csv");
@@ -495,9 +491,9 @@ pub fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
         ExportFormat::Json => (args.kind, OutputFormat::Json),
         ExportFormat::Jsonl => (args.kind, OutputFormat::Jsonl),
     };
-    let store = open_existing_store(&config)?;
-    require_period(&*store, args.period)?;
-    let lines = store.cost_lines(args.period)?;
+    let store = open_existing_store(&config).await?;
+    require_period(&*store, args.period).await?;
+    let lines = store.cost_lines(args.period).await?;
     let rows = match kind {
         ExportKind::Lines => export_rows(&lines)?,
         ExportKind::Expenses => {
@@ -535,11 +531,12 @@ pub struct ReportArgs {
     now: Option<DateTime<Utc>>,
 }
 
-pub fn report(args: ReportArgs, config: Config) -> Result<u8, Failure> {
+pub async fn report(args: ReportArgs, config: Config) -> Result<u8, Failure> {
     let options = config.reconcile_options()?;
-    let store = open_existing_store(&config)?;
-    require_period(&*store, args.period)?;
-    let data = curflow::report_data::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options)?;
+    let store = open_existing_store(&config).await?;
+    require_period(&*store, args.period).await?;
+    let data =
+        curflow::report_data::report_data(&*store, args.period, args.now.unwrap_or_else(Utc::now), &options).await?;
     let html = curflow::report_html::render_report(&data)?;
     std::fs::write(&args.out, &html).map_err(|e| Failure::from(Error::Io { path: args.out.clone(), source: e }))?;
     crate::emit(&format!(

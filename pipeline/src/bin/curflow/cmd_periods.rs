@@ -11,9 +11,9 @@ pub struct Args {
     format: FormatArg,
 }
 
-pub fn run(args: Args, config: Config) -> Result<u8, Failure> {
-    let store = store::open_existing(&config.store, &config.aws())?;
-    let (rows, table) = periods_output(&store.periods()?)?;
+pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
+    let store = store::open_existing(&config.store, &config.aws()).await?;
+    let (rows, table) = periods_output(&store.periods().await?)?;
     crate::emit(&render(args.format.format(), &rows, &Meta::new(), || Ok(table))?)?;
     Ok(0)
 }

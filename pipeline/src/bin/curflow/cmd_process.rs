@@ -54,23 +54,15 @@ pub struct Args {
     format: FormatOrJson,
 }
 
-pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
+pub async fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     let format = args.format.format();
     if let Some(k) = args.tag_key {
         config.tag_key = k;
     }
     config.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure { code: 4, error: e.into() })?;
-    let s3 = if args.paths.iter().any(|p| is_s3_path(p)) {
-        Some(runtime.block_on(S3Access::new(&config.aws()))?)
-    } else {
-        None
-    };
-    let deliveries = runtime.block_on(discover_locations(&args.paths, s3.as_ref()))?;
-    let mut store = store::open(&config.store, &config.aws())?;
+    let s3 = if args.paths.iter().any(|p| is_s3_path(p)) { Some(S3Access::new(&config.aws()).await?) } else { None };
+    let deliveries = discover_locations(&args.paths, s3.as_ref()).await?;
+    let mut store = store::open(&config.store, &config.aws()).await?;
     let mut processor = Processor::new(config.process_options(args.force))?.with_spill(&config.spill_options())?;
     if let Some(s3) = s3 {
         processor = processor.with_s3(s3);
@@ -78,7 +70,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
     if !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
         let periods: Vec<_> = deliveries.iter().filter_map(|d| d.declared_period()).collect();
         let window = periods.iter().map(|p| p.first_day()).min().zip(periods.iter().map(|p| p.last_day()).max());
-        let inputs = AttributionInputs::load(&AttributionOptions {
+        let options = AttributionOptions {
             evidence: args.evidence.clone(),
             assignments: args.assignments.clone(),
             rules: args.rules.clone(),
@@ -88,7 +80,11 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
             window,
             max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
             aws: config.aws(),
-        })?;
+        };
+        // Reading evidence files is blocking work: off the runtime's worker threads.
+        let inputs = tokio::task::spawn_blocking(move || AttributionInputs::load(&options))
+            .await
+            .map_err(|e| Failure::internal(anyhow::anyhow!("loading usage evidence: {e}")))??;
         processor = processor.with_attribution(inputs);
     }
     let mut refused = false;
@@ -103,7 +99,7 @@ pub fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
             tracing::info!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
         };
         // Files without a manifest may hold several billing periods: one report per period.
-        let done = runtime.block_on(processor.process_periods(store.as_mut(), delivery, &on_file));
+        let done = processor.process_periods(store.as_mut(), delivery, &on_file).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }

@@ -188,30 +188,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let result = (|| -> Result<u8, Failure> {
-        if let Command::Config(cmd_config::Args { doc: true }) = cli.command {
-            return cmd_config::doc();
-        }
-        let mut config = Config::load(cli.config.as_deref())?;
-        if let Some(store) = cli.store {
-            config.store = store;
-        }
-        match cli.command {
-            Command::Process(args) => cmd_process::run(args, config),
-            Command::Backfill(args) => cmd_backfill::run(args, config),
-            Command::Costs(args) => cmd_costs::run(args, config),
-            Command::Periods(args) => cmd_periods::run(args, config),
-            Command::Attribution(cmd) => cmd_attribution::run(cmd, config),
-            Command::Estimates(cmd) => cmd_finance::estimates(cmd, config),
-            Command::Reconcile(args) => cmd_finance::reconcile(args, config),
-            Command::Budgets(cmd) => cmd_finance::budgets(cmd, config),
-            Command::Nightly(args) => cmd_finance::nightly(args, config),
-            Command::Export(args) => cmd_finance::export(args, config),
-            Command::Report(args) => cmd_finance::report(args, config),
-            Command::Generate(args) => cmd_generate::run(args),
-            Command::Config(_) => cmd_config::run(&config),
-        }
-    })();
+    let result = run(cli);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -219,4 +196,36 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Runs the command on the one Tokio runtime of the process: stores, S3 and scans all await on it.
+fn run(cli: Cli) -> Result<u8, Failure> {
+    if let Command::Config(cmd_config::Args { doc: true }) = cli.command {
+        return cmd_config::doc();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure { code: 4, error: e.into() })?;
+    runtime.block_on(async {
+        let mut config = Config::load(cli.config.as_deref())?;
+        if let Some(store) = cli.store {
+            config.store = store;
+        }
+        match cli.command {
+            Command::Process(args) => cmd_process::run(args, config).await,
+            Command::Backfill(args) => cmd_backfill::run(args, config).await,
+            Command::Costs(args) => cmd_costs::run(args, config).await,
+            Command::Periods(args) => cmd_periods::run(args, config).await,
+            Command::Attribution(cmd) => cmd_attribution::run(cmd, config).await,
+            Command::Estimates(cmd) => cmd_finance::estimates(cmd, config).await,
+            Command::Reconcile(args) => cmd_finance::reconcile(args, config).await,
+            Command::Budgets(cmd) => cmd_finance::budgets(cmd, config).await,
+            Command::Nightly(args) => cmd_finance::nightly(args, config).await,
+            Command::Export(args) => cmd_finance::export(args, config).await,
+            Command::Report(args) => cmd_finance::report(args, config).await,
+            Command::Generate(args) => cmd_generate::run(args),
+            Command::Config(_) => cmd_config::run(&config),
+        }
+    })
 }

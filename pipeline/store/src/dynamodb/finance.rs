@@ -644,55 +644,67 @@ impl DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl FinanceStore for DynamoStore {
-    fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
-        self.block(|| self.import_async(estimates, source_name))
+    async fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
+        self.import_async(estimates, source_name).await
     }
 
-    fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
-        self.block(|| self.estimates_async(month))
+    async fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
+        self.estimates_async(month).await
     }
 
-    fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
-        self.block(|| self.put_one(budget_item(setting), "PutItem"))
+    async fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
+        self.put_one(budget_item(setting), "PutItem").await
     }
 
-    fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
-        self.block(|| self.delete_budget_async(tenant))
+    async fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
+        self.delete_budget_async(tenant).await
     }
 
-    fn budgets(&self) -> Result<Vec<BudgetSetting>> {
-        self.block(|| self.budgets_async())
+    async fn budgets(&self) -> Result<Vec<BudgetSetting>> {
+        self.budgets_async().await
     }
 
-    fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
-        self.block(|| self.alert_deliveries_async(month))
+    async fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+        self.alert_deliveries_async(month).await
     }
 
-    fn claim_alert(&mut self, alert: &Alert, channel: AlertChannel, run_id: &str, at: DateTime<Utc>) -> Result<bool> {
-        self.block(|| self.claim_alert_async(alert, channel, run_id, at))
+    async fn claim_alert(
+        &mut self,
+        alert: &Alert,
+        channel: AlertChannel,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.claim_alert_async(alert, channel, run_id, at).await
     }
 
-    fn mark_alert_sent(
+    async fn mark_alert_sent(
         &mut self,
         alert: &Alert,
         channel: AlertChannel,
         run_id: &str,
         sent_at: DateTime<Utc>,
     ) -> Result<bool> {
-        self.block(|| self.mark_alert_sent_async(alert, channel, run_id, sent_at))
+        self.mark_alert_sent_async(alert, channel, run_id, sent_at).await
     }
 
-    fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
-        self.block(|| self.release_alert_async(key, channel, run_id))
+    async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+        self.release_alert_async(key, channel, run_id).await
     }
 
-    fn replace_reconciliation(&mut self, month: Month, comparison: &Comparison, at: DateTime<Utc>) -> Result<usize> {
-        self.block(|| self.replace_reconciliation_async(month, comparison, at))
+    async fn replace_reconciliation(
+        &mut self,
+        month: Month,
+        comparison: &Comparison,
+        at: DateTime<Utc>,
+    ) -> Result<usize> {
+        self.replace_reconciliation_async(month, comparison, at).await
     }
 
-    fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
-        self.block(|| self.reconciliation_async(month))
+    async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
+        self.reconciliation_async(month).await
     }
 }
 

@@ -67,14 +67,11 @@
 //! retried, so readers see one complete version, never a mix or a partial one. Lines are returned
 //! in the SQLite store's order. `periods` queries the `_period` partition.
 //!
-//! # Sync trait, async SDK
+//! # One runtime
 //!
-//! [`CostStore`] is synchronous, but its callers run inside a Tokio runtime (`Processor::process`
-//! is async and calls the store directly), where `Handle::block_on` would panic or deadlock. The
-//! store owns a small multi-thread runtime and runs each call's future with
-//! `std::thread::scope(|s| s.spawn(|| runtime.block_on(future)))`: a fresh OS thread is never
-//! inside a runtime, the future may borrow the store and its arguments, and the caller's runtime
-//! thread simply waits, as it does for SQLite's blocking I/O.
+//! The store traits are async: every call is awaited on the caller's Tokio runtime (the CLI's,
+//! the Lambda's), through one SDK client built when the store is opened. The store owns no
+//! runtime and starts no thread, so a store built once per Lambda cold start serves every event.
 
 mod finance;
 mod item;
@@ -141,8 +138,6 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 pub struct DynamoStore {
     table: String,
     client: Client,
-    /// `Some` until drop (taken there to shut down without blocking).
-    runtime: Option<tokio::runtime::Runtime>,
     retry: RetryPolicy,
     fault: Option<Fault>,
     before_switch: Option<Hook>,
@@ -163,30 +158,6 @@ fn valid_table_name(table: &str) -> Result<()> {
             "{SCHEME}{table}: not a DynamoDB table name (3-255 characters of a-z, A-Z, 0-9, _ - .)"
         )))
     }
-}
-
-fn new_runtime(table: &str) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("curflow-dynamodb")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io(format!("{SCHEME}{table}"), e))
-}
-
-/// Runs a future to completion on `runtime` from any thread, including a runtime's own (see the
-/// module docs): a scoped OS thread drives it, so it may borrow from the caller.
-fn run_on<T: Send, F: Future<Output = T>>(
-    runtime: &tokio::runtime::Runtime,
-    make: impl FnOnce() -> F + Send,
-) -> Result<T> {
-    std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new()
-            .name("curflow-dynamodb-call".into())
-            .spawn_scoped(scope, move || runtime.block_on(make()))
-            .map_err(|e| Error::io("dynamodb store thread", e))?;
-        thread.join().map_err(|_| Error::Internal("a DynamoDB store call panicked".into()))
-    })
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
@@ -214,22 +185,21 @@ enum Switch {
 impl DynamoStore {
     /// A store on `table`, with the SDK configured from the standard AWS chain plus `aws`.
     /// Does not touch the table (see [`DynamoStore::check_table`]).
-    pub fn connect(table: &str, aws: &AwsSettings) -> Result<Self> {
-        Self::connect_with(table, aws, |b| b)
+    pub async fn connect(table: &str, aws: &AwsSettings) -> Result<Self> {
+        Self::connect_with(table, aws, |b| b).await
     }
 
     /// Like [`DynamoStore::connect`], with a hook to adjust the client configuration (tests add
     /// interceptors that inject throttling, or change the SDK's retry settings).
-    pub fn connect_with(
+    pub async fn connect_with(
         table: &str,
         aws: &AwsSettings,
         customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> Result<Self> {
         valid_table_name(table)?;
-        let runtime = new_runtime(table)?;
-        let sdk = run_on(&runtime, || sdk_config(aws))?;
+        let sdk = sdk_config(aws).await;
         let conf = customize(aws_sdk_dynamodb::config::Builder::from(&sdk)).build();
-        Ok(Self::with_runtime(table, Client::from_conf(conf), runtime))
+        Ok(Self::with_client(table, Client::from_conf(conf)))
     }
 
     /// A store on `table` through a ready SDK configuration.
@@ -240,18 +210,11 @@ impl DynamoStore {
     /// A store on `table` through a ready SDK client.
     pub fn from_client(table: &str, client: Client) -> Result<Self> {
         valid_table_name(table)?;
-        Ok(Self::with_runtime(table, client, new_runtime(table)?))
+        Ok(Self::with_client(table, client))
     }
 
-    fn with_runtime(table: &str, client: Client, runtime: tokio::runtime::Runtime) -> Self {
-        Self {
-            table: table.to_string(),
-            client,
-            runtime: Some(runtime),
-            retry: RetryPolicy::default(),
-            fault: None,
-            before_switch: None,
-        }
+    fn with_client(table: &str, client: Client) -> Self {
+        Self { table: table.to_string(), client, retry: RetryPolicy::default(), fault: None, before_switch: None }
     }
 
     /// Replaces the retry policy (backoff and give-up time) of this store's calls.
@@ -282,12 +245,6 @@ impl DynamoStore {
         &self.client
     }
 
-    fn block<T: Send, F: Future<Output = Result<T>>>(&self, make: impl FnOnce() -> F + Send) -> Result<T> {
-        let runtime =
-            self.runtime.as_ref().ok_or_else(|| Error::Internal("DynamoDB store used after shutdown".into()))?;
-        run_on(runtime, make)?
-    }
-
     fn aws_error<E>(&self, operation: &str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -306,8 +263,8 @@ impl DynamoStore {
     /// Checks that the table exists with this store's key schema and `month-index`. A missing or
     /// differently shaped table is an environment error (exit 4, Lambda retries then alarms): the
     /// deployment, region or endpoint is wrong, which no change to the input can fix.
-    pub fn check_table(&self) -> Result<()> {
-        self.block(|| async {
+    pub async fn check_table(&self) -> Result<()> {
+        {
             let req = self.client.describe_table().table_name(&self.table);
             let out = match self.retrying(|| req.clone().send()).await {
                 Ok(out) => out,
@@ -342,13 +299,13 @@ impl DynamoStore {
                 )));
             }
             Ok(())
-        })
+        }
     }
 
     /// Creates the table (layout of the module docs) unless it exists; returns whether it did.
     /// For tests and local use: deployed tables come from infra-cdk.
-    pub fn create_table_if_missing(&self) -> Result<bool> {
-        self.block(|| async {
+    pub async fn create_table_if_missing(&self) -> Result<bool> {
+        {
             let attr = |name: &str| {
                 AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
             };
@@ -395,7 +352,7 @@ impl DynamoStore {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        })
+        }
     }
 
     /// Runs an SDK call, retrying retryable failures (throttling, 5xx, timeouts) with backoff
@@ -472,8 +429,11 @@ impl DynamoStore {
     /// The lines of version `tag` of `period` in `partitions`, in the SQLite store's order.
     async fn read_version(&self, period: BillingPeriod, tag: &str, partitions: &[String]) -> Result<Vec<CostLine>> {
         let prefix = version_prefix(period, tag);
-        let pages: Vec<Vec<Item>> = futures::stream::iter(partitions)
-            .map(|p| self.query_all(self.partition_query(p, &prefix)))
+        // Queries built up front: a stream over borrowed partition names trips rustc's
+        // higher-ranked `Send` check in the store's boxed (async-trait) futures.
+        let queries: Vec<QueryFluentBuilder> = partitions.iter().map(|p| self.partition_query(p, &prefix)).collect();
+        let pages: Vec<Vec<Item>> = futures::stream::iter(queries)
+            .map(|query| self.query_all(query))
             .buffer_unordered(READS_IN_FLIGHT)
             .try_collect()
             .await?;
@@ -833,41 +793,37 @@ impl DynamoStore {
     }
 }
 
-impl Drop for DynamoStore {
-    fn drop(&mut self) {
-        // Never blocks, so the store may be dropped inside an async context.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
+#[async_trait::async_trait]
 impl CostStore for DynamoStore {
     fn describe(&self) -> String {
         format!("{SCHEME}{}", self.table)
     }
 
-    fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
-        self.block(|| async { Ok(self.get_pointer(period).await?.map(|p| p.record)) })
+    async fn period(&self, period: BillingPeriod) -> Result<Option<PeriodRecord>> {
+        Ok(self.get_pointer(period).await?.map(|p| p.record))
     }
 
-    fn periods(&self) -> Result<Vec<PeriodRecord>> {
-        self.block(|| self.periods_async())
+    async fn periods(&self) -> Result<Vec<PeriodRecord>> {
+        self.periods_async().await
     }
 
-    fn replace_period(&mut self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
+    async fn replace_period(
+        &mut self,
+        record: &PeriodRecord,
+        lines: &[CostLine],
+        force: bool,
+    ) -> Result<ReplaceOutcome> {
         if let Some(line) = lines.iter().find(|l| l.period != record.period) {
             return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
         }
-        let this = &*self;
-        this.block(|| this.replace_async(record, lines, force))
+        self.replace_async(record, lines, force).await
     }
 
-    fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
-        self.block(|| self.cost_lines_async(period))
+    async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        self.cost_lines_async(period).await
     }
 
-    fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        self.block(|| self.partition_lines_async(period, filter))
+    async fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+        self.partition_lines_async(period, filter).await
     }
 }
