@@ -213,32 +213,40 @@ struct Acc {
 
 type Key = (String, Month, String);
 
-/// Compares `estimates` with `actuals` (see the module docs).
-pub fn compare(
-    estimates: &[Estimate],
-    actuals: &[ActualCost],
-    mapping: &ResourceTypeMap,
-    periods: &Periods,
-    config: &CompareConfig,
-) -> Result<Comparison> {
-    let mut by_type: BTreeMap<Key, Acc> = BTreeMap::new();
-    let mut by_tenant: BTreeMap<(String, Month), Acc> = BTreeMap::new();
-    for e in estimates {
+/// The sums [`compare`] builds before it assesses anything.
+#[derive(Default)]
+struct Sums {
+    /// Per (tenant, month, resource type).
+    by_type: BTreeMap<Key, Acc>,
+    /// Per (tenant, month), over all resource types.
+    by_tenant: BTreeMap<(String, Month), Acc>,
+    /// Actual cost and records per (tenant, month, currency) in other currencies than the
+    /// estimates': reported, never compared.
+    other: BTreeMap<(String, Month, String), (Decimal, u64)>,
+}
+
+impl Sums {
+    /// Adds an estimate to its resource type's and its tenant month's sums.
+    fn add_estimate(&mut self, e: &Estimate) -> Result<()> {
         let key = (e.accountant_id.clone(), e.month, e.resource_type.clone());
-        for acc in [by_type.entry(key.clone()).or_default(), by_tenant.entry((key.0, key.1)).or_default()] {
+        for acc in [self.by_type.entry(key.clone()).or_default(), self.by_tenant.entry((key.0, key.1)).or_default()] {
             acc.estimated = total(acc.estimated, e.estimated_cost)?;
             acc.estimated_quantity = total(acc.estimated_quantity, e.quantity)?;
             acc.estimate_records += 1;
         }
+        Ok(())
     }
-    let mut other: BTreeMap<(String, Month, String), (Decimal, u64)> = BTreeMap::new();
-    for a in actuals.iter().filter(|a| a.measure == config.measure) {
+
+    /// Adds an actual cost of the compared measure: to `other` when in another currency, else to
+    /// the sums of the resource type `mapping` classifies it as (its quantity only when the usage
+    /// unit matches the type's) and of its tenant month (as unmapped cost when no type matches).
+    fn add_actual(&mut self, a: &ActualCost, mapping: &ResourceTypeMap, config: &CompareConfig) -> Result<()> {
         let month = Month::of(a.day);
         if a.currency != config.currency {
-            let slot = other.entry((a.accountant_id.clone(), month, a.currency.clone())).or_default();
+            let slot = self.other.entry((a.accountant_id.clone(), month, a.currency.clone())).or_default();
             slot.0 = total(slot.0, a.amount()?)?;
             slot.1 += 1;
-            continue;
+            return Ok(());
         }
         let rt = mapping.classify(&a.service, &a.usage_type);
         let quantity = match (rt, a.usage_quantity) {
@@ -249,12 +257,12 @@ pub fn compare(
         };
         let name = rt.map_or(UNMAPPED, |t| t.name.as_str()).to_owned();
         let amount = a.amount()?;
-        let acc = by_type.entry((a.accountant_id.clone(), month, name)).or_default();
+        let acc = self.by_type.entry((a.accountant_id.clone(), month, name)).or_default();
         match quantity {
             Some(q) => acc.actual_quantity = total(acc.actual_quantity, q)?,
             None => acc.quantity_unknown = true,
         }
-        let tenant = by_tenant.entry((a.accountant_id.clone(), month)).or_default();
+        let tenant = self.by_tenant.entry((a.accountant_id.clone(), month)).or_default();
         if rt.is_none() {
             tenant.unmapped = total(tenant.unmapped, amount)?;
         }
@@ -264,7 +272,26 @@ pub fn compare(
             acc.actual_records += 1;
             acc.days.insert(a.day);
         }
+        Ok(())
     }
+}
+
+/// Compares `estimates` with `actuals` (see the module docs).
+pub fn compare(
+    estimates: &[Estimate],
+    actuals: &[ActualCost],
+    mapping: &ResourceTypeMap,
+    periods: &Periods,
+    config: &CompareConfig,
+) -> Result<Comparison> {
+    let mut sums = Sums::default();
+    for e in estimates {
+        sums.add_estimate(e)?;
+    }
+    for a in actuals.iter().filter(|a| a.measure == config.measure) {
+        sums.add_actual(a, mapping, config)?;
+    }
+    let Sums { by_type, by_tenant, other } = sums;
 
     let not_compared = other
         .into_iter()
@@ -278,27 +305,7 @@ pub fn compare(
         .collect();
     let mut out = Comparison { not_compared, ..Comparison::default() };
     for ((tenant, month), acc) in by_tenant {
-        let state = periods.state(month);
-        let actual = total(acc.direct, acc.attributed)?;
-        let f = assess(acc.estimated, actual, &config.thresholds)?;
-        out.tenant_months.push(TenantMonthVariance {
-            accountant_id: tenant,
-            month,
-            period_state: state,
-            currency: config.currency.clone(),
-            estimated: acc.estimated,
-            actual,
-            actual_direct: acc.direct,
-            actual_attributed: acc.attributed,
-            actual_unmapped: acc.unmapped,
-            variance: f.variance,
-            variance_pct: f.variance_pct,
-            unestimated_usage: f.unestimated_usage,
-            flagged: f.flagged,
-            status: VarianceStatus::of(f.flagged, state),
-            estimate_records: acc.estimate_records,
-            actual_records: acc.actual_records,
-        });
+        out.tenant_months.push(tenant_row(tenant, month, acc, periods.state(month), config)?);
     }
     for ((tenant, month, resource_type), acc) in by_type {
         let row = resource_row(tenant, month, resource_type, acc, mapping, periods.state(month), config)?;
@@ -308,6 +315,36 @@ pub fn compare(
         out.resource_types.push(row);
     }
     Ok(out)
+}
+
+/// A tenant month's variance: all its estimates against its direct and attributed actual cost.
+fn tenant_row(
+    tenant: String,
+    month: Month,
+    acc: Acc,
+    state: PeriodState,
+    config: &CompareConfig,
+) -> Result<TenantMonthVariance> {
+    let actual = total(acc.direct, acc.attributed)?;
+    let f = assess(acc.estimated, actual, &config.thresholds)?;
+    Ok(TenantMonthVariance {
+        accountant_id: tenant,
+        month,
+        period_state: state,
+        currency: config.currency.clone(),
+        estimated: acc.estimated,
+        actual,
+        actual_direct: acc.direct,
+        actual_attributed: acc.attributed,
+        actual_unmapped: acc.unmapped,
+        variance: f.variance,
+        variance_pct: f.variance_pct,
+        unestimated_usage: f.unestimated_usage,
+        flagged: f.flagged,
+        status: VarianceStatus::of(f.flagged, state),
+        estimate_records: acc.estimate_records,
+        actual_records: acc.actual_records,
+    })
 }
 
 fn resource_row(

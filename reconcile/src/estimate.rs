@@ -229,75 +229,19 @@ fn build<'a>(
     mut errors: Vec<FieldError>,
     rules: &EstimateRules,
 ) -> Result<Estimate, EstimateErrors> {
-    let missing = |field: &str| FieldError::new(field, "a value (the field is missing or empty)", None);
-    let text = |field: &str, errors: &mut Vec<FieldError>| -> Option<String> {
-        match get(field) {
-            None => {
-                errors.push(missing(field));
-                None
-            }
-            Some(v) => match check_text(field, v) {
-                Ok(()) => Some(v.to_owned()),
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
-            },
-        }
-    };
-    let accountant_id = text("accountant_id", &mut errors);
-    let timestamp = match get("timestamp") {
-        None => {
-            errors.push(missing("timestamp"));
-            None
-        }
-        Some(v) => match DateTime::parse_from_rfc3339(v) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                errors.push(FieldError::new("timestamp", "an RFC 3339 timestamp like 2026-10-03T10:00:00Z", Some(v)));
-                None
-            }
-        },
-    };
-    let month = match get("month") {
-        None => {
-            errors.push(missing("month"));
-            None
-        }
-        Some(v) => match v.parse::<Month>() {
-            Ok(m) => Some(m),
-            Err(_) => {
-                errors.push(FieldError::new("month", "a month YYYY-MM", Some(v)));
-                None
-            }
-        },
-    };
+    let accountant_id = required_text("accountant_id", get("accountant_id"), &mut errors);
+    let timestamp = required_timestamp(get("timestamp"), &mut errors);
+    let month = required_month(get("month"), &mut errors);
     if let (Some(m), Some(t)) = (month, timestamp)
         && let Err(e) = check_month(m, t)
     {
         errors.push(e);
     }
-    let operation = text("operation", &mut errors);
-    let resource_type = text("resource_type", &mut errors);
-    let number = |field: &str, errors: &mut Vec<FieldError>| -> Option<Decimal> {
-        let v = match get(field) {
-            None => {
-                errors.push(missing(field));
-                return None;
-            }
-            Some(v) => v,
-        };
-        match parse_decimal(v) {
-            Ok(d) if !d.is_sign_negative() || d.is_zero() => Some(d),
-            _ => {
-                errors.push(FieldError::new(field, "a decimal number ≥ 0 (at most 28 significant digits)", Some(v)));
-                None
-            }
-        }
-    };
-    let quantity = number("quantity", &mut errors);
-    let unit_cost = number("unit_cost", &mut errors);
-    let estimated_cost = number("estimated_cost", &mut errors);
+    let operation = required_text("operation", get("operation"), &mut errors);
+    let resource_type = required_text("resource_type", get("resource_type"), &mut errors);
+    let quantity = required_amount("quantity", get("quantity"), &mut errors);
+    let unit_cost = required_amount("unit_cost", get("unit_cost"), &mut errors);
+    let estimated_cost = required_amount("estimated_cost", get("estimated_cost"), &mut errors);
     match (accountant_id, timestamp, month, operation, resource_type, quantity, unit_cost, estimated_cost) {
         (
             Some(accountant_id),
@@ -327,6 +271,79 @@ fn build<'a>(
             Ok(e)
         }
         _ => Err(EstimateErrors(normalize(errors))),
+    }
+}
+
+/// The error of a required field that is absent or empty.
+fn missing(field: &str) -> FieldError {
+    FieldError::new(field, "a value (the field is missing or empty)", None)
+}
+
+/// A required text field's `value`, checked by [`check_text`]; `None` when it is missing or
+/// invalid, with the error added to `errors` (so that every field's error is reported).
+fn required_text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    match value {
+        None => {
+            errors.push(missing(field));
+            None
+        }
+        Some(v) => match check_text(field, v) {
+            Ok(()) => Some(v.to_owned()),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    }
+}
+
+/// The `timestamp` field (RFC 3339, with its offset kept); `None` with the error added to `errors`.
+fn required_timestamp(value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<DateTime<FixedOffset>> {
+    match value {
+        None => {
+            errors.push(missing("timestamp"));
+            None
+        }
+        Some(v) => match DateTime::parse_from_rfc3339(v) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(FieldError::new("timestamp", "an RFC 3339 timestamp like 2026-10-03T10:00:00Z", Some(v)));
+                None
+            }
+        },
+    }
+}
+
+/// The `month` field (`YYYY-MM`); `None` with the error added to `errors`.
+fn required_month(value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Month> {
+    match value {
+        None => {
+            errors.push(missing("month"));
+            None
+        }
+        Some(v) => match v.parse::<Month>() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                errors.push(FieldError::new("month", "a month YYYY-MM", Some(v)));
+                None
+            }
+        },
+    }
+}
+
+/// A required non-negative exact decimal (quantities and costs); `None` with the error added to
+/// `errors`. A negative zero is accepted as zero.
+fn required_amount(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
+    let Some(v) = value else {
+        errors.push(missing(field));
+        return None;
+    };
+    match parse_decimal(v) {
+        Ok(d) if !d.is_sign_negative() || d.is_zero() => Some(d),
+        _ => {
+            errors.push(FieldError::new(field, "a decimal number ≥ 0 (at most 28 significant digits)", Some(v)));
+            None
+        }
     }
 }
 

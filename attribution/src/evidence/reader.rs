@@ -50,55 +50,26 @@ pub(crate) fn read_lines<R: BufRead>(
     let mut report = SourceReport { source: source_name.to_owned(), ..SourceReport::default() };
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
-    'lines: loop {
-        buf.clear();
-        let mut too_long = false;
-        let mut eof = false;
-        loop {
-            let (used, newline) = match reader.fill_buf() {
-                Ok([]) => {
-                    eof = true;
-                    break;
-                }
-                Ok(avail) => {
-                    let nl = avail.iter().position(|&b| b == b'\n');
-                    let chunk = &avail[..nl.unwrap_or(avail.len())];
-                    let room = MAX_LINE_BYTES.saturating_sub(buf.len());
-                    if chunk.len() > room {
-                        too_long = true;
-                    }
-                    // Keep at most MAX_LINE_BYTES (enough for the excerpt of an over-long line).
-                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    (nl.map_or(avail.len(), |i| i + 1), nl.is_some())
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput
-                    ) =>
-                {
-                    // A truncated or corrupt gzip stream: what was read stays, the damage is one bad record.
-                    line_no += 1;
-                    report.lines += 1;
-                    report.truncated = true;
-                    let err = ParseError::Truncated(format!("{e} (after {} complete lines)", line_no - 1));
-                    report.malformed(line_no, &err, &buf, budget);
-                    break 'lines;
-                }
-                Err(e) => {
-                    return Err(EvidenceError::Io {
-                        source_name: source_name.to_owned(),
-                        line: line_no,
-                        message: e.to_string(),
-                    });
-                }
-            };
-            reader.consume(used);
-            if newline {
+    loop {
+        let (too_long, eof) = match next_line(&mut reader, &mut buf) {
+            Ok(LineEnd::Complete { too_long, eof }) => (too_long, eof),
+            Ok(LineEnd::Corrupt(e)) => {
+                // A truncated or corrupt gzip stream: what was read stays, the damage is one bad record.
+                line_no += 1;
+                report.lines += 1;
+                report.truncated = true;
+                let err = ParseError::Truncated(format!("{e} (after {} complete lines)", line_no - 1));
+                report.malformed(line_no, &err, &buf, budget);
                 break;
             }
-        }
+            Err(e) => {
+                return Err(EvidenceError::Io {
+                    source_name: source_name.to_owned(),
+                    line: line_no,
+                    message: e.to_string(),
+                });
+            }
+        };
         if eof && buf.is_empty() {
             break;
         }
@@ -111,27 +82,86 @@ pub(crate) fn read_lines<R: BufRead>(
             continue;
         }
         report.lines += 1;
-        if too_long {
-            report.malformed(line_no, &ParseError::TooLong { limit: MAX_LINE_BYTES }, bytes, budget);
-        } else {
-            match std::str::from_utf8(bytes) {
-                Err(e) => {
-                    report.malformed(line_no, &ParseError::InvalidUtf8 { valid_up_to: e.valid_up_to() }, bytes, budget)
-                }
-                Ok(text) => match f(line_no, text) {
-                    Ok(Outcome::Record) => report.records += 1,
-                    Ok(Outcome::Ignored) => report.ignored += 1,
-                    Err(LineError::Malformed(e)) => report.malformed(line_no, &e, bytes, budget),
-                    Err(LineError::Fatal(e)) => return Err(e),
-                },
-            }
-        }
+        account_line(&mut report, line_no, bytes, too_long, budget, &mut f)?;
         if eof {
             break;
         }
     }
     report.check(budget)?;
     Ok(report)
+}
+
+/// How [`next_line`] ended.
+enum LineEnd {
+    /// At a newline, or at the end of the input (`eof`); `too_long` when the line was cut at
+    /// [`MAX_LINE_BYTES`].
+    Complete { too_long: bool, eof: bool },
+    /// The stream failed the way a truncated or corrupt gzip stream does: what was read stays in
+    /// the buffer, and the read ends.
+    Corrupt(io::Error),
+}
+
+/// Reads the next line (without its newline) into `buf`, keeping at most [`MAX_LINE_BYTES`] of it
+/// so that one line without a newline cannot exhaust memory. Other I/O errors than those of a
+/// corrupt stream are returned (fatal for the whole read).
+fn next_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<LineEnd> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let (used, newline) = match reader.fill_buf() {
+            Ok([]) => return Ok(LineEnd::Complete { too_long, eof: true }),
+            Ok(avail) => {
+                let nl = avail.iter().position(|&b| b == b'\n');
+                let chunk = &avail[..nl.unwrap_or(avail.len())];
+                let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+                if chunk.len() > room {
+                    too_long = true;
+                }
+                // Keep at most MAX_LINE_BYTES (enough for the excerpt of an over-long line).
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                (nl.map_or(avail.len(), |i| i + 1), nl.is_some())
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput) =>
+            {
+                return Ok(LineEnd::Corrupt(e));
+            }
+            Err(e) => return Err(e),
+        };
+        reader.consume(used);
+        if newline {
+            return Ok(LineEnd::Complete { too_long, eof: false });
+        }
+    }
+}
+
+/// Counts one non-blank line: an over-long or non-UTF-8 line is malformed without reaching `f`;
+/// otherwise `f`'s outcome is counted, and its fatal error ends the read.
+fn account_line(
+    report: &mut SourceReport,
+    line_no: u64,
+    bytes: &[u8],
+    too_long: bool,
+    budget: &ErrorBudget,
+    f: &mut impl FnMut(u64, &str) -> Result<Outcome, LineError>,
+) -> Result<(), EvidenceError> {
+    if too_long {
+        report.malformed(line_no, &ParseError::TooLong { limit: MAX_LINE_BYTES }, bytes, budget);
+    } else {
+        match std::str::from_utf8(bytes) {
+            Err(e) => {
+                report.malformed(line_no, &ParseError::InvalidUtf8 { valid_up_to: e.valid_up_to() }, bytes, budget)
+            }
+            Ok(text) => match f(line_no, text) {
+                Ok(Outcome::Record) => report.records += 1,
+                Ok(Outcome::Ignored) => report.ignored += 1,
+                Err(LineError::Malformed(e)) => report.malformed(line_no, &e, bytes, budget),
+                Err(LineError::Fatal(e)) => return Err(e),
+            },
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

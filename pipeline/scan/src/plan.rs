@@ -48,75 +48,155 @@ pub const SUM_COLUMNS: [&str; 7] = [
 
 /// Turns a scanned CUR file into per-group sums.
 pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<DataFrame> {
-    // FOCUS CSV writers may spell a null cell `NULL` (the FinOps Foundation's sample does); the
-    // CSV reader's null regex does not apply to text columns, so it is mapped here.
-    let null_text = matches!(cols.format, crate::schema::CurFormat::Focus { csv: true });
-    let raw = |name: &str| -> Expr {
-        if null_text { datafusion::functions::core::expr_fn::nullif(ident(name), lit("NULL")) } else { ident(name) }
-    };
-    let column = |c: Col| -> Expr { cols.name(c).map(raw).unwrap_or(lit(ScalarValue::Null)) };
-    let label = |c: Col| -> Expr { lit(cols.name(c).unwrap_or(c.spec().csv_name).to_string()) };
-    let money = |c: Col| udfs.money.call(vec![column(c), label(c)]);
+    let source = SourceColumns::new(cols, udfs);
+    let typed = df.filter(source.not_split_child())?.select(source.typed_exprs())?;
+    let rows = typed.select(row_exprs(cols, udfs)?)?;
+    sum_groups(rows)
+}
 
-    let operation = column(Col::Operation);
-    let not_split_child = operation.clone().is_null().or(in_list(
-        operation,
-        SPLIT_COST_CHILD_OPERATIONS.iter().map(|op| lit(*op)).collect(),
-        true,
-    ));
+/// Expressions over the file's own columns (by their resolved names), shared by the filter and
+/// the typed projection of [`aggregate_file`].
+struct SourceColumns<'a> {
+    cols: &'a ResolvedColumns,
+    udfs: &'a Udfs,
+    /// FOCUS CSV writers may spell a null cell `NULL` (the FinOps Foundation's sample does); the
+    /// CSV reader's null regex does not apply to text columns, so it is mapped here.
+    null_text: bool,
+}
 
-    let tenant = match &cols.tenant {
-        TenantSource::Column(name) => udfs.tag.call(vec![ident(name)]),
-        TenantSource::JsonKeys(keys) => udfs.tag.call(
-            keys.iter()
-                .flat_map(|(column, key)| {
-                    [raw(column), lit(format!("{column}{}{key}", super::udf::JSON_KEY_SEPARATOR))]
-                })
-                .collect(),
-        ),
-        TenantSource::MapKeys(keys) => {
-            udfs.tag.call(keys.iter().flat_map(|(map, key)| [ident(map), lit(key.clone())]).collect())
+impl<'a> SourceColumns<'a> {
+    fn new(cols: &'a ResolvedColumns, udfs: &'a Udfs) -> Self {
+        let null_text = matches!(cols.format, crate::schema::CurFormat::Focus { csv: true });
+        Self { cols, udfs, null_text }
+    }
+
+    /// The file's column `name`, with FOCUS CSV `NULL` text read as null.
+    fn raw(&self, name: &str) -> Expr {
+        if self.null_text {
+            datafusion::functions::core::expr_fn::nullif(ident(name), lit("NULL"))
+        } else {
+            ident(name)
         }
-        TenantSource::Absent => lit(ScalarValue::Utf8(None)),
-    };
-    // FOCUS: amortized is the provider's `EffectiveCost` (billed cost when the column is absent).
-    let effective = match &cols.effective_cost {
-        Some(name) => udfs.money.call(vec![raw(name), lit(name.clone())]),
-        None => lit(ScalarValue::Null),
-    };
-    let has_ri_arn = match cols.name(Col::ReservationArn) {
-        Some(name) => udfs.non_empty.call(vec![ident(name)]),
-        None => lit(false),
-    };
+    }
 
-    let typed = df.filter(not_split_child)?.select(vec![
-        udfs.date.call(vec![column(Col::BillingPeriodStart), label(Col::BillingPeriodStart)]).alias("period_start"),
-        udfs.date.call(vec![column(Col::UsageStart), label(Col::UsageStart)]).alias("usage_date"),
-        tenant.alias("tenant"),
-        column(Col::ProductCode).alias("service"),
-        column(Col::UsageType).alias("usage_type"),
-        column(Col::Operation).alias("operation"),
-        column(Col::ResourceId).alias("resource_id"),
-        column(Col::LineItemType).alias("line_item_type"),
-        column(Col::CurrencyCode).alias("currency"),
-        column(Col::PricingUnit).alias("usage_unit"),
-        column(Col::InvoiceId).alias("invoice_id"),
-        udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
-        has_ri_arn.alias("has_ri_arn"),
-        money(Col::UnblendedCost).alias("m_unblended"),
-        money(Col::NetUnblendedCost).alias("m_net"),
-        money(Col::SavingsPlanEffectiveCost).alias("m_sp_effective"),
-        money(Col::SavingsPlanTotalCommitment).alias("m_sp_total"),
-        money(Col::SavingsPlanUsedCommitment).alias("m_sp_used"),
-        money(Col::SavingsPlanAmortizedUpfront).alias("m_sp_amortized_upfront"),
-        money(Col::ReservationEffectiveCost).alias("m_ri_effective"),
-        money(Col::ReservationUnusedAmortizedUpfrontFee).alias("m_ri_unused_upfront"),
-        money(Col::ReservationUnusedRecurringFee).alias("m_ri_unused_recurring"),
-        money(Col::ReservationAmortizedUpfrontFee).alias("m_ri_amortized_upfront"),
-        udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
-        effective.alias("m_effective"),
-    ])?;
+    /// Column `c`, or a NULL literal when the file does not have it.
+    fn column(&self, c: Col) -> Expr {
+        self.cols.name(c).map(|name| self.raw(name)).unwrap_or(lit(ScalarValue::Null))
+    }
 
+    /// The name of column `c` as a literal, for the UDFs' error messages (its CSV name when the
+    /// file does not have it).
+    fn label(&self, c: Col) -> Expr {
+        lit(self.cols.name(c).unwrap_or(c.spec().csv_name).to_string())
+    }
+
+    /// Money column `c` as an exact scaled decimal.
+    fn money(&self, c: Col) -> Expr {
+        self.udfs.money.call(vec![self.column(c), self.label(c)])
+    }
+
+    /// The filter keeping every row but split-cost-allocation children (see the module docs).
+    fn not_split_child(&self) -> Expr {
+        let operation = self.column(Col::Operation);
+        operation.clone().is_null().or(in_list(
+            operation,
+            SPLIT_COST_CHILD_OPERATIONS.iter().map(|op| lit(*op)).collect(),
+            true,
+        ))
+    }
+
+    /// A row's tenant, from wherever the format keeps the tag (NULL: the shared pool).
+    fn tenant(&self) -> Expr {
+        let udfs = self.udfs;
+        match &self.cols.tenant {
+            TenantSource::Column(name) => udfs.tag.call(vec![ident(name)]),
+            TenantSource::JsonKeys(keys) => udfs.tag.call(
+                keys.iter()
+                    .flat_map(|(column, key)| {
+                        [self.raw(column), lit(format!("{column}{}{key}", super::udf::JSON_KEY_SEPARATOR))]
+                    })
+                    .collect(),
+            ),
+            TenantSource::MapKeys(keys) => {
+                udfs.tag.call(keys.iter().flat_map(|(map, key)| [ident(map), lit(key.clone())]).collect())
+            }
+            TenantSource::Absent => lit(ScalarValue::Utf8(None)),
+        }
+    }
+
+    /// The typed per-row values the measures are computed from: grouping keys, line item kind and
+    /// every money column the measure UDFs read.
+    fn typed_exprs(&self) -> Vec<Expr> {
+        let (cols, udfs) = (self.cols, self.udfs);
+        // FOCUS: amortized is the provider's `EffectiveCost` (billed cost when the column is absent).
+        let effective = match &cols.effective_cost {
+            Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
+            None => lit(ScalarValue::Null),
+        };
+        let has_ri_arn = match cols.name(Col::ReservationArn) {
+            Some(name) => udfs.non_empty.call(vec![ident(name)]),
+            None => lit(false),
+        };
+        let column = |c: Col| self.column(c);
+        let label = |c: Col| self.label(c);
+        let money = |c: Col| self.money(c);
+        vec![
+            udfs.date.call(vec![column(Col::BillingPeriodStart), label(Col::BillingPeriodStart)]).alias("period_start"),
+            udfs.date.call(vec![column(Col::UsageStart), label(Col::UsageStart)]).alias("usage_date"),
+            self.tenant().alias("tenant"),
+            column(Col::ProductCode).alias("service"),
+            column(Col::UsageType).alias("usage_type"),
+            column(Col::Operation).alias("operation"),
+            column(Col::ResourceId).alias("resource_id"),
+            column(Col::LineItemType).alias("line_item_type"),
+            column(Col::CurrencyCode).alias("currency"),
+            column(Col::PricingUnit).alias("usage_unit"),
+            column(Col::InvoiceId).alias("invoice_id"),
+            udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
+            has_ri_arn.alias("has_ri_arn"),
+            money(Col::UnblendedCost).alias("m_unblended"),
+            money(Col::NetUnblendedCost).alias("m_net"),
+            money(Col::SavingsPlanEffectiveCost).alias("m_sp_effective"),
+            money(Col::SavingsPlanTotalCommitment).alias("m_sp_total"),
+            money(Col::SavingsPlanUsedCommitment).alias("m_sp_used"),
+            money(Col::SavingsPlanAmortizedUpfront).alias("m_sp_amortized_upfront"),
+            money(Col::ReservationEffectiveCost).alias("m_ri_effective"),
+            money(Col::ReservationUnusedAmortizedUpfrontFee).alias("m_ri_unused_upfront"),
+            money(Col::ReservationUnusedRecurringFee).alias("m_ri_unused_recurring"),
+            money(Col::ReservationAmortizedUpfrontFee).alias("m_ri_amortized_upfront"),
+            udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
+            effective.alias("m_effective"),
+        ]
+    }
+}
+
+/// A row at the stored grain: the grouping keys (operation and resource id kept only for
+/// shared-pool rows, the grain attribution splits at), then the exact measures.
+fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<Vec<Expr>> {
+    let measures = if cols.format.is_focus() { focus_measures(cols)? } else { cur_measures(udfs)? };
+    let in_pool = col("tenant").is_null();
+    let mut row_exprs = vec![
+        col("period_start"),
+        col("usage_date"),
+        col("tenant"),
+        col("service"),
+        col("usage_type"),
+        when(in_pool.clone(), col("operation")).end()?.alias("pool_operation"),
+        when(in_pool, col("resource_id")).end()?.alias("pool_resource_id"),
+        col("line_item_type"),
+        col("currency"),
+        col("usage_unit"),
+        col("invoice_id"),
+        col("m_unblended").alias("unblended_cost"),
+    ];
+    row_exprs.extend(measures);
+    row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
+    Ok(row_exprs)
+}
+
+/// The measures of a CUR row, each computed by its UDF from the line item kind and the typed
+/// money columns.
+fn cur_measures(udfs: &Udfs) -> datafusion::error::Result<Vec<Expr>> {
     let measure_args: Vec<Expr> = [
         "kind",
         "has_ri_arn",
@@ -140,35 +220,17 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
             .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("no UDF for {}", m.name())))?;
         Ok(udf.call(measure_args.clone()).alias(m.name()))
     };
-    let measures = if cols.format.is_focus() {
-        focus_measures(cols)?
-    } else {
-        vec![
-            measure(Measure::NetUnblended)?,
-            measure(Measure::Amortized)?,
-            measure(Measure::RiSpTrueup)?,
-            measure(Measure::RiSpUpfrontFees)?,
-        ]
-    };
-    let in_pool = col("tenant").is_null();
-    let mut row_exprs = vec![
-        col("period_start"),
-        col("usage_date"),
-        col("tenant"),
-        col("service"),
-        col("usage_type"),
-        when(in_pool.clone(), col("operation")).end()?.alias("pool_operation"),
-        when(in_pool, col("resource_id")).end()?.alias("pool_resource_id"),
-        col("line_item_type"),
-        col("currency"),
-        col("usage_unit"),
-        col("invoice_id"),
-        col("m_unblended").alias("unblended_cost"),
-    ];
-    row_exprs.extend(measures);
-    row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
-    let rows = typed.select(row_exprs)?;
+    Ok(vec![
+        measure(Measure::NetUnblended)?,
+        measure(Measure::Amortized)?,
+        measure(Measure::RiSpTrueup)?,
+        measure(Measure::RiSpUpfrontFees)?,
+    ])
+}
 
+/// Groups `rows` by [`GROUP_COLUMNS`] into the [`SUM_COLUMNS`]: sums in 256 bits (see there)
+/// and the row count.
+fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
     let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
     let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6]
         .iter()

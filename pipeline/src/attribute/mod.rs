@@ -13,7 +13,7 @@ pub mod sources;
 pub mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use curflow_attribution::evidence::agent::{AgentAggregator, AgentConfig, read_session_map};
@@ -30,7 +30,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use self::inventory::InventoryManifest;
-use self::sources::{EvidenceSource, FileKind, classify, files_under, open};
+use self::sources::{CloudWatchSource, EvidenceSource, FileKind, classify, files_under, open};
 use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
 use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
@@ -90,7 +90,7 @@ fn evidence_error(source: &str, e: impl std::fmt::Display) -> Error {
     Error::Evidence { path: PathBuf::from(source), reason: e.to_string() }
 }
 
-fn config_error(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+fn config_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Config { source_name: path.display().to_string(), reason: e.to_string() }
 }
 
@@ -103,114 +103,194 @@ impl AttributionInputs {
 
     /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
     pub fn load(options: &AttributionOptions) -> Result<Self> {
-        let (rules, rules_source) = match &options.rules {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-                let rules = Rules::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?;
-                (rules, path.display().to_string())
-            }
-            None => (default_rules(), "shipped default rules".to_string()),
-        };
-        let assignments = match &options.assignments {
-            Some(path) => {
-                Assignments::read(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?
-            }
-            None => Assignments::new(),
-        };
-        let prefixes = match &options.s3_prefixes {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-                Some(PrefixMap::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?)
-            }
-            None => None,
-        };
-        let keys = vec![options.tenant_key.clone()];
-        // One pass per file feeds every log-based driver (a log group mixes the kinds of lines).
-        let mut logs = LogAggregator::new(
-            LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() }),
-            DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
-        );
-        if let Some(path) = &options.agent_sessions {
-            let map = read_session_map(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?;
-            logs = logs.with_agent(AgentAggregator::new(AgentConfig::new(map)));
-        }
+        let (rules, rules_source) = load_rules(options.rules.as_deref())?;
+        let assignments = load_assignments(options.assignments.as_deref())?;
+        let prefixes = load_prefixes(options.s3_prefixes.as_deref())?;
+        let logs = log_aggregator(options)?;
         let empty_map = PrefixMap::new();
-        let mut access = S3AccessAggregator::new(prefixes.as_ref().unwrap_or(&empty_map));
+        let access = S3AccessAggregator::new(prefixes.as_ref().unwrap_or(&empty_map));
         let mut budget = ErrorBudget::default();
         if let Some(ratio) = options.max_malformed_ratio {
             budget.max_ratio = ratio;
         }
-        let mut report = EvidenceReport { rules_source, ..EvidenceReport::default() };
-        let mut drivers = DriverTotals::new();
-        let need_prefixes = |what: &str, file: &std::path::Path| Error::Evidence {
-            path: file.to_path_buf(),
-            reason: format!("{what} needs an S3 prefix → tenant map (--s3-prefixes FILE)"),
+        let mut reader = EvidenceReader {
+            logs,
+            access,
+            prefixes: prefixes.as_ref(),
+            budget,
+            report: EvidenceReport { rules_source, ..EvidenceReport::default() },
+            drivers: DriverTotals::new(),
         };
-        let totals_error = |e: String| Error::Internal(format!("evidence totals: {e}"));
         for source in &options.evidence {
             match source {
-                EvidenceSource::Path(root) => {
-                    let mut files = Vec::new();
-                    files_under(root, &mut files)?;
-                    let kinds = files.iter().map(|f| classify(f).map(|k| (f, k))).collect::<Result<Vec<_>>>()?;
-                    // Inventory data files are read through their manifest, not as logs.
-                    let mut through_manifest = BTreeSet::new();
-                    let mut manifests = Vec::new();
-                    for (file, _) in kinds.iter().filter(|(_, k)| *k == FileKind::InventoryManifest) {
-                        let m = InventoryManifest::read(file)?;
-                        through_manifest.extend(m.data_files.iter().filter_map(|p| p.canonicalize().ok()));
-                        manifests.push(m);
-                    }
-                    for m in &manifests {
-                        let map = prefixes.as_ref().ok_or_else(|| need_prefixes("S3 Inventory", &m.path))?;
-                        let (totals, stats, reports) = m.aggregate(map, &budget)?;
-                        drivers.merge(&totals).map_err(|e| totals_error(e.to_string()))?;
-                        report.s3_inventory_snapshots += 1;
-                        report.s3_objects += stats.objects;
-                        report.s3_unmapped_objects += stats.unmapped_objects;
-                        report.sources.extend(reports);
-                    }
-                    for (file, kind) in kinds {
-                        if file.canonicalize().is_ok_and(|c| through_manifest.contains(&c)) {
-                            continue;
-                        }
-                        let name = file.display().to_string();
-                        match kind {
-                            FileKind::Log => {
-                                report.sources.push(
-                                    logs.read(&name, open(file)?, &budget).map_err(|e| evidence_error(&name, e))?,
-                                );
-                            }
-                            FileKind::SubscriptionPayload => {
-                                let payloads = subscription::PayloadLines::new(open(file)?);
-                                let read = logs.read(&name, std::io::BufReader::new(payloads), &budget);
-                                report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
-                            }
-                            FileKind::S3AccessLog => {
-                                if prefixes.is_none() {
-                                    return Err(need_prefixes("S3 server access logs", file));
-                                }
-                                report.sources.push(
-                                    access.read(&name, open(file)?, &budget).map_err(|e| evidence_error(&name, e))?,
-                                );
-                            }
-                            FileKind::InventoryManifest | FileKind::Skip => {}
-                        }
-                    }
-                }
-                EvidenceSource::CloudWatch(group) => {
-                    let (from, to) = options.window.unwrap_or_else(|| {
-                        let today = chrono::Utc::now().date_naive();
-                        (today - chrono::Days::new(31), today)
-                    });
-                    let name = source.to_string();
-                    let mut reader = cloudwatch::open_log_group(group, from, to, &options.aws);
-                    let read = logs.read(&name, &mut reader, &budget);
-                    reader.finish()?;
-                    report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
-                }
+                EvidenceSource::Path(root) => reader.read_path(root)?,
+                EvidenceSource::CloudWatch(group) => reader.read_log_group(source, group, options)?,
             }
         }
+        let (drivers, report) = reader.finish()?;
+        Ok(Self { rules, assignments, drivers, report })
+    }
+}
+
+/// The rules of `--rules`, or the shipped default rules; with a description of where they came
+/// from for the run summary.
+fn load_rules(path: Option<&Path>) -> Result<(Rules, String)> {
+    Ok(match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let rules = Rules::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?;
+            (rules, path.display().to_string())
+        }
+        None => (default_rules(), "shipped default rules".to_string()),
+    })
+}
+
+/// The resource → tenant assignments of `--assignments` (none without it).
+fn load_assignments(path: Option<&Path>) -> Result<Assignments> {
+    match path {
+        Some(path) => Assignments::read(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e)),
+        None => Ok(Assignments::new()),
+    }
+}
+
+/// The S3 prefix → tenant map of `--s3-prefixes`; `None` without it (S3 evidence is then refused).
+fn load_prefixes(path: Option<&Path>) -> Result<Option<PrefixMap>> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Ok(Some(PrefixMap::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// One aggregator for every log-based driver, as one pass per file feeds them all (a log group
+/// mixes the kinds of lines); agent usage records are read only with a session map.
+fn log_aggregator(options: &AttributionOptions) -> Result<LogAggregator> {
+    let keys = vec![options.tenant_key.clone()];
+    let mut logs = LogAggregator::new(
+        LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() }),
+        DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
+    );
+    if let Some(path) = &options.agent_sessions {
+        let map = read_session_map(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?;
+        logs = logs.with_agent(AgentAggregator::new(AgentConfig::new(map)));
+    }
+    Ok(logs)
+}
+
+/// S3 evidence without `--s3-prefixes`: its keys cannot be mapped to tenants.
+fn need_prefixes(what: &str, file: &Path) -> Error {
+    Error::Evidence {
+        path: file.to_path_buf(),
+        reason: format!("{what} needs an S3 prefix → tenant map (--s3-prefixes FILE)"),
+    }
+}
+
+/// Usage totals that cannot be added up (an internal limit, not bad input).
+fn totals_error(e: String) -> Error {
+    Error::Internal(format!("evidence totals: {e}"))
+}
+
+/// The aggregators and totals of one [`AttributionInputs::load`], fed source by source, so each
+/// kind of source is read by its own method.
+struct EvidenceReader<'m> {
+    logs: LogAggregator,
+    access: S3AccessAggregator<'m>,
+    /// `None` without `--s3-prefixes`: S3 evidence is then an error.
+    prefixes: Option<&'m PrefixMap>,
+    budget: ErrorBudget,
+    report: EvidenceReport,
+    drivers: DriverTotals,
+}
+
+impl EvidenceReader<'_> {
+    /// Reads every file under `root`, each by its kind.
+    fn read_path(&mut self, root: &Path) -> Result<()> {
+        let mut files = Vec::new();
+        files_under(root, &mut files)?;
+        let kinds = files.iter().map(|f| classify(f).map(|k| (f, k))).collect::<Result<Vec<_>>>()?;
+        let through_manifest = self.read_inventories(&kinds)?;
+        for (file, kind) in kinds {
+            if file.canonicalize().is_ok_and(|c| through_manifest.contains(&c)) {
+                continue;
+            }
+            self.read_file(file, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Aggregates the S3 Inventory snapshots among `kinds`; returns their data files (canonical
+    /// paths), as inventory data files are read through their manifest, not as logs.
+    fn read_inventories(&mut self, kinds: &[(&PathBuf, FileKind)]) -> Result<BTreeSet<PathBuf>> {
+        let mut through_manifest = BTreeSet::new();
+        let mut manifests = Vec::new();
+        for (file, _) in kinds.iter().filter(|(_, k)| *k == FileKind::InventoryManifest) {
+            let m = InventoryManifest::read(file)?;
+            through_manifest.extend(m.data_files.iter().filter_map(|p| p.canonicalize().ok()));
+            manifests.push(m);
+        }
+        for m in &manifests {
+            let map = self.prefixes.ok_or_else(|| need_prefixes("S3 Inventory", &m.path))?;
+            let (totals, stats, reports) = m.aggregate(map, &self.budget)?;
+            self.drivers.merge(&totals).map_err(|e| totals_error(e.to_string()))?;
+            self.report.s3_inventory_snapshots += 1;
+            self.report.s3_objects += stats.objects;
+            self.report.s3_unmapped_objects += stats.unmapped_objects;
+            self.report.sources.extend(reports);
+        }
+        Ok(through_manifest)
+    }
+
+    /// Reads one local file of `kind` (inventory manifests are read by
+    /// [`EvidenceReader::read_inventories`]).
+    fn read_file(&mut self, file: &Path, kind: FileKind) -> Result<()> {
+        let name = file.display().to_string();
+        match kind {
+            FileKind::Log => {
+                let read = self.logs.read(&name, open(file)?, &self.budget);
+                self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
+            }
+            FileKind::SubscriptionPayload => {
+                let payloads = subscription::PayloadLines::new(open(file)?);
+                let read = self.logs.read(&name, std::io::BufReader::new(payloads), &self.budget);
+                self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
+            }
+            FileKind::S3AccessLog => {
+                if self.prefixes.is_none() {
+                    return Err(need_prefixes("S3 server access logs", file));
+                }
+                let read = self.access.read(&name, open(file)?, &self.budget);
+                self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
+            }
+            FileKind::InventoryManifest | FileKind::Skip => {}
+        }
+        Ok(())
+    }
+
+    /// Reads a CloudWatch Logs log group over `--window` (default: the last 31 days).
+    fn read_log_group(
+        &mut self,
+        source: &EvidenceSource,
+        group: &CloudWatchSource,
+        options: &AttributionOptions,
+    ) -> Result<()> {
+        let (from, to) = options.window.unwrap_or_else(|| {
+            let today = chrono::Utc::now().date_naive();
+            (today - chrono::Days::new(31), today)
+        });
+        let name = source.to_string();
+        let mut reader = cloudwatch::open_log_group(group, from, to, &options.aws);
+        let read = self.logs.read(&name, &mut reader, &self.budget);
+        reader.finish()?;
+        self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
+        Ok(())
+    }
+
+    /// Adds the log and access-log aggregators' totals (final only once every source is read) to
+    /// the drivers, and their statistics to the report.
+    fn finish(self) -> Result<(DriverTotals, EvidenceReport)> {
+        let Self { logs, access, mut report, mut drivers, .. } = self;
         let (lambda_drivers, lambda_stats) = logs.lambda.finish().map_err(totals_error)?;
         let (dynamo_drivers, dynamo_stats) = logs.dynamo.finish().map_err(totals_error)?;
         let (access_drivers, access_stats) = access.finish();
@@ -228,7 +308,7 @@ impl AttributionInputs {
         report.dynamodb_requests = dynamo_stats.requests;
         report.s3_requests = access_stats.requests;
         report.s3_unmapped_requests = access_stats.unmapped_requests;
-        Ok(Self { rules, assignments, drivers, report })
+        Ok((drivers, report))
     }
 }
 
