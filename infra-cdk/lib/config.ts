@@ -91,7 +91,7 @@ export interface CurflowConfig {
 
 /**
  * Columns the CUR 2.0 export selects. They are the CUR 2.0 names of the columns curflow reads
- * (pipeline/src/schema/columns.rs), plus identity/account columns useful for audits. CUR 2.0 has a
+ * (pipeline/scan/src/schema/columns.rs), plus identity/account columns useful for audits. CUR 2.0 has a
  * fixed schema and does not accept `SELECT *`; check names with
  * `aws bcm-data-exports get-table --table-name COST_AND_USAGE_REPORT`.
  */

@@ -2,7 +2,7 @@
  * Reports: the CUR 2.0 Data Export (always, unless `dataExport=false`) and, optionally, a legacy
  * CUR report definition (`legacyCur=true`).
  *
- * Why: curflow reads both formats (pipeline/src/schema/resolve.rs tells them apart), but CUR 2.0 is
+ * Why: curflow reads both formats (pipeline/scan/src/schema/resolve.rs tells them apart), but CUR 2.0 is
  * the one AWS recommends: fixed schema, tags in one `resource_tags` map column. Both are delivered
  * as Parquet with OVERWRITE_REPORT, so each billing period has exactly one current set of files
  * and a redelivery replaces, never duplicates, a month (the bucket's versioning keeps the

@@ -83,13 +83,16 @@ fn architecture_md_shows_the_crate_graph_cargo_reports() {
 #[test]
 fn heavy_dependencies_stay_in_their_layer() {
     let graph = workspace_graph();
-    let allowed: [(&str, &[&str]); 6] = [
+    let allowed: [(&str, &[&str]); 8] = [
         ("datafusion", &["curflow-scan"]),
         ("object_store", &["curflow-scan"]),
         ("aws-sdk-s3", &["curflow-scan"]),
         ("aws-sdk-dynamodb", &["curflow-store"]),
         ("rusqlite", &["curflow-store"]),
+        // The binaries' own concerns: the Lambda runtime loop, log output, progress bars.
         ("lambda_runtime", &["curflow"]),
+        ("tracing-subscriber", &["curflow"]),
+        ("indicatif", &["curflow"]),
     ];
     for (dep, crates) in allowed {
         for (name, deps) in &graph {
@@ -108,4 +111,18 @@ fn heavy_dependencies_stay_in_their_layer() {
             assert!(!deps.contains(forbidden), "{pure} must not depend on {forbidden}");
         }
     }
+}
+
+/// Dependencies point one way: the binaries depend on the application layer, nothing depends on
+/// the binaries, and only the binaries and the benches depend on the application layer.
+#[test]
+fn the_binaries_sit_on_top_and_the_application_layer_below_them() {
+    let graph = workspace_graph();
+    for (name, deps) in &graph {
+        assert!(!deps.contains("curflow"), "{name} depends on the binaries' package `curflow`");
+        if deps.contains("curflow-app") {
+            assert!(["curflow", "curflow-benches"].contains(&name.as_str()), "{name} depends on curflow-app");
+        }
+    }
+    assert!(graph["curflow"].contains("curflow-app"), "the binaries are thin over curflow-app");
 }

@@ -19,6 +19,7 @@ use curflow::{Amounts, BillingPeriod};
 use curflow_fixtures::Format;
 use rust_decimal::Decimal;
 
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn check(format: Format) {
     let dir = tempfile::tempdir().unwrap();
     let g = common::generate(&dir.path().join("bucket"), format, 20_000, 5, |o| {

@@ -197,6 +197,7 @@ fn two_currencies(tag: &str, service: &str) -> &'static str {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn a_month_with_two_currencies_never_adds_them_and_compares_budgets_only_in_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let (store_path, expected) = stored_month(dir.path(), two_currencies);

@@ -164,6 +164,7 @@ fn usage_amounts_summing_past_28_digits_are_exact_or_an_error_naming_the_measure
 /// DataFusion's `sum` over `Decimal128` wraps, so before the group was stored as 0.000000000005
 /// and the run succeeded; now the sum is exact or an error naming `unblended_cost`.
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn decimal_money_column_is_read_exactly_and_a_wrapping_sum_is_refused() {
     // Exact: the generated costs as Decimal128(38, 12).
     let dir = tempfile::tempdir().unwrap();

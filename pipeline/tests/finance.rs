@@ -38,6 +38,7 @@ fn stored_month(dir: &Path) -> std::path::PathBuf {
 const PERIOD: &str = "2026-10";
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn reconcile_flags_the_overpriced_type_not_the_slightly_underpriced_one_and_suggests_the_true_unit_cost() {
     let dir = tempfile::tempdir().unwrap();
     let store_path = stored_month(dir.path());

@@ -123,6 +123,7 @@ fn put_app_estimate(table: &str) {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn reconcile_export_report_budgets_and_nightly_on_dynamodb_match_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let g = common::generate(&dir.path().join("bucket"), Format::LegacyParquet, 3_000, 21, |o| o.tenants = 4);

@@ -7,9 +7,29 @@
 use std::sync::Arc;
 
 use curflow::Config;
-use curflow::lambda::{Handler, init_logging};
-use lambda_runtime::{LambdaEvent, service_fn};
+use curflow::lambda::{Handler, error_type};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+
+/// JSON logs on stdout (CloudWatch), one object per line, filter from `CURFLOW_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let result = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .try_init();
+    if let Err(e) = result {
+        eprintln!("logging already initialised: {e}");
+    }
+}
+
+/// A returned error as the Lambda runtime reports it (the class decides retry vs bug).
+fn diagnostic(e: curflow::Error) -> Diagnostic {
+    Diagnostic { error_type: error_type(&e).to_string(), error_message: e.to_string() }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -20,7 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let handler = Arc::clone(&handler);
         async move {
             tracing::info!(request_id = %event.context.request_id, "event received");
-            handler.handle(&event.payload, chrono::Utc::now()).await
+            handler.handle(&event.payload, chrono::Utc::now()).await.map_err(diagnostic)
         }
     }))
     .await

@@ -176,6 +176,13 @@ fn new_version_tag(version: &curflow_model::ReportVersion) -> String {
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// How one attempt of `replace_period` ended.
+enum Attempt {
+    Done(ReplaceOutcome),
+    /// Another run switched the period meanwhile: decide again against its pointer.
+    Restart(Option<Box<Pointer>>),
+}
+
 /// Outcome of the conditional pointer write.
 enum Switch {
     Done,
@@ -635,6 +642,25 @@ impl DynamoStore {
     async fn replace_async(&self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
         let period = record.period;
         let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
+        let partitions = self.partitions_of(period, lines)?;
+        let mut stored = self.get_pointer(period).await?;
+        // Each restart follows a run that switched the period while we wrote: decide again.
+        for _ in 0..=MAX_RESTARTS {
+            let outcome = decide(stored.as_ref().map(|p| MadeFrom::record(&p.record)), MadeFrom::record(record), force);
+            if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
+                return Ok(outcome);
+            }
+            match self.attempt(record, lines, &partitions, &expected, stored.as_ref()).await? {
+                Attempt::Done(outcome) => return Ok(outcome),
+                Attempt::Restart(now) => stored = now.map(|p| *p),
+            }
+        }
+        Err(self.too_many_restarts(period))
+    }
+
+    /// The partitions a period's lines go to, refused when their names do not fit in the pointer
+    /// item (which lists them).
+    fn partitions_of(&self, period: BillingPeriod, lines: &[CostLine]) -> Result<Vec<String>> {
         let partitions: Vec<String> = lines.iter().map(partition_of).collect::<BTreeSet<_>>().into_iter().collect();
         let partition_bytes: usize = partitions.iter().map(|p| p.len() + 4).sum();
         if partition_bytes > MAX_PARTITION_BYTES {
@@ -647,88 +673,86 @@ impl DynamoStore {
                 retryable: false,
             });
         }
-        let mut stored = self.get_pointer(period).await?;
-        let mut restarts = 0u32;
-        loop {
-            let outcome = decide(stored.as_ref().map(|p| MadeFrom::record(&p.record)), MadeFrom::record(record), force);
-            if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
-                return Ok(outcome);
+        Ok(partitions)
+    }
+
+    /// One attempt to install a new version on top of `stored` (steps 2-5 of the module docs):
+    /// write and verify its items, switch the pointer, clean up. A run that switched the period
+    /// meanwhile makes it a [`Attempt::Restart`] (our items are deleted first).
+    async fn attempt(
+        &self,
+        record: &PeriodRecord,
+        lines: &[CostLine],
+        partitions: &[String],
+        expected: &Amounts,
+        stored: Option<&Pointer>,
+    ) -> Result<Attempt> {
+        let period = record.period;
+        let stamp = Stamp {
+            tag: new_version_tag(&record.version),
+            base: stored.map_or_else(|| NO_BASE.to_string(), |p| p.tag.clone()),
+            version: record.version.clone(),
+        };
+        let keys = self.write_version(lines, &stamp).await?;
+        if let Err(mismatch) = self.verify(period, &stamp, partitions, lines, expected).await? {
+            self.discard(&keys, "verification failed").await;
+            let now = self.get_pointer(period).await?;
+            if now.as_ref().map(|p| &p.tag) == stored.map(|p| &p.tag) {
+                return Err(Error::Internal(format!("{mismatch}; the pointer was not switched")));
             }
-            let stamp = Stamp {
-                tag: new_version_tag(&record.version),
-                base: stored.as_ref().map_or_else(|| NO_BASE.to_string(), |p| p.tag.clone()),
-                version: record.version.clone(),
-            };
-            let items: Vec<Item> = lines.iter().enumerate().map(|(i, l)| line_item(l, i, &stamp)).collect();
-            let keys: Vec<(String, String)> = items.iter().filter_map(key_of).collect();
-            let requests = items
-                .into_iter()
-                .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if let Err(e) = self.write_all(requests).await {
-                self.discard(&keys, "write failed").await;
-                return Err(e);
-            }
-            if let Err(mismatch) = self.verify(period, &stamp, &partitions, lines, &expected).await? {
-                self.discard(&keys, "verification failed").await;
-                let now = self.get_pointer(period).await?;
-                if now.as_ref().map(|p| &p.tag) == stored.as_ref().map(|p| &p.tag) {
-                    return Err(Error::Internal(format!("{mismatch}; the pointer was not switched")));
-                }
-                // Another run switched the period meanwhile (and may have cleaned up our items).
-                stored = now;
-                restarts += 1;
-                if restarts > MAX_RESTARTS {
-                    return Err(self.too_many_restarts(period));
-                }
-                continue;
-            }
-            if self.fault == Some(Fault::StopBeforeSwitch) {
-                return Err(Error::Internal(format!(
-                    "injected fault: stopped before switching period {period} to version {}",
-                    stamp.tag
-                )));
-            }
-            if let Some(hook) = &self.before_switch {
-                hook();
-            }
-            let pointer = Pointer {
-                record: record.clone(),
-                tag: stamp.tag.clone(),
-                partitions: partitions.clone(),
-                line_count: lines.len() as u64,
-            };
-            let previous = stored.as_ref().map(|p| p.record.version.clone());
-            match self.switch(&pointer, &stamp.base).await? {
-                Switch::Done => {}
-                Switch::ConditionFailed => {
-                    let now = self.get_pointer(period).await?;
-                    // A retried PutItem whose first attempt landed fails its own condition.
-                    if now.as_ref().map(|p| &p.tag) != Some(&stamp.tag) {
-                        self.discard(&keys, "lost the pointer switch").await;
-                        stored = now;
-                        restarts += 1;
-                        if restarts > MAX_RESTARTS {
-                            return Err(self.too_many_restarts(period));
-                        }
-                        continue;
-                    }
-                }
-            }
-            if self.fault == Some(Fault::StopBeforeCleanup) {
-                return Err(Error::Internal(format!(
-                    "injected fault: stopped after switching period {period} to version {}, before cleanup",
-                    stamp.tag
-                )));
-            }
-            if let Err(e) = self.cleanup(period, &stamp.tag).await {
-                tracing::warn!(table = %self.table, %period, error = %e, "old versions not removed; readers follow the pointer, the next run removes them");
-            }
-            return Ok(ReplaceOutcome::Replaced { previous });
+            // Another run switched the period meanwhile (and may have cleaned up our items).
+            return Ok(Attempt::Restart(now.map(Box::new)));
         }
+        self.inject(Fault::StopBeforeSwitch, || {
+            format!("injected fault: stopped before switching period {period} to version {}", stamp.tag)
+        })?;
+        if let Some(hook) = &self.before_switch {
+            hook();
+        }
+        let pointer = Pointer {
+            record: record.clone(),
+            tag: stamp.tag.clone(),
+            partitions: partitions.to_vec(),
+            line_count: lines.len() as u64,
+        };
+        if let Switch::ConditionFailed = self.switch(&pointer, &stamp.base).await? {
+            let now = self.get_pointer(period).await?;
+            // A retried PutItem whose first attempt landed fails its own condition.
+            if now.as_ref().map(|p| &p.tag) != Some(&stamp.tag) {
+                self.discard(&keys, "lost the pointer switch").await;
+                return Ok(Attempt::Restart(now.map(Box::new)));
+            }
+        }
+        self.inject(Fault::StopBeforeCleanup, || {
+            format!("injected fault: stopped after switching period {period} to version {}, before cleanup", stamp.tag)
+        })?;
+        if let Err(e) = self.cleanup(period, &stamp.tag).await {
+            tracing::warn!(table = %self.table, %period, error = %e, "old versions not removed; readers follow the pointer, the next run removes them");
+        }
+        Ok(Attempt::Done(ReplaceOutcome::Replaced { previous: stored.map(|p| p.record.version.clone()) }))
+    }
+
+    /// Writes a new version's items; on failure deletes what was written. Returns their keys.
+    async fn write_version(&self, lines: &[CostLine], stamp: &Stamp) -> Result<Vec<(String, String)>> {
+        let items: Vec<Item> = lines.iter().enumerate().map(|(i, l)| line_item(l, i, stamp)).collect();
+        let keys: Vec<(String, String)> = items.iter().filter_map(key_of).collect();
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Err(e) = self.write_all(requests).await {
+            self.discard(&keys, "write failed").await;
+            return Err(e);
+        }
+        Ok(keys)
+    }
+
+    /// Fails with the injected fault's message when `fault` is the one this store was given.
+    fn inject(&self, fault: Fault, message: impl FnOnce() -> String) -> Result<()> {
+        if self.fault == Some(fault) { Err(Error::Internal(message())) } else { Ok(()) }
     }
 
     fn too_many_restarts(&self, period: BillingPeriod) -> Error {

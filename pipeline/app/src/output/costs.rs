@@ -19,7 +19,8 @@ use crate::period::BillingPeriod;
 pub const OTHER: &str = "OTHER";
 
 /// A key `curflow costs --by` groups on (comma-separate or repeat for several).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum GroupBy {
     /// Tenant id (`UNATTRIBUTED` = the shared pool; the `shared_pool` column tells it from a tenant
     /// tagged `UNATTRIBUTED`).
@@ -70,7 +71,8 @@ impl GroupBy {
 }
 
 /// A cost measure the store keeps (`--measure`): what `--top` ranks by and the table's share is of.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum CostMeasure {
     #[default]
     Unblended,

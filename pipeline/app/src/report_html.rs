@@ -7,10 +7,10 @@
 //! (tenants, top variances, budgets, anomalies).
 //!
 //! Charts are drawn by **Chart.js 4.6.1** (MIT licence, (c) Chart.js Contributors), vendored
-//! unmodified as `pipeline/assets/chart.umd.min.js` from the npm package `chart.js@4.6.1`
+//! unmodified as `pipeline/app/assets/chart.umd.min.js` from the npm package `chart.js@4.6.1`
 //! (`dist/chart.umd.min.js`, 210,082 bytes, sha256
 //! `87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2`); licence text in
-//! `pipeline/assets/chart.js.LICENSE.md`, provenance in `pipeline/assets/README.md`.
+//! `pipeline/app/assets/chart.js.LICENSE.md`, provenance in `pipeline/app/assets/README.md`.
 //!
 //! Money stays exact: amounts go into the JSON as decimal strings (`rust_decimal`'s serde form),
 //! running totals are summed here with `Decimal`, and the page's script converts to JavaScript

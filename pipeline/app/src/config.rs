@@ -887,7 +887,7 @@ mod tests {
     /// README.md's table is `markdown_table()`. `UPDATE_README=1` rewrites it.
     #[test]
     fn readme_table_matches_the_declarations() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
         let readme = std::fs::read_to_string(&path).unwrap();
         let begin =
             readme.find(README_BEGIN).expect("README.md lacks the config-table:begin marker") + README_BEGIN.len();
@@ -901,7 +901,7 @@ mod tests {
             return;
         }
         panic!(
-            "README.md's configuration table differs from the declarations in pipeline/src/config.rs.\n\
+            "README.md's configuration table differs from the declarations in pipeline/app/src/config.rs.\n\
              Regenerate it: `UPDATE_README=1 cargo test -p curflow --lib config::tests::readme` \
              (or paste the output of `cargo run -q -p curflow --bin curflow -- config --doc` between the markers).\n\
              --- README ---\n{}\n--- declared ---\n{expected}",

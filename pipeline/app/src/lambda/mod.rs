@@ -320,30 +320,12 @@ fn report_outcome(trigger: &str, r: &PeriodReport) -> Outcome {
 }
 
 /// How the Lambda runtime reports a returned error: the class as the error type
-/// (`curflow.External` = retry, `curflow.Internal` = bug), the message with its context.
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(e: Error) -> Self {
-        let class = match e.class() {
-            ErrorClass::User => "User",
-            ErrorClass::External => "External",
-            ErrorClass::Internal => "Internal",
-        };
-        lambda_runtime::Diagnostic { error_type: format!("curflow.{class}"), error_message: e.to_string() }
-    }
-}
-
-/// JSON logs on stdout (CloudWatch), one object per line, filter from `CURFLOW_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let result = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .try_init();
-    if let Err(e) = result {
-        eprintln!("logging already initialised: {e}");
+/// (`curflow.External` = retry, `curflow.Internal` = bug); the message is the error's text.
+pub fn error_type(e: &Error) -> &'static str {
+    match e.class() {
+        ErrorClass::User => "curflow.User",
+        ErrorClass::External => "curflow.External",
+        ErrorClass::Internal => "curflow.Internal",
     }
 }
 

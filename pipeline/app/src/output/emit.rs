@@ -19,7 +19,8 @@ use serde::{Serialize, Serializer};
 use crate::error::{Error, Result};
 
 /// `--format` of every command that prints data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OutputFormat {
     /// Aligned columns for reading (amounts rounded).
     #[default]
