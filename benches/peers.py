@@ -3,11 +3,15 @@
 
 Usage: peers.py ENGINE MANIFEST [--threads N] [--check]
 
-ENGINE  duckdb | polars | pyarrow
+ENGINE  duckdb | duckdb-tsd | duckdb-grain | polars | pyarrow
   duckdb, polars: group by (billing period, UTC usage day, tenant, service, usage type, line-item
   type, currency) with sums of unblended cost, the amortized CASE and a row count over the legacy
   CUR Parquet files listed in MANIFEST, excluding split-cost-allocation child rows. This is the
   "bare group-by" peers run today (double sums; inexact by nature).
+  duckdb-tsd: tenant x service x day only (the coarse group-by a dashboard would run).
+  duckdb-grain: curflow's stored grain: also usage unit and invoice id, and operation and
+  resource id for untagged rows (the shared pool), with unblended, amortized and usage sums
+  (double) and a row count: the peer for months with a million groups.
   pyarrow: only decodes the columns the aggregation needs (the decode floor).
 --check  prints exact totals (DECIMAL(38,12) sums in DuckDB) as JSON, for the cross-engine check.
 
@@ -77,6 +81,30 @@ def run_duckdb(files, threads, check):
     return {"groups": rows[0], "rows": int(rows[1]), "unblended": rows[2], "amortized": rows[3]}
 
 
+def run_duckdb_shape(files, threads, shape):
+    """The coarse (tenant x service x day) or the full (curflow's grain) group-by, double sums."""
+    import duckdb
+    con = duckdb.connect()
+    con.execute(f"PRAGMA threads={threads}")
+    file_list = ", ".join(f"'{f}'" for f in files)
+    tagged = "NULLIF(TRIM(resource_tags_user_accountant_id), '')"
+    if shape == "tsd":
+        keys = f"{tagged} t, line_item_product_code s, CAST(line_item_usage_start_date AS DATE) d"
+        sums = "SUM(line_item_unblended_cost) unblended, COUNT(*) n"
+    else:
+        keys = f"""CAST(bill_billing_period_start_date AS DATE) p, CAST(line_item_usage_start_date AS DATE) d,
+             {tagged} t, line_item_product_code s, line_item_usage_type u, line_item_line_item_type lt,
+             line_item_currency_code c, pricing_unit pu, bill_invoice_id inv,
+             CASE WHEN {tagged} IS NULL THEN line_item_operation END op,
+             CASE WHEN {tagged} IS NULL THEN line_item_resource_id END r"""
+        sums = f"SUM(line_item_unblended_cost) unblended, SUM({amortized_sql('')}) amortized, SUM(line_item_usage_amount) q, COUNT(*) n"
+    sql = f"""SELECT {keys}, {sums} FROM read_parquet([{file_list}])
+      WHERE line_item_operation IS NULL OR line_item_operation NOT IN ('EKSPod-EC2', 'ECSTask-EC2')
+      GROUP BY ALL"""
+    rows = con.execute(f"SELECT COUNT(*), SUM(n), SUM(unblended)::VARCHAR FROM ({sql})").fetchone()
+    return {"groups": rows[0], "rows": int(rows[1]), "unblended": rows[2], "amortized": ""}
+
+
 def run_polars(files, threads):
     os.environ["POLARS_MAX_THREADS"] = str(threads)
     import polars as pl
@@ -128,6 +156,8 @@ def main():
     started = time.perf_counter()
     if engine == "duckdb":
         result = run_duckdb(files, threads, check)
+    elif engine in ("duckdb-tsd", "duckdb-grain"):
+        result = run_duckdb_shape(files, threads, engine.split("-")[1])
     elif engine == "polars":
         result = run_polars(files, threads)
     elif engine == "pyarrow":

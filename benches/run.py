@@ -19,6 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CURFLOW = os.environ["CURFLOW_BIN"]
 # Optional: another curflow build (e.g. the previous main) measured in the same run, alternating.
 BASELINE = os.environ.get("CURFLOW_BASELINE_BIN")
+# demo: the generator's default months (peers: DuckDB's and Polars' group-by, ratio to DuckDB's);
+# saas: realistic months with ~a million groups (peers: DuckDB tenant x service x day, and DuckDB
+# at curflow's grain, which the ratio is to).
+PROFILE = os.environ.get("BENCH_PROFILE", "demo")
 PYTHON = sys.executable
 THREADS = os.environ.get("BENCH_THREADS", "2")
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -56,12 +60,13 @@ def main():
         manifest = next(os.path.join(r, f) for r, _, fs in os.walk(month_dir) for f in fs if f.endswith("Manifest.json"))
         rows = expected["rows"]
         store = os.path.join(tempfile.gettempdir(), f"curflow-bench-{os.getpid()}.sqlite")
-        engines = {
-            "curflow": lambda: timed(curflow_cmd(manifest, store), env),
-            "duckdb": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "duckdb", manifest, "--threads", THREADS]),
-            "polars": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "polars", manifest, "--threads", THREADS]),
-            "pyarrow decode": lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), "pyarrow", manifest, "--threads", THREADS]),
-        }
+        peer = lambda engine: lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), engine, manifest, "--threads", THREADS])
+        engines = {"curflow": lambda: timed(curflow_cmd(manifest, store), env)}
+        if PROFILE == "saas":
+            engines.update({"duckdb t*s*d": peer("duckdb-tsd"), "duckdb grain": peer("duckdb-grain")})
+        else:
+            engines.update({"duckdb": peer("duckdb"), "polars": peer("polars")})
+        engines["pyarrow decode"] = peer("pyarrow")
         if BASELINE:
             engines["curflow baseline"] = lambda: timed(curflow_cmd(manifest, store, BASELINE), env)
         # Correctness first: exact totals must agree across curflow, DuckDB (decimal) and expected.json.
@@ -81,7 +86,8 @@ def main():
             for name, run in engines.items():
                 _, wall, rss = run()
                 samples[name].append((wall, rss))
-        duck_median = statistics.median(w for w, _ in samples["duckdb"])
+        reference = "duckdb grain" if PROFILE == "saas" else "duckdb"
+        duck_median = statistics.median(w for w, _ in samples[reference])
         if BASELINE:
             new = statistics.median(w for w, _ in samples["curflow"])
             old = statistics.median(w for w, _ in samples["curflow baseline"])
@@ -96,7 +102,8 @@ def main():
     print(f"{'engine':<16} {'rows':>12} {'wall median s':>14} {'rows/s':>12} {'peak RSS MiB':>13} {'ratio to DuckDB':>16}")
     for name, rows, wall, rps, rss, ratio in table:
         print(f"{name:<16} {rows:>12,} {wall:>14.2f} {rps:>12,.0f} {rss:>13.0f} {ratio:>16.2f}")
-    print(f"\nthreads={THREADS} runs={RUNS} (median after 1 warm-up, engines alternating); load average: {open('/proc/loadavg').read().split()[:3]}")
+    print(f"\nprofile={PROFILE} ratio to {'DuckDB at curflow grain' if PROFILE == 'saas' else 'DuckDB'}; "
+          f"threads={THREADS} runs={RUNS} (median after 1 warm-up, engines alternating); load average: {open('/proc/loadavg').read().split()[:3]}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
 #   RUNS=5 BENCH_THREADS=2 benches/run.sh 10000000
 #   CURFLOW_BASELINE_BIN=/path/to/older/curflow benches/run.sh 40000000   # also time another build,
 #                                         alternating, and print the new/baseline wall ratio
+#   BENCH_PROFILE=saas benches/run.sh 10000000 40000000   # realistic months (2,000 tenants, ~1M
+#                                         groups) against DuckDB at curflow's grain
+#   CURFLOW_BIN=/path/to/curflow ...      # time this binary instead of building one
 #
 # Generated months are cached in $CURFLOW_BENCH_DATA (default ~/.cache/curflow-bench-data);
 # Python peers are installed into a venv (default ~/.cache/curflow-bench-venv).
@@ -17,8 +20,12 @@ venv="${CURFLOW_BENCH_VENV:-$HOME/.cache/curflow-bench-venv}"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000 40000000)
 
-cargo build --release --locked -p curflow --bin curflow
-export CURFLOW_BIN="$CARGO_TARGET_DIR/release/curflow"
+profile="${BENCH_PROFILE:-demo}"
+if [ -z "${CURFLOW_BIN:-}" ]; then
+  cargo build --release --locked -p curflow --bin curflow
+  export CURFLOW_BIN="$CARGO_TARGET_DIR/release/curflow"
+fi
+export BENCH_PROFILE="$profile"
 
 if ! "$venv/bin/python" -c "import duckdb, polars, pyarrow" 2>/dev/null; then
   python3 -m venv "$venv"
@@ -27,10 +34,16 @@ fi
 
 months=()
 for rows in "${sizes[@]}"; do
-  dir="$data/legacy-parquet-$rows"
+  if [ "$profile" = saas ]; then
+    dir="$data/saas-parquet-$rows"
+    generate=(--profile saas)
+  else
+    dir="$data/legacy-parquet-$rows"
+    generate=(--tenants 50)
+  fi
   if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir"
-    "$CURFLOW_BIN" generate --rows "$rows" --out "$dir" --format parquet --tenants 50 --seed 42
+    "$CURFLOW_BIN" generate --rows "$rows" --out "$dir" --format parquet "${generate[@]}" --seed 42
     touch "$dir/.complete"
   fi
   months+=("$dir")

@@ -61,7 +61,11 @@ fn check(format: Format) {
     for l in &lines {
         match l.source() {
             LineSource::Attributed => {
-                by_tenant.entry(l.key.tenant.clone().unwrap()).or_default().add(&l.amounts).unwrap();
+                by_tenant
+                    .entry(l.key.tenant.as_deref().map(str::to_string).unwrap())
+                    .or_default()
+                    .add(&l.amounts)
+                    .unwrap();
                 *by_rule.entry(l.attribution.as_ref().unwrap().rule.clone()).or_default() += l.amounts.unblended_cost;
             }
             LineSource::Shared => {

@@ -27,7 +27,7 @@ use curflow::attribute::{AttributionInputs, AttributionOptions};
 use curflow::discover::discover;
 use curflow::process::Processor;
 use curflow::store::dynamodb::{DynamoStore, Fault, RetryPolicy};
-use curflow::store::{CostStore, PeriodRecord, ReplaceOutcome, SqliteStore};
+use curflow::store::{CostStore, LineFilter, PeriodRecord, ReplaceOutcome, SqliteStore};
 use curflow::{Amounts, BillingPeriod, CostLine, ErrorClass};
 use curflow_fixtures::{Format, Generated};
 
@@ -650,6 +650,21 @@ fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
         let from_table = costs(&table);
         assert_eq!(from_table, costs(sqlite), "costs --tenant {tenant}");
         assert_eq!(from_table.lines().count() > 1, tenant != "acct-none", "{tenant}: {from_table}");
+    }
+    // Day ranges are pushed down too (SQL on SQLite, a filter expression on DynamoDB), with and
+    // without a tenant: exactly the lines that filtering the whole period keeps, in its order.
+    let sqlite_store = SqliteStore::open(Path::new(sqlite)).unwrap();
+    let all = sqlite_store.cost_lines(october()).wait().unwrap();
+    let days: Vec<chrono::NaiveDate> =
+        all.iter().map(|l| l.key.usage_date).collect::<BTreeSet<_>>().into_iter().collect();
+    assert!(days.len() > 3, "{days:?}");
+    let range = (days[1], days[days.len() / 2]);
+    for tenant in [None, Some(Some("acct-0002".to_string())), Some(None)] {
+        let filter = LineFilter { tenant: tenant.clone(), days: Some(range) };
+        let want: Vec<CostLine> = all.iter().filter(|l| filter.matches(l)).cloned().collect();
+        assert!(!want.is_empty() && want.len() < all.len(), "{tenant:?}: {} of {}", want.len(), all.len());
+        assert_eq!(sqlite_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "SQLite {tenant:?}");
+        assert_eq!(table_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "DynamoDB {tenant:?}");
     }
     assert_eq!(
         stdout_ok(&curflow(dir.path(), &["periods", "--store", &table])),

@@ -136,7 +136,7 @@ fn check(input: &Path, format: &str) {
         .unwrap();
     let mut got: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
     for l in &lines {
-        let slot = got.entry(l.key.tenant.clone()).or_default();
+        let slot = got.entry(l.key.tenant.as_deref().map(str::to_string)).or_default();
         slot.0 += l.amounts.unblended_cost;
         slot.1 += l.amounts.amortized_cost;
     }

@@ -39,7 +39,7 @@ fn stored(store: &Path, period: curflow::BillingPeriod) -> (BTreeMap<Option<Stri
     let mut text = Vec::with_capacity(lines.len());
     for l in &lines {
         assert!(l.attribution.is_none(), "no evidence, so nothing is attributed");
-        per_tenant.entry(l.key.tenant.clone()).or_default().add(&l.amounts).unwrap();
+        per_tenant.entry(l.key.tenant.as_deref().map(str::to_string)).or_default().add(&l.amounts).unwrap();
         text.push(format!("{:?} {:?}", l.key, l.amounts));
     }
     text.sort_unstable();

@@ -102,12 +102,12 @@ pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
         r.unblended_cost = add(r.unblended_cost, l.amounts.unblended_cost, "a rule's unblended_cost")?;
         out.lines.push(ExplainLine {
             usage_date: l.key.usage_date,
-            service: l.key.service.clone(),
-            usage_type: l.key.usage_type.clone(),
-            operation: l.key.operation.clone(),
-            resource_id: l.key.resource_id.clone(),
-            line_item_type: l.key.line_item_type.clone(),
-            currency: l.key.currency.clone(),
+            service: l.key.service.to_string(),
+            usage_type: l.key.usage_type.to_string(),
+            operation: l.key.operation.to_string(),
+            resource_id: l.key.resource_id.to_string(),
+            line_item_type: l.key.line_item_type.to_string(),
+            currency: l.key.currency.to_string(),
             rule: a.rule.clone(),
             basis: a.basis.clone(),
             driver: a.driver.clone(),

@@ -45,7 +45,7 @@ pub fn coverage_line(lines: &[CostLine]) -> String {
     // or printing a rounded share.
     let mut per: BTreeMap<String, Option<[Decimal; 5]>> = BTreeMap::new();
     for l in lines {
-        let slot = per.entry(l.key.currency.clone()).or_insert(Some([Decimal::ZERO; 5]));
+        let slot = per.entry(l.key.currency.to_string()).or_insert(Some([Decimal::ZERO; 5]));
         let i = match (l.source(), l.attribution.as_ref().map(|a| a.basis.as_str())) {
             (LineSource::Cur, _) => 0,
             (LineSource::Attributed, Some("usage_driver")) => 1,

@@ -279,6 +279,9 @@ impl Processor {
             while let Some(scan) = files.next().await {
                 let mut scan = scan?;
                 let mut rows: BTreeMap<BillingPeriod, u64> = BTreeMap::new();
+                if aggregate.is_empty() {
+                    aggregate.reserve(scan.groups.len());
+                }
                 for (p, key, amounts) in std::mem::take(&mut scan.groups) {
                     *rows.entry(p).or_default() += amounts.line_items;
                     aggregate.add(p, key, &amounts)?;

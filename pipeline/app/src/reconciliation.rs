@@ -58,7 +58,7 @@ pub fn tenant_currencies(lines: &[CostLine]) -> BTreeSet<String> {
     lines
         .iter()
         .filter(|l| l.key.tenant.is_some() && l.source() != LineSource::Shared)
-        .map(|l| l.key.currency.clone())
+        .map(|l| l.key.currency.to_string())
         .collect()
 }
 
@@ -109,14 +109,14 @@ pub fn actuals_of(lines: &[CostLine]) -> Vec<ActualCost> {
                 LineSource::Shared => return None,
             };
             Some(ActualCost {
-                accountant_id: tenant.clone(),
+                accountant_id: tenant.to_string(),
                 day: l.key.usage_date,
-                service: l.key.service.clone(),
-                usage_type: l.key.usage_type.clone(),
+                service: l.key.service.to_string(),
+                usage_type: l.key.usage_type.to_string(),
                 usage_quantity: Some(l.amounts.usage_amount),
-                usage_unit: (!l.key.usage_unit.is_empty()).then(|| l.key.usage_unit.clone()),
+                usage_unit: (!l.key.usage_unit.is_empty()).then(|| l.key.usage_unit.to_string()),
                 measure: Measure::Amortized,
-                currency: l.key.currency.clone(),
+                currency: l.key.currency.to_string(),
                 direct,
                 attributed,
             })
@@ -238,9 +238,9 @@ mod tests {
                 tenant: Some("acct-1".into()),
                 service: "AWSLambda".into(),
                 usage_type: "Request".into(),
-                usage_unit: String::new(),
-                operation: String::new(),
-                resource_id: String::new(),
+                usage_unit: "".into(),
+                operation: "".into(),
+                resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
             },

@@ -75,7 +75,7 @@ pub async fn report_data(
 fn other_currencies(elsewhere: &[CostLine]) -> Result<Vec<OtherCurrency>> {
     let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
     for l in elsewhere {
-        let slot = totals.entry(l.key.currency.clone()).or_default();
+        let slot = totals.entry(l.key.currency.to_string()).or_default();
         *slot = add(*slot, l.amounts.amortized_cost)?;
     }
     Ok(totals.into_iter().map(|(currency, amortized)| OtherCurrency { currency, amortized }).collect())

@@ -13,9 +13,12 @@ use crate::error::ModelError;
 
 /// Result of the model's exact arithmetic.
 type Result<T> = std::result::Result<T, ModelError>;
-use crate::fxhash::FxHashMap;
+use crate::fxhash::FxBuild;
 use crate::line_item::LineItemKind;
+use crate::name::Name;
 use crate::period::BillingPeriod;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// The grain of a stored cost line.
 ///
@@ -26,16 +29,16 @@ use crate::period::BillingPeriod;
 pub struct CostKey {
     pub usage_date: NaiveDate,
     /// `None` = shared pool (no tenant tag on the row).
-    pub tenant: Option<String>,
-    pub service: String,
-    pub usage_type: String,
+    pub tenant: Option<Name>,
+    pub service: Name,
+    pub usage_type: Name,
     /// `pricing/unit` of the usage quantity (`Lambda-GB-Second`, `Requests`, ...; empty when the
     /// report has no unit column). Part of the key so quantities in different units never add up.
-    pub usage_unit: String,
-    pub operation: String,
-    pub resource_id: String,
-    pub line_item_type: String,
-    pub currency: String,
+    pub usage_unit: Name,
+    pub operation: Name,
+    pub resource_id: Name,
+    pub line_item_type: Name,
+    pub currency: Name,
 }
 
 /// Sums of every measure over a set of CUR rows. Money at 12 places, usage at 10.
@@ -153,8 +156,9 @@ pub struct CostLine {
     pub key: CostKey,
     #[serde(flatten)]
     pub amounts: Amounts,
-    /// Set on attributed rows.
-    pub attribution: Option<Attribution>,
+    /// Set on attributed rows (boxed: most lines have none, and a line's size is what a
+    /// million-line month holds in memory).
+    pub attribution: Option<Box<Attribution>>,
     /// Why a shared row is still unattributed, once attribution has run.
     pub unattributed_reason: Option<String>,
 }
@@ -183,18 +187,70 @@ pub struct TypeStats {
 }
 
 /// Everything one delivery produced, merged across its files.
-#[derive(Debug, Default)]
+///
+/// The merged lines live in one `Vec` in the shape they are returned in, found by key through a
+/// table of indices: at a million groups (a realistic SaaS month) a map from key to amounts
+/// followed by a conversion into lines held both at once, and the table of `u32`s costs a few
+/// bytes a line instead.
+#[derive(Default)]
 pub struct PeriodAggregate {
-    lines: FxHashMap<(BillingPeriod, CostKey), Amounts>,
+    lines: Vec<CostLine>,
+    index: HashTable<u32>,
+}
+
+impl std::fmt::Debug for PeriodAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeriodAggregate").field("lines", &self.lines.len()).finish()
+    }
+}
+
+fn hash_key(period: BillingPeriod, key: &CostKey) -> u64 {
+    FxBuild.hash_one((period, key))
 }
 
 impl PeriodAggregate {
     pub fn add(&mut self, period: BillingPeriod, key: CostKey, amounts: &Amounts) -> Result<()> {
-        self.lines.entry((period, key)).or_default().add(amounts)
+        let hash = hash_key(period, &key);
+        let lines = &mut self.lines;
+        let found = self.index.find(hash, |&i| {
+            let line = &lines[i as usize];
+            line.period == period && line.key == key
+        });
+        if let Some(&i) = found {
+            return lines[i as usize].amounts.add(amounts);
+        }
+        let i = u32::try_from(lines.len())
+            .map_err(|_| ModelError::Overflow { what: "the number of cost lines of one delivery".into() })?;
+        self.index.insert_unique(hash, i, |&j| {
+            let line = &lines[j as usize];
+            hash_key(line.period, &line.key)
+        });
+        lines.push(CostLine::new(period, key, *amounts));
+        Ok(())
+    }
+
+    /// Room for `additional` more lines (a delivery's first file tells how many to expect: one
+    /// allocation instead of doublings that briefly hold the old and the new buffer).
+    pub fn reserve(&mut self, additional: usize) {
+        self.lines.reserve_exact(additional);
+        let lines = &self.lines;
+        self.index.reserve(additional, |&j| {
+            let line = &lines[j as usize];
+            hash_key(line.period, &line.key)
+        });
+    }
+
+    /// Number of distinct (period, key) lines so far.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
     }
 
     pub fn periods(&self) -> Vec<BillingPeriod> {
-        let mut p: Vec<_> = self.lines.keys().map(|(p, _)| *p).collect();
+        let mut p: Vec<_> = self.lines.iter().map(|l| l.period).collect();
         p.sort();
         p.dedup();
         p
@@ -202,8 +258,8 @@ impl PeriodAggregate {
 
     /// The merged lines, sorted by key (deterministic output and storage order).
     pub fn into_lines(self) -> Vec<CostLine> {
-        let mut lines: Vec<CostLine> =
-            self.lines.into_iter().map(|((period, key), amounts)| CostLine::new(period, key, amounts)).collect();
+        let Self { mut lines, index } = self;
+        drop(index);
         // Keys are unique, so an unstable sort gives the same order, without a buffer.
         lines.sort_unstable_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
         lines
@@ -214,10 +270,10 @@ impl PeriodAggregate {
 pub fn totals_by_currency<'a>(lines: impl IntoIterator<Item = &'a CostLine>) -> Result<BTreeMap<String, Amounts>> {
     let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
     for line in lines {
-        match totals.get_mut(&line.key.currency) {
+        match totals.get_mut(line.key.currency.as_str()) {
             Some(total) => total.add(&line.amounts)?,
             None => {
-                totals.insert(line.key.currency.clone(), line.amounts);
+                totals.insert(line.key.currency.to_string(), line.amounts);
             }
         }
     }
@@ -228,10 +284,10 @@ pub fn totals_by_currency<'a>(lines: impl IntoIterator<Item = &'a CostLine>) -> 
 pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>> {
     let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();
     for line in lines {
-        let name = &line.key.line_item_type;
+        let name = line.key.line_item_type.as_str();
         if !types.contains_key(name) {
             let known = LineItemKind::is_known_name(name);
-            types.insert(name.clone(), TypeStats { known, ..TypeStats::default() });
+            types.insert(name.to_string(), TypeStats { known, ..TypeStats::default() });
         }
         let Some(t) = types.get_mut(name) else { continue };
         t.rows += line.amounts.line_items;
@@ -251,12 +307,12 @@ mod tests {
     fn key(tenant: Option<&str>, currency: &str) -> CostKey {
         CostKey {
             usage_date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            tenant: tenant.map(str::to_string),
+            tenant: tenant.map(Name::from),
             service: "AWSLambda".into(),
             usage_type: "USE1-Request".into(),
             usage_unit: "Requests".into(),
-            operation: String::new(),
-            resource_id: String::new(),
+            operation: "".into(),
+            resource_id: "".into(),
             line_item_type: "Usage".into(),
             currency: currency.into(),
         }

@@ -2,6 +2,7 @@
 //!
 //! * [`money`]: exact scaled-integer and `Decimal` conversions (money never touches `f64` once it
 //!   has left Arrow);
+//! * [`name`]: the shared text values of a line's key ([`Name`], [`Names`]);
 //! * [`period`]: billing periods (`YYYY-MM`);
 //! * [`line_item`]: CUR line-item types and how each one counts;
 //! * [`measures`]: the cost measures (unblended, net, amortized, RI/SP true-up, upfront fees) as exact
@@ -18,10 +19,12 @@ pub mod fxhash;
 pub mod line_item;
 pub mod measures;
 pub mod money;
+pub mod name;
 pub mod period;
 pub mod version;
 
 pub use aggregate::{Amounts, CostKey, CostLine, add_exact, sum_exact};
 pub use error::{ErrorClass, ModelError};
+pub use name::{Name, Names};
 pub use period::BillingPeriod;
 pub use version::{Invoices, ReportVersion};

@@ -49,10 +49,10 @@ pub use crate::error::{BadValueInRow, Error, Result};
 use crate::location::{Location, S3Access};
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
-use curflow_model::Invoices;
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
 use curflow_model::period::BillingPeriod;
+use curflow_model::{Invoices, Names};
 use udf::Udfs;
 
 /// Engine settings (see `Config` for the documented defaults).
@@ -312,9 +312,10 @@ impl Engine {
         let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(fail)?;
         let mut groups = Vec::new();
         let mut invoices = BTreeMap::new();
+        let mut names = Names::default();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(fail)?;
-            decode_groups(path, cols, &batch, &mut groups, &mut invoices)?;
+            decode_groups(path, cols, &batch, &mut groups, &mut invoices, &mut names)?;
         }
         Ok((physical, groups, invoices))
     }
@@ -504,6 +505,7 @@ fn decode_groups(
     batch: &RecordBatch,
     out: &mut Vec<(BillingPeriod, CostKey, Amounts)>,
     invoices: &mut BTreeMap<BillingPeriod, Invoices>,
+    names: &mut Names,
 ) -> Result<()> {
     let column = |name: &str| {
         batch.column_by_name(name).cloned().ok_or_else(|| Error::Internal(format!("aggregate lost column {name}")))
@@ -543,10 +545,11 @@ fn decode_groups(
                 }
             })?;
         check_usage_date(path, &label(schema::Col::UsageStart), period, usage_date)?;
-        let s = |i: usize| if text[i].is_valid(row) { text[i].value(row).to_string() } else { String::new() };
+        let tenant = text[0].is_valid(row).then(|| names.get(text[0].value(row)));
+        let mut s = |i: usize| names.get(if text[i].is_valid(row) { text[i].value(row) } else { "" });
         let key = CostKey {
             usage_date,
-            tenant: text[0].is_valid(row).then(|| text[0].value(row).to_string()),
+            tenant,
             service: s(1),
             usage_type: s(2),
             usage_unit: s(7),

@@ -14,9 +14,9 @@ use rust_decimal::Decimal;
 
 use super::{CostStore, Invoices, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
-use curflow_model::ReportVersion;
 use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
+use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 6;
@@ -391,21 +391,36 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amou
 /// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
 fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
     let e = |err| store_error(path, err);
-    // The tenant goes to SQLite (the `(billing_period, tenant)` index); days are checked below.
-    let (sql, tenant) = match &filter.tenant {
-        None => (SELECT_LINES.to_string(), None),
-        Some(Some(t)) => (format!("{SELECT_LINES} AND tenant = ?2"), Some(t.as_str())),
-        Some(None) => (format!("{SELECT_LINES} AND (tenant IS NULL OR tenant = '')"), None),
-    };
-    let mut stmt = conn.prepare_cached(&sql).map_err(e)?;
-    let mut rows = match tenant {
-        Some(t) => stmt.query(params![period.to_string(), t]),
-        None => stmt.query(params![period.to_string()]),
+    // The tenant and the days go to SQLite (the `(billing_period, tenant)` index; days are ISO
+    // text, so their order is the dates' order).
+    let mut sql = SELECT_LINES.to_string();
+    let mut values: Vec<String> = vec![period.to_string()];
+    match &filter.tenant {
+        None => {}
+        Some(Some(t)) => {
+            values.push(t.clone());
+            sql = format!("{sql} AND tenant = ?{}", values.len());
+        }
+        Some(None) => sql.push_str(" AND (tenant IS NULL OR tenant = '')"),
     }
-    .map_err(e)?;
+    if let Some((from, to)) = filter.days {
+        values.push(from.to_string());
+        values.push(to.to_string());
+        sql = format!("{sql} AND usage_date BETWEEN ?{} AND ?{}", values.len() - 1, values.len());
+    }
+    let mut stmt = conn.prepare_cached(&sql).map_err(e)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(e)?;
     let mut lines = Vec::new();
+    let mut names = Names::default();
     while let Some(row) = rows.next().map_err(e)? {
         let text = |i: usize| -> Result<String> { row.get::<_, String>(i).map_err(e) };
+        let mut name = |i: usize| -> Result<Name> {
+            let value = row.get_ref(i).map_err(e)?;
+            let text = value
+                .as_str()
+                .map_err(|_| corrupt(path, format!("column {i} is {:?}, not text", value.data_type())))?;
+            Ok(names.get(text))
+        };
         let date = text(1)?;
         let opt = |i: usize| -> Result<Option<String>> { row.get::<_, Option<String>>(i).map_err(e) };
         let opt_dec = |i: usize| -> Result<Decimal> {
@@ -426,20 +441,23 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &Li
             None => None,
         };
         lines.push(CostLine {
-            attribution,
+            attribution: attribution.map(Box::new),
             unattributed_reason: opt(22)?,
             period: text(0)?.parse().map_err(|m: String| corrupt(path, m))?,
             key: CostKey {
                 usage_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d")
                     .map_err(|_| corrupt(path, format!("date {date:?}")))?,
-                tenant: row.get::<_, Option<String>>(2).map_err(e)?,
-                service: text(3)?,
-                usage_type: text(4)?,
-                usage_unit: text(23)?,
-                operation: text(5)?,
-                resource_id: text(6)?,
-                line_item_type: text(7)?,
-                currency: text(8)?,
+                tenant: match row.get_ref(2).map_err(e)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    _ => Some(name(2)?),
+                },
+                service: name(3)?,
+                usage_type: name(4)?,
+                usage_unit: name(23)?,
+                operation: name(5)?,
+                resource_id: name(6)?,
+                line_item_type: name(7)?,
+                currency: name(8)?,
             },
             amounts: amounts_at(path, row, 9)?,
         });
@@ -515,22 +533,31 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
                  ?20, ?21, ?22, ?23, ?24, ?25)",
         )
         .map_err(e)?;
+    // A month has about 31 distinct days: format each once, not once per line.
+    let mut days: Vec<(NaiveDate, String)> = Vec::new();
     for line in lines {
         let k = &line.key;
         let a = &line.amounts;
         let at = line.attribution.as_ref();
+        let day = match days.iter().position(|(d, _)| *d == k.usage_date) {
+            Some(i) => i,
+            None => {
+                days.push((k.usage_date, k.usage_date.to_string())); // ISO 8601, as `%Y-%m-%d`
+                days.len() - 1
+            }
+        };
         insert
             .execute(params![
                 period,
-                k.usage_date.to_string(), // ISO 8601, as `%Y-%m-%d`
-                k.tenant,
+                days[day].1,
+                k.tenant.as_deref(),
                 line.source().as_str(),
-                k.service,
-                k.usage_type,
-                k.operation,
-                k.resource_id,
-                k.line_item_type,
-                k.currency,
+                k.service.as_str(),
+                k.usage_type.as_str(),
+                k.operation.as_str(),
+                k.resource_id.as_str(),
+                k.line_item_type.as_str(),
+                k.currency.as_str(),
                 decimal_text(a.unblended_cost),
                 decimal_text(a.net_unblended_cost),
                 decimal_text(a.amortized_cost),
@@ -538,14 +565,14 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
                 decimal_text(a.ri_sp_upfront_fees),
                 decimal_text(a.usage_amount),
                 count(a.line_items),
-                at.map(|x| x.rule.clone()),
-                at.map(|x| x.basis.clone()),
-                at.and_then(|x| x.driver.clone()),
+                at.map(|x| x.rule.as_str()),
+                at.map(|x| x.basis.as_str()),
+                at.and_then(|x| x.driver.as_deref()),
                 at.map(|x| decimal_text(x.quantity)),
                 at.map(|x| decimal_text(x.quantity_total)),
                 at.map(|x| decimal_text(x.share)),
                 line.unattributed_reason,
-                k.usage_unit,
+                k.usage_unit.as_str(),
             ])
             .map_err(e)?;
     }

@@ -174,7 +174,12 @@ pub fn stored_by_tenant_service_day(
     let store = SqliteStore::open(store).unwrap();
     let mut out: BTreeMap<_, Amounts> = BTreeMap::new();
     for l in store.cost_lines(period).wait().unwrap() {
-        let k = (l.key.tenant.clone(), l.key.service.clone(), l.key.usage_date.to_string(), l.key.currency.clone());
+        let k = (
+            l.key.tenant.as_deref().map(str::to_string),
+            l.key.service.to_string(),
+            l.key.usage_date.to_string(),
+            l.key.currency.to_string(),
+        );
         out.entry(k).or_default().add(&l.amounts).unwrap();
     }
     out
@@ -393,7 +398,7 @@ pub fn stored_by_tenant(
 ) -> BTreeMap<Option<String>, BTreeMap<&'static str, Decimal>> {
     let mut out: BTreeMap<Option<String>, BTreeMap<&'static str, Decimal>> = BTreeMap::new();
     for l in store.cost_lines(period).wait().unwrap() {
-        let per = out.entry(l.key.tenant.clone()).or_default();
+        let per = out.entry(l.key.tenant.as_deref().map(str::to_string)).or_default();
         for m in MEASURES {
             *per.entry(m).or_default() += measure(&l.amounts, m);
         }

@@ -35,6 +35,7 @@ use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
 use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE};
+use curflow_model::Names;
 
 /// Where attribution inputs come from (`curflow process --evidence/--assignments/--rules/...`).
 #[derive(Debug, Clone, Default)]
@@ -318,13 +319,13 @@ fn money_map(a: &Amounts) -> BTreeMap<String, Decimal> {
 
 fn shared_line(line: &CostLine, amounts: BTreeMap<String, Decimal>) -> SharedLine {
     SharedLine {
-        service: line.key.service.clone(),
-        usage_type: line.key.usage_type.clone(),
-        operation: line.key.operation.clone(),
-        resource_id: line.key.resource_id.clone(),
-        line_item_type: line.key.line_item_type.clone(),
+        service: line.key.service.to_string(),
+        usage_type: line.key.usage_type.to_string(),
+        operation: line.key.operation.to_string(),
+        resource_id: line.key.resource_id.to_string(),
+        line_item_type: line.key.line_item_type.to_string(),
         day: line.key.usage_date,
-        currency: line.key.currency.clone(),
+        currency: line.key.currency.to_string(),
         amounts,
     }
 }
@@ -373,6 +374,7 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
 
     let mut coverage = Coverage::default();
     let mut out = Vec::with_capacity(lines.len());
+    let mut names = Names::default();
     for line in lines {
         if line.key.tenant.is_some() {
             out.push(line);
@@ -383,7 +385,7 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
         let split = money.allocate(&money_line).map_err(allocate_error)?;
         let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
         coverage.add(&money_line, &split).map_err(allocate_error)?;
-        out.extend(lines_of(&line, &split, &usage_split, &ids)?);
+        out.extend(lines_of(&line, &split, &usage_split, &ids, &mut names)?);
     }
     Ok((out, coverage))
 }
@@ -439,6 +441,7 @@ fn lines_of(
     split: &LineAllocation,
     usage_split: &LineAllocation,
     ids: &SplitIds,
+    names: &mut Names,
 ) -> Result<Vec<CostLine>> {
     let usage: BTreeMap<&TenantId, Decimal> = usage_split
         .attributed
@@ -459,12 +462,12 @@ fn lines_of(
     for (i, (r, money)) in parts.enumerate() {
         let items = if split.unattributed.is_none() && Some(i) == largest { line.amounts.line_items } else { 0 };
         let mut key = line.key.clone();
-        key.tenant = Some(ids.tenant_of(&r.tenant).to_string());
+        key.tenant = Some(names.get(ids.tenant_of(&r.tenant)));
         rows.push(CostLine {
             period: line.period,
             key,
             amounts: amounts_from(money, usage.get(&r.tenant).copied().unwrap_or_default(), items),
-            attribution: Some(Attribution {
+            attribution: Some(Box::new(Attribution {
                 rule: r.rule.clone(),
                 basis: serde_json::to_value(r.basis)
                     .ok()
@@ -474,7 +477,7 @@ fn lines_of(
                 quantity: r.quantity,
                 quantity_total: r.quantity_total,
                 share: r.share,
-            }),
+            })),
             unattributed_reason: None,
         });
     }

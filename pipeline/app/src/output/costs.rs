@@ -58,14 +58,14 @@ impl GroupBy {
     fn of(self, line: &CostLine) -> String {
         match self {
             GroupBy::Tenant => tenant_label(line).to_string(),
-            GroupBy::Service => line.key.service.clone(),
+            GroupBy::Service => line.key.service.to_string(),
             GroupBy::Day => line.key.usage_date.format("%Y-%m-%d").to_string(),
-            GroupBy::UsageType => line.key.usage_type.clone(),
-            GroupBy::Operation => line.key.operation.clone(),
-            GroupBy::LineItemType => line.key.line_item_type.clone(),
-            GroupBy::ResourceId => line.key.resource_id.clone(),
+            GroupBy::UsageType => line.key.usage_type.to_string(),
+            GroupBy::Operation => line.key.operation.to_string(),
+            GroupBy::LineItemType => line.key.line_item_type.to_string(),
+            GroupBy::ResourceId => line.key.resource_id.to_string(),
             GroupBy::Source => line.source().as_str().to_string(),
-            GroupBy::Currency => line.key.currency.clone(),
+            GroupBy::Currency => line.key.currency.to_string(),
         }
     }
 }
@@ -257,7 +257,7 @@ pub fn costs_rows(lines: &[CostLine], q: &CostsQuery) -> Result<Vec<CostsRow>> {
         let keys = q.by.iter().map(|k| k.of(line)).collect();
         let pool = q.by_tenant() && line.key.tenant.is_none();
         groups
-            .entry((line.period, keys, pool, line.key.currency.clone()))
+            .entry((line.period, keys, pool, line.key.currency.to_string()))
             .or_default()
             .add(&CostSums::of_line(line))?;
     }
@@ -431,12 +431,12 @@ mod tests {
             BillingPeriod::new(2026, 10).unwrap(),
             CostKey {
                 usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
-                tenant: tenant.map(str::to_string),
+                tenant: tenant.map(Into::into),
                 service: "AmazonS3".into(),
                 usage_type: "TimedStorage".into(),
                 usage_unit: "GB-Mo".into(),
-                operation: String::new(),
-                resource_id: String::new(),
+                operation: "".into(),
+                resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
             },

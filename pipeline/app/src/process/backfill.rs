@@ -178,7 +178,7 @@ fn failed(candidate_label: String, period: Option<BillingPeriod>, version: Optio
 async fn stored_totals(store: &dyn CostStore, period: BillingPeriod) -> Result<BTreeMap<String, Decimal>> {
     let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
     for line in store.cost_lines(period).await? {
-        let total = out.entry(line.key.currency.clone()).or_default();
+        let total = out.entry(line.key.currency.to_string()).or_default();
         *total = crate::aggregate::add_exact(*total, line.amounts.unblended_cost, || {
             format!("period {period}: the stored total of unblended_cost")
         })?;

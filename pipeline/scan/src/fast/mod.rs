@@ -282,13 +282,25 @@ pub(super) async fn scan(
             Ok::<_, Error>(Some(partial))
         });
     }
-    let mut groups = Vec::new();
-    let mut invoices = BTreeMap::new();
+    // Partitions are merged in codes as they finish; the merged groups become lines once.
+    let mut merged: Option<Partial> = None;
     while let Some(joined) = tasks.join_next().await {
         let partial = joined.map_err(|e| Error::Internal(format!("{}: scan task failed: {e}", path.display())))??;
         // Dropping `tasks` aborts the other partitions.
         let Some(partial) = partial else { return Ok(None) };
-        partial.finish(path, &mut groups, &mut invoices)?;
+        match &mut merged {
+            None => merged = Some(partial),
+            Some(m) => {
+                if m.absorb(path, partial)? == Step::KeyTooWide {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut invoices = BTreeMap::new();
+    if let Some(merged) = merged {
+        merged.finish(path, &mut groups, &mut invoices)?;
     }
     Ok(Some(FastResult { groups, invoices, plan: exec }))
 }

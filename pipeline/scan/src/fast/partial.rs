@@ -28,13 +28,13 @@ use super::{
     T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
-use curflow_model::Invoices;
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::fxhash::FxBuild;
 use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
 use curflow_model::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
 use curflow_model::period::BillingPeriod;
+use curflow_model::{Invoices, Name};
 
 /// Key text columns that are always part of the key, then the shared-pool ones (operation and
 /// resource, kept only for untagged rows), which must come after the tenant.
@@ -115,6 +115,10 @@ pub(super) struct Partial {
     groups: HashMap<u128, u32, FxBuild>,
     fields: Vec<[u32; KEY_FIELDS]>,
     sums: Vec<Sums>,
+    /// Sparse: the groups whose rows read commitment columns or are RI fees (a few in most
+    /// months) get an [`Extra`], at `extras[extra_of[group] - 1]`; 0 = none. A dense `Extra` per
+    /// group was half of a partition's memory at a million groups.
+    extra_of: Vec<u32>,
     extras: Vec<Extra>,
     // Per-batch scratch buffers, reused.
     keys: Vec<u128>,
@@ -144,6 +148,7 @@ impl Partial {
             groups: HashMap::default(),
             fields: Vec::new(),
             sums: Vec::new(),
+            extra_of: Vec::new(),
             extras: Vec::new(),
             keys: Vec::new(),
             row_kinds: Vec::new(),
@@ -302,7 +307,21 @@ impl Partial {
         net_present: bool,
         commitments: &[Option<&Float64Array>; COMMITMENT_FIELDS],
     ) -> Result<()> {
-        let Self { key, groups, fields, sums, extras, keys, row_kinds, arn_fee, unblended, net, quantity, .. } = self;
+        let Self {
+            key,
+            groups,
+            fields,
+            sums,
+            extra_of,
+            extras,
+            keys,
+            row_kinds,
+            arn_fee,
+            unblended,
+            net,
+            quantity,
+            ..
+        } = self;
         let net: &[i128] = if net_present { net } else { unblended };
         let add = |sum: &mut i128, v: i128, measure: &'static str| -> Result<()> {
             // Values are below 10^28 (checked per column), so this takes 10^10 rows of one group.
@@ -315,17 +334,7 @@ impl Partial {
             }
             let group = match groups.entry(k) {
                 Entry::Occupied(e) => *e.get() as usize,
-                Entry::Vacant(e) => {
-                    let group = fields.len();
-                    e.insert(
-                        u32::try_from(group)
-                            .map_err(|_| Error::Internal(format!("{}: more than 4 billion groups", path.display())))?,
-                    );
-                    fields.push(key.unpack(k));
-                    sums.push(Sums::default());
-                    extras.push(Extra::default());
-                    group
-                }
+                Entry::Vacant(e) => *e.insert(push_group(path, fields, sums, extra_of, key.unpack(k))?) as usize,
             };
             let kind = row_kinds[row];
             let s = &mut sums[group];
@@ -337,7 +346,7 @@ impl Partial {
             s.rows += 1;
             if kind == LineItemKind::Fee {
                 if arn_fee.get(row).copied().unwrap_or(false) {
-                    let e = &mut extras[group];
+                    let e = extra_mut(path, &mut extra_of[group], extras)?;
                     add(&mut e.arn_fee_unblended, unblended[row], "unblended_cost")?;
                     add(&mut e.arn_fee_net, net[row], "net_unblended_cost")?;
                 }
@@ -349,7 +358,7 @@ impl Partial {
                 {
                     // Checked by `check_money_column`: a valid value always converts.
                     add(
-                        &mut extras[group].commitments[field],
+                        &mut extra_mut(path, &mut extra_of[group], extras)?.commitments[field],
                         f64_to_scaled(array.value(row), MONEY_SCALE).unwrap_or(0),
                         "amortized_cost",
                     )?;
@@ -357,6 +366,69 @@ impl Partial {
             }
         }
         Ok(())
+    }
+
+    /// Adds the groups of `other` (another partition of the same file) to this one's, in this
+    /// partition's codes, so a file's groups become cost lines once rather than once per
+    /// partition: hourly rows in no order put almost every group in every partition.
+    pub(super) fn absorb(&mut self, path: &Path, other: Partial) -> Result<Step> {
+        let mut text_codes: Vec<Vec<u32>> = Vec::with_capacity(KEY_TEXT);
+        for (mine, theirs) in self.text.iter_mut().zip(&other.text).take(KEY_TEXT) {
+            let codes = (0..theirs.interner.len())
+                .map(|id| mine.interner.intern(theirs.interner.get(u32::try_from(id).unwrap_or(0))))
+                .collect::<Result<Vec<u32>>>()?;
+            text_codes.push(codes);
+        }
+        let date_codes = |mine: &mut DateCodes, theirs: &DateCodes| -> Vec<u32> {
+            (0..theirs.len()).map(|c| mine.code(theirs.value(u32::try_from(c).unwrap_or(0)).unwrap_or(0))).collect()
+        };
+        let periods = date_codes(&mut self.periods, &other.periods);
+        let days = date_codes(&mut self.days, &other.days);
+        let sizes = self.sizes();
+        if !self.key.fits(&sizes) {
+            let Some(wider) = KeyLayout::for_sizes(&sizes, self.layout.key_bits) else { return Ok(Step::KeyTooWide) };
+            self.repack(wider);
+        }
+        let lost = || Error::Internal(format!("{}: a group lost a code while merging partitions", path.display()));
+        let add = |sum: &mut i128, v: i128, measure: &'static str| -> Result<()> {
+            *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
+            Ok(())
+        };
+        for (theirs, (their_sums, &their_extra)) in other.fields.iter().zip(other.sums.iter().zip(&other.extra_of)) {
+            let mut fields = [0u32; KEY_FIELDS];
+            fields[F_PERIOD] = *periods.get(theirs[F_PERIOD] as usize).ok_or_else(lost)?;
+            fields[F_DAY] = *days.get(theirs[F_DAY] as usize).ok_or_else(lost)?;
+            for (t, codes) in text_codes.iter().enumerate() {
+                let f = text_field(t);
+                fields[f] = *codes.get(theirs[f] as usize).ok_or_else(lost)?;
+            }
+            let group = self.group_of(path, &fields)?;
+            let s = &mut self.sums[group];
+            add(&mut s.unblended, their_sums.unblended, "unblended_cost")?;
+            add(&mut s.net, their_sums.net, "net_unblended_cost")?;
+            add(&mut s.quantity, their_sums.quantity, "usage_amount")?;
+            s.rows += their_sums.rows;
+            if their_extra != 0 {
+                let theirs = other.extras.get(their_extra as usize - 1).ok_or_else(lost)?;
+                let mine = extra_mut(path, &mut self.extra_of[group], &mut self.extras)?;
+                for (m, t) in mine.commitments.iter_mut().zip(&theirs.commitments) {
+                    add(m, *t, "amortized_cost")?;
+                }
+                add(&mut mine.arn_fee_unblended, theirs.arn_fee_unblended, "unblended_cost")?;
+                add(&mut mine.arn_fee_net, theirs.arn_fee_net, "net_unblended_cost")?;
+            }
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The group of the key with `fields` (which fit the current layout), made if new.
+    fn group_of(&mut self, path: &Path, fields: &[u32; KEY_FIELDS]) -> Result<usize> {
+        match self.groups.entry(self.key.pack(fields)) {
+            Entry::Occupied(e) => Ok(*e.get() as usize),
+            Entry::Vacant(e) => {
+                Ok(*e.insert(push_group(path, &mut self.fields, &mut self.sums, &mut self.extra_of, *fields)?) as usize)
+            }
+        }
     }
 
     /// Converts the groups to keys and exact amounts, as `decode_groups` does for the generic plan.
@@ -367,10 +439,14 @@ impl Partial {
         invoices: &mut BTreeMap<BillingPeriod, Invoices>,
     ) -> Result<()> {
         let text = |t: usize, id: u32| self.text[t].interner.get(id);
-        let owned = |t: usize, id: u32| text(t, id).unwrap_or("").to_string();
+        let empty = Name::default();
+        let owned = |t: usize, id: u32| self.text[t].interner.name(id).unwrap_or(&empty).clone();
         let lost = |what: &str| Error::Internal(format!("{}: a group lost its {what}", path.display()));
         out.reserve(self.fields.len());
-        for ((fields, sums), extra) in self.fields.iter().zip(&self.sums).zip(&self.extras) {
+        let none = Extra::default();
+        for ((fields, sums), &slot) in self.fields.iter().zip(&self.sums).zip(&self.extra_of) {
+            let extra =
+                if slot == 0 { &none } else { self.extras.get(slot as usize - 1).ok_or_else(|| lost("sums"))? };
             let period_days = self.periods.value(fields[F_PERIOD]).ok_or_else(|| lost("billing period"))?;
             let day = self.days.value(fields[F_DAY]).ok_or_else(|| lost("usage day"))?;
             let period_day = super::super::epoch_day(period_days).ok_or_else(|| {
@@ -389,7 +465,7 @@ impl Partial {
                 .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
             let cost_key = CostKey {
                 usage_date,
-                tenant: text(T_TENANT, id(T_TENANT)).map(str::to_string),
+                tenant: self.text[T_TENANT].interner.name(id(T_TENANT)).cloned(),
                 service: owned(T_SERVICE, id(T_SERVICE)),
                 usage_type: owned(T_USAGE_TYPE, id(T_USAGE_TYPE)),
                 usage_unit: owned(T_UNIT, id(T_UNIT)),
@@ -404,6 +480,33 @@ impl Partial {
         }
         Ok(())
     }
+}
+
+/// Appends a group with key `fields` and no sums yet; its index.
+fn push_group(
+    path: &Path,
+    fields: &mut Vec<[u32; KEY_FIELDS]>,
+    sums: &mut Vec<Sums>,
+    extra_of: &mut Vec<u32>,
+    key_fields: [u32; KEY_FIELDS],
+) -> Result<u32> {
+    let group = u32::try_from(fields.len())
+        .map_err(|_| Error::Internal(format!("{}: more than 4 billion groups", path.display())))?;
+    fields.push(key_fields);
+    sums.push(Sums::default());
+    extra_of.push(0);
+    Ok(group)
+}
+
+/// The [`Extra`] of the group whose slot is `slot`, made on first use.
+#[inline]
+fn extra_mut<'a>(path: &Path, slot: &mut u32, extras: &'a mut Vec<Extra>) -> Result<&'a mut Extra> {
+    if *slot == 0 {
+        extras.push(Extra::default());
+        *slot = u32::try_from(extras.len())
+            .map_err(|_| Error::Internal(format!("{}: more than 4 billion groups", path.display())))?;
+    }
+    Ok(&mut extras[*slot as usize - 1])
 }
 
 /// Codes of a batch's dates into `out`; NULL rows get code 0 and are listed in `nulls` with

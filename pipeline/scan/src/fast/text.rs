@@ -8,12 +8,14 @@ use arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use arrow::datatypes::{DataType, Int32Type};
 
 use crate::error::{Error, Result};
+use curflow_model::Name;
 use curflow_model::fxhash::FxBuild;
 
-/// Distinct values of one text column. Id 0 is NULL.
+/// Distinct values of one text column. Id 0 is NULL. Values are kept as [`Name`]s, so the cost
+/// lines built from the groups share them instead of allocating a string per line.
 pub(super) struct Interner {
-    ids: HashMap<Box<str>, u32, FxBuild>,
-    values: Vec<Option<Box<str>>>,
+    ids: HashMap<Name, u32, FxBuild>,
+    values: Vec<Option<Name>>,
 }
 
 impl Interner {
@@ -21,15 +23,16 @@ impl Interner {
         Self { ids: HashMap::default(), values: vec![None] }
     }
 
-    fn intern(&mut self, value: Option<&str>) -> Result<u32> {
+    pub(super) fn intern(&mut self, value: Option<&str>) -> Result<u32> {
         let Some(value) = value else { return Ok(0) };
         if let Some(&id) = self.ids.get(value) {
             return Ok(id);
         }
         let id = u32::try_from(self.values.len())
             .map_err(|_| Error::Internal("more than 4 billion distinct values in one column".into()))?;
-        self.ids.insert(value.into(), id);
-        self.values.push(Some(value.into()));
+        let name = Name::from(value);
+        self.ids.insert(name.clone(), id);
+        self.values.push(Some(name));
         Ok(id)
     }
 
@@ -40,6 +43,11 @@ impl Interner {
 
     pub(super) fn get(&self, id: u32) -> Option<&str> {
         self.values.get(id as usize).and_then(|v| v.as_deref())
+    }
+
+    /// The shared value of `id` (`None` for NULL).
+    pub(super) fn name(&self, id: u32) -> Option<&Name> {
+        self.values.get(id as usize).and_then(Option::as_ref)
     }
 }
 

@@ -11,9 +11,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::{Invoices, PeriodRecord};
-use curflow_model::ReportVersion;
 use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
+use curflow_model::{Name, Names, ReportVersion};
 
 /// One DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -222,6 +222,19 @@ impl Reader<'_> {
         self.opt_text(k)?.ok_or_else(|| format!("attribute `{k}` is missing"))
     }
 
+    fn opt_str(&self, k: &str) -> Result<Option<&str>, String> {
+        match self.0.get(k) {
+            None => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+            Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a string")),
+        }
+    }
+
+    /// A key field, shared through `names`.
+    fn name(&self, k: &str, names: &mut Names) -> Result<Name, String> {
+        Ok(names.get(self.opt_str(k)?.ok_or_else(|| format!("attribute `{k}` is missing"))?))
+    }
+
     fn opt_text(&self, k: &str) -> Result<Option<String>, String> {
         match self.0.get(k) {
             None => Ok(None),
@@ -301,7 +314,8 @@ pub(super) fn text_of<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
 }
 
 /// The cost line of an item of `period`.
-pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine, String> {
+/// Key fields go through `names`, so a period's lines share one copy of each distinct value.
+pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names) -> Result<CostLine, String> {
     let r = Reader(item);
     let month = r.text(MONTH)?;
     if month != period.to_string() {
@@ -325,15 +339,15 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine
         period,
         key: CostKey {
             usage_date,
-            tenant: r.opt_text("tenant")?,
-            service: r.text("service")?,
-            usage_type: r.text("usage_type")?,
+            tenant: names.get_opt(r.opt_str("tenant")?),
+            service: r.name("service", names)?,
+            usage_type: r.name("usage_type", names)?,
             // Absent on items written before units were kept.
-            usage_unit: r.opt_text("usage_unit")?.unwrap_or_default(),
-            operation: r.text("operation")?,
-            resource_id: r.text("resource_id")?,
-            line_item_type: r.text("line_item_type")?,
-            currency: r.text("currency")?,
+            usage_unit: names.get(r.opt_str("usage_unit")?.unwrap_or_default()),
+            operation: r.name("operation", names)?,
+            resource_id: r.name("resource_id", names)?,
+            line_item_type: r.name("line_item_type", names)?,
+            currency: r.name("currency", names)?,
         },
         amounts: Amounts {
             unblended_cost: r.dec("unblended_cost")?,
@@ -344,7 +358,7 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod) -> Result<CostLine
             usage_amount: r.dec("usage_amount")?,
             line_items: r.u64("line_items")?,
         },
-        attribution,
+        attribution: attribution.map(Box::new),
         unattributed_reason: r.opt_text("unattributed_reason")?,
     })
 }
@@ -395,12 +409,12 @@ mod tests {
             BillingPeriod::new(2026, 10).unwrap(),
             CostKey {
                 usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
-                tenant: tenant.map(str::to_string),
+                tenant: tenant.map(Name::from),
                 service: "AmazonDynamoDB".into(),
                 usage_type: "USE1-ReadRequestUnits".into(),
                 usage_unit: "ReadRequestUnits".into(),
-                operation: String::new(),
-                resource_id: String::new(),
+                operation: "".into(),
+                resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
             },
@@ -427,19 +441,19 @@ mod tests {
     #[test]
     fn lines_round_trip_exactly_including_attribution_and_empty_strings() {
         let mut attributed = line(Some("acct-1"), "0.333333333334");
-        attributed.attribution = Some(Attribution {
+        attributed.attribution = Some(Box::new(Attribution {
             rule: "lambda".into(),
             basis: "usage_driver".into(),
             driver: Some("lambda_gb_seconds".into()),
             quantity: Decimal::from_str("12.5").unwrap(),
             quantity_total: Decimal::from_str("37.5").unwrap(),
             share: Decimal::from_str("0.333333333333").unwrap(),
-        });
+        }));
         let mut shared = line(None, "-2.000000000001");
         shared.unattributed_reason = Some(String::new());
         for (i, l) in [line(Some("acct-0"), "0.001"), attributed, shared].into_iter().enumerate() {
             let item = line_item(&l, i, &stamp());
-            assert_eq!(decode_line(&item, l.period).unwrap(), l);
+            assert_eq!(decode_line(&item, l.period, &mut Names::default()).unwrap(), l);
             let sk = text_of(&item, SK).unwrap();
             assert!(sk.starts_with("actual#2026-10#0123456789abcdef#2026-10-03#"), "{sk}");
         }
@@ -458,12 +472,19 @@ mod tests {
             assert_eq!(partition_of(&line(Some(tenant), "1")), partition, "{tenant}");
             assert_eq!(tenant_of_partition(partition), tenant);
             let item = line_item(&line(Some(tenant), "1"), 0, &stamp());
-            let back = decode_line(&item, BillingPeriod::new(2026, 10).unwrap()).unwrap();
+            let back = decode_line(&item, BillingPeriod::new(2026, 10).unwrap(), &mut Names::default()).unwrap();
             assert_eq!(back.key.tenant.as_deref(), Some(tenant));
         }
         assert_eq!(partition_of(&line(Some(""), "1")), SHARED_PARTITION);
         let item = line_item(&line(Some(""), "1"), 0, &stamp());
-        assert_eq!(decode_line(&item, BillingPeriod::new(2026, 10).unwrap()).unwrap().key.tenant.as_deref(), Some(""));
+        assert_eq!(
+            decode_line(&item, BillingPeriod::new(2026, 10).unwrap(), &mut Names::default())
+                .unwrap()
+                .key
+                .tenant
+                .as_deref(),
+            Some("")
+        );
     }
 
     #[test]
@@ -491,7 +512,11 @@ mod tests {
         assert_eq!(decode_pointer(&item).unwrap(), p);
         let mut bad = line_item(&line(Some("a"), "1"), 0, &stamp());
         bad.insert("unblended_cost".into(), AttributeValue::N("1.2.3".into()));
-        assert!(decode_line(&bad, BillingPeriod::new(2026, 10).unwrap()).unwrap_err().contains("unblended_cost"));
+        assert!(
+            decode_line(&bad, BillingPeriod::new(2026, 10).unwrap(), &mut Names::default())
+                .unwrap_err()
+                .contains("unblended_cost")
+        );
         assert_eq!(parse_decimal("1E-12"), Some(Decimal::from_str("0.000000000001").unwrap()));
     }
 }

@@ -97,7 +97,9 @@ use sha2::{Digest, Sha256};
 
 use super::{CostStore, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
+use chrono::NaiveDate;
 use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
+use curflow_model::Names;
 use curflow_model::aggregate::{Amounts, CostLine};
 use curflow_model::period::BillingPeriod;
 use item::{
@@ -433,20 +435,42 @@ impl DynamoStore {
         }
     }
 
-    /// The lines of version `tag` of `period` in `partitions`, in the SQLite store's order.
-    async fn read_version(&self, period: BillingPeriod, tag: &str, partitions: &[String]) -> Result<Vec<CostLine>> {
+    /// The lines of version `tag` of `period` in `partitions`, in the SQLite store's order; with
+    /// `days`, only the lines of those UTC days (a server-side filter: DynamoDB returns only them,
+    /// though it still reads, and charges for, the partition's items).
+    async fn read_version(
+        &self,
+        period: BillingPeriod,
+        tag: &str,
+        partitions: &[String],
+        days: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<Vec<CostLine>> {
         let prefix = version_prefix(period, tag);
         // Queries built up front: a stream over borrowed partition names trips rustc's
         // higher-ranked `Send` check in the store's boxed (async-trait) futures.
-        let queries: Vec<QueryFluentBuilder> = partitions.iter().map(|p| self.partition_query(p, &prefix)).collect();
+        let queries: Vec<QueryFluentBuilder> = partitions
+            .iter()
+            .map(|p| {
+                let query = self.partition_query(p, &prefix);
+                match days {
+                    None => query,
+                    Some((from, to)) => query
+                        .filter_expression("#day BETWEEN :from AND :to")
+                        .expression_attribute_names("#day", "day")
+                        .expression_attribute_values(":from", AttributeValue::S(from.to_string()))
+                        .expression_attribute_values(":to", AttributeValue::S(to.to_string())),
+                }
+            })
+            .collect();
         let pages: Vec<Vec<Item>> = futures::stream::iter(queries)
             .map(|query| self.query_all(query))
             .buffer_unordered(READS_IN_FLIGHT)
             .try_collect()
             .await?;
         let mut lines = Vec::with_capacity(pages.iter().map(Vec::len).sum());
+        let mut names = Names::default();
         for item in pages.iter().flatten() {
-            let line = decode_line(item, period).map_err(|e| {
+            let line = decode_line(item, period, &mut names).map_err(|e| {
                 let (pk, sk) = key_of(item).unwrap_or_default();
                 self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
             })?;
@@ -460,7 +484,7 @@ impl DynamoStore {
         let mut pointer = self.get_pointer(period).await?;
         for _ in 0..MAX_READ_RETRIES {
             let Some(p) = &pointer else { return Ok(Vec::new()) };
-            let lines = self.read_version(period, &p.tag, &p.partitions).await?;
+            let lines = self.read_version(period, &p.tag, &p.partitions, None).await?;
             if lines.len() as u64 == p.line_count {
                 return Ok(lines);
             }
@@ -487,28 +511,30 @@ impl DynamoStore {
     /// items are complete before its pointer names it and are only deleted once the pointer has
     /// moved on: if the pointer still names the version after the read, the read saw all of it.
     async fn partition_lines_async(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        let Some(tenant) = &filter.tenant else {
-            let lines = self.cost_lines_async(period).await?;
-            return Ok(lines.into_iter().filter(|l| filter.matches(l)).collect());
-        };
+        if filter.tenant.is_none() && filter.days.is_none() {
+            return self.cost_lines_async(period).await;
+        }
         // The tenant's partition; versions written before tenant partitions were escaped hold a
         // tenant starting with `_` in its raw id (`_shared`: with the pool), read too. Lines carry
         // their tenant, so the filter keeps exactly the tenant's (or the pool's).
-        let candidates: Vec<String> = match tenant.as_deref() {
+        let candidates: Option<Vec<String>> = filter.tenant.as_ref().map(|tenant| match tenant.as_deref() {
             None | Some("") => vec![item::SHARED_PARTITION.to_string()],
             Some(t) => {
                 let escaped = item::tenant_partition(t);
                 if escaped == t { vec![escaped] } else { vec![escaped, t.to_string()] }
             }
-        };
+        });
         let mut pointer = self.get_pointer(period).await?;
         for _ in 0..MAX_READ_RETRIES {
             let Some(p) = &pointer else { return Ok(Vec::new()) };
-            let partitions: Vec<String> = candidates.iter().filter(|c| p.partitions.contains(c)).cloned().collect();
+            let partitions: Vec<String> = match &candidates {
+                Some(candidates) => candidates.iter().filter(|c| p.partitions.contains(c)).cloned().collect(),
+                None => p.partitions.clone(),
+            };
             if partitions.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut lines = self.read_version(period, &p.tag, &partitions).await?;
+            let mut lines = self.read_version(period, &p.tag, &partitions, filter.days).await?;
             let now = self.get_pointer(period).await?;
             if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
                 lines.retain(|l| filter.matches(l));
@@ -622,7 +648,7 @@ impl DynamoStore {
         lines: &[CostLine],
         expected: &Amounts,
     ) -> Result<std::result::Result<(), String>> {
-        let written = self.read_version(period, &stamp.tag, partitions).await?;
+        let written = self.read_version(period, &stamp.tag, partitions, None).await?;
         let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
         if written.len() != lines.len() || written_total != *expected {
             return Ok(Err(format!(
