@@ -10,7 +10,7 @@ use std::io::BufRead;
 use super::agent::AgentAggregator;
 use super::dynamodb::DynamoAggregator;
 use super::lambda::LambdaAggregator;
-use super::reader::{LineError, Outcome, read_lines};
+use super::reader::{LineError, Outcome, Records, read_lines};
 use super::{ErrorBudget, EvidenceError, SourceReport};
 
 /// The log-based aggregators, fed together.
@@ -35,10 +35,10 @@ impl LogAggregator {
 
     /// Reads one source once. A line any parser records counts as a record; a line none
     /// understands but one finds malformed counts as malformed; a fatal error of any stops.
-    pub fn read<R: BufRead>(
+    pub fn read(
         &mut self,
         source_name: &str,
-        reader: R,
+        reader: impl BufRead,
         budget: &ErrorBudget,
     ) -> Result<SourceReport, EvidenceError> {
         read_lines(source_name, reader, budget, |line, text| {

@@ -718,11 +718,8 @@ fn anomalies_table(h: &mut String, data: &ReportData) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use crate::money::testing::d;
 
     #[test]
     fn money_rounds_and_groups() {
