@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::json::{self, Object};
 use super::reader::{Outcome, Records, read_lines, read_records};
 use super::time::{json_timestamp, split_message};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::tenant::TenantId;
 
@@ -177,12 +177,7 @@ impl AgentAggregator {
         }
     }
 
-    pub fn read(
-        &mut self,
-        source_name: &str,
-        reader: impl BufRead,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_records(self, source_name, reader, budget)
     }
 

@@ -29,7 +29,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Object, TenantKeys};
 use super::reader::{Records, read_records};
 use super::time::{json_timestamp, split_message};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::exact_add;
 use crate::tenant::TenantId;
@@ -186,12 +186,7 @@ impl DynamoAggregator {
     }
 
     /// Reads one source.
-    pub fn read(
-        &mut self,
-        source_name: &str,
-        reader: impl BufRead,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_records(self, source_name, reader, budget)
     }
 

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::json::{self, Object, TenantKeys};
 use super::reader::{Records, read_records};
 use super::time::{is_uuid, json_timestamp, split_message, split_prefix};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::{exact_mul, parse_exact};
 use crate::tenant::TenantId;
@@ -342,12 +342,7 @@ impl LambdaAggregator {
 
     /// Reads one source (REPORTs and app lines may be in the same or in different sources; the join spans
     /// all sources read by this aggregator).
-    pub fn read(
-        &mut self,
-        source_name: &str,
-        reader: impl BufRead,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_records(self, source_name, reader, budget)
     }
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reader::{LineError, Outcome, Records, read_lines, read_records};
 use super::time::parse_timestamp;
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::tenant::TenantId;
 
@@ -298,12 +298,7 @@ impl<'m> S3InventoryAggregator<'m> {
     }
 
     /// Reads one inventory data file.
-    pub fn read(
-        &mut self,
-        source_name: &str,
-        reader: impl BufRead,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_lines(source_name, reader, budget, |line, text| {
             let Some(row) = self.csv.parse_inventory(text, &self.schema)? else { return Ok(Outcome::Ignored) };
             match self.push(&row.bucket, &row.key, row.size) {
@@ -466,12 +461,7 @@ impl<'m> S3AccessAggregator<'m> {
     }
 
     /// Reads one access log file.
-    pub fn read(
-        &mut self,
-        source_name: &str,
-        reader: impl BufRead,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_records(self, source_name, reader, budget)
     }
 
