@@ -86,6 +86,7 @@ fn store_replace(c: &mut Criterion) {
                     line_item_type: "Usage".into(),
                     currency: "USD".into(),
                     account_id: "111122223333".into(),
+                    account_name: "".into(),
                     region: "us-east-1".into(),
                 },
                 Amounts {

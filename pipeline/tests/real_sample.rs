@@ -253,25 +253,63 @@ fn costs_per_account_and_region_match_the_real_samples() {
         assert_eq!(got, want, "{relative}");
         // The report lists each account of a multi-account month (the FOCUS sample has 72 in 2024-09).
         let accounts: std::collections::BTreeSet<&str> = want.keys().map(|(a, _)| a.as_str()).collect();
-        let html = dir.path().join("r.html");
-        let out = common::run_curflow(
-            &["--store", s, "report", "--period", period, "--out", html.to_str().unwrap()],
-            None,
-            &[],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        let html = std::fs::read_to_string(html).unwrap();
-        let table = html.find("<section class=\"panel\" id=\"accounts\"").map(|at| &html[at..]);
-        if accounts.len() < 2 {
-            assert!(table.is_none(), "{relative}: one account, no accounts table");
-            continue;
-        }
-        let table = table.unwrap_or_else(|| panic!("{relative}: no accounts table"));
-        let table = &table[..table.find("</section>").unwrap()];
-        for account in accounts {
-            assert!(table.contains(&format!("<tr><td>{account}</td>")), "{relative}: {account} missing");
+        assert_report_lists(&store, period, relative, &accounts);
+        if accounts.len() > 1 {
+            assert_account_names(&store, period, &sample);
         }
     }
+}
+
+/// `curflow report` has an accounts table, listing each of `accounts`, exactly when there are
+/// several.
+fn assert_report_lists(
+    store: &std::path::Path,
+    period: &str,
+    relative: &str,
+    accounts: &std::collections::BTreeSet<&str>,
+) {
+    let html = store.with_file_name("r.html");
+    let s = store.to_str().unwrap();
+    let out =
+        common::run_curflow(&["--store", s, "report", "--period", period, "--out", html.to_str().unwrap()], None, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(html).unwrap();
+    let table = html.find("<section class=\"panel\" id=\"accounts\"").map(|at| &html[at..]);
+    if accounts.len() < 2 {
+        assert!(table.is_none(), "{relative}: one account, no accounts table");
+        return;
+    }
+    let table = table.unwrap_or_else(|| panic!("{relative}: no accounts table"));
+    let table = &table[..table.find("</section>").unwrap()];
+    for account in accounts {
+        assert!(table.contains(&format!("<tr><td>{account}</td>")), "{relative}: {account} missing");
+    }
+}
+
+/// FOCUS names each sub-account: `costs --by account,account-name` pairs them as the file does.
+fn assert_account_names(store: &std::path::Path, period: &str, sample: &std::path::Path) {
+    let s = store.to_str().unwrap();
+    let out = common::run_curflow(
+        &["--store", s, "costs", "--period", period, "--by", "account,account-name", "--format", "csv"],
+        None,
+        &[],
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let (id, name) = (header.iter().position(|h| h == "account_id"), header.iter().position(|h| h == "account_name"));
+    let (id, name) = (id.unwrap(), name.unwrap());
+    let got: std::collections::BTreeSet<(String, String)> =
+        reader.records().map(|r| r.unwrap()).map(|r| (r[id].to_string(), r[name].to_string())).collect();
+    let mut reader = csv::Reader::from_path(sample).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let want: std::collections::BTreeSet<(String, String)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[col("BillingPeriodStart")].starts_with(period))
+        .map(|r| (r[col("SubAccountId")].to_string(), r[col("SubAccountName")].to_string()))
+        .collect();
+    assert_eq!(got, want, "{}: account names", sample.display());
 }
 
 /// Σ `cost_col` per (`account_col`, `region_col`) of the rows of `csv_path` (of one billing

@@ -186,12 +186,14 @@ fn sample() -> ReportData {
         accounts: vec![
             AccountRow {
                 account_id: "111122223333".into(),
+                account_name: "production".into(),
                 amortized: dec("41230.55"),
                 tenants: dec("30100.00"),
                 unattributed: dec("11130.55"),
             },
             AccountRow {
                 account_id: EVIL_TENANT.into(),
+                account_name: EVIL_TENANT.into(),
                 amortized: dec("1200.00"),
                 tenants: dec("1200.00"),
                 unattributed: Decimal::ZERO,

@@ -244,6 +244,7 @@ mod tests {
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
                 account_id: "111122223333".into(),
+                account_name: "".into(),
                 region: "us-east-1".into(),
             },
             amounts: Amounts {

@@ -76,9 +76,9 @@ pub async fn report_data(
 /// Amortized cost per usage account, when `lines` name more than one (else none: the page
 /// shows the table only for multi-account months).
 fn account_rows(lines: &[CostLine]) -> Result<Vec<AccountRow>> {
-    let mut by_account: BTreeMap<&str, [Decimal; 2]> = BTreeMap::new();
+    let mut by_account: BTreeMap<(&str, &str), [Decimal; 2]> = BTreeMap::new();
     for l in lines {
-        let slot = by_account.entry(l.key.account_id.as_str()).or_default();
+        let slot = by_account.entry((l.key.account_id.as_str(), l.key.account_name.as_str())).or_default();
         let part = if l.source() == LineSource::Shared { 1 } else { 0 };
         slot[part] = add(slot[part], l.amounts.amortized_cost)?;
     }
@@ -87,9 +87,10 @@ fn account_rows(lines: &[CostLine]) -> Result<Vec<AccountRow>> {
     }
     by_account
         .into_iter()
-        .map(|(account, [tenants, unattributed])| {
+        .map(|((id, name), [tenants, unattributed])| {
             Ok(AccountRow {
-                account_id: account.to_string(),
+                account_id: id.to_string(),
+                account_name: name.to_string(),
                 amortized: add(tenants, unattributed)?,
                 tenants,
                 unattributed,

@@ -79,6 +79,8 @@ pub struct ReportData {
 pub struct AccountRow {
     /// The usage account id; empty for cost the report gives no account.
     pub account_id: String,
+    /// The account's name where the report has it (CUR 2.0, FOCUS); empty otherwise.
+    pub account_name: String,
     pub amortized: Decimal,
     /// The part tenants carry (tagged or attributed).
     pub tenants: Decimal,
@@ -626,14 +628,15 @@ fn accounts_table(h: &mut String, data: &ReportData) {
     if data.accounts.is_empty() {
         return;
     }
-    let headers = [("Account", false), ("Amortized", true), ("Tenants", true), ("Unattributed", true)];
+    let headers = [("Account", false), ("Name", false), ("Amortized", true), ("Tenants", true), ("Unattributed", true)];
     table_open(h, "accounts", "Accounts", "amortized cost per usage (linked) account", &headers);
     for a in &data.accounts {
         let account = if a.account_id.is_empty() { "(no account)" } else { &a.account_id };
         writeln!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(account),
+            esc(&a.account_name),
             money(a.amortized),
             money(a.tenants),
             money(a.unattributed),
@@ -762,6 +765,7 @@ mod tests {
     fn the_accounts_table_appears_only_for_several_accounts() {
         let row = |id: &str, tenants: &str, unattributed: &str| AccountRow {
             account_id: id.into(),
+            account_name: "prod".into(),
             amortized: d(tenants) + d(unattributed),
             tenants: d(tenants),
             unattributed: d(unattributed),
@@ -774,10 +778,11 @@ mod tests {
         let table = &html[html.find("<section class=\"panel\" id=\"accounts\"").unwrap()..];
         let table = &table[..table.find("</section>").unwrap()];
         assert!(
-            table.contains("<td>111122223333</td><td class=\"num\">12.50</td><td class=\"num\">10.50</td>"),
+            table
+                .contains("<td>111122223333</td><td>prod</td><td class=\"num\">12.50</td><td class=\"num\">10.50</td>"),
             "{table}"
         );
-        assert!(table.contains("<td>444455556666</td><td class=\"num\">1,234.50</td>"), "{table}");
+        assert!(table.contains("<td>444455556666</td><td>prod</td><td class=\"num\">1,234.50</td>"), "{table}");
     }
 
     #[test]

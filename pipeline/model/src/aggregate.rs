@@ -43,6 +43,9 @@ pub struct CostKey {
     /// The usage account (`lineItem/UsageAccountId`, FOCUS `SubAccountId`): the linked account
     /// that used the resource; empty when the report has no such column.
     pub account_id: Name,
+    /// The usage account's name where the report has it (CUR 2.0 `line_item_usage_account_name`,
+    /// FOCUS `SubAccountName`); empty otherwise. Determined by the account id, so it adds no group.
+    pub account_name: Name,
     /// The region code (`product/region`, CUR 2.0 `product_region_code`, FOCUS `RegionId`);
     /// empty for global charges and when the report has no region column.
     pub region: Name,
@@ -323,6 +326,7 @@ mod tests {
             line_item_type: "Usage".into(),
             currency: currency.into(),
             account_id: "111122223333".into(),
+            account_name: "".into(),
             region: "us-east-1".into(),
         }
     }

@@ -559,6 +559,7 @@ fn decode_groups(
             currency: s(6),
             account_id: s(9),
             region: s(10),
+            account_name: s(11),
         };
         let mut scaled = [0i128; 6];
         for (i, slot) in scaled.iter_mut().enumerate() {

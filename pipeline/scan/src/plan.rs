@@ -19,7 +19,7 @@ use curflow_model::measures::Measure;
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE};
 
 /// Output columns of [`aggregate_file`], in order.
-pub const GROUP_COLUMNS: [&str; 13] = [
+pub const GROUP_COLUMNS: [&str; 14] = [
     "period_start",
     "usage_date",
     "tenant",
@@ -33,6 +33,7 @@ pub const GROUP_COLUMNS: [&str; 13] = [
     "invoice_id",
     "account_id",
     "region",
+    "account_name",
 ];
 /// Aggregate columns following [`GROUP_COLUMNS`]. The six sums are `Decimal256(76, scale)`:
 /// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
@@ -156,6 +157,7 @@ impl<'a> SourceColumns<'a> {
             column(Col::InvoiceId).alias("invoice_id"),
             column(Col::UsageAccountId).alias("account_id"),
             column(Col::Region).alias("region"),
+            column(Col::UsageAccountName).alias("account_name"),
             udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
             has_ri_arn.alias("has_ri_arn"),
             money(Col::UnblendedCost).alias("m_unblended"),
@@ -193,6 +195,7 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
         col("invoice_id"),
         col("account_id"),
         col("region"),
+        col("account_name"),
         col("m_unblended").alias("unblended_cost"),
     ];
     row_exprs.extend(measures);

@@ -159,6 +159,7 @@ DROP TABLE alerts_sent;
 const SCHEMA_V7: &str = "
 ALTER TABLE cost_lines ADD COLUMN account_id TEXT NOT NULL DEFAULT '';  -- usage account id; '' = unknown
 ALTER TABLE cost_lines ADD COLUMN region TEXT NOT NULL DEFAULT '';      -- region code; '' = global or unknown
+ALTER TABLE cost_lines ADD COLUMN account_name TEXT NOT NULL DEFAULT ''; -- usage account name; '' = not in the report
 ";
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
@@ -354,7 +355,8 @@ fn decimal_text(d: Decimal) -> String {
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
-        driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region
+        driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
+        account_name
     FROM cost_lines WHERE billing_period = ?1";
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
@@ -467,6 +469,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &Li
                 currency: name(8)?,
                 account_id: name(24)?,
                 region: name(25)?,
+                account_name: name(26)?,
             },
             amounts: amounts_at(path, row, 9)?,
         });
@@ -538,9 +541,9 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
                  driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
-                 account_id, region)
+                 account_id, region, account_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         )
         .map_err(e)?;
     // A month has about 31 distinct days: format each once, not once per line.
@@ -585,6 +588,7 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
                 k.usage_unit.as_str(),
                 k.account_id.as_str(),
                 k.region.as_str(),
+                k.account_name.as_str(),
             ])
             .map_err(e)?;
     }

@@ -64,10 +64,11 @@ const T_UNIT: usize = 7;
 const T_INVOICE: usize = 8;
 const T_ACCOUNT: usize = 9;
 const T_REGION: usize = 10;
+const T_ACCOUNT_NAME: usize = 11;
 /// The text columns that are part of the group key: slots `0..KEY_TEXT`.
-const KEY_TEXT: usize = 11;
-const T_RI_ARN: usize = 11;
-const TEXT_COLUMNS: usize = 12;
+const KEY_TEXT: usize = 12;
+const T_RI_ARN: usize = 12;
+const TEXT_COLUMNS: usize = 13;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -80,6 +81,7 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::InvoiceId,
     Col::UsageAccountId,
     Col::Region,
+    Col::UsageAccountName,
     Col::ReservationArn,
 ];
 

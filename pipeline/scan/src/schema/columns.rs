@@ -70,6 +70,7 @@ columns! {
     PricingUnit = "pricing/unit", Text, false, "unit of the usage quantity (volume vs rate variance)";
     InvoiceId = "bill/InvoiceId", Text, false, "whether the period's lines are final";
     UsageAccountId = "lineItem/UsageAccountId", Text, false, "costs per linked account";
+    UsageAccountName = "lineItem/UsageAccountName", Text, false, "the linked account's name";
     Region = "product/region", Text, false, "costs per region";
 }
 

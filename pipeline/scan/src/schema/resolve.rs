@@ -117,6 +117,7 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::PricingUnit => (&["ConsumedUnit", "PricingUnit"], false),
         Col::InvoiceId => (&["InvoiceId"], false),
         Col::UsageAccountId => (&["SubAccountId"], false),
+        Col::UsageAccountName => (&["SubAccountName"], false),
         Col::Region => (&["RegionId"], false),
         _ => (&[], false),
     }

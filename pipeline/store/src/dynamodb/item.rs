@@ -161,6 +161,9 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     if !k.account_id.is_empty() {
         item.insert("usage_account_id".into(), s(k.account_id.clone()));
     }
+    if !k.account_name.is_empty() {
+        item.insert("usage_account_name".into(), s(k.account_name.clone()));
+    }
     if !k.region.is_empty() {
         item.insert("region".into(), s(k.region.clone()));
     }
@@ -357,6 +360,7 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             currency: r.name("currency", names)?,
             account_id: names.get(r.opt_str("usage_account_id")?.unwrap_or_default()),
             region: names.get(r.opt_str("region")?.unwrap_or_default()),
+            account_name: names.get(r.opt_str("usage_account_name")?.unwrap_or_default()),
         },
         amounts: Amounts {
             unblended_cost: r.dec("unblended_cost")?,
@@ -427,6 +431,7 @@ mod tests {
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
                 account_id: "111122223333".into(),
+                account_name: "".into(),
                 region: "us-east-1".into(),
             },
             Amounts {
