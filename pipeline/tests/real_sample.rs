@@ -39,6 +39,38 @@ fn real_cur_csv_totals_match_the_documented_figures() {
     assert_eq!(stored.line_items, 1281);
 }
 
+/// Issue 14 point 1: the legacy report's ZIP compression. The real sample zipped (one CSV entry,
+/// as AWS writes it) is read like the CSV itself: the same documented totals, the same stored
+/// lines; and the report names the archive as the file read.
+#[test]
+fn real_cur_csv_zip_reads_like_the_csv() {
+    let Some(sample) = common::shared_sample("focus_converters/sample-anonymous-aws-export-dataset.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("sample-anonymous-aws-export-dataset-00001.csv.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("sample-anonymous-aws-export-dataset-00001.csv", options).unwrap();
+    std::io::copy(&mut std::fs::File::open(&sample).unwrap(), &mut zip).unwrap();
+    zip.finish().unwrap();
+    let (plain_store, zip_store) = (dir.path().join("plain.sqlite"), dir.path().join("zip.sqlite"));
+    let plain = common::process(std::slice::from_ref(&sample), &plain_store).unwrap();
+    let zipped = common::process(std::slice::from_ref(&archive), &zip_store).unwrap();
+    assert_eq!(zipped.rows_read, 1281);
+    assert_eq!(zipped.totals["USD"].unblended_cost, Decimal::from_str("1.68230869740").unwrap());
+    assert_eq!(zipped.totals, plain.totals);
+    let lines = |store: &std::path::Path| {
+        curflow::store::SqliteStore::open(store)
+            .and_then(|s| curflow::store::CostStore::cost_lines(&s, plain.period).wait())
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.key, l.amounts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines(&zip_store), lines(&plain_store));
+}
+
 /// Issue 12 point 13: without the samples, the test above fails in CI and skips outside it. Runs
 /// this test binary again on that test alone, with the samples pointed at a folder that does not
 /// exist.

@@ -97,6 +97,41 @@ fn manifests_prefixes_and_data_files_on_s3_equal_the_local_result() {
     assert_eq!(e.process(&files, &by_files).unwrap().outcome, ReplaceOutcome::Unchanged);
 }
 
+/// Issue 14 point 1: a legacy CSV report with ZIP compression, read from S3 (the object is copied
+/// to the spill directory and its one CSV extracted there), sums like the same CSV read locally.
+#[test]
+fn a_zipped_csv_object_equals_the_local_csv() {
+    use std::io::Write;
+    let e = env();
+    let root = e.dir.path().join("csv");
+    let g = common::generate(&root, Format::LegacyCsv, 3_000, 4, |o| o.files = Some(1));
+    let csv = &g.data_files[0];
+    let local = e.dir.path().join("local.sqlite");
+    common::process(std::slice::from_ref(csv), &local).unwrap();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut bytes);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("cur-00001.csv", options).unwrap();
+    let text = std::fs::read(csv).unwrap();
+    let text = if csv.extension().is_some_and(|x| x == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(text.as_slice()), &mut out).unwrap();
+        out
+    } else {
+        text
+    };
+    zip.write_all(&text).unwrap();
+    zip.finish().unwrap();
+    e.s3.put_bytes(&e.bucket, "zipped/2026-10/cur-00001.csv.zip", bytes.into_inner());
+    let store = e.dir.path().join("zip.sqlite");
+    let report = e.process(&[e.url("zipped/2026-10/cur-00001.csv.zip")], &store).unwrap();
+    assert_eq!(report.rows_read, common::expected_json(&g)["rows"].as_u64().unwrap());
+    assert_eq!(
+        common::stored_by_tenant_service_day(&store, period()),
+        common::stored_by_tenant_service_day(&local, period())
+    );
+}
+
 #[test]
 fn a_prefix_without_manifests_is_read_per_folder_and_an_empty_one_is_an_error() {
     let e = env();

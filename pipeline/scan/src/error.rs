@@ -72,8 +72,15 @@ pub enum Error {
     #[error("{}: manifest says billing period {manifest_period} but the data holds {data_period}", path.display())]
     ManifestPeriodMismatch { path: PathBuf, manifest_period: String, data_period: String },
 
-    #[error("{}: no CUR data found (expected a *Manifest.json, .parquet, .csv or .csv.gz file)", path.display())]
+    #[error("{}: no CUR data found (expected a *Manifest.json, .parquet, .csv, .csv.gz or .csv.zip file)", path.display())]
     NothingFound { path: PathBuf },
+
+    #[error("{}: not a zip archive holding one CSV file: {reason}", path.display())]
+    BadZip { path: PathBuf, reason: String },
+
+    /// A failure while scanning the CSV extracted from a zip archive, which is named here.
+    #[error("{} (its entry `{entry}`): {source}", path.display())]
+    InZip { path: PathBuf, entry: String, source: Box<Error> },
 
     #[error("invalid argument: {0}")]
     Argument(String),
@@ -105,6 +112,7 @@ impl Error {
             Error::Aws(e) => e.class(),
             Error::Model(e) => e.class(),
             Error::Internal(_) => ErrorClass::Internal,
+            Error::InZip { source, .. } => source.class(),
             _ => ErrorClass::User,
         }
     }

@@ -25,6 +25,7 @@ pub mod location;
 pub mod plan;
 pub mod schema;
 pub mod udf;
+mod unzip;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,8 @@ pub struct Engine {
     ctx: SessionContext,
     udfs: Udfs,
     s3: Option<S3Access>,
+    /// Where zip archives are extracted (the spill directory; the OS temp dir when `None`).
+    temp_dir: Option<PathBuf>,
     /// Caps the fast path's packed key (tests force the fallback to the generic plan with it).
     #[cfg(test)]
     fast_key_bits: Option<u32>,
@@ -150,6 +153,7 @@ impl Engine {
         config.options_mut().execution.parquet.pushdown_filters = false;
         let mut runtime =
             RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)));
+        let temp_dir = spill.and_then(|s| s.dir.clone());
         if let Some(spill) = spill {
             if let Some(dir) = &spill.dir {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -163,6 +167,7 @@ impl Engine {
             ctx: SessionContext::new_with_config_rt(config, runtime),
             udfs: Udfs::new(),
             s3: None,
+            temp_dir,
             #[cfg(test)]
             fast_key_bits: None,
         })
@@ -188,6 +193,21 @@ impl Engine {
         Ok(store)
     }
 
+    /// Scans the CSV inside zip archive `path` (see [`unzip`]): its failures name the archive and
+    /// the entry; the scan reports the archive as the file read.
+    async fn scan_zip(
+        &self,
+        path: &Path,
+        s3: Option<(Arc<dyn object_store::ObjectStore>, &str)>,
+        tag_key: &str,
+    ) -> Result<FileScan> {
+        let extracted = unzip::extract(path, s3, self.temp_dir.as_deref()).await?;
+        let in_zip = |e| Error::InZip { path: path.to_path_buf(), entry: extracted.entry.clone(), source: Box::new(e) };
+        let mut scan = Box::pin(self.scan_file(&extracted.file, tag_key)).await.map_err(in_zip)?;
+        scan.path = path.to_path_buf();
+        Ok(scan)
+    }
+
     /// Scans one file and returns its per-group sums.
     pub async fn scan_file(&self, file: &DataFile, tag_key: &str) -> Result<FileScan> {
         let path = file.path.as_path();
@@ -203,6 +223,10 @@ impl Engine {
             Location::Local(_) => None,
         };
         let (df, cols, footer_rows, csv_gzip) = match file.kind {
+            FileKind::CsvZip => {
+                let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
+                return self.scan_zip(path, s3, tag_key).await;
+            }
             FileKind::Parquet => {
                 let footer = match &s3 {
                     Some((store, key)) => inspect::parquet_footer_s3(Arc::clone(store), path, key, file.size).await?,

@@ -28,7 +28,12 @@ pub use manifest::{Manifest, ManifestKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Parquet,
-    Csv { gzip: bool },
+    Csv {
+        gzip: bool,
+    },
+    /// A zip archive holding one CSV (the legacy report's ZIP compression): extracted to a
+    /// temporary file and scanned as a plain CSV (see `unzip`).
+    CsvZip,
 }
 
 /// One data file of a delivery.
@@ -75,6 +80,8 @@ pub fn file_kind(path: &Path) -> Option<FileKind> {
         Some(FileKind::Csv { gzip: true })
     } else if name.ends_with(".csv") {
         Some(FileKind::Csv { gzip: false })
+    } else if name.ends_with(".zip") {
+        Some(FileKind::CsvZip)
     } else {
         None
     }
@@ -151,7 +158,7 @@ fn local_files(manifest: &Manifest) -> Result<Vec<DataFile>> {
         .map(|p| {
             let kind = file_kind(p).ok_or_else(|| Error::Unsupported {
                 path: p.clone(),
-                reason: "not a .parquet, .csv or .csv.gz file (zip-compressed CUR is not supported)".into(),
+                reason: "not a .parquet, .csv, .csv.gz or .csv.zip file".into(),
             })?;
             DataFile::local(p, kind)
         })
@@ -380,7 +387,7 @@ mod tests {
         assert_eq!(file_kind(Path::new("a/x-00001.snappy.parquet")), Some(FileKind::Parquet));
         assert_eq!(file_kind(Path::new("x-1.csv.gz")), Some(FileKind::Csv { gzip: true }));
         assert_eq!(file_kind(Path::new("X.CSV")), Some(FileKind::Csv { gzip: false }));
-        assert_eq!(file_kind(Path::new("x-1.csv.zip")), None);
+        assert_eq!(file_kind(Path::new("x-1.csv.zip")), Some(FileKind::CsvZip));
         assert!(is_manifest(Path::new("r-Manifest.json")));
         assert!(!is_manifest(Path::new("r-RedshiftManifest.json")));
     }

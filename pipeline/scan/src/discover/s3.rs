@@ -146,7 +146,7 @@ fn data_file(bucket: &str, info: &ObjectInfo) -> Result<DataFile> {
     let path = Location::s3(bucket, &info.key).to_path_buf();
     let kind = file_kind(&path).ok_or_else(|| Error::Unsupported {
         path: path.clone(),
-        reason: "not a .parquet, .csv or .csv.gz file (zip-compressed CUR is not supported)".into(),
+        reason: "not a .parquet, .csv, .csv.gz or .csv.zip file".into(),
     })?;
     Ok(DataFile { path, kind, size: info.size, modified: info.modified })
 }
