@@ -1,0 +1,220 @@
+//! Cost Explorer as a second source (`curflow ce sync`): daily costs per service and tenant tag of
+//! connected accounts, stored as a billing-period version like a CUR delivery's, and replaced by
+//! the month's CUR when it arrives (a CUR version always supersedes a Cost Explorer one: `ReportVersion::supersedes`).
+//!
+//! Each account is reached by `AssumeRole` with its external id; the temporary credentials live in
+//! memory only. Requests are rate-limited and counted against a per-run budget (each costs $0.01).
+//! One account failing never stops the others: each ends with its own [`AccountOutcome`].
+//!
+//! Coarser than a CUR: no usage types, operations or resources (a line's `resource_id` is the
+//! account id), so shared-pool attribution only has the direct-cost fallback.
+
+pub mod limiter;
+pub mod parse;
+mod store;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_costexplorer::config::http::HttpResponse;
+use aws_sdk_costexplorer::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_costexplorer::types::{DateInterval, Granularity, GroupDefinition, GroupDefinitionType};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::aws::{AwsError, AwsErrorKind, AwsSettings, sdk_config, sdk_error};
+use crate::config::Account;
+use crate::store::CostStore;
+use limiter::{BudgetSpent, Limiter};
+use parse::{AccountLines, METRICS, PageError};
+pub use store::{PeriodOutcome, write_periods};
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Tenant tag key (`tag-key`).
+    pub tag_key: String,
+    /// First and last UTC day, inclusive.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub aws: AwsSettings,
+    pub requests_per_second: rust_decimal::Decimal,
+    pub request_budget: u64,
+}
+
+/// Why one account's sync failed; the message names the call and AWS's error.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("AWS Cost Explorer GetCostAndUsage: unreadable result: {0}")]
+    Page(#[from] PageError),
+    #[error("{0}; the account's days were not stored")]
+    Budget(#[from] BudgetSpent),
+}
+
+/// How one account's sync ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountOutcome {
+    pub name: String,
+    pub account_id: String,
+    /// Requests this account's sync sent (retries included).
+    pub requests: u64,
+    /// Cost lines read.
+    pub lines: usize,
+    /// `None`: synced. Otherwise what failed (never a credential).
+    pub error: Option<String>,
+}
+
+/// What one `ce sync` run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub accounts: Vec<AccountOutcome>,
+    pub periods: Vec<PeriodOutcome>,
+    pub requests: u64,
+    /// USD, $0.01 a request.
+    pub requests_cost: rust_decimal::Decimal,
+}
+
+/// Attempts of one request on `LimitExceededException` or another transient error.
+const ATTEMPTS: u32 = 5;
+
+/// Syncs `accounts` (already selected and enabled) into `store`.
+pub async fn sync(store: &mut dyn CostStore, accounts: &[Account], options: &SyncOptions) -> crate::Result<SyncReport> {
+    let mut limiter = Limiter::new(options.requests_per_second, options.request_budget);
+    let mut outcomes = Vec::new();
+    let mut fetched: BTreeMap<String, Vec<crate::CostLine>> = BTreeMap::new();
+    let mut estimated = std::collections::BTreeSet::new();
+    for account in accounts {
+        let before = limiter.made();
+        let result = fetch_account(account, options, &mut limiter).await;
+        let requests = limiter.made() - before;
+        let outcome = match result {
+            Ok(lines) => {
+                estimated.extend(lines.estimated.iter().copied());
+                let lines = lines.into_lines();
+                let n = lines.len();
+                fetched.insert(account.account_id.clone(), lines);
+                AccountOutcome { name: account.name.clone(), account_id: account.account_id.clone(), requests, lines: n, error: None }
+            }
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, "Cost Explorer sync of the account failed");
+                AccountOutcome {
+                    name: account.name.clone(),
+                    account_id: account.account_id.clone(),
+                    requests,
+                    lines: 0,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    let periods = write_periods(store, &fetched, &estimated, options).await?;
+    let requests = limiter.made();
+    Ok(SyncReport { accounts: outcomes, periods, requests, requests_cost: limiter::cost_of(requests) })
+}
+
+/// Assumes the account's role and reads its days, page by page.
+async fn fetch_account(account: &Account, options: &SyncOptions, limiter: &mut Limiter) -> Result<AccountLines, SyncError> {
+    let client = client_for(account, &options.aws).await?;
+    let end = options.to.succ_opt().unwrap_or(options.to);
+    let period = DateInterval::builder()
+        .start(options.from.format("%Y-%m-%d").to_string())
+        .end(end.format("%Y-%m-%d").to_string())
+        .build()
+        .map_err(|e| AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected))?;
+    let group = |kind: GroupDefinitionType, key: &str| GroupDefinition::builder().r#type(kind).key(key).build();
+    let mut lines = AccountLines::default();
+    let mut token: Option<String> = None;
+    loop {
+        let request = client
+            .get_cost_and_usage()
+            .time_period(period.clone())
+            .granularity(Granularity::Daily)
+            .set_metrics(Some(METRICS.iter().map(|m| (*m).to_string()).collect()))
+            .group_by(group(GroupDefinitionType::Dimension, "SERVICE"))
+            .group_by(group(GroupDefinitionType::Tag, &options.tag_key))
+            .set_next_page_token(token.clone());
+        let page = send_with_retry(limiter, &account.name, || request.clone().send()).await?;
+        lines.add_page(page.results_by_time(), &account.account_id, &options.tag_key)?;
+        token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if token.is_none() {
+            return Ok(lines);
+        }
+    }
+}
+
+/// Sends one request through the limiter, retrying throttling with exponential backoff (each
+/// attempt counts against the budget: AWS charges for it).
+async fn send_with_retry<T, E, F, Fut>(limiter: &mut Limiter, account: &str, mut send: F) -> Result<T, SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=ATTEMPTS {
+        limiter.acquire().await?;
+        match send().await {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                let throttled = e.code() == Some("LimitExceededException");
+                let error = sdk_error("Cost Explorer", "GetCostAndUsage", account, e);
+                if !(throttled || error.is_retryable()) || attempt == ATTEMPTS {
+                    return Err(error.into());
+                }
+                tracing::info!(account, attempt, delay_ms = delay.as_millis() as u64, "Cost Explorer throttled; retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+            }
+        }
+    }
+    Err(AwsError::new("Cost Explorer", "GetCostAndUsage", account, "no attempt left", AwsErrorKind::Transient).into())
+}
+
+/// A Cost Explorer client with the account's temporary credentials from `AssumeRole` +
+/// `ExternalId`. The credentials are never logged: only the role ARN is named in errors.
+async fn client_for(account: &Account, aws: &AwsSettings) -> Result<aws_sdk_costexplorer::Client, AwsError> {
+    let settings = AwsSettings { region: Some(account.region.clone()), ..aws.clone() };
+    let config = sdk_config(&settings).await;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let assumed = sts
+        .assume_role()
+        .role_arn(&account.role_arn)
+        .role_session_name(session_name(&account.name))
+        .external_id(&account.external_id)
+        .send()
+        .await
+        .map_err(|e| sdk_error("STS", "AssumeRole", &account.role_arn, e))?;
+    let credentials = assumed.credentials().ok_or_else(|| {
+        AwsError::new("STS", "AssumeRole", &account.role_arn, "no credentials in the response", AwsErrorKind::Rejected)
+    })?;
+    let expiry = std::time::SystemTime::try_from(*credentials.expiration()).ok();
+    let provider = aws_sdk_costexplorer::config::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_string()),
+        expiry,
+        "curflow-assume-role",
+    );
+    let ce_config = aws_sdk_costexplorer::config::Builder::from(&config).credentials_provider(provider).build();
+    Ok(aws_sdk_costexplorer::Client::from_conf(ce_config))
+}
+
+/// The `RoleSessionName` (at most 64 characters of `[\w+=,.@-]`), so CloudTrail in the connected
+/// account shows that curflow read its costs.
+fn session_name(account: &str) -> String {
+    let clean: String =
+        account.chars().map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' }).collect();
+    format!("curflow-ce-{clean}").chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_names_are_valid_and_short() {
+        assert_eq!(super::session_name("prod eu"), "curflow-ce-prod-eu");
+        assert_eq!(super::session_name(&"x".repeat(100)).len(), 64);
+    }
+}
