@@ -95,7 +95,13 @@ pub async fn sync(store: &mut dyn CostStore, accounts: &[Account], options: &Syn
                 let lines = lines.into_lines();
                 let n = lines.len();
                 fetched.insert(account.account_id.clone(), lines);
-                AccountOutcome { name: account.name.clone(), account_id: account.account_id.clone(), requests, lines: n, error: None }
+                AccountOutcome {
+                    name: account.name.clone(),
+                    account_id: account.account_id.clone(),
+                    requests,
+                    lines: n,
+                    error: None,
+                }
             }
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "Cost Explorer sync of the account failed");
@@ -116,14 +122,20 @@ pub async fn sync(store: &mut dyn CostStore, accounts: &[Account], options: &Syn
 }
 
 /// Assumes the account's role and reads its days, page by page.
-async fn fetch_account(account: &Account, options: &SyncOptions, limiter: &mut Limiter) -> Result<AccountLines, SyncError> {
+async fn fetch_account(
+    account: &Account,
+    options: &SyncOptions,
+    limiter: &mut Limiter,
+) -> Result<AccountLines, SyncError> {
     let client = client_for(account, &options.aws).await?;
     let end = options.to.succ_opt().unwrap_or(options.to);
     let period = DateInterval::builder()
         .start(options.from.format("%Y-%m-%d").to_string())
         .end(end.format("%Y-%m-%d").to_string())
         .build()
-        .map_err(|e| AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected))?;
+        .map_err(|e| {
+            AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected)
+        })?;
     let group = |kind: GroupDefinitionType, key: &str| GroupDefinition::builder().r#type(kind).key(key).build();
     let mut lines = AccountLines::default();
     let mut token: Option<String> = None;
@@ -164,7 +176,12 @@ where
                 if !(throttled || error.is_retryable()) || attempt == ATTEMPTS {
                     return Err(error.into());
                 }
-                tracing::info!(account, attempt, delay_ms = delay.as_millis() as u64, "Cost Explorer throttled; retrying");
+                tracing::info!(
+                    account,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    "Cost Explorer throttled; retrying"
+                );
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
             }

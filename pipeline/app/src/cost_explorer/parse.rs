@@ -78,11 +78,9 @@ impl AccountLines {
             for group in result.groups() {
                 let (key, amounts) = line_of(group, day, account_id, tag_key)?;
                 match self.lines.get_mut(&key) {
-                    Some(a) => a.add(&amounts).map_err(|source| PageError::Sum {
-                        keys: group.keys().to_vec(),
-                        day,
-                        source,
-                    })?,
+                    Some(a) => {
+                        a.add(&amounts).map_err(|source| PageError::Sum { keys: group.keys().to_vec(), day, source })?
+                    }
                     None => {
                         self.lines.insert(key, amounts);
                     }
@@ -198,8 +196,10 @@ mod tests {
     fn pages_add_up_exactly_per_key_and_mark_estimated_months() {
         let mut lines = AccountLines::default();
         let page1 = [day("2026-10-01", false, vec![group("Amazon EC2", "accountant_id$acme", "0.1000000001")])];
-        let page2 = [day("2026-10-01", true, vec![group("Amazon EC2", "accountant_id$acme", "0.2000000002")]),
-            day("2026-10-02", false, vec![group("AWS Lambda", "accountant_id$", "5")])];
+        let page2 = [
+            day("2026-10-01", true, vec![group("Amazon EC2", "accountant_id$acme", "0.2000000002")]),
+            day("2026-10-02", false, vec![group("AWS Lambda", "accountant_id$", "5")]),
+        ];
         lines.add_page(&page1, "111111111111", "accountant_id").unwrap();
         lines.add_page(&page2, "111111111111", "accountant_id").unwrap();
         assert_eq!(lines.estimated.iter().map(ToString::to_string).collect::<Vec<_>>(), ["2026-10"]);

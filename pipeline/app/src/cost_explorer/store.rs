@@ -93,7 +93,10 @@ async fn write_period(
         period,
         version: ReportVersion { id: version_id(&lines, format)?, time: Utc::now() },
         format: format.to_string(),
-        source: format!("Cost Explorer GetCostAndUsage, accounts {}", accounts.into_iter().collect::<Vec<_>>().join(", ")),
+        source: format!(
+            "Cost Explorer GetCostAndUsage, accounts {}",
+            accounts.into_iter().collect::<Vec<_>>().join(", ")
+        ),
         files: 0,
         rows_read: lines.len() as u64,
         split_child_rows: 0,

@@ -1,0 +1,240 @@
+//! Cost Explorer as a second source, end to end: the `curflow` binary against moto_server through
+//! the real AWS SDK (STS `AssumeRole`, Cost Explorer `GetCostAndUsage`), results seeded page by
+//! page per account through moto's `/moto-api/static/ce/cost-and-usage-results`.
+//!
+//! moto's STS accepts any role ARN and external id (it checks neither, see moto/sts/models.py), so
+//! the failing account here fails in `GetCostAndUsage`'s result (an amount that is not a decimal),
+//! which is the failure path an AssumeRole error also takes (one account's error, others go on).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Wait, aws_endpoint, ok, run_curflow};
+use curflow::store::{CostStore, SqliteStore};
+use curflow::{Amounts, BillingPeriod};
+use curflow_fixtures::Format;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+/// A 12-digit account id no other run of the suite used (moto keeps results per account and
+/// request body for the server's lifetime).
+fn account_id(n: u64) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    format!("{:012}", (nanos / 1000 + n * 7_919 + u64::from(std::process::id())) % 1_000_000_000_000)
+}
+
+fn metric(amount: &str, unit: &str) -> Value {
+    json!({"Amount": amount, "Unit": unit})
+}
+
+/// One group of a daily result: (service, tenant or "" for untagged, unblended, net, amortized, usage).
+type Seed = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str);
+
+fn day(date: &str, next: &str, groups: &[Seed], estimated: bool) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(service, tenant, u, n, a, q)| {
+            json!({
+                "Keys": [service, format!("accountant_id${tenant}")],
+                "Metrics": {
+                    "UnblendedCost": metric(u, "USD"),
+                    "NetUnblendedCost": metric(n, "USD"),
+                    "AmortizedCost": metric(a, "USD"),
+                    "UsageQuantity": metric(q, "N/A"),
+                }
+            })
+        })
+        .collect();
+    json!({"TimePeriod": {"Start": date, "End": next}, "Total": {}, "Groups": groups, "Estimated": estimated})
+}
+
+fn page(results: Vec<Value>, next_token: Option<&str>) -> Value {
+    let mut p = json!({"ResultsByTime": results, "DimensionValueAttributes": [], "GroupDefinitions": []});
+    if let Some(t) = next_token {
+        p["NextPageToken"] = json!(t);
+    }
+    p
+}
+
+/// Queues `pages` as the results of `account`'s next `GetCostAndUsage` requests.
+fn seed(account: &str, pages: Vec<Value>) {
+    let url = format!("{}/moto-api/static/ce/cost-and-usage-results", aws_endpoint());
+    let body = json!({"account_id": account, "results": pages}).to_string();
+    let client = reqwest::Client::new();
+    let resp = client.post(url).header("content-type", "application/json").body(body).send().wait().unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+}
+
+const A_PAGE1: [Seed; 3] = [
+    ("Amazon Elastic Compute Cloud - Compute", "acme", "12.3456789012", "11.3456789012", "12.0000000001", "24"),
+    ("Amazon Simple Storage Service", "beta", "0.0000000001", "0.0000000001", "0", "1.5"),
+    ("AWS Lambda", "", "3.14", "3.00", "3.14", "1000000"),
+];
+const A_PAGE2: [Seed; 2] = [
+    ("Amazon Elastic Compute Cloud - Compute", "acme", "1234567.8912345678", "1234567.8912345678", "1", "48"),
+    ("AWS Lambda", "", "0.01", "0.01", "0.01", "5"),
+];
+const B_PAGE1: [Seed; 1] = [("Amazon Elastic Compute Cloud - Compute", "acme", "0.6543210988", "0.5", "0.6", "1")];
+const B_PAGE2: [Seed; 1] = [("Amazon Simple Storage Service", "beta", "7", "7", "7", "2")];
+const B_PAGE3: [Seed; 1] = [("AWS Lambda", "gamma", "100.000000001", "99", "100", "3")];
+
+/// Expected stored sums per (tenant, service, day): unblended, net, amortized, usage.
+fn expected() -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
+    let mut out: BTreeMap<_, [Decimal; 4]> = BTreeMap::new();
+    let days: [(&str, &[Seed]); 5] = [
+        ("2026-10-01", &A_PAGE1),
+        ("2026-10-02", &A_PAGE2),
+        ("2026-10-01", &B_PAGE1),
+        ("2026-10-01", &B_PAGE2),
+        ("2026-10-02", &B_PAGE3),
+    ];
+    for (date, groups) in days {
+        for (service, tenant, u, n, a, q) in groups {
+            let key = ((!tenant.is_empty()).then(|| tenant.to_string()), service.to_string(), date.to_string());
+            let e = out.entry(key).or_default();
+            for (slot, v) in e.iter_mut().zip([u, n, a, q]) {
+                *slot = curflow::money::exact_add(*slot, v.parse().unwrap()).unwrap();
+            }
+        }
+    }
+    out
+}
+
+fn stored(store: &Path) -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
+    let period: BillingPeriod = "2026-10".parse().unwrap();
+    let lines = SqliteStore::open(store).unwrap().cost_lines(period).wait().unwrap();
+    let mut out: BTreeMap<_, Amounts> = BTreeMap::new();
+    for l in lines {
+        assert_eq!(l.key.line_item_type.as_str(), "CostExplorer");
+        let key =
+            (l.key.tenant.as_deref().map(str::to_string), l.key.service.to_string(), l.key.usage_date.to_string());
+        out.entry(key).or_default().add(&l.amounts).unwrap();
+    }
+    out.into_iter()
+        .map(|(k, a)| (k, [a.unblended_cost, a.net_unblended_cost, a.amortized_cost, a.usage_amount]))
+        .collect()
+}
+
+fn config(dir: &Path, accounts: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = format!("store = {:?}\nce-requests-per-second = 20\n", dir.join("s.sqlite").display().to_string());
+    for (name, id) in accounts {
+        text += &format!(
+            "\n[[accounts]]\nname = \"{name}\"\naccount_id = \"{id}\"\nrole_arn = \"arn:aws:iam::{id}:role/curflow-ce\"\nexternal_id = \"ext-{name}-do-not-log\"\n"
+        );
+    }
+    let path = dir.join("curflow.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sync(config: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "ce",
+        "sync",
+        "--from",
+        "2026-10-01",
+        "--to",
+        "2026-10-02",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_curflow(&args, None, &[("CURFLOW_LOG", "debug")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+fn outcome<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["accounts"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()
+}
+
+#[test]
+fn two_accounts_sync_exactly_one_failure_is_isolated_and_the_cur_replaces_the_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (account_id(1), account_id(2), account_id(3));
+    seed(
+        &a,
+        vec![
+            page(vec![day("2026-10-01", "2026-10-02", &A_PAGE1, false)], Some("a-2")),
+            page(vec![day("2026-10-02", "2026-10-03", &A_PAGE2, true)], None),
+        ],
+    );
+    seed(
+        &b,
+        vec![
+            page(vec![day("2026-10-01", "2026-10-02", &B_PAGE1, false)], Some("b-2")),
+            page(vec![day("2026-10-01", "2026-10-02", &B_PAGE2, false)], Some("b-3")),
+            page(vec![day("2026-10-02", "2026-10-03", &B_PAGE3, false)], None),
+        ],
+    );
+    seed(
+        &c,
+        vec![page(vec![day("2026-10-01", "2026-10-02", &[("AWS Lambda", "x", "1.2.3", "1", "1", "1")], false)], None)],
+    );
+    let config = config(dir.path(), &[("alpha", &a), ("bravo", &b), ("charlie", &c)]);
+    let store = dir.path().join("s.sqlite");
+
+    // First sync: alpha and bravo stored exactly, charlie's failure reported, the run exits 4.
+    let (code, report, stderr) = sync(&config, &[]);
+    assert_eq!(code, Some(4), "{report}");
+    assert!(!stderr.contains("do-not-log") && !report.to_string().contains("do-not-log"), "external id leaked");
+    assert_eq!(outcome(&report, "alpha")["requests"], 2);
+    assert_eq!(outcome(&report, "bravo")["requests"], 3);
+    assert_eq!(outcome(&report, "alpha")["error"], Value::Null);
+    let failure = outcome(&report, "charlie")["error"].as_str().unwrap().to_string();
+    assert!(failure.contains("GetCostAndUsage") && failure.contains("\"1.2.3\""), "{failure}");
+    assert_eq!(report["requests"], 6);
+    assert_eq!(report["requests_cost"], "0.06");
+    assert_eq!(report["periods"][0]["outcome"], "written");
+    assert_eq!(report["periods"][0]["provisional"], true, "alpha's 2026-10-02 is Estimated");
+    assert_eq!(stored(&store), expected());
+    let version = report["periods"][0]["version"].as_str().unwrap().to_string();
+    assert!(version.starts_with("cost-explorer-"), "{version}");
+
+    // The same days again (moto answers the same requests with the same results): a no-op.
+    let (_, again, _) = sync(&config, &[]);
+    assert_eq!(again["periods"][0]["outcome"], "unchanged", "{again}");
+    assert_eq!(again["periods"][0]["version"], version.as_str());
+    // One account alone: the other account's stored lines are kept, so nothing changes either.
+    let (code, alone, _) = sync(&config, &["--account", "alpha"]);
+    assert_eq!(code, Some(0), "{alone}");
+    assert_eq!((alone["requests"].as_u64(), alone["accounts"].as_array().unwrap().len()), (Some(2), 1));
+    assert_eq!(alone["periods"][0]["outcome"], "unchanged", "{alone}");
+    assert_eq!(stored(&store), expected());
+
+    // `costs` reads the Cost Explorer month like a CUR month.
+    let costs = ok(&run_curflow(
+        &["--config", config.to_str().unwrap(), "costs", "--period", "2026-10", "--by", "tenant", "--format", "json"],
+        None,
+        &[],
+    ));
+    assert!(costs.contains("gamma") && costs.contains("acme"), "{costs}");
+
+    // The month's CUR replaces the Cost Explorer version: totals are the CUR's, never the sum.
+    let cur = dir.path().join("cur");
+    let generated = common::generate(&cur, Format::LegacyParquet, 2_000, 15, |_| {});
+    ok(&run_curflow(
+        &["--config", config.to_str().unwrap(), "process", generated.manifest_path.to_str().unwrap()],
+        None,
+        &[],
+    ));
+    let alone_store = dir.path().join("cur-only.sqlite");
+    ok(&run_curflow(
+        &["--store", alone_store.to_str().unwrap(), "process", generated.manifest_path.to_str().unwrap()],
+        None,
+        &[],
+    ));
+    let period: BillingPeriod = "2026-10".parse().unwrap();
+    assert_eq!(common::stored_total(&store, period), common::stored_total(&alone_store, period));
+    let lines = SqliteStore::open(&store).unwrap().cost_lines(period).wait().unwrap();
+    assert!(lines.iter().all(|l| l.key.line_item_type.as_str() != "CostExplorer"));
+
+    // A later sync never replaces the CUR.
+    let (_, after, _) = sync(&config, &["--account", "alpha"]);
+    assert_eq!(after["periods"][0]["outcome"], "cur_stored", "{after}");
+    assert_eq!(common::stored_total(&store, period), common::stored_total(&alone_store, period));
+}
