@@ -82,15 +82,18 @@ const B_PAGE3: [Seed; 1] = [("AWS Lambda", "gamma", "100.000000001", "99", "100"
 
 /// Expected stored sums per (tenant, service, day): unblended, net, amortized, usage.
 fn expected() -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
-    let mut out: BTreeMap<_, [Decimal; 4]> = BTreeMap::new();
-    let days: [(&str, &[Seed]); 5] = [
+    expected_of(&[
         ("2026-10-01", &A_PAGE1),
         ("2026-10-02", &A_PAGE2),
         ("2026-10-01", &B_PAGE1),
         ("2026-10-01", &B_PAGE2),
         ("2026-10-02", &B_PAGE3),
-    ];
-    for (date, groups) in days {
+    ])
+}
+
+fn expected_of(days: &[(&str, &[Seed])]) -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
+    let mut out: BTreeMap<_, [Decimal; 4]> = BTreeMap::new();
+    for (date, groups) in days.iter().copied() {
         for (service, tenant, u, n, a, q) in groups {
             let key = ((!tenant.is_empty()).then(|| tenant.to_string()), service.to_string(), date.to_string());
             let e = out.entry(key).or_default();
@@ -103,8 +106,12 @@ fn expected() -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
 }
 
 fn stored(store: &Path) -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
+    stored_in(&SqliteStore::open(store).unwrap())
+}
+
+fn stored_in(store: &dyn CostStore) -> BTreeMap<(Option<String>, String, String), [Decimal; 4]> {
     let period: BillingPeriod = "2026-10".parse().unwrap();
-    let lines = SqliteStore::open(store).unwrap().cost_lines(period).wait().unwrap();
+    let lines = store.cost_lines(period).wait().unwrap();
     let mut out: BTreeMap<_, Amounts> = BTreeMap::new();
     for l in lines {
         assert_eq!(l.key.line_item_type.as_str(), "CostExplorer");
@@ -146,6 +153,12 @@ fn sync(config: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
     let out = run_curflow(&args, None, &[("CURFLOW_LOG", "debug")]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     (out.status.code(), serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+fn accounts_status(config: &Path) -> Vec<Value> {
+    let out =
+        ok(&run_curflow(&["--config", config.to_str().unwrap(), "accounts", "status", "--format", "json"], None, &[]));
+    serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
 }
 
 fn outcome<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -193,6 +206,14 @@ fn two_accounts_sync_exactly_one_failure_is_isolated_and_the_cur_replaces_the_mo
     assert_eq!(report["periods"][0]["provisional"], true, "alpha's 2026-10-02 is Estimated");
     assert_eq!(stored(&store), expected());
     let version = report["periods"][0]["version"].as_str().unwrap().to_string();
+    let status = accounts_status(&config);
+    assert_eq!(status[0]["last_error"], Value::Null);
+    assert_eq!((status[0]["name"].as_str(), status[0]["total_requests"].as_u64()), (Some("alpha"), Some(2)));
+    assert!(status[0]["last_synced"].is_string());
+    assert!(status[2]["last_error"].as_str().unwrap().contains("\"1.2.3\""), "{}", status[2]);
+    assert_eq!(status[2]["last_synced"], Value::Null);
+    let list = ok(&run_curflow(&["--config", config.to_str().unwrap(), "accounts", "list"], None, &[]));
+    assert!(list.contains("arn:aws:iam::") && !list.contains("do-not-log"), "{list}");
     assert!(version.starts_with("cost-explorer-"), "{version}");
 
     // The same days again (moto answers the same requests with the same results): a no-op.
@@ -205,6 +226,7 @@ fn two_accounts_sync_exactly_one_failure_is_isolated_and_the_cur_replaces_the_mo
     assert_eq!((alone["requests"].as_u64(), alone["accounts"].as_array().unwrap().len()), (Some(2), 1));
     assert_eq!(alone["periods"][0]["outcome"], "unchanged", "{alone}");
     assert_eq!(stored(&store), expected());
+    assert_eq!(accounts_status(&config)[0]["total_requests"], 6, "three syncs of alpha, two requests each");
 
     // `costs` reads the Cost Explorer month like a CUR month.
     let costs = ok(&run_curflow(
@@ -237,4 +259,33 @@ fn two_accounts_sync_exactly_one_failure_is_isolated_and_the_cur_replaces_the_mo
     let (_, after, _) = sync(&config, &["--account", "alpha"]);
     assert_eq!(after["periods"][0]["outcome"], "cur_stored", "{after}");
     assert_eq!(common::stored_total(&store, period), common::stored_total(&alone_store, period));
+}
+
+/// The same sync into the DynamoDB store: the trait makes it the same code; this shows it.
+#[test]
+fn a_sync_into_dynamodb_stores_the_same_exact_amounts_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = account_id(11);
+    seed(
+        &a,
+        vec![
+            page(vec![day("2026-10-01", "2026-10-02", &A_PAGE1, false)], Some("a-2")),
+            page(vec![day("2026-10-02", "2026-10-03", &A_PAGE2, false)], None),
+        ],
+    );
+    let config = config(dir.path(), &[("alpha", &a)]);
+    let table = common::unique_name("curflow-ce");
+    let store = curflow::store::dynamodb::DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
+    store.create_table_if_missing().wait().unwrap();
+    let location = format!("dynamodb://{table}");
+    let (code, report, _) = sync(&config, &["--store", &location]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["periods"][0]["outcome"], "written");
+    assert_eq!(report["periods"][0]["provisional"], false);
+    assert_eq!(stored_in(&store), expected_of(&[("2026-10-01", &A_PAGE1), ("2026-10-02", &A_PAGE2)]));
+    let (_, again, _) = sync(&config, &["--store", &location]);
+    assert_eq!(again["periods"][0]["outcome"], "unchanged", "{again}");
+    let statuses = curflow::store::FinanceStore::account_statuses(&store).wait().unwrap();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!((statuses[0].total_requests, statuses[0].last_error.as_deref()), (4, None));
 }

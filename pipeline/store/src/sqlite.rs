@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -154,8 +154,16 @@ JOIN (SELECT 'stdout' AS channel UNION ALL SELECT 'webhook' UNION ALL SELECT 'sn
 DROP TABLE alerts_sent;
 ";
 
+/// Version 7: the Cost Explorer sync status of each connected account (`curflow accounts status`).
+const SCHEMA_V7: &str = "
+CREATE TABLE account_status (
+    name   TEXT PRIMARY KEY,                     -- the account's configured name
+    record TEXT NOT NULL                         -- finance::AccountStatus as JSON (no credential)
+) STRICT;
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 6] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
 
 /// A SQLite-backed [`CostStore`].
 ///

@@ -24,7 +24,8 @@ use serde::Serialize;
 
 use crate::aws::{AwsError, AwsErrorKind, AwsSettings, sdk_config, sdk_error};
 use crate::config::Account;
-use crate::store::CostStore;
+use crate::store::Store;
+use crate::store::finance::AccountStatus;
 use limiter::{BudgetSpent, Limiter};
 use parse::{AccountLines, METRICS, PageError};
 pub use store::{PeriodOutcome, write_periods};
@@ -80,7 +81,7 @@ pub struct SyncReport {
 const ATTEMPTS: u32 = 5;
 
 /// Syncs `accounts` (already selected and enabled) into `store`.
-pub async fn sync(store: &mut dyn CostStore, accounts: &[Account], options: &SyncOptions) -> crate::Result<SyncReport> {
+pub async fn sync(store: &mut dyn Store, accounts: &[Account], options: &SyncOptions) -> crate::Result<SyncReport> {
     let mut limiter = Limiter::new(options.requests_per_second, options.request_budget);
     let mut outcomes = Vec::new();
     let mut fetched: BTreeMap<String, Vec<crate::CostLine>> = BTreeMap::new();
@@ -117,8 +118,30 @@ pub async fn sync(store: &mut dyn CostStore, accounts: &[Account], options: &Syn
         outcomes.push(outcome);
     }
     let periods = write_periods(store, &fetched, &estimated, options).await?;
+    record_statuses(store, &outcomes).await?;
     let requests = limiter.made();
     Ok(SyncReport { accounts: outcomes, periods, requests, requests_cost: limiter::cost_of(requests) })
+}
+
+/// Stores each account's status: the last attempt, the last success, the last error, requests.
+/// Written after the periods, so "synced" means its days are stored.
+async fn record_statuses(store: &mut dyn Store, outcomes: &[AccountOutcome]) -> crate::Result<()> {
+    let stored = store.account_statuses().await?;
+    let now = chrono::Utc::now();
+    for o in outcomes {
+        let before = stored.iter().find(|s| s.name == o.name);
+        let status = AccountStatus {
+            name: o.name.clone(),
+            account_id: o.account_id.clone(),
+            last_attempt: now,
+            last_synced: if o.error.is_none() { Some(now) } else { before.and_then(|b| b.last_synced) },
+            last_error: o.error.clone(),
+            last_requests: o.requests,
+            total_requests: before.map_or(0, |b| b.total_requests).saturating_add(o.requests),
+        };
+        store.put_account_status(&status).await?;
+    }
+    Ok(())
 }
 
 /// Assumes the account's role and reads its days, page by page.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::SyncOptions;
 use crate::aggregate::CostLine;
 use crate::period::BillingPeriod;
-use crate::store::{CostStore, Invoices, PeriodRecord, ReplaceOutcome};
+use crate::store::{Invoices, PeriodRecord, ReplaceOutcome, Store};
 use curflow_model::{COST_EXPLORER_VERSION_PREFIX, ReportVersion};
 
 /// What a sync did to one billing period.
@@ -29,7 +29,7 @@ pub struct PeriodOutcome {
 /// outside the synced range (so a partial or failed sync never drops what an earlier one stored).
 /// A period whose stored version is a CUR delivery is left alone.
 pub async fn write_periods(
-    store: &mut dyn CostStore,
+    store: &mut dyn Store,
     fetched: &BTreeMap<String, Vec<CostLine>>,
     estimated: &BTreeSet<BillingPeriod>,
     options: &SyncOptions,
@@ -81,7 +81,7 @@ pub async fn write_periods(
 }
 
 async fn write_period(
-    store: &mut dyn CostStore,
+    store: &mut dyn Store,
     period: BillingPeriod,
     lines: Vec<CostLine>,
     provisional: bool,

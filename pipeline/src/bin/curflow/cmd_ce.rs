@@ -120,3 +120,88 @@ fn summary(report: &SyncReport) -> String {
     out += &format!("requests: {}, cost ${}\n", report.requests, report.requests_cost);
     out
 }
+
+#[derive(clap::Subcommand)]
+pub enum AccountsCommand {
+    /// The connected accounts of the configuration (the external id is never shown).
+    List(FormatArg),
+    /// Each connected account's last Cost Explorer sync: when, its error, requests and their cost.
+    Status(FormatArg),
+}
+
+pub async fn accounts(cmd: AccountsCommand, config: Config) -> Result<u8, Failure> {
+    let (format, rows) = match cmd {
+        AccountsCommand::List(f) => (f.format(), list_rows(&config.accounts)),
+        AccountsCommand::Status(f) => {
+            let store = store::open_existing(&config.store, &config.aws()).await?;
+            (f.format(), status_rows(&config.accounts, &store.account_statuses().await?))
+        }
+    };
+    if !matches!(format, OutputFormat::Table | OutputFormat::Json) {
+        return Err(Failure { code: 2, error: anyhow::anyhow!("accounts prints --format table or json") });
+    }
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&rows).map_err(Failure::internal)? + "\n",
+        _ => table(&rows),
+    };
+    crate::emit(&text)?;
+    Ok(0)
+}
+
+type Row = serde_json::Map<String, serde_json::Value>;
+
+fn list_rows(accounts: &[Account]) -> Vec<Row> {
+    accounts
+        .iter()
+        .map(|a| {
+            let v = serde_json::json!({
+                "name": a.name, "account_id": a.account_id, "role_arn": a.role_arn,
+                "region": a.region, "enabled": a.enabled,
+            });
+            v.as_object().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One row per configured account (never synced: empty fields), then stored statuses of accounts
+/// no longer configured.
+fn status_rows(accounts: &[Account], statuses: &[store::finance::AccountStatus]) -> Vec<Row> {
+    let mut names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+    names.extend(statuses.iter().map(|s| s.name.as_str()).filter(|n| !accounts.iter().any(|a| a.name == *n)));
+    names
+        .into_iter()
+        .map(|name| {
+            let s = statuses.iter().find(|s| s.name == name);
+            let configured = accounts.iter().find(|a| a.name == name);
+            let v = serde_json::json!({
+                "name": name,
+                "account_id": configured.map(|a| a.account_id.clone()).or_else(|| s.map(|s| s.account_id.clone())),
+                "configured": configured.is_some(),
+                "last_attempt": s.map(|s| s.last_attempt.to_rfc3339()),
+                "last_synced": s.and_then(|s| s.last_synced).map(|t| t.to_rfc3339()),
+                "last_error": s.and_then(|s| s.last_error.clone()),
+                "last_requests": s.map_or(0, |s| s.last_requests),
+                "total_requests": s.map_or(0, |s| s.total_requests),
+                "total_cost_usd": curflow::cost_explorer::limiter::cost_of(s.map_or(0, |s| s.total_requests)).to_string(),
+            });
+            v.as_object().cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Rows as `key: value` blocks (few accounts, long errors: a grid would not fit).
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        for (k, v) in row {
+            let text = match v {
+                serde_json::Value::Null => "-".to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out += &format!("{k:>15}: {text}\n");
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -87,6 +87,9 @@ enum Command {
     /// Cost Explorer as a second source: sync connected accounts' daily costs.
     #[command(subcommand)]
     Ce(cmd_ce::Command),
+    /// Connected AWS accounts (`[[accounts]]`) and their Cost Explorer sync status.
+    #[command(subcommand)]
+    Accounts(cmd_ce::AccountsCommand),
     /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
     Generate(cmd_generate::Args),
     /// Print the configuration in effect (secrets redacted), or with --doc the table of settings.
@@ -229,6 +232,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Command::Export(args) => cmd_finance::export(args, config).await,
             Command::Report(args) => cmd_finance::report(args, config).await,
             Command::Ce(cmd) => cmd_ce::run(cmd, config).await,
+            Command::Accounts(cmd) => cmd_ce::accounts(cmd, config).await,
             Command::Generate(args) => cmd_generate::run(args),
             Command::Config(_) => cmd_config::run(&config),
         }
