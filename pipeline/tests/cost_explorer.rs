@@ -5,6 +5,7 @@
 //! moto's STS accepts any role ARN and external id (it checks neither, see moto/sts/models.py), so
 //! the failing account here fails in `GetCostAndUsage`'s result (an amount that is not a decimal),
 //! which is the failure path an AssumeRole error also takes (one account's error, others go on).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -236,29 +237,34 @@ fn two_accounts_sync_exactly_one_failure_is_isolated_and_the_cur_replaces_the_mo
     ));
     assert!(costs.contains("gamma") && costs.contains("acme"), "{costs}");
 
-    // The month's CUR replaces the Cost Explorer version: totals are the CUR's, never the sum.
-    let cur = dir.path().join("cur");
+    the_cur_replaces_the_month_and_is_never_replaced_back(dir.path(), &config, &store);
+}
+
+/// After a Cost Explorer sync of 2026-10: the month's CUR replaces the Cost Explorer version
+/// (totals are the CUR's, never the sum), and a later sync leaves the CUR alone.
+fn the_cur_replaces_the_month_and_is_never_replaced_back(dir: &Path, config: &Path, store: &Path) {
+    let cur = dir.join("cur");
     let generated = common::generate(&cur, Format::LegacyParquet, 2_000, 15, |_| {});
     ok(&run_curflow(
         &["--config", config.to_str().unwrap(), "process", generated.manifest_path.to_str().unwrap()],
         None,
         &[],
     ));
-    let alone_store = dir.path().join("cur-only.sqlite");
+    let alone_store = dir.join("cur-only.sqlite");
     ok(&run_curflow(
         &["--store", alone_store.to_str().unwrap(), "process", generated.manifest_path.to_str().unwrap()],
         None,
         &[],
     ));
     let period: BillingPeriod = "2026-10".parse().unwrap();
-    assert_eq!(common::stored_total(&store, period), common::stored_total(&alone_store, period));
-    let lines = SqliteStore::open(&store).unwrap().cost_lines(period).wait().unwrap();
+    assert_eq!(common::stored_total(store, period), common::stored_total(&alone_store, period));
+    let lines = SqliteStore::open(store).unwrap().cost_lines(period).wait().unwrap();
     assert!(lines.iter().all(|l| l.key.line_item_type.as_str() != "CostExplorer"));
 
     // A later sync never replaces the CUR.
-    let (_, after, _) = sync(&config, &["--account", "alpha"]);
+    let (_, after, _) = sync(config, &["--account", "alpha"]);
     assert_eq!(after["periods"][0]["outcome"], "cur_stored", "{after}");
-    assert_eq!(common::stored_total(&store, period), common::stored_total(&alone_store, period));
+    assert_eq!(common::stored_total(store, period), common::stored_total(&alone_store, period));
 }
 
 /// The same sync into the DynamoDB store: the trait makes it the same code; this shows it.
