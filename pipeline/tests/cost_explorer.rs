@@ -295,3 +295,83 @@ fn a_sync_into_dynamodb_stores_the_same_exact_amounts_and_status() {
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].total_requests, statuses[0].last_error.as_deref()), (4, None));
 }
+
+/// A spent request budget stops the run cleanly: the account it cut short stores nothing and says
+/// why, the account before it is stored, the one after it is not asked.
+#[test]
+fn an_exhausted_request_budget_stops_cleanly_with_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (account_id(21), account_id(22), account_id(23));
+    seed(
+        &a,
+        vec![
+            page(vec![day("2026-10-01", "2026-10-02", &A_PAGE1, false)], Some("a-2")),
+            page(vec![day("2026-10-02", "2026-10-03", &A_PAGE2, false)], None),
+        ],
+    );
+    seed(
+        &b,
+        vec![
+            page(vec![day("2026-10-01", "2026-10-02", &B_PAGE1, false)], Some("b-2")),
+            page(vec![day("2026-10-01", "2026-10-02", &B_PAGE2, false)], None),
+        ],
+    );
+    let config = config(dir.path(), &[("alpha", &a), ("bravo", &b), ("charlie", &c)]);
+    let text = std::fs::read_to_string(&config).unwrap().replacen("\n", "\nce-request-budget = 3\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let (code, report, _) = sync(&config, &[]);
+    assert_eq!(code, Some(4), "{report}");
+    assert_eq!(report["requests"], 3);
+    assert_eq!(outcome(&report, "alpha")["error"], Value::Null);
+    assert_eq!(outcome(&report, "bravo")["requests"], 1);
+    assert!(outcome(&report, "bravo")["error"].as_str().unwrap().contains("request budget of 3"), "{report}");
+    assert_eq!(outcome(&report, "charlie")["requests"], 0);
+    assert_eq!(
+        stored(&dir.path().join("s.sqlite")),
+        expected_of(&[("2026-10-01", &A_PAGE1), ("2026-10-02", &A_PAGE2)])
+    );
+}
+
+/// `ce compare` on a month whose Cost Explorer totals differ from the CUR's on one service flags
+/// exactly that service.
+#[test]
+fn ce_compare_flags_exactly_the_service_that_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = account_id(31);
+    let config = config(dir.path(), &[("alpha", &a)]);
+    let generated = common::generate(&dir.path().join("cur"), Format::LegacyParquet, 2_000, 16, |_| {});
+    let cfg = config.to_str().unwrap();
+    ok(&run_curflow(&["--config", cfg, "process", generated.manifest_path.to_str().unwrap()], None, &[]));
+    let period: BillingPeriod = "2026-10".parse().unwrap();
+    let mut by_service: BTreeMap<String, Decimal> = BTreeMap::new();
+    for l in SqliteStore::open(&dir.path().join("s.sqlite")).unwrap().cost_lines(period).wait().unwrap() {
+        let slot = by_service.entry(l.key.service.to_string()).or_default();
+        *slot = curflow::money::exact_add(*slot, l.amounts.unblended_cost).unwrap();
+    }
+    assert!(by_service.len() >= 3, "{by_service:?}");
+    let differing = by_service.keys().nth(1).unwrap().clone();
+    let groups: Vec<Value> = by_service
+        .iter()
+        .map(|(service, total)| {
+            let amount = if *service == differing { *total + Decimal::from(25) } else { *total };
+            json!({"Keys": [service], "Metrics": {"UnblendedCost": metric(&amount.to_string(), "USD")}})
+        })
+        .collect();
+    let (first, rest) = groups.split_at(2);
+    let month = |groups: &[Value]| json!({"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Total": {}, "Groups": groups, "Estimated": false});
+    seed(&a, vec![page(vec![month(first)], Some("m-2")), page(vec![month(rest)], None)]);
+    let out =
+        ok(&run_curflow(&["--config", cfg, "ce", "compare", "--period", "2026-10", "--format", "json"], None, &[]));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let flagged: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["flagged"] == true)
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, [differing.as_str()], "{report}");
+    assert_eq!(report["requests"], 2);
+    let row = report["rows"].as_array().unwrap().iter().find(|r| r["service"] == differing.as_str()).unwrap();
+    assert_eq!(row["difference"].as_str().unwrap().parse::<Decimal>().unwrap(), Decimal::from(-25));
+}

@@ -9,6 +9,7 @@
 //! Coarser than a CUR: no usage types, operations or resources (a line's `resource_id` is the
 //! account id), so shared-pool attribution only has the direct-cost fallback.
 
+pub mod compare;
 pub mod limiter;
 pub mod parse;
 mod store;

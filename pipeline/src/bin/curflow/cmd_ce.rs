@@ -3,6 +3,7 @@
 
 use chrono::{Datelike, NaiveDate, Utc};
 use curflow::config::Account;
+use curflow::cost_explorer::compare::{CompareOptions, CompareReport, compare};
 use curflow::cost_explorer::{SyncOptions, SyncReport, sync};
 use curflow::output::OutputFormat;
 use curflow::{Config, Error, store};
@@ -15,6 +16,27 @@ pub enum Command {
     /// through AssumeRole and GetCostAndUsage, and store each month as a Cost Explorer version
     /// (replaced by the month's CUR when it is processed). Every request costs $0.01.
     Sync(SyncArgs),
+    /// The month's unblended cost per service from Cost Explorer beside the stored amounts (from
+    /// the CUR), with the differences; differences above both thresholds are flagged.
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// The billing period.
+    #[arg(long, value_name = "YYYY-MM")]
+    period: curflow::BillingPeriod,
+    /// Only this account (its `name`); repeat for several. Default: every enabled account.
+    #[arg(long = "account", value_name = "NAME")]
+    accounts: Vec<String>,
+    /// Flag a difference above this percentage of the larger amount ...
+    #[arg(long, value_name = "PCT", default_value = "1")]
+    threshold_pct: rust_decimal::Decimal,
+    /// ... and above this amount (billing currency).
+    #[arg(long, value_name = "AMOUNT", default_value = "0.01")]
+    min_amount: rust_decimal::Decimal,
+    #[command(flatten)]
+    format: FormatArg,
 }
 
 #[derive(clap::Args)]
@@ -36,7 +58,56 @@ pub struct SyncArgs {
 pub async fn run(cmd: Command, config: Config) -> Result<u8, Failure> {
     match cmd {
         Command::Sync(args) => sync_cmd(args, config).await,
+        Command::Compare(args) => compare_cmd(args, config).await,
     }
+}
+
+async fn compare_cmd(args: CompareArgs, config: Config) -> Result<u8, Failure> {
+    let format = args.format.format();
+    if !matches!(format, OutputFormat::Table | OutputFormat::Json) {
+        return Err(Failure { code: 2, error: anyhow::anyhow!("ce compare prints --format table or json") });
+    }
+    let accounts = selected(&config.accounts, &args.accounts)?;
+    let options = CompareOptions {
+        period: args.period,
+        aws: config.aws(),
+        threshold_pct: args.threshold_pct,
+        min_amount: args.min_amount,
+        requests_per_second: config.ce_requests_per_second,
+        request_budget: config.ce_request_budget,
+    };
+    let store = store::open_existing(&config.store, &config.aws()).await?;
+    let report = compare(store.as_ref(), &accounts, &options).await?;
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&report).map_err(Failure::internal)? + "\n",
+        _ => compare_table(&report),
+    };
+    crate::emit(&text)?;
+    // A flagged difference is a finding, not a failure: it is in the output (`flagged`).
+    Ok(0)
+}
+
+fn compare_table(report: &CompareReport) -> String {
+    let mut out =
+        format!("period {} (stored version {})\n", report.period, report.stored_version.as_deref().unwrap_or("none"));
+    out += &format!(
+        "{:<45} {:>4} {:>20} {:>20} {:>20}  flag\n",
+        "service", "cur", "cost_explorer", "stored", "difference"
+    );
+    for r in &report.rows {
+        let round = |d: rust_decimal::Decimal| curflow::money::round(d, 2).to_string();
+        out += &format!(
+            "{:<45} {:>4} {:>20} {:>20} {:>20}  {}\n",
+            r.service,
+            r.currency,
+            round(r.cost_explorer),
+            round(r.stored),
+            round(r.difference),
+            if r.flagged { "DIFFERS" } else { "" }
+        );
+    }
+    out += &format!("requests: {}, cost ${}\n", report.requests, report.requests_cost);
+    out
 }
 
 async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
