@@ -126,7 +126,10 @@ fn stored_in(store: &dyn CostStore) -> BTreeMap<(Option<String>, String, String)
 }
 
 fn config(dir: &Path, accounts: &[(&str, &str)]) -> std::path::PathBuf {
-    let mut text = format!("store = {:?}\nce-requests-per-second = 20\n", dir.join("s.sqlite").display().to_string());
+    let mut text = format!(
+        "store = {:?}\nce-requests-per-second = 20\nce-manual-sync-interval-minutes = 0\n",
+        dir.join("s.sqlite").display().to_string()
+    );
     for (name, id) in accounts {
         text += &format!(
             "\n[[accounts]]\nname = \"{name}\"\naccount_id = \"{id}\"\nrole_arn = \"arn:aws:iam::{id}:role/curflow-ce\"\nexternal_id = \"ext-{name}-do-not-log\"\n"
@@ -330,6 +333,15 @@ fn an_exhausted_request_budget_stops_cleanly_with_what_was_done() {
         stored(&dir.path().join("s.sqlite")),
         expected_of(&[("2026-10-01", &A_PAGE1), ("2026-10-02", &A_PAGE2)])
     );
+
+    // With the default interval (15 minutes) a second sync right away is refused before any request.
+    let text = std::fs::read_to_string(&config).unwrap().replace("ce-manual-sync-interval-minutes = 0\n", "");
+    std::fs::write(&config, text).unwrap();
+    let out = run_curflow(&["--config", config.to_str().unwrap(), "ce", "sync", "--account", "alpha"], None, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("alpha: wait 14m") || stderr.contains("alpha: wait 15m"), "{stderr}");
+    assert_eq!(accounts_status(&config)[0]["total_requests"], 2, "the refused run sent nothing");
 }
 
 /// `ce compare` on a month whose Cost Explorer totals differ from the CUR's on one service flags

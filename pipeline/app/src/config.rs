@@ -70,6 +70,8 @@ pub struct Config {
     pub ce_requests_per_second: Decimal,
     /// Cost Explorer requests one `ce` run may make, over all accounts.
     pub ce_request_budget: u64,
+    /// A manual `ce sync` of an account is refused this many minutes after its last attempt.
+    pub ce_manual_sync_interval_minutes: u64,
 }
 
 /// An AWS account connected for Cost Explorer. curflow holds no key of it: each run assumes
@@ -200,6 +202,13 @@ pub const SETTINGS: &[Setting] = &[
     )
     .default("100")
     .min(1),
+    Setting::new(
+        "ce-manual-sync-interval-minutes",
+        field!(ce_manual_sync_interval_minutes),
+        "`curflow ce sync` refuses an account synced (or tried) less than this long ago, naming the time to wait",
+    )
+    .default("15")
+    .unit("minutes"),
 ];
 
 /// Markers around the generated table in README.md.
@@ -252,6 +261,7 @@ impl Default for Config {
             accounts: Vec::new(),
             ce_requests_per_second: Decimal::ZERO,
             ce_request_budget: 0,
+            ce_manual_sync_interval_minutes: 0,
         };
         for setting in SETTINGS {
             if let Some(default) = setting.default {
@@ -916,6 +926,7 @@ enabled = false
     /// Every field of `Config` is reachable through exactly one declaration: setting each key to
     /// a distinct non-default value changes a field no other key changed.
     #[test]
+    #[expect(clippy::too_many_lines, reason = "one value and one check per setting: grows with SETTINGS")]
     fn every_field_has_one_declaration() {
         let values = [
             ("store", "s.sqlite"),
@@ -941,6 +952,7 @@ enabled = false
             ),
             ("ce-requests-per-second", "2.5"),
             ("ce-request-budget", "7"),
+            ("ce-manual-sync-interval-minutes", "3"),
         ];
         assert_eq!(values.len(), SETTINGS.len());
         let mut all = Config::default();
@@ -974,6 +986,7 @@ enabled = false
             accounts,
             ce_requests_per_second,
             ce_request_budget,
+            ce_manual_sync_interval_minutes,
         } = all;
         let reached = [
             store != d.store,
@@ -996,6 +1009,7 @@ enabled = false
             accounts != d.accounts,
             ce_requests_per_second != d.ce_requests_per_second,
             ce_request_budget != d.ce_request_budget,
+            ce_manual_sync_interval_minutes != d.ce_manual_sync_interval_minutes,
         ];
         assert!(reached.iter().all(|r| *r), "a field no declaration reaches: {reached:?}");
     }

@@ -124,6 +124,25 @@ pub async fn sync(store: &mut dyn Store, accounts: &[Account], options: &SyncOpt
     Ok(SyncReport { accounts: outcomes, periods, requests, requests_cost: limiter::cost_of(requests) })
 }
 
+/// The accounts of `accounts` whose last sync attempt (in `statuses`) is less than `interval` before
+/// `now`, each with the time left to wait: a manual sync of them is refused (every request costs
+/// money, and Cost Explorer refreshes its data a few times a day at most).
+pub fn too_recent(
+    accounts: &[Account],
+    statuses: &[AccountStatus],
+    interval: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, chrono::Duration)> {
+    accounts
+        .iter()
+        .filter_map(|a| {
+            let last = statuses.iter().find(|s| s.name == a.name)?.last_attempt;
+            let wait = last + interval - now;
+            (wait > chrono::Duration::zero()).then(|| (a.name.clone(), wait))
+        })
+        .collect()
+}
+
 /// Stores each account's status: the last attempt, the last success, the last error, requests.
 /// Written after the periods, so "synced" means its days are stored.
 async fn record_statuses(store: &mut dyn Store, outcomes: &[AccountOutcome]) -> crate::Result<()> {
@@ -252,10 +271,40 @@ fn session_name(account: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_within_the_interval_is_refused_with_the_time_to_wait() {
+        let account = |name: &str| Account {
+            name: name.into(),
+            account_id: "111111111111".into(),
+            role_arn: "arn:aws:iam::111111111111:role/r".into(),
+            external_id: "x".into(),
+            region: "us-east-1".into(),
+            enabled: true,
+        };
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let status = |name: &str, minutes_ago: i64| AccountStatus {
+            name: name.into(),
+            account_id: "111111111111".into(),
+            last_attempt: now - chrono::Duration::minutes(minutes_ago),
+            last_synced: None,
+            last_error: None,
+            last_requests: 0,
+            total_requests: 0,
+        };
+        let accounts = [account("a"), account("b"), account("c")];
+        let statuses = [status("a", 5), status("b", 20)];
+        let refused = too_recent(&accounts, &statuses, chrono::Duration::minutes(15), now);
+        assert_eq!(refused, [("a".to_string(), chrono::Duration::minutes(10))]);
+        assert!(too_recent(&accounts, &statuses, chrono::Duration::zero(), now).is_empty());
+    }
+
     #[test]
     fn session_names_are_valid_and_short() {
-        assert_eq!(super::session_name("prod eu"), "curflow-ce-prod-eu");
-        assert_eq!(super::session_name(&"x".repeat(100)).len(), 64);
+        assert_eq!(session_name("prod eu"), "curflow-ce-prod-eu");
+        assert_eq!(session_name(&"x".repeat(100)).len(), 64);
     }
 }

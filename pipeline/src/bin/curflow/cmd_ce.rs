@@ -133,6 +133,7 @@ async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
         request_budget: config.ce_request_budget,
     };
     let mut store = store::open(&config.store, &config.aws()).await?;
+    refuse_too_recent(&accounts, &store.account_statuses().await?, &config)?;
     let report = sync(store.as_mut(), &accounts, &options).await?;
     let text = match format {
         OutputFormat::Json => serde_json::to_string_pretty(&report).map_err(Failure::internal)? + "\n",
@@ -141,6 +142,32 @@ async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
     crate::emit(&text)?;
     // Some account failed: the environment's problem (role, trust policy, throttling), exit 4.
     Ok(if report.accounts.iter().any(|a| a.error.is_some()) { 4 } else { 0 })
+}
+
+/// Refuses the run (exit 2, before any request) when an account was synced less than
+/// `ce-manual-sync-interval-minutes` ago, naming the time to wait.
+fn refuse_too_recent(
+    accounts: &[Account],
+    statuses: &[store::finance::AccountStatus],
+    config: &Config,
+) -> Result<(), Failure> {
+    let minutes = i64::try_from(config.ce_manual_sync_interval_minutes).unwrap_or(i64::MAX);
+    let interval = chrono::Duration::try_minutes(minutes).unwrap_or(chrono::Duration::MAX);
+    let refused = curflow::cost_explorer::too_recent(accounts, statuses, interval, Utc::now());
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let waits: Vec<String> = refused
+        .iter()
+        .map(|(name, wait)| format!("{name}: wait {}m {}s", wait.num_minutes(), wait.num_seconds() % 60))
+        .collect();
+    Err(Failure {
+        code: 2,
+        error: anyhow::anyhow!(
+            "synced less than {minutes} minutes ago (ce-manual-sync-interval-minutes), nothing requested: {}",
+            waits.join(", ")
+        ),
+    })
 }
 
 /// The enabled accounts named by `--account` (all enabled ones without it); an unknown or
