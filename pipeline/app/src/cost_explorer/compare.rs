@@ -128,7 +128,7 @@ async fn fetch_month(
     limiter: &mut Limiter,
     totals: &mut Totals,
 ) -> Result<(), SyncError> {
-    let client = client_for(account, &options.aws).await?;
+    let mut session = client_for(account, &options.aws).await?;
     let interval = DateInterval::builder()
         .start(options.period.first_day().format("%Y-%m-%d").to_string())
         .end(options.period.next().first_day().format("%Y-%m-%d").to_string())
@@ -139,7 +139,9 @@ async fn fetch_month(
     let by_service = GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("SERVICE").build();
     let mut token: Option<String> = None;
     loop {
-        let request = client
+        let request = session
+            .fresh(account, &options.aws)
+            .await?
             .get_cost_and_usage()
             .time_period(interval.clone())
             .granularity(Granularity::Monthly)

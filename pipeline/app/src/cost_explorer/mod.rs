@@ -170,7 +170,7 @@ async fn fetch_account(
     options: &SyncOptions,
     limiter: &mut Limiter,
 ) -> Result<AccountLines, SyncError> {
-    let client = client_for(account, &options.aws).await?;
+    let mut session = client_for(account, &options.aws).await?;
     let end = options.to.succ_opt().unwrap_or(options.to);
     let period = DateInterval::builder()
         .start(options.from.format("%Y-%m-%d").to_string())
@@ -183,7 +183,9 @@ async fn fetch_account(
     let mut lines = AccountLines::default();
     let mut token: Option<String> = None;
     loop {
-        let request = client
+        let request = session
+            .fresh(account, &options.aws)
+            .await?
             .get_cost_and_usage()
             .time_period(period.clone())
             .granularity(Granularity::Daily)
@@ -235,7 +237,7 @@ where
 
 /// A Cost Explorer client with the account's temporary credentials from `AssumeRole` +
 /// `ExternalId`. The credentials are never logged: only the role ARN is named in errors.
-async fn client_for(account: &Account, aws: &AwsSettings) -> Result<aws_sdk_costexplorer::Client, AwsError> {
+async fn client_for(account: &Account, aws: &AwsSettings) -> Result<Session, AwsError> {
     let settings = AwsSettings { region: Some(account.region.clone()), ..aws.clone() };
     let config = sdk_config(&settings).await;
     let sts = aws_sdk_sts::Client::new(&config);
@@ -259,7 +261,34 @@ async fn client_for(account: &Account, aws: &AwsSettings) -> Result<aws_sdk_cost
         "curflow-assume-role",
     );
     let ce_config = aws_sdk_costexplorer::config::Builder::from(&config).credentials_provider(provider).build();
-    Ok(aws_sdk_costexplorer::Client::from_conf(ce_config))
+    Ok(Session { client: aws_sdk_costexplorer::Client::from_conf(ce_config), expiry })
+}
+
+/// A Cost Explorer client on one account's temporary credentials, and when they expire.
+struct Session {
+    client: aws_sdk_costexplorer::Client,
+    expiry: Option<std::time::SystemTime>,
+}
+
+/// Credentials are renewed when less than this is left, so no request of a long sync (many
+/// pages, waits for the rate limit, backoff) is sent with credentials about to expire.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+impl Session {
+    /// The client, after assuming the role again if the credentials expire within
+    /// [`REFRESH_MARGIN`].
+    async fn fresh(&mut self, account: &Account, aws: &AwsSettings) -> Result<&aws_sdk_costexplorer::Client, AwsError> {
+        if needs_refresh(self.expiry, std::time::SystemTime::now(), REFRESH_MARGIN) {
+            tracing::info!(account = %account.name, "renewing the assumed role's credentials");
+            *self = client_for(account, aws).await?;
+        }
+        Ok(&self.client)
+    }
+}
+
+/// Whether credentials expiring at `expiry` must be renewed at `now` (unknown expiry: no).
+fn needs_refresh(expiry: Option<std::time::SystemTime>, now: std::time::SystemTime, margin: Duration) -> bool {
+    expiry.is_some_and(|e| e.duration_since(now).map_or(true, |left| left < margin))
 }
 
 /// The `RoleSessionName` (at most 64 characters of `[\w+=,.@-]`), so CloudTrail in the connected
@@ -300,6 +329,16 @@ mod tests {
         let refused = too_recent(&accounts, &statuses, chrono::Duration::minutes(15), now);
         assert_eq!(refused, [("a".to_string(), chrono::Duration::minutes(10))]);
         assert!(too_recent(&accounts, &statuses, chrono::Duration::zero(), now).is_empty());
+    }
+
+    #[test]
+    fn credentials_are_renewed_shortly_before_they_expire() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let margin = Duration::from_secs(300);
+        assert!(!needs_refresh(None, now, margin));
+        assert!(!needs_refresh(Some(now + Duration::from_secs(301)), now, margin));
+        assert!(needs_refresh(Some(now + Duration::from_secs(299)), now, margin));
+        assert!(needs_refresh(Some(now - Duration::from_secs(1)), now, margin));
     }
 
     #[test]
