@@ -344,10 +344,10 @@ fn an_exhausted_request_budget_stops_cleanly_with_what_was_done() {
     assert_eq!(accounts_status(&config)[0]["total_requests"], 2, "the refused run sent nothing");
 }
 
-/// `ce compare` on a month whose Cost Explorer totals differ from the CUR's on one service flags
-/// exactly that service.
+/// `ce compare` on a month whose Cost Explorer totals differ from the CUR's on one service and
+/// tenant flags exactly that service and that tenant.
 #[test]
-fn ce_compare_flags_exactly_the_service_that_differs() {
+fn ce_compare_flags_exactly_the_service_and_tenant_that_differ() {
     let dir = tempfile::tempdir().unwrap();
     let a = account_id(31);
     let config = config(dir.path(), &[("alpha", &a)]);
@@ -355,35 +355,44 @@ fn ce_compare_flags_exactly_the_service_that_differs() {
     let cfg = config.to_str().unwrap();
     ok(&run_curflow(&["--config", cfg, "process", generated.manifest_path.to_str().unwrap()], None, &[]));
     let period: BillingPeriod = "2026-10".parse().unwrap();
+    let mut pairs: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     let mut by_service: BTreeMap<String, Decimal> = BTreeMap::new();
     for l in SqliteStore::open(&dir.path().join("s.sqlite")).unwrap().cost_lines(period).wait().unwrap() {
+        let tenant = l.key.tenant.as_deref().unwrap_or_default().to_string();
+        let slot = pairs.entry((l.key.service.to_string(), tenant)).or_default();
+        *slot = curflow::money::exact_add(*slot, l.amounts.unblended_cost).unwrap();
         let slot = by_service.entry(l.key.service.to_string()).or_default();
         *slot = curflow::money::exact_add(*slot, l.amounts.unblended_cost).unwrap();
     }
-    assert!(by_service.len() >= 3, "{by_service:?}");
-    let differing = by_service.keys().nth(1).unwrap().clone();
-    let groups: Vec<Value> = by_service
+    assert!(by_service.len() >= 3 && pairs.len() >= 6, "{pairs:?}");
+    // One tagged (service, tenant) pair costs more in Cost Explorer: by its service's total + 25.
+    let (service, tenant) = pairs.keys().find(|(_, t)| !t.is_empty()).unwrap().clone();
+    let delta = by_service[&service] + Decimal::from(25);
+    let groups: Vec<Value> = pairs
         .iter()
-        .map(|(service, total)| {
-            let amount = if *service == differing { *total + Decimal::from(25) } else { *total };
-            json!({"Keys": [service], "Metrics": {"UnblendedCost": metric(&amount.to_string(), "USD")}})
+        .map(|((s, t), total)| {
+            let amount = if (s, t) == (&service, &tenant) { *total + delta } else { *total };
+            json!({"Keys": [s, format!("accountant_id${t}")], "Metrics": {"UnblendedCost": metric(&amount.to_string(), "USD")}})
         })
         .collect();
-    let (first, rest) = groups.split_at(2);
+    let (first, rest) = groups.split_at(groups.len() / 2);
     let month = |groups: &[Value]| json!({"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Total": {}, "Groups": groups, "Estimated": false});
     seed(&a, vec![page(vec![month(first)], Some("m-2")), page(vec![month(rest)], None)]);
     let out =
         ok(&run_curflow(&["--config", cfg, "ce", "compare", "--period", "2026-10", "--format", "json"], None, &[]));
     let report: Value = serde_json::from_str(&out).unwrap();
-    let flagged: Vec<&str> = report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["flagged"] == true)
-        .map(|r| r["service"].as_str().unwrap())
-        .collect();
-    assert_eq!(flagged, [differing.as_str()], "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    let flagged = |level: &str| -> Vec<&str> {
+        rows.iter()
+            .filter(|r| r["level"] == level && r["flagged"] == true)
+            .map(|r| r["key"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(flagged("service"), [service.as_str()], "{report}");
+    assert_eq!(flagged("tenant"), [tenant.as_str()], "{report}");
     assert_eq!(report["requests"], 2);
-    let row = report["rows"].as_array().unwrap().iter().find(|r| r["service"] == differing.as_str()).unwrap();
-    assert_eq!(row["difference"].as_str().unwrap().parse::<Decimal>().unwrap(), Decimal::from(-25));
+    let row = rows.iter().find(|r| r["level"] == "service" && r["key"] == service.as_str()).unwrap();
+    assert_eq!(row["difference"].as_str().unwrap().parse::<Decimal>().unwrap(), -delta);
+    let pool = rows.iter().find(|r| r["level"] == "tenant" && r["key"] == "UNATTRIBUTED");
+    assert!(pool.is_none_or(|r| r["flagged"] == false), "{report}");
 }

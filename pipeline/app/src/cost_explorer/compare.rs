@@ -1,5 +1,5 @@
-//! `curflow ce compare`: a month's totals per service from Cost Explorer beside the stored ones,
-//! with the differences — the tie-out of the CUR against the console that is otherwise done by hand.
+//! `curflow ce compare`: a month's totals per service and per tenant tag from Cost Explorer beside
+//! the stored ones, with the differences — the tie-out of the CUR against the console that is otherwise done by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::limiter::{self, Limiter};
-use super::parse::PageError;
+use super::parse::{PageError, tenant_of_tag};
 use super::{SyncError, client_for, send_with_retry};
 use crate::aws::{AwsError, AwsErrorKind, AwsSettings};
 use crate::config::Account;
@@ -20,6 +20,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
     pub period: BillingPeriod,
+    /// Tenant tag key (`tag-key`).
+    pub tag_key: String,
     pub aws: AwsSettings,
     pub threshold_pct: Decimal,
     pub min_amount: Decimal,
@@ -27,10 +29,14 @@ pub struct CompareOptions {
     pub request_budget: u64,
 }
 
-/// One service of the month in one currency.
+/// One service or tenant of the month in one currency.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CompareRow {
-    pub service: String,
+    /// `service` or `tenant`.
+    pub level: String,
+    /// The service, or the tenant (`UNATTRIBUTED`: the resources without the tag; on the stored
+    /// side, also the tenants' attributed shares of the pool, which Cost Explorer cannot know).
+    pub key: String,
     pub currency: String,
     /// Unblended cost Cost Explorer reports for the month, summed over the accounts.
     pub cost_explorer: Decimal,
@@ -52,8 +58,20 @@ pub struct CompareReport {
     pub requests_cost: Decimal,
 }
 
-/// Per (service, currency) totals, exact.
-type Totals = BTreeMap<(String, String), Decimal>;
+/// Per (level, service or tenant, currency) totals, exact.
+type Totals = BTreeMap<(String, String, String), Decimal>;
+
+/// The tenant label of lines without a tenant (as `costs` prints it).
+const POOL: &str = crate::output::UNATTRIBUTED;
+
+/// Adds `amount` to the service's and the tenant's totals.
+fn add_both(totals: &mut Totals, service: &str, tenant: Option<&str>, currency: &str, amount: Decimal) -> Option<()> {
+    for (level, key) in [("service", service), ("tenant", tenant.unwrap_or(POOL))] {
+        let slot = totals.entry((level.to_string(), key.to_string(), currency.to_string())).or_default();
+        *slot = exact_add(*slot, amount)?;
+    }
+    Some(())
+}
 
 /// Compares the month's per-service unblended cost of `accounts` in Cost Explorer with the store.
 /// Any account failing fails the comparison: a missing account would flag every service it uses.
@@ -79,8 +97,10 @@ pub async fn compare(
     let record = store.period(options.period).await?;
     let mut stored = Totals::new();
     for line in store.cost_lines(options.period).await? {
-        let slot = stored.entry((line.key.service.to_string(), line.key.currency.to_string())).or_default();
-        *slot = add(*slot, line.amounts.unblended_cost)?;
+        // An attributed share is pool cost to Cost Explorer (the resource has no tenant tag).
+        let tenant = if line.attribution.is_some() { None } else { line.key.tenant.as_deref() };
+        add_both(&mut stored, &line.key.service, tenant, &line.key.currency, line.amounts.unblended_cost)
+            .ok_or_else(|| crate::Error::Internal(format!("stored {} total has no exact Decimal", line.key.service)))?;
     }
     let rows = rows(&from_ce, &stored, options)?;
     let requests = limiter.made();
@@ -93,13 +113,9 @@ pub async fn compare(
     })
 }
 
-fn add(a: Decimal, b: Decimal) -> crate::Result<Decimal> {
-    exact_add(a, b).ok_or_else(|| crate::Error::Internal(format!("{a} + {b} has no exact Decimal")))
-}
-
 /// One row per service on either side; flagged when the difference is above both thresholds.
 fn rows(from_ce: &Totals, stored: &Totals, options: &CompareOptions) -> crate::Result<Vec<CompareRow>> {
-    let keys: BTreeSet<&(String, String)> = from_ce.keys().chain(stored.keys()).collect();
+    let keys: BTreeSet<&(String, String, String)> = from_ce.keys().chain(stored.keys()).collect();
     keys.into_iter()
         .map(|key| {
             let ce = from_ce.get(key).copied().unwrap_or_default();
@@ -110,8 +126,9 @@ fn rows(from_ce: &Totals, stored: &Totals, options: &CompareOptions) -> crate::R
             let relative_limit = larger * options.threshold_pct / Decimal::ONE_HUNDRED;
             let flagged = difference.abs() > options.min_amount && difference.abs() > relative_limit;
             Ok(CompareRow {
-                service: key.0.clone(),
-                currency: key.1.clone(),
+                level: key.0.clone(),
+                key: key.1.clone(),
+                currency: key.2.clone(),
                 cost_explorer: ce,
                 stored: st,
                 difference,
@@ -121,7 +138,8 @@ fn rows(from_ce: &Totals, stored: &Totals, options: &CompareOptions) -> crate::R
         .collect()
 }
 
-/// Adds the account's month per service (MONTHLY, grouped by SERVICE, every page) to `totals`.
+/// Adds the account's month per service and tenant (MONTHLY, grouped by SERVICE and the tenant
+/// TAG, every page) to `totals`.
 async fn fetch_month(
     account: &Account,
     options: &CompareOptions,
@@ -137,6 +155,7 @@ async fn fetch_month(
             AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected)
         })?;
     let by_service = GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("SERVICE").build();
+    let by_tenant = GroupDefinition::builder().r#type(GroupDefinitionType::Tag).key(&options.tag_key).build();
     let mut token: Option<String> = None;
     loop {
         let request = session
@@ -147,9 +166,10 @@ async fn fetch_month(
             .granularity(Granularity::Monthly)
             .metrics("UnblendedCost")
             .group_by(by_service.clone())
+            .group_by(by_tenant.clone())
             .set_next_page_token(token.clone());
         let page = send_with_retry(limiter, &account.name, || request.clone().send()).await?;
-        add_service_totals(page.results_by_time(), totals)?;
+        add_totals(page.results_by_time(), &options.tag_key, totals)?;
         token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
             return Ok(());
@@ -157,8 +177,8 @@ async fn fetch_month(
     }
 }
 
-/// Adds the unblended cost of each SERVICE group of monthly results to `totals`.
-pub fn add_service_totals(results: &[ResultByTime], totals: &mut Totals) -> Result<(), PageError> {
+/// Adds the unblended cost of each (SERVICE, TAG) group of monthly results to `totals`.
+pub fn add_totals(results: &[ResultByTime], tag_key: &str, totals: &mut Totals) -> Result<(), PageError> {
     for result in results {
         let day = result
             .time_period()
@@ -166,9 +186,10 @@ pub fn add_service_totals(results: &[ResultByTime], totals: &mut Totals) -> Resu
             .unwrap_or_default();
         for group in result.groups() {
             let keys = group.keys().to_vec();
-            let [service] = group.keys() else {
+            let [service, tag] = group.keys() else {
                 return Err(PageError::GroupKeys { found: keys.len(), keys });
             };
+            let tenant = tenant_of_tag(tag, tag_key)?;
             let metric = group
                 .metrics()
                 .and_then(|m| m.get("UnblendedCost"))
@@ -181,8 +202,8 @@ pub fn add_service_totals(results: &[ResultByTime], totals: &mut Totals) -> Resu
                 amount: text.to_string(),
                 source,
             })?;
-            let slot = totals.entry((service.clone(), metric.unit().unwrap_or_default().to_string())).or_default();
-            *slot = exact_add(*slot, amount).ok_or_else(|| PageError::Sum {
+            let currency = metric.unit().unwrap_or_default();
+            add_both(totals, service, tenant.as_deref(), currency, amount).ok_or_else(|| PageError::Sum {
                 keys: keys.clone(),
                 day,
                 source: crate::error::ModelError::Overflow { what: format!("the Cost Explorer total of {service}") },
@@ -200,6 +221,7 @@ mod tests {
     fn options() -> CompareOptions {
         CompareOptions {
             period: "2026-10".parse().unwrap(),
+            tag_key: "accountant_id".into(),
             aws: AwsSettings::default(),
             threshold_pct: Decimal::ONE,
             min_amount: Decimal::new(1, 2),
@@ -210,15 +232,15 @@ mod tests {
 
     #[test]
     fn only_differences_above_both_thresholds_are_flagged() {
-        let k = |s: &str| (s.to_string(), "USD".to_string());
+        let k = |s: &str| ("service".to_string(), s.to_string(), "USD".to_string());
         let ce: Totals =
             [(k("EC2"), Decimal::from(1000)), (k("S3"), Decimal::new(5, 3)), (k("Lambda"), Decimal::from(10))].into();
         let stored: Totals =
             [(k("EC2"), Decimal::new(100_500, 2)), (k("S3"), Decimal::new(2, 2)), (k("SQS"), Decimal::from(2))].into();
         let rows = rows(&ce, &stored, &options()).unwrap();
-        let flagged: Vec<&str> = rows.iter().filter(|r| r.flagged).map(|r| r.service.as_str()).collect();
+        let flagged: Vec<&str> = rows.iter().filter(|r| r.flagged).map(|r| r.key.as_str()).collect();
         // EC2: 5.00 of 1005 is under 1 %; S3: 0.015 is above 0.01 and above 1 % of 0.02.
         assert_eq!(flagged, ["Lambda", "S3", "SQS"]);
-        assert_eq!(rows.iter().find(|r| r.service == "Lambda").unwrap().difference, Decimal::from(-10));
+        assert_eq!(rows.iter().find(|r| r.key == "Lambda").unwrap().difference, Decimal::from(-10));
     }
 }

@@ -16,7 +16,7 @@ pub enum Command {
     /// through AssumeRole and GetCostAndUsage, and store each month as a Cost Explorer version
     /// (replaced by the month's CUR when it is processed). Every request costs $0.01.
     Sync(SyncArgs),
-    /// The month's unblended cost per service from Cost Explorer beside the stored amounts (from
+    /// The month's unblended cost per service and per tenant tag from Cost Explorer beside the stored amounts (from
     /// the CUR), with the differences; differences above both thresholds are flagged.
     Compare(CompareArgs),
 }
@@ -70,6 +70,7 @@ async fn compare_cmd(args: CompareArgs, config: Config) -> Result<u8, Failure> {
     let accounts = selected(&config.accounts, &args.accounts)?;
     let options = CompareOptions {
         period: args.period,
+        tag_key: config.tag_key.clone(),
         aws: config.aws(),
         threshold_pct: args.threshold_pct,
         min_amount: args.min_amount,
@@ -91,14 +92,15 @@ fn compare_table(report: &CompareReport) -> String {
     let mut out =
         format!("period {} (stored version {})\n", report.period, report.stored_version.as_deref().unwrap_or("none"));
     out += &format!(
-        "{:<45} {:>4} {:>20} {:>20} {:>20}  flag\n",
-        "service", "cur", "cost_explorer", "stored", "difference"
+        "{:<8} {:<45} {:>4} {:>20} {:>20} {:>20}  flag\n",
+        "level", "service", "cur", "cost_explorer", "stored", "difference"
     );
     for r in &report.rows {
         let round = |d: rust_decimal::Decimal| curflow::money::round(d, 2).to_string();
         out += &format!(
-            "{:<45} {:>4} {:>20} {:>20} {:>20}  {}\n",
-            r.service,
+            "{:<8} {:<45} {:>4} {:>20} {:>20} {:>20}  {}\n",
+            r.level,
+            r.key,
             r.currency,
             round(r.cost_explorer),
             round(r.stored),
