@@ -260,14 +260,11 @@ fn largest_remainder<U: Uint>(t: u128, w: &[U], total: U) -> Option<Vec<u128>> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
     fn t(s: &str) -> TenantId {
         TenantId::new(s).unwrap()
     }
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
     fn parts(total: &str, w: &[(&str, &str)], scale: u32) -> Vec<(String, String)> {
         let w: Vec<_> = w.iter().map(|(a, b)| (t(a), d(b))).collect();
         match split(d(total), &w, scale).unwrap() {

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use chrono::NaiveDate;
 use curflow_attribution::evidence::agent::{AgentAggregator, AgentConfig, read_session_map};
@@ -20,9 +19,7 @@ fn fixture(name: &str) -> Box<dyn std::io::BufRead> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     decompress(BufReader::new(File::open(&path).unwrap())).unwrap()
 }
-fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
+use curflow_money::testing::d;
 fn day(m: u32, dd: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, m, dd).unwrap()
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use chrono::NaiveDate;
 use curflow_attribution::evidence::ErrorBudget;
@@ -21,9 +20,7 @@ use rust_decimal::Decimal;
 fn fixture(name: &str) -> BufReader<File> {
     BufReader::new(File::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap())
 }
-fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
+use curflow_money::testing::d;
 fn t(s: &str) -> TenantId {
     TenantId::new(s).unwrap()
 }

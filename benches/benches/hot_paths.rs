@@ -85,6 +85,9 @@ fn store_replace(c: &mut Criterion) {
                     resource_id: format!("r-{i}").into(),
                     line_item_type: "Usage".into(),
                     currency: "USD".into(),
+                    account_id: "111122223333".into(),
+                    account_name: "".into(),
+                    region: "us-east-1".into(),
                 },
                 Amounts {
                     unblended_cost: Decimal::from_str("12.345678901234").unwrap(),

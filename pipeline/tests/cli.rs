@@ -254,6 +254,8 @@ fn sorted(v: &[&str]) -> Vec<String> {
     k
 }
 
+/// Spelled out on purpose (not taken from the code's column constants): the documented column order
+/// is the contract these tests pin, so a change to the code must show up here too.
 const COST_AMOUNTS: [&str; 8] = [
     "unblended_cost",
     "net_unblended_cost",
@@ -367,7 +369,8 @@ fn every_format_has_stable_documented_columns() {
     );
     assert_eq!(csv_rows(&periods).len(), 2);
 
-    // reconcile: the documented order, not alphabetical.
+    // reconcile: the documented order, not alphabetical. Spelled out on purpose (not taken from the
+    // code's column constants): the documented order is the contract this test pins.
     let rec = ok(&curflow(&["reconcile", "--store", "s.sqlite", "--period", "2026-10", "--format", "csv"], d));
     assert_eq!(
         csv_header(&rec),

@@ -189,3 +189,157 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     assert!(!by_app.is_empty());
     assert_eq!(got_app, by_app, "tenants from the Tags JSON");
 }
+
+/// Issue 14 point 2: every line carries its usage account and region, and `costs --by
+/// account,region` gives, per (account, region), exactly the unblended cost of the sample's rows
+/// with that account and region — computed here from the CSV text, independently of curflow. The
+/// columns are the legacy report's `lineItem/UsageAccountId` and `product/region`, CUR 2.0's
+/// `line_item_usage_account_id` and `product_region_code`, FOCUS's `SubAccountId` and `RegionId`
+/// (its `NULL` cells read as empty).
+#[test]
+fn costs_per_account_and_region_match_the_real_samples() {
+    let samples = [
+        (
+            "focus_converters/sample-anonymous-aws-export-dataset.csv",
+            "2023-11",
+            "lineItem/UsageAccountId",
+            "product/region",
+            "lineItem/UnblendedCost",
+            None,
+        ),
+        (
+            "cur2-export-sample/ha-project-CUR-daily-1-00001.csv",
+            "2026-04",
+            "line_item_usage_account_id",
+            "product_region_code",
+            "line_item_unblended_cost",
+            None,
+        ),
+        (
+            "focus-sample-data/focus_sample.csv",
+            "2024-09",
+            "SubAccountId",
+            "RegionId",
+            "BilledCost",
+            Some("BillingPeriodStart"),
+        ),
+    ];
+    for (relative, period, account_col, region_col, cost_col, period_col) in samples {
+        let Some(sample) = common::shared_sample(relative) else { return };
+        let want =
+            sums_by_account_and_region(&sample, account_col, region_col, cost_col, period_col.map(|c| (c, period)));
+        assert!(want.len() > 1, "{relative}: more than one (account, region)");
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.sqlite");
+        let s = store.to_str().unwrap();
+        let out = common::run_curflow(&["--store", s, "process", sample.to_str().unwrap()], None, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = common::run_curflow(
+            &["--store", s, "costs", "--period", period, "--by", "account,region", "--format", "csv"],
+            None,
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+        let header = reader.headers().unwrap().clone();
+        let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("no column {n}: {header:?}"));
+        let mut got = std::collections::BTreeMap::new();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let key = (record[col("account_id")].to_string(), record[col("region")].to_string());
+            let previous = got.insert(key.clone(), Decimal::from_str(&record[col("unblended_cost")]).unwrap());
+            assert!(previous.is_none(), "{relative}: {key:?} twice");
+        }
+        assert_eq!(got, want, "{relative}");
+        // The report lists each account of a multi-account month (the FOCUS sample has 72 in 2024-09).
+        let accounts: std::collections::BTreeSet<&str> = want.keys().map(|(a, _)| a.as_str()).collect();
+        assert_report_lists(&store, period, relative, &accounts);
+        if accounts.len() > 1 {
+            assert_account_names(&store, period, &sample);
+        }
+    }
+}
+
+/// `curflow report` has an accounts table, listing each of `accounts`, exactly when there are
+/// several.
+fn assert_report_lists(
+    store: &std::path::Path,
+    period: &str,
+    relative: &str,
+    accounts: &std::collections::BTreeSet<&str>,
+) {
+    let html = store.with_file_name("r.html");
+    let s = store.to_str().unwrap();
+    let out =
+        common::run_curflow(&["--store", s, "report", "--period", period, "--out", html.to_str().unwrap()], None, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(html).unwrap();
+    let table = html.find("<section class=\"panel\" id=\"accounts\"").map(|at| &html[at..]);
+    if accounts.len() < 2 {
+        assert!(table.is_none(), "{relative}: one account, no accounts table");
+        return;
+    }
+    let table = table.unwrap_or_else(|| panic!("{relative}: no accounts table"));
+    let table = &table[..table.find("</section>").unwrap()];
+    for account in accounts {
+        assert!(table.contains(&format!("<tr><td>{account}</td>")), "{relative}: {account} missing");
+    }
+}
+
+/// FOCUS names each sub-account: `costs --by account,account-name` pairs them as the file does.
+fn assert_account_names(store: &std::path::Path, period: &str, sample: &std::path::Path) {
+    let s = store.to_str().unwrap();
+    let out = common::run_curflow(
+        &["--store", s, "costs", "--period", period, "--by", "account,account-name", "--format", "csv"],
+        None,
+        &[],
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let (id, name) = (header.iter().position(|h| h == "account_id"), header.iter().position(|h| h == "account_name"));
+    let (id, name) = (id.unwrap(), name.unwrap());
+    let got: std::collections::BTreeSet<(String, String)> =
+        reader.records().map(|r| r.unwrap()).map(|r| (r[id].to_string(), r[name].to_string())).collect();
+    let mut reader = csv::Reader::from_path(sample).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let want: std::collections::BTreeSet<(String, String)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[col("BillingPeriodStart")].starts_with(period))
+        .map(|r| (r[col("SubAccountId")].to_string(), r[col("SubAccountName")].to_string()))
+        .collect();
+    assert_eq!(got, want, "{}: account names", sample.display());
+}
+
+/// Σ `cost_col` per (`account_col`, `region_col`) of the rows of `csv_path` (of one billing
+/// period when `period` names its column and `YYYY-MM`), exactly: plain and scientific notation,
+/// `NULL` and empty as zero / empty.
+fn sums_by_account_and_region(
+    csv_path: &std::path::Path,
+    account_col: &str,
+    region_col: &str,
+    cost_col: &str,
+    period: Option<(&str, &str)>,
+) -> std::collections::BTreeMap<(String, String), Decimal> {
+    let mut reader = csv::Reader::from_path(csv_path).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let text = |v: &str| if v == "NULL" { String::new() } else { v.to_string() };
+    let amount = |v: &str| match v {
+        "" | "NULL" => Decimal::ZERO,
+        v => Decimal::from_str(v).or_else(|_| Decimal::from_scientific(v)).unwrap(),
+    };
+    let mut sums = std::collections::BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if let Some((column, month)) = period
+            && !record[col(column)].starts_with(month)
+        {
+            continue;
+        }
+        let key = (text(&record[col(account_col)]), text(&record[col(region_col)]));
+        *sums.entry(key).or_insert(Decimal::ZERO) += amount(&record[col(cost_col)]);
+    }
+    sums
+}

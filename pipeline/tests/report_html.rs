@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use curflow::report_html::{
-    AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, ReportData, TenantBar, VarianceRow, render_report,
+    AccountRow, AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, ReportData, TenantBar, VarianceRow,
+    render_report,
 };
 use rust_decimal::Decimal;
 
@@ -179,6 +180,23 @@ fn sample() -> ReportData {
                 cost: dec("88.10"),
                 baseline: dec("40.05"),
                 jump_pct: Some(dec("119.98")),
+            },
+        ],
+        // Two linked accounts: the per-account table, with an escaped hostile id.
+        accounts: vec![
+            AccountRow {
+                account_id: "111122223333".into(),
+                account_name: "production".into(),
+                amortized: dec("41230.55"),
+                tenants: dec("30100.00"),
+                unattributed: dec("11130.55"),
+            },
+            AccountRow {
+                account_id: EVIL_TENANT.into(),
+                account_name: EVIL_TENANT.into(),
+                amortized: dec("1200.00"),
+                tenants: dec("1200.00"),
+                unattributed: Decimal::ZERO,
             },
         ],
     }

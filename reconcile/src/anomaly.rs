@@ -168,11 +168,8 @@ pub fn find_anomalies(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn series(costs: &[&str]) -> DailySeries {
         let start = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();

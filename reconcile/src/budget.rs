@@ -282,11 +282,8 @@ fn message(p: &BudgetPosition, b: &Budget, t: Decimal, kind: AlertKind) -> Resul
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn pos(mtd: &str, forecast: Option<&str>) -> BudgetPosition {
         BudgetPosition {

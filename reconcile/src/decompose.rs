@@ -83,11 +83,8 @@ pub fn decompose(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn dec(e: &str, qe: &str, a: &str, qa: &str) -> Decomposition {
         decompose(d(e), d(qe), d(a), d(qa), EFFECT_DP).unwrap().unwrap()

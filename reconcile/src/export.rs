@@ -92,11 +92,8 @@ pub fn expenses(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn rec(tenant: &str, day: u32, service: &str, direct: &str, attributed: &str) -> ActualCost {
         ActualCost {

@@ -252,11 +252,8 @@ pub fn backtest(daily: &DailySeries, first_days: u32, config: &ForecastConfig) -
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn day(m: u32, dd: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, m, dd).unwrap()

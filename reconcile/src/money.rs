@@ -69,9 +69,7 @@ pub(crate) fn pct(part: Decimal, whole: Decimal) -> Result<Option<Decimal>> {
 mod tests {
     use super::*;
 
-    fn d(s: &str) -> Decimal {
-        parse_decimal(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     #[test]
     fn pct_handles_zero() {

@@ -64,11 +64,8 @@ pub fn sqrt(x: Decimal) -> Result<Option<Decimal>> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     #[test]
     fn median_and_mad() {

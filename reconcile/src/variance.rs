@@ -92,11 +92,8 @@ pub(crate) fn assess(estimated: Decimal, actual: Decimal, t: &Thresholds) -> Res
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     fn a(est: &str, act: &str) -> Figures {
         assess(d(est), d(act), &Thresholds::default()).unwrap()

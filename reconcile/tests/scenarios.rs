@@ -235,6 +235,8 @@ fn rows_are_sorted_and_serialize_with_stable_columns() {
     assert_eq!(keys, [("a", "compute"), ("a", "storage"), ("b", "storage")]);
     let json = serde_json::to_value(&c.resource_types[0]).unwrap();
     let cols: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    // Spelled out on purpose (not taken from the code's column constants): the documented column
+    // order is the contract this test pins, so a change to the code must show up here too.
     for col in [
         "accountant_id",
         "month",

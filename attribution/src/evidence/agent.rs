@@ -24,9 +24,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::json::{self, Object};
-use super::reader::{LineError, Outcome, read_lines};
+use super::reader::{Outcome, Records, read_lines, read_records};
 use super::time::{json_timestamp, split_message};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::tenant::TenantId;
 
@@ -177,26 +177,8 @@ impl AgentAggregator {
         }
     }
 
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| self.consume(source_name, line, text))
-    }
-
-    /// Offers one line (shared with the other log parsers by [`super::logs::LogAggregator`]).
-    pub(crate) fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
-        match parse_line(text)? {
-            None => Ok(Outcome::Ignored),
-            Some(rec) => {
-                self.push(rec).map_err(|message| {
-                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
-                })?;
-                Ok(Outcome::Record)
-            }
-        }
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
+        read_records(self, source_name, reader, budget)
     }
 
     /// Adds one record. `Err` only when a total overflows exact arithmetic.
@@ -237,6 +219,18 @@ impl AgentAggregator {
 
     pub fn finish(self) -> (DriverTotals, AgentStats) {
         (self.totals, self.stats)
+    }
+}
+
+impl Records for AgentAggregator {
+    type Record = AgentUsage;
+
+    fn parse(&self, text: &str) -> Result<Option<AgentUsage>, ParseError> {
+        parse_line(text)
+    }
+
+    fn add(&mut self, record: AgentUsage) -> Result<(), String> {
+        self.push(record)
     }
 }
 

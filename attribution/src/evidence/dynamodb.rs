@@ -26,10 +26,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::json::{self, Object};
-use super::reader::{LineError, Outcome, read_lines};
+use super::json::{self, Object, TenantKeys};
+use super::reader::{Records, read_records};
 use super::time::{json_timestamp, split_message};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::exact_add;
 use crate::tenant::TenantId;
@@ -54,20 +54,15 @@ pub struct CapacityRecord {
 }
 
 /// Parses DynamoDB capacity log lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DynamoParser {
-    tenant_keys: Vec<String>,
-}
-
-impl Default for DynamoParser {
-    fn default() -> Self {
-        Self::new(vec!["accountant_id".into()])
-    }
+    tenant_keys: TenantKeys,
 }
 
 impl DynamoParser {
+    /// `tenant_keys`: JSON keys holding the tenant id, in order of preference (none: `accountant_id`).
     pub fn new(tenant_keys: Vec<String>) -> Self {
-        Self { tenant_keys }
+        Self { tenant_keys: TenantKeys::new(tenant_keys) }
     }
 
     /// `Ok(None)` for lines without `ConsumedCapacity`.
@@ -83,13 +78,7 @@ impl DynamoParser {
         };
         let find = |keys: &[&str]| top.get_any(keys).or_else(|| inner.as_ref().and_then(|o| o.get_any(keys)));
         let Some((cc, _)) = find(&CC_KEYS) else { return Ok(None) };
-        let mut tenant = None;
-        for key in &self.tenant_keys {
-            if let Some((raw, _)) = find(&[key.as_str()]) {
-                tenant = Some(TenantId::new(json::scalar_text(raw, key)?)?);
-                break;
-            }
-        }
+        let tenant = self.tenant_keys.tenant(|key| find(&[key]).map(|(raw, _)| raw))?;
         let operation = match find(&["operation", "Operation", "op"]) {
             Some((raw, _)) => Some(json::string(raw, "operation")?),
             None => None,
@@ -188,9 +177,8 @@ pub struct DynamoAggregator {
 
 impl DynamoAggregator {
     pub fn new(config: DynamoConfig) -> Self {
-        let keys = if config.tenant_keys.is_empty() { vec!["accountant_id".into()] } else { config.tenant_keys };
         Self {
-            parser: DynamoParser::new(keys),
+            parser: DynamoParser::new(config.tenant_keys),
             tables: config.tables,
             totals: DriverTotals::new(),
             stats: DynamoStats::default(),
@@ -198,26 +186,8 @@ impl DynamoAggregator {
     }
 
     /// Reads one source.
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| self.consume(source_name, line, text))
-    }
-
-    /// Parses one line and adds its record, if it is one of ours (shared by [`super::logs`]).
-    pub(crate) fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
-        match self.parser.parse_line(text)? {
-            None => Ok(Outcome::Ignored),
-            Some(rec) => {
-                self.push(rec).map_err(|message| {
-                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
-                })?;
-                Ok(Outcome::Record)
-            }
-        }
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
+        read_records(self, source_name, reader, budget)
     }
 
     /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
@@ -271,6 +241,18 @@ impl DynamoAggregator {
             }
         }
         Ok((totals, self.stats))
+    }
+}
+
+impl Records for DynamoAggregator {
+    type Record = CapacityRecord;
+
+    fn parse(&self, text: &str) -> Result<Option<CapacityRecord>, ParseError> {
+        self.parser.parse_line(text)
+    }
+
+    fn add(&mut self, record: CapacityRecord) -> Result<(), String> {
+        self.push(record)
     }
 }
 

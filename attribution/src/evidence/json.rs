@@ -14,6 +14,41 @@ use serde_json::value::RawValue;
 
 use super::ParseError;
 use crate::money::parse_exact;
+use crate::tenant::TenantId;
+
+/// The JSON keys that hold the tenant id in application log lines, in order of preference
+/// (`accountant_id` when none are configured). Shared by the Lambda and DynamoDB log parsers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TenantKeys(Vec<String>);
+
+impl Default for TenantKeys {
+    fn default() -> Self {
+        Self(vec!["accountant_id".into()])
+    }
+}
+
+impl TenantKeys {
+    pub(crate) fn new(keys: Vec<String>) -> Self {
+        if keys.is_empty() { Self::default() } else { Self(keys) }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The tenant under the first key `lookup` finds.
+    pub(crate) fn tenant<'a>(
+        &self,
+        lookup: impl Fn(&str) -> Option<&'a RawValue>,
+    ) -> Result<Option<TenantId>, ParseError> {
+        for key in self.iter() {
+            if let Some(raw) = lookup(key) {
+                return Ok(Some(TenantId::new(scalar_text(raw, key)?)?));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// A JSON object's members in source order, values unparsed.
 #[derive(Debug)]

@@ -25,10 +25,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::json::{self, Object};
-use super::reader::{LineError, Outcome, read_lines};
+use super::json::{self, Object, TenantKeys};
+use super::reader::{Records, read_records};
 use super::time::{is_uuid, json_timestamp, split_message, split_prefix};
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::{exact_mul, parse_exact};
 use crate::tenant::TenantId;
@@ -87,21 +87,15 @@ pub enum LambdaRecord {
 }
 
 /// Parses Lambda log lines (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LambdaParser {
-    tenant_keys: Vec<String>,
-}
-
-impl Default for LambdaParser {
-    fn default() -> Self {
-        Self::new(vec!["accountant_id".into()])
-    }
+    tenant_keys: TenantKeys,
 }
 
 impl LambdaParser {
-    /// `tenant_keys`: JSON keys holding the tenant id, in order of preference.
+    /// `tenant_keys`: JSON keys holding the tenant id, in order of preference (none: `accountant_id`).
     pub fn new(tenant_keys: Vec<String>) -> Self {
-        Self { tenant_keys }
+        Self { tenant_keys: TenantKeys::new(tenant_keys) }
     }
 
     /// Parses one line, with an optional leading export timestamp. `Ok(None)`: not Lambda evidence.
@@ -160,25 +154,19 @@ impl LambdaParser {
     }
 
     fn looks_like_evidence(&self, body: &str) -> bool {
-        body.contains("platform.report") || self.tenant_keys.iter().any(|k| body.contains(k.as_str()))
+        body.contains("platform.report") || self.tenant_keys.iter().any(|k| body.contains(k))
     }
 
     fn tenant(&self, obj: &Object<'_>) -> Result<Option<TenantId>, ParseError> {
-        for key in &self.tenant_keys {
-            if let Some(raw) = obj.get(key) {
-                return Ok(Some(TenantId::new(json::scalar_text(raw, key)?)?));
-            }
+        if let Some(tenant) = self.tenant_keys.tenant(|key| obj.get(key))? {
+            return Ok(Some(tenant));
         }
         // Lambda's JSON log format nests a logged object under "message".
         if let Some(raw) = obj.get("message")
             && raw.get().starts_with('{')
         {
             let inner = Object::from_raw(raw, "message")?;
-            for key in &self.tenant_keys {
-                if let Some(raw) = inner.get(key) {
-                    return Ok(Some(TenantId::new(json::scalar_text(raw, key)?)?));
-                }
-            }
+            return self.tenant_keys.tenant(|key| inner.get(key));
         }
         Ok(None)
     }
@@ -354,26 +342,8 @@ impl LambdaAggregator {
 
     /// Reads one source (REPORTs and app lines may be in the same or in different sources; the join spans
     /// all sources read by this aggregator).
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| self.consume(source_name, line, text))
-    }
-
-    /// Parses one line and adds its record, if it is one of ours (shared by [`super::logs`]).
-    pub(crate) fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
-        match self.parser.parse_line(text)? {
-            None => Ok(Outcome::Ignored),
-            Some(rec) => {
-                self.push(rec).map_err(|message| {
-                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
-                })?;
-                Ok(Outcome::Record)
-            }
-        }
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
+        read_records(self, source_name, reader, budget)
     }
 
     /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
@@ -500,15 +470,24 @@ impl LambdaAggregator {
     }
 }
 
+impl Records for LambdaAggregator {
+    type Record = LambdaRecord;
+
+    fn parse(&self, text: &str) -> Result<Option<LambdaRecord>, ParseError> {
+        self.parser.parse_line(text)
+    }
+
+    fn add(&mut self, record: LambdaRecord) -> Result<(), String> {
+        self.push(record)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use curflow_money::testing::d;
 
     #[test]
     fn report_text_variants() {

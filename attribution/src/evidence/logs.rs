@@ -10,8 +10,8 @@ use std::io::BufRead;
 use super::agent::AgentAggregator;
 use super::dynamodb::DynamoAggregator;
 use super::lambda::LambdaAggregator;
-use super::reader::{LineError, Outcome, read_lines};
-use super::{ErrorBudget, EvidenceError, SourceReport};
+use super::reader::{LineError, Outcome, Records, read_lines};
+use super::{ErrorBudget, Result, SourceReport};
 
 /// The log-based aggregators, fed together.
 #[derive(Debug)]
@@ -35,12 +35,7 @@ impl LogAggregator {
 
     /// Reads one source once. A line any parser records counts as a record; a line none
     /// understands but one finds malformed counts as malformed; a fatal error of any stops.
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_lines(source_name, reader, budget, |line, text| {
             let outcomes = [
                 self.lambda.consume(source_name, line, text),

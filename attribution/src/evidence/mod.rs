@@ -33,6 +33,9 @@ pub(crate) mod time;
 
 pub use reader::{MAX_LINE_BYTES, decompress};
 
+/// Results of reading evidence: [`EvidenceError`] unless said otherwise.
+pub type Result<T, E = EvidenceError> = std::result::Result<T, E>;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -39,6 +39,43 @@ impl From<ParseError> for LineError {
     }
 }
 
+/// An aggregator fed one record per line (Lambda, DynamoDB and agent runtime logs, S3 access logs):
+/// it says how a line parses and how a record is added, and gets [`Records::consume`] and
+/// [`read_records`] — the error accounting every such aggregator shares.
+pub(crate) trait Records {
+    type Record;
+
+    /// `Ok(None)` for a line that is not one of this aggregator's records.
+    fn parse(&self, text: &str) -> Result<Option<Self::Record>, ParseError>;
+
+    /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
+    fn add(&mut self, record: Self::Record) -> Result<(), String>;
+
+    /// Parses one line and adds its record, if it is one of ours (also used by [`super::logs`], which
+    /// offers each line to several aggregators).
+    fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
+        match self.parse(text)? {
+            None => Ok(Outcome::Ignored),
+            Some(record) => {
+                self.add(record).map_err(|message| {
+                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
+                })?;
+                Ok(Outcome::Record)
+            }
+        }
+    }
+}
+
+/// Reads one source into a [`Records`] aggregator.
+pub(crate) fn read_records<A: Records, R: BufRead>(
+    aggregator: &mut A,
+    source_name: &str,
+    reader: R,
+    budget: &ErrorBudget,
+) -> Result<SourceReport, EvidenceError> {
+    read_lines(source_name, reader, budget, |line, text| aggregator.consume(source_name, line, text))
+}
+
 /// Feeds each non-blank line of `reader` to `f` (with its 1-based number) and accounts for the outcome;
 /// fails at the end when the source's malformed ratio exceeds `budget`.
 pub(crate) fn read_lines<R: BufRead>(

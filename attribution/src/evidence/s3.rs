@@ -22,9 +22,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::reader::{LineError, Outcome, read_lines};
+use super::reader::{LineError, Outcome, Records, read_lines, read_records};
 use super::time::parse_timestamp;
-use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::tenant::TenantId;
 
@@ -298,12 +298,7 @@ impl<'m> S3InventoryAggregator<'m> {
     }
 
     /// Reads one inventory data file.
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         read_lines(source_name, reader, budget, |line, text| {
             let Some(row) = self.csv.parse_inventory(text, &self.schema)? else { return Ok(Outcome::Ignored) };
             match self.push(&row.bucket, &row.key, row.size) {
@@ -466,19 +461,8 @@ impl<'m> S3AccessAggregator<'m> {
     }
 
     /// Reads one access log file.
-    pub fn read<R: BufRead>(
-        &mut self,
-        source_name: &str,
-        reader: R,
-        budget: &ErrorBudget,
-    ) -> Result<SourceReport, EvidenceError> {
-        read_lines(source_name, reader, budget, |line, text| {
-            let Some(rec) = parse_access_line(text)? else { return Ok(Outcome::Ignored) };
-            self.push(&rec).map_err(|message| {
-                LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
-            })?;
-            Ok(Outcome::Record)
-        })
+    pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
+        read_records(self, source_name, reader, budget)
     }
 
     /// Adds one record.
@@ -504,6 +488,18 @@ impl<'m> S3AccessAggregator<'m> {
 
     pub fn finish(self) -> (DriverTotals, S3Stats) {
         (self.totals, self.stats)
+    }
+}
+
+impl Records for S3AccessAggregator<'_> {
+    type Record = AccessRecord;
+
+    fn parse(&self, text: &str) -> Result<Option<AccessRecord>, ParseError> {
+        parse_access_line(text)
+    }
+
+    fn add(&mut self, record: AccessRecord) -> Result<(), String> {
+        self.push(&record)
     }
 }
 

@@ -363,6 +363,15 @@ impl Config {
         Ok(())
     }
 
+    /// Applies a `--tag-key` flag (flags override file and environment), then [`Self::validate`]s.
+    pub fn with_tag_key(mut self, tag_key: Option<String>) -> Result<Self> {
+        if let Some(key) = tag_key {
+            self.tag_key = key;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Checks the ranges of the declarations and the rules between settings (after flags too).
     pub fn validate(&self) -> Result<()> {
         let invalid =

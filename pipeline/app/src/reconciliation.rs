@@ -243,6 +243,9 @@ mod tests {
                 resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
+                account_id: "111122223333".into(),
+                account_name: "".into(),
+                region: "us-east-1".into(),
             },
             amounts: Amounts {
                 unblended_cost: Decimal::from(amortized),

@@ -17,7 +17,8 @@ use crate::reconciliation::{
     ReconcileOptions, anomalies, comparison_currency, forecasts, month_of, periods_at, reconcile, tenant_currencies,
 };
 use crate::report_html::{
-    AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, OtherCurrency, ReportData, TenantBar, VarianceRow,
+    AccountRow, AnomalyRow, BudgetRow, CoverageShares, DailyPoint, ForecastBand, OtherCurrency, ReportData, TenantBar,
+    VarianceRow,
 };
 use crate::store::Store;
 use crate::store::finance::BudgetSetting;
@@ -67,8 +68,35 @@ pub async fn report_data(
         budgets: budget_rows(store.budgets().await?, &forecasts, &currency, &tenant_currencies(&elsewhere)),
         coverage,
         anomalies,
+        accounts: account_rows(&lines)?,
         currency,
     })
+}
+
+/// Amortized cost per usage account, when `lines` name more than one (else none: the page
+/// shows the table only for multi-account months).
+fn account_rows(lines: &[CostLine]) -> Result<Vec<AccountRow>> {
+    let mut by_account: BTreeMap<(&str, &str), [Decimal; 2]> = BTreeMap::new();
+    for l in lines {
+        let slot = by_account.entry((l.key.account_id.as_str(), l.key.account_name.as_str())).or_default();
+        let part = if l.source() == LineSource::Shared { 1 } else { 0 };
+        slot[part] = add(slot[part], l.amounts.amortized_cost)?;
+    }
+    if by_account.len() < 2 {
+        return Ok(Vec::new());
+    }
+    by_account
+        .into_iter()
+        .map(|((id, name), [tenants, unattributed])| {
+            Ok(AccountRow {
+                account_id: id.to_string(),
+                account_name: name.to_string(),
+                amortized: add(tenants, unattributed)?,
+                tenants,
+                unattributed,
+            })
+        })
+        .collect()
 }
 
 /// The amortized total of each currency the page does not show.

@@ -70,6 +70,22 @@ pub struct ReportData {
     pub budgets: Vec<BudgetRow>,
     pub coverage: CoverageShares,
     pub anomalies: Vec<AnomalyRow>,
+    /// Cost per usage account, when the month has more than one (empty otherwise).
+    pub accounts: Vec<AccountRow>,
+}
+
+/// One usage (linked) account's amortized cost in the page's currency.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountRow {
+    /// The usage account id; empty for cost the report gives no account.
+    pub account_id: String,
+    /// The account's name where the report has it (CUR 2.0, FOCUS); empty otherwise.
+    pub account_name: String,
+    pub amortized: Decimal,
+    /// The part tenants carry (tagged or attributed).
+    pub tenants: Decimal,
+    /// The part still in the shared pool.
+    pub unattributed: Decimal,
 }
 
 /// One tenant's estimated and actual cost.
@@ -216,6 +232,7 @@ pub fn render_report(data: &ReportData) -> Result<String, Error> {
     variances_table(&mut h, data);
     budgets_table(&mut h, data);
     anomalies_table(&mut h, data);
+    accounts_table(&mut h, data);
     h.push_str("</main>\n");
     writeln!(
         h,
@@ -606,6 +623,29 @@ fn tenants_table(h: &mut String, data: &ReportData) {
     table_close(h);
 }
 
+/// Only for a month with more than one usage account (a multi-account organisation).
+fn accounts_table(h: &mut String, data: &ReportData) {
+    if data.accounts.is_empty() {
+        return;
+    }
+    let headers = [("Account", false), ("Name", false), ("Amortized", true), ("Tenants", true), ("Unattributed", true)];
+    table_open(h, "accounts", "Accounts", "amortized cost per usage (linked) account", &headers);
+    for a in &data.accounts {
+        let account = if a.account_id.is_empty() { "(no account)" } else { &a.account_id };
+        writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(account),
+            esc(&a.account_name),
+            money(a.amortized),
+            money(a.tenants),
+            money(a.unattributed),
+        )
+        .ok();
+    }
+    table_close(h);
+}
+
 fn variances_table(h: &mut String, data: &ReportData) {
     let headers = [
         ("Tenant", false),
@@ -718,10 +758,31 @@ fn anomalies_table(h: &mut String, data: &ReportData) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
+    use crate::money::testing::d;
+
+    #[test]
+    fn the_accounts_table_appears_only_for_several_accounts() {
+        let row = |id: &str, tenants: &str, unattributed: &str| AccountRow {
+            account_id: id.into(),
+            account_name: "prod".into(),
+            amortized: d(tenants) + d(unattributed),
+            tenants: d(tenants),
+            unattributed: d(unattributed),
+        };
+        let one = ReportData { period: "2026-10".into(), currency: "USD".into(), ..ReportData::default() };
+        assert!(!render_report(&one).unwrap().contains("<section class=\"panel\" id=\"accounts\""));
+        let two =
+            ReportData { accounts: vec![row("111122223333", "10.50", "2"), row("444455556666", "0", "1234.5")], ..one };
+        let html = render_report(&two).unwrap();
+        let table = &html[html.find("<section class=\"panel\" id=\"accounts\"").unwrap()..];
+        let table = &table[..table.find("</section>").unwrap()];
+        assert!(
+            table
+                .contains("<td>111122223333</td><td>prod</td><td class=\"num\">12.50</td><td class=\"num\">10.50</td>"),
+            "{table}"
+        );
+        assert!(table.contains("<td>444455556666</td><td>prod</td><td class=\"num\">1,234.50</td>"), "{table}");
     }
 
     #[test]

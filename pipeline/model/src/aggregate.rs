@@ -22,7 +22,8 @@ use std::hash::BuildHasher;
 
 /// The grain of a stored cost line.
 ///
-/// Tagged rows are kept per (day, tenant, service, usage type, line-item type, currency).
+/// Tagged rows are kept per (day, tenant, service, usage type, line-item type, currency, usage
+/// account, region).
 /// Untagged rows (the **shared pool** that attribution splits) additionally keep operation and
 /// resource id; for tagged rows those two are empty.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -39,6 +40,15 @@ pub struct CostKey {
     pub resource_id: Name,
     pub line_item_type: Name,
     pub currency: Name,
+    /// The usage account (`lineItem/UsageAccountId`, FOCUS `SubAccountId`): the linked account
+    /// that used the resource; empty when the report has no such column.
+    pub account_id: Name,
+    /// The usage account's name where the report has it (CUR 2.0 `line_item_usage_account_name`,
+    /// FOCUS `SubAccountName`); empty otherwise. Determined by the account id, so it adds no group.
+    pub account_name: Name,
+    /// The region code (`product/region`, CUR 2.0 `product_region_code`, FOCUS `RegionId`);
+    /// empty for global charges and when the report has no region column.
+    pub region: Name,
 }
 
 /// Sums of every measure over a set of CUR rows. Money at 12 places, usage at 10.
@@ -315,6 +325,9 @@ mod tests {
             resource_id: "".into(),
             line_item_type: "Usage".into(),
             currency: currency.into(),
+            account_id: "111122223333".into(),
+            account_name: "".into(),
+            region: "us-east-1".into(),
         }
     }
 

@@ -127,11 +127,8 @@ pub fn exact_sum<I: IntoIterator<Item = Decimal>>(values: I) -> Option<Decimal> 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use crate::testing::d;
 
     #[test]
     fn units_round_trip_and_refuse_loss() {

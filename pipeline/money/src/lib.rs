@@ -45,3 +45,19 @@ pub const QUANTITY_SCALE: u32 = 10;
 pub const DECIMAL_PRECISION: u8 = 38;
 /// The largest scale a [`rust_decimal::Decimal`] can carry.
 pub const MAX_SCALE: u32 = rust_decimal::Decimal::MAX_SCALE;
+
+/// Decimal literals for the workspace's tests, so each test module does not carry its own copy.
+#[doc(hidden)]
+pub mod testing {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+
+    /// `text` as a decimal, read by `rust_decimal` itself (not by [`crate::parse_decimal`], so a
+    /// test of the parser does not check it against itself). Panics on anything else: for test
+    /// literals only.
+    #[allow(clippy::panic, reason = "test literals: a typo should fail the test at once")]
+    pub fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap_or_else(|e| panic!("{text:?} is not a decimal: {e}"))
+    }
+}

@@ -252,9 +252,7 @@ mod tests {
     use crate::MONEY_SCALE;
     use std::str::FromStr;
 
-    fn d(s: &str) -> Decimal {
-        Decimal::from_str(s).unwrap()
-    }
+    use crate::testing::d;
 
     fn not_a_number(r: Result<impl std::fmt::Debug, MoneyError>) -> bool {
         matches!(r, Err(MoneyError::NotANumber { .. }))

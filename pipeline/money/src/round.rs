@@ -63,11 +63,8 @@ pub fn round_preserving_total(amounts: &[Decimal], dp: u32) -> Result<Vec<Decima
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::parse_decimal;
 
-    fn d(s: &str) -> Decimal {
-        parse_decimal(s).unwrap()
-    }
+    use crate::testing::d;
 
     #[test]
     fn rounding_is_half_away_from_zero() {

@@ -557,6 +557,9 @@ fn decode_groups(
             resource_id: s(4),
             line_item_type: s(5),
             currency: s(6),
+            account_id: s(9),
+            region: s(10),
+            account_name: s(11),
         };
         let mut scaled = [0i128; 6];
         for (i, slot) in scaled.iter_mut().enumerate() {

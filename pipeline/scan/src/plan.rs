@@ -19,7 +19,7 @@ use curflow_model::measures::Measure;
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE};
 
 /// Output columns of [`aggregate_file`], in order.
-pub const GROUP_COLUMNS: [&str; 11] = [
+pub const GROUP_COLUMNS: [&str; 14] = [
     "period_start",
     "usage_date",
     "tenant",
@@ -31,6 +31,9 @@ pub const GROUP_COLUMNS: [&str; 11] = [
     "currency",
     "usage_unit",
     "invoice_id",
+    "account_id",
+    "region",
+    "account_name",
 ];
 /// Aggregate columns following [`GROUP_COLUMNS`]. The six sums are `Decimal256(76, scale)`:
 /// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
@@ -152,6 +155,9 @@ impl<'a> SourceColumns<'a> {
             column(Col::CurrencyCode).alias("currency"),
             column(Col::PricingUnit).alias("usage_unit"),
             column(Col::InvoiceId).alias("invoice_id"),
+            column(Col::UsageAccountId).alias("account_id"),
+            column(Col::Region).alias("region"),
+            column(Col::UsageAccountName).alias("account_name"),
             udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
             has_ri_arn.alias("has_ri_arn"),
             money(Col::UnblendedCost).alias("m_unblended"),
@@ -187,6 +193,9 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
         col("currency"),
         col("usage_unit"),
         col("invoice_id"),
+        col("account_id"),
+        col("region"),
+        col("account_name"),
         col("m_unblended").alias("unblended_cost"),
     ];
     row_exprs.extend(measures);

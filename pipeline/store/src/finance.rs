@@ -534,21 +534,14 @@ impl FinanceStore for SqliteStore {
         let json = serde_json::to_string(alert).map_err(|err| Error::Internal(err.to_string()))?;
         let path = self.path.clone();
         let e = |err| store_error(&path, err);
+        let alert_key = alert.key();
+        let key = DeliveryKey::new(&alert_key, channel, run_id);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         let n = tx
             .execute(
-                "INSERT OR IGNORE INTO alert_deliveries (accountant_id, month, threshold_pct, kind, channel, state, \
-                 run_id, claimed_at, sent_at, alert) VALUES (?1, ?2, ?3, ?4, ?5, 'claimed', ?6, ?7, NULL, ?8)",
-                params![
-                    alert.accountant_id,
-                    alert.month.to_string(),
-                    alert.threshold_pct.normalize().to_string(),
-                    alert_kind_name(alert.kind),
-                    channel.name(),
-                    run_id,
-                    at.to_rfc3339(),
-                    json
-                ],
+                "INSERT OR IGNORE INTO alert_deliveries (accountant_id, month, threshold_pct, kind, channel, run_id, \
+                 state, claimed_at, sent_at, alert) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, NULL, ?8)",
+                key.params(&[&at.to_rfc3339(), &json]),
             )
             .map_err(e)?;
         tx.commit().map_err(e)?;
@@ -563,57 +556,24 @@ impl FinanceStore for SqliteStore {
         sent_at: DateTime<Utc>,
     ) -> Result<bool> {
         let conn = conn_mut(&mut self.conn);
-        let n = conn
-            .execute(
-                "UPDATE alert_deliveries SET state = 'sent', sent_at = ?1 WHERE accountant_id = ?2 AND month = ?3 \
-                 AND threshold_pct = ?4 AND kind = ?5 AND channel = ?6 AND run_id = ?7 AND state = 'claimed'",
-                params![
-                    sent_at.to_rfc3339(),
-                    alert.accountant_id,
-                    alert.month.to_string(),
-                    alert.threshold_pct.normalize().to_string(),
-                    alert_kind_name(alert.kind),
-                    channel.name(),
-                    run_id
-                ],
-            )
-            .map_err(|err| store_error(&self.path, err))?;
-        if n == 1 {
+        let alert_key = alert.key();
+        let key = DeliveryKey::new(&alert_key, channel, run_id);
+        let e = |err| store_error(&self.path, err);
+        let update = format!(
+            "UPDATE alert_deliveries SET state = 'sent', sent_at = ?7 WHERE {DELIVERY_OF_RUN} AND state = 'claimed'"
+        );
+        if conn.execute(&update, key.params(&[&sent_at.to_rfc3339()])).map_err(e)? == 1 {
             return Ok(true);
         }
-        conn.query_row(
-            "SELECT 1 FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
-                 AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'sent'",
-            params![
-                alert.accountant_id,
-                alert.month.to_string(),
-                alert.threshold_pct.normalize().to_string(),
-                alert_kind_name(alert.kind),
-                channel.name(),
-                run_id
-            ],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|found| found.is_some())
-        .map_err(|err| store_error(&self.path, err))
+        let sent = format!("SELECT 1 FROM alert_deliveries WHERE {DELIVERY_OF_RUN} AND state = 'sent'");
+        conn.query_row(&sent, key.params(&[]), |_| Ok(())).optional().map(|found| found.is_some()).map_err(e)
     }
 
     async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
         let conn = conn_mut(&mut self.conn);
+        let delete = format!("DELETE FROM alert_deliveries WHERE {DELIVERY_OF_RUN} AND state = 'claimed'");
         let n = conn
-            .execute(
-                "DELETE FROM alert_deliveries WHERE accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 \
-                 AND kind = ?4 AND channel = ?5 AND run_id = ?6 AND state = 'claimed'",
-                params![
-                    key.accountant_id,
-                    key.month.to_string(),
-                    key.threshold_pct.normalize().to_string(),
-                    alert_kind_name(key.kind),
-                    channel.name(),
-                    run_id
-                ],
-            )
+            .execute(&delete, DeliveryKey::new(key, channel, run_id).params(&[]))
             .map_err(|err| store_error(&self.path, err))?;
         Ok(n == 1)
     }
@@ -710,5 +670,39 @@ mod erased {
         fn json(&self) -> Result<String> {
             serde_json::to_string(self).map_err(|e| Error::Internal(e.to_string()))
         }
+    }
+}
+/// One alert delivery as the claiming run sees it: the row's primary key (tenant, month, threshold,
+/// kind, channel) and the run that claimed it — `?1`..`?6` of [`DELIVERY_OF_RUN`].
+struct DeliveryKey<'a> {
+    accountant_id: &'a str,
+    month: String,
+    threshold_pct: String,
+    kind: &'static str,
+    channel: &'static str,
+    run_id: &'a str,
+}
+
+/// Selects the delivery of [`DeliveryKey`]'s parameters `?1`..`?6`.
+const DELIVERY_OF_RUN: &str =
+    "accountant_id = ?1 AND month = ?2 AND threshold_pct = ?3 AND kind = ?4 AND channel = ?5 AND run_id = ?6";
+
+impl<'a> DeliveryKey<'a> {
+    fn new(key: &'a AlertKey, channel: AlertChannel, run_id: &'a str) -> Self {
+        Self {
+            accountant_id: &key.accountant_id,
+            month: key.month.to_string(),
+            threshold_pct: key.threshold_pct.normalize().to_string(),
+            kind: alert_kind_name(key.kind),
+            channel: channel.name(),
+            run_id,
+        }
+    }
+
+    /// The key as `?1`..`?6`, then `more` as `?7`, `?8`, ….
+    fn params<'p>(&'p self, more: &[&'p dyn rusqlite::ToSql]) -> impl rusqlite::Params + 'p {
+        let key: [&'p dyn rusqlite::ToSql; 6] =
+            [&self.accountant_id, &self.month, &self.threshold_pct, &self.kind, &self.channel, &self.run_id];
+        rusqlite::params_from_iter(key.into_iter().chain(more.iter().copied()).collect::<Vec<_>>())
     }
 }

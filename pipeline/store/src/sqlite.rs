@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -154,8 +154,16 @@ JOIN (SELECT 'stdout' AS channel UNION ALL SELECT 'webhook' UNION ALL SELECT 'sn
 DROP TABLE alerts_sent;
 ";
 
-/// Version 7: the Cost Explorer sync status of each connected account (`curflow accounts status`).
+/// Version 7: the usage account and region of each line (costs per linked account and region).
+/// Lines stored before read as '' (unknown) until their period is processed again.
 const SCHEMA_V7: &str = "
+ALTER TABLE cost_lines ADD COLUMN account_id TEXT NOT NULL DEFAULT '';  -- usage account id; '' = unknown
+ALTER TABLE cost_lines ADD COLUMN region TEXT NOT NULL DEFAULT '';      -- region code; '' = global or unknown
+ALTER TABLE cost_lines ADD COLUMN account_name TEXT NOT NULL DEFAULT ''; -- usage account name; '' = not in the report
+";
+
+/// Version 8: the Cost Explorer sync status of each connected account (`curflow accounts status`).
+const SCHEMA_V8: &str = "
 CREATE TABLE account_status (
     name   TEXT PRIMARY KEY,                     -- the account's configured name
     record TEXT NOT NULL                         -- finance::AccountStatus as JSON (no credential)
@@ -163,7 +171,7 @@ CREATE TABLE account_status (
 ";
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
+const MIGRATIONS: [&str; 8] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
 
 /// A SQLite-backed [`CostStore`].
 ///
@@ -355,7 +363,8 @@ fn decimal_text(d: Decimal) -> String {
 const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
-        driver_quantity_total, share, unattributed_reason, usage_unit
+        driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
+        account_name
     FROM cost_lines WHERE billing_period = ?1";
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
@@ -466,6 +475,9 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &Li
                 resource_id: name(6)?,
                 line_item_type: name(7)?,
                 currency: name(8)?,
+                account_id: name(24)?,
+                region: name(25)?,
+                account_name: name(26)?,
             },
             amounts: amounts_at(path, row, 9)?,
         });
@@ -536,9 +548,10 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
             "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
-                 driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit)
+                 driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
+                 account_id, region, account_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         )
         .map_err(e)?;
     // A month has about 31 distinct days: format each once, not once per line.
@@ -581,6 +594,9 @@ fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) 
                 at.map(|x| decimal_text(x.share)),
                 line.unattributed_reason,
                 k.usage_unit.as_str(),
+                k.account_id.as_str(),
+                k.region.as_str(),
+                k.account_name.as_str(),
             ])
             .map_err(e)?;
     }

@@ -1,8 +1,6 @@
 //! Builders shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::str::FromStr;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use curflow_reconcile::{
     ActualCost, CompareConfig, Comparison, Estimate, Measure, Month, Periods, ResourceTypeMap, compare,
@@ -32,9 +30,7 @@ usage_type = "*TimedStorage*"
 quantity_unit = "GB-months"
 "#;
 
-pub fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
+pub use curflow_money::testing::d;
 
 pub fn mapping() -> ResourceTypeMap {
     ResourceTypeMap::from_toml(MAPPING, "test").unwrap()

@@ -6,8 +6,8 @@
 //! memory only. Requests are rate-limited and counted against a per-run budget (each costs $0.01).
 //! One account failing never stops the others: each ends with its own [`AccountOutcome`].
 //!
-//! Coarser than a CUR: no usage types, operations or resources (a line's `resource_id` is the
-//! account id), so shared-pool attribution only has the direct-cost fallback.
+//! Coarser than a CUR: no usage types, operations, resources or regions (a line's `account_id` is
+//! the connected account), so shared-pool attribution only has the direct-cost fallback.
 
 pub mod compare;
 pub mod limiter;

@@ -99,9 +99,9 @@ impl AccountLines {
     }
 }
 
-/// One group of a daily result as a key and its amounts. The account id is kept as the line's
-/// `resource_id` (Cost Explorer's finest resource): it tells which connected account a line came
-/// from, so a later sync of one account replaces only that account's lines.
+/// One group of a daily result as a key and its amounts. The line's `account_id` is the connected
+/// account's: it tells which account a line came from, so a later sync of one account replaces
+/// only that account's lines.
 fn line_of(group: &Group, day: NaiveDate, account_id: &str, tag_key: &str) -> Result<(CostKey, Amounts), PageError> {
     let keys = group.keys();
     let [service, tag] = keys else {
@@ -138,9 +138,12 @@ fn line_of(group: &Group, day: NaiveDate, account_id: &str, tag_key: &str) -> Re
         usage_type: "".into(),
         usage_unit: usage.unit().unwrap_or_default().into(),
         operation: "".into(),
-        resource_id: account_id.into(),
+        resource_id: "".into(),
         line_item_type: LINE_ITEM_TYPE.into(),
         currency: units[0].as_str().into(),
+        account_id: account_id.into(),
+        account_name: "".into(),
+        region: "".into(),
     };
     let amounts = Amounts {
         unblended_cost: amount("UnblendedCost")?,
@@ -208,7 +211,7 @@ mod tests {
         assert_eq!(out[0].amounts.unblended_cost.to_string(), "0.3000000003");
         assert_eq!(out[0].amounts.amortized_cost.to_string(), "2E-10".parse::<Decimal>().unwrap().to_string());
         assert_eq!(out[0].key.tenant.as_deref(), Some("acme"));
-        assert_eq!((out[0].key.resource_id.as_str(), out[0].key.usage_unit.as_str()), ("111111111111", "Hrs"));
+        assert_eq!((out[0].key.account_id.as_str(), out[0].key.usage_unit.as_str()), ("111111111111", "Hrs"));
         assert_eq!(out[1].key.tenant, None);
     }
 

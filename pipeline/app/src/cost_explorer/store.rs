@@ -63,7 +63,7 @@ pub async fn write_periods(
                 .await?
                 .into_iter()
                 .filter(|l| {
-                    let refreshed = fetched.contains_key(l.key.resource_id.as_str())
+                    let refreshed = fetched.contains_key(l.key.account_id.as_str())
                         && (options.from..=options.to).contains(&l.key.usage_date);
                     !refreshed
                 })
@@ -88,7 +88,7 @@ async fn write_period(
     tag_key: &str,
 ) -> crate::Result<PeriodOutcome> {
     let format = if provisional { "Cost Explorer (provisional: estimated)" } else { "Cost Explorer" };
-    let accounts: BTreeSet<&str> = lines.iter().map(|l| l.key.resource_id.as_str()).collect();
+    let accounts: BTreeSet<&str> = lines.iter().map(|l| l.key.account_id.as_str()).collect();
     let record = PeriodRecord {
         period,
         version: ReportVersion { id: version_id(&lines, format)?, time: Utc::now() },

@@ -33,6 +33,12 @@ pub enum GroupBy {
     Operation,
     LineItemType,
     ResourceId,
+    /// The usage (linked) account id; empty when the report has none.
+    Account,
+    /// The usage account's name, where the report has it (CUR 2.0, FOCUS); empty otherwise.
+    AccountName,
+    /// The region code (`us-east-1`, ...); empty for global charges.
+    Region,
     /// How the cost reached the tenant: `cur` (tagged), `attributed`, `shared` (unattributed).
     Source,
     /// Always a column; accepted here to place it among the keys.
@@ -50,6 +56,9 @@ impl GroupBy {
             GroupBy::Operation => "operation",
             GroupBy::LineItemType => "line_item_type",
             GroupBy::ResourceId => "resource_id",
+            GroupBy::Account => "account_id",
+            GroupBy::AccountName => "account_name",
+            GroupBy::Region => "region",
             GroupBy::Source => "source",
             GroupBy::Currency => "currency",
         }
@@ -64,6 +73,9 @@ impl GroupBy {
             GroupBy::Operation => line.key.operation.to_string(),
             GroupBy::LineItemType => line.key.line_item_type.to_string(),
             GroupBy::ResourceId => line.key.resource_id.to_string(),
+            GroupBy::Account => line.key.account_id.to_string(),
+            GroupBy::AccountName => line.key.account_name.to_string(),
+            GroupBy::Region => line.key.region.to_string(),
             GroupBy::Source => line.source().as_str().to_string(),
             GroupBy::Currency => line.key.currency.to_string(),
         }
@@ -439,6 +451,9 @@ mod tests {
                 resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
+                account_id: "111122223333".into(),
+                account_name: "".into(),
+                region: "us-east-1".into(),
             },
             Amounts { unblended_cost: d, amortized_cost: d, line_items: 1, ..Amounts::default() },
         )

@@ -62,10 +62,13 @@ const T_LINE_ITEM_TYPE: usize = 5;
 const T_CURRENCY: usize = 6;
 const T_UNIT: usize = 7;
 const T_INVOICE: usize = 8;
+const T_ACCOUNT: usize = 9;
+const T_REGION: usize = 10;
+const T_ACCOUNT_NAME: usize = 11;
 /// The text columns that are part of the group key: slots `0..KEY_TEXT`.
-const KEY_TEXT: usize = 9;
-const T_RI_ARN: usize = 9;
-const TEXT_COLUMNS: usize = 10;
+const KEY_TEXT: usize = 12;
+const T_RI_ARN: usize = 12;
+const TEXT_COLUMNS: usize = 13;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -76,6 +79,9 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::CurrencyCode,
     Col::PricingUnit,
     Col::InvoiceId,
+    Col::UsageAccountId,
+    Col::Region,
+    Col::UsageAccountName,
     Col::ReservationArn,
 ];
 

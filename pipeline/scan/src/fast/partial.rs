@@ -24,8 +24,8 @@ use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
 use super::text::{TextColumn, clean_tag, for_each_row};
 use super::{
-    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE, T_OPERATION, T_RESOURCE,
-    T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE,
+    T_OPERATION, T_REGION, T_RESOURCE, T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
 use curflow_model::aggregate::{Amounts, CostKey};
@@ -46,6 +46,9 @@ const KEY_TEXT_ORDER: [(usize, bool); KEY_TEXT] = [
     (T_CURRENCY, false),
     (T_UNIT, false),
     (T_INVOICE, false),
+    (T_ACCOUNT, false),
+    (T_REGION, false),
+    (T_ACCOUNT_NAME, false),
     (T_OPERATION, true),
     (T_RESOURCE, true),
 ];
@@ -473,6 +476,9 @@ impl Partial {
                 resource_id: owned(T_RESOURCE, id(T_RESOURCE)),
                 line_item_type,
                 currency: owned(T_CURRENCY, id(T_CURRENCY)),
+                account_id: owned(T_ACCOUNT, id(T_ACCOUNT)),
+                region: owned(T_REGION, id(T_REGION)),
+                account_name: owned(T_ACCOUNT_NAME, id(T_ACCOUNT_NAME)),
             };
             let amounts = super::super::amounts_from_scaled(path, values, sums.rows)?;
             invoices.entry(period).or_default().add(text(T_INVOICE, id(T_INVOICE)), amounts.line_items);

@@ -33,6 +33,8 @@ macro_rules! columns {
         /// Every column curflow reads (tenant tags are resolved separately, see `schema::resolve`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Col { $($id),* }
+        /// Each column's own legacy CSV name, by `Col as usize`.
+        const COLUMN_CSV_NAMES: &[&str] = &[$($csv),*];
         impl Col {
             pub const ALL: &'static [Col] = &[$(Col::$id),*];
             pub const fn spec(self) -> CurColumn {
@@ -67,12 +69,31 @@ columns! {
     SavingsPlanAmortizedUpfront = "savingsPlan/AmortizedUpfrontCommitmentForBillingPeriod", Money, false, "SP true-up";
     PricingUnit = "pricing/unit", Text, false, "unit of the usage quantity (volume vs rate variance)";
     InvoiceId = "bill/InvoiceId", Text, false, "whether the period's lines are final";
+    UsageAccountId = "lineItem/UsageAccountId", Text, false, "costs per linked account";
+    UsageAccountName = "lineItem/UsageAccountName", Text, false, "the linked account's name";
+    Region = "product/region", Text, false, "costs per region";
 }
 
 impl Col {
     /// Name in legacy Parquet and CUR 2.0 (`line_item_unblended_cost`).
     pub fn parquet_name(self) -> String {
         aws_parquet_name(self.spec().csv_name)
+    }
+
+    /// The legacy CSV names to look for, first found wins: the column's own, then older or newer
+    /// spellings. The region is `product/region` in legacy reports (always filled, measured on the
+    /// public sample, where `product/regionCode` is empty on 40 % of rows) and only
+    /// `product_region_code` in CUR 2.0.
+    pub fn csv_names(self) -> &'static [&'static str] {
+        match self {
+            Col::Region => &["product/region", "product/regionCode"],
+            _ => std::slice::from_ref(&COLUMN_CSV_NAMES[self as usize]),
+        }
+    }
+
+    /// [`Self::csv_names`] in the Parquet / CUR 2.0 spelling.
+    pub fn parquet_names(self) -> Vec<String> {
+        self.csv_names().iter().map(|n| aws_parquet_name(n)).collect()
     }
 }
 

@@ -116,6 +116,9 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::ResourceId => (&["ResourceId"], false),
         Col::PricingUnit => (&["ConsumedUnit", "PricingUnit"], false),
         Col::InvoiceId => (&["InvoiceId"], false),
+        Col::UsageAccountId => (&["SubAccountId"], false),
+        Col::UsageAccountName => (&["SubAccountName"], false),
+        Col::Region => (&["RegionId"], false),
         _ => (&[], false),
     }
 }
@@ -177,7 +180,8 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
     for &col in Col::ALL {
         let spec = col.spec();
         let wanted = col.parquet_name();
-        match find(schema.fields().iter().map(|f| f.name().as_str()), &wanted) {
+        let candidates = col.parquet_names();
+        match candidates.iter().find_map(|c| find(schema.fields().iter().map(|f| f.name().as_str()), c)) {
             Some(name) => {
                 let field = schema.field_with_name(name).map_err(|e| Error::Internal(e.to_string()))?;
                 check_type(path, name, spec.kind, field.data_type())?;
@@ -227,7 +231,9 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
     for &col in Col::ALL {
         let spec = col.spec();
         let wanted = if cur2 { col.parquet_name() } else { spec.csv_name.to_string() };
-        match find(header.iter().map(String::as_str), &wanted) {
+        let candidates: Vec<String> =
+            if cur2 { col.parquet_names() } else { col.csv_names().iter().map(|n| n.to_string()).collect() };
+        match candidates.iter().find_map(|c| find(header.iter().map(String::as_str), c)) {
             Some(name) => {
                 names.insert(col, name.to_string());
             }

@@ -38,12 +38,9 @@ pub struct Args {
     format: FormatOrJson,
 }
 
-pub async fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
+pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
     let format = args.format.format();
-    if let Some(k) = args.tag_key {
-        config.tag_key = k;
-    }
-    config.validate()?;
+    let config = config.with_tag_key(args.tag_key)?;
     if args.parallel == 0 {
         return Err(curflow::Error::Argument("--parallel must be at least 1".into()).into());
     }

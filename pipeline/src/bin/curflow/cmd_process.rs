@@ -54,12 +54,9 @@ pub struct Args {
     format: FormatOrJson,
 }
 
-pub async fn run(args: Args, mut config: Config) -> Result<u8, Failure> {
+pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
     let format = args.format.format();
-    if let Some(k) = args.tag_key {
-        config.tag_key = k;
-    }
-    config.validate()?;
+    let config = config.with_tag_key(args.tag_key)?;
     let s3 = if args.paths.iter().any(|p| is_s3_path(p)) { Some(S3Access::new(&config.aws()).await?) } else { None };
     let deliveries = discover_locations(&args.paths, s3.as_ref()).await?;
     let mut store = store::open(&config.store, &config.aws()).await?;

@@ -35,7 +35,7 @@
 //! applied finds its own record and counts as done, so a lost answer never makes a run give up a
 //! claim it holds. `month_sent` (not `month`) keeps these items out of `month-index`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
@@ -193,6 +193,18 @@ fn delivery_prefix(month: Month) -> String {
     format!("delivery#{month}#")
 }
 
+/// The condition "the record is still run `:run`'s claim" of conditional writes to a delivery
+/// record, with [`our_claim_names`] and [`our_claim_values`].
+const OUR_CLAIM: &str = "#run = :run AND #state = :claimed";
+
+fn our_claim_names() -> HashMap<String, String> {
+    HashMap::from([("#run".into(), "run_id".into()), ("#state".into(), "state".into())])
+}
+
+fn our_claim_values(run_id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(":run".into(), s(run_id)), (":claimed".into(), s(DeliveryState::Claimed.name()))])
+}
+
 /// A delivery record as an item.
 fn delivery_item(
     alert: &Alert,
@@ -342,7 +354,66 @@ impl DynamoStore {
         self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
     }
 
-    async fn import_async(&self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
+    async fn put_one(&self, item: Item, operation: &str) -> Result<()> {
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error(operation, e))?;
+        Ok(())
+    }
+
+    async fn get_one(&self, pk: &str, sk: String) -> Result<Option<Item>> {
+        let req = self.client.get_item().table_name(&self.table).consistent_read(true).key(PK, s(pk)).key(SK, s(sk));
+        Ok(self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?.item)
+    }
+
+    /// The delivery record of (key, channel), read strongly consistent.
+    async fn delivery_record(&self, key: &AlertKey, channel: AlertChannel) -> Result<Option<AlertDelivery>> {
+        let Some(item) = self.get_one(ALERT_PARTITION, delivery_sk(key, channel)).await? else { return Ok(None) };
+        Ok(Some(decode_delivery(&item, key.month).map_err(|e| self.unreadable(&item, e))?))
+    }
+
+    /// Whether the record of (key, channel) is a claim of `run_id` in `state`. After a conditional
+    /// write failed this tells a lost race from our own earlier attempt that DynamoDB applied but
+    /// whose answer was lost (the call is retried on timeouts and 5xx).
+    async fn holds(&self, key: &AlertKey, channel: AlertChannel, run_id: &str, state: DeliveryState) -> Result<bool> {
+        Ok(self.delivery_record(key, channel).await?.is_some_and(|d| d.run_id == run_id && d.state == state))
+    }
+
+    /// The current reconciliation tag of `month` and how many records it has.
+    async fn reconciliation_pointer(&self, month: Month) -> Result<Option<(String, usize)>> {
+        let Some(item) = self.get_one(RECONCILIATION_PARTITION, format!("current#{month}")).await? else {
+            return Ok(None);
+        };
+        let tag = text(&item, "version_tag").map_err(|e| self.unreadable(&item, e))?;
+        let count = number(&item, "record_count")
+            .ok()
+            .and_then(|c| usize::try_from(c.mantissa()).ok())
+            .ok_or_else(|| self.unreadable(&item, "attribute `record_count` is not a count".into()))?;
+        Ok(Some((tag, count)))
+    }
+
+    /// Deletes the month's records of other runs, while the pointer still holds `current`. Records
+    /// written on top of `current` (`base_tag`) belong to a run that may still switch: kept (the
+    /// same reasoning as the cost lines' cleanup, see the module docs of `dynamodb`).
+    async fn reconciliation_cleanup(&self, month: Month, current: &str) -> Result<()> {
+        let listed = self.month_items(month, RECONCILIATION, true).await?;
+        let doomed: Vec<_> = listed
+            .iter()
+            .filter(|i| text_of(i, "version_tag") != Some(current) && text_of(i, "base_tag") != Some(current))
+            .filter_map(key_of)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        if self.reconciliation_pointer(month).await?.map(|(t, _)| t).as_deref() != Some(current) {
+            return Ok(()); // a later run owns the month now and cleans up after itself
+        }
+        self.delete_keys(doomed).await
+    }
+}
+
+#[async_trait::async_trait]
+impl FinanceStore for DynamoStore {
+    async fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
         let now = rfc3339(&Utc::now());
         let months: BTreeSet<Month> = estimates.iter().map(|e| e.month).collect();
         let mut stored: HashSet<(String, String)> = HashSet::new();
@@ -364,7 +435,7 @@ impl DynamoStore {
         Ok(ImportOutcome { records, inserted, already_stored: records - inserted })
     }
 
-    async fn estimates_async(&self, month: Month) -> Result<Vec<Estimate>> {
+    async fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
         let mut out = Vec::new();
         for item in self.month_items(month, ESTIMATE, false).await? {
             let e = decode_estimate(&item).map_err(|e| self.unreadable(&item, e))?;
@@ -384,18 +455,33 @@ impl DynamoStore {
         Ok(out)
     }
 
-    async fn put_one(&self, item: Item, operation: &str) -> Result<()> {
-        let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error(operation, e))?;
-        Ok(())
+    async fn put_account_status(&mut self, status: &AccountStatus) -> Result<()> {
+        let record = serde_json::to_string(status).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut item = Item::with_capacity(3);
+        item.insert(PK.into(), s(ACCOUNT_PARTITION));
+        item.insert(SK.into(), s(format!("account#{}", status.name)));
+        item.insert("record".into(), s(record));
+        self.put_one(item, "PutItem").await
     }
 
-    async fn get_one(&self, pk: &str, sk: String) -> Result<Option<Item>> {
-        let req = self.client.get_item().table_name(&self.table).consistent_read(true).key(PK, s(pk)).key(SK, s(sk));
-        Ok(self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?.item)
+    async fn account_statuses(&self) -> Result<Vec<AccountStatus>> {
+        let items = self.query_all(self.partition_query(ACCOUNT_PARTITION, "account#")).await?;
+        let mut out = items
+            .iter()
+            .map(|item| {
+                let record = text(item, "record").map_err(|e| self.unreadable(item, e))?;
+                serde_json::from_str::<AccountStatus>(&record).map_err(|e| self.unreadable(item, e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
-    async fn delete_budget_async(&self, tenant: &str) -> Result<bool> {
+    async fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
+        self.put_one(budget_item(setting), "PutItem").await
+    }
+
+    async fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
         let req = self
             .client
             .delete_item()
@@ -407,7 +493,7 @@ impl DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    async fn budgets_async(&self) -> Result<Vec<BudgetSetting>> {
+    async fn budgets(&self) -> Result<Vec<BudgetSetting>> {
         let items = self.query_all(self.partition_query(BUDGET_PARTITION, "budget#")).await?;
         let mut out = items
             .iter()
@@ -420,7 +506,7 @@ impl DynamoStore {
     /// The delivery records of `month`: `delivery#` items, and the `alert#` items of curflow
     /// versions before claims (read as sent on the channels they name). Strongly consistent
     /// queries of the `_alert` partition, so a record written by a run that just finished is seen.
-    async fn alert_deliveries_async(&self, month: Month) -> Result<Vec<AlertDelivery>> {
+    async fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
         let mut out = Vec::new();
         let legacy = self.query_all(self.partition_query(ALERT_PARTITION, &format!("alert#{month}#"))).await?;
         for item in &legacy {
@@ -432,23 +518,10 @@ impl DynamoStore {
         Ok(ordered_deliveries(out))
     }
 
-    /// The delivery record of (key, channel), read strongly consistent.
-    async fn delivery_record(&self, key: &AlertKey, channel: AlertChannel) -> Result<Option<AlertDelivery>> {
-        let Some(item) = self.get_one(ALERT_PARTITION, delivery_sk(key, channel)).await? else { return Ok(None) };
-        Ok(Some(decode_delivery(&item, key.month).map_err(|e| self.unreadable(&item, e))?))
-    }
-
-    /// Whether the record of (key, channel) is a claim of `run_id` in `state`. After a conditional
-    /// write failed this tells a lost race from our own earlier attempt that DynamoDB applied but
-    /// whose answer was lost (the call is retried on timeouts and 5xx).
-    async fn holds(&self, key: &AlertKey, channel: AlertChannel, run_id: &str, state: DeliveryState) -> Result<bool> {
-        Ok(self.delivery_record(key, channel).await?.is_some_and(|d| d.run_id == run_id && d.state == state))
-    }
-
     /// `PutItem` with `attribute_not_exists(sk)`: DynamoDB applies conditional writes on one item
     /// one at a time, so of concurrent claimants exactly one succeeds.
-    async fn claim_alert_async(
-        &self,
+    async fn claim_alert(
+        &mut self,
         alert: &Alert,
         channel: AlertChannel,
         run_id: &str,
@@ -473,8 +546,8 @@ impl DynamoStore {
 
     /// The whole item again (`PutItem`; the function's role has no `UpdateItem`), in state `sent`,
     /// only while it is still our claim.
-    async fn mark_alert_sent_async(
-        &self,
+    async fn mark_alert_sent(
+        &mut self,
         alert: &Alert,
         channel: AlertChannel,
         run_id: &str,
@@ -494,11 +567,9 @@ impl DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#run = :run AND #state = :claimed")
-            .expression_attribute_names("#run", "run_id")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":run", s(run_id))
-            .expression_attribute_values(":claimed", s(DeliveryState::Claimed.name()));
+            .condition_expression(OUR_CLAIM)
+            .set_expression_attribute_names(Some(our_claim_names()))
+            .set_expression_attribute_values(Some(our_claim_values(run_id)));
         match self.retrying(|| req.clone().send()).await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => self.holds(&key, channel, run_id, DeliveryState::Sent).await,
@@ -507,18 +578,16 @@ impl DynamoStore {
     }
 
     /// `DeleteItem` only while the record is our claim.
-    async fn release_alert_async(&self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
+    async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
         let req = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key(PK, s(ALERT_PARTITION))
             .key(SK, s(delivery_sk(key, channel)))
-            .condition_expression("#run = :run AND #state = :claimed")
-            .expression_attribute_names("#run", "run_id")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":run", s(run_id))
-            .expression_attribute_values(":claimed", s(DeliveryState::Claimed.name()));
+            .condition_expression(OUR_CLAIM)
+            .set_expression_attribute_names(Some(our_claim_names()))
+            .set_expression_attribute_values(Some(our_claim_values(run_id)));
         match self.retrying(|| req.clone().send()).await {
             Ok(_) => Ok(true),
             // Gone already: our own earlier attempt deleted it (or an operator did).
@@ -527,8 +596,8 @@ impl DynamoStore {
         }
     }
 
-    async fn replace_reconciliation_async(
-        &self,
+    async fn replace_reconciliation(
+        &mut self,
         month: Month,
         comparison: &Comparison,
         at: DateTime<Utc>,
@@ -576,39 +645,7 @@ impl DynamoStore {
         })
     }
 
-    /// The current reconciliation tag of `month` and how many records it has.
-    async fn reconciliation_pointer(&self, month: Month) -> Result<Option<(String, usize)>> {
-        let Some(item) = self.get_one(RECONCILIATION_PARTITION, format!("current#{month}")).await? else {
-            return Ok(None);
-        };
-        let tag = text(&item, "version_tag").map_err(|e| self.unreadable(&item, e))?;
-        let count = number(&item, "record_count")
-            .ok()
-            .and_then(|c| usize::try_from(c.mantissa()).ok())
-            .ok_or_else(|| self.unreadable(&item, "attribute `record_count` is not a count".into()))?;
-        Ok(Some((tag, count)))
-    }
-
-    /// Deletes the month's records of other runs, while the pointer still holds `current`. Records
-    /// written on top of `current` (`base_tag`) belong to a run that may still switch: kept (the
-    /// same reasoning as the cost lines' cleanup, see the module docs of `dynamodb`).
-    async fn reconciliation_cleanup(&self, month: Month, current: &str) -> Result<()> {
-        let listed = self.month_items(month, RECONCILIATION, true).await?;
-        let doomed: Vec<_> = listed
-            .iter()
-            .filter(|i| text_of(i, "version_tag") != Some(current) && text_of(i, "base_tag") != Some(current))
-            .filter_map(key_of)
-            .collect();
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        if self.reconciliation_pointer(month).await?.map(|(t, _)| t).as_deref() != Some(current) {
-            return Ok(()); // a later run owns the month now and cleans up after itself
-        }
-        self.delete_keys(doomed).await
-    }
-
-    async fn reconciliation_async(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
+    async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
         for _ in 0..MAX_READ_RETRIES {
             let Some((tag, count)) = self.reconciliation_pointer(month).await? else { return Ok(Vec::new()) };
             let prefix = format!("{}{tag}#", reconciliation_prefix(month));
@@ -643,92 +680,6 @@ impl DynamoStore {
             reason: format!("reconciliation of {month}: the stored records do not match their pointer yet"),
             retryable: true,
         })
-    }
-}
-
-#[async_trait::async_trait]
-impl FinanceStore for DynamoStore {
-    async fn import_estimates(&mut self, estimates: &[Estimate], source_name: &str) -> Result<ImportOutcome> {
-        self.import_async(estimates, source_name).await
-    }
-
-    async fn estimates(&self, month: Month) -> Result<Vec<Estimate>> {
-        self.estimates_async(month).await
-    }
-
-    async fn put_account_status(&mut self, status: &AccountStatus) -> Result<()> {
-        let record = serde_json::to_string(status).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut item = Item::with_capacity(3);
-        item.insert(PK.into(), s(ACCOUNT_PARTITION));
-        item.insert(SK.into(), s(format!("account#{}", status.name)));
-        item.insert("record".into(), s(record));
-        self.put_one(item, "PutItem").await
-    }
-
-    async fn account_statuses(&self) -> Result<Vec<AccountStatus>> {
-        let items = self.query_all(self.partition_query(ACCOUNT_PARTITION, "account#")).await?;
-        let mut out = items
-            .iter()
-            .map(|item| {
-                let record = text(item, "record").map_err(|e| self.unreadable(item, e))?;
-                serde_json::from_str::<AccountStatus>(&record).map_err(|e| self.unreadable(item, e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    async fn set_budget(&mut self, setting: &BudgetSetting) -> Result<()> {
-        self.put_one(budget_item(setting), "PutItem").await
-    }
-
-    async fn delete_budget(&mut self, tenant: &str) -> Result<bool> {
-        self.delete_budget_async(tenant).await
-    }
-
-    async fn budgets(&self) -> Result<Vec<BudgetSetting>> {
-        self.budgets_async().await
-    }
-
-    async fn alert_deliveries(&self, month: Month) -> Result<Vec<AlertDelivery>> {
-        self.alert_deliveries_async(month).await
-    }
-
-    async fn claim_alert(
-        &mut self,
-        alert: &Alert,
-        channel: AlertChannel,
-        run_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.claim_alert_async(alert, channel, run_id, at).await
-    }
-
-    async fn mark_alert_sent(
-        &mut self,
-        alert: &Alert,
-        channel: AlertChannel,
-        run_id: &str,
-        sent_at: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.mark_alert_sent_async(alert, channel, run_id, sent_at).await
-    }
-
-    async fn release_alert(&mut self, key: &AlertKey, channel: AlertChannel, run_id: &str) -> Result<bool> {
-        self.release_alert_async(key, channel, run_id).await
-    }
-
-    async fn replace_reconciliation(
-        &mut self,
-        month: Month,
-        comparison: &Comparison,
-        at: DateTime<Utc>,
-    ) -> Result<usize> {
-        self.replace_reconciliation_async(month, comparison, at).await
-    }
-
-    async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {
-        self.reconciliation_async(month).await
     }
 }
 

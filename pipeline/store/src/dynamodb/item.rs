@@ -157,6 +157,16 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     item.insert("resource_id".into(), s(k.resource_id.clone()));
     item.insert("line_item_type".into(), s(k.line_item_type.clone()));
     item.insert("currency".into(), s(k.currency.clone()));
+    // Only when known: absent reads as '' (as on items written before accounts were kept).
+    if !k.account_id.is_empty() {
+        item.insert("usage_account_id".into(), s(k.account_id.clone()));
+    }
+    if !k.account_name.is_empty() {
+        item.insert("usage_account_name".into(), s(k.account_name.clone()));
+    }
+    if !k.region.is_empty() {
+        item.insert("region".into(), s(k.region.clone()));
+    }
     item.insert("unblended_cost".into(), n(a.unblended_cost));
     item.insert("net_unblended_cost".into(), n(a.net_unblended_cost));
     item.insert("amortized_cost".into(), n(a.amortized_cost));
@@ -348,6 +358,9 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             resource_id: r.name("resource_id", names)?,
             line_item_type: r.name("line_item_type", names)?,
             currency: r.name("currency", names)?,
+            account_id: names.get(r.opt_str("usage_account_id")?.unwrap_or_default()),
+            region: names.get(r.opt_str("region")?.unwrap_or_default()),
+            account_name: names.get(r.opt_str("usage_account_name")?.unwrap_or_default()),
         },
         amounts: Amounts {
             unblended_cost: r.dec("unblended_cost")?,
@@ -417,6 +430,9 @@ mod tests {
                 resource_id: "".into(),
                 line_item_type: "Usage".into(),
                 currency: "USD".into(),
+                account_id: "111122223333".into(),
+                account_name: "".into(),
+                region: "us-east-1".into(),
             },
             Amounts {
                 unblended_cost: d,
