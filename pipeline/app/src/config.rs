@@ -64,6 +64,47 @@ pub struct Config {
     pub alert_webhook_url: Option<String>,
     /// Budget alerts are published to this SNS topic.
     pub alert_sns_topic_arn: Option<String>,
+    /// AWS accounts connected for Cost Explorer (`[[accounts]]`).
+    pub accounts: Vec<Account>,
+    /// Cost Explorer requests per second at most (token bucket; every page costs $0.01).
+    pub ce_requests_per_second: Decimal,
+    /// Cost Explorer requests one `ce` run may make, over all accounts.
+    pub ce_request_budget: u64,
+    /// A manual `ce sync` of an account is refused this many minutes after its last attempt.
+    pub ce_manual_sync_interval_minutes: u64,
+}
+
+/// An AWS account connected for Cost Explorer. curflow holds no key of it: each run assumes
+/// `role_arn` with `external_id` (the confused-deputy guard of the role's trust policy) and uses
+/// the temporary credentials only in memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Short name used by `--account` and in messages.
+    pub name: String,
+    /// The 12-digit account id.
+    pub account_id: String,
+    /// The role curflow assumes in that account.
+    pub role_arn: String,
+    /// The external id the role's trust policy requires. Not a credential, but not shown either:
+    /// it is the one value a third party would need to misuse the role.
+    pub external_id: String,
+    /// Region of the STS and Cost Explorer calls (Cost Explorer itself lives in us-east-1).
+    pub region: String,
+    /// A disabled account is kept in the configuration and skipped by syncs.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("account_id", &self.account_id)
+            .field("role_arn", &self.role_arn)
+            .field("external_id", &"<redacted>")
+            .field("region", &self.region)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 /// Every setting, in the order of the README's table.
@@ -140,6 +181,34 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new("alert-sns-topic-arn", field!(alert_sns_topic_arn), "budget alerts are published to this SNS topic")
         .unset("none")
         .old_env(&["CURFLOW_ALERT_TOPIC_ARN"]),
+    Setting::new(
+        "accounts",
+        field!(accounts),
+        "AWS accounts connected for Cost Explorer, `[[accounts]]` tables: `name`, `account_id`, `role_arn`, \
+         `external_id`, `region` (default `us-east-1`), `enabled` (default `true`); see Connected accounts",
+    )
+    .default("[]"),
+    Setting::new(
+        "ce-requests-per-second",
+        field!(ce_requests_per_second),
+        "Cost Explorer requests per second at most (token bucket); every request costs $0.01",
+    )
+    .default("5")
+    .unit("requests/s"),
+    Setting::new(
+        "ce-request-budget",
+        field!(ce_request_budget),
+        "Cost Explorer requests one `curflow ce` run may make over all accounts; beyond it the run stops cleanly",
+    )
+    .default("100")
+    .min(1),
+    Setting::new(
+        "ce-manual-sync-interval-minutes",
+        field!(ce_manual_sync_interval_minutes),
+        "`curflow ce sync` refuses an account synced (or tried) less than this long ago, naming the time to wait",
+    )
+    .default("15")
+    .unit("minutes"),
 ];
 
 /// Markers around the generated table in README.md.
@@ -189,6 +258,10 @@ impl Default for Config {
             estimates_currency: None,
             alert_webhook_url: None,
             alert_sns_topic_arn: None,
+            accounts: Vec::new(),
+            ce_requests_per_second: Decimal::ZERO,
+            ce_request_budget: 0,
+            ce_manual_sync_interval_minutes: 0,
         };
         for setting in SETTINGS {
             if let Some(default) = setting.default {
@@ -312,6 +385,12 @@ impl Config {
         if self.tag_key.trim().is_empty() || self.tag_key.starts_with("user:") {
             return Err(invalid("tag-key", "must be the bare key, e.g. accountant_id (without `user:`)".into()).into());
         }
+        if self.ce_requests_per_second <= Decimal::ZERO {
+            return Err(invalid("ce-requests-per-second", "must be above 0".into()).into());
+        }
+        if let Some(reason) = accounts_problem(&self.accounts) {
+            return Err(invalid("accounts", reason).into());
+        }
         if let Some(code) = &self.estimates_currency
             && !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()))
         {
@@ -380,6 +459,33 @@ impl Config {
             file_concurrency: self.file_concurrency,
         }
     }
+}
+
+/// What is wrong with the connected accounts, if anything: names unique, 12-digit ids, an IAM role
+/// ARN of that very account (assuming a role elsewhere would read another account's costs under
+/// this name), a non-empty external id.
+fn accounts_problem(accounts: &[Account]) -> Option<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for a in accounts {
+        if a.name.trim().is_empty() || !names.insert(a.name.as_str()) {
+            return Some(format!("account names must be unique and not blank, found {:?} twice or blank", a.name));
+        }
+        if a.account_id.len() != 12 || !a.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(format!("account {:?}: account_id must be 12 digits, found {:?}", a.name, a.account_id));
+        }
+        let role_account = a.role_arn.split(':').nth(4);
+        if !(a.role_arn.starts_with("arn:aws") && a.role_arn.contains(":role/") && role_account == Some(&a.account_id))
+        {
+            return Some(format!(
+                "account {:?}: role_arn must be arn:aws:iam::{}:role/NAME, found {:?}",
+                a.name, a.account_id, a.role_arn
+            ));
+        }
+        if a.external_id.trim().is_empty() {
+            return Some(format!("account {:?}: external_id must not be empty", a.name));
+        }
+    }
+    None
 }
 
 /// The README's configuration table (markdown), rendered from [`SETTINGS`].
@@ -697,6 +803,56 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// `[[accounts]]`: an array of tables in TOML; in `CURFLOW_ACCOUNTS` the same array inline
+/// (`[{name = "prod", account_id = "…", …}]`). A table with an unknown key is refused.
+impl Kind for Vec<Account> {
+    const TYPE: &'static str = "array of account tables";
+    fn parse(text: &str) -> Option<Self> {
+        let table: toml::Table = format!("accounts = {text}").parse().ok()?;
+        Self::from_toml(table.get("accounts")?)
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        value.as_array()?.iter().map(account_of).collect()
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        let table = |a: &Account| {
+            let mut t = toml::Table::new();
+            t.insert("name".into(), a.name.clone().into());
+            t.insert("account_id".into(), a.account_id.clone().into());
+            t.insert("role_arn".into(), a.role_arn.clone().into());
+            t.insert("external_id".into(), "<redacted>".into());
+            t.insert("region".into(), a.region.clone().into());
+            t.insert("enabled".into(), a.enabled.into());
+            toml::Value::Table(t)
+        };
+        Some(toml::Value::Array(self.iter().map(table).collect()))
+    }
+}
+
+/// One `[[accounts]]` table; `None` when a key is unknown, missing or of the wrong type.
+fn account_of(value: &toml::Value) -> Option<Account> {
+    const KEYS: [&str; 6] = ["name", "account_id", "role_arn", "external_id", "region", "enabled"];
+    let t = value.as_table()?;
+    if t.keys().any(|k| !KEYS.contains(&k.as_str())) {
+        return None;
+    }
+    let text = |k: &str| t.get(k).and_then(toml::Value::as_str).map(str::to_string);
+    Some(Account {
+        name: text("name")?,
+        account_id: text("account_id")?,
+        role_arn: text("role_arn")?,
+        external_id: text("external_id")?,
+        region: match t.get("region") {
+            None => "us-east-1".into(),
+            Some(r) => r.as_str()?.to_string(),
+        },
+        enabled: match t.get("enabled") {
+            None => true,
+            Some(e) => e.as_bool()?,
+        },
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -731,6 +887,41 @@ mod tests {
     }
 
     #[test]
+    fn accounts_are_tables_checked_and_their_external_id_never_shown() {
+        let c = file(
+            r#"
+[[accounts]]
+name = "prod"
+account_id = "111111111111"
+role_arn = "arn:aws:iam::111111111111:role/curflow-ce"
+external_id = "ext-secret-1"
+
+[[accounts]]
+name = "dev"
+account_id = "222222222222"
+role_arn = "arn:aws:iam::222222222222:role/curflow-ce"
+external_id = "ext-secret-2"
+region = "eu-west-1"
+enabled = false
+"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!((c.accounts[0].region.as_str(), c.accounts[0].enabled), ("us-east-1", true));
+        assert_eq!((c.accounts[1].region.as_str(), c.accounts[1].enabled), ("eu-west-1", false));
+        let shown = format!("{}{c:?}", c.to_toml_redacted());
+        assert!(!shown.contains("ext-secret"), "{shown}");
+        assert!(file("[[accounts]]\nname = \"x\"\nbogus = 1\n").is_err());
+        let mut other = c.clone();
+        other.accounts[1].role_arn = "arn:aws:iam::333333333333:role/r".into();
+        assert!(other.validate().unwrap_err().to_string().contains("role_arn"));
+        let mut dup = c.clone();
+        dup.accounts[1].name = "prod".into();
+        assert!(dup.validate().is_err());
+    }
+
+    #[test]
     fn keys_are_unique_kebab_case_and_env_names_derive_from_them() {
         let mut seen = std::collections::HashSet::new();
         for s in SETTINGS {
@@ -744,6 +935,7 @@ mod tests {
     /// Every field of `Config` is reachable through exactly one declaration: setting each key to
     /// a distinct non-default value changes a field no other key changed.
     #[test]
+    #[expect(clippy::too_many_lines, reason = "one value and one check per setting: grows with SETTINGS")]
     fn every_field_has_one_declaration() {
         let values = [
             ("store", "s.sqlite"),
@@ -763,6 +955,13 @@ mod tests {
             ("estimates-currency", "EUR"),
             ("alert-webhook-url", "https://hooks.example/x"),
             ("alert-sns-topic-arn", "arn:aws:sns:us-east-1:1:t"),
+            (
+                "accounts",
+                r#"[{name = "prod", account_id = "111111111111", role_arn = "arn:aws:iam::111111111111:role/r", external_id = "x"}]"#,
+            ),
+            ("ce-requests-per-second", "2.5"),
+            ("ce-request-budget", "7"),
+            ("ce-manual-sync-interval-minutes", "3"),
         ];
         assert_eq!(values.len(), SETTINGS.len());
         let mut all = Config::default();
@@ -793,6 +992,10 @@ mod tests {
             estimates_currency,
             alert_webhook_url,
             alert_sns_topic_arn,
+            accounts,
+            ce_requests_per_second,
+            ce_request_budget,
+            ce_manual_sync_interval_minutes,
         } = all;
         let reached = [
             store != d.store,
@@ -812,6 +1015,10 @@ mod tests {
             estimates_currency != d.estimates_currency,
             alert_webhook_url != d.alert_webhook_url,
             alert_sns_topic_arn != d.alert_sns_topic_arn,
+            accounts != d.accounts,
+            ce_requests_per_second != d.ce_requests_per_second,
+            ce_request_budget != d.ce_request_budget,
+            ce_manual_sync_interval_minutes != d.ce_manual_sync_interval_minutes,
         ];
         assert!(reached.iter().all(|r| *r), "a field no declaration reaches: {reached:?}");
     }

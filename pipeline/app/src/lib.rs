@@ -18,6 +18,7 @@
 pub mod alerts;
 pub mod attribute;
 pub mod config;
+pub mod cost_explorer;
 pub mod error;
 pub mod estimates_import;
 pub mod explain;

@@ -27,4 +27,4 @@ pub use aggregate::{Amounts, CostKey, CostLine, add_exact, sum_exact};
 pub use error::{ErrorClass, ModelError};
 pub use name::{Name, Names};
 pub use period::BillingPeriod;
-pub use version::{Invoices, ReportVersion};
+pub use version::{COST_EXPLORER_VERSION_PREFIX, Invoices, ReportVersion};

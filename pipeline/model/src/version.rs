@@ -14,11 +14,28 @@ pub struct ReportVersion {
     pub time: DateTime<Utc>,
 }
 
+/// Prefix of the id of a period version synced from Cost Explorer (`curflow ce sync`). The source
+/// lives in the id, which both stores already keep, so no schema changes: a Cost Explorer version is
+/// a stand-in until the month's CUR arrives.
+pub const COST_EXPLORER_VERSION_PREFIX: &str = "cost-explorer-";
+
 impl ReportVersion {
-    /// Whether `self` supersedes `stored`: later time wins; equal times are ordered by id so
-    /// that two writers agree on the winner.
+    /// Whether `self` supersedes `stored`. A CUR delivery always supersedes a Cost Explorer
+    /// version (the CUR is the bill; Cost Explorer is coarser and provisional) and a Cost Explorer
+    /// version never supersedes a CUR one, whatever their times: a sync after the CUR was processed
+    /// must not replace it. Otherwise the later time wins; equal times are ordered by id so that two
+    /// writers agree on the winner.
     pub fn supersedes(&self, stored: &ReportVersion) -> bool {
-        (self.time, &self.id) > (stored.time, &stored.id)
+        match (self.is_cost_explorer(), stored.is_cost_explorer()) {
+            (false, true) => true,
+            (true, false) => false,
+            _ => (self.time, &self.id) > (stored.time, &stored.id),
+        }
+    }
+
+    /// Whether this version was synced from Cost Explorer rather than read from a CUR delivery.
+    pub fn is_cost_explorer(&self) -> bool {
+        self.id.starts_with(COST_EXPLORER_VERSION_PREFIX)
     }
 }
 
@@ -60,5 +77,24 @@ impl Invoices {
         if let Some(n) = other.rows_without_id {
             *self.rows_without_id.get_or_insert(0) += n;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(id: &str, secs: i64) -> ReportVersion {
+        ReportVersion { id: id.into(), time: DateTime::from_timestamp(secs, 0).unwrap_or_default() }
+    }
+
+    #[test]
+    fn a_cur_delivery_supersedes_cost_explorer_and_never_the_reverse() {
+        let ce_late = v("cost-explorer-abc", 2_000);
+        let cur_early = v("assembly-1", 1_000);
+        assert!(cur_early.supersedes(&ce_late));
+        assert!(!ce_late.supersedes(&cur_early));
+        assert!(v("cost-explorer-b", 3_000).supersedes(&ce_late));
+        assert!(!v("assembly-0", 500).supersedes(&cur_early));
     }
 }

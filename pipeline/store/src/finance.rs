@@ -38,6 +38,25 @@ pub struct BudgetSetting {
     pub updated_at: DateTime<Utc>,
 }
 
+/// How the Cost Explorer syncs of one connected account went (`curflow accounts status`). Holds
+/// no credential: only names, times, counts and AWS's error message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountStatus {
+    /// The account's configured `name`.
+    pub name: String,
+    pub account_id: String,
+    /// When the last sync of it ended, successful or not.
+    pub last_attempt: DateTime<Utc>,
+    /// When it last synced successfully.
+    pub last_synced: Option<DateTime<Utc>>,
+    /// The error of the last sync; `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// Requests the last sync sent.
+    pub last_requests: u64,
+    /// Requests of every sync so far ($0.01 each).
+    pub total_requests: u64,
+}
+
 /// What an estimates import did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ImportOutcome {
@@ -119,6 +138,12 @@ pub trait FinanceStore: Send + Sync {
 
     /// The stored reconciliation records of `month`, ordered by level, tenant, resource type.
     async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>>;
+
+    /// Creates or replaces the sync status of one connected account (keyed by its name).
+    async fn put_account_status(&mut self, status: &AccountStatus) -> Result<()>;
+
+    /// Every stored account status, by name.
+    async fn account_statuses(&self) -> Result<Vec<AccountStatus>>;
 }
 
 /// One stored reconciliation record.
@@ -581,6 +606,33 @@ impl FinanceStore for SqliteStore {
         }
         tx.commit().map_err(e)?;
         Ok(rows.len())
+    }
+
+    /// Creates or replaces the sync status of one connected account.
+    async fn put_account_status(&mut self, status: &AccountStatus) -> Result<()> {
+        let record = serde_json::to_string(status).map_err(|err| Error::Internal(err.to_string()))?;
+        conn_mut(&mut self.conn)
+            .execute(
+                "INSERT INTO account_status (name, record) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                params![status.name, record],
+            )
+            .map_err(|err| store_error(&self.path, err))?;
+        Ok(())
+    }
+
+    /// Every stored account status, by name.
+    async fn account_statuses(&self) -> Result<Vec<AccountStatus>> {
+        let conn = self.conn();
+        let e = |err| store_error(&self.path, err);
+        let mut stmt = conn.prepare("SELECT record FROM account_status ORDER BY name").map_err(e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(e)?;
+            out.push(serde_json::from_str(&text).map_err(|_| corrupt(&self.path, format!("account status {text:?}")))?);
+        }
+        Ok(out)
     }
 
     async fn reconciliation(&self, month: Month) -> Result<Vec<ReconciliationRow>> {

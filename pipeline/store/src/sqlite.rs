@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -162,8 +162,16 @@ ALTER TABLE cost_lines ADD COLUMN region TEXT NOT NULL DEFAULT '';      -- regio
 ALTER TABLE cost_lines ADD COLUMN account_name TEXT NOT NULL DEFAULT ''; -- usage account name; '' = not in the report
 ";
 
+/// Version 8: the Cost Explorer sync status of each connected account (`curflow accounts status`).
+const SCHEMA_V8: &str = "
+CREATE TABLE account_status (
+    name   TEXT PRIMARY KEY,                     -- the account's configured name
+    record TEXT NOT NULL                         -- finance::AccountStatus as JSON (no credential)
+) STRICT;
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
+const MIGRATIONS: [&str; 8] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
 
 /// A SQLite-backed [`CostStore`].
 ///

@@ -7,6 +7,7 @@
 
 mod cmd_attribution;
 mod cmd_backfill;
+mod cmd_ce;
 mod cmd_config;
 mod cmd_costs;
 mod cmd_finance;
@@ -83,6 +84,12 @@ enum Command {
     /// Explain shared-cost attribution.
     #[command(subcommand)]
     Attribution(cmd_attribution::Command),
+    /// Cost Explorer as a second source: sync connected accounts' daily costs.
+    #[command(subcommand)]
+    Ce(cmd_ce::Command),
+    /// Connected AWS accounts (`[[accounts]]`) and their Cost Explorer sync status.
+    #[command(subcommand)]
+    Accounts(cmd_ce::AccountsCommand),
     /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
     Generate(cmd_generate::Args),
     /// Print the configuration in effect (secrets redacted), or with --doc the table of settings.
@@ -224,6 +231,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Command::Nightly(args) => cmd_finance::nightly(args, config).await,
             Command::Export(args) => cmd_finance::export(args, config).await,
             Command::Report(args) => cmd_finance::report(args, config).await,
+            Command::Ce(cmd) => cmd_ce::run(cmd, config).await,
+            Command::Accounts(cmd) => cmd_ce::accounts(cmd, config).await,
             Command::Generate(args) => cmd_generate::run(args),
             Command::Config(_) => cmd_config::run(&config),
         }

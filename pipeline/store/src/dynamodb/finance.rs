@@ -11,6 +11,7 @@
 //! | alert delivery (one per alert and channel) | `_alert` | `delivery#<YYYY-MM>#<kind>#<threshold>#<channel>#<tenant>` (the tenant last: the only part that may hold `#`) | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `channel` (`webhook`, `sns`, `stdout`), `state` (`claimed`, `sent`), `run_id`, `claimed_at`, `sent_at` (once sent), `alert` (JSON) |
 //! | alert sent (written before delivery records; read, never written) | `_alert` | `alert#<YYYY-MM>#<tenant>#<threshold>#<kind>` | `tenant`, `month_sent`, `threshold_pct` (N), `kind`, `sent_at`, `channels` (e.g. `stdout,webhook,sns`: sent on each), `alert` (JSON) |
 //! | reconciliation record | tenant (escaped as a cost line's: `_x` → `~_x`) | `reconciliation#<YYYY-MM>#<rtag>#<level>#<resource type>` | `tenant`, `month`, `source` = `reconciliation`, `level`, `resource_type`, `record` (JSON), `computed_at`, `version_tag`, `base_tag` |
+//! | connected account status | `_account` | `account#<name>` | `record` (`AccountStatus` as JSON; no credential) |
 //! | reconciliation pointer | `_reconciliation` | `current#<YYYY-MM>` | `version_tag`, `record_count`, `computed_at` |
 //!
 //! **Estimates** are read through `month-index` (`month = :m`, filter `source = estimate`), so items the
@@ -50,11 +51,12 @@ use super::{DynamoStore, MAX_READ_RETRIES, MAX_RESTARTS, build_error};
 use crate::CostStore;
 use crate::error::{Error, Result};
 use crate::finance::{
-    AlertChannel, AlertDelivery, BudgetSetting, DeliveryState, FinanceStore, ImportOutcome, LEGACY_RUN_ID,
-    ReconciliationRow, alert_kind_name, alert_kind_of, ordered_deliveries, reconciliation_rows,
+    AccountStatus, AlertChannel, AlertDelivery, BudgetSetting, DeliveryState, FinanceStore, ImportOutcome,
+    LEGACY_RUN_ID, ReconciliationRow, alert_kind_name, alert_kind_of, ordered_deliveries, reconciliation_rows,
 };
 
 const BUDGET_PARTITION: &str = "_budget";
+const ACCOUNT_PARTITION: &str = "_account";
 const ALERT_PARTITION: &str = "_alert";
 const RECONCILIATION_PARTITION: &str = "_reconciliation";
 const ESTIMATE: &str = "estimate";
@@ -450,6 +452,28 @@ impl FinanceStore for DynamoStore {
                 &b.resource_type,
             ))
         });
+        Ok(out)
+    }
+
+    async fn put_account_status(&mut self, status: &AccountStatus) -> Result<()> {
+        let record = serde_json::to_string(status).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut item = Item::with_capacity(3);
+        item.insert(PK.into(), s(ACCOUNT_PARTITION));
+        item.insert(SK.into(), s(format!("account#{}", status.name)));
+        item.insert("record".into(), s(record));
+        self.put_one(item, "PutItem").await
+    }
+
+    async fn account_statuses(&self) -> Result<Vec<AccountStatus>> {
+        let items = self.query_all(self.partition_query(ACCOUNT_PARTITION, "account#")).await?;
+        let mut out = items
+            .iter()
+            .map(|item| {
+                let record = text(item, "record").map_err(|e| self.unreadable(item, e))?;
+                serde_json::from_str::<AccountStatus>(&record).map_err(|e| self.unreadable(item, e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
