@@ -8,6 +8,7 @@
 
 mod common;
 use common::Wait;
+use common::stores::Kind;
 use common::webhook::Webhook;
 
 use std::path::Path;
@@ -15,9 +16,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use curflow::store::dynamodb::DynamoStore;
 use curflow::store::finance::{AlertChannel, AlertDelivery, DeliveryState};
-use curflow::store::{FinanceStore, SqliteStore};
 use curflow_fixtures::Format;
 use curflow_reconcile::{Alert, AlertKind, Month};
 use rust_decimal::Decimal;
@@ -26,67 +25,8 @@ use common::ok;
 
 const NOW: &str = "2026-10-28T03:00:00Z";
 
-/// Two tests running `$check` on each store: SQLite in a temporary directory, DynamoDB on the
-/// local server.
-macro_rules! on_both_stores {
-    ($check:ident: $sqlite:ident, $dynamodb:ident) => {
-        #[test]
-        fn $sqlite() {
-            let dir = tempfile::tempdir().unwrap();
-            $check(&Kind::sqlite(dir.path()));
-        }
-
-        #[test]
-        fn $dynamodb() {
-            $check(&Kind::dynamo());
-        }
-    };
-}
-
 fn october() -> Month {
     "2026-10".parse().unwrap()
-}
-
-/// Which store a test runs on.
-#[derive(Clone)]
-enum Kind {
-    Sqlite(std::path::PathBuf),
-    Dynamo(String),
-}
-
-impl Kind {
-    fn sqlite(dir: &Path) -> Self {
-        Kind::Sqlite(dir.join("s.sqlite"))
-    }
-
-    fn dynamo() -> Self {
-        let table = common::unique_name("curflow-alerts-once");
-        assert!(
-            DynamoStore::connect(&table, &common::aws_settings())
-                .wait()
-                .unwrap()
-                .create_table_if_missing()
-                .wait()
-                .unwrap()
-        );
-        Kind::Dynamo(table)
-    }
-
-    /// The `--store` argument.
-    fn location(&self) -> String {
-        match self {
-            Kind::Sqlite(p) => p.to_str().unwrap().to_string(),
-            Kind::Dynamo(t) => format!("dynamodb://{t}"),
-        }
-    }
-
-    /// A handle of its own on the store (each claimant of a race opens one).
-    fn open(&self) -> Box<dyn FinanceStore + Send> {
-        match self {
-            Kind::Sqlite(p) => Box::new(SqliteStore::open(p).unwrap()),
-            Kind::Dynamo(t) => Box::new(DynamoStore::connect(t, &common::aws_settings()).wait().unwrap()),
-        }
-    }
 }
 
 fn curflow(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -12,6 +12,7 @@ use curflow::scan::EngineOptions;
 use curflow::store::{CostStore, SqliteStore};
 use curflow::{Amounts, BillingPeriod};
 
+pub mod stores;
 pub mod webhook;
 
 /// The tests' one Tokio runtime. The stores and SDK clients are async and keep their connection

@@ -102,6 +102,19 @@ impl AttributionInputs {
         format!("{:?}\0{:?}\0{:?}", self.rules, self.assignments, self.drivers)
     }
 
+    /// The usage totals read: (driver, day, tenant) → quantity.
+    pub fn drivers(&self) -> &DriverTotals {
+        &self.drivers
+    }
+
+    /// The rules and assignments of `options` with usage totals kept elsewhere (the usage ledger)
+    /// instead of evidence read now; `options.evidence` is not read.
+    pub fn with_drivers(options: &AttributionOptions, drivers: DriverTotals) -> Result<Self> {
+        let (rules, rules_source) = load_rules(options.rules.as_deref())?;
+        let assignments = load_assignments(options.assignments.as_deref())?;
+        Ok(Self { rules, assignments, drivers, report: EvidenceReport { rules_source, ..EvidenceReport::default() } })
+    }
+
     /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
     pub fn load(options: &AttributionOptions) -> Result<Self> {
         let (rules, rules_source) = load_rules(options.rules.as_deref())?;
