@@ -198,6 +198,18 @@ fn attributed_by_tenant(store: &Path) -> std::collections::BTreeMap<String, curf
     out
 }
 
+/// The distinct reasons of lines left waiting for the ledger, in order.
+fn waiting_days(store: &Path) -> Vec<String> {
+    use curflow::store::CostStore;
+    let lines = SqliteStore::open(store).unwrap().cost_lines(curflow::BillingPeriod::new(2026, 10).unwrap()).wait();
+    let reasons: std::collections::BTreeSet<String> = lines
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| l.unattributed_reason.filter(|r| r.starts_with(curflow::usage::NO_EVIDENCE)))
+        .collect();
+    reasons.into_iter().collect()
+}
+
 fn ingest_rows(out: &str) -> Vec<serde_json::Value> {
     let doc: serde_json::Value = serde_json::from_str(out).unwrap();
     doc["rows"].as_array().unwrap().clone()
@@ -276,4 +288,66 @@ fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
     let days: Vec<&str> = rest.iter().map(|r| r["day"].as_str().unwrap()).collect();
     assert_eq!(days.first().copied(), Some("2026-10-21"));
     assert_eq!(days.len(), 11);
+}
+
+/// The deployed flow on SQLite, through the binary: the ledger covers only part of the month when
+/// the CUR arrives; the nightly job ingests the rest (re-reading the restated days) and splits the
+/// stored month again, which then equals the split from all the evidence; `attribute --period`
+/// afterwards changes nothing, and a re-processed delivery keeps the split (no erasure).
+#[test]
+fn the_nightly_job_completes_the_ledger_and_splits_the_stored_month_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::generate(&dir.path().join("bucket"), curflow_fixtures::Format::Cur2Parquet, 20_000, 9, |o| {
+        o.tenants = 4;
+        o.evidence = true;
+    });
+    let ev = g.evidence.as_ref().expect("evidence generated");
+    let manifest = g.manifest_path.to_str().unwrap();
+    // The Lambda logs (the S3 kinds need a prefix map, which the nightly job is not given).
+    let logs_only = ev.dir.join("cloudwatch");
+    let sources = format!(r#"[{{name = "app-logs", location = "{}"}}]"#, logs_only.display());
+    let env = [("CURFLOW_EVIDENCE", sources.as_str())];
+    let ledger = dir.path().join("ledger.sqlite");
+    let l = ledger.to_str().unwrap();
+    let run = |args: &[&str]| common::ok(&common::run_curflow(&[args, &["--store", l]].concat(), None, &env));
+
+    run(&["usage", "ingest", "--from", "2026-10-01", "--to", "2026-10-20"]);
+    run(&["process", manifest]);
+    let partial = attributed_by_tenant(&ledger);
+    // Days 21-31 are not in the ledger yet: their driver-split cost waits, named, not split by
+    // the other days' usage and not silently zero.
+    let waiting = waiting_days(&ledger);
+    assert_eq!(waiting.first().map(String::as_str), Some("no usage evidence ingested for 2026-10-21 from app-logs"));
+    assert_eq!(waiting.len(), 11, "{waiting:?}");
+    let costs = run(&["costs", "--period", "2026-10"]);
+    assert!(costs.contains("waiting for usage evidence") && costs.contains("2026-10-21 from app-logs"), "{costs}");
+    let html = dir.path().join("report.html");
+    run(&["report", "--period", "2026-10", "--out", html.to_str().unwrap(), "--now", "2026-10-25T00:00:00Z"]);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("id=\"missing-evidence\""));
+
+    let night = run(&["nightly", "--now", "2026-11-01T03:30:00Z", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&night).unwrap();
+    let ingested = &doc["usage_ledger"]["ingested"]["sources"][0];
+    assert_eq!((ingested["from"].as_str(), ingested["to"].as_str()), (Some("2026-10-19"), Some("2026-10-31")), "{doc}");
+    let resplit = &doc["usage_ledger"]["reattributed"];
+    assert!(
+        resplit.as_array().unwrap().iter().any(|r| r["period"] == "2026-10" && r["outcome"] == "replaced"),
+        "{doc}"
+    );
+    let complete = attributed_by_tenant(&ledger);
+    assert!(waiting_days(&ledger).is_empty(), "{:?}", waiting_days(&ledger));
+    assert_ne!(partial, complete, "the days ingested by the nightly job changed the split");
+
+    let direct = dir.path().join("direct.sqlite");
+    common::ok(&common::run_curflow(
+        &["process", manifest, "--store", direct.to_str().unwrap(), "--evidence", logs_only.to_str().unwrap()],
+        None,
+        &[],
+    ));
+    assert_eq!(complete, attributed_by_tenant(&direct));
+
+    let again = run(&["attribute", "--period", "2026-10", "--format", "json"]);
+    assert!(again.contains("\"outcome\": \"unchanged\"") || again.contains("\"outcome\":\"unchanged\""), "{again}");
+    run(&["process", manifest, "--force"]);
+    assert_eq!(attributed_by_tenant(&ledger), complete, "a re-processed delivery keeps the split");
 }

@@ -26,6 +26,7 @@ pub mod lambda;
 pub mod nightly;
 pub mod output;
 pub mod process;
+pub mod reattribute;
 pub mod reconciliation;
 pub mod report_data;
 pub mod report_html;

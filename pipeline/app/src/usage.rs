@@ -208,6 +208,152 @@ pub async fn ledger_totals(store: &dyn Store, from: NaiveDate, to: NaiveDate) ->
     Ok((totals, days))
 }
 
+/// Attribution inputs for the days `from..=to` from the usage ledger, when the configuration
+/// declares evidence sources (`None` otherwise: nothing to split by). Rules: the shipped default
+/// rules; no resource assignments.
+pub async fn ledger_inputs(
+    store: &dyn Store,
+    config: &crate::Config,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Option<AttributionInputs>> {
+    let options = AttributionOptions { tenant_key: config.tag_key.clone(), ..AttributionOptions::default() };
+    ledger_inputs_with(store, config, &options, from, to).await
+}
+
+/// [`ledger_inputs`] with the rules and assignments of `options` (`curflow process --rules ...`).
+pub async fn ledger_inputs_with(
+    store: &dyn Store,
+    config: &crate::Config,
+    options: &AttributionOptions,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Option<AttributionInputs>> {
+    if config.evidence.is_empty() {
+        return Ok(None);
+    }
+    let (drivers, days) = ledger_totals(store, from, to).await?;
+    tracing::info!(days = days.len(), %from, %to, "attributing with the usage ledger");
+    let sources: Vec<&str> = config.evidence.iter().map(|e| e.name.as_str()).collect();
+    let inputs = AttributionInputs::with_drivers(options, drivers)?;
+    Ok(Some(inputs.with_uncovered(uncovered_days(&sources, &days, from, to))))
+}
+
+/// How the reason of a shared line left waiting for the ledger begins.
+pub const NO_EVIDENCE: &str = "no usage evidence ingested for ";
+
+/// The days of `from..=to` some of `sources` has not stored yet, with the reason their
+/// driver-split lines keep: "no usage evidence ingested for DAY from SOURCE[, SOURCE]".
+pub fn uncovered_days(
+    sources: &[&str],
+    stored: &[UsageDay],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> BTreeMap<NaiveDate, String> {
+    let have: std::collections::BTreeSet<(&str, NaiveDate)> =
+        stored.iter().map(|d| (d.source.as_str(), d.day)).collect();
+    let mut out = BTreeMap::new();
+    for day in from.iter_days().take_while(|d| *d <= to) {
+        let missing: Vec<&str> = sources.iter().copied().filter(|s| !have.contains(&(*s, day))).collect();
+        if !missing.is_empty() {
+            out.insert(day, format!("{NO_EVIDENCE}{day} from {}", missing.join(", ")));
+        }
+    }
+    out
+}
+
 fn ledger_error(day: &UsageDay, reason: String) -> Error {
     Error::Internal(format!("usage ledger, {} on {}: {reason}", day.source, day.day))
+}
+
+/// What the nightly ledger step did: the ingestion, then the re-split of each month.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Refresh {
+    pub ingested: IngestReport,
+    pub reattributed: Vec<crate::reattribute::Reattributed>,
+}
+
+/// The nightly job's ledger step, when evidence sources are configured (`None` otherwise): ingest
+/// every source up to yesterday (from its checkpoint, re-reading `usage-restate-days`), then
+/// re-split the open and the previous month with the ledger as it now is. Reconciliation runs
+/// after it, on the new split.
+pub async fn nightly_refresh(
+    store: &mut dyn Store,
+    config: &crate::Config,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<Refresh>> {
+    if config.evidence.is_empty() {
+        return Ok(None);
+    }
+    let today = now.date_naive();
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let options = IngestOptions {
+        sources: config.evidence.clone(),
+        from: None,
+        to: yesterday,
+        restate_days: config.usage_restate_days,
+        reading: AttributionOptions {
+            tenant_key: config.tag_key.clone(),
+            max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
+            aws: config.aws(),
+            ..AttributionOptions::default()
+        },
+    };
+    let mut refresh = Refresh { ingested: ingest(store, &options).await?, reattributed: Vec::new() };
+    let open = curflow_model::period::BillingPeriod::containing(today);
+    for period in [open.previous(), open] {
+        let Some(inputs) = ledger_inputs(store, config, period.first_day(), period.last_day()).await? else { continue };
+        if let Some(done) = crate::reattribute::reattribute(store, period, &inputs).await? {
+            refresh.reattributed.push(done);
+        }
+    }
+    Ok(Some(refresh))
+}
+
+/// Shared cost left unattributed because the ledger lacks its day: one entry per reason (a day
+/// and its missing sources) and currency, with the amortized cost waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingEvidence {
+    pub reason: String,
+    pub currency: String,
+    pub amortized_cost: rust_decimal::Decimal,
+}
+
+/// The [`MissingEvidence`] of `lines`, in reason order.
+pub fn missing_evidence(lines: &[curflow_model::aggregate::CostLine]) -> Result<Vec<MissingEvidence>> {
+    let mut by: BTreeMap<(&str, &str), rust_decimal::Decimal> = BTreeMap::new();
+    for l in lines {
+        if let Some(reason) = l.unattributed_reason.as_deref().filter(|r| r.starts_with(NO_EVIDENCE)) {
+            let slot = by.entry((reason, l.key.currency.as_str())).or_default();
+            *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
+                format!("the amortized cost waiting for evidence ({reason})")
+            })?;
+        }
+    }
+    Ok(by
+        .into_iter()
+        .map(|((reason, currency), amortized_cost)| MissingEvidence {
+            reason: reason.to_string(),
+            currency: currency.to_string(),
+            amortized_cost,
+        })
+        .collect())
+}
+
+/// One line for people: how much shared cost waits for which days' evidence; `None` when none.
+pub fn missing_evidence_note(missing: &[MissingEvidence]) -> Option<String> {
+    let first = missing.first()?;
+    let mut totals: BTreeMap<&str, rust_decimal::Decimal> = BTreeMap::new();
+    for m in missing {
+        let slot = totals.entry(m.currency.as_str()).or_default();
+        *slot = slot.checked_add(m.amortized_cost).unwrap_or(*slot);
+    }
+    let amounts: Vec<String> = totals.iter().map(|(c, a)| format!("{} {c}", a.round_dp(2))).collect();
+    Some(format!(
+        "waiting for usage evidence: {} amortized on {} day(s) stays unattributed ({}{})",
+        amounts.join(" + "),
+        missing.len(),
+        first.reason,
+        if missing.len() > 1 { ", …; see `curflow usage days`" } else { "" }
+    ))
 }

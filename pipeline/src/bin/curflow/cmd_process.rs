@@ -81,10 +81,20 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
             aws: config.aws(),
         };
         let inputs = if from_ledger {
-            let (from, to) = window.unwrap_or((chrono::NaiveDate::MIN, chrono::NaiveDate::MAX));
-            let (drivers, days) = curflow::usage::ledger_totals(store.as_ref(), from, to).await?;
-            tracing::info!(days = days.len(), %from, %to, "attributing with the usage ledger");
-            AttributionInputs::with_drivers(&options, drivers)?
+            match window {
+                Some((from, to)) => {
+                    curflow::usage::ledger_inputs_with(store.as_ref(), &config, &options, from, to).await?.ok_or_else(
+                        || Failure::internal(anyhow::anyhow!("evidence sources vanished from the configuration")),
+                    )?
+                }
+                // Files without a manifest: their period is known only after the scan, so every
+                // stored day is read (and no day is reported as missing).
+                None => {
+                    let (from, to) = (chrono::NaiveDate::MIN, chrono::NaiveDate::MAX);
+                    let (drivers, _) = curflow::usage::ledger_totals(store.as_ref(), from, to).await?;
+                    AttributionInputs::with_drivers(&options, drivers)?
+                }
+            }
         } else {
             // Reading evidence files is blocking work: off the runtime's worker threads.
             tokio::task::spawn_blocking(move || AttributionInputs::load(&options))

@@ -181,3 +181,44 @@ async fn days(args: DaysArgs, config: Config) -> Result<u8, Failure> {
     crate::emit(&render(args.format.format(), &rows, &Meta::new(), || Ok(table.render()))?)?;
     Ok(0)
 }
+
+#[derive(clap::Args)]
+pub struct AttributeArgs {
+    /// The stored billing period to split again.
+    #[arg(long, value_name = "YYYY-MM")]
+    period: curflow::BillingPeriod,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `curflow attribute --period`: the stored period's shared pool split again with the usage
+/// ledger as it is now, without reading the CUR.
+pub async fn attribute(args: AttributeArgs, config: Config) -> Result<u8, Failure> {
+    let mut store = store::open_existing(&config.store, &config.aws()).await?;
+    let (from, to) = (args.period.first_day(), args.period.last_day());
+    let Some(inputs) = curflow::usage::ledger_inputs(store.as_ref(), &config, from, to).await? else {
+        return Err(curflow::Error::Argument(
+            "no evidence source is configured: add [[evidence]] tables (name, location) to the configuration".into(),
+        )
+        .into());
+    };
+    let Some(done) = curflow::reattribute::reattribute(store.as_mut(), args.period, &inputs).await? else {
+        return Err(curflow::Error::Argument(format!("period {} is not in the store", args.period)).into());
+    };
+    let mut rows = Rows::new(["period", "version", "outcome", "pool_lines", "lines"]);
+    rows.push(vec![
+        Value::from(done.period.to_string()),
+        done.version.as_str().into(),
+        done.outcome.into(),
+        (done.pool_lines as u64).into(),
+        (done.lines as u64).into(),
+    ])?;
+    let text = format!(
+        "period {} (version {}): {}; {} shared line(s) split again, {} line(s) stored\n",
+        done.period, done.version, done.outcome, done.pool_lines, done.lines
+    );
+    let meta: Meta =
+        vec![("coverage", MetaValue::Json(serde_json::to_value(&done.coverage).map_err(Failure::internal)?))];
+    crate::emit(&render(args.format.format(), &rows, &meta, || Ok(text))?)?;
+    Ok(if done.outcome == "refused_older" { 5 } else { 0 })
+}
