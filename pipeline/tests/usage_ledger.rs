@@ -303,10 +303,10 @@ fn the_nightly_job_completes_the_ledger_and_splits_the_stored_month_again() {
     });
     let ev = g.evidence.as_ref().expect("evidence generated");
     let manifest = g.manifest_path.to_str().unwrap();
-    // The Lambda logs (the S3 kinds need a prefix map, which the nightly job is not given).
-    let logs_only = ev.dir.join("cloudwatch");
-    let sources = format!(r#"[{{name = "app-logs", location = "{}"}}]"#, logs_only.display());
-    let env = [("CURFLOW_EVIDENCE", sources.as_str())];
+    // Every kind of evidence, the S3 prefix map from the configuration (as the function has it).
+    let sources = format!(r#"[{{name = "app-logs", location = "{}"}}]"#, ev.dir.display());
+    let prefixes = ev.prefix_map.to_str().unwrap();
+    let env = [("CURFLOW_EVIDENCE", sources.as_str()), ("CURFLOW_S3_PREFIXES", prefixes)];
     let ledger = dir.path().join("ledger.sqlite");
     let l = ledger.to_str().unwrap();
     let run = |args: &[&str]| common::ok(&common::run_curflow(&[args, &["--store", l]].concat(), None, &env));
@@ -340,7 +340,16 @@ fn the_nightly_job_completes_the_ledger_and_splits_the_stored_month_again() {
 
     let direct = dir.path().join("direct.sqlite");
     common::ok(&common::run_curflow(
-        &["process", manifest, "--store", direct.to_str().unwrap(), "--evidence", logs_only.to_str().unwrap()],
+        &[
+            "process",
+            manifest,
+            "--store",
+            direct.to_str().unwrap(),
+            "--evidence",
+            ev.dir.to_str().unwrap(),
+            "--s3-prefixes",
+            prefixes,
+        ],
         None,
         &[],
     ));
@@ -350,4 +359,97 @@ fn the_nightly_job_completes_the_ledger_and_splits_the_stored_month_again() {
     assert!(again.contains("\"outcome\": \"unchanged\"") || again.contains("\"outcome\":\"unchanged\""), "{again}");
     run(&["process", manifest, "--force"]);
     assert_eq!(attributed_by_tenant(&ledger), complete, "a re-processed delivery keeps the split");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployed path: evidence in S3, the ledger and the usage table in DynamoDB, the function's
+// handler processing the manifest event.
+
+/// Per-tenant attributed amounts and the unattributed rest of a stored period, every measure.
+fn split_of(lines: &[curflow::CostLine]) -> (std::collections::BTreeMap<String, curflow::Amounts>, curflow::Amounts) {
+    use curflow::aggregate::LineSource;
+    let mut by_tenant: std::collections::BTreeMap<String, curflow::Amounts> = std::collections::BTreeMap::new();
+    let mut unattributed = curflow::Amounts::default();
+    for l in lines {
+        match l.source() {
+            LineSource::Attributed => {
+                by_tenant.entry(l.key.tenant.as_deref().unwrap().to_string()).or_default().add(&l.amounts).unwrap();
+            }
+            LineSource::Shared => unattributed.add(&l.amounts).unwrap(),
+            LineSource::Cur => {}
+        }
+    }
+    (by_tenant, unattributed)
+}
+
+/// Generated CUR 2.0 month and evidence uploaded to S3 (the evidence under its own prefix);
+/// `curflow usage ingest` fills the ledger in the DynamoDB table from `s3://`; the function's
+/// handler, configured as deployed (`CURFLOW_EVIDENCE`, the S3 prefix map), processes the
+/// manifest event: per-tenant attributed amounts equal the generator's independent expectation
+/// exactly, every measure, and tagged + attributed + unattributed equal the bill. The same event
+/// again changes nothing; the nightly event then finds the ledger complete and the split current.
+#[test]
+fn the_function_splits_a_delivery_with_the_ledger_ingested_from_s3_into_dynamodb() {
+    use curflow::lambda::{Action, Handler};
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-ledger");
+    let g = common::generate(&dir.path().join("bucket"), curflow_fixtures::Format::Cur2Parquet, 20_000, 21, |o| {
+        o.tenants = 4;
+        o.evidence = true;
+    });
+    let ev = g.evidence.as_ref().expect("evidence generated");
+    s3.upload_delivery(&bucket, "exports/", &dir.path().join("bucket"));
+    for rel in common::delivery_files(&ev.dir) {
+        s3.put_file(&bucket, &format!("usage-evidence/{rel}"), &ev.dir.join(&rel));
+    }
+    let Kind::Dynamo(table) = Kind::dynamo() else { unreachable!() };
+    let location = format!("dynamodb://{table}");
+    let sources = format!(r#"[{{name = "usage", location = "s3://{bucket}/usage-evidence/"}}]"#);
+    let prefixes = ev.prefix_map.to_str().unwrap();
+    let env = [("CURFLOW_EVIDENCE", sources.as_str()), ("CURFLOW_S3_PREFIXES", prefixes)];
+    let ingest = ["usage", "ingest", "--from", "2026-10-01", "--to", "2026-10-31", "--store", &location];
+    let rows =
+        ingest_rows(&common::ok(&common::run_curflow(&[&ingest[..], &["--format", "json"]].concat(), None, &env)));
+    assert_eq!(rows.len(), 31);
+
+    let mut config = common::s3_config(Path::new(&location));
+    config.evidence = vec![curflow::config::EvidenceEntry {
+        name: "usage".into(),
+        location: format!("s3://{bucket}/usage-evidence/"),
+    }];
+    config.s3_prefixes = Some(ev.prefix_map.clone());
+    let handler = s3.runtime.block_on(Handler::new(config)).unwrap();
+    let event = common::event_fixture("s3-objectcreated-cur2.json", &bucket);
+    let done = s3.runtime.block_on(handler.handle(&event, Utc::now())).unwrap();
+    assert_eq!(done.results[0].action, Action::Processed, "{done:?}");
+
+    let period = curflow::BillingPeriod::new(2026, 10).unwrap();
+    let store = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
+    let check = |what: &str| {
+        use curflow::store::CostStore;
+        let lines = store.cost_lines(period).wait().unwrap();
+        let expected = common::expected_json(&g);
+        let total = curflow::Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
+        let (by_tenant, unattributed) = split_of(&lines);
+        let want = expected["attribution"]["by_tenant"].as_object().unwrap();
+        assert_eq!(by_tenant.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}");
+        for m in common::MEASURES {
+            assert_eq!(common::measure(&total, m), common::dec(&expected["totals"][m]), "{what}: bill {m}");
+            for (tenant, w) in want {
+                assert_eq!(common::measure(&by_tenant[tenant], m), common::dec(&w[m]), "{what}: {tenant} {m}");
+            }
+            let rest = &expected["attribution"]["unattributed"][m];
+            assert_eq!(common::measure(&unattributed, m), common::dec(rest), "{what}: unattributed {m}");
+        }
+    };
+    check("after the manifest event");
+
+    let again = s3.runtime.block_on(handler.handle(&event, Utc::now())).unwrap();
+    assert_eq!(again.results[0].action, Action::Unchanged, "{again:?}");
+    let nightly = common::event_fixture("eventbridge-scheduled.json", &bucket);
+    let night = s3.runtime.block_on(handler.handle(&nightly, "2026-11-01T03:30:00Z".parse().unwrap())).unwrap();
+    let detail = night.results[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("usage ledger: 3 source-day(s) ingested, 1 month(s) re-split"), "{detail}");
+    check("after the nightly job");
 }

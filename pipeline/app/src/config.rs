@@ -76,6 +76,14 @@ pub struct Config {
     pub evidence: Vec<EvidenceEntry>,
     /// Days before yesterday that `usage ingest` reads again (logs arrive late).
     pub usage_restate_days: u64,
+    /// Attribution rules (TOML); `None` = the shipped default rules.
+    pub attribution_rules: Option<PathBuf>,
+    /// Resource id/ARN glob → tenant assignments.
+    pub assignments: Option<PathBuf>,
+    /// S3 key prefix → tenant map (TOML), for S3 Inventory and access-log evidence.
+    pub s3_prefixes: Option<PathBuf>,
+    /// Agent runtime session → tenant map (CSV), for agent usage records.
+    pub agent_sessions: Option<PathBuf>,
 }
 
 /// A usage-evidence source of the usage ledger: `curflow usage ingest` reads it a UTC day at a
@@ -241,6 +249,30 @@ pub const SETTINGS: &[Setting] = &[
     .default("2")
     .unit("days")
     .max(31),
+    Setting::new(
+        "attribution-rules",
+        field!(attribution_rules),
+        "shared-cost attribution rules (TOML); `--rules` overrides",
+    )
+    .unset("shipped default rules"),
+    Setting::new(
+        "assignments",
+        field!(assignments),
+        "resource id/ARN glob → tenant assignments (one per line); `--assignments` overrides",
+    )
+    .unset("none"),
+    Setting::new(
+        "s3-prefixes",
+        field!(s3_prefixes),
+        "S3 key prefix → tenant map (TOML) for S3 Inventory and access-log evidence; `--s3-prefixes` overrides",
+    )
+    .unset("none (S3 evidence refused)"),
+    Setting::new(
+        "agent-sessions",
+        field!(agent_sessions),
+        "agent runtime session → tenant map (CSV) for agent usage records; `--agent-sessions` overrides",
+    )
+    .unset("none (agent records not read)"),
 ];
 
 /// Markers around the generated table in README.md.
@@ -296,6 +328,10 @@ impl Default for Config {
             ce_manual_sync_interval_minutes: 0,
             evidence: Vec::new(),
             usage_restate_days: 0,
+            attribution_rules: None,
+            assignments: None,
+            s3_prefixes: None,
+            agent_sessions: None,
         };
         for setting in SETTINGS {
             if let Some(default) = setting.default {
@@ -476,6 +512,23 @@ impl Config {
     /// The AWS overrides of this configuration.
     pub fn aws(&self) -> AwsSettings {
         AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), region: self.aws_region.clone() }
+    }
+
+    /// How attribution reads its inputs: the configured rules, assignments, S3 prefix map and
+    /// agent session map, the tenant key and the malformed-line budget (no evidence sources: each
+    /// caller names what it reads).
+    pub fn attribution_options(&self) -> crate::attribute::AttributionOptions {
+        crate::attribute::AttributionOptions {
+            evidence: Vec::new(),
+            assignments: self.assignments.clone(),
+            rules: self.attribution_rules.clone(),
+            tenant_key: self.tag_key.clone(),
+            s3_prefixes: self.s3_prefixes.clone(),
+            agent_sessions: self.agent_sessions.clone(),
+            window: None,
+            max_malformed_ratio: Some(self.evidence_max_malformed_pct / Decimal::ONE_HUNDRED),
+            aws: self.aws(),
+        }
     }
 
     /// Where and how much the query engine may spill.
@@ -1049,6 +1102,10 @@ enabled = false
             ("ce-manual-sync-interval-minutes", "3"),
             ("evidence", r#"[{name = "lambda", location = "/var/log/app"}]"#),
             ("usage-restate-days", "5"),
+            ("attribution-rules", "/etc/curflow/rules.toml"),
+            ("assignments", "/etc/curflow/assignments.txt"),
+            ("s3-prefixes", "/etc/curflow/s3-prefixes.toml"),
+            ("agent-sessions", "/etc/curflow/sessions.csv"),
         ];
         assert_eq!(values.len(), SETTINGS.len());
         let mut all = Config::default();
@@ -1085,6 +1142,10 @@ enabled = false
             ce_manual_sync_interval_minutes,
             evidence,
             usage_restate_days,
+            attribution_rules,
+            assignments,
+            s3_prefixes,
+            agent_sessions,
         } = all;
         let reached = [
             store != d.store,
@@ -1110,6 +1171,10 @@ enabled = false
             ce_manual_sync_interval_minutes != d.ce_manual_sync_interval_minutes,
             evidence != d.evidence,
             usage_restate_days != d.usage_restate_days,
+            attribution_rules != d.attribution_rules,
+            assignments != d.assignments,
+            s3_prefixes != d.s3_prefixes,
+            agent_sessions != d.agent_sessions,
         ];
         assert!(reached.iter().all(|r| *r), "a field no declaration reaches: {reached:?}");
     }

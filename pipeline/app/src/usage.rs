@@ -209,16 +209,15 @@ pub async fn ledger_totals(store: &dyn Store, from: NaiveDate, to: NaiveDate) ->
 }
 
 /// Attribution inputs for the days `from..=to` from the usage ledger, when the configuration
-/// declares evidence sources (`None` otherwise: nothing to split by). Rules: the shipped default
-/// rules; no resource assignments.
+/// declares evidence sources (`None` otherwise: nothing to split by), with the configured rules
+/// and assignments.
 pub async fn ledger_inputs(
     store: &dyn Store,
     config: &crate::Config,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Option<AttributionInputs>> {
-    let options = AttributionOptions { tenant_key: config.tag_key.clone(), ..AttributionOptions::default() };
-    ledger_inputs_with(store, config, &options, from, to).await
+    ledger_inputs_with(store, config, &config.attribution_options(), from, to).await
 }
 
 /// [`ledger_inputs`] with the rules and assignments of `options` (`curflow process --rules ...`).
@@ -292,12 +291,7 @@ pub async fn nightly_refresh(
         from: None,
         to: yesterday,
         restate_days: config.usage_restate_days,
-        reading: AttributionOptions {
-            tenant_key: config.tag_key.clone(),
-            max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
-            aws: config.aws(),
-            ..AttributionOptions::default()
-        },
+        reading: config.attribution_options(),
     };
     let mut refresh = Refresh { ingested: ingest(store, &options).await?, reattributed: Vec::new() };
     let open = curflow_model::period::BillingPeriod::containing(today);

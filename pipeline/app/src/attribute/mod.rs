@@ -9,6 +9,7 @@
 
 pub mod cloudwatch;
 pub mod inventory;
+pub mod s3_prefix;
 pub mod sources;
 pub mod subscription;
 
@@ -161,6 +162,10 @@ impl AttributionInputs {
             match source {
                 EvidenceSource::Path(root) => reader.read_path(root)?,
                 EvidenceSource::CloudWatch(group) => reader.read_log_group(source, group, options)?,
+                EvidenceSource::S3 { bucket, prefix } => {
+                    let copy = s3_prefix::download(bucket, prefix, &options.aws)?;
+                    reader.read_path(copy.path())?;
+                }
             }
         }
         let (drivers, report) = reader.finish()?;

@@ -20,6 +20,14 @@ use crate::error::{Error, Result};
 pub enum EvidenceSource {
     Path(PathBuf),
     CloudWatch(CloudWatchSource),
+    /// Every object under an S3 prefix (`s3://bucket/prefix/`): Lambda logs delivered to S3, a
+    /// CloudWatch Logs export, Firehose subscription payloads, S3 Inventory reports, server access
+    /// logs. Downloaded (streamed, object by object) into a temporary directory and classified by
+    /// content like a local directory.
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 /// A CloudWatch Logs log group read with `FilterLogEvents`.
@@ -32,11 +40,19 @@ pub struct CloudWatchSource {
 }
 
 const CLOUDWATCH_SCHEME: &str = "cloudwatch://";
+const S3_SCHEME: &str = "s3://";
 
 impl FromStr for EvidenceSource {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        if let Some(rest) = s.strip_prefix(S3_SCHEME) {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Argument(format!("{s}: expected s3://<bucket>/<prefix>")));
+            }
+            return Ok(Self::S3 { bucket: bucket.to_string(), prefix: prefix.to_string() });
+        }
         let Some(rest) = s.strip_prefix(CLOUDWATCH_SCHEME) else { return Ok(Self::Path(PathBuf::from(s))) };
         let (group, query) = rest.split_once('?').unwrap_or((rest, ""));
         if group.is_empty() {
@@ -72,6 +88,7 @@ impl fmt::Display for EvidenceSource {
         match self {
             Self::Path(p) => write!(f, "{}", p.display()),
             Self::CloudWatch(c) => write!(f, "{CLOUDWATCH_SCHEME}{}", c.log_group),
+            Self::S3 { bucket, prefix } => write!(f, "{S3_SCHEME}{bucket}/{prefix}"),
         }
     }
 }

@@ -132,6 +132,37 @@ impl S3Access {
         }
     }
 
+    /// Copies an object to the local file `to`, chunk by chunk (memory holds one chunk).
+    pub async fn download(&self, bucket: &str, key: &str, to: &std::path::Path) -> Result<u64> {
+        let resource = format!("s3://{bucket}/{key}");
+        let out = self
+            .inner
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("S3", "GetObject", &resource, e))?;
+        let mut body = out.body;
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| Error::io(to, e))?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::Aws(curflow_aws::AwsError::new(
+                "S3",
+                "GetObject",
+                resource.clone(),
+                e.to_string(),
+                curflow_aws::AwsErrorKind::Transient,
+            ))
+        })? {
+            bytes += chunk.len() as u64;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(|e| Error::io(to, e))?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(|e| Error::io(to, e))?;
+        Ok(bytes)
+    }
+
     /// GETs a small text object (a manifest) with its metadata. A missing object is a
     /// non-retryable error naming it.
     pub async fn get_text(&self, bucket: &str, key: &str) -> Result<(String, ObjectInfo)> {

@@ -66,19 +66,20 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
     }
     // Without --evidence, configured evidence sources mean the usage ledger holds the drivers.
     let from_ledger = args.evidence.is_empty() && !config.evidence.is_empty();
-    if from_ledger || !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
+    let assignments = args.assignments.clone().or_else(|| config.assignments.clone());
+    let rules = args.rules.clone().or_else(|| config.attribution_rules.clone());
+    if from_ledger || !args.evidence.is_empty() || assignments.is_some() || rules.is_some() {
         let periods: Vec<_> = deliveries.iter().filter_map(|d| d.declared_period()).collect();
         let window = periods.iter().map(|p| p.first_day()).min().zip(periods.iter().map(|p| p.last_day()).max());
+        // Command-line options override the configured ones.
         let options = AttributionOptions {
             evidence: args.evidence.clone(),
-            assignments: args.assignments.clone(),
-            rules: args.rules.clone(),
-            tenant_key: config.tag_key.clone(),
-            s3_prefixes: args.s3_prefixes.clone(),
-            agent_sessions: args.agent_sessions.clone(),
+            assignments,
+            rules,
+            s3_prefixes: args.s3_prefixes.clone().or_else(|| config.s3_prefixes.clone()),
+            agent_sessions: args.agent_sessions.clone().or_else(|| config.agent_sessions.clone()),
             window,
-            max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
-            aws: config.aws(),
+            ..config.attribution_options()
         };
         let inputs = if from_ledger {
             match window {

@@ -30,10 +30,12 @@ pub struct IngestArgs {
     /// Only these configured sources (repeatable); default: every `[[evidence]]` source.
     #[arg(long = "source", value_name = "NAME")]
     sources: Vec<String>,
-    /// S3 prefix → tenant map (TOML), for S3 Inventory and access-log evidence.
+    /// S3 prefix → tenant map (TOML), for S3 Inventory and access-log evidence; default: the
+    /// `s3-prefixes` setting.
     #[arg(long, value_name = "FILE")]
     s3_prefixes: Option<PathBuf>,
-    /// Agent runtime session → tenant map (CSV), for agent usage records.
+    /// Agent runtime session → tenant map (CSV), for agent usage records; default: the
+    /// `agent-sessions` setting.
     #[arg(long, value_name = "FILE")]
     agent_sessions: Option<PathBuf>,
     #[command(flatten)]
@@ -82,12 +84,9 @@ async fn run_ingest(args: IngestArgs, config: Config) -> Result<u8, Failure> {
         to: args.to.unwrap_or(yesterday),
         restate_days: config.usage_restate_days,
         reading: AttributionOptions {
-            tenant_key: config.tag_key.clone(),
-            s3_prefixes: args.s3_prefixes,
-            agent_sessions: args.agent_sessions,
-            max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
-            aws: config.aws(),
-            ..AttributionOptions::default()
+            s3_prefixes: args.s3_prefixes.or_else(|| config.s3_prefixes.clone()),
+            agent_sessions: args.agent_sessions.or_else(|| config.agent_sessions.clone()),
+            ..config.attribution_options()
         },
     };
     let mut store = store::open(&config.store, &config.aws()).await?;

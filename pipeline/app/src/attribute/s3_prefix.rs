@@ -1,0 +1,69 @@
+//! Usage evidence under an S3 prefix (`s3://bucket/prefix/`): Lambda or application logs
+//! delivered to S3, a CloudWatch Logs export, Firehose subscription payloads, S3 Inventory
+//! reports, server access logs.
+//!
+//! The objects are downloaded, one at a time and chunk by chunk, into a temporary directory (the
+//! OS temp dir: `/tmp` in Lambda) keeping their key layout below the prefix, then read like a
+//! local directory: each file classified by its content, inventory data files found through their
+//! manifests. Memory holds one chunk; the disk holds the prefix's objects until the source is read
+//! (so the function's ephemeral storage must hold them: point a source at a day's or a month's
+//! prefix rather than a bucket's whole history).
+
+use std::path::{Path, PathBuf};
+
+use crate::aws::AwsSettings;
+use crate::error::{Error, Result};
+use crate::scan::location::s3::S3Access;
+
+/// Downloads every object under `s3://bucket/prefix` into a new temporary directory; the
+/// directory (removed when dropped).
+pub fn download(bucket: &str, prefix: &str, aws: &AwsSettings) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("curflow-evidence-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    // The readers are synchronous and may run on a runtime's blocking thread: the downloads get
+    // a thread and a single-threaded runtime of their own (as the CloudWatch reader does).
+    let target = dir.path().to_path_buf();
+    let (bucket, prefix, aws) = (bucket.to_string(), prefix.to_string(), aws.clone());
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Internal(format!("tokio runtime for S3 evidence: {e}")))?;
+                runtime.block_on(copy_prefix(&bucket, &prefix, &aws, &target))
+            })
+            .join()
+            .map_err(|_| Error::Internal("the S3 evidence download thread panicked".into()))?
+    })?;
+    Ok(dir)
+}
+
+async fn copy_prefix(bucket: &str, prefix: &str, aws: &AwsSettings, target: &Path) -> Result<()> {
+    let s3 = S3Access::new(aws).await?;
+    let objects = s3.list(bucket, prefix).await?;
+    if objects.is_empty() {
+        return Err(Error::Evidence {
+            path: PathBuf::from(format!("s3://{bucket}/{prefix}")),
+            reason: "no object under this prefix".into(),
+        });
+    }
+    for object in objects.iter().filter(|o| !o.key.ends_with('/')) {
+        let relative = object.key.strip_prefix(prefix).unwrap_or(&object.key).trim_start_matches('/');
+        // Keys are text, not paths: keep only plain components, so `..` or an absolute key can
+        // never write outside the directory.
+        let safe: PathBuf = relative.split('/').filter(|c| !c.is_empty() && *c != "." && *c != "..").collect();
+        if safe.as_os_str().is_empty() {
+            continue;
+        }
+        let to = target.join(&safe);
+        if let Some(parent) = to.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| Error::io(parent, e))?;
+        }
+        s3.download(bucket, &object.key, &to).await?;
+    }
+    tracing::info!(bucket, prefix, objects = objects.len(), "S3 evidence downloaded");
+    Ok(())
+}
