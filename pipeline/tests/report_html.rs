@@ -199,6 +199,7 @@ fn sample() -> ReportData {
                 unattributed: Decimal::ZERO,
             },
         ],
+        aws_forecasts: Vec::new(),
     }
 }
 

@@ -72,6 +72,9 @@ pub struct ReportData {
     pub anomalies: Vec<AnomalyRow>,
     /// Cost per usage account, when the month has more than one (empty otherwise).
     pub accounts: Vec<AccountRow>,
+    /// AWS's forecast of each connected account as `nightly` last stored it, beside curflow's
+    /// (empty without connected accounts or before a nightly run of the month).
+    pub aws_forecasts: Vec<crate::cost_explorer::forecast::AccountForecast>,
 }
 
 /// One usage (linked) account's amortized cost in the page's currency.
@@ -233,6 +236,7 @@ pub fn render_report(data: &ReportData) -> Result<String, Error> {
     budgets_table(&mut h, data);
     anomalies_table(&mut h, data);
     accounts_table(&mut h, data);
+    aws_forecasts_table(&mut h, data);
     h.push_str("</main>\n");
     writeln!(
         h,
@@ -640,6 +644,50 @@ fn accounts_table(h: &mut String, data: &ReportData) {
             money(a.amortized),
             money(a.tenants),
             money(a.unattributed),
+        )
+        .ok();
+    }
+    table_close(h);
+}
+
+/// AWS's month-end forecast per connected account beside curflow's, or "not available" with
+/// AWS's reason (no `ce:GetCostForecast` permission, not enough history).
+fn aws_forecasts_table(h: &mut String, data: &ReportData) {
+    if data.aws_forecasts.is_empty() {
+        return;
+    }
+    let headers = [
+        ("Account", false),
+        ("AWS month end", true),
+        ("To date", true),
+        ("AWS rest of month", true),
+        ("curflow month end", true),
+        ("Fetched", false),
+    ];
+    table_open(
+        h,
+        "aws-forecast",
+        "AWS forecast",
+        "Cost Explorer GetCostForecast (unblended) beside curflow's forecast",
+        &headers,
+    );
+    for f in &data.aws_forecasts {
+        let fetched = f.fetched_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+        let opt = |d: Option<Decimal>| d.map_or_else(|| "&mdash;".to_string(), money);
+        let aws = match &f.unavailable {
+            Some(reason) => format!("not available: {}", esc(reason)),
+            None => format!("{} {}", opt(f.aws_month_end), esc(f.currency.as_deref().unwrap_or(""))),
+        };
+        writeln!(
+            h,
+            "<tr><td>{} ({})</td><td class=\"num\">{aws}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            esc(&f.account_id),
+            money(f.stored_to_date),
+            opt(f.aws_rest_of_month),
+            opt(f.curflow_month_end),
+            esc(&fetched),
         )
         .ok();
     }

@@ -1,7 +1,7 @@
 //! `curflow ce`: Cost Explorer as a second source: `sync` reads connected accounts' daily costs
 //! into the store.
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use curflow::config::Account;
 use curflow::cost_explorer::compare::{CompareOptions, CompareReport, compare};
 use curflow::cost_explorer::{SyncOptions, SyncReport, sync};
@@ -118,11 +118,9 @@ async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
         return Err(Failure { code: 2, error: anyhow::anyhow!("ce sync prints --format table or json") });
     }
     let accounts = selected(&config.accounts, &args.accounts)?;
-    let today = Utc::now().date_naive();
-    let yesterday = today.pred_opt().unwrap_or(today);
-    let previous_month = curflow::BillingPeriod::containing(today).first_day().pred_opt().unwrap_or(today);
-    let from = args.from.unwrap_or_else(|| previous_month.with_day(1).unwrap_or(previous_month));
-    let to = args.to.unwrap_or(yesterday);
+    let (default_from, default_to) = curflow::cost_explorer::default_range(Utc::now().date_naive());
+    let from = args.from.unwrap_or(default_from);
+    let to = args.to.unwrap_or(default_to);
     if from > to {
         return Err(Failure { code: 2, error: anyhow::anyhow!("--from {from} is after --to {to}") });
     }
