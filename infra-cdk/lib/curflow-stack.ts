@@ -12,7 +12,7 @@ import { checkLambdaAsset } from './asset';
 import type { CurflowConfig } from './config';
 import { CurflowProcessing } from './processing';
 import { CurflowReports } from './reports';
-import { CurflowSchedule } from './schedule';
+import { CurflowCeSyncSchedule, CurflowSchedule } from './schedule';
 import { CurflowStorage, MONTH_INDEX } from './storage';
 
 export interface CurflowStackProps extends StackProps {
@@ -25,6 +25,7 @@ export class CurflowStack extends Stack {
   public readonly alerting: CurflowAlerting;
   public readonly processing: CurflowProcessing;
   public readonly schedule?: CurflowSchedule;
+  public readonly ceSyncSchedule?: CurflowCeSyncSchedule;
 
   constructor(scope: Construct, id: string, props: CurflowStackProps) {
     super(scope, id, props);
@@ -74,6 +75,7 @@ export class CurflowStack extends Stack {
       alertsKey: this.alerting.key,
       failureQueue: this.alerting.failureQueue,
       evidenceLogGroups: c.evidenceLogGroups,
+      connectedAccounts: c.connectedAccounts,
     });
     this.alerting.alarmOnErrors(this.processing.function);
 
@@ -81,6 +83,15 @@ export class CurflowStack extends Stack {
       this.schedule = new CurflowSchedule(this, 'Schedule', {
         function: this.processing.function,
         expression: c.nightlySchedule,
+        deadLetterQueue: this.alerting.failureQueue,
+      });
+    }
+
+    if (c.ceSyncSchedule !== 'off' && c.connectedAccounts.some((a) => a.enabled)) {
+      this.ceSyncSchedule = new CurflowCeSyncSchedule(this, 'CeSyncSchedule', {
+        function: this.processing.function,
+        expression: c.ceSyncSchedule,
+        ceSyncExpression: c.ceSyncSchedule,
         deadLetterQueue: this.alerting.failureQueue,
       });
     }
