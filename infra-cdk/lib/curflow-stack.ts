@@ -99,6 +99,10 @@ export class CurflowStack extends Stack {
     new CfnOutput(this, 'ReportBucketName', { value: this.storage.reportBucket.bucketName, description: 'Bucket CUR / Data Exports deliver into' });
     new CfnOutput(this, 'UsageTableName', { value: this.storage.usageTable.tableName, description: 'DynamoDB per-tenant usage table' });
     new CfnOutput(this, 'FunctionName', { value: this.processing.function.functionName, description: 'curflow Lambda' });
+    new CfnOutput(this, 'FunctionRoleArn', {
+      value: this.processing.role.roleArn,
+      description: 'The function role: the principal a connected account trusts (README, Connected accounts)',
+    });
     new CfnOutput(this, 'AlertsTopicArn', { value: this.alerting.topic.topicArn, description: 'SNS topic for alarms and budget alerts' });
     new CfnOutput(this, 'FailureQueueUrl', { value: this.alerting.failureQueue.queueUrl, description: 'Failed invocations (inspect / replay)' });
   }

@@ -26,9 +26,10 @@
  *   are configured, `sts:AssumeRole` on exactly their role ARNs (never `*`: the function must not
  *   be able to assume any other role that happens to trust this account) and the two Cost
  *   Explorer reads. The Cost Explorer calls run under the assumed role's credentials, so the
- *   connected account's role policy is what AWS checks for them; the function's own grant covers
- *   a connected account that is this stack's account and keeps the policy an honest list of what
- *   the code calls (processing.test.ts). Cost Explorer has no resource-level permissions, hence `*`.
+ *   connected account's role policy is what AWS checks for them (tests/lambda_iam.rs shows the
+ *   function works without this grant); it is there because issue 15 asks for it and keeps the
+ *   policy the list of what the code calls (processing.test.ts). Cost Explorer has no
+ *   resource-level permissions, hence `*`.
  */
 import { Aws, Duration, Size, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';

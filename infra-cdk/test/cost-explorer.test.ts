@@ -112,3 +112,8 @@ test('connectedAccounts is checked at synth: ids, role ARN of the same account, 
     assert.throws(() => build({ connectedAccounts: value }), /connectedAccounts/);
   }
 });
+
+test('the function role ARN is an output, for the connected accounts\' trust policies', () => {
+  const roleId = logicalId(withoutAccounts, 'AWS::IAM::Role', 'ProcessingRole');
+  assert.deepEqual(withoutAccounts.toJSON().Outputs.FunctionRoleArn.Value, { 'Fn::GetAtt': [roleId, 'Arn'] });
+});
