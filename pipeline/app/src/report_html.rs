@@ -810,6 +810,38 @@ mod tests {
     use crate::money::testing::d;
 
     #[test]
+    fn aws_forecasts_show_the_month_end_or_the_escaped_reason() {
+        use crate::cost_explorer::forecast::AccountForecast;
+        let row = |name: &str, end: Option<&str>, reason: Option<&str>| AccountForecast {
+            name: name.into(),
+            account_id: "111122223333".into(),
+            month: "2026-12".into(),
+            aws_rest_of_month: end.map(|_| d("100")),
+            stored_to_date: d("23.456"),
+            aws_month_end: end.map(d),
+            curflow_month_end: Some(d("120")),
+            currency: end.map(|_| "USD".to_string()),
+            unavailable: reason.map(str::to_string),
+            fetched_at: None,
+        };
+        let none = ReportData { period: "2026-12".into(), currency: "USD".into(), ..ReportData::default() };
+        assert!(!render_report(&none).unwrap().contains("id=\"aws-forecast\""));
+        let data = ReportData {
+            aws_forecasts: vec![row("prod", Some("123.456"), None), row("<b>x</b>", None, Some("AccessDenied <ce>"))],
+            ..none
+        };
+        let html = render_report(&data).unwrap();
+        let table = &html[html.find("id=\"aws-forecast\"").unwrap()..];
+        let table = &table[..table.find("</section>").unwrap()];
+        assert!(table.contains("123.46 USD"), "{table}");
+        assert!(
+            table.contains("not available: AccessDenied &lt;ce&gt;") && table.contains("&lt;b&gt;x&lt;/b&gt;"),
+            "{table}"
+        );
+        assert!(!table.contains("<b>x"), "{table}");
+    }
+
+    #[test]
     fn the_accounts_table_appears_only_for_several_accounts() {
         let row = |id: &str, tenants: &str, unattributed: &str| AccountRow {
             account_id: id.into(),
