@@ -143,6 +143,24 @@ fn action(response: &Value) -> (&str, &str) {
     (r["action"].as_str().unwrap_or(""), r["detail"].as_str().unwrap_or(""))
 }
 
+/// `curflow accounts status` shows alpha's stored forecast, and beta's denial with the reason.
+fn assert_accounts_status_shows_the_forecasts(dir: &Path, store: &Path, accounts: &str) {
+    let config = dir.join("curflow.toml");
+    std::fs::write(&config, format!("store = {:?}\naccounts = {accounts}\n", store.display().to_string())).unwrap();
+    let status = common::ok(&common::run_curflow(
+        &["--config", config.to_str().unwrap(), "accounts", "status", "--format", "json"],
+        None,
+        &[],
+    ));
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let shown = |name: &str| {
+        let row = status.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap();
+        row["aws_forecast"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(shown("alpha").starts_with("321.0000000009 USD from "), "{status}");
+    assert!(shown("beta").starts_with("not available: ") && shown("beta").contains("AccessDenied"), "{status}");
+}
+
 #[test]
 fn the_function_syncs_on_the_daily_and_manual_events_and_shows_aws_forecasts_beside_its_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,6 +245,7 @@ fn the_function_syncs_on_the_daily_and_manual_events_and_shows_aws_forecasts_bes
     assert_eq!(row.stored_to_date, to_date);
     assert_eq!(row.aws_month_end, Some(to_date + "321.0000000009".parse::<Decimal>().unwrap()));
     assert!(rows.iter().any(|r| r.name == "beta" && r.aws_month_end.is_none() && r.unavailable.is_some()));
+    assert_accounts_status_shows_the_forecasts(dir.path(), &store, &accounts);
     let log = std::fs::read_to_string(&function.log).unwrap();
     assert!(!log.contains("do-not-log"), "an external id was logged");
 }
