@@ -13,6 +13,7 @@ use curflow::measures::{CommitmentAmounts, Measure, RowInputs};
 use curflow::money::{MONEY_SCALE, f64_to_scaled, parse_scaled};
 use curflow::scan::{Engine, EngineOptions};
 use curflow::store::{CostStore, PeriodRecord, SqliteStore};
+use curflow_model::testing::cost_key;
 use rust_decimal::Decimal;
 
 fn money_conversion(c: &mut Criterion) {
@@ -76,18 +77,14 @@ fn store_replace(c: &mut Criterion) {
             CostLine::new(
                 period,
                 CostKey {
-                    usage_date: period.first_day() + chrono_days(i % 31),
-                    tenant: (i % 5 != 0).then(|| format!("acct-{:04}", i % 50).into()),
-                    service: format!("Service{}", i % 12).into(),
-                    usage_type: format!("USE1-Type-{}", i % 40).into(),
                     usage_unit: "Requests".into(),
-                    operation: "".into(),
                     resource_id: format!("r-{i}").into(),
-                    line_item_type: "Usage".into(),
-                    currency: "USD".into(),
-                    account_id: "111122223333".into(),
-                    account_name: "".into(),
-                    region: "us-east-1".into(),
+                    ..cost_key(
+                        period.first_day() + chrono_days(i % 31),
+                        (i % 5 != 0).then(|| format!("acct-{:04}", i % 50)).as_deref(),
+                        &format!("Service{}", i % 12),
+                        &format!("USE1-Type-{}", i % 40),
+                    )
                 },
                 Amounts {
                     unblended_cost: Decimal::from_str("12.345678901234").unwrap(),

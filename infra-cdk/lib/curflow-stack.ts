@@ -43,17 +43,7 @@ export class CurflowStack extends Stack {
       accessLogRetentionDays: c.accessLogRetentionDays,
     });
 
-    this.reports = new CurflowReports(this, 'Reports', {
-      bucket: this.storage.reportBucket,
-      dataExport: c.dataExport,
-      exportName: c.exportName,
-      cur2Prefix: c.cur2Prefix,
-      exportColumns: c.exportColumns,
-      legacyCur: c.legacyCur,
-      legacyCurReportName: c.legacyCurReportName,
-      legacyCurPrefix: c.legacyCurPrefix,
-      legacyCurTimeUnit: c.legacyCurTimeUnit,
-    });
+    this.reports = new CurflowReports(this, 'Reports', { ...c, bucket: this.storage.reportBucket });
 
     this.alerting = new CurflowAlerting(this, 'Alerting', { alertEmail: c.alertEmail });
 

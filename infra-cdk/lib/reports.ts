@@ -16,22 +16,24 @@ import * as bcm from 'aws-cdk-lib/aws-bcmdataexports';
 import * as cur from 'aws-cdk-lib/aws-cur';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { LegacyTimeUnit } from './config';
+import type { CurflowConfig } from './config';
 
-export interface ReportsProps {
+/** The report settings of the stack's configuration (documented on [`CurflowConfig`]). */
+export type ReportSettings = Pick<
+  CurflowConfig,
+  | 'dataExport'
+  | 'exportName'
+  | 'cur2Prefix'
+  | 'exportColumns'
+  | 'legacyCur'
+  | 'legacyCurReportName'
+  | 'legacyCurPrefix'
+  | 'legacyCurTimeUnit'
+>;
+
+export interface ReportsProps extends ReportSettings {
   /** Destination bucket; its policy must already allow the billing services. */
   readonly bucket: s3.Bucket;
-  /** Create the CUR 2.0 export. */
-  readonly dataExport: boolean;
-  readonly exportName: string;
-  readonly cur2Prefix: string;
-  /** Columns of the export's SQL statement. */
-  readonly exportColumns: readonly string[];
-  /** Create the legacy CUR report definition. */
-  readonly legacyCur: boolean;
-  readonly legacyCurReportName: string;
-  readonly legacyCurPrefix: string;
-  readonly legacyCurTimeUnit: LegacyTimeUnit;
 }
 
 /** The CUR 2.0 table name in Data Exports. */

@@ -8,17 +8,15 @@
 
 mod common;
 use common::Wait;
+use common::stores::Kind;
+use common::webhook::Webhook;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use curflow::store::dynamodb::DynamoStore;
 use curflow::store::finance::{AlertChannel, AlertDelivery, DeliveryState};
-use curflow::store::{FinanceStore, SqliteStore};
 use curflow_fixtures::Format;
 use curflow_reconcile::{Alert, AlertKind, Month};
 use rust_decimal::Decimal;
@@ -29,48 +27,6 @@ const NOW: &str = "2026-10-28T03:00:00Z";
 
 fn october() -> Month {
     "2026-10".parse().unwrap()
-}
-
-/// Which store a test runs on.
-#[derive(Clone)]
-enum Kind {
-    Sqlite(std::path::PathBuf),
-    Dynamo(String),
-}
-
-impl Kind {
-    fn sqlite(dir: &Path) -> Self {
-        Kind::Sqlite(dir.join("s.sqlite"))
-    }
-
-    fn dynamo() -> Self {
-        let table = common::unique_name("curflow-alerts-once");
-        assert!(
-            DynamoStore::connect(&table, &common::aws_settings())
-                .wait()
-                .unwrap()
-                .create_table_if_missing()
-                .wait()
-                .unwrap()
-        );
-        Kind::Dynamo(table)
-    }
-
-    /// The `--store` argument.
-    fn location(&self) -> String {
-        match self {
-            Kind::Sqlite(p) => p.to_str().unwrap().to_string(),
-            Kind::Dynamo(t) => format!("dynamodb://{t}"),
-        }
-    }
-
-    /// A handle of its own on the store (each claimant of a race opens one).
-    fn open(&self) -> Box<dyn FinanceStore + Send> {
-        match self {
-            Kind::Sqlite(p) => Box::new(SqliteStore::open(p).unwrap()),
-            Kind::Dynamo(t) => Box::new(DynamoStore::connect(t, &common::aws_settings()).wait().unwrap()),
-        }
-    }
 }
 
 fn curflow(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -86,48 +42,10 @@ fn month_with_budget(dir: &Path, store: &Kind) {
     ok(&curflow(&["budgets", "set", "--tenant", "acct-0001", "--amount", "0.50", "--store", &location], &[]));
 }
 
-/// A local HTTP server that records every POST body and answers 200 after `delay` (a slow
-/// receiver keeps a delivery in flight while other runs look at the alert). One thread per
-/// connection, so concurrent deliveries are served concurrently.
-fn webhook_server(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&bodies);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let sink = Arc::clone(&sink);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                sink.lock().unwrap().push(String::from_utf8(body).unwrap());
-                std::thread::sleep(delay);
-                // The client may have given up (a timeout): nothing to answer then.
-                stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").ok();
-            });
-        }
-    });
-    (url, bodies)
-}
-
 /// The `threshold_pct` of each POSTed alert, sorted.
-fn thresholds(bodies: &Mutex<Vec<String>>) -> Vec<String> {
-    let mut out: Vec<String> = bodies
-        .lock()
-        .unwrap()
+fn thresholds(hook: &Webhook) -> Vec<String> {
+    let mut out: Vec<String> = hook
+        .bodies()
         .iter()
         .map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["threshold_pct"].as_str().unwrap().to_string())
         .collect();
@@ -264,7 +182,8 @@ fn concurrent_claims_of_one_alert_channel_have_exactly_one_winner_on_dynamodb() 
 fn concurrent_nightly_runs_deliver_each_alert_once(store: &Kind) {
     let dir = tempfile::tempdir().unwrap();
     month_with_budget(dir.path(), store);
-    let (url, bodies) = webhook_server(Duration::from_millis(1500));
+    let hook = Webhook::slow(Duration::from_millis(1500));
+    let url = hook.url.clone();
     let topic = sns_topic();
     let location = store.location();
     let spawn = || {
@@ -283,7 +202,7 @@ fn concurrent_nightly_runs_deliver_each_alert_once(store: &Kind) {
         let out = run.wait_with_output().unwrap();
         sent += sent_rows(&ok(&out));
     }
-    assert_eq!(thresholds(&bodies), ["80", "100"], "each alert once on the webhook");
+    assert_eq!(thresholds(&hook), ["80", "100"], "each alert once on the webhook");
     assert!(sent >= 2, "the runs together report both alerts sent: {sent}");
     let all_sent = [
         ("100".to_string(), AlertChannel::Webhook, DeliveryState::Sent),
@@ -297,19 +216,10 @@ fn concurrent_nightly_runs_deliver_each_alert_once(store: &Kind) {
     let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str()), ("CURFLOW_ALERT_SNS_TOPIC_ARN", topic.as_str())];
     let again = ok(&curflow(&["nightly", "--now", NOW, "--store", &location, "--format", "jsonl"], &env));
     assert_eq!(sent_rows(&again), 0, "{again}");
-    assert_eq!(bodies.lock().unwrap().len(), 2);
+    assert_eq!(hook.posts(), 2);
 }
 
-#[test]
-fn nightly_runs_started_together_send_each_alert_once_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    concurrent_nightly_runs_deliver_each_alert_once(&Kind::sqlite(dir.path()));
-}
-
-#[test]
-fn nightly_runs_started_together_send_each_alert_once_on_dynamodb() {
-    concurrent_nightly_runs_deliver_each_alert_once(&Kind::dynamo());
-}
+on_both_stores!(concurrent_nightly_runs_deliver_each_alert_once: nightly_runs_started_together_send_each_alert_once_on_sqlite, nightly_runs_started_together_send_each_alert_once_on_dynamodb);
 
 // ---------------------------------------------------------------------------------------------
 // One channel fails after another delivered.
@@ -321,7 +231,8 @@ fn nightly_runs_started_together_send_each_alert_once_on_dynamodb() {
 fn failed_sns_is_retried_without_the_webhook(store: &Kind) {
     let dir = tempfile::tempdir().unwrap();
     month_with_budget(dir.path(), store);
-    let (url, bodies) = webhook_server(Duration::ZERO);
+    let hook = Webhook::start();
+    let url = hook.url.clone();
     let location = store.location();
     let nightly = |topic: &str| {
         let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str()), ("CURFLOW_ALERT_SNS_TOPIC_ARN", topic)];
@@ -338,7 +249,7 @@ fn failed_sns_is_retried_without_the_webhook(store: &Kind) {
         let error = row["error"].as_str().unwrap();
         assert!(error.starts_with("sns: ") && error.contains("delivered on webhook"), "{error}");
     }
-    assert_eq!(thresholds(&bodies), ["80", "100"]);
+    assert_eq!(thresholds(&hook), ["80", "100"]);
     assert_eq!(
         records(store),
         [
@@ -353,7 +264,7 @@ fn failed_sns_is_retried_without_the_webhook(store: &Kind) {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let delivered: Vec<_> = doc["rows"].as_array().unwrap().iter().map(|r| r["delivery"].clone()).collect();
     assert_eq!(delivered, ["sent", "sent"], "{out}");
-    assert_eq!(thresholds(&bodies), ["80", "100"], "the webhook is not sent again");
+    assert_eq!(thresholds(&hook), ["80", "100"], "the webhook is not sent again");
     let mut got = records(store);
     got.sort_by_key(|r| (r.0.parse::<Decimal>().unwrap(), r.1));
     assert_eq!(
@@ -374,16 +285,7 @@ fn failed_sns_is_retried_without_the_webhook(store: &Kind) {
     );
 }
 
-#[test]
-fn a_failed_sns_publish_is_retried_on_sns_only_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    failed_sns_is_retried_without_the_webhook(&Kind::sqlite(dir.path()));
-}
-
-#[test]
-fn a_failed_sns_publish_is_retried_on_sns_only_on_dynamodb() {
-    failed_sns_is_retried_without_the_webhook(&Kind::dynamo());
-}
+on_both_stores!(failed_sns_is_retried_without_the_webhook: a_failed_sns_publish_is_retried_on_sns_only_on_sqlite, a_failed_sns_publish_is_retried_on_sns_only_on_dynamodb);
 
 // ---------------------------------------------------------------------------------------------
 // A claim left behind by a run that died.
@@ -402,13 +304,14 @@ fn a_stuck_claim_is_reported_not_resent(store: &Kind) {
             .wait()
             .unwrap()
     );
-    let (url, bodies) = webhook_server(Duration::ZERO);
+    let hook = Webhook::start();
+    let url = hook.url.clone();
     let location = store.location();
     let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str())];
 
     let out = ok(&curflow(&["nightly", "--now", NOW, "--store", &location, "--format", "json"], &env));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(thresholds(&bodies), ["100"], "the claimed alert is not sent again");
+    assert_eq!(thresholds(&hook), ["100"], "the claimed alert is not sent again");
     let stuck = doc["unconfirmed_deliveries"].as_array().unwrap();
     assert_eq!(stuck.len(), 1, "{doc}");
     assert_eq!(
@@ -426,7 +329,7 @@ fn a_stuck_claim_is_reported_not_resent(store: &Kind) {
         ),
         "{text}"
     );
-    assert_eq!(thresholds(&bodies), ["100"], "nor on any later run");
+    assert_eq!(thresholds(&hook), ["100"], "nor on any later run");
     assert_eq!(
         records(store),
         [
@@ -436,16 +339,7 @@ fn a_stuck_claim_is_reported_not_resent(store: &Kind) {
     );
 }
 
-#[test]
-fn a_claim_without_sent_mark_is_reported_and_never_resent_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    a_stuck_claim_is_reported_not_resent(&Kind::sqlite(dir.path()));
-}
-
-#[test]
-fn a_claim_without_sent_mark_is_reported_and_never_resent_on_dynamodb() {
-    a_stuck_claim_is_reported_not_resent(&Kind::dynamo());
-}
+on_both_stores!(a_stuck_claim_is_reported_not_resent: a_claim_without_sent_mark_is_reported_and_never_resent_on_sqlite, a_claim_without_sent_mark_is_reported_and_never_resent_on_dynamodb);
 
 // ---------------------------------------------------------------------------------------------
 // Records of curflow versions before claims.
@@ -496,44 +390,13 @@ fn an_alert_item_from_before_claims_counts_as_sent_on_its_channels_on_dynamodb()
         ]
     );
 
-    let (url, bodies) = webhook_server(Duration::ZERO);
+    let hook = Webhook::start();
+    let url = hook.url.clone();
     let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str())];
     let location = store.location();
     let out = ok(&curflow(&["nightly", "--now", NOW, "--store", &location, "--format", "jsonl"], &env));
     assert_eq!(sent_rows(&out), 1, "{out}");
-    assert_eq!(thresholds(&bodies), ["100"], "80 % went out before the upgrade");
-}
-
-/// A webhook answering `status` (changeable between runs); counts the POSTs it received.
-fn status_webhook(status: Arc<Mutex<u16>>) -> (String, Arc<Mutex<usize>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let posts = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&posts);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            *count.lock().unwrap() += 1;
-            let code = *status.lock().unwrap();
-            let answer = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            stream.write_all(answer.as_bytes()).ok();
-        }
-    });
-    (url, posts)
+    assert_eq!(thresholds(&hook), ["100"], "80 % went out before the upgrade");
 }
 
 /// The two failure classes of a webhook: a 4xx refusal certainly did not deliver (the claim is
@@ -544,8 +407,9 @@ fn a_refused_webhook_is_retried_and_an_uncertain_one_is_never_resent_on_sqlite()
     let dir = tempfile::tempdir().unwrap();
     let store = Kind::sqlite(dir.path());
     month_with_budget(dir.path(), &store);
-    let status = Arc::new(Mutex::new(400));
-    let (url, posts) = status_webhook(Arc::clone(&status));
+    let hook = Webhook::start();
+    hook.answer(400);
+    let url = hook.url.clone();
     let location = store.location();
     let env = [("CURFLOW_ALERT_WEBHOOK_URL", url.as_str())];
     let nightly = || curflow(&["nightly", "--now", NOW, "--store", &location, "--format", "json"], &env);
@@ -553,13 +417,13 @@ fn a_refused_webhook_is_retried_and_an_uncertain_one_is_never_resent_on_sqlite()
     // 400: refused, released, exit 4 (an operator sees it); nothing recorded.
     let out = nightly();
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(*posts.lock().unwrap(), 2);
+    assert_eq!(hook.posts(), 2);
     assert!(records(&store).is_empty(), "a refused delivery leaves no claim: {:?}", records(&store));
 
     // 500: uncertain: both claims stay, reported with the error.
-    *status.lock().unwrap() = 500;
+    hook.answer(500);
     let out = nightly();
-    assert_eq!(*posts.lock().unwrap(), 4);
+    assert_eq!(hook.posts(), 4);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let stuck = doc["unconfirmed_deliveries"].as_array().unwrap();
     assert_eq!(stuck.len(), 2, "{doc}");
@@ -567,10 +431,10 @@ fn a_refused_webhook_is_retried_and_an_uncertain_one_is_never_resent_on_sqlite()
     assert!(records(&store).iter().all(|r| r.2 == DeliveryState::Claimed));
 
     // The receiver works again: nothing is sent twice.
-    *status.lock().unwrap() = 200;
+    hook.answer(200);
     let out = nightly();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(*posts.lock().unwrap(), 4, "an uncertain delivery is never repeated");
+    assert_eq!(hook.posts(), 4, "an uncertain delivery is never repeated");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["unconfirmed_deliveries"].as_array().unwrap().len(), 2, "still reported");
 }

@@ -167,22 +167,7 @@ fn a_month_billed_in_eur_is_reconciled_budgeted_exported_and_reported_in_eur() {
     assert_eq!(night["budget_currency_mismatches"], serde_json::json!([]));
 
     // The report is in EUR and shows nothing in another currency.
-    let html_path = dir.path().join("report.html");
-    ok(&curflow(
-        &[
-            "report",
-            "--period",
-            PERIOD,
-            "--out",
-            html_path.to_str().unwrap(),
-            "--store",
-            s,
-            "--now",
-            "2026-10-20T00:00:00Z",
-        ],
-        &[],
-    ));
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    let html = report(dir.path(), s);
     assert!(html.contains("amounts in EUR"), "report currency");
     assert!(!html.contains("other-currency-"), "no other currency");
 }
@@ -295,21 +280,14 @@ fn a_month_with_two_currencies_never_adds_them_and_compares_budgets_only_in_thei
     assert!(text.contains("budget of acct-0001 is 0.01 USD"), "{text}");
 
     // The report draws one currency and names the other's total.
-    let html_path = dir.path().join("report.html");
-    ok(&curflow(
-        &[
-            "report",
-            "--period",
-            PERIOD,
-            "--out",
-            html_path.to_str().unwrap(),
-            "--store",
-            s,
-            "--now",
-            "2026-10-20T00:00:00Z",
-        ],
-        &[],
-    ));
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    let html = report(dir.path(), s);
     assert!(html.contains("amounts in USD") && html.contains("id=\"other-currency-EUR\""), "EUR named apart");
+}
+
+/// `curflow report` of [`PERIOD`] from the store at `store`, as of 2026-10-20: the HTML.
+fn report(dir: &Path, store: &str) -> String {
+    let html_path = dir.join("report.html");
+    let out = html_path.to_str().unwrap();
+    ok(&curflow(&["report", "--period", PERIOD, "--out", out, "--store", store, "--now", "2026-10-20T00:00:00Z"], &[]));
+    std::fs::read_to_string(&html_path).unwrap()
 }

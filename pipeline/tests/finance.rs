@@ -6,13 +6,11 @@
 
 mod common;
 use common::Wait;
+use common::webhook::Webhook;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 
 use curflow::reconciliation::actuals_of;
 use curflow::store::{CostStore, SqliteStore};
@@ -227,36 +225,6 @@ fn a_file_with_one_bad_estimate_imports_nothing_and_names_the_line() {
     assert!(!SqliteStore::open(&store).unwrap().has_estimates().unwrap());
 }
 
-/// A local HTTP server that records every POST body and answers 200.
-fn webhook_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&bodies);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            sink.lock().unwrap().push(String::from_utf8(body).unwrap());
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-        }
-    });
-    (url, bodies)
-}
-
 #[test]
 fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,7 +254,8 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
         "default thresholds: {list}"
     );
 
-    let (url, bodies) = webhook_server();
+    let hook = Webhook::start();
+    let url = hook.url.clone();
     let topic = {
         let runtime = common::rt();
         runtime.block_on(async {
@@ -310,7 +279,7 @@ fn budget_alerts_go_out_once_per_threshold_across_nightly_runs() {
     assert_eq!(nightly("2026-10-26T03:30:00Z"), 1, "day 25: 90 % crosses 80 %");
     assert_eq!(nightly("2026-10-26T03:30:00Z"), 0, "same night again: nothing new");
     assert_eq!(nightly("2026-11-01T03:30:00Z"), 1, "day 31: crosses 100 %");
-    let received = bodies.lock().unwrap().clone();
+    let received = hook.bodies();
     assert_eq!(received.len(), 2, "{received:?}");
     let thresholds: Vec<String> = received
         .iter()

@@ -321,11 +321,8 @@ impl Admin {
     /// Uploads a generated delivery under `prefix`, data files first, manifests last; returns the
     /// manifest keys.
     fn upload(&self, bucket: &str, prefix: &str, root: &Path) -> Vec<String> {
-        let mut files = Vec::new();
-        walk(root, root, &mut files);
-        files.sort_by_key(|f| (f.ends_with("Manifest.json"), f.clone()));
         let mut manifests = Vec::new();
-        for rel in files {
+        for rel in common::delivery_files(root) {
             let key = format!("{prefix}{rel}");
             if rel.ends_with("Manifest.json") {
                 let manifest = as_delivered(&root.join(&rel), bucket, prefix);
@@ -440,20 +437,6 @@ fn as_delivered(manifest: &Path, bucket: &str, prefix: &str) -> Vec<u8> {
         m["bucket"] = json!(bucket);
     }
     serde_json::to_vec_pretty(&m).unwrap()
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-        if p.is_dir() {
-            if rel != "evidence" {
-                walk(root, &p, out);
-            }
-        } else if rel != "expected.json" {
-            out.push(rel);
-        }
-    }
 }
 
 // ---- events --------------------------------------------------------------------------------------

@@ -199,6 +199,7 @@ fn sample() -> ReportData {
                 unattributed: Decimal::ZERO,
             },
         ],
+        missing_evidence: Vec::new(),
         aws_forecasts: Vec::new(),
     }
 }

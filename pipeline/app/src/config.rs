@@ -72,6 +72,22 @@ pub struct Config {
     pub ce_request_budget: u64,
     /// A manual `ce sync` of an account is refused this many minutes after its last attempt.
     pub ce_manual_sync_interval_minutes: u64,
+    /// Usage-evidence sources of the usage ledger (`[[evidence]]`).
+    pub evidence: Vec<EvidenceEntry>,
+    /// Days before yesterday that `usage ingest` reads again (logs arrive late).
+    pub usage_restate_days: u64,
+}
+
+/// A usage-evidence source of the usage ledger: `curflow usage ingest` reads it a UTC day at a
+/// time into the ledger under `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceEntry {
+    /// The ledger's name of the source (letters, digits, `-`, `_`): changing it starts a new
+    /// series of days.
+    pub name: String,
+    /// Where it is read, as `--evidence` takes it: a local file or directory (classified by
+    /// content) or `cloudwatch://<log-group>[?filter=…&stream-prefix=…]`.
+    pub location: String,
 }
 
 /// An AWS account connected for Cost Explorer. curflow holds no key of it: each run assumes
@@ -209,6 +225,22 @@ pub const SETTINGS: &[Setting] = &[
     )
     .default("15")
     .unit("minutes"),
+    Setting::new(
+        "evidence",
+        field!(evidence),
+        "usage-evidence sources of the usage ledger, `[[evidence]]` tables: `name` (letters, digits, `-`, `_`), \
+         `location` (a local file or directory, or `cloudwatch://<log-group>`, as `--evidence`); see Usage ledger",
+    )
+    .default("[]"),
+    Setting::new(
+        "usage-restate-days",
+        field!(usage_restate_days),
+        "`curflow usage ingest` without `--from` reads this many days again before the first day not yet \
+         ingested (logs arrive late)",
+    )
+    .default("2")
+    .unit("days")
+    .max(31),
 ];
 
 /// Markers around the generated table in README.md.
@@ -262,6 +294,8 @@ impl Default for Config {
             ce_requests_per_second: Decimal::ZERO,
             ce_request_budget: 0,
             ce_manual_sync_interval_minutes: 0,
+            evidence: Vec::new(),
+            usage_restate_days: 0,
         };
         for setting in SETTINGS {
             if let Some(default) = setting.default {
@@ -390,6 +424,9 @@ impl Config {
         }
         if let Some(reason) = accounts_problem(&self.accounts) {
             return Err(invalid("accounts", reason).into());
+        }
+        if let Some(reason) = evidence_problem(&self.evidence) {
+            return Err(invalid("evidence", reason).into());
         }
         if let Some(code) = &self.estimates_currency
             && !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()))
@@ -803,6 +840,54 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// What is wrong with the evidence sources, if anything: names unique and of letters, digits, `-`
+/// and `_` (they are part of store keys); every location readable as `--evidence`.
+fn evidence_problem(entries: &[EvidenceEntry]) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for e in entries {
+        if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Some(format!("source name {:?} must be letters, digits, '-' or '_'", e.name));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Some(format!("source name {:?} is used twice", e.name));
+        }
+        if let Err(err) = e.location.parse::<crate::attribute::sources::EvidenceSource>() {
+            return Some(format!("source {:?}: {err}", e.name));
+        }
+    }
+    None
+}
+
+/// `[[evidence]]`: an array of `{name, location}` tables; in `CURFLOW_EVIDENCE` the same array
+/// inline. A table with an unknown key is refused.
+impl Kind for Vec<EvidenceEntry> {
+    const TYPE: &'static str = "array of evidence tables";
+    fn parse(text: &str) -> Option<Self> {
+        let table: toml::Table = format!("evidence = {text}").parse().ok()?;
+        Self::from_toml(table.get("evidence")?)
+    }
+    fn from_toml(value: &toml::Value) -> Option<Self> {
+        let entry = |v: &toml::Value| {
+            let t = v.as_table()?;
+            if t.keys().any(|k| k != "name" && k != "location") {
+                return None;
+            }
+            let text = |k: &str| t.get(k).and_then(toml::Value::as_str).map(str::to_string);
+            Some(EvidenceEntry { name: text("name")?, location: text("location")? })
+        };
+        value.as_array()?.iter().map(entry).collect()
+    }
+    fn to_toml(&self) -> Option<toml::Value> {
+        let table = |e: &EvidenceEntry| {
+            let mut t = toml::Table::new();
+            t.insert("name".into(), e.name.clone().into());
+            t.insert("location".into(), e.location.clone().into());
+            toml::Value::Table(t)
+        };
+        Some(toml::Value::Array(self.iter().map(table).collect()))
+    }
+}
+
 /// `[[accounts]]`: an array of tables in TOML; in `CURFLOW_ACCOUNTS` the same array inline
 /// (`[{name = "prod", account_id = "…", …}]`). A table with an unknown key is refused.
 impl Kind for Vec<Account> {
@@ -962,6 +1047,8 @@ enabled = false
             ("ce-requests-per-second", "2.5"),
             ("ce-request-budget", "7"),
             ("ce-manual-sync-interval-minutes", "3"),
+            ("evidence", r#"[{name = "lambda", location = "/var/log/app"}]"#),
+            ("usage-restate-days", "5"),
         ];
         assert_eq!(values.len(), SETTINGS.len());
         let mut all = Config::default();
@@ -996,6 +1083,8 @@ enabled = false
             ce_requests_per_second,
             ce_request_budget,
             ce_manual_sync_interval_minutes,
+            evidence,
+            usage_restate_days,
         } = all;
         let reached = [
             store != d.store,
@@ -1019,6 +1108,8 @@ enabled = false
             ce_requests_per_second != d.ce_requests_per_second,
             ce_request_budget != d.ce_request_budget,
             ce_manual_sync_interval_minutes != d.ce_manual_sync_interval_minutes,
+            evidence != d.evidence,
+            usage_restate_days != d.usage_restate_days,
         ];
         assert!(reached.iter().all(|r| *r), "a field no declaration reaches: {reached:?}");
     }

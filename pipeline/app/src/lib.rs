@@ -26,9 +26,11 @@ pub mod lambda;
 pub mod nightly;
 pub mod output;
 pub mod process;
+pub mod reattribute;
 pub mod reconciliation;
 pub mod report_data;
 pub mod report_html;
+pub mod usage;
 
 // The crates below the application layer, under the module paths the CLI, the Lambda, the tests
 // and the benches use (`curflow::scan::Engine`, `curflow::store::SqliteStore`, ...).

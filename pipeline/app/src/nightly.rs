@@ -29,6 +29,8 @@ use crate::store::Store;
 #[derive(Debug, Clone, Serialize)]
 pub struct NightlySummary {
     pub now: DateTime<Utc>,
+    /// The usage-ledger step (ingestion and re-split), when evidence sources are configured.
+    pub ledger: Option<crate::usage::Refresh>,
     /// Months reconciled (stored periods among the open and the previous month).
     pub reconciled: Vec<MonthResult>,
     pub forecasts: Vec<Forecast>,
@@ -89,9 +91,18 @@ pub struct MonthResult {
 /// SQLite path that does not is an error, never a new empty store.
 pub async fn run(config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
     let mut store = crate::store::open_existing(&config.store, &config.aws()).await?;
+    run_on(&mut *store, config, now).await
+}
+
+/// The whole nightly job on an open store (the CLI's and the Lambda's): with `[[evidence]]`
+/// sources, first the usage ledger (ingest up to yesterday, re-split the open and previous month),
+/// then [`run_with`] on the new split.
+pub async fn run_on(store: &mut dyn Store, config: &Config, now: DateTime<Utc>) -> Result<NightlySummary> {
     let options = config.reconcile_options()?;
-    let mut summary = run_with(&mut *store, &options, &config.alert_channels(), now).await?;
-    add_aws_forecasts(&mut *store, config, now, &mut summary).await?;
+    let ledger = crate::usage::nightly_refresh(store, config, now).await?;
+    let mut summary = run_with(store, &options, &config.alert_channels(), now).await?;
+    summary.ledger = ledger;
+    add_aws_forecasts(store, config, now, &mut summary).await?;
     Ok(summary)
 }
 
@@ -128,6 +139,7 @@ pub async fn run_with(
     let previous = BillingPeriod::containing(current.first_day() - Days::new(1));
     let mut summary = NightlySummary {
         now,
+        ledger: None,
         reconciled: Vec::new(),
         forecasts: Vec::new(),
         alerts_sent: Vec::new(),
@@ -256,6 +268,22 @@ async fn deliver_alerts(
 /// The one-screen summary.
 pub fn summary_text(s: &NightlySummary) -> String {
     let mut out = format!("curflow nightly — {}\n", s.now.format("%Y-%m-%d %H:%M UTC"));
+    if let Some(ledger) = &s.ledger {
+        for source in &ledger.ingested.sources {
+            let changed = source.days.iter().filter(|d| d.outcome == "replaced").count();
+            out.push_str(&format!(
+                "  usage {}: {} to {}, {} day(s) read, {changed} changed, {} malformed line(s)\n",
+                source.source,
+                source.from,
+                source.to,
+                source.days.len(),
+                source.malformed
+            ));
+        }
+        for r in &ledger.reattributed {
+            out.push_str(&format!("  re-split {} with the usage ledger: {}\n", r.period, r.outcome));
+        }
+    }
     reconciled_text(s, &mut out);
     currency_text(s, &mut out);
     alerts_text(s, &mut out);

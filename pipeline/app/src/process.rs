@@ -106,9 +106,15 @@ impl Processor {
 
     /// Splits shared-pool lines to tenants with these inputs before storing.
     pub fn with_attribution(mut self, inputs: AttributionInputs) -> Self {
-        self.inputs = inputs_fingerprint(&self.options.tag_key, Some(&inputs));
-        self.attribution = Some(inputs);
+        self.set_attribution(Some(inputs));
         self
+    }
+
+    /// Splits with `inputs` from now on (`None`: no attribution); a long-lived processor (the
+    /// Lambda's) takes the usage ledger's totals of each period before processing it.
+    pub fn set_attribution(&mut self, inputs: Option<AttributionInputs>) {
+        self.inputs = inputs_fingerprint(&self.options.tag_key, inputs.as_ref());
+        self.attribution = inputs;
     }
 
     /// What the stored lines depend on besides the delivery, as a fingerprint: a stored period
@@ -317,17 +323,7 @@ impl Processor {
         tracing::debug!(%period, files = scans.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
         let mut coverage = None;
         if let Some(inputs) = &self.attribution {
-            let before = totals_by_currency(&lines)?;
-            let (attributed, cov) = attribute(lines, inputs)?;
-            let after = totals_by_currency(&attributed)?;
-            let money = |t: &BTreeMap<String, Amounts>| {
-                t.iter().map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.line_items)).collect::<Vec<_>>()
-            };
-            if money(&before) != money(&after) {
-                return Err(Error::Internal(format!(
-                    "period {period}: attribution changed the totals ({before:?} -> {after:?}); nothing written"
-                )));
-            }
+            let (attributed, cov) = attribute_conserving(period, lines, inputs)?;
             lines = attributed;
             coverage = Some(cov);
         }
@@ -521,10 +517,31 @@ fn report(
     })
 }
 
+/// [`attribute`], checked to conserve every measure's total per currency (direct + attributed +
+/// unattributed = input); a split that does not is a bug, and nothing is written.
+pub(crate) fn attribute_conserving(
+    period: BillingPeriod,
+    lines: Vec<CostLine>,
+    inputs: &AttributionInputs,
+) -> Result<(Vec<CostLine>, curflow_attribution::Coverage)> {
+    let before = totals_by_currency(&lines)?;
+    let (attributed, coverage) = attribute(lines, inputs)?;
+    let after = totals_by_currency(&attributed)?;
+    let money = |t: &BTreeMap<String, Amounts>| {
+        t.iter().map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.line_items)).collect::<Vec<_>>()
+    };
+    if money(&before) != money(&after) {
+        return Err(Error::Internal(format!(
+            "period {period}: attribution changed the totals ({before:?} -> {after:?}); nothing written"
+        )));
+    }
+    Ok((attributed, coverage))
+}
+
 /// SHA-256 (hex) of the tag key and, when attribution runs, its rules, assignments and the usage
 /// totals read from the evidence (what the split depends on, not the files' bytes: evidence that
 /// changes nothing the split uses does not trigger a recompute).
-fn inputs_fingerprint(tag_key: &str, attribution: Option<&AttributionInputs>) -> String {
+pub(crate) fn inputs_fingerprint(tag_key: &str, attribution: Option<&AttributionInputs>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"curflow-inputs-v1\0tag_key\0");

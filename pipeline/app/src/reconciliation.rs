@@ -228,25 +228,13 @@ pub fn expense_entries(lines: &[CostLine], period: BillingPeriod) -> Result<Vec<
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use curflow_model::aggregate::{Amounts, CostKey};
+    use curflow_model::aggregate::Amounts;
+    use curflow_model::testing::cost_key;
 
     fn line(day: u32, amortized: i64) -> CostLine {
         CostLine {
             period: BillingPeriod::new(2026, 11).unwrap(),
-            key: CostKey {
-                usage_date: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
-                tenant: Some("acct-1".into()),
-                service: "AWSLambda".into(),
-                usage_type: "Request".into(),
-                usage_unit: "".into(),
-                operation: "".into(),
-                resource_id: "".into(),
-                line_item_type: "Usage".into(),
-                currency: "USD".into(),
-                account_id: "111122223333".into(),
-                account_name: "".into(),
-                region: "us-east-1".into(),
-            },
+            key: cost_key(NaiveDate::from_ymd_opt(2026, 11, day).unwrap(), Some("acct-1"), "AWSLambda", "Request"),
             amounts: Amounts {
                 unblended_cost: Decimal::from(amortized),
                 net_unblended_cost: Decimal::from(amortized),

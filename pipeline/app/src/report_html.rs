@@ -72,6 +72,8 @@ pub struct ReportData {
     pub anomalies: Vec<AnomalyRow>,
     /// Cost per usage account, when the month has more than one (empty otherwise).
     pub accounts: Vec<AccountRow>,
+    /// Shared cost left unattributed because the usage ledger lacks its day (a missing feed).
+    pub missing_evidence: Vec<crate::usage::MissingEvidence>,
     /// AWS's forecast of each connected account as `nightly` last stored it, beside curflow's
     /// (empty without connected accounts or before a nightly run of the month).
     pub aws_forecasts: Vec<crate::cost_explorer::forecast::AccountForecast>,
@@ -230,6 +232,9 @@ pub fn render_report(data: &ReportData) -> Result<String, Error> {
     page_header(&mut h, data);
     h.push_str("<main>\n");
     summary_cards(&mut h, data)?;
+    if let Some(note) = crate::usage::missing_evidence_note(&data.missing_evidence) {
+        writeln!(h, "<section class=\"notice\" id=\"missing-evidence\"><p>{}</p></section>", esc(&note)).ok();
+    }
     chart_panels(&mut h, data, has);
     tenants_table(&mut h, data);
     variances_table(&mut h, data);

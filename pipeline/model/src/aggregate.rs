@@ -315,19 +315,11 @@ mod tests {
     use std::str::FromStr;
 
     fn key(tenant: Option<&str>, currency: &str) -> CostKey {
+        let day = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
         CostKey {
-            usage_date: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            tenant: tenant.map(Name::from),
-            service: "AWSLambda".into(),
-            usage_type: "USE1-Request".into(),
             usage_unit: "Requests".into(),
-            operation: "".into(),
-            resource_id: "".into(),
-            line_item_type: "Usage".into(),
             currency: currency.into(),
-            account_id: "111122223333".into(),
-            account_name: "".into(),
-            region: "us-east-1".into(),
+            ..crate::testing::cost_key(day, tenant, "AWSLambda", "USE1-Request")
         }
     }
 

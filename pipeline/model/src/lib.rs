@@ -21,6 +21,8 @@ pub mod measures;
 pub mod money;
 pub mod name;
 pub mod period;
+#[doc(hidden)]
+pub mod testing;
 pub mod version;
 
 pub use aggregate::{Amounts, CostKey, CostLine, add_exact, sum_exact};

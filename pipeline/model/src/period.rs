@@ -48,6 +48,15 @@ impl BillingPeriod {
         }
     }
 
+    /// The month before.
+    pub fn previous(self) -> Self {
+        if self.month == 1 {
+            Self { year: self.year - 1, month: 12 }
+        } else {
+            Self { year: self.year, month: self.month - 1 }
+        }
+    }
+
     pub fn last_day(self) -> NaiveDate {
         self.next().first_day().pred_opt().unwrap_or(NaiveDate::MIN)
     }

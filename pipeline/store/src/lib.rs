@@ -7,6 +7,8 @@
 pub mod dynamodb;
 pub mod error;
 pub mod finance;
+mod hash;
+pub mod ledger;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +21,7 @@ use curflow_model::aggregate::CostLine;
 use curflow_model::period::BillingPeriod;
 
 pub use finance::FinanceStore;
+pub use ledger::UsageLedger;
 pub use sqlite::SqliteStore;
 
 /// What the store knows about a stored billing period.
@@ -160,11 +163,11 @@ pub trait CostStore: Send + Sync {
     }
 }
 
-/// A whole store: actual costs plus the finance side (estimates, budgets, alerts, reconciliations).
-/// Every command works the same on either implementation.
-pub trait Store: CostStore + FinanceStore {}
+/// A whole store: actual costs, the finance side (estimates, budgets, alerts, reconciliations) and
+/// the usage ledger. Every command works the same on either implementation.
+pub trait Store: CostStore + FinanceStore + UsageLedger {}
 
-impl<T: CostStore + FinanceStore> Store for T {}
+impl<T: CostStore + FinanceStore + UsageLedger> Store for T {}
 
 /// Opens the store named by a location: `dynamodb://<table>` (a DynamoDB table, which must exist;
 /// `aws` sets its endpoint and region), otherwise a SQLite file (created on first use).

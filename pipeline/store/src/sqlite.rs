@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -171,7 +171,17 @@ CREATE TABLE account_status (
 ";
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 8] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
+const MIGRATIONS: [&str; 9] = [
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_V5,
+    SCHEMA_V6,
+    SCHEMA_V7,
+    SCHEMA_V8,
+    crate::ledger::sqlite::SCHEMA_V9,
+];
 
 /// A SQLite-backed [`CostStore`].
 ///

@@ -12,6 +12,9 @@ use curflow::scan::EngineOptions;
 use curflow::store::{CostStore, SqliteStore};
 use curflow::{Amounts, BillingPeriod};
 
+pub mod stores;
+pub mod webhook;
+
 /// The tests' one Tokio runtime. The stores and SDK clients are async and keep their connection
 /// pools on the runtime that first used them, so every synchronous test runs its futures here
 /// (through [`Wait`]) rather than on runtimes of its own.
@@ -327,24 +330,8 @@ impl TestS3 {
     /// `s3://bucket/<prefix><relative path>`: data files first, manifests last, as AWS delivers.
     /// Returns the manifest keys.
     pub fn upload_delivery(&self, bucket: &str, prefix: &str, dir: &Path) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-                if p.is_dir() {
-                    if rel != "evidence" {
-                        walk(root, &p, out);
-                    }
-                } else if rel != "expected.json" {
-                    out.push(rel);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(dir, dir, &mut files);
-        files.sort_by_key(|f| (f.ends_with("Manifest.json"), f.clone()));
         let mut manifests = Vec::new();
-        for rel in files {
+        for rel in delivery_files(dir) {
             let key = format!("{prefix}{rel}");
             self.put_file(bucket, &key, &dir.join(&rel));
             if rel.ends_with("Manifest.json") {
@@ -353,6 +340,28 @@ impl TestS3 {
         }
         manifests
     }
+}
+
+/// The files of a generated delivery under `dir` as `/`-separated relative paths, data files
+/// first and manifests last (the order AWS delivers in), without `expected.json` and `evidence/`.
+pub fn delivery_files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            if p.is_dir() {
+                if rel != "evidence" {
+                    walk(root, &p, out);
+                }
+            } else if rel != "expected.json" {
+                out.push(rel);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    files.sort_by_key(|f| (f.ends_with("Manifest.json"), f.clone()));
+    files
 }
 
 impl Default for TestS3 {

@@ -84,6 +84,10 @@ pub struct AttributionInputs {
     rules: Rules,
     assignments: Assignments,
     drivers: DriverTotals,
+    /// Days the usage ledger does not cover yet, with the reason naming the missing sources: a
+    /// shared line of such a day whose rule splits by a usage driver stays unattributed with it,
+    /// rather than split by the days' partial evidence (never a silent zero for a missing feed).
+    uncovered: BTreeMap<NaiveDate, String>,
     pub report: EvidenceReport,
 }
 
@@ -100,6 +104,37 @@ impl AttributionInputs {
     /// the rules, the assignments and the usage totals (ordered collections, so their `Debug` text is stable for equal inputs).
     pub fn fingerprint_material(&self) -> String {
         format!("{:?}\0{:?}\0{:?}", self.rules, self.assignments, self.drivers)
+    }
+
+    /// The usage totals read: (driver, day, tenant) → quantity.
+    pub fn drivers(&self) -> &DriverTotals {
+        &self.drivers
+    }
+
+    /// The rules and assignments of `options` with usage totals kept elsewhere (the usage ledger)
+    /// instead of evidence read now; `options.evidence` is not read.
+    pub fn with_drivers(options: &AttributionOptions, drivers: DriverTotals) -> Result<Self> {
+        let (rules, rules_source) = load_rules(options.rules.as_deref())?;
+        let assignments = load_assignments(options.assignments.as_deref())?;
+        let report = EvidenceReport { rules_source, ..EvidenceReport::default() };
+        Ok(Self { rules, assignments, drivers, uncovered: BTreeMap::new(), report })
+    }
+
+    /// Marks days the usage ledger does not cover: day → the reason its driver-split lines keep.
+    pub fn with_uncovered(mut self, uncovered: BTreeMap<NaiveDate, String>) -> Self {
+        self.uncovered = uncovered;
+        self
+    }
+
+    /// Why `line` (a shared line) cannot be split yet: its day is not covered by the ledger and
+    /// its rule splits by a usage driver (assigned resources and fallback rules need no evidence).
+    fn waiting_for_evidence(&self, line: &SharedLine) -> Option<&str> {
+        let reason = self.uncovered.get(&line.day)?;
+        if self.assignments.lookup(&line.resource_id).is_some() {
+            return None;
+        }
+        let rule = self.rules.route(line)?;
+        rule.policy.driver().map(|_| reason.as_str())
     }
 
     /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
@@ -129,7 +164,7 @@ impl AttributionInputs {
             }
         }
         let (drivers, report) = reader.finish()?;
-        Ok(Self { rules, assignments, drivers, report })
+        Ok(Self { rules, assignments, drivers, uncovered: BTreeMap::new(), report })
     }
 }
 
@@ -381,6 +416,11 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
             continue;
         }
         let money_line = shared_line(&line, money_map(&line.amounts));
+        if let Some(reason) = inputs.waiting_for_evidence(&money_line) {
+            add_unattributed(&mut coverage, &money_line)?;
+            out.push(CostLine { unattributed_reason: Some(reason.to_string()), ..line });
+            continue;
+        }
         let usage_line = shared_line(&line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
         let split = money.allocate(&money_line).map_err(allocate_error)?;
         let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
@@ -388,6 +428,21 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
         out.extend(lines_of(&line, &split, &usage_split, &ids, &mut names)?);
     }
     Ok((out, coverage))
+}
+
+/// Counts a shared line left unattributed without a split in the coverage (shared in, and
+/// unattributed, for each of its measures).
+fn add_unattributed(coverage: &mut Coverage, line: &SharedLine) -> Result<()> {
+    let currency = coverage.amounts.entry(line.currency.clone()).or_default();
+    for (measure, amount) in &line.amounts {
+        let slot = currency.entry(measure.clone()).or_default();
+        let add = |a: Decimal| {
+            crate::aggregate::add_exact(a, *amount, || format!("coverage of {measure} in {}", line.currency))
+        };
+        slot.shared = add(slot.shared)?;
+        slot.unattributed = add(slot.unattributed)?;
+    }
+    Ok(())
 }
 
 /// Tenant tag values as the split's [`TenantId`]s, and back.

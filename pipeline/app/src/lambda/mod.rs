@@ -91,7 +91,9 @@ pub struct Response {
 pub struct Handler {
     config: Config,
     s3: S3Access,
-    processor: Processor,
+    /// Behind a lock (taken after the store's) because each delivery sets the usage ledger's
+    /// totals of its period on it before processing.
+    processor: tokio::sync::Mutex<Processor>,
     /// The store, opened on first use and kept for the life of the execution environment (a
     /// cold start), so warm invocations neither reconnect nor re-check the table. Opening is
     /// lazy so that a store failure is reported per event (and retried), not at start-up. One
@@ -142,7 +144,7 @@ impl Handler {
         check_memory(&config, std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().as_deref())?;
         let processor =
             Processor::new(config.process_options(false))?.with_spill(&config.spill_options())?.with_s3(s3.clone());
-        Ok(Self { config, s3, processor, store: tokio::sync::Mutex::new(None) })
+        Ok(Self { config, s3, processor: tokio::sync::Mutex::new(processor), store: tokio::sync::Mutex::new(None) })
     }
 
     /// Handles one event. `Ok` = done (including bad input, reported in the response); `Err` = a
@@ -231,14 +233,19 @@ impl Handler {
     async fn manifest(&self, store: &mut Option<Box<dyn Store>>, bucket: &str, key: &str) -> Result<PeriodReport> {
         let found = current_manifest(&self.s3, bucket, key).await?;
         let store = self.open_store(store).await?;
-        if let Some(settled) = self.processor.precheck_manifest(store.as_ref(), &found).await? {
+        let mut processor = self.processor.lock().await;
+        // The usage ledger's totals of the period as they are now (the nightly ingestion adds days).
+        let period = found.period();
+        let ledger = crate::usage::ledger_inputs(store.as_ref(), &self.config, period.first_day(), period.last_day());
+        processor.set_attribution(ledger.await?);
+        if let Some(settled) = processor.precheck_manifest(store.as_ref(), &found).await? {
             return Ok(settled);
         }
         let delivery = found.resolve(Some(&self.s3)).await?;
         let on_file = |scan: &crate::scan::FileScan| {
             tracing::debug!(file = %scan.path.display(), rows = scan.rows_read, "file scanned");
         };
-        self.processor.process(store.as_mut(), &delivery, &on_file).await
+        processor.process(store.as_mut(), &delivery, &on_file).await
     }
 
     /// The store, opened by the first event of this execution environment and kept for every
@@ -268,19 +275,21 @@ impl Handler {
 
     /// Runs the nightly job (`curflow::nightly::run_with`) on the handler's store.
     async fn nightly(&self, store: &mut Option<Box<dyn Store>>, now: DateTime<Utc>) -> Result<String> {
-        let options = self.config.reconcile_options()?;
         let store = self.open_store(store).await?;
-        let mut summary =
-            crate::nightly::run_with(store.as_mut(), &options, &self.config.alert_channels(), now).await?;
-        crate::nightly::add_aws_forecasts(store.as_mut(), &self.config, now, &mut summary).await?;
+        // run_on: the usage ledger, the reconciliation and AWS's forecasts.
+        let summary = crate::nightly::run_on(store.as_mut(), &self.config, now).await?;
         if let Some((alert, reason)) = summary.alerts_failed.first() {
             return Err(Error::AlertsUndelivered {
                 failed: summary.alerts_failed.len(),
                 first: format!("tenant {} ({}): {reason}", alert.accountant_id, alert.month),
             });
         }
+        let ledger = summary.ledger.as_ref().map_or(String::new(), |l| {
+            let days: usize = l.ingested.sources.iter().map(|s| s.days.len()).sum();
+            format!("usage ledger: {days} source-day(s) ingested, {} month(s) re-split; ", l.reattributed.len())
+        });
         Ok(format!(
-            "reconciled {} month(s), {} alert(s) sent, {} failed, {} unconfirmed alert delivery(ies), {} anomaly(ies){}",
+            "{ledger}reconciled {} month(s), {} alert(s) sent, {} failed, {} unconfirmed alert delivery(ies), {} anomaly(ies){}",
             summary.reconciled.len(),
             summary.alerts_sent.len(),
             summary.alerts_failed.len(),

@@ -436,24 +436,15 @@ mod tests {
     use super::*;
     use crate::aggregate::CostKey;
     use chrono::NaiveDate;
+    use curflow_model::testing::cost_key;
 
     fn line(tenant: Option<&str>, cost: i64) -> CostLine {
         let d = Decimal::new(cost, 2);
         CostLine::new(
             BillingPeriod::new(2026, 10).unwrap(),
             CostKey {
-                usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
-                tenant: tenant.map(Into::into),
-                service: "AmazonS3".into(),
-                usage_type: "TimedStorage".into(),
                 usage_unit: "GB-Mo".into(),
-                operation: "".into(),
-                resource_id: "".into(),
-                line_item_type: "Usage".into(),
-                currency: "USD".into(),
-                account_id: "111122223333".into(),
-                account_name: "".into(),
-                region: "us-east-1".into(),
+                ..cost_key(NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(), tenant, "AmazonS3", "TimedStorage")
             },
             Amounts { unblended_cost: d, amortized_cost: d, line_items: 1, ..Amounts::default() },
         )

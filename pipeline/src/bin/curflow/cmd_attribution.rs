@@ -45,7 +45,11 @@ pub async fn run(command: Command, config: Config) -> Result<u8, Failure> {
     }
     let e = explain(&lines, &args.tenant)?;
     let period = args.period.to_string();
-    let (rows, meta) = explain_output(&e, &period)?;
-    crate::emit(&render(args.format.format(), &rows, &meta, || Ok(explain_text(&e, &period, args.limit)))?)?;
+    let (rows, mut meta) = explain_output(&e, &period)?;
+    let missing = curflow::usage::missing_evidence(&lines)?;
+    let note = curflow::usage::missing_evidence_note(&missing);
+    meta.push(("missing_evidence", serde_json::to_value(&missing).map_err(Failure::internal)?.into()));
+    let text = || Ok(explain_text(&e, &period, args.limit) + &note.map(|n| format!("{n}\n")).unwrap_or_default());
+    crate::emit(&render(args.format.format(), &rows, &meta, text)?)?;
     Ok(0)
 }

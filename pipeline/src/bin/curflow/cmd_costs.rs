@@ -80,6 +80,9 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
         }
         out.push_str(&costs_table(&rows, &query, records.len() > 1)?);
         out.push_str(&format!("{}\n", coverage_line(&lines)));
+        if let Some(note) = curflow::usage::missing_evidence_note(&curflow::usage::missing_evidence(&lines)?) {
+            out.push_str(&format!("{note}\n"));
+        }
         out.push_str(&format!(
             "(table rounded to 4 places; share of {}; --format csv|json|jsonl gives exact amounts)\n",
             query.measure.column()

@@ -437,6 +437,7 @@ fn nightly_output(s: &NightlySummary) -> Result<(Rows, curflow::output::Meta), F
         ("anomalies", to(serde_json::to_value(&s.anomalies))?),
         ("budget_currency_mismatches", to(serde_json::to_value(&s.budget_currency_mismatches))?),
         ("unconfirmed_deliveries", to(serde_json::to_value(&s.alerts_unconfirmed))?),
+        ("usage_ledger", to(serde_json::to_value(&s.ledger))?),
     ];
     Ok((rows, meta))
 }

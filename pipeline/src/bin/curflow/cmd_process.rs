@@ -64,7 +64,9 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
     if let Some(s3) = s3 {
         processor = processor.with_s3(s3);
     }
-    if !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
+    // Without --evidence, configured evidence sources mean the usage ledger holds the drivers.
+    let from_ledger = args.evidence.is_empty() && !config.evidence.is_empty();
+    if from_ledger || !args.evidence.is_empty() || args.assignments.is_some() || args.rules.is_some() {
         let periods: Vec<_> = deliveries.iter().filter_map(|d| d.declared_period()).collect();
         let window = periods.iter().map(|p| p.first_day()).min().zip(periods.iter().map(|p| p.last_day()).max());
         let options = AttributionOptions {
@@ -78,10 +80,27 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
             max_malformed_ratio: Some(config.evidence_max_malformed_pct / rust_decimal::Decimal::ONE_HUNDRED),
             aws: config.aws(),
         };
-        // Reading evidence files is blocking work: off the runtime's worker threads.
-        let inputs = tokio::task::spawn_blocking(move || AttributionInputs::load(&options))
-            .await
-            .map_err(|e| Failure::internal(anyhow::anyhow!("loading usage evidence: {e}")))??;
+        let inputs = if from_ledger {
+            match window {
+                Some((from, to)) => {
+                    curflow::usage::ledger_inputs_with(store.as_ref(), &config, &options, from, to).await?.ok_or_else(
+                        || Failure::internal(anyhow::anyhow!("evidence sources vanished from the configuration")),
+                    )?
+                }
+                // Files without a manifest: their period is known only after the scan, so every
+                // stored day is read (and no day is reported as missing).
+                None => {
+                    let (from, to) = (chrono::NaiveDate::MIN, chrono::NaiveDate::MAX);
+                    let (drivers, _) = curflow::usage::ledger_totals(store.as_ref(), from, to).await?;
+                    AttributionInputs::with_drivers(&options, drivers)?
+                }
+            }
+        } else {
+            // Reading evidence files is blocking work: off the runtime's worker threads.
+            tokio::task::spawn_blocking(move || AttributionInputs::load(&options))
+                .await
+                .map_err(|e| Failure::internal(anyhow::anyhow!("loading usage evidence: {e}")))??
+        };
         processor = processor.with_attribution(inputs);
     }
     let mut refused = false;

@@ -15,6 +15,7 @@ mod cmd_generate;
 
 mod cmd_periods;
 mod cmd_process;
+mod cmd_usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,11 @@ enum Command {
     /// Connected AWS accounts (`[[accounts]]`) and their Cost Explorer sync status.
     #[command(subcommand)]
     Accounts(cmd_ce::AccountsCommand),
+    /// Split a stored period's shared pool again with the usage ledger as it is now (no CUR re-scan).
+    Attribute(cmd_usage::AttributeArgs),
+    /// The usage ledger: ingest the configured evidence sources a UTC day at a time, list its days.
+    #[command(subcommand)]
+    Usage(cmd_usage::Command),
     /// Generate a deterministic synthetic CUR month with an expected.json of exact totals.
     Generate(cmd_generate::Args),
     /// Print the configuration in effect (secrets redacted), or with --doc the table of settings.
@@ -233,6 +239,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Command::Report(args) => cmd_finance::report(args, config).await,
             Command::Ce(cmd) => cmd_ce::run(cmd, config).await,
             Command::Accounts(cmd) => cmd_ce::accounts(cmd, config).await,
+            Command::Usage(cmd) => cmd_usage::run(cmd, config).await,
+            Command::Attribute(args) => cmd_usage::attribute(args, config).await,
             Command::Generate(args) => cmd_generate::run(args),
             Command::Config(_) => cmd_config::run(&config),
         }

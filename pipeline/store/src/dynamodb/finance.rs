@@ -44,7 +44,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use curflow_reconcile::{Alert, AlertKey, Budget, Comparison, Estimate, EstimateRules, Month};
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 
 use super::item::{Item, MONTH, MONTH_INDEX, NO_BASE, PK, SK, key_of, rfc3339, tenant_partition, text_of};
 use super::{DynamoStore, MAX_READ_RETRIES, MAX_RESTARTS, build_error};
@@ -54,6 +53,7 @@ use crate::finance::{
     AccountStatus, AlertChannel, AlertDelivery, BudgetSetting, DeliveryState, FinanceStore, ImportOutcome,
     LEGACY_RUN_ID, ReconciliationRow, alert_kind_name, alert_kind_of, ordered_deliveries, reconciliation_rows,
 };
+use crate::hash::short_hash;
 
 const BUDGET_PARTITION: &str = "_budget";
 const ACCOUNT_PARTITION: &str = "_account";
@@ -89,20 +89,16 @@ fn text(item: &Item, k: &str) -> std::result::Result<String, String> {
 
 /// 16 hex digits identifying an estimate by all of its fields.
 fn estimate_id(e: &Estimate) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        e.accountant_id.as_str(),
-        &e.timestamp.to_rfc3339(),
-        &e.operation,
-        &e.resource_type,
-        &e.quantity.normalize().to_string(),
-        &e.unit_cost.normalize().to_string(),
-        &e.estimated_cost.normalize().to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let parts = [
+        e.accountant_id.clone(),
+        e.timestamp.to_rfc3339(),
+        e.operation.clone(),
+        e.resource_type.clone(),
+        e.quantity.normalize().to_string(),
+        e.unit_cost.normalize().to_string(),
+        e.estimated_cost.normalize().to_string(),
+    ];
+    short_hash(parts.iter().map(String::as_bytes))
 }
 
 fn estimate_item(e: &Estimate, source_name: &str, now: &str) -> Item {
@@ -317,12 +313,9 @@ fn put(item: Item) -> Result<WriteRequest> {
 
 /// A fresh 16-hex-digit tag for one run's reconciliation records.
 fn new_tag(month: Month, at: &DateTime<Utc>) -> String {
-    let mut h = Sha256::new();
-    h.update(month.to_string().as_bytes());
-    h.update(rfc3339(at).as_bytes());
-    h.update(super::retry::random_u64().to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let (month, at) = (month.to_string(), rfc3339(at));
+    let (nonce, pid) = (super::retry::random_u64().to_le_bytes(), std::process::id().to_le_bytes());
+    short_hash([month.as_bytes(), at.as_bytes(), &nonce, &pid])
 }
 
 impl DynamoStore {
@@ -349,12 +342,12 @@ impl DynamoStore {
         self.query_all(query).await
     }
 
-    fn unreadable(&self, item: &Item, e: String) -> Error {
+    pub(super) fn unreadable(&self, item: &Item, e: String) -> Error {
         let (pk, sk) = key_of(item).unwrap_or_default();
         self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
     }
 
-    async fn put_one(&self, item: Item, operation: &str) -> Result<()> {
+    pub(super) async fn put_one(&self, item: Item, operation: &str) -> Result<()> {
         let req = self.client.put_item().table_name(&self.table).set_item(Some(item));
         self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error(operation, e))?;
         Ok(())

@@ -421,18 +421,13 @@ mod tests {
         CostLine::new(
             BillingPeriod::new(2026, 10).unwrap(),
             CostKey {
-                usage_date: NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
-                tenant: tenant.map(Name::from),
-                service: "AmazonDynamoDB".into(),
-                usage_type: "USE1-ReadRequestUnits".into(),
                 usage_unit: "ReadRequestUnits".into(),
-                operation: "".into(),
-                resource_id: "".into(),
-                line_item_type: "Usage".into(),
-                currency: "USD".into(),
-                account_id: "111122223333".into(),
-                account_name: "".into(),
-                region: "us-east-1".into(),
+                ..curflow_model::testing::cost_key(
+                    NaiveDate::from_ymd_opt(2026, 10, 3).unwrap(),
+                    tenant,
+                    "AmazonDynamoDB",
+                    "USE1-ReadRequestUnits",
+                )
             },
             Amounts {
                 unblended_cost: d,

@@ -75,6 +75,7 @@
 
 mod finance;
 mod item;
+mod ledger;
 mod retry;
 
 use std::collections::BTreeSet;
@@ -93,7 +94,6 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 
 use super::{CostStore, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
@@ -168,14 +168,9 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
 
 /// A fresh version tag: 16 hex digits of a hash of the version and a per-run nonce.
 fn new_version_tag(version: &curflow_model::ReportVersion) -> String {
-    let mut h = Sha256::new();
-    h.update(version.id.as_bytes());
-    h.update([0]);
-    h.update(item::rfc3339(&version.time).as_bytes());
-    h.update([0]);
-    h.update(retry::random_u64().to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let (time, nonce, pid) =
+        (item::rfc3339(&version.time), retry::random_u64().to_le_bytes(), std::process::id().to_le_bytes());
+    crate::hash::short_hash([version.id.as_bytes(), time.as_bytes(), &nonce, &pid])
 }
 
 /// How one attempt of `replace_period` ended.

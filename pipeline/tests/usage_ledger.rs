@@ -1,0 +1,353 @@
+//! The usage ledger's contract on both stores (SQLite file, DynamoDB on the local AWS server): a
+//! (source, day) is replaced as a unit, re-ingesting the same content writes nothing, concurrent
+//! ingests of one day end with exactly one of them, a reader running beside them only ever sees
+//! one complete version, and ingestion checkpoints round-trip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::Wait;
+use common::stores::Kind;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use curflow::money::testing::d;
+use curflow::store::dynamodb::DynamoStore;
+use curflow::store::ledger::{DayOutcome, DayQuantities, IngestCheckpoint, Provenance, UsageDay, UsageLedger};
+use curflow::store::{SqliteStore, Store};
+
+fn day(n: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, n).unwrap()
+}
+
+/// `tenants` tenants with quantity `base + i/1000` GB-seconds each, plus usage without a tenant.
+fn quantities(tenants: u32, base: i64) -> DayQuantities {
+    let mut q: DayQuantities = (0..tenants)
+        .map(|i| (("lambda_gb_seconds".to_string(), format!("acct-{i:05}")), d(&format!("{base}.{i:03}"))))
+        .collect();
+    q.insert(("lambda_invocations".into(), "UNATTRIBUTED".into()), d("17"));
+    q
+}
+
+fn usage_day(source: &str, n: u32, q: &DayQuantities) -> UsageDay {
+    let provenance = Provenance {
+        location: format!("lambda-logs file:///logs/{source}"),
+        items: vec![format!("2026-10-{n:02}.log.gz")],
+        items_total: 1,
+        read_from: Some(Utc.from_utc_datetime(&day(n).and_hms_opt(0, 0, 0).unwrap())),
+        read_to: Some(Utc.from_utc_datetime(&day(n + 1).and_hms_opt(0, 0, 0).unwrap())),
+        lines: 1234,
+        bytes: 56_789,
+        malformed: 1,
+        reader: "curflow test".into(),
+    };
+    UsageDay::new(source, day(n), q, provenance)
+}
+
+fn replace(store: &mut dyn Store, record: &UsageDay, q: &DayQuantities) -> DayOutcome {
+    store.replace_usage_day(record, q).wait().unwrap()
+}
+
+/// Replace, re-ingest, replace again, list, read back.
+fn a_day_is_replaced_as_a_unit_and_reingesting_it_is_a_no_op(kind: &Kind) {
+    let mut store = kind.open();
+    assert!(store.usage_day("lambda", day(3)).wait().unwrap().is_none());
+    let first = quantities(5, 10);
+    let record = usage_day("lambda", 3, &first);
+    assert_eq!(replace(&mut *store, &record, &first), DayOutcome::Replaced { previous: None });
+    let (got, got_q) = store.usage_day("lambda", day(3)).wait().unwrap().unwrap();
+    assert_eq!(got_q, first);
+    assert_eq!((got.version.as_str(), got.rows, &got.provenance), (record.version.as_str(), 6, &record.provenance));
+
+    // The same evidence read again (equal content, other scale and ingest time): nothing written.
+    let again: DayQuantities = first.iter().map(|(k, v)| (k.clone(), v * d("1.000"))).collect();
+    assert_eq!(replace(&mut *store, &usage_day("lambda", 3, &again), &again), DayOutcome::Unchanged);
+    assert_eq!(store.usage_day("lambda", day(3)).wait().unwrap().unwrap().0.ingested_at, got.ingested_at);
+
+    // Late logs: the day is replaced, not added to; fewer tenants than before leave none behind.
+    let late = quantities(3, 20);
+    let late_record = usage_day("lambda", 3, &late);
+    assert_eq!(
+        replace(&mut *store, &late_record, &late),
+        DayOutcome::Replaced { previous: Some(record.version.clone()) }
+    );
+    assert_eq!(store.usage_day("lambda", day(3)).wait().unwrap().unwrap().1, late);
+
+    // Other sources and days are their own units.
+    let other = quantities(2, 1);
+    replace(&mut *store, &usage_day("dynamodb", 3, &other), &other);
+    replace(&mut *store, &usage_day("lambda", 4, &other), &other);
+    let listed: Vec<(String, NaiveDate)> =
+        store.usage_days(day(3), day(3)).wait().unwrap().into_iter().map(|u| (u.source, u.day)).collect();
+    assert_eq!(listed, [("dynamodb".to_string(), day(3)), ("lambda".to_string(), day(3))]);
+    assert_eq!(store.usage_days(day(1), day(31)).wait().unwrap().len(), 3);
+    assert_eq!(store.usage_day("lambda", day(3)).wait().unwrap().unwrap().1, late);
+}
+
+on_both_stores!(
+    a_day_is_replaced_as_a_unit_and_reingesting_it_is_a_no_op:
+        a_day_is_replaced_as_a_unit_on_sqlite,
+        a_day_is_replaced_as_a_unit_on_dynamodb
+);
+
+/// Four ingests of the same day with different content start together while a reader reads in a
+/// loop: the day ends with exactly one of the four, and every read was one complete version.
+fn concurrent_ingests_end_with_one_version_and_readers_never_see_a_mix(kind: &Kind) {
+    // 12,000 tenants: several DynamoDB items per version, so a torn read would show.
+    let versions: Vec<DayQuantities> = (0..4).map(|i| quantities(12_000, i + 1)).collect();
+    drop(kind.open());
+    let start = Arc::new(Barrier::new(versions.len() + 1));
+    let done = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        let reader = {
+            let (start, done, versions) = (Arc::clone(&start), Arc::clone(&done), &versions);
+            let store = kind.open();
+            scope.spawn(move || {
+                start.wait();
+                let mut reads = 0;
+                while !done.load(Ordering::SeqCst) {
+                    if let Some((_, q)) = store.usage_day("lambda", day(7)).wait().unwrap() {
+                        assert!(versions.contains(&q), "a read saw a mix of versions ({} rows)", q.len());
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        };
+        let writers: Vec<_> = versions
+            .iter()
+            .map(|q| {
+                let (start, mut store) = (Arc::clone(&start), kind.open());
+                scope.spawn(move || {
+                    let record = usage_day("lambda", 7, q);
+                    start.wait();
+                    store.replace_usage_day(&record, q).wait().unwrap()
+                })
+            })
+            .collect();
+        for w in writers {
+            assert!(matches!(w.join().unwrap(), DayOutcome::Replaced { .. }));
+        }
+        done.store(true, Ordering::SeqCst);
+        reader.join().unwrap();
+    });
+    let store = kind.open();
+    let (record, q) = store.usage_day("lambda", day(7)).wait().unwrap().unwrap();
+    let winner = versions.iter().position(|v| *v == q).expect("the day holds one of the ingests, whole");
+    assert_eq!(record.version, usage_day("lambda", 7, &versions[winner]).version);
+    assert_eq!(store.usage_days(day(7), day(7)).wait().unwrap().len(), 1);
+    if let Kind::Dynamo(table) = kind {
+        assert_only_the_winner_is_stored(table, &record.version);
+    }
+}
+
+/// On DynamoDB the losers' quantity items are deleted: the day's partition holds the chunks the
+/// pointer names and nothing else.
+fn assert_only_the_winner_is_stored(table: &str, version: &str) {
+    let client = DynamoStore::connect(table, &common::aws_settings()).wait().unwrap().client().clone();
+    let items = client.scan().table_name(table).send().wait().unwrap().items.unwrap_or_default();
+    let chunk_tags: std::collections::BTreeSet<String> = items
+        .iter()
+        .filter(|i| i["accountant_id"].as_s().unwrap() == "_ledger#lambda#2026-10-07")
+        .map(|i| i["sk"].as_s().unwrap().split('#').nth(1).unwrap().to_string())
+        .collect();
+    let pointer = items.iter().find(|i| i["sk"].as_s().unwrap() == "day#lambda#2026-10-07").unwrap();
+    assert_eq!(pointer["version"].as_s().unwrap(), version);
+    assert_eq!(chunk_tags.into_iter().collect::<Vec<_>>(), [pointer["tag"].as_s().unwrap().clone()]);
+}
+
+on_both_stores!(
+    concurrent_ingests_end_with_one_version_and_readers_never_see_a_mix:
+        concurrent_ingests_of_a_day_end_with_one_version_on_sqlite,
+        concurrent_ingests_of_a_day_end_with_one_version_on_dynamodb
+);
+
+fn checkpoints_round_trip_per_source(kind: &Kind) {
+    let mut store = kind.open();
+    assert!(store.usage_checkpoint("lambda").wait().unwrap().is_none());
+    let at = Utc.with_ymd_and_hms(2026, 10, 8, 3, 30, 0).unwrap();
+    let mut checkpoint =
+        IngestCheckpoint { source: "lambda".into(), done_through: day(5), target: day(7), updated_at: at };
+    store.put_usage_checkpoint(&checkpoint).wait().unwrap();
+    checkpoint.done_through = day(6);
+    store.put_usage_checkpoint(&checkpoint).wait().unwrap();
+    assert_eq!(store.usage_checkpoint("lambda").wait().unwrap(), Some(checkpoint));
+    assert!(store.usage_checkpoint("dynamodb").wait().unwrap().is_none());
+}
+
+on_both_stores!(
+    checkpoints_round_trip_per_source:
+        checkpoints_round_trip_on_sqlite,
+        checkpoints_round_trip_on_dynamodb
+);
+
+// ---------------------------------------------------------------------------------------------
+// `curflow usage ingest` and `process` from the ledger, end to end through the binary.
+
+/// Per-tenant attributed amounts of October 2026 in a SQLite store.
+fn attributed_by_tenant(store: &Path) -> std::collections::BTreeMap<String, curflow::Amounts> {
+    use curflow::aggregate::LineSource;
+    use curflow::store::CostStore;
+    let lines = SqliteStore::open(store).unwrap().cost_lines(curflow::BillingPeriod::new(2026, 10).unwrap()).wait();
+    let mut out: std::collections::BTreeMap<String, curflow::Amounts> = std::collections::BTreeMap::new();
+    for l in lines.unwrap().iter().filter(|l| l.source() == LineSource::Attributed) {
+        out.entry(l.key.tenant.as_deref().unwrap().to_string()).or_default().add(&l.amounts).unwrap();
+    }
+    out
+}
+
+/// The distinct reasons of lines left waiting for the ledger, in order.
+fn waiting_days(store: &Path) -> Vec<String> {
+    use curflow::store::CostStore;
+    let lines = SqliteStore::open(store).unwrap().cost_lines(curflow::BillingPeriod::new(2026, 10).unwrap()).wait();
+    let reasons: std::collections::BTreeSet<String> = lines
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| l.unattributed_reason.filter(|r| r.starts_with(curflow::usage::NO_EVIDENCE)))
+        .collect();
+    reasons.into_iter().collect()
+}
+
+fn ingest_rows(out: &str) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(out).unwrap();
+    doc["rows"].as_array().unwrap().clone()
+}
+
+/// The generated month's evidence ingested into the ledger a day at a time, then `process`
+/// without `--evidence`: the split equals the one `process --evidence` makes from the same files,
+/// tenant by tenant, every measure. Re-ingesting is a no-op; an interrupted run resumes after its
+/// checkpoint.
+#[test]
+fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::generate(&dir.path().join("bucket"), curflow_fixtures::Format::LegacyParquet, 20_000, 5, |o| {
+        o.tenants = 4;
+        o.evidence = true;
+    });
+    let ev = g.evidence.as_ref().expect("evidence generated");
+    let (manifest, prefixes) = (g.manifest_path.to_str().unwrap(), ev.prefix_map.to_str().unwrap());
+    let sources = format!(r#"[{{name = "app-logs", location = "{}"}}]"#, ev.dir.display());
+    let env = [("CURFLOW_EVIDENCE", sources.as_str())];
+    let ledger = dir.path().join("ledger.sqlite");
+    let l = ledger.to_str().unwrap();
+    let ingest = ["usage", "ingest", "--from", "2026-10-01", "--to", "2026-10-31", "--s3-prefixes", prefixes];
+
+    let first = ingest_rows(&common::ok(&common::run_curflow(
+        &[&ingest[..], &["--store", l, "--format", "json"]].concat(),
+        None,
+        &env,
+    )));
+    assert_eq!(first.len(), 31, "one row per day");
+    assert!(first.iter().all(|r| r["outcome"] == "replaced"), "{first:?}");
+    assert!(first.iter().any(|r| r["tenants"].as_i64().unwrap() == 4), "{first:?}");
+    let again = ingest_rows(&common::ok(&common::run_curflow(
+        &[&ingest[..], &["--store", l, "--format", "json"]].concat(),
+        None,
+        &env,
+    )));
+    assert!(again.iter().all(|r| r["outcome"] == "unchanged"), "re-ingesting writes nothing: {again:?}");
+    let listed = common::ok(&common::run_curflow(
+        &["usage", "days", "--from", "2026-10-01", "--to", "2026-10-31", "--store", l, "--format", "json"],
+        None,
+        &[],
+    ));
+    assert_eq!(ingest_rows(&listed).len(), 31);
+
+    common::ok(&common::run_curflow(&["process", manifest, "--store", l], None, &env));
+    let direct = dir.path().join("direct.sqlite");
+    let d = direct.to_str().unwrap();
+    common::ok(&common::run_curflow(
+        &["process", manifest, "--store", d, "--evidence", ev.dir.to_str().unwrap(), "--s3-prefixes", prefixes],
+        None,
+        &[],
+    ));
+    let (from_ledger, from_files) = (attributed_by_tenant(&ledger), attributed_by_tenant(&direct));
+    assert_eq!(from_ledger.len(), 4, "{from_ledger:?}");
+    assert_eq!(from_ledger, from_files);
+
+    // A run cut short after 2026-10-20 resumes with the 21st.
+    let resumed = dir.path().join("resumed.sqlite");
+    SqliteStore::open(&resumed)
+        .unwrap()
+        .put_usage_checkpoint(&IngestCheckpoint {
+            source: "app-logs".into(),
+            done_through: day(20),
+            target: day(31),
+            updated_at: Utc::now(),
+        })
+        .wait()
+        .unwrap();
+    let r = resumed.to_str().unwrap();
+    let rest = ingest_rows(&common::ok(&common::run_curflow(
+        &[&ingest[..], &["--store", r, "--format", "json"]].concat(),
+        None,
+        &env,
+    )));
+    let days: Vec<&str> = rest.iter().map(|r| r["day"].as_str().unwrap()).collect();
+    assert_eq!(days.first().copied(), Some("2026-10-21"));
+    assert_eq!(days.len(), 11);
+}
+
+/// The deployed flow on SQLite, through the binary: the ledger covers only part of the month when
+/// the CUR arrives; the nightly job ingests the rest (re-reading the restated days) and splits the
+/// stored month again, which then equals the split from all the evidence; `attribute --period`
+/// afterwards changes nothing, and a re-processed delivery keeps the split (no erasure).
+#[test]
+fn the_nightly_job_completes_the_ledger_and_splits_the_stored_month_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::generate(&dir.path().join("bucket"), curflow_fixtures::Format::Cur2Parquet, 20_000, 9, |o| {
+        o.tenants = 4;
+        o.evidence = true;
+    });
+    let ev = g.evidence.as_ref().expect("evidence generated");
+    let manifest = g.manifest_path.to_str().unwrap();
+    // The Lambda logs (the S3 kinds need a prefix map, which the nightly job is not given).
+    let logs_only = ev.dir.join("cloudwatch");
+    let sources = format!(r#"[{{name = "app-logs", location = "{}"}}]"#, logs_only.display());
+    let env = [("CURFLOW_EVIDENCE", sources.as_str())];
+    let ledger = dir.path().join("ledger.sqlite");
+    let l = ledger.to_str().unwrap();
+    let run = |args: &[&str]| common::ok(&common::run_curflow(&[args, &["--store", l]].concat(), None, &env));
+
+    run(&["usage", "ingest", "--from", "2026-10-01", "--to", "2026-10-20"]);
+    run(&["process", manifest]);
+    let partial = attributed_by_tenant(&ledger);
+    // Days 21-31 are not in the ledger yet: their driver-split cost waits, named, not split by
+    // the other days' usage and not silently zero.
+    let waiting = waiting_days(&ledger);
+    assert_eq!(waiting.first().map(String::as_str), Some("no usage evidence ingested for 2026-10-21 from app-logs"));
+    assert_eq!(waiting.len(), 11, "{waiting:?}");
+    let costs = run(&["costs", "--period", "2026-10"]);
+    assert!(costs.contains("waiting for usage evidence") && costs.contains("2026-10-21 from app-logs"), "{costs}");
+    let html = dir.path().join("report.html");
+    run(&["report", "--period", "2026-10", "--out", html.to_str().unwrap(), "--now", "2026-10-25T00:00:00Z"]);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("id=\"missing-evidence\""));
+
+    let night = run(&["nightly", "--now", "2026-11-01T03:30:00Z", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&night).unwrap();
+    let ingested = &doc["usage_ledger"]["ingested"]["sources"][0];
+    assert_eq!((ingested["from"].as_str(), ingested["to"].as_str()), (Some("2026-10-19"), Some("2026-10-31")), "{doc}");
+    let resplit = &doc["usage_ledger"]["reattributed"];
+    assert!(
+        resplit.as_array().unwrap().iter().any(|r| r["period"] == "2026-10" && r["outcome"] == "replaced"),
+        "{doc}"
+    );
+    let complete = attributed_by_tenant(&ledger);
+    assert!(waiting_days(&ledger).is_empty(), "{:?}", waiting_days(&ledger));
+    assert_ne!(partial, complete, "the days ingested by the nightly job changed the split");
+
+    let direct = dir.path().join("direct.sqlite");
+    common::ok(&common::run_curflow(
+        &["process", manifest, "--store", direct.to_str().unwrap(), "--evidence", logs_only.to_str().unwrap()],
+        None,
+        &[],
+    ));
+    assert_eq!(complete, attributed_by_tenant(&direct));
+
+    let again = run(&["attribute", "--period", "2026-10", "--format", "json"]);
+    assert!(again.contains("\"outcome\": \"unchanged\"") || again.contains("\"outcome\":\"unchanged\""), "{again}");
+    run(&["process", manifest, "--force"]);
+    assert_eq!(attributed_by_tenant(&ledger), complete, "a re-processed delivery keeps the split");
+}
