@@ -6,11 +6,14 @@ POSTs such as SNS Publish, the web framework has already parsed the body into fi
 re-encodes them with Python's default `+` for spaces, while the AWS SDKs (the Rust SDK included)
 sign the body percent-encoded (RFC 3986, `%20`): every such call with a space in a value then
 fails with SignatureDoesNotMatch, which real AWS would accept. Here the fields are re-encoded the
-way the SDKs encode them, in the order received. Everything else is moto's own code.
+way the SDKs encode them, in the order received. It also has the gaps moto_server.py closes
+(Cost Explorer GetCostForecast). Everything else is moto's own code.
 
 Usage: python moto_iam_server.py -H 127.0.0.1 -p PORT   (the arguments of moto.server)
 """
 import urllib.parse
+
+import moto_server  # noqa: F401  (its gap handlers, registered on import)
 
 from moto.iam import access_control
 

@@ -78,6 +78,16 @@ export interface CurflowConfig {
   /** Log groups the function may read with logs:FilterLogEvents (context `evidenceLogGroups`). */
   readonly evidenceLogGroups: readonly string[];
 
+  // --- Cost Explorer (connected accounts) ---
+  /**
+   * Accounts the function syncs from Cost Explorer (context `connectedAccounts`, a JSON list of
+   * `{name, accountId, roleArn, externalId, region?, enabled?}`). One list feeds both the
+   * function's `CURFLOW_ACCOUNTS` and its `sts:AssumeRole` grant, so the two cannot disagree.
+   */
+  readonly connectedAccounts: readonly ConnectedAccount[];
+  /** EventBridge schedule of the daily `{"curflow":"ce-sync"}`, or `off` (context `ceSyncSchedule`). */
+  readonly ceSyncSchedule: string;
+
   // --- schedule / alerting ---
   /** EventBridge schedule expression, or `off` (context `nightlySchedule`). */
   readonly nightlySchedule: string;
@@ -87,6 +97,18 @@ export interface CurflowConfig {
   // --- checks ---
   /** Attach cdk-nag AwsSolutionsChecks to the app (context `nag`, default true). */
   readonly nag: boolean;
+}
+
+/** One connected account, as the app's `[[accounts]]` table has it (README, Connected accounts). */
+export interface ConnectedAccount {
+  readonly name: string;
+  readonly accountId: string;
+  /** The role curflow assumes in that account; the only resource of the function's sts:AssumeRole. */
+  readonly roleArn: string;
+  /** The `sts:ExternalId` the role's trust policy requires. */
+  readonly externalId: string;
+  readonly region: string;
+  readonly enabled: boolean;
 }
 
 /**
@@ -147,6 +169,9 @@ export const DEFAULTS = {
   reservedConcurrency: 2,
   logRetentionDays: 365,
   nightlySchedule: 'cron(30 3 * * ? *)',
+  // After the nightly run and before European business hours; Cost Explorer refreshes its data a
+  // few times a day, so once a day is enough for yesterday's costs.
+  ceSyncSchedule: 'cron(0 5 * * ? *)',
 } as const;
 
 /** Values CloudWatch Logs accepts for retention. */
@@ -262,6 +287,12 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     throw new ConfigError('nightlySchedule', `expected "cron(...)", "rate(...)" or "off", got "${nightlySchedule}"`);
   }
 
+  const ceSyncSchedule = str('ceSyncSchedule', DEFAULTS.ceSyncSchedule);
+  if (ceSyncSchedule !== 'off' && !/^(cron|rate)\(.+\)$/.test(ceSyncSchedule)) {
+    throw new ConfigError('ceSyncSchedule', `expected "cron(...)", "rate(...)" or "off", got "${ceSyncSchedule}"`);
+  }
+  const connectedAccounts = readConnectedAccounts(ctx('connectedAccounts'));
+
   const exportColumns = list('exportColumns', DEFAULT_EXPORT_COLUMNS);
   for (const c of exportColumns) {
     if (!/^[a-z][a-z0-9_]*(\.[A-Za-z0-9_:-]+)?$/.test(c)) throw new ConfigError('exportColumns', `not a CUR 2.0 column name: "${c}"`);
@@ -319,10 +350,71 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     reservedConcurrency: int('reservedConcurrency', DEFAULTS.reservedConcurrency, 0, 1000),
     logRetentionDays,
     evidenceLogGroups,
+    connectedAccounts,
+    ceSyncSchedule,
     nightlySchedule,
     alertEmail: alertEmail || undefined,
     nag: bool('nag', true),
   };
+}
+
+/**
+ * Reads `connectedAccounts`: a JSON list (in cdk.json, or `-c connectedAccounts='[...]'`). Checked
+ * here as the app checks `[[accounts]]`, so a typo fails `cdk synth`, not the first daily sync.
+ */
+export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
+  const key = 'connectedAccounts';
+  if (v === undefined || v === null || v === '') return [];
+  let items: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      items = JSON.parse(v);
+    } catch {
+      throw new ConfigError(key, `expected a JSON list of accounts, got ${v}`);
+    }
+  }
+  if (!Array.isArray(items)) throw new ConfigError(key, `expected a list of accounts, got ${JSON.stringify(v)}`);
+  const known = ['name', 'accountId', 'roleArn', 'externalId', 'region', 'enabled'];
+  const out = items.map((item: unknown, i: number): ConnectedAccount => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(key, `item ${i} is not an object`);
+    const o = item as Record<string, unknown>;
+    const unknownKey = Object.keys(o).find((k) => !known.includes(k));
+    if (unknownKey) throw new ConfigError(key, `item ${i}: unknown key "${unknownKey}" (expected ${known.join(', ')})`);
+    const text = (k: string, pattern: RegExp, dflt?: string): string => {
+      const value = o[k] ?? dflt;
+      if (typeof value !== 'string' || !pattern.test(value)) throw new ConfigError(key, `item ${i}: "${k}" is missing or invalid: ${JSON.stringify(value)}`);
+      return value;
+    };
+    const accountId = text('accountId', /^\d{12}$/);
+    const roleArn = text('roleArn', /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/);
+    if (roleArn.split(':')[4] !== accountId) throw new ConfigError(key, `item ${i}: roleArn ${roleArn} is not a role of account ${accountId}`);
+    if (o.enabled !== undefined && typeof o.enabled !== 'boolean') throw new ConfigError(key, `item ${i}: "enabled" must be true or false`);
+    return {
+      name: text('name', /^[\w.@+=,-]{1,64}$/),
+      accountId,
+      roleArn,
+      // The characters and length STS accepts for an ExternalId.
+      externalId: text('externalId', /^[\w+=,.@:\/-]{2,1224}$/),
+      region: text('region', /^[a-z]{2}(-[a-z]+)+-\d$/, 'us-east-1'),
+      enabled: o.enabled === undefined ? true : (o.enabled as boolean),
+    };
+  });
+  const names = out.map((a) => a.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(key, `account name "${dup}" appears twice`);
+  return out;
+}
+
+/**
+ * The accounts as the app's `CURFLOW_ACCOUNTS` (a TOML inline array of tables, README
+ * Configuration); JSON string literals are valid TOML basic strings.
+ */
+export function accountsToml(accounts: readonly ConnectedAccount[]): string {
+  const q = (s: string) => JSON.stringify(s);
+  const table = (a: ConnectedAccount) =>
+    `{name = ${q(a.name)}, account_id = ${q(a.accountId)}, role_arn = ${q(a.roleArn)}, ` +
+    `external_id = ${q(a.externalId)}, region = ${q(a.region)}, enabled = ${a.enabled}}`;
+  return `[${accounts.map(table).join(', ')}]`;
 }
 
 function parseJsonList(key: string, s: string): unknown[] {

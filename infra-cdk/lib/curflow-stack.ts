@@ -12,7 +12,7 @@ import { checkLambdaAsset } from './asset';
 import type { CurflowConfig } from './config';
 import { CurflowProcessing } from './processing';
 import { CurflowReports } from './reports';
-import { CurflowSchedule } from './schedule';
+import { CurflowCeSyncSchedule, CurflowSchedule } from './schedule';
 import { CurflowStorage, MONTH_INDEX } from './storage';
 
 export interface CurflowStackProps extends StackProps {
@@ -25,6 +25,7 @@ export class CurflowStack extends Stack {
   public readonly alerting: CurflowAlerting;
   public readonly processing: CurflowProcessing;
   public readonly schedule?: CurflowSchedule;
+  public readonly ceSyncSchedule?: CurflowCeSyncSchedule;
 
   constructor(scope: Construct, id: string, props: CurflowStackProps) {
     super(scope, id, props);
@@ -64,6 +65,7 @@ export class CurflowStack extends Stack {
       alertsKey: this.alerting.key,
       failureQueue: this.alerting.failureQueue,
       evidenceLogGroups: c.evidenceLogGroups,
+      connectedAccounts: c.connectedAccounts,
     });
     this.alerting.alarmOnErrors(this.processing.function);
 
@@ -75,9 +77,22 @@ export class CurflowStack extends Stack {
       });
     }
 
+    if (c.ceSyncSchedule !== 'off' && c.connectedAccounts.some((a) => a.enabled)) {
+      this.ceSyncSchedule = new CurflowCeSyncSchedule(this, 'CeSyncSchedule', {
+        function: this.processing.function,
+        expression: c.ceSyncSchedule,
+        ceSyncExpression: c.ceSyncSchedule,
+        deadLetterQueue: this.alerting.failureQueue,
+      });
+    }
+
     new CfnOutput(this, 'ReportBucketName', { value: this.storage.reportBucket.bucketName, description: 'Bucket CUR / Data Exports deliver into' });
     new CfnOutput(this, 'UsageTableName', { value: this.storage.usageTable.tableName, description: 'DynamoDB per-tenant usage table' });
     new CfnOutput(this, 'FunctionName', { value: this.processing.function.functionName, description: 'curflow Lambda' });
+    new CfnOutput(this, 'FunctionRoleArn', {
+      value: this.processing.role.roleArn,
+      description: 'The function role: the principal a connected account trusts (README, Connected accounts)',
+    });
     new CfnOutput(this, 'AlertsTopicArn', { value: this.alerting.topic.topicArn, description: 'SNS topic for alarms and budget alerts' });
     new CfnOutput(this, 'FailureQueueUrl', { value: this.alerting.failureQueue.queueUrl, description: 'Failed invocations (inspect / replay)' });
   }

@@ -22,6 +22,14 @@
  *   AWSLambdaBasicExecutionRole, so the policy is exactly what curflow needs: read the report
  *   prefixes, list only under them, read/write the usage table and its index, publish alerts, write
  *   its own log group, and (optionally) read evidence log groups.
+ * - Connected accounts (context `connectedAccounts`, README "Connected accounts"): only when some
+ *   are configured, `sts:AssumeRole` on exactly their role ARNs (never `*`: the function must not
+ *   be able to assume any other role that happens to trust this account) and the two Cost
+ *   Explorer reads. The Cost Explorer calls run under the assumed role's credentials, so the
+ *   connected account's role policy is what AWS checks for them (tests/lambda_iam.rs shows the
+ *   function works without this grant); it is there because issue 15 asks for it and keeps the
+ *   policy the list of what the code calls (processing.test.ts). Cost Explorer has no
+ *   resource-level permissions, hence `*`.
  */
 import { Aws, Duration, Size, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -35,8 +43,8 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { LambdaArch } from './config';
-import { acknowledgeWildcardResources } from './nag';
+import { accountsToml, type ConnectedAccount, type LambdaArch } from './config';
+import { acknowledge, acknowledgeWildcardResources } from './nag';
 
 /** Suffix of the manifests that mark a complete delivery (legacy `<report>-Manifest.json`, CUR 2.0 `metadata/.../<export>-Manifest.json`). */
 export const MANIFEST_SUFFIX = 'Manifest.json';
@@ -59,6 +67,9 @@ export const DYNAMODB_ACTIONS = [
   'dynamodb:BatchWriteItem',
   'dynamodb:Query',
 ];
+
+/** Cost Explorer actions the sync (`GetCostAndUsage`) and the forecast (`GetCostForecast`) call. */
+export const COST_EXPLORER_ACTIONS = ['ce:GetCostAndUsage', 'ce:GetCostForecast'];
 
 export interface ProcessingProps {
   /** Directory holding `bootstrap` (checked by asset.ts). */
@@ -85,6 +96,8 @@ export interface ProcessingProps {
   readonly failureQueue: sqs.IQueue;
   /** Log groups the function may FilterLogEvents on. */
   readonly evidenceLogGroups: readonly string[];
+  /** Cost Explorer accounts: CURFLOW_ACCOUNTS and the AssumeRole grant (enabled ones only). */
+  readonly connectedAccounts: readonly ConnectedAccount[];
 }
 
 /** The curflow function and everything that is only about it. */
@@ -131,6 +144,9 @@ export class CurflowProcessing extends Construct {
         // Names as `curflow config --doc` lists them (CURFLOW_ + the key); the binary reads no RUST_LOG.
         CURFLOW_ALERT_SNS_TOPIC_ARN: props.alertsTopic.topicArn,
         CURFLOW_LOG: 'info',
+        // The external ids are not secrets (AWS: a confused-deputy guard), but the app never
+        // logs or prints them; only set when accounts are connected.
+        ...(props.connectedAccounts.length > 0 ? { CURFLOW_ACCOUNTS: accountsToml(props.connectedAccounts) } : {}),
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
@@ -209,6 +225,8 @@ export class CurflowProcessing extends Construct {
       }),
     );
 
+    this.grantCostExplorer(props.connectedAccounts);
+
     if (props.evidenceLogGroups.length > 0) {
       const evidence = props.evidenceLogGroups.map(
         (name) => `arn:${Aws.PARTITION}:logs:${stack.region}:${stack.account}:log-group:${name}:*`,
@@ -226,5 +244,22 @@ export class CurflowProcessing extends Construct {
         'logs:FilterLogEvents is authorized on the log group ARN with the ":*" stream suffix; each entry names one evidence log group given explicitly in the evidenceLogGroups context.',
       );
     }
+  }
+
+  /** AssumeRole on the enabled accounts' roles and the Cost Explorer reads; nothing without accounts. */
+  private grantCostExplorer(accounts: readonly ConnectedAccount[]): void {
+    const roles = [...new Set(accounts.filter((a) => a.enabled).map((a) => a.roleArn))];
+    if (roles.length === 0) return;
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'AssumeConnectedAccountRoles', actions: ['sts:AssumeRole'], resources: roles }),
+    );
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'ReadCostExplorer', actions: COST_EXPLORER_ACTIONS, resources: ['*'] }),
+    );
+    acknowledge(
+      this.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Cost Explorer (ce:GetCostAndUsage, ce:GetCostForecast) supports no resource-level permissions; the grant is these two read actions only, added only when connectedAccounts is set.',
+    );
   }
 }

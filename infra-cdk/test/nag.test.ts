@@ -56,6 +56,7 @@ const variants: [string, Record<string, unknown>][] = [
     alertEmail: 'ops@example.com',
     lambdaArch: 'x86_64',
     reservedConcurrency: '0',
+    connectedAccounts: '[{"name":"prod","accountId":"111111111111","roleArn":"arn:aws:iam::111111111111:role/curflow-ce","externalId":"curflow-1"}]',
   }],
   ['export off, schedule off', { dataExport: 'false', nightlySchedule: 'off' }],
 ];
@@ -93,10 +94,13 @@ test('nag=false does not attach cdk-nag', () => {
 
 test('acknowledgements are few, narrow and each one is documented in README.md with its reason', () => {
   const readme = fs.readFileSync(path.join(PROJECT_DIR, 'README.md'), 'utf8').replace(/\s+/g, ' ');
-  const { app } = nagApp({ legacyCur: 'true', evidenceLogGroups: '/aws/eks/prod/cluster' });
+  const accounts = [{ name: 'prod', accountId: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/curflow-ce', externalId: 'curflow-1' }];
+  const context = { legacyCur: 'true', evidenceLogGroups: '/aws/eks/prod/cluster', connectedAccounts: accounts };
+  const { app } = nagApp(context);
   const acks = acknowledgements(app);
   const ids = acks.map(([id]) => id).sort();
   assert.deepEqual(ids, [
+    'AwsSolutions-IAM5[Resource::*]',
     'AwsSolutions-IAM5[Resource::<StorageReportBucketC5ACC6CD.Arn>/cur/*]',
     'AwsSolutions-IAM5[Resource::<StorageReportBucketC5ACC6CD.Arn>/cur2/*]',
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:us-east-1:123456789012:log-group:/aws/eks/prod/cluster:*]',
@@ -112,7 +116,7 @@ test('acknowledgements are few, narrow and each one is documented in README.md w
   // No acknowledgement of a rule that does not fire (it would hide a future regression):
   // with acknowledgements stripped, exactly these findings appear.
   const raw = new AwsSolutionsChecks();
-  const stripped = nagAppWithoutAcks({ legacyCur: 'true', evidenceLogGroups: '/aws/eks/prod/cluster' });
+  const stripped = nagAppWithoutAcks(context);
   assert.deepEqual(raw.validateScope(stripped).violations.map((v) => v.ruleName).sort(), ids);
 });
 

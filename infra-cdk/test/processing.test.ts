@@ -195,7 +195,7 @@ test('S3 notification handler has its own minimal role', () => {
  * checks each against the function role's actions, so a new call cannot ship without its
  * permission (the IAM-enforced end-to-end test of issue 12 will check the same at run time).
  */
-test('IAM: every DynamoDB, SNS and CloudWatch Logs operation the Rust code calls is granted', () => {
+test('IAM: every DynamoDB, SNS, CloudWatch Logs, STS and Cost Explorer operation the Rust code calls is granted', () => {
   const fs = require('node:fs') as typeof import('node:fs');
   const path = require('node:path') as typeof import('node:path');
   const root = path.join(__dirname, '..', '..', 'pipeline');
@@ -217,8 +217,14 @@ test('IAM: every DynamoDB, SNS and CloudWatch Logs operation the Rust code calls
       /\.(describe_table|get_item|put_item|update_item|delete_item|batch_write_item|batch_get_item|query|scan|create_table|transact_write_items|transact_get_items)\(\)/g],
     ['sns', /\.(publish)\(\)/g],
     ['logs', /\.(filter_log_events|start_query|get_query_results|describe_log_groups)\(\)/g],
+    ['sts', /\.(assume_role)\(\)/g],
+    ['ce', /\.(get_cost_and_usage|get_cost_forecast|get_dimension_values|get_tags)\(\)/g],
   ];
-  const granted = new Set(functionRoleStatements(template).flatMap((s) => asArray<string>(s.Action)));
+  // With a connected account, so the Cost Explorer statements (granted only then) are present.
+  const connected = build({
+    connectedAccounts: [{ name: 'p', accountId: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/r', externalId: 'ext-1' }],
+  }).template;
+  const granted = new Set(functionRoleStatements(connected).flatMap((s) => asArray<string>(s.Action)));
   const called = new Set<string>();
   const sources = rustFiles(root).map((file) => fs.readFileSync(file, 'utf8').split('#[cfg(test)]')[0]);
   for (const [service, pattern] of services) {
@@ -227,7 +233,8 @@ test('IAM: every DynamoDB, SNS and CloudWatch Logs operation the Rust code calls
     }
   }
   assert.ok(
-    called.has('dynamodb:DescribeTable') && called.has('sns:Publish') && called.has('logs:FilterLogEvents'),
+    called.has('dynamodb:DescribeTable') && called.has('sns:Publish') && called.has('logs:FilterLogEvents') &&
+      called.has('sts:AssumeRole') && called.has('ce:GetCostAndUsage'),
     `the scan of ${root} missed calls the code is known to make: ${[...called].join(', ')}`,
   );
   const logsGranted = [...granted].some((a) => a === 'logs:FilterLogEvents');

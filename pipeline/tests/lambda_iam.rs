@@ -8,8 +8,18 @@
 //! template's too, so a name the stack sets and the code does not read shows up here.
 //!
 //! The scenario: a legacy CUR delivery through an S3 notification, a CUR 2.0 export through
-//! EventBridge, a redelivery of the legacy month, and the nightly schedule on the DynamoDB store
-//! sending an SNS budget alert. Everything must succeed.
+//! EventBridge, a redelivery of the legacy month, the daily Cost Explorer sync (`{"curflow":
+//! "ce-sync"}`) of the connected account `scripts/test` gives `cdk synth` (`connectedAccounts`),
+//! and the nightly schedule on the DynamoDB store sending an SNS budget alert and fetching AWS's
+//! forecast. Everything must succeed.
+//!
+//! The connected account's role is in the stack's own account: moto evaluates an assumed role's
+//! policies only in the account whose IAM holds the role, and the test's administrator can only
+//! create roles there. Its trust policy requires the external id (`sts:ExternalId`, which moto
+//! checks on `AssumeRole`), its permission policy allows the two Cost Explorer reads. moto checks
+//! `sts:AssumeRole` against the statement's `Resource` (the role ARN), so that statement is handed
+//! to moto unchanged. A ce-sync reports an account's failure in its response (by design: not
+//! retried, see `curflow::lambda`), so that step fails on an account marked `FAILED` there.
 //!
 //! The **mutation check** proves the test has teeth: for each statement of the policy, the
 //! scenario runs again with that statement removed and must fail with an environment error
@@ -53,12 +63,24 @@ const REGION: &str = "us-east-1";
 const LEGACY_PREFIX: &str = "cur/";
 const CUR2_PREFIX: &str = "cur2/";
 
+/// The connected account's role (in [`ACCOUNT`], see the module docs) and external id; the
+/// same values are in `scripts/test`'s `cdk synth -c connectedAccounts=...`.
+const CONNECTED_ROLE: &str = "curflow-ce-connected";
+const EXTERNAL_ID: &str = "curflow-iam-test-external-id";
+/// The scenario step of the daily Cost Explorer sync.
+const CE_SYNC_STEP: &str = "daily Cost Explorer sync";
+
 /// Statements the Lambda service uses for the function, never curflow's code: removing one must
 /// leave the scenario green. (identifying action, reason)
-const SERVICE_ONLY: [(&str, &str); 3] = [
+const SERVICE_ONLY: [(&str, &str); 4] = [
     ("logs:PutLogEvents", "the Lambda service writes the function's stdout to its log group"),
     ("sqs:SendMessage", "the Lambda service sends failed asynchronous events to the failure queue"),
     ("kms:GenerateDataKey", "SNS uses the topic's KMS key on the publisher's behalf; moto's SNS does not encrypt"),
+    (
+        "ce:GetCostAndUsage",
+        "Cost Explorer is called with the connected role's temporary credentials, so AWS checks that role's \
+         policy, never the function's; the stack grants it because issue 15 asks for it",
+    ),
 ];
 
 fn in_ci() -> bool {
@@ -218,7 +240,8 @@ fn iam_match(pattern: &str, value: &str) -> bool {
 /// others the resource scoping is checked here and the resource widened to `*`.
 fn for_moto(statement: &Value, names: &Names) -> Value {
     let acts = actions(statement);
-    if acts.iter().all(|a| a.starts_with("s3:")) {
+    // moto evaluates S3 resources, and the role ARN of `sts:AssumeRole`.
+    if acts.iter().all(|a| a.starts_with("s3:") || a.starts_with("sts:")) {
         return statement.clone();
     }
     let resources: Vec<String> = match &statement["Resource"] {
@@ -314,8 +337,35 @@ impl Admin {
         manifests
     }
 
+    /// The connected account's role (enforcement off): trusted only with the external id, allowed
+    /// the Cost Explorer reads. One role for every run (its ARN is in the template).
+    fn connected_role(&self) {
+        let iam = aws_sdk_iam::Client::new(&self.config);
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]});
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["ce:GetCostAndUsage", "ce:GetCostForecast"], "Resource": "*"}]});
+        self.runtime.block_on(async {
+            // Already there from an earlier run of this server: the policy below is what matters.
+            let created =
+                iam.create_role().role_name(CONNECTED_ROLE).assume_role_policy_document(trust.to_string()).send().await;
+            if let Err(e) = created {
+                let exists = e.as_service_error().is_some_and(|e| e.is_entity_already_exists_exception());
+                assert!(exists, "creating the connected role: {e:?}");
+            }
+            iam.put_role_policy()
+                .role_name(CONNECTED_ROLE)
+                .policy_name("cost-explorer-read")
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     /// Creates this run's bucket, table and topic (enforcement off).
     fn create_resources(&self, run: usize) -> Names {
+        self.connected_role();
         let suffix = common::unique_name(&format!("iam{run}")).to_lowercase();
         let bucket = format!("cf-{suffix}");
         self.runtime.block_on(self.s3().create_bucket().bucket(&bucket).send()).unwrap();
@@ -554,6 +604,9 @@ fn run_scenario(
     let mut answers = Vec::new();
     let mut step = |function: &mut Function, name: &str, event: Value| -> Result<(), (String, Value)> {
         match function.invoke(event) {
+            Answer::Response(r) if detail(&r).contains(" FAILED: ") => {
+                Err((name.to_string(), json!({"errorType": "response", "errorMessage": detail(&r)})))
+            }
             Answer::Response(r) => {
                 answers.push(r);
                 Ok(())
@@ -570,6 +623,7 @@ fn run_scenario(
         let again = admin.upload(&names.bucket, LEGACY_PREFIX, &deliveries.legacy_again);
         set_enforcement(&admin.endpoint, true);
         step(&mut function, "legacy redelivery", s3_event(&names.bucket, &period_manifest(&again)))?;
+        step(&mut function, CE_SYNC_STEP, json!({"curflow": "ce-sync"}))?;
         step(&mut function, "nightly schedule", scheduled_event())
     })();
     if result.is_err() {
@@ -593,10 +647,11 @@ fn the_function_works_under_the_synthesized_policy_and_each_statement_is_needed(
     let answers = run_scenario(&admin, &spec, &deliveries, 0, &spec.statements)
         .unwrap_or_else(|(step, e)| panic!("{step} failed under the synthesized policy: {e}"));
     let done: Vec<&str> = answers.iter().map(|a| a["results"][0]["action"].as_str().unwrap()).collect();
-    assert_eq!(done, ["processed", "processed", "processed", "nightly"], "{answers:#?}");
+    assert_eq!(done, ["processed", "processed", "processed", "ce_sync", "nightly"], "{answers:#?}");
     assert!(answers.iter().all(|a| a["status"] == "ok"), "{answers:#?}");
     assert!(detail(&answers[2]).contains("replaced version"), "{answers:#?}");
-    let nightly = detail(&answers[3]);
+    assert!(detail(&answers[3]).contains("synced 1 of 1 account(s)"), "{answers:#?}");
+    let nightly = detail(&answers[4]);
     assert!(nightly.contains("reconciled 2 month(s)") && nightly.contains("0 failed"), "{nightly}");
     assert!(!nightly.contains(" 0 alert(s) sent"), "the budget alert was sent over SNS: {nightly}");
 
@@ -621,7 +676,9 @@ fn the_function_works_under_the_synthesized_policy_and_each_statement_is_needed(
             ),
             (None, Err((step, e))) => {
                 let message = e["errorMessage"].as_str().unwrap_or_default();
-                assert_eq!(e["errorType"], "curflow.External", "{}: {step}: {e}", describe(removed));
+                // A ce-sync reports an account's failure in its response (not retried).
+                let expected = if step == CE_SYNC_STEP { "response" } else { "curflow.External" };
+                assert_eq!(e["errorType"], expected, "{}: {step}: {e}", describe(removed));
                 assert!(
                     removed_actions.iter().any(|a| message.contains(a.as_str())),
                     "without {} the error must name one of {removed_actions:?}; {step} failed with: {message}",

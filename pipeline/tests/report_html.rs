@@ -200,6 +200,7 @@ fn sample() -> ReportData {
             },
         ],
         missing_evidence: Vec::new(),
+        aws_forecasts: Vec::new(),
     }
 }
 

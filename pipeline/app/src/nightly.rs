@@ -46,6 +46,9 @@ pub struct NightlySummary {
     /// Budgets whose tenant has cost of the month in another currency than the budget's: that cost
     /// is not compared with the budget (never converted, never summed with it).
     pub budget_currency_mismatches: Vec<CurrencyMismatch>,
+    /// AWS's forecast of each connected account beside curflow's (`GetCostForecast`); empty
+    /// without `[[accounts]]`. Filled by [`add_aws_forecasts`].
+    pub aws_forecasts: Vec<crate::cost_explorer::forecast::AccountForecast>,
 }
 
 /// An (alert, channel) that a run claimed and did not mark sent: the run is still delivering (a
@@ -99,7 +102,29 @@ pub async fn run_on(store: &mut dyn Store, config: &Config, now: DateTime<Utc>) 
     let ledger = crate::usage::nightly_refresh(store, config, now).await?;
     let mut summary = run_with(store, &options, &config.alert_channels(), now).await?;
     summary.ledger = ledger;
+    add_aws_forecasts(store, config, now, &mut summary).await?;
     Ok(summary)
+}
+
+/// Fetches AWS's forecast of each enabled connected account (nothing without `[[accounts]]`),
+/// stores it in the account's status and puts it in the summary. An account whose forecast is
+/// denied or unavailable is a row saying so, never a failed run.
+pub async fn add_aws_forecasts(
+    store: &mut dyn Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    summary: &mut NightlySummary,
+) -> Result<()> {
+    if config.accounts.iter().all(|a| !a.enabled) {
+        return Ok(());
+    }
+    let options = crate::cost_explorer::forecast::ForecastOptions {
+        aws: config.aws(),
+        requests_per_second: config.ce_requests_per_second,
+        request_budget: config.ce_request_budget,
+    };
+    summary.aws_forecasts = crate::cost_explorer::forecast::refresh(store, &config.accounts, &options, now).await?;
+    Ok(())
 }
 
 /// [`run`] with explicit parts (tests, the Lambda handler).
@@ -122,6 +147,7 @@ pub async fn run_with(
         alerts_unconfirmed: Vec::new(),
         anomalies: Vec::new(),
         budget_currency_mismatches: Vec::new(),
+        aws_forecasts: Vec::new(),
     };
     let mut baseline_lines = Vec::new();
     for period in [previous, current] {
@@ -261,6 +287,10 @@ pub fn summary_text(s: &NightlySummary) -> String {
     reconciled_text(s, &mut out);
     currency_text(s, &mut out);
     alerts_text(s, &mut out);
+    if !s.aws_forecasts.is_empty() {
+        out.push_str("  AWS forecast (Cost Explorer, unblended) beside curflow's, per connected account:\n");
+        out.push_str(&crate::cost_explorer::forecast::text(&s.aws_forecasts));
+    }
     out.push_str(&format!("  anomalies (last 7 days): {}\n", s.anomalies.len()));
     for a in s.anomalies.iter().take(5) {
         out.push_str(&format!(

@@ -70,6 +70,7 @@ pub async fn report_data(
         anomalies,
         accounts: account_rows(&lines)?,
         missing_evidence: crate::usage::missing_evidence(&lines)?,
+        aws_forecasts: crate::cost_explorer::forecast::stored(store, period, now).await?,
         currency,
     })
 }

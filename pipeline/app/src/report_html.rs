@@ -74,6 +74,9 @@ pub struct ReportData {
     pub accounts: Vec<AccountRow>,
     /// Shared cost left unattributed because the usage ledger lacks its day (a missing feed).
     pub missing_evidence: Vec<crate::usage::MissingEvidence>,
+    /// AWS's forecast of each connected account as `nightly` last stored it, beside curflow's
+    /// (empty without connected accounts or before a nightly run of the month).
+    pub aws_forecasts: Vec<crate::cost_explorer::forecast::AccountForecast>,
 }
 
 /// One usage (linked) account's amortized cost in the page's currency.
@@ -238,6 +241,7 @@ pub fn render_report(data: &ReportData) -> Result<String, Error> {
     budgets_table(&mut h, data);
     anomalies_table(&mut h, data);
     accounts_table(&mut h, data);
+    aws_forecasts_table(&mut h, data);
     h.push_str("</main>\n");
     writeln!(
         h,
@@ -651,6 +655,50 @@ fn accounts_table(h: &mut String, data: &ReportData) {
     table_close(h);
 }
 
+/// AWS's month-end forecast per connected account beside curflow's, or "not available" with
+/// AWS's reason (no `ce:GetCostForecast` permission, not enough history).
+fn aws_forecasts_table(h: &mut String, data: &ReportData) {
+    if data.aws_forecasts.is_empty() {
+        return;
+    }
+    let headers = [
+        ("Account", false),
+        ("AWS month end", true),
+        ("To date", true),
+        ("AWS rest of month", true),
+        ("curflow month end", true),
+        ("Fetched", false),
+    ];
+    table_open(
+        h,
+        "aws-forecast",
+        "AWS forecast",
+        "Cost Explorer GetCostForecast (unblended) beside curflow's forecast",
+        &headers,
+    );
+    for f in &data.aws_forecasts {
+        let fetched = f.fetched_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+        let opt = |d: Option<Decimal>| d.map_or_else(|| "&mdash;".to_string(), money);
+        let aws = match &f.unavailable {
+            Some(reason) => format!("not available: {}", esc(reason)),
+            None => format!("{} {}", opt(f.aws_month_end), esc(f.currency.as_deref().unwrap_or(""))),
+        };
+        writeln!(
+            h,
+            "<tr><td>{} ({})</td><td class=\"num\">{aws}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            esc(&f.account_id),
+            money(f.stored_to_date),
+            opt(f.aws_rest_of_month),
+            opt(f.curflow_month_end),
+            esc(&fetched),
+        )
+        .ok();
+    }
+    table_close(h);
+}
+
 fn variances_table(h: &mut String, data: &ReportData) {
     let headers = [
         ("Tenant", false),
@@ -765,6 +813,38 @@ mod tests {
     use super::*;
 
     use crate::money::testing::d;
+
+    #[test]
+    fn aws_forecasts_show_the_month_end_or_the_escaped_reason() {
+        use crate::cost_explorer::forecast::AccountForecast;
+        let row = |name: &str, end: Option<&str>, reason: Option<&str>| AccountForecast {
+            name: name.into(),
+            account_id: "111122223333".into(),
+            month: "2026-12".into(),
+            aws_rest_of_month: end.map(|_| d("100")),
+            stored_to_date: d("23.456"),
+            aws_month_end: end.map(d),
+            curflow_month_end: Some(d("120")),
+            currency: end.map(|_| "USD".to_string()),
+            unavailable: reason.map(str::to_string),
+            fetched_at: None,
+        };
+        let none = ReportData { period: "2026-12".into(), currency: "USD".into(), ..ReportData::default() };
+        assert!(!render_report(&none).unwrap().contains("id=\"aws-forecast\""));
+        let data = ReportData {
+            aws_forecasts: vec![row("prod", Some("123.456"), None), row("<b>x</b>", None, Some("AccessDenied <ce>"))],
+            ..none
+        };
+        let html = render_report(&data).unwrap();
+        let table = &html[html.find("id=\"aws-forecast\"").unwrap()..];
+        let table = &table[..table.find("</section>").unwrap()];
+        assert!(table.contains("123.46 USD"), "{table}");
+        assert!(
+            table.contains("not available: AccessDenied &lt;ce&gt;") && table.contains("&lt;b&gt;x&lt;/b&gt;"),
+            "{table}"
+        );
+        assert!(!table.contains("<b>x"), "{table}");
+    }
 
     #[test]
     fn the_accounts_table_appears_only_for_several_accounts() {

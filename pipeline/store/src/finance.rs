@@ -53,8 +53,30 @@ pub struct AccountStatus {
     pub last_error: Option<String>,
     /// Requests the last sync sent.
     pub last_requests: u64,
-    /// Requests of every sync so far ($0.01 each).
+    /// Requests of every sync and forecast so far ($0.01 each).
     pub total_requests: u64,
+    /// AWS's forecast of the account's month as last fetched by `nightly`, so `report` shows it
+    /// without calling AWS. Part of the status record (JSON in both stores, absent in records
+    /// written before it existed), so neither store needs a schema change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<AwsForecast>,
+}
+
+/// The last `GetCostForecast` of a connected account: UNBLENDED_COST, MONTHLY, from `from` (the
+/// day it was fetched) to the first day of the next month, i.e. the rest of the month. Either
+/// an amount or the reason there is none (AccessDenied, no Cost Explorer history).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AwsForecast {
+    /// The month forecast, `YYYY-MM`.
+    pub month: String,
+    /// First day the forecast covers (the month's days before it are actual cost).
+    pub from: chrono::NaiveDate,
+    /// Forecast unblended cost of `from` to the month end, exactly as the API's string says.
+    pub amount: Option<Decimal>,
+    pub currency: Option<String>,
+    /// Why there is no amount (AWS's error, never a credential).
+    pub unavailable: Option<String>,
+    pub fetched_at: DateTime<Utc>,
 }
 
 /// What an estimates import did.

@@ -168,7 +168,7 @@ async fn fetch_month(
             .group_by(by_service.clone())
             .group_by(by_tenant.clone())
             .set_next_page_token(token.clone());
-        let page = send_with_retry(limiter, &account.name, || request.clone().send()).await?;
+        let page = send_with_retry(limiter, "GetCostAndUsage", &account.name, || request.clone().send()).await?;
         add_totals(page.results_by_time(), &options.tag_key, totals)?;
         token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {

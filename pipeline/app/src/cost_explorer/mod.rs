@@ -10,6 +10,7 @@
 //! the connected account), so shared-pool attribution only has the direct-cost fallback.
 
 pub mod compare;
+pub mod forecast;
 pub mod limiter;
 pub mod parse;
 mod store;
@@ -124,6 +125,16 @@ pub async fn sync(store: &mut dyn Store, accounts: &[Account], options: &SyncOpt
     Ok(SyncReport { accounts: outcomes, periods, requests, requests_cost: limiter::cost_of(requests) })
 }
 
+/// The days a sync reads by default (`ce sync` without `--from`/`--to`, the Lambda's daily
+/// `ce-sync`): from the first day of the previous month, so the month just closed is re-read
+/// until AWS finalises it, to yesterday (today's costs are still accumulating).
+pub fn default_range(today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let previous_month_end = crate::period::BillingPeriod::containing(today).first_day().pred_opt().unwrap_or(today);
+    let from = crate::period::BillingPeriod::containing(previous_month_end).first_day();
+    (from.min(yesterday), yesterday)
+}
+
 /// The accounts of `accounts` whose last sync attempt (in `statuses`) is less than `interval` before
 /// `now`, each with the time left to wait: a manual sync of them is refused (every request costs
 /// money, and Cost Explorer refreshes its data a few times a day at most).
@@ -158,6 +169,7 @@ async fn record_statuses(store: &mut dyn Store, outcomes: &[AccountOutcome]) -> 
             last_error: o.error.clone(),
             last_requests: o.requests,
             total_requests: before.map_or(0, |b| b.total_requests).saturating_add(o.requests),
+            forecast: before.and_then(|b| b.forecast.clone()),
         };
         store.put_account_status(&status).await?;
     }
@@ -193,7 +205,7 @@ async fn fetch_account(
             .group_by(group(GroupDefinitionType::Dimension, "SERVICE"))
             .group_by(group(GroupDefinitionType::Tag, &options.tag_key))
             .set_next_page_token(token.clone());
-        let page = send_with_retry(limiter, &account.name, || request.clone().send()).await?;
+        let page = send_with_retry(limiter, "GetCostAndUsage", &account.name, || request.clone().send()).await?;
         lines.add_page(page.results_by_time(), &account.account_id, &options.tag_key)?;
         token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
@@ -204,7 +216,12 @@ async fn fetch_account(
 
 /// Sends one request through the limiter, retrying throttling with exponential backoff (each
 /// attempt counts against the budget: AWS charges for it).
-async fn send_with_retry<T, E, F, Fut>(limiter: &mut Limiter, account: &str, mut send: F) -> Result<T, SyncError>
+async fn send_with_retry<T, E, F, Fut>(
+    limiter: &mut Limiter,
+    operation: &'static str,
+    account: &str,
+    mut send: F,
+) -> Result<T, SyncError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -217,7 +234,7 @@ where
             Ok(out) => return Ok(out),
             Err(e) => {
                 let throttled = e.code() == Some("LimitExceededException");
-                let error = sdk_error("Cost Explorer", "GetCostAndUsage", account, e);
+                let error = sdk_error("Cost Explorer", operation, account, e);
                 if !(throttled || error.is_retryable()) || attempt == ATTEMPTS {
                     return Err(error.into());
                 }
@@ -232,7 +249,7 @@ where
             }
         }
     }
-    Err(AwsError::new("Cost Explorer", "GetCostAndUsage", account, "no attempt left", AwsErrorKind::Transient).into())
+    Err(AwsError::new("Cost Explorer", operation, account, "no attempt left", AwsErrorKind::Transient).into())
 }
 
 /// A Cost Explorer client with the account's temporary credentials from `AssumeRole` +
@@ -323,12 +340,20 @@ mod tests {
             last_error: None,
             last_requests: 0,
             total_requests: 0,
+            forecast: None,
         };
         let accounts = [account("a"), account("b"), account("c")];
         let statuses = [status("a", 5), status("b", 20)];
         let refused = too_recent(&accounts, &statuses, chrono::Duration::minutes(15), now);
         assert_eq!(refused, [("a".to_string(), chrono::Duration::minutes(10))]);
         assert!(too_recent(&accounts, &statuses, chrono::Duration::zero(), now).is_empty());
+    }
+
+    #[test]
+    fn the_default_range_is_the_previous_month_to_yesterday() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(default_range(d("2026-12-04")), (d("2026-11-01"), d("2026-12-03")));
+        assert_eq!(default_range(d("2026-01-01")), (d("2025-12-01"), d("2025-12-31")));
     }
 
     #[test]

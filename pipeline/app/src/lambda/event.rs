@@ -9,6 +9,8 @@
 //! | EventBridge `source: aws.s3`, `detail-type: Object Created` on a manifest | [`Trigger::Manifest`] (key used as delivered: EventBridge does not URL-encode it) |
 //! | EventBridge `aws.s3`, other detail types or non-manifest keys | [`Trigger::Ignored`] |
 //! | EventBridge schedule: `detail-type: Scheduled Event`, or the constant input `{"curflow":"nightly"}` | [`Trigger::Nightly`] |
+//! | `{"curflow":"ce-sync"}` (the daily Cost Explorer rule) | [`Trigger::CeSync`] of every enabled connected account |
+//! | `{"curflow":"ce-sync","account":"NAME"}` (a manual "sync now") | [`Trigger::CeSync`] of that account, refused within `ce-manual-sync-interval-minutes` of its last attempt |
 //! | SQS / SNS records wrapping any of the above (`body` / `Sns.Message`) | parsed recursively |
 //! | anything else | [`Error::Argument`] (bad input: reported, not retried) |
 //!
@@ -31,6 +33,9 @@ pub enum Trigger {
     Ignored { what: String, reason: String },
     /// The nightly job (schedule).
     Nightly,
+    /// A Cost Explorer sync: of every enabled connected account (`account: None`, the daily
+    /// rule), or a manual sync of one (rate-limited like `curflow ce sync --account`).
+    CeSync { account: Option<String> },
 }
 
 impl Trigger {
@@ -40,6 +45,8 @@ impl Trigger {
             Trigger::Manifest { bucket, key } => format!("s3://{bucket}/{key}"),
             Trigger::Ignored { what, .. } => what.clone(),
             Trigger::Nightly => "nightly schedule".into(),
+            Trigger::CeSync { account: None } => "Cost Explorer sync".into(),
+            Trigger::CeSync { account: Some(a) } => format!("Cost Explorer sync of account {a}"),
         }
     }
 }
@@ -84,15 +91,36 @@ pub fn parse_event(event: &Value) -> Result<Vec<Trigger>> {
         }]);
     }
     if let Some(job) = object.get("curflow") {
-        return match job.as_str() {
-            Some("nightly") => Ok(vec![Trigger::Nightly]),
-            _ => Err(bad(format!("unknown curflow job {job}; expected {{\"curflow\":\"nightly\"}}"))),
-        };
+        return parse_job(job, object).map(|t| vec![t]);
     }
     if object.contains_key("detail-type") {
         return parse_eventbridge(event).map(|t| vec![t]);
     }
     Err(bad(format!("not an S3 notification, EventBridge event or {{\"curflow\":\"nightly\"}}: {}", short(event))))
+}
+
+/// A curflow job event: `{"curflow":"nightly"}`, `{"curflow":"ce-sync"}` or
+/// `{"curflow":"ce-sync","account":"NAME"}`. Unknown keys of a ce-sync are refused, so a typo
+/// (`"acount"`) is not silently a (paid) sync of every account.
+fn parse_job(job: &Value, object: &serde_json::Map<String, Value>) -> Result<Trigger> {
+    let extra =
+        |allowed: &[&str]| object.keys().find(|k| k.as_str() != "curflow" && !allowed.contains(&k.as_str())).cloned();
+    match job.as_str() {
+        Some("nightly") => Ok(Trigger::Nightly),
+        Some("ce-sync") => {
+            if let Some(k) = extra(&["account"]) {
+                return Err(bad(format!("unexpected key {k:?} in the ce-sync event; expected only \"account\"")));
+            }
+            match object.get("account") {
+                None => Ok(Trigger::CeSync { account: None }),
+                Some(Value::String(a)) if !a.is_empty() => Ok(Trigger::CeSync { account: Some(a.clone()) }),
+                Some(other) => Err(bad(format!("ce-sync \"account\" must be an account name, got {other}"))),
+            }
+        }
+        _ => Err(bad(format!(
+            "unknown curflow job {job}; expected {{\"curflow\":\"nightly\"}} or {{\"curflow\":\"ce-sync\"}}"
+        ))),
+    }
 }
 
 fn parse_record(record: &Value) -> Result<Vec<Trigger>> {
@@ -225,6 +253,22 @@ mod tests {
             json!({"hello":1}),
             json!({"curflow":"weekly"}),
             json!({"Records":[{"eventSource":"aws:kinesis"}]}),
+        ] {
+            assert!(matches!(parse_event(&bad_input), Err(Error::Argument(_))), "{bad_input}");
+        }
+    }
+
+    #[test]
+    fn ce_sync_events_name_all_accounts_or_one() {
+        assert_eq!(parse_event(&json!({"curflow":"ce-sync"})).unwrap(), vec![Trigger::CeSync { account: None }]);
+        assert_eq!(
+            parse_event(&json!({"curflow":"ce-sync","account":"prod"})).unwrap(),
+            vec![Trigger::CeSync { account: Some("prod".into()) }]
+        );
+        for bad_input in [
+            json!({"curflow":"ce-sync","account":""}),
+            json!({"curflow":"ce-sync","account":7}),
+            json!({"curflow":"ce-sync","acount":"prod"}),
         ] {
             assert!(matches!(parse_event(&bad_input), Err(Error::Argument(_))), "{bad_input}");
         }

@@ -18,8 +18,10 @@
 //!
 //! Configuration comes from the environment (`Config::load`: `CURFLOW_STORE` may be a SQLite path or
 //! `dynamodb://TABLE`, `CURFLOW_MEMORY_LIMIT_MB`, `CURFLOW_SPILL_DIR` + `CURFLOW_SPILL_MAX_MB` to bound
-//! spill files under `/tmp`, `CURFLOW_AWS_*`).
+//! spill files under `/tmp`, `CURFLOW_AWS_*`, and `CURFLOW_ACCOUNTS`, the connected accounts of
+//! the Cost Explorer events, which the CDK stack sets from its `connectedAccounts` context).
 
+mod ce_sync;
 pub mod event;
 
 use std::collections::BTreeSet;
@@ -51,6 +53,11 @@ pub enum Action {
     Ignored,
     /// The nightly job ran.
     Nightly,
+    /// A Cost Explorer sync ran (`detail`: accounts synced and failed, requests and their cost).
+    CeSync,
+    /// A manual Cost Explorer sync within `ce-manual-sync-interval-minutes` of the account's last
+    /// attempt: nothing requested (`detail` says how long to wait). Not an error: not retried.
+    Refused,
     /// Failed; see `detail` and the response status.
     Failed,
 }
@@ -218,6 +225,7 @@ impl Handler {
             Trigger::Nightly => Box::pin(self.nightly(store, now))
                 .await
                 .map(|detail| outcome(name, Action::Nightly, None, Some(detail))),
+            Trigger::CeSync { account } => Box::pin(self.ce_sync(store, account.as_deref(), name, now)).await,
         }
     }
 
@@ -249,9 +257,26 @@ impl Handler {
         })
     }
 
+    /// Runs a Cost Explorer sync event (`lambda::ce_sync`) on the handler's store.
+    async fn ce_sync(
+        &self,
+        store: &mut Option<Box<dyn Store>>,
+        account: Option<&str>,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        let store = self.open_store(store).await?;
+        Ok(match ce_sync::run(&self.config, store.as_mut(), account, now).await? {
+            ce_sync::CeSyncEnd::Synced(d) => outcome(name, Action::CeSync, None, Some(d)),
+            ce_sync::CeSyncEnd::Nothing(d) => outcome(name, Action::Ignored, None, Some(d)),
+            ce_sync::CeSyncEnd::Refused(d) => outcome(name, Action::Refused, None, Some(d)),
+        })
+    }
+
     /// Runs the nightly job (`curflow::nightly::run_with`) on the handler's store.
     async fn nightly(&self, store: &mut Option<Box<dyn Store>>, now: DateTime<Utc>) -> Result<String> {
         let store = self.open_store(store).await?;
+        // run_on: the usage ledger, the reconciliation and AWS's forecasts.
         let summary = crate::nightly::run_on(store.as_mut(), &self.config, now).await?;
         if let Some((alert, reason)) = summary.alerts_failed.first() {
             return Err(Error::AlertsUndelivered {
@@ -264,14 +289,29 @@ impl Handler {
             format!("usage ledger: {days} source-day(s) ingested, {} month(s) re-split; ", l.reattributed.len())
         });
         Ok(format!(
-            "{ledger}reconciled {} month(s), {} alert(s) sent, {} failed, {} unconfirmed alert delivery(ies), {} anomaly(ies)",
+            "{ledger}reconciled {} month(s), {} alert(s) sent, {} failed, {} unconfirmed alert delivery(ies), {} anomaly(ies){}",
             summary.reconciled.len(),
             summary.alerts_sent.len(),
             summary.alerts_failed.len(),
             summary.alerts_unconfirmed.len(),
-            summary.anomalies.len()
+            summary.anomalies.len(),
+            aws_forecasts_detail(&summary.aws_forecasts)
         ))
     }
+}
+
+/// AWS's forecasts for the nightly outcome: `; AWS forecast prod 123.45 USD month end, staging not available (…)`.
+fn aws_forecasts_detail(rows: &[crate::cost_explorer::forecast::AccountForecast]) -> String {
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|r| match (&r.unavailable, r.aws_month_end) {
+            (None, Some(end)) => {
+                format!("{} {} {} month end", r.name, crate::money::round(end, 2), r.currency.as_deref().unwrap_or(""))
+            }
+            (reason, _) => format!("{} not available ({})", r.name, reason.as_deref().unwrap_or("no amount")),
+        })
+        .collect();
+    if parts.is_empty() { String::new() } else { format!("; AWS forecast {}", parts.join(", ")) }
 }
 
 /// Logs a failed trigger by its class: bad input is not retried, the rest makes the event retried.

@@ -1,7 +1,7 @@
 //! `curflow ce`: Cost Explorer as a second source: `sync` reads connected accounts' daily costs
 //! into the store.
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use curflow::config::Account;
 use curflow::cost_explorer::compare::{CompareOptions, CompareReport, compare};
 use curflow::cost_explorer::{SyncOptions, SyncReport, sync};
@@ -118,11 +118,9 @@ async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
         return Err(Failure { code: 2, error: anyhow::anyhow!("ce sync prints --format table or json") });
     }
     let accounts = selected(&config.accounts, &args.accounts)?;
-    let today = Utc::now().date_naive();
-    let yesterday = today.pred_opt().unwrap_or(today);
-    let previous_month = curflow::BillingPeriod::containing(today).first_day().pred_opt().unwrap_or(today);
-    let from = args.from.unwrap_or_else(|| previous_month.with_day(1).unwrap_or(previous_month));
-    let to = args.to.unwrap_or(yesterday);
+    let (default_from, default_to) = curflow::cost_explorer::default_range(Utc::now().date_naive());
+    let from = args.from.unwrap_or(default_from);
+    let to = args.to.unwrap_or(default_to);
     if from > to {
         return Err(Failure { code: 2, error: anyhow::anyhow!("--from {from} is after --to {to}") });
     }
@@ -225,7 +223,8 @@ fn summary(report: &SyncReport) -> String {
 pub enum AccountsCommand {
     /// The connected accounts of the configuration (the external id is never shown).
     List(FormatArg),
-    /// Each connected account's last Cost Explorer sync: when, its error, requests and their cost.
+    /// Each connected account's last Cost Explorer sync: when, its error, requests and their cost, and
+    /// the last AWS forecast `nightly` fetched.
     Status(FormatArg),
 }
 
@@ -283,10 +282,26 @@ fn status_rows(accounts: &[Account], statuses: &[store::finance::AccountStatus])
                 "last_requests": s.map_or(0, |s| s.last_requests),
                 "total_requests": s.map_or(0, |s| s.total_requests),
                 "total_cost_usd": curflow::cost_explorer::limiter::cost_of(s.map_or(0, |s| s.total_requests)).to_string(),
+                "aws_forecast": s.and_then(|s| s.forecast.as_ref()).map(forecast_text),
             });
             v.as_object().cloned().unwrap_or_default()
         })
         .collect()
+}
+
+/// The last AWS forecast as `nightly` stored it: the rest-of-month amount, or why there is none.
+fn forecast_text(f: &store::finance::AwsForecast) -> String {
+    match (&f.amount, &f.unavailable) {
+        (Some(amount), _) => format!(
+            "{} {} from {} to the end of {} (fetched {})",
+            amount,
+            f.currency.as_deref().unwrap_or(""),
+            f.from,
+            f.month,
+            f.fetched_at.to_rfc3339()
+        ),
+        (None, reason) => format!("not available: {}", reason.as_deref().unwrap_or("no amount")),
+    }
 }
 
 /// Rows as `key: value` blocks (few accounts, long errors: a grid would not fit).
