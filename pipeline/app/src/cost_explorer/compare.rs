@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_costexplorer::types::{DateInterval, Granularity, GroupDefinition, GroupDefinitionType, ResultByTime};
+use aws_sdk_costexplorer::types::{Granularity, GroupDefinition, GroupDefinitionType, ResultByTime};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -147,13 +147,8 @@ async fn fetch_month(
     totals: &mut Totals,
 ) -> Result<(), SyncError> {
     let mut session = client_for(account, &options.aws).await?;
-    let interval = DateInterval::builder()
-        .start(options.period.first_day().format("%Y-%m-%d").to_string())
-        .end(options.period.next().first_day().format("%Y-%m-%d").to_string())
-        .build()
-        .map_err(|e| {
-            AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected)
-        })?;
+    let (first, next) = (options.period.first_day(), options.period.next().first_day());
+    let interval = super::date_interval(first, next, account, "GetCostAndUsage")?;
     let by_service = GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("SERVICE").build();
     let by_tenant = GroupDefinition::builder().r#type(GroupDefinitionType::Tag).key(&options.tag_key).build();
     let mut token: Option<String> = None;

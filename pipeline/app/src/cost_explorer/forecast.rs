@@ -143,15 +143,11 @@ async fn fetch(
     limiter: &mut Limiter,
     today: NaiveDate,
 ) -> Result<(Decimal, String), SyncError> {
-    use aws_sdk_costexplorer::types::{DateInterval, Granularity, Metric};
+    use aws_sdk_costexplorer::types::{Granularity, Metric};
+    let end = BillingPeriod::containing(today).next().first_day();
+    let period = super::date_interval(today, end, account, "GetCostForecast")?;
     let rejected =
         |m: String| AwsError::new("Cost Explorer", "GetCostForecast", &account.name, m, AwsErrorKind::Rejected);
-    let end = BillingPeriod::containing(today).next().first_day();
-    let period = DateInterval::builder()
-        .start(today.format("%Y-%m-%d").to_string())
-        .end(end.format("%Y-%m-%d").to_string())
-        .build()
-        .map_err(|e| rejected(e.to_string()))?;
     let mut session = client_for(account, aws).await?;
     let request = session
         .fresh(account, aws)
@@ -246,18 +242,10 @@ mod tests {
     fn line(account: &str, day: &str, cost: &str) -> CostLine {
         let usage_date = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
         let key = CostKey {
-            usage_date,
-            tenant: Some("acme".into()),
-            service: "EC2".into(),
-            usage_type: "".into(),
-            usage_unit: "".into(),
-            operation: "".into(),
-            resource_id: "".into(),
             line_item_type: "CostExplorer".into(),
-            currency: "USD".into(),
             account_id: account.into(),
-            account_name: "".into(),
             region: "".into(),
+            ..curflow_model::testing::cost_key(usage_date, Some("acme"), "EC2", "")
         };
         let cost: Decimal = cost.parse().unwrap();
         let amounts = Amounts {

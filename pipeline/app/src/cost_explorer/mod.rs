@@ -176,6 +176,21 @@ async fn record_statuses(store: &mut dyn Store, outcomes: &[AccountOutcome]) -> 
     Ok(())
 }
 
+/// The days `start..end` (end exclusive) as Cost Explorer's `TimePeriod`; a refusal names the
+/// account and the operation it was for.
+fn date_interval(
+    start: NaiveDate,
+    end: NaiveDate,
+    account: &Account,
+    operation: &str,
+) -> Result<DateInterval, AwsError> {
+    DateInterval::builder()
+        .start(start.format("%Y-%m-%d").to_string())
+        .end(end.format("%Y-%m-%d").to_string())
+        .build()
+        .map_err(|e| AwsError::new("Cost Explorer", operation, &account.name, e.to_string(), AwsErrorKind::Rejected))
+}
+
 /// Assumes the account's role and reads its days, page by page.
 async fn fetch_account(
     account: &Account,
@@ -184,13 +199,7 @@ async fn fetch_account(
 ) -> Result<AccountLines, SyncError> {
     let mut session = client_for(account, &options.aws).await?;
     let end = options.to.succ_opt().unwrap_or(options.to);
-    let period = DateInterval::builder()
-        .start(options.from.format("%Y-%m-%d").to_string())
-        .end(end.format("%Y-%m-%d").to_string())
-        .build()
-        .map_err(|e| {
-            AwsError::new("Cost Explorer", "GetCostAndUsage", &account.name, e.to_string(), AwsErrorKind::Rejected)
-        })?;
+    let period = date_interval(options.from, end, account, "GetCostAndUsage")?;
     let group = |kind: GroupDefinitionType, key: &str| GroupDefinition::builder().r#type(kind).key(key).build();
     let mut lines = AccountLines::default();
     let mut token: Option<String> = None;
