@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_costexplorer::types::{Granularity, GroupDefinition, GroupDefinitionType, ResultByTime};
+use aws_sdk_costexplorer::types::{Granularity, ResultByTime};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::SyncError;
 use super::limiter::{self, Limiter};
 use super::parse::{PageError, tenant_of_tag};
-use super::{SyncError, client_for, send_with_retry};
 use crate::aws::{AwsError, AwsErrorKind, AwsSettings};
 use crate::config::Account;
 use crate::money::{exact_add, exact_sub, parse_decimal};
@@ -146,30 +146,17 @@ async fn fetch_month(
     limiter: &mut Limiter,
     totals: &mut Totals,
 ) -> Result<(), SyncError> {
-    let mut session = client_for(account, &options.aws).await?;
     let (first, next) = (options.period.first_day(), options.period.next().first_day());
-    let interval = super::date_interval(first, next, account, "GetCostAndUsage")?;
-    let by_service = GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key("SERVICE").build();
-    let by_tenant = GroupDefinition::builder().r#type(GroupDefinitionType::Tag).key(&options.tag_key).build();
-    let mut token: Option<String> = None;
-    loop {
-        let request = session
-            .fresh(account, &options.aws)
-            .await?
-            .get_cost_and_usage()
-            .time_period(interval.clone())
-            .granularity(Granularity::Monthly)
-            .metrics("UnblendedCost")
-            .group_by(by_service.clone())
-            .group_by(by_tenant.clone())
-            .set_next_page_token(token.clone());
-        let page = send_with_retry(limiter, "GetCostAndUsage", &account.name, || request.clone().send()).await?;
-        add_totals(page.results_by_time(), &options.tag_key, totals)?;
-        token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
-        if token.is_none() {
-            return Ok(());
-        }
-    }
+    let query = super::CostQuery {
+        interval: super::date_interval(first, next, account, "GetCostAndUsage")?,
+        granularity: Granularity::Monthly,
+        metrics: &["UnblendedCost"],
+        tag_key: &options.tag_key,
+    };
+    super::each_cost_page(account, &options.aws, limiter, &query, |results| {
+        add_totals(results, &options.tag_key, totals)
+    })
+    .await
 }
 
 /// Adds the unblended cost of each (SERVICE, TAG) group of monthly results to `totals`.

@@ -45,6 +45,21 @@ pub struct SyncOptions {
     pub request_budget: u64,
 }
 
+impl SyncOptions {
+    /// The configuration's tag key, AWS settings, rate limit and request budget, for the days
+    /// `from..=to`.
+    pub fn from_config(config: &crate::Config, from: NaiveDate, to: NaiveDate) -> Self {
+        Self {
+            tag_key: config.tag_key.clone(),
+            from,
+            to,
+            aws: config.aws(),
+            requests_per_second: config.ce_requests_per_second,
+            request_budget: config.ce_request_budget,
+        }
+    }
+}
+
 /// Why one account's sync failed; the message names the call and AWS's error.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -197,28 +212,57 @@ async fn fetch_account(
     options: &SyncOptions,
     limiter: &mut Limiter,
 ) -> Result<AccountLines, SyncError> {
-    let mut session = client_for(account, &options.aws).await?;
     let end = options.to.succ_opt().unwrap_or(options.to);
-    let period = date_interval(options.from, end, account, "GetCostAndUsage")?;
-    let group = |kind: GroupDefinitionType, key: &str| GroupDefinition::builder().r#type(kind).key(key).build();
+    let query = CostQuery {
+        interval: date_interval(options.from, end, account, "GetCostAndUsage")?,
+        granularity: Granularity::Daily,
+        metrics: &METRICS,
+        tag_key: &options.tag_key,
+    };
     let mut lines = AccountLines::default();
+    each_cost_page(account, &options.aws, limiter, &query, |results| {
+        lines.add_page(results, &account.account_id, &options.tag_key)
+    })
+    .await?;
+    Ok(lines)
+}
+
+/// One `GetCostAndUsage` question, grouped by `SERVICE` and the tenant tag: all but the page token.
+pub(crate) struct CostQuery<'a> {
+    pub interval: DateInterval,
+    pub granularity: Granularity,
+    pub metrics: &'a [&'a str],
+    pub tag_key: &'a str,
+}
+
+/// Hands every page of `query` in `account` to `on_page`: the role assumed (and renewed when its
+/// credentials near expiry), each request through the limiter, throttling retried.
+pub(crate) async fn each_cost_page(
+    account: &Account,
+    aws: &AwsSettings,
+    limiter: &mut Limiter,
+    query: &CostQuery<'_>,
+    mut on_page: impl FnMut(&[aws_sdk_costexplorer::types::ResultByTime]) -> Result<(), PageError>,
+) -> Result<(), SyncError> {
+    let mut session = client_for(account, aws).await?;
+    let group = |kind: GroupDefinitionType, key: &str| GroupDefinition::builder().r#type(kind).key(key).build();
     let mut token: Option<String> = None;
     loop {
         let request = session
-            .fresh(account, &options.aws)
+            .fresh(account, aws)
             .await?
             .get_cost_and_usage()
-            .time_period(period.clone())
-            .granularity(Granularity::Daily)
-            .set_metrics(Some(METRICS.iter().map(|m| (*m).to_string()).collect()))
+            .time_period(query.interval.clone())
+            .granularity(query.granularity.clone())
+            .set_metrics(Some(query.metrics.iter().map(|m| (*m).to_string()).collect()))
             .group_by(group(GroupDefinitionType::Dimension, "SERVICE"))
-            .group_by(group(GroupDefinitionType::Tag, &options.tag_key))
+            .group_by(group(GroupDefinitionType::Tag, query.tag_key))
             .set_next_page_token(token.clone());
         let page = send_with_retry(limiter, "GetCostAndUsage", &account.name, || request.clone().send()).await?;
-        lines.add_page(page.results_by_time(), &account.account_id, &options.tag_key)?;
+        on_page(page.results_by_time())?;
         token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
-            return Ok(lines);
+            return Ok(());
         }
     }
 }

@@ -57,14 +57,7 @@ pub(super) async fn run(
         }
     }
     let (from, to) = default_range(now.date_naive());
-    let options = SyncOptions {
-        tag_key: config.tag_key.clone(),
-        from,
-        to,
-        aws: config.aws(),
-        requests_per_second: config.ce_requests_per_second,
-        request_budget: config.ce_request_budget,
-    };
+    let options = SyncOptions::from_config(config, from, to);
     let report = sync(store, &accounts, &options).await?;
     Ok(CeSyncEnd::Synced(summary(&report, from, to)))
 }

@@ -124,14 +124,7 @@ async fn sync_cmd(args: SyncArgs, config: Config) -> Result<u8, Failure> {
     if from > to {
         return Err(Failure { code: 2, error: anyhow::anyhow!("--from {from} is after --to {to}") });
     }
-    let options = SyncOptions {
-        tag_key: config.tag_key.clone(),
-        from,
-        to,
-        aws: config.aws(),
-        requests_per_second: config.ce_requests_per_second,
-        request_budget: config.ce_request_budget,
-    };
+    let options = SyncOptions::from_config(&config, from, to);
     let mut store = store::open(&config.store, &config.aws()).await?;
     refuse_too_recent(&accounts, &store.account_statuses().await?, &config)?;
     let report = sync(store.as_mut(), &accounts, &options).await?;

@@ -353,7 +353,8 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn get_one(&self, pk: &str, sk: String) -> Result<Option<Item>> {
+    /// One item, read strongly consistent; `None` when it does not exist.
+    pub(super) async fn get_one(&self, pk: &str, sk: String) -> Result<Option<Item>> {
         let req = self.client.get_item().table_name(&self.table).consistent_read(true).key(PK, s(pk)).key(SK, s(sk));
         Ok(self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?.item)
     }

@@ -96,15 +96,8 @@ impl DynamoStore {
     }
 
     async fn ledger_pointer(&self, source: &str, day: NaiveDate) -> Result<Option<Pointer>> {
-        let req = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key(PK, s(LEDGER_PARTITION))
-            .key(SK, s(day_sk(source, day)));
-        let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?;
-        out.item.map(|item| self.decode_pointer(&item)).transpose()
+        let item = self.get_one(LEDGER_PARTITION, day_sk(source, day)).await?;
+        item.map(|item| self.decode_pointer(&item)).transpose()
     }
 
     /// The quantities of one version, or `None` when some of its chunks are gone (a concurrent
@@ -223,15 +216,9 @@ impl UsageLedger for DynamoStore {
     }
 
     async fn usage_checkpoint(&self, source: &str) -> Result<Option<IngestCheckpoint>> {
-        let req = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key(PK, s(LEDGER_PARTITION))
-            .key(SK, s(format!("checkpoint#{source}")));
-        let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = self.get_one(LEDGER_PARTITION, format!("checkpoint#{source}")).await? else {
+            return Ok(None);
+        };
         let record = text_of(&item, "record").ok_or_else(|| self.unreadable(&item, "no `record`".into()))?;
         serde_json::from_str(record).map(Some).map_err(|e| self.unreadable(&item, e.to_string()))
     }

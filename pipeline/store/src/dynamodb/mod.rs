@@ -414,15 +414,7 @@ impl DynamoStore {
     }
 
     async fn get_pointer(&self, period: BillingPeriod) -> Result<Option<Pointer>> {
-        let req = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key(PK, AttributeValue::S(PERIOD_PARTITION.into()))
-            .key(SK, AttributeValue::S(pointer_sk(period)));
-        let out = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("GetItem", e))?;
-        match out.item {
+        match self.get_one(PERIOD_PARTITION, pointer_sk(period)).await? {
             None => Ok(None),
             Some(item) => decode_pointer(&item)
                 .map(Some)
