@@ -77,6 +77,12 @@ export interface CurflowConfig {
   readonly logRetentionDays: number;
   /** Log groups the function may read with logs:FilterLogEvents (context `evidenceLogGroups`). */
   readonly evidenceLogGroups: readonly string[];
+  /**
+   * The usage ledger's evidence sources (context `evidenceSources`, a JSON list of `{name,
+   * location}` with `location` `cloudwatch://GROUP` or `s3://BUCKET/PREFIX`): the function's
+   * `CURFLOW_EVIDENCE` and exactly the read grants they need, from one list.
+   */
+  readonly evidenceSources: readonly EvidenceSource[];
 
   // --- Cost Explorer (connected accounts) ---
   /**
@@ -292,6 +298,7 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     throw new ConfigError('ceSyncSchedule', `expected "cron(...)", "rate(...)" or "off", got "${ceSyncSchedule}"`);
   }
   const connectedAccounts = readConnectedAccounts(ctx('connectedAccounts'));
+  const evidenceSources = readEvidenceSources(ctx('evidenceSources'));
 
   const exportColumns = list('exportColumns', DEFAULT_EXPORT_COLUMNS);
   for (const c of exportColumns) {
@@ -350,6 +357,7 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     reservedConcurrency: int('reservedConcurrency', DEFAULTS.reservedConcurrency, 0, 1000),
     logRetentionDays,
     evidenceLogGroups,
+    evidenceSources,
     connectedAccounts,
     ceSyncSchedule,
     nightlySchedule,
@@ -403,6 +411,66 @@ export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(key, `account name "${dup}" appears twice`);
   return out;
+}
+
+/** A usage-evidence source of the deployed function (README "Usage ledger"). */
+export interface EvidenceSource {
+  readonly name: string;
+  /** `cloudwatch://GROUP` or `s3://BUCKET/PREFIX` (a local path means nothing in Lambda). */
+  readonly location: string;
+}
+
+/** Where an evidence source is read: a log group, or an S3 bucket and key prefix. */
+export type EvidenceLocation = { kind: 'logs'; group: string } | { kind: 's3'; bucket: string; prefix: string };
+
+/** The parts of a checked `location`. */
+export function evidenceLocation(location: string): EvidenceLocation {
+  const logs = /^cloudwatch:\/\/([A-Za-z0-9_\-/.#]{1,512})(\?.*)?$/.exec(location);
+  if (logs) return { kind: 'logs', group: logs[1] };
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([\x21-\x7e]*)$/.exec(location);
+  if (s3) return { kind: 's3', bucket: s3[1], prefix: s3[2] };
+  throw new ConfigError('evidenceSources', `location ${JSON.stringify(location)}: expected cloudwatch://GROUP or s3://BUCKET/PREFIX`);
+}
+
+/**
+ * Reads `evidenceSources`: a JSON list (in cdk.json, or `-c evidenceSources='[...]'`), checked as
+ * the app checks `[[evidence]]` (names of letters, digits, `-`, `_`, unique), so a typo fails
+ * `cdk synth`, not the first nightly ingestion.
+ */
+export function readEvidenceSources(v: unknown): EvidenceSource[] {
+  const key = 'evidenceSources';
+  if (v === undefined || v === null || v === '') return [];
+  let items: unknown = v;
+  if (typeof v === 'string') {
+    try {
+      items = JSON.parse(v);
+    } catch {
+      throw new ConfigError(key, `expected a JSON list of {name, location}, got ${v}`);
+    }
+  }
+  if (!Array.isArray(items)) throw new ConfigError(key, `expected a list of sources, got ${JSON.stringify(v)}`);
+  const out = items.map((item: unknown, i: number): EvidenceSource => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(key, `item ${i} is not an object`);
+    const o = item as Record<string, unknown>;
+    const unknownKey = Object.keys(o).find((k) => k !== 'name' && k !== 'location');
+    if (unknownKey) throw new ConfigError(key, `item ${i}: unknown key "${unknownKey}" (expected name, location)`);
+    if (typeof o.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(o.name)) {
+      throw new ConfigError(key, `item ${i}: "name" must be letters, digits, '-' or '_': ${JSON.stringify(o.name)}`);
+    }
+    if (typeof o.location !== 'string') throw new ConfigError(key, `item ${i}: "location" is missing`);
+    evidenceLocation(o.location);
+    return { name: o.name, location: o.location };
+  });
+  const names = out.map((s) => s.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(key, `source name "${dup}" appears twice`);
+  return out;
+}
+
+/** The sources as the app's `CURFLOW_EVIDENCE` (a TOML inline array of tables). */
+export function evidenceToml(sources: readonly EvidenceSource[]): string {
+  const q = (s: string) => JSON.stringify(s);
+  return `[${sources.map((s) => `{name = ${q(s.name)}, location = ${q(s.location)}}`).join(', ')}]`;
 }
 
 /**

@@ -65,6 +65,7 @@ export class CurflowStack extends Stack {
       alertsKey: this.alerting.key,
       failureQueue: this.alerting.failureQueue,
       evidenceLogGroups: c.evidenceLogGroups,
+      evidenceSources: c.evidenceSources,
       connectedAccounts: c.connectedAccounts,
     });
     this.alerting.alarmOnErrors(this.processing.function);

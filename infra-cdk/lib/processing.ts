@@ -43,7 +43,14 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { accountsToml, type ConnectedAccount, type LambdaArch } from './config';
+import {
+  accountsToml,
+  evidenceLocation,
+  evidenceToml,
+  type ConnectedAccount,
+  type EvidenceSource,
+  type LambdaArch,
+} from './config';
 import { acknowledge, acknowledgeWildcardResources } from './nag';
 
 /** Suffix of the manifests that mark a complete delivery (legacy `<report>-Manifest.json`, CUR 2.0 `metadata/.../<export>-Manifest.json`). */
@@ -96,6 +103,8 @@ export interface ProcessingProps {
   readonly failureQueue: sqs.IQueue;
   /** Log groups the function may FilterLogEvents on. */
   readonly evidenceLogGroups: readonly string[];
+  /** The usage ledger's sources: CURFLOW_EVIDENCE and their read grants. */
+  readonly evidenceSources: readonly EvidenceSource[];
   /** Cost Explorer accounts: CURFLOW_ACCOUNTS and the AssumeRole grant (enabled ones only). */
   readonly connectedAccounts: readonly ConnectedAccount[];
 }
@@ -147,6 +156,8 @@ export class CurflowProcessing extends Construct {
         // The external ids are not secrets (AWS: a confused-deputy guard), but the app never
         // logs or prints them; only set when accounts are connected.
         ...(props.connectedAccounts.length > 0 ? { CURFLOW_ACCOUNTS: accountsToml(props.connectedAccounts) } : {}),
+        // The nightly run ingests these into the usage ledger, then splits and reconciles.
+        ...(props.evidenceSources.length > 0 ? { CURFLOW_EVIDENCE: evidenceToml(props.evidenceSources) } : {}),
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
@@ -227,8 +238,16 @@ export class CurflowProcessing extends Construct {
 
     this.grantCostExplorer(props.connectedAccounts);
 
-    if (props.evidenceLogGroups.length > 0) {
-      const evidence = props.evidenceLogGroups.map(
+    const locations = props.evidenceSources.map((s) => evidenceLocation(s.location));
+    const groups = [
+      ...new Set([
+        ...props.evidenceLogGroups,
+        ...locations.flatMap((l) => (l.kind === 'logs' ? [l.group] : [])),
+      ]),
+    ];
+    this.grantEvidencePrefixes(locations.flatMap((l) => (l.kind === 's3' ? [l] : [])));
+    if (groups.length > 0) {
+      const evidence = groups.map(
         (name) => `arn:${Aws.PARTITION}:logs:${stack.region}:${stack.account}:log-group:${name}:*`,
       );
       role.addToPrincipalPolicy(
@@ -244,6 +263,35 @@ export class CurflowProcessing extends Construct {
         'logs:FilterLogEvents is authorized on the log group ARN with the ":*" stream suffix; each entry names one evidence log group given explicitly in the evidenceLogGroups context.',
       );
     }
+  }
+
+  /**
+   * The S3 evidence prefixes: ListBucket on each bucket limited to its prefixes (`s3:prefix`
+   * condition) and GetObject on the objects under them; nothing without S3 sources.
+   */
+  private grantEvidencePrefixes(prefixes: readonly { bucket: string; prefix: string }[]): void {
+    if (prefixes.length === 0) return;
+    const buckets = [...new Set(prefixes.map((p) => p.bucket))];
+    buckets.forEach((bucket, i) => {
+      const mine = [...new Set(prefixes.filter((p) => p.bucket === bucket).map((p) => p.prefix))];
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: `ListEvidencePrefixes${i}`,
+          actions: ['s3:ListBucket'],
+          resources: [`arn:${Aws.PARTITION}:s3:::${bucket}`],
+          conditions: { StringLike: { 's3:prefix': mine.map((p) => `${p}*`) } },
+        }),
+      );
+    });
+    const objects = [...new Set(prefixes.map((p) => `arn:${Aws.PARTITION}:s3:::${p.bucket}/${p.prefix}*`))];
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'ReadEvidenceObjects', actions: ['s3:GetObject'], resources: objects }),
+    );
+    acknowledgeWildcardResources(
+      this.role,
+      objects,
+      'GetObject on the objects under each S3 evidence prefix given explicitly in the evidenceSources context (the prefix is the unit of a source).',
+    );
   }
 
   /** AssumeRole on the enabled accounts' roles and the Cost Explorer reads; nothing without accounts. */

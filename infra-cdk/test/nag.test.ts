@@ -95,7 +95,8 @@ test('nag=false does not attach cdk-nag', () => {
 test('acknowledgements are few, narrow and each one is documented in README.md with its reason', () => {
   const readme = fs.readFileSync(path.join(PROJECT_DIR, 'README.md'), 'utf8').replace(/\s+/g, ' ');
   const accounts = [{ name: 'prod', accountId: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/curflow-ce', externalId: 'curflow-1' }];
-  const context = { legacyCur: 'true', evidenceLogGroups: '/aws/eks/prod/cluster', connectedAccounts: accounts };
+  const evidenceSources = [{ name: 'usage', location: 's3://usage-logs/lambda/' }];
+  const context = { legacyCur: 'true', evidenceLogGroups: '/aws/eks/prod/cluster', connectedAccounts: accounts, evidenceSources };
   const { app } = nagApp(context);
   const acks = acknowledgements(app);
   const ids = acks.map(([id]) => id).sort();
@@ -105,6 +106,7 @@ test('acknowledgements are few, narrow and each one is documented in README.md w
     'AwsSolutions-IAM5[Resource::<StorageReportBucketC5ACC6CD.Arn>/cur2/*]',
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:us-east-1:123456789012:log-group:/aws/eks/prod/cluster:*]',
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:us-east-1:123456789012:log-group:/aws/lambda/CurflowStack-*]',
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::usage-logs/lambda/*]',
     'AwsSolutions-SQS3',
   ]);
   for (const [id, reason] of acks) {
