@@ -366,22 +366,28 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
   };
 }
 
-/**
- * Reads `connectedAccounts`: a JSON list (in cdk.json, or `-c connectedAccounts='[...]'`). Checked
- * here as the app checks `[[accounts]]`, so a typo fails `cdk synth`, not the first daily sync.
- */
-export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
-  const key = 'connectedAccounts';
+/** A context value holding a list: as given in cdk.json, or JSON text from `-c key='[...]'`; none when unset. */
+function contextList(key: string, v: unknown, what: string): unknown[] {
   if (v === undefined || v === null || v === '') return [];
   let items: unknown = v;
   if (typeof v === 'string') {
     try {
       items = JSON.parse(v);
     } catch {
-      throw new ConfigError(key, `expected a JSON list of accounts, got ${v}`);
+      throw new ConfigError(key, `expected a JSON list of ${what}, got ${v}`);
     }
   }
-  if (!Array.isArray(items)) throw new ConfigError(key, `expected a list of accounts, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(items)) throw new ConfigError(key, `expected a list of ${what}, got ${JSON.stringify(v)}`);
+  return items;
+}
+
+/**
+ * Reads `connectedAccounts`: a JSON list (in cdk.json, or `-c connectedAccounts='[...]'`). Checked
+ * here as the app checks `[[accounts]]`, so a typo fails `cdk synth`, not the first daily sync.
+ */
+export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
+  const key = 'connectedAccounts';
+  const items = contextList(key, v, 'accounts');
   const known = ['name', 'accountId', 'roleArn', 'externalId', 'region', 'enabled'];
   const out = items.map((item: unknown, i: number): ConnectedAccount => {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(key, `item ${i} is not an object`);
@@ -439,16 +445,7 @@ export function evidenceLocation(location: string): EvidenceLocation {
  */
 export function readEvidenceSources(v: unknown): EvidenceSource[] {
   const key = 'evidenceSources';
-  if (v === undefined || v === null || v === '') return [];
-  let items: unknown = v;
-  if (typeof v === 'string') {
-    try {
-      items = JSON.parse(v);
-    } catch {
-      throw new ConfigError(key, `expected a JSON list of {name, location}, got ${v}`);
-    }
-  }
-  if (!Array.isArray(items)) throw new ConfigError(key, `expected a list of sources, got ${JSON.stringify(v)}`);
+  const items = contextList(key, v, 'sources');
   const out = items.map((item: unknown, i: number): EvidenceSource => {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(key, `item ${i} is not an object`);
     const o = item as Record<string, unknown>;
