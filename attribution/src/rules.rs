@@ -68,7 +68,9 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Rules in match order; names must be unique and non-empty.
+    /// Rules in match order; names must be unique and non-empty. (Reconcile's
+    /// `ResourceTypeMap::new` checks its names the same way on purpose: the two pure crates share
+    /// no dependency, and each states its own file format's rule.)
     pub fn new(rules: Vec<Rule>) -> Result<Self, RulesError> {
         let mut seen = BTreeSet::new();
         for (i, r) in rules.iter().enumerate() {

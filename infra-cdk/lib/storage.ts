@@ -39,7 +39,10 @@ export interface StorageProps {
   readonly accessLogRetentionDays: number;
 }
 
-/** Report bucket, access-log bucket and usage table. */
+/**
+ * Report bucket, access-log bucket and usage table. (Laid out as every construct of the stack is:
+ * public parts, then a constructor building them from its props.)
+ */
 export class CurflowStorage extends Construct {
   /** Bucket CUR / Data Exports deliver into; the Lambda reads from it. */
   public readonly reportBucket: s3.Bucket;

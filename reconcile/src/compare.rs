@@ -105,7 +105,9 @@ pub struct TenantMonthVariance {
     pub actual_records: u64,
 }
 
-/// Variance of one tenant, month and resource type.
+/// Variance of one tenant, month and resource type. Its fields repeat most of
+/// [`TenantMonthVariance`]'s on purpose: each record is a documented output row with its own column
+/// order (README, `reconcile --level`), not a nesting of the other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceTypeVariance {
     pub accountant_id: String,

@@ -227,7 +227,8 @@ pub const EXPLAIN_COLUMNS: [&str; 16] = [
 ];
 
 /// Every line (exact amounts) in [`EXPLAIN_COLUMNS`], and the JSON metadata: tenant, period,
-/// direct and attributed totals, the per-rule totals.
+/// direct and attributed totals, the per-rule totals. (Cell by cell in column order, as every
+/// output's row builder is: the column list is the documented contract.)
 pub fn explain_output(e: &Explanation, period: &str) -> Result<(Rows, Meta)> {
     let mut rows = Rows::new(EXPLAIN_COLUMNS);
     for l in &e.lines {

@@ -92,7 +92,8 @@ pub fn ri_sp_upfront_fees(row: &RowInputs) -> i128 {
 pub const COMMITMENT_FIELDS: usize = 8;
 
 impl CommitmentAmounts {
-    /// The fields from an array in declaration order.
+    /// The fields from an array in declaration order (the inverse of `to_array`, field by field on
+    /// purpose: the compiler checks both lists name every field).
     pub fn from_array(v: [i128; COMMITMENT_FIELDS]) -> Self {
         let [
             sp_effective_cost,

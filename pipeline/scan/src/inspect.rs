@@ -177,7 +177,8 @@ fn invalid_utf8_of(input: Box<dyn Read>) -> Option<InvalidUtf8> {
     None
 }
 
-/// [`csv_invalid_utf8`] for an S3 object (error path only; streams until the value is found).
+/// [`csv_invalid_utf8`] for an S3 object (error path only; streams until the value is found). Its
+/// signature has the shape of [`parquet_footer_s3`]'s: both read one S3 object, nothing more.
 pub async fn csv_invalid_utf8_s3(
     store: Arc<dyn ObjectStore>,
     name: &Path,

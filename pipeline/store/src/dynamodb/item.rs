@@ -377,6 +377,8 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
 }
 
 /// The pointer of a period, from its item.
+/// (Attribute by attribute, like [`decode_line`]: each decoder names the attributes of its own
+/// item kind, as the layout table documents them.)
 pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
     let r = Reader(item);
     let period: BillingPeriod = r.text("period")?.parse()?;
