@@ -132,8 +132,12 @@ fn assert_holds_exactly(store: &DynamoStore, want: &[CostLine]) {
     let lines: Vec<&Item> = items.iter().filter(|i| text(i, "sk").starts_with("actual#2026-10#")).collect();
     let tags: BTreeSet<&str> = lines.iter().map(|i| text(i, "version_tag")).collect();
     assert_eq!(tags, BTreeSet::from([tag]), "items of exactly one version (the current one) remain");
-    assert_eq!(lines.len(), want.len());
-    assert_eq!(items.len(), want.len() + 1, "nothing but the lines and the pointer");
+    // An attributed period keeps its shared pool beside its lines, in the `_pool` partition.
+    let pool = store.pool_lines(october()).wait().unwrap();
+    let pooled = lines.iter().filter(|i| text(i, "accountant_id") == "_pool").count();
+    assert_eq!(pooled, pool.len(), "one item per pool line");
+    assert_eq!(lines.len() - pooled, want.len());
+    assert_eq!(items.len(), want.len() + pool.len() + 1, "nothing but the lines, the pool and the pointer");
     for i in &lines {
         assert!(text(i, "sk").starts_with(&format!("actual#2026-10#{tag}#{}#", text(i, "day"))));
         assert_eq!(text(i, "month"), "2026-10");
@@ -527,10 +531,11 @@ fn process_attributed(g: &Generated, store: &mut dyn CostStore) -> curflow::proc
     runtime.block_on(processor.process(store, delivery, &|_| {})).unwrap()
 }
 
-fn attributed_sqlite_lines(dir: &Path, g: &Generated) -> Vec<CostLine> {
+/// The lines and the shared pool SQLite stores for `g`, attributed.
+fn attributed_sqlite_lines(dir: &Path, g: &Generated) -> (Vec<CostLine>, Vec<CostLine>) {
     let mut sqlite = SqliteStore::open(&dir.join(format!("{}.sqlite", common::unique_name("attr")))).unwrap();
     process_attributed(g, &mut sqlite);
-    sqlite.cost_lines(october()).wait().unwrap()
+    (sqlite.cost_lines(october()).wait().unwrap(), sqlite.pool_lines(october()).wait().unwrap())
 }
 
 fn chaotic_store(table: &str, chaos: &Arc<Chaos>, retry: RetryPolicy) -> DynamoStore {
@@ -549,9 +554,10 @@ fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exa
     let dir = tempfile::tempdir().unwrap();
     let v1 = month(dir.path(), "v1", 1_000, 21, 7, 1);
     let v2 = month(dir.path(), "v2", 800, 22, 6, 2);
-    let want_v1 = attributed_sqlite_lines(dir.path(), &v1);
-    let want_v2 = attributed_sqlite_lines(dir.path(), &v2);
+    let (want_v1, pool_v1) = attributed_sqlite_lines(dir.path(), &v1);
+    let (want_v2, pool_v2) = attributed_sqlite_lines(dir.path(), &v2);
     assert!(want_v1.iter().any(|l| l.source() == LineSource::Attributed), "attributed rows exist");
+    assert!(!pool_v1.is_empty(), "and a pool kept beside them");
 
     let plain = fresh_store();
     let chaos = Arc::new(Chaos::default());
@@ -563,10 +569,11 @@ fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exa
         give_up_after: Duration::from_secs(60),
     };
     let mut store = chaotic_store(plain.table(), &chaos, fast);
-    for (g, want) in [(&v1, &want_v1), (&v2, &want_v2)] {
+    for (g, want, pool) in [(&v1, &want_v1, &pool_v1), (&v2, &want_v2, &pool_v2)] {
         let report = process_attributed(g, &mut store);
         assert!(matches!(report.outcome, ReplaceOutcome::Replaced { .. }));
         assert_eq!(store.cost_lines(october()).wait().unwrap(), *want, "read through the throttled client");
+        assert_eq!(store.pool_lines(october()).wait().unwrap(), *pool, "the pool as SQLite keeps it");
         assert_holds_exactly(&plain, want);
         assert_totals_match_expected(want, g);
     }

@@ -6,7 +6,9 @@
 
 mod common;
 use common::Wait;
+use common::dec;
 use common::stores::Kind;
+use rust_decimal::Decimal;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -266,6 +268,7 @@ fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
     let (from_ledger, from_files) = (attributed_by_tenant(&ledger), attributed_by_tenant(&direct));
     assert_eq!(from_ledger.len(), 4, "{from_ledger:?}");
     assert_eq!(from_ledger, from_files);
+    explain_per_resource_adds_up_to_the_stored_rows(l, d, &env);
 
     // A run cut short after 2026-10-20 resumes with the 21st.
     let resumed = dir.path().join("resumed.sqlite");
@@ -288,6 +291,50 @@ fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
     let days: Vec<&str> = rest.iter().map(|r| r["day"].as_str().unwrap()).collect();
     assert_eq!(days.first().copied(), Some("2026-10-21"));
     assert_eq!(days.len(), 11);
+}
+
+/// `attribution explain` of one tenant, as JSON.
+fn explain_json(store: &str, tenant: &str, resources: bool, env: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    let mut args = vec!["attribution", "explain", "--period", "2026-10", "--tenant", tenant, "--store", store];
+    args.extend(["--format", "json"]);
+    if resources {
+        args.push("--resources");
+    }
+    let out = common::run_curflow(&args, None, env);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Attributed parts are stored at the reader's grain (no operation or resource id), and
+/// `explain --resources` splits the stored pool again with the ledger for the per-resource detail,
+/// which adds up to the stored rows exactly; from other inputs it refuses rather than differ.
+fn explain_per_resource_adds_up_to_the_stored_rows(ledger: &str, direct: &str, env: &[(&str, &str)]) {
+    use curflow::aggregate::LineSource;
+    use curflow::store::CostStore;
+    let store = SqliteStore::open(Path::new(ledger)).unwrap();
+    let october = curflow::BillingPeriod::new(2026, 10).unwrap();
+    let lines = store.cost_lines(october).wait().unwrap();
+    let attributed: Vec<_> = lines.iter().filter(|l| l.source() == LineSource::Attributed).collect();
+    assert!(attributed.iter().all(|l| l.key.resource_id.is_empty() && l.key.operation.is_empty()));
+    let pool = store.pool_lines(october).wait().unwrap();
+    assert!(pool.iter().any(|l| !l.key.resource_id.is_empty()), "the pool keeps its resources");
+    let tenant = attributed[0].key.tenant.as_deref().unwrap();
+    let rows = explain_json(ledger, tenant, false, env).unwrap();
+    let per_resource = explain_json(ledger, tenant, true, env).unwrap();
+    let sum = |e: &serde_json::Value| -> Decimal {
+        e["rows"].as_array().unwrap().iter().map(|r| dec(&r["amortized_cost"])).sum()
+    };
+    assert_eq!(dec(&per_resource["attributed_amortized_cost"]), dec(&rows["attributed_amortized_cost"]));
+    assert_eq!(sum(&per_resource), sum(&rows));
+    assert_eq!(sum(&rows), dec(&rows["attributed_amortized_cost"]));
+    let listed = |e: &serde_json::Value| e["rows"].as_array().unwrap().len();
+    assert!(listed(&per_resource) >= listed(&rows), "at least one line per stored row");
+    assert!(per_resource["rows"].as_array().unwrap().iter().any(|r| r["resource_id"] != ""));
+    // The direct store was split from the evidence files, not the ledger: refused, not different.
+    let refused = explain_json(direct, tenant, true, env).unwrap_err();
+    assert!(refused.contains("other inputs"), "{refused}");
 }
 
 /// The deployed flow on SQLite, through the binary: the ledger covers only part of the month when
@@ -435,12 +482,12 @@ fn the_function_splits_a_delivery_with_the_ledger_ingested_from_s3_into_dynamodb
         let want = expected["attribution"]["by_tenant"].as_object().unwrap();
         assert_eq!(by_tenant.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}");
         for m in common::MEASURES {
-            assert_eq!(common::measure(&total, m), common::dec(&expected["totals"][m]), "{what}: bill {m}");
+            assert_eq!(common::measure(&total, m), dec(&expected["totals"][m]), "{what}: bill {m}");
             for (tenant, w) in want {
-                assert_eq!(common::measure(&by_tenant[tenant], m), common::dec(&w[m]), "{what}: {tenant} {m}");
+                assert_eq!(common::measure(&by_tenant[tenant], m), dec(&w[m]), "{what}: {tenant} {m}");
             }
             let rest = &expected["attribution"]["unattributed"][m];
-            assert_eq!(common::measure(&unattributed, m), common::dec(rest), "{what}: unattributed {m}");
+            assert_eq!(common::measure(&unattributed, m), dec(rest), "{what}: unattributed {m}");
         }
     };
     check("after the manifest event");

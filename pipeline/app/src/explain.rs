@@ -12,8 +12,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::aggregate::{CostKey, CostLine, LineSource, add_exact};
-use crate::error::Result;
+use crate::attribute::{AttributionInputs, Grain, attribute_at};
+use crate::error::{Error, Result};
 use crate::output::{Meta, MetaValue, Rows, Table};
+use curflow_model::Name;
 
 /// One shared line's contribution to the tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,14 +67,69 @@ fn pool_key(key: &CostKey) -> CostKey {
     CostKey { tenant: None, ..key.clone() }
 }
 
-/// Explains `tenant`'s attributed rows among a period's stored `lines`.
+/// The pool key at the reader's grain: attributed parts are stored summed over operations and
+/// resources (see `attribute::grain`), so their line is every shared line of that grain.
+fn grain_key(key: &CostKey, empty: &Name) -> CostKey {
+    CostKey { tenant: None, operation: empty.clone(), resource_id: empty.clone(), ..key.clone() }
+}
+
+/// Explains `tenant`'s attributed rows among a period's stored `lines`: one explanation line per
+/// stored row (per day, service, usage type and rule, as parts are stored at the reader's grain).
 pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
-    let add = |a: Decimal, b: Decimal, what: &str| add_exact(a, b, || format!("explain: the sum of {what}"));
-    let mut pools: BTreeMap<CostKey, Decimal> = BTreeMap::new();
-    for l in lines.iter().filter(|l| l.source() != LineSource::Cur) {
-        let slot = pools.entry(pool_key(&l.key)).or_default();
-        *slot = add(*slot, l.amounts.amortized_cost, "a shared line's amortized_cost")?;
+    let shared: Vec<&CostLine> = lines.iter().filter(|l| l.source() != LineSource::Cur).collect();
+    explain_with(lines, &shared, tenant)
+}
+
+/// Explains `tenant`'s cost per shared line (per resource): the period's stored `pool` split
+/// again with `inputs`, which must be what the stored split was made from (`stored_inputs`, the
+/// period's fingerprint), so the detail adds up to the stored rows exactly.
+pub fn explain_resources(
+    stored: &[CostLine],
+    pool: &[CostLine],
+    inputs: &AttributionInputs,
+    stored_inputs: (&str, Option<&str>),
+    tenant: &str,
+) -> Result<Explanation> {
+    let (tag_key, fingerprint) = stored_inputs;
+    if fingerprint != Some(crate::process::inputs_fingerprint(tag_key, Some(inputs)).as_str()) {
+        return Err(Error::Argument(
+            "the stored split was made from other inputs than the configuration and usage ledger give now; run \
+             `curflow attribute --period` first, or explain without --resources"
+                .into(),
+        ));
     }
+    if pool.is_empty() {
+        return Err(Error::Argument(
+            "the period keeps no shared pool (stored without attribution, or by an older curflow); run `curflow \
+             attribute --period` or `curflow process --force` first"
+                .into(),
+        ));
+    }
+    let tagged = stored.iter().filter(|l| l.source() == LineSource::Cur).cloned();
+    let split = attribute_at(tagged.chain(pool.iter().cloned()).collect(), inputs, Grain::Resources(tenant))?;
+    explain_with(&split.lines, &pool.iter().collect::<Vec<_>>(), tenant)
+}
+
+/// Explains `tenant`'s rows among `lines`; `shared` are the lines that make up the shared lines'
+/// totals (the stored non-tagged rows, or the pool).
+fn explain_with(lines: &[CostLine], shared: &[&CostLine], tenant: &str) -> Result<Explanation> {
+    let add = |a: Decimal, b: Decimal, what: &str| add_exact(a, b, || format!("explain: the sum of {what}"));
+    // Each shared line's total, per line (parts stored per resource, before curflow stored them
+    // at the reader's grain) and per grain (parts stored summed over resources).
+    let empty = Name::from("");
+    let mut pools: BTreeMap<CostKey, Decimal> = BTreeMap::new();
+    let mut grains: BTreeMap<CostKey, Decimal> = BTreeMap::new();
+    for l in shared {
+        for (map, key) in [(&mut pools, pool_key(&l.key)), (&mut grains, grain_key(&l.key, &empty))] {
+            let slot = map.entry(key).or_default();
+            *slot = add(*slot, l.amounts.amortized_cost, "a shared line's amortized_cost")?;
+        }
+    }
+    let line_total = |key: &CostKey| {
+        let at_grain = key.operation.is_empty() && key.resource_id.is_empty();
+        let total = if at_grain { grains.get(&grain_key(key, &empty)) } else { pools.get(&pool_key(key)) };
+        total.copied().unwrap_or_default()
+    };
     let mut out = Explanation {
         tenant: tenant.to_string(),
         direct_amortized_cost: Decimal::ZERO,
@@ -114,7 +171,7 @@ pub fn explain(lines: &[CostLine], tenant: &str) -> Result<Explanation> {
             tenant_quantity: a.quantity,
             total_quantity: a.quantity_total,
             share: a.share,
-            line_amortized_cost: pools.get(&pool_key(&l.key)).copied().unwrap_or_default(),
+            line_amortized_cost: line_total(&l.key),
             amortized_cost: l.amounts.amortized_cost,
             unblended_cost: l.amounts.unblended_cost,
         });

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
-use crate::attribute::{AttributionInputs, attribute};
+use crate::attribute::{AttributionInputs, Split, attribute};
 use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
@@ -94,6 +94,8 @@ pub struct ScannedDelivery {
     pub scans: Vec<FileScan>,
     /// The lines to store (after attribution, when configured).
     pub lines: Vec<CostLine>,
+    /// The shared-pool lines the attributed `lines` were split from (empty without attribution).
+    pub pool: Vec<CostLine>,
     pub coverage: Option<curflow_attribution::Coverage>,
     started: Instant,
 }
@@ -321,11 +323,10 @@ impl Processor {
         started: Instant,
     ) -> Result<ScannedDelivery> {
         tracing::debug!(%period, files = scans.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
-        let mut coverage = None;
+        let (mut coverage, mut pool) = (None, Vec::new());
         if let Some(inputs) = &self.attribution {
-            let (attributed, cov) = attribute_conserving(period, lines, inputs)?;
-            lines = attributed;
-            coverage = Some(cov);
+            let split = attribute_conserving(period, lines, inputs)?;
+            (lines, pool, coverage) = (split.lines, split.pool, Some(split.coverage));
         }
         tracing::debug!(%period, lines = lines.len(), elapsed_ms = started.elapsed().as_millis() as u64, "lines built");
         Ok(ScannedDelivery {
@@ -334,6 +335,7 @@ impl Processor {
             source: delivery.describe(),
             scans,
             lines,
+            pool,
             coverage,
             started,
         })
@@ -342,7 +344,7 @@ impl Processor {
     /// Replaces the period in the store with a scanned delivery (atomically; the store decides
     /// again, so a newer version written meanwhile is not overwritten).
     pub async fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
-        let ScannedDelivery { period, version, source, scans, lines, coverage, started } = scanned;
+        let ScannedDelivery { period, version, source, scans, lines, pool, coverage, started } = scanned;
         let record = PeriodRecord {
             period,
             version,
@@ -357,7 +359,7 @@ impl Processor {
             invoice: invoices_of(period, &scans),
         };
         let writing = Instant::now();
-        let outcome = store.replace_period(&record, &lines, self.options.force).await?;
+        let outcome = store.replace_split_period(&record, &lines, &pool, self.options.force).await?;
         tracing::debug!(%period, lines = lines.len(), write_ms = writing.elapsed().as_millis() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64, "stored");
         let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
@@ -523,10 +525,10 @@ pub(crate) fn attribute_conserving(
     period: BillingPeriod,
     lines: Vec<CostLine>,
     inputs: &AttributionInputs,
-) -> Result<(Vec<CostLine>, curflow_attribution::Coverage)> {
+) -> Result<Split> {
     let before = totals_by_currency(&lines)?;
-    let (attributed, coverage) = attribute(lines, inputs)?;
-    let after = totals_by_currency(&attributed)?;
+    let split = attribute(lines, inputs)?;
+    let after = totals_by_currency(&split.lines)?;
     let money = |t: &BTreeMap<String, Amounts>| {
         t.iter().map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.line_items)).collect::<Vec<_>>()
     };
@@ -535,7 +537,7 @@ pub(crate) fn attribute_conserving(
             "period {period}: attribution changed the totals ({before:?} -> {after:?}); nothing written"
         )));
     }
-    Ok((attributed, coverage))
+    Ok(split)
 }
 
 /// SHA-256 (hex) of the tag key and, when attribution runs, its rules, assignments and the usage

@@ -1,11 +1,14 @@
 //! `curflow attribute --period`: re-split a stored period's shared pool with the usage ledger as
 //! it is now, without reading the CUR again.
 //!
-//! The stored lines hold everything needed: tagged lines stay as they are, and each shared-pool
-//! line is the exact sum of its stored parts (its attributed rows and its unattributed remainder,
-//! which share its key but for the tenant). The pool is rebuilt from them, split again, and the
-//! period replaced as a unit under the same delivery version with the new inputs fingerprint, so a
-//! CUR delivery stored meanwhile (a newer version) is never overwritten.
+//! The store holds everything needed: tagged lines stay as they are, and the shared-pool lines an
+//! attributed period was split from are stored beside its lines (`CostStore::pool_lines`). A
+//! period stored without a separate pool (never attributed, or by a curflow that stored one row
+//! per shared line and tenant) has its pool rebuilt instead: each shared-pool line is the exact
+//! sum of its stored parts (its attributed rows and its unattributed remainder, which share its
+//! key but for the tenant). The pool is split again, and the period replaced as a unit under the
+//! same delivery version with the new inputs fingerprint, so a CUR delivery stored meanwhile (a
+//! newer version) is never overwritten.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_store::{PeriodRecord, ReplaceOutcome, Store};
 use serde::Serialize;
 
-use crate::attribute::AttributionInputs;
+use crate::attribute::{AttributionInputs, Split};
 use crate::error::Result;
 use crate::process::{attribute_conserving, inputs_fingerprint};
 
@@ -53,10 +56,17 @@ pub async fn reattribute(
     if record.inputs.as_deref() == Some(fingerprint.as_str()) {
         return Ok(Some(done));
     }
-    let (lines, pool_lines) = unsplit(store.cost_lines(period).await?)?;
-    let (lines, coverage) = attribute_conserving(period, lines, inputs)?;
+    let stored = store.cost_lines(period).await?;
+    let pool = store.pool_lines(period).await?;
+    let (lines, pool_lines) = if pool.is_empty() {
+        unsplit(stored)?
+    } else {
+        let pool_lines = pool.len();
+        (stored.into_iter().filter(|l| l.source() == LineSource::Cur).chain(pool).collect(), pool_lines)
+    };
+    let Split { lines, pool, coverage } = attribute_conserving(period, lines, inputs)?;
     let record = PeriodRecord { inputs: Some(fingerprint), processed_at: Utc::now(), ..record };
-    done.outcome = match store.replace_period(&record, &lines, false).await? {
+    done.outcome = match store.replace_split_period(&record, &lines, &pool, false).await? {
         ReplaceOutcome::Replaced { .. } => "replaced",
         ReplaceOutcome::Unchanged => "unchanged",
         ReplaceOutcome::RefusedOlder { .. } => "refused_older",

@@ -187,6 +187,19 @@ impl CostLine {
     }
 }
 
+/// Puts lines in the order every store returns them: by key, then source, then the attribution's
+/// rule, basis and driver (attributed parts at the reader's grain can share a key under different
+/// rules), then the unattributed reason.
+pub fn sort_lines(lines: &mut [CostLine]) {
+    /// An attribution's rule, basis and driver.
+    type Routing<'a> = Option<(&'a str, &'a str, Option<&'a str>)>;
+    fn order(l: &CostLine) -> (&CostKey, &'static str, Routing<'_>, Option<&str>) {
+        let rule = l.attribution.as_deref().map(|a| (a.rule.as_str(), a.basis.as_str(), a.driver.as_deref()));
+        (&l.key, l.source().as_str(), rule, l.unattributed_reason.as_deref())
+    }
+    lines.sort_by(|a, b| order(a).cmp(&order(b)));
+}
+
 /// Row counts and unblended cost per line-item type, for the run summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TypeStats {

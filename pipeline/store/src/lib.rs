@@ -144,16 +144,36 @@ pub trait CostStore: Send + Sync {
 
     /// Atomically replaces the period with `lines` if `record.version` supersedes what is stored
     /// (or unconditionally with `force`). Verifies that what was written sums to `lines` before
-    /// committing.
+    /// committing. The period keeps no separate pool (see [`CostStore::replace_split_period`]).
     async fn replace_period(
         &mut self,
         record: &PeriodRecord,
         lines: &[CostLine],
         force: bool,
+    ) -> Result<ReplaceOutcome> {
+        self.replace_split_period(record, lines, &[], force).await
+    }
+
+    /// [`CostStore::replace_period`] for an attributed period: `lines` are what readers see (tagged
+    /// lines, tenants' attributed parts at the reader's grain, unattributed remainders) and `pool`
+    /// the shared-pool lines they were split from, kept beside them in the same version (never
+    /// returned by [`CostStore::cost_lines`], so nothing counts twice) so the period can be split
+    /// again ([`CostStore::pool_lines`]) and explained per resource without reading the CUR.
+    async fn replace_split_period(
+        &mut self,
+        record: &PeriodRecord,
+        lines: &[CostLine],
+        pool: &[CostLine],
+        force: bool,
     ) -> Result<ReplaceOutcome>;
 
     /// All cost lines of a period, in key order.
     async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
+
+    /// The shared-pool lines stored with the period's current version by
+    /// [`CostStore::replace_split_period`], in key order; empty when the period was stored without
+    /// a separate pool (not attributed, or by a curflow that stored every split part).
+    async fn pool_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
 
     /// The cost lines of a period that `filter` selects, in key order. Each store pushes the
     /// tenant down (SQLite: the `(billing_period, tenant)` index; DynamoDB: one partition, one

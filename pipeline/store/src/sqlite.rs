@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -170,8 +170,42 @@ CREATE TABLE account_status (
 ) STRICT;
 ";
 
+/// Version 10: the shared pool of an attributed period, kept beside its lines. Attributed parts
+/// are stored at the reader's grain (no operation or resource id: one row per tenant, day, service,
+/// usage type, line-item type, rule, ...), so the per-resource pool lines they were split from are
+/// kept here, once, for `curflow attribute` (split again) and `attribution explain` (per resource).
+/// Same columns as `cost_lines` (the attribution ones stay NULL); readers of costs never read it.
+const SCHEMA_V10: &str = "
+CREATE TABLE pool_lines (
+    billing_period     TEXT NOT NULL REFERENCES billing_periods(billing_period),
+    usage_date         TEXT NOT NULL,
+    tenant             TEXT,                -- always NULL
+    source             TEXT NOT NULL,       -- 'shared'
+    service            TEXT NOT NULL,
+    usage_type         TEXT NOT NULL,
+    operation          TEXT NOT NULL,
+    resource_id        TEXT NOT NULL,
+    line_item_type     TEXT NOT NULL,
+    currency           TEXT NOT NULL,
+    unblended_cost     TEXT NOT NULL,
+    net_unblended_cost TEXT NOT NULL,
+    amortized_cost     TEXT NOT NULL,
+    ri_sp_trueup       TEXT NOT NULL,
+    ri_sp_upfront_fees TEXT NOT NULL,
+    usage_amount       TEXT NOT NULL,
+    line_items         INTEGER NOT NULL,
+    rule TEXT, basis TEXT, driver TEXT, driver_quantity TEXT, driver_quantity_total TEXT, share TEXT,
+    unattributed_reason TEXT,
+    usage_unit         TEXT NOT NULL,
+    account_id         TEXT NOT NULL,
+    region             TEXT NOT NULL,
+    account_name       TEXT NOT NULL
+) STRICT;
+CREATE INDEX pool_lines_by_period ON pool_lines (billing_period);
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
@@ -181,6 +215,7 @@ const MIGRATIONS: [&str; 9] = [
     SCHEMA_V7,
     SCHEMA_V8,
     crate::ledger::sqlite::SCHEMA_V9,
+    SCHEMA_V10,
 ];
 
 /// A SQLite-backed [`CostStore`].
@@ -370,22 +405,23 @@ fn decimal_text(d: Decimal) -> String {
     curflow_model::money::decimal_text(d)
 }
 
-const SELECT_LINES: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
+/// The columns [`read_lines`] reads, from `cost_lines` or `pool_lines` (same columns).
+const SELECT_COLUMNS: &str = "SELECT billing_period, usage_date, tenant, service, usage_type, operation, resource_id,
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
-        account_name
-    FROM cost_lines WHERE billing_period = ?1";
+        account_name";
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
 /// stored text (the conservation check of [`CostStore::replace_period`]; reads only the amounts).
-fn stored_totals(path: &Path, conn: &Connection, period: &str) -> Result<(usize, Amounts)> {
+fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> Result<(usize, Amounts)> {
     let e = |err| store_error(path, err);
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees,
-                 usage_amount, line_items FROM cost_lines WHERE billing_period = ?1",
-        )
+                 usage_amount, line_items FROM {} WHERE billing_period = ?1",
+            table.name()
+        ))
         .map_err(e)?;
     let mut rows = stmt.query(params![period]).map_err(e)?;
     let (mut count, mut total) = (0usize, Amounts::default());
@@ -415,12 +451,34 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amou
     })
 }
 
-/// Reads cost lines with `stmt` (see [`SELECT_LINES`]).
-fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
+/// The two tables of lines: what readers see, and the shared pool kept beside it (schema v10).
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    CostLines,
+    PoolLines,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::CostLines => "cost_lines",
+            Table::PoolLines => "pool_lines",
+        }
+    }
+}
+
+/// Reads the lines of `table` that `filter` selects (see [`SELECT_COLUMNS`]).
+fn read_lines(
+    path: &Path,
+    conn: &Connection,
+    table: Table,
+    period: BillingPeriod,
+    filter: &LineFilter,
+) -> Result<Vec<CostLine>> {
     let e = |err| store_error(path, err);
     // The tenant and the days go to SQLite (the `(billing_period, tenant)` index; days are ISO
     // text, so their order is the dates' order).
-    let mut sql = SELECT_LINES.to_string();
+    let mut sql = format!("{SELECT_COLUMNS} FROM {} WHERE billing_period = ?1", table.name());
     let mut values: Vec<String> = vec![period.to_string()];
     match &filter.tenant {
         None => {}
@@ -493,7 +551,7 @@ fn read_lines(path: &Path, conn: &Connection, period: BillingPeriod, filter: &Li
         });
     }
     lines.retain(|l| filter.matches(l));
-    lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
+    curflow_model::aggregate::sort_lines(&mut lines);
     Ok(lines)
 }
 
@@ -550,19 +608,20 @@ fn upsert_record(path: &Path, tx: &Connection, period: &str, record: &PeriodReco
     Ok(())
 }
 
-/// Inserts the period's lines with one prepared statement.
-fn insert_lines(path: &Path, tx: &Connection, period: &str, lines: &[CostLine]) -> Result<()> {
+/// Inserts the period's lines into `table` with one prepared statement.
+fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines: &[CostLine]) -> Result<()> {
     let e = |err| store_error(path, err);
     let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO cost_lines (billing_period, usage_date, tenant, source, service, usage_type,
+        .prepare_cached(&format!(
+            "INSERT INTO {} (billing_period, usage_date, tenant, source, service, usage_type,
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
                  driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
                  account_id, region, account_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
                  ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
-        )
+            table.name()
+        ))
         .map_err(e)?;
     // A month has about 31 distinct days: format each once, not once per line.
     let mut days: Vec<(NaiveDate, String)> = Vec::new();
@@ -627,18 +686,18 @@ impl CostStore for SqliteStore {
         self.records(None)
     }
 
-    async fn replace_period(
+    async fn replace_split_period(
         &mut self,
         record: &PeriodRecord,
         lines: &[CostLine],
+        pool: &[CostLine],
         force: bool,
     ) -> Result<ReplaceOutcome> {
         let path = self.path.as_path();
         let e = |err| store_error(path, err);
-        if let Some(line) = lines.iter().find(|l| l.period != record.period) {
+        if let Some(line) = lines.iter().chain(pool).find(|l| l.period != record.period) {
             return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
         }
-        let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
         let period = record.period.to_string();
         // IMMEDIATE: take the write lock before reading the stored version, so two writers of one
         // period serialise and the second sees the first one's version.
@@ -652,28 +711,39 @@ impl CostStore for SqliteStore {
         if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
             return Ok(outcome); // dropping `tx` rolls back (nothing was written)
         }
-        tx.execute("DELETE FROM cost_lines WHERE billing_period = ?1", params![period]).map_err(e)?;
+        for table in [Table::CostLines, Table::PoolLines] {
+            tx.execute(&format!("DELETE FROM {} WHERE billing_period = ?1", table.name()), params![period])
+                .map_err(e)?;
+        }
         upsert_record(path, &tx, &period, record)?;
-        insert_lines(path, &tx, &period, lines)?;
-        // Conservation: what the transaction now holds must sum to what we meant to write.
-        let (written, written_total) = stored_totals(path, &tx, &period)?;
-        if written != lines.len() || written_total != expected {
-            return Err(Error::Internal(format!(
-                "period {period}: stored lines do not sum to the input ({written} lines, {written_total:?} vs {} lines, \
-                 {expected:?}); rolled back",
-                lines.len(),
-            )));
+        for (table, rows) in [(Table::CostLines, lines), (Table::PoolLines, pool)] {
+            insert_lines(path, &tx, table, &period, rows)?;
+            // Conservation: what the transaction now holds must sum to what we meant to write.
+            let expected = Amounts::sum(rows.iter().map(|l| &l.amounts))?;
+            let (written, written_total) = stored_totals(path, &tx, table, &period)?;
+            if written != rows.len() || written_total != expected {
+                return Err(Error::Internal(format!(
+                    "period {period}: stored {} do not sum to the input ({written} lines, {written_total:?} vs {} \
+                     lines, {expected:?}); rolled back",
+                    table.name(),
+                    rows.len(),
+                )));
+            }
         }
         tx.commit().map_err(e)?;
         Ok(outcome)
     }
 
     async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
-        read_lines(&self.path, &self.conn(), period, &LineFilter::default())
+        read_lines(&self.path, &self.conn(), Table::CostLines, period, &LineFilter::default())
+    }
+
+    async fn pool_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        read_lines(&self.path, &self.conn(), Table::PoolLines, period, &LineFilter::default())
     }
 
     async fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        read_lines(&self.path, &self.conn(), period, filter)
+        read_lines(&self.path, &self.conn(), Table::CostLines, period, filter)
     }
 }
 

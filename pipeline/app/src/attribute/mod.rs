@@ -8,6 +8,7 @@
 //! for the whole period before anything is written.
 
 pub mod cloudwatch;
+mod grain;
 pub mod inventory;
 pub mod s3_prefix;
 pub mod sources;
@@ -389,12 +390,39 @@ fn allocate_error(e: AllocateError) -> Error {
     Error::Internal(format!("attribution: {e}"))
 }
 
+/// A period's lines after the split.
+#[derive(Debug)]
+pub struct Split {
+    /// What readers see: tagged lines as they were, tenants' attributed parts summed at the
+    /// reader's grain ([`grain`]), and per shared line what stays unattributed (with the reason).
+    pub lines: Vec<CostLine>,
+    /// The shared-pool lines that were split (every untagged line, as the scan made it), stored
+    /// beside `lines` so the period can be split again without the CUR.
+    pub pool: Vec<CostLine>,
+    pub coverage: Coverage,
+}
+
 /// Splits every shared-pool line of `lines` to tenants. Tagged lines are returned unchanged.
 ///
 /// Direct cost per tenant (the weight of the `weighted_by_direct_cost` fallback) is the tenant's
 /// amortized cost of tagged lines in the period. A pool line's `line_items` count stays with its
 /// unattributed remainder, or goes to its largest attributed part when nothing remains.
-pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Vec<CostLine>, Coverage)> {
+pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<Split> {
+    attribute_at(lines, inputs, Grain::Reader)
+}
+
+/// The grain of the attributed rows [`attribute_at`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum Grain<'a> {
+    /// Every tenant's parts summed at the reader's grain ([`grain`]): what is stored.
+    Reader,
+    /// Only this tenant's parts, one per shared line (per resource): what `attribution explain
+    /// --resources` shows. Not conserving (the other tenants' parts are left out): never stored.
+    Resources(&'a str),
+}
+
+/// [`attribute`] at `grain`.
+pub fn attribute_at(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_>) -> Result<Split> {
     let ids = SplitIds::new(&lines, inputs);
     let mut direct: DirectCosts = BTreeMap::new();
     for l in &lines {
@@ -414,6 +442,8 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
 
     let mut coverage = Coverage::default();
     let mut out = Vec::with_capacity(lines.len());
+    let mut pool = Vec::new();
+    let mut parts = grain::ReaderGrain::default();
     let mut names = Names::default();
     for line in lines {
         if line.key.tenant.is_some() {
@@ -423,16 +453,26 @@ pub fn attribute(lines: Vec<CostLine>, inputs: &AttributionInputs) -> Result<(Ve
         let money_line = shared_line(&line, money_map(&line.amounts));
         if let Some(reason) = inputs.waiting_for_evidence(&money_line) {
             add_unattributed(&mut coverage, &money_line)?;
-            out.push(CostLine { unattributed_reason: Some(reason.to_string()), ..line });
+            out.push(CostLine { unattributed_reason: Some(reason.to_string()), ..line.clone() });
+            pool.push(line);
             continue;
         }
         let usage_line = shared_line(&line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
         let split = money.allocate(&money_line).map_err(allocate_error)?;
         let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
         coverage.add(&money_line, &split).map_err(allocate_error)?;
-        out.extend(lines_of(&line, &split, &usage_split, &ids, &mut names)?);
+        for row in lines_of(&line, &split, &usage_split, &ids, &mut names)? {
+            match (grain, &row.attribution) {
+                (_, None) => out.push(row),
+                (Grain::Reader, Some(_)) => parts.add(row)?,
+                (Grain::Resources(tenant), Some(_)) if row.key.tenant.as_deref() == Some(tenant) => out.push(row),
+                (Grain::Resources(_), Some(_)) => {}
+            }
+        }
+        pool.push(line);
     }
-    Ok((out, coverage))
+    out.extend(parts.into_lines());
+    Ok(Split { lines: out, pool, coverage })
 }
 
 /// Counts a shared line left unattributed without a split in the coverage (shared in, and

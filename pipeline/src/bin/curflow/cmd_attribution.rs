@@ -1,6 +1,6 @@
 //! `curflow attribution explain`: how a tenant's share of shared cost was computed.
 
-use curflow::explain::{explain, explain_output, explain_text};
+use curflow::explain::{explain, explain_output, explain_resources, explain_text};
 use curflow::output::render;
 use curflow::{BillingPeriod, Config, Error, store};
 
@@ -21,6 +21,11 @@ pub struct ExplainArgs {
     /// Tenant id (tag value).
     #[arg(long, value_name = "ID")]
     tenant: String,
+    /// One line per shared line (per resource) instead of per stored row (per day, service, usage
+    /// type and rule): the stored shared pool split again with the configured rules and usage
+    /// ledger, which must be what the stored split was made from.
+    #[arg(long)]
+    resources: bool,
     /// Lines shown in the table (largest first); csv, json and jsonl list every line.
     #[arg(long, default_value_t = 20)]
     limit: usize,
@@ -31,19 +36,30 @@ pub struct ExplainArgs {
 pub async fn run(command: Command, config: Config) -> Result<u8, Failure> {
     let Command::Explain(args) = command;
     let store = store::open_existing(&config.store, &config.aws()).await?;
-    if store.period(args.period).await?.is_none() {
+    let Some(record) = store.period(args.period).await? else {
         return Err(Error::Argument(format!(
             "billing period {} is not in {}; run `curflow process` on it first",
             args.period,
             store.describe()
         ))
         .into());
-    }
+    };
     let lines = store.cost_lines(args.period).await?;
     if !lines.iter().any(|l| l.key.tenant.as_deref() == Some(args.tenant.as_str())) {
         return Err(Error::Argument(format!("tenant {:?} has no cost in {}", args.tenant, args.period)).into());
     }
-    let e = explain(&lines, &args.tenant)?;
+    let e = if args.resources {
+        let (from, to) = (args.period.first_day(), args.period.last_day());
+        let inputs = match curflow::usage::ledger_inputs(store.as_ref(), &config, from, to).await? {
+            Some(inputs) => inputs,
+            None => curflow::attribute::AttributionInputs::load(&config.attribution_options())?,
+        };
+        let pool = store.pool_lines(args.period).await?;
+        let stored_inputs = (record.tag_key.as_str(), record.inputs.as_deref());
+        explain_resources(&lines, &pool, &inputs, stored_inputs, &args.tenant)?
+    } else {
+        explain(&lines, &args.tenant)?
+    };
     let period = args.period.to_string();
     let (rows, mut meta) = explain_output(&e, &period)?;
     let missing = curflow::usage::missing_evidence(&lines)?;

@@ -27,6 +27,9 @@ pub(super) const MONTH_INDEX: &str = "month-index";
 pub(super) const MONTH: &str = "month";
 /// Partition of the untagged shared pool (tenant `None`, reported as `UNATTRIBUTED`).
 pub(super) const SHARED_PARTITION: &str = "_shared";
+/// Partition of the shared-pool lines kept beside an attributed period's lines
+/// (`CostStore::replace_split_period`); no reader of costs queries it.
+pub(super) const POOL_PARTITION: &str = "_pool";
 /// Partition of the per-period current-version pointers.
 pub(super) const PERIOD_PARTITION: &str = "_period";
 /// `base_tag` of a version written when the period had no pointer yet.
@@ -58,6 +61,9 @@ pub(super) struct Pointer {
     pub partitions: Vec<String>,
     /// Number of cost-line items of the current version (readers check it).
     pub line_count: u64,
+    /// Number of shared-pool items of the current version (in [`POOL_PARTITION`], not counted in
+    /// `line_count` nor listed in `partitions`); 0 on pointers written before pools were kept.
+    pub pool_count: u64,
 }
 
 /// `actual#<YYYY-MM>#` — every cost-line item of a period.
@@ -194,6 +200,15 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     item
 }
 
+/// The item of the `index`-th shared-pool line of an attributed period (see [`POOL_PARTITION`]):
+/// a line item in the pool's partition, with `cost_source` `pool`.
+pub(super) fn pool_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
+    let mut item = line_item(line, index, stamp);
+    item.insert(PK.into(), s(POOL_PARTITION));
+    item.insert("cost_source".into(), s("pool"));
+    item
+}
+
 /// The pointer item of a period.
 pub(super) fn pointer_item(p: &Pointer) -> Item {
     let r = &p.record;
@@ -216,6 +231,9 @@ pub(super) fn pointer_item(p: &Pointer) -> Item {
     }
     item.insert("processed_at".into(), s(rfc3339(&r.processed_at)));
     item.insert("line_count".into(), n_u64(p.line_count));
+    if p.pool_count > 0 {
+        item.insert("pool_count".into(), n_u64(p.pool_count));
+    }
     item.insert("invoice_ids".into(), AttributeValue::L(r.invoice.ids.iter().map(|x| s(x.clone())).collect()));
     if let Some(rows) = r.invoice.rows_without_id {
         item.insert("rows_without_invoice".into(), n_u64(rows));
@@ -404,12 +422,13 @@ pub(super) fn decode_pointer(item: &Item) -> Result<Pointer, String> {
         tag: r.text("version_tag")?,
         partitions,
         line_count: r.u64("line_count")?,
+        pool_count: r.opt_u64("pool_count")?.unwrap_or(0),
     })
 }
 
 /// Orders lines as the SQLite store returns them: by key, then source.
 pub(super) fn sort_lines(lines: &mut [CostLine]) {
-    lines.sort_by(|a, b| (&a.key, a.source().as_str()).cmp(&(&b.key, b.source().as_str())));
+    curflow_model::aggregate::sort_lines(lines);
 }
 
 #[cfg(test)]
@@ -519,6 +538,7 @@ mod tests {
             tag: "t".into(),
             partitions: vec!["_shared".into(), "acct-1".into()],
             line_count: 42,
+            pool_count: 3,
         };
         let item = pointer_item(&p);
         assert!(!item.contains_key(MONTH), "pointers stay out of the month GSI");

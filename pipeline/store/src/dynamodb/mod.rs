@@ -17,7 +17,7 @@
 //! | `day` | `YYYY-MM-DD` (usage date, UTC) |
 //! | `source` | `actual` (the app's own estimate items carry `estimate`; this store never touches an item whose `sk` does not start with `actual#`) |
 //! | `actual_cost` | BOOL `true` |
-//! | `cost_source` | `cur` (tagged) \| `attributed` (split from the shared pool) \| `shared` (still unattributed) |
+//! | `cost_source` | `cur` (tagged) \| `attributed` (a tenant's part of the shared pool, at the reader's grain: no operation or resource id) \| `shared` (still unattributed) \| `pool` (a shared-pool line an attributed version was split from, in partition `_pool`) |
 //! | `tenant` | the tenant exactly as tagged; absent for the shared pool |
 //! | `service`, `usage_type`, `operation`, `resource_id`, `line_item_type`, `currency` | S (the CUR key; `operation`/`resource_id` are `""` on tagged lines) |
 //! | `unblended_cost`, `net_unblended_cost`, `amortized_cost`, `ri_sp_trueup`, `ri_sp_upfront_fees`, `usage_amount`, `line_items` | N, exact decimal strings (never floats) |
@@ -33,7 +33,9 @@
 //! **Pointer items** (one per billing period): `accountant_id` = `_period`, `sk` = `current#<YYYY-MM>`,
 //! with `period`, `version_tag`, `version_id`, `version_time`, `format`, `delivery_source`, `files`,
 //! `rows_read`, `split_child_rows`, `tag_key`, `inputs`, `processed_at` (the [`PeriodRecord`]), `line_count`
-//! (items in the current version) and `partitions` (list of the partitions that hold them; this
+//! (items in the current version, the pool's left out), `pool_count` (the pool's items, in partition
+//! `_pool`: what `curflow attribute` splits again and `attribution explain` explains per resource;
+//! absent when 0) and `partitions` (list of the partitions that hold them; this
 //! bounds a period to roughly 10,000 tenants, the 400 KB item limit). Pointers have no `month`,
 //! so they stay out of `month-index`.
 //!
@@ -103,8 +105,9 @@ use curflow_model::Names;
 use curflow_model::aggregate::{Amounts, CostLine};
 use curflow_model::period::BillingPeriod;
 use item::{
-    CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, Pointer, SK, Stamp, decode_line, decode_pointer,
-    key_of, line_item, month_prefix, partition_of, pointer_item, pointer_sk, sort_lines, text_of, version_prefix,
+    CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, POOL_PARTITION, Pointer, SK, Stamp, decode_line,
+    decode_pointer, key_of, line_item, month_prefix, partition_of, pointer_item, pointer_sk, pool_item, sort_lines,
+    text_of, version_prefix,
 };
 pub use retry::RetryPolicy;
 
@@ -171,6 +174,14 @@ fn new_version_tag(version: &curflow_model::ReportVersion) -> String {
     let (time, nonce, pid) =
         (item::rfc3339(&version.time), retry::random_u64().to_le_bytes(), std::process::id().to_le_bytes());
     crate::hash::short_hash([version.id.as_bytes(), time.as_bytes(), &nonce, &pid])
+}
+
+/// What one version of a period holds: the lines readers see and the shared pool kept beside
+/// them (`CostStore::replace_split_period`).
+#[derive(Clone, Copy)]
+struct Split<'a> {
+    lines: &'a [CostLine],
+    pool: &'a [CostLine],
 }
 
 /// How one attempt of `replace_period` ended.
@@ -493,6 +504,37 @@ impl DynamoStore {
         })
     }
 
+    /// The shared-pool items of the current version (see [`POOL_PARTITION`]), checked against the
+    /// pointer's count like [`Self::cost_lines_async`].
+    async fn pool_lines_async(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        let mut pointer = self.get_pointer(period).await?;
+        for _ in 0..MAX_READ_RETRIES {
+            let Some(p) = &pointer else { return Ok(Vec::new()) };
+            if p.pool_count == 0 {
+                return Ok(Vec::new());
+            }
+            let lines = self.read_version(period, &p.tag, &[POOL_PARTITION.to_string()], None).await?;
+            if lines.len() as u64 == p.pool_count {
+                return Ok(lines);
+            }
+            let now = self.get_pointer(period).await?;
+            if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
+                return Err(self.corrupt(format!(
+                    "period {period}: current version {} has {} pool items, its pointer says {}",
+                    p.tag,
+                    lines.len(),
+                    p.pool_count
+                )));
+            }
+            pointer = now; // replaced while we read: read the new version
+        }
+        Err(Error::Store {
+            path: PathBuf::from(self.describe()),
+            reason: format!("period {period} was replaced {MAX_READ_RETRIES} times while being read"),
+            retryable: true,
+        })
+    }
+
     /// The lines of one tenant's partition (or the shared pool's) in the current version: one
     /// Query on that partition, not a read of the whole period. Consistent because a version's
     /// items are complete before its pointer names it and are only deleted once the pointer has
@@ -633,8 +675,8 @@ impl DynamoStore {
         stamp: &Stamp,
         partitions: &[String],
         lines: &[CostLine],
-        expected: &Amounts,
     ) -> Result<std::result::Result<(), String>> {
+        let expected = &Amounts::sum(lines.iter().map(|l| &l.amounts))?;
         let written = self.read_version(period, &stamp.tag, partitions, None).await?;
         let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
         if written.len() != lines.len() || written_total != *expected {
@@ -652,10 +694,9 @@ impl DynamoStore {
         Ok(Ok(()))
     }
 
-    async fn replace_async(&self, record: &PeriodRecord, lines: &[CostLine], force: bool) -> Result<ReplaceOutcome> {
+    async fn replace_async(&self, record: &PeriodRecord, split: Split<'_>, force: bool) -> Result<ReplaceOutcome> {
         let period = record.period;
-        let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
-        let partitions = self.partitions_of(period, lines)?;
+        let partitions = self.partitions_of(period, split.lines)?;
         let mut stored = self.get_pointer(period).await?;
         // Each restart follows a run that switched the period while we wrote: decide again.
         for _ in 0..=MAX_RESTARTS {
@@ -663,7 +704,7 @@ impl DynamoStore {
             if !matches!(outcome, ReplaceOutcome::Replaced { .. }) {
                 return Ok(outcome);
             }
-            match self.attempt(record, lines, &partitions, &expected, stored.as_ref()).await? {
+            match self.attempt(record, split, &partitions, stored.as_ref()).await? {
                 Attempt::Done(outcome) => return Ok(outcome),
                 Attempt::Restart(now) => stored = now.map(|p| *p),
             }
@@ -695,9 +736,8 @@ impl DynamoStore {
     async fn attempt(
         &self,
         record: &PeriodRecord,
-        lines: &[CostLine],
+        split: Split<'_>,
         partitions: &[String],
-        expected: &Amounts,
         stored: Option<&Pointer>,
     ) -> Result<Attempt> {
         let period = record.period;
@@ -706,8 +746,12 @@ impl DynamoStore {
             base: stored.map_or_else(|| NO_BASE.to_string(), |p| p.tag.clone()),
             version: record.version.clone(),
         };
-        let keys = self.write_version(lines, &stamp).await?;
-        if let Err(mismatch) = self.verify(period, &stamp, partitions, lines, expected).await? {
+        let keys = self.write_version(split, &stamp).await?;
+        let mut verified = self.verify(period, &stamp, partitions, split.lines).await?;
+        if verified.is_ok() && !split.pool.is_empty() {
+            verified = self.verify(period, &stamp, &[POOL_PARTITION.to_string()], split.pool).await?;
+        }
+        if let Err(mismatch) = verified {
             self.discard(&keys, "verification failed").await;
             let now = self.get_pointer(period).await?;
             if now.as_ref().map(|p| &p.tag) == stored.map(|p| &p.tag) {
@@ -726,7 +770,8 @@ impl DynamoStore {
             record: record.clone(),
             tag: stamp.tag.clone(),
             partitions: partitions.to_vec(),
-            line_count: lines.len() as u64,
+            line_count: split.lines.len() as u64,
+            pool_count: split.pool.len() as u64,
         };
         if let Switch::ConditionFailed = self.switch(&pointer, &stamp.base).await? {
             let now = self.get_pointer(period).await?;
@@ -745,9 +790,12 @@ impl DynamoStore {
         Ok(Attempt::Done(ReplaceOutcome::Replaced { previous: stored.map(|p| p.record.version.clone()) }))
     }
 
-    /// Writes a new version's items; on failure deletes what was written. Returns their keys.
-    async fn write_version(&self, lines: &[CostLine], stamp: &Stamp) -> Result<Vec<(String, String)>> {
-        let items: Vec<Item> = lines.iter().enumerate().map(|(i, l)| line_item(l, i, stamp)).collect();
+    /// Writes a new version's items (lines and pool); on failure deletes what was written.
+    /// Returns their keys.
+    async fn write_version(&self, split: Split<'_>, stamp: &Stamp) -> Result<Vec<(String, String)>> {
+        let lines = split.lines.iter().enumerate().map(|(i, l)| line_item(l, i, stamp));
+        let items: Vec<Item> =
+            lines.chain(split.pool.iter().enumerate().map(|(i, l)| pool_item(l, i, stamp))).collect();
         let keys: Vec<(String, String)> = items.iter().filter_map(key_of).collect();
         let requests = items
             .into_iter()
@@ -844,16 +892,21 @@ impl CostStore for DynamoStore {
         self.periods_async().await
     }
 
-    async fn replace_period(
+    async fn replace_split_period(
         &mut self,
         record: &PeriodRecord,
         lines: &[CostLine],
+        pool: &[CostLine],
         force: bool,
     ) -> Result<ReplaceOutcome> {
-        if let Some(line) = lines.iter().find(|l| l.period != record.period) {
+        if let Some(line) = lines.iter().chain(pool).find(|l| l.period != record.period) {
             return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
         }
-        self.replace_async(record, lines, force).await
+        self.replace_async(record, Split { lines, pool }, force).await
+    }
+
+    async fn pool_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
+        self.pool_lines_async(period).await
     }
 
     async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
