@@ -64,7 +64,7 @@ pub async fn reattribute(
         let pool_lines = pool.len();
         (stored.into_iter().filter(|l| l.source() == LineSource::Cur).chain(pool).collect(), pool_lines)
     };
-    let Split { lines, pool, coverage } = attribute_conserving(period, lines, inputs)?;
+    let Split { lines, pool, coverage, .. } = attribute_conserving(period, lines, inputs)?;
     let record = PeriodRecord { inputs: Some(fingerprint), processed_at: Utc::now(), ..record };
     done.outcome = match store.replace_split_period(&record, &lines, &pool, false).await? {
         ReplaceOutcome::Replaced { .. } => "replaced",

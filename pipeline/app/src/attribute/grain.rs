@@ -45,6 +45,8 @@ struct GrainRow {
 #[derive(Default)]
 pub(crate) struct ReaderGrain {
     rows: HashMap<GrainKey, GrainRow>,
+    /// Parts added: the rows a store would hold at one row per (shared line × tenant).
+    parts: u64,
     /// The empty name, shared by every row's operation and resource id.
     names: Names,
 }
@@ -55,6 +57,7 @@ impl ReaderGrain {
         let Some(attribution) = part.attribution else {
             return Err(crate::error::Error::Internal(format!("{:?} is not an attributed part", part.key)));
         };
+        self.parts += 1;
         let empty = self.names.get("");
         let key = GrainKey {
             key: CostKey { operation: empty.clone(), resource_id: empty, ..part.key },
@@ -71,6 +74,11 @@ impl ReaderGrain {
             }
         }
         Ok(())
+    }
+
+    /// Parts added so far.
+    pub(crate) fn parts(&self) -> u64 {
+        self.parts
     }
 
     /// The summed rows, in a stable order (key, rule, basis, driver).

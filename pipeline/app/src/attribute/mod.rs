@@ -400,6 +400,9 @@ pub struct Split {
     /// beside `lines` so the period can be split again without the CUR.
     pub pool: Vec<CostLine>,
     pub coverage: Coverage,
+    /// Tenant parts the split made (one per shared line and tenant with a part): the rows a
+    /// store would hold without the reader's grain (for the run summary and the benches).
+    pub parts: u64,
 }
 
 /// Splits every shared-pool line of `lines` to tenants. Tagged lines are returned unchanged.
@@ -444,6 +447,7 @@ pub fn attribute_at(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Gra
     let mut out = Vec::with_capacity(lines.len());
     let mut pool = Vec::new();
     let mut parts = grain::ReaderGrain::default();
+    let mut kept = 0u64;
     let mut names = Names::default();
     for line in lines {
         if line.key.tenant.is_some() {
@@ -465,14 +469,18 @@ pub fn attribute_at(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Gra
             match (grain, &row.attribution) {
                 (_, None) => out.push(row),
                 (Grain::Reader, Some(_)) => parts.add(row)?,
-                (Grain::Resources(tenant), Some(_)) if row.key.tenant.as_deref() == Some(tenant) => out.push(row),
+                (Grain::Resources(tenant), Some(_)) if row.key.tenant.as_deref() == Some(tenant) => {
+                    kept += 1;
+                    out.push(row);
+                }
                 (Grain::Resources(_), Some(_)) => {}
             }
         }
         pool.push(line);
     }
+    let part_count = parts.parts() + kept;
     out.extend(parts.into_lines());
-    Ok(Split { lines: out, pool, coverage })
+    Ok(Split { lines: out, pool, coverage, parts: part_count })
 }
 
 /// Counts a shared line left unattributed without a split in the coverage (shared in, and

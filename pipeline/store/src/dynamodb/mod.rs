@@ -75,6 +75,7 @@
 //! the Lambda's), through one SDK client built when the store is opened. The store owns no
 //! runtime and starts no thread, so a store built once per Lambda cold start serves every event.
 
+pub mod capacity;
 mod finance;
 mod item;
 mod ledger;
