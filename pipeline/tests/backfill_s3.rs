@@ -82,7 +82,7 @@ fn twelve_months_backfill_stops_half_way_resumes_and_a_second_run_does_nothing()
     let root = Location::parse(&format!("s3://{bucket}/exports")).unwrap();
     let options = BackfillOptions { from: None, to: Some(BillingPeriod::new(2026, 4).unwrap()), parallel: 3 };
     let mut sqlite = SqliteStore::open(&store).unwrap();
-    let summary = backfill::run(&processor, &mut sqlite, &root, Some(&access), &options, &|_| {}).wait().unwrap();
+    let summary = backfill::run(&processor, &mut sqlite, &root, Some(&access), &options, None, &|_| {}).wait().unwrap();
     drop(sqlite);
     assert_eq!(summary.rows.len(), 6, "{}", summary.table());
     assert_eq!(summary.count(PeriodStatus::Processed), 6, "{}", summary.table());

@@ -270,6 +270,18 @@ fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
     assert_eq!(from_ledger, from_files);
     explain_per_resource_adds_up_to_the_stored_rows(l, d, &env);
 
+    // `backfill` over the bucket splits each period with the ledger too, as `process` does.
+    let backfilled = dir.path().join("backfill.sqlite");
+    let b = backfilled.to_str().unwrap();
+    common::ok(&common::run_curflow(&[&ingest[..], &["--store", b]].concat(), None, &env));
+    let bucket = dir.path().join("bucket");
+    let backfill = ["backfill", bucket.to_str().unwrap(), "--store", b, "--format", "json"];
+    let out = common::ok(&common::run_curflow(&backfill, None, &env));
+    assert!(out.contains("\"processed\""), "{out}");
+    assert_eq!(attributed_by_tenant(&backfilled), from_files, "backfill splits with the ledger");
+    let again = common::ok(&common::run_curflow(&backfill, None, &env));
+    assert!(again.contains("\"already_stored\""), "same delivery, same ledger: nothing to do: {again}");
+
     // A run cut short after 2026-10-20 resumes with the 21st.
     let resumed = dir.path().join("resumed.sqlite");
     SqliteStore::open(&resumed)

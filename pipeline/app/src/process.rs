@@ -96,6 +96,8 @@ pub struct ScannedDelivery {
     pub lines: Vec<CostLine>,
     /// The shared-pool lines the attributed `lines` were split from (empty without attribution).
     pub pool: Vec<CostLine>,
+    /// The fingerprint of the inputs the lines were made from (see [`PeriodRecord::inputs`]).
+    inputs: String,
     pub coverage: Option<curflow_attribution::Coverage>,
     started: Instant,
 }
@@ -336,15 +338,37 @@ impl Processor {
             scans,
             lines,
             pool,
+            inputs: self.inputs.clone(),
             coverage,
             started,
         })
     }
 
+    /// Splits a delivery scanned without attribution with `inputs` (a backfill reads the usage
+    /// ledger for each period's own days); its record then carries their fingerprint.
+    pub fn attribute_scanned(&self, scanned: ScannedDelivery, inputs: &AttributionInputs) -> Result<ScannedDelivery> {
+        if self.attribution.is_some() || !scanned.pool.is_empty() {
+            return Err(Error::Internal(format!("period {} is already attributed", scanned.period)));
+        }
+        let split = attribute_conserving(scanned.period, scanned.lines, inputs)?;
+        Ok(ScannedDelivery {
+            lines: split.lines,
+            pool: split.pool,
+            coverage: Some(split.coverage),
+            inputs: inputs_fingerprint(&self.options.tag_key, Some(inputs)),
+            ..scanned
+        })
+    }
+
+    /// The fingerprint a delivery processed with `inputs` would be stored with.
+    pub fn inputs_with(&self, inputs: &AttributionInputs) -> String {
+        inputs_fingerprint(&self.options.tag_key, Some(inputs))
+    }
+
     /// Replaces the period in the store with a scanned delivery (atomically; the store decides
     /// again, so a newer version written meanwhile is not overwritten).
     pub async fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
-        let ScannedDelivery { period, version, source, scans, lines, pool, coverage, started } = scanned;
+        let ScannedDelivery { period, version, source, scans, lines, pool, inputs, coverage, started } = scanned;
         let record = PeriodRecord {
             period,
             version,
@@ -354,7 +378,7 @@ impl Processor {
             rows_read: scans.iter().map(|s| s.rows_read).sum(),
             split_child_rows: scans.iter().map(|s| s.split_child_rows).sum(),
             tag_key: self.options.tag_key.clone(),
-            inputs: Some(self.inputs.clone()),
+            inputs: Some(inputs),
             processed_at: Utc::now(),
             invoice: invoices_of(period, &scans),
         };

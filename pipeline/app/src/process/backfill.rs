@@ -10,7 +10,9 @@
 //! 3. Process the rest: up to `parallel` periods are checked (HEAD of every file) and scanned at
 //!    once, sharing one query engine and its memory pool; each finished scan is written on the
 //!    calling thread, one period at a time, because `CostStore` is synchronous and not shared
-//!    between threads. Each write replaces one period atomically, so an interrupted backfill
+//!    between threads. With `[[evidence]]` configured ([`LedgerSplit`]), each period is split with
+//!    the usage ledger's drivers for its own days before it is written (and a period stored from
+//!    other ledger totals counts as changed). Each write replaces one period atomically, so an interrupted backfill
 //!    leaves only complete periods behind and a re-run resumes where it stopped (finished periods
 //!    are then "already stored").
 
@@ -22,11 +24,29 @@ use serde::Serialize;
 
 use super::{PeriodReport, Processor};
 use crate::aggregate::Amounts;
+use crate::attribute::{AttributionInputs, AttributionOptions};
 use crate::discover::{ManifestRef, PeriodCandidate, find_periods};
 use crate::error::{Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
-use crate::store::{CostStore, MadeFrom, ReplaceOutcome, decide};
+use crate::store::{CostStore, MadeFrom, ReplaceOutcome, Store, decide};
+
+/// A backfill that splits each period with the usage ledger's drivers for that period's days
+/// (configured `[[evidence]]`), as `process` does; each period's record carries its own inputs.
+pub struct LedgerSplit<'a> {
+    pub config: &'a crate::Config,
+    /// Rules, assignments and the tenant key (`Config::attribution_options`).
+    pub options: AttributionOptions,
+}
+
+impl LedgerSplit<'_> {
+    async fn inputs(&self, store: &dyn Store, period: BillingPeriod) -> Result<AttributionInputs> {
+        let (from, to) = (period.first_day(), period.last_day());
+        crate::usage::ledger_inputs_with(store, self.config, &self.options, from, to)
+            .await?
+            .ok_or_else(|| Error::Argument("no [[evidence]] source is configured for a ledger backfill".into()))
+    }
+}
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -199,10 +219,11 @@ fn in_range(period: Option<BillingPeriod>, options: &BackfillOptions) -> bool {
 /// its scan finishes (one store write at a time).
 pub async fn run(
     processor: &Processor,
-    store: &mut dyn CostStore,
+    store: &mut dyn Store,
     root: &Location,
     s3: Option<&S3Access>,
     options: &BackfillOptions,
+    ledger: Option<&LedgerSplit<'_>>,
     on_event: &(dyn Fn(BackfillEvent<'_>) + Sync),
 ) -> Result<BackfillSummary> {
     if let (Some(from), Some(to)) = (options.from, options.to)
@@ -211,7 +232,7 @@ pub async fn run(
         return Err(Error::Argument(format!("--from {from} is after --to {to}")));
     }
     let candidates = find_periods(root, s3).await?;
-    let (mut rows, todo) = plan(processor, store, candidates, options).await?;
+    let (mut rows, todo) = plan(processor, store, candidates, options, ledger).await?;
     on_event(BackfillEvent::Planned { periods: rows.len() + todo.len(), to_process: todo.len() });
     for row in &rows {
         on_event(BackfillEvent::Finished(row));
@@ -230,9 +251,16 @@ pub async fn run(
         })
         .buffer_unordered(parallel);
     while let Some((label, period, version, scanned)) = scans.next().await {
-        let committed = match scanned {
-            Ok(s) => processor.commit(store, s).await,
-            Err(e) => Err(e),
+        let committed = match (scanned, ledger) {
+            (Ok(s), None) => processor.commit(store, s).await,
+            (Ok(s), Some(ledger)) => match ledger.inputs(store, s.period).await {
+                Ok(inputs) => match processor.attribute_scanned(s, &inputs) {
+                    Ok(s) => processor.commit(store, s).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            (Err(e), _) => Err(e),
         };
         let row = match committed {
             Ok(report) => processed_row(label, &report, store).await?,
@@ -252,9 +280,10 @@ pub async fn run(
 /// as older, unreadable manifest) and the manifests to scan.
 async fn plan(
     processor: &Processor,
-    store: &dyn CostStore,
+    store: &dyn Store,
     candidates: Vec<PeriodCandidate>,
     options: &BackfillOptions,
+    ledger: Option<&LedgerSplit<'_>>,
 ) -> Result<(Vec<BackfillRow>, Vec<(String, ManifestRef)>)> {
     let force = processor.options().force;
     let mut rows: Vec<BackfillRow> = Vec::new();
@@ -271,7 +300,12 @@ async fn plan(
             }
         };
         let stored = store.period(found.period()).await?;
-        let incoming = MadeFrom { version: &found.version, inputs: Some(processor.inputs()) };
+        // With the ledger, each period's lines are made from its own days' drivers.
+        let inputs = match ledger {
+            Some(ledger) => processor.inputs_with(&ledger.inputs(store, found.period()).await?),
+            None => processor.inputs().to_string(),
+        };
+        let incoming = MadeFrom { version: &found.version, inputs: Some(&inputs) };
         match decide(stored.as_ref().map(MadeFrom::record), incoming, force) {
             ReplaceOutcome::Replaced { .. } => todo.push((label, found)),
             ReplaceOutcome::Unchanged => {

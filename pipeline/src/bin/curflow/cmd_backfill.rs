@@ -82,7 +82,11 @@ pub async fn run(args: Args, config: Config) -> Result<u8, Failure> {
             }
         }
     };
-    let summary = backfill::run(&processor, store.as_mut(), &root, s3.as_ref(), &options, &on_event).await;
+    // Configured evidence sources: each period is split with the usage ledger's drivers for its days.
+    let ledger = (!config.evidence.is_empty())
+        .then(|| backfill::LedgerSplit { config: &config, options: config.attribution_options() });
+    let summary =
+        backfill::run(&processor, store.as_mut(), &root, s3.as_ref(), &options, ledger.as_ref(), &on_event).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
