@@ -212,6 +212,15 @@ fn waiting_days(store: &Path) -> Vec<String> {
     reasons.into_iter().collect()
 }
 
+/// Total size of the files under `dir`.
+fn walk_sizes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk_sizes(&p) } else { p.metadata().unwrap().len() })
+        .sum()
+}
+
 fn ingest_rows(out: &str) -> Vec<serde_json::Value> {
     let doc: serde_json::Value = serde_json::from_str(out).unwrap();
     doc["rows"].as_array().unwrap().clone()
@@ -244,6 +253,10 @@ fn process_attributes_from_the_ingested_ledger_as_from_the_evidence_itself() {
     assert_eq!(first.len(), 31, "one row per day");
     assert!(first.iter().all(|r| r["outcome"] == "replaced"), "{first:?}");
     assert!(first.iter().any(|r| r["tenants"].as_i64().unwrap() == 4), "{first:?}");
+    // The bytes read are counted (files as stored): some, and no more than the folder holds.
+    let stored_bytes: u64 = walk_sizes(&ev.dir);
+    let read_bytes = first[0]["bytes"].as_u64().unwrap();
+    assert!(read_bytes > 0 && read_bytes <= stored_bytes, "{read_bytes} of {stored_bytes} bytes");
     let again = ingest_rows(&common::ok(&common::run_curflow(
         &[&ingest[..], &["--store", l, "--format", "json"]].concat(),
         None,

@@ -528,6 +528,7 @@ impl Config {
             window: None,
             max_malformed_ratio: Some(self.evidence_max_malformed_pct / Decimal::ONE_HUNDRED),
             aws: self.aws(),
+            progress: None,
         }
     }
 

@@ -61,6 +61,7 @@ pub struct SourceResult {
     pub to: NaiveDate,
     /// Lines and bytes read, malformed lines, Lambda invocations joined to a tenant and not.
     pub lines: u64,
+    pub bytes: u64,
     pub malformed: u64,
     pub invocations_joined: u64,
     pub invocations_without_tenant: u64,
@@ -114,6 +115,7 @@ pub async fn ingest(store: &mut dyn Store, options: &IngestOptions) -> Result<In
             from,
             to: options.to,
             lines: inputs.report.sources.iter().map(|s| s.lines).sum(),
+            bytes: inputs.report.bytes,
             malformed: inputs.report.sources.iter().map(|s| s.malformed).sum(),
             invocations_joined: inputs.report.lambda_invocations_joined,
             invocations_without_tenant: inputs.report.lambda_invocations_without_tenant,
@@ -162,7 +164,7 @@ fn provenance(entry: &EvidenceEntry, day: NaiveDate, inputs: &AttributionInputs)
         read_from: start,
         read_to: start.map(|t| t + chrono::Duration::days(1)),
         lines: sources.iter().map(|s| s.lines).sum(),
-        bytes: 0,
+        bytes: inputs.report.bytes,
         malformed: sources.iter().map(|s| s.malformed).sum(),
         reader: format!("curflow {}", env!("CARGO_PKG_VERSION")),
     }

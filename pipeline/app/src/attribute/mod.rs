@@ -32,7 +32,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use self::inventory::InventoryManifest;
-use self::sources::{CloudWatchSource, EvidenceSource, FileKind, classify, files_under, open};
+pub use self::sources::ReadProgress;
+use self::sources::{CloudWatchSource, Counted, EvidenceSource, FileKind, classify, files_under, open, open_counted};
 use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
 use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
@@ -61,6 +62,9 @@ pub struct AttributionOptions {
     pub window: Option<(NaiveDate, NaiveDate)>,
     /// Largest tolerated share of malformed lines per source (default 1 %).
     pub max_malformed_ratio: Option<Decimal>,
+    /// Where the bytes read are counted as they are read (a progress bar); a private counter
+    /// otherwise. [`EvidenceReport::bytes`] has the total either way.
+    pub progress: Option<ReadProgress>,
     pub aws: AwsSettings,
 }
 
@@ -68,6 +72,8 @@ pub struct AttributionOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EvidenceReport {
     pub sources: Vec<SourceReport>,
+    /// Bytes read: files as stored (compressed or not), CloudWatch Logs messages.
+    pub bytes: u64,
     pub lambda_invocations_joined: u64,
     pub lambda_invocations_without_tenant: u64,
     pub lambda_duplicate_reports: u64,
@@ -151,6 +157,7 @@ impl AttributionInputs {
         if let Some(ratio) = options.max_malformed_ratio {
             budget.max_ratio = ratio;
         }
+        let progress = options.progress.clone().unwrap_or_default();
         let mut reader = EvidenceReader {
             logs,
             access,
@@ -158,6 +165,8 @@ impl AttributionInputs {
             budget,
             report: EvidenceReport { rules_source, ..EvidenceReport::default() },
             drivers: DriverTotals::new(),
+            progress: progress.clone(),
+            bytes_before: progress.bytes(),
         };
         for source in &options.evidence {
             match source {
@@ -244,6 +253,9 @@ struct EvidenceReader<'m> {
     budget: ErrorBudget,
     report: EvidenceReport,
     drivers: DriverTotals,
+    progress: ReadProgress,
+    /// `progress` when reading began.
+    bytes_before: u64,
 }
 
 impl EvidenceReader<'_> {
@@ -290,11 +302,11 @@ impl EvidenceReader<'_> {
         let name = file.display().to_string();
         match kind {
             FileKind::Log => {
-                let read = self.logs.read(&name, open(file)?, &self.budget);
+                let read = self.logs.read(&name, open_counted(file, &self.progress)?, &self.budget);
                 self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
             }
             FileKind::SubscriptionPayload => {
-                let payloads = subscription::PayloadLines::new(open(file)?);
+                let payloads = subscription::PayloadLines::new(open_counted(file, &self.progress)?);
                 let read = self.logs.read(&name, std::io::BufReader::new(payloads), &self.budget);
                 self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
             }
@@ -302,7 +314,7 @@ impl EvidenceReader<'_> {
                 if self.prefixes.is_none() {
                     return Err(need_prefixes("S3 server access logs", file));
                 }
-                let read = self.access.read(&name, open(file)?, &self.budget);
+                let read = self.access.read(&name, open_counted(file, &self.progress)?, &self.budget);
                 self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
             }
             FileKind::InventoryManifest | FileKind::Skip => {}
@@ -323,7 +335,7 @@ impl EvidenceReader<'_> {
         });
         let name = source.to_string();
         let mut reader = cloudwatch::open_log_group(group, from, to, &options.aws);
-        let read = self.logs.read(&name, &mut reader, &self.budget);
+        let read = self.logs.read(&name, Counted::new(&mut reader, self.progress.clone()), &self.budget);
         reader.finish()?;
         self.report.sources.push(read.map_err(|e| evidence_error(&name, e))?);
         Ok(())
@@ -332,7 +344,8 @@ impl EvidenceReader<'_> {
     /// Adds the log and access-log aggregators' totals (final only once every source is read) to
     /// the drivers, and their statistics to the report.
     fn finish(self) -> Result<(DriverTotals, EvidenceReport)> {
-        let Self { logs, access, mut report, mut drivers, .. } = self;
+        let Self { logs, access, mut report, mut drivers, progress, bytes_before, .. } = self;
+        report.bytes = progress.bytes().saturating_sub(bytes_before);
         let (lambda_drivers, lambda_stats) = logs.lambda.finish().map_err(totals_error)?;
         let (dynamo_drivers, dynamo_stats) = logs.dynamo.finish().map_err(totals_error)?;
         let (access_drivers, access_stats) = access.finish();

@@ -194,14 +194,78 @@ pub(crate) fn read_through_buffer<B: BufRead>(reader: &mut B, buf: &mut [u8]) ->
 
 /// Opens a local file for line reading (gzip detected by magic bytes).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    open_counted(path, &ReadProgress::default())
+}
+
+/// [`open`], counting the file's bytes (as stored, before decompression) in `progress`.
+pub fn open_counted(path: &Path, progress: &ReadProgress) -> Result<Box<dyn BufRead>> {
+    let file = Counted::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?, progress.clone());
     curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))
+}
+
+/// Bytes of evidence read so far (files as stored, CloudWatch Logs messages), shared between the
+/// reader and whoever shows progress (`curflow usage ingest`'s progress bar) or reports it.
+#[derive(Debug, Clone, Default)]
+pub struct ReadProgress(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ReadProgress {
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A reader that counts what passes through it in a [`ReadProgress`].
+pub struct Counted<R> {
+    inner: R,
+    progress: ReadProgress,
+}
+
+impl<R> Counted<R> {
+    pub fn new(inner: R, progress: ReadProgress) -> Self {
+        Self { inner, progress }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.progress.add(amount);
+        self.inner.consume(amount);
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_readers_count_what_is_consumed() {
+        let progress = ReadProgress::default();
+        let mut buffered = Counted::new(std::io::Cursor::new(b"ab\ncd\n".to_vec()), progress.clone());
+        let mut line = String::new();
+        buffered.read_line(&mut line).unwrap();
+        assert_eq!((line.as_str(), progress.bytes()), ("ab\n", 3));
+        let mut rest = Vec::new();
+        Counted::new(std::io::Cursor::new(vec![0u8; 10]), progress.clone()).read_to_end(&mut rest).unwrap();
+        assert_eq!(progress.bytes(), 13);
+    }
 
     #[test]
     fn parses_cloudwatch_sources() {

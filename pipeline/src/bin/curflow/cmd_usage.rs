@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, Utc};
-use curflow::attribute::AttributionOptions;
+use std::io::IsTerminal;
+
+use curflow::attribute::{AttributionOptions, ReadProgress};
 use curflow::output::{Meta, MetaValue, Rows, Table, Value, render};
 use curflow::usage::{IngestOptions, IngestReport, ingest};
 use curflow::{Config, store};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{Failure, FormatArg};
 
@@ -78,6 +81,7 @@ async fn run_ingest(args: IngestArgs, config: Config) -> Result<u8, Failure> {
         .into());
     }
     let yesterday = Utc::now().date_naive().pred_opt().unwrap_or_else(|| Utc::now().date_naive());
+    let progress = ReadProgress::default();
     let options = IngestOptions {
         sources,
         from: args.from,
@@ -86,18 +90,48 @@ async fn run_ingest(args: IngestArgs, config: Config) -> Result<u8, Failure> {
         reading: AttributionOptions {
             s3_prefixes: args.s3_prefixes.or_else(|| config.s3_prefixes.clone()),
             agent_sessions: args.agent_sessions.or_else(|| config.agent_sessions.clone()),
+            progress: Some(progress.clone()),
             ..config.attribution_options()
         },
     };
     let mut store = store::open(&config.store, &config.aws()).await?;
-    let report = ingest(store.as_mut(), &options).await?;
+    let bar = progress_bar(&progress);
+    let report = ingest(store.as_mut(), &options).await;
+    if let Some((bar, ticker)) = bar {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
+    let report = report?;
     let (rows, table) = ingest_output(&report)?;
     let meta: Meta = vec![("store", MetaValue::from(store.describe()))];
     crate::emit(&render(args.format.format(), &rows, &meta, || Ok(table))?)?;
     Ok(0)
 }
 
-const INGEST_COLUMNS: [&str; 11] = [
+/// On a terminal: a bar with the evidence bytes read so far, its rate and the elapsed time,
+/// refreshed from `progress` while the sources are read (their total size is not known ahead:
+/// CloudWatch Logs and S3 prefixes are paged).
+fn progress_bar(progress: &ReadProgress) -> Option<(ProgressBar, tokio::task::JoinHandle<()>)> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} usage ingest: {bytes} of evidence read ({bytes_per_sec}, {elapsed})")
+    {
+        bar.set_style(style);
+    }
+    let (shown, read) = (bar.clone(), progress.clone());
+    let ticker = tokio::spawn(async move {
+        loop {
+            shown.set_position(read.bytes());
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    Some((bar, ticker))
+}
+
+const INGEST_COLUMNS: [&str; 12] = [
     "source",
     "day",
     "outcome",
@@ -106,6 +140,7 @@ const INGEST_COLUMNS: [&str; 11] = [
     "tenants",
     "without_tenant",
     "lines",
+    "bytes",
     "malformed",
     "invocations_joined",
     "invocations_without_tenant",
@@ -130,6 +165,7 @@ fn ingest_output(report: &IngestReport) -> Result<(Rows, String), Failure> {
                 day.tenants.into(),
                 without.join(";").into(),
                 source.lines.into(),
+                source.bytes.into(),
                 source.malformed.into(),
                 source.invocations_joined.into(),
                 source.invocations_without_tenant.into(),
@@ -144,12 +180,13 @@ fn ingest_output(report: &IngestReport) -> Result<(Rows, String), Failure> {
             ]);
         }
         summary.push_str(&format!(
-            "{}: {} to {} from {}: {} lines, {} malformed, {} invocations joined to a tenant, {} without\n",
+            "{}: {} to {} from {}: {} lines ({} bytes), {} malformed, {} invocations joined to a tenant, {} without\n",
             source.source,
             source.from,
             source.to,
             source.location,
             source.lines,
+            source.bytes,
             source.malformed,
             source.invocations_joined,
             source.invocations_without_tenant
