@@ -11,7 +11,10 @@
 //! EventBridge, a redelivery of the legacy month, the daily Cost Explorer sync (`{"curflow":
 //! "ce-sync"}`) of the connected account `scripts/test` gives `cdk synth` (`connectedAccounts`),
 //! and the nightly schedule on the DynamoDB store sending an SNS budget alert and fetching AWS's
-//! forecast. Everything must succeed.
+//! forecast, after ingesting the usage ledger from the two evidence sources `scripts/test` gives
+//! `cdk synth` (`evidenceSources`: a CloudWatch Logs group through `FilterLogEvents` and an S3
+//! prefix listed under its `s3:prefix` condition and read with `GetObject`), while every delivery
+//! is split with the ledger (its DynamoDB items). Everything must succeed.
 //!
 //! The connected account's role is in the stack's own account: moto evaluates an assumed role's
 //! policies only in the account whose IAM holds the role, and the test's administrator can only
@@ -69,6 +72,11 @@ const CONNECTED_ROLE: &str = "curflow-ce-connected";
 const EXTERNAL_ID: &str = "curflow-iam-test-external-id";
 /// The scenario step of the daily Cost Explorer sync.
 const CE_SYNC_STEP: &str = "daily Cost Explorer sync";
+/// The usage ledger's evidence sources, as `scripts/test` gives `cdk synth -c evidenceSources=...`:
+/// a CloudWatch Logs group and an S3 prefix, both outside the stack (created here once per server).
+const EVIDENCE_GROUP: &str = "/aws/lambda/curflow-iam-app";
+const EVIDENCE_BUCKET: &str = "curflow-iam-evidence";
+const EVIDENCE_PREFIX: &str = "logs/";
 
 /// Statements the Lambda service uses for the function, never curflow's code: removing one must
 /// leave the scenario green. (identifying action, reason)
@@ -363,9 +371,56 @@ impl Admin {
         });
     }
 
+    /// The usage evidence the nightly run ingests (enforcement off; idempotent): yesterday's
+    /// Lambda REPORT and application lines in the log group, and the same day's lines as a gzip
+    /// object under the S3 prefix, so each evidence statement has something to read.
+    fn evidence(&self) {
+        let yesterday = Utc::now() - chrono::Duration::days(1);
+        let at = yesterday.timestamp_millis();
+        let request = "8d9e1c1e-2a4b-4c5d-9e8f-0a1b2c3d4e5f";
+        let app = format!(r#"{{"accountant_id":"acct-0001","requestId":"{request}","msg":"invoice rendered"}}"#);
+        let report = format!(
+            "REPORT RequestId: {request}\tDuration: 120.5 ms\tBilled Duration: 121 ms\tMemory Size: 1024 MB\tMax Memory Used: 80 MB"
+        );
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&self.config);
+        self.runtime.block_on(async {
+            // Already there from an earlier run of this server: nothing else to do.
+            if logs.create_log_group().log_group_name(EVIDENCE_GROUP).send().await.is_ok() {
+                logs.create_log_stream().log_group_name(EVIDENCE_GROUP).log_stream_name("s").send().await.unwrap();
+                let event = |message: &str| {
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(at)
+                        .message(message)
+                        .build()
+                        .unwrap()
+                };
+                logs.put_log_events()
+                    .log_group_name(EVIDENCE_GROUP)
+                    .log_stream_name("s")
+                    .log_events(event(&app))
+                    .log_events(event(&report))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+        let stamp = yesterday.format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let text = format!("{stamp} {app}\n{stamp} {report}\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let body = gz.finish().unwrap();
+        let s3 = self.s3();
+        self.runtime.block_on(async {
+            let _ = s3.create_bucket().bucket(EVIDENCE_BUCKET).send().await; // exists after the first run
+            let key = format!("{EVIDENCE_PREFIX}app.log.gz");
+            s3.put_object().bucket(EVIDENCE_BUCKET).key(key).body(body.into()).send().await.unwrap();
+        });
+    }
+
     /// Creates this run's bucket, table and topic (enforcement off).
     fn create_resources(&self, run: usize) -> Names {
         self.connected_role();
+        self.evidence();
         let suffix = common::unique_name(&format!("iam{run}")).to_lowercase();
         let bucket = format!("cf-{suffix}");
         self.runtime.block_on(self.s3().create_bucket().bucket(&bucket).send()).unwrap();
@@ -653,6 +708,8 @@ fn the_function_works_under_the_synthesized_policy_and_each_statement_is_needed(
     assert!(detail(&answers[3]).contains("synced 1 of 1 account(s)"), "{answers:#?}");
     let nightly = detail(&answers[4]);
     assert!(nightly.contains("reconciled 2 month(s)") && nightly.contains("0 failed"), "{nightly}");
+    // Both evidence sources, yesterday and the two days before it (`usage-restate-days`).
+    assert!(nightly.contains("usage ledger: 6 source-day(s) ingested"), "{nightly}");
     assert!(!nightly.contains(" 0 alert(s) sent"), "the budget alert was sent over SNS: {nightly}");
 
     // The mutation check.
