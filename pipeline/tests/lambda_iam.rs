@@ -411,7 +411,12 @@ impl Admin {
         let body = gz.finish().unwrap();
         let s3 = self.s3();
         self.runtime.block_on(async {
-            let _ = s3.create_bucket().bucket(EVIDENCE_BUCKET).send().await; // exists after the first run
+            if let Err(e) = s3.create_bucket().bucket(EVIDENCE_BUCKET).send().await {
+                let exists = e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists());
+                assert!(exists, "creating the evidence bucket: {e:?}");
+            }
             let key = format!("{EVIDENCE_PREFIX}app.log.gz");
             s3.put_object().bucket(EVIDENCE_BUCKET).key(key).body(body.into()).send().await.unwrap();
         });
