@@ -456,7 +456,7 @@ fn split_of(lines: &[curflow::CostLine]) -> (std::collections::BTreeMap<String, 
 
 /// Generated CUR 2.0 month and evidence uploaded to S3 (the evidence under its own prefix);
 /// `curflow usage ingest` fills the ledger in the DynamoDB table from `s3://`; the function's
-/// handler, configured as deployed (`CURFLOW_EVIDENCE`, the S3 prefix map), processes the
+/// handler, configured as deployed (`CURFLOW_EVIDENCE`, the S3 prefix map as an `s3://` object), processes the
 /// manifest event: per-tenant attributed amounts equal the generator's independent expectation
 /// exactly, every measure, and tagged + attributed + unattributed equal the bill. The same event
 /// again changes nothing; the nightly event then finds the ledger complete and the split current.
@@ -478,8 +478,10 @@ fn the_function_splits_a_delivery_with_the_ledger_ingested_from_s3_into_dynamodb
     let Kind::Dynamo(table) = Kind::dynamo() else { unreachable!() };
     let location = format!("dynamodb://{table}");
     let sources = format!(r#"[{{name = "usage", location = "s3://{bucket}/usage-evidence/"}}]"#);
-    let prefixes = ev.prefix_map.to_str().unwrap();
-    let env = [("CURFLOW_EVIDENCE", sources.as_str()), ("CURFLOW_S3_PREFIXES", prefixes)];
+    // The S3 prefix map is configuration in S3 too, as deployed.
+    s3.put_file(&bucket, "config/s3-prefixes.toml", &ev.prefix_map);
+    let prefixes = format!("s3://{bucket}/config/s3-prefixes.toml");
+    let env = [("CURFLOW_EVIDENCE", sources.as_str()), ("CURFLOW_S3_PREFIXES", prefixes.as_str())];
     let ingest = ["usage", "ingest", "--from", "2026-10-01", "--to", "2026-10-31", "--store", &location];
     let rows =
         ingest_rows(&common::ok(&common::run_curflow(&[&ingest[..], &["--format", "json"]].concat(), None, &env)));
@@ -490,7 +492,7 @@ fn the_function_splits_a_delivery_with_the_ledger_ingested_from_s3_into_dynamodb
         name: "usage".into(),
         location: format!("s3://{bucket}/usage-evidence/"),
     }];
-    config.s3_prefixes = Some(ev.prefix_map.clone());
+    config.s3_prefixes = Some(prefixes.clone().into());
     let handler = s3.runtime.block_on(Handler::new(config)).unwrap();
     let event = common::event_fixture("s3-objectcreated-cur2.json", &bucket);
     let done = s3.runtime.block_on(handler.handle(&event, Utc::now())).unwrap();

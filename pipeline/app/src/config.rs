@@ -252,25 +252,25 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new(
         "attribution-rules",
         field!(attribution_rules),
-        "shared-cost attribution rules (TOML); `--rules` overrides",
+        "shared-cost attribution rules (TOML; a local path or an `s3://BUCKET/KEY` object); `--rules` overrides",
     )
     .unset("shipped default rules"),
     Setting::new(
         "assignments",
         field!(assignments),
-        "resource id/ARN glob → tenant assignments (one per line); `--assignments` overrides",
+        "resource id/ARN glob → tenant assignments (one per line; local or `s3://`); `--assignments` overrides",
     )
     .unset("none"),
     Setting::new(
         "s3-prefixes",
         field!(s3_prefixes),
-        "S3 key prefix → tenant map (TOML) for S3 Inventory and access-log evidence; `--s3-prefixes` overrides",
+        "S3 key prefix → tenant map (TOML; local or `s3://`) for S3 Inventory and access-log evidence; `--s3-prefixes` overrides",
     )
     .unset("none (S3 evidence refused)"),
     Setting::new(
         "agent-sessions",
         field!(agent_sessions),
-        "agent runtime session → tenant map (CSV) for agent usage records; `--agent-sessions` overrides",
+        "agent runtime session → tenant map (CSV; local or `s3://`) for agent usage records; `--agent-sessions` overrides",
     )
     .unset("none (agent records not read)"),
 ];

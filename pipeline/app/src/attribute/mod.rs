@@ -122,8 +122,8 @@ impl AttributionInputs {
     /// The rules and assignments of `options` with usage totals kept elsewhere (the usage ledger)
     /// instead of evidence read now; `options.evidence` is not read.
     pub fn with_drivers(options: &AttributionOptions, drivers: DriverTotals) -> Result<Self> {
-        let (rules, rules_source) = load_rules(options.rules.as_deref())?;
-        let assignments = load_assignments(options.assignments.as_deref())?;
+        let (rules, rules_source) = load_rules(options.rules.as_deref(), &options.aws)?;
+        let assignments = load_assignments(options.assignments.as_deref(), &options.aws)?;
         let report = EvidenceReport { rules_source, ..EvidenceReport::default() };
         Ok(Self { rules, assignments, drivers, uncovered: BTreeMap::new(), report })
     }
@@ -147,9 +147,9 @@ impl AttributionInputs {
 
     /// Reads rules, assignments and every evidence source (streamed; memory holds totals only).
     pub fn load(options: &AttributionOptions) -> Result<Self> {
-        let (rules, rules_source) = load_rules(options.rules.as_deref())?;
-        let assignments = load_assignments(options.assignments.as_deref())?;
-        let prefixes = load_prefixes(options.s3_prefixes.as_deref())?;
+        let (rules, rules_source) = load_rules(options.rules.as_deref(), &options.aws)?;
+        let assignments = load_assignments(options.assignments.as_deref(), &options.aws)?;
+        let prefixes = load_prefixes(options.s3_prefixes.as_deref(), &options.aws)?;
         let logs = log_aggregator(options)?;
         let empty_map = PrefixMap::new();
         let access = S3AccessAggregator::new(prefixes.as_ref().unwrap_or(&empty_map));
@@ -185,10 +185,11 @@ impl AttributionInputs {
 
 /// The rules of `--rules`, or the shipped default rules; with a description of where they came
 /// from for the run summary.
-fn load_rules(path: Option<&Path>) -> Result<(Rules, String)> {
+fn load_rules(path: Option<&Path>, aws: &AwsSettings) -> Result<(Rules, String)> {
     Ok(match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let file = s3_prefix::SettingsFile::fetch(path, aws)?;
+            let text = std::fs::read_to_string(file.path()).map_err(|e| Error::io(path, e))?;
             let rules = Rules::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?;
             (rules, path.display().to_string())
         }
@@ -197,18 +198,22 @@ fn load_rules(path: Option<&Path>) -> Result<(Rules, String)> {
 }
 
 /// The resource → tenant assignments of `--assignments` (none without it).
-fn load_assignments(path: Option<&Path>) -> Result<Assignments> {
+fn load_assignments(path: Option<&Path>, aws: &AwsSettings) -> Result<Assignments> {
     match path {
-        Some(path) => Assignments::read(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e)),
+        Some(path) => {
+            let file = s3_prefix::SettingsFile::fetch(path, aws)?;
+            Assignments::read(&path.display().to_string(), open(file.path())?).map_err(|e| config_error(path, e))
+        }
         None => Ok(Assignments::new()),
     }
 }
 
 /// The S3 prefix → tenant map of `--s3-prefixes`; `None` without it (S3 evidence is then refused).
-fn load_prefixes(path: Option<&Path>) -> Result<Option<PrefixMap>> {
+fn load_prefixes(path: Option<&Path>, aws: &AwsSettings) -> Result<Option<PrefixMap>> {
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let file = s3_prefix::SettingsFile::fetch(path, aws)?;
+            let text = std::fs::read_to_string(file.path()).map_err(|e| Error::io(path, e))?;
             Ok(Some(PrefixMap::from_toml(&text, &path.display().to_string()).map_err(|e| config_error(path, e))?))
         }
         None => Ok(None),
@@ -224,7 +229,9 @@ fn log_aggregator(options: &AttributionOptions) -> Result<LogAggregator> {
         DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
     );
     if let Some(path) = &options.agent_sessions {
-        let map = read_session_map(&path.display().to_string(), open(path)?).map_err(|e| config_error(path, e))?;
+        let file = s3_prefix::SettingsFile::fetch(path, &options.aws)?;
+        let map =
+            read_session_map(&path.display().to_string(), open(file.path())?).map_err(|e| config_error(path, e))?;
         logs = logs.with_agent(AgentAggregator::new(AgentConfig::new(map)));
     }
     Ok(logs)

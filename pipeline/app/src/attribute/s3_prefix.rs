@@ -9,6 +9,7 @@
 //! (so the function's ephemeral storage must hold them: point a source at a day's or a month's
 //! prefix rather than a bucket's whole history).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use crate::aws::AwsSettings;
@@ -18,14 +19,55 @@ use crate::scan::location::s3::S3Access;
 /// Downloads every object under `s3://bucket/prefix` into a new temporary directory; the
 /// directory (removed when dropped).
 pub fn download(bucket: &str, prefix: &str, aws: &AwsSettings) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("curflow-evidence-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    // The readers are synchronous and may run on a runtime's blocking thread: the downloads get
-    // a thread and a single-threaded runtime of their own (as the CloudWatch reader does).
+    let dir = temp_dir()?;
     let target = dir.path().to_path_buf();
-    let (bucket, prefix, aws) = (bucket.to_string(), prefix.to_string(), aws.clone());
+    on_own_runtime(copy_prefix(bucket, prefix, aws, &target))?;
+    Ok(dir)
+}
+
+/// A settings file of attribution (rules, assignments, S3 prefix map, agent session map) named by
+/// a local path or an `s3://bucket/key` object: the local path as it is, or the object downloaded
+/// into a temporary directory that lives as long as this value.
+pub struct SettingsFile {
+    path: PathBuf,
+    _copy: Option<tempfile::TempDir>,
+}
+
+impl SettingsFile {
+    /// `path`, fetched first when it is an `s3://` object.
+    pub fn fetch(path: &Path, aws: &AwsSettings) -> Result<Self> {
+        let Some(text) = path.to_str().filter(|_| crate::location::is_s3_path(path)) else {
+            return Ok(Self { path: path.to_path_buf(), _copy: None });
+        };
+        let (bucket, key) = match crate::location::Location::parse(text)? {
+            crate::location::Location::S3 { bucket, key } if !key.is_empty() && !key.ends_with('/') => (bucket, key),
+            _ => {
+                return Err(Error::Argument(format!("{text}: a settings file is one S3 object (s3://BUCKET/KEY)")));
+            }
+        };
+        let dir = temp_dir()?;
+        let to = dir.path().join(key.rsplit('/').next().unwrap_or("settings"));
+        let target = to.clone();
+        on_own_runtime(async move {
+            S3Access::new(aws).await?.download(&bucket, &key, &target).await?;
+            Ok(())
+        })?;
+        Ok(Self { path: to, _copy: Some(dir) })
+    }
+
+    /// Where to read it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn temp_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("curflow-evidence-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))
+}
+
+/// Runs `work` to completion on a thread and single-threaded runtime of its own: the readers are
+/// synchronous and may run on a runtime's blocking thread (as the CloudWatch reader does).
+fn on_own_runtime<F: Future<Output = Result<()>> + Send>(work: F) -> Result<()> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -33,12 +75,11 @@ pub fn download(bucket: &str, prefix: &str, aws: &AwsSettings) -> Result<tempfil
                     .enable_all()
                     .build()
                     .map_err(|e| Error::Internal(format!("tokio runtime for S3 evidence: {e}")))?;
-                runtime.block_on(copy_prefix(&bucket, &prefix, &aws, &target))
+                runtime.block_on(work)
             })
             .join()
             .map_err(|_| Error::Internal("the S3 evidence download thread panicked".into()))?
-    })?;
-    Ok(dir)
+    })
 }
 
 async fn copy_prefix(bucket: &str, prefix: &str, aws: &AwsSettings, target: &Path) -> Result<()> {
