@@ -1,4 +1,4 @@
-"""moto_server with one gap of moto 5.2.5 closed: Cost Explorer `GetCostForecast`, which moto does
+"""moto_server with one gap of moto 5.2.6 closed: Cost Explorer `GetCostForecast`, which moto does
 not implement (its Cost Explorer has `GetCostAndUsage` with seeded results, nothing else). The
 test suite (pipeline/tests/cost_explorer.rs) calls it through the real AWS SDK, so the handler
 answers like AWS, from results seeded the way moto seeds `GetCostAndUsage`:

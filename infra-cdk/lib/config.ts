@@ -422,12 +422,18 @@ export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
 /** A usage-evidence source of the deployed function (README "Usage ledger"). */
 export interface EvidenceSource {
   readonly name: string;
-  /** `cloudwatch://GROUP` or `s3://BUCKET/PREFIX` (a local path means nothing in Lambda). */
+  /**
+   * `cloudwatch://GROUP`, `s3://BUCKET/PREFIX` or `cloudwatch-metrics://NAMESPACE?metric=...`
+   * (a local path means nothing in Lambda).
+   */
   readonly location: string;
 }
 
 /** Where an evidence source is read: a log group, or an S3 bucket and key prefix. */
-export type EvidenceLocation = { kind: 'logs'; group: string } | { kind: 's3'; bucket: string; prefix: string };
+export type EvidenceLocation =
+  | { kind: 'logs'; group: string }
+  | { kind: 's3'; bucket: string; prefix: string }
+  | { kind: 'metrics'; namespace: string };
 
 /** The parts of a checked `location`. */
 export function evidenceLocation(location: string): EvidenceLocation {
@@ -435,7 +441,13 @@ export function evidenceLocation(location: string): EvidenceLocation {
   if (logs) return { kind: 'logs', group: logs[1] };
   const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([\x21-\x7e]*)$/.exec(location);
   if (s3) return { kind: 's3', bucket: s3[1], prefix: s3[2] };
-  throw new ConfigError('evidenceSources', `location ${JSON.stringify(location)}: expected cloudwatch://GROUP or s3://BUCKET/PREFIX`);
+  // The app checks the query (metric, dimension, driver) again when it starts.
+  const metrics = /^cloudwatch-metrics:\/\/([^?\s]{1,255})\?(?=.*\bmetric=)(?=.*\bdimension=)(?=.*\bdriver=)\S+$/.exec(location);
+  if (metrics) return { kind: 'metrics', namespace: metrics[1] };
+  throw new ConfigError(
+    'evidenceSources',
+    `location ${JSON.stringify(location)}: expected cloudwatch://GROUP, s3://BUCKET/PREFIX or cloudwatch-metrics://NAMESPACE?metric=NAME&dimension=TENANT_DIMENSION&driver=DRIVER`,
+  );
 }
 
 /**

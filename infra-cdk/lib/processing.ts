@@ -246,6 +246,21 @@ export class CurflowProcessing extends Construct {
       ]),
     ];
     this.grantEvidencePrefixes(locations.flatMap((l) => (l.kind === 's3' ? [l] : [])));
+    if (locations.some((l) => l.kind === 'metrics')) {
+      // Neither action supports resource-level permissions: `*` is the only resource they take.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadEvidenceMetrics',
+          actions: ['cloudwatch:ListMetrics', 'cloudwatch:GetMetricData'],
+          resources: ['*'],
+        }),
+      );
+      acknowledgeWildcardResources(
+        role,
+        ['*'],
+        'cloudwatch:ListMetrics and cloudwatch:GetMetricData support no resource-level permissions; granted only when a cloudwatch-metrics:// evidence source is given explicitly in the evidenceSources context.',
+      );
+    }
     if (groups.length > 0) {
       const evidence = groups.map(
         (name) => `arn:${Aws.PARTITION}:logs:${stack.region}:${stack.account}:log-group:${name}:*`,

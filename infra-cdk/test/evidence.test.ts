@@ -10,6 +10,11 @@ const SOURCES = [
   { name: 'inventory', location: 's3://usage-logs/inventory/' },
   { name: 'access', location: 's3://access-logs-bucket/' },
 ];
+const METRICS = {
+  name: 'metrics',
+  location: 'cloudwatch-metrics://Curflow/App?metric=BilledGbSeconds&dimension=accountant_id&driver=lambda_gb_seconds',
+};
+const withMetrics = build({ evidenceSources: JSON.stringify([METRICS]) }).template;
 const withSources = build({ evidenceSources: JSON.stringify(SOURCES) }).template;
 const without = build().template;
 
@@ -50,9 +55,20 @@ test('IAM: FilterLogEvents on the source log groups, ListBucket per bucket limit
     'arn:<ref>:s3:::usage-logs/inventory/*',
     'arn:<ref>:s3:::usage-logs/lambda/*',
   ]);
-  for (const sid of ['ReadEvidenceLogs', 'ListEvidencePrefixes0', 'ReadEvidenceObjects']) {
+  for (const sid of ['ReadEvidenceLogs', 'ListEvidencePrefixes0', 'ReadEvidenceObjects', 'ReadEvidenceMetrics']) {
     assert.equal(statement(without, sid), undefined, `${sid} without sources`);
   }
+  assert.equal(statement(withSources, 'ReadEvidenceMetrics'), undefined, 'no metrics source, no metrics reads');
+});
+
+test('IAM: a cloudwatch-metrics:// source gets ListMetrics and GetMetricData (no resource-level permissions exist)', () => {
+  const metrics = statement(withMetrics, 'ReadEvidenceMetrics');
+  assert.deepEqual(asArray(metrics.Action).sort(), ['cloudwatch:GetMetricData', 'cloudwatch:ListMetrics']);
+  assert.equal(metrics.Resource, '*');
+  for (const sid of ['ReadEvidenceLogs', 'ListEvidencePrefixes0', 'ReadEvidenceObjects']) {
+    assert.equal(statement(withMetrics, sid), undefined, `${sid} without such sources`);
+  }
+  assert.throws(() => readEvidenceSources('[{"name": "m", "location": "cloudwatch-metrics://N?metric=X"}]'), /evidenceSources/);
 });
 
 test('evidenceSources: bad names, locations and duplicates fail synth', () => {

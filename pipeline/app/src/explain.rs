@@ -1,9 +1,11 @@
 //! `curflow attribution explain`: which shared lines gave one tenant what, and why.
 //!
-//! Every attributed row carries the rule that routed its shared line, the basis (usage driver,
-//! direct cost, even, fixed, assignment), the tenant's quantity of the driver and the line's total.
-//! This module joins each row with the whole shared line it came from (all tenants' parts plus what
-//! stayed unattributed), so a finance person can check `share × line total = amount` by hand.
+//! Every attributed row carries the rule that routed its shared lines, the basis (usage driver,
+//! direct cost, even, fixed, assignment), the tenant's quantity of the driver and the total.
+//! This module joins each row with the whole of the shared lines it came from (all tenants' parts
+//! plus what stayed unattributed), so a finance person can check `share × total = amount` by hand.
+//! Rows are stored at the reader's grain (summed over resources); [`explain_resources`] splits the
+//! stored pool again for one line per resource.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::output::{Meta, MetaValue, Rows, Table};
 use curflow_model::Name;
 
-/// One shared line's contribution to the tenant.
+/// One stored attributed row's contribution to the tenant: the shared lines of a day, service,
+/// usage type and rule (parts are stored at the reader's grain), or one shared line (per resource:
+/// `explain --resources`, or a period stored by an older curflow).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExplainLine {
     pub usage_date: NaiveDate,

@@ -10,6 +10,7 @@
 pub mod cloudwatch;
 mod grain;
 pub mod inventory;
+pub mod metrics;
 pub mod s3_prefix;
 pub mod sources;
 pub mod subscription;
@@ -84,6 +85,10 @@ pub struct EvidenceReport {
     pub s3_unmapped_objects: u64,
     pub s3_requests: u64,
     pub s3_unmapped_requests: u64,
+    /// CloudWatch metric streams with a tenant, data points summed, API requests made.
+    pub metric_streams: u64,
+    pub metric_data_points: u64,
+    pub metric_requests: u64,
     pub rules_source: String,
 }
 
@@ -176,6 +181,7 @@ impl AttributionInputs {
                     let copy = s3_prefix::download(bucket, prefix, &options.aws)?;
                     reader.read_path(copy.path())?;
                 }
+                EvidenceSource::Metrics(metric) => reader.read_metrics(metric, options)?,
             }
         }
         let (drivers, report) = reader.finish()?;
@@ -235,6 +241,14 @@ fn log_aggregator(options: &AttributionOptions) -> Result<LogAggregator> {
         logs = logs.with_agent(AgentAggregator::new(AgentConfig::new(map)));
     }
     Ok(logs)
+}
+
+/// The UTC days API sources are read for: `--window`, default the last 31 days.
+fn window(options: &AttributionOptions) -> (NaiveDate, NaiveDate) {
+    options.window.unwrap_or_else(|| {
+        let today = chrono::Utc::now().date_naive();
+        (today - chrono::Days::new(31), today)
+    })
 }
 
 /// S3 evidence without `--s3-prefixes`: its keys cannot be mapped to tenants.
@@ -329,6 +343,18 @@ impl EvidenceReader<'_> {
         Ok(())
     }
 
+    /// Reads a CloudWatch metric's per-tenant daily totals over `--window` (default: the last 31
+    /// days) straight into the drivers.
+    fn read_metrics(&mut self, metric: &metrics::MetricSource, options: &AttributionOptions) -> Result<()> {
+        let (from, to) = window(options);
+        let (totals, report) = metrics::read(metric, from, to, &options.aws)?;
+        self.drivers.merge(&totals).map_err(|e| totals_error(e.to_string()))?;
+        self.report.metric_streams += report.streams;
+        self.report.metric_data_points += report.data_points;
+        self.report.metric_requests += report.requests;
+        Ok(())
+    }
+
     /// Reads a CloudWatch Logs log group over `--window` (default: the last 31 days).
     fn read_log_group(
         &mut self,
@@ -336,10 +362,7 @@ impl EvidenceReader<'_> {
         group: &CloudWatchSource,
         options: &AttributionOptions,
     ) -> Result<()> {
-        let (from, to) = options.window.unwrap_or_else(|| {
-            let today = chrono::Utc::now().date_naive();
-            (today - chrono::Days::new(31), today)
-        });
+        let (from, to) = window(options);
         let name = source.to_string();
         let mut reader = cloudwatch::open_log_group(group, from, to, &options.aws);
         let read = self.logs.read(&name, Counted::new(&mut reader, self.progress.clone()), &self.budget);

@@ -28,6 +28,9 @@ pub enum EvidenceSource {
         bucket: String,
         prefix: String,
     },
+    /// A CloudWatch metric with a tenant dimension (`cloudwatch-metrics://...`, see
+    /// [`super::metrics`]), read per tenant and day with `GetMetricData`.
+    Metrics(super::metrics::MetricSource),
 }
 
 /// A CloudWatch Logs log group read with `FilterLogEvents`.
@@ -46,6 +49,9 @@ impl FromStr for EvidenceSource {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        if s.starts_with(super::metrics::METRICS_SCHEME) {
+            return Ok(Self::Metrics(s.parse()?));
+        }
         if let Some(rest) = s.strip_prefix(S3_SCHEME) {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -89,6 +95,7 @@ impl fmt::Display for EvidenceSource {
             Self::Path(p) => write!(f, "{}", p.display()),
             Self::CloudWatch(c) => write!(f, "{CLOUDWATCH_SCHEME}{}", c.log_group),
             Self::S3 { bucket, prefix } => write!(f, "{S3_SCHEME}{bucket}/{prefix}"),
+            Self::Metrics(m) => write!(f, "{m}"),
         }
     }
 }
