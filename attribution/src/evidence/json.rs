@@ -395,4 +395,48 @@ mod tests {
         assert!(Object::parse("[1]").is_err());
         assert!(Object::parse("{\"a\":").is_err());
     }
+
+    #[test]
+    fn scanner_agrees_with_serde_json() {
+        let serde = |t: &str| {
+            serde_json::from_str::<SerdeObject<'_>>(t)
+                .map(|o| {
+                    o.into_object().0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>()
+                })
+                .ok()
+        };
+        for t in [
+            r#"{"a":1,"b":"x","c":{"d":[1,2,{"e":null}],"f":true},"g":false,"h":-0.5e+3,"a":2}"#,
+            " { \"a\" : 1 ,\n\t\"b\" :\r\"é ü\" } \n",
+            r#"{}"#,
+            r#"{"a":[]}"#,
+            r#"{"n":0,"m":-1.25E-7,"k":1e5}"#,
+            // Invalid: the scanner must refuse these too.
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1}{"b":2}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":[1,]}"#,
+            r#"{"a":"unterminated}"#,
+            r#"[1]"#,
+            r#"{"a":1"#,
+            "",
+        ] {
+            let fast = scan::object(t)
+                .map(|o| o.0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>());
+            match fast {
+                Some(pairs) => assert_eq!(Some(pairs), serde(t), "{t}"),
+                None => assert_eq!(serde(t), None, "{t}: the scanner refused valid JSON without escapes"),
+            }
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+        assert!(scan::object(&deep).is_none());
+        assert!(Object::parse(&deep).is_ok(), "deep values go to serde_json");
+    }
 }

@@ -302,7 +302,7 @@ fn report_text_fields(line: &str) -> Option<(Cow<'_, str>, ReportUsage)> {
     }
     let num = |i: usize, unit: &str| -> Option<Option<Decimal>> {
         let Some((v, u)) = found[i] else { return Some(None) };
-        let v = parse_exact(v).ok().filter(|v| u == Some(unit) && !(v.is_sign_negative() && !v.is_zero()))?;
+        let v = parse_exact(v).ok().filter(|v| (v.is_zero() || !v.is_sign_negative()) && u == Some(unit))?;
         Some(Some(v))
     };
     let (request_id, _) = found[Name::RequestId as usize]?;
@@ -450,7 +450,8 @@ impl Hasher for FastHasher {
         self.add(i as u64);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves the low bits weakest; the table indexes by them.
+        self.0.rotate_left(26)
     }
 }
 
@@ -900,5 +901,136 @@ mod tests {
         let g = totals.day(Driver::LambdaGbSeconds, day2).unwrap();
         assert_eq!(g[&TenantId::unattributed()], d("0.6"));
         assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&TenantId::unattributed()], d("2"));
+    }
+
+    #[test]
+    fn fast_report_fields_agree_with_the_general_parser() {
+        for line in [
+            "REPORT RequestId: 8fc6f963-411b-58b5-8483-a32130c0f45d\tDuration: 201.67 ms\tBilled Duration: 202 ms \tMemory Size: 2048 MB\tMax Memory Used: 81 MB",
+            "REPORT RequestId: a Duration: 1 ms Billed Duration: 2 ms Memory Size: 128 MB Billed Duration: 9 ms",
+            "REPORT RequestId: a\tBilled  Duration: 2 ms\tMemory\tSize: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: 2.50 ms\tMemory Size: 128 MB\tInit Duration: 480.25 ms",
+            "REPORT RequestId: a\tSome Billed Duration: 2 ms\tBilled Duration: 3 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: 2 ms\tMemory Size: 128 MB\tXRAY TraceId: 1-5e\tSegmentId: 1a\tSampled: true",
+            "REPORT RequestId: a\tBilled Duration: -0 ms\tMemory Size: 0 MB",
+            // Rejected: the general parser reads them again for its error.
+            "REPORT RequestId: a\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used:",
+            "REPORT RequestId: a\tBilled Duration: 2 s\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tDuration: x ms\tBilled Duration: 2 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: -2 ms\tMemory Size: 128 MB",
+            "REPORT Billed Duration: 2 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tMemory Size: 128 MB",
+            "REPORT",
+        ] {
+            let general = parse_report_text(line, None).map(|r| (r.request_id, r.usage));
+            match report_text_fields(line) {
+                Some((id, usage)) => assert_eq!(Ok((id.into_owned(), usage)), general, "{line}"),
+                None => assert!(general.is_err(), "{line}: fast path refused a line the general parser reads"),
+            }
+            // Through the aggregator's entry point the outcome is the general parser's.
+            let p = LambdaParser::default();
+            match (p.parse_line(line), &general) {
+                (Ok(Some(LambdaRecord::Report(r))), Ok((id, usage))) => {
+                    assert_eq!((&r.request_id, &r.usage), (id, usage))
+                }
+                (Err(e), Err(g)) => assert_eq!(&e, g, "{line}"),
+                (got, _) => panic!("{line}: {got:?} vs {general:?}"),
+            }
+        }
+    }
+
+    fn read_all(a: &mut LambdaAggregator, name: &str, text: &str) -> SourceReport {
+        let budget = ErrorBudget { max_ratio: Decimal::ONE, max_examples: 10 };
+        a.read(name, std::io::Cursor::new(text.as_bytes().to_vec()), &budget).unwrap()
+    }
+
+    #[test]
+    fn lines_across_files_and_days_join_once_and_malformed_lines_count() {
+        let id = "8fc6f963-411b-58b5-8483-a32130c0f45d";
+        let day1 = format!(
+            "2026-01-01T23:59:59.900Z START RequestId: {id} Version: $LATEST\n\
+             2026-01-01T23:59:59.950Z {{\"accountant_id\":\"acct-1\",\"requestId\":\"{id}\",\"timestamp\":\"2026-01-01T23:59:59.950Z\"}}\n\
+             2026-01-01T23:59:59.960Z {{\"accountant_id\":\"acct-1\",\"requestId\":\"{id}\"\n\
+             2026-01-01T23:59:59.970Z REPORT RequestId: x\tBilled Duration: 1 s\tMemory Size: 128 MB\n"
+        );
+        let day2 = format!(
+            "2026-01-02T00:00:00.100Z END RequestId: {id}\n\
+             2026-01-02T00:00:00.101Z REPORT RequestId: {id}\tDuration: 200.5 ms\tBilled Duration: 201 ms\tMemory Size: 1024 MB\n\
+             2026-01-02T00:00:00.200Z REPORT RequestId: {id}\tDuration: 200.5 ms\tBilled Duration: 201 ms\tMemory Size: 1024 MB\n\
+             2026-01-02T00:00:01.000Z REPORT RequestId: other\tDuration: 1 ms\tBilled Duration: 1.5 ms\tMemory Size: 128 MB\n"
+        );
+        let mut a = LambdaAggregator::new(LambdaConfig::default());
+        let r1 = read_all(&mut a, "day1.log", &day1);
+        let r2 = read_all(&mut a, "day2.log", &day2);
+        assert_eq!((r1.lines, r1.records, r1.ignored, r1.malformed), (4, 1, 1, 2));
+        assert!(r1.examples[0].error.starts_with("invalid JSON"), "{:?}", r1.examples);
+        assert_eq!(
+            (r1.examples[1].line, r1.examples[1].error.as_str()),
+            (4, "field Billed Duration: expected unit ms, got none")
+        );
+        assert_eq!((r2.lines, r2.records, r2.ignored, r2.malformed), (4, 3, 1, 0));
+        let (totals, stats) = a.finish().unwrap();
+        assert_eq!((stats.reports, stats.duplicate_reports, stats.joined, stats.reports_without_tenant), (3, 1, 1, 1));
+        let day2 = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let acct = TenantId::new("acct-1").unwrap();
+        // Counted once, on the REPORT's day, with the scale of the per-invocation decimals.
+        assert_eq!(totals.day(Driver::LambdaGbSeconds, day2).unwrap()[&acct].to_string(), "0.2010000000000");
+        assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&acct].to_string(), "1");
+        assert_eq!(totals.day(Driver::LambdaDurationMs, day2).unwrap()[&acct].to_string(), "201");
+        let un = TenantId::unattributed();
+        assert_eq!(totals.day(Driver::LambdaGbSeconds, day2).unwrap()[&un].to_string(), "0.00018750000000");
+        assert!(totals.day(Driver::LambdaGbSeconds, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).is_none());
+    }
+
+    #[test]
+    fn integer_sums_equal_per_invocation_decimals_digit_for_digit() {
+        let mut fast = LambdaAggregator::new(LambdaConfig::default());
+        let mut expected = DriverTotals::new();
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let acct = TenantId::new("a").unwrap();
+        for (i, (ms, mb)) in
+            [("202", "2048"), ("1.5", "128"), ("0", "10240"), ("7", "3008"), ("2.50", "512")].iter().enumerate()
+        {
+            let id = format!("r{i}");
+            fast.push(tenant(&id, "a")).unwrap();
+            let usage = ReportUsage::OnDemand { billed_duration_ms: d(ms), memory_size_mb: d(mb) };
+            let r = Report { request_id: id, time: Some(day.and_hms_opt(1, 0, 0).unwrap().and_utc()), usage };
+            expected.add(Driver::LambdaInvocations, day, &acct, Decimal::ONE).unwrap();
+            expected.add(Driver::LambdaGbSeconds, day, &acct, r.gb_seconds().unwrap()).unwrap();
+            expected.add(Driver::LambdaDurationMs, day, &acct, d(ms)).unwrap();
+            fast.push(LambdaRecord::Report(r)).unwrap();
+        }
+        let (totals, _) = fast.finish().unwrap();
+        let text =
+            |t: &DriverTotals| t.iter().map(|(dr, dy, tn, q)| format!("{dr:?} {dy} {tn} {q}")).collect::<Vec<_>>();
+        assert_eq!(text(&totals), text(&expected));
+    }
+
+    #[test]
+    fn gzip_read_on_a_thread_gives_the_same_totals() {
+        use std::io::Write;
+        let mut text = String::new();
+        for i in 0..20_000u32 {
+            let id = format!("{i:08x}-0000-4000-8000-000000000000");
+            text.push_str(&format!(
+                "2026-01-01T10:00:00.000Z {{\"accountant_id\":\"t{}\",\"requestId\":\"{id}\"}}\n",
+                i % 7
+            ));
+            text.push_str(&format!(
+                "2026-01-01T10:00:01.000Z REPORT RequestId: {id}\tBilled Duration: {} ms\tMemory Size: 128 MB\n",
+                i % 1000
+            ));
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let budget = ErrorBudget::default();
+        let mut plain = LambdaAggregator::new(LambdaConfig::default());
+        read_all(&mut plain, "plain", &text);
+        let mut zipped = LambdaAggregator::new(LambdaConfig::default());
+        let report =
+            zipped.read("gz", super::super::decompress_threaded(std::io::Cursor::new(gz)).unwrap(), &budget).unwrap();
+        assert_eq!((report.lines, report.records), (40_000, 40_000));
+        assert_eq!(plain.finish().unwrap(), zipped.finish().unwrap());
     }
 }

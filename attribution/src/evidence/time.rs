@@ -72,6 +72,16 @@ pub(crate) fn json_timestamp(raw: Raw<'_>, field: &str) -> Result<DateTime<Utc>,
 
 /// Splits a leading timestamp token (CloudWatch Logs export: `2024-07-03T10:00:00.000Z <message>`) off `line`.
 pub(crate) fn split_prefix(line: &str) -> (Option<DateTime<Utc>>, &str) {
+    // The usual `2024-07-03T10:00:00.123Z ` (or without milliseconds): no search for the separator.
+    let b = line.as_bytes();
+    for len in [24, 20] {
+        if b.len() > len
+            && matches!(b[len], b' ' | b'\t')
+            && let Some(ts) = rfc3339_utc_fast(&b[..len])
+        {
+            return (Some(ts), &line[len + 1..]);
+        }
+    }
     if !line.starts_with(|c: char| c.is_ascii_digit()) {
         return (None, line);
     }

@@ -192,10 +192,13 @@ pub(crate) fn read_through_buffer<B: BufRead>(reader: &mut B, buf: &mut [u8]) ->
     Ok(n)
 }
 
-/// Opens a local file for line reading (gzip detected by magic bytes).
+/// Opens a local file for line reading (gzip detected by magic bytes, decompressed on a thread of
+/// its own while the caller parses).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))
+    let reader: Box<dyn BufRead> =
+        curflow_attribution::evidence::decompress_threaded(file).map_err(|e| Error::io(path, e))?;
+    Ok(reader)
 }
 
 #[cfg(test)]
