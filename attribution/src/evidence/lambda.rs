@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{self, Object, TenantKeys};
 use super::reader::{LineError, Outcome, Records, read_records};
-use super::time::{is_uuid, json_timestamp, split_message, split_prefix};
+use super::time::{json_timestamp, split_message, split_prefix};
 use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::{exact_mul, parse_exact};
@@ -138,6 +138,12 @@ impl LambdaParser {
         }
         let m = split_message(message);
         if !m.body.starts_with('{') {
+            return Ok(None);
+        }
+        // Without escapes, keys and strings are their source text: a body naming neither
+        // `platform.report` nor a tenant key cannot be evidence (below it would end in `Ok(None)`,
+        // valid JSON or not), so it is not parsed.
+        if !m.body.contains('\\') && !self.looks_like_evidence(m.body) {
             return Ok(None);
         }
         let obj = match Object::parse(m.body) {
@@ -396,22 +402,31 @@ enum RequestKey {
 
 impl RequestKey {
     fn new(id: &str) -> Self {
-        if is_uuid(id) {
-            // 32 hex digits (checked by `is_uuid`) fit a u128 exactly.
-            let v = id.bytes().filter(|b| *b != b'-').fold(0u128, |acc, b| (acc << 4) | u128::from(hex_value(b)));
-            return RequestKey::Uuid(v);
+        match uuid_value(id.as_bytes()) {
+            Some(v) => RequestKey::Uuid(v),
+            None => RequestKey::Text(id.into()),
         }
-        RequestKey::Text(id.into())
     }
 }
 
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        b'A'..=b'F' => b - b'A' + 10,
-        _ => 0,
+/// The 128-bit value of a UUID's text (what `is_uuid` accepts: 8-4-4-4-12 hex digits, any case).
+fn uuid_value(id: &[u8]) -> Option<u128> {
+    if id.len() != 36 || id[8] != b'-' || id[13] != b'-' || id[18] != b'-' || id[23] != b'-' {
+        return None;
     }
+    let mut v = 0u128;
+    for range in [0..8, 9..13, 14..18, 19..23, 24..36] {
+        for &b in id.get(range)? {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u128::from(digit);
+        }
+    }
+    Some(v)
 }
 
 /// A fast hash for the join's maps (request ids are mostly random UUIDs; the std `SipHash` costs
@@ -843,6 +858,13 @@ mod tests {
             Some(("r3".into(), "b".into()))
         );
         assert_eq!(rec(r#"{"accountant_id":"a"}"#), None);
+        // Escaped keys are not seen by the byte pre-filter: such lines take the full parse.
+        assert_eq!(rec(r#"{"\u0061ccountant_id":"e","requestId":"r4"}"#), Some(("r4".into(), "e".into())));
+        assert_eq!(rec(r#"{"tenant_id":"t\u0031","requestId":"r5"}"#), Some(("r5".into(), "t1".into())));
+        // No tenant key, no platform.report: not evidence, valid JSON or not.
+        assert_eq!(p.parse_line(r#"{"time":"x","type":"platform.start","record":{}}"#).unwrap(), None);
+        assert_eq!(p.parse_line(r#"{"level":"INFO","msg":"broken"#).unwrap(), None);
+        assert!(p.parse_line(r#"{"type":"platform.report","record":{"requestId":"x""#).is_err());
         assert_eq!(rec("plain text"), None);
         assert_eq!(rec("2024-07-03T10:00:00.123Z\tr\tINFO\t{braces in a message"), None);
         assert!(p.parse_line(r#"{"accountant_id":"UNATTRIBUTED","requestId":"r"}"#).is_err());
@@ -901,6 +923,22 @@ mod tests {
         let g = totals.day(Driver::LambdaGbSeconds, day2).unwrap();
         assert_eq!(g[&TenantId::unattributed()], d("0.6"));
         assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&TenantId::unattributed()], d("2"));
+    }
+
+    #[test]
+    fn uuid_keys() {
+        for id in ["8fc6f963-411b-58b5-8483-a32130c0f45d", "8FC6F963-411B-58B5-8483-A32130C0F45D"] {
+            let hex: String = id.chars().filter(|c| *c != '-').collect();
+            assert_eq!(RequestKey::new(id), RequestKey::Uuid(u128::from_str_radix(&hex, 16).unwrap()));
+        }
+        for id in [
+            "8fc6f963-411b-58b5-8483-a32130c0f45",
+            "8fc6f963x411b-58b5-8483-a32130c0f45d",
+            "8fc6f963-411b-58b5-8483-a32130c0f45g",
+            "r1",
+        ] {
+            assert_eq!(RequestKey::new(id), RequestKey::Text(id.into()), "{id}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Timestamps in the formats evidence carries, reduced to UTC.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use std::cell::Cell;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use super::ParseError;
 use super::json::{self, Raw};
@@ -44,8 +46,27 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// milliseconds), read without the general parsers; `None` for anything else (including second 60),
 /// which then takes the general path, so the result is the same as `DateTime::parse_from_rfc3339`'s.
 fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
+    /// A timestamp's text (its first `len` bytes) and value.
+    type LastTimestamp = ([u8; 24], usize, DateTime<Utc>);
+    thread_local! {
+        /// The last timestamp read (a line's is read by each parser it is offered to) and day.
+        static LAST: Cell<Option<LastTimestamp>> = const { Cell::new(None) };
+        static LAST_DAY: Cell<Option<([u8; 10], NaiveDate)>> = const { Cell::new(None) };
+    }
+    if let Some((text, len, t)) = LAST.get()
+        && text.get(..len) == Some(b)
+    {
+        return Some(t);
+    }
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b.get(r)?.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        let mut v = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
     };
     let milli = match b.len() {
         24 if b[19] == b'.' && b[23] == b'Z' => digits(20..23)?,
@@ -59,9 +80,22 @@ fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
     if sec > 59 {
         return None;
     }
-    let year = i32::try_from(digits(0..4)?).ok()?;
-    let date = chrono::NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?;
-    Some(date.and_hms_milli_opt(hour, min, sec, milli)?.and_utc())
+    let date = match LAST_DAY.get() {
+        Some((text, date)) if b.get(..10) == Some(&text[..]) => date,
+        _ => {
+            let year = i32::try_from(digits(0..4)?).ok()?;
+            let date = NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?;
+            let mut text = [0u8; 10];
+            text.copy_from_slice(b.get(..10)?);
+            LAST_DAY.set(Some((text, date)));
+            date
+        }
+    };
+    let t = date.and_hms_milli_opt(hour, min, sec, milli)?.and_utc();
+    let mut text = [0u8; 24];
+    text.get_mut(..b.len())?.copy_from_slice(b);
+    LAST.set(Some((text, b.len(), t)));
+    Some(t)
 }
 
 /// A timestamp from a JSON string or epoch number.
