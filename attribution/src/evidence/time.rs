@@ -46,17 +46,24 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// milliseconds), read without the general parsers; `None` for anything else (including second 60),
 /// which then takes the general path, so the result is the same as `DateTime::parse_from_rfc3339`'s.
 fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
-    /// A timestamp's text (its first `len` bytes) and value.
-    type LastTimestamp = ([u8; 24], usize, DateTime<Utc>);
     thread_local! {
-        /// The last timestamp read (a line's is read by each parser it is offered to) and day.
-        static LAST: Cell<Option<LastTimestamp>> = const { Cell::new(None) };
+        /// The last `….mmmZ` timestamp read (a line's is read by each parser it is offered to), as
+        /// two words (compared without a `memcmp` call), and the last day.
+        static LAST: Cell<Option<(u128, u64, DateTime<Utc>)>> = const { Cell::new(None) };
         static LAST_DAY: Cell<Option<([u8; 10], NaiveDate)>> = const { Cell::new(None) };
     }
-    if let Some((text, len, t)) = LAST.get()
-        && text.get(..len) == Some(b)
+    let words = <[u8; 24]>::try_from(b).ok().map(|a| {
+        let (head, tail) = a.split_at(16);
+        (
+            u128::from_le_bytes(head.try_into().unwrap_or_default()),
+            u64::from_le_bytes(tail.try_into().unwrap_or_default()),
+        )
+    });
+    if let (Some((head, tail)), Some((h, t, time))) = (words, LAST.get())
+        && head == h
+        && tail == t
     {
-        return Some(t);
+        return Some(time);
     }
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
         let mut v = 0u32;
@@ -92,9 +99,9 @@ fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
         }
     };
     let t = date.and_hms_milli_opt(hour, min, sec, milli)?.and_utc();
-    let mut text = [0u8; 24];
-    text.get_mut(..b.len())?.copy_from_slice(b);
-    LAST.set(Some((text, b.len(), t)));
+    if let Some((head, tail)) = words {
+        LAST.set(Some((head, tail, t)));
+    }
     Some(t)
 }
 
