@@ -20,8 +20,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +69,8 @@ impl DynamoParser {
     /// `Ok(None)` for lines without `ConsumedCapacity`.
     pub fn parse_line(&self, line: &str) -> Result<Option<CapacityRecord>, ParseError> {
         // Every key of CC_KEYS contains "onsumed"; a line without it has no body with one.
-        if !line.contains("onsumed") {
+        static CONSUMED: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("onsumed"));
+        if CONSUMED.find(line.as_bytes()).is_none() {
             return Ok(None);
         }
         let m = split_message(line);

@@ -41,6 +41,11 @@ impl TenantKeys {
         self.0.iter().map(String::as_str)
     }
 
+    /// Whether `text` contains any of the keys (a byte search, for pre-filtering lines).
+    pub(crate) fn any_in(&self, text: &str) -> bool {
+        self.0.iter().any(|k| memchr::memmem::find(text.as_bytes(), k.as_bytes()).is_some())
+    }
+
     /// The tenant under the first key `lookup` finds.
     pub(crate) fn tenant<'a>(&self, lookup: impl Fn(&str) -> Option<Raw<'a>>) -> Result<Option<TenantId>, ParseError> {
         Ok(self.tenant_text(lookup)?.map(|t| TenantId::new(t.into_owned())).transpose()?)
@@ -62,13 +67,21 @@ impl TenantKeys {
     }
 }
 
-/// A JSON value's source text, borrowed from the line (what `serde_json`'s `RawValue` holds).
+/// A JSON value's source text, borrowed from the line (what `serde_json`'s `RawValue` holds);
+/// `plain` when the scanner read it (no escapes, strings checked), so a string is its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Raw<'a>(&'a str);
+pub(crate) struct Raw<'a> {
+    text: &'a str,
+    plain: bool,
+}
 
 impl<'a> Raw<'a> {
     pub(crate) fn get(self) -> &'a str {
-        self.0
+        self.text
+    }
+
+    fn serde(v: &'a RawValue) -> Self {
+        Raw { text: v.get(), plain: false }
     }
 }
 
@@ -113,14 +126,14 @@ struct SerdeObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> SerdeObject<'a> {
     fn into_object(self) -> Object<'a> {
-        Object(self.0.into_iter().map(|(k, v)| (k, Raw(v.get()))).collect())
+        Object(self.0.into_iter().map(|(k, v)| (k, Raw::serde(v))).collect())
     }
 }
 
 /// The elements of a JSON array, values unparsed.
 pub(crate) fn array<'a>(raw: Raw<'a>, field: &str) -> Result<Vec<Raw<'a>>, ParseError> {
     serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
-        .map(|v| v.into_iter().map(|r| Raw(r.get())).collect())
+        .map(|v| v.into_iter().map(Raw::serde).collect())
         .map_err(|e| ParseError::bad(field, e.to_string()))
 }
 
@@ -179,7 +192,7 @@ pub(crate) fn string(raw: Raw<'_>, field: &str) -> Result<String, ParseError> {
 pub(crate) fn string_cow<'a>(raw: Raw<'a>, field: &str) -> Result<Cow<'a, str>, ParseError> {
     let t = raw.get();
     if let Some(inner) = t.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
-        && !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20)
+        && (raw.plain || !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20))
     {
         return Ok(Cow::Borrowed(inner));
     }
@@ -234,7 +247,7 @@ mod scan {
         let mut s = Scanner { b, i: 0 };
         s.ws();
         let mut out = Vec::with_capacity(8);
-        s.members(|k, v| out.push((Cow::Borrowed(&text[k.0..k.1]), Raw(&text[v.0..v.1]))), 0)?;
+        s.members(|k, v| out.push((Cow::Borrowed(&text[k.0..k.1]), Raw { text: &text[v.0..v.1], plain: true })), 0)?;
         s.ws();
         (s.i == b.len()).then_some(Object(out))
     }
@@ -292,9 +305,13 @@ mod scan {
         fn string(&mut self) -> Option<(usize, usize)> {
             let start = self.i;
             self.eat(b'"')?;
-            let len = self.b.get(self.i..)?.iter().position(|&c| c == b'"' || c < 0x20)?;
-            self.i += len;
-            self.eat(b'"')?;
+            let rest = self.b.get(self.i..)?;
+            let len = memchr::memchr(b'"', rest)?;
+            // A fold (no early exit) so that the check is vectorised.
+            if rest.get(..len)?.iter().fold(false, |control, &c| control | (c < 0x20)) {
+                return None;
+            }
+            self.i += len + 1;
             Some((start, self.i))
         }
 

@@ -22,8 +22,10 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -183,7 +185,9 @@ impl LambdaParser {
     }
 
     fn looks_like_evidence(&self, body: &str) -> bool {
-        body.contains("platform.report") || self.tenant_keys.iter().any(|k| body.contains(k))
+        static PLATFORM_REPORT: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new("platform.report"));
+        PLATFORM_REPORT.find(body.as_bytes()).is_some() || self.tenant_keys.any_in(body)
     }
 
     /// The tenant id (checked) under the first tenant key, at top level or in a `message` object.
