@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -24,17 +25,37 @@ use crate::tenant::TenantId;
 /// The JSON keys that hold the tenant id in application log lines, in order of preference
 /// (`accountant_id` when none are configured). Shared by the Lambda and DynamoDB log parsers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TenantKeys(Vec<String>);
+pub(crate) struct TenantKeys(Vec<String>, Finders);
+
+/// Byte searchers for the keys (built once; derived from the keys, so not compared).
+#[derive(Clone)]
+struct Finders(Vec<memmem::Finder<'static>>);
+
+impl PartialEq for Finders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Finders {}
+
+impl fmt::Debug for Finders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Finders")
+    }
+}
 
 impl Default for TenantKeys {
     fn default() -> Self {
-        Self(vec!["accountant_id".into()])
+        Self::new(Vec::new())
     }
 }
 
 impl TenantKeys {
     pub(crate) fn new(keys: Vec<String>) -> Self {
-        if keys.is_empty() { Self::default() } else { Self(keys) }
+        let keys = if keys.is_empty() { vec!["accountant_id".to_owned()] } else { keys };
+        let finders = keys.iter().map(|k| memmem::Finder::new(k.as_bytes()).into_owned()).collect();
+        Self(keys, Finders(finders))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
@@ -43,7 +64,7 @@ impl TenantKeys {
 
     /// Whether `text` contains any of the keys (a byte search, for pre-filtering lines).
     pub(crate) fn any_in(&self, text: &str) -> bool {
-        self.0.iter().any(|k| memchr::memmem::find(text.as_bytes(), k.as_bytes()).is_some())
+        self.1.0.iter().any(|f| f.find(text.as_bytes()).is_some())
     }
 
     /// The tenant under the first key `lookup` finds.

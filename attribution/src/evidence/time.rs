@@ -59,7 +59,7 @@ fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
             u64::from_le_bytes(tail.try_into().unwrap_or_default()),
         )
     });
-    if let (Some((head, tail)), Some((h, t, time))) = (words, LAST.get())
+    if let (Some((head, tail)), Some((h, t, time))) = (words, LAST.with(Cell::get))
         && head == h
         && tail == t
     {
@@ -87,20 +87,20 @@ fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
     if sec > 59 {
         return None;
     }
-    let date = match LAST_DAY.get() {
+    let date = match LAST_DAY.with(Cell::get) {
         Some((text, date)) if b.get(..10) == Some(&text[..]) => date,
         _ => {
             let year = i32::try_from(digits(0..4)?).ok()?;
             let date = NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?;
             let mut text = [0u8; 10];
             text.copy_from_slice(b.get(..10)?);
-            LAST_DAY.set(Some((text, date)));
+            LAST_DAY.with(|c| c.set(Some((text, date))));
             date
         }
     };
     let t = date.and_hms_milli_opt(hour, min, sec, milli)?.and_utc();
     if let Some((head, tail)) = words {
-        LAST.set(Some((head, tail, t)));
+        LAST.with(|c| c.set(Some((head, tail, t))));
     }
     Some(t)
 }
