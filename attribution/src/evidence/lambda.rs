@@ -790,7 +790,11 @@ impl Records for LambdaAggregator {
             None => Ok(Outcome::Ignored),
             Some(record) => {
                 self.push_parsed(record).map_err(|message| {
-                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
+                    LineError::Fatal(Box::new(EvidenceError::Invalid {
+                        source_name: source_name.to_owned(),
+                        line,
+                        message,
+                    }))
                 })?;
                 Ok(Outcome::Record)
             }

@@ -133,7 +133,8 @@ pub(crate) enum Outcome {
 /// A line's failure: counted (`Malformed`) or fatal for the whole read (`Fatal`).
 pub(crate) enum LineError {
     Malformed(ParseError),
-    Fatal(EvidenceError),
+    /// Boxed: results of this type are moved for every line, and most never hold it.
+    Fatal(Box<EvidenceError>),
 }
 
 impl From<ParseError> for LineError {
@@ -161,7 +162,11 @@ pub(crate) trait Records {
             None => Ok(Outcome::Ignored),
             Some(record) => {
                 self.add(record).map_err(|message| {
-                    LineError::Fatal(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message })
+                    LineError::Fatal(Box::new(EvidenceError::Invalid {
+                        source_name: source_name.to_owned(),
+                        line,
+                        message,
+                    }))
                 })?;
                 Ok(Outcome::Record)
             }
@@ -297,7 +302,7 @@ fn account_line(
                 Ok(Outcome::Record) => report.records += 1,
                 Ok(Outcome::Ignored) => report.ignored += 1,
                 Err(LineError::Malformed(e)) => report.malformed(line_no, &e, bytes, budget),
-                Err(LineError::Fatal(e)) => return Err(e),
+                Err(LineError::Fatal(e)) => return Err(*e),
             },
         }
     }
