@@ -3,7 +3,9 @@
 
     evidence.py DATA_DIR            (see benches/evidence.sh, which builds, generates and calls this)
 
-Env: CURFLOW_BIN (required), CURFLOW_BEFORE_BIN (optional), RUNS (default 3).
+Env: CURFLOW_BIN, CURFLOW_BEFORE_BIN, RUNS (default 3); PARSER_BIN and
+PARSER_BEFORE_BIN (optional): the `parse_logs` example of curflow-attribution (parsers only,
+no CLI, no store), built from this tree and from the older one, timed on the same files.
 
 Cases are timed in rounds, each round running every case once in turn (so load changes hit all
 alike); the table shows the median wall time. Before timing, every curflow case and DuckDB must
@@ -21,6 +23,7 @@ import time
 from decimal import Decimal
 
 DAYS = ("2026-10-01", "2026-10-07")
+BEFORE = {"curflow": "before", "parser": "parser-before"}
 
 DUCKDB_SQL = """
 WITH src AS (
@@ -124,7 +127,7 @@ def main():
     raw = {"text": size(inputs["text"]), "gzip": size(inputs["text"]), "jsonl": size(inputs["jsonl"])}
     tmp = tempfile.mkdtemp(prefix="curflow-evidence-bench.")
     try:
-        bins = [("curflow", os.environ["CURFLOW_BIN"])]
+        bins = [("curflow", os.environ["CURFLOW_BIN"])] if os.environ.get("CURFLOW_BIN") else []
         if os.environ.get("CURFLOW_BEFORE_BIN"):
             bins.append(("before", os.environ["CURFLOW_BEFORE_BIN"]))
         cases = [
@@ -136,6 +139,10 @@ def main():
             for kind, d in (("text", text), ("gzip", textgz), ("jsonl", jsondir)):
                 c = Curflow(binary, d, tmp, f"{label}-{kind}")
                 cases.append((label, kind, c, c))
+        for label, env in (("parser", "PARSER_BIN"), ("parser-before", "PARSER_BEFORE_BIN")):
+            if os.environ.get(env):
+                for kind in ("text", "gzip", "jsonl"):
+                    cases.append((label, kind, [os.environ[env], *inputs[kind]], None))
         duck = [sys.executable, os.path.abspath(__file__), "--duckdb", inputs["jsonl"][0]]
         cases.append(("duckdb", "jsonl", duck, None))
 
@@ -184,8 +191,8 @@ def table(cases, times, rss, raw, load, runs):
         ratio = lambda other: f"{med[other] / med[k]:.2f}" if other in med and other != k else ""
         print(f"| {label} | {kind} | {med[k]:.2f} | {mbs[k]:.0f} | "
               f"{f'{med[k] / floor:.2f}' if floor and label != 'floor' else ''} | "
-              f"{ratio(('before', kind)) if label == 'curflow' else ''} | "
-              f"{ratio(('duckdb', kind)) if label in ('curflow', 'before') else ''} | {rss[k]:.0f} |")
+              f"{ratio((BEFORE[label], kind)) if label in BEFORE else ''} | "
+              f"{ratio(('duckdb', kind)) if label not in ('floor', 'duckdb') else ''} | {rss[k]:.0f} |")
     print("\nx floor: wall time / the floor's (cat or zcat of the same bytes to /dev/null; 1 = as fast as"
           " reading); x before: before's wall / curflow's (speed-up); x duckdb: DuckDB's wall / curflow's"
           " (> 1: curflow faster). MB/s: uncompressed bytes / wall.")
