@@ -9,7 +9,7 @@ use std::time::Instant;
 use curflow_attribution::evidence::dynamodb::{DynamoAggregator, DynamoConfig};
 use curflow_attribution::evidence::lambda::{LambdaAggregator, LambdaConfig};
 use curflow_attribution::evidence::logs::LogAggregator;
-use curflow_attribution::evidence::{ErrorBudget, decompress};
+use curflow_attribution::evidence::{ErrorBudget, decompress_threaded};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = vec!["accountant_id".to_string()];
@@ -22,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut bytes, mut lines, mut records) = (0u64, 0u64, 0u64);
     for path in std::env::args().skip(1) {
         bytes += std::fs::metadata(&path)?.len();
-        let reader = decompress(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?))?;
+        // As the CLI opens files: gzip is decompressed on a thread of its own.
+        let reader = decompress_threaded(std::fs::File::open(&path)?)?;
         let report = logs.read(&path, reader, &budget)?;
         lines += report.lines;
         records += report.records;

@@ -20,13 +20,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use super::json::{self, Object, TenantKeys};
+use super::json::{self, Object, Raw, TenantKeys};
 use super::reader::{Records, read_records};
 use super::time::{json_timestamp, split_message};
 use super::{ErrorBudget, ParseError, Result, SourceReport};
@@ -67,6 +68,11 @@ impl DynamoParser {
 
     /// `Ok(None)` for lines without `ConsumedCapacity`.
     pub fn parse_line(&self, line: &str) -> Result<Option<CapacityRecord>, ParseError> {
+        // Every key of CC_KEYS contains "onsumed"; a line without it has no body with one.
+        static CONSUMED: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("onsumed"));
+        if CONSUMED.find(line.as_bytes()).is_none() {
+            return Ok(None);
+        }
         let m = split_message(line);
         if !m.body.starts_with('{') || !CC_KEYS.iter().any(|k| m.body.contains(k)) {
             return Ok(None);
@@ -87,17 +93,14 @@ impl DynamoParser {
             Some((raw, _)) => Some(json_timestamp(raw, "timestamp")?),
             None => m.time,
         };
-        let raw_entries: Vec<&RawValue> = if cc.get().starts_with('[') {
-            serde_json::from_str(cc.get()).map_err(|e| ParseError::bad("ConsumedCapacity", e.to_string()))?
-        } else {
-            vec![cc]
-        };
+        let raw_entries: Vec<Raw<'_>> =
+            if cc.get().starts_with('[') { json::array(cc, "ConsumedCapacity")? } else { vec![cc] };
         let entries = raw_entries.into_iter().map(|e| entry(e, operation.as_deref())).collect::<Result<Vec<_>, _>>()?;
         Ok(Some(CapacityRecord { tenant, time, entries }))
     }
 }
 
-fn entry(raw: &RawValue, operation: Option<&str>) -> Result<CapacityEntry, ParseError> {
+fn entry(raw: Raw<'_>, operation: Option<&str>) -> Result<CapacityEntry, ParseError> {
     let o = Object::from_raw(raw, "ConsumedCapacity")?;
     let table = match o.get("TableName") {
         Some(t) => Some(json::string(t, "TableName")?),

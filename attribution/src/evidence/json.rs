@@ -1,12 +1,18 @@
 //! Minimal JSON access that keeps numbers as their source text.
 //!
 //! `serde_json` without `arbitrary_precision` turns `2599.4` into an `f64`. Here an object is read as
-//! (key, raw value) pairs ([`RawValue`], borrowed from the line), and numbers are parsed from their text by
+//! (key, raw value) pairs ([`Raw`], borrowed from the line), and numbers are parsed from their text by
 //! [`parse_exact`], so no value ever passes through floating point.
+//!
+//! Speed: [`Object::parse`] first tries a scanner for the common case (no backslash anywhere, so keys
+//! and strings are their source text), which checks the whole JSON grammar and yields the same pairs
+//! as `serde_json` would; any input it does not accept (escapes, invalid JSON, deep nesting) is parsed
+//! by `serde_json` instead, which then also produces the error messages.
 
 use std::borrow::Cow;
 use std::fmt;
 
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -19,68 +25,144 @@ use crate::tenant::TenantId;
 /// The JSON keys that hold the tenant id in application log lines, in order of preference
 /// (`accountant_id` when none are configured). Shared by the Lambda and DynamoDB log parsers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TenantKeys(Vec<String>);
+pub(crate) struct TenantKeys(Vec<String>, Finders);
+
+/// Byte searchers for the keys (built once; derived from the keys, so not compared).
+#[derive(Clone)]
+struct Finders(Vec<memmem::Finder<'static>>);
+
+impl PartialEq for Finders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Finders {}
+
+impl fmt::Debug for Finders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Finders")
+    }
+}
 
 impl Default for TenantKeys {
     fn default() -> Self {
-        Self(vec!["accountant_id".into()])
+        Self::new(Vec::new())
     }
 }
 
 impl TenantKeys {
     pub(crate) fn new(keys: Vec<String>) -> Self {
-        if keys.is_empty() { Self::default() } else { Self(keys) }
+        let keys = if keys.is_empty() { vec!["accountant_id".to_owned()] } else { keys };
+        let finders = keys.iter().map(|k| memmem::Finder::new(k.as_bytes()).into_owned()).collect();
+        Self(keys, Finders(finders))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
 
+    /// Whether `text` contains any of the keys (a byte search, for pre-filtering lines).
+    pub(crate) fn any_in(&self, text: &str) -> bool {
+        self.1.0.iter().any(|f| f.find(text.as_bytes()).is_some())
+    }
+
     /// The tenant under the first key `lookup` finds.
-    pub(crate) fn tenant<'a>(
+    pub(crate) fn tenant<'a>(&self, lookup: impl Fn(&str) -> Option<Raw<'a>>) -> Result<Option<TenantId>, ParseError> {
+        Ok(self.tenant_text(lookup)?.map(|t| TenantId::new(t.into_owned())).transpose()?)
+    }
+
+    /// The tenant id under the first key `lookup` finds, checked but not copied.
+    pub(crate) fn tenant_text<'a>(
         &self,
-        lookup: impl Fn(&str) -> Option<&'a RawValue>,
-    ) -> Result<Option<TenantId>, ParseError> {
+        lookup: impl Fn(&str) -> Option<Raw<'a>>,
+    ) -> Result<Option<Cow<'a, str>>, ParseError> {
         for key in self.iter() {
             if let Some(raw) = lookup(key) {
-                return Ok(Some(TenantId::new(scalar_text(raw, key)?)?));
+                let text = scalar_cow(raw, key)?;
+                TenantId::check(&text)?;
+                return Ok(Some(text));
             }
         }
         Ok(None)
     }
 }
 
+/// A JSON value's source text, borrowed from the line (what `serde_json`'s `RawValue` holds);
+/// `plain` when the scanner read it (no escapes, strings checked), so a string is its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Raw<'a> {
+    text: &'a str,
+    plain: bool,
+}
+
+impl<'a> Raw<'a> {
+    pub(crate) fn get(self) -> &'a str {
+        self.text
+    }
+
+    fn serde(v: &'a RawValue) -> Self {
+        Raw { text: v.get(), plain: false }
+    }
+}
+
 /// A JSON object's members in source order, values unparsed.
 #[derive(Debug)]
-pub(crate) struct Object<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Object<'a>(Vec<(Cow<'a, str>, Raw<'a>)>);
 
 impl<'a> Object<'a> {
     /// Parses `text` as one JSON object.
     pub(crate) fn parse(text: &'a str) -> Result<Self, ParseError> {
-        serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))
+        if let Some(o) = scan::object(text) {
+            return Ok(o);
+        }
+        serde_json::from_str::<SerdeObject<'a>>(text)
+            .map(SerdeObject::into_object)
+            .map_err(|e| ParseError::Json(e.to_string()))
     }
 
     /// Parses a raw value that must be an object.
-    pub(crate) fn from_raw(raw: &'a RawValue, field: &str) -> Result<Self, ParseError> {
-        serde_json::from_str(raw.get()).map_err(|e| ParseError::bad(field, format!("expected an object: {e}")))
+    pub(crate) fn from_raw(raw: Raw<'a>, field: &str) -> Result<Self, ParseError> {
+        if let Some(o) = scan::object(raw.get()) {
+            return Ok(o);
+        }
+        serde_json::from_str::<SerdeObject<'a>>(raw.get())
+            .map(SerdeObject::into_object)
+            .map_err(|e| ParseError::bad(field, format!("expected an object: {e}")))
     }
 
     /// The value of `key` (the last one if repeated, as `serde_json` does); JSON `null` counts as absent.
-    pub(crate) fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<Raw<'a>> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v).filter(|v| v.get() != "null")
     }
 
     /// The first of `keys` present.
-    pub(crate) fn get_any(&self, keys: &[&str]) -> Option<(&'a RawValue, usize)> {
+    pub(crate) fn get_any(&self, keys: &[&str]) -> Option<(Raw<'a>, usize)> {
         keys.iter().enumerate().find_map(|(i, k)| self.get(k).map(|v| (v, i)))
     }
 }
 
-impl<'de> Deserialize<'de> for Object<'de> {
+/// The `serde_json` form of [`Object`] (the fallback of the scanner).
+struct SerdeObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> SerdeObject<'a> {
+    fn into_object(self) -> Object<'a> {
+        Object(self.0.into_iter().map(|(k, v)| (k, Raw::serde(v))).collect())
+    }
+}
+
+/// The elements of a JSON array, values unparsed.
+pub(crate) fn array<'a>(raw: Raw<'a>, field: &str) -> Result<Vec<Raw<'a>>, ParseError> {
+    serde_json::from_str::<Vec<&'a RawValue>>(raw.get())
+        .map(|v| v.into_iter().map(Raw::serde).collect())
+        .map_err(|e| ParseError::bad(field, e.to_string()))
+}
+
+impl<'de> Deserialize<'de> for SerdeObject<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Object<'de>;
+            type Value = SerdeObject<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
@@ -90,7 +172,7 @@ impl<'de> Deserialize<'de> for Object<'de> {
                     let v: &'de RawValue = map.next_value()?;
                     out.push((k, v));
                 }
-                Ok(Object(out))
+                Ok(SerdeObject(out))
             }
         }
         d.deserialize_map(V)
@@ -123,32 +205,212 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// A JSON string's content; `Err` for other JSON types.
-pub(crate) fn string(raw: &RawValue, field: &str) -> Result<String, ParseError> {
-    serde_json::from_str::<String>(raw.get())
+pub(crate) fn string(raw: Raw<'_>, field: &str) -> Result<String, ParseError> {
+    string_cow(raw, field).map(Cow::into_owned)
+}
+
+/// A JSON string's content, borrowed when it has no escapes.
+pub(crate) fn string_cow<'a>(raw: Raw<'a>, field: &str) -> Result<Cow<'a, str>, ParseError> {
+    let t = raw.get();
+    if let Some(inner) = t.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && (raw.plain || !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20))
+    {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(t)
+        .map(Cow::Owned)
         .map_err(|_| ParseError::bad(field, format!("expected a string, got {}", excerpt(raw))))
 }
 
 /// A string's content or a number's text (ids may be logged as either).
-pub(crate) fn scalar_text(raw: &RawValue, field: &str) -> Result<String, ParseError> {
+pub(crate) fn scalar_text(raw: Raw<'_>, field: &str) -> Result<String, ParseError> {
+    scalar_cow(raw, field).map(Cow::into_owned)
+}
+
+/// [`scalar_text`], borrowed when it can be.
+pub(crate) fn scalar_cow<'a>(raw: Raw<'a>, field: &str) -> Result<Cow<'a, str>, ParseError> {
     let t = raw.get();
     if t.starts_with('"') {
-        string(raw, field)
+        string_cow(raw, field)
     } else if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        Ok(t.to_owned())
+        Ok(Cow::Borrowed(t))
     } else {
         Err(ParseError::bad(field, format!("expected a string or number, got {}", excerpt(raw))))
     }
 }
 
 /// An exact number from a JSON number or a numeric string.
-pub(crate) fn number(raw: &RawValue, field: &str) -> Result<Decimal, ParseError> {
+pub(crate) fn number(raw: Raw<'_>, field: &str) -> Result<Decimal, ParseError> {
     let t = raw.get();
-    let text = if t.starts_with('"') { Cow::Owned(string(raw, field)?) } else { Cow::Borrowed(t) };
+    let text = if t.starts_with('"') { string_cow(raw, field)? } else { Cow::Borrowed(t) };
     parse_exact(&text).map_err(|e| ParseError::bad(field, e.to_string()))
 }
 
-fn excerpt(raw: &RawValue) -> String {
+fn excerpt(raw: Raw<'_>) -> String {
     raw.get().chars().take(40).collect()
+}
+
+/// The scanner behind [`Object::parse`]: JSON without backslashes, checked in full.
+mod scan {
+    use std::borrow::Cow;
+
+    use super::{Object, Raw};
+
+    /// Deeper values than this go to `serde_json` (whose own limit is 128).
+    const MAX_DEPTH: u32 = 32;
+
+    /// `text` as one object (whitespace around it allowed), or `None` to let `serde_json` decide.
+    pub(super) fn object(text: &str) -> Option<Object<'_>> {
+        let b = text.as_bytes();
+        if b.contains(&b'\\') {
+            return None;
+        }
+        let mut s = Scanner { b, i: 0 };
+        s.ws();
+        let mut out = Vec::with_capacity(8);
+        s.members(|k, v| out.push((Cow::Borrowed(&text[k.0..k.1]), Raw { text: &text[v.0..v.1], plain: true })), 0)?;
+        s.ws();
+        (s.i == b.len()).then_some(Object(out))
+    }
+
+    struct Scanner<'b> {
+        b: &'b [u8],
+        i: usize,
+    }
+
+    impl Scanner<'_> {
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        fn ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek() == Some(c)).then(|| self.i += 1)
+        }
+
+        /// `{ "k": v, ... }` at the cursor; `f` gets each member's key (without quotes) and value spans.
+        fn members(&mut self, mut f: impl FnMut((usize, usize), (usize, usize)), depth: u32) -> Option<()> {
+            self.eat(b'{')?;
+            self.ws();
+            if self.eat(b'}').is_some() {
+                return Some(());
+            }
+            loop {
+                let k = self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                let v = self.value(depth + 1)?;
+                f((k.0 + 1, k.1 - 1), v);
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    b'}' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// A string (with its quotes) without escapes or control characters.
+        fn string(&mut self) -> Option<(usize, usize)> {
+            let start = self.i;
+            self.eat(b'"')?;
+            let rest = self.b.get(self.i..)?;
+            let len = memchr::memchr(b'"', rest)?;
+            // A fold (no early exit) so that the check is vectorised.
+            if rest.get(..len)?.iter().fold(false, |control, &c| control | (c < 0x20)) {
+                return None;
+            }
+            self.i += len + 1;
+            Some((start, self.i))
+        }
+
+        fn value(&mut self, depth: u32) -> Option<(usize, usize)> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            let start = self.i;
+            match self.peek()? {
+                b'"' => return self.string(),
+                b'{' => self.members(|_, _| {}, depth)?,
+                b'[' => self.elements(depth)?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.number()?,
+            }
+            Some((start, self.i))
+        }
+
+        fn elements(&mut self, depth: u32) -> Option<()> {
+            self.eat(b'[')?;
+            self.ws();
+            if self.eat(b']').is_some() {
+                return Some(());
+            }
+            loop {
+                self.value(depth + 1)?;
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    b']' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            self.b.get(self.i..)?.starts_with(word).then(|| self.i += word.len())
+        }
+
+        fn digits(&mut self) -> usize {
+            let n = self.b.get(self.i..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+            self.i += n;
+            n
+        }
+
+        /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+        fn number(&mut self) -> Option<()> {
+            let _ = self.eat(b'-');
+            match self.peek()? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            if self.eat(b'.').is_some() && self.digits() == 0 {
+                return None;
+            }
+            if matches!(self.peek(), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.peek(), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +422,7 @@ mod tests {
     fn numbers_stay_exact() {
         let o =
             Object::parse(r#"{"a":2599.4,"b":"0.1","c":1e-3,"d":null,"e":"x\"y","a":0.30000000000000004}"#).unwrap();
+        assert!(scan::object(r#"{"e":"x\"y"}"#).is_none(), "escapes go to serde_json");
         assert_eq!(number(o.get("a").unwrap(), "a").unwrap().to_string(), "0.30000000000000004");
         assert_eq!(number(o.get("b").unwrap(), "b").unwrap().to_string(), "0.1");
         assert_eq!(number(o.get("c").unwrap(), "c").unwrap().to_string(), "0.001");
@@ -169,5 +432,49 @@ mod tests {
         assert_eq!(scalar_text(o.get("a").unwrap(), "a").unwrap(), "0.30000000000000004");
         assert!(Object::parse("[1]").is_err());
         assert!(Object::parse("{\"a\":").is_err());
+    }
+
+    #[test]
+    fn scanner_agrees_with_serde_json() {
+        let serde = |t: &str| {
+            serde_json::from_str::<SerdeObject<'_>>(t)
+                .map(|o| {
+                    o.into_object().0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>()
+                })
+                .ok()
+        };
+        for t in [
+            r#"{"a":1,"b":"x","c":{"d":[1,2,{"e":null}],"f":true},"g":false,"h":-0.5e+3,"a":2}"#,
+            " { \"a\" : 1 ,\n\t\"b\" :\r\"é ü\" } \n",
+            r#"{}"#,
+            r#"{"a":[]}"#,
+            r#"{"n":0,"m":-1.25E-7,"k":1e5}"#,
+            // Invalid: the scanner must refuse these too.
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1}{"b":2}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":[1,]}"#,
+            r#"{"a":"unterminated}"#,
+            r#"[1]"#,
+            r#"{"a":1"#,
+            "",
+        ] {
+            let fast = scan::object(t)
+                .map(|o| o.0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>());
+            match fast {
+                Some(pairs) => assert_eq!(Some(pairs), serde(t), "{t}"),
+                None => assert_eq!(serde(t), None, "{t}: the scanner refused valid JSON without escapes"),
+            }
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+        assert!(scan::object(&deep).is_none());
+        assert!(Object::parse(&deep).is_ok(), "deep values go to serde_json");
     }
 }

@@ -18,17 +18,21 @@
 //! GB-seconds = billed ms / 1000 × memory MB / 1024, computed exactly in decimal (1/1024000 is a finite
 //! decimal). `Billed Duration` already includes any billed init phase, so `Init Duration` is not added.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::BufRead;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use memchr::memmem;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::json::{self, Object, TenantKeys};
-use super::reader::{Records, read_records};
-use super::time::{is_uuid, json_timestamp, split_message, split_prefix};
-use super::{ErrorBudget, ParseError, Result, SourceReport};
+use super::reader::{LineError, Outcome, Records, read_records};
+use super::time::{json_timestamp, split_message, split_prefix};
+use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::{exact_mul, parse_exact};
 use crate::tenant::TenantId;
@@ -100,8 +104,7 @@ impl LambdaParser {
 
     /// Parses one line, with an optional leading export timestamp. `Ok(None)`: not Lambda evidence.
     pub fn parse_line(&self, line: &str) -> Result<Option<LambdaRecord>, ParseError> {
-        let (ts, rest) = split_prefix(line.trim());
-        self.parse_message(rest, ts)
+        Ok(self.parse_line_ref(line)?.map(Parsed::into_record))
     }
 
     /// Parses one log event's message; `timestamp` is the event's (CloudWatch `FilterLogEvents`).
@@ -110,12 +113,39 @@ impl LambdaParser {
         message: &str,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Option<LambdaRecord>, ParseError> {
+        Ok(self.parse_message_ref(message, timestamp)?.map(Parsed::into_record))
+    }
+
+    /// [`LambdaParser::parse_line`] without copying ids and tenants out of the line.
+    fn parse_line_ref<'a>(&self, line: &'a str) -> Result<Option<Parsed<'a>>, ParseError> {
+        let (ts, rest) = split_prefix(line.trim());
+        self.parse_message_ref(rest, ts)
+    }
+
+    fn parse_message_ref<'a>(
+        &self,
+        message: &'a str,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Option<Parsed<'a>>, ParseError> {
         let message = message.trim();
         if message == "REPORT" || message.starts_with("REPORT ") || message.starts_with("REPORT\t") {
-            return parse_report_text(message, timestamp).map(|r| Some(LambdaRecord::Report(r)));
+            let (request_id, usage) = match report_text_fields(message) {
+                Some(fields) => fields,
+                None => {
+                    let r = parse_report_text(message, timestamp)?;
+                    (Cow::Owned(r.request_id), r.usage)
+                }
+            };
+            return Ok(Some(Parsed::Report { request_id, time: timestamp, usage }));
         }
         let m = split_message(message);
         if !m.body.starts_with('{') {
+            return Ok(None);
+        }
+        // Without escapes, keys and strings are their source text: a body naming neither
+        // `platform.report` nor a tenant key cannot be evidence (below it would end in `Ok(None)`,
+        // valid JSON or not), so it is not parsed.
+        if !m.body.contains('\\') && !self.looks_like_evidence(m.body) {
             return Ok(None);
         }
         let obj = match Object::parse(m.body) {
@@ -131,9 +161,10 @@ impl LambdaParser {
         .or(m.time)
         .or(timestamp);
         if let Some(t) = obj.get("type") {
-            let t = json::string(t, "type").unwrap_or_default();
+            let t = json::string_cow(t, "type").unwrap_or_default();
             if t == "platform.report" {
-                return parse_platform_report(&obj, time).map(|r| Some(LambdaRecord::Report(r)));
+                let (request_id, usage) = platform_report_fields(&obj)?;
+                return Ok(Some(Parsed::Report { request_id, time, usage }));
             }
             if t.starts_with("platform.") {
                 return Ok(None);
@@ -141,24 +172,27 @@ impl LambdaParser {
         }
         let Some(tenant) = self.tenant(&obj)? else { return Ok(None) };
         let request_id = match obj.get_any(&REQUEST_ID_KEYS) {
-            Some((raw, i)) => json::scalar_text(raw, REQUEST_ID_KEYS[i])?,
+            Some((raw, i)) => json::scalar_cow(raw, REQUEST_ID_KEYS[i])?,
             None => match m.request_id {
-                Some(r) => r.to_owned(),
+                Some(r) => Cow::Borrowed(r),
                 None => return Ok(None), // a tenant line that names no request cannot be joined
             },
         };
         if request_id.is_empty() {
             return Err(ParseError::bad("requestId", "empty"));
         }
-        Ok(Some(LambdaRecord::Tenant(TenantLine { request_id, tenant, time })))
+        Ok(Some(Parsed::Tenant { request_id, tenant, time }))
     }
 
     fn looks_like_evidence(&self, body: &str) -> bool {
-        body.contains("platform.report") || self.tenant_keys.iter().any(|k| body.contains(k))
+        static PLATFORM_REPORT: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new("platform.report"));
+        PLATFORM_REPORT.find(body.as_bytes()).is_some() || self.tenant_keys.any_in(body)
     }
 
-    fn tenant(&self, obj: &Object<'_>) -> Result<Option<TenantId>, ParseError> {
-        if let Some(tenant) = self.tenant_keys.tenant(|key| obj.get(key))? {
+    /// The tenant id (checked) under the first tenant key, at top level or in a `message` object.
+    fn tenant<'a>(&self, obj: &Object<'a>) -> Result<Option<Cow<'a, str>>, ParseError> {
+        if let Some(tenant) = self.tenant_keys.tenant_text(|key| obj.get(key))? {
             return Ok(Some(tenant));
         }
         // Lambda's JSON log format nests a logged object under "message".
@@ -166,9 +200,32 @@ impl LambdaParser {
             && raw.get().starts_with('{')
         {
             let inner = Object::from_raw(raw, "message")?;
-            return self.tenant_keys.tenant(|key| inner.get(key));
+            return self.tenant_keys.tenant_text(|key| inner.get(key));
         }
         Ok(None)
+    }
+}
+
+/// One line's evidence, borrowing what it can from the line; the tenant id is checked.
+#[derive(Debug)]
+enum Parsed<'a> {
+    Report { request_id: Cow<'a, str>, time: Option<DateTime<Utc>>, usage: ReportUsage },
+    Tenant { request_id: Cow<'a, str>, tenant: Cow<'a, str>, time: Option<DateTime<Utc>> },
+}
+
+impl Parsed<'_> {
+    fn into_record(self) -> LambdaRecord {
+        match self {
+            Parsed::Report { request_id, time, usage } => {
+                LambdaRecord::Report(Report { request_id: request_id.into_owned(), time, usage })
+            }
+            // Checked when parsed: `TenantId::new` cannot fail here.
+            Parsed::Tenant { request_id, tenant, time } => LambdaRecord::Tenant(TenantLine {
+                request_id: request_id.into_owned(),
+                tenant: TenantId::new(tenant.into_owned()).unwrap_or_else(|_| TenantId::unattributed()),
+                time,
+            }),
+        }
     }
 }
 
@@ -211,9 +268,68 @@ pub fn parse_report_text(line: &str, time: Option<DateTime<Utc>>) -> Result<Repo
     Ok(Report { request_id, time, usage })
 }
 
-fn parse_platform_report(obj: &Object<'_>, time: Option<DateTime<Utc>>) -> Result<Report, ParseError> {
+/// [`parse_report_text`] without allocating, for a line it accepts; `None` for any line it would
+/// reject (which [`parse_report_text`] then reads again, for its error). Same tokens, same labels
+/// (words before `word:`, the first occurrence of a label wins), same checks.
+fn report_text_fields(line: &str) -> Option<(Cow<'_, str>, ReportUsage)> {
+    #[derive(Clone, Copy)]
+    enum Name {
+        RequestId,
+        Duration,
+        Billed,
+        Memory,
+        Other,
+    }
+    // On ASCII without vertical tabs (which `char::is_whitespace` counts and
+    // `u8::is_ascii_whitespace` does not), both splits give the same tokens; the byte one is faster.
+    if !line.is_ascii() || line.as_bytes().contains(&0x0b) {
+        return None;
+    }
+    let mut tokens = line.split_ascii_whitespace().peekable();
+    if tokens.next() != Some("REPORT") {
+        return None;
+    }
+    let mut found: [Option<(&str, Option<&str>)>; 4] = [None; 4];
+    let (mut first, mut words) = ("", 0usize);
+    while let Some(tok) = tokens.next() {
+        let Some(word) = tok.strip_suffix(':') else {
+            if words == 0 {
+                first = tok;
+            }
+            words += 1;
+            continue;
+        };
+        let name = match (words, first, word) {
+            (0, _, "RequestId") => Name::RequestId,
+            (0, _, "Duration") => Name::Duration,
+            (1, "Billed", "Duration") => Name::Billed,
+            (1, "Memory", "Size") => Name::Memory,
+            _ => Name::Other,
+        };
+        words = 0;
+        let value = tokens.next()?;
+        let unit = tokens.next_if(|t| matches!(*t, "ms" | "MB"));
+        if let Some(slot) = found.get_mut(name as usize)
+            && slot.is_none()
+        {
+            *slot = Some((value, unit));
+        }
+    }
+    let num = |i: usize, unit: &str| -> Option<Option<Decimal>> {
+        let Some((v, u)) = found[i] else { return Some(None) };
+        let v = parse_exact(v).ok().filter(|v| (v.is_zero() || !v.is_sign_negative()) && u == Some(unit))?;
+        Some(Some(v))
+    };
+    let (request_id, _) = found[Name::RequestId as usize]?;
+    num(Name::Duration as usize, "ms")?;
+    let billed_duration_ms = num(Name::Billed as usize, "ms")??;
+    let memory_size_mb = num(Name::Memory as usize, "MB")??;
+    Some((Cow::Borrowed(request_id), ReportUsage::OnDemand { billed_duration_ms, memory_size_mb }))
+}
+
+fn platform_report_fields<'a>(obj: &Object<'a>) -> Result<(Cow<'a, str>, ReportUsage), ParseError> {
     let record = Object::from_raw(obj.get("record").ok_or_else(|| ParseError::missing("record"))?, "record")?;
-    let request_id = json::string(
+    let request_id = json::string_cow(
         record.get("requestId").ok_or_else(|| ParseError::missing("record.requestId"))?,
         "record.requestId",
     )?;
@@ -233,7 +349,7 @@ fn parse_platform_report(obj: &Object<'_>, time: Option<DateTime<Utc>>) -> Resul
         (None, _, _) => return Err(ParseError::missing("record.metrics.billedDurationMs")),
         (_, None, _) => return Err(ParseError::missing("record.metrics.memorySizeMB")),
     };
-    Ok(Report { request_id, time, usage })
+    Ok((request_id, usage))
 }
 
 fn non_negative(field: &str, v: Decimal) -> Result<Decimal, ParseError> {
@@ -295,32 +411,125 @@ enum RequestKey {
 
 impl RequestKey {
     fn new(id: &str) -> Self {
-        if is_uuid(id) {
-            let hex: String = id.chars().filter(|c| *c != '-').collect();
-            if let Ok(v) = u128::from_str_radix(&hex, 16) {
-                return RequestKey::Uuid(v);
-            }
+        match uuid_value(id.as_bytes()) {
+            Some(v) => RequestKey::Uuid(v),
+            None => RequestKey::Text(id.into()),
         }
-        RequestKey::Text(id.into())
     }
 }
+
+/// The 128-bit value of a UUID's text (what `is_uuid` accepts: 8-4-4-4-12 hex digits, any case).
+fn uuid_value(id: &[u8]) -> Option<u128> {
+    if id.len() != 36 || id[8] != b'-' || id[13] != b'-' || id[18] != b'-' || id[23] != b'-' {
+        return None;
+    }
+    // A table, not branches: random hex digits defeat branch prediction.
+    const HEX: [u8; 256] = {
+        let mut t = [0xff; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let (mut v, mut bad) = (0u128, 0u8);
+    for range in [0..8, 9..13, 14..18, 19..23, 24..36] {
+        for &b in id.get(range)? {
+            let digit = HEX[usize::from(b)];
+            bad |= digit;
+            v = (v << 4) | u128::from(digit & 0x0f);
+        }
+    }
+    (bad & 0xf0 == 0).then_some(v)
+}
+
+/// A fast hash for the join's maps (request ids are mostly random UUIDs; the std `SipHash` costs
+/// more than the rest of a map access). Multiply-rotate as in rustc's `FxHasher`.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table indexes by them.
+        self.0.rotate_left(26)
+    }
+}
+
+type Fast = BuildHasherDefault<FastHasher>;
+
+/// The tenant of [`LambdaAggregator::tenants`] at this index; 0 is `UNATTRIBUTED`.
+type TenantIndex = u32;
 
 #[derive(Debug)]
 enum Pending {
     Report(Report),
-    Tenant(TenantId, Option<DateTime<Utc>>),
+    Tenant(TenantIndex, Option<DateTime<Utc>>),
 }
+
+/// Integer sums of one (day, tenant) for on-demand REPORTs with whole billed ms and MB (nearly
+/// all): added to the exact totals once, at the end, with the same value and scale as adding each
+/// invocation's decimal.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    invocations: u64,
+    billed_ms: u128,
+    mb_ms: u128,
+}
+
+/// A (day, tenant) whose sums reach this is added to the totals at once (so an overflow of the
+/// exact totals, beyond ~8·10²¹ MB·ms, is still reported).
+const FLUSH_AT: u128 = 1_000_000_000_000_000_000_000;
 
 /// Streams Lambda logs into driver totals (see [`LambdaConfig`] for the memory bounds).
 #[derive(Debug)]
 pub struct LambdaAggregator {
     parser: LambdaParser,
     config: LambdaConfig,
-    pending: HashMap<RequestKey, (u64, Pending)>,
+    pending: HashMap<RequestKey, (u64, Pending), Fast>,
     order: VecDeque<(RequestKey, u64)>,
-    done: HashSet<RequestKey>,
+    done: HashSet<RequestKey, Fast>,
     done_order: VecDeque<RequestKey>,
     seq: u64,
+    /// Interned tenants (index 0: `UNATTRIBUTED`).
+    tenants: Vec<TenantId>,
+    tenant_index: HashMap<Box<str>, TenantIndex, Fast>,
+    sums: HashMap<(NaiveDate, TenantIndex), Sums, Fast>,
     totals: DriverTotals,
     stats: LambdaStats,
 }
@@ -330,11 +539,14 @@ impl LambdaAggregator {
         Self {
             parser: LambdaParser::new(config.tenant_keys.clone()),
             config,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             order: VecDeque::new(),
-            done: HashSet::new(),
+            done: HashSet::default(),
             done_order: VecDeque::new(),
             seq: 0,
+            tenants: vec![TenantId::unattributed()],
+            tenant_index: HashMap::default(),
+            sums: HashMap::default(),
             totals: DriverTotals::new(),
             stats: LambdaStats::default(),
         }
@@ -350,45 +562,74 @@ impl LambdaAggregator {
     pub fn push(&mut self, record: LambdaRecord) -> Result<(), String> {
         match record {
             LambdaRecord::Report(r) => {
+                self.push_parsed(Parsed::Report { request_id: Cow::Owned(r.request_id), time: r.time, usage: r.usage })
+            }
+            LambdaRecord::Tenant(t) => self.push_parsed(Parsed::Tenant {
+                request_id: Cow::Owned(t.request_id),
+                tenant: Cow::Owned(t.tenant.to_string()),
+                time: t.time,
+            }),
+        }
+    }
+
+    fn intern(&mut self, tenant: &str) -> TenantIndex {
+        if let Some(i) = self.tenant_index.get(tenant) {
+            return *i;
+        }
+        let i = TenantIndex::try_from(self.tenants.len()).unwrap_or(TenantIndex::MAX);
+        // Checked when parsed (or a `TenantId` already); `UNATTRIBUTED` is refused by the check.
+        let id = TenantId::new(tenant).unwrap_or_else(|_| TenantId::unattributed());
+        self.tenants.push(id);
+        self.tenant_index.insert(tenant.into(), i);
+        i
+    }
+
+    fn push_parsed(&mut self, record: Parsed<'_>) -> Result<(), String> {
+        match record {
+            Parsed::Report { request_id, time, usage } => {
                 self.stats.reports += 1;
-                let key = RequestKey::new(&r.request_id);
+                let key = RequestKey::new(&request_id);
                 if self.done.contains(&key) {
                     self.stats.duplicate_reports += 1;
                     return Ok(());
                 }
                 match self.pending.remove(&key) {
-                    Some((_, Pending::Tenant(tenant, time))) => {
+                    Some((_, Pending::Tenant(tenant, tenant_time))) => {
                         self.stats.joined += 1;
                         self.mark_done(key);
-                        self.emit(&r, &tenant, time)
+                        self.emit(&request_id, time, &usage, tenant, tenant_time)
                     }
                     Some(p @ (_, Pending::Report(_))) => {
                         self.stats.duplicate_reports += 1;
                         self.pending.insert(key, p);
                         Ok(())
                     }
-                    None => self.wait(key, Pending::Report(r)),
+                    None => {
+                        let r = Report { request_id: request_id.into_owned(), time, usage };
+                        self.wait(key, Pending::Report(r))
+                    }
                 }
             }
-            LambdaRecord::Tenant(t) => {
-                let key = RequestKey::new(&t.request_id);
+            Parsed::Tenant { request_id, tenant, time } => {
+                let key = RequestKey::new(&request_id);
                 if self.done.contains(&key) {
                     return Ok(());
                 }
+                let tenant = self.intern(&tenant);
                 match self.pending.remove(&key) {
                     Some((_, Pending::Report(r))) => {
                         self.stats.joined += 1;
                         self.mark_done(key);
-                        self.emit(&r, &t.tenant, t.time)
+                        self.emit(&r.request_id, r.time, &r.usage, tenant, time)
                     }
-                    Some((seq, Pending::Tenant(first, time))) => {
-                        if first != t.tenant {
+                    Some((seq, Pending::Tenant(first, first_time))) => {
+                        if first != tenant {
                             self.stats.conflicting_tenants += 1;
                         }
-                        self.pending.insert(key, (seq, Pending::Tenant(first, time)));
+                        self.pending.insert(key, (seq, Pending::Tenant(first, first_time)));
                         Ok(())
                     }
-                    None => self.wait(key, Pending::Tenant(t.tenant, t.time)),
+                    None => self.wait(key, Pending::Tenant(tenant, time)),
                 }
             }
         }
@@ -398,6 +639,10 @@ impl LambdaAggregator {
     pub fn finish(mut self) -> Result<(DriverTotals, LambdaStats), String> {
         while let Some((key, seq)) = self.order.pop_front() {
             self.give_up(key, seq)?;
+        }
+        let keys: Vec<_> = self.sums.keys().copied().collect();
+        for key in keys {
+            self.flush(key)?;
         }
         Ok((self.totals, self.stats))
     }
@@ -423,7 +668,7 @@ impl LambdaAggregator {
             Some((_, Pending::Report(r))) => {
                 self.stats.reports_without_tenant += 1;
                 self.mark_done(key);
-                self.emit(&r, &TenantId::unattributed(), None)
+                self.emit(&r.request_id, r.time, &r.usage, 0, None)
             }
             Some((_, Pending::Tenant(..))) => {
                 self.stats.tenant_lines_without_report += 1;
@@ -447,27 +692,85 @@ impl LambdaAggregator {
         }
     }
 
-    fn emit(&mut self, r: &Report, tenant: &TenantId, tenant_time: Option<DateTime<Utc>>) -> Result<(), String> {
-        let Some(day) = r.time.or(tenant_time).map(|t| t.date_naive()) else {
+    /// Records one invocation: on the day of its REPORT (else of its tenant line).
+    fn emit(
+        &mut self,
+        request_id: &str,
+        time: Option<DateTime<Utc>>,
+        usage: &ReportUsage,
+        tenant: TenantIndex,
+        tenant_time: Option<DateTime<Utc>>,
+    ) -> Result<(), String> {
+        let Some(day) = time.or(tenant_time).map(|t| t.date_naive()) else {
             self.stats.without_day += 1;
             return Ok(());
         };
-        let add = |totals: &mut DriverTotals, d: Driver, q: Decimal, day: NaiveDate| {
-            totals.add(d, day, tenant, q).map_err(|e| e.to_string())
+        if let Some((billed, mb)) = whole(usage) {
+            let s = self.sums.entry((day, tenant)).or_default();
+            s.invocations += 1;
+            s.billed_ms += billed;
+            s.mb_ms += billed * mb; // both < 2^48, sums flushed at FLUSH_AT < 2^70: no overflow
+            if s.mb_ms >= FLUSH_AT || s.billed_ms >= FLUSH_AT {
+                self.flush((day, tenant))?;
+            }
+            return Ok(());
+        }
+        let tenant = self.tenants.get(tenant as usize).cloned().unwrap_or_else(TenantId::unattributed);
+        let add = |totals: &mut DriverTotals, d: Driver, q: Decimal| {
+            totals.add(d, day, &tenant, q).map_err(|e| e.to_string())
         };
-        add(&mut self.totals, Driver::LambdaInvocations, Decimal::ONE, day)?;
-        match &r.usage {
-            ReportUsage::OnDemand { billed_duration_ms, .. } => {
-                let gbs = r.gb_seconds().ok_or_else(|| format!("GB-seconds of request {} overflow", r.request_id))?;
-                add(&mut self.totals, Driver::LambdaGbSeconds, gbs, day)?;
-                add(&mut self.totals, Driver::LambdaDurationMs, *billed_duration_ms, day)?;
+        add(&mut self.totals, Driver::LambdaInvocations, Decimal::ONE)?;
+        match usage {
+            ReportUsage::OnDemand { billed_duration_ms, memory_size_mb } => {
+                let gbs = exact_mul(*billed_duration_ms, *memory_size_mb)
+                    .and_then(|x| exact_mul(x, GB_SECONDS_PER_MB_MS))
+                    .ok_or_else(|| format!("GB-seconds of request {request_id} overflow"))?;
+                add(&mut self.totals, Driver::LambdaGbSeconds, gbs)?;
+                add(&mut self.totals, Driver::LambdaDurationMs, *billed_duration_ms)?;
             }
             ReportUsage::ManagedInstance { duration_ms } => {
-                add(&mut self.totals, Driver::LambdaDurationMs, *duration_ms, day)?;
+                add(&mut self.totals, Driver::LambdaDurationMs, *duration_ms)?;
             }
         }
         Ok(())
     }
+
+    /// Adds the integer sums of `key` to the exact totals. Each invocation's GB-s is billed × MB ×
+    /// 1/1024000 at scale 13 and duration billed ms at scale 0, so the sum of the integers scaled once
+    /// is the same decimal, digit for digit, as the sum of the per-invocation decimals.
+    fn flush(&mut self, key: (NaiveDate, TenantIndex)) -> Result<(), String> {
+        let Some(s) = self.sums.remove(&key) else { return Ok(()) };
+        let (day, tenant) = key;
+        let tenant = self.tenants.get(tenant as usize).cloned().unwrap_or_else(TenantId::unattributed);
+        let int = |v: u128| {
+            i128::try_from(v)
+                .ok()
+                .and_then(|v| Decimal::try_from_i128_with_scale(v, 0).ok())
+                .ok_or_else(|| format!("Lambda usage of {tenant} on {day} overflows"))
+        };
+        let gbs = exact_mul(int(s.mb_ms)?, GB_SECONDS_PER_MB_MS)
+            .ok_or_else(|| format!("GB-seconds of {tenant} on {day} overflow"))?;
+        for (driver, q) in [
+            (Driver::LambdaInvocations, Decimal::from(s.invocations)),
+            (Driver::LambdaGbSeconds, gbs),
+            (Driver::LambdaDurationMs, int(s.billed_ms)?),
+        ] {
+            self.totals.add(driver, day, &tenant, q).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Billed ms and MB of an on-demand REPORT as integers, when both are whole, non-negative numbers
+/// written without a fraction (scale 0) and below 2^48 — the case [`Sums`] adds up.
+fn whole(usage: &ReportUsage) -> Option<(u128, u128)> {
+    const LIMIT: u128 = 1 << 48;
+    let ReportUsage::OnDemand { billed_duration_ms: b, memory_size_mb: m } = usage else { return None };
+    if b.scale() != 0 || m.scale() != 0 || b.is_sign_negative() || m.is_sign_negative() {
+        return None;
+    }
+    let (b, m) = (u128::try_from(b.mantissa()).ok()?, u128::try_from(m.mantissa()).ok()?);
+    (b < LIMIT && m < LIMIT).then_some((b, m))
 }
 
 impl Records for LambdaAggregator {
@@ -479,6 +782,23 @@ impl Records for LambdaAggregator {
 
     fn add(&mut self, record: LambdaRecord) -> Result<(), String> {
         self.push(record)
+    }
+
+    /// As the default, without copying the line's ids and tenant into owned records.
+    fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
+        match self.parser.parse_line_ref(text)? {
+            None => Ok(Outcome::Ignored),
+            Some(record) => {
+                self.push_parsed(record).map_err(|message| {
+                    LineError::Fatal(Box::new(EvidenceError::Invalid {
+                        source_name: source_name.to_owned(),
+                        line,
+                        message,
+                    }))
+                })?;
+                Ok(Outcome::Record)
+            }
+        }
     }
 }
 
@@ -563,6 +883,13 @@ mod tests {
             Some(("r3".into(), "b".into()))
         );
         assert_eq!(rec(r#"{"accountant_id":"a"}"#), None);
+        // Escaped keys are not seen by the byte pre-filter: such lines take the full parse.
+        assert_eq!(rec(r#"{"\u0061ccountant_id":"e","requestId":"r4"}"#), Some(("r4".into(), "e".into())));
+        assert_eq!(rec(r#"{"tenant_id":"t\u0031","requestId":"r5"}"#), Some(("r5".into(), "t1".into())));
+        // No tenant key, no platform.report: not evidence, valid JSON or not.
+        assert_eq!(p.parse_line(r#"{"time":"x","type":"platform.start","record":{}}"#).unwrap(), None);
+        assert_eq!(p.parse_line(r#"{"level":"INFO","msg":"broken"#).unwrap(), None);
+        assert!(p.parse_line(r#"{"type":"platform.report","record":{"requestId":"x""#).is_err());
         assert_eq!(rec("plain text"), None);
         assert_eq!(rec("2024-07-03T10:00:00.123Z\tr\tINFO\t{braces in a message"), None);
         assert!(p.parse_line(r#"{"accountant_id":"UNATTRIBUTED","requestId":"r"}"#).is_err());
@@ -621,5 +948,157 @@ mod tests {
         let g = totals.day(Driver::LambdaGbSeconds, day2).unwrap();
         assert_eq!(g[&TenantId::unattributed()], d("0.6"));
         assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&TenantId::unattributed()], d("2"));
+    }
+
+    #[test]
+    fn uuid_keys() {
+        for id in ["8fc6f963-411b-58b5-8483-a32130c0f45d", "8FC6F963-411B-58B5-8483-A32130C0F45D"] {
+            let hex: String = id.chars().filter(|c| *c != '-').collect();
+            assert_eq!(RequestKey::new(id), RequestKey::Uuid(u128::from_str_radix(&hex, 16).unwrap()));
+        }
+        for id in [
+            "8fc6f963-411b-58b5-8483-a32130c0f45",
+            "8fc6f963x411b-58b5-8483-a32130c0f45d",
+            "8fc6f963-411b-58b5-8483-a32130c0f45g",
+            "r1",
+        ] {
+            assert_eq!(RequestKey::new(id), RequestKey::Text(id.into()), "{id}");
+        }
+    }
+
+    #[test]
+    fn fast_report_fields_agree_with_the_general_parser() {
+        for line in [
+            "REPORT RequestId: 8fc6f963-411b-58b5-8483-a32130c0f45d\tDuration: 201.67 ms\tBilled Duration: 202 ms \tMemory Size: 2048 MB\tMax Memory Used: 81 MB",
+            "REPORT RequestId: a Duration: 1 ms Billed Duration: 2 ms Memory Size: 128 MB Billed Duration: 9 ms",
+            "REPORT RequestId: a\tBilled  Duration: 2 ms\tMemory\tSize: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: 2.50 ms\tMemory Size: 128 MB\tInit Duration: 480.25 ms",
+            "REPORT RequestId: a\tSome Billed Duration: 2 ms\tBilled Duration: 3 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: 2 ms\tMemory Size: 128 MB\tXRAY TraceId: 1-5e\tSegmentId: 1a\tSampled: true",
+            "REPORT RequestId: a\tBilled Duration: -0 ms\tMemory Size: 0 MB",
+            "REPORT RequestId: a\u{a0}Billed Duration: 2 ms\u{2003}Memory Size:\u{b}128 MB",
+            "REPORT RequestId: \u{e9}\tBilled Duration: 2 ms\tMemory Size: 128 MB",
+            // Rejected: the general parser reads them again for its error.
+            "REPORT RequestId: a\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used:",
+            "REPORT RequestId: a\tBilled Duration: 2 s\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tDuration: x ms\tBilled Duration: 2 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tBilled Duration: -2 ms\tMemory Size: 128 MB",
+            "REPORT Billed Duration: 2 ms\tMemory Size: 128 MB",
+            "REPORT RequestId: a\tMemory Size: 128 MB",
+            "REPORT",
+        ] {
+            let general = parse_report_text(line, None).map(|r| (r.request_id, r.usage));
+            match report_text_fields(line) {
+                Some((id, usage)) => assert_eq!(Ok((id.into_owned(), usage)), general, "{line}"),
+                None => assert!(
+                    general.is_err() || !line.is_ascii() || line.contains('\u{b}'),
+                    "{line}: fast path refused an ASCII line the general parser reads"
+                ),
+            }
+            // Through the aggregator's entry point the outcome is the general parser's.
+            let p = LambdaParser::default();
+            match (p.parse_line(line), &general) {
+                (Ok(Some(LambdaRecord::Report(r))), Ok((id, usage))) => {
+                    assert_eq!((&r.request_id, &r.usage), (id, usage))
+                }
+                (Err(e), Err(g)) => assert_eq!(&e, g, "{line}"),
+                (got, _) => panic!("{line}: {got:?} vs {general:?}"),
+            }
+        }
+    }
+
+    fn read_all(a: &mut LambdaAggregator, name: &str, text: &str) -> SourceReport {
+        let budget = ErrorBudget { max_ratio: Decimal::ONE, max_examples: 10 };
+        a.read(name, std::io::Cursor::new(text.as_bytes().to_vec()), &budget).unwrap()
+    }
+
+    #[test]
+    fn lines_across_files_and_days_join_once_and_malformed_lines_count() {
+        let id = "8fc6f963-411b-58b5-8483-a32130c0f45d";
+        let day1 = format!(
+            "2026-01-01T23:59:59.900Z START RequestId: {id} Version: $LATEST\n\
+             2026-01-01T23:59:59.950Z {{\"accountant_id\":\"acct-1\",\"requestId\":\"{id}\",\"timestamp\":\"2026-01-01T23:59:59.950Z\"}}\n\
+             2026-01-01T23:59:59.960Z {{\"accountant_id\":\"acct-1\",\"requestId\":\"{id}\"\n\
+             2026-01-01T23:59:59.970Z REPORT RequestId: x\tBilled Duration: 1 s\tMemory Size: 128 MB\n"
+        );
+        let day2 = format!(
+            "2026-01-02T00:00:00.100Z END RequestId: {id}\n\
+             2026-01-02T00:00:00.101Z REPORT RequestId: {id}\tDuration: 200.5 ms\tBilled Duration: 201 ms\tMemory Size: 1024 MB\n\
+             2026-01-02T00:00:00.200Z REPORT RequestId: {id}\tDuration: 200.5 ms\tBilled Duration: 201 ms\tMemory Size: 1024 MB\n\
+             2026-01-02T00:00:01.000Z REPORT RequestId: other\tDuration: 1 ms\tBilled Duration: 1.5 ms\tMemory Size: 128 MB\n"
+        );
+        let mut a = LambdaAggregator::new(LambdaConfig::default());
+        let r1 = read_all(&mut a, "day1.log", &day1);
+        let r2 = read_all(&mut a, "day2.log", &day2);
+        assert_eq!((r1.lines, r1.records, r1.ignored, r1.malformed), (4, 1, 1, 2));
+        assert!(r1.examples[0].error.starts_with("invalid JSON"), "{:?}", r1.examples);
+        assert_eq!(
+            (r1.examples[1].line, r1.examples[1].error.as_str()),
+            (4, "field Billed Duration: expected unit ms, got none")
+        );
+        assert_eq!((r2.lines, r2.records, r2.ignored, r2.malformed), (4, 3, 1, 0));
+        let (totals, stats) = a.finish().unwrap();
+        assert_eq!((stats.reports, stats.duplicate_reports, stats.joined, stats.reports_without_tenant), (3, 1, 1, 1));
+        let day2 = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let acct = TenantId::new("acct-1").unwrap();
+        // Counted once, on the REPORT's day, with the scale of the per-invocation decimals.
+        assert_eq!(totals.day(Driver::LambdaGbSeconds, day2).unwrap()[&acct].to_string(), "0.2010000000000");
+        assert_eq!(totals.day(Driver::LambdaInvocations, day2).unwrap()[&acct].to_string(), "1");
+        assert_eq!(totals.day(Driver::LambdaDurationMs, day2).unwrap()[&acct].to_string(), "201");
+        let un = TenantId::unattributed();
+        assert_eq!(totals.day(Driver::LambdaGbSeconds, day2).unwrap()[&un].to_string(), "0.00018750000000");
+        assert!(totals.day(Driver::LambdaGbSeconds, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).is_none());
+    }
+
+    #[test]
+    fn integer_sums_equal_per_invocation_decimals_digit_for_digit() {
+        let mut fast = LambdaAggregator::new(LambdaConfig::default());
+        let mut expected = DriverTotals::new();
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let acct = TenantId::new("a").unwrap();
+        for (i, (ms, mb)) in
+            [("202", "2048"), ("1.5", "128"), ("0", "10240"), ("7", "3008"), ("2.50", "512")].iter().enumerate()
+        {
+            let id = format!("r{i}");
+            fast.push(tenant(&id, "a")).unwrap();
+            let usage = ReportUsage::OnDemand { billed_duration_ms: d(ms), memory_size_mb: d(mb) };
+            let r = Report { request_id: id, time: Some(day.and_hms_opt(1, 0, 0).unwrap().and_utc()), usage };
+            expected.add(Driver::LambdaInvocations, day, &acct, Decimal::ONE).unwrap();
+            expected.add(Driver::LambdaGbSeconds, day, &acct, r.gb_seconds().unwrap()).unwrap();
+            expected.add(Driver::LambdaDurationMs, day, &acct, d(ms)).unwrap();
+            fast.push(LambdaRecord::Report(r)).unwrap();
+        }
+        let (totals, _) = fast.finish().unwrap();
+        let text =
+            |t: &DriverTotals| t.iter().map(|(dr, dy, tn, q)| format!("{dr:?} {dy} {tn} {q}")).collect::<Vec<_>>();
+        assert_eq!(text(&totals), text(&expected));
+    }
+
+    #[test]
+    fn gzip_read_on_a_thread_gives_the_same_totals() {
+        use std::io::Write;
+        let mut text = String::new();
+        for i in 0..20_000u32 {
+            let id = format!("{i:08x}-0000-4000-8000-000000000000");
+            text.push_str(&format!(
+                "2026-01-01T10:00:00.000Z {{\"accountant_id\":\"t{}\",\"requestId\":\"{id}\"}}\n",
+                i % 7
+            ));
+            text.push_str(&format!(
+                "2026-01-01T10:00:01.000Z REPORT RequestId: {id}\tBilled Duration: {} ms\tMemory Size: 128 MB\n",
+                i % 1000
+            ));
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let budget = ErrorBudget::default();
+        let mut plain = LambdaAggregator::new(LambdaConfig::default());
+        read_all(&mut plain, "plain", &text);
+        let mut zipped = LambdaAggregator::new(LambdaConfig::default());
+        let report =
+            zipped.read("gz", super::super::decompress_threaded(std::io::Cursor::new(gz)).unwrap(), &budget).unwrap();
+        assert_eq!((report.lines, report.records), (40_000, 40_000));
+        assert_eq!(plain.finish().unwrap(), zipped.finish().unwrap());
     }
 }

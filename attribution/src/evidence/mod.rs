@@ -31,7 +31,7 @@ mod reader;
 pub mod s3;
 pub(crate) mod time;
 
-pub use reader::{MAX_LINE_BYTES, decompress};
+pub use reader::{MAX_LINE_BYTES, decompress, decompress_threaded};
 
 /// Results of reading evidence: [`EvidenceError`] unless said otherwise.
 pub type Result<T, E = EvidenceError> = std::result::Result<T, E>;

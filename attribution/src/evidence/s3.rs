@@ -305,9 +305,11 @@ impl<'m> S3InventoryAggregator<'m> {
                 Ok(true) => Ok(Outcome::Record),
                 Ok(false) => Ok(Outcome::Ignored),
                 Err(PushError::Tenant(e)) => Err(LineError::Malformed(e)),
-                Err(PushError::Overflow(message)) => {
-                    Err(LineError::Fatal(EvidenceError::Invalid { source_name: source_name.into(), line, message }))
-                }
+                Err(PushError::Overflow(message)) => Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
+                    source_name: source_name.into(),
+                    line,
+                    message,
+                }))),
             }
         })
     }

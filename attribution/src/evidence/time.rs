@@ -1,10 +1,11 @@
 //! Timestamps in the formats evidence carries, reduced to UTC.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::value::RawValue;
+use std::cell::Cell;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use super::ParseError;
-use super::json;
+use super::json::{self, Raw};
 
 /// Parses a timestamp: RFC 3339 (`2024-07-03T10:00:00.123Z`), space-separated ISO with or without offset,
 /// Python logging (`2021-05-03 11:47:12,494+0200`), S3 access logs (`06/Feb/2019:00:00:38 +0000`), and epoch
@@ -13,6 +14,9 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim().trim_start_matches('[').trim_end_matches(']');
     if t.is_empty() {
         return None;
+    }
+    if let Some(d) = rfc3339_utc_fast(t.as_bytes()) {
+        return Some(d);
     }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let v: i64 = t.parse().ok()?;
@@ -38,14 +42,87 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// The shape nearly every log line carries, `2024-07-03T10:00:00.123Z` (or without the
+/// milliseconds), read without the general parsers; `None` for anything else (including second 60),
+/// which then takes the general path, so the result is the same as `DateTime::parse_from_rfc3339`'s.
+fn rfc3339_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
+    thread_local! {
+        /// The last `….mmmZ` timestamp read (a line's is read by each parser it is offered to), as
+        /// two words (compared without a `memcmp` call), and the last day.
+        static LAST: Cell<Option<(u128, u64, DateTime<Utc>)>> = const { Cell::new(None) };
+        static LAST_DAY: Cell<Option<([u8; 10], NaiveDate)>> = const { Cell::new(None) };
+    }
+    let words = <[u8; 24]>::try_from(b).ok().map(|a| {
+        let (head, tail) = a.split_at(16);
+        (
+            u128::from_le_bytes(head.try_into().unwrap_or_default()),
+            u64::from_le_bytes(tail.try_into().unwrap_or_default()),
+        )
+    });
+    if let (Some((head, tail)), Some((h, t, time))) = (words, LAST.with(Cell::get))
+        && head == h
+        && tail == t
+    {
+        return Some(time);
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    let milli = match b.len() {
+        24 if b[19] == b'.' && b[23] == b'Z' => digits(20..23)?,
+        20 if b[19] == b'Z' => 0,
+        _ => return None,
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (sec, min, hour) = (digits(17..19)?, digits(14..16)?, digits(11..13)?);
+    if sec > 59 {
+        return None;
+    }
+    let date = match LAST_DAY.with(Cell::get) {
+        Some((text, date)) if b.get(..10) == Some(&text[..]) => date,
+        _ => {
+            let year = i32::try_from(digits(0..4)?).ok()?;
+            let date = NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)?;
+            let mut text = [0u8; 10];
+            text.copy_from_slice(b.get(..10)?);
+            LAST_DAY.with(|c| c.set(Some((text, date))));
+            date
+        }
+    };
+    let t = date.and_hms_milli_opt(hour, min, sec, milli)?.and_utc();
+    if let Some((head, tail)) = words {
+        LAST.with(|c| c.set(Some((head, tail, t))));
+    }
+    Some(t)
+}
+
 /// A timestamp from a JSON string or epoch number.
-pub(crate) fn json_timestamp(raw: &RawValue, field: &str) -> Result<DateTime<Utc>, ParseError> {
-    let text = json::scalar_text(raw, field)?;
+pub(crate) fn json_timestamp(raw: Raw<'_>, field: &str) -> Result<DateTime<Utc>, ParseError> {
+    let text = json::scalar_cow(raw, field)?;
     parse_timestamp(&text).ok_or_else(|| ParseError::bad(field, format!("unrecognised timestamp {text:?}")))
 }
 
 /// Splits a leading timestamp token (CloudWatch Logs export: `2024-07-03T10:00:00.000Z <message>`) off `line`.
 pub(crate) fn split_prefix(line: &str) -> (Option<DateTime<Utc>>, &str) {
+    // The usual `2024-07-03T10:00:00.123Z ` (or without milliseconds): no search for the separator.
+    let b = line.as_bytes();
+    for len in [24, 20] {
+        if b.len() > len
+            && matches!(b[len], b' ' | b'\t')
+            && let Some(ts) = rfc3339_utc_fast(&b[..len])
+        {
+            return (Some(ts), &line[len + 1..]);
+        }
+    }
     if !line.starts_with(|c: char| c.is_ascii_digit()) {
         return (None, line);
     }
@@ -114,6 +191,29 @@ mod tests {
         assert_eq!(ts("2024-07-03 10:00:00"), "2024-07-03T10:00:00+00:00");
         assert_eq!(ts("yesterday"), "");
         assert_eq!(ts("123"), "");
+    }
+
+    #[test]
+    fn fast_shape_agrees_with_rfc3339() {
+        for t in [
+            "2024-07-03T10:00:00.123Z",
+            "2024-07-03T10:00:00Z",
+            "2024-02-29T23:59:59.999Z",
+            "2023-02-29T00:00:00.000Z",
+            "2024-07-03T24:00:00.000Z",
+            "2024-07-03T10:60:00.000Z",
+            "2024-07-03T10:00:60.000Z",
+            "2024-13-03T10:00:00.000Z",
+            "2024-07-03t10:00:00.000z",
+            "2024-07-03T10:00:0a.000Z",
+            "+024-07-03T10:00:00.000Z",
+        ] {
+            let want = DateTime::parse_from_rfc3339(t).ok().map(|d| d.with_timezone(&Utc));
+            assert_eq!(parse_timestamp(t), want, "{t}");
+            if want.is_none() || t.contains('t') || t.contains(":60") {
+                assert_eq!(rfc3339_utc_fast(t.as_bytes()), None, "{t}");
+            }
+        }
     }
 
     #[test]

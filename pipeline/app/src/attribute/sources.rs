@@ -199,15 +199,19 @@ pub(crate) fn read_through_buffer<B: BufRead>(reader: &mut B, buf: &mut [u8]) ->
     Ok(n)
 }
 
-/// Opens a local file for line reading (gzip detected by magic bytes).
+/// Opens a local file for line reading (gzip detected by magic bytes, decompressed on a thread of
+/// its own while the caller parses).
 pub fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     open_counted(path, &ReadProgress::default())
 }
 
-/// [`open`], counting the file's bytes (as stored, before decompression) in `progress`.
+/// [`open`], counting the file's bytes (as stored, before decompression) in `progress`. A gzip
+/// file is decompressed on a thread of its own, ahead of the parser.
 pub fn open_counted(path: &Path, progress: &ReadProgress) -> Result<Box<dyn BufRead>> {
     let file = Counted::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?, progress.clone());
-    curflow_attribution::evidence::decompress(std::io::BufReader::new(file)).map_err(|e| Error::io(path, e))
+    let reader: Box<dyn BufRead> =
+        curflow_attribution::evidence::decompress_threaded(file).map_err(|e| Error::io(path, e))?;
+    Ok(reader)
 }
 
 /// Bytes of evidence read so far (files as stored, CloudWatch Logs messages), shared between the
