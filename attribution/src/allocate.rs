@@ -104,6 +104,19 @@ pub struct AttributedRow {
     pub amounts: BTreeMap<String, Decimal>,
 }
 
+impl Basis {
+    /// The stored name (`assignment`, `usage_driver`, `direct_cost`, `even`, `fixed`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Assignment => "assignment",
+            Basis::UsageDriver => "usage_driver",
+            Basis::DirectCost => "direct_cost",
+            Basis::Even => "even",
+            Basis::Fixed => "fixed",
+        }
+    }
+}
+
 /// Why (part of) a line stays unattributed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -180,6 +193,50 @@ struct Prepared {
     share: Vec<Decimal>,
 }
 
+/// Where [`Allocator::route`] sends a line.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'r> {
+    /// Assigned to a tenant, or matched by no rule: [`Allocator::allocate`] gives it (at most) one part.
+    Whole,
+    /// Split by this rule's weights.
+    Rule(&'r Rule),
+}
+
+/// The weights a rule splits a day's lines by, for callers that split many lines at once
+/// ([`Shares::add_split`]) instead of one [`LineAllocation`] per line.
+#[derive(Debug, Clone)]
+pub struct SplitPlan {
+    prepared: Rc<Prepared>,
+    /// Each tenant's weight, in the order of [`Shares::tenants`].
+    quantity: Rc<[Decimal]>,
+    /// The rule's name.
+    pub rule: String,
+    pub basis: Basis,
+    pub driver: Option<Driver>,
+}
+
+impl SplitPlan {
+    /// The validated weights (every tenant with a positive one, ascending by id).
+    pub fn shares(&self) -> Option<&Shares> {
+        self.prepared.shares.as_ref()
+    }
+
+    /// Tenant `i`'s weight (its driver quantity, direct cost, 1 for even, its fixed weight).
+    pub fn quantity(&self, i: usize) -> Decimal {
+        self.quantity.get(i).copied().unwrap_or_default()
+    }
+
+    /// The sum of all weights (including usage without a tenant).
+    pub fn quantity_total(&self) -> Decimal {
+        self.prepared.quantity_total
+    }
+
+    /// Tenant `i`'s share, rounded to [`SHARE_DP`] places for display.
+    pub fn share(&self, i: usize) -> Decimal {
+        self.prepared.share.get(i).copied().unwrap_or_default()
+    }
+}
+
 /// Allocates shared lines; holds the rules, assignments and weights context of one billing period.
 ///
 /// A month has many shared lines per rule and day (one per usage type, operation, resource...) and
@@ -216,6 +273,40 @@ impl<'a> Allocator<'a> {
         let prepared = Rc::new(Prepared { shares, quantity_total, quantity: weights.into_iter().collect(), share });
         self.prepared.borrow_mut().insert(key, Rc::clone(&prepared));
         Ok(prepared)
+    }
+
+    /// Where `line` goes, without splitting it or preparing weights.
+    pub fn route(&self, line: &SharedLine) -> Route<'a> {
+        if self.assignments.lookup(&line.resource_id).is_some() {
+            return Route::Whole;
+        }
+        match self.rules.route(line) {
+            Some(rule) => Route::Rule(rule),
+            None => Route::Whole,
+        }
+    }
+
+    /// The weights `rule` splits `line`'s day by (prepared once per rule and day, like
+    /// [`Allocator::allocate`]'s).
+    pub fn plan(&self, line: &SharedLine, rule: &Rule) -> Result<SplitPlan, AllocateError> {
+        let prepared = self.prepare(line, rule)?;
+        let quantity: Rc<[Decimal]> = match &prepared.shares {
+            Some(s) => s.tenants().iter().map(|t| prepared.quantity.get(t).copied().unwrap_or_default()).collect(),
+            None => Rc::from(Vec::new()),
+        };
+        Ok(SplitPlan {
+            prepared,
+            quantity,
+            rule: rule.name.clone(),
+            basis: basis_of(&rule.policy),
+            driver: rule.policy.driver(),
+        })
+    }
+
+    /// Drops the prepared weights: a caller that goes through the period day by day keeps one
+    /// day's (10,000 tenants' weights per rule) in memory rather than the month's.
+    pub fn forget_prepared(&self) {
+        self.prepared.borrow_mut().clear();
     }
 
     /// Allocates one line (see the module docs).
@@ -278,12 +369,7 @@ impl<'a> Allocator<'a> {
                 slot.insert(measure.clone(), part);
             }
         }
-        let basis = match rule.policy {
-            SharePolicy::Proportional { .. } => Basis::UsageDriver,
-            SharePolicy::WeightedByDirectCost => Basis::DirectCost,
-            SharePolicy::Even => Basis::Even,
-            SharePolicy::Fixed(_) => Basis::Fixed,
-        };
+        let basis = basis_of(&rule.policy);
         let mut out = LineAllocation::default();
         for (i, (tenant, amounts)) in shares.tenants().iter().zip(per_tenant).enumerate() {
             if amounts.values().all(Decimal::is_zero) {
@@ -312,6 +398,15 @@ impl<'a> Allocator<'a> {
             });
         }
         Ok(out)
+    }
+}
+
+fn basis_of(policy: &SharePolicy) -> Basis {
+    match policy {
+        SharePolicy::Proportional { .. } => Basis::UsageDriver,
+        SharePolicy::WeightedByDirectCost => Basis::DirectCost,
+        SharePolicy::Even => Basis::Even,
+        SharePolicy::Fixed(_) => Basis::Fixed,
     }
 }
 
@@ -360,6 +455,32 @@ pub struct CoverageAmounts {
 }
 
 impl Coverage {
+    /// Adds one line split by `basis` without a [`LineAllocation`]: what is not in `unattributed`
+    /// (measure → amount) was attributed.
+    pub fn add_split(
+        &mut self,
+        line: &SharedLine,
+        basis: Basis,
+        unattributed: &BTreeMap<String, Decimal>,
+    ) -> Result<(), AllocateError> {
+        let of = |what: &str| AllocateError::Overflow { line: line.to_string(), what: format!("coverage {what}") };
+        let cur = self.amounts.entry(line.currency.clone()).or_default();
+        for (m, v) in &line.amounts {
+            let rest = unattributed.get(m).copied().unwrap_or_default();
+            let attributed = crate::money::exact_sub(*v, rest).ok_or_else(|| of("attributed"))?;
+            let c = cur.entry(m.clone()).or_default();
+            c.shared = exact_add(c.shared, *v).ok_or_else(|| of("shared"))?;
+            c.unattributed = exact_add(c.unattributed, rest).ok_or_else(|| of("unattributed"))?;
+            let slot = match basis {
+                Basis::Assignment => &mut c.assigned,
+                Basis::UsageDriver => &mut c.usage_driver,
+                Basis::DirectCost | Basis::Even | Basis::Fixed => &mut c.fallback,
+            };
+            *slot = exact_add(*slot, attributed).ok_or_else(|| of("attributed"))?;
+        }
+        Ok(())
+    }
+
     /// Adds one allocated line.
     pub fn add(&mut self, line: &SharedLine, alloc: &LineAllocation) -> Result<(), AllocateError> {
         let of = |what: &str| AllocateError::Overflow { line: line.to_string(), what: format!("coverage {what}") };

@@ -71,13 +71,13 @@ pub mod tenant;
 mod wide;
 
 pub use allocate::{
-    AllocateError, Allocator, AttributedRow, Basis, Coverage, CoverageAmounts, LineAllocation, SharedLine,
-    UnattributedReason, UnattributedRow,
+    AllocateError, Allocator, AttributedRow, Basis, Coverage, CoverageAmounts, LineAllocation, Route, SharedLine,
+    SplitPlan, UnattributedReason, UnattributedRow,
 };
 pub use driver::{DirectCosts, Driver, DriverTotals};
 pub use evidence::assignments::Assignments;
 pub use money::{MONEY_SCALE, MoneyError, Units};
 pub use policy::{SharePolicy, WeightContext, Window, weights};
 pub use rules::{DEFAULT_RULES_TOML, Rule, Rules, RulesError, default_rules};
-pub use split::{Shares, Split, SplitError, split};
+pub use split::{Added, Shares, Split, SplitError, SplitScratch, split};
 pub use tenant::{TenantId, UNATTRIBUTED};

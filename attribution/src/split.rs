@@ -37,6 +37,9 @@ use crate::money::{MAX_SCALE, MoneyError, Units};
 use crate::tenant::TenantId;
 use crate::wide::{U512, Uint};
 
+mod add;
+pub use add::{Added, SplitScratch};
+
 /// Why a split could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
@@ -88,8 +91,17 @@ pub struct Shares {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Narrow { w: Vec<u128>, total: u128 },
-    Wide { w: Vec<U512>, total: U512 },
+    /// `recip[i]` is `min(⌊wᵢ·2⁶⁴ / W⌋, 2⁶⁴ − 1)`: with it [`Shares::add_split`] finds `⌊t·wᵢ / W⌋` with a
+    /// multiplication and at most one correction instead of a 128-bit division (see `split/add.rs`).
+    Narrow {
+        w: Vec<u128>,
+        total: u128,
+        recip: Vec<u64>,
+    },
+    Wide {
+        w: Vec<U512>,
+        total: U512,
+    },
 }
 
 impl Shares {
@@ -105,7 +117,10 @@ impl Shares {
             }
         }
         let repr = match merge::<u128>(weights, common_scale) {
-            Some(m) => m.map(|(t, w, total)| (t, Repr::Narrow { w, total })),
+            Some(m) => m.map(|(t, w, total)| {
+                let recip = w.iter().map(|&wi| reciprocal(wi, total)).collect();
+                (t, Repr::Narrow { w, total, recip })
+            }),
             None => merge::<U512>(weights, common_scale)
                 .ok_or_else(|| SplitError::Internal("weights overflow 512 bits".into()))?
                 .map(|(t, w, total)| (t, Repr::Wide { w, total })),
@@ -129,18 +144,9 @@ impl Shares {
     /// cloned: the allocator splits several measures with one set of shares).
     pub fn split_amounts(&self, total: Decimal, scale: u32) -> Result<Vec<Decimal>, SplitError> {
         let units = Units::from_decimal(total, scale).map_err(|source| SplitError::Total { total, scale, source })?;
-        let t = units.value().unsigned_abs();
-        let parts = match &self.repr {
-            Repr::Narrow { w, total: wt } => match largest_remainder(t, w, *wt) {
-                Some(p) => Some(p),
-                None => {
-                    let w: Vec<U512> = w.iter().map(|&x| <U512 as Uint>::from_u128(x)).collect();
-                    largest_remainder(t, &w, <U512 as Uint>::from_u128(*wt))
-                }
-            },
-            Repr::Wide { w, total: wt } => largest_remainder(t, w, *wt),
-        }
-        .ok_or_else(|| SplitError::Internal(format!("split of {total} overflowed 512-bit arithmetic")))?;
+        let parts = self
+            .unsigned_parts(units.value().unsigned_abs())
+            .ok_or_else(|| SplitError::Internal(format!("split of {total} overflowed 512-bit arithmetic")))?;
 
         let negative = units.value() < 0;
         let mut out = Vec::with_capacity(parts.len());
@@ -166,13 +172,45 @@ impl Shares {
         Ok(out)
     }
 
+    /// The parts of `t` minor units (largest remainder), in tenant order; `u128` arithmetic when it
+    /// fits, 512-bit otherwise. `None` only if even 512 bits overflow (no valid input does).
+    fn unsigned_parts(&self, t: u128) -> Option<Vec<u128>> {
+        match &self.repr {
+            Repr::Narrow { w, total: wt, .. } => largest_remainder(t, w, *wt).or_else(|| {
+                let w: Vec<U512> = w.iter().map(|&x| <U512 as Uint>::from_u128(x)).collect();
+                largest_remainder(t, &w, <U512 as Uint>::from_u128(*wt))
+            }),
+            Repr::Wide { w, total: wt } => largest_remainder(t, w, *wt),
+        }
+    }
+
+    /// The tenant with the largest weight (the first in tenant order among equals), leaving out
+    /// `skip` (the pseudo tenant of usage without a tenant); `None` when no other tenant is left.
+    /// By the split's order it receives, for every amount, a part at least as large in magnitude as
+    /// any other tenant's.
+    pub fn heaviest(&self, skip: Option<usize>) -> Option<usize> {
+        fn first_max<U: Ord>(w: &[U], skip: Option<usize>) -> Option<usize> {
+            let mut best: Option<usize> = None;
+            for (i, wi) in w.iter().enumerate() {
+                if Some(i) != skip && best.is_none_or(|b| *wi > w[b]) {
+                    best = Some(i);
+                }
+            }
+            best
+        }
+        match &self.repr {
+            Repr::Narrow { w, .. } => first_max(w, skip),
+            Repr::Wide { w, .. } => first_max(w, skip),
+        }
+    }
+
     /// The tenant's integer weight as a fraction of the total, rounded to `dp` places (for display only:
     /// amounts never go through this).
     pub fn share_of(&self, index: usize, dp: u32) -> Option<Decimal> {
         let dp = dp.min(MAX_SCALE);
         let scale = crate::money::pow10(dp)?.unsigned_abs();
         let q = match &self.repr {
-            Repr::Narrow { w, total } => {
+            Repr::Narrow { w, total, .. } => {
                 let wi = *w.get(index)?;
                 ratio(wi, *total, scale)
                     .or_else(|| ratio(<U512 as Uint>::from_u128(wi), <U512 as Uint>::from_u128(*total), scale))
@@ -181,6 +219,20 @@ impl Shares {
         }?;
         Units::new(i128::try_from(q).ok()?, dp).ok()?.to_decimal().ok()
     }
+}
+
+/// `min(⌊w·2⁶⁴ / total⌋, 2⁶⁴ − 1)` for `0 < w ≤ total` (see [`Repr::Narrow`]).
+fn reciprocal(w: u128, total: u128) -> u64 {
+    let exact = match w.checked_mul(1 << 64) {
+        Some(num) => (num / total).try_into().ok(),
+        None => {
+            let num = <U512 as Uint>::from_u128(w).mul_checked(<U512 as Uint>::from_u128(1 << 64));
+            num.and_then(|n| n.div_rem_checked(<U512 as Uint>::from_u128(total)))
+                .and_then(|(q, _)| q.to_u128())
+                .and_then(|q| q.try_into().ok())
+        }
+    };
+    exact.unwrap_or(u64::MAX)
 }
 
 /// `round_half_up(w / total × scale)`.

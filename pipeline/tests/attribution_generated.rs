@@ -66,7 +66,8 @@ fn check(format: Format) {
                     .or_default()
                     .add(&l.amounts)
                     .unwrap();
-                *by_rule.entry(l.attribution.as_ref().unwrap().rule.clone()).or_default() += l.amounts.unblended_cost;
+                *by_rule.entry(l.attribution.as_ref().unwrap().rule.to_string()).or_default() +=
+                    l.amounts.unblended_cost;
             }
             LineSource::Shared => {
                 unattributed.add(&l.amounts).unwrap();

@@ -150,14 +150,16 @@ fn explain_with(lines: &[CostLine], shared: &[&CostLine], tenant: &str) -> Resul
         };
         out.attributed_amortized_cost =
             add(out.attributed_amortized_cost, l.amounts.amortized_cost, "attributed amortized_cost")?;
-        let r = rules.entry((a.rule.clone(), a.basis.clone(), a.driver.clone())).or_insert_with(|| ExplainRule {
-            rule: a.rule.clone(),
-            basis: a.basis.clone(),
-            driver: a.driver.clone(),
-            lines: 0,
-            amortized_cost: Decimal::ZERO,
-            unblended_cost: Decimal::ZERO,
-        });
+        let r = rules
+            .entry((a.rule.to_string(), a.basis.to_string(), a.driver.as_ref().map(ToString::to_string)))
+            .or_insert_with(|| ExplainRule {
+                rule: a.rule.to_string(),
+                basis: a.basis.to_string(),
+                driver: a.driver.as_ref().map(ToString::to_string),
+                lines: 0,
+                amortized_cost: Decimal::ZERO,
+                unblended_cost: Decimal::ZERO,
+            });
         r.lines += 1;
         r.amortized_cost = add(r.amortized_cost, l.amounts.amortized_cost, "a rule's amortized_cost")?;
         r.unblended_cost = add(r.unblended_cost, l.amounts.unblended_cost, "a rule's unblended_cost")?;
@@ -169,9 +171,9 @@ fn explain_with(lines: &[CostLine], shared: &[&CostLine], tenant: &str) -> Resul
             resource_id: l.key.resource_id.to_string(),
             line_item_type: l.key.line_item_type.to_string(),
             currency: l.key.currency.to_string(),
-            rule: a.rule.clone(),
-            basis: a.basis.clone(),
-            driver: a.driver.clone(),
+            rule: a.rule.to_string(),
+            basis: a.basis.to_string(),
+            driver: a.driver.as_ref().map(ToString::to_string),
             tenant_quantity: a.quantity,
             total_quantity: a.quantity_total,
             share: a.share,

@@ -515,10 +515,10 @@ fn read_lines(
             }
         };
         let attribution = match opt(16)? {
-            Some(rule) => Some(Attribution {
-                rule,
-                basis: opt(17)?.unwrap_or_default(),
-                driver: opt(18)?,
+            Some(_) => Some(Attribution {
+                rule: name(16)?,
+                basis: if opt(17)?.is_some() { name(17)? } else { Name::default() },
+                driver: if opt(18)?.is_some() { Some(name(18)?) } else { None },
                 quantity: opt_dec(19)?,
                 quantity_total: opt_dec(20)?,
                 share: opt_dec(21)?,

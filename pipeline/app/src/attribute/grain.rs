@@ -21,16 +21,16 @@ use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use crate::error::Result;
 use crate::money::MONEY_SCALE;
 use crate::period::BillingPeriod;
-use curflow_model::Names;
+use curflow_model::{Name, Names};
 
 /// The reader's grain of an attributed part: its key without operation and resource id, and the
 /// rule (with basis and driver) that routed it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct GrainKey {
     key: CostKey,
-    rule: String,
-    basis: String,
-    driver: Option<String>,
+    rule: Name,
+    basis: Name,
+    driver: Option<Name>,
 }
 
 /// A row being summed, and whether its parts' driver quantities all agreed so far.
@@ -81,13 +81,12 @@ impl ReaderGrain {
         self.parts
     }
 
-    /// The summed rows, in a stable order (key, rule, basis, driver).
+    /// The summed rows, in no particular order ([`sort_rows`] orders them). A row whose parts
+    /// cancel out (every amount and the line-item count zero) carries nothing and is left out.
     pub(crate) fn into_lines(self) -> Vec<CostLine> {
-        let mut rows: Vec<(GrainKey, GrainRow)> = self.rows.into_iter().collect();
-        rows.sort_by(|(a, _), (b, _)| {
-            (&a.key, &a.rule, &a.basis, &a.driver).cmp(&(&b.key, &b.rule, &b.basis, &b.driver))
-        });
-        rows.into_iter()
+        self.rows
+            .into_iter()
+            .filter(|(_, row)| !is_empty(&row.amounts))
             .map(|(key, row)| CostLine {
                 period: row.period,
                 key: key.key,
@@ -97,6 +96,23 @@ impl ReaderGrain {
             })
             .collect()
     }
+}
+
+/// Whether a summed row carries nothing: every amount and the line-item count zero.
+pub(crate) fn is_empty(a: &Amounts) -> bool {
+    a.line_items == 0 && a.usage_amount.is_zero() && a.money().iter().all(|(_, v)| v.is_zero())
+}
+
+/// An attributed row's rule, basis and driver.
+type Routing<'a> = Option<(&'a str, &'a str, Option<&'a str>)>;
+
+/// Orders rows at the reader's grain (and the per-line remainders among them) by key, rule, basis
+/// and driver: unique per row, so the unstable (in-place, no buffer) sort gives one order.
+pub(crate) fn sort_rows(rows: &mut [CostLine]) {
+    fn order(l: &CostLine) -> (&CostKey, Routing<'_>) {
+        (&l.key, l.attribution.as_deref().map(|a| (a.rule.as_str(), a.basis.as_str(), a.driver.as_deref())))
+    }
+    rows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
 }
 
 impl GrainRow {
@@ -158,7 +174,8 @@ mod tests {
             grain.add(part(resource, "t2", "lambda", amount, "6", "8")).unwrap();
         }
         grain.add(part("bucket", "t1", "s3", "5", "1", "2")).unwrap();
-        let lines = grain.into_lines();
+        let mut lines = grain.into_lines();
+        sort_rows(&mut lines);
         assert_eq!(lines.len(), 3);
         let t1: Vec<_> = lines.iter().filter(|l| l.key.tenant.as_deref() == Some("t1")).collect();
         assert_eq!(t1[0].attribution.as_ref().unwrap().rule, "lambda");

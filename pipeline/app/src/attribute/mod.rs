@@ -8,6 +8,7 @@
 //! for the whole period before anything is written.
 
 pub mod cloudwatch;
+mod columns;
 mod grain;
 pub mod inventory;
 pub mod metrics;
@@ -26,8 +27,8 @@ use curflow_attribution::evidence::logs::LogAggregator;
 use curflow_attribution::evidence::s3::{PrefixMap, S3AccessAggregator};
 use curflow_attribution::evidence::{ErrorBudget, SourceReport};
 use curflow_attribution::{
-    AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Rules, SharedLine,
-    TenantId, UNATTRIBUTED, WeightContext, default_rules,
+    AllocateError, Allocator, Assignments, Coverage, DirectCosts, DriverTotals, LineAllocation, Route, Rules,
+    SharedLine, TenantId, UNATTRIBUTED, WeightContext, default_rules,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -468,7 +469,25 @@ pub enum Grain<'a> {
 }
 
 /// [`attribute`] at `grain`.
+///
+/// Lines a rule splits are gathered and split day by day, rule by rule ([`columns`]): their
+/// tenants' parts are summed in place at the reader's grain, not built one by one. Assigned and
+/// unmatched lines, and lines whose rule has no weight that day, take [`Splitter::split_line`].
 pub fn attribute_at(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_>) -> Result<Split> {
+    split_lines(lines, inputs, grain, SplitPath::Columns)
+}
+
+/// How [`split_lines`] splits lines a rule routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SplitPath {
+    /// Summed in columns ([`columns`]): what curflow runs.
+    Columns,
+    /// One [`LineAllocation`] per line: the reference the columns are tested against.
+    #[cfg(test)]
+    PerLine,
+}
+
+fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_>, path: SplitPath) -> Result<Split> {
     let ids = SplitIds::new(&lines, inputs);
     let mut direct: DirectCosts = BTreeMap::new();
     for l in &lines {
@@ -483,47 +502,97 @@ pub fn attribute_at(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Gra
     let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
     tenants.extend(inputs.drivers.iter().map(|(_, _, t, _)| t.clone()));
     let context = || WeightContext::new(&inputs.drivers, &direct, &tenants).map_err(|e| Error::Internal(e.to_string()));
-    let money = Allocator::new(&inputs.rules, &inputs.assignments, context()?, MONEY_SCALE);
-    let usage = Allocator::new(&inputs.rules, &inputs.assignments, context()?, QUANTITY_SCALE);
-
-    let mut coverage = Coverage::default();
-    let mut out = Vec::with_capacity(lines.len());
-    let mut pool = Vec::new();
-    let mut parts = grain::ReaderGrain::default();
-    let mut kept = 0u64;
-    let mut names = Names::default();
+    let mut s = Splitter {
+        grain,
+        ids,
+        money: Allocator::new(&inputs.rules, &inputs.assignments, context()?, MONEY_SCALE),
+        usage: Allocator::new(&inputs.rules, &inputs.assignments, context()?, QUANTITY_SCALE),
+        coverage: Coverage::default(),
+        out: Vec::with_capacity(lines.len()),
+        pool: Vec::new(),
+        parts: grain::ReaderGrain::default(),
+        summed_parts: 0,
+        kept: 0,
+        names: Names::default(),
+    };
+    let mut routed = Vec::new();
     for line in lines {
         if line.key.tenant.is_some() {
-            out.push(line);
+            s.out.push(line);
             continue;
         }
         let money_line = shared_line(&line, money_map(&line.amounts));
         if let Some(reason) = inputs.waiting_for_evidence(&money_line) {
-            add_unattributed(&mut coverage, &money_line)?;
-            out.push(CostLine { unattributed_reason: Some(reason.to_string()), ..line.clone() });
-            pool.push(line);
+            add_unattributed(&mut s.coverage, &money_line)?;
+            s.out.push(CostLine { unattributed_reason: Some(reason.to_string()), ..line.clone() });
+            s.pool.push(line);
             continue;
         }
+        match s.money.route(&money_line) {
+            Route::Rule(rule) if path == SplitPath::Columns => {
+                routed.push(columns::Routed { line, money: money_line, rule });
+            }
+            _ => s.split_line(line, &money_line)?,
+        }
+    }
+    let tail = s.out.len();
+    columns::split_routed(&mut s, routed)?;
+    Ok(s.finish(tail))
+}
+
+/// The state of one [`attribute_at`]: the allocators and everything the split has produced.
+struct Splitter<'i, 'g> {
+    grain: Grain<'g>,
+    ids: SplitIds,
+    money: Allocator<'i>,
+    usage: Allocator<'i>,
+    coverage: Coverage,
+    /// Tagged lines, and per shared line what stays unattributed; at `Grain::Resources`, also the
+    /// tenant's per-line parts.
+    out: Vec<CostLine>,
+    pool: Vec<CostLine>,
+    /// Parts of lines split one by one, summed at the reader's grain.
+    parts: grain::ReaderGrain,
+    /// Parts summed in columns ([`columns`]; their rows go to `out`).
+    summed_parts: u64,
+    /// Parts kept at `Grain::Resources`.
+    kept: u64,
+    names: Names,
+}
+
+impl Splitter<'_, '_> {
+    /// Splits one shared line with [`Allocator::allocate`] (one [`LineAllocation`] per line).
+    fn split_line(&mut self, line: CostLine, money_line: &SharedLine) -> Result<()> {
         let usage_line = shared_line(&line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
-        let split = money.allocate(&money_line).map_err(allocate_error)?;
-        let usage_split = usage.allocate(&usage_line).map_err(allocate_error)?;
-        coverage.add(&money_line, &split).map_err(allocate_error)?;
-        for row in lines_of(&line, &split, &usage_split, &ids, &mut names)? {
-            match (grain, &row.attribution) {
-                (_, None) => out.push(row),
-                (Grain::Reader, Some(_)) => parts.add(row)?,
+        let split = self.money.allocate(money_line).map_err(allocate_error)?;
+        let usage_split = self.usage.allocate(&usage_line).map_err(allocate_error)?;
+        self.coverage.add(money_line, &split).map_err(allocate_error)?;
+        for row in lines_of(&line, &split, &usage_split, &self.ids, &mut self.names)? {
+            match (self.grain, &row.attribution) {
+                (_, None) => self.out.push(row),
+                (Grain::Reader, Some(_)) => self.parts.add(row)?,
                 (Grain::Resources(tenant), Some(_)) if row.key.tenant.as_deref() == Some(tenant) => {
-                    kept += 1;
-                    out.push(row);
+                    self.kept += 1;
+                    self.out.push(row);
                 }
                 (Grain::Resources(_), Some(_)) => {}
             }
         }
-        pool.push(line);
+        self.pool.push(line);
+        Ok(())
     }
-    let part_count = parts.parts() + kept;
-    out.extend(parts.into_lines());
-    Ok(Split { lines: out, pool, coverage, parts: part_count })
+
+    /// The split; rows from `tail` on (those [`columns`] pushed, and the summed per-line parts)
+    /// are put in [`grain::sort_rows`] order.
+    fn finish(self, tail: usize) -> Split {
+        let Self { mut out, pool, coverage, parts, summed_parts, kept, .. } = self;
+        let part_count = parts.parts() + summed_parts + kept;
+        out.extend(parts.into_lines());
+        if let Some(rows) = out.get_mut(tail..) {
+            grain::sort_rows(rows);
+        }
+        Split { lines: out, pool, coverage, parts: part_count }
+    }
 }
 
 /// Counts a shared line left unattributed without a split in the coverage (shared in, and
@@ -619,12 +688,9 @@ fn lines_of(
             key,
             amounts: amounts_from(money, usage.get(&r.tenant).copied().unwrap_or_default(), items),
             attribution: Some(Box::new(Attribution {
-                rule: r.rule.clone(),
-                basis: serde_json::to_value(r.basis)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                driver: r.driver.map(|d| d.as_str().to_string()),
+                rule: names.get(&r.rule),
+                basis: names.get(r.basis.as_str()),
+                driver: r.driver.map(|d| names.get(d.as_str())),
                 quantity: r.quantity,
                 quantity_total: r.quantity_total,
                 share: r.share,

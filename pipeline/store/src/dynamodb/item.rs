@@ -354,9 +354,9 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
         NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|_| format!("attribute `day`: {day:?} is not a date"))?;
     let attribution = match r.opt_text("rule")? {
         Some(rule) => Some(Attribution {
-            rule,
-            basis: r.text("basis")?,
-            driver: r.opt_text("driver")?,
+            rule: names.get(&rule),
+            basis: names.get(&r.text("basis")?),
+            driver: r.opt_text("driver")?.map(|d| names.get(&d)),
             quantity: r.dec("driver_quantity")?,
             quantity_total: r.dec("driver_quantity_total")?,
             share: r.dec("share")?,
