@@ -527,3 +527,45 @@ fn the_function_splits_a_delivery_with_the_ledger_ingested_from_s3_into_dynamodb
     assert!(detail.contains("usage ledger: 3 source-day(s) ingested, 1 month(s) re-split"), "{detail}");
     check("after the nightly job");
 }
+
+/// Reading whole days from an S3 prefix downloads only the objects written since the first day
+/// (less the clock-skew margin): the nightly ingestion does not re-read the prefix's history.
+#[test]
+fn an_s3_source_downloads_only_objects_written_since_the_first_day_read() {
+    use curflow::attribute::s3_prefix::{download, written_since};
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::TestS3::new();
+    let bucket = s3.bucket("cf-ledger-since");
+    let file = dir.path().join("app.log");
+    std::fs::write(&file, "2026-10-03T10:00:00.000Z\tx\tINFO\t{}\n").unwrap();
+    s3.put_file(&bucket, "logs/2026/10/03/app.log", &file);
+    let aws = common::aws_settings();
+    let files = |since| {
+        let copy = download(&bucket, "logs/", &aws, since).unwrap();
+        walk(copy.path())
+    };
+    let today = Utc::now().date_naive();
+    assert_eq!(files(None), ["2026/10/03/app.log"], "without a window: every object");
+    assert_eq!(files(Some(written_since(today))), ["2026/10/03/app.log"], "written today: read for today");
+    let tomorrow = today.succ_opt().unwrap();
+    assert!(files(Some(written_since(tomorrow))).is_empty(), "written before tomorrow began: skipped");
+    assert!(written_since(tomorrow) < tomorrow.and_hms_opt(0, 0, 0).unwrap().and_utc());
+}
+
+/// Files under `root`, relative, sorted.
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -179,7 +179,8 @@ impl AttributionInputs {
                 EvidenceSource::Path(root) => reader.read_path(root)?,
                 EvidenceSource::CloudWatch(group) => reader.read_log_group(source, group, options)?,
                 EvidenceSource::S3 { bucket, prefix } => {
-                    let copy = s3_prefix::download(bucket, prefix, &options.aws)?;
+                    let since = options.window.map(|(from, _)| s3_prefix::written_since(from));
+                    let copy = s3_prefix::download(bucket, prefix, &options.aws, since)?;
                     reader.read_path(copy.path())?;
                 }
                 EvidenceSource::Metrics(metric) => reader.read_metrics(metric, options)?,

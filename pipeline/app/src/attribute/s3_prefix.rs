@@ -6,23 +6,44 @@
 //! OS temp dir: `/tmp` in Lambda) keeping their key layout below the prefix, then read like a
 //! local directory: each file classified by its content, inventory data files found through their
 //! manifests. Memory holds one chunk; the disk holds the prefix's objects until the source is read
-//! (so the function's ephemeral storage must hold them: point a source at a day's or a month's
-//! prefix rather than a bucket's whole history).
+//! (so the function's ephemeral storage must hold them).
+//!
+//! Reading whole UTC days (`curflow usage ingest`), only objects written since the first day read
+//! (less [`CLOCK_SKEW`]) are downloaded: an object written before a day began cannot hold that
+//! day's lines, since logs, access logs, inventories and exports are all written after what they
+//! record. So each nightly ingestion downloads the last few days' objects, not the prefix's
+//! whole history (which is still listed: 1,000 keys per request).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
 
 use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
 use crate::scan::location::s3::S3Access;
 
-/// Downloads every object under `s3://bucket/prefix` into a new temporary directory; the
-/// directory (removed when dropped).
-pub fn download(bucket: &str, prefix: &str, aws: &AwsSettings) -> Result<tempfile::TempDir> {
+/// How much earlier than the first day read an object may have been written and still be read:
+/// room for a writer's clock running behind.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::hours(1);
+
+/// Downloads the objects under `s3://bucket/prefix` written at or after `since` (all of them
+/// without it) into a new temporary directory; the directory (removed when dropped).
+pub fn download(
+    bucket: &str,
+    prefix: &str,
+    aws: &AwsSettings,
+    since: Option<DateTime<Utc>>,
+) -> Result<tempfile::TempDir> {
     let dir = temp_dir()?;
     let target = dir.path().to_path_buf();
-    on_own_runtime(copy_prefix(bucket, prefix, aws, &target))?;
+    on_own_runtime(copy_prefix(bucket, prefix, aws, since, &target))?;
     Ok(dir)
+}
+
+/// The `since` of [`download`] for reading UTC days from `first_day` on.
+pub fn written_since(first_day: chrono::NaiveDate) -> DateTime<Utc> {
+    first_day.and_time(chrono::NaiveTime::MIN).and_utc() - CLOCK_SKEW
 }
 
 /// A settings file of attribution (rules, assignments, S3 prefix map, agent session map) named by
@@ -82,7 +103,13 @@ fn on_own_runtime<F: Future<Output = Result<()>> + Send>(work: F) -> Result<()> 
     })
 }
 
-async fn copy_prefix(bucket: &str, prefix: &str, aws: &AwsSettings, target: &Path) -> Result<()> {
+async fn copy_prefix(
+    bucket: &str,
+    prefix: &str,
+    aws: &AwsSettings,
+    since: Option<DateTime<Utc>>,
+    target: &Path,
+) -> Result<()> {
     let s3 = S3Access::new(aws).await?;
     let objects = s3.list(bucket, prefix).await?;
     if objects.is_empty() {
@@ -91,7 +118,10 @@ async fn copy_prefix(bucket: &str, prefix: &str, aws: &AwsSettings, target: &Pat
             reason: "no object under this prefix".into(),
         });
     }
-    for object in objects.iter().filter(|o| !o.key.ends_with('/')) {
+    let recent = |o: &&crate::scan::location::s3::ObjectInfo| since.is_none_or(|s| o.modified >= s);
+    let wanted: Vec<_> = objects.iter().filter(|o| !o.key.ends_with('/')).filter(recent).collect();
+    let skipped = objects.len() - wanted.len();
+    for object in wanted {
         let relative = object.key.strip_prefix(prefix).unwrap_or(&object.key).trim_start_matches('/');
         // Keys are text, not paths: keep only plain components, so `..` or an absolute key can
         // never write outside the directory.
@@ -105,6 +135,6 @@ async fn copy_prefix(bucket: &str, prefix: &str, aws: &AwsSettings, target: &Pat
         }
         s3.download(bucket, &object.key, &to).await?;
     }
-    tracing::info!(bucket, prefix, objects = objects.len(), "S3 evidence downloaded");
+    tracing::info!(bucket, prefix, objects = objects.len() - skipped, skipped, "S3 evidence downloaded");
     Ok(())
 }
