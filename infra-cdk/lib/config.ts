@@ -83,6 +83,14 @@ export interface CurflowConfig {
    * `CURFLOW_EVIDENCE` and exactly the read grants they need, from one list.
    */
   readonly evidenceSources: readonly EvidenceSource[];
+  /**
+   * Attribution settings files as `s3://BUCKET/KEY` objects (contexts `attributionRules`,
+   * `assignments`, `s3PrefixMap`, `agentSessionMap`): the function's `CURFLOW_ATTRIBUTION_RULES`,
+   * `CURFLOW_ASSIGNMENTS`, `CURFLOW_S3_PREFIXES`, `CURFLOW_AGENT_SESSIONS` and an `s3:GetObject`
+   * grant on exactly those objects. Unset ones are not configured (shipped rules, no assignments,
+   * no prefix map, no session map).
+   */
+  readonly attributionSettings: AttributionSettings;
 
   // --- Cost Explorer (connected accounts) ---
   /**
@@ -299,6 +307,11 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
   }
   const connectedAccounts = readConnectedAccounts(ctx('connectedAccounts'));
   const evidenceSources = readEvidenceSources(ctx('evidenceSources'));
+  const attributionSettings: AttributionSettings = {};
+  for (const setting of ATTRIBUTION_SETTINGS) {
+    const v = str(setting.context, '');
+    if (v) attributionSettings[setting.context] = settingsObject(setting.context, v);
+  }
 
   const exportColumns = list('exportColumns', DEFAULT_EXPORT_COLUMNS);
   for (const c of exportColumns) {
@@ -358,6 +371,7 @@ export function readConfig(ctx: ContextReader, env: NodeJS.ProcessEnv, baseDir: 
     logRetentionDays,
     evidenceLogGroups,
     evidenceSources,
+    attributionSettings,
     connectedAccounts,
     ceSyncSchedule,
     nightlySchedule,
@@ -417,6 +431,29 @@ export function readConnectedAccounts(v: unknown): ConnectedAccount[] {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(key, `account name "${dup}" appears twice`);
   return out;
+}
+
+/** The attribution settings files the stack can hand the function, with the app's variable. */
+export const ATTRIBUTION_SETTINGS = [
+  { context: 'attributionRules', env: 'CURFLOW_ATTRIBUTION_RULES' },
+  { context: 'assignments', env: 'CURFLOW_ASSIGNMENTS' },
+  { context: 's3PrefixMap', env: 'CURFLOW_S3_PREFIXES' },
+  { context: 'agentSessionMap', env: 'CURFLOW_AGENT_SESSIONS' },
+] as const;
+
+/** Context key of an attribution settings file. */
+export type AttributionSetting = (typeof ATTRIBUTION_SETTINGS)[number]['context'];
+
+/** The configured settings files: context key → the S3 object. */
+export type AttributionSettings = { -readonly [K in AttributionSetting]?: { bucket: string; key: string; url: string } };
+
+/** A settings file's `s3://BUCKET/KEY` (one object: the function has no local files to point at). */
+export function settingsObject(context: string, url: string): { bucket: string; key: string; url: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([\x21-\x7e]*[^/])$/.exec(url);
+  if (!m) {
+    throw new ConfigError(context, `expected one S3 object as s3://BUCKET/KEY (the function has no local files), got ${JSON.stringify(url)}`);
+  }
+  return { bucket: m[1], key: m[2], url };
 }
 
 /** A usage-evidence source of the deployed function (README "Usage ledger"). */

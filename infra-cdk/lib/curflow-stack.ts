@@ -66,6 +66,7 @@ export class CurflowStack extends Stack {
       failureQueue: this.alerting.failureQueue,
       evidenceLogGroups: c.evidenceLogGroups,
       evidenceSources: c.evidenceSources,
+      attributionSettings: c.attributionSettings,
       connectedAccounts: c.connectedAccounts,
     });
     this.alerting.alarmOnErrors(this.processing.function);

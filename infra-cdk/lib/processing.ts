@@ -45,6 +45,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   accountsToml,
+  ATTRIBUTION_SETTINGS,
+  type AttributionSettings,
   evidenceLocation,
   evidenceToml,
   type ConnectedAccount,
@@ -103,6 +105,8 @@ export interface ProcessingProps {
   readonly failureQueue: sqs.IQueue;
   /** Log groups the function may FilterLogEvents on. */
   readonly evidenceLogGroups: readonly string[];
+  /** Attribution settings files (S3 objects): their variables and a GetObject grant on each. */
+  readonly attributionSettings: AttributionSettings;
   /** The usage ledger's sources: CURFLOW_EVIDENCE and their read grants. */
   readonly evidenceSources: readonly EvidenceSource[];
   /** Cost Explorer accounts: CURFLOW_ACCOUNTS and the AssumeRole grant (enabled ones only). */
@@ -158,6 +162,12 @@ export class CurflowProcessing extends Construct {
         ...(props.connectedAccounts.length > 0 ? { CURFLOW_ACCOUNTS: accountsToml(props.connectedAccounts) } : {}),
         // The nightly run ingests these into the usage ledger, then splits and reconciles.
         ...(props.evidenceSources.length > 0 ? { CURFLOW_EVIDENCE: evidenceToml(props.evidenceSources) } : {}),
+        ...Object.fromEntries(
+          ATTRIBUTION_SETTINGS.flatMap((s) => {
+            const object = props.attributionSettings[s.context];
+            return object ? [[s.env, object.url]] : [];
+          }),
+        ),
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
@@ -246,6 +256,19 @@ export class CurflowProcessing extends Construct {
       ]),
     ];
     this.grantEvidencePrefixes(locations.flatMap((l) => (l.kind === 's3' ? [l] : [])));
+    const settings = ATTRIBUTION_SETTINGS.flatMap((s) => {
+      const object = props.attributionSettings[s.context];
+      return object ? [`arn:${Aws.PARTITION}:s3:::${object.bucket}/${object.key}`] : [];
+    });
+    if (settings.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadAttributionSettings',
+          actions: ['s3:GetObject'],
+          resources: [...new Set(settings)],
+        }),
+      );
+    }
     if (locations.some((l) => l.kind === 'metrics')) {
       // Neither action supports resource-level permissions: `*` is the only resource they take.
       role.addToPrincipalPolicy(

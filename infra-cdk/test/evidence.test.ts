@@ -86,3 +86,32 @@ test('evidenceSources: bad names, locations and duplicates fail synth', () => {
   }
   assert.throws(() => build({ evidenceSources: '[{"name": "x", "location": "/tmp/logs"}]' }), /evidenceSources/);
 });
+
+test('attribution settings files: their variables and GetObject on exactly those objects, only when configured', () => {
+  const { template } = build({
+    attributionRules: 's3://curflow-config/attribution/rules.toml',
+    s3PrefixMap: 's3://curflow-config/attribution/s3-prefixes.toml',
+    agentSessionMap: 's3://other-config/sessions.csv',
+  });
+  const fnId = logicalId(template, 'AWS::Lambda::Function', 'ProcessingFunction');
+  const vars = template.toJSON().Resources[fnId].Properties.Environment.Variables;
+  assert.equal(vars.CURFLOW_ATTRIBUTION_RULES, 's3://curflow-config/attribution/rules.toml');
+  assert.equal(vars.CURFLOW_S3_PREFIXES, 's3://curflow-config/attribution/s3-prefixes.toml');
+  assert.equal(vars.CURFLOW_AGENT_SESSIONS, 's3://other-config/sessions.csv');
+  assert.equal(vars.CURFLOW_ASSIGNMENTS, undefined);
+  const get = statement(template, 'ReadAttributionSettings');
+  assert.equal(get.Action, 's3:GetObject');
+  assert.deepEqual(asArray(get.Resource).map(joined).sort(), [
+    'arn:<ref>:s3:::curflow-config/attribution/rules.toml',
+    'arn:<ref>:s3:::curflow-config/attribution/s3-prefixes.toml',
+    'arn:<ref>:s3:::other-config/sessions.csv',
+  ]);
+  assert.equal(statement(without, 'ReadAttributionSettings'), undefined);
+  const noneId = logicalId(without, 'AWS::Lambda::Function', 'ProcessingFunction');
+  assert.equal(without.toJSON().Resources[noneId].Properties.Environment.Variables.CURFLOW_ATTRIBUTION_RULES, undefined);
+});
+
+test('an attribution settings file must be one S3 object: local paths and prefixes fail synth', () => {
+  assert.throws(() => build({ attributionRules: '/etc/curflow/rules.toml' }), /attributionRules.*s3:\/\/BUCKET\/KEY/);
+  assert.throws(() => build({ assignments: 's3://curflow-config/attribution/' }), /assignments.*one S3 object/);
+});

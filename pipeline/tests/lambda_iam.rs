@@ -16,7 +16,9 @@
 //! prefix listed under its `s3:prefix` condition and read with `GetObject`; a CloudWatch metrics
 //! source is not among them: the IAM-enforcing server runs moto 5.2.5, which has no CloudWatch
 //! CBOR protocol, see `scripts/test`), while every delivery
-//! is split with the ledger (its DynamoDB items). Everything must succeed.
+//! is split with the ledger (its DynamoDB items) by the attribution rules the stack points the
+//! function at (`attributionRules`: an S3 object read under its own `s3:GetObject` statement).
+//! Everything must succeed.
 //!
 //! The connected account's role is in the stack's own account: moto evaluates an assumed role's
 //! policies only in the account whose IAM holds the role, and the test's administrator can only
@@ -78,6 +80,8 @@ const CE_SYNC_STEP: &str = "daily Cost Explorer sync";
 /// a CloudWatch Logs group and an S3 prefix, both outside the stack (created here once per server).
 const EVIDENCE_GROUP: &str = "/aws/lambda/curflow-iam-app";
 const EVIDENCE_BUCKET: &str = "curflow-iam-evidence";
+/// The attribution rules object `scripts/test` gives `cdk synth` (`attributionRules`).
+const RULES_KEY: &str = "settings/rules.toml";
 const EVIDENCE_PREFIX: &str = "logs/";
 
 /// Statements the Lambda service uses for the function, never curflow's code: removing one must
@@ -421,6 +425,10 @@ impl Admin {
             }
             let key = format!("{EVIDENCE_PREFIX}app.log.gz");
             s3.put_object().bucket(EVIDENCE_BUCKET).key(key).body(body.into()).send().await.unwrap();
+            // The attribution rules as a settings object outside the evidence prefix (the
+            // template's `CURFLOW_ATTRIBUTION_RULES`, read under `ReadAttributionSettings`).
+            let rules = include_str!("../../attribution/rules/default.toml").as_bytes().to_vec();
+            s3.put_object().bucket(EVIDENCE_BUCKET).key(RULES_KEY).body(rules.into()).send().await.unwrap();
         });
     }
 

@@ -47,6 +47,10 @@ pub enum Error {
     #[error("{}: usage evidence: {reason}", path.display())]
     Evidence { path: PathBuf, reason: String },
 
+    /// A Parquet file read back as a curflow export is not one (wrong columns, bad values).
+    #[error("{}: {reason}", path.display())]
+    BadExport { path: PathBuf, reason: String },
+
     #[error("invalid argument: {0}")]
     Argument(String),
 
@@ -82,6 +86,7 @@ impl Error {
             Error::Internal(_) => ErrorClass::Internal,
             Error::Reconcile(_)
             | Error::BadCsv { .. }
+            | Error::BadExport { .. }
             | Error::Evidence { .. }
             | Error::Argument(_)
             | Error::Config { .. }

@@ -6,6 +6,7 @@
 
 pub mod costs;
 pub mod emit;
+pub mod parquet;
 pub mod table;
 
 pub use costs::{CostMeasure, CostsQuery, CostsRow, GroupBy, costs_data, costs_meta, costs_rows, costs_table};

@@ -461,6 +461,8 @@ pub enum ExportFormat {
     Csv,
     Json,
     Jsonl,
+    /// Every stored cost line, every field, as one Parquet file (`--output`; decimal(38, 12) money).
+    Parquet,
     #[value(hide = true)]
     Expenses,
 }
@@ -472,9 +474,13 @@ pub struct ExportArgs {
     /// lines: every stored cost line; expenses: one expense entry per tenant and service.
     #[arg(long, value_enum, default_value = "lines")]
     kind: ExportKind,
-    /// Output: csv (header row), json (one document), jsonl (one object per row) or table.
+    /// Output: csv (header row), json (one document), jsonl (one object per row), table, or parquet
+    /// (every field of every stored line, written to --output).
     #[arg(long, value_enum)]
     format: ExportFormat,
+    /// The file `--format parquet` writes (replaced atomically when complete).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Columns of `export --kind expenses`.
@@ -482,7 +488,14 @@ pub const EXPENSE_COLUMNS: [&str; 8] =
     ["accountant_id", "service", "vendor", "amount", "currency", "date", "category", "description"];
 
 pub async fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
+    if args.format == ExportFormat::Parquet {
+        return export_parquet(args, config).await;
+    }
+    if args.output.is_some() {
+        return Err(Error::Argument("--output is for --format parquet; other formats print to stdout".into()).into());
+    }
     let (kind, format) = match args.format {
+        ExportFormat::Parquet => unreachable!("handled above"),
         ExportFormat::Expenses => {
             eprintln!("warning: --format expenses is deprecated; use --kind expenses --format csv");
             (ExportKind::Expenses, OutputFormat::Csv)
@@ -503,6 +516,22 @@ pub async fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
     };
     let meta = vec![("billing_period", MetaValue::from(args.period.to_string()))];
     crate::emit(&render(format, &rows, &meta, || Ok(plain_table(&rows)))?)?;
+    Ok(0)
+}
+
+/// `export --format parquet`: the period's stored lines into `--output`, with a one-line summary.
+async fn export_parquet(args: ExportArgs, config: Config) -> Result<u8, Failure> {
+    let Some(path) = args.output else {
+        return Err(Error::Argument("--format parquet needs --output FILE".into()).into());
+    };
+    if args.kind != ExportKind::Lines {
+        return Err(Error::Argument("--format parquet exports --kind lines".into()).into());
+    }
+    let store = open_existing_store(&config).await?;
+    require_period(&*store, args.period).await?;
+    let lines = store.cost_lines(args.period).await?;
+    let bytes = curflow::output::parquet::write_lines(&lines, &path)?;
+    crate::emit(&format!("{}: {} cost lines of {} ({bytes} bytes)\n", path.display(), lines.len(), args.period))?;
     Ok(0)
 }
 
