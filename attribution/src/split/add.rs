@@ -139,20 +139,13 @@ fn fast_parts<const M: usize>(
     buckets.resize(1 << BUCKET_BITS, 0);
     let mut assigned: u128 = 0;
     let mut nonzero = 0usize;
+    // With W < 2⁶⁴ every weight and estimate fits 64 bits: single 64×64-bit multiplies.
+    let total64 = u64::try_from(total).ok();
     for (i, (&wi, &ri)) in w.iter().zip(recip).enumerate() {
-        let product = t * wi; // t·w_max fits (checked above)
-        let estimate = (u128::from(t64) * u128::from(ri)) >> 64;
-        let (mut q, mut r) = match estimate.checked_mul(total).and_then(|qw| product.checked_sub(qw)) {
-            Some(r) => (estimate, r),
-            None => (product / total, product % total),
+        let (q, r) = match total64 {
+            Some(total64) => floor_narrow(t64, wi, ri, total64),
+            None => floor_wide(t64, wi, ri, total),
         };
-        if r >= total {
-            q += 1;
-            r -= total;
-            if r >= total {
-                (q, r) = (product / total, product % total);
-            }
-        }
         assigned = assigned.checked_add(q).ok_or_else(|| SplitError::Internal("sum of parts overflows".into()))?;
         if q != 0 {
             nonzero += 1;
@@ -203,6 +196,36 @@ fn fast_parts<const M: usize>(
         add.add(i, 1);
     }
     Ok(Some(nonzero))
+}
+
+/// `(⌊t·w / W⌋, t·w mod W)` from the reciprocal estimate (see the module docs), for `W < 2⁶⁴`
+/// (so `w ≤ W` and the estimate fit 64 bits too).
+#[inline]
+fn floor_narrow(t: u64, w: u128, reciprocal: u64, total: u64) -> (u128, u128) {
+    let w = u64::try_from(w).unwrap_or(u64::MAX); // w ≤ total < 2⁶⁴
+    let product = u128::from(t) * u128::from(w);
+    let estimate = ((u128::from(t) * u128::from(reciprocal)) >> 64) as u64; // < 2⁶⁴: t, ρ < 2⁶⁴
+    let total = u128::from(total);
+    correct(product, u128::from(estimate), product.checked_sub(u128::from(estimate) * total), total)
+}
+
+/// [`floor_narrow`] for any `W` (`t·w` fits 128 bits: checked by the caller).
+#[inline]
+fn floor_wide(t: u64, w: u128, reciprocal: u64, total: u128) -> (u128, u128) {
+    let product = u128::from(t) * w;
+    let estimate = (u128::from(t) * u128::from(reciprocal)) >> 64;
+    correct(product, estimate, estimate.checked_mul(total).and_then(|qw| product.checked_sub(qw)), total)
+}
+
+/// The estimate `q` with its remainder `r = t·w − q·W` (`None` if negative) made exact: one
+/// correction step, or the division if the estimate was off by more (never, for a right ρ).
+#[inline]
+fn correct(product: u128, q: u128, r: Option<u128>, total: u128) -> (u128, u128) {
+    match r {
+        Some(r) if r < total => (q, r),
+        Some(r) if r - total < total => (q + 1, r - total),
+        _ => (product / total, product % total),
+    }
 }
 
 #[cfg(test)]
