@@ -9,8 +9,9 @@ ENGINE  duckdb | duckdb-tsd | duckdb-grain | polars | pyarrow
   CUR Parquet files listed in MANIFEST, excluding split-cost-allocation child rows. This is the
   "bare group-by" peers run today (double sums; inexact by nature).
   duckdb-tsd: tenant x service x day only (the coarse group-by a dashboard would run).
-  duckdb-grain: curflow's stored grain: also usage unit and invoice id, and operation and
-  resource id for untagged rows (the shared pool), with unblended, amortized and usage sums
+  duckdb-grain: curflow's stored grain: also usage unit and invoice id, the usage account and
+  region when the files have them, and operation and resource id for untagged rows (the shared
+  pool), with unblended, amortized and usage sums
   (double) and a row count: the peer for months with a million groups.
   pyarrow: only decodes the columns the aggregation needs (the decode floor).
 --check  prints exact totals (DECIMAL(38,12) sums in DuckDB) as JSON, for the cross-engine check.
@@ -88,6 +89,10 @@ def run_duckdb_shape(files, threads, shape):
     con.execute(f"PRAGMA threads={threads}")
     file_list = ", ".join(f"'{f}'" for f in files)
     tagged = "NULLIF(TRIM(resource_tags_user_accountant_id), '')"
+    # curflow's key also carries the usage account and the region when the report has them.
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet([{file_list}])").fetchall()}
+    region = next((c for c in ("product_region_code", "product_region") if c in present), None)
+    extra = "".join(f", {c}" for c in ("line_item_usage_account_id", region) if c in present)
     if shape == "tsd":
         keys = f"{tagged} t, line_item_product_code s, CAST(line_item_usage_start_date AS DATE) d"
         sums = "SUM(line_item_unblended_cost) unblended, COUNT(*) n"
@@ -96,7 +101,7 @@ def run_duckdb_shape(files, threads, shape):
              {tagged} t, line_item_product_code s, line_item_usage_type u, line_item_line_item_type lt,
              line_item_currency_code c, pricing_unit pu, bill_invoice_id inv,
              CASE WHEN {tagged} IS NULL THEN line_item_operation END op,
-             CASE WHEN {tagged} IS NULL THEN line_item_resource_id END r"""
+             CASE WHEN {tagged} IS NULL THEN line_item_resource_id END r{extra}"""
         sums = f"SUM(line_item_unblended_cost) unblended, SUM({amortized_sql('')}) amortized, SUM(line_item_usage_amount) q, COUNT(*) n"
     sql = f"""SELECT {keys}, {sums} FROM read_parquet([{file_list}])
       WHERE line_item_operation IS NULL OR line_item_operation NOT IN ('EKSPod-EC2', 'ECSTask-EC2')
