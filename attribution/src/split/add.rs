@@ -27,6 +27,8 @@ const BUCKET_BITS: u32 = 12;
 #[derive(Debug, Default)]
 pub struct SplitScratch {
     remainders: Vec<u128>,
+    /// Each tenant's bucket (`rᵢ >> s`), kept so the second pass compares 16-bit keys.
+    keys: Vec<u16>,
     buckets: Vec<u32>,
     boundary: Vec<u32>,
 }
@@ -133,8 +135,9 @@ fn fast_parts<const M: usize>(
     }
     let n = w.len();
     let shift = (128 - total.leading_zeros()).saturating_sub(BUCKET_BITS);
-    let SplitScratch { remainders, buckets, boundary } = scratch;
+    let SplitScratch { remainders, keys, buckets, boundary } = scratch;
     remainders.clear();
+    keys.clear();
     buckets.clear();
     buckets.resize(1 << BUCKET_BITS, 0);
     let mut assigned: u128 = 0;
@@ -152,8 +155,10 @@ fn fast_parts<const M: usize>(
             add.add(i, q);
         }
         remainders.push(r);
-        // r < total < 2^(shift + BUCKET_BITS): the bucket index is below 2^BUCKET_BITS.
-        buckets[(r >> shift) as usize] += 1;
+        // r < total < 2^(shift + BUCKET_BITS): the bucket index is below 2^BUCKET_BITS (≤ 2^16).
+        let key = (r >> shift) as u16;
+        keys.push(key);
+        buckets[usize::from(key)] += 1;
     }
     let left = t
         .checked_sub(assigned)
@@ -176,8 +181,8 @@ fn fast_parts<const M: usize>(
     }
     let need = left - above;
     boundary.clear();
-    for (i, &r) in remainders.iter().enumerate() {
-        let b = (r >> shift) as usize;
+    for (i, &key) in keys.iter().enumerate() {
+        let b = usize::from(key);
         if b > cut {
             nonzero += usize::from(t * w[i] < total); // its floor was 0
             add.add(i, 1);

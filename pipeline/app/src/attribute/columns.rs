@@ -34,11 +34,18 @@ const USAGE: usize = 5;
 
 type Sums = [i128; MEASURES];
 
-/// A shared line routed to a rule.
+/// A shared line routed to a rule (its [`SharedLine`] is made again when it is split: a month's
+/// pool can be hundreds of thousands of lines, and they wait here until their day comes).
 pub(super) struct Routed<'i> {
     pub line: CostLine,
-    pub money: SharedLine,
     pub rule: &'i Rule,
+}
+
+impl Routed<'_> {
+    /// The line's money measures as the allocator takes them.
+    fn money(&self) -> SharedLine {
+        super::shared_line(&self.line, super::money_map(&self.line.amounts))
+    }
 }
 
 /// Splits every routed line: day by day, run by run (see the module docs).
@@ -58,11 +65,12 @@ pub(super) fn split_routed<'i>(s: &mut Splitter<'i, '_>, mut routed: Vec<Routed<
         while let Some(next) = rest.next_if(|n| run_order(&run[0], n) == Ordering::Equal) {
             run.push(next);
         }
-        let plan = s.money.plan(&run[0].money, run[0].rule).map_err(allocate_error)?;
+        let plan = s.money.plan(&run[0].money(), run[0].rule).map_err(allocate_error)?;
         if plan.shares().is_none() {
             // No weight that day: every line stays unattributed (`no_driver`), line by line.
             for r in run {
-                s.split_line(r.line, &r.money)?;
+                let money = r.money();
+                s.split_line(r.line, &money)?;
             }
             continue;
         }
@@ -197,7 +205,7 @@ impl Columns {
             }
             let added = shares
                 .add_split(units[m], &mut self.sums, &measures[..count], &mut self.scratch)
-                .map_err(|e| Error::Internal(format!("attribution of {}: {e}", r.money)))?;
+                .map_err(|e| Error::Internal(format!("attribution of {}: {e}", r.money())))?;
             nonzero = nonzero.max(added.nonzero);
         }
         let pseudo_part = take(&mut self.sums, who.pseudo, &pseudo_before)?;
@@ -219,7 +227,7 @@ impl Columns {
             .zip(&pseudo_part)
             .map(|(m, v)| Ok(((*m).to_string(), decimal(*v, MONEY_SCALE)?)))
             .collect::<Result<_>>()?;
-        s.coverage.add_split(&r.money, plan.basis, &rest_money).map_err(allocate_error)?;
+        s.coverage.add_split(&r.money(), plan.basis, &rest_money).map_err(allocate_error)?;
         let parts = u64::try_from(nonzero - usize::from(pseudo_part != [0; MEASURES])).unwrap_or(u64::MAX);
         match who.kept {
             Some(k) if kept_part != [0; MEASURES] => {

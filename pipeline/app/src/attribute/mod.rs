@@ -531,7 +531,7 @@ fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_
         }
         match s.money.route(&money_line) {
             Route::Rule(rule) if path == SplitPath::Columns => {
-                routed.push(columns::Routed { line, money: money_line, rule });
+                routed.push(columns::Routed { line, rule });
             }
             _ => s.split_line(line, &money_line)?,
         }
