@@ -94,11 +94,28 @@ pub fn explain_resources(
     stored_inputs: (&str, Option<&str>),
     tenant: &str,
 ) -> Result<Explanation> {
+    require_stored_split(stored_inputs, inputs, pool).map_err(|e| match e {
+        Error::Argument(m) => Error::Argument(format!("{m}, or explain without --resources")),
+        other => other,
+    })?;
+    let tagged = stored.iter().filter(|l| l.source() == LineSource::Cur).cloned();
+    let split = attribute_at(tagged.chain(pool.iter().cloned()).collect(), inputs, Grain::Resources(tenant))?;
+    explain_with(&split.lines, &pool.iter().collect::<Vec<_>>(), tenant)
+}
+
+/// Checks that a stored period's split can be made again exactly: it keeps its shared `pool`, and
+/// `inputs` are those its split was made from (`stored_inputs`: the period's tag key and inputs
+/// fingerprint). What `explain --resources` and `export --format focus` recompute from.
+pub fn require_stored_split(
+    stored_inputs: (&str, Option<&str>),
+    inputs: &AttributionInputs,
+    pool: &[CostLine],
+) -> Result<()> {
     let (tag_key, fingerprint) = stored_inputs;
     if fingerprint != Some(crate::process::inputs_fingerprint(tag_key, Some(inputs)).as_str()) {
         return Err(Error::Argument(
             "the stored split was made from other inputs than the configuration and usage ledger give now; run \
-             `curflow attribute --period` first, or explain without --resources"
+             `curflow attribute --period` first"
                 .into(),
         ));
     }
@@ -109,9 +126,7 @@ pub fn explain_resources(
                 .into(),
         ));
     }
-    let tagged = stored.iter().filter(|l| l.source() == LineSource::Cur).cloned();
-    let split = attribute_at(tagged.chain(pool.iter().cloned()).collect(), inputs, Grain::Resources(tenant))?;
-    explain_with(&split.lines, &pool.iter().collect::<Vec<_>>(), tenant)
+    Ok(())
 }
 
 /// Explains `tenant`'s rows among `lines`; `shared` are the lines that make up the shared lines'

@@ -6,6 +6,7 @@
 
 pub mod costs;
 pub mod emit;
+pub mod focus;
 pub mod parquet;
 pub mod table;
 

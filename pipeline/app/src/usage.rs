@@ -222,6 +222,19 @@ pub async fn ledger_inputs(
     ledger_inputs_with(store, config, &config.attribution_options(), from, to).await
 }
 
+/// The inputs a stored `period` is split with now: the usage ledger's totals for its days when
+/// the configuration declares evidence sources, else the configured evidence files.
+pub async fn period_inputs(
+    store: &dyn Store,
+    config: &crate::Config,
+    period: crate::BillingPeriod,
+) -> Result<AttributionInputs> {
+    match ledger_inputs(store, config, period.first_day(), period.last_day()).await? {
+        Some(inputs) => Ok(inputs),
+        None => AttributionInputs::load(&config.attribution_options()),
+    }
+}
+
 /// [`ledger_inputs`] with the rules and assignments of `options` (`curflow process --rules ...`).
 pub async fn ledger_inputs_with(
     store: &dyn Store,

@@ -52,7 +52,7 @@ pub const SUM_COLUMNS: [&str; 7] = [
 /// Turns a scanned CUR file into per-group sums.
 pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<DataFrame> {
     let source = SourceColumns::new(cols, udfs);
-    let typed = df.filter(source.not_split_child())?.select(source.typed_exprs())?;
+    let typed = df.filter(source.not_split_child().and(source.not_allocated()))?.select(source.typed_exprs())?;
     let rows = typed.select(row_exprs(cols, udfs)?)?;
     sum_groups(rows)
 }
@@ -106,6 +106,18 @@ impl<'a> SourceColumns<'a> {
             SPLIT_COST_CHILD_OPERATIONS.iter().map(|op| lit(*op)).collect(),
             true,
         ))
+    }
+
+    /// The filter keeping every row but FOCUS allocated charges (a set `AllocatedMethodId`): the
+    /// file also holds the origin charge they split.
+    fn not_allocated(&self) -> Expr {
+        match &self.cols.allocated_method {
+            Some(name) => {
+                let method = self.raw(name);
+                method.clone().is_null().or(method.eq(lit("")))
+            }
+            None => lit(true),
+        }
     }
 
     /// A row's tenant, from wherever the format keeps the tag (NULL: the shared pool).

@@ -490,32 +490,8 @@ enum SplitPath {
 
 fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_>, path: SplitPath) -> Result<Split> {
     let ids = SplitIds::new(&lines, inputs);
-    let mut direct: DirectCosts = BTreeMap::new();
-    for l in &lines {
-        if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
-            let id = ids.of(t)?;
-            let slot = direct.entry(id).or_default();
-            *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
-                format!("tenant {t}: the direct amortized_cost")
-            })?;
-        }
-    }
-    let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
-    tenants.extend(inputs.drivers.iter().map(|(_, _, t, _)| t.clone()));
-    let context = || WeightContext::new(&inputs.drivers, &direct, &tenants).map_err(|e| Error::Internal(e.to_string()));
-    let mut s = Splitter {
-        grain,
-        ids,
-        money: Allocator::new(&inputs.rules, &inputs.assignments, context()?, MONEY_SCALE),
-        usage: Allocator::new(&inputs.rules, &inputs.assignments, context()?, QUANTITY_SCALE),
-        coverage: Coverage::default(),
-        out: Vec::with_capacity(lines.len()),
-        pool: Vec::new(),
-        parts: grain::ReaderGrain::default(),
-        summed_parts: 0,
-        kept: 0,
-        names: Names::default(),
-    };
+    let weights = Weights::of(&lines, inputs, &ids)?;
+    let mut s = Splitter::new(ids, &weights, inputs, grain, lines.len())?;
     let mut routed = Vec::new();
     for line in lines {
         if line.key.tenant.is_some() {
@@ -539,6 +515,104 @@ fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_
     let tail = s.out.len();
     columns::split_routed(&mut s, routed)?;
     Ok(s.finish(tail))
+}
+
+/// Splits `lines` one shared line at a time and hands each line to `f` with the rows its split
+/// made, without keeping them: what `export --format focus` streams out as origin and allocated
+/// charges. A tagged line comes with no rows; a shared line with its tenants' parts (each with
+/// its [`Attribution`]) and its unattributed remainder, which together sum to the line exactly
+/// (checked); a line waiting for evidence with one row, itself with the reason.
+///
+/// Lines are taken day by day (only one day's prepared weights are held) and split by the
+/// per-line allocator, the reference the stored split is tested against, so the parts are
+/// exactly those summed into the stored rows. Returns the coverage, as [`attribute`] gives it.
+pub fn for_each_line_split(
+    mut lines: Vec<CostLine>,
+    inputs: &AttributionInputs,
+    mut f: impl FnMut(&CostLine, &[CostLine]) -> Result<()>,
+) -> Result<Coverage> {
+    let ids = SplitIds::new(&lines, inputs);
+    let weights = Weights::of(&lines, inputs, &ids)?;
+    let mut s = Splitter::new(ids, &weights, inputs, Grain::Reader, 0)?;
+    lines.sort_by_key(|l| l.key.usage_date);
+    let mut day = None;
+    for line in &lines {
+        if line.key.tenant.is_some() {
+            f(line, &[])?;
+            continue;
+        }
+        if day != Some(line.key.usage_date) {
+            s.money.forget_prepared();
+            s.usage.forget_prepared();
+            day = Some(line.key.usage_date);
+        }
+        let money_line = shared_line(line, money_map(&line.amounts));
+        if let Some(reason) = inputs.waiting_for_evidence(&money_line) {
+            add_unattributed(&mut s.coverage, &money_line)?;
+            f(line, &[CostLine { unattributed_reason: Some(reason.to_string()), ..line.clone() }])?;
+            continue;
+        }
+        let usage_line = shared_line(line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
+        let split = s.money.allocate(&money_line).map_err(allocate_error)?;
+        let usage_split = s.usage.allocate(&usage_line).map_err(allocate_error)?;
+        s.coverage.add(&money_line, &split).map_err(allocate_error)?;
+        f(line, &lines_of(line, &split, &usage_split, &s.ids, &mut s.names)?)?;
+    }
+    Ok(s.coverage)
+}
+
+/// What the allocators of one split weigh with: each tagged tenant's direct amortized cost (the
+/// `weighted_by_direct_cost` weight) and every tenant known from tags or evidence.
+struct Weights {
+    direct: DirectCosts,
+    tenants: BTreeSet<TenantId>,
+}
+
+impl Weights {
+    fn of(lines: &[CostLine], inputs: &AttributionInputs, ids: &SplitIds) -> Result<Self> {
+        let mut direct: DirectCosts = BTreeMap::new();
+        for l in lines {
+            if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
+                let id = ids.of(t)?;
+                let slot = direct.entry(id).or_default();
+                *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
+                    format!("tenant {t}: the direct amortized_cost")
+                })?;
+            }
+        }
+        let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
+        tenants.extend(inputs.drivers.iter().map(|(_, _, t, _)| t.clone()));
+        Ok(Self { direct, tenants })
+    }
+}
+
+impl<'i, 'g> Splitter<'i, 'g> {
+    /// The allocators over `weights` and empty outputs.
+    fn new(
+        ids: SplitIds,
+        weights: &'i Weights,
+        inputs: &'i AttributionInputs,
+        grain: Grain<'g>,
+        lines: usize,
+    ) -> Result<Self> {
+        let context = || {
+            WeightContext::new(&inputs.drivers, &weights.direct, &weights.tenants)
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        Ok(Splitter {
+            grain,
+            ids,
+            money: Allocator::new(&inputs.rules, &inputs.assignments, context()?, MONEY_SCALE),
+            usage: Allocator::new(&inputs.rules, &inputs.assignments, context()?, QUANTITY_SCALE),
+            coverage: Coverage::default(),
+            out: Vec::with_capacity(lines),
+            pool: Vec::new(),
+            parts: grain::ReaderGrain::default(),
+            summed_parts: 0,
+            kept: 0,
+            names: Names::default(),
+        })
+    }
 }
 
 /// The state of one [`attribute_at`]: the allocators and everything the split has produced.

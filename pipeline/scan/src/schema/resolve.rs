@@ -71,6 +71,10 @@ pub struct ResolvedColumns {
     pub tenant: TenantSource,
     /// FOCUS only: the `EffectiveCost` column, curflow's amortized cost as the provider computed it.
     pub effective_cost: Option<String>,
+    /// FOCUS 1.3 only: the `AllocatedMethodId` column. Rows where it is set are allocated charges,
+    /// the split of an origin charge the file also holds; they are skipped (summing both would
+    /// count the charge twice).
+    pub allocated_method: Option<String>,
 }
 
 impl ResolvedColumns {
@@ -165,7 +169,8 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
             if t.is_some() { TenantSource::MapKeys(keys) } else { TenantSource::JsonKeys(keys) }
         }
     };
-    Ok(ResolvedColumns { format: CurFormat::Focus { csv }, names: resolved, tenant, effective_cost })
+    let allocated_method = lookup("AllocatedMethodId").map(|(name, _)| name.to_string());
+    Ok(ResolvedColumns { format: CurFormat::Focus { csv }, names: resolved, tenant, effective_cost, allocated_method })
 }
 
 /// Resolves a Parquet file's columns and checks their types.
@@ -216,7 +221,7 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
             None => TenantSource::Absent,
         },
     };
-    Ok(ResolvedColumns { format, names, tenant, effective_cost: None })
+    Ok(ResolvedColumns { format, names, tenant, effective_cost: None, allocated_method: None })
 }
 
 /// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
@@ -252,13 +257,19 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
                 .map(|(column, key)| (column.to_string(), key))
                 .collect();
         let tenant = if keys.is_empty() { TenantSource::Absent } else { TenantSource::JsonKeys(keys) };
-        return Ok(ResolvedColumns { format: CurFormat::Cur2Csv, names, tenant, effective_cost: None });
+        return Ok(ResolvedColumns {
+            format: CurFormat::Cur2Csv,
+            names,
+            tenant,
+            effective_cost: None,
+            allocated_method: None,
+        });
     }
     let tenant = match find(header.iter().map(String::as_str), &tags.csv) {
         Some(name) => TenantSource::Column(name.to_string()),
         None => TenantSource::Absent,
     };
-    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant, effective_cost: None })
+    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant, effective_cost: None, allocated_method: None })
 }
 
 /// Exact name first; otherwise a unique case-insensitive match (AWS has changed the case of a few

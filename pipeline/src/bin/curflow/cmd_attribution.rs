@@ -49,11 +49,7 @@ pub async fn run(command: Command, config: Config) -> Result<u8, Failure> {
         return Err(Error::Argument(format!("tenant {:?} has no cost in {}", args.tenant, args.period)).into());
     }
     let e = if args.resources {
-        let (from, to) = (args.period.first_day(), args.period.last_day());
-        let inputs = match curflow::usage::ledger_inputs(store.as_ref(), &config, from, to).await? {
-            Some(inputs) => inputs,
-            None => curflow::attribute::AttributionInputs::load(&config.attribution_options())?,
-        };
+        let inputs = curflow::usage::period_inputs(store.as_ref(), &config, args.period).await?;
         let pool = store.pool_lines(args.period).await?;
         let stored_inputs = (record.tag_key.as_str(), record.inputs.as_deref());
         explain_resources(&lines, &pool, &inputs, stored_inputs, &args.tenant)?

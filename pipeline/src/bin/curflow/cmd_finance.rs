@@ -28,15 +28,15 @@ async fn open_existing_store(config: &Config) -> Result<Box<dyn Store>, Failure>
     Ok(curflow::store::open_existing(&config.store, &config.aws()).await?)
 }
 
-async fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<(), Failure> {
-    if store.period(period).await?.is_none() {
-        return Err(Error::Argument(format!(
+async fn require_period(store: &dyn Store, period: BillingPeriod) -> Result<curflow::store::PeriodRecord, Failure> {
+    match store.period(period).await? {
+        Some(record) => Ok(record),
+        None => Err(Error::Argument(format!(
             "billing period {period} is not in {}; run `curflow process` first",
             store.describe()
         ))
-        .into());
+        .into()),
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------- estimates
@@ -463,6 +463,9 @@ pub enum ExportFormat {
     Jsonl,
     /// Every stored cost line, every field, as one Parquet file (`--output`; decimal(38, 12) money).
     Parquet,
+    /// The period as FOCUS 1.3 cost-and-usage rows (`--output`, `--file-format`): origin charges,
+    /// and the per-tenant split of each shared line as allocated charges.
+    Focus,
     #[value(hide = true)]
     Expenses,
 }
@@ -478,9 +481,19 @@ pub struct ExportArgs {
     /// (every field of every stored line, written to --output).
     #[arg(long, value_enum)]
     format: ExportFormat,
-    /// The file `--format parquet` writes (replaced atomically when complete).
+    /// The file `--format parquet|focus` writes (replaced atomically when complete).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// The file format of `--format focus`.
+    #[arg(long, value_enum, default_value = "parquet")]
+    file_format: FocusFileArg,
+}
+
+/// `export --format focus --file-format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FocusFileArg {
+    Parquet,
+    Csv,
 }
 
 /// Columns of `export --kind expenses`.
@@ -488,14 +501,19 @@ pub const EXPENSE_COLUMNS: [&str; 8] =
     ["accountant_id", "service", "vendor", "amount", "currency", "date", "category", "description"];
 
 pub async fn export(args: ExportArgs, config: Config) -> Result<u8, Failure> {
-    if args.format == ExportFormat::Parquet {
-        return export_parquet(args, config).await;
+    match args.format {
+        ExportFormat::Parquet => return export_parquet(args, config).await,
+        ExportFormat::Focus => return export_focus(args, config).await,
+        _ => {}
     }
     if args.output.is_some() {
-        return Err(Error::Argument("--output is for --format parquet; other formats print to stdout".into()).into());
+        return Err(Error::Argument(
+            "--output is for --format parquet and focus; other formats print to stdout".into(),
+        )
+        .into());
     }
     let (kind, format) = match args.format {
-        ExportFormat::Parquet => unreachable!("handled above"),
+        ExportFormat::Parquet | ExportFormat::Focus => unreachable!("handled above"),
         ExportFormat::Expenses => {
             eprintln!("warning: --format expenses is deprecated; use --kind expenses --format csv");
             (ExportKind::Expenses, OutputFormat::Csv)
@@ -532,6 +550,48 @@ async fn export_parquet(args: ExportArgs, config: Config) -> Result<u8, Failure>
     let lines = store.cost_lines(args.period).await?;
     let bytes = curflow::output::parquet::write_lines(&lines, &path)?;
     crate::emit(&format!("{}: {} cost lines of {} ({bytes} bytes)\n", path.display(), lines.len(), args.period))?;
+    Ok(0)
+}
+
+/// `export --format focus`: the period as FOCUS 1.3 into `--output`, with a summary line. A period
+/// split to tenants is split again from its stored pool with the inputs it was split with (the
+/// configuration and usage ledger must still give those), so the allocated charges are exactly the
+/// stored split's parts; a period never attributed is written as origin charges only.
+async fn export_focus(args: ExportArgs, config: Config) -> Result<u8, Failure> {
+    use curflow::output::focus::{FocusFile, FocusSource, write_focus};
+    let Some(path) = args.output else {
+        return Err(Error::Argument("--format focus needs --output FILE".into()).into());
+    };
+    if args.kind != ExportKind::Lines {
+        return Err(Error::Argument("--format focus exports --kind lines".into()).into());
+    }
+    let file = match args.file_format {
+        FocusFileArg::Parquet => FocusFile::Parquet,
+        FocusFileArg::Csv => FocusFile::Csv,
+    };
+    let store = open_existing_store(&config).await?;
+    let record = require_period(&*store, args.period).await?;
+    let lines = store.cost_lines(args.period).await?;
+    let summary = if lines.iter().any(|l| l.attribution.is_some()) {
+        let inputs = curflow::usage::period_inputs(store.as_ref(), &config, args.period).await?;
+        let pool = store.pool_lines(args.period).await?;
+        curflow::explain::require_stored_split((&record.tag_key, record.inputs.as_deref()), &inputs, &pool)?;
+        let tagged = lines.into_iter().filter(|l| l.source() == curflow::aggregate::LineSource::Cur);
+        let source = FocusSource::Split { lines: tagged.chain(pool).collect(), inputs: &inputs };
+        write_focus(source, args.period, &record.tag_key, file, &path)?
+    } else {
+        write_focus(FocusSource::Stored(&lines), args.period, &record.tag_key, file, &path)?
+    };
+    crate::emit(&format!(
+        "{}: FOCUS {} of {}: {} origin charges, {} allocated charges splitting {} shared lines ({} bytes)\n",
+        path.display(),
+        curflow::output::focus::FOCUS_VERSION,
+        args.period,
+        summary.origin_charges,
+        summary.allocated_charges,
+        summary.allocated_origins,
+        summary.bytes
+    ))?;
     Ok(0)
 }
 
