@@ -513,7 +513,7 @@ pub fn odd_tenants_month(dir: &Path, format: Format) -> (Generated, ByTenant) {
                 assert_eq!(columns[i].len(), batch.num_rows());
                 arrow::array::RecordBatch::try_new(batch.schema(), columns).unwrap()
             }),
-            Format::Cur2Parquet => panic!("odd_tenants_month: legacy formats only"),
+            other => panic!("odd_tenants_month: legacy formats only, not {other}"),
         }
     }
     let mut want = ByTenant::new();

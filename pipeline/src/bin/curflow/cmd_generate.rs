@@ -15,6 +15,18 @@ enum OutFormat {
     Csv,
     /// CUR 2.0 (Data Exports) Parquet.
     Cur2,
+    /// CUR 2.0 (Data Exports) gzip CSV (maps as JSON text).
+    #[value(name = "cur2-csv")]
+    Cur2Csv,
+    /// FOCUS 1.0 as AWS Data Exports writes it (FOCUS_1_0_AWS), Parquet.
+    #[value(name = "focus-1.0")]
+    Focus10,
+    /// FOCUS 1.2 (FOCUS_1_2_AWS), Parquet.
+    #[value(name = "focus-1.2")]
+    Focus12,
+    /// FOCUS 1.2 (FOCUS_1_2_AWS), gzip CSV.
+    #[value(name = "focus-1.2-csv")]
+    Focus12Csv,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,7 +69,7 @@ pub struct Args {
     /// Tenant tag key written into the files.
     #[arg(long, default_value = "accountant_id")]
     tag_key: String,
-    /// Write plain .csv instead of .csv.gz (csv format only).
+    /// Write plain .csv instead of .csv.gz (csv, cur2-csv and focus-1.2-csv).
     #[arg(long)]
     no_gzip: bool,
     /// Also write usage evidence for the shared resources under DIR/evidence (Lambda REPORT and app
@@ -88,6 +100,10 @@ pub fn run(args: Args) -> Result<u8, Failure> {
             OutFormat::Parquet => Format::LegacyParquet,
             OutFormat::Csv => Format::LegacyCsv,
             OutFormat::Cur2 => Format::Cur2Parquet,
+            OutFormat::Cur2Csv => Format::Cur2Csv,
+            OutFormat::Focus10 => Format::Focus10,
+            OutFormat::Focus12 => Format::Focus12,
+            OutFormat::Focus12Csv => Format::Focus12Csv,
         },
         seed: args.seed,
         tenants: args.tenants.unwrap_or_else(|| profile.default_tenants()),
