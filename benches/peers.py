@@ -3,7 +3,7 @@
 
 Usage: peers.py ENGINE MANIFEST [--threads N] [--check]
 
-ENGINE  duckdb | duckdb-tsd | duckdb-grain | polars | pyarrow
+ENGINE  duckdb | duckdb-tsd | duckdb-grain | duckdb-format | polars | pyarrow
   duckdb, polars: group by (billing period, UTC usage day, tenant, service, usage type, line-item
   type, currency) with sums of unblended cost, the amortized CASE and a row count over the legacy
   CUR Parquet files listed in MANIFEST, excluding split-cost-allocation child rows. This is the
@@ -13,6 +13,10 @@ ENGINE  duckdb | duckdb-tsd | duckdb-grain | polars | pyarrow
   region when the files have them, and operation and resource id for untagged rows (the shared
   pool), with unblended, amortized and usage sums
   (double) and a row count: the peer for months with a million groups.
+  duckdb-format: the duckdb group-by over whatever format the manifest's files are in: legacy
+  CUR Parquet or CSV(.gz), CUR 2.0 Parquet (tenant from the resource_tags map) or CSV (tags as
+  JSON text), FOCUS Parquet or CSV (BilledCost, EffectiveCost, ChargeCategory, the Tags map or
+  JSON). CSV is read as text and cast (double sums), as curflow reads it.
   pyarrow: only decodes the columns the aggregation needs (the decode floor).
 --check  prints exact totals (DECIMAL(38,12) sums in DuckDB) as JSON, for the cross-engine check.
 
@@ -110,6 +114,78 @@ def run_duckdb_shape(files, threads, shape):
     return {"groups": rows[0], "rows": int(rows[1]), "unblended": rows[2], "amortized": ""}
 
 
+def aws_parquet_name(raw):
+    """AWS's CUR column-name rule (fixtures/src/columns.rs): `lineItem/UnblendedCost` -> `line_item_unblended_cost`."""
+    out = ""
+    for ch in raw:
+        if ch.isascii() and ch.isupper():
+            out += "_" + ch.lower()
+        elif ch.isascii() and ch.isalnum():
+            out += ch
+        else:
+            out += "_"
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out.strip("_")
+
+
+def run_duckdb_format(files, threads, check=False):
+    """The duckdb group-by (period, day, tenant, service, usage type, type, currency) over files of any format."""
+    import duckdb
+    con = duckdb.connect()
+    con.execute(f"PRAGMA threads={threads}")
+    file_list = ", ".join(f"'{f}'" for f in files)
+    csv = not files[0].endswith(".parquet")
+    source = (f"read_csv([{file_list}], header=true, all_varchar=true, quote='\"', escape='\"')" if csv
+              else f"read_parquet([{file_list}])")
+    present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    by_parquet = {aws_parquet_name(c) if "/" in c else c: c for c in present}
+    cast = "::DECIMAL(38,12)" if check else ""
+
+    def col(name):  # a column by its Parquet (CUR) name, quoted as the file spells it
+        return '"' + by_parquet.get(name, name) + '"'
+
+    def num(name):
+        return f"TRY_CAST(NULLIF({col(name)}, '') AS DOUBLE)" if csv else col(name)
+
+    def day(name):
+        return f"CAST(CAST({col(name)} AS TIMESTAMP) AS DATE)" if csv else f"CAST({col(name)} AS DATE)"
+
+    if "BilledCost" in present:
+        tags = (f"json_extract_string({col('Tags')}, '$.\"user:accountant_id\"')" if csv
+                else f"map_extract({col('Tags')}, 'user:accountant_id')[1]")
+        keys = (f"{day('BillingPeriodStart')} p, {day('ChargePeriodStart')} d, NULLIF(TRIM({tags}), '') t, "
+                f"{col('x_ServiceCode')} s, {col('x_UsageType')} u, {col('ChargeCategory')} lt, {col('BillingCurrency')} c")
+        sums = f"SUM({num('BilledCost')}{cast}) unblended, SUM(COALESCE({num('EffectiveCost')}, 0){cast}) amortized"
+        where = "TRUE"
+    else:
+        if "resource_tags" in present:
+            tags = (f"json_extract_string({col('resource_tags')}, '$.user_accountant_id')" if csv
+                    else f"map_extract({col('resource_tags')}, 'user_accountant_id')[1]")
+        else:
+            tags = col("resource_tags_user_accountant_id")
+        keys = (f"{day('bill_billing_period_start_date')} p, {day('line_item_usage_start_date')} d, NULLIF(TRIM({tags}), '') t, "
+                f"{col('line_item_product_code')} s, {col('line_item_usage_type')} u, {col('line_item_line_item_type')} lt, "
+                f"{col('line_item_currency_code')} c")
+        z = lambda name: f"COALESCE({num(name)}, 0){cast}"
+        lt = col("line_item_line_item_type")
+        amortized = f"""CASE {lt}
+            WHEN 'SavingsPlanCoveredUsage' THEN {z('savings_plan_savings_plan_effective_cost')}
+            WHEN 'SavingsPlanRecurringFee' THEN {z('savings_plan_total_commitment_to_date')} - {z('savings_plan_used_commitment')}
+            WHEN 'SavingsPlanNegation' THEN 0{cast}
+            WHEN 'SavingsPlanUpfrontFee' THEN 0{cast}
+            WHEN 'DiscountedUsage' THEN {z('reservation_effective_cost')}
+            WHEN 'RIFee' THEN {z('reservation_unused_amortized_upfront_fee_for_billing_period')} + {z('reservation_unused_recurring_fee')}
+            ELSE CASE WHEN {lt} = 'Fee' AND COALESCE(TRIM({col('reservation_reservation_a_r_n')}), '') <> ''
+                      THEN 0{cast} ELSE {z('line_item_unblended_cost')} END END"""
+        sums = f"SUM({z('line_item_unblended_cost')}) unblended, SUM({amortized}) amortized"
+        op = col("line_item_operation")
+        where = f"{op} IS NULL OR {op} NOT IN ('EKSPod-EC2', 'ECSTask-EC2')"
+    sql = f"SELECT {keys}, {sums}, COUNT(*) n FROM {source} WHERE {where} GROUP BY ALL"
+    rows = con.execute(f"SELECT COUNT(*), SUM(n), SUM(unblended)::VARCHAR, SUM(amortized)::VARCHAR FROM ({sql})").fetchone()
+    return {"groups": rows[0], "rows": int(rows[1]), "unblended": rows[2], "amortized": rows[3]}
+
+
 def run_polars(files, threads):
     os.environ["POLARS_MAX_THREADS"] = str(threads)
     import polars as pl
@@ -161,6 +237,8 @@ def main():
     started = time.perf_counter()
     if engine == "duckdb":
         result = run_duckdb(files, threads, check)
+    elif engine == "duckdb-format":
+        result = run_duckdb_format(files, threads, check)
     elif engine in ("duckdb-tsd", "duckdb-grain"):
         result = run_duckdb_shape(files, threads, engine.split("-")[1])
     elif engine == "polars":

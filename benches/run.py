@@ -23,6 +23,9 @@ BASELINE = os.environ.get("CURFLOW_BASELINE_BIN")
 # saas: realistic months with ~a million groups (peers: DuckDB tenant x service x day, and DuckDB
 # at curflow's grain, which the ratio is to).
 PROFILE = os.environ.get("BENCH_PROFILE", "demo")
+# BENCH_FORMATS set: months in several input formats, each against DuckDB's group-by over the
+# same files (peers.py duckdb-format), totals checked against expected.json and DuckDB's decimals.
+FORMATS = bool(os.environ.get("BENCH_FORMATS"))
 PYTHON = sys.executable
 THREADS = os.environ.get("BENCH_THREADS", "2")
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -62,20 +65,25 @@ def main():
         store = os.path.join(tempfile.gettempdir(), f"curflow-bench-{os.getpid()}.sqlite")
         peer = lambda engine: lambda: timed([PYTHON, os.path.join(HERE, "peers.py"), engine, manifest, "--threads", THREADS])
         engines = {"curflow": lambda: timed(curflow_cmd(manifest, store), env)}
-        if PROFILE == "saas":
+        if FORMATS:
+            engines["duckdb"] = peer("duckdb-format")
+        elif PROFILE == "saas":
             engines.update({"duckdb t*s*d": peer("duckdb-tsd"), "duckdb grain": peer("duckdb-grain")})
         else:
             engines.update({"duckdb": peer("duckdb"), "polars": peer("polars")})
-        engines["pyarrow decode"] = peer("pyarrow")
+        if not FORMATS:
+            engines["pyarrow decode"] = peer("pyarrow")
         if BASELINE:
             engines["curflow baseline"] = lambda: timed(curflow_cmd(manifest, store, BASELINE), env)
         # Correctness first: exact totals must agree across curflow, DuckDB (decimal) and expected.json.
         timed(curflow_cmd(manifest, store), env)
         cf_unblended, cf_amortized = curflow_totals(store, expected["billing_period"])
-        duck = json.loads(timed([PYTHON, os.path.join(HERE, "peers.py"), "duckdb", manifest, "--check", "--threads", THREADS])[0])
+        checker = "duckdb-format" if FORMATS else "duckdb"
+        duck = json.loads(timed([PYTHON, os.path.join(HERE, "peers.py"), checker, manifest, "--check", "--threads", THREADS])[0])
         want_u, want_a = Decimal(expected["totals"]["unblended_cost"]), Decimal(expected["totals"]["amortized_cost"])
         checks = [cf_unblended == want_u == Decimal(duck["unblended"]), cf_amortized == want_a == Decimal(duck["amortized"])]
-        print(f"{rows:>11,} rows: totals curflow={cf_unblended}/{cf_amortized} duckdb(decimal)={duck['unblended']}/{duck['amortized']} "
+        label = f"{expected['format']:<13} " if FORMATS else ""
+        print(f"{label}{rows:>11,} rows: totals curflow={cf_unblended}/{cf_amortized} duckdb(decimal)={duck['unblended']}/{duck['amortized']} "
               f"expected={want_u}/{want_a} -> {'SAME' if all(checks) else 'MISMATCH'}", flush=True)
         if not all(checks):
             raise SystemExit("engines disagree on totals")
@@ -95,13 +103,14 @@ def main():
         for name, s in samples.items():
             wall = statistics.median(w for w, _ in s)
             rss = max(r for _, r in s)
-            table.append((name, rows, wall, rows / wall, rss, wall / duck_median))
+            shown = f"{name} {expected['format']}" if FORMATS else name
+            table.append((shown, rows, wall, rows / wall, rss, wall / duck_median))
         if os.path.exists(store):
             os.remove(store)
     print()
-    print(f"{'engine':<16} {'rows':>12} {'wall median s':>14} {'rows/s':>12} {'peak RSS MiB':>13} {'ratio to DuckDB':>16}")
+    print(f"{'engine':<22} {'rows':>12} {'wall median s':>14} {'rows/s':>12} {'peak RSS MiB':>13} {'ratio to DuckDB':>16}")
     for name, rows, wall, rps, rss, ratio in table:
-        print(f"{name:<16} {rows:>12,} {wall:>14.2f} {rps:>12,.0f} {rss:>13.0f} {ratio:>16.2f}")
+        print(f"{name:<22} {rows:>12,} {wall:>14.2f} {rps:>12,.0f} {rss:>13.0f} {ratio:>16.2f}")
     print(f"\nprofile={PROFILE} ratio to {'DuckDB at curflow grain' if PROFILE == 'saas' else 'DuckDB'}; "
           f"threads={THREADS} runs={RUNS} (median after 1 warm-up, engines alternating); load average: {open('/proc/loadavg').read().split()[:3]}")
 

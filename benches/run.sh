@@ -9,6 +9,9 @@
 #   BENCH_PROFILE=saas benches/run.sh 10000000 40000000   # realistic months (2,000 tenants, ~1M
 #                                         groups) against DuckDB at curflow's grain
 #   CURFLOW_BIN=/path/to/curflow ...      # time this binary instead of building one
+#   BENCH_FORMATS="parquet csv cur2 cur2-csv focus-1.2" benches/run.sh 10000000 40000000
+#                                         # the same demo month in each input format, each against
+#                                         # DuckDB's group-by over the same files (peers.py duckdb-format)
 #
 # Generated months are cached in $CURFLOW_BENCH_DATA (default ~/.cache/curflow-bench-data);
 # Python peers are installed into a venv (default ~/.cache/curflow-bench-venv).
@@ -33,7 +36,21 @@ if ! "$venv/bin/python" -c "import duckdb, polars, pyarrow" 2>/dev/null; then
 fi
 
 months=()
+formats=(${BENCH_FORMATS:-})
 for rows in "${sizes[@]}"; do
+  if [ ${#formats[@]} -gt 0 ]; then
+    for format in "${formats[@]}"; do
+      dir="$data/legacy-parquet-$rows"
+      [ "$format" = parquet ] || dir="$data/$format-$rows"
+      if [ ! -f "$dir/.complete" ]; then
+        rm -rf "$dir"
+        "$CURFLOW_BIN" generate --rows "$rows" --out "$dir" --format "$format" --tenants 50 --seed 42
+        touch "$dir/.complete"
+      fi
+      months+=("$dir")
+    done
+    continue
+  fi
   if [ "$profile" = saas ]; then
     dir="$data/saas-parquet-$rows"
     generate=(--profile saas)

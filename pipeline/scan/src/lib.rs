@@ -608,15 +608,31 @@ mod tests {
     /// are re-packed as columns grow; capping the key at 8 bits sends the file to the generic plan.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fast_path_with_growing_keys_and_its_fallback_both_equal_the_generic_plan() {
+        fast_path_equals_the_generic_plan(curflow_fixtures::Format::LegacyParquet).await;
+    }
+
+    /// CUR 2.0 Parquet takes the fast path too: its tenant is a `resource_tags` map key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cur2_parquet_takes_the_fast_path_and_equals_the_generic_plan() {
+        fast_path_equals_the_generic_plan(curflow_fixtures::Format::Cur2Parquet).await;
+    }
+
+    async fn fast_path_equals_the_generic_plan(format: curflow_fixtures::Format) {
         let dir = tempfile::tempdir().unwrap();
         let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
             rows: 30_000,
             out_dir: dir.path().to_path_buf(),
             files: Some(1),
             row_group_rows: 2_000,
+            format,
             ..curflow_fixtures::GenerateOptions::default()
         })
         .unwrap();
+        let reader = std::fs::File::open(&generated.data_files[0]).unwrap();
+        let schema =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(reader).unwrap().schema().clone();
+        let cols = resolve_parquet(&generated.data_files[0], &schema, "accountant_id").unwrap();
+        assert!(fast::layout(&schema, &cols).is_some(), "{format} takes the fast path");
         let file = DataFile::local(&generated.data_files[0], FileKind::Parquet).unwrap();
         let options = EngineOptions { target_partitions: 2, batch_size: 1024, ..EngineOptions::default() };
         let fast = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();

@@ -363,7 +363,8 @@ fn json_lookup(texts: &ArrayRef, column: &str, key: &str) -> DfResult<ArrayRef> 
     Ok(Arc::new(out.finish()))
 }
 
-fn map_lookup(map: &MapArray, key: &str) -> DfResult<ArrayRef> {
+/// `key` of each row's map (trimmed; blank = NULL), as a text array.
+pub(crate) fn map_lookup(map: &MapArray, key: &str) -> DfResult<ArrayRef> {
     let keys = cast(map.keys(), &DataType::Utf8)?;
     let values = cast(map.values(), &DataType::Utf8)?;
     let (keys, values) = (keys.as_string::<i32>(), values.as_string::<i32>());

@@ -1,5 +1,6 @@
 //! The fast path for Parquet files in the common layout: text columns, timestamp dates and
-//! `double` money (every legacy CUR Parquet delivery seen so far).
+//! `double` money (every legacy CUR Parquet delivery seen so far, and CUR 2.0 Parquet, whose
+//! tenant tag is a key of the `resource_tags` map, looked up per row).
 //!
 //! The generic plan ([`super::plan`]) is a chain of DataFusion operators: filter, two UDF
 //! projections, hash aggregation on string keys. Profiles showed that chain costing as much as the
@@ -23,7 +24,7 @@
 //!
 //! Money stays exact: `double` → scaled `i128` by [`curflow_model::money::f64_to_scaled`], sums with
 //! `checked_add` (an overflow is an error, never a wrap). Files whose columns have other types
-//! (CUR 2.0 maps, decimal or text money, ...) take the generic plan, and so does a file whose
+//! (decimal or text money, FOCUS, ...) take the generic plan, and so does a file whose
 //! key fields need more than 127 bits together; both paths are covered by the golden tests, which
 //! compare every format against the same expected totals.
 
@@ -119,6 +120,9 @@ pub(super) struct FastLayout {
     usage_day: Slot,
     text: [Option<Slot>; TEXT_COLUMNS],
     money: [Option<Slot>; 10],
+    /// CUR 2.0: the tenant is a key of a map column (`resource_tags['user_<key>']`, then
+    /// `tags[...]`), first non-blank value wins; the tenant's text slot then reads these.
+    tenant_maps: Vec<(Slot, String)>,
     quantity: Slot,
     /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
     key_bits: u32,
@@ -161,10 +165,21 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
     let day = want(&day_name, is_date)?;
     let quantity = want(&quantity_name, |t| matches!(t, DataType::Float64))?;
     let mut text: [Option<(String, usize)>; TEXT_COLUMNS] = Default::default();
+    let mut tenant_maps = Vec::new();
     text[T_TENANT] = match &cols.tenant {
         TenantSource::Column(name) => Some((name.clone(), want(name, is_text)?)),
         TenantSource::Absent => None,
-        TenantSource::MapKeys(_) | TenantSource::JsonKeys(_) => return None,
+        // CUR 2.0 Parquet: the tag is a map key, looked up per row ([`partial`]).
+        TenantSource::MapKeys(keys) => {
+            let mut first = None;
+            for (map, key) in keys {
+                let index = want(map, crate::schema::resolve::is_string_map)?;
+                first.get_or_insert_with(|| (map.clone(), index));
+                tenant_maps.push(((map.clone(), index), key.clone()));
+            }
+            first
+        }
+        TenantSource::JsonKeys(_) => return None,
     };
     for (slot, col) in text.iter_mut().skip(1).zip(TEXT_COLS) {
         if let Some(name) = cols.name(col) {
@@ -193,6 +208,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         quantity: slot((quantity_name, quantity)),
         text: text.map(|t| t.map(slot)),
         money: money.map(|m| m.map(slot)),
+        tenant_maps: tenant_maps.into_iter().map(|(m, key)| (slot(m), key)).collect(),
         projection: wanted,
         key_bits: key::KEY_BITS,
     })

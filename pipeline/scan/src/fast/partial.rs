@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
@@ -79,6 +79,27 @@ struct Extra {
     commitments: [i128; COMMITMENT_FIELDS],
     arn_fee_unblended: i128,
     arn_fee_net: i128,
+}
+
+/// Each row's tenant tag from map columns (CUR 2.0 `resource_tags`): the value of the first
+/// `(map, key)` pair that is not blank, as the generic plan's `curflow_tag` reads it.
+fn tenants_from_maps(path: &Path, maps: &[(Slot, String)], batch: &RecordBatch) -> Result<ArrayRef> {
+    let mut merged: Option<ArrayRef> = None;
+    for (slot, key) in maps {
+        let Some(map) = batch.column(slot.index).as_map_opt() else {
+            return Err(Error::Internal(format!("{}: {} is not a map", path.display(), slot.name)));
+        };
+        let found = crate::udf::map_lookup(map, key).map_err(|e| crate::scan_error(path, None, e))?;
+        merged = Some(match merged {
+            None => found,
+            Some(prev) => {
+                let both: StringArray =
+                    prev.as_string::<i32>().iter().zip(found.as_string::<i32>().iter()).map(|(a, b)| a.or(b)).collect();
+                Arc::new(both)
+            }
+        });
+    }
+    merged.ok_or_else(|| Error::Internal("a map-held tenant without a map column".into()))
 }
 
 /// Something per index of a text column (see [`super::text::RowIndices`]), and the column
@@ -170,7 +191,11 @@ impl Partial {
         let layout = Arc::clone(&self.layout);
         for (t, slot) in layout.text.iter().enumerate() {
             if let Some(slot) = slot {
-                self.text[t].prepare(batch.column(slot.index))?;
+                if t == T_TENANT && !layout.tenant_maps.is_empty() {
+                    self.text[t].prepare(&tenants_from_maps(path, &layout.tenant_maps, batch)?)?;
+                } else {
+                    self.text[t].prepare(batch.column(slot.index))?;
+                }
             }
         }
         self.null_dates.clear();

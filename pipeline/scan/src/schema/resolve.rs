@@ -293,7 +293,7 @@ fn is_text(t: &DataType) -> bool {
     }
 }
 
-fn is_string_map(t: &DataType) -> bool {
+pub(crate) fn is_string_map(t: &DataType) -> bool {
     match t {
         DataType::Map(entries, _) => match entries.data_type() {
             DataType::Struct(fields) if fields.len() == 2 => {
