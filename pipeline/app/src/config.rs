@@ -137,7 +137,13 @@ pub const SETTINGS: &[Setting] = &[
         .default("curflow.sqlite"),
     Setting::new("tag-key", field!(tag_key), "cost-allocation tag naming the tenant (without `user:`)")
         .default("accountant_id"),
-    Setting::new("memory-limit-mb", field!(memory_limit_mb), "query-engine memory pool; aggregation spills beyond it")
+    Setting::new(
+        "memory-limit-mb",
+        field!(memory_limit_mb),
+        "query-engine memory pool: the Parquet fast path's group tables are accounted in it (a file whose tables \
+         outgrow it is scanned again by the generic plan), and the generic plan's aggregation spills to spill-dir \
+         beyond it",
+    )
         .default("1024")
         .unit("MiB")
         .min(64),

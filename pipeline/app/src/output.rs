@@ -212,6 +212,13 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
         }
     };
     wln!(out, "  result          {result}");
+    if r.spilled_bytes > 0 {
+        wln!(
+            out,
+            "  spilled         {} MiB to spill-dir (the groups outgrew memory-limit-mb)",
+            group_thousands(Decimal::from(r.spilled_bytes.div_ceil(1 << 20)))
+        );
+    }
     wln!(
         out,
         "  elapsed         {:.2} s, {} rows/s",

@@ -57,6 +57,8 @@ pub struct PeriodReport {
     pub tenants: usize,
     pub tenant_tag_present: bool,
     pub net_columns_present: bool,
+    /// Bytes the scan's aggregation spilled to `spill-dir` to stay within `memory-limit-mb`.
+    pub spilled_bytes: u64,
     pub lines_written: usize,
     pub outcome: ReplaceOutcome,
     /// What attribution did, per currency and measure (when evidence was given).
@@ -440,6 +442,7 @@ impl Processor {
             tenants: 0,
             tenant_tag_present: false,
             net_columns_present: false,
+            spilled_bytes: 0,
             lines_written: 0,
             outcome,
             coverage: None,
@@ -535,6 +538,7 @@ fn report(
         tenants: tenants.len(),
         tenant_tag_present: scans.iter().any(|s| s.tenant_tag_present),
         net_columns_present: scans.iter().any(|s| s.net_columns_present),
+        spilled_bytes: scans.iter().map(|s| s.spilled_bytes).sum(),
         lines_written: lines.len(),
         outcome,
         coverage: None,

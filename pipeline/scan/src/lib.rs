@@ -103,6 +103,9 @@ pub struct FileScan {
     pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
     /// Invoice ids on the file's rows, per billing period.
     pub invoices: BTreeMap<BillingPeriod, Invoices>,
+    /// Bytes the generic plan's aggregation spilled to `spill-dir` to stay within
+    /// `memory-limit-mb` (0 on the fast path, which hands a file that outgrows the limit to it).
+    pub spilled_bytes: u64,
 }
 
 impl FileScan {
@@ -124,6 +127,7 @@ impl FileScan {
             net_columns_present: cols.name(schema::Col::NetUnblendedCost).is_some(),
             groups,
             invoices,
+            spilled_bytes: 0,
         }
     }
 }
@@ -284,11 +288,9 @@ impl Engine {
             metrics = %DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true),
             "scan metrics (EXPLAIN ANALYZE)"
         );
-        let rows_read = match footer_rows {
-            Some(rows) => rows,
-            None => leaf_output_rows(physical.as_ref()),
-        };
-        Ok(FileScan::new(path, &cols, rows_read, groups, invoices))
+        let rows_read = footer_rows.unwrap_or_else(|| leaf_output_rows(physical.as_ref()));
+        let spilled_bytes = spilled_bytes(path, physical.as_ref());
+        Ok(FileScan { spilled_bytes, ..FileScan::new(path, &cols, rows_read, groups, invoices) })
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why); `None`
@@ -366,6 +368,19 @@ async fn locate_in_s3_csv(
         }
         e => e,
     }
+}
+
+/// Bytes the operators of `path`'s executed plan spilled to disk (logged when some did).
+fn spilled_bytes(path: &Path, plan: &dyn ExecutionPlan) -> u64 {
+    fn sum(plan: &dyn ExecutionPlan) -> u64 {
+        let own = plan.metrics().and_then(|m| m.spilled_bytes()).map_or(0, |b| b as u64);
+        own + plan.children().iter().map(|c| sum(c.as_ref())).sum::<u64>()
+    }
+    let bytes = sum(plan);
+    if bytes > 0 {
+        tracing::info!(file = %path.display(), spilled_bytes = bytes, "the aggregation spilled to stay within memory-limit-mb");
+    }
+    bytes
 }
 
 /// Rows produced by the scan nodes of an executed plan (CSV has no footer to count from).
@@ -616,6 +631,46 @@ mod tests {
     async fn cur2_parquet_takes_the_fast_path_and_equals_the_generic_plan() {
         fast_path_equals_the_generic_plan(curflow_fixtures::Format::Cur2Parquet).await;
     }
+
+    /// Issue 17: the fast path's tables are accounted against the memory pool. A realistic month
+    /// whose groups outgrow a small `memory-limit-mb` leaves the fast path for the generic plan,
+    /// which spills its aggregation to the spill directory, and gives exactly the same groups.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_month_beyond_the_memory_limit_spills_and_gives_the_same_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 400_000,
+            tenants: 2_000,
+            out_dir: dir.path().join("month"),
+            files: Some(1),
+            profile: curflow_fixtures::Profile::Saas,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let file = DataFile::local(&generated.data_files[0], FileKind::Parquet).unwrap();
+        let options = EngineOptions { target_partitions: 2, batch_size: 4096, ..EngineOptions::default() };
+        let roomy = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();
+        assert_eq!(roomy.spilled_bytes, 0, "the fast path within the default limit");
+        let spill = SpillOptions { dir: Some(dir.path().join("spill")), max_bytes: 1 << 30 };
+        let tight = EngineOptions { memory_limit_bytes: SPILL_TEST_LIMIT, ..options };
+        let small = Engine::with_spill(&tight, Some(&spill)).unwrap().scan_file(&file, "accountant_id").await.unwrap();
+        assert!(small.spilled_bytes > 0, "the aggregation spilled under {SPILL_TEST_LIMIT} bytes");
+        assert_eq!((small.rows_read, small.invoices.clone()), (roomy.rows_read, roomy.invoices.clone()));
+        let merge = |groups: Vec<(BillingPeriod, CostKey, Amounts)>| {
+            let mut merged: BTreeMap<(BillingPeriod, CostKey), Amounts> = BTreeMap::new();
+            for (p, k, a) in groups {
+                merged.entry((p, k)).or_default().add(&a).unwrap();
+            }
+            merged
+        };
+        let (with_spill, without) = (merge(small.groups), merge(roomy.groups));
+        assert!(without.len() > 20_000, "{} groups", without.len());
+        assert_eq!(with_spill, without);
+    }
+
+    /// A memory limit the 400,000-row realistic month's groups outgrow on both paths, roomy enough
+    /// for DataFusion's spilling aggregation.
+    const SPILL_TEST_LIMIT: usize = 24 << 20;
 
     async fn fast_path_equals_the_generic_plan(format: curflow_fixtures::Format) {
         let dir = tempfile::tempdir().unwrap();

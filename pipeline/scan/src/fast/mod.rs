@@ -41,6 +41,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -287,21 +288,24 @@ pub(super) async fn scan(
         .build();
     let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
     let task_ctx = ctx.task_ctx();
+    let pool = Arc::clone(&ctx.runtime_env().memory_pool);
     // A JoinSet aborts the other partitions' tasks when one fails and this future is dropped.
     let mut tasks = tokio::task::JoinSet::new();
     for partition in 0..exec.properties().output_partitioning().partition_count() {
         let mut stream = exec.execute(partition, Arc::clone(&task_ctx)).map_err(engine)?;
         let layout = Arc::clone(&layout);
         let owned_path = path.to_path_buf();
+        let reservation = MemoryConsumer::new(format!("curflow fast path[{partition}]")).register(&pool);
         tasks.spawn(async move {
-            let mut partial = Partial::new(layout);
+            let mut partial = Partial::new(layout, reservation);
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| super::scan_error(&owned_path, None, e))?;
-                if partial.add(&owned_path, &batch)? == Step::KeyTooWide {
-                    return Ok(None);
+                match partial.add(&owned_path, &batch)? {
+                    Step::Continue => {}
+                    stop => return Ok(Err(stop)),
                 }
             }
-            Ok::<_, Error>(Some(partial))
+            Ok::<_, Error>(Ok(partial))
         });
     }
     // Partitions are merged in codes as they finish; the merged groups become lines once.
@@ -309,13 +313,30 @@ pub(super) async fn scan(
     while let Some(joined) = tasks.join_next().await {
         let partial = joined.map_err(|e| Error::Internal(format!("{}: scan task failed: {e}", path.display())))??;
         // Dropping `tasks` aborts the other partitions.
-        let Some(partial) = partial else { return Ok(None) };
-        match &mut merged {
-            None => merged = Some(partial),
-            Some(m) => {
-                if m.absorb(path, partial)? == Step::KeyTooWide {
-                    return Ok(None);
+        let step = match partial {
+            Err(stop) => stop,
+            Ok(partial) => match &mut merged {
+                None => {
+                    merged = Some(partial);
+                    Step::Continue
                 }
+                Some(m) => m.absorb(path, partial)?,
+            },
+        };
+        match step {
+            Step::Continue => {}
+            Step::KeyTooWide => {
+                tracing::info!(file = %path.display(), "key fields too wide for the fast path; the generic plan scans it");
+                return Ok(None);
+            }
+            Step::OverBudget { bytes } => {
+                tracing::info!(
+                    file = %path.display(),
+                    tables_mib = bytes >> 20,
+                    pool_mib = pool.reserved() >> 20,
+                    "the fast path's group tables outgrow memory-limit-mb; the generic plan scans the file and spills"
+                );
+                return Ok(None);
             }
         }
     }

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
+use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
@@ -59,6 +60,11 @@ pub(super) enum Step {
     Continue,
     /// The key fields outgrew [`FastLayout::key_bits`]: the file must take the generic plan.
     KeyTooWide,
+    /// The partition's tables outgrew what the memory pool grants (`memory-limit-mb`): the file
+    /// must take the generic plan, whose aggregation spills to `spill-dir` instead of growing.
+    OverBudget {
+        bytes: usize,
+    },
 }
 
 /// Sums of a group's per-row inputs: unblended, net unblended (the net column where present and
@@ -127,6 +133,9 @@ impl<T> Table<T> {
 /// One partition's aggregation state.
 pub(super) struct Partial {
     layout: Arc<FastLayout>,
+    /// This partition's share of the DataFusion memory pool, resized to [`Partial::memory_bytes`]
+    /// after every batch and merge.
+    reservation: MemoryReservation,
     text: Vec<TextColumn>,
     /// Per key text column: the key bits of each value (plus [`SKIP`] for split-cost children).
     bits: Vec<Table<u128>>,
@@ -159,9 +168,10 @@ pub(super) struct Partial {
 }
 
 impl Partial {
-    pub(super) fn new(layout: Arc<FastLayout>) -> Self {
+    pub(super) fn new(layout: Arc<FastLayout>, reservation: MemoryReservation) -> Self {
         Self {
             layout,
+            reservation,
             text: (0..TEXT_COLUMNS).map(|i| TextColumn::new(i == T_TENANT)).collect(),
             bits: (0..KEY_TEXT).map(|_| Table::new()).collect(),
             kinds: Table::new(),
@@ -244,7 +254,37 @@ impl Partial {
             }
         }
         self.sum_rows(path, net_present, &commitments)?;
-        Ok(Step::Continue)
+        Ok(self.account())
+    }
+
+    /// Bytes the partition holds: group table, per-group sums, interned text and per-batch
+    /// scratch, estimated from capacities (what is accounted against the memory pool).
+    pub(super) fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // hashbrown: one (key, value) slot and one control byte per bucket.
+        let groups = self.groups.capacity() * (size_of::<(u128, u32)>() + 1);
+        let per_group = self.fields.capacity() * size_of::<[u32; KEY_FIELDS]>()
+            + self.sums.capacity() * size_of::<Sums>()
+            + self.extra_of.capacity() * size_of::<u32>()
+            + self.extras.capacity() * size_of::<Extra>();
+        let text: usize = self.text.iter().map(|t| t.interner.bytes()).sum();
+        let scratch = self.keys.capacity() * size_of::<u128>()
+            + (self.unblended.capacity() + self.net.capacity() + self.quantity.capacity()) * size_of::<i128>()
+            + (self.period_codes.capacity() + self.day_codes.capacity()) * size_of::<u32>()
+            + self.dates.capacity() * size_of::<Option<i32>>()
+            + self.row_kinds.capacity()
+            + self.arn_fee.capacity();
+        groups + per_group + text + scratch
+    }
+
+    /// Resizes the reservation to [`Partial::memory_bytes`]; [`Step::OverBudget`] when the pool
+    /// refuses.
+    fn account(&mut self) -> Step {
+        let bytes = self.memory_bytes();
+        match self.reservation.try_resize(bytes) {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::OverBudget { bytes },
+        }
     }
 
     /// Codes per key field seen so far (NULL text included).
@@ -446,7 +486,7 @@ impl Partial {
                 add(&mut mine.arn_fee_net, theirs.arn_fee_net, "net_unblended_cost")?;
             }
         }
-        Ok(Step::Continue)
+        Ok(self.account())
     }
 
     /// The group of the key with `fields` (which fit the current layout), made if new.

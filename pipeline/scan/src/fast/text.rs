@@ -16,11 +16,22 @@ use curflow_model::fxhash::FxBuild;
 pub(super) struct Interner {
     ids: HashMap<Name, u32, FxBuild>,
     values: Vec<Option<Name>>,
+    /// Bytes of the interned text (each value once), for the memory accounting.
+    text_bytes: usize,
 }
+
+/// Bytes an interned value costs beyond its text: the `Arc` header, the map entry and its
+/// control byte, the `values` slot.
+const PER_VALUE: usize = 16 + 24 + 1 + 16;
 
 impl Interner {
     fn new() -> Self {
-        Self { ids: HashMap::default(), values: vec![None] }
+        Self { ids: HashMap::default(), values: vec![None], text_bytes: 0 }
+    }
+
+    /// Bytes held (an estimate from capacities and text lengths).
+    pub(super) fn bytes(&self) -> usize {
+        self.text_bytes + self.values.capacity().max(self.ids.capacity()) * PER_VALUE
     }
 
     pub(super) fn intern(&mut self, value: Option<&str>) -> Result<u32> {
@@ -31,6 +42,7 @@ impl Interner {
         let id = u32::try_from(self.values.len())
             .map_err(|_| Error::Internal("more than 4 billion distinct values in one column".into()))?;
         let name = Name::from(value);
+        self.text_bytes += value.len();
         self.ids.insert(name.clone(), id);
         self.values.push(Some(name));
         Ok(id)
