@@ -1,6 +1,7 @@
 //! The fast path for Parquet files in the common layout: text columns, timestamp dates and
-//! `double` money (every legacy CUR Parquet delivery seen so far, and CUR 2.0 Parquet, whose
-//! tenant tag is a key of the `resource_tags` map, looked up per row).
+//! `double` money (every legacy CUR Parquet delivery seen so far; CUR 2.0 Parquet, whose tenant
+//! tag is a key of the `resource_tags` map, looked up per row; FOCUS Parquet, whose measures are
+//! its `BilledCost` and `EffectiveCost` columns, summed as they are).
 //!
 //! The generic plan ([`super::plan`]) is a chain of DataFusion operators: filter, two UDF
 //! projections, hash aggregation on string keys. Profiles showed that chain costing as much as the
@@ -24,7 +25,7 @@
 //!
 //! Money stays exact: `double` → scaled `i128` by [`curflow_model::money::f64_to_scaled`], sums with
 //! `checked_add` (an overflow is an error, never a wrap). Files whose columns have other types
-//! (decimal or text money, FOCUS, ...) take the generic plan, and so does a file whose
+//! (decimal or text money, FOCUS with allocated charges, ...) take the generic plan, and so does a file whose
 //! key fields need more than 127 bits together; both paths are covered by the golden tests, which
 //! compare every format against the same expected totals.
 
@@ -124,6 +125,9 @@ pub(super) struct FastLayout {
     /// CUR 2.0: the tenant is a key of a map column (`resource_tags['user_<key>']`, then
     /// `tags[...]`), first non-blank value wins; the tenant's text slot then reads these.
     tenant_maps: Vec<(Slot, String)>,
+    /// FOCUS: `BilledCost` is summed as unblended and net unblended, `EffectiveCost` (in the
+    /// `net` slot, NULL = 0) as amortized; no true-up or upfront fees.
+    focus: bool,
     quantity: Slot,
     /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
     key_bits: u32,
@@ -140,8 +144,11 @@ fn is_date(t: &DataType) -> bool {
 /// The fast-path layout of a Parquet file, or `None` when some needed column has a type only the
 /// generic plan handles.
 pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayout> {
-    // FOCUS measures are columns, not CUR's line-item-type formulas: the generic plan reads them.
-    if cols.format.is_focus() {
+    // FOCUS: the measures are the provider's columns (`BilledCost`, `EffectiveCost`), summed as
+    // they are. A file with allocated charges (FOCUS 1.3 `AllocatedMethodId`) takes the generic
+    // plan, which filters them out.
+    let focus = cols.format.is_focus();
+    if focus && cols.allocated_method.is_some() {
         return None;
     }
     let mut wanted: Vec<usize> = Vec::new();
@@ -193,6 +200,14 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
             *slot = Some((name.to_string(), want(name, |t| matches!(t, DataType::Float64))?));
         }
     }
+    if focus {
+        // The `net` sums hold `EffectiveCost` (net unblended is `BilledCost`, the unblended sum);
+        // without the column, amortized is `BilledCost`, as in the generic plan.
+        money[M_NET] = match &cols.effective_cost {
+            Some(name) => Some((name.clone(), want(name, |t| matches!(t, DataType::Float64))?)),
+            None => None,
+        };
+    }
     // Required (resolve checks it); the row loop reads it unconditionally.
     cols.name(Col::UnblendedCost)?;
 
@@ -210,6 +225,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         text: text.map(|t| t.map(slot)),
         money: money.map(|m| m.map(slot)),
         tenant_maps: tenant_maps.into_iter().map(|(m, key)| (slot(m), key)).collect(),
+        focus,
         projection: wanted,
         key_bits: key::KEY_BITS,
     })

@@ -235,7 +235,9 @@ impl Partial {
         read_money(path, layout.money[M_UNBLENDED].as_ref(), batch, MONEY_SCALE, &mut self.unblended)?;
         let net_present = match &layout.money[M_NET] {
             Some(slot) => {
-                if let Some(nulls) = money_column(path, slot, batch, MONEY_SCALE, &mut self.net)? {
+                let nulls = money_column(path, slot, batch, MONEY_SCALE, &mut self.net)?;
+                // FOCUS: this is `EffectiveCost`, whose NULL is 0 (set by `money_column`).
+                if let Some(nulls) = nulls.filter(|_| !layout.focus) {
                     for (row, net) in self.net.iter_mut().enumerate() {
                         if nulls.is_null(row) {
                             *net = self.unblended[row];
@@ -529,8 +531,12 @@ impl Partial {
             let id = |t: usize| fields[text_field(t)];
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
-            let values = group_measures(kind, sums, extra)
-                .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
+            let values = if self.layout.focus {
+                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity]
+            } else {
+                group_measures(kind, sums, extra)
+                    .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?
+            };
             let cost_key = CostKey {
                 usage_date,
                 tenant: self.text[T_TENANT].interner.name(id(T_TENANT)).cloned(),
