@@ -519,6 +519,31 @@ impl Intercept for ChaosInterceptor {
     }
 }
 
+/// A realistic month (three usage accounts, three regions) stored in DynamoDB has the generator's
+/// per-(account, region) totals exactly, as SQLite does (`realistic_profile.rs`): the account id,
+/// account name and region round-trip through the item attributes.
+#[test]
+fn per_account_and_region_totals_of_a_realistic_month_are_exact_in_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+        rows: 20_000,
+        tenants: 200,
+        out_dir: dir.path().join("saas"),
+        profile: curflow_fixtures::Profile::Saas,
+        ..curflow_fixtures::GenerateOptions::default()
+    })
+    .unwrap();
+    let mut store = fresh_store();
+    common::process_into(std::slice::from_ref(&g.manifest_path), &mut store, common::options()).unwrap();
+    let lines = store.cost_lines(october()).wait().unwrap();
+    let (got, want) = common::by_account_region(&lines, &expected_json(&g));
+    let regions: BTreeSet<&String> = want.keys().map(|(_, r, _)| r).filter(|r| !r.is_empty()).collect();
+    assert_eq!(regions.len(), 3, "{regions:?}");
+    assert_eq!(got, want);
+    let (sqlite, _) = sqlite_of(dir.path(), &g, common::options());
+    assert_eq!(common::by_account_region(&sqlite, &expected_json(&g)).0, got, "both stores agree");
+}
+
 /// Processes `g` with attribution (no evidence: account-level lines are split by direct cost),
 /// so attributed rows, with their rule, basis and shares, go through the store too.
 fn process_attributed(g: &Generated, store: &mut dyn CostStore) -> curflow::process::PeriodReport {

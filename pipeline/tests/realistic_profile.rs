@@ -84,6 +84,15 @@ fn process_and_check(dir: &Path, format: Format) -> Vec<String> {
     let pool = &by_tenant[0];
     assert!(pool["tenant"].is_null());
     assert_eq!(report.unattributed["USD"].unblended_cost, dec(&pool["unblended_cost"]), "{format:?} pool");
+
+    // Per usage account and region (three of each), every measure, exactly.
+    let all = SqliteStore::open(&store).unwrap().cost_lines(report.period).wait().unwrap();
+    let (got, want) = common::by_account_region(&all, &expected);
+    let accounts: std::collections::BTreeSet<&String> = want.keys().map(|(a, _, _)| a).collect();
+    let regions: std::collections::BTreeSet<&String> =
+        want.keys().map(|(_, r, _)| r).filter(|r| !r.is_empty()).collect();
+    assert!(accounts.len() >= 2 && regions.len() == 3, "{accounts:?} {regions:?}");
+    assert_eq!(got, want, "{format:?} per account and region");
     lines
 }
 

@@ -438,6 +438,42 @@ pub fn curflow_command() -> Command {
 
 /// Runs `curflow args` (in `cwd`, with `env` added) and echoes what it printed, which the test
 /// harness shows when the test fails.
+/// Stored lines summed per (usage account, region, currency), and the generator's
+/// `by_account_region` (saas months) in the same shape, for the exact per-account and per-region
+/// checks on either store.
+pub fn by_account_region(
+    lines: &[curflow::CostLine],
+    expected: &serde_json::Value,
+) -> (BTreeMap<(String, String, String), Amounts>, BTreeMap<(String, String, String), Amounts>) {
+    let mut got: BTreeMap<(String, String, String), Amounts> = BTreeMap::new();
+    for l in lines {
+        let k = &l.key;
+        got.entry((k.account_id.to_string(), k.region.to_string(), k.currency.to_string()))
+            .or_default()
+            .add(&l.amounts)
+            .unwrap();
+    }
+    let mut want = BTreeMap::new();
+    for p in expected["by_account_region"].as_array().expect("a saas month's expected.json has by_account_region") {
+        let text = |f: &str| p[f].as_str().unwrap().to_string();
+        let amounts = Amounts {
+            unblended_cost: dec(&p["unblended_cost"]),
+            net_unblended_cost: dec(&p["net_unblended_cost"]),
+            amortized_cost: dec(&p["amortized_cost"]),
+            ri_sp_trueup: dec(&p["ri_sp_trueup"]),
+            ri_sp_upfront_fees: dec(&p["ri_sp_upfront_fees"]),
+            usage_amount: dec(&p["usage_amount"]),
+            line_items: 0,
+        };
+        want.insert((text("account_id"), text("region"), text("currency")), amounts);
+    }
+    // The generator does not count rows per place: compare the measures only.
+    for a in got.values_mut() {
+        a.line_items = 0;
+    }
+    (got, want)
+}
+
 pub fn run_curflow(args: &[&str], cwd: Option<&Path>, env: &[(&str, &str)]) -> Output {
     let mut c = curflow_command();
     c.args(args).envs(env.iter().copied());
