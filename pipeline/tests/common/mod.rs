@@ -438,14 +438,14 @@ pub fn curflow_command() -> Command {
 
 /// Runs `curflow args` (in `cwd`, with `env` added) and echoes what it printed, which the test
 /// harness shows when the test fails.
+/// Amounts per (usage account, region, currency).
+pub type ByPlace = BTreeMap<(String, String, String), Amounts>;
+
 /// Stored lines summed per (usage account, region, currency), and the generator's
 /// `by_account_region` (saas months) in the same shape, for the exact per-account and per-region
 /// checks on either store.
-pub fn by_account_region(
-    lines: &[curflow::CostLine],
-    expected: &serde_json::Value,
-) -> (BTreeMap<(String, String, String), Amounts>, BTreeMap<(String, String, String), Amounts>) {
-    let mut got: BTreeMap<(String, String, String), Amounts> = BTreeMap::new();
+pub fn by_account_region(lines: &[curflow::CostLine], expected: &serde_json::Value) -> (ByPlace, ByPlace) {
+    let mut got = ByPlace::new();
     for l in lines {
         let k = &l.key;
         got.entry((k.account_id.to_string(), k.region.to_string(), k.currency.to_string()))
@@ -453,7 +453,7 @@ pub fn by_account_region(
             .add(&l.amounts)
             .unwrap();
     }
-    let mut want = BTreeMap::new();
+    let mut want = ByPlace::new();
     for p in expected["by_account_region"].as_array().expect("a saas month's expected.json has by_account_region") {
         let text = |f: &str| p[f].as_str().unwrap().to_string();
         let amounts = Amounts {
