@@ -26,7 +26,10 @@ use curflow::{Config, Error, ErrorClass};
 
 /// mimalloc keeps freed pages for reuse: the Parquet reader allocates and frees page-sized
 /// buffers for every column of every batch, and with glibc's allocator a tenth of a scan's CPU
-/// time went to the kernel faulting those pages back in (see README, Performance).
+/// time went to the kernel faulting those pages back in (see README, Performance). It is built
+/// with `no_thp` (workspace `Cargo.toml`): with transparent huge pages every fresh arena page was
+/// a zeroed 2 MiB page, which cost a realistic 10M-row month ~130 MiB of peak RSS and ~1 s of
+/// kernel time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
