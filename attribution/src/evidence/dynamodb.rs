@@ -179,6 +179,11 @@ pub struct DynamoAggregator {
 }
 
 impl DynamoAggregator {
+    /// The line parser (cloned onto the threads of a parallel read).
+    pub(crate) fn parser(&self) -> &DynamoParser {
+        &self.parser
+    }
+
     pub fn new(config: DynamoConfig) -> Self {
         Self {
             parser: DynamoParser::new(config.tenant_keys),

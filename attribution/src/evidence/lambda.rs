@@ -30,7 +30,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::json::{self, Object, TenantKeys};
-use super::reader::{LineError, Outcome, Records, read_records};
+use super::parallel::read_lines_parallel;
+use super::reader::{LineError, Outcome, Records, added};
 use super::time::{json_timestamp, split_message, split_prefix};
 use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
@@ -114,6 +115,11 @@ impl LambdaParser {
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Option<LambdaRecord>, ParseError> {
         Ok(self.parse_message_ref(message, timestamp)?.map(Parsed::into_record))
+    }
+
+    /// [`LambdaParser::parse_line`] as the join takes it (see [`Prepared`]).
+    pub(crate) fn prepare_line(&self, line: &str) -> Result<Option<Prepared>, ParseError> {
+        Ok(self.parse_line_ref(line)?.map(Prepared::from))
     }
 
     /// [`LambdaParser::parse_line`] without copying ids and tenants out of the line.
@@ -225,6 +231,60 @@ impl Parsed<'_> {
                 tenant: TenantId::new(tenant.into_owned()).unwrap_or_else(|_| TenantId::unattributed()),
                 time,
             }),
+        }
+    }
+}
+
+/// A line's evidence ready for the join, made where the line is parsed (a worker thread of a
+/// parallel read): the request id as its compact key and the tenant inline when short, so that a
+/// line with a UUID request id and a tenant id of up to [`ShortText::INLINE`] bytes (nearly all)
+/// costs no allocation and reaches the joining thread as a plain copy.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    Report { key: RequestKey, time: Option<DateTime<Utc>>, usage: ReportUsage },
+    Tenant { key: RequestKey, tenant: ShortText, time: Option<DateTime<Utc>> },
+}
+
+impl From<Parsed<'_>> for Prepared {
+    fn from(parsed: Parsed<'_>) -> Self {
+        match parsed {
+            Parsed::Report { request_id, time, usage } => {
+                Prepared::Report { key: RequestKey::new(&request_id), time, usage }
+            }
+            Parsed::Tenant { request_id, tenant, time } => {
+                Prepared::Tenant { key: RequestKey::new(&request_id), tenant: ShortText::new(&tenant), time }
+            }
+        }
+    }
+}
+
+/// A short string kept inline (tenant ids are mostly a few bytes), else on the heap.
+#[derive(Debug, Clone)]
+pub(crate) enum ShortText {
+    Inline { len: u8, bytes: [u8; ShortText::INLINE] },
+    Heap(Box<str>),
+}
+
+impl ShortText {
+    /// Bytes kept inline.
+    pub(crate) const INLINE: usize = 30;
+
+    pub(crate) fn new(text: &str) -> Self {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= Self::INLINE => {
+                let mut bytes = [0u8; Self::INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                ShortText::Inline { len, bytes }
+            }
+            _ => ShortText::Heap(text.into()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole: always valid UTF-8.
+            ShortText::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            ShortText::Heap(text) => text,
         }
     }
 }
@@ -404,7 +464,7 @@ pub struct LambdaStats {
 
 /// A request id, compact when it is a UUID (16 bytes instead of a 36-byte string).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum RequestKey {
+pub(crate) enum RequestKey {
     Uuid(u128),
     Text(Box<str>),
 }
@@ -414,6 +474,19 @@ impl RequestKey {
         match uuid_value(id.as_bytes()) {
             Some(v) => RequestKey::Uuid(v),
             None => RequestKey::Text(id.into()),
+        }
+    }
+}
+
+/// The id as text (a UUID in lowercase), for messages.
+impl std::fmt::Display for RequestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestKey::Uuid(v) => {
+                let hex = format!("{v:032x}");
+                write!(f, "{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+            }
+            RequestKey::Text(text) => f.write_str(text),
         }
     }
 }
@@ -498,7 +571,8 @@ type TenantIndex = u32;
 
 #[derive(Debug)]
 enum Pending {
-    Report(Report),
+    /// A REPORT's time and usage.
+    Report(Option<DateTime<Utc>>, ReportUsage),
     Tenant(TenantIndex, Option<DateTime<Utc>>),
 }
 
@@ -554,22 +628,35 @@ impl LambdaAggregator {
 
     /// Reads one source (REPORTs and app lines may be in the same or in different sources; the join spans
     /// all sources read by this aggregator).
+    ///
+    /// Lines are parsed on worker threads and joined here in input order
+    /// ([`read_lines_parallel`]), with the totals and counts of a one-thread read.
     pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
-        read_records(self, source_name, reader, budget)
+        let parser = self.parser.clone();
+        read_lines_parallel(
+            source_name,
+            reader,
+            budget,
+            |text| parser.prepare_line(text),
+            |line, prepared| added(source_name, line, prepared, |p| self.push_prepared(p)),
+        )
+    }
+
+    /// The line parser (cloned onto the threads of a parallel read).
+    pub(crate) fn parser(&self) -> &LambdaParser {
+        &self.parser
     }
 
     /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
     pub fn push(&mut self, record: LambdaRecord) -> Result<(), String> {
-        match record {
-            LambdaRecord::Report(r) => {
-                self.push_parsed(Parsed::Report { request_id: Cow::Owned(r.request_id), time: r.time, usage: r.usage })
-            }
-            LambdaRecord::Tenant(t) => self.push_parsed(Parsed::Tenant {
-                request_id: Cow::Owned(t.request_id),
-                tenant: Cow::Owned(t.tenant.to_string()),
+        self.push_prepared(match record {
+            LambdaRecord::Report(r) => Prepared::Report { key: RequestKey::new(&r.request_id), time: r.time, usage: r.usage },
+            LambdaRecord::Tenant(t) => Prepared::Tenant {
+                key: RequestKey::new(&t.request_id),
+                tenant: ShortText::new(t.tenant.as_str()),
                 time: t.time,
-            }),
-        }
+            },
+        })
     }
 
     fn intern(&mut self, tenant: &str) -> TenantIndex {
@@ -585,10 +672,14 @@ impl LambdaAggregator {
     }
 
     fn push_parsed(&mut self, record: Parsed<'_>) -> Result<(), String> {
+        self.push_prepared(Prepared::from(record))
+    }
+
+    /// Joins one record with what is pending for its request (in input order).
+    pub(crate) fn push_prepared(&mut self, record: Prepared) -> Result<(), String> {
         match record {
-            Parsed::Report { request_id, time, usage } => {
+            Prepared::Report { key, time, usage } => {
                 self.stats.reports += 1;
-                let key = RequestKey::new(&request_id);
                 if self.done.contains(&key) {
                     self.stats.duplicate_reports += 1;
                     return Ok(());
@@ -596,31 +687,29 @@ impl LambdaAggregator {
                 match self.pending.remove(&key) {
                     Some((_, Pending::Tenant(tenant, tenant_time))) => {
                         self.stats.joined += 1;
+                        let emitted = self.emit(&key, time, &usage, tenant, tenant_time);
                         self.mark_done(key);
-                        self.emit(&request_id, time, &usage, tenant, tenant_time)
+                        emitted
                     }
-                    Some(p @ (_, Pending::Report(_))) => {
+                    Some(p @ (_, Pending::Report(..))) => {
                         self.stats.duplicate_reports += 1;
                         self.pending.insert(key, p);
                         Ok(())
                     }
-                    None => {
-                        let r = Report { request_id: request_id.into_owned(), time, usage };
-                        self.wait(key, Pending::Report(r))
-                    }
+                    None => self.wait(key, Pending::Report(time, usage)),
                 }
             }
-            Parsed::Tenant { request_id, tenant, time } => {
-                let key = RequestKey::new(&request_id);
+            Prepared::Tenant { key, tenant, time } => {
                 if self.done.contains(&key) {
                     return Ok(());
                 }
-                let tenant = self.intern(&tenant);
+                let tenant = self.intern(tenant.as_str());
                 match self.pending.remove(&key) {
-                    Some((_, Pending::Report(r))) => {
+                    Some((_, Pending::Report(report_time, usage))) => {
                         self.stats.joined += 1;
+                        let emitted = self.emit(&key, report_time, &usage, tenant, time);
                         self.mark_done(key);
-                        self.emit(&r.request_id, r.time, &r.usage, tenant, time)
+                        emitted
                     }
                     Some((seq, Pending::Tenant(first, first_time))) => {
                         if first != tenant {
@@ -665,10 +754,11 @@ impl LambdaAggregator {
             return Ok(());
         }
         match self.pending.remove(&key) {
-            Some((_, Pending::Report(r))) => {
+            Some((_, Pending::Report(time, usage))) => {
                 self.stats.reports_without_tenant += 1;
+                let emitted = self.emit(&key, time, &usage, 0, None);
                 self.mark_done(key);
-                self.emit(&r.request_id, r.time, &r.usage, 0, None)
+                emitted
             }
             Some((_, Pending::Tenant(..))) => {
                 self.stats.tenant_lines_without_report += 1;
@@ -695,7 +785,7 @@ impl LambdaAggregator {
     /// Records one invocation: on the day of its REPORT (else of its tenant line).
     fn emit(
         &mut self,
-        request_id: &str,
+        request_id: &RequestKey,
         time: Option<DateTime<Utc>>,
         usage: &ReportUsage,
         tenant: TenantIndex,

@@ -7,11 +7,12 @@
 
 use std::io::BufRead;
 
-use super::agent::AgentAggregator;
-use super::dynamodb::DynamoAggregator;
-use super::lambda::LambdaAggregator;
-use super::reader::{LineError, Outcome, Records, read_lines};
-use super::{ErrorBudget, Result, SourceReport};
+use super::agent::{self, AgentAggregator, AgentUsage};
+use super::dynamodb::{CapacityRecord, DynamoAggregator};
+use super::lambda::{LambdaAggregator, Prepared};
+use super::parallel::read_lines_parallel;
+use super::reader::{LineError, Outcome, Records, added};
+use super::{ErrorBudget, ParseError, Result, SourceReport};
 
 /// The log-based aggregators, fed together.
 #[derive(Debug)]
@@ -35,31 +36,76 @@ impl LogAggregator {
 
     /// Reads one source once. A line any parser records counts as a record; a line none
     /// understands but one finds malformed counts as malformed; a fatal error of any stops.
+    ///
+    /// The lines are parsed on worker threads and added here in input order
+    /// ([`read_lines_parallel`]): the totals, counts and line numbers are those of a one-thread read.
     pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
-        read_lines(source_name, reader, budget, |line, text| {
-            let outcomes = [
-                self.lambda.consume(source_name, line, text),
-                self.dynamo.consume(source_name, line, text),
-                match &mut self.agent {
-                    Some(agent) => agent.consume(source_name, line, text),
-                    None => Ok(Outcome::Ignored),
-                },
-            ];
-            let mut malformed = None;
-            let mut recorded = false;
-            for outcome in outcomes {
-                match outcome {
-                    Err(LineError::Fatal(e)) => return Err(LineError::Fatal(e)),
-                    Ok(Outcome::Record) => recorded = true,
-                    Err(e) => malformed = malformed.or(Some(e)),
-                    Ok(_) => {}
-                }
+        let lambda = self.lambda.parser().clone();
+        let dynamo = self.dynamo.parser().clone();
+        let agent = self.agent.is_some();
+        let parse = |text: &str| {
+            let mixed = Mixed {
+                lambda: lambda.prepare_line(text),
+                dynamo: dynamo.parse_line(text),
+                agent: if agent { agent::parse_line(text) } else { Ok(None) },
+            };
+            match mixed {
+                Mixed { lambda: Ok(None), dynamo: Ok(None), agent: Ok(None) } => ParsedLine::Ignored,
+                Mixed { lambda: Ok(Some(record)), dynamo: Ok(None), agent: Ok(None) } => ParsedLine::Lambda(record),
+                mixed => ParsedLine::Mixed(Box::new(mixed)),
             }
-            match (recorded, malformed) {
-                (true, _) => Ok(Outcome::Record),
-                (false, Some(e)) => Err(e),
-                (false, None) => Ok(Outcome::Ignored),
-            }
-        })
+        };
+        read_lines_parallel(source_name, reader, budget, parse, |line, parsed| self.add(source_name, line, parsed))
     }
+
+    /// Adds one line's records (in input order).
+    fn add(&mut self, source_name: &str, line: u64, parsed: ParsedLine) -> std::result::Result<Outcome, LineError> {
+        let mixed = match parsed {
+            ParsedLine::Ignored => return Ok(Outcome::Ignored),
+            ParsedLine::Lambda(record) => {
+                return added(source_name, line, Ok(Some(record)), |r| self.lambda.push_prepared(r));
+            }
+            ParsedLine::Mixed(mixed) => *mixed,
+        };
+        let outcomes = [
+            added(source_name, line, mixed.lambda, |r| self.lambda.push_prepared(r)),
+            self.dynamo.add_parsed(source_name, line, mixed.dynamo),
+            match &mut self.agent {
+                Some(aggregator) => aggregator.add_parsed(source_name, line, mixed.agent),
+                None => Ok(Outcome::Ignored),
+            },
+        ];
+        let mut malformed = None;
+        let mut recorded = false;
+        for outcome in outcomes {
+            match outcome {
+                Err(LineError::Fatal(e)) => return Err(LineError::Fatal(e)),
+                Ok(Outcome::Record) => recorded = true,
+                Err(e) => malformed = malformed.or(Some(e)),
+                Ok(_) => {}
+            }
+        }
+        match (recorded, malformed) {
+            (true, _) => Ok(Outcome::Record),
+            (false, Some(e)) => Err(e),
+            (false, None) => Ok(Outcome::Ignored),
+        }
+    }
+}
+
+/// What the log parsers made of one line (on a parsing thread), small in the common cases.
+enum ParsedLine {
+    /// No parser found evidence or a fault in it (most log output).
+    Ignored,
+    /// Only the Lambda parser found evidence (REPORTs, tenant lines).
+    Lambda(Prepared),
+    /// Anything else.
+    Mixed(Box<Mixed>),
+}
+
+/// What each log parser made of one line.
+struct Mixed {
+    lambda: std::result::Result<Option<Prepared>, ParseError>,
+    dynamo: std::result::Result<Option<CapacityRecord>, ParseError>,
+    agent: std::result::Result<Option<AgentUsage>, ParseError>,
 }

@@ -27,6 +27,7 @@ pub mod dynamodb;
 pub(crate) mod json;
 pub mod lambda;
 pub mod logs;
+mod parallel;
 mod reader;
 pub mod s3;
 pub(crate) mod time;

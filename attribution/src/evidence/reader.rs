@@ -158,18 +158,37 @@ pub(crate) trait Records {
     /// Parses one line and adds its record, if it is one of ours (also used by [`super::logs`], which
     /// offers each line to several aggregators).
     fn consume(&mut self, source_name: &str, line: u64, text: &str) -> Result<Outcome, LineError> {
-        match self.parse(text)? {
-            None => Ok(Outcome::Ignored),
-            Some(record) => {
-                self.add(record).map_err(|message| {
-                    LineError::Fatal(Box::new(EvidenceError::Invalid {
-                        source_name: source_name.to_owned(),
-                        line,
-                        message,
-                    }))
-                })?;
-                Ok(Outcome::Record)
-            }
+        let parsed = self.parse(text);
+        self.add_parsed(source_name, line, parsed)
+    }
+
+    /// Adds what [`Records::parse`] gave for one line (parsed elsewhere, e.g. on a worker thread of
+    /// [`read_lines_parallel`](super::parallel::read_lines_parallel)).
+    fn add_parsed(
+        &mut self,
+        source_name: &str,
+        line: u64,
+        parsed: Result<Option<Self::Record>, ParseError>,
+    ) -> Result<Outcome, LineError> {
+        added(source_name, line, parsed, |record| self.add(record))
+    }
+}
+
+/// The outcome of one line parsed as `parsed`, its record given to `add` (whose error, an
+/// overflow of exact arithmetic, is fatal for the read).
+pub(crate) fn added<R>(
+    source_name: &str,
+    line: u64,
+    parsed: Result<Option<R>, ParseError>,
+    add: impl FnOnce(R) -> Result<(), String>,
+) -> Result<Outcome, LineError> {
+    match parsed? {
+        None => Ok(Outcome::Ignored),
+        Some(record) => {
+            add(record).map_err(|message| {
+                LineError::Fatal(Box::new(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message }))
+            })?;
+            Ok(Outcome::Record)
         }
     }
 }

@@ -1,0 +1,576 @@
+//! Reading one source on several cores, with the one-thread reader's results.
+//!
+//! Parsing a log line (finding its fields, checking UTF-8, decoding JSON) costs far more than
+//! adding its record to the aggregates, and it needs no state. So the calling thread cuts the
+//! stream into blocks of whole lines ([`BLOCK`]), worker threads parse the blocks' lines, and the
+//! calling thread adds the parsed lines **in input order**. The join of REPORT and tenant lines,
+//! the duplicate window, every count and every line number are therefore exactly those of
+//! [`read_lines`](super::reader::read_lines), which stays the reference (the tests compare both).
+//!
+//! Memory: at most [`IN_FLIGHT`] blocks (and their parsed lines) are read ahead, so it stays flat
+//! in the size of the input. A source that fits in one block is parsed on the calling thread.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, ErrorKind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Mutex;
+use std::sync::mpsc::{channel, sync_channel};
+
+use super::reader::{LineError, MAX_LINE_BYTES, Outcome};
+use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
+
+/// Bytes of whole lines handed to a worker at once (more than [`MAX_LINE_BYTES`], so a block
+/// without a newline is an over-long line).
+pub(crate) const BLOCK: usize = 4 << 20;
+/// Blocks read ahead of the adding thread.
+const IN_FLIGHT: usize = 4;
+/// Bytes kept of a line longer than a block (the example shows its first 160 characters).
+const EXCERPT: usize = 1024;
+
+/// A piece of the input, in order.
+enum Piece {
+    /// Whole lines; the last one may lack its newline only at the end of the input.
+    Lines(Vec<u8>),
+    /// A line longer than a block, skipped to its newline: its first bytes.
+    TooLong(Vec<u8>),
+    /// The stream failed as a truncated or corrupt gzip stream does: the partial line before it.
+    Corrupt(Vec<u8>, io::Error),
+    /// Another read error: fatal for the whole read.
+    Failed(io::Error),
+}
+
+/// What a worker made of one non-blank line of a block.
+enum Item<T> {
+    Parsed(T),
+    TooLong,
+    InvalidUtf8 { valid_up_to: usize },
+}
+
+/// A parsed block: its bytes (for the examples of malformed lines) and its lines.
+struct Parsed<T> {
+    block: Vec<u8>,
+    /// Lines in the block, blank ones included (for line numbers).
+    lines: u64,
+    /// Non-blank lines.
+    items: Vec<Entry<T>>,
+}
+
+/// A non-blank line of a block: its index in the block, its byte range (without newline and
+/// `\r`; a block is at most a few MiB), what it is.
+type Entry<T> = (u32, u32, u32, Item<T>);
+
+/// A piece ready to be added, in input order.
+enum Ready<T> {
+    Parsed(Parsed<T>),
+    Other(Piece),
+}
+
+/// Reads `reader` like [`read_lines`](super::reader::read_lines), with `parse` run on worker
+/// threads and `add` (given the 1-based line number) on this one, in input order.
+pub(crate) fn read_lines_parallel<R: BufRead, T: Send>(
+    source_name: &str,
+    reader: R,
+    budget: &ErrorBudget,
+    parse: impl Fn(&str) -> T + Sync,
+    add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+) -> Result<SourceReport, EvidenceError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    read_blocks(source_name, reader, budget, BLOCK, workers, &parse, add)
+}
+
+/// [`read_lines_parallel`] with the block size and the number of workers given (tests use small
+/// blocks to cross many block boundaries).
+fn read_blocks<R: BufRead, T: Send>(
+    source_name: &str,
+    reader: R,
+    budget: &ErrorBudget,
+    block: usize,
+    workers: usize,
+    parse: &(impl Fn(&str) -> T + Sync),
+    mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+) -> Result<SourceReport, EvidenceError> {
+    let mut added = Added { report: SourceReport { source: source_name.to_owned(), ..SourceReport::default() }, line: 0 };
+    let mut pieces = Pieces {
+        reader,
+        block: block.max(MAX_LINE_BYTES + 1),
+        carry: Vec::new(),
+        stash: None,
+        ended: false,
+        spare: Vec::new(),
+    };
+    let first = pieces.next();
+    // Small sources (one block) are parsed here: no threads to start.
+    if pieces.ended || workers < 2 {
+        let mut next = first;
+        while let Some(piece) = next {
+            let mut ready = match piece {
+                Piece::Lines(bytes) => Ready::Parsed(parse_block(bytes, Vec::new(), parse)),
+                other => Ready::Other(other),
+            };
+            if !added.add(&mut ready, budget, &mut add)? {
+                break;
+            }
+            next = pieces.next();
+        }
+    } else {
+        read_threaded(&mut pieces, first, &mut added, budget, workers, parse, add)?;
+    }
+    added.report.check(budget)?;
+    Ok(added.report)
+}
+
+/// The threaded part of [`read_blocks`]: `workers` threads parse the pieces that `pieces` reads
+/// (from `first` on) and this thread adds them in order.
+fn read_threaded<R: BufRead, T: Send>(
+    pieces: &mut Pieces<R>,
+    first: Option<Piece>,
+    added: &mut Added,
+    budget: &ErrorBudget,
+    workers: usize,
+    parse: &(impl Fn(&str) -> T + Sync),
+    mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+) -> Result<(), EvidenceError> {
+    let source_name = added.report.source.clone();
+    let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(IN_FLIGHT);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = channel();
+    // Emptied line lists go back to the workers, blocks to the reader: no fresh memory per block.
+    let (recycle_tx, recycle_rx) = sync_channel::<Vec<Entry<T>>>(IN_FLIGHT + workers);
+    let recycle_rx = Mutex::new(recycle_rx);
+    std::thread::scope(|scope| {
+        // Moved in: every return from here drops it, which ends the workers before the scope
+        // waits for them.
+        let work_tx = work_tx;
+        for _ in 0..workers {
+            let (work_rx, recycle_rx, done_tx) = (&work_rx, &recycle_rx, done_tx.clone());
+            std::thread::Builder::new()
+                .name("evidence-parse".into())
+                .spawn_scoped(scope, move || {
+                    loop {
+                        // A poisoned lock: another worker panicked, its panic is re-raised below.
+                        let Ok(job) = work_rx.lock().map(|rx| rx.recv()) else { return };
+                        let Ok((seq, bytes)) = job else { return }; // no more blocks
+                        let items = recycle_rx.lock().ok().and_then(|rx| rx.try_recv().ok()).unwrap_or_default();
+                        let parsed = catch_unwind(AssertUnwindSafe(|| parse_block(bytes, items, parse)));
+                        if done_tx.send((seq, parsed)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| io_error(&source_name, 0, format!("could not start a parsing thread: {e}")))?;
+        }
+        drop(done_tx);
+        let mut waiting: BTreeMap<u64, Ready<T>> = BTreeMap::new();
+        let (mut sent, mut next_added) = (0u64, 0u64);
+        let mut next = first;
+        loop {
+            // Read ahead up to IN_FLIGHT pieces; pieces that need no parsing wait here.
+            while sent - next_added < IN_FLIGHT as u64 {
+                let Some(piece) = next.take() else { break };
+                match piece {
+                    Piece::Lines(bytes) => {
+                        if work_tx.send((sent, bytes)).is_err() {
+                            break; // every worker is gone: their panic is re-raised below
+                        }
+                    }
+                    other => {
+                        waiting.insert(sent, Ready::Other(other));
+                    }
+                }
+                sent += 1;
+                next = pieces.next();
+            }
+            if next_added == sent {
+                return Ok(());
+            }
+            let mut ready = match waiting.remove(&next_added) {
+                Some(ready) => ready,
+                None => loop {
+                    let Ok((seq, parsed)) = done_rx.recv() else {
+                        return Err(io_error(&source_name, added.line, "the parsing threads ended early".into()));
+                    };
+                    let parsed = parsed.unwrap_or_else(|panic| resume_unwind(panic));
+                    if seq == next_added {
+                        break Ready::Parsed(parsed);
+                    }
+                    waiting.insert(seq, Ready::Parsed(parsed));
+                },
+            };
+            next_added += 1;
+            if !added.add(&mut ready, budget, &mut add)? {
+                return Ok(());
+            }
+            if let Ready::Parsed(parsed) = ready {
+                pieces.spare.push(parsed.block);
+                // A full queue just frees the list.
+                recycle_tx.try_send(parsed.items).unwrap_or_default();
+            }
+        }
+    })
+}
+
+fn io_error(source_name: &str, line: u64, message: String) -> EvidenceError {
+    EvidenceError::Io { source_name: source_name.to_owned(), line, message }
+}
+
+/// The report being built and the number of the last line added.
+struct Added {
+    report: SourceReport,
+    line: u64,
+}
+
+impl Added {
+    /// Counts one piece as [`read_lines`](super::reader::read_lines) counts its lines; `false`
+    /// when the input ended there (a truncated stream).
+    fn add<T>(
+        &mut self,
+        ready: &mut Ready<T>,
+        budget: &ErrorBudget,
+        add: &mut impl FnMut(u64, T) -> Result<Outcome, LineError>,
+    ) -> Result<bool, EvidenceError> {
+        let report = &mut self.report;
+        match ready {
+            Ready::Parsed(parsed) => {
+                for (index, start, end, item) in parsed.items.drain(..) {
+                    let line = self.line + u64::from(index) + 1;
+                    let bytes = parsed.block.get(start as usize..end as usize).unwrap_or_default();
+                    report.lines += 1;
+                    match item {
+                        Item::TooLong => {
+                            report.malformed(line, &ParseError::TooLong { limit: MAX_LINE_BYTES }, bytes, budget)
+                        }
+                        Item::InvalidUtf8 { valid_up_to } => {
+                            report.malformed(line, &ParseError::InvalidUtf8 { valid_up_to }, bytes, budget)
+                        }
+                        Item::Parsed(value) => match add(line, value) {
+                            Ok(Outcome::Record) => report.records += 1,
+                            Ok(Outcome::Ignored) => report.ignored += 1,
+                            Err(LineError::Malformed(e)) => report.malformed(line, &e, bytes, budget),
+                            Err(LineError::Fatal(e)) => return Err(*e),
+                        },
+                    }
+                }
+                self.line += parsed.lines;
+            }
+            Ready::Other(Piece::TooLong(excerpt)) => {
+                self.line += 1;
+                report.lines += 1;
+                report.malformed(self.line, &ParseError::TooLong { limit: MAX_LINE_BYTES }, excerpt, budget);
+            }
+            Ready::Other(Piece::Corrupt(partial, e)) => {
+                self.line += 1;
+                report.lines += 1;
+                report.truncated = true;
+                let err = ParseError::Truncated(format!("{e} (after {} complete lines)", self.line - 1));
+                report.malformed(self.line, &err, partial, budget);
+                return Ok(false);
+            }
+            Ready::Other(Piece::Failed(e)) => {
+                return Err(EvidenceError::Io {
+                    source_name: report.source.clone(),
+                    line: self.line,
+                    message: e.to_string(),
+                });
+            }
+            Ready::Other(Piece::Lines(_)) => {} // always parsed before it gets here
+        }
+        Ok(true)
+    }
+}
+
+/// Splits a block into lines and parses the non-blank ones into `items` (a worker's job).
+fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str) -> T) -> Parsed<T> {
+    items.clear();
+    items.reserve(block.len() / 128);
+    let mut index = 0u32;
+    let mut start = 0usize;
+    let mut line = |start: usize, end: usize, index: u32| {
+        let raw = &block[start..end];
+        let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let too_long = raw.len() > MAX_LINE_BYTES;
+        if !too_long && bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let end = start + bytes.len();
+        let item = if too_long {
+            Item::TooLong
+        } else {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Item::Parsed(parse(text)),
+                Err(e) => Item::InvalidUtf8 { valid_up_to: e.valid_up_to() },
+            }
+        };
+        // Offsets and indexes fit: a block is at most a few MiB.
+        let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
+        items.push((index, offset(start), offset(end.min(start + MAX_LINE_BYTES)), item));
+    };
+    for newline in memchr::memchr_iter(b'\n', &block) {
+        line(start, newline, index);
+        index += 1;
+        start = newline + 1;
+    }
+    if start < block.len() {
+        line(start, block.len(), index); // the last line of the input, without newline
+        index += 1;
+    }
+    Parsed { block, lines: u64::from(index), items }
+}
+
+/// Cuts a reader into [`Piece`]s of whole lines.
+struct Pieces<R> {
+    reader: R,
+    block: usize,
+    /// The start of the next line, read with the previous block.
+    carry: Vec<u8>,
+    /// A piece to give after the current one (the error after the lines before it).
+    stash: Option<Piece>,
+    ended: bool,
+    /// Blocks already added, to be filled again.
+    spare: Vec<Vec<u8>>,
+}
+
+impl<R: BufRead> Pieces<R> {
+    fn next(&mut self) -> Option<Piece> {
+        if let Some(piece) = self.stash.take() {
+            return Some(piece);
+        }
+        if self.ended {
+            return None;
+        }
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.reserve(self.block);
+        bytes.append(&mut self.carry);
+        while bytes.len() < self.block {
+            match self.reader.fill_buf() {
+                Ok([]) => {
+                    self.ended = true;
+                    return (!bytes.is_empty()).then_some(Piece::Lines(bytes));
+                }
+                Ok(available) => {
+                    let n = available.len().min(self.block - bytes.len());
+                    bytes.extend_from_slice(&available[..n]);
+                    self.reader.consume(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended = true;
+                    // The whole lines before the failure are read; the partial one is not.
+                    let whole = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+                    let partial = bytes.split_off(whole);
+                    let failure = if is_corrupt(&e) {
+                        Piece::Corrupt(partial[..partial.len().min(MAX_LINE_BYTES)].to_vec(), e)
+                    } else {
+                        Piece::Failed(e)
+                    };
+                    if bytes.is_empty() {
+                        return Some(failure);
+                    }
+                    self.stash = Some(failure);
+                    return Some(Piece::Lines(bytes));
+                }
+            }
+        }
+        match memchr::memrchr(b'\n', &bytes) {
+            Some(newline) => {
+                self.carry.extend_from_slice(&bytes[newline + 1..]);
+                bytes.truncate(newline + 1);
+                Some(Piece::Lines(bytes))
+            }
+            None => {
+                bytes.truncate(EXCERPT);
+                Some(self.skip_line(bytes))
+            }
+        }
+    }
+
+    /// Skips the rest of a line longer than a block (to its newline, or the end).
+    fn skip_line(&mut self, excerpt: Vec<u8>) -> Piece {
+        loop {
+            match self.reader.fill_buf() {
+                Ok([]) => {
+                    self.ended = true;
+                    return Piece::TooLong(excerpt);
+                }
+                Ok(available) => {
+                    if let Some(i) = memchr::memchr(b'\n', available) {
+                        self.reader.consume(i + 1);
+                        return Piece::TooLong(excerpt);
+                    }
+                    let n = available.len();
+                    self.reader.consume(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended = true;
+                    return if is_corrupt(&e) { Piece::Corrupt(excerpt, e) } else { Piece::Failed(e) };
+                }
+            }
+        }
+    }
+}
+
+/// The errors a truncated or corrupt gzip stream gives (as [`read_lines`](super::reader::read_lines)
+/// counts them: one malformed line, the lines before it kept).
+fn is_corrupt(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use super::*;
+    use crate::evidence::reader::read_lines;
+
+    fn budget() -> ErrorBudget {
+        ErrorBudget { max_ratio: rust_decimal::Decimal::ONE, max_examples: 1_000 }
+    }
+
+    /// Line number and text of every line added, and the report, from both readers.
+    /// The lines added (number, text) and the report of one read.
+    type Read = (Vec<(u64, String)>, Result<SourceReport, EvidenceError>);
+
+    fn both(data: &[u8], block: usize, workers: usize) -> [Read; 2] {
+        let add = |seen: &mut Vec<(u64, String)>, line: u64, text: String| {
+            let outcome = if text.starts_with("bad") {
+                Err(LineError::Malformed(ParseError::Invalid("bad".into())))
+            } else if text.starts_with("ok") {
+                Ok(Outcome::Record)
+            } else {
+                Ok(Outcome::Ignored)
+            };
+            seen.push((line, text));
+            outcome
+        };
+        let mut one = Vec::new();
+        let sequential =
+            read_lines("t", crate::evidence::decompress(Cursor::new(data.to_vec())).unwrap(), &budget(), |l, t| {
+                add(&mut one, l, t.to_owned())
+            });
+        let mut many = Vec::new();
+        let parallel = read_blocks(
+            "t",
+            crate::evidence::decompress(Cursor::new(data.to_vec())).unwrap(),
+            &budget(),
+            block,
+            workers,
+            &|t: &str| t.to_owned(),
+            |l, t| add(&mut many, l, t),
+        );
+        [(one, sequential), (many, parallel)]
+    }
+
+    fn assert_same(data: &[u8]) {
+        for (block, workers) in [(MAX_LINE_BYTES + 1, 2), (MAX_LINE_BYTES + 7, 3), (BLOCK, 2), (MAX_LINE_BYTES + 1, 1)] {
+            let [one, many] = both(data, block, workers);
+            assert_eq!(one.0.len(), many.0.len(), "block {block}, {workers} workers");
+            assert!(one.0 == many.0, "lines differ, block {block}, {workers} workers");
+            assert_eq!(format!("{:?}", one.1), format!("{:?}", many.1), "block {block}, {workers} workers");
+        }
+    }
+
+    /// ~5 MiB of mixed lines: records, other output, malformed, blank, CRLF, bad UTF-8.
+    fn mixed(lines: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for i in 0..lines {
+            match i % 11 {
+                0 => data.extend_from_slice(b"\r\n"),
+                1 => data.extend_from_slice(format!("bad {i}\n").as_bytes()),
+                2 => {
+                    data.extend_from_slice(format!("other {i} ").as_bytes());
+                    data.extend_from_slice(b"\xff\xfe\n");
+                }
+                3 => data.extend_from_slice(format!("ok {i} crlf\r\n").as_bytes()),
+                4 => data.extend_from_slice(b"   \n"),
+                5 => data.extend_from_slice(format!("other {i}\n").as_bytes()),
+                _ => data.extend_from_slice(format!("ok {i} {}\n", "x".repeat(i % 97)).as_bytes()),
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn many_blocks_give_the_lines_counts_and_examples_of_the_one_thread_reader() {
+        let data = mixed(120_000);
+        assert!(data.len() > 3 * (MAX_LINE_BYTES + 1));
+        assert_same(&data);
+        let [(_, Ok(report)), ..] = both(&data, MAX_LINE_BYTES + 1, 2) else { panic!() };
+        assert!(
+            report.records > 60_000 && report.malformed > 20_000 && report.ignored > 10_000,
+            "{} {} {}",
+            report.records,
+            report.malformed,
+            report.ignored
+        );
+        // Without a final newline, and with a last line that is blank.
+        assert_same(&data[..data.len() - 1]);
+        assert_same(b"ok 1\nbad\n  ");
+        assert_same(b"");
+        assert_same(b"\n\n");
+    }
+
+    #[test]
+    fn over_long_lines_inside_and_beyond_a_block() {
+        for long in [MAX_LINE_BYTES, MAX_LINE_BYTES + 1, MAX_LINE_BYTES + 5, 3 * MAX_LINE_BYTES] {
+            let mut data = mixed(20_000);
+            data.extend(std::iter::repeat_n(b'y', long));
+            data.extend_from_slice(b"\nok after\n");
+            data.extend(mixed(30_000));
+            assert_same(&data);
+            // The over-long line last, without newline.
+            data.extend(std::iter::repeat_n(b'z', long));
+            assert_same(&data);
+        }
+    }
+
+    #[test]
+    fn truncated_gzip_ends_with_the_same_damage() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&mixed(150_000)).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_same(&gz);
+        for cut in [gz.len() / 3, gz.len() / 2, gz.len() - 9] {
+            let [one, many] = both(&gz[..cut], MAX_LINE_BYTES + 1, 2);
+            let report = many.1.as_ref().unwrap();
+            assert!(report.truncated, "cut at {cut}");
+            assert!(one.0 == many.0, "cut at {cut}");
+            assert_eq!(format!("{:?}", one.1), format!("{:?}", many.1), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_fatal_error_stops_the_read() {
+        let data = mixed(200_000);
+        let mut seen = 0u64;
+        let result = read_blocks("t", Cursor::new(data), &budget(), MAX_LINE_BYTES + 1, 2, &|t: &str| t.len(), |line, _| {
+            seen += 1;
+            if line == 150_000 {
+                return Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
+                    source_name: "t".into(),
+                    line,
+                    message: "overflow".into(),
+                })));
+            }
+            Ok(Outcome::Record)
+        });
+        assert!(matches!(result, Err(EvidenceError::Invalid { line: 150_000, .. })), "{result:?}");
+        assert!(seen < 150_000);
+    }
+
+    #[test]
+    #[should_panic(expected = "parser bug")]
+    fn a_panicking_parser_panics_the_reader() {
+        let data = mixed(200_000);
+        let _never = read_blocks(
+            "t",
+            Cursor::new(data),
+            &budget(),
+            MAX_LINE_BYTES + 1,
+            2,
+            &|t: &str| assert!(!t.starts_with("ok 150002 "), "parser bug"),
+            |_, ()| Ok(Outcome::Record),
+        );
+    }
+}
