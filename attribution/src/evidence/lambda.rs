@@ -650,7 +650,9 @@ impl LambdaAggregator {
     /// Adds one parsed record. `Err` only when a total overflows exact arithmetic.
     pub fn push(&mut self, record: LambdaRecord) -> Result<(), String> {
         self.push_prepared(match record {
-            LambdaRecord::Report(r) => Prepared::Report { key: RequestKey::new(&r.request_id), time: r.time, usage: r.usage },
+            LambdaRecord::Report(r) => {
+                Prepared::Report { key: RequestKey::new(&r.request_id), time: r.time, usage: r.usage }
+            }
             LambdaRecord::Tenant(t) => Prepared::Tenant {
                 key: RequestKey::new(&t.request_id),
                 tenant: ShortText::new(t.tenant.as_str()),

@@ -89,7 +89,8 @@ fn read_blocks<R: BufRead, T: Send>(
     parse: &(impl Fn(&str) -> T + Sync),
     mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
 ) -> Result<SourceReport, EvidenceError> {
-    let mut added = Added { report: SourceReport { source: source_name.to_owned(), ..SourceReport::default() }, line: 0 };
+    let mut added =
+        Added { report: SourceReport { source: source_name.to_owned(), ..SourceReport::default() }, line: 0 };
     let mut pieces = Pieces {
         reader,
         block: block.max(MAX_LINE_BYTES + 1),
@@ -463,7 +464,8 @@ mod tests {
     }
 
     fn assert_same(data: &[u8]) {
-        for (block, workers) in [(MAX_LINE_BYTES + 1, 2), (MAX_LINE_BYTES + 7, 3), (BLOCK, 2), (MAX_LINE_BYTES + 1, 1)] {
+        for (block, workers) in [(MAX_LINE_BYTES + 1, 2), (MAX_LINE_BYTES + 7, 3), (BLOCK, 2), (MAX_LINE_BYTES + 1, 1)]
+        {
             let [one, many] = both(data, block, workers);
             assert_eq!(one.0.len(), many.0.len(), "block {block}, {workers} workers");
             assert!(one.0 == many.0, "lines differ, block {block}, {workers} workers");
@@ -544,17 +546,18 @@ mod tests {
     fn a_fatal_error_stops_the_read() {
         let data = mixed(200_000);
         let mut seen = 0u64;
-        let result = read_blocks("t", Cursor::new(data), &budget(), MAX_LINE_BYTES + 1, 2, &|t: &str| t.len(), |line, _| {
-            seen += 1;
-            if line == 150_000 {
-                return Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
-                    source_name: "t".into(),
-                    line,
-                    message: "overflow".into(),
-                })));
-            }
-            Ok(Outcome::Record)
-        });
+        let result =
+            read_blocks("t", Cursor::new(data), &budget(), MAX_LINE_BYTES + 1, 2, &|t: &str| t.len(), |line, _| {
+                seen += 1;
+                if line == 150_000 {
+                    return Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
+                        source_name: "t".into(),
+                        line,
+                        message: "overflow".into(),
+                    })));
+                }
+                Ok(Outcome::Record)
+            });
         assert!(matches!(result, Err(EvidenceError::Invalid { line: 150_000, .. })), "{result:?}");
         assert!(seen < 150_000);
     }

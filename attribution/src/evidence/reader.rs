@@ -186,7 +186,11 @@ pub(crate) fn added<R>(
         None => Ok(Outcome::Ignored),
         Some(record) => {
             add(record).map_err(|message| {
-                LineError::Fatal(Box::new(EvidenceError::Invalid { source_name: source_name.to_owned(), line, message }))
+                LineError::Fatal(Box::new(EvidenceError::Invalid {
+                    source_name: source_name.to_owned(),
+                    line,
+                    message,
+                }))
             })?;
             Ok(Outcome::Record)
         }
