@@ -23,7 +23,7 @@ use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
-use crate::scan::{Engine, EngineOptions, FileScan, SpillOptions};
+use crate::scan::{Absorbed, Engine, EngineOptions, FastGroups, FileScan, SpillOptions};
 use crate::store::{CostStore, Invoices, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use curflow_scan::Error as ScanError;
 
@@ -276,21 +276,28 @@ impl Processor {
         let tag_key = self.options.tag_key.as_str();
         // Each file's groups are merged as soon as the file is done, while the next files are still
         // being scanned (their partitions run on the runtime's workers), and moved, not copied:
-        // the merge is off the critical path and no file's groups outlive its merge.
+        // the merge is off the critical path and no file's groups outlive its merge. Files the
+        // fast path read are merged in codes (`FastGroups`) and become cost lines once, at the end;
+        // the others' lines are merged by their text keys.
         let mut files = futures::stream::iter(delivery.files.iter())
             .map(|file| async move {
-                let scan = self.engine.scan_file(file, tag_key).await?;
-                on_file(&scan);
-                Ok::<_, Error>(scan)
+                let scanned = self.engine.scan_file_in_codes(file, tag_key).await?;
+                on_file(&scanned.0);
+                Ok::<_, Error>(scanned)
             })
             .buffered(self.options.file_concurrency.max(1));
         let mut aggregate = PeriodAggregate::default();
+        let mut in_codes: Option<FastGroups> = None;
         let mut scans = Vec::with_capacity(delivery.files.len());
         let mut rows_per_period = Vec::with_capacity(delivery.files.len());
         let merged: Result<()> = async {
-            while let Some(scan) = files.next().await {
-                let mut scan = scan?;
+            while let Some(scanned) = files.next().await {
+                let (mut scan, fast) = scanned?;
                 let mut rows: BTreeMap<BillingPeriod, u64> = BTreeMap::new();
+                if let Some(fast) = fast {
+                    rows.clone_from(fast.rows_per_period());
+                    merge_in_codes(&mut in_codes, fast, &mut aggregate)?;
+                }
                 if aggregate.is_empty() {
                     aggregate.reserve(scan.groups.len());
                 }
@@ -300,6 +307,9 @@ impl Processor {
                 }
                 scans.push(scan);
                 rows_per_period.push(rows);
+            }
+            if let Some(groups) = in_codes.take() {
+                lines_from_codes(groups, &mut aggregate)?;
             }
             Ok(())
         }
@@ -566,6 +576,39 @@ pub(crate) fn attribute_conserving(
         )));
     }
     Ok(split)
+}
+
+/// Adds one file's fast-path groups to the delivery's (`in_codes`). Groups that cannot be merged
+/// in codes (a key that would outgrow 127 bits, FOCUS next to CUR) become lines at once, and
+/// tables that outgrow `memory-limit-mb` become lines and start afresh: the aggregate merges
+/// lines by their text keys, so every mix gives the same result.
+fn merge_in_codes(in_codes: &mut Option<FastGroups>, fast: FastGroups, aggregate: &mut PeriodAggregate) -> Result<()> {
+    let Some(merged) = in_codes else {
+        *in_codes = Some(fast);
+        return Ok(());
+    };
+    match merged.absorb(fast)? {
+        Absorbed::Merged => {}
+        Absorbed::Apart(fast) => lines_from_codes(fast, aggregate)?,
+        Absorbed::OverBudget => {
+            tracing::debug!(
+                groups = merged.len(),
+                "the delivery's group tables reached memory-limit-mb; building their lines now"
+            );
+            if let Some(full) = in_codes.take() {
+                lines_from_codes(full, aggregate)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the cost lines of groups in codes into `aggregate`.
+fn lines_from_codes(groups: FastGroups, aggregate: &mut PeriodAggregate) -> Result<()> {
+    if aggregate.is_empty() {
+        aggregate.reserve(groups.len());
+    }
+    groups.finish(|period, key, amounts| aggregate.add(period, key, &amounts).map_err(Error::from))
 }
 
 /// SHA-256 (hex) of the tag key and, when attribution runs, its rules, assignments and the usage

@@ -47,6 +47,7 @@ use rust_decimal::Decimal;
 
 use crate::discover::{DataFile, FileKind};
 pub use crate::error::{BadValueInRow, Error, Result};
+pub use crate::fast::{Absorbed, FastGroups};
 use crate::location::{Location, S3Access};
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
@@ -118,6 +119,19 @@ impl FileScan {
         invoices: BTreeMap<BillingPeriod, Invoices>,
     ) -> Self {
         let summed: u64 = groups.iter().map(|(_, _, a)| a.line_items).sum();
+        Self::counted(path, cols, rows_read, summed, groups, invoices)
+    }
+
+    /// [`FileScan::new`] for groups kept elsewhere (in codes, see [`FastGroups`]), which summed
+    /// `summed` rows.
+    fn counted(
+        path: &Path,
+        cols: &ResolvedColumns,
+        rows_read: u64,
+        summed: u64,
+        groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+        invoices: BTreeMap<BillingPeriod, Invoices>,
+    ) -> Self {
         Self {
             path: path.to_path_buf(),
             format: cols.format,
@@ -214,6 +228,20 @@ impl Engine {
 
     /// Scans one file and returns its per-group sums.
     pub async fn scan_file(&self, file: &DataFile, tag_key: &str) -> Result<FileScan> {
+        let (mut scan, fast) = self.scan_file_in_codes(file, tag_key).await?;
+        if let Some(fast) = fast {
+            fast.finish(|period, key, amounts| {
+                scan.groups.push((period, key, amounts));
+                Ok::<_, Error>(())
+            })?;
+        }
+        Ok(scan)
+    }
+
+    /// Like [`Engine::scan_file`], but a file the fast path read keeps its groups in codes
+    /// (returned apart; the scan's `groups` is then empty), so a delivery's files can be merged
+    /// before any cost line is built ([`FastGroups::absorb`]).
+    pub async fn scan_file_in_codes(&self, file: &DataFile, tag_key: &str) -> Result<(FileScan, Option<FastGroups>)> {
         let path = file.path.as_path();
         if file.size == 0 {
             return Err(Error::EmptyFile { path: path.to_path_buf() });
@@ -229,7 +257,7 @@ impl Engine {
         let (df, cols, footer_rows, csv_gzip) = match file.kind {
             FileKind::CsvZip => {
                 let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
-                return self.scan_zip(path, s3, tag_key).await;
+                return Ok((self.scan_zip(path, s3, tag_key).await?, None));
             }
             FileKind::Parquet => {
                 let footer = match &s3 {
@@ -244,10 +272,10 @@ impl Engine {
                         Some(bits) => layout.with_key_bits(bits),
                         None => layout,
                     };
-                    if let Some(scan) =
+                    if let Some((scan, groups)) =
                         self.scan_parquet_fast(path, path_str, file.size, &cols, &footer, layout).await?
                     {
-                        return Ok(scan);
+                        return Ok((scan, Some(groups)));
                     }
                     tracing::info!(
                         file = %path.display(),
@@ -290,7 +318,7 @@ impl Engine {
         );
         let rows_read = footer_rows.unwrap_or_else(|| leaf_output_rows(physical.as_ref()));
         let spilled_bytes = spilled_bytes(path, physical.as_ref());
-        Ok(FileScan { spilled_bytes, ..FileScan::new(path, &cols, rows_read, groups, invoices) })
+        Ok((FileScan { spilled_bytes, ..FileScan::new(path, &cols, rows_read, groups, invoices) }, None))
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why); `None`
@@ -303,7 +331,7 @@ impl Engine {
         cols: &ResolvedColumns,
         footer: &inspect::ParquetFooter,
         layout: fast::FastLayout,
-    ) -> Result<Option<FileScan>> {
+    ) -> Result<Option<(FileScan, FastGroups)>> {
         if let Some((i, g)) = footer.row_groups.iter().enumerate().find(|(_, g)| g.start >= size) {
             return Err(Error::BadParquet {
                 path: path.to_path_buf(),
@@ -320,7 +348,9 @@ impl Engine {
             metrics = %DisplayableExecutionPlan::with_metrics(done.plan.as_ref()).indent(true),
             "scan metrics (fast path; the filter, measures and aggregation run in curflow::scan::fast)"
         );
-        Ok(Some(FileScan::new(path, cols, footer.rows, done.groups, done.invoices)))
+        let summary = done.groups.summary();
+        let scan = FileScan::counted(path, cols, footer.rows, summary.rows, Vec::new(), summary.invoices.clone());
+        Ok(Some((scan, done.groups)))
     }
 
     /// Plans and runs one file's aggregate; returns the executed plan (for metrics) and groups.
@@ -672,6 +702,91 @@ mod tests {
         let (with_spill, without) = (merge(small.groups), merge(roomy.groups));
         assert!(without.len() > 20_000, "{} groups", without.len());
         assert_eq!(with_spill, without);
+    }
+
+    /// A delivery's files merged in codes ([`FastGroups::absorb`], then one `finish`) give the
+    /// same groups, invoices and row counts as each file's lines merged by their text keys; a
+    /// FOCUS file is kept apart from CUR files, untouched.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_merged_in_codes_equal_files_merged_by_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 60_000,
+            tenants: 300,
+            out_dir: dir.path().join("month"),
+            files: Some(3),
+            profile: curflow_fixtures::Profile::Saas,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let options = EngineOptions { target_partitions: 2, batch_size: 2048, ..EngineOptions::default() };
+        let engine = Engine::new(&options).unwrap();
+        let merge = |groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+                     into: &mut BTreeMap<(BillingPeriod, CostKey), Amounts>| {
+            for (p, k, a) in groups {
+                into.entry((p, k)).or_default().add(&a).unwrap();
+            }
+        };
+        let (mut by_text, mut in_codes) = (BTreeMap::new(), None::<FastGroups>);
+        let mut rows = 0;
+        for path in &generated.data_files {
+            let file = DataFile::local(path, FileKind::Parquet).unwrap();
+            let scan = engine.scan_file(&file, "accountant_id").await.unwrap();
+            let (coded, fast) = engine.scan_file_in_codes(&file, "accountant_id").await.unwrap();
+            let fast = fast.expect("the fast path reads the realistic month");
+            assert!(coded.groups.is_empty(), "groups stay in codes");
+            assert_eq!((coded.rows_read, coded.split_child_rows), (scan.rows_read, scan.split_child_rows));
+            assert_eq!(coded.invoices, scan.invoices);
+            let summed: u64 = scan.groups.iter().map(|(_, _, a)| a.line_items).sum();
+            assert_eq!(fast.rows_per_period().values().sum::<u64>(), summed);
+            rows += summed;
+            merge(scan.groups, &mut by_text);
+            match &mut in_codes {
+                None => in_codes = Some(fast),
+                Some(merged) => assert!(matches!(merged.absorb(fast).unwrap(), Absorbed::Merged)),
+            }
+        }
+        let merged = in_codes.unwrap();
+        assert!(merged.len() >= by_text.len(), "a group per distinct key, NULL and blank text apart");
+        let mut from_codes = BTreeMap::new();
+        let mut lines = Vec::new();
+        merged
+            .finish(|p, k, a| {
+                lines.push((p, k, a));
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        merge(lines, &mut from_codes);
+        assert!(by_text.len() > 5_000, "{} groups", by_text.len());
+        assert_eq!(from_codes.values().map(|a| a.line_items).sum::<u64>(), rows);
+        assert_eq!(from_codes, by_text);
+
+        // FOCUS is summed differently: never merged with CUR groups.
+        let focus_dir = dir.path().join("focus");
+        let focus = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 5_000,
+            out_dir: focus_dir,
+            files: Some(1),
+            format: curflow_fixtures::Format::Focus12,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let cur_file = DataFile::local(&generated.data_files[0], FileKind::Parquet).unwrap();
+        let focus_file = DataFile::local(&focus.data_files[0], FileKind::Parquet).unwrap();
+        let mut cur = engine.scan_file_in_codes(&cur_file, "accountant_id").await.unwrap().1.unwrap();
+        let focus_groups = engine.scan_file_in_codes(&focus_file, "accountant_id").await.unwrap().1.unwrap();
+        let before = cur.len();
+        let Absorbed::Apart(apart) = cur.absorb(focus_groups).unwrap() else { panic!("FOCUS merged into CUR") };
+        assert_eq!(cur.len(), before);
+        let mut apart_lines = Vec::new();
+        apart
+            .finish(|p, k, a| {
+                apart_lines.push((p, k, a));
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        let alone = engine.scan_file(&focus_file, "accountant_id").await.unwrap();
+        assert_eq!(apart_lines, alone.groups);
     }
 
     /// A memory limit the 400,000-row realistic month's groups outgrow on both paths, roomy enough

@@ -35,7 +35,7 @@ mod partial;
 mod text;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -50,10 +50,9 @@ use futures::StreamExt;
 use super::inspect::RowGroupSpan;
 use crate::error::{Error, Result};
 use crate::schema::{Col, ResolvedColumns, TenantSource};
-use curflow_model::Invoices;
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::period::BillingPeriod;
-use partial::{Partial, Step};
+use partial::{FileSummary, Partial, Step};
 
 // Text columns, by position in `FastLayout::text`.
 const T_TENANT: usize = 0;
@@ -231,11 +230,83 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
     })
 }
 
-/// What one file's fast scan produced (the same shape as the generic plan's result).
+/// What one file's fast scan produced: its groups, still in codes, and the executed plan (for
+/// its metrics).
 pub(super) struct FastResult {
-    pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
-    pub invoices: BTreeMap<BillingPeriod, Invoices>,
+    pub groups: FastGroups,
     pub plan: Arc<dyn ExecutionPlan>,
+}
+
+/// Fast-path groups still in codes: one file's, or several files' merged.
+///
+/// A delivery's files are merged in codes ([`FastGroups::absorb`]) and become cost lines once, at
+/// the end ([`FastGroups::finish`]): building every file's lines and merging them by their text
+/// keys cost a sixth of a realistic month's time and held each file's lines next to the
+/// delivery's (see `PeriodAggregate`).
+pub struct FastGroups {
+    partial: Partial,
+    /// The file the tables were made for: named by errors found when the groups are finished.
+    path: PathBuf,
+    summary: FileSummary,
+}
+
+/// What [`FastGroups::absorb`] did.
+pub enum Absorbed {
+    /// The other file's groups are now part of these.
+    Merged,
+    /// Not merged (the key fields together would need more than 127 bits, or one file is FOCUS
+    /// and the other CUR): the other file's groups, untouched, to finish on their own.
+    Apart(FastGroups),
+    /// Merged, but the tables now hold more than the memory pool grants (`memory-limit-mb`):
+    /// the caller should finish them into lines and start afresh.
+    OverBudget,
+}
+
+impl FastGroups {
+    /// Number of groups (future cost lines, before the text keys are merged).
+    pub fn len(&self) -> usize {
+        self.partial.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.partial.len() == 0
+    }
+
+    /// Rows of each billing period in the file these groups came from (before any merge).
+    pub fn rows_per_period(&self) -> &BTreeMap<BillingPeriod, u64> {
+        &self.summary.rows_per_period
+    }
+
+    /// The first file's invoices and counts (see [`Partial::summary`]).
+    pub(crate) fn summary(&self) -> &FileSummary {
+        &self.summary
+    }
+
+    /// Adds another file's groups to these, in these tables' codes.
+    pub fn absorb(&mut self, other: FastGroups) -> Result<Absorbed> {
+        if self.partial.is_focus() != other.partial.is_focus() || !self.partial.can_absorb(&other.partial) {
+            return Ok(Absorbed::Apart(other));
+        }
+        Ok(match self.partial.absorb(&other.path, other.partial)? {
+            Step::Continue => Absorbed::Merged,
+            Step::OverBudget { .. } => Absorbed::OverBudget,
+            // `can_absorb` counted every new value, so the merged fields fit.
+            Step::KeyTooWide => {
+                return Err(Error::Internal(format!(
+                    "{}: merging its groups needed a wider key than counted",
+                    other.path.display()
+                )));
+            }
+        })
+    }
+
+    /// Converts the groups to cost keys and exact amounts, each handed to `sink`.
+    pub fn finish<E: From<Error>>(
+        self,
+        sink: impl FnMut(BillingPeriod, CostKey, Amounts) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.partial.finish(&self.path, sink)
+    }
 }
 
 impl FastLayout {
@@ -356,12 +427,13 @@ pub(super) async fn scan(
             }
         }
     }
-    let mut groups = Vec::new();
-    let mut invoices = BTreeMap::new();
-    if let Some(merged) = merged {
-        merged.finish(path, &mut groups, &mut invoices)?;
-    }
-    Ok(Some(FastResult { groups, invoices, plan: exec }))
+    let partial = match merged {
+        Some(merged) => merged,
+        // No partition at all (a file without row groups): empty tables.
+        None => Partial::new(Arc::clone(&layout), MemoryConsumer::new("curflow fast path").register(&pool)),
+    };
+    let summary = partial.summary(path)?;
+    Ok(Some(FastResult { groups: FastGroups { partial, path: path.to_path_buf(), summary }, plan: exec }))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
+use chrono::NaiveDate;
 use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
@@ -438,6 +439,21 @@ impl Partial {
         Ok(())
     }
 
+    /// Whether [`Partial::absorb`] of `other` fits the key: the distinct values of every key
+    /// field after the merge (dates counted as if none were shared) within the key's bits.
+    pub(super) fn can_absorb(&self, other: &Partial) -> bool {
+        let mut sizes = self.sizes();
+        sizes[F_PERIOD] += other.periods.len();
+        sizes[F_DAY] += other.days.len();
+        for (t, (mine, theirs)) in self.text.iter().zip(&other.text).take(KEY_TEXT).enumerate() {
+            let new = (1..theirs.interner.len())
+                .filter(|&id| !mine.interner.contains(theirs.interner.get(u32::try_from(id).unwrap_or(0))))
+                .count();
+            sizes[text_field(t)] += new;
+        }
+        self.key.fits(&sizes) || KeyLayout::for_sizes(&sizes, self.layout.key_bits).is_some()
+    }
+
     /// Adds the groups of `other` (another partition of the same file) to this one's, in this
     /// partition's codes, so a file's groups become cost lines once rather than once per
     /// partition: hourly rows in no order put almost every group in every partition.
@@ -501,33 +517,79 @@ impl Partial {
         }
     }
 
-    /// Converts the groups to keys and exact amounts, as `decode_groups` does for the generic plan.
-    pub(super) fn finish(
-        self,
+    /// Number of groups.
+    pub(super) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether this is a FOCUS file's aggregation (its measures are summed differently, so it
+    /// never merges with a CUR file's).
+    pub(super) fn is_focus(&self) -> bool {
+        self.layout.focus
+    }
+
+    /// The billing period and usage day of a group, checked as the generic plan checks them.
+    fn period_and_day(&self, path: &Path, fields: &[u32; KEY_FIELDS]) -> Result<(BillingPeriod, NaiveDate)> {
+        let lost = |what: &str| Error::Internal(format!("{}: a group lost its {what}", path.display()));
+        let period_days = self.periods.value(fields[F_PERIOD]).ok_or_else(|| lost("billing period"))?;
+        let day = self.days.value(fields[F_DAY]).ok_or_else(|| lost("usage day"))?;
+        let period_day = super::super::epoch_day(period_days).ok_or_else(|| {
+            bad_value(path, &self.layout.period.name, period_days.to_string(), "a date within chrono's range")
+        })?;
+        let period = BillingPeriod::starting_on(period_day)
+            .ok_or_else(|| Error::BadBillingPeriod { path: path.to_path_buf(), value: period_day.to_string() })?;
+        let usage_date = super::super::epoch_day(day).ok_or_else(|| {
+            bad_value(path, &self.layout.usage_day.name, day.to_string(), "a date within chrono's range")
+        })?;
+        super::super::check_usage_date(path, &self.layout.usage_day.name, period, usage_date)?;
+        Ok((period, usage_date))
+    }
+
+    /// What a file's groups say before they are merged with other files' (which loses which file
+    /// a group came from): its invoice ids and row counts per billing period. Checks every
+    /// group's dates, so a bad date is reported against this file, not the delivery.
+    pub(super) fn summary(&self, path: &Path) -> Result<FileSummary> {
+        let invoice = text_field(T_INVOICE);
+        // Rows per (period code, day code, invoice id): a few thousand entries, not groups.
+        let mut rows: HashMap<(u32, u32, u32), u64, FxBuild> = HashMap::default();
+        for (fields, sums) in self.fields.iter().zip(&self.sums) {
+            *rows.entry((fields[F_PERIOD], fields[F_DAY], fields[invoice])).or_default() += sums.rows;
+        }
+        let mut summary = FileSummary::default();
+        for ((period_code, day_code, invoice_id), n) in rows {
+            let mut fields = [0u32; KEY_FIELDS];
+            fields[F_PERIOD] = period_code;
+            fields[F_DAY] = day_code;
+            let (period, _) = self.period_and_day(path, &fields)?;
+            summary.invoices.entry(period).or_default().add(self.text[T_INVOICE].interner.get(invoice_id), n);
+            *summary.rows_per_period.entry(period).or_default() += n;
+            summary.rows += n;
+        }
+        Ok(summary)
+    }
+
+    /// Converts the groups to keys and exact amounts, as `decode_groups` does for the generic
+    /// plan, handing each to `sink` (so a caller can merge them without holding them twice).
+    pub(super) fn finish<E: From<Error>>(
+        mut self,
         path: &Path,
-        out: &mut Vec<(BillingPeriod, CostKey, Amounts)>,
-        invoices: &mut BTreeMap<BillingPeriod, Invoices>,
-    ) -> Result<()> {
-        let text = |t: usize, id: u32| self.text[t].interner.get(id);
+        mut sink: impl FnMut(BillingPeriod, CostKey, Amounts) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        // The key → group table is not needed to read the groups out: freed before the lines
+        // are built (at a million groups it is tens of MB).
+        self.groups = HashMap::default();
         let empty = Name::default();
         let owned = |t: usize, id: u32| self.text[t].interner.name(id).unwrap_or(&empty).clone();
-        let lost = |what: &str| Error::Internal(format!("{}: a group lost its {what}", path.display()));
-        out.reserve(self.fields.len());
         let none = Extra::default();
         for ((fields, sums), &slot) in self.fields.iter().zip(&self.sums).zip(&self.extra_of) {
-            let extra =
-                if slot == 0 { &none } else { self.extras.get(slot as usize - 1).ok_or_else(|| lost("sums"))? };
-            let period_days = self.periods.value(fields[F_PERIOD]).ok_or_else(|| lost("billing period"))?;
-            let day = self.days.value(fields[F_DAY]).ok_or_else(|| lost("usage day"))?;
-            let period_day = super::super::epoch_day(period_days).ok_or_else(|| {
-                bad_value(path, &self.layout.period.name, period_days.to_string(), "a date within chrono's range")
-            })?;
-            let period = BillingPeriod::starting_on(period_day)
-                .ok_or_else(|| Error::BadBillingPeriod { path: path.to_path_buf(), value: period_day.to_string() })?;
-            let usage_date = super::super::epoch_day(day).ok_or_else(|| {
-                bad_value(path, &self.layout.usage_day.name, day.to_string(), "a date within chrono's range")
-            })?;
-            super::super::check_usage_date(path, &self.layout.usage_day.name, period, usage_date)?;
+            let extra = if slot == 0 {
+                &none
+            } else {
+                self.extras
+                    .get(slot as usize - 1)
+                    .ok_or_else(|| Error::Internal(format!("{}: a group lost its commitment sums", path.display())))?
+            };
+            let (period, usage_date) = self.period_and_day(path, fields)?;
             let id = |t: usize| fields[text_field(t)];
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
@@ -551,12 +613,19 @@ impl Partial {
                 region: owned(T_REGION, id(T_REGION)),
                 account_name: owned(T_ACCOUNT_NAME, id(T_ACCOUNT_NAME)),
             };
-            let amounts = super::super::amounts_from_scaled(path, values, sums.rows)?;
-            invoices.entry(period).or_default().add(text(T_INVOICE, id(T_INVOICE)), amounts.line_items);
-            out.push((period, cost_key, amounts));
+            sink(period, cost_key, super::super::amounts_from_scaled(path, values, sums.rows)?)?;
         }
         Ok(())
     }
+}
+
+/// A file's invoice ids and row counts per billing period ([`Partial::summary`]).
+#[derive(Debug, Default)]
+pub(crate) struct FileSummary {
+    pub(crate) invoices: BTreeMap<BillingPeriod, Invoices>,
+    pub(crate) rows_per_period: BTreeMap<BillingPeriod, u64>,
+    /// Rows summed into groups (split-cost children are not).
+    pub(crate) rows: u64,
 }
 
 /// Appends a group with key `fields` and no sums yet; its index.

@@ -48,6 +48,11 @@ impl Interner {
         Ok(id)
     }
 
+    /// Whether `value` has an id already (NULL always has).
+    pub(super) fn contains(&self, value: Option<&str>) -> bool {
+        value.is_none_or(|v| self.ids.contains_key(v))
+    }
+
     /// Number of ids handed out, NULL included.
     pub(super) fn len(&self) -> usize {
         self.values.len()
