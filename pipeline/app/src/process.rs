@@ -589,7 +589,7 @@ fn merge_in_codes(in_codes: &mut Option<FastGroups>, fast: FastGroups, aggregate
     };
     match merged.absorb(fast)? {
         Absorbed::Merged => {}
-        Absorbed::Apart(fast) => lines_from_codes(fast, aggregate)?,
+        Absorbed::Apart(fast) => lines_from_codes(*fast, aggregate)?,
         Absorbed::OverBudget => {
             tracing::debug!(
                 groups = merged.len(),

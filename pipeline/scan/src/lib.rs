@@ -733,7 +733,7 @@ mod tests {
             let file = DataFile::local(path, FileKind::Parquet).unwrap();
             let scan = engine.scan_file(&file, "accountant_id").await.unwrap();
             let (coded, fast) = engine.scan_file_in_codes(&file, "accountant_id").await.unwrap();
-            let fast = fast.expect("the fast path reads the realistic month");
+            let Some(fast) = fast else { panic!("the fast path reads the realistic month") };
             assert!(coded.groups.is_empty(), "groups stay in codes");
             assert_eq!((coded.rows_read, coded.split_child_rows), (scan.rows_read, scan.split_child_rows));
             assert_eq!(coded.invoices, scan.invoices);
@@ -779,7 +779,7 @@ mod tests {
         let Absorbed::Apart(apart) = cur.absorb(focus_groups).unwrap() else { panic!("FOCUS merged into CUR") };
         assert_eq!(cur.len(), before);
         let mut apart_lines = Vec::new();
-        apart
+        (*apart)
             .finish(|p, k, a| {
                 apart_lines.push((p, k, a));
                 Ok::<_, Error>(())

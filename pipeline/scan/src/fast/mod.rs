@@ -256,7 +256,7 @@ pub enum Absorbed {
     Merged,
     /// Not merged (the key fields together would need more than 127 bits, or one file is FOCUS
     /// and the other CUR): the other file's groups, untouched, to finish on their own.
-    Apart(FastGroups),
+    Apart(Box<FastGroups>),
     /// Merged, but the tables now hold more than the memory pool grants (`memory-limit-mb`):
     /// the caller should finish them into lines and start afresh.
     OverBudget,
@@ -285,7 +285,7 @@ impl FastGroups {
     /// Adds another file's groups to these, in these tables' codes.
     pub fn absorb(&mut self, other: FastGroups) -> Result<Absorbed> {
         if self.partial.is_focus() != other.partial.is_focus() || !self.partial.can_absorb(&other.partial) {
-            return Ok(Absorbed::Apart(other));
+            return Ok(Absorbed::Apart(Box::new(other)));
         }
         Ok(match self.partial.absorb(&other.path, other.partial)? {
             Step::Continue => Absorbed::Merged,
