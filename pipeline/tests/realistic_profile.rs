@@ -1,7 +1,8 @@
 //! The realistic `saas` month (thousands of Zipf-skewed tenants, tens of thousands of resources,
 //! 85 columns, high-cardinality ids) through the whole pipeline, compared exactly with the
 //! generator's own `expected.json`; and the same month as CSV (the generic DataFusion plan rather
-//! than the Parquet fast path) must store identical lines.
+//! than the Parquet fast path) must store identical lines. Under a `memory-limit-mb` too small for
+//! its groups, the month spills to `spill-dir` and still stores exactly the same lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,16 +11,22 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{MEASURES, Wait, dec, expected_json, measure};
+use common::{MEASURES, Wait, dec, expected_json, measure, rt};
 use curflow::Amounts;
+use curflow::discover::discover;
+use curflow::process::{PeriodReport, ProcessOptions, Processor};
+use curflow::scan::{EngineOptions, SpillOptions};
 use curflow::store::{CostStore, SqliteStore};
 use curflow_fixtures::{Format, GenerateOptions, Generated, Profile, SAAS_DEFAULT_TENANTS};
 
 const ROWS: u64 = 200_000;
 
-fn generate(dir: &Path, format: Format) -> Generated {
+/// The month in `format`; `one_file`: all rows in one data file (the generator's default is three
+/// at this size), whose groups then outgrow [`TIGHT_LIMIT`]'s fast-path half at once.
+fn generate(dir: &Path, format: Format, one_file: bool) -> Generated {
     curflow_fixtures::generate(&GenerateOptions {
         rows: ROWS,
+        files: one_file.then_some(1),
         out_dir: dir.to_path_buf(),
         format,
         seed: 17,
@@ -46,14 +53,43 @@ fn stored(store: &Path, period: curflow::BillingPeriod) -> (BTreeMap<Option<Stri
     (per_tenant, text)
 }
 
-/// Processes the month in `format`; asserts it matches `expected.json` exactly; returns the
-/// stored lines.
-fn process_and_check(dir: &Path, format: Format) -> Vec<String> {
-    let generated = generate(&dir.join("bucket"), format);
+/// A pool far smaller than the month's groups (a 200,000-row saas month has tens of thousands):
+/// the fast path's tables outgrow it, so the file goes to the generic plan, whose aggregation spills.
+const TIGHT_LIMIT: usize = 32 << 20;
+
+/// Processes the generated month into `store`; `tight`: under [`TIGHT_LIMIT`], spilling to
+/// `dir/spill`.
+fn process(dir: &Path, generated: &Generated, store: &Path, tight: Option<usize>) -> PeriodReport {
+    let mut options: ProcessOptions = common::options();
+    let processor = if let Some(limit) = tight {
+        // Batches of 2,048 rows: DataFusion's partial aggregation must hold one batch's groups
+        // (about 1 MiB at this size, 3.6 MiB at the default 8,192) within its fair share of the
+        // plan's half of the limit, shared by five consumers.
+        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 2048, ..options.engine };
+        let spill = SpillOptions { dir: Some(dir.join("spill")), max_bytes: 1 << 30 };
+        Processor::new(options).unwrap().with_spill(&spill).unwrap()
+    } else {
+        Processor::new(options).unwrap()
+    };
+    let deliveries = discover(std::slice::from_ref(&generated.manifest_path)).unwrap();
+    assert_eq!(deliveries.len(), 1);
+    let mut sqlite = SqliteStore::open(store).unwrap();
+    rt().block_on(processor.process(&mut sqlite, &deliveries[0], &|_| {})).unwrap()
+}
+
+/// Processes the month in `format` (under [`TIGHT_LIMIT`] when `tight`, and then it must have
+/// spilled); asserts it matches `expected.json` exactly; returns the stored lines.
+fn process_and_check(dir: &Path, format: Format, tight: Option<usize>) -> Vec<String> {
+    let generated = generate(&dir.join("bucket"), format, tight.is_some());
     let expected = expected_json(&generated);
     assert_eq!(expected["profile"], "saas");
     let store = dir.join("store.sqlite");
-    let report = common::process(std::slice::from_ref(&generated.manifest_path), &store).unwrap();
+    let report = process(dir, &generated, &store, tight);
+    if let Some(limit) = tight {
+        assert!(report.spilled_bytes > 0, "{format:?}: nothing spilled under {limit} bytes");
+    } else {
+        assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled within the default limit");
+    }
     assert_eq!(report.rows_read, ROWS, "{format:?} rows read");
     assert_eq!(report.rows_read, expected["rows"].as_u64().unwrap());
     assert_eq!(report.tenants, SAAS_DEFAULT_TENANTS as usize, "{format:?} tenants");
@@ -96,13 +132,30 @@ fn process_and_check(dir: &Path, format: Format) -> Vec<String> {
     lines
 }
 
+fn assert_same_lines(what: &str, a: &[String], b: &[String]) {
+    assert_eq!(a.len(), b.len(), "{what}: stored line count");
+    let first_difference = a.iter().zip(b).find(|(x, y)| x != y);
+    assert!(first_difference.is_none(), "{what}: different lines stored: {first_difference:?}");
+}
+
 #[test]
 fn saas_month_matches_expected_exactly_in_parquet_and_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let parquet = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet);
-    let csv = process_and_check(&dir.path().join("csv"), Format::LegacyCsv);
+    let parquet = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, None);
+    let csv = process_and_check(&dir.path().join("csv"), Format::LegacyCsv, None);
     assert!(parquet.len() > 10_000, "{} stored lines", parquet.len());
-    assert_eq!(parquet.len(), csv.len(), "stored line count");
-    let first_difference = parquet.iter().zip(&csv).find(|(a, b)| a != b);
-    assert!(first_difference.is_none(), "Parquet and CSV store different lines: {first_difference:?}");
+    assert_same_lines("Parquet and CSV", &parquet, &csv);
+}
+
+/// Issue 17: the same month under a memory limit far below its groups spills, matches
+/// `expected.json` exactly and stores the same lines as without the limit, from Parquet (which
+/// leaves the fast path for the generic plan) and from CSV.
+#[test]
+fn saas_month_spilled_under_a_small_memory_limit_stores_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, None);
+    let parquet = process_and_check(&dir.path().join("parquet-spilled"), Format::LegacyParquet, Some(TIGHT_LIMIT));
+    assert_same_lines("Parquet with and without spilling", &roomy, &parquet);
+    let csv = process_and_check(&dir.path().join("csv-spilled"), Format::LegacyCsv, Some(64 << 20));
+    assert_same_lines("Parquet and CSV, spilled", &roomy, &csv);
 }

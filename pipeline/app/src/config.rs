@@ -140,9 +140,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new(
         "memory-limit-mb",
         field!(memory_limit_mb),
-        "query-engine memory pool: the Parquet fast path's group tables are accounted in it (a file whose tables \
-         outgrow it is scanned again by the generic plan), and the generic plan's aggregation spills to spill-dir \
-         beyond it",
+        "query-engine memory, in two halves: one for the Parquet fast path's group tables (a file whose tables \
+         outgrow it is scanned again by the generic plan), one for the generic plan, whose aggregation spills to \
+         spill-dir beyond it",
     )
         .default("1024")
         .unit("MiB")

@@ -296,7 +296,7 @@ impl Processor {
                 let mut rows: BTreeMap<BillingPeriod, u64> = BTreeMap::new();
                 if let Some(fast) = fast {
                     rows.clone_from(fast.rows_per_period());
-                    merge_in_codes(&mut in_codes, fast, &mut aggregate)?;
+                    merge_in_codes(&mut in_codes, fast, &mut aggregate, self.options.engine.fast_path_bytes())?;
                 }
                 if aggregate.is_empty() {
                     aggregate.reserve(scan.groups.len());
@@ -580,24 +580,41 @@ pub(crate) fn attribute_conserving(
 
 /// Adds one file's fast-path groups to the delivery's (`in_codes`). Groups that cannot be merged
 /// in codes (a key that would outgrow 127 bits, FOCUS next to CUR) become lines at once, and
-/// tables that outgrow `memory-limit-mb` become lines and start afresh: the aggregate merges
-/// lines by their text keys, so every mix gives the same result.
-fn merge_in_codes(in_codes: &mut Option<FastGroups>, fast: FastGroups, aggregate: &mut PeriodAggregate) -> Result<()> {
-    let Some(merged) = in_codes else {
-        *in_codes = Some(fast);
-        return Ok(());
-    };
-    match merged.absorb(fast)? {
-        Absorbed::Merged => {}
-        Absorbed::Apart(fast) => lines_from_codes(*fast, aggregate)?,
-        Absorbed::OverBudget => {
-            tracing::debug!(
-                groups = merged.len(),
-                "the delivery's group tables reached memory-limit-mb; building their lines now"
-            );
-            if let Some(full) = in_codes.take() {
-                lines_from_codes(full, aggregate)?;
+/// tables that outgrow half of the fast path's pool (`pool_bytes`, itself half of
+/// `memory-limit-mb`) become lines and start afresh: the aggregate merges lines by their text keys,
+/// so every mix gives the same result.
+///
+/// Why half: the delivery's tables stay reserved in the fast path's pool while the next files are
+/// scanned, and tables holding all of it would send every later file to the slower generic plan.
+fn merge_in_codes(
+    in_codes: &mut Option<FastGroups>,
+    fast: FastGroups,
+    aggregate: &mut PeriodAggregate,
+    pool_bytes: usize,
+) -> Result<()> {
+    let over_budget = match in_codes {
+        None => {
+            *in_codes = Some(fast);
+            false
+        }
+        Some(merged) => match merged.absorb(fast)? {
+            Absorbed::Merged => false,
+            Absorbed::Apart(fast) => {
+                lines_from_codes(*fast, aggregate)?;
+                false
             }
+            Absorbed::OverBudget => true,
+        },
+    };
+    let Some(merged) = in_codes else { return Ok(()) };
+    if over_budget || merged.memory_bytes() > pool_bytes / 2 {
+        tracing::debug!(
+            groups = merged.len(),
+            table_mib = merged.memory_bytes() >> 20,
+            "the delivery's group tables reached half of memory-limit-mb; building their lines now"
+        );
+        if let Some(full) = in_codes.take() {
+            lines_from_codes(full, aggregate)?;
         }
     }
     Ok(())

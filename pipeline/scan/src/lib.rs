@@ -14,8 +14,13 @@
 //! Local files and S3 objects (`s3://bucket/key` names, see `location`) take the same plan. For S3
 //! the bucket's `object_store` is registered in the session, so DataFusion reads Parquet with range
 //! GETs (footer, then the projected column chunks) and streams CSV; nothing is copied to disk.
-//! Memory is bounded by the session's pool ([`EngineOptions::memory_limit_bytes`]); aggregation
-//! state beyond it spills to [`SpillOptions::dir`], capped at [`SpillOptions::max_bytes`].
+//! Memory is bounded by [`EngineOptions::memory_limit_bytes`], split in two pools: half for the
+//! Parquet fast path's group tables (a file whose tables outgrow it is scanned by the generic plan
+//! instead), half for DataFusion's plan, whose aggregation state beyond it spills to
+//! [`SpillOptions::dir`], capped at [`SpillOptions::max_bytes`]. Two pools, because the fast
+//! path's tables cannot spill: in one pool they could take all of it, and a generic plan running
+//! beside them (another file of the delivery, or the same file scanned again) would then fail
+//! with "resources exhausted" instead of spilling.
 
 pub mod discover;
 pub mod error;
@@ -37,7 +42,7 @@ use arrow::datatypes::{DataType, Date32Type, Decimal256Type, Field, Int64Type, S
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
@@ -62,10 +67,18 @@ use udf::Udfs;
 pub struct EngineOptions {
     /// DataFusion partitions per file (parallelism across row groups).
     pub target_partitions: usize,
-    /// Memory pool for the engine, in bytes; aggregation spills to disk beyond it.
+    /// Memory for the engine, in bytes: half for the fast path's group tables, half for
+    /// DataFusion's pool (aggregation spills to disk beyond it).
     pub memory_limit_bytes: usize,
     /// Rows per Arrow batch.
     pub batch_size: usize,
+}
+
+impl EngineOptions {
+    /// The fast path's share of [`EngineOptions::memory_limit_bytes`] (see the module docs).
+    pub fn fast_path_bytes(&self) -> usize {
+        self.memory_limit_bytes / 2
+    }
 }
 
 impl Default for EngineOptions {
@@ -153,6 +166,8 @@ pub struct Engine {
     s3: Option<S3Access>,
     /// Where zip archives are extracted (the spill directory; the OS temp dir when `None`).
     temp_dir: Option<PathBuf>,
+    /// The fast path's group tables' pool (half of `memory_limit_bytes`; DataFusion has the rest).
+    fast_pool: Arc<dyn MemoryPool>,
     /// Caps the fast path's packed key (tests force the fallback to the generic plan with it).
     #[cfg(test)]
     fast_key_bits: Option<u32>,
@@ -169,8 +184,12 @@ impl Engine {
             .with_target_partitions(options.target_partitions.max(1))
             .with_batch_size(options.batch_size.max(1024));
         config.options_mut().execution.parquet.pushdown_filters = false;
-        let mut runtime =
-            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit_bytes)));
+        let fast_bytes = options.fast_path_bytes();
+        let plan_bytes = options.memory_limit_bytes - fast_bytes;
+        // Tracked: a "resources exhausted" error names the consumers holding the most memory.
+        let top = std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN);
+        let pool = TrackConsumersPool::new(FairSpillPool::new(plan_bytes), top);
+        let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
         let temp_dir = spill.and_then(|s| s.dir.clone());
         if let Some(spill) = spill {
             if let Some(dir) = &spill.dir {
@@ -186,6 +205,7 @@ impl Engine {
             udfs: Udfs::new(),
             s3: None,
             temp_dir,
+            fast_pool: Arc::new(GreedyMemoryPool::new(fast_bytes)),
             #[cfg(test)]
             fast_key_bits: None,
         })
@@ -340,7 +360,8 @@ impl Engine {
         }
         let partitions = self.ctx.state().config().target_partitions();
         let ranges = fast::partition_ranges(&footer.row_groups, size, partitions);
-        let Some(done) = fast::scan(&self.ctx, path, path_str, size, Arc::new(layout), ranges).await? else {
+        let Some(done) = fast::scan(&self.ctx, &self.fast_pool, path, path_str, size, Arc::new(layout), ranges).await?
+        else {
             return Ok(None);
         };
         tracing::debug!(
@@ -688,7 +709,7 @@ mod tests {
         let roomy = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();
         assert_eq!(roomy.spilled_bytes, 0, "the fast path within the default limit");
         let spill = SpillOptions { dir: Some(dir.path().join("spill")), max_bytes: 1 << 30 };
-        let tight = EngineOptions { memory_limit_bytes: SPILL_TEST_LIMIT, ..options };
+        let tight = EngineOptions { memory_limit_bytes: SPILL_TEST_LIMIT, batch_size: 2048, ..options };
         let small = Engine::with_spill(&tight, Some(&spill)).unwrap().scan_file(&file, "accountant_id").await.unwrap();
         assert!(small.spilled_bytes > 0, "the aggregation spilled under {SPILL_TEST_LIMIT} bytes");
         assert_eq!((small.rows_read, small.invoices.clone()), (roomy.rows_read, roomy.invoices.clone()));
@@ -789,9 +810,10 @@ mod tests {
         assert_eq!(apart_lines, alone.groups);
     }
 
-    /// A memory limit the 400,000-row realistic month's groups outgrow on both paths, roomy enough
-    /// for DataFusion's spilling aggregation.
-    const SPILL_TEST_LIMIT: usize = 24 << 20;
+    /// A memory limit the 400,000-row realistic month's groups outgrow on both paths (each gets
+    /// half of it), roomy enough for DataFusion's spilling aggregation in batches of 2,048 rows
+    /// (its partial aggregation holds one batch's groups unspilled within a fair share of its half).
+    const SPILL_TEST_LIMIT: usize = 32 << 20;
 
     async fn fast_path_equals_the_generic_plan(format: curflow_fixtures::Format) {
         let dir = tempfile::tempdir().unwrap();

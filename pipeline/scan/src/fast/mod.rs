@@ -42,7 +42,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -257,8 +257,8 @@ pub enum Absorbed {
     /// Not merged (the key fields together would need more than 127 bits, or one file is FOCUS
     /// and the other CUR): the other file's groups, untouched, to finish on their own.
     Apart(Box<FastGroups>),
-    /// Merged, but the tables now hold more than the memory pool grants (`memory-limit-mb`):
-    /// the caller should finish them into lines and start afresh.
+    /// Merged, but the tables now hold more than the fast path's pool grants (half of
+    /// `memory-limit-mb`): the caller should finish them into lines and start afresh.
     OverBudget,
 }
 
@@ -270,6 +270,11 @@ impl FastGroups {
 
     pub fn is_empty(&self) -> bool {
         self.partial.len() == 0
+    }
+
+    /// Bytes the tables hold (what they reserve from the memory pool).
+    pub fn memory_bytes(&self) -> usize {
+        self.partial.memory_bytes()
     }
 
     /// Rows of each billing period in the file these groups came from (before any merge).
@@ -348,6 +353,7 @@ pub(super) fn partition_ranges(row_groups: &[RowGroupSpan], size: u64, partition
 /// when the file's key fields do not fit a packed key (the caller then takes the generic plan).
 pub(super) async fn scan(
     ctx: &SessionContext,
+    pool: &Arc<dyn MemoryPool>,
     path: &Path,
     path_str: &str,
     size: u64,
@@ -375,14 +381,13 @@ pub(super) async fn scan(
         .build();
     let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
     let task_ctx = ctx.task_ctx();
-    let pool = Arc::clone(&ctx.runtime_env().memory_pool);
     // A JoinSet aborts the other partitions' tasks when one fails and this future is dropped.
     let mut tasks = tokio::task::JoinSet::new();
     for partition in 0..exec.properties().output_partitioning().partition_count() {
         let mut stream = exec.execute(partition, Arc::clone(&task_ctx)).map_err(engine)?;
         let layout = Arc::clone(&layout);
         let owned_path = path.to_path_buf();
-        let reservation = MemoryConsumer::new(format!("curflow fast path[{partition}]")).register(&pool);
+        let reservation = MemoryConsumer::new(format!("curflow fast path[{partition}]")).register(pool);
         tasks.spawn(async move {
             let mut partial = Partial::new(layout, reservation);
             while let Some(batch) = stream.next().await {
@@ -420,8 +425,9 @@ pub(super) async fn scan(
                 tracing::info!(
                     file = %path.display(),
                     tables_mib = bytes >> 20,
-                    pool_mib = pool.reserved() >> 20,
-                    "the fast path's group tables outgrow memory-limit-mb; the generic plan scans the file and spills"
+                    fast_pool_mib = pool.reserved() >> 20,
+                    "the fast path's group tables outgrow their half of memory-limit-mb; the generic plan scans the \
+                     file and spills"
                 );
                 return Ok(None);
             }
@@ -430,7 +436,7 @@ pub(super) async fn scan(
     let partial = match merged {
         Some(merged) => merged,
         // No partition at all (a file without row groups): empty tables.
-        None => Partial::new(Arc::clone(&layout), MemoryConsumer::new("curflow fast path").register(&pool)),
+        None => Partial::new(Arc::clone(&layout), MemoryConsumer::new("curflow fast path").register(pool)),
     };
     let summary = partial.summary(path)?;
     Ok(Some(FastResult { groups: FastGroups { partial, path: path.to_path_buf(), summary }, plan: exec }))
