@@ -100,11 +100,64 @@ impl Amounts {
 
     /// Sums a sequence of amounts.
     pub fn sum<'a>(items: impl IntoIterator<Item = &'a Amounts>) -> Result<Amounts> {
-        let mut total = Amounts::default();
+        let mut total = AmountsSum::default();
         for a in items {
             total.add(a)?;
         }
-        Ok(total)
+        total.total()
+    }
+}
+
+/// A running exact total of many [`Amounts`] ([`curflow_money::ExactSum`] per measure): what
+/// [`Amounts::sum`] and the stores' conservation checks use, several times faster than
+/// [`Amounts::add`] per line and equal to it whenever that succeeds.
+#[derive(Debug, Clone, Default)]
+pub struct AmountsSum {
+    measures: [curflow_money::ExactSum; 6],
+    line_items: u64,
+}
+
+/// The measures of [`AmountsSum`], in its order.
+const SUMMED: [&str; 6] =
+    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "usage_amount"];
+
+impl AmountsSum {
+    pub fn add(&mut self, a: &Amounts) -> Result<()> {
+        let values = [
+            a.unblended_cost,
+            a.net_unblended_cost,
+            a.amortized_cost,
+            a.ri_sp_trueup,
+            a.ri_sp_upfront_fees,
+            a.usage_amount,
+        ];
+        for (sum, value) in self.measures.iter_mut().zip(values) {
+            sum.add(value);
+        }
+        self.line_items = self
+            .line_items
+            .checked_add(a.line_items)
+            .ok_or_else(|| ModelError::Overflow { what: "the count of line items".into() })?;
+        Ok(())
+    }
+
+    /// The totals; [`ModelError::Overflow`] naming the measure whose sum has no exact `Decimal`.
+    pub fn total(&self) -> Result<Amounts> {
+        let mut totals = [Decimal::ZERO; 6];
+        for ((total, sum), name) in totals.iter_mut().zip(&self.measures).zip(SUMMED) {
+            *total = sum.total().ok_or_else(|| ModelError::Overflow { what: format!("the sum of {name}") })?;
+        }
+        let [unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount] =
+            totals;
+        Ok(Amounts {
+            unblended_cost,
+            net_unblended_cost,
+            amortized_cost,
+            ri_sp_trueup,
+            ri_sp_upfront_fees,
+            usage_amount,
+            line_items: self.line_items,
+        })
     }
 }
 
@@ -294,34 +347,38 @@ impl PeriodAggregate {
 
 /// Totals of a set of lines per currency (amounts are never added across currencies).
 pub fn totals_by_currency<'a>(lines: impl IntoIterator<Item = &'a CostLine>) -> Result<BTreeMap<String, Amounts>> {
-    let mut totals: BTreeMap<String, Amounts> = BTreeMap::new();
+    let mut sums: BTreeMap<String, AmountsSum> = BTreeMap::new();
     for line in lines {
-        match totals.get_mut(line.key.currency.as_str()) {
-            Some(total) => total.add(&line.amounts)?,
-            None => {
-                totals.insert(line.key.currency.to_string(), line.amounts);
-            }
+        match sums.get_mut(line.key.currency.as_str()) {
+            Some(sum) => sum.add(&line.amounts)?,
+            None => sums.entry(line.key.currency.to_string()).or_default().add(&line.amounts)?,
         }
     }
-    Ok(totals)
+    sums.into_iter().map(|(currency, sum)| Ok((currency, sum.total()?))).collect()
 }
 
 /// Row counts and unblended cost per line-item type.
 pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>> {
-    let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();
+    let mut types: BTreeMap<String, (TypeStats, curflow_money::ExactSum)> = BTreeMap::new();
     for line in lines {
         let name = line.key.line_item_type.as_str();
         if !types.contains_key(name) {
             let known = LineItemKind::is_known_name(name);
-            types.insert(name.to_string(), TypeStats { known, ..TypeStats::default() });
+            types.insert(name.to_string(), (TypeStats { known, ..TypeStats::default() }, Default::default()));
         }
-        let Some(t) = types.get_mut(name) else { continue };
+        let Some((t, unblended)) = types.get_mut(name) else { continue };
         t.rows += line.amounts.line_items;
-        t.unblended_cost = add_exact(t.unblended_cost, line.amounts.unblended_cost, || {
-            format!("the unblended_cost of line-item type {name}")
-        })?;
+        unblended.add(line.amounts.unblended_cost);
     }
-    Ok(types)
+    types
+        .into_iter()
+        .map(|(name, (t, unblended))| {
+            let unblended_cost = unblended
+                .total()
+                .ok_or_else(|| ModelError::Overflow { what: format!("the unblended_cost of line-item type {name}") })?;
+            Ok((name, TypeStats { unblended_cost, ..t }))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub mod scaled;
 mod text;
 
 pub use error::MoneyError;
-pub use exact::{Units, checked_pow10, decimal_from_parts, exact_add, exact_mul, exact_sub, exact_sum};
+pub use exact::{ExactSum, Units, checked_pow10, decimal_from_parts, exact_add, exact_mul, exact_sub, exact_sum};
 pub use parse::{parse_decimal, parse_scaled};
 pub use round::{ROUNDING, round, round_preserving_total};
 pub use scaled::{f64_to_scaled, f64s_to_scaled, pow10_i128, scaled_to_decimal};

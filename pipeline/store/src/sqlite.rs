@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 
 use super::{CostStore, Invoices, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
 use crate::error::{Error, Result};
-use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
+use curflow_model::aggregate::{Amounts, AmountsSum, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
@@ -424,12 +424,12 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
         ))
         .map_err(e)?;
     let mut rows = stmt.query(params![period]).map_err(e)?;
-    let (mut count, mut total) = (0usize, Amounts::default());
+    let (mut count, mut total) = (0usize, AmountsSum::default());
     while let Some(row) = rows.next().map_err(e)? {
         total.add(&amounts_at(path, row, 0)?)?;
         count += 1;
     }
-    Ok((count, total))
+    Ok((count, total.total()?))
 }
 
 /// The amounts stored in columns `first..first + 7` of `row` (the five money measures, the usage
