@@ -592,12 +592,14 @@ fn merge_in_codes(
     aggregate: &mut PeriodAggregate,
     pool_bytes: usize,
 ) -> Result<()> {
+    let keep_under = pool_bytes / 2;
     let over_budget = match in_codes {
         None => {
+            let over = fast.memory_bytes() > keep_under;
             *in_codes = Some(fast);
-            false
+            over
         }
-        Some(merged) => match merged.absorb(fast)? {
+        Some(merged) => match merged.absorb(fast, keep_under)? {
             Absorbed::Merged => false,
             Absorbed::Apart(fast) => {
                 lines_from_codes(*fast, aggregate)?;
@@ -607,11 +609,11 @@ fn merge_in_codes(
         },
     };
     let Some(merged) = in_codes else { return Ok(()) };
-    if over_budget || merged.memory_bytes() > pool_bytes / 2 {
+    if over_budget {
         tracing::debug!(
             groups = merged.len(),
             table_mib = merged.memory_bytes() >> 20,
-            "the delivery's group tables reached half of memory-limit-mb; building their lines now"
+            "the delivery's group tables reached half of the fast path's pool; building their lines now"
         );
         if let Some(full) = in_codes.take() {
             lines_from_codes(full, aggregate)?;

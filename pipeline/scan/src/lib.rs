@@ -764,7 +764,7 @@ mod tests {
             merge(scan.groups, &mut by_text);
             match &mut in_codes {
                 None => in_codes = Some(fast),
-                Some(merged) => assert!(matches!(merged.absorb(fast).unwrap(), Absorbed::Merged)),
+                Some(merged) => assert!(matches!(merged.absorb(fast, usize::MAX).unwrap(), Absorbed::Merged)),
             }
         }
         let merged = in_codes.unwrap();
@@ -797,7 +797,9 @@ mod tests {
         let mut cur = engine.scan_file_in_codes(&cur_file, "accountant_id").await.unwrap().1.unwrap();
         let focus_groups = engine.scan_file_in_codes(&focus_file, "accountant_id").await.unwrap().1.unwrap();
         let before = cur.len();
-        let Absorbed::Apart(apart) = cur.absorb(focus_groups).unwrap() else { panic!("FOCUS merged into CUR") };
+        let Absorbed::Apart(apart) = cur.absorb(focus_groups, usize::MAX).unwrap() else {
+            panic!("FOCUS merged into CUR")
+        };
         assert_eq!(cur.len(), before);
         let mut apart_lines = Vec::new();
         (*apart)
@@ -808,6 +810,53 @@ mod tests {
             .unwrap();
         let alone = engine.scan_file(&focus_file, "accountant_id").await.unwrap();
         assert_eq!(apart_lines, alone.groups);
+    }
+
+    /// Past the caller's share (`keep_under`, here 1 byte) a file's groups are still merged, and
+    /// `OverBudget` tells the caller (`process::merge_in_codes`) to build their lines now and
+    /// start afresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_merge_past_the_callers_share_is_over_budget_and_still_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 40_000,
+            tenants: 300,
+            out_dir: dir.path().join("month"),
+            files: Some(2),
+            profile: curflow_fixtures::Profile::Saas,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let options = EngineOptions { target_partitions: 2, batch_size: 2048, ..EngineOptions::default() };
+        let engine = Engine::new(&options).unwrap();
+        let merge = |groups: Vec<(BillingPeriod, CostKey, Amounts)>,
+                     into: &mut BTreeMap<(BillingPeriod, CostKey), Amounts>| {
+            for (p, k, a) in groups {
+                into.entry((p, k)).or_default().add(&a).unwrap();
+            }
+        };
+        let (mut two_by_text, mut first) = (BTreeMap::new(), None::<FastGroups>);
+        for path in &generated.data_files {
+            let file = DataFile::local(path, FileKind::Parquet).unwrap();
+            merge(engine.scan_file(&file, "accountant_id").await.unwrap().groups, &mut two_by_text);
+            let fast = engine.scan_file_in_codes(&file, "accountant_id").await.unwrap().1.unwrap();
+            match &mut first {
+                None => first = Some(fast),
+                Some(merged) => assert!(matches!(merged.absorb(fast, 1).unwrap(), Absorbed::OverBudget)),
+            }
+        }
+        let mut lines = Vec::new();
+        first
+            .unwrap()
+            .finish(|p, k, a| {
+                lines.push((p, k, a));
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        let mut two_from_codes = BTreeMap::new();
+        merge(lines, &mut two_from_codes);
+        assert!(two_by_text.len() > 1_000, "{} groups", two_by_text.len());
+        assert_eq!(two_from_codes, two_by_text, "over the share, and merged");
     }
 
     /// A memory limit the 400,000-row realistic month's groups outgrow on both paths (each gets

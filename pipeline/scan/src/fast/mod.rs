@@ -257,8 +257,9 @@ pub enum Absorbed {
     /// Not merged (the key fields together would need more than 127 bits, or one file is FOCUS
     /// and the other CUR): the other file's groups, untouched, to finish on their own.
     Apart(Box<FastGroups>),
-    /// Merged, but the tables now hold more than the fast path's pool grants (half of
-    /// `memory-limit-mb`): the caller should finish them into lines and start afresh.
+    /// Merged, but the tables now hold more than `keep_under` bytes or than the fast path's pool
+    /// grants (half of `memory-limit-mb`): the caller should finish them into lines and start
+    /// afresh.
     OverBudget,
 }
 
@@ -287,12 +288,15 @@ impl FastGroups {
         &self.summary
     }
 
-    /// Adds another file's groups to these, in these tables' codes.
-    pub fn absorb(&mut self, other: FastGroups) -> Result<Absorbed> {
+    /// Adds another file's groups to these, in these tables' codes; [`Absorbed::OverBudget`] when
+    /// the merged tables hold more than `keep_under` bytes (the caller's share for tables kept
+    /// across files) or more than the pool grants.
+    pub fn absorb(&mut self, other: FastGroups, keep_under: usize) -> Result<Absorbed> {
         if self.partial.is_focus() != other.partial.is_focus() || !self.partial.can_absorb(&other.partial) {
             return Ok(Absorbed::Apart(Box::new(other)));
         }
         Ok(match self.partial.absorb(&other.path, other.partial)? {
+            Step::Continue if self.partial.memory_bytes() > keep_under => Absorbed::OverBudget,
             Step::Continue => Absorbed::Merged,
             Step::OverBudget { .. } => Absorbed::OverBudget,
             // `can_absorb` counted every new value, so the merged fields fit.
