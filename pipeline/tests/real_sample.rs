@@ -31,11 +31,15 @@ fn real_cur_csv_totals_match_the_documented_figures() {
     // No SP/RI rows and no net columns: every measure equals unblended.
     assert_eq!(usd.amortized_cost, usd.unblended_cost);
     assert_eq!(usd.net_unblended_cost, usd.unblended_cost);
+    // Σ `pricing/publicOnDemandCost` (Python `Decimal` over the CSV text): twice the bill, as the
+    // account's usage is mostly free tier.
+    assert_eq!(usd.list_cost, Decimal::from_str("3.35617269490").unwrap());
     assert!(!report.tenant_tag_present, "the sample has no resourceTags columns");
     assert_eq!(report.unattributed["USD"].unblended_cost, usd.unblended_cost);
     // What was stored sums to the same figures.
     let stored = common::stored_total(&store, report.period);
     assert_eq!(stored.unblended_cost, usd.unblended_cost);
+    assert_eq!(stored.list_cost, usd.list_cost);
     assert_eq!(stored.line_items, 1281);
 }
 
@@ -128,6 +132,8 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         assert_eq!(usd.unblended_cost, d("-0.0000000676"), "credits cancel usage to ten places");
         assert_eq!(usd.amortized_cost, d("-0.0000000676"));
         assert_eq!(usd.net_unblended_cost, usd.unblended_cost, "an empty net column reads as unblended");
+        // Σ `pricing_public_on_demand_cost` (Python `Decimal` over the CSV text).
+        assert_eq!(usd.list_cost, d("49.55871346770"));
         // 92500.7433629442 over all rows, of which 13.0 is the Tax rows' quantity (1 per row):
         // usage_amount counts usage lines only.
         assert_eq!(usd.usage_amount, d("92487.7433629442"));
@@ -145,6 +151,7 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         assert_eq!(tenants.into_iter().collect::<Vec<_>>(), ["ha-web-portal"]);
         let stored = common::stored_total(&store, report.period);
         assert_eq!((stored.unblended_cost, stored.line_items), (usd.unblended_cost, 1882));
+        assert_eq!(stored.list_cost, usd.list_cost);
     }
 }
 
@@ -159,7 +166,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     let Some(sample) = common::shared_sample("focus-sample-data/focus_sample.csv") else {
         return;
     };
-    type Sums = (Decimal, Decimal, u64);
+    type Sums = (Decimal, Decimal, u64, Decimal);
     let mut reader = csv::Reader::from_path(&sample).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
@@ -173,6 +180,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
         slot.0 += amount(&record[col("BilledCost")]);
         slot.1 += amount(&record[col("EffectiveCost")]);
         slot.2 += 1;
+        slot.3 += amount(&record[col("ListCost")]);
         let app = serde_json::from_str::<serde_json::Value>(&record[col("Tags")])
             .ok()
             .and_then(|t| t["application"].as_str().map(str::trim).filter(|a| !a.is_empty()).map(str::to_string));
@@ -183,6 +191,8 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     let total = want.values().fold((Decimal::ZERO, Decimal::ZERO), |a, w| (a.0 + w.0, a.1 + w.1));
     assert_eq!(total, (Decimal::from_str("20.52022672899").unwrap(), Decimal::from_str("14.97651418586").unwrap()));
     assert_eq!(want.keys().collect::<Vec<_>>(), ["2024-09", "2024-10"]);
+    // ListCost 20.39090575119 over all rows (the data README).
+    assert_eq!(want.values().map(|w| w.3).sum::<Decimal>(), Decimal::from_str("20.39090575119").unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s.sqlite");
@@ -200,7 +210,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
 
     let db = curflow::store::SqliteStore::open(&store).unwrap();
     let mut got_app: std::collections::BTreeMap<(String, String), Decimal> = std::collections::BTreeMap::new();
-    for (period, (billed, effective, rows)) in &want {
+    for (period, (billed, effective, rows, list)) in &want {
         let p: curflow::BillingPeriod = period.parse().unwrap();
         let lines = curflow::store::CostStore::cost_lines(&db, p).wait().unwrap();
         let stored = curflow::Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
@@ -210,6 +220,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
             "{period}"
         );
         assert_eq!(stored.net_unblended_cost, *billed, "{period}: FOCUS billed cost is net of discounts");
+        assert_eq!(stored.list_cost, *list, "{period}: list cost is Σ ListCost");
         let record = curflow::store::CostStore::period(&db, p).wait().unwrap().unwrap();
         assert_eq!(record.rows_read, *rows, "{period}");
         for l in &lines {

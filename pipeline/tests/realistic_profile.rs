@@ -69,6 +69,9 @@ fn process(dir: &Path, generated: &Generated, store: &Path, tight: Option<usize>
         let spill = SpillOptions { dir: Some(dir.join("spill")), max_bytes: 1 << 30 };
         Processor::new(options).unwrap().with_spill(&spill).unwrap()
     } else {
+        // The shipped default `memory-limit-mb` (1 GiB), which a month of this size must not
+        // spill under.
+        options.engine.memory_limit_bytes = EngineOptions::default().memory_limit_bytes;
         Processor::new(options).unwrap()
     };
     let deliveries = discover(std::slice::from_ref(&generated.manifest_path)).unwrap();

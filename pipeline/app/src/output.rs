@@ -127,6 +127,14 @@ fn summary_amounts(r: &PeriodReport, out: &mut String) {
             group_thousands(t.ri_sp_upfront_fees.round_dp(2)),
             t.unblended_cost.normalize()
         );
+        if !t.list_cost.is_zero() {
+            wln!(
+                out,
+                "                  list (public on-demand) {}  (exact: {})",
+                group_thousands(t.list_cost.round_dp(2)),
+                t.list_cost.normalize()
+            );
+        }
         let pool = r.unattributed.get(currency).copied().unwrap_or_default();
         wln!(
             out,
@@ -229,7 +237,7 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
 }
 
 /// Columns of `curflow export --kind lines`: one stored cost line per row.
-pub const EXPORT_COLUMNS: [&str; 21] = [
+pub const EXPORT_COLUMNS: [&str; 22] = [
     "billing_period",
     "usage_date",
     "tenant",
@@ -245,6 +253,7 @@ pub const EXPORT_COLUMNS: [&str; 21] = [
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
+    "list_cost",
     "usage_amount",
     "line_items",
     "rule",
@@ -275,6 +284,7 @@ pub fn export_rows(lines: &[CostLine]) -> Result<Rows> {
             m.amortized_cost.into(),
             m.ri_sp_trueup.into(),
             m.ri_sp_upfront_fees.into(),
+            m.list_cost.into(),
             m.usage_amount.into(),
             m.line_items.into(),
             a.map(|a| a.rule.as_str()).into(),
@@ -288,7 +298,7 @@ pub fn export_rows(lines: &[CostLine]) -> Result<Rows> {
 
 /// Columns of `curflow process --format csv|json|jsonl`: one row per billing period and currency
 /// (a period with no cost line, e.g. skipped as already stored, has one row without currency).
-pub const PROCESS_COLUMNS: [&str; 23] = [
+pub const PROCESS_COLUMNS: [&str; 24] = [
     "billing_period",
     "currency",
     "version",
@@ -305,6 +315,7 @@ pub const PROCESS_COLUMNS: [&str; 23] = [
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
+    "list_cost",
     "unattributed_unblended_cost",
     "unattributed_amortized_cost",
     "lines_written",
@@ -351,6 +362,7 @@ pub fn process_rows(r: &PeriodReport, rows: &mut Rows) -> Result<()> {
             money(|a| a.amortized_cost, total),
             money(|a| a.ri_sp_trueup, total),
             money(|a| a.ri_sp_upfront_fees, total),
+            money(|a| a.list_cost, total),
             money(|a| a.unblended_cost, pool.as_ref()),
             money(|a| a.amortized_cost, pool.as_ref()),
             r.lines_written.into(),

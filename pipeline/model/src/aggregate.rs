@@ -63,11 +63,15 @@ pub struct Amounts {
     pub usage_amount: Decimal,
     /// Number of CUR rows summed.
     pub line_items: u64,
+    /// List cost: the public on-demand price of the usage (`pricing/publicOnDemandCost`, FOCUS
+    /// `ListCost`; 0 where the report leaves it empty: tax, credits, fees, negations). Outside the
+    /// unblended identity: `list_cost - amortized_cost` is what commitments and discounts saved.
+    pub list_cost: Decimal,
 }
 
 /// Names of the money measures, in the order used by every output.
-pub const MONEY_MEASURES: [&str; 5] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees"];
+pub const MONEY_MEASURES: [&str; 6] =
+    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "list_cost"];
 
 impl Amounts {
     /// Adds `other` exactly; a sum needing more than `Decimal`'s 28 significant digits is an error
@@ -80,6 +84,7 @@ impl Amounts {
         self.ri_sp_trueup = add(self.ri_sp_trueup, other.ri_sp_trueup, "ri_sp_trueup")?;
         self.ri_sp_upfront_fees = add(self.ri_sp_upfront_fees, other.ri_sp_upfront_fees, "ri_sp_upfront_fees")?;
         self.usage_amount = add(self.usage_amount, other.usage_amount, "usage_amount")?;
+        self.list_cost = add(self.list_cost, other.list_cost, "list_cost")?;
         self.line_items = self
             .line_items
             .checked_add(other.line_items)
@@ -88,13 +93,14 @@ impl Amounts {
     }
 
     /// The money measures as (name, value), in [`MONEY_MEASURES`] order.
-    pub fn money(&self) -> [(&'static str, Decimal); 5] {
+    pub fn money(&self) -> [(&'static str, Decimal); 6] {
         [
             (MONEY_MEASURES[0], self.unblended_cost),
             (MONEY_MEASURES[1], self.net_unblended_cost),
             (MONEY_MEASURES[2], self.amortized_cost),
             (MONEY_MEASURES[3], self.ri_sp_trueup),
             (MONEY_MEASURES[4], self.ri_sp_upfront_fees),
+            (MONEY_MEASURES[5], self.list_cost),
         ]
     }
 
@@ -113,13 +119,20 @@ impl Amounts {
 /// [`Amounts::add`] per line and equal to it whenever that succeeds.
 #[derive(Debug, Clone, Default)]
 pub struct AmountsSum {
-    measures: [curflow_money::ExactSum; 6],
+    measures: [curflow_money::ExactSum; 7],
     line_items: u64,
 }
 
 /// The measures of [`AmountsSum`], in its order.
-const SUMMED: [&str; 6] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "usage_amount"];
+const SUMMED: [&str; 7] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "usage_amount",
+    "list_cost",
+];
 
 impl AmountsSum {
     pub fn add(&mut self, a: &Amounts) -> Result<()> {
@@ -130,6 +143,7 @@ impl AmountsSum {
             a.ri_sp_trueup,
             a.ri_sp_upfront_fees,
             a.usage_amount,
+            a.list_cost,
         ];
         for (sum, value) in self.measures.iter_mut().zip(values) {
             sum.add(value);
@@ -143,11 +157,11 @@ impl AmountsSum {
 
     /// The totals; [`ModelError::Overflow`] naming the measure whose sum has no exact `Decimal`.
     pub fn total(&self) -> Result<Amounts> {
-        let mut totals = [Decimal::ZERO; 6];
+        let mut totals = [Decimal::ZERO; 7];
         for ((total, sum), name) in totals.iter_mut().zip(&self.measures).zip(SUMMED) {
             *total = sum.total().ok_or_else(|| ModelError::Overflow { what: format!("the sum of {name}") })?;
         }
-        let [unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount] =
+        let [unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, list_cost] =
             totals;
         Ok(Amounts {
             unblended_cost,
@@ -157,6 +171,7 @@ impl AmountsSum {
             ri_sp_upfront_fees,
             usage_amount,
             line_items: self.line_items,
+            list_cost,
         })
     }
 }

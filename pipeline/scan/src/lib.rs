@@ -565,9 +565,9 @@ pub(crate) fn amount_limit_text(scale: u32) -> String {
 
 /// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
 /// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
-pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64) -> Result<Amounts> {
+pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; plan::MEASURE_SUMS], line_items: u64) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
-        let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
+        let scale = if i == plan::USAGE_SUM { QUANTITY_SCALE } else { MONEY_SCALE };
         scaled_to_decimal(sums[i], scale).ok_or_else(|| sum_overflow(path, i))
     };
     Ok(Amounts {
@@ -576,7 +576,8 @@ pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; 6], line_items: u64)
         amortized_cost: amount(2)?,
         ri_sp_trueup: amount(3)?,
         ri_sp_upfront_fees: amount(4)?,
-        usage_amount: amount(5)?,
+        usage_amount: amount(plan::USAGE_SUM)?,
+        list_cost: amount(6)?,
         line_items,
     })
 }
@@ -607,7 +608,7 @@ fn decode_groups(
     let text: Vec<ArrayRef> =
         plan::GROUP_COLUMNS[2..].iter().map(|c| column(c).and_then(|a| strings(&a))).collect::<Result<_>>()?;
     let text: Vec<_> = text.iter().map(|a| a.as_string::<i32>()).collect();
-    let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..6].iter().map(|c| column(c)).collect::<Result<_>>()?;
+    let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..plan::MEASURE_SUMS].iter().map(|c| column(c)).collect::<Result<_>>()?;
     let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal256Type>()).collect();
     let counts = column("line_items")?;
     let counts = counts.as_primitive::<Int64Type>();
@@ -651,7 +652,7 @@ fn decode_groups(
             region: s(10),
             account_name: s(11),
         };
-        let mut scaled = [0i128; 6];
+        let mut scaled = [0i128; plan::MEASURE_SUMS];
         for (i, slot) in scaled.iter_mut().enumerate() {
             if sums[i].is_valid(row) {
                 *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;

@@ -35,17 +35,24 @@ pub const GROUP_COLUMNS: [&str; 14] = [
     "region",
     "account_name",
 ];
-/// Aggregate columns following [`GROUP_COLUMNS`]. The six sums are `Decimal256(76, scale)`:
+/// How many of the [`SUM_COLUMNS`] are summed measures (the last is the row count); the one at
+/// [`USAGE_SUM`] is at the quantity scale, the others are money.
+pub const MEASURE_SUMS: usize = 7;
+/// Position of `usage_amount` in [`SUM_COLUMNS`].
+pub const USAGE_SUM: usize = 5;
+
+/// Aggregate columns following [`GROUP_COLUMNS`]. The seven sums are `Decimal256(76, scale)`:
 /// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
 /// wrap around `i128` silently. Summed in 256 bits it cannot wrap (it would take 2^128 rows); the
 /// decoder converts each sum back to `i128` and refuses one that does not fit.
-pub const SUM_COLUMNS: [&str; 7] = [
+pub const SUM_COLUMNS: [&str; MEASURE_SUMS + 1] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
     "usage_amount",
+    "list_cost",
     "line_items",
 ];
 
@@ -184,6 +191,7 @@ impl<'a> SourceColumns<'a> {
             money(Col::ReservationAmortizedUpfrontFee).alias("m_ri_amortized_upfront"),
             udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
             effective.alias("m_effective"),
+            money(Col::ListCost).alias("m_list"),
         ]
     }
 }
@@ -212,6 +220,9 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
     ];
     row_exprs.extend(measures);
     row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
+    // List cost is summed as the report gives it (NULL: 0), for every format.
+    let zero = cast(lit(0i64), super::udf::money_type());
+    row_exprs.push(datafusion::functions::core::expr_fn::coalesce(vec![col("m_list"), zero]).alias("list_cost"));
     Ok(row_exprs)
 }
 
@@ -253,15 +264,15 @@ fn cur_measures(udfs: &Udfs) -> datafusion::error::Result<Vec<Expr>> {
 /// and the row count.
 fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
     let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
-    let mut aggregates: Vec<Expr> = SUM_COLUMNS[..6]
+    let mut aggregates: Vec<Expr> = SUM_COLUMNS[..MEASURE_SUMS]
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let scale = if i == 5 { QUANTITY_SCALE } else { MONEY_SCALE };
+            let scale = if i == USAGE_SUM { QUANTITY_SCALE } else { MONEY_SCALE };
             sum(cast(col(*c), DataType::Decimal256(DECIMAL256_MAX_PRECISION, scale as i8))).alias(*c)
         })
         .collect();
-    aggregates.push(count(lit(1)).alias(SUM_COLUMNS[6]));
+    aggregates.push(count(lit(1)).alias(SUM_COLUMNS[MEASURE_SUMS]));
     rows.aggregate(group, aggregates)
 }
 

@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -204,8 +204,15 @@ CREATE TABLE pool_lines (
 CREATE INDEX pool_lines_by_period ON pool_lines (billing_period);
 ";
 
+/// Version 11: the list cost (public on-demand cost, FOCUS `ListCost`) of every line. Lines
+/// stored by an older curflow read 0 until their month is processed again.
+const SCHEMA_V11: &str = "
+ALTER TABLE cost_lines ADD COLUMN list_cost TEXT NOT NULL DEFAULT '0';
+ALTER TABLE pool_lines ADD COLUMN list_cost TEXT NOT NULL DEFAULT '0';
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
@@ -216,6 +223,7 @@ const MIGRATIONS: [&str; 10] = [
     SCHEMA_V8,
     crate::ledger::sqlite::SCHEMA_V9,
     SCHEMA_V10,
+    SCHEMA_V11,
 ];
 
 /// A SQLite-backed [`CostStore`].
@@ -410,7 +418,10 @@ const SELECT_COLUMNS: &str = "SELECT billing_period, usage_date, tenant, service
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
-        account_name";
+        account_name, list_cost";
+
+/// Position of `list_cost` in [`SELECT_COLUMNS`].
+const SELECT_LIST_COST: usize = 27;
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
 /// stored text (the conservation check of [`CostStore::replace_period`]; reads only the amounts).
@@ -419,27 +430,29 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees,
-                 usage_amount, line_items FROM {} WHERE billing_period = ?1",
+                 usage_amount, line_items, list_cost FROM {} WHERE billing_period = ?1",
             table.name()
         ))
         .map_err(e)?;
     let mut rows = stmt.query(params![period]).map_err(e)?;
     let (mut count, mut total) = (0usize, AmountsSum::default());
     while let Some(row) = rows.next().map_err(e)? {
-        total.add(&amounts_at(path, row, 0)?)?;
+        total.add(&amounts_at(path, row, 0, 7)?)?;
         count += 1;
     }
     Ok((count, total.total()?))
 }
 
 /// The amounts stored in columns `first..first + 7` of `row` (the five money measures, the usage
-/// amount, the line count), in the order of the `cost_lines` columns.
-fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amounts> {
+/// amount, the line count), in the order of the `cost_lines` columns, and the list cost in column
+/// `list_at` (added in schema v11, so after the others).
+fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize, list_at: usize) -> Result<Amounts> {
     let e = |err| store_error(path, err);
-    let dec = |i: usize| -> Result<Decimal> {
-        let text = row.get_ref(first + i).map_err(e)?.as_str().map_err(|err| e(err.into()))?;
+    let at = |i: usize| -> Result<Decimal> {
+        let text = row.get_ref(i).map_err(e)?.as_str().map_err(|err| e(err.into()))?;
         Decimal::from_str(text).map_err(|_| corrupt(path, format!("amount {text:?}")))
     };
+    let dec = |i: usize| at(first + i);
     Ok(Amounts {
         unblended_cost: dec(0)?,
         net_unblended_cost: dec(1)?,
@@ -448,6 +461,7 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize) -> Result<Amou
         ri_sp_upfront_fees: dec(4)?,
         usage_amount: dec(5)?,
         line_items: u64::try_from(row.get::<_, i64>(first + 6).map_err(e)?).unwrap_or(0),
+        list_cost: at(list_at)?,
     })
 }
 
@@ -547,7 +561,7 @@ fn read_lines(
                 region: name(25)?,
                 account_name: name(26)?,
             },
-            amounts: amounts_at(path, row, 9)?,
+            amounts: amounts_at(path, row, 9, SELECT_LIST_COST)?,
         });
     }
     lines.retain(|l| filter.matches(l));
@@ -617,9 +631,9 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
                  driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
-                 account_id, region, account_name)
+                 account_id, region, account_name, list_cost)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
             table.name()
         ))
         .map_err(e)?;
@@ -666,6 +680,7 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
                 k.account_id.as_str(),
                 k.region.as_str(),
                 k.account_name.as_str(),
+                decimal_text(a.list_cost),
             ])
             .map_err(e)?;
     }

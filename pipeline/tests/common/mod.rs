@@ -154,8 +154,15 @@ pub fn dec(v: &serde_json::Value) -> Decimal {
 }
 
 /// The measures compared with `expected.json`, by name.
-pub const MEASURES: [&str; 6] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "usage_amount"];
+pub const MEASURES: [&str; 7] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "usage_amount",
+    "list_cost",
+];
 
 pub fn measure(a: &Amounts, name: &str) -> Decimal {
     match name {
@@ -165,6 +172,7 @@ pub fn measure(a: &Amounts, name: &str) -> Decimal {
         "ri_sp_trueup" => a.ri_sp_trueup,
         "ri_sp_upfront_fees" => a.ri_sp_upfront_fees,
         "usage_amount" => a.usage_amount,
+        "list_cost" => a.list_cost,
         other => panic!("unknown measure {other}"),
     }
 }
@@ -464,6 +472,7 @@ pub fn by_account_region(lines: &[curflow::CostLine], expected: &serde_json::Val
             ri_sp_upfront_fees: dec(&p["ri_sp_upfront_fees"]),
             usage_amount: dec(&p["usage_amount"]),
             line_items: 0,
+            list_cost: dec(&p["list_cost"]),
         };
         want.insert((text("account_id"), text("region"), text("currency")), amounts);
     }

@@ -28,9 +28,9 @@ use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE, Units};
 use curflow_model::Name;
 
-/// Five money measures ([`MONEY_MEASURES`] order), then usage.
-const MEASURES: usize = 6;
-const USAGE: usize = 5;
+/// The money measures ([`MONEY_MEASURES`] order), then usage.
+const MEASURES: usize = USAGE + 1;
+const USAGE: usize = MONEY_MEASURES.len();
 
 type Sums = [i128; MEASURES];
 
@@ -362,6 +362,7 @@ fn amounts(sums: &Sums, line_items: u64) -> Result<Amounts> {
         amortized_cost: decimal(sums[2], MONEY_SCALE)?,
         ri_sp_trueup: decimal(sums[3], MONEY_SCALE)?,
         ri_sp_upfront_fees: decimal(sums[4], MONEY_SCALE)?,
+        list_cost: decimal(sums[5], MONEY_SCALE)?,
         usage_amount: decimal(sums[USAGE], QUANTITY_SCALE)?,
         line_items,
     })

@@ -92,6 +92,8 @@ pub enum CostMeasure {
     Amortized,
     RiSpTrueup,
     RiSpUpfrontFees,
+    /// The public on-demand cost (FOCUS `ListCost`).
+    List,
 }
 
 impl CostMeasure {
@@ -102,6 +104,7 @@ impl CostMeasure {
             CostMeasure::Amortized => "amortized_cost",
             CostMeasure::RiSpTrueup => "ri_sp_trueup",
             CostMeasure::RiSpUpfrontFees => "ri_sp_upfront_fees",
+            CostMeasure::List => "list_cost",
         }
     }
 
@@ -112,6 +115,7 @@ impl CostMeasure {
             CostMeasure::Amortized => a.amortized_cost,
             CostMeasure::RiSpTrueup => a.ri_sp_trueup,
             CostMeasure::RiSpUpfrontFees => a.ri_sp_upfront_fees,
+            CostMeasure::List => a.list_cost,
         }
     }
 }
@@ -178,12 +182,13 @@ pub const SHARED_POOL_COLUMN: &str = "shared_pool";
 impl CostsQuery {}
 
 /// The amount columns of `curflow costs`, after the keys and `currency`.
-pub const AMOUNT_COLUMNS: [&str; 8] = [
+pub const AMOUNT_COLUMNS: [&str; 9] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
+    "list_cost",
     "line_items",
     "direct_amortized_cost",
     "attributed_amortized_cost",
@@ -217,7 +222,7 @@ impl CostSums {
         s
     }
 
-    fn cells(&self, exact: bool) -> [Value; 8] {
+    fn cells(&self, exact: bool) -> [Value; 9] {
         let f = |d: Decimal| {
             if exact {
                 Value::Dec(d.normalize())
@@ -234,6 +239,7 @@ impl CostSums {
             f(a.amortized_cost),
             f(a.ri_sp_trueup),
             f(a.ri_sp_upfront_fees),
+            f(a.list_cost),
             Value::from(a.line_items),
             f(self.direct_amortized_cost),
             f(self.attributed_amortized_cost),

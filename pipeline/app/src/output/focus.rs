@@ -5,7 +5,7 @@
 //! line as the scan made it). Each shared line the split gave to tenants is followed by its
 //! **allocated charges**: one per tenant part and one for the unattributed remainder (the usage
 //! of unknown tenants), which carry the origin charge's dimensions unchanged and split its summable
-//! metrics (`BilledCost`, `EffectiveCost`, `ConsumedQuantity`, `x_UnblendedCost`) exactly: they
+//! metrics (`BilledCost`, `EffectiveCost`, `ListCost`, `ConsumedQuantity`, `x_UnblendedCost`) exactly: they
 //! sum to the origin charge to the last unit. `AllocatedMethodId` is the rule,
 //! `AllocatedResourceId` and `AllocatedTags` name the tenant, `AllocatedMethodDetails` is the JSON
 //! `{"Elements":[{"AllocatedRatio":r,"UsageUnit":u,"UsageQuantity":q}]}`: the tenant's driver
@@ -23,7 +23,9 @@
 //! file is written next to its target and renamed into place when complete.
 //!
 //! Columns ([`FOCUS_COLUMNS`]): only those curflow can fill truthfully from what it stores.
-//! `ListCost`, `ContractedCost`, `PricingQuantity`/`PricingUnit`, `BillingAccountId`,
+//! `ListCost` is the list cost curflow stored: `pricing/publicOnDemandCost` of a CUR (0 on rows
+//! the report leaves empty: tax, credits, fees, negations), `ListCost` of a FOCUS input.
+//! `ContractedCost`, `PricingQuantity`/`PricingUnit`, `BillingAccountId`,
 //! `InvoiceId`, the provider and publisher names and the commitment-discount columns are not
 //! emitted (the store does not keep them).
 
@@ -59,9 +61,10 @@ pub const BATCH_ROWS: usize = 65_536;
 pub const RATIO_DP: u32 = 15;
 
 /// The file's columns in order, with their FOCUS type and when they are null.
-pub const FOCUS_COLUMNS: [(&str, &str); 29] = [
+pub const FOCUS_COLUMNS: [(&str, &str); 30] = [
     ("BilledCost", "decimal(38, 12): curflow's net unblended cost"),
     ("EffectiveCost", "decimal(38, 12): curflow's amortized cost"),
+    ("ListCost", "decimal(38, 12): curflow's list cost (public on-demand; 0 where the CUR has none)"),
     ("BillingCurrency", "string"),
     ("BillingPeriodStart", "timestamp UTC (first day of the month, inclusive)"),
     ("BillingPeriodEnd", "timestamp UTC (first day of the next month, exclusive)"),
@@ -316,6 +319,7 @@ struct Rows<'k> {
     tag_key: &'k str,
     billed: Vec<i128>,
     effective: Vec<i128>,
+    list: Vec<i128>,
     unblended: Vec<i128>,
     consumed: Vec<Option<i128>>,
     /// Index of the origin line each row takes its dimensions from.
@@ -332,6 +336,7 @@ impl<'k> Rows<'k> {
             tag_key,
             billed: Vec::new(),
             effective: Vec::new(),
+            list: Vec::new(),
             unblended: Vec::new(),
             consumed: Vec::new(),
             origin: Vec::new(),
@@ -356,6 +361,7 @@ impl<'k> Rows<'k> {
         let a = &amounts_of.amounts;
         self.billed.push(money(a.net_unblended_cost, "net_unblended_cost")?);
         self.effective.push(money(a.amortized_cost, "amortized_cost")?);
+        self.list.push(money(a.list_cost, "list_cost")?);
         self.unblended.push(money(a.unblended_cost, "unblended_cost")?);
         let origin = self.origins.len().saturating_sub(1);
         let consumed = match self.origins.last() {
@@ -498,7 +504,7 @@ fn schema() -> Arc<Schema> {
         .iter()
         .map(|(name, _)| {
             let (t, nullable) = match *name {
-                "BilledCost" | "EffectiveCost" | "x_UnblendedCost" => (money.clone(), false),
+                "BilledCost" | "EffectiveCost" | "ListCost" | "x_UnblendedCost" => (money.clone(), false),
                 "ConsumedQuantity" => (DataType::Decimal128(38, QUANTITY_SCALE as i8), true),
                 "BillingPeriodStart" | "BillingPeriodEnd" | "ChargePeriodStart" | "ChargePeriodEnd" => {
                     (time.clone(), false)
@@ -622,6 +628,7 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         decimal(&rows.billed, MONEY_SCALE)?,
         decimal(&rows.effective, MONEY_SCALE)?,
+        decimal(&rows.list, MONEY_SCALE)?,
         text(&|t| Some(t.currency.to_string())),
         time(&|_| start),
         time(&|_| end),
@@ -675,6 +682,7 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
         let record = [
             money(rows.billed[i])?,
             money(rows.effective[i])?,
+            money(rows.list[i])?,
             t.currency.to_string(),
             start.clone(),
             end.clone(),

@@ -38,7 +38,7 @@ pub const BATCH_ROWS: usize = 65_536;
 const PRECISION: u8 = 38;
 
 /// The file's columns, in order, with their Parquet/Arrow types (documented in the README).
-pub const PARQUET_COLUMNS: [(&str, &str); 28] = [
+pub const PARQUET_COLUMNS: [(&str, &str); 29] = [
     ("billing_period", "string"),
     ("usage_date", "date"),
     ("tenant", "string, null on shared-pool rows"),
@@ -58,6 +58,7 @@ pub const PARQUET_COLUMNS: [(&str, &str); 28] = [
     ("amortized_cost", "decimal(38, 12)"),
     ("ri_sp_trueup", "decimal(38, 12)"),
     ("ri_sp_upfront_fees", "decimal(38, 12)"),
+    ("list_cost", "decimal(38, 12): public on-demand cost (FOCUS ListCost)"),
     ("usage_amount", "decimal(38, 10)"),
     ("line_items", "int64"),
     ("rule", "string, attributed rows"),
@@ -112,8 +113,8 @@ const KEY_TEXTS: [&str; 10] = [
     "region",
 ];
 
-const MONEY: [&str; 5] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees"];
+/// The money columns: [`MONEY_MEASURES`], in its order.
+const MONEY: [&str; 6] = curflow_model::aggregate::MONEY_MEASURES;
 
 fn scale_i8(scale: u32) -> i8 {
     // The store's scales are 12 and 10.
@@ -271,6 +272,7 @@ fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -
             amortized_cost: money(2)?,
             ri_sp_trueup: money(3)?,
             ri_sp_upfront_fees: money(4)?,
+            list_cost: money(5)?,
             usage_amount: exact(usage_col, row, QUANTITY_SCALE)?,
             line_items: u64::try_from(items.value(row)).map_err(|_| format!("line_items, row {row}: negative"))?,
         };

@@ -128,6 +128,8 @@ pub(super) struct FastLayout {
     /// `net` slot, NULL = 0) as amortized; no true-up or upfront fees.
     focus: bool,
     quantity: Slot,
+    /// The list cost (`pricing/publicOnDemandCost`, FOCUS `ListCost`), when the file has it.
+    list: Option<Slot>,
     /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
     key_bits: u32,
 }
@@ -207,6 +209,10 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
             None => None,
         };
     }
+    let list = match cols.name(Col::ListCost) {
+        Some(name) => Some((name.to_string(), want(name, |t| matches!(t, DataType::Float64))?)),
+        None => None,
+    };
     // Required (resolve checks it); the row loop reads it unconditionally.
     cols.name(Col::UnblendedCost)?;
 
@@ -221,6 +227,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         period: slot((period_name, period)),
         usage_day: slot((day_name, day)),
         quantity: slot((quantity_name, quantity)),
+        list: list.map(slot),
         text: text.map(|t| t.map(slot)),
         money: money.map(|m| m.map(slot)),
         tenant_maps: tenant_maps.into_iter().map(|(m, key)| (slot(m), key)).collect(),

@@ -70,12 +70,13 @@ pub(super) enum Step {
 
 /// Sums of a group's per-row inputs: unblended, net unblended (the net column where present and
 /// not NULL, else unblended: the measure's own rule, applied per row), usage amount of rows that
-/// count usage, and the row count.
+/// count usage, the list cost, and the row count.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
     unblended: i128,
     net: i128,
     quantity: i128,
+    list: i128,
     rows: u64,
 }
 
@@ -163,6 +164,7 @@ pub(super) struct Partial {
     unblended: Vec<i128>,
     net: Vec<i128>,
     quantity: Vec<i128>,
+    list: Vec<i128>,
     dates: Vec<Option<i32>>,
     period_codes: Vec<u32>,
     day_codes: Vec<u32>,
@@ -193,6 +195,7 @@ impl Partial {
             unblended: Vec::new(),
             net: Vec::new(),
             quantity: Vec::new(),
+            list: Vec::new(),
             dates: Vec::new(),
             period_codes: Vec::new(),
             day_codes: Vec::new(),
@@ -252,6 +255,7 @@ impl Partial {
             None => false,
         };
         money_column(path, &layout.quantity, batch, QUANTITY_SCALE, &mut self.quantity)?;
+        read_money(path, layout.list.as_ref(), batch, MONEY_SCALE, &mut self.list)?;
         let mut commitments: [Option<&Float64Array>; COMMITMENT_FIELDS] = [None; COMMITMENT_FIELDS];
         for (field, slot) in commitments.iter_mut().zip(&layout.money[2..]) {
             if let Some(slot) = slot {
@@ -274,7 +278,8 @@ impl Partial {
             + self.extras.capacity() * size_of::<Extra>();
         let text: usize = self.text.iter().map(|t| t.interner.bytes()).sum();
         let scratch = self.keys.capacity() * size_of::<u128>()
-            + (self.unblended.capacity() + self.net.capacity() + self.quantity.capacity()) * size_of::<i128>()
+            + (self.unblended.capacity() + self.net.capacity() + self.quantity.capacity() + self.list.capacity())
+                * size_of::<i128>()
             + (self.period_codes.capacity() + self.day_codes.capacity()) * size_of::<u32>()
             + self.dates.capacity() * size_of::<Option<i32>>()
             + self.row_kinds.capacity()
@@ -381,8 +386,9 @@ impl Partial {
         net_present: bool,
         commitments: &[Option<&Float64Array>; COMMITMENT_FIELDS],
     ) -> Result<()> {
-        let Self { groups, packed, sums, extra_of, extras, keys, row_kinds, arn_fee, unblended, net, quantity, .. } =
-            self;
+        let Self {
+            groups, packed, sums, extra_of, extras, keys, row_kinds, arn_fee, unblended, net, quantity, list, ..
+        } = self;
         let net: &[i128] = if net_present { net } else { unblended };
         let add = |sum: &mut i128, v: i128, measure: &'static str| -> Result<()> {
             // Values are below 10^28 (checked per column), so this takes 10^10 rows of one group.
@@ -401,6 +407,7 @@ impl Partial {
             let s = &mut sums[group];
             add(&mut s.unblended, unblended[row], "unblended_cost")?;
             add(&mut s.net, net[row], "net_unblended_cost")?;
+            add(&mut s.list, list[row], "list_cost")?;
             if kind.counts_usage() {
                 add(&mut s.quantity, quantity[row], "usage_amount")?;
             }
@@ -485,6 +492,7 @@ impl Partial {
             add(&mut s.unblended, their_sums.unblended, "unblended_cost")?;
             add(&mut s.net, their_sums.net, "net_unblended_cost")?;
             add(&mut s.quantity, their_sums.quantity, "usage_amount")?;
+            add(&mut s.list, their_sums.list, "list_cost")?;
             s.rows += their_sums.rows;
             if their_extra != 0 {
                 let theirs = other.extras.get(their_extra as usize - 1).ok_or_else(lost)?;
@@ -589,7 +597,7 @@ impl Partial {
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
             let values = if self.layout.focus {
-                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity]
+                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list]
             } else {
                 group_measures(kind, sums, extra)
                     .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?
@@ -683,10 +691,10 @@ fn read_money(path: &Path, slot: Option<&Slot>, batch: &RecordBatch, scale: u32,
     Ok(())
 }
 
-/// The six sums of a group ([`super::super::plan::SUM_COLUMNS`] order) from its inputs' sums:
+/// The seven sums of a group ([`super::super::plan::SUM_COLUMNS`] order) from its inputs' sums:
 /// the measures of the summed inputs, split into the `Fee` rows with a reservation ARN and the
 /// rest, which is exact because the measures are additive (see the module docs).
-fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i128; 6]> {
+fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i128; 7]> {
     let rest = RowInputs {
         kind,
         has_reservation_arn: false,
@@ -709,6 +717,7 @@ fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i12
         both(Measure::RiSpTrueup)?,
         both(Measure::RiSpUpfrontFees)?,
         sums.quantity,
+        sums.list,
     ])
 }
 

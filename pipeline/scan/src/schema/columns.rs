@@ -72,6 +72,7 @@ columns! {
     UsageAccountId = "lineItem/UsageAccountId", Text, false, "costs per linked account";
     UsageAccountName = "lineItem/UsageAccountName", Text, false, "the linked account's name";
     Region = "product/region", Text, false, "costs per region";
+    ListCost = "pricing/publicOnDemandCost", Money, false, "list (public on-demand) cost";
 }
 
 impl Col {

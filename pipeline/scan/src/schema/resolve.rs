@@ -103,8 +103,8 @@ fn is_focus<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
 
 /// The FOCUS columns that stand for each logical column, first found wins. The measures come
 /// from the provider's own figures: unblended and net unblended are `BilledCost` (what is
-/// invoiced, net of discounts), amortized is `EffectiveCost` (after commitment amortization);
-/// there is no RI/SP true-up or upfront-fee split. `x_ServiceCode`/`x_UsageType`/`x_Operation`
+/// invoiced, net of discounts), amortized is `EffectiveCost` (after commitment amortization),
+/// list cost is `ListCost`; there is no RI/SP true-up or upfront-fee split. `x_ServiceCode`/`x_UsageType`/`x_Operation`
 /// are AWS's extensions; other providers fall back to `ServiceName` and `SkuMeter`/`SkuId`.
 pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
     match col {
@@ -123,6 +123,7 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::UsageAccountId => (&["SubAccountId"], false),
         Col::UsageAccountName => (&["SubAccountName"], false),
         Col::Region => (&["RegionId"], false),
+        Col::ListCost => (&["ListCost"], false),
         _ => (&[], false),
     }
 }

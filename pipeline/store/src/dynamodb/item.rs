@@ -180,6 +180,10 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     item.insert("ri_sp_upfront_fees".into(), n(a.ri_sp_upfront_fees));
     item.insert("usage_amount".into(), n(a.usage_amount));
     item.insert("line_items".into(), n_u64(a.line_items));
+    // Absent when 0 (tax, credits, fees and formats without a list price): fewer bytes per item.
+    if !a.list_cost.is_zero() {
+        item.insert("list_cost".into(), n(a.list_cost));
+    }
     if let Some(at) = &line.attribution {
         item.insert("rule".into(), s(at.rule.clone()));
         item.insert("basis".into(), s(at.basis.clone()));
@@ -272,12 +276,16 @@ impl Reader<'_> {
     }
 
     fn dec(&self, k: &str) -> Result<Decimal, String> {
+        self.opt_dec(k)?.ok_or_else(|| format!("attribute `{k}` is missing"))
+    }
+
+    fn opt_dec(&self, k: &str) -> Result<Option<Decimal>, String> {
         match self.0.get(k) {
             Some(AttributeValue::N(v)) => {
-                parse_decimal(v).ok_or_else(|| format!("attribute `{k}`: {v:?} is not a decimal"))
+                parse_decimal(v).map(Some).ok_or_else(|| format!("attribute `{k}`: {v:?} is not a decimal"))
             }
             Some(other) => Err(format!("attribute `{k}` is {other:?}, expected a number")),
-            None => Err(format!("attribute `{k}` is missing")),
+            None => Ok(None),
         }
     }
 
@@ -388,6 +396,7 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             ri_sp_upfront_fees: r.dec("ri_sp_upfront_fees")?,
             usage_amount: r.dec("usage_amount")?,
             line_items: r.u64("line_items")?,
+            list_cost: r.opt_dec("list_cost")?.unwrap_or_default(),
         },
         attribution: attribution.map(Box::new),
         unattributed_reason: r.opt_text("unattributed_reason")?,
@@ -458,6 +467,7 @@ mod tests {
                 ri_sp_upfront_fees: Decimal::from_str("1.50").unwrap(),
                 usage_amount: Decimal::from_str("123456789012345678.0123456789").unwrap(),
                 line_items: 7,
+                list_cost: Decimal::from_str("0.000000000003").unwrap(),
             },
         )
     }
