@@ -11,11 +11,10 @@
 //! EventBridge, a redelivery of the legacy month, the daily Cost Explorer sync (`{"curflow":
 //! "ce-sync"}`) of the connected account `scripts/test` gives `cdk synth` (`connectedAccounts`),
 //! and the nightly schedule on the DynamoDB store sending an SNS budget alert and fetching AWS's
-//! forecast, after ingesting the usage ledger from the two evidence sources `scripts/test` gives
-//! `cdk synth` (`evidenceSources`: a CloudWatch Logs group through `FilterLogEvents` and an S3
-//! prefix listed under its `s3:prefix` condition and read with `GetObject`; a CloudWatch metrics
-//! source is not among them: the IAM-enforcing server runs moto 5.2.5, which has no CloudWatch
-//! CBOR protocol, see `scripts/test`), while every delivery
+//! forecast, after ingesting the usage ledger from the three evidence sources `scripts/test` gives
+//! `cdk synth` (`evidenceSources`: a CloudWatch Logs group through `FilterLogEvents`, an S3
+//! prefix listed under its `s3:prefix` condition and read with `GetObject`, and a CloudWatch
+//! metric with a tenant dimension through `ListMetrics` and `GetMetricData`), while every delivery
 //! is split with the ledger (its DynamoDB items) by the attribution rules the stack points the
 //! function at (`attributionRules`: an S3 object read under its own `s3:GetObject` statement).
 //! Everything must succeed.
@@ -77,8 +76,11 @@ const EXTERNAL_ID: &str = "curflow-iam-test-external-id";
 /// The scenario step of the daily Cost Explorer sync.
 const CE_SYNC_STEP: &str = "daily Cost Explorer sync";
 /// The usage ledger's evidence sources, as `scripts/test` gives `cdk synth -c evidenceSources=...`:
-/// a CloudWatch Logs group and an S3 prefix, both outside the stack (created here once per server).
+/// a CloudWatch Logs group, an S3 prefix and a CloudWatch metric (its namespace, metric and tenant
+/// dimension), all outside the stack (created here once per server).
 const EVIDENCE_GROUP: &str = "/aws/lambda/curflow-iam-app";
+const EVIDENCE_NAMESPACE: &str = "Curflow/IamApp";
+const EVIDENCE_METRIC: &str = "BilledGbSeconds";
 const EVIDENCE_BUCKET: &str = "curflow-iam-evidence";
 /// The attribution rules object `scripts/test` gives `cdk synth` (`attributionRules`).
 const RULES_KEY: &str = "settings/rules.toml";
@@ -378,8 +380,9 @@ impl Admin {
     }
 
     /// The usage evidence the nightly run ingests (enforcement off; idempotent): yesterday's
-    /// Lambda REPORT and application lines in the log group, and the same day's lines as a gzip
-    /// object under the S3 prefix, so each evidence statement has something to read.
+    /// Lambda REPORT and application lines in the log group, the same day's lines as a gzip
+    /// object under the S3 prefix, and a data point of the metric under a tenant dimension, so
+    /// each evidence statement has something to read.
     fn evidence(&self) {
         let yesterday = Utc::now() - chrono::Duration::days(1);
         let at = yesterday.timestamp_millis();
@@ -405,6 +408,24 @@ impl Admin {
                     .log_stream_name("s")
                     .log_events(event(&app))
                     .log_events(event(&report))
+                    .send()
+                    .await
+                    .unwrap();
+                // Once per server too (a data point put again would add to the day's sum).
+                let dimension = |name: &str, value: &str| {
+                    aws_sdk_cloudwatch::types::Dimension::builder().name(name).value(value).build()
+                };
+                let datum = aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(EVIDENCE_METRIC)
+                    .dimensions(dimension("FunctionName", "curflow-iam-app"))
+                    .dimensions(dimension("accountant_id", "acct-0001"))
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_millis(at))
+                    .value(1.25)
+                    .build();
+                aws_sdk_cloudwatch::Client::new(&self.config)
+                    .put_metric_data()
+                    .namespace(EVIDENCE_NAMESPACE)
+                    .metric_data(datum)
                     .send()
                     .await
                     .unwrap();
@@ -723,8 +744,8 @@ fn the_function_works_under_the_synthesized_policy_and_each_statement_is_needed(
     assert!(detail(&answers[3]).contains("synced 1 of 1 account(s)"), "{answers:#?}");
     let nightly = detail(&answers[4]);
     assert!(nightly.contains("reconciled 2 month(s)") && nightly.contains("0 failed"), "{nightly}");
-    // Both evidence sources, yesterday and the two days before it (`usage-restate-days`).
-    assert!(nightly.contains("usage ledger: 6 source-day(s) ingested"), "{nightly}");
+    // The three evidence sources, yesterday and the two days before it (`usage-restate-days`).
+    assert!(nightly.contains("usage ledger: 9 source-day(s) ingested"), "{nightly}");
     assert!(!nightly.contains(" 0 alert(s) sent"), "the budget alert was sent over SNS: {nightly}");
 
     // The mutation check.

@@ -123,6 +123,7 @@ pub fn iam_action(service: &str, operation: &str) -> String {
         "DynamoDB" => "dynamodb",
         "SNS" => "sns",
         "CloudWatch Logs" => "logs",
+        "CloudWatch" => "cloudwatch",
         "STS" => "sts",
         "Cost Explorer" => "ce",
         other => return format!("{other}:{operation}"),
@@ -217,6 +218,7 @@ mod tests {
         assert_eq!(iam_action("S3", "HeadObject"), "s3:GetObject");
         assert_eq!(iam_action("SNS", "Publish"), "sns:Publish");
         assert_eq!(iam_action("CloudWatch Logs", "FilterLogEvents"), "logs:FilterLogEvents");
+        assert_eq!(iam_action("CloudWatch", "GetMetricData"), "cloudwatch:GetMetricData");
     }
 
     #[test]
