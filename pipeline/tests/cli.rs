@@ -218,8 +218,11 @@ fn process_with_evidence_attributes_the_shared_pool_end_to_end() {
         unblended += r[3].parse::<Decimal>().unwrap();
         if &r[1] != "UNATTRIBUTED" {
             // A tenant's amortized cost is its direct plus attributed cost.
-            let (amortized, direct, attr) =
-                (r[5].parse::<Decimal>().unwrap(), r[10].parse::<Decimal>().unwrap(), r[11].parse::<Decimal>().unwrap());
+            let (amortized, direct, attr) = (
+                r[5].parse::<Decimal>().unwrap(),
+                r[10].parse::<Decimal>().unwrap(),
+                r[11].parse::<Decimal>().unwrap(),
+            );
             assert_eq!(amortized, direct + attr);
             attributed += attr;
         }

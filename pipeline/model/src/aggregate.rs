@@ -161,8 +161,15 @@ impl AmountsSum {
         for ((total, sum), name) in totals.iter_mut().zip(&self.measures).zip(SUMMED) {
             *total = sum.total().ok_or_else(|| ModelError::Overflow { what: format!("the sum of {name}") })?;
         }
-        let [unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, list_cost] =
-            totals;
+        let [
+            unblended_cost,
+            net_unblended_cost,
+            amortized_cost,
+            ri_sp_trueup,
+            ri_sp_upfront_fees,
+            usage_amount,
+            list_cost,
+        ] = totals;
         Ok(Amounts {
             unblended_cost,
             net_unblended_cost,

@@ -608,7 +608,8 @@ fn decode_groups(
     let text: Vec<ArrayRef> =
         plan::GROUP_COLUMNS[2..].iter().map(|c| column(c).and_then(|a| strings(&a))).collect::<Result<_>>()?;
     let text: Vec<_> = text.iter().map(|a| a.as_string::<i32>()).collect();
-    let sums: Vec<ArrayRef> = plan::SUM_COLUMNS[..plan::MEASURE_SUMS].iter().map(|c| column(c)).collect::<Result<_>>()?;
+    let sums: Vec<ArrayRef> =
+        plan::SUM_COLUMNS[..plan::MEASURE_SUMS].iter().map(|c| column(c)).collect::<Result<_>>()?;
     let sums: Vec<_> = sums.iter().map(|a| a.as_primitive::<Decimal256Type>()).collect();
     let counts = column("line_items")?;
     let counts = counts.as_primitive::<Int64Type>();

@@ -195,24 +195,21 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
             *slot = Some((name.to_string(), want(name, is_text)?));
         }
     }
+    // A money column that may be absent (`Some(None)`); `None` when its type needs the generic plan.
+    let mut optional_money = |name: Option<&str>| match name {
+        None => Some(None),
+        Some(n) => want(n, |t| matches!(t, DataType::Float64)).map(|index| Some((n.to_string(), index))),
+    };
     let mut money: [Option<(String, usize)>; 10] = Default::default();
     for (slot, col) in money.iter_mut().zip(MONEY_COLS) {
-        if let Some(name) = cols.name(col) {
-            *slot = Some((name.to_string(), want(name, |t| matches!(t, DataType::Float64))?));
-        }
+        *slot = optional_money(cols.name(col))?;
     }
     if focus {
         // The `net` sums hold `EffectiveCost` (net unblended is `BilledCost`, the unblended sum);
         // without the column, amortized is `BilledCost`, as in the generic plan.
-        money[M_NET] = match &cols.effective_cost {
-            Some(name) => Some((name.clone(), want(name, |t| matches!(t, DataType::Float64))?)),
-            None => None,
-        };
+        money[M_NET] = optional_money(cols.effective_cost.as_deref())?;
     }
-    let list = match cols.name(Col::ListCost) {
-        Some(name) => Some((name.to_string(), want(name, |t| matches!(t, DataType::Float64))?)),
-        None => None,
-    };
+    let list = optional_money(cols.name(Col::ListCost))?;
     // Required (resolve checks it); the row loop reads it unconditionally.
     cols.name(Col::UnblendedCost)?;
 
@@ -252,6 +249,11 @@ pub(super) struct FastResult {
 /// delivery's (see `PeriodAggregate`).
 pub struct FastGroups {
     partial: Partial,
+    /// The file's other partitions, not merged into `partial`: a delivery's files are merged
+    /// partition by partition into the delivery's tables (one probe per group instead of two:
+    /// merging a file's partitions first, then the file). Those the key cannot take together stay
+    /// here and become lines on their own.
+    rest: Vec<Partial>,
     /// The file the tables were made for: named by errors found when the groups are finished.
     path: PathBuf,
     summary: FileSummary,
@@ -261,8 +263,8 @@ pub struct FastGroups {
 pub enum Absorbed {
     /// The other file's groups are now part of these.
     Merged,
-    /// Not merged (the key fields together would need more than 127 bits, or one file is FOCUS
-    /// and the other CUR): the other file's groups, untouched, to finish on their own.
+    /// Not (all) merged (the key fields together would need more than 127 bits, or one file is
+    /// FOCUS and the other CUR): the other file's partitions not merged, to finish on their own.
     Apart(Box<FastGroups>),
     /// Merged, but the tables now hold more than `keep_under` bytes or than the fast path's pool
     /// grants (half of `memory-limit-mb`): the caller should finish them into lines and start
@@ -271,18 +273,19 @@ pub enum Absorbed {
 }
 
 impl FastGroups {
-    /// Number of groups (future cost lines, before the text keys are merged).
+    /// Number of groups (future cost lines, before the text keys are merged; a group in two
+    /// unmerged partitions counts twice).
     pub fn len(&self) -> usize {
-        self.partial.len()
+        self.partial.len() + self.rest.iter().map(Partial::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.partial.len() == 0
+        self.len() == 0
     }
 
     /// Bytes the tables hold (what they reserve from the memory pool).
     pub fn memory_bytes(&self) -> usize {
-        self.partial.memory_bytes()
+        self.partial.memory_bytes() + self.rest.iter().map(Partial::memory_bytes).sum::<usize>()
     }
 
     /// Rows of each billing period in the file these groups came from (before any merge).
@@ -299,21 +302,46 @@ impl FastGroups {
     /// the merged tables hold more than `keep_under` bytes (the caller's share for tables kept
     /// across files) or more than the pool grants.
     pub fn absorb(&mut self, other: FastGroups, keep_under: usize) -> Result<Absorbed> {
-        if self.partial.is_focus() != other.partial.is_focus() || !self.partial.can_absorb(&other.partial) {
-            return Ok(Absorbed::Apart(Box::new(other)));
+        let mut over = self.absorb_own_rest()?;
+        let FastGroups { partial, rest, path, summary } = other;
+        let mut parts = std::iter::once(partial).chain(rest);
+        while let Some(part) = parts.next() {
+            if self.partial.is_focus() != part.is_focus() || !self.partial.can_absorb(&part) {
+                let rest = parts.collect();
+                return Ok(Absorbed::Apart(Box::new(FastGroups { partial: part, rest, path, summary })));
+            }
+            over |= self.absorb_part(&path, part)?;
         }
-        Ok(match self.partial.absorb(&other.path, other.partial)? {
-            Step::Continue if self.partial.memory_bytes() > keep_under => Absorbed::OverBudget,
-            Step::Continue => Absorbed::Merged,
-            Step::OverBudget { .. } => Absorbed::OverBudget,
+        Ok(if over || self.memory_bytes() > keep_under { Absorbed::OverBudget } else { Absorbed::Merged })
+    }
+
+    /// Merges these tables' own other partitions into the first, where they fit (the first file
+    /// of a delivery, or a file finished alone); whether the pool refused the merged bytes.
+    fn absorb_own_rest(&mut self) -> Result<bool> {
+        let mine = std::mem::take(&mut self.rest);
+        let path = self.path.clone();
+        let mut over = false;
+        for part in mine {
+            if self.partial.can_absorb(&part) {
+                over |= self.absorb_part(&path, part)?;
+            } else {
+                self.rest.push(part);
+            }
+        }
+        Ok(over)
+    }
+
+    /// Merges one partition (whose key fields `can_absorb` counted); whether the pool refused
+    /// the merged tables' bytes.
+    fn absorb_part(&mut self, path: &Path, part: Partial) -> Result<bool> {
+        match self.partial.absorb(path, part)? {
+            Step::Continue => Ok(false),
+            Step::OverBudget { .. } => Ok(true),
             // `can_absorb` counted every new value, so the merged fields fit.
             Step::KeyTooWide => {
-                return Err(Error::Internal(format!(
-                    "{}: merging its groups needed a wider key than counted",
-                    other.path.display()
-                )));
+                Err(Error::Internal(format!("{}: merging its groups needed a wider key than counted", path.display())))
             }
-        })
+        }
     }
 
     /// Converts the groups to cost keys and exact amounts, each handed to `sink`.
@@ -321,7 +349,16 @@ impl FastGroups {
         self,
         sink: impl FnMut(BillingPeriod, CostKey, Amounts) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.partial.finish(&self.path, sink)
+        let mut me = self;
+        // Merged in codes first: cheaper than building a partition's lines and merging them by text.
+        me.absorb_own_rest()?;
+        let FastGroups { partial, rest, path, .. } = me;
+        let mut sink = sink;
+        partial.finish(&path, &mut sink)?;
+        for part in rest {
+            part.finish(&path, &mut sink)?;
+        }
+        Ok(())
     }
 }
 
@@ -411,20 +448,17 @@ pub(super) async fn scan(
             Ok::<_, Error>(Ok(partial))
         });
     }
-    // Partitions are merged in codes as they finish; the merged groups become lines once.
-    let mut merged: Option<Partial> = None;
+    // The partitions stay apart: the caller merges each into the delivery's tables.
+    let mut parts: Vec<Partial> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let partial = joined.map_err(|e| Error::Internal(format!("{}: scan task failed: {e}", path.display())))??;
         // Dropping `tasks` aborts the other partitions.
         let step = match partial {
             Err(stop) => stop,
-            Ok(partial) => match &mut merged {
-                None => {
-                    merged = Some(partial);
-                    Step::Continue
-                }
-                Some(m) => m.absorb(path, partial)?,
-            },
+            Ok(partial) => {
+                parts.push(partial);
+                Step::Continue
+            }
         };
         match step {
             Step::Continue => {}
@@ -444,13 +478,18 @@ pub(super) async fn scan(
             }
         }
     }
-    let partial = match merged {
-        Some(merged) => merged,
+    let mut summary = FileSummary::default();
+    for part in &parts {
+        summary.combine(part.summary(path)?);
+    }
+    let mut parts = parts.into_iter();
+    let partial = match parts.next() {
+        Some(first) => first,
         // No partition at all (a file without row groups): empty tables.
         None => Partial::new(Arc::clone(&layout), MemoryConsumer::new("curflow fast path").register(pool)),
     };
-    let summary = partial.summary(path)?;
-    Ok(Some(FastResult { groups: FastGroups { partial, path: path.to_path_buf(), summary }, plan: exec }))
+    let groups = FastGroups { partial, rest: parts.collect(), path: path.to_path_buf(), summary };
+    Ok(Some(FastResult { groups, plan: exec }))
 }
 
 #[cfg(test)]

@@ -387,7 +387,19 @@ impl Partial {
         commitments: &[Option<&Float64Array>; COMMITMENT_FIELDS],
     ) -> Result<()> {
         let Self {
-            groups, packed, sums, extra_of, extras, keys, row_kinds, arn_fee, unblended, net, quantity, list, ..
+            groups,
+            packed,
+            sums,
+            extra_of,
+            extras,
+            keys,
+            row_kinds,
+            arn_fee,
+            unblended,
+            net,
+            quantity,
+            list,
+            ..
         } = self;
         let net: &[i128] = if net_present { net } else { unblended };
         let add = |sum: &mut i128, v: i128, measure: &'static str| -> Result<()> {
@@ -629,6 +641,25 @@ pub(crate) struct FileSummary {
     pub(crate) rows_per_period: BTreeMap<BillingPeriod, u64>,
     /// Rows summed into groups (split-cost children are not).
     pub(crate) rows: u64,
+}
+
+impl FileSummary {
+    /// Adds the summary of another part of the same file.
+    pub(crate) fn combine(&mut self, other: FileSummary) {
+        for (period, theirs) in other.invoices {
+            let mine = self.invoices.entry(period).or_default();
+            for id in &theirs.ids {
+                mine.add(Some(id), 0);
+            }
+            if let Some(rows) = theirs.rows_without_id {
+                mine.add(None, rows);
+            }
+        }
+        for (period, rows) in other.rows_per_period {
+            *self.rows_per_period.entry(period).or_default() += rows;
+        }
+        self.rows += other.rows;
+    }
 }
 
 /// Appends a group with packed key `key` and no sums yet; its index.
