@@ -51,6 +51,7 @@ fn generate_process_costs_and_periods_end_to_end() {
             "ri_sp_trueup",
             "ri_sp_upfront_fees",
             "list_cost",
+            "contracted_cost",
             "line_items",
             "direct_amortized_cost",
             "attributed_amortized_cost",
@@ -220,8 +221,8 @@ fn process_with_evidence_attributes_the_shared_pool_end_to_end() {
             // A tenant's amortized cost is its direct plus attributed cost.
             let (amortized, direct, attr) = (
                 r[5].parse::<Decimal>().unwrap(),
-                r[10].parse::<Decimal>().unwrap(),
                 r[11].parse::<Decimal>().unwrap(),
+                r[12].parse::<Decimal>().unwrap(),
             );
             assert_eq!(amortized, direct + attr);
             attributed += attr;
@@ -260,13 +261,14 @@ fn sorted(v: &[&str]) -> Vec<String> {
 
 /// Spelled out on purpose (not taken from the code's column constants): the documented column order
 /// is the contract these tests pin, so a change to the code must show up here too.
-const COST_AMOUNTS: [&str; 9] = [
+const COST_AMOUNTS: [&str; 10] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
     "list_cost",
+    "contracted_cost",
     "line_items",
     "direct_amortized_cost",
     "attributed_amortized_cost",
@@ -301,6 +303,7 @@ fn two_months(d: &Path) {
             "ri_sp_trueup",
             "ri_sp_upfront_fees",
             "list_cost",
+            "contracted_cost",
             "unattributed_unblended_cost",
             "unattributed_amortized_cost",
             "lines_written",
@@ -401,7 +404,7 @@ fn every_format_has_stable_documented_columns() {
     );
     let export = ok(&curflow(&["export", "--store", "s.sqlite", "--period", "2026-10", "--format", "jsonl"], d));
     let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
-    assert_eq!(keys(&first).len(), 22);
+    assert_eq!(keys(&first).len(), 23);
     assert!(first["unblended_cost"].is_string() && first["line_items"].is_u64(), "{first}");
     // `--format expenses` is the deprecated spelling of `--kind expenses --format csv`.
     let export =

@@ -58,7 +58,8 @@ const SERVICE_CATEGORIES: [&str; 19] = [
     "Other",
 ];
 /// Summable metrics: allocated charges sum to their origin's.
-const SUMMABLE: [&str; 5] = ["BilledCost", "EffectiveCost", "ListCost", "ConsumedQuantity", "x_UnblendedCost"];
+const SUMMABLE: [&str; 6] =
+    ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity", "x_UnblendedCost"];
 /// Columns an allocated charge sets itself; every other column repeats its origin charge's.
 const ALLOCATION: [&str; 5] =
     ["AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedTags", "x_UnattributedReason"];
@@ -157,6 +158,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
             "BilledCost",
             "EffectiveCost",
             "ListCost",
+            "ContractedCost",
             "BillingCurrency",
             "BillingPeriodStart",
             "BillingPeriodEnd",
@@ -169,7 +171,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         ] {
             assert!(get(row, col).is_some_and(|v| !v.is_empty()), "{}", at(&format!("{col} MUST NOT be null")));
         }
-        for col in ["BilledCost", "EffectiveCost", "ListCost", "x_UnblendedCost"] {
+        for col in ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"] {
             dec(get(row, col).unwrap());
         }
         let currency = get(row, "BillingCurrency").unwrap();
@@ -230,7 +232,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
             at("AllocatedTags carry the tenant of AllocatedResourceId")
         );
         let measures = |r: &Row| -> BTreeMap<&'static str, Decimal> {
-            ["BilledCost", "EffectiveCost", "ListCost", "x_UnblendedCost"]
+            ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
                 .into_iter()
                 .map(|m| (m, dec(get(r, m).unwrap())))
                 .collect()
@@ -313,7 +315,8 @@ fn parquet_rows(path: &Path) -> Vec<Row> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
     let schema = reader.schema().clone();
     for f in schema.fields() {
-        let want_money = ["BilledCost", "EffectiveCost", "ListCost", "x_UnblendedCost"].contains(&f.name().as_str());
+        let want_money = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
+            .contains(&f.name().as_str());
         match f.data_type() {
             DataType::Decimal128(38, 12) => assert!(want_money, "{} is decimal(38, 12)", f.name()),
             DataType::Decimal128(38, 10) => assert_eq!(f.name(), "ConsumedQuantity"),
@@ -382,6 +385,7 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
         *slot.entry("EffectiveCost").or_default() += l.amounts.amortized_cost;
         *slot.entry("x_UnblendedCost").or_default() += l.amounts.unblended_cost;
         *slot.entry("ListCost").or_default() += l.amounts.list_cost;
+        *slot.entry("ContractedCost").or_default() += l.amounts.contracted_cost;
     }
     out
 }
@@ -447,6 +451,7 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
         assert_eq!(checked.bill["BilledCost"], dec(expected["totals"]["net_unblended_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["EffectiveCost"], dec(expected["totals"]["amortized_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["ListCost"], dec(expected["totals"]["list_cost"].as_str().unwrap()));
+        assert_eq!(checked.bill["ContractedCost"], dec(expected["totals"]["contracted_cost"].as_str().unwrap()));
         // Tagged charges plus allocations, per tenant = what curflow stored and shows.
         assert_eq!(checked.tenants, stored_by_tenant(&lines), "{file_format}: per-tenant totals");
         // Curflow reads its own export back: the tagged lines and the pool, exactly.

@@ -35,6 +35,10 @@ const ROWS: [Row; 7] = [
     ("Usage", "AmazonS3", Some("acme"), "1.1E-7", "1.1E-7", "1", 6),
 ];
 
+/// `ContractedCost` of each row of [`ROWS`], written to the Parquet month only (the CSV month has
+/// no such column, so its contracted cost is 0).
+const CONTRACTED: [&str; 7] = ["1.5", "0.9", "0", "0.3", "-0.5", "0.000001", "2.2E-7"];
+
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap_or_else(|_| Decimal::from_scientific(s).unwrap())
 }
@@ -71,6 +75,7 @@ fn write_parquet(path: &Path) {
         ("BilledCost", num(ROWS.iter().map(|r| f64::from_str(r.3).unwrap()).collect())),
         ("EffectiveCost", num(ROWS.iter().map(|r| f64::from_str(r.4).unwrap()).collect())),
         ("ListCost", num(vec![9.99; n])),
+        ("ContractedCost", num(CONTRACTED.iter().map(|c| f64::from_str(c).unwrap()).collect())),
         ("ConsumedQuantity", num(ROWS.iter().map(|r| f64::from_str(r.5).unwrap()).collect())),
         ("Tags", tags),
     ];
@@ -134,17 +139,19 @@ fn check(input: &Path, format: &str) {
     let lines = curflow::store::SqliteStore::open(&store)
         .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period).wait())
         .unwrap();
-    let mut got: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
+    let mut got: BTreeMap<Option<String>, (Decimal, Decimal, Decimal)> = BTreeMap::new();
     for l in &lines {
         let slot = got.entry(l.key.tenant.as_deref().map(str::to_string)).or_default();
         slot.0 += l.amounts.unblended_cost;
         slot.1 += l.amounts.amortized_cost;
+        slot.2 += l.amounts.contracted_cost;
     }
-    let mut want: BTreeMap<Option<String>, (Decimal, Decimal)> = BTreeMap::new();
-    for r in &ROWS {
+    let mut want: BTreeMap<Option<String>, (Decimal, Decimal, Decimal)> = BTreeMap::new();
+    for (r, c) in ROWS.iter().zip(CONTRACTED) {
         let slot = want.entry(r.2.map(str::to_string)).or_default();
         slot.0 += d(r.3);
         slot.1 += d(r.4);
+        slot.2 += if format == "parquet" { d(c) } else { Decimal::ZERO };
     }
     assert_eq!(got, want, "{format}: per tenant, the pool under None");
     let services: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.key.service.as_str()).collect();

@@ -120,7 +120,7 @@ fn focus_1_2_csv_month_matches_expected_exactly() {
 
 /// The same generated month (same seed and options) written in every format gives the same
 /// per-tenant, per-service, per-day amounts for the measures the formats share: every measure
-/// between the CUR formats; amortized cost between CUR and FOCUS (FOCUS bills Savings
+/// between the CUR formats; amortized and contracted cost between CUR and FOCUS (FOCUS bills Savings
 /// Plan-covered usage 0 instead of on demand and a negation, so unblended differs by design, and
 /// it has no true-up or upfront-fee split).
 #[test]
@@ -137,7 +137,7 @@ fn every_format_of_one_month_gives_the_same_amounts() {
     assert!(legacy.len() > 100, "{} groups", legacy.len());
     for (format, got) in &stored {
         assert_eq!(got.keys().collect::<Vec<_>>(), legacy.keys().collect::<Vec<_>>(), "{format} groups");
-        let shared: &[&str] = if format.is_focus() { &["amortized_cost"] } else { &MEASURES };
+        let shared: &[&str] = if format.is_focus() { &["amortized_cost", "contracted_cost"] } else { &MEASURES };
         for (key, want) in legacy {
             for m in shared {
                 assert_eq!(measure(&got[key], m), measure(want, m), "{format} {key:?} {m}");

@@ -34,12 +34,15 @@ fn real_cur_csv_totals_match_the_documented_figures() {
     // Σ `pricing/publicOnDemandCost` (Python `Decimal` over the CSV text): twice the bill, as the
     // account's usage is mostly free tier.
     assert_eq!(usd.list_cost, Decimal::from_str("3.35617269490").unwrap());
+    // No contracted-price column, no commitments, no net columns: contracted = unblended.
+    assert_eq!(usd.contracted_cost, usd.unblended_cost);
     assert!(!report.tenant_tag_present, "the sample has no resourceTags columns");
     assert_eq!(report.unattributed["USD"].unblended_cost, usd.unblended_cost);
     // What was stored sums to the same figures.
     let stored = common::stored_total(&store, report.period);
     assert_eq!(stored.unblended_cost, usd.unblended_cost);
     assert_eq!(stored.list_cost, usd.list_cost);
+    assert_eq!(stored.contracted_cost, usd.contracted_cost);
     assert_eq!(stored.line_items, 1281);
 }
 
@@ -134,6 +137,8 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         assert_eq!(usd.net_unblended_cost, usd.unblended_cost, "an empty net column reads as unblended");
         // Σ `pricing_public_on_demand_cost` (Python `Decimal` over the CSV text).
         assert_eq!(usd.list_cost, d("49.55871346770"));
+        // Usage, credits and tax only, net empty: contracted = net = unblended.
+        assert_eq!(usd.contracted_cost, d("-0.0000000676"));
         // 92500.7433629442 over all rows, of which 13.0 is the Tax rows' quantity (1 per row):
         // usage_amount counts usage lines only.
         assert_eq!(usd.usage_amount, d("92487.7433629442"));
@@ -152,6 +157,7 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         let stored = common::stored_total(&store, report.period);
         assert_eq!((stored.unblended_cost, stored.line_items), (usd.unblended_cost, 1882));
         assert_eq!(stored.list_cost, usd.list_cost);
+        assert_eq!(stored.contracted_cost, usd.contracted_cost);
     }
 }
 
@@ -166,7 +172,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     let Some(sample) = common::shared_sample("focus-sample-data/focus_sample.csv") else {
         return;
     };
-    type Sums = (Decimal, Decimal, u64, Decimal);
+    type Sums = (Decimal, Decimal, u64, Decimal, Decimal);
     let mut reader = csv::Reader::from_path(&sample).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
@@ -181,6 +187,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
         slot.1 += amount(&record[col("EffectiveCost")]);
         slot.2 += 1;
         slot.3 += amount(&record[col("ListCost")]);
+        slot.4 += amount(&record[col("ContractedCost")]);
         let app = serde_json::from_str::<serde_json::Value>(&record[col("Tags")])
             .ok()
             .and_then(|t| t["application"].as_str().map(str::trim).filter(|a| !a.is_empty()).map(str::to_string));
@@ -193,6 +200,8 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     assert_eq!(want.keys().collect::<Vec<_>>(), ["2024-09", "2024-10"]);
     // ListCost 20.39090575119 over all rows (the data README).
     assert_eq!(want.values().map(|w| w.3).sum::<Decimal>(), Decimal::from_str("20.39090575119").unwrap());
+    // ContractedCost 14.97626039326 over all rows (the data README).
+    assert_eq!(want.values().map(|w| w.4).sum::<Decimal>(), Decimal::from_str("14.97626039326").unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s.sqlite");
@@ -210,7 +219,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
 
     let db = curflow::store::SqliteStore::open(&store).unwrap();
     let mut got_app: std::collections::BTreeMap<(String, String), Decimal> = std::collections::BTreeMap::new();
-    for (period, (billed, effective, rows, list)) in &want {
+    for (period, (billed, effective, rows, list, contracted)) in &want {
         let p: curflow::BillingPeriod = period.parse().unwrap();
         let lines = curflow::store::CostStore::cost_lines(&db, p).wait().unwrap();
         let stored = curflow::Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap();
@@ -221,6 +230,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
         );
         assert_eq!(stored.net_unblended_cost, *billed, "{period}: FOCUS billed cost is net of discounts");
         assert_eq!(stored.list_cost, *list, "{period}: list cost is Σ ListCost");
+        assert_eq!(stored.contracted_cost, *contracted, "{period}: contracted cost is Σ ContractedCost");
         let record = curflow::store::CostStore::period(&db, p).wait().unwrap().unwrap();
         assert_eq!(record.rows_read, *rows, "{period}");
         for l in &lines {

@@ -135,6 +135,14 @@ fn summary_amounts(r: &PeriodReport, out: &mut String) {
                 t.list_cost.normalize()
             );
         }
+        if !t.contracted_cost.is_zero() {
+            wln!(
+                out,
+                "                  contracted {}  (exact: {})",
+                group_thousands(t.contracted_cost.round_dp(2)),
+                t.contracted_cost.normalize()
+            );
+        }
         let pool = r.unattributed.get(currency).copied().unwrap_or_default();
         wln!(
             out,
@@ -237,7 +245,7 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
 }
 
 /// Columns of `curflow export --kind lines`: one stored cost line per row.
-pub const EXPORT_COLUMNS: [&str; 22] = [
+pub const EXPORT_COLUMNS: [&str; 23] = [
     "billing_period",
     "usage_date",
     "tenant",
@@ -254,6 +262,7 @@ pub const EXPORT_COLUMNS: [&str; 22] = [
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
     "list_cost",
+    "contracted_cost",
     "usage_amount",
     "line_items",
     "rule",
@@ -285,6 +294,7 @@ pub fn export_rows(lines: &[CostLine]) -> Result<Rows> {
             m.ri_sp_trueup.into(),
             m.ri_sp_upfront_fees.into(),
             m.list_cost.into(),
+            m.contracted_cost.into(),
             m.usage_amount.into(),
             m.line_items.into(),
             a.map(|a| a.rule.as_str()).into(),
@@ -298,7 +308,7 @@ pub fn export_rows(lines: &[CostLine]) -> Result<Rows> {
 
 /// Columns of `curflow process --format csv|json|jsonl`: one row per billing period and currency
 /// (a period with no cost line, e.g. skipped as already stored, has one row without currency).
-pub const PROCESS_COLUMNS: [&str; 24] = [
+pub const PROCESS_COLUMNS: [&str; 25] = [
     "billing_period",
     "currency",
     "version",
@@ -316,6 +326,7 @@ pub const PROCESS_COLUMNS: [&str; 24] = [
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
     "list_cost",
+    "contracted_cost",
     "unattributed_unblended_cost",
     "unattributed_amortized_cost",
     "lines_written",
@@ -363,6 +374,7 @@ pub fn process_rows(r: &PeriodReport, rows: &mut Rows) -> Result<()> {
             money(|a| a.ri_sp_trueup, total),
             money(|a| a.ri_sp_upfront_fees, total),
             money(|a| a.list_cost, total),
+            money(|a| a.contracted_cost, total),
             money(|a| a.unblended_cost, pool.as_ref()),
             money(|a| a.amortized_cost, pool.as_ref()),
             r.lines_written.into(),

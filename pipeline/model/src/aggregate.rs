@@ -67,11 +67,22 @@ pub struct Amounts {
     /// `ListCost`; 0 where the report leaves it empty: tax, credits, fees, negations). Outside the
     /// unblended identity: `list_cost - amortized_cost` is what commitments and discounts saved.
     pub list_cost: Decimal,
+    /// Contracted cost: the usage at the negotiated (contracted) price, before commitment
+    /// discounts (FOCUS `ContractedCost`). A CUR has no such column: see
+    /// [`crate::measures::cur_contracted_cost`] for how curflow derives it there.
+    pub contracted_cost: Decimal,
 }
 
 /// Names of the money measures, in the order used by every output.
-pub const MONEY_MEASURES: [&str; 6] =
-    ["unblended_cost", "net_unblended_cost", "amortized_cost", "ri_sp_trueup", "ri_sp_upfront_fees", "list_cost"];
+pub const MONEY_MEASURES: [&str; 7] = [
+    "unblended_cost",
+    "net_unblended_cost",
+    "amortized_cost",
+    "ri_sp_trueup",
+    "ri_sp_upfront_fees",
+    "list_cost",
+    "contracted_cost",
+];
 
 impl Amounts {
     /// Adds `other` exactly; a sum needing more than `Decimal`'s 28 significant digits is an error
@@ -85,6 +96,7 @@ impl Amounts {
         self.ri_sp_upfront_fees = add(self.ri_sp_upfront_fees, other.ri_sp_upfront_fees, "ri_sp_upfront_fees")?;
         self.usage_amount = add(self.usage_amount, other.usage_amount, "usage_amount")?;
         self.list_cost = add(self.list_cost, other.list_cost, "list_cost")?;
+        self.contracted_cost = add(self.contracted_cost, other.contracted_cost, "contracted_cost")?;
         self.line_items = self
             .line_items
             .checked_add(other.line_items)
@@ -93,7 +105,7 @@ impl Amounts {
     }
 
     /// The money measures as (name, value), in [`MONEY_MEASURES`] order.
-    pub fn money(&self) -> [(&'static str, Decimal); 6] {
+    pub fn money(&self) -> [(&'static str, Decimal); 7] {
         [
             (MONEY_MEASURES[0], self.unblended_cost),
             (MONEY_MEASURES[1], self.net_unblended_cost),
@@ -101,6 +113,7 @@ impl Amounts {
             (MONEY_MEASURES[3], self.ri_sp_trueup),
             (MONEY_MEASURES[4], self.ri_sp_upfront_fees),
             (MONEY_MEASURES[5], self.list_cost),
+            (MONEY_MEASURES[6], self.contracted_cost),
         ]
     }
 
@@ -119,12 +132,12 @@ impl Amounts {
 /// [`Amounts::add`] per line and equal to it whenever that succeeds.
 #[derive(Debug, Clone, Default)]
 pub struct AmountsSum {
-    measures: [curflow_money::ExactSum; 7],
+    measures: [curflow_money::ExactSum; 8],
     line_items: u64,
 }
 
 /// The measures of [`AmountsSum`], in its order.
-const SUMMED: [&str; 7] = [
+const SUMMED: [&str; 8] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
@@ -132,6 +145,7 @@ const SUMMED: [&str; 7] = [
     "ri_sp_upfront_fees",
     "usage_amount",
     "list_cost",
+    "contracted_cost",
 ];
 
 impl AmountsSum {
@@ -144,6 +158,7 @@ impl AmountsSum {
             a.ri_sp_upfront_fees,
             a.usage_amount,
             a.list_cost,
+            a.contracted_cost,
         ];
         for (sum, value) in self.measures.iter_mut().zip(values) {
             sum.add(value);
@@ -157,7 +172,7 @@ impl AmountsSum {
 
     /// The totals; [`ModelError::Overflow`] naming the measure whose sum has no exact `Decimal`.
     pub fn total(&self) -> Result<Amounts> {
-        let mut totals = [Decimal::ZERO; 7];
+        let mut totals = [Decimal::ZERO; 8];
         for ((total, sum), name) in totals.iter_mut().zip(&self.measures).zip(SUMMED) {
             *total = sum.total().ok_or_else(|| ModelError::Overflow { what: format!("the sum of {name}") })?;
         }
@@ -169,6 +184,7 @@ impl AmountsSum {
             ri_sp_upfront_fees,
             usage_amount,
             list_cost,
+            contracted_cost,
         ] = totals;
         Ok(Amounts {
             unblended_cost,
@@ -179,6 +195,7 @@ impl AmountsSum {
             usage_amount,
             line_items: self.line_items,
             list_cost,
+            contracted_cost,
         })
     }
 }

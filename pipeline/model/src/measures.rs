@@ -13,6 +13,8 @@
 //!   upfront payments and negations at 0, unused commitment on the fee rows.
 //! * **ri_sp_trueup** and **ri_sp_upfront_fees** (CID §3.4): what moves between unblended and
 //!   amortized, so that `unblended = amortized + ri_sp_trueup + ri_sp_upfront_fees` (§3.5).
+//! * **contracted** ([`cur_contracted_cost`]): FOCUS `ContractedCost`, derived from a group's net
+//!   unblended and list cost, because a CUR has no contracted-price column.
 
 use crate::line_item::LineItemKind;
 
@@ -52,6 +54,26 @@ pub struct RowInputs {
 /// Net unblended: the net column where present, else unblended.
 pub fn net_unblended(row: &RowInputs) -> i128 {
     row.net_unblended.unwrap_or(row.unblended)
+}
+
+/// Contracted cost (FOCUS `ContractedCost`: the usage at the negotiated price, inclusive of
+/// negotiated discounts, before commitment discounts) of CUR rows of `kind`, from their net
+/// unblended cost and list cost. A legacy CUR or CUR 2.0 carries no contracted price, so:
+///
+/// * `SavingsPlanNegation` → 0: the negation is the Savings Plan's discount, a commitment
+///   discount, which contracted cost excludes (its covered usage stays at its own price);
+/// * `DiscountedUsage` → the list (public on-demand) cost: the report bills RI-covered usage at 0
+///   and has no negotiated price for it, so the public price is the best figure it gives;
+/// * every other type → net unblended cost (net of EDP/private-pricing discounts where the report
+///   has net columns, else unblended): what the provider charges at the negotiated rate.
+///
+/// Applies per group of one line-item type exactly as per row, because it is linear in its inputs.
+pub fn cur_contracted_cost(kind: LineItemKind, net_unblended: i128, list: i128) -> i128 {
+    match kind {
+        LineItemKind::SavingsPlanNegation => 0,
+        LineItemKind::DiscountedUsage => list,
+        _ => net_unblended,
+    }
 }
 
 /// Amortized cost, the reference CASE (cur-domain.md §3.3).
@@ -171,6 +193,20 @@ mod tests {
 
     fn row(kind: LineItemKind, unblended: i128) -> RowInputs {
         RowInputs { kind, unblended, ..RowInputs::default() }
+    }
+
+    #[test]
+    fn contracted_cost_excludes_commitment_discounts_and_prices_ri_usage_at_list() {
+        // A Savings Plan-covered hour at its on-demand price 10 and its negation -10: contracted
+        // keeps the covered usage, drops the discount.
+        assert_eq!(cur_contracted_cost(LineItemKind::SavingsPlanCoveredUsage, 10, 10), 10);
+        assert_eq!(cur_contracted_cost(LineItemKind::SavingsPlanNegation, -10, 0), 0);
+        // RI-covered usage is billed 0; its list price stands in.
+        assert_eq!(cur_contracted_cost(LineItemKind::DiscountedUsage, 0, 7), 7);
+        // Everything else at its net (negotiated) cost, credits and discounts included.
+        assert_eq!(cur_contracted_cost(LineItemKind::Usage, 9, 12), 9);
+        assert_eq!(cur_contracted_cost(LineItemKind::Credit, -3, 0), -3);
+        assert_eq!(cur_contracted_cost(LineItemKind::RiFee, 5, 0), 5);
     }
 
     fn identity_holds(rows: &[RowInputs]) -> bool {

@@ -578,8 +578,28 @@ pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; plan::MEASURE_SUMS],
         ri_sp_upfront_fees: amount(4)?,
         usage_amount: amount(plan::USAGE_SUM)?,
         list_cost: amount(6)?,
+        contracted_cost: amount(7)?,
         line_items,
     })
+}
+
+/// Position of `contracted_cost` in [`plan::SUM_COLUMNS`] and of `net_unblended_cost`/`list_cost`,
+/// the sums a CUR group's contracted cost is derived from.
+const CONTRACTED_SUM: usize = 7;
+const NET_SUM: usize = 1;
+const LIST_SUM: usize = 6;
+
+/// A CUR group's sums with its contracted cost derived from its net unblended and list cost
+/// ([`curflow_model::measures::cur_contracted_cost`]); a FOCUS group's are left as read.
+pub(crate) fn with_contracted(
+    focus: bool,
+    kind: curflow_model::line_item::LineItemKind,
+    mut sums: [i128; plan::MEASURE_SUMS],
+) -> [i128; plan::MEASURE_SUMS] {
+    if !focus {
+        sums[CONTRACTED_SUM] = curflow_model::measures::cur_contracted_cost(kind, sums[NET_SUM], sums[LIST_SUM]);
+    }
+    sums
 }
 
 /// A group's sum of measure `i` ([`plan::SUM_COLUMNS`]) has no exact `Decimal` (more than 28
@@ -659,6 +679,8 @@ fn decode_groups(
                 *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;
             }
         }
+        let kind = curflow_model::line_item::LineItemKind::from_type_name(&key.line_item_type);
+        let scaled = with_contracted(cols.format.is_focus(), kind, scaled);
         let amounts = amounts_from_scaled(path, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
         invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));

@@ -37,11 +37,11 @@ pub const GROUP_COLUMNS: [&str; 14] = [
 ];
 /// How many of the [`SUM_COLUMNS`] are summed measures (the last is the row count); the one at
 /// [`USAGE_SUM`] is at the quantity scale, the others are money.
-pub const MEASURE_SUMS: usize = 7;
+pub const MEASURE_SUMS: usize = 8;
 /// Position of `usage_amount` in [`SUM_COLUMNS`].
 pub const USAGE_SUM: usize = 5;
 
-/// Aggregate columns following [`GROUP_COLUMNS`]. The seven sums are `Decimal256(76, scale)`:
+/// Aggregate columns following [`GROUP_COLUMNS`]. The eight sums are `Decimal256(76, scale)`:
 /// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
 /// wrap around `i128` silently. Summed in 256 bits it cannot wrap (it would take 2^128 rows); the
 /// decoder converts each sum back to `i128` and refuses one that does not fit.
@@ -53,6 +53,7 @@ pub const SUM_COLUMNS: [&str; MEASURE_SUMS + 1] = [
     "ri_sp_upfront_fees",
     "usage_amount",
     "list_cost",
+    "contracted_cost",
     "line_items",
 ];
 
@@ -155,6 +156,11 @@ impl<'a> SourceColumns<'a> {
             Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
             None => lit(ScalarValue::Null),
         };
+        // FOCUS `ContractedCost`; a CUR has none (its contracted cost is derived when decoded).
+        let contracted = match &cols.contracted_cost {
+            Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
+            None => cast(lit(ScalarValue::Null), super::udf::money_type()),
+        };
         let has_ri_arn = match cols.name(Col::ReservationArn) {
             Some(name) => udfs.non_empty.call(vec![ident(name)]),
             None => lit(false),
@@ -192,6 +198,7 @@ impl<'a> SourceColumns<'a> {
             udfs.quantity.call(vec![column(Col::UsageAmount), label(Col::UsageAmount)]).alias("q_usage"),
             effective.alias("m_effective"),
             money(Col::ListCost).alias("m_list"),
+            contracted.alias("m_contracted"),
         ]
     }
 }
@@ -221,8 +228,12 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
     row_exprs.extend(measures);
     row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
     // List cost is summed as the report gives it (NULL: 0), for every format.
-    let zero = cast(lit(0i64), super::udf::money_type());
-    row_exprs.push(datafusion::functions::core::expr_fn::coalesce(vec![col("m_list"), zero]).alias("list_cost"));
+    let zero = || cast(lit(0i64), super::udf::money_type());
+    let coalesce = datafusion::functions::core::expr_fn::coalesce;
+    row_exprs.push(coalesce(vec![col("m_list"), zero()]).alias("list_cost"));
+    // FOCUS: `ContractedCost` as given (NULL: 0). CUR: 0 here, derived per group when the
+    // aggregate is decoded (`curflow_model::measures::cur_contracted_cost`).
+    row_exprs.push(coalesce(vec![col("m_contracted"), zero()]).alias("contracted_cost"));
     Ok(row_exprs)
 }
 

@@ -19,7 +19,7 @@ use curflow_model::period::BillingPeriod;
 use curflow_model::{Name, Names, ReportVersion};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -211,8 +211,15 @@ ALTER TABLE cost_lines ADD COLUMN list_cost TEXT NOT NULL DEFAULT '0';
 ALTER TABLE pool_lines ADD COLUMN list_cost TEXT NOT NULL DEFAULT '0';
 ";
 
+/// Version 12: the contracted cost (FOCUS `ContractedCost`; derived for a CUR) of every line.
+/// Lines stored by an older curflow read 0 until their month is processed again.
+const SCHEMA_V12: &str = "
+ALTER TABLE cost_lines ADD COLUMN contracted_cost TEXT NOT NULL DEFAULT '0';
+ALTER TABLE pool_lines ADD COLUMN contracted_cost TEXT NOT NULL DEFAULT '0';
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
@@ -224,6 +231,7 @@ const MIGRATIONS: [&str; 11] = [
     crate::ledger::sqlite::SCHEMA_V9,
     SCHEMA_V10,
     SCHEMA_V11,
+    SCHEMA_V12,
 ];
 
 /// A SQLite-backed [`CostStore`].
@@ -418,9 +426,9 @@ const SELECT_COLUMNS: &str = "SELECT billing_period, usage_date, tenant, service
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
-        account_name, list_cost";
+        account_name, list_cost, contracted_cost";
 
-/// Position of `list_cost` in [`SELECT_COLUMNS`].
+/// Position of `list_cost` in [`SELECT_COLUMNS`] (`contracted_cost` follows it).
 const SELECT_LIST_COST: usize = 27;
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
@@ -430,7 +438,7 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees,
-                 usage_amount, line_items, list_cost FROM {} WHERE billing_period = ?1",
+                 usage_amount, line_items, list_cost, contracted_cost FROM {} WHERE billing_period = ?1",
             table.name()
         ))
         .map_err(e)?;
@@ -444,8 +452,8 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
 }
 
 /// The amounts stored in columns `first..first + 7` of `row` (the five money measures, the usage
-/// amount, the line count), in the order of the `cost_lines` columns, and the list cost in column
-/// `list_at` (added in schema v11, so after the others).
+/// amount, the line count), in the order of the `cost_lines` columns, and the list and contracted
+/// cost in columns `list_at` and `list_at + 1` (added in schema v11 and v12, so after the others).
 fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize, list_at: usize) -> Result<Amounts> {
     let e = |err| store_error(path, err);
     let at = |i: usize| -> Result<Decimal> {
@@ -462,6 +470,7 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize, list_at: usize
         usage_amount: dec(5)?,
         line_items: u64::try_from(row.get::<_, i64>(first + 6).map_err(e)?).unwrap_or(0),
         list_cost: at(list_at)?,
+        contracted_cost: at(list_at + 1)?,
     })
 }
 
@@ -631,9 +640,9 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
                  driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
-                 account_id, region, account_name, list_cost)
+                 account_id, region, account_name, list_cost, contracted_cost)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
             table.name()
         ))
         .map_err(e)?;
@@ -681,6 +690,7 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
                 k.region.as_str(),
                 k.account_name.as_str(),
                 decimal_text(a.list_cost),
+                decimal_text(a.contracted_cost),
             ])
             .map_err(e)?;
     }

@@ -154,7 +154,7 @@ pub fn dec(v: &serde_json::Value) -> Decimal {
 }
 
 /// The measures compared with `expected.json`, by name.
-pub const MEASURES: [&str; 7] = [
+pub const MEASURES: [&str; 8] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
@@ -162,6 +162,7 @@ pub const MEASURES: [&str; 7] = [
     "ri_sp_upfront_fees",
     "usage_amount",
     "list_cost",
+    "contracted_cost",
 ];
 
 pub fn measure(a: &Amounts, name: &str) -> Decimal {
@@ -173,6 +174,7 @@ pub fn measure(a: &Amounts, name: &str) -> Decimal {
         "ri_sp_upfront_fees" => a.ri_sp_upfront_fees,
         "usage_amount" => a.usage_amount,
         "list_cost" => a.list_cost,
+        "contracted_cost" => a.contracted_cost,
         other => panic!("unknown measure {other}"),
     }
 }
@@ -473,6 +475,7 @@ pub fn by_account_region(lines: &[curflow::CostLine], expected: &serde_json::Val
             usage_amount: dec(&p["usage_amount"]),
             line_items: 0,
             list_cost: dec(&p["list_cost"]),
+            contracted_cost: dec(&p["contracted_cost"]),
         };
         want.insert((text("account_id"), text("region"), text("currency")), amounts);
     }

@@ -363,6 +363,7 @@ fn amounts(sums: &Sums, line_items: u64) -> Result<Amounts> {
         ri_sp_trueup: decimal(sums[3], MONEY_SCALE)?,
         ri_sp_upfront_fees: decimal(sums[4], MONEY_SCALE)?,
         list_cost: decimal(sums[5], MONEY_SCALE)?,
+        contracted_cost: decimal(sums[6], MONEY_SCALE)?,
         usage_amount: decimal(sums[USAGE], QUANTITY_SCALE)?,
         line_items,
     })

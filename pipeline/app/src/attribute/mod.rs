@@ -425,6 +425,7 @@ fn amounts_from(money: &BTreeMap<String, Decimal>, usage: Decimal, line_items: u
         ri_sp_trueup: get(MONEY_MEASURES[3]),
         ri_sp_upfront_fees: get(MONEY_MEASURES[4]),
         list_cost: get(MONEY_MEASURES[5]),
+        contracted_cost: get(MONEY_MEASURES[6]),
         usage_amount: usage,
         line_items,
     }

@@ -155,6 +155,9 @@ fn line_of(group: &Group, day: NaiveDate, account_id: &str, tag_key: &str) -> Re
         line_items: 1,
         // Cost Explorer has no list-price metric: the lines of `--source cost-explorer` have none.
         list_cost: Decimal::ZERO,
+        // Nor a contracted-price one, and its lines mix line-item types, so the CUR rule
+        // (`cur_contracted_cost`, per type) cannot be applied either: 0.
+        contracted_cost: Decimal::ZERO,
     };
     Ok((key, amounts))
 }

@@ -94,6 +94,8 @@ pub enum CostMeasure {
     RiSpUpfrontFees,
     /// The public on-demand cost (FOCUS `ListCost`).
     List,
+    /// The cost at negotiated prices before commitment discounts (FOCUS `ContractedCost`).
+    Contracted,
 }
 
 impl CostMeasure {
@@ -105,6 +107,7 @@ impl CostMeasure {
             CostMeasure::RiSpTrueup => "ri_sp_trueup",
             CostMeasure::RiSpUpfrontFees => "ri_sp_upfront_fees",
             CostMeasure::List => "list_cost",
+            CostMeasure::Contracted => "contracted_cost",
         }
     }
 
@@ -116,6 +119,7 @@ impl CostMeasure {
             CostMeasure::RiSpTrueup => a.ri_sp_trueup,
             CostMeasure::RiSpUpfrontFees => a.ri_sp_upfront_fees,
             CostMeasure::List => a.list_cost,
+            CostMeasure::Contracted => a.contracted_cost,
         }
     }
 }
@@ -182,13 +186,14 @@ pub const SHARED_POOL_COLUMN: &str = "shared_pool";
 impl CostsQuery {}
 
 /// The amount columns of `curflow costs`, after the keys and `currency`.
-pub const AMOUNT_COLUMNS: [&str; 9] = [
+pub const AMOUNT_COLUMNS: [&str; 10] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
     "ri_sp_trueup",
     "ri_sp_upfront_fees",
     "list_cost",
+    "contracted_cost",
     "line_items",
     "direct_amortized_cost",
     "attributed_amortized_cost",
@@ -222,7 +227,7 @@ impl CostSums {
         s
     }
 
-    fn cells(&self, exact: bool) -> [Value; 9] {
+    fn cells(&self, exact: bool) -> [Value; 10] {
         let f = |d: Decimal| {
             if exact {
                 Value::Dec(d.normalize())
@@ -240,6 +245,7 @@ impl CostSums {
             f(a.ri_sp_trueup),
             f(a.ri_sp_upfront_fees),
             f(a.list_cost),
+            f(a.contracted_cost),
             Value::from(a.line_items),
             f(self.direct_amortized_cost),
             f(self.attributed_amortized_cost),

@@ -5,7 +5,7 @@
 //! line as the scan made it). Each shared line the split gave to tenants is followed by its
 //! **allocated charges**: one per tenant part and one for the unattributed remainder (the usage
 //! of unknown tenants), which carry the origin charge's dimensions unchanged and split its summable
-//! metrics (`BilledCost`, `EffectiveCost`, `ListCost`, `ConsumedQuantity`, `x_UnblendedCost`) exactly: they
+//! metrics (`BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, `ConsumedQuantity`, `x_UnblendedCost`) exactly: they
 //! sum to the origin charge to the last unit. `AllocatedMethodId` is the rule,
 //! `AllocatedResourceId` and `AllocatedTags` name the tenant, `AllocatedMethodDetails` is the JSON
 //! `{"Elements":[{"AllocatedRatio":r,"UsageUnit":u,"UsageQuantity":q}]}`: the tenant's driver
@@ -25,7 +25,9 @@
 //! Columns ([`FOCUS_COLUMNS`]): only those curflow can fill truthfully from what it stores.
 //! `ListCost` is the list cost curflow stored: `pricing/publicOnDemandCost` of a CUR (0 on rows
 //! the report leaves empty: tax, credits, fees, negations), `ListCost` of a FOCUS input.
-//! `ContractedCost`, `PricingQuantity`/`PricingUnit`, `BillingAccountId`,
+//! `ContractedCost` is the contracted cost curflow stored: `ContractedCost` of a FOCUS input,
+//! derived for a CUR (`curflow_model::measures::cur_contracted_cost`).
+//! `PricingQuantity`/`PricingUnit`, `BillingAccountId`,
 //! `InvoiceId`, the provider and publisher names and the commitment-discount columns are not
 //! emitted (the store does not keep them).
 
@@ -61,10 +63,11 @@ pub const BATCH_ROWS: usize = 65_536;
 pub const RATIO_DP: u32 = 15;
 
 /// The file's columns in order, with their FOCUS type and when they are null.
-pub const FOCUS_COLUMNS: [(&str, &str); 30] = [
+pub const FOCUS_COLUMNS: [(&str, &str); 31] = [
     ("BilledCost", "decimal(38, 12): curflow's net unblended cost"),
     ("EffectiveCost", "decimal(38, 12): curflow's amortized cost"),
     ("ListCost", "decimal(38, 12): curflow's list cost (public on-demand; 0 where the CUR has none)"),
+    ("ContractedCost", "decimal(38, 12): curflow's contracted cost"),
     ("BillingCurrency", "string"),
     ("BillingPeriodStart", "timestamp UTC (first day of the month, inclusive)"),
     ("BillingPeriodEnd", "timestamp UTC (first day of the next month, exclusive)"),
@@ -320,6 +323,7 @@ struct Rows<'k> {
     billed: Vec<i128>,
     effective: Vec<i128>,
     list: Vec<i128>,
+    contracted: Vec<i128>,
     unblended: Vec<i128>,
     consumed: Vec<Option<i128>>,
     /// Index of the origin line each row takes its dimensions from.
@@ -337,6 +341,7 @@ impl<'k> Rows<'k> {
             billed: Vec::new(),
             effective: Vec::new(),
             list: Vec::new(),
+            contracted: Vec::new(),
             unblended: Vec::new(),
             consumed: Vec::new(),
             origin: Vec::new(),
@@ -362,6 +367,7 @@ impl<'k> Rows<'k> {
         self.billed.push(money(a.net_unblended_cost, "net_unblended_cost")?);
         self.effective.push(money(a.amortized_cost, "amortized_cost")?);
         self.list.push(money(a.list_cost, "list_cost")?);
+        self.contracted.push(money(a.contracted_cost, "contracted_cost")?);
         self.unblended.push(money(a.unblended_cost, "unblended_cost")?);
         let origin = self.origins.len().saturating_sub(1);
         let consumed = match self.origins.last() {
@@ -504,7 +510,9 @@ fn schema() -> Arc<Schema> {
         .iter()
         .map(|(name, _)| {
             let (t, nullable) = match *name {
-                "BilledCost" | "EffectiveCost" | "ListCost" | "x_UnblendedCost" => (money.clone(), false),
+                "BilledCost" | "EffectiveCost" | "ListCost" | "ContractedCost" | "x_UnblendedCost" => {
+                    (money.clone(), false)
+                }
                 "ConsumedQuantity" => (DataType::Decimal128(38, QUANTITY_SCALE as i8), true),
                 "BillingPeriodStart" | "BillingPeriodEnd" | "ChargePeriodStart" | "ChargePeriodEnd" => {
                     (time.clone(), false)
@@ -629,6 +637,7 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         decimal(&rows.billed, MONEY_SCALE)?,
         decimal(&rows.effective, MONEY_SCALE)?,
         decimal(&rows.list, MONEY_SCALE)?,
+        decimal(&rows.contracted, MONEY_SCALE)?,
         text(&|t| Some(t.currency.to_string())),
         time(&|_| start),
         time(&|_| end),
@@ -683,6 +692,7 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             money(rows.billed[i])?,
             money(rows.effective[i])?,
             money(rows.list[i])?,
+            money(rows.contracted[i])?,
             t.currency.to_string(),
             start.clone(),
             end.clone(),

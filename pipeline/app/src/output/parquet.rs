@@ -38,7 +38,7 @@ pub const BATCH_ROWS: usize = 65_536;
 const PRECISION: u8 = 38;
 
 /// The file's columns, in order, with their Parquet/Arrow types (documented in the README).
-pub const PARQUET_COLUMNS: [(&str, &str); 29] = [
+pub const PARQUET_COLUMNS: [(&str, &str); 30] = [
     ("billing_period", "string"),
     ("usage_date", "date"),
     ("tenant", "string, null on shared-pool rows"),
@@ -59,6 +59,7 @@ pub const PARQUET_COLUMNS: [(&str, &str); 29] = [
     ("ri_sp_trueup", "decimal(38, 12)"),
     ("ri_sp_upfront_fees", "decimal(38, 12)"),
     ("list_cost", "decimal(38, 12): public on-demand cost (FOCUS ListCost)"),
+    ("contracted_cost", "decimal(38, 12): contracted cost (FOCUS ContractedCost; derived for a CUR)"),
     ("usage_amount", "decimal(38, 10)"),
     ("line_items", "int64"),
     ("rule", "string, attributed rows"),
@@ -114,7 +115,7 @@ const KEY_TEXTS: [&str; 10] = [
 ];
 
 /// The money columns: [`MONEY_MEASURES`], in its order.
-const MONEY: [&str; 6] = curflow_model::aggregate::MONEY_MEASURES;
+const MONEY: [&str; 7] = curflow_model::aggregate::MONEY_MEASURES;
 
 fn scale_i8(scale: u32) -> i8 {
     // The store's scales are 12 and 10.
@@ -273,6 +274,7 @@ fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -
             ri_sp_trueup: money(3)?,
             ri_sp_upfront_fees: money(4)?,
             list_cost: money(5)?,
+            contracted_cost: money(6)?,
             usage_amount: exact(usage_col, row, QUANTITY_SCALE)?,
             line_items: u64::try_from(items.value(row)).map_err(|_| format!("line_items, row {row}: negative"))?,
         };

@@ -130,6 +130,8 @@ pub(super) struct FastLayout {
     quantity: Slot,
     /// The list cost (`pricing/publicOnDemandCost`, FOCUS `ListCost`), when the file has it.
     list: Option<Slot>,
+    /// FOCUS `ContractedCost`, when the file has it (a CUR's is derived from its groups' sums).
+    contracted: Option<Slot>,
     /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
     key_bits: u32,
 }
@@ -210,6 +212,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         money[M_NET] = optional_money(cols.effective_cost.as_deref())?;
     }
     let list = optional_money(cols.name(Col::ListCost))?;
+    let contracted = optional_money(cols.contracted_cost.as_deref())?;
     // Required (resolve checks it); the row loop reads it unconditionally.
     cols.name(Col::UnblendedCost)?;
 
@@ -225,6 +228,7 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         usage_day: slot((day_name, day)),
         quantity: slot((quantity_name, quantity)),
         list: list.map(slot),
+        contracted: contracted.map(slot),
         text: text.map(|t| t.map(slot)),
         money: money.map(|m| m.map(slot)),
         tenant_maps: tenant_maps.into_iter().map(|(m, key)| (slot(m), key)).collect(),

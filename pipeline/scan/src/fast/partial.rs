@@ -30,6 +30,7 @@ use super::{
     T_OPERATION, T_REGION, T_RESOURCE, T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
+use crate::plan::MEASURE_SUMS;
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::fxhash::FxBuild;
 use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
@@ -80,13 +81,15 @@ struct Sums {
     rows: u64,
 }
 
-/// Sums only some line-item types need: the commitment columns their measures read, and the
-/// unblended and net cost of `Fee` rows with a reservation ARN (RI upfront payments).
+/// Sums only some groups need: the commitment columns their measures read, the unblended and
+/// net cost of `Fee` rows with a reservation ARN (RI upfront payments), and a FOCUS file's
+/// `ContractedCost` where it is not 0.
 #[derive(Debug, Clone, Copy, Default)]
 struct Extra {
     commitments: [i128; COMMITMENT_FIELDS],
     arn_fee_unblended: i128,
     arn_fee_net: i128,
+    contracted: i128,
 }
 
 /// Each row's tenant tag from map columns (CUR 2.0 `resource_tags`): the value of the first
@@ -165,6 +168,7 @@ pub(super) struct Partial {
     net: Vec<i128>,
     quantity: Vec<i128>,
     list: Vec<i128>,
+    contracted: Vec<i128>,
     dates: Vec<Option<i32>>,
     period_codes: Vec<u32>,
     day_codes: Vec<u32>,
@@ -196,6 +200,7 @@ impl Partial {
             net: Vec::new(),
             quantity: Vec::new(),
             list: Vec::new(),
+            contracted: Vec::new(),
             dates: Vec::new(),
             period_codes: Vec::new(),
             day_codes: Vec::new(),
@@ -256,6 +261,11 @@ impl Partial {
         };
         money_column(path, &layout.quantity, batch, QUANTITY_SCALE, &mut self.quantity)?;
         read_money(path, layout.list.as_ref(), batch, MONEY_SCALE, &mut self.list)?;
+        if layout.contracted.is_some() {
+            read_money(path, layout.contracted.as_ref(), batch, MONEY_SCALE, &mut self.contracted)?;
+        } else {
+            self.contracted.clear();
+        }
         let mut commitments: [Option<&Float64Array>; COMMITMENT_FIELDS] = [None; COMMITMENT_FIELDS];
         for (field, slot) in commitments.iter_mut().zip(&layout.money[2..]) {
             if let Some(slot) = slot {
@@ -278,7 +288,11 @@ impl Partial {
             + self.extras.capacity() * size_of::<Extra>();
         let text: usize = self.text.iter().map(|t| t.interner.bytes()).sum();
         let scratch = self.keys.capacity() * size_of::<u128>()
-            + (self.unblended.capacity() + self.net.capacity() + self.quantity.capacity() + self.list.capacity())
+            + (self.unblended.capacity()
+                + self.net.capacity()
+                + self.quantity.capacity()
+                + self.list.capacity()
+                + self.contracted.capacity())
                 * size_of::<i128>()
             + (self.period_codes.capacity() + self.day_codes.capacity()) * size_of::<u32>()
             + self.dates.capacity() * size_of::<Option<i32>>()
@@ -399,6 +413,7 @@ impl Partial {
             net,
             quantity,
             list,
+            contracted,
             ..
         } = self;
         let net: &[i128] = if net_present { net } else { unblended };
@@ -424,6 +439,12 @@ impl Partial {
                 add(&mut s.quantity, quantity[row], "usage_amount")?;
             }
             s.rows += 1;
+            // FOCUS only (empty otherwise); most groups' contracted cost is 0 or in few groups.
+            if let Some(&c) = contracted.get(row)
+                && c != 0
+            {
+                add(&mut extra_mut(path, &mut extra_of[group], extras)?.contracted, c, "contracted_cost")?;
+            }
             if kind == LineItemKind::Fee {
                 if arn_fee.get(row).copied().unwrap_or(false) {
                     let e = extra_mut(path, &mut extra_of[group], extras)?;
@@ -514,6 +535,7 @@ impl Partial {
                 }
                 add(&mut mine.arn_fee_unblended, theirs.arn_fee_unblended, "unblended_cost")?;
                 add(&mut mine.arn_fee_net, theirs.arn_fee_net, "net_unblended_cost")?;
+                add(&mut mine.contracted, theirs.contracted, "contracted_cost")?;
             }
         }
         Ok(self.account())
@@ -609,10 +631,11 @@ impl Partial {
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
             let values = if self.layout.focus {
-                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list]
+                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list, extra.contracted]
             } else {
-                group_measures(kind, sums, extra)
-                    .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?
+                let measures = group_measures(kind, sums, extra)
+                    .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
+                super::super::with_contracted(false, kind, measures)
             };
             let cost_key = CostKey {
                 usage_date,
@@ -722,10 +745,11 @@ fn read_money(path: &Path, slot: Option<&Slot>, batch: &RecordBatch, scale: u32,
     Ok(())
 }
 
-/// The seven sums of a group ([`super::super::plan::SUM_COLUMNS`] order) from its inputs' sums:
+/// The sums of a CUR group ([`super::super::plan::SUM_COLUMNS`] order) from its inputs' sums:
 /// the measures of the summed inputs, split into the `Fee` rows with a reservation ARN and the
-/// rest, which is exact because the measures are additive (see the module docs).
-fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i128; 7]> {
+/// rest, which is exact because the measures are additive (see the module docs). The contracted
+/// cost is left 0, for [`super::super::with_contracted`] to derive.
+fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i128; MEASURE_SUMS]> {
     let rest = RowInputs {
         kind,
         has_reservation_arn: false,
@@ -749,6 +773,7 @@ fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i12
         both(Measure::RiSpUpfrontFees)?,
         sums.quantity,
         sums.list,
+        0,
     ])
 }
 

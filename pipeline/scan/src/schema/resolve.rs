@@ -71,6 +71,9 @@ pub struct ResolvedColumns {
     pub tenant: TenantSource,
     /// FOCUS only: the `EffectiveCost` column, curflow's amortized cost as the provider computed it.
     pub effective_cost: Option<String>,
+    /// FOCUS only: the `ContractedCost` column (a NULL cell counts 0). A CUR has none: its
+    /// contracted cost is derived ([`curflow_model::measures::cur_contracted_cost`]).
+    pub contracted_cost: Option<String>,
     /// FOCUS 1.3 only: the `AllocatedMethodId` column. Rows where it is set are allocated charges,
     /// the split of an origin charge the file also holds; they are skipped (summing both would
     /// count the charge twice).
@@ -152,15 +155,19 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
             None => {}
         }
     }
-    let effective_cost = match lookup("EffectiveCost") {
-        Some((name, t)) => {
-            if let Some(t) = t {
-                check_type(path, name, ColumnKind::Money, t)?;
+    let money_column = |column: &str| -> Result<Option<String>> {
+        match lookup(column) {
+            Some((name, t)) => {
+                if let Some(t) = t {
+                    check_type(path, name, ColumnKind::Money, t)?;
+                }
+                Ok(Some(name.to_string()))
             }
-            Some(name.to_string())
+            None => Ok(None),
         }
-        None => None,
     };
+    let effective_cost = money_column("EffectiveCost")?;
+    let contracted_cost = money_column("ContractedCost")?;
     // FOCUS `Tags` holds the user's tag keys as they are; AWS's export may prefix them `user:`.
     let tenant = match lookup("Tags") {
         None => TenantSource::Absent,
@@ -171,7 +178,14 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
         }
     };
     let allocated_method = lookup("AllocatedMethodId").map(|(name, _)| name.to_string());
-    Ok(ResolvedColumns { format: CurFormat::Focus { csv }, names: resolved, tenant, effective_cost, allocated_method })
+    Ok(ResolvedColumns {
+        format: CurFormat::Focus { csv },
+        names: resolved,
+        tenant,
+        effective_cost,
+        contracted_cost,
+        allocated_method,
+    })
 }
 
 /// Resolves a Parquet file's columns and checks their types.
@@ -222,7 +236,7 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
             None => TenantSource::Absent,
         },
     };
-    Ok(ResolvedColumns { format, names, tenant, effective_cost: None, allocated_method: None })
+    Ok(ResolvedColumns { format, names, tenant, effective_cost: None, contracted_cost: None, allocated_method: None })
 }
 
 /// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
@@ -263,6 +277,7 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
             names,
             tenant,
             effective_cost: None,
+            contracted_cost: None,
             allocated_method: None,
         });
     }
@@ -270,7 +285,14 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
         Some(name) => TenantSource::Column(name.to_string()),
         None => TenantSource::Absent,
     };
-    Ok(ResolvedColumns { format: CurFormat::LegacyCsv, names, tenant, effective_cost: None, allocated_method: None })
+    Ok(ResolvedColumns {
+        format: CurFormat::LegacyCsv,
+        names,
+        tenant,
+        effective_cost: None,
+        contracted_cost: None,
+        allocated_method: None,
+    })
 }
 
 /// Exact name first; otherwise a unique case-insensitive match (AWS has changed the case of a few

@@ -184,6 +184,9 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     if !a.list_cost.is_zero() {
         item.insert("list_cost".into(), n(a.list_cost));
     }
+    if !a.contracted_cost.is_zero() {
+        item.insert("contracted_cost".into(), n(a.contracted_cost));
+    }
     if let Some(at) = &line.attribution {
         item.insert("rule".into(), s(at.rule.clone()));
         item.insert("basis".into(), s(at.basis.clone()));
@@ -397,6 +400,7 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             usage_amount: r.dec("usage_amount")?,
             line_items: r.u64("line_items")?,
             list_cost: r.opt_dec("list_cost")?.unwrap_or_default(),
+            contracted_cost: r.opt_dec("contracted_cost")?.unwrap_or_default(),
         },
         attribution: attribution.map(Box::new),
         unattributed_reason: r.opt_text("unattributed_reason")?,
@@ -468,6 +472,7 @@ mod tests {
                 usage_amount: Decimal::from_str("123456789012345678.0123456789").unwrap(),
                 line_items: 7,
                 list_cost: Decimal::from_str("0.000000000003").unwrap(),
+                contracted_cost: Decimal::from_str("-0.000000000004").unwrap(),
             },
         )
     }
