@@ -396,3 +396,34 @@ fn sums_by_account_and_region(
     }
     sums
 }
+
+/// The FOCUS specification's commitment-discount examples (`focus-spec/…`, real spec text) are
+/// column snippets, not exports: none has the mandatory `ServiceName` or `BillingCurrency` (and
+/// one has an hour-30 timestamp). `curflow process` refuses each with an error naming the file
+/// and the missing column, exits non-zero, and stores nothing.
+#[test]
+fn focus_spec_snippets_are_refused_naming_the_file_and_the_missing_column() {
+    let names = [
+        "commitment_discount_scenarios/commitment_discount_purchase_scenario_1.csv",
+        "commitment_discount_scenarios/commitment_discount_purchase_scenario_2.csv",
+        "commitment_discount_scenarios/commitment_discount_usage_scenario_3.csv",
+        "commitment_discount_flexibility/zero_percent_utilization_without_commitment_discount_flexibility.csv",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    for name in names {
+        let Some(snippet) = common::shared_sample(&format!("focus-spec/{name}")) else {
+            return;
+        };
+        let out =
+            common::run_curflow(&["process", snippet.to_str().unwrap(), "--store", store.to_str().unwrap()], None, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{name}: {stderr}");
+        assert!(stderr.contains(snippet.to_str().unwrap()), "{name}: the error names the file: {stderr}");
+        assert!(stderr.contains("ServiceName"), "{name}: the error names the missing column: {stderr}");
+    }
+    if store.exists() {
+        let db = curflow::store::SqliteStore::open(&store).unwrap();
+        assert!(curflow::store::CostStore::periods(&db).wait().unwrap().is_empty(), "nothing stored");
+    }
+}
