@@ -24,14 +24,9 @@ use clap::{Parser, Subcommand};
 use curflow::output::OutputFormat;
 use curflow::{Config, Error, ErrorClass};
 
-/// mimalloc keeps freed pages for reuse: the Parquet reader allocates and frees page-sized
-/// buffers for every column of every batch, and with glibc's allocator a tenth of a scan's CPU
-/// time went to the kernel faulting those pages back in (see README, Performance). It is built
-/// with `no_thp` (workspace `Cargo.toml`): with transparent huge pages every fresh arena page was
-/// a zeroed 2 MiB page, which cost a realistic 10M-row month ~130 MiB of peak RSS and ~1 s of
-/// kernel time.
+/// mimalloc, returning freed memory at once (`curflow-alloc` says why).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: curflow_alloc::MiMalloc = curflow_alloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "curflow", version, about = "AWS Cost and Usage Reports in, exact per-tenant daily costs out.")]
@@ -202,6 +197,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    curflow_alloc::return_freed_memory_at_once();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = run(cli);

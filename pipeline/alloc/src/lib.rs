@@ -1,0 +1,72 @@
+//! The allocator of curflow's binaries (`curflow`, `curflow-lambda`): mimalloc, with freed
+//! memory returned to the operating system at once.
+//!
+//! Why mimalloc: the Parquet reader allocates and frees page-sized buffers for every column of
+//! every batch; with glibc's allocator a tenth of a scan's CPU time went to the kernel faulting
+//! those pages back in (README, Performance). It is built with `no_thp` (workspace `Cargo.toml`):
+//! with transparent huge pages every fresh arena page was a zeroed 2 MiB page.
+//!
+//! Why the purge delay: mimalloc 3 keeps freed memory committed for `purge_delay` = 1,000 ms
+//! before returning it, so a scan that frees one file's group tables and row-group buffers and
+//! allocates the next file's holds both for a second: on the realistic 10M-row month the peak
+//! RSS was ~600 MiB with the default and ~440 MiB with 0, for ~5 % more wall time (README,
+//! Performance). The documented memory limit (`memory-limit-mb`) and the Lambda's 2 GB are about
+//! RSS, so [`return_freed_memory_at_once`] runs first thing in both binaries.
+//!
+//! This is the one crate that calls C directly: mimalloc's option API is not part of the
+//! `mimalloc` crate, and the `extended` bindings of `libmimalloc-sys` lack (and misnumber) the
+//! version-3 options, so the two functions are declared here against mimalloc 3's header.
+
+use std::ffi::{c_int, c_long};
+
+pub use mimalloc::MiMalloc;
+
+// Linked for its static mimalloc library, whose option functions are declared below.
+use libmimalloc_sys as _;
+
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (`include/mimalloc.h`): the 16th option.
+/// The unit test checks that this index holds mimalloc 3's default for it (1,000 ms), so a
+/// mimalloc upgrade that renumbers the options fails the test instead of setting another option.
+const MI_OPTION_PURGE_DELAY: c_int = 15;
+
+unsafe extern "C" {
+    /// `void mi_option_set(mi_option_t option, long value)`.
+    fn mi_option_set(option: c_int, value: c_long);
+    /// `long mi_option_get(mi_option_t option)`.
+    fn mi_option_get(option: c_int) -> c_long;
+}
+
+/// Makes mimalloc return freed memory to the OS immediately instead of after its 1 s delay.
+/// Call it first in `main`, before the work allocates.
+pub fn return_freed_memory_at_once() {
+    // SAFETY: `mi_option_set` takes any option index and value (the option table is static and
+    // options may be set at any time); the index is mimalloc 3's purge delay (see the constant).
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
+/// mimalloc's current purge delay, in milliseconds.
+pub fn purge_delay_ms() -> c_long {
+    // SAFETY: reads a static option table entry; any index below the option count is valid.
+    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[global_allocator]
+    static ALLOCATOR: MiMalloc = MiMalloc;
+
+    #[test]
+    fn the_option_is_mimalloc_3s_purge_delay_and_is_set_to_zero() {
+        // mimalloc 3's default purge delay is 1,000 ms: the index is that option (unless the
+        // environment overrides it, as MIMALLOC_PURGE_DELAY would).
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(purge_delay_ms(), 1000);
+        }
+        return_freed_memory_at_once();
+        assert_eq!(purge_delay_ms(), 0);
+        let v: Vec<u8> = vec![1; 1 << 20];
+        assert_eq!(v.iter().map(|&b| u64::from(b)).sum::<u64>(), 1 << 20);
+    }
+}
