@@ -81,15 +81,13 @@ struct Sums {
     rows: u64,
 }
 
-/// Sums only some groups need: the commitment columns their measures read, the unblended and
-/// net cost of `Fee` rows with a reservation ARN (RI upfront payments), and a FOCUS file's
-/// `ContractedCost` where it is not 0.
+/// Sums only some line-item types need: the commitment columns their measures read, and the
+/// unblended and net cost of `Fee` rows with a reservation ARN (RI upfront payments).
 #[derive(Debug, Clone, Copy, Default)]
 struct Extra {
     commitments: [i128; COMMITMENT_FIELDS],
     arn_fee_unblended: i128,
     arn_fee_net: i128,
-    contracted: i128,
 }
 
 /// Each row's tenant tag from map columns (CUR 2.0 `resource_tags`): the value of the first
@@ -160,6 +158,10 @@ pub(super) struct Partial {
     /// group was half of a partition's memory at a million groups.
     extra_of: Vec<u32>,
     extras: Vec<Extra>,
+    /// FOCUS files with a `ContractedCost` column only (empty otherwise): each group's sum of it,
+    /// by group index, grown on demand (a group past its end has 0). Dense, 16 bytes a group,
+    /// because nearly every FOCUS row has one; a CUR's contracted cost is derived instead.
+    contracted_sums: Vec<i128>,
     // Per-batch scratch buffers, reused.
     keys: Vec<u128>,
     row_kinds: Vec<LineItemKind>,
@@ -193,6 +195,7 @@ impl Partial {
             sums: Vec::new(),
             extra_of: Vec::new(),
             extras: Vec::new(),
+            contracted_sums: Vec::new(),
             keys: Vec::new(),
             row_kinds: Vec::new(),
             arn_fee: Vec::new(),
@@ -285,7 +288,8 @@ impl Partial {
         let per_group = self.packed.capacity() * size_of::<u128>()
             + self.sums.capacity() * size_of::<Sums>()
             + self.extra_of.capacity() * size_of::<u32>()
-            + self.extras.capacity() * size_of::<Extra>();
+            + self.extras.capacity() * size_of::<Extra>()
+            + self.contracted_sums.capacity() * size_of::<i128>();
         let text: usize = self.text.iter().map(|t| t.interner.bytes()).sum();
         let scratch = self.keys.capacity() * size_of::<u128>()
             + (self.unblended.capacity()
@@ -406,6 +410,7 @@ impl Partial {
             sums,
             extra_of,
             extras,
+            contracted_sums,
             keys,
             row_kinds,
             arn_fee,
@@ -439,11 +444,9 @@ impl Partial {
                 add(&mut s.quantity, quantity[row], "usage_amount")?;
             }
             s.rows += 1;
-            // FOCUS only (empty otherwise); most groups' contracted cost is 0 or in few groups.
-            if let Some(&c) = contracted.get(row)
-                && c != 0
-            {
-                add(&mut extra_mut(path, &mut extra_of[group], extras)?.contracted, c, "contracted_cost")?;
+            // FOCUS with a `ContractedCost` column only (empty otherwise).
+            if let Some(&c) = contracted.get(row) {
+                add(contracted_slot(contracted_sums, group, packed.len()), c, "contracted_cost")?;
             }
             if kind == LineItemKind::Fee {
                 if arn_fee.get(row).copied().unwrap_or(false) {
@@ -510,7 +513,8 @@ impl Partial {
             *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
             Ok(())
         };
-        for (&their_key, (their_sums, &their_extra)) in other.packed.iter().zip(other.sums.iter().zip(&other.extra_of))
+        for (their_group, (&their_key, (their_sums, &their_extra))) in
+            other.packed.iter().zip(other.sums.iter().zip(&other.extra_of)).enumerate()
         {
             let theirs = other.key.unpack(their_key);
             let mut fields = [0u32; KEY_FIELDS];
@@ -527,6 +531,9 @@ impl Partial {
             add(&mut s.quantity, their_sums.quantity, "usage_amount")?;
             add(&mut s.list, their_sums.list, "list_cost")?;
             s.rows += their_sums.rows;
+            if let Some(&c) = other.contracted_sums.get(their_group) {
+                add(contracted_slot(&mut self.contracted_sums, group, self.packed.len()), c, "contracted_cost")?;
+            }
             if their_extra != 0 {
                 let theirs = other.extras.get(their_extra as usize - 1).ok_or_else(lost)?;
                 let mine = extra_mut(path, &mut self.extra_of[group], &mut self.extras)?;
@@ -535,7 +542,6 @@ impl Partial {
                 }
                 add(&mut mine.arn_fee_unblended, theirs.arn_fee_unblended, "unblended_cost")?;
                 add(&mut mine.arn_fee_net, theirs.arn_fee_net, "net_unblended_cost")?;
-                add(&mut mine.contracted, theirs.contracted, "contracted_cost")?;
             }
         }
         Ok(self.account())
@@ -617,7 +623,7 @@ impl Partial {
         let empty = Name::default();
         let owned = |t: usize, id: u32| self.text[t].interner.name(id).unwrap_or(&empty).clone();
         let none = Extra::default();
-        for ((&key, sums), &slot) in self.packed.iter().zip(&self.sums).zip(&self.extra_of) {
+        for (group, ((&key, sums), &slot)) in self.packed.iter().zip(&self.sums).zip(&self.extra_of).enumerate() {
             let fields = &self.key.unpack(key);
             let extra = if slot == 0 {
                 &none
@@ -631,7 +637,8 @@ impl Partial {
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
             let values = if self.layout.focus {
-                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list, extra.contracted]
+                let contracted = self.contracted_sums.get(group).copied().unwrap_or(0);
+                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list, contracted]
             } else {
                 let measures = group_measures(kind, sums, extra)
                     .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
@@ -699,6 +706,16 @@ fn push_group(
     sums.push(Sums::default());
     extra_of.push(0);
     Ok(group)
+}
+
+/// The contracted-cost sum of `group` in `sums`, which grows to `groups` entries (zeros) first
+/// when it is shorter.
+#[inline]
+fn contracted_slot(sums: &mut Vec<i128>, group: usize, groups: usize) -> &mut i128 {
+    if sums.len() <= group {
+        sums.resize(groups.max(group + 1), 0);
+    }
+    &mut sums[group]
 }
 
 /// The [`Extra`] of the group whose slot is `slot`, made on first use.
