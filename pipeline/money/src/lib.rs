@@ -32,7 +32,7 @@ pub use exact::{ExactSum, Units, checked_pow10, decimal_from_parts, exact_add, e
 pub use parse::{parse_decimal, parse_scaled};
 pub use round::{ROUNDING, round, round_preserving_total};
 pub use scaled::{f64_to_scaled, f64s_to_scaled, pow10_i128, scaled_to_decimal};
-pub use text::decimal_text;
+pub use text::{decimal_text, push_decimal_text};
 
 /// Decimal places kept for money (costs, fees, credits) by the scan and the store. Real CUR costs
 /// carry up to 11 (measured on the public sample: `lineItem/UnblendedCost` has 11), so 12 leaves a
