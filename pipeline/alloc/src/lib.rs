@@ -1,5 +1,5 @@
 //! The allocator of curflow's binaries (`curflow`, `curflow-lambda`): mimalloc, with freed
-//! memory returned to the operating system at once.
+//! memory returned to the operating system after 10 ms instead of mimalloc's 1 s.
 //!
 //! Why mimalloc: the Parquet reader allocates and frees page-sized buffers for every column of
 //! every batch; with glibc's allocator a tenth of a scan's CPU time went to the kernel faulting
@@ -9,9 +9,12 @@
 //! Why the purge delay: mimalloc 3 keeps freed memory committed for `purge_delay` = 1,000 ms
 //! before returning it, so a scan that frees one file's group tables and row-group buffers and
 //! allocates the next file's holds both for a second: on the realistic 10M-row month the peak
-//! RSS was ~600 MiB with the default and ~440 MiB with 0, for ~5 % more wall time (README,
-//! Performance). The documented memory limit (`memory-limit-mb`) and the Lambda's 2 GB are about
-//! RSS, so [`return_freed_memory_at_once`] runs first thing in both binaries.
+//! RSS was ~600 MiB with the default and ~430 MiB with 10 ms or less. Why not 0: returning every
+//! freed page at once makes the Parquet reader fault the pages of its next column chunk in again
+//! (sys time doubled); on the low-cardinality 10M-row month 0 ms was ~20 % slower than 10 ms at
+//! the same peak RSS (README, Performance). The documented memory limit (`memory-limit-mb`) and
+//! the Lambda's 2 GB are about RSS, so [`return_freed_memory_promptly`] runs first thing in both
+//! binaries.
 //!
 //! This is the one crate that calls C directly: mimalloc's option API is not part of the
 //! `mimalloc` crate, and the `extended` bindings of `libmimalloc-sys` lack (and misnumber) the
@@ -37,19 +40,22 @@ unsafe extern "C" {
 }
 
 /// The environment variable mimalloc itself reads for the purge delay (milliseconds). When it is
-/// set, [`return_freed_memory_at_once`] leaves mimalloc's reading of it in place, so an operator
+/// set, [`return_freed_memory_promptly`] leaves mimalloc's reading of it in place, so an operator
 /// (or a benchmark) can trade RSS for fewer page faults without a rebuild.
 pub const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
 
-/// Makes mimalloc return freed memory to the OS immediately instead of after its 1 s delay,
+/// curflow's purge delay (milliseconds): see the crate documentation.
+pub const PURGE_DELAY_MS: c_long = 10;
+
+/// Makes mimalloc return freed memory to the OS after [`PURGE_DELAY_MS`] instead of its 1 s,
 /// unless [`PURGE_DELAY_ENV`] sets a delay. Call it first in `main`, before the work allocates.
-pub fn return_freed_memory_at_once() {
+pub fn return_freed_memory_promptly() {
     if std::env::var_os(PURGE_DELAY_ENV).is_some() {
         return;
     }
     // SAFETY: `mi_option_set` takes any option index and value (the option table is static and
     // options may be set at any time); the index is mimalloc 3's purge delay (see the constant).
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
 /// mimalloc's current purge delay, in milliseconds.
@@ -66,17 +72,17 @@ mod tests {
     static ALLOCATOR: MiMalloc = MiMalloc;
 
     #[test]
-    fn the_option_is_mimalloc_3s_purge_delay_and_is_set_to_zero() {
+    fn the_option_is_mimalloc_3s_purge_delay_and_is_set_to_curflows() {
         // mimalloc 3's default purge delay is 1,000 ms: the index is that option. When the
         // environment sets it, mimalloc reads that value and curflow leaves it.
         match std::env::var(PURGE_DELAY_ENV) {
             Err(_) => {
                 assert_eq!(purge_delay_ms(), 1000);
-                return_freed_memory_at_once();
-                assert_eq!(purge_delay_ms(), 0);
+                return_freed_memory_promptly();
+                assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
             }
             Ok(set) => {
-                return_freed_memory_at_once();
+                return_freed_memory_promptly();
                 assert_eq!(Some(purge_delay_ms()), set.trim().parse().ok());
             }
         }

@@ -11,7 +11,7 @@ use curflow::lambda::{Handler, error_type};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-/// The CLI's allocator, returning freed memory at once (`curflow-alloc` says why): the function
+/// The CLI's allocator, returning freed memory after 10 ms (`curflow-alloc` says why): the function
 /// scans the same Parquet files in 2,048 MB.
 #[global_allocator]
 static ALLOCATOR: curflow_alloc::MiMalloc = curflow_alloc::MiMalloc;
@@ -38,7 +38,7 @@ fn diagnostic(e: curflow::Error) -> Diagnostic {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    curflow_alloc::return_freed_memory_at_once();
+    curflow_alloc::return_freed_memory_promptly();
     init_logging();
     let config = Config::load(None).inspect_err(|e| tracing::error!(error = %e, "configuration rejected"))?;
     let handler = Arc::new(Handler::new(config).await.inspect_err(|e| tracing::error!(error = %e, "startup failed"))?);

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use curflow::output::OutputFormat;
 use curflow::{Config, Error, ErrorClass};
 
-/// mimalloc, returning freed memory at once (`curflow-alloc` says why).
+/// mimalloc, returning freed memory after 10 ms (`curflow-alloc` says why).
 #[global_allocator]
 static ALLOCATOR: curflow_alloc::MiMalloc = curflow_alloc::MiMalloc;
 
@@ -197,7 +197,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    curflow_alloc::return_freed_memory_at_once();
+    curflow_alloc::return_freed_memory_promptly();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = run(cli);
