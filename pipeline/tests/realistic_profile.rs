@@ -57,11 +57,32 @@ fn stored(store: &Path, period: curflow::BillingPeriod) -> (BTreeMap<Option<Stri
 /// the fast path's tables outgrow it, so the file goes to the generic plan, whose aggregation spills.
 const TIGHT_LIMIT: usize = 32 << 20;
 
-/// Processes the generated month into `store`; `tight`: under [`TIGHT_LIMIT`], spilling to
-/// `dir/spill`.
-fn process(dir: &Path, generated: &Generated, store: &Path, tight: Option<usize>) -> PeriodReport {
+/// A limit under which each of the month's three files fits the fast path's half, but two files'
+/// merged tables pass half of that half (`memory-limit-mb` / 4): the delivery's tables are built
+/// into lines before the last file.
+const FLUSH_LIMIT: usize = 16 << 20;
+
+/// How [`process_and_check`] runs the month.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Limit {
+    /// The shipped default `memory-limit-mb`: nothing spills, no early lines.
+    Default,
+    /// One file under this limit: its groups outgrow the fast path, the generic plan spills.
+    Spill(usize),
+    /// Three files, one at a time, under this limit: the merged tables are flushed into lines.
+    Flush(usize),
+}
+
+/// Processes the generated month into `store`; a [`Limit::Spill`] spills to `dir/spill`.
+fn process(dir: &Path, generated: &Generated, store: &Path, limit: Limit) -> PeriodReport {
     let mut options: ProcessOptions = common::options();
-    let processor = if let Some(limit) = tight {
+    let processor = if let Limit::Flush(limit) = limit {
+        // One file at a time: its two partitions and the delivery's merged tables share the fast
+        // path's half of the limit.
+        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 2048, ..options.engine };
+        options.file_concurrency = 1;
+        Processor::new(options).unwrap()
+    } else if let Limit::Spill(limit) = limit {
         // Batches of 2,048 rows: DataFusion's partial aggregation must hold one batch's groups
         // (about 1 MiB at this size, 3.6 MiB at the default 8,192) within its fair share of the
         // plan's half of the limit, shared by five consumers.
@@ -80,18 +101,25 @@ fn process(dir: &Path, generated: &Generated, store: &Path, tight: Option<usize>
     rt().block_on(processor.process(&mut sqlite, &deliveries[0], &|_| {})).unwrap()
 }
 
-/// Processes the month in `format` (under [`TIGHT_LIMIT`] when `tight`, and then it must have
-/// spilled); asserts it matches `expected.json` exactly; returns the stored lines.
-fn process_and_check(dir: &Path, format: Format, tight: Option<usize>) -> Vec<String> {
-    let generated = generate(&dir.join("bucket"), format, tight.is_some());
+/// Processes the month in `format` under `limit` (and checks that it spilled, or flushed, as
+/// the limit means); asserts it matches `expected.json` exactly; returns the stored lines.
+fn process_and_check(dir: &Path, format: Format, limit: Limit) -> Vec<String> {
+    let generated = generate(&dir.join("bucket"), format, matches!(limit, Limit::Spill(_)));
     let expected = expected_json(&generated);
     assert_eq!(expected["profile"], "saas");
     let store = dir.join("store.sqlite");
-    let report = process(dir, &generated, &store, tight);
-    if let Some(limit) = tight {
-        assert!(report.spilled_bytes > 0, "{format:?}: nothing spilled under {limit} bytes");
-    } else {
-        assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled within the default limit");
+    let report = process(dir, &generated, &store, limit);
+    match limit {
+        Limit::Spill(bytes) => assert!(report.spilled_bytes > 0, "{format:?}: nothing spilled under {bytes} bytes"),
+        Limit::Default => {
+            assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled within the default limit");
+            assert_eq!(report.tables_flushed, 0, "{format:?}: flushed within the default limit");
+        }
+        Limit::Flush(bytes) => {
+            assert_eq!(report.files, 3, "the month's files");
+            assert!(report.tables_flushed > 0, "{format:?}: tables not flushed under {bytes} bytes");
+            assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled under {bytes} bytes");
+        }
     }
     assert_eq!(report.rows_read, ROWS, "{format:?} rows read");
     assert_eq!(report.rows_read, expected["rows"].as_u64().unwrap());
@@ -144,8 +172,8 @@ fn assert_same_lines(what: &str, a: &[String], b: &[String]) {
 #[test]
 fn saas_month_matches_expected_exactly_in_parquet_and_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let parquet = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, None);
-    let csv = process_and_check(&dir.path().join("csv"), Format::LegacyCsv, None);
+    let parquet = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, Limit::Default);
+    let csv = process_and_check(&dir.path().join("csv"), Format::LegacyCsv, Limit::Default);
     assert!(parquet.len() > 10_000, "{} stored lines", parquet.len());
     assert_same_lines("Parquet and CSV", &parquet, &csv);
 }
@@ -156,9 +184,22 @@ fn saas_month_matches_expected_exactly_in_parquet_and_csv() {
 #[test]
 fn saas_month_spilled_under_a_small_memory_limit_stores_the_same_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, None);
-    let parquet = process_and_check(&dir.path().join("parquet-spilled"), Format::LegacyParquet, Some(TIGHT_LIMIT));
+    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, Limit::Default);
+    let parquet =
+        process_and_check(&dir.path().join("parquet-spilled"), Format::LegacyParquet, Limit::Spill(TIGHT_LIMIT));
     assert_same_lines("Parquet with and without spilling", &roomy, &parquet);
-    let csv = process_and_check(&dir.path().join("csv-spilled"), Format::LegacyCsv, Some(64 << 20));
+    let csv = process_and_check(&dir.path().join("csv-spilled"), Format::LegacyCsv, Limit::Spill(64 << 20));
     assert_same_lines("Parquet and CSV, spilled", &roomy, &csv);
+}
+
+/// Issue 17: the month's three files each fit the fast path, but their merged tables pass half of
+/// its share of the limit: the delivery's tables are built into cost lines before the last file
+/// (`tables_flushed`), the later files' groups are merged into those lines by their text keys,
+/// nothing spills, and the stored lines are exactly those stored without a limit.
+#[test]
+fn saas_month_whose_merged_tables_outgrow_their_share_is_flushed_and_stores_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, Limit::Default);
+    let flushed = process_and_check(&dir.path().join("flushed"), Format::LegacyParquet, Limit::Flush(FLUSH_LIMIT));
+    assert_same_lines("Parquet with and without flushing the tables", &roomy, &flushed);
 }

@@ -235,6 +235,14 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             group_thousands(Decimal::from(r.spilled_bytes.div_ceil(1 << 20)))
         );
     }
+    if r.tables_flushed > 0 {
+        wln!(
+            out,
+            "  flushed         the group tables {} time(s) before the last file (they reached half of the fast \
+             path's share of memory-limit-mb)",
+            r.tables_flushed
+        );
+    }
     wln!(
         out,
         "  elapsed         {:.2} s, {} rows/s",

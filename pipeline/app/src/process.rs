@@ -59,6 +59,10 @@ pub struct PeriodReport {
     pub net_columns_present: bool,
     /// Bytes the scan's aggregation spilled to `spill-dir` to stay within `memory-limit-mb`.
     pub spilled_bytes: u64,
+    /// Times the delivery's fast-path group tables reached half of the fast path's share of
+    /// `memory-limit-mb` and were built into cost lines before the last file, so that they stop
+    /// growing (the later files' groups are then merged into those lines by key).
+    pub tables_flushed: usize,
     pub lines_written: usize,
     pub outcome: ReplaceOutcome,
     /// What attribution did, per currency and measure (when evidence was given).
@@ -296,7 +300,8 @@ impl Processor {
                 let mut rows: BTreeMap<BillingPeriod, u64> = BTreeMap::new();
                 if let Some(fast) = fast {
                     rows.clone_from(fast.rows_per_period());
-                    merge_in_codes(&mut in_codes, fast, &mut aggregate, self.options.engine.fast_path_bytes())?;
+                    scan.tables_flushed =
+                        merge_in_codes(&mut in_codes, fast, &mut aggregate, self.options.engine.fast_path_bytes())?;
                 }
                 if aggregate.is_empty() {
                     aggregate.reserve(scan.groups.len());
@@ -453,6 +458,7 @@ impl Processor {
             tenant_tag_present: false,
             net_columns_present: false,
             spilled_bytes: 0,
+            tables_flushed: 0,
             lines_written: 0,
             outcome,
             coverage: None,
@@ -549,6 +555,7 @@ fn report(
         tenant_tag_present: scans.iter().any(|s| s.tenant_tag_present),
         net_columns_present: scans.iter().any(|s| s.net_columns_present),
         spilled_bytes: scans.iter().map(|s| s.spilled_bytes).sum(),
+        tables_flushed: scans.iter().filter(|s| s.tables_flushed).count(),
         lines_written: lines.len(),
         outcome,
         coverage: None,
@@ -586,12 +593,14 @@ pub(crate) fn attribute_conserving(
 ///
 /// Why half: the delivery's tables stay reserved in the fast path's pool while the next files are
 /// scanned, and tables holding all of it would send every later file to the slower generic plan.
+///
+/// Returns whether the tables were built into lines for that reason (`tables_flushed`).
 fn merge_in_codes(
     in_codes: &mut Option<FastGroups>,
     fast: FastGroups,
     aggregate: &mut PeriodAggregate,
     pool_bytes: usize,
-) -> Result<()> {
+) -> Result<bool> {
     let keep_under = pool_bytes / 2;
     let over_budget = match in_codes {
         None => {
@@ -608,7 +617,7 @@ fn merge_in_codes(
             Absorbed::OverBudget => true,
         },
     };
-    let Some(merged) = in_codes else { return Ok(()) };
+    let Some(merged) = in_codes else { return Ok(false) };
     if over_budget {
         tracing::debug!(
             groups = merged.len(),
@@ -619,7 +628,7 @@ fn merge_in_codes(
             lines_from_codes(full, aggregate)?;
         }
     }
-    Ok(())
+    Ok(over_budget)
 }
 
 /// Builds the cost lines of groups in codes into `aggregate`.

@@ -120,6 +120,10 @@ pub struct FileScan {
     /// Bytes the generic plan's aggregation spilled to `spill-dir` to stay within
     /// `memory-limit-mb` (0 on the fast path, which hands a file that outgrows the limit to it).
     pub spilled_bytes: u64,
+    /// Whether merging this file's fast-path groups took the delivery's tables past their share of
+    /// `memory-limit-mb`, so they were built into cost lines before the next file (set by the
+    /// caller that merges deliveries; see `curflow::process`).
+    pub tables_flushed: bool,
 }
 
 impl FileScan {
@@ -155,6 +159,7 @@ impl FileScan {
             groups,
             invoices,
             spilled_bytes: 0,
+            tables_flushed: false,
         }
     }
 }
