@@ -60,7 +60,7 @@ const TIGHT_LIMIT: usize = 32 << 20;
 /// A limit under which each of the month's three files fits the fast path's half, but two files'
 /// merged tables pass half of that half (`memory-limit-mb` / 4): the delivery's tables are built
 /// into lines before the last file.
-const FLUSH_LIMIT: usize = 16 << 20;
+const FLUSH_LIMIT: usize = 64 << 20;
 
 /// How [`process_and_check`] runs the month.
 #[derive(Debug, Clone, Copy, PartialEq)]
