@@ -91,6 +91,7 @@ fn key(names: &mut Names, day: NaiveDate, tenant: Option<&str>, shared: (&str, &
         account_id: names.get("111122223333"),
         account_name: names.get(""),
         region: names.get("us-east-1"),
+        billing: Default::default(),
     }
 }
 

@@ -5,3 +5,5 @@
 //!   Parquet file, the store's period replace, the attribution split. Each reports throughput.
 //! * `benches/run.sh` — the end-to-end bench: `curflow process` against DuckDB and Polars on
 //!   the same generated months, side by side, with exact totals cross-checked first.
+//! * `benches/rss_timeline.sh` — a command's resident memory sampled over time, to see where a
+//!   peak is (scan, merge, write), not only its size.

@@ -142,6 +142,12 @@ fn assert_holds_exactly(store: &DynamoStore, want: &[CostLine]) {
         assert!(text(i, "sk").starts_with(&format!("actual#2026-10#{tag}#{}#", text(i, "day"))));
         assert_eq!(text(i, "month"), "2026-10");
         assert_eq!(text(i, "source"), "actual");
+        // Who bills the line (the generated legacy report's payer and legal entity); a legacy
+        // report has no payer name and a CUR no provider: absent, read as ''.
+        assert_eq!(text(i, "billing_account_id"), "123456789012");
+        assert_eq!(text(i, "publisher_name"), "Amazon Web Services, Inc.");
+        assert_eq!(text(i, "invoice_issuer_name"), "Amazon Web Services, Inc.");
+        assert!(!i.contains_key("billing_account_name") && !i.contains_key("provider_name"), "{i:?}");
     }
 }
 

@@ -35,6 +35,9 @@ use rust_decimal::Decimal;
 /// object text), `None` for null.
 type Row = BTreeMap<String, Option<String>>;
 
+/// The invoice id the attributed month is generated with (a finalised month).
+const INVOICE: &str = "2026110001";
+
 const CHARGE_CATEGORIES: [&str; 5] = ["Usage", "Purchase", "Tax", "Credit", "Adjustment"];
 const SERVICE_CATEGORIES: [&str; 19] = [
     "AI and Machine Learning",
@@ -58,8 +61,15 @@ const SERVICE_CATEGORIES: [&str; 19] = [
     "Other",
 ];
 /// Summable metrics: allocated charges sum to their origin's.
-const SUMMABLE: [&str; 6] =
-    ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity", "x_UnblendedCost"];
+const SUMMABLE: [&str; 7] = [
+    "BilledCost",
+    "EffectiveCost",
+    "ListCost",
+    "ContractedCost",
+    "ConsumedQuantity",
+    "PricingQuantity",
+    "x_UnblendedCost",
+];
 /// Columns an allocated charge sets itself; every other column repeats its origin charge's.
 const ALLOCATION: [&str; 5] =
     ["AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedTags", "x_UnattributedReason"];
@@ -168,6 +178,10 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
             "ChargeDescription",
             "ServiceName",
             "ServiceCategory",
+            "BillingAccountId",
+            "ProviderName",
+            "PublisherName",
+            "InvoiceIssuerName",
         ] {
             assert!(get(row, col).is_some_and(|v| !v.is_empty()), "{}", at(&format!("{col} MUST NOT be null")));
         }
@@ -212,6 +226,20 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         if let Some(q) = quantity {
             dec(q);
         }
+        // Pricing quantity: null on tax, its unit exactly with it. curflow's is the consumed
+        // quantity (the usage amount in the report's pricing unit), so it is null on purchases,
+        // where FOCUS wants the purchased quantity (a documented gap, README "FOCUS export").
+        let (pricing, pricing_unit) = (get(row, "PricingQuantity"), get(row, "PricingUnit"));
+        if category == "Tax" {
+            assert!(pricing.is_none(), "{}", at("PricingQuantity MUST be null when ChargeCategory is Tax"));
+        }
+        assert_eq!(
+            pricing.is_some(),
+            pricing_unit.is_some(),
+            "{}",
+            at("PricingUnit is set exactly with PricingQuantity")
+        );
+        assert_eq!((pricing.map(dec), pricing_unit), (quantity.map(dec), unit), "{}", at("pricing = consumed"));
         for col in ["Tags", "AllocatedTags"] {
             if let Some(v) = get(row, col) {
                 assert!(tags(v).keys().all(|k| !k.is_empty()), "{}", at("tag keys are not empty"));
@@ -319,7 +347,9 @@ fn parquet_rows(path: &Path) -> Vec<Row> {
             .contains(&f.name().as_str());
         match f.data_type() {
             DataType::Decimal128(38, 12) => assert!(want_money, "{} is decimal(38, 12)", f.name()),
-            DataType::Decimal128(38, 10) => assert_eq!(f.name(), "ConsumedQuantity"),
+            DataType::Decimal128(38, 10) => {
+                assert!(["ConsumedQuantity", "PricingQuantity"].contains(&f.name().as_str()), "{}", f.name())
+            }
             DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => {
                 assert_eq!(&**tz, "UTC");
                 assert!(f.name().ends_with("PeriodStart") || f.name().ends_with("PeriodEnd"), "{}", f.name());
@@ -415,6 +445,7 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
     let g = common::generate(&dir.path().join("bucket"), curflow_fixtures::Format::LegacyParquet, 20_000, 5, |o| {
         o.tenants = 4;
         o.evidence = true;
+        o.invoice_id = Some(INVOICE.into());
     });
     let ev = g.evidence.as_ref().expect("evidence generated");
     let (manifest, prefixes) = (g.manifest_path.to_str().unwrap(), ev.prefix_map.to_str().unwrap());
@@ -445,6 +476,22 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
         let rows = if file_format == "parquet" { parquet_rows(&path) } else { csv_rows(&path) };
         let checked = check_focus(&rows, october, "accountant_id");
         assert!(checked.allocated > 0 && checked.origins > 0, "{checked:?}");
+        // Who bills: the generator's payer account, AWS, its legal and invoicing entity (a name
+        // with a comma, quoted in CSV) and the month's invoice; a legacy CUR has no payer name.
+        for row in &rows {
+            let billing = [
+                "BillingAccountId",
+                "BillingAccountName",
+                "ProviderName",
+                "PublisherName",
+                "InvoiceIssuerName",
+                "InvoiceId",
+            ]
+            .map(|c| get(row, c));
+            let aws = Some("Amazon Web Services, Inc.");
+            let want = [Some("123456789012"), None, Some("AWS"), aws, aws, Some(INVOICE)];
+            assert_eq!(billing, want, "{file_format}: {row:?}");
+        }
         assert!(said.contains(&format!("{} allocated charges", checked.allocated)), "{said}");
         // Origin charges are the bill.
         assert_eq!(checked.bill["x_UnblendedCost"], dec(expected["totals"]["unblended_cost"].as_str().unwrap()));
@@ -497,7 +544,15 @@ fn a_month_never_attributed_exports_its_lines_as_origin_charges_only() {
     ));
     assert!(said.contains(" 0 allocated charges"), "{said}");
     let october = BillingPeriod::new(2026, 10).unwrap();
-    let checked = check_focus(&csv_rows(&path), october, "accountant_id");
+    let rows = csv_rows(&path);
+    let checked = check_focus(&rows, october, "accountant_id");
+    // CUR 2.0 names the payer account too.
+    assert!(
+        rows.iter().all(|r| get(r, "BillingAccountId") == Some("123456789012")
+            && get(r, "BillingAccountName") == Some("curflow-payer")),
+        "the payer account on every row"
+    );
+    assert!(rows.iter().all(|r| get(r, "InvoiceId").is_none()), "no invoice issued yet: InvoiceId is null");
     let lines = SqliteStore::open(&store).unwrap().cost_lines(october).wait().unwrap();
     assert_eq!(checked.origins, lines.len());
     assert_eq!(checked.tenants, stored_by_tenant(&lines));

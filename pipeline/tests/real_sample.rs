@@ -154,6 +154,19 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         let tenants: std::collections::BTreeSet<_> =
             lines.iter().filter_map(|l| l.key.tenant.as_deref().map(str::to_string)).collect();
         assert_eq!(tenants.into_iter().collect::<Vec<_>>(), ["ha-web-portal"]);
+        // Who bills every line: the payer account and its name, the seller of record, the
+        // invoicing entity and the invoice, as the export's `bill_*` and `line_item_legal_entity`
+        // columns say.
+        let canada = "Amazon Web Services Canada, Inc.";
+        let billing = curflow::BillingParts {
+            account_id: "147303435917",
+            account_name: "Abdul.raji",
+            provider: "",
+            publisher: canada,
+            invoice_issuer: canada,
+            invoice_id: "", // `bill_invoice_id` is empty: the month was not invoiced yet
+        };
+        assert!(lines.iter().all(|l| l.key.billing.parts() == billing), "{:?}", lines[0].key.billing);
         let stored = common::stored_total(&store, report.period);
         assert_eq!((stored.unblended_cost, stored.line_items), (usd.unblended_cost, 1882));
         assert_eq!(stored.list_cost, usd.list_cost);
@@ -179,8 +192,13 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
     let amount = |v: &str| if v == "NULL" || v.is_empty() { Decimal::ZERO } else { Decimal::from_str(v).unwrap() };
     let mut want: std::collections::BTreeMap<String, Sums> = std::collections::BTreeMap::new();
     let mut by_app: std::collections::BTreeMap<(String, String), Decimal> = std::collections::BTreeMap::new();
+    let mut by_billing: std::collections::BTreeMap<[String; 5], Decimal> = std::collections::BTreeMap::new();
+    let billing_columns =
+        ["BillingAccountId", "BillingAccountName", "ProviderName", "PublisherName", "InvoiceIssuerName"];
     for record in reader.records() {
         let record = record.unwrap();
+        let billing = billing_columns.map(|c| Some(&record[col(c)]).filter(|v| *v != "NULL").unwrap_or("").to_string());
+        *by_billing.entry(billing).or_default() += amount(&record[col("BilledCost")]);
         let period = record[col("BillingPeriodStart")][..7].to_string();
         let slot = want.entry(period.clone()).or_default();
         slot.0 += amount(&record[col("BilledCost")]);
@@ -219,6 +237,7 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
 
     let db = curflow::store::SqliteStore::open(&store).unwrap();
     let mut got_app: std::collections::BTreeMap<(String, String), Decimal> = std::collections::BTreeMap::new();
+    let mut got_billing: std::collections::BTreeMap<[String; 5], Decimal> = std::collections::BTreeMap::new();
     for (period, (billed, effective, rows, list, contracted)) in &want {
         let p: curflow::BillingPeriod = period.parse().unwrap();
         let lines = curflow::store::CostStore::cost_lines(&db, p).wait().unwrap();
@@ -237,8 +256,15 @@ fn real_focus_sample_is_read_exactly_per_billing_period() {
             if let Some(t) = &l.key.tenant {
                 *got_app.entry((period.clone(), t.to_string())).or_default() += l.amounts.unblended_cost;
             }
+            let b = l.key.billing.parts();
+            let parts = [b.account_id, b.account_name, b.provider, b.publisher, b.invoice_issuer].map(str::to_string);
+            *got_billing.entry(parts).or_default() += l.amounts.unblended_cost;
         }
     }
+    // Per billing account, provider, publisher and invoice issuer (three providers; one
+    // Marketplace publisher among AWS's rows): exactly the rows that name them.
+    assert!(by_billing.len() > 3, "{by_billing:?}");
+    assert_eq!(got_billing, by_billing, "billed cost per billing party");
     assert!(!by_app.is_empty());
     assert_eq!(got_app, by_app, "tenants from the Tags JSON");
 }

@@ -35,12 +35,13 @@ pub mod usage;
 // The crates below the application layer, under the module paths the CLI, the Lambda, the tests
 // and the benches use (`curflow::scan::Engine`, `curflow::store::SqliteStore`, ...).
 pub use curflow_aws as aws;
-pub use curflow_model::{aggregate, fxhash, line_item, measures, money, period};
+pub use curflow_model::{aggregate, fxhash, line_item, measures, memory, money, period};
 pub use curflow_scan as scan;
 pub use curflow_scan::{discover, location, schema};
 pub use curflow_store as store;
 
 pub use aggregate::{Amounts, CostKey, CostLine};
 pub use config::Config;
+pub use curflow_model::{Billing, BillingParts};
 pub use error::{Error, ErrorClass, Result};
 pub use period::BillingPeriod;

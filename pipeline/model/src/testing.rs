@@ -26,5 +26,6 @@ pub fn cost_key(day: NaiveDate, tenant: Option<&str>, service: &str, usage_type:
         account_id: TEST_ACCOUNT.into(),
         account_name: "".into(),
         region: "us-east-1".into(),
+        billing: Default::default(),
     }
 }

@@ -117,6 +117,12 @@ impl Error {
         }
     }
 
+    /// Whether the query engine ran out of its memory pool (DataFusion's "resources exhausted",
+    /// however deep in the error's context chain).
+    pub fn is_memory_exhausted(&self) -> bool {
+        matches!(self, Error::Engine { source, .. } if matches!(source.find_root(), DataFusionError::ResourcesExhausted(_)))
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }

@@ -59,7 +59,7 @@ use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
 use curflow_model::period::BillingPeriod;
-use curflow_model::{Invoices, Names};
+use curflow_model::{Billing, BillingParts, Invoices, Names};
 use udf::Udfs;
 
 /// Engine settings (see `Config` for the documented defaults).
@@ -164,6 +164,9 @@ impl FileScan {
     }
 }
 
+/// A generic plan run: the executed plan (for its metrics), the file's groups and its invoices.
+type Executed = (Arc<dyn ExecutionPlan>, Vec<(BillingPeriod, CostKey, Amounts)>, BTreeMap<BillingPeriod, Invoices>);
+
 /// A DataFusion session configured for CUR scans, plus curflow's functions.
 pub struct Engine {
     ctx: SessionContext,
@@ -173,6 +176,11 @@ pub struct Engine {
     temp_dir: Option<PathBuf>,
     /// The fast path's group tables' pool (half of `memory_limit_bytes`; DataFusion has the rest).
     fast_pool: Arc<dyn MemoryPool>,
+    /// Generic plans run under its read side, side by side; a plan that ran out of memory beside
+    /// the others runs again under its write side, alone with the whole pool.
+    plan_gate: tokio::sync::RwLock<()>,
+    /// Generic plans run again alone so far (see `plan_gate`).
+    plans_rerun: std::sync::atomic::AtomicUsize,
     /// Caps the fast path's packed key (tests force the fallback to the generic plan with it).
     #[cfg(test)]
     fast_key_bits: Option<u32>,
@@ -211,9 +219,16 @@ impl Engine {
             s3: None,
             temp_dir,
             fast_pool: Arc::new(GreedyMemoryPool::new(fast_bytes)),
+            plan_gate: tokio::sync::RwLock::new(()),
+            plans_rerun: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(test)]
             fast_key_bits: None,
         })
+    }
+
+    /// How many files' generic plans ran out of memory beside other plans and were run again alone.
+    pub fn plans_rerun(&self) -> usize {
+        self.plans_rerun.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Lets the engine read `s3://` data files through these clients.
@@ -279,7 +294,7 @@ impl Engine {
             Location::S3 { bucket, key } => Some((self.s3_store(path, &bucket)?, key)),
             Location::Local(_) => None,
         };
-        let (df, cols, footer_rows, csv_gzip) = match file.kind {
+        let (cols, footer_rows, csv_gzip) = match file.kind {
             FileKind::CsvZip => {
                 let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
                 return Ok((self.scan_zip(path, s3, tag_key).await?, None));
@@ -307,33 +322,24 @@ impl Engine {
                         "the group key fields of this file need more than 127 bits together; it takes the generic plan"
                     );
                 }
-                let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
-                let df = self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?;
-                (df, cols, Some(rows), None)
+                (cols, Some(rows), None)
             }
             FileKind::Csv { gzip } => {
                 let header = match &s3 {
                     Some((store, key)) => inspect::csv_header_s3(Arc::clone(store), path, key, gzip).await?,
                     None => inspect::csv_header(path, gzip)?,
                 };
-                let cols = resolve_csv(path, &header, tag_key)?;
-                let schema =
-                    Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
-                let options =
-                    CsvReadOptions::new().has_header(true).schema(&schema).file_extension("").file_compression_type(
-                        if gzip { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED },
-                    );
-
-                let df = self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?;
-                (df, cols, None, Some(gzip))
+                (resolve_csv(path, &header, tag_key)?, None, Some((gzip, header)))
             }
         };
-        let plan_df = plan::aggregate_file(df, &cols, &self.udfs).map_err(|e| engine_error(path, e))?;
-        let (physical, groups, invoices) = match self.execute(path, csv_gzip, plan_df, &cols).await {
+        let gzip = csv_gzip.as_ref().map(|(gzip, _)| *gzip);
+        let header = csv_gzip.as_ref().map(|(_, header)| header.as_slice());
+        let executed = self.execute_gated(path, path_str, header, gzip, &cols).await;
+        let (physical, groups, invoices) = match executed {
             Ok(done) => done,
             Err(e) => {
                 let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
-                return Err(locate_in_s3_csv(e, s3, csv_gzip).await);
+                return Err(locate_in_s3_csv(e, s3, gzip).await);
             }
         };
         tracing::debug!(
@@ -344,6 +350,72 @@ impl Engine {
         let rows_read = footer_rows.unwrap_or_else(|| leaf_output_rows(physical.as_ref()));
         let spilled_bytes = spilled_bytes(path, physical.as_ref());
         Ok((FileScan { spilled_bytes, ..FileScan::new(path, &cols, rows_read, groups, invoices) }, None))
+    }
+
+    /// [`Self::execute_generic`] beside the other files' plans, and once more alone when it ran
+    /// out of memory there.
+    async fn execute_gated(
+        &self,
+        path: &Path,
+        path_str: &str,
+        header: Option<&[String]>,
+        gzip: Option<bool>,
+        cols: &ResolvedColumns,
+    ) -> Result<Executed> {
+        let executed = {
+            let _beside_others = self.plan_gate.read().await;
+            self.execute_generic(path, path_str, header, gzip, cols).await
+        };
+        match executed {
+            Err(e) if e.is_memory_exhausted() => {
+                // Under a tight `memory-limit-mb`, the plans of files scanned at the same time
+                // share DataFusion's pool: each operator's fair share can drop below what its
+                // aggregation needs even to spill. The file is read again once the others are
+                // done, alone with the whole pool.
+                tracing::warn!(
+                    file = %path.display(),
+                    error = %e,
+                    "the generic plan ran out of memory (or spill space) beside other files' plans; it is scanned \
+                     again alone"
+                );
+                self.plans_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _alone = self.plan_gate.write().await;
+                self.execute_generic(path, path_str, header, gzip, cols).await
+            }
+            other => other,
+        }
+    }
+
+    /// Plans and runs the generic DataFusion aggregate of one file: Parquet, or CSV when `header`
+    /// (its column names, all read as text) is given, compressed with gzip when `gzip`.
+    async fn execute_generic(
+        &self,
+        path: &Path,
+        path_str: &str,
+        header: Option<&[String]>,
+        gzip: Option<bool>,
+        cols: &ResolvedColumns,
+    ) -> Result<Executed> {
+        let df = match header {
+            None => {
+                let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
+                self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?
+            }
+            Some(header) => {
+                let schema =
+                    Schema::new(header.iter().map(|h| Field::new(h, DataType::Utf8, true)).collect::<Vec<_>>());
+                let compression =
+                    if gzip == Some(true) { FileCompressionType::GZIP } else { FileCompressionType::UNCOMPRESSED };
+                let options = CsvReadOptions::new()
+                    .has_header(true)
+                    .schema(&schema)
+                    .file_extension("")
+                    .file_compression_type(compression);
+                self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?
+            }
+        };
+        let plan_df = plan::aggregate_file(df, cols, &self.udfs).map_err(|e| engine_error(path, e))?;
+        self.execute(path, gzip, plan_df, cols).await
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why); `None`
@@ -386,8 +458,7 @@ impl Engine {
         csv_gzip: Option<bool>,
         plan_df: datafusion::dataframe::DataFrame,
         cols: &ResolvedColumns,
-    ) -> Result<(Arc<dyn ExecutionPlan>, Vec<(BillingPeriod, CostKey, Amounts)>, BTreeMap<BillingPeriod, Invoices>)>
-    {
+    ) -> Result<Executed> {
         let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
         let physical = plan_df.create_physical_plan().await.map_err(fail)?;
         tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
@@ -663,7 +734,17 @@ fn decode_groups(
             })?;
         check_usage_date(path, &label(schema::Col::UsageStart), period, usage_date)?;
         let tenant = text[0].is_valid(row).then(|| names.get(text[0].value(row)));
-        let mut s = |i: usize| names.get(if text[i].is_valid(row) { text[i].value(row) } else { "" });
+        let t = |i: usize| if text[i].is_valid(row) { text[i].value(row) } else { "" };
+        let billing = BillingParts {
+            account_id: t(12),
+            account_name: t(13),
+            provider: t(14),
+            publisher: t(15),
+            invoice_issuer: t(16),
+            invoice_id: t(8),
+        };
+        let billing = Billing::intern(billing, names);
+        let mut s = |i: usize| names.get(t(i));
         let key = CostKey {
             usage_date,
             tenant,
@@ -677,6 +758,7 @@ fn decode_groups(
             account_id: s(9),
             region: s(10),
             account_name: s(11),
+            billing,
         };
         let mut scaled = [0i128; plan::MEASURE_SUMS];
         for (i, slot) in scaled.iter_mut().enumerate() {
@@ -752,6 +834,60 @@ mod tests {
         let (with_spill, without) = (merge(small.groups), merge(roomy.groups));
         assert!(without.len() > 20_000, "{} groups", without.len());
         assert_eq!(with_spill, without);
+    }
+
+    /// Issue 17: under a tight `memory-limit-mb`, files scanned at the same time share the generic
+    /// plan's pool, and one plan can run out of it even though it would fit alone. Here "another
+    /// file's plan" holds the whole pool (and the gate's shared side): the scan runs out of memory,
+    /// waits until the other plan is done, runs again alone and gives the groups of a roomy scan.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plan_out_of_memory_beside_others_runs_again_alone_with_the_same_groups() {
+        use datafusion::execution::memory_pool::MemoryConsumer;
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 20_000,
+            tenants: 200,
+            out_dir: dir.path().join("month"),
+            files: Some(1),
+            format: curflow_fixtures::Format::LegacyCsv,
+            profile: curflow_fixtures::Profile::Saas,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let file = DataFile::local(&generated.data_files[0], FileKind::Csv { gzip: true }).unwrap();
+        let options = EngineOptions { target_partitions: 2, batch_size: 2048, ..EngineOptions::default() };
+        let roomy = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();
+
+        let engine = Engine::new(&options).unwrap();
+        let pool = Arc::clone(&engine.ctx.runtime_env().memory_pool);
+        let other = MemoryConsumer::new("another file's plan").register(&pool);
+        let whole = options.memory_limit_bytes - options.fast_path_bytes();
+        other.try_grow(whole).unwrap();
+        let other_running = engine.plan_gate.read().await;
+        let release = async {
+            // The other plan ends once the scan has run out of memory beside it.
+            for _ in 0..6_000 {
+                if engine.plans_rerun() > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let rerun = engine.plans_rerun();
+            drop((other, other_running));
+            rerun
+        };
+        let (scanned, rerun) = tokio::join!(engine.scan_file(&file, "accountant_id"), release);
+        let scanned = scanned.unwrap();
+        assert_eq!(rerun, 1, "the scan ran out of memory beside the other plan, once");
+        assert_eq!(engine.plans_rerun(), 1);
+        assert_eq!((scanned.rows_read, scanned.invoices.clone()), (roomy.rows_read, roomy.invoices.clone()));
+        let sorted = |mut groups: Vec<(BillingPeriod, CostKey, Amounts)>| {
+            groups.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            groups
+        };
+        let (alone, roomy) = (sorted(scanned.groups), sorted(roomy.groups));
+        assert!(roomy.len() > 1_000, "{} groups", roomy.len());
+        assert_eq!(alone, roomy);
     }
 
     /// A delivery's files merged in codes ([`FastGroups::absorb`], then one `finish`) give the

@@ -19,7 +19,7 @@ use curflow_model::measures::Measure;
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE};
 
 /// Output columns of [`aggregate_file`], in order.
-pub const GROUP_COLUMNS: [&str; 14] = [
+pub const GROUP_COLUMNS: [&str; 19] = [
     "period_start",
     "usage_date",
     "tenant",
@@ -34,6 +34,11 @@ pub const GROUP_COLUMNS: [&str; 14] = [
     "account_id",
     "region",
     "account_name",
+    "payer_account_id",
+    "payer_account_name",
+    "provider",
+    "publisher",
+    "invoice_issuer",
 ];
 /// How many of the [`SUM_COLUMNS`] are summed measures (the last is the row count); the one at
 /// [`USAGE_SUM`] is at the quantity scale, the others are money.
@@ -183,6 +188,11 @@ impl<'a> SourceColumns<'a> {
             column(Col::UsageAccountId).alias("account_id"),
             column(Col::Region).alias("region"),
             column(Col::UsageAccountName).alias("account_name"),
+            column(Col::PayerAccountId).alias("payer_account_id"),
+            column(Col::PayerAccountName).alias("payer_account_name"),
+            column(Col::ProviderName).alias("provider"),
+            column(Col::LegalEntity).alias("publisher"),
+            column(Col::InvoicingEntity).alias("invoice_issuer"),
             udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
             has_ri_arn.alias("has_ri_arn"),
             money(Col::UnblendedCost).alias("m_unblended"),
@@ -223,6 +233,11 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
         col("account_id"),
         col("region"),
         col("account_name"),
+        col("payer_account_id"),
+        col("payer_account_name"),
+        col("provider"),
+        col("publisher"),
+        col("invoice_issuer"),
         col("m_unblended").alias("unblended_cost"),
     ];
     row_exprs.extend(measures);

@@ -17,13 +17,13 @@ use crate::error::{Error, Result};
 use curflow_model::aggregate::{Amounts, AmountsSum, Attribution, CostKey, CostLine};
 use curflow_model::money::push_decimal_text;
 use curflow_model::period::BillingPeriod;
-use curflow_model::{Name, Names, ReportVersion};
+use curflow_model::{Billing, BillingParts, Name, Names, ReportVersion};
 
 /// Page size of a store this build creates (bytes).
 pub const PAGE_SIZE: i64 = 16_384;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -222,8 +222,28 @@ ALTER TABLE cost_lines ADD COLUMN contracted_cost TEXT NOT NULL DEFAULT '0';
 ALTER TABLE pool_lines ADD COLUMN contracted_cost TEXT NOT NULL DEFAULT '0';
 ";
 
+/// Version 13: who bills each line and on which invoice (`curflow_model::Billing`: FOCUS
+/// `BillingAccountId`, `BillingAccountName`, `ProviderName`, `PublisherName`,
+/// `InvoiceIssuerName`, `InvoiceId`). '' = not in the
+/// report (a CUR has no provider column: AWS writes it of itself). Lines stored before read ''
+/// until their month is processed again.
+const SCHEMA_V13: &str = "
+ALTER TABLE cost_lines ADD COLUMN billing_account_id TEXT NOT NULL DEFAULT '';   -- bill/PayerAccountId
+ALTER TABLE cost_lines ADD COLUMN billing_account_name TEXT NOT NULL DEFAULT ''; -- bill_payer_account_name
+ALTER TABLE cost_lines ADD COLUMN provider_name TEXT NOT NULL DEFAULT '';        -- FOCUS ProviderName
+ALTER TABLE cost_lines ADD COLUMN publisher_name TEXT NOT NULL DEFAULT '';       -- lineItem/LegalEntity
+ALTER TABLE cost_lines ADD COLUMN invoice_issuer_name TEXT NOT NULL DEFAULT '';  -- bill/InvoicingEntity
+ALTER TABLE cost_lines ADD COLUMN invoice_id TEXT NOT NULL DEFAULT '';           -- bill/InvoiceId; '' until issued
+ALTER TABLE pool_lines ADD COLUMN billing_account_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE pool_lines ADD COLUMN billing_account_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE pool_lines ADD COLUMN provider_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE pool_lines ADD COLUMN publisher_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE pool_lines ADD COLUMN invoice_issuer_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE pool_lines ADD COLUMN invoice_id TEXT NOT NULL DEFAULT '';
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
@@ -236,6 +256,7 @@ const MIGRATIONS: [&str; 12] = [
     SCHEMA_V10,
     SCHEMA_V11,
     SCHEMA_V12,
+    SCHEMA_V13,
 ];
 
 /// A SQLite-backed [`CostStore`].
@@ -431,10 +452,13 @@ const SELECT_COLUMNS: &str = "SELECT billing_period, usage_date, tenant, service
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
-        account_name, list_cost, contracted_cost";
+        account_name, list_cost, contracted_cost, billing_account_id, billing_account_name, provider_name,
+        publisher_name, invoice_issuer_name, invoice_id";
 
 /// Position of `list_cost` in [`SELECT_COLUMNS`] (`contracted_cost` follows it).
 const SELECT_LIST_COST: usize = 27;
+/// Position of `billing_account_id` in [`SELECT_COLUMNS`] (the other billing parts follow it).
+const SELECT_BILLING: usize = 29;
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
 /// stored text (the conservation check of [`CostStore::replace_period`]; reads only the amounts).
@@ -525,7 +549,9 @@ fn read_lines(
     let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(e)?;
     let mut lines = Vec::new();
     let mut names = Names::default();
+    let mut billing_names = Names::default();
     while let Some(row) = rows.next().map_err(e)? {
+        let billing = read_billing(path, row, &mut billing_names)?;
         let text = |i: usize| -> Result<String> { row.get::<_, String>(i).map_err(e) };
         let mut name = |i: usize| -> Result<Name> {
             let value = row.get_ref(i).map_err(e)?;
@@ -574,6 +600,7 @@ fn read_lines(
                 account_id: name(24)?,
                 region: name(25)?,
                 account_name: name(26)?,
+                billing,
             },
             amounts: amounts_at(path, row, 9, SELECT_LIST_COST)?,
         });
@@ -581,6 +608,23 @@ fn read_lines(
     lines.retain(|l| filter.matches(l));
     curflow_model::aggregate::sort_lines(&mut lines);
     Ok(lines)
+}
+
+/// Who bills the line of `row` (the columns from [`SELECT_BILLING`] on).
+fn read_billing(path: &Path, row: &rusqlite::Row<'_>, names: &mut Names) -> Result<Billing> {
+    let part = |i: usize| -> Result<&str> {
+        let value = row.get_ref(SELECT_BILLING + i).map_err(|err| store_error(path, err))?;
+        value.as_str().map_err(|_| corrupt(path, format!("billing column {i} is not text")))
+    };
+    let parts = BillingParts {
+        account_id: part(0)?,
+        account_name: part(1)?,
+        provider: part(2)?,
+        publisher: part(3)?,
+        invoice_issuer: part(4)?,
+        invoice_id: part(5)?,
+    };
+    Ok(Billing::intern(parts, names))
 }
 
 /// The version and inputs fingerprint stored for `period`, read inside the replacing transaction.
@@ -645,9 +689,10 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
                  operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
                  amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
                  driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
-                 account_id, region, account_name, list_cost, contracted_cost)
+                 account_id, region, account_name, list_cost, contracted_cost, billing_account_id,
+                 billing_account_name, provider_name, publisher_name, invoice_issuer_name, invoice_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
             table.name()
         ))
         .map_err(e)?;
@@ -712,6 +757,7 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
             b.text(28, Some(k.account_name.as_str()))?;
             decimal(b, 29, Some(a.list_cost))?;
             decimal(b, 30, Some(a.contracted_cost))?;
+            b.billing(31, k.billing.parts())?;
             b.statement.raw_execute().map(drop)
         })();
         all.map_err(e)?;
@@ -730,7 +776,7 @@ struct Bound<'s, 'c, 'a> {
     statement: &'s mut rusqlite::CachedStatement<'c>,
     /// Per parameter (1-based): what it holds. `None` = unknown or a value not kept (an amount
     /// formatted into a reused buffer: always bound again).
-    held: [Option<Held<'a>>; 31],
+    held: [Option<Held<'a>>; 37],
 }
 
 /// A parameter's held value, by reference into the lines being written.
@@ -743,7 +789,7 @@ enum Held<'a> {
 
 impl<'s, 'c, 'a> Bound<'s, 'c, 'a> {
     fn new(statement: &'s mut rusqlite::CachedStatement<'c>) -> Self {
-        Self { statement, held: [None; 31] }
+        Self { statement, held: [None; 37] }
     }
 
     /// Binds `value` (NULL for `None`) unless parameter `i` holds it already.
@@ -752,6 +798,22 @@ impl<'s, 'c, 'a> Bound<'s, 'c, 'a> {
         if self.held[i] != Some(held) {
             self.statement.raw_bind_parameter(i, value)?;
             self.held[i] = Some(held);
+        }
+        Ok(())
+    }
+
+    /// Binds who bills a line to the six parameters from `first` on (the `billing_*` columns).
+    fn billing(&mut self, first: usize, parts: BillingParts<'a>) -> rusqlite::Result<()> {
+        let values = [
+            parts.account_id,
+            parts.account_name,
+            parts.provider,
+            parts.publisher,
+            parts.invoice_issuer,
+            parts.invoice_id,
+        ];
+        for (i, value) in values.into_iter().enumerate() {
+            self.text(first + i, Some(value))?;
         }
         Ok(())
     }
@@ -915,6 +977,7 @@ mod tests {
             currency: Name::from("USD"),
             account_id: Name::from("123456789012"),
             account_name: Name::default(),
+            billing: Default::default(),
             region: Name::from("us-east-1"),
         };
         let amounts = |cents: i64, n: u64| Amounts {

@@ -81,7 +81,7 @@ pub(super) fn split_routed<'i>(s: &mut Splitter<'i, '_>, mut routed: Vec<Routed<
 
 /// Day, rule, then the reader's grain key (the key without tenant, operation and resource).
 fn run_order(a: &Routed<'_>, b: &Routed<'_>) -> Ordering {
-    fn grain<'r>(r: &'r Routed<'_>) -> (chrono::NaiveDate, &'r str, [&'r str; 8]) {
+    fn grain<'r>(r: &'r Routed<'_>) -> (chrono::NaiveDate, &'r str, [&'r str; 8], &'r curflow_model::Billing) {
         let k = &r.line.key;
         let fields = [
             &*k.service,
@@ -93,7 +93,7 @@ fn run_order(a: &Routed<'_>, b: &Routed<'_>) -> Ordering {
             &*k.account_name,
             &*k.region,
         ];
-        (k.usage_date, r.rule.name.as_str(), fields)
+        (k.usage_date, r.rule.name.as_str(), fields, &k.billing)
     }
     grain(a).cmp(&grain(b))
 }

@@ -144,6 +144,7 @@ fn line_of(group: &Group, day: NaiveDate, account_id: &str, tag_key: &str) -> Re
         account_id: account_id.into(),
         account_name: "".into(),
         region: "".into(),
+        billing: Default::default(),
     };
     let amounts = Amounts {
         unblended_cost: amount("UnblendedCost")?,

@@ -27,9 +27,17 @@
 //! the report leaves empty: tax, credits, fees, negations), `ListCost` of a FOCUS input.
 //! `ContractedCost` is the contracted cost curflow stored: `ContractedCost` of a FOCUS input,
 //! derived for a CUR (`curflow_model::measures::cur_contracted_cost`).
-//! `PricingQuantity`/`PricingUnit`, `BillingAccountId`,
-//! `InvoiceId`, the provider and publisher names and the commitment-discount columns are not
-//! emitted (the store does not keep them).
+//! `PricingQuantity`/`PricingUnit` are the consumed quantity and unit: curflow keeps a usage
+//! amount only for consumption rows, in the report's pricing unit (`pricing/unit`; AWS's FOCUS
+//! export writes both columns from `line_item_usage_amount`), so they are null on `Purchase` rows
+//! (where FOCUS wants the purchased quantity, which curflow does not store), on SP negations and
+//! on rows without a unit. `BillingAccountId` is the payer account, or the usage account when the
+//! report names no payer (a standalone account pays its own bill), or `unknown`;
+//! `ProviderName` is the report's (`AWS` for a CUR); `PublisherName` is the seller of record
+//! (`lineItem/LegalEntity`) and `InvoiceIssuerName` the invoicing entity (`bill/InvoicingEntity`),
+//! each the provider's name when the report has no such column. `InvoiceId` is `bill/InvoiceId`
+//! (null until AWS issues the invoice). `ChargeFrequency` and the commitment-discount columns are
+//! not emitted.
 
 use std::fs::File;
 use std::path::Path;
@@ -56,6 +64,10 @@ use curflow_attribution::{Split as Parts, TenantId};
 /// The FOCUS version the file follows.
 pub const FOCUS_VERSION: &str = "1.3";
 
+/// `ProviderName` of lines read from a CUR: AWS writes its reports of itself (AWS's own FOCUS
+/// export writes `AWS`).
+pub const CUR_PROVIDER: &str = "AWS";
+
 /// Rows per record batch (and per write to the encoder).
 pub const BATCH_ROWS: usize = 65_536;
 
@@ -63,7 +75,7 @@ pub const BATCH_ROWS: usize = 65_536;
 pub const RATIO_DP: u32 = 15;
 
 /// The file's columns in order, with their FOCUS type and when they are null.
-pub const FOCUS_COLUMNS: [(&str, &str); 31] = [
+pub const FOCUS_COLUMNS: [(&str, &str); 39] = [
     ("BilledCost", "decimal(38, 12): curflow's net unblended cost"),
     ("EffectiveCost", "decimal(38, 12): curflow's amortized cost"),
     ("ListCost", "decimal(38, 12): curflow's list cost (public on-demand; 0 where the CUR has none)"),
@@ -78,12 +90,20 @@ pub const FOCUS_COLUMNS: [(&str, &str); 31] = [
     ("ChargeDescription", "string"),
     ("ConsumedQuantity", "decimal(38, 10), null unless ChargeCategory is Usage and the unit is known"),
     ("ConsumedUnit", "string, null exactly when ConsumedQuantity is"),
+    ("PricingQuantity", "decimal(38, 10): ConsumedQuantity (the usage amount in the pricing unit); null where it is"),
+    ("PricingUnit", "string, null exactly when PricingQuantity is"),
     ("ServiceName", "string (the AWS service code)"),
     ("ServiceCategory", "string, one of FOCUS's service categories"),
     ("ResourceId", "string, null when the line has none"),
     ("RegionId", "string, null for global charges"),
     ("SubAccountId", "string, null when the report has no usage account"),
     ("SubAccountName", "string, null when the report has no account name"),
+    ("BillingAccountId", "string: the payer account, else the usage account, else `unknown`"),
+    ("BillingAccountName", "string, null when the report has no payer account name"),
+    ("ProviderName", "string: the report's provider (`AWS` for a CUR)"),
+    ("PublisherName", "string: the seller of record (lineItem/LegalEntity), else the provider"),
+    ("InvoiceIssuerName", "string: the invoicing entity (bill/InvoicingEntity), else the provider"),
+    ("InvoiceId", "string: bill/InvoiceId; null until the invoice is issued"),
     ("Tags", "map<string, string> in Parquet, JSON object text in CSV: the tenant tag; null on shared lines"),
     ("AllocatedMethodId", "string: the attribution rule; null on origin charges"),
     ("AllocatedMethodDetails", "JSON text: Elements[AllocatedRatio, UsageUnit, UsageQuantity]; null on origin charges"),
@@ -513,13 +533,14 @@ fn schema() -> Arc<Schema> {
                 "BilledCost" | "EffectiveCost" | "ListCost" | "ContractedCost" | "x_UnblendedCost" => {
                     (money.clone(), false)
                 }
-                "ConsumedQuantity" => (DataType::Decimal128(38, QUANTITY_SCALE as i8), true),
+                "ConsumedQuantity" | "PricingQuantity" => (DataType::Decimal128(38, QUANTITY_SCALE as i8), true),
                 "BillingPeriodStart" | "BillingPeriodEnd" | "ChargePeriodStart" | "ChargePeriodEnd" => {
                     (time.clone(), false)
                 }
                 "Tags" | "AllocatedTags" => (tags_type(), true),
                 "BillingCurrency" | "ChargeCategory" | "ChargeDescription" | "ServiceName" | "ServiceCategory"
-                | "x_ServiceCode" | "x_UsageType" | "x_LineItemType" => (text.clone(), false),
+                | "x_ServiceCode" | "x_UsageType" | "x_LineItemType" | "BillingAccountId" | "ProviderName"
+                | "PublisherName" | "InvoiceIssuerName" => (text.clone(), false),
                 _ => (text.clone(), true),
             };
             Field::new(*name, t, nullable)
@@ -551,6 +572,12 @@ struct Texts<'r> {
     region: Option<&'r str>,
     account: Option<&'r str>,
     account_name: Option<&'r str>,
+    billing_account: &'r str,
+    billing_account_name: Option<&'r str>,
+    provider: &'r str,
+    publisher: &'r str,
+    issuer: &'r str,
+    invoice: Option<&'r str>,
     tenant: Option<&'r str>,
     method: Option<&'r str>,
     details: Option<&'r str>,
@@ -574,6 +601,9 @@ impl Rows<'_> {
         if !k.operation.is_empty() {
             description.push_str(&format!(" ({})", k.operation));
         }
+        let billing = k.billing.parts();
+        let provider = opt(billing.provider).unwrap_or(CUR_PROVIDER);
+        let billing_account = opt(billing.account_id).or_else(|| opt(&k.account_id)).unwrap_or("unknown");
         Texts {
             currency: &k.currency,
             category: charge_category(&k.line_item_type),
@@ -585,6 +615,12 @@ impl Rows<'_> {
             region: opt(&k.region),
             account: opt(&k.account_id),
             account_name: opt(&k.account_name),
+            billing_account,
+            billing_account_name: opt(billing.account_name),
+            provider,
+            publisher: opt(billing.publisher).unwrap_or(provider),
+            issuer: opt(billing.invoice_issuer).unwrap_or(provider),
+            invoice: opt(billing.invoice_id),
             tenant: k.tenant.as_deref(),
             method: alloc.map(|a| a.method.as_str()),
             details: alloc.map(|a| a.details.as_str()),
@@ -646,6 +682,8 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|t| Some(t.category.to_string())),
         text(&|_| None),
         text(&|t| Some(t.description.clone())),
+        Arc::new(consumed.clone()),
+        text(&|t| owned(t.unit)),
         Arc::new(consumed),
         text(&|t| owned(t.unit)),
         text(&|t| Some(t.service.to_string())),
@@ -654,6 +692,12 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|t| owned(t.region)),
         text(&|t| owned(t.account)),
         text(&|t| owned(t.account_name)),
+        text(&|t| Some(t.billing_account.to_string())),
+        text(&|t| owned(t.billing_account_name)),
+        text(&|t| Some(t.provider.to_string())),
+        text(&|t| Some(t.publisher.to_string())),
+        text(&|t| Some(t.issuer.to_string())),
+        text(&|t| owned(t.invoice)),
         tags(&|t| owned(t.tenant))?,
         text(&|t| owned(t.method)),
         text(&|t| owned(t.details)),
@@ -701,6 +745,8 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             t.category.to_string(),
             String::new(),
             t.description.clone(),
+            consumed.clone(),
+            o(t.unit),
             consumed,
             o(t.unit),
             t.service.to_string(),
@@ -709,6 +755,12 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             o(t.region),
             o(t.account),
             o(t.account_name),
+            t.billing_account.to_string(),
+            o(t.billing_account_name),
+            t.provider.to_string(),
+            t.publisher.to_string(),
+            t.issuer.to_string(),
+            o(t.invoice),
             tags(t.tenant, rows.tag_key)?,
             o(t.method),
             o(t.details),

@@ -29,7 +29,7 @@ use crate::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE, Units};
 use crate::period::BillingPeriod;
-use curflow_model::Names;
+use curflow_model::{Billing, BillingParts, Names};
 
 /// Rows per record batch (and so per write of the encoder).
 pub const BATCH_ROWS: usize = 65_536;
@@ -38,7 +38,7 @@ pub const BATCH_ROWS: usize = 65_536;
 const PRECISION: u8 = 38;
 
 /// The file's columns, in order, with their Parquet/Arrow types (documented in the README).
-pub const PARQUET_COLUMNS: [(&str, &str); 30] = [
+pub const PARQUET_COLUMNS: [(&str, &str); 36] = [
     ("billing_period", "string"),
     ("usage_date", "date"),
     ("tenant", "string, null on shared-pool rows"),
@@ -53,6 +53,12 @@ pub const PARQUET_COLUMNS: [(&str, &str); 30] = [
     ("account_id", "string"),
     ("account_name", "string"),
     ("region", "string"),
+    ("billing_account_id", "string: the payer account (FOCUS BillingAccountId); empty when unknown"),
+    ("billing_account_name", "string: the payer account's name; empty when unknown"),
+    ("provider_name", "string: FOCUS ProviderName; empty for a CUR (AWS)"),
+    ("publisher_name", "string: the seller of record (lineItem/LegalEntity, FOCUS PublisherName)"),
+    ("invoice_issuer_name", "string: bill/InvoicingEntity (FOCUS InvoiceIssuerName)"),
+    ("invoice_id", "string: bill/InvoiceId (FOCUS InvoiceId); empty until the invoice is issued"),
     ("unblended_cost", "decimal(38, 12)"),
     ("net_unblended_cost", "decimal(38, 12)"),
     ("amortized_cost", "decimal(38, 12)"),
@@ -101,7 +107,7 @@ fn schema() -> Arc<Schema> {
 }
 
 /// The key's text fields after `source`, in column order.
-const KEY_TEXTS: [&str; 10] = [
+const KEY_TEXTS: [&str; 16] = [
     "service",
     "usage_type",
     "usage_unit",
@@ -112,6 +118,12 @@ const KEY_TEXTS: [&str; 10] = [
     "account_id",
     "account_name",
     "region",
+    "billing_account_id",
+    "billing_account_name",
+    "provider_name",
+    "publisher_name",
+    "invoice_issuer_name",
+    "invoice_id",
 ];
 
 /// The money columns: [`MONEY_MEASURES`], in its order.
@@ -122,7 +134,8 @@ fn scale_i8(scale: u32) -> i8 {
     i8::try_from(scale).unwrap_or(i8::MAX)
 }
 
-fn key_texts(k: &CostKey) -> [&str; 10] {
+fn key_texts(k: &CostKey) -> [&str; 16] {
+    let billing = k.billing.parts();
     [
         &k.service,
         &k.usage_type,
@@ -134,6 +147,12 @@ fn key_texts(k: &CostKey) -> [&str; 10] {
         &k.account_id,
         &k.account_name,
         &k.region,
+        billing.account_id,
+        billing.account_name,
+        billing.provider,
+        billing.publisher,
+        billing.invoice_issuer,
+        billing.invoice_id,
     ]
 }
 
@@ -233,6 +252,19 @@ pub fn read_lines(path: &Path) -> Result<Vec<CostLine>> {
     Ok(out)
 }
 
+/// Who bills a line: the six key texts from `first` on (see [`KEY_TEXTS`]).
+fn billing_at<'a>(k: &dyn Fn(usize) -> &'a str, first: usize, names: &mut Names) -> Billing {
+    let parts = BillingParts {
+        account_id: k(first),
+        account_name: k(first + 1),
+        provider: k(first + 2),
+        publisher: k(first + 3),
+        invoice_issuer: k(first + 4),
+        invoice_id: k(first + 5),
+    };
+    Billing::intern(parts, names)
+}
+
 fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -> std::result::Result<(), String> {
     let col = |i: usize| batch.column(i);
     let text = |i: usize| col(i).as_string::<i32>();
@@ -265,6 +297,7 @@ fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -
             account_id: names.get(k(7)),
             account_name: names.get(k(8)),
             region: names.get(k(9)),
+            billing: billing_at(&k, 10, names),
         };
         let money = |i: usize| exact(first_money + i, row, MONEY_SCALE);
         let amounts = Amounts {

@@ -14,7 +14,7 @@ use curflow_model::fxhash::FxBuild;
 
 /// Fields of the key: billing period, usage day, then the text ids in the order of
 /// [`super::KEY_TEXT`].
-pub(super) const KEY_FIELDS: usize = 14;
+pub(super) const KEY_FIELDS: usize = 2 + super::KEY_TEXT;
 pub(super) const F_PERIOD: usize = 0;
 pub(super) const F_DAY: usize = 1;
 /// Field of key text column `t` (see [`super::KEY_TEXT`]).
@@ -127,19 +127,19 @@ mod tests {
 
     #[test]
     fn fields_take_the_bits_their_codes_need_and_round_trip() {
-        let sizes = [1, 31, 51, 9, 20, 15, 605, 14, 1, 12, 2, 3, 5, 1];
+        let sizes = [1, 31, 51, 9, 20, 15, 605, 14, 1, 12, 2, 3, 5, 1, 1, 1, 2, 3, 1];
         let layout = KeyLayout::for_sizes(&sizes, KEY_BITS).unwrap();
-        assert_eq!(layout.width, [0, 5, 6, 4, 5, 4, 10, 4, 0, 4, 1, 2, 3, 0]);
-        let fields = [0, 30, 50, 8, 19, 14, 604, 13, 0, 11, 1, 2, 4, 0];
+        assert_eq!(layout.width, [0, 5, 6, 4, 5, 4, 10, 4, 0, 4, 1, 2, 3, 0, 0, 0, 1, 2, 0]);
+        let fields = [0, 30, 50, 8, 19, 14, 604, 13, 0, 11, 1, 2, 4, 0, 0, 0, 1, 2, 0];
         let key = layout.pack(&fields);
-        assert!(key < 1 << 48, "48 bits in all");
+        assert!(key < 1 << 51, "51 bits in all");
         assert_eq!(layout.unpack(key), fields);
         assert!(layout.fits(&sizes));
         let mut grown = sizes;
         grown[6] = 1025;
         assert!(!layout.fits(&grown), "1025 resource ids need 11 bits");
-        assert!(KeyLayout::for_sizes(&grown, 48).is_none(), "beyond the limit");
-        assert!(KeyLayout::for_sizes(&grown, 49).is_some());
+        assert!(KeyLayout::for_sizes(&grown, 51).is_none(), "beyond the limit");
+        assert!(KeyLayout::for_sizes(&grown, 52).is_some());
     }
 
     #[test]

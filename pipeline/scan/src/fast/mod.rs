@@ -67,10 +67,16 @@ const T_INVOICE: usize = 8;
 const T_ACCOUNT: usize = 9;
 const T_REGION: usize = 10;
 const T_ACCOUNT_NAME: usize = 11;
+// The billing party's parts (`curflow_model::Billing`).
+const T_PAYER: usize = 12;
+const T_PAYER_NAME: usize = 13;
+const T_PROVIDER: usize = 14;
+const T_PUBLISHER: usize = 15;
+const T_ISSUER: usize = 16;
 /// The text columns that are part of the group key: slots `0..KEY_TEXT`.
-const KEY_TEXT: usize = 12;
-const T_RI_ARN: usize = 12;
-const TEXT_COLUMNS: usize = 13;
+const KEY_TEXT: usize = 17;
+const T_RI_ARN: usize = 17;
+const TEXT_COLUMNS: usize = 18;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -84,6 +90,11 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::UsageAccountId,
     Col::Region,
     Col::UsageAccountName,
+    Col::PayerAccountId,
+    Col::PayerAccountName,
+    Col::ProviderName,
+    Col::LegalEntity,
+    Col::InvoicingEntity,
     Col::ReservationArn,
 ];
 
@@ -506,9 +517,14 @@ mod tests {
     use crate::schema::resolve::resolve_parquet;
 
     /// A legacy CUR schema with every known column, money as `money`.
+    /// The columns of a legacy report: all but CUR 2.0's payer account name (whose presence marks
+    /// a CUR 2.0 file) and FOCUS's provider.
+    fn legacy_columns() -> impl Iterator<Item = &'static Col> {
+        Col::ALL.iter().filter(|c| !matches!(c, Col::PayerAccountName | Col::ProviderName))
+    }
+
     fn schema(money: DataType) -> Schema {
-        let mut fields: Vec<Field> = Col::ALL
-            .iter()
+        let mut fields: Vec<Field> = legacy_columns()
             .map(|c| {
                 let t = match c.spec().kind {
                     ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
@@ -529,8 +545,11 @@ mod tests {
         let layout = layout(&schema, &cols).unwrap();
         let tag = layout.read_schema.field_with_name("resource_tags_user_accountant_id").unwrap();
         assert!(matches!(tag.data_type(), DataType::Dictionary(..)));
-        assert_eq!(layout.projection.len(), Col::ALL.len() + 1, "every needed column, nothing else");
-        assert!(layout.text.iter().all(Option::is_some));
+        assert_eq!(layout.projection.len(), legacy_columns().count() + 1, "every needed column, nothing else");
+        // Every text slot is read but the two the legacy report has no column for.
+        let unread: Vec<usize> =
+            layout.text.iter().enumerate().filter(|(_, slot)| slot.is_none()).map(|(t, _)| t).collect();
+        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER]);
     }
 
     fn spans(groups: &[(u64, u64)]) -> Vec<RowGroupSpan> {

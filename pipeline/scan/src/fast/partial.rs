@@ -26,8 +26,9 @@ use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
 use super::text::{TextColumn, clean_tag, for_each_row};
 use super::{
-    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_INVOICE, T_LINE_ITEM_TYPE,
-    T_OPERATION, T_REGION, T_RESOURCE, T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_INVOICE, T_ISSUER,
+    T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION, T_RESOURCE, T_RI_ARN,
+    T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::plan::MEASURE_SUMS;
@@ -37,7 +38,7 @@ use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
 use curflow_model::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
 use curflow_model::period::BillingPeriod;
-use curflow_model::{Invoices, Name};
+use curflow_model::{Billing, BillingParts, Invoices, Name, Names};
 
 /// Key text columns that are always part of the key, then the shared-pool ones (operation and
 /// resource, kept only for untagged rows), which must come after the tenant.
@@ -52,6 +53,11 @@ const KEY_TEXT_ORDER: [(usize, bool); KEY_TEXT] = [
     (T_ACCOUNT, false),
     (T_REGION, false),
     (T_ACCOUNT_NAME, false),
+    (T_PAYER, false),
+    (T_PAYER_NAME, false),
+    (T_PROVIDER, false),
+    (T_PUBLISHER, false),
+    (T_ISSUER, false),
     (T_OPERATION, true),
     (T_RESOURCE, true),
 ];
@@ -623,6 +629,9 @@ impl Partial {
         let empty = Name::default();
         let owned = |t: usize, id: u32| self.text[t].interner.name(id).unwrap_or(&empty).clone();
         let none = Extra::default();
+        // One billing party per distinct combination of its six texts (a handful per file).
+        let mut billings: HashMap<[u32; 6], Billing> = HashMap::default();
+        let mut billing_names = Names::default();
         for (group, ((&key, sums), &slot)) in self.packed.iter().zip(&self.sums).zip(&self.extra_of).enumerate() {
             let fields = &self.key.unpack(key);
             let extra = if slot == 0 {
@@ -644,6 +653,25 @@ impl Partial {
                     .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
                 super::super::with_contracted(false, kind, measures)
             };
+            let billing_ids =
+                [id(T_PAYER), id(T_PAYER_NAME), id(T_PROVIDER), id(T_PUBLISHER), id(T_ISSUER), id(T_INVOICE)];
+            let billing = match billings.get(&billing_ids) {
+                Some(billing) => billing.clone(),
+                None => {
+                    let text = |t: usize| self.text[t].interner.name(id(t)).map_or("", |n| n.as_str());
+                    let parts = BillingParts {
+                        account_id: text(T_PAYER),
+                        account_name: text(T_PAYER_NAME),
+                        provider: text(T_PROVIDER),
+                        publisher: text(T_PUBLISHER),
+                        invoice_issuer: text(T_ISSUER),
+                        invoice_id: text(T_INVOICE),
+                    };
+                    let billing = Billing::intern(parts, &mut billing_names);
+                    billings.insert(billing_ids, billing.clone());
+                    billing
+                }
+            };
             let cost_key = CostKey {
                 usage_date,
                 tenant: self.text[T_TENANT].interner.name(id(T_TENANT)).cloned(),
@@ -657,6 +685,7 @@ impl Partial {
                 account_id: owned(T_ACCOUNT, id(T_ACCOUNT)),
                 region: owned(T_REGION, id(T_REGION)),
                 account_name: owned(T_ACCOUNT_NAME, id(T_ACCOUNT_NAME)),
+                billing,
             };
             sink(period, cost_key, super::super::amounts_from_scaled(path, values, sums.rows)?)?;
         }

@@ -73,6 +73,11 @@ columns! {
     UsageAccountName = "lineItem/UsageAccountName", Text, false, "the linked account's name";
     Region = "product/region", Text, false, "costs per region";
     ListCost = "pricing/publicOnDemandCost", Money, false, "list (public on-demand) cost";
+    PayerAccountId = "bill/PayerAccountId", Text, false, "the billing account (FOCUS BillingAccountId)";
+    PayerAccountName = "bill/PayerAccountName", Text, false, "the billing account's name (CUR 2.0)";
+    InvoicingEntity = "bill/InvoicingEntity", Text, false, "the invoice issuer (FOCUS InvoiceIssuerName)";
+    LegalEntity = "lineItem/LegalEntity", Text, false, "the seller of record (FOCUS PublisherName)";
+    ProviderName = "ProviderName", Text, false, "the provider (FOCUS only; a CUR is AWS's own)";
 }
 
 impl Col {
@@ -88,6 +93,8 @@ impl Col {
     pub fn csv_names(self) -> &'static [&'static str] {
         match self {
             Col::Region => &["product/region", "product/regionCode"],
+            // No CUR column: AWS writes a CUR of itself (FOCUS `ProviderName` only).
+            Col::ProviderName => &[],
             _ => std::slice::from_ref(&COLUMN_CSV_NAMES[self as usize]),
         }
     }

@@ -127,6 +127,11 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::UsageAccountName => (&["SubAccountName"], false),
         Col::Region => (&["RegionId"], false),
         Col::ListCost => (&["ListCost"], false),
+        Col::PayerAccountId => (&["BillingAccountId"], false),
+        Col::PayerAccountName => (&["BillingAccountName"], false),
+        Col::InvoicingEntity => (&["InvoiceIssuerName"], false),
+        Col::LegalEntity => (&["PublisherName"], false),
+        Col::ProviderName => (&["ProviderName"], false),
         _ => (&[], false),
     }
 }

@@ -39,6 +39,7 @@ fn diagnostic(e: curflow::Error) -> Diagnostic {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     curflow_alloc::return_freed_memory_promptly();
+    let _first = curflow::memory::set_release_hook(curflow_alloc::return_freed_memory_now);
     init_logging();
     let config = Config::load(None).inspect_err(|e| tracing::error!(error = %e, "configuration rejected"))?;
     let handler = Arc::new(Handler::new(config).await.inspect_err(|e| tracing::error!(error = %e, "startup failed"))?);

@@ -198,6 +198,7 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     curflow_alloc::return_freed_memory_promptly();
+    let _first = curflow::memory::set_release_hook(curflow_alloc::return_freed_memory_now);
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = run(cli);

@@ -93,4 +93,56 @@ mod tests {
         item.insert("l".into(), AttributeValue::L(vec![AttributeValue::S("ab".into())])); // 1 + 3 + 1 + 2
         assert_eq!(item_bytes(&item), 18);
     }
+
+    /// Who bills a line (six texts, each an attribute when known) costs about 190 bytes an item,
+    /// and a realistic attributed line still fits in one write unit with all of them.
+    #[test]
+    fn who_bills_a_line_keeps_its_item_within_one_write_unit() {
+        use curflow_model::aggregate::{Amounts, Attribution, CostKey};
+        use curflow_model::{Billing, BillingParts, BillingPeriod};
+        let dec = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap_or_default();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 3).unwrap_or_default();
+        let key = CostKey {
+            usage_unit: "Lambda-GB-Second".into(),
+            account_name: "production-workloads".into(),
+            ..curflow_model::testing::cost_key(day, Some("acct-000123"), "AWSLambda", "USE1-Lambda-GB-Second-ARM")
+        };
+        let line = CostLine {
+            period: BillingPeriod::new(2026, 10).unwrap_or_else(|| unreachable!()),
+            key,
+            amounts: Amounts {
+                unblended_cost: dec("1234.567890123456"),
+                net_unblended_cost: dec("1111.111111111111"),
+                amortized_cost: dec("1100.123456789012"),
+                usage_amount: dec("987654.1234567890"),
+                line_items: 8760,
+                list_cost: dec("1300.987654321098"),
+                contracted_cost: dec("1234.567890123456"),
+                ..Amounts::default()
+            },
+            attribution: Some(Box::new(Attribution {
+                rule: "lambda-gb-seconds".into(),
+                basis: "usage_driver".into(),
+                driver: Some("lambda_gb_seconds".into()),
+                quantity: dec("123456.789"),
+                quantity_total: dec("98765432.1"),
+                share: dec("0.001250000000"),
+            })),
+            unattributed_reason: None,
+        };
+        let emea = "Amazon Web Services EMEA SARL";
+        let billing = Billing::new(BillingParts {
+            account_id: "123456789012",
+            account_name: "organisation-management",
+            provider: "",
+            publisher: emea,
+            invoice_issuer: emea,
+            invoice_id: "EUINGB26-1234567",
+        });
+        let billed = CostLine { key: CostKey { billing, ..line.key.clone() }, ..line.clone() };
+        let (without, with) = (version_writes(std::slice::from_ref(&line), &[]), version_writes(&[billed], &[]));
+        let added = with.bytes - without.bytes;
+        assert_eq!(added, 30 + 43 + 43 + 48 + 26, "name and text of each attribute");
+        assert_eq!((without.write_units, with.write_units), (1, 1), "{} and {} bytes", without.bytes, with.bytes);
+    }
 }

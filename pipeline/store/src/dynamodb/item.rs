@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use crate::{Invoices, PeriodRecord};
 use curflow_model::aggregate::{Amounts, Attribution, CostKey, CostLine};
 use curflow_model::period::BillingPeriod;
-use curflow_model::{Name, Names, ReportVersion};
+use curflow_model::{Billing, BillingParts, Name, Names, ReportVersion};
 
 /// One DynamoDB item.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -172,6 +172,20 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     }
     if !k.region.is_empty() {
         item.insert("region".into(), s(k.region.clone()));
+    }
+    // Who bills the line and on which invoice, each part only when known (absent reads as '').
+    let billing = k.billing.parts();
+    for (attribute, value) in [
+        ("billing_account_id", billing.account_id),
+        ("billing_account_name", billing.account_name),
+        ("provider_name", billing.provider),
+        ("publisher_name", billing.publisher),
+        ("invoice_issuer_name", billing.invoice_issuer),
+        ("invoice_id", billing.invoice_id),
+    ] {
+        if !value.is_empty() {
+            item.insert(attribute.into(), s(value));
+        }
     }
     item.insert("unblended_cost".into(), n(a.unblended_cost));
     item.insert("net_unblended_cost".into(), n(a.net_unblended_cost));
@@ -390,6 +404,17 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             account_id: names.get(r.opt_str("usage_account_id")?.unwrap_or_default()),
             region: names.get(r.opt_str("region")?.unwrap_or_default()),
             account_name: names.get(r.opt_str("usage_account_name")?.unwrap_or_default()),
+            billing: Billing::intern(
+                BillingParts {
+                    account_id: r.opt_str("billing_account_id")?.unwrap_or_default(),
+                    account_name: r.opt_str("billing_account_name")?.unwrap_or_default(),
+                    provider: r.opt_str("provider_name")?.unwrap_or_default(),
+                    publisher: r.opt_str("publisher_name")?.unwrap_or_default(),
+                    invoice_issuer: r.opt_str("invoice_issuer_name")?.unwrap_or_default(),
+                    invoice_id: r.opt_str("invoice_id")?.unwrap_or_default(),
+                },
+                names,
+            ),
         },
         amounts: Amounts {
             unblended_cost: r.dec("unblended_cost")?,
