@@ -176,6 +176,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
             "ChargePeriodEnd",
             "ChargeCategory",
             "ChargeDescription",
+            "ChargeFrequency",
             "ServiceName",
             "ServiceCategory",
             "BillingAccountId",
@@ -192,6 +193,17 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         assert!(currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase()), "{}", at("ISO 4217 currency"));
         let category = get(row, "ChargeCategory").unwrap();
         assert!(CHARGE_CATEGORIES.contains(&category), "{}", at("ChargeCategory allowed values"));
+        let frequency = get(row, "ChargeFrequency").unwrap();
+        assert!(
+            ["One-Time", "Recurring", "Usage-Based"].contains(&frequency),
+            "{}",
+            at("ChargeFrequency allowed values")
+        );
+        assert!(
+            !(category == "Purchase" && frequency == "Usage-Based"),
+            "{}",
+            at("ChargeFrequency MUST NOT be Usage-Based when ChargeCategory is Purchase")
+        );
         assert!(
             get(row, "ChargeClass").is_none_or(|c| c == "Correction"),
             "{}",
@@ -439,6 +451,27 @@ fn direct_and_pool(
     out
 }
 
+/// Commitment purchases: the upfront fees (a plan's, an RI's `Fee` on EC2) are paid once, the
+/// monthly fees and support (a `Fee` too) recur.
+fn check_charge_frequencies(rows: &[Row], file_format: &str) {
+    let frequencies = |t: &str, service: Option<&str>| -> BTreeSet<&str> {
+        rows.iter()
+            .filter(|r| get(r, "x_LineItemType") == Some(t) && service.is_none_or(|s| get(r, "ServiceName") == Some(s)))
+            .filter_map(|r| get(r, "ChargeFrequency"))
+            .collect()
+    };
+    for (t, service, f) in [
+        ("SavingsPlanUpfrontFee", None, "One-Time"),
+        ("Fee", Some("AmazonEC2"), "One-Time"),
+        ("Fee", Some("AWSSupportBusiness"), "Recurring"),
+        ("RIFee", None, "Recurring"),
+        ("SavingsPlanRecurringFee", None, "Recurring"),
+        ("Usage", None, "Usage-Based"),
+    ] {
+        assert_eq!(frequencies(t, service), BTreeSet::from([f]), "{file_format}: {t} {service:?}");
+    }
+}
+
 #[test]
 fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -493,6 +526,7 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
             assert_eq!(billing, want, "{file_format}: {row:?}");
         }
         assert!(said.contains(&format!("{} allocated charges", checked.allocated)), "{said}");
+        check_charge_frequencies(&rows, file_format);
         // Origin charges are the bill.
         assert_eq!(checked.bill["x_UnblendedCost"], dec(expected["totals"]["unblended_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["BilledCost"], dec(expected["totals"]["net_unblended_cost"].as_str().unwrap()));

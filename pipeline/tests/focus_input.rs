@@ -4,7 +4,8 @@
 //!
 //! One small month of every charge category that matters, written by hand with its expected
 //! figures: Savings-Plan-covered usage (billed 0, effective > 0), the commitment purchase
-//! (billed > 0, effective 0), tax, a credit, usage of two tenants and untagged usage.
+//! (billed > 0, effective 0), one-time (an upfront fee) and recurring, tax, a credit, usage of two
+//! tenants and untagged usage.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,12 +21,13 @@ use arrow::array::{
     ArrayRef, Float64Array, MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::Datelike;
 use rust_decimal::Decimal;
 
 /// (category, service, tenant, billed, effective, quantity, charge day)
 type Row = (&'static str, &'static str, Option<&'static str>, &'static str, &'static str, &'static str, u32);
 
-const ROWS: [Row; 7] = [
+const ROWS: [Row; 8] = [
     ("Usage", "AWSLambda", Some("acme"), "1.25", "1.25", "10", 3),
     ("Usage", "AmazonEC2", Some("beta"), "0", "0.8", "24", 4),
     ("Purchase", "ComputeSavingsPlans", None, "2.0", "0", "1", 1),
@@ -33,11 +35,29 @@ const ROWS: [Row; 7] = [
     ("Credit", "AWSLambda", Some("acme"), "-0.5", "-0.5", "0", 5),
     ("Usage", "AmazonS3", None, "0.00000081", "0.00000081", "2", 6),
     ("Usage", "AmazonS3", Some("acme"), "1.1E-7", "1.1E-7", "1", 6),
+    ("Purchase", "ComputeSavingsPlans", None, "0.7", "0", "1", 2),
 ];
+
+/// `ChargeFrequency` and `CommitmentDiscountId` of each row of [`ROWS`]: the Savings Plan's
+/// upfront payment (row 2, one-time) is an upfront fee; its recurring fee (row 7) is not, nor is
+/// the tax (one-time, but no purchase).
+const FREQUENCY: [(&str, Option<&str>); 8] = [
+    ("Usage-Based", None),
+    ("Usage-Based", Some(PLAN)),
+    ("One-Time", Some(PLAN)),
+    ("One-Time", None),
+    ("One-Time", None),
+    ("Usage-Based", None),
+    ("Usage-Based", None),
+    ("Recurring", Some(PLAN)),
+];
+const PLAN: &str = "arn:aws:savingsplans::123456789012:savingsplan/sp-1";
+/// Σ `BilledCost` of the one-time commitment purchases.
+const UPFRONT: &str = "2.0";
 
 /// `ContractedCost` of each row of [`ROWS`], written to the Parquet month only (the CSV month has
 /// no such column, so its contracted cost is 0).
-const CONTRACTED: [&str; 7] = ["1.5", "0.9", "0", "0.3", "-0.5", "0.000001", "2.2E-7"];
+const CONTRACTED: [&str; 8] = ["1.5", "0.9", "0", "0.3", "-0.5", "0.000001", "2.2E-7", "0"];
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap_or_else(|_| Decimal::from_scientific(s).unwrap())
@@ -77,6 +97,8 @@ fn write_parquet(path: &Path) {
         ("ListCost", num(vec![9.99; n])),
         ("ContractedCost", num(CONTRACTED.iter().map(|c| f64::from_str(c).unwrap()).collect())),
         ("ConsumedQuantity", num(ROWS.iter().map(|r| f64::from_str(r.5).unwrap()).collect())),
+        ("ChargeFrequency", text(FREQUENCY.iter().map(|f| f.0).collect())),
+        ("CommitmentDiscountId", Arc::new(StringArray::from(FREQUENCY.iter().map(|f| f.1).collect::<Vec<_>>()))),
         ("Tags", tags),
     ];
     let schema = Arc::new(Schema::new(
@@ -100,16 +122,22 @@ fn write_parquet(path: &Path) {
 /// The same month as FOCUS CSV, gzip-compressed, tags as JSON text, `NULL` for absent values.
 fn write_csv_gz(path: &Path) {
     let mut text = String::from(
-        "BillingPeriodStart,ChargePeriodStart,ChargeCategory,ServiceName,x_ServiceCode,BillingCurrency,BilledCost,EffectiveCost,ConsumedQuantity,Tags\n",
+        "BillingPeriodStart,ChargePeriodStart,ChargeCategory,ServiceName,x_ServiceCode,BillingCurrency,BilledCost,EffectiveCost,ConsumedQuantity,ChargeFrequency,CommitmentDiscountId,Tags\n",
     );
-    for r in &ROWS {
+    for (r, (frequency, commitment)) in ROWS.iter().zip(FREQUENCY) {
         let tags = match r.2 {
             Some(t) => format!("\"{{\"\"user:accountant_id\"\":\"\"{t}\"\"}}\""),
             None => "NULL".into(),
         };
         text.push_str(&format!(
-            "2026-11-01 00:00:00,2026-11-{:02} 00:00:00,{},Some Service,{},USD,{},{},{},{tags}\n",
-            r.6, r.0, r.1, r.3, r.4, r.5
+            "2026-11-01 00:00:00,2026-11-{:02} 00:00:00,{},Some Service,{},USD,{},{},{},{frequency},{},{tags}\n",
+            r.6,
+            r.0,
+            r.1,
+            r.3,
+            r.4,
+            r.5,
+            commitment.unwrap_or("NULL")
         ));
     }
     let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
@@ -131,7 +159,11 @@ fn check(input: &Path, format: &str) {
         (billed, billed, effective),
         "{format}"
     );
-    assert_eq!((usd.ri_sp_trueup, usd.ri_sp_upfront_fees), (Decimal::ZERO, Decimal::ZERO));
+    // Upfront fees: the one-time commitment purchase; the true-up: the rest of billed − effective,
+    // so unblended = amortized + true-up + upfront fees, as for a CUR.
+    assert_eq!(usd.ri_sp_upfront_fees, d(UPFRONT), "{format}");
+    assert_eq!(usd.ri_sp_trueup, billed - effective - d(UPFRONT), "{format}");
+    assert_eq!(usd.unblended_cost, usd.amortized_cost + usd.ri_sp_trueup + usd.ri_sp_upfront_fees);
     // Usage quantity counts usage rows only.
     let usage: Decimal = ROWS.iter().filter(|r| r.0 == "Usage").map(|r| d(r.5)).sum();
     assert_eq!(usd.usage_amount, usage, "{format}");
@@ -156,8 +188,16 @@ fn check(input: &Path, format: &str) {
     assert_eq!(got, want, "{format}: per tenant, the pool under None");
     let services: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.key.service.as_str()).collect();
     assert!(services.contains("AWSLambda") && !services.contains("Some Service"), "x_ServiceCode first: {services:?}");
-    let purchase = lines.iter().find(|l| l.key.line_item_type == "Purchase").unwrap();
+    let purchase = lines.iter().find(|l| l.key.line_item_type == "Purchase" && l.key.usage_date.day() == 1).unwrap();
     assert_eq!((purchase.amounts.unblended_cost, purchase.amounts.amortized_cost), (d("2.0"), Decimal::ZERO));
+    assert_eq!((purchase.amounts.ri_sp_upfront_fees, purchase.amounts.ri_sp_trueup), (d("2.0"), Decimal::ZERO));
+    let recurring = lines.iter().find(|l| l.key.line_item_type == "Purchase" && l.key.usage_date.day() == 2).unwrap();
+    assert_eq!((recurring.amounts.ri_sp_upfront_fees, recurring.amounts.ri_sp_trueup), (Decimal::ZERO, d("0.7")));
+    // Every line keeps the identity.
+    for l in &lines {
+        let a = &l.amounts;
+        assert_eq!(a.unblended_cost, a.amortized_cost + a.ri_sp_trueup + a.ri_sp_upfront_fees, "{format}: {l:?}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{MEASURES, dec, expected_json, measure};
+use curflow::Amounts;
 use curflow_fixtures::{Format, GenerateOptions};
 use rust_decimal::Decimal;
 
@@ -120,9 +121,10 @@ fn focus_1_2_csv_month_matches_expected_exactly() {
 
 /// The same generated month (same seed and options) written in every format gives the same
 /// per-tenant, per-service, per-day amounts for the measures the formats share: every measure
-/// between the CUR formats; amortized and contracted cost between CUR and FOCUS (FOCUS bills Savings
-/// Plan-covered usage 0 instead of on demand and a negation, so unblended differs by design, and
-/// it has no true-up or upfront-fee split).
+/// between the CUR formats; amortized and contracted cost between CUR and FOCUS (FOCUS bills
+/// Savings Plan-covered usage 0 instead of on demand and a negation, so unblended, and with it
+/// the true-up, differ per line by design; its upfront fees are net of negotiated discounts,
+/// see the next test).
 #[test]
 fn every_format_of_one_month_gives_the_same_amounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,6 +144,42 @@ fn every_format_of_one_month_gives_the_same_amounts() {
             for m in shared {
                 assert_eq!(measure(&got[key], m), measure(want, m), "{format} {key:?} {m}");
             }
+        }
+    }
+}
+
+/// Upfront commitment fees: a CUR's `SavingsPlanUpfrontFee` and RI upfront `Fee` rows, FOCUS's
+/// one-time commitment purchases (`Purchase`, `One-Time`, a `CommitmentDiscountId`). FOCUS bills
+/// them net of negotiated discounts, so without such discounts (a month without net columns)
+/// they are the same per tenant, service and day from every format, and FOCUS keeps
+/// unblended = amortized + true-up + upfront fees on every stored group.
+#[test]
+fn upfront_commitment_fees_are_the_same_from_a_cur_and_from_focus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stored = BTreeMap::new();
+    for format in [Format::LegacyParquet, Format::Cur2Csv, Format::Focus12, Format::Focus12Csv] {
+        let generated = common::generate(&dir.path().join(format.as_str()), format, 8_000, 23, |o| {
+            o.include_net_columns = false;
+        });
+        let store = dir.path().join(format!("{}.sqlite", format.as_str()));
+        let report = common::process(std::slice::from_ref(&generated.manifest_path), &store).unwrap();
+        stored.insert(format, common::stored_by_tenant_service_day(&store, report.period));
+    }
+    type Key = (Option<String>, String, String, String);
+    let upfront = |by: &BTreeMap<Key, Amounts>| -> BTreeMap<Key, Decimal> {
+        by.iter()
+            .filter(|(_, a)| !a.ri_sp_upfront_fees.is_zero())
+            .map(|(k, a)| (k.clone(), a.ri_sp_upfront_fees))
+            .collect()
+    };
+    let legacy = upfront(&stored[&Format::LegacyParquet]);
+    assert!(!legacy.is_empty(), "the month has upfront fees");
+    for (format, got) in &stored {
+        assert_eq!(upfront(got), legacy, "{format}");
+        // Per line for FOCUS; a CUR's holds over the month only (its covered usage is billed on
+        // demand, the difference is on the negation and fee rows).
+        for (key, a) in got.iter().filter(|_| format.is_focus()) {
+            assert_eq!(a.unblended_cost, a.amortized_cost + a.ri_sp_trueup + a.ri_sp_upfront_fees, "{format} {key:?}");
         }
     }
 }

@@ -166,8 +166,9 @@ impl<'a> SourceColumns<'a> {
             Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
             None => cast(lit(ScalarValue::Null), super::udf::money_type()),
         };
+        // A CUR's reservation ARN, a FOCUS file's `CommitmentDiscountId` (CSV `NULL` is null).
         let has_ri_arn = match cols.name(Col::ReservationArn) {
-            Some(name) => udfs.non_empty.call(vec![ident(name)]),
+            Some(_) => udfs.non_empty.call(vec![self.column(Col::ReservationArn)]),
             None => lit(false),
         };
         let column = |c: Col| self.column(c);
@@ -193,6 +194,7 @@ impl<'a> SourceColumns<'a> {
             column(Col::ProviderName).alias("provider"),
             column(Col::LegalEntity).alias("publisher"),
             column(Col::InvoicingEntity).alias("invoice_issuer"),
+            column(Col::ChargeFrequency).alias("charge_frequency"),
             udfs.kind.call(vec![column(Col::LineItemType)]).alias("kind"),
             has_ri_arn.alias("has_ri_arn"),
             money(Col::UnblendedCost).alias("m_unblended"),
@@ -305,17 +307,28 @@ fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
 /// The measures of a FOCUS row, straight from the provider's columns: net unblended is
 /// `BilledCost` (FOCUS's billed cost is already net of discounts), amortized is `EffectiveCost`
 /// (a NULL cell is 0, as the spec does not allow NULL there; billed cost when the export has no
-/// such column), and FOCUS has no RI/SP true-up or upfront-fee split (0).
+/// such column). Upfront fees are the `BilledCost` of one-time commitment purchases
+/// (`ChargeCategory` `Purchase`, `ChargeFrequency` `One-Time`, a `CommitmentDiscountId`: a CUR's
+/// `SavingsPlanUpfrontFee` and RI upfront `Fee` rows), and the true-up is what remains between
+/// billed and effective cost, so `unblended = amortized + true-up + upfront fees` holds per row
+/// as it does for a CUR.
 fn focus_measures(cols: &ResolvedColumns) -> datafusion::error::Result<Vec<Expr>> {
     let zero = || cast(lit(0i64), super::udf::money_type());
     let amortized = match cols.effective_cost {
         Some(_) => datafusion::functions::core::expr_fn::coalesce(vec![col("m_effective"), zero()]),
         None => col("m_unblended"),
     };
+    let one_time_commitment = col("line_item_type")
+        .eq(lit("Purchase"))
+        .and(col("charge_frequency").eq(lit("One-Time")))
+        .and(col("has_ri_arn"));
+    let upfront = when(one_time_commitment, col("m_unblended")).otherwise(zero())?;
+    let money = |e: Expr| cast(e, super::udf::money_type());
+    let trueup = money(col("m_unblended") - amortized.clone() - upfront.clone());
     Ok(vec![
         col("m_unblended").alias(Measure::NetUnblended.name()),
         amortized.alias(Measure::Amortized.name()),
-        zero().alias(Measure::RiSpTrueup.name()),
-        zero().alias(Measure::RiSpUpfrontFees.name()),
+        trueup.alias(Measure::RiSpTrueup.name()),
+        upfront.alias(Measure::RiSpUpfrontFees.name()),
     ])
 }

@@ -36,8 +36,10 @@
 //! `ProviderName` is the report's (`AWS` for a CUR); `PublisherName` is the seller of record
 //! (`lineItem/LegalEntity`) and `InvoiceIssuerName` the invoicing entity (`bill/InvoicingEntity`),
 //! each the provider's name when the report has no such column. `InvoiceId` is `bill/InvoiceId`
-//! (null until AWS issues the invoice). `ChargeFrequency` and the commitment-discount columns are
-//! not emitted.
+//! (null until AWS issues the invoice). `ChargeFrequency` follows the line's type
+//! ([`charge_frequency`]). The commitment-discount columns are not emitted: curflow does not
+//! store which commitment a line belongs to, so curflow reading its own export back sees no
+//! one-time commitment purchase, and counts their cost as true-up instead of upfront fees.
 
 use std::fs::File;
 use std::path::Path;
@@ -75,7 +77,7 @@ pub const BATCH_ROWS: usize = 65_536;
 pub const RATIO_DP: u32 = 15;
 
 /// The file's columns in order, with their FOCUS type and when they are null.
-pub const FOCUS_COLUMNS: [(&str, &str); 39] = [
+pub const FOCUS_COLUMNS: [(&str, &str); 40] = [
     ("BilledCost", "decimal(38, 12): curflow's net unblended cost"),
     ("EffectiveCost", "decimal(38, 12): curflow's amortized cost"),
     ("ListCost", "decimal(38, 12): curflow's list cost (public on-demand; 0 where the CUR has none)"),
@@ -88,6 +90,7 @@ pub const FOCUS_COLUMNS: [(&str, &str); 39] = [
     ("ChargeCategory", "string: Usage | Purchase | Tax | Credit | Adjustment"),
     ("ChargeClass", "string, always null (curflow emits no corrections of past periods)"),
     ("ChargeDescription", "string"),
+    ("ChargeFrequency", "string: One-Time | Recurring | Usage-Based (see `charge_frequency`)"),
     ("ConsumedQuantity", "decimal(38, 10), null unless ChargeCategory is Usage and the unit is known"),
     ("ConsumedUnit", "string, null exactly when ConsumedQuantity is"),
     ("PricingQuantity", "decimal(38, 10): ConsumedQuantity (the usage amount in the pricing unit); null where it is"),
@@ -273,6 +276,20 @@ pub fn charge_category(line_item_type: &str) -> &'static str {
         LineItemKind::Tax => "Tax",
         LineItemKind::Credit | LineItemKind::Refund | LineItemKind::Discount => "Credit",
         LineItemKind::Other => "Adjustment",
+    }
+}
+
+/// FOCUS `ChargeFrequency` of a stored line: purchases are `One-Time` when they are upfront
+/// commitment fees (a Savings Plan's upfront fee, an RI's upfront `Fee`: the line has upfront
+/// fees) and `Recurring` otherwise (RI and Savings Plan monthly fees, subscriptions, support);
+/// usage is `Usage-Based`; tax comes with every monthly invoice (`Recurring`); credits, refunds
+/// and adjustments are `One-Time`. FOCUS forbids `Usage-Based` purchases.
+pub fn charge_frequency(line_item_type: &str, upfront_fees: Decimal) -> &'static str {
+    match charge_category(line_item_type) {
+        "Purchase" if !upfront_fees.is_zero() || line_item_type == "SavingsPlanUpfrontFee" => "One-Time",
+        "Purchase" | "Tax" => "Recurring",
+        "Usage" => "Usage-Based",
+        _ => "One-Time",
     }
 }
 
@@ -538,9 +555,9 @@ fn schema() -> Arc<Schema> {
                     (time.clone(), false)
                 }
                 "Tags" | "AllocatedTags" => (tags_type(), true),
-                "BillingCurrency" | "ChargeCategory" | "ChargeDescription" | "ServiceName" | "ServiceCategory"
-                | "x_ServiceCode" | "x_UsageType" | "x_LineItemType" | "BillingAccountId" | "ProviderName"
-                | "PublisherName" | "InvoiceIssuerName" => (text.clone(), false),
+                "BillingCurrency" | "ChargeCategory" | "ChargeDescription" | "ChargeFrequency" | "ServiceName"
+                | "ServiceCategory" | "x_ServiceCode" | "x_UsageType" | "x_LineItemType" | "BillingAccountId"
+                | "ProviderName" | "PublisherName" | "InvoiceIssuerName" => (text.clone(), false),
                 _ => (text.clone(), true),
             };
             Field::new(*name, t, nullable)
@@ -565,6 +582,7 @@ struct Texts<'r> {
     currency: &'r str,
     category: &'static str,
     description: String,
+    frequency: &'static str,
     unit: Option<&'r str>,
     service: &'r str,
     service_category: &'static str,
@@ -608,6 +626,7 @@ impl Rows<'_> {
             currency: &k.currency,
             category: charge_category(&k.line_item_type),
             description,
+            frequency: charge_frequency(&k.line_item_type, o.amounts.ri_sp_upfront_fees),
             unit: self.consumed[i].map(|_| &*k.usage_unit),
             service: &k.service,
             service_category: service_category(&k.service),
@@ -682,6 +701,7 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|t| Some(t.category.to_string())),
         text(&|_| None),
         text(&|t| Some(t.description.clone())),
+        text(&|t| Some(t.frequency.to_string())),
         Arc::new(consumed.clone()),
         text(&|t| owned(t.unit)),
         Arc::new(consumed),
@@ -745,6 +765,7 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             t.category.to_string(),
             String::new(),
             t.description.clone(),
+            t.frequency.to_string(),
             consumed.clone(),
             o(t.unit),
             consumed,
@@ -816,5 +837,21 @@ mod tests {
         ] {
             assert_eq!(charge_category(t), c, "{t}");
         }
+    }
+
+    #[test]
+    fn purchases_are_one_time_only_when_they_are_upfront_commitment_fees() {
+        let zero = Decimal::ZERO;
+        let upfront = Decimal::new(1200, 0);
+        assert_eq!(charge_frequency("Fee", upfront), "One-Time", "an RI's upfront fee");
+        assert_eq!(charge_frequency("Fee", zero), "Recurring", "support, subscriptions");
+        assert_eq!(charge_frequency("SavingsPlanUpfrontFee", zero), "One-Time");
+        assert_eq!(charge_frequency("Purchase", upfront), "One-Time", "a FOCUS input's upfront purchase");
+        assert_eq!(charge_frequency("RIFee", zero), "Recurring");
+        assert_eq!(charge_frequency("SavingsPlanRecurringFee", zero), "Recurring");
+        assert_eq!(charge_frequency("SavingsPlanNegation", zero), "Usage-Based");
+        assert_eq!(charge_frequency("Tax", zero), "Recurring");
+        assert_eq!(charge_frequency("Credit", zero), "One-Time");
+        assert_eq!(charge_frequency("Mystery", zero), "One-Time");
     }
 }

@@ -75,8 +75,11 @@ const T_PUBLISHER: usize = 15;
 const T_ISSUER: usize = 16;
 /// The text columns that are part of the group key: slots `0..KEY_TEXT`.
 const KEY_TEXT: usize = 17;
+/// `reservation/ReservationARN`; FOCUS `CommitmentDiscountId`.
 const T_RI_ARN: usize = 17;
-const TEXT_COLUMNS: usize = 18;
+/// FOCUS `ChargeFrequency` (a CUR has none).
+const T_FREQUENCY: usize = 18;
+const TEXT_COLUMNS: usize = 19;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -96,6 +99,7 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::LegalEntity,
     Col::InvoicingEntity,
     Col::ReservationArn,
+    Col::ChargeFrequency,
 ];
 
 /// Money columns in the order of [`RowInputs`]' fields.
@@ -136,7 +140,8 @@ pub(super) struct FastLayout {
     /// `tags[...]`), first non-blank value wins; the tenant's text slot then reads these.
     tenant_maps: Vec<(Slot, String)>,
     /// FOCUS: `BilledCost` is summed as unblended and net unblended, `EffectiveCost` (in the
-    /// `net` slot, NULL = 0) as amortized; no true-up or upfront fees.
+    /// `net` slot, NULL = 0) as amortized; one-time commitment purchases are the upfront fees
+    /// (summed like a CUR's RI upfront `Fee` rows) and the rest of billed − effective the true-up.
     focus: bool,
     quantity: Slot,
     /// The list cost (`pricing/publicOnDemandCost`, FOCUS `ListCost`), when the file has it.
@@ -518,9 +523,9 @@ mod tests {
 
     /// A legacy CUR schema with every known column, money as `money`.
     /// The columns of a legacy report: all but CUR 2.0's payer account name (whose presence marks
-    /// a CUR 2.0 file) and FOCUS's provider.
+    /// a CUR 2.0 file) and FOCUS's provider and charge frequency.
     fn legacy_columns() -> impl Iterator<Item = &'static Col> {
-        Col::ALL.iter().filter(|c| !matches!(c, Col::PayerAccountName | Col::ProviderName))
+        Col::ALL.iter().filter(|c| !matches!(c, Col::PayerAccountName | Col::ProviderName | Col::ChargeFrequency))
     }
 
     fn schema(money: DataType) -> Schema {
@@ -546,10 +551,10 @@ mod tests {
         let tag = layout.read_schema.field_with_name("resource_tags_user_accountant_id").unwrap();
         assert!(matches!(tag.data_type(), DataType::Dictionary(..)));
         assert_eq!(layout.projection.len(), legacy_columns().count() + 1, "every needed column, nothing else");
-        // Every text slot is read but the two the legacy report has no column for.
+        // Every text slot is read but the three the legacy report has no column for.
         let unread: Vec<usize> =
             layout.text.iter().enumerate().filter(|(_, slot)| slot.is_none()).map(|(t, _)| t).collect();
-        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER]);
+        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER, T_FREQUENCY]);
     }
 
     fn spans(groups: &[(u64, u64)]) -> Vec<RowGroupSpan> {

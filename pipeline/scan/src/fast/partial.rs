@@ -26,9 +26,9 @@ use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
 use super::text::{TextColumn, clean_tag, for_each_row};
 use super::{
-    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_INVOICE, T_ISSUER,
-    T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION, T_RESOURCE, T_RI_ARN,
-    T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_FREQUENCY, T_INVOICE,
+    T_ISSUER, T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION, T_RESOURCE,
+    T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::plan::MEASURE_SUMS;
@@ -150,6 +150,9 @@ pub(super) struct Partial {
     bits: Vec<Table<u128>>,
     kinds: Table<LineItemKind>,
     has_arn: Table<bool>,
+    /// FOCUS: whether a `ChargeCategory` is `Purchase`, and a `ChargeFrequency` `One-Time`.
+    purchase: Table<bool>,
+    one_time: Table<bool>,
     periods: DateCodes,
     days: DateCodes,
     key: KeyLayout,
@@ -193,6 +196,8 @@ impl Partial {
             bits: (0..KEY_TEXT).map(|_| Table::new()).collect(),
             kinds: Table::new(),
             has_arn: Table::new(),
+            purchase: Table::new(),
+            one_time: Table::new(),
             periods: DateCodes::default(),
             days: DateCodes::default(),
             key: KeyLayout::default(),
@@ -389,6 +394,10 @@ impl Partial {
             for_each_row(&column.rows(batch.column(slot.index)), &self.kinds.entries, |row, kind| kinds[row] = kind);
         }
         self.arn_fee.clear();
+        if self.layout.focus {
+            self.read_upfront_purchases(batch);
+            return;
+        }
         if let Some(slot) = &self.layout.text[T_RI_ARN]
             && self.row_kinds.contains(&LineItemKind::Fee)
         {
@@ -403,6 +412,35 @@ impl Partial {
         }
     }
 
+    /// FOCUS: marks in `arn_fee` the rows that are upfront commitment fees — `ChargeCategory`
+    /// `Purchase`, `ChargeFrequency` `One-Time` and a `CommitmentDiscountId` — whose `BilledCost`
+    /// is the upfront fee (the FOCUS form of a CUR's `SavingsPlanUpfrontFee` and RI upfront
+    /// `Fee` rows). A file without those columns has none.
+    fn read_upfront_purchases(&mut self, batch: &RecordBatch) {
+        let layout = &self.layout;
+        let (Some(category), Some(frequency), Some(commitment)) =
+            (&layout.text[T_LINE_ITEM_TYPE], &layout.text[T_FREQUENCY], &layout.text[T_RI_ARN])
+        else {
+            return;
+        };
+        let is = |table: &mut Table<bool>, column: &TextColumn, value: &str| {
+            table.refresh(column, KeyLayout::default(), |id| column.interner.get(id) == Some(value));
+        };
+        is(&mut self.purchase, &self.text[T_LINE_ITEM_TYPE], "Purchase");
+        if !self.purchase.entries.contains(&true) {
+            return;
+        }
+        is(&mut self.one_time, &self.text[T_FREQUENCY], "One-Time");
+        let ids = &self.text[T_RI_ARN];
+        self.has_arn.refresh(ids, KeyLayout::default(), |id| clean_tag(ids.interner.get(id)).is_some());
+        self.arn_fee.resize(batch.num_rows(), false);
+        let upfront = &mut self.arn_fee;
+        let rows = |slot: &Slot, t: usize| self.text[t].rows(batch.column(slot.index));
+        for_each_row(&rows(category, T_LINE_ITEM_TYPE), &self.purchase.entries, |row, p| upfront[row] = p);
+        for_each_row(&rows(frequency, T_FREQUENCY), &self.one_time.entries, |row, o| upfront[row] &= o);
+        for_each_row(&rows(commitment, T_RI_ARN), &self.has_arn.entries, |row, c| upfront[row] &= c);
+    }
+
     /// The row loop: each row's group, and its inputs added to the group's sums.
     fn sum_rows(
         &mut self,
@@ -410,6 +448,7 @@ impl Partial {
         net_present: bool,
         commitments: &[Option<&Float64Array>; COMMITMENT_FIELDS],
     ) -> Result<()> {
+        let focus = self.layout.focus;
         let Self {
             groups,
             packed,
@@ -454,7 +493,8 @@ impl Partial {
             if let Some(&c) = contracted.get(row) {
                 add(contracted_slot(contracted_sums, group, packed.len()), c, "contracted_cost")?;
             }
-            if kind == LineItemKind::Fee {
+            // FOCUS reads no commitment columns; its upfront purchases are marked like RI fees.
+            if kind == LineItemKind::Fee || focus {
                 if arn_fee.get(row).copied().unwrap_or(false) {
                     let e = extra_mut(path, &mut extra_of[group], extras)?;
                     add(&mut e.arn_fee_unblended, unblended[row], "unblended_cost")?;
@@ -647,7 +687,15 @@ impl Partial {
             let kind = LineItemKind::from_type_name(&line_item_type);
             let values = if self.layout.focus {
                 let contracted = self.contracted_sums.get(group).copied().unwrap_or(0);
-                [sums.unblended, sums.unblended, sums.net, 0, 0, sums.quantity, sums.list, contracted]
+                // Upfront: the billed cost of one-time commitment purchases; true-up: the rest of
+                // billed − effective, so that unblended = amortized + true-up + upfront.
+                let upfront = extra.arn_fee_unblended;
+                let trueup = sums
+                    .unblended
+                    .checked_sub(sums.net)
+                    .and_then(|d| d.checked_sub(upfront))
+                    .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "ri_sp_trueup" })?;
+                [sums.unblended, sums.unblended, sums.net, trueup, upfront, sums.quantity, sums.list, contracted]
             } else {
                 let measures = group_measures(kind, sums, extra)
                     .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;

@@ -78,6 +78,7 @@ columns! {
     InvoicingEntity = "bill/InvoicingEntity", Text, false, "the invoice issuer (FOCUS InvoiceIssuerName)";
     LegalEntity = "lineItem/LegalEntity", Text, false, "the seller of record (FOCUS PublisherName)";
     ProviderName = "ProviderName", Text, false, "the provider (FOCUS only; a CUR is AWS's own)";
+    ChargeFrequency = "ChargeFrequency", Text, false, "one-time commitment purchases are upfront fees (FOCUS only)";
 }
 
 impl Col {
@@ -95,6 +96,8 @@ impl Col {
             Col::Region => &["product/region", "product/regionCode"],
             // No CUR column: AWS writes a CUR of itself (FOCUS `ProviderName` only).
             Col::ProviderName => &[],
+            // FOCUS only: a CUR's line-item types say which rows are upfront fees.
+            Col::ChargeFrequency => &[],
             _ => std::slice::from_ref(&COLUMN_CSV_NAMES[self as usize]),
         }
     }

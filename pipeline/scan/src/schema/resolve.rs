@@ -107,8 +107,10 @@ fn is_focus<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
 /// The FOCUS columns that stand for each logical column, first found wins. The measures come
 /// from the provider's own figures: unblended and net unblended are `BilledCost` (what is
 /// invoiced, net of discounts), amortized is `EffectiveCost` (after commitment amortization),
-/// list cost is `ListCost`; there is no RI/SP true-up or upfront-fee split. `x_ServiceCode`/`x_UsageType`/`x_Operation`
-/// are AWS's extensions; other providers fall back to `ServiceName` and `SkuMeter`/`SkuId`.
+/// list cost is `ListCost`; upfront fees are the `BilledCost` of one-time commitment purchases
+/// and the true-up the rest of `BilledCost − EffectiveCost` (see `plan::focus_measures`).
+/// `x_ServiceCode`/`x_UsageType`/`x_Operation` are AWS's extensions; other providers fall back
+/// to `ServiceName` and `SkuMeter`/`SkuId`.
 pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
     match col {
         Col::BillingPeriodStart => (&["BillingPeriodStart"], true),
@@ -132,6 +134,10 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::InvoicingEntity => (&["InvoiceIssuerName"], false),
         Col::LegalEntity => (&["PublisherName"], false),
         Col::ProviderName => (&["ProviderName"], false),
+        // A commitment purchase paid once (`Purchase`, `One-Time`, with a `CommitmentDiscountId`)
+        // is an upfront fee (curflow's `ri_sp_upfront_fees`).
+        Col::ReservationArn => (&["CommitmentDiscountId"], false),
+        Col::ChargeFrequency => (&["ChargeFrequency"], false),
         _ => (&[], false),
     }
 }
