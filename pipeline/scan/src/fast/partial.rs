@@ -24,7 +24,7 @@ use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
-use super::text::{TextColumn, clean_tag, for_each_row};
+use super::text::{RowIndices, TextColumn, clean_tag, for_each_row};
 use super::{
     FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_FREQUENCY, T_INVOICE,
     T_ISSUER, T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION, T_RESOURCE,
@@ -348,14 +348,14 @@ impl Partial {
     }
 
     /// Every row's packed key, from its date codes and then one table lookup per text column.
+    /// A column whose rows all carry one value in this batch (the payer, invoice, currency, ...
+    /// within a row group: a dictionary of one entry) is folded into one constant instead of a
+    /// pass over the rows.
     fn build_keys(&mut self, batch: &RecordBatch) {
         let key = self.key;
-        self.keys.clear();
-        self.keys.extend(
-            self.period_codes.iter().zip(&self.day_codes).map(|(&p, &d)| key.bits(F_PERIOD, p) | key.bits(F_DAY, d)),
-        );
-        let tenant = key.mask(text_field(T_TENANT));
-        for (t, pool) in KEY_TEXT_ORDER {
+        let mut constant = 0u128;
+        let mut per_row = [false; KEY_TEXT];
+        for (i, (t, pool)) in KEY_TEXT_ORDER.into_iter().enumerate() {
             let Some(slot) = &self.layout.text[t] else { continue };
             let column = &self.text[t];
             let field = text_field(t);
@@ -365,7 +365,25 @@ impl Partial {
                 let skip = child && interner.get(id).is_some_and(|op| SPLIT_COST_CHILD_OPERATIONS.contains(&op));
                 key.bits(field, id) | if skip { SKIP } else { 0 }
             });
-            let rows = column.rows(batch.column(slot.index));
+            match single_value(&column.rows(batch.column(slot.index)), &self.bits[t].entries) {
+                // Nothing to add (NULL, or a pool column's empty value).
+                Some(0) => {}
+                // Pool columns depend on each row's tenant.
+                Some(bits) if !pool => constant |= bits,
+                _ => per_row[i] = true,
+            }
+        }
+        self.keys.clear();
+        self.keys.extend(
+            self.period_codes
+                .iter()
+                .zip(&self.day_codes)
+                .map(|(&p, &d)| key.bits(F_PERIOD, p) | key.bits(F_DAY, d) | constant),
+        );
+        let tenant = key.mask(text_field(T_TENANT));
+        for (i, (t, pool)) in KEY_TEXT_ORDER.into_iter().enumerate() {
+            let Some(slot) = self.layout.text[t].as_ref().filter(|_| per_row[i]) else { continue };
+            let rows = self.text[t].rows(batch.column(slot.index));
             let keys = &mut self.keys;
             if pool {
                 // Tagged rows keep only the skip mark of these columns.
@@ -769,6 +787,18 @@ impl FileSummary {
     }
 }
 
+/// The entry of `table` every row of a dictionary-encoded batch has, when there is one: a
+/// dictionary of one value and no NULL key, or only NULL keys (the default entry). `None` when
+/// the rows differ or the batch is not dictionary-encoded.
+fn single_value<T: Copy + Default>(rows: &RowIndices<'_>, table: &[T]) -> Option<T> {
+    let RowIndices::Dict(keys) = rows else { return None };
+    match keys.null_count() {
+        0 if table.len() == 1 => Some(table[0]),
+        n if n == keys.len() => Some(T::default()),
+        _ => None,
+    }
+}
+
 /// Appends a group with packed key `key` and no sums yet; its index.
 fn push_group(
     path: &Path,
@@ -886,6 +916,19 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_batch_of_one_value_is_folded_and_a_mixed_one_is_not() {
+        use arrow::array::Int32Array;
+        let one = Int32Array::from(vec![0, 0, 0]);
+        assert_eq!(single_value(&RowIndices::Dict(&one), &[7u128]), Some(7));
+        assert_eq!(single_value(&RowIndices::Dict(&one), &[7u128, 8]), None, "one key, two values: not known");
+        let nulls = Int32Array::from(vec![None, None]);
+        assert_eq!(single_value(&RowIndices::Dict(&nulls), &[7u128]), Some(0), "all NULL: the default");
+        let some_null = Int32Array::from(vec![Some(0), None]);
+        assert_eq!(single_value(&RowIndices::Dict(&some_null), &[7u128]), None);
+        assert_eq!(single_value(&RowIndices::Ids(&[1, 1]), &[0u128, 7]), None, "plain batches are not looked at");
     }
 
     #[test]
