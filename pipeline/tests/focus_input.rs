@@ -208,6 +208,43 @@ fn a_focus_parquet_export_is_read_from_its_billed_and_effective_cost() {
     check(&path, "parquet");
 }
 
+/// A column whose every value is NULL may come without a type (Arrow `Null`, as pyarrow or
+/// Polars write an all-null column): an optional one reads as absent, even the tags.
+#[test]
+fn all_null_columns_without_a_type_read_as_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("focus-nulls.parquet");
+    let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![millis(1), millis(2)]));
+    let text = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let nulls: ArrayRef = Arc::new(arrow::array::NullArray::new(2));
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("BillingPeriodStart", Arc::new(TimestampMillisecondArray::from(vec![millis(1); 2]))),
+        ("ChargePeriodStart", ts),
+        ("ChargeCategory", text(vec!["Usage", "Purchase"])),
+        ("ServiceName", text(vec!["AmazonS3", "Savings Plans"])),
+        ("BillingCurrency", text(vec!["USD", "USD"])),
+        ("BilledCost", Arc::new(Float64Array::from(vec![1.5, 3.0]))),
+        ("EffectiveCost", Arc::new(Float64Array::from(vec![1.5, 0.0]))),
+        ("ChargeFrequency", text(vec!["Usage-Based", "One-Time"])),
+        ("CommitmentDiscountId", Arc::clone(&nulls)),
+        ("Tags", nulls),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let report = common::process(&[path], &dir.path().join("s.sqlite")).unwrap();
+    let usd = &report.totals["USD"];
+    assert_eq!((usd.unblended_cost, usd.amortized_cost), (d("4.5"), d("1.5")));
+    // No commitment id: the one-time purchase is no upfront fee; billed − effective is true-up.
+    assert_eq!((usd.ri_sp_upfront_fees, usd.ri_sp_trueup), (Decimal::ZERO, d("3")));
+    assert_eq!(report.tenants, 0, "no tags");
+}
+
 #[test]
 fn a_focus_csv_gz_export_is_read_the_same_way() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,6 +150,8 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
     for &col in Col::ALL {
         let (candidates, required) = focus_column(col);
         match candidates.iter().find_map(|c| lookup(c)) {
+            // Every value NULL (an untyped all-null column): the same as no column.
+            Some((_, Some(DataType::Null))) if !required => {}
             Some((name, t)) => {
                 if let Some(t) = t {
                     check_type(path, name, col.spec().kind, t)?;
@@ -181,7 +183,8 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
     let contracted_cost = money_column("ContractedCost")?;
     // FOCUS `Tags` holds the user's tag keys as they are; AWS's export may prefix them `user:`.
     let tenant = match lookup("Tags") {
-        None => TenantSource::Absent,
+        // No column, or every value NULL: every row goes to the shared pool.
+        None | Some((_, Some(DataType::Null))) => TenantSource::Absent,
         Some((_, Some(t))) if !is_string_map(t) => return Err(wrong_type(path, "Tags", t, "map<string, string>")),
         Some((name, t)) => {
             let keys = vec![(name.to_string(), tag_key.to_string()), (name.to_string(), format!("user:{tag_key}"))];
@@ -215,6 +218,10 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
         match candidates.iter().find_map(|c| find(schema.fields().iter().map(|f| f.name().as_str()), c)) {
             Some(name) => {
                 let field = schema.field_with_name(name).map_err(|e| Error::Internal(e.to_string()))?;
+                // Every value NULL (an untyped all-null column): the same as no column.
+                if field.data_type() == &DataType::Null && !spec.required {
+                    continue;
+                }
                 check_type(path, name, spec.kind, field.data_type())?;
                 names.insert(col, name.to_string());
             }
@@ -229,7 +236,7 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
         CurFormat::Cur2Parquet => {
             let mut keys = Vec::new();
             for (column, key) in [("resource_tags", tags.cur2_resource_tags_key), ("tags", tags.cur2_tags_key)] {
-                if let Ok(field) = schema.field_with_name(column) {
+                if let Some(field) = schema.field_with_name(column).ok().filter(|f| f.data_type() != &DataType::Null) {
                     if !is_string_map(field.data_type()) {
                         return Err(wrong_type(path, column, field.data_type(), "map<string, string>"));
                     }
@@ -239,6 +246,10 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
             if keys.is_empty() { TenantSource::Absent } else { TenantSource::MapKeys(keys) }
         }
         _ => match find(schema.fields().iter().map(|f| f.name().as_str()), &tags.parquet) {
+            // Every value NULL: no row is tagged.
+            Some(name) if schema.field_with_name(name).is_ok_and(|f| f.data_type() == &DataType::Null) => {
+                TenantSource::Absent
+            }
             Some(name) => {
                 let field = schema.field_with_name(name).map_err(|e| Error::Internal(e.to_string()))?;
                 check_type(path, name, ColumnKind::Text, field.data_type())?;
@@ -418,6 +429,45 @@ mod tests {
         header.retain(|h| h != "line_item_usage_amount");
         let msg = resolve_csv(Path::new("x.csv"), &header, "project").unwrap_err().to_string();
         assert!(msg.contains("x.csv") && msg.contains("line_item_usage_amount"), "{msg}");
+    }
+
+    #[test]
+    fn an_optional_column_of_nulls_only_is_read_as_absent_and_a_required_one_is_refused() {
+        let mut schema = legacy_schema(DataType::Float64);
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("reservation_reservation_a_r_n", DataType::Null, true));
+        schema = Schema::new(fields);
+        let r = resolve_parquet(Path::new("a.parquet"), &schema, "accountant_id").unwrap();
+        assert_eq!(r.name(Col::ReservationArn), None, "every value NULL: as if the column were not there");
+        let untagged: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let t =
+                    if f.name() == "resource_tags_user_accountant_id" { DataType::Null } else { f.data_type().clone() };
+                f.as_ref().clone().with_data_type(t)
+            })
+            .collect();
+        let r = resolve_parquet(Path::new("a.parquet"), &Schema::new(untagged), "accountant_id").unwrap();
+        assert_eq!(r.tenant, TenantSource::Absent, "a tag column of NULLs only tags nothing");
+
+        let focus = |commitment: DataType, currency: DataType| {
+            Schema::new(vec![
+                Field::new("BillingPeriodStart", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                Field::new("ChargePeriodStart", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                Field::new("ChargeCategory", DataType::Utf8, true),
+                Field::new("ServiceName", DataType::Utf8, true),
+                Field::new("BillingCurrency", currency, true),
+                Field::new("BilledCost", DataType::Float64, true),
+                Field::new("CommitmentDiscountId", commitment, true),
+            ])
+        };
+        let r = resolve_parquet(Path::new("f.parquet"), &focus(DataType::Null, DataType::Utf8), "t").unwrap();
+        assert_eq!(r.name(Col::ReservationArn), None);
+        let r = resolve_parquet(Path::new("f.parquet"), &focus(DataType::Utf8, DataType::Utf8), "t").unwrap();
+        assert_eq!(r.name(Col::ReservationArn), Some("CommitmentDiscountId"));
+        let msg = resolve_parquet(Path::new("f.parquet"), &focus(DataType::Utf8, DataType::Null), "t").unwrap_err();
+        assert!(msg.to_string().contains("BillingCurrency"), "{msg}");
     }
 
     #[test]
