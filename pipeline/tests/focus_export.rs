@@ -25,7 +25,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike, NaiveDate};
 use curflow::aggregate::LineSource;
-use curflow::output::focus::FOCUS_COLUMNS;
+use curflow::line_item::LineItemKind;
+use curflow::output::focus::{FOCUS_COLUMNS, charge_category};
 use curflow::store::{CostStore, SqliteStore};
 use curflow::{Amounts, BillingPeriod};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -238,20 +239,32 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         if let Some(q) = quantity {
             dec(q);
         }
-        // Pricing quantity: null on tax, its unit exactly with it. curflow's is the consumed
-        // quantity (the usage amount in the report's pricing unit), so it is null on purchases,
-        // where FOCUS wants the purchased quantity (a documented gap, README "FOCUS export").
+        // Pricing quantity: null on tax, never null on usage and purchases (curflow emits no
+        // corrections), its unit exactly with it; on consumption types it is the consumed quantity.
         let (pricing, pricing_unit) = (get(row, "PricingQuantity"), get(row, "PricingUnit"));
         if category == "Tax" {
             assert!(pricing.is_none(), "{}", at("PricingQuantity MUST be null when ChargeCategory is Tax"));
+        }
+        if ["Usage", "Purchase"].contains(&category) {
+            assert!(
+                pricing.is_some(),
+                "{}",
+                at("PricingQuantity MUST NOT be null when ChargeCategory is Usage or Purchase")
+            );
         }
         assert_eq!(
             pricing.is_some(),
             pricing_unit.is_some(),
             "{}",
-            at("PricingUnit is set exactly with PricingQuantity")
+            at("PricingUnit MUST be set exactly with PricingQuantity")
         );
-        assert_eq!((pricing.map(dec), pricing_unit), (quantity.map(dec), unit), "{}", at("pricing = consumed"));
+        if let Some(u) = pricing_unit {
+            assert!(!u.is_empty(), "{}", at("PricingUnit is not empty"));
+        }
+        let line_item_type = get(row, "x_LineItemType").unwrap();
+        if quantity.is_some() && LineItemKind::from_type_name(line_item_type).counts_usage() {
+            assert_eq!((pricing.map(dec), pricing_unit), (quantity.map(dec), unit), "{}", at("pricing = consumed"));
+        }
         for col in ["Tags", "AllocatedTags"] {
             if let Some(v) = get(row, col) {
                 assert!(tags(v).keys().all(|k| !k.is_empty()), "{}", at("tag keys are not empty"));
@@ -272,10 +285,13 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
             at("AllocatedTags carry the tenant of AllocatedResourceId")
         );
         let measures = |r: &Row| -> BTreeMap<&'static str, Decimal> {
-            ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
-                .into_iter()
-                .map(|m| (m, dec(get(r, m).unwrap())))
-                .collect()
+            let mut m: BTreeMap<&'static str, Decimal> =
+                ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
+                    .into_iter()
+                    .map(|m| (m, dec(get(r, m).unwrap())))
+                    .collect();
+            m.insert("PricingQuantity", get(r, "PricingQuantity").map(dec).unwrap_or_default());
+            m
         };
         let mut credit = |tenant: String, r: &Row| {
             let slot = out.tenants.entry(tenant).or_default();
@@ -428,6 +444,8 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
         *slot.entry("x_UnblendedCost").or_default() += l.amounts.unblended_cost;
         *slot.entry("ListCost").or_default() += l.amounts.list_cost;
         *slot.entry("ContractedCost").or_default() += l.amounts.contracted_cost;
+        let priced = ["Usage", "Purchase"].contains(&charge_category(&l.key.line_item_type));
+        *slot.entry("PricingQuantity").or_default() += if priced { l.amounts.pricing_quantity } else { Decimal::ZERO };
     }
     out
 }
@@ -470,6 +488,42 @@ fn check_charge_frequencies(rows: &[Row], file_format: &str) {
     ] {
         assert_eq!(frequencies(t, service), BTreeSet::from([f]), "{file_format}: {t} {service:?}");
     }
+}
+
+/// Purchases carry what they bill for: the generator's Savings Plan fee bills 24 hours a day and
+/// its RI fee the month's hours; an SP negation repeats the covered usage it cancels.
+fn check_purchase_quantities(rows: &[Row], lines: &[curflow::CostLine], pool: &[curflow::CostLine], file_format: &str) {
+    let origins = || rows.iter().filter(|r| get(r, "AllocatedMethodId").is_none());
+    let priced = |t: &str| -> Vec<(Decimal, String)> {
+        origins()
+            .filter(|r| get(r, "x_LineItemType") == Some(t))
+            .map(|r| (dec(get(r, "PricingQuantity").unwrap()), get(r, "PricingUnit").unwrap().to_string()))
+            .collect()
+    };
+    let fees = priced("SavingsPlanRecurringFee");
+    assert!(!fees.is_empty(), "{file_format}: the month has Savings Plan fees");
+    let day = Decimal::from(24);
+    assert!(
+        fees.iter().all(|(q, _)| *q >= day && (*q % day).is_zero()),
+        "{file_format}: 24 hours a day per plan: {fees:?}"
+    );
+    let ri = priced("RIFee");
+    assert!(!ri.is_empty() && ri.iter().all(|(q, u)| *q > Decimal::ZERO && u == "Hrs"), "{file_format}: {ri:?}");
+    // Per line-item type, the origin charges' pricing quantity is the stored lines' (the tagged
+    // lines and the shared pool they were split from).
+    for t in ["SavingsPlanNegation", "SavingsPlanRecurringFee", "RIFee", "Usage"] {
+        let exported: Decimal = priced(t).iter().map(|(q, _)| *q).sum();
+        let stored: Decimal = lines
+            .iter()
+            .filter(|l| l.source() == LineSource::Cur)
+            .chain(pool)
+            .filter(|l| &*l.key.line_item_type == t)
+            .map(|l| l.amounts.pricing_quantity)
+            .sum();
+        assert_eq!(exported, stored, "{file_format}: {t}");
+    }
+    let negations: Decimal = priced("SavingsPlanNegation").iter().map(|(q, _)| *q).sum();
+    assert!(negations > Decimal::ZERO, "{file_format}: an SP negation's pricing quantity is the usage it covers");
 }
 
 #[test]
@@ -527,6 +581,7 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
         }
         assert!(said.contains(&format!("{} allocated charges", checked.allocated)), "{said}");
         check_charge_frequencies(&rows, file_format);
+        check_purchase_quantities(&rows, &lines, &pool, file_format);
         // Origin charges are the bill.
         assert_eq!(checked.bill["x_UnblendedCost"], dec(expected["totals"]["unblended_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["BilledCost"], dec(expected["totals"]["net_unblended_cost"].as_str().unwrap()));

@@ -142,6 +142,8 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
         // 92500.7433629442 over all rows, of which 13.0 is the Tax rows' quantity (1 per row):
         // usage_amount counts usage lines only.
         assert_eq!(usd.usage_amount, d("92487.7433629442"));
+        // The pricing quantity is every row's: the tax rows' 13.0 included.
+        assert_eq!(usd.pricing_quantity, d("92500.7433629442"));
         let types = &report.line_item_types;
         assert_eq!((types["Usage"].rows, types["Credit"].rows, types["Tax"].rows), (1511, 358, 13));
         assert_eq!(types["Usage"].unblended_cost, d("47.6816938322"));

@@ -575,7 +575,9 @@ pub(crate) fn attribute_conserving(
     let split = attribute(lines, inputs)?;
     let after = totals_by_currency(&split.lines)?;
     let money = |t: &BTreeMap<String, Amounts>| {
-        t.iter().map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.line_items)).collect::<Vec<_>>()
+        t.iter()
+            .map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.pricing_quantity, a.line_items))
+            .collect::<Vec<_>>()
     };
     if money(&before) != money(&after) {
         return Err(Error::Internal(format!(

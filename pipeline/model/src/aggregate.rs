@@ -65,6 +65,12 @@ pub struct Amounts {
     pub ri_sp_upfront_fees: Decimal,
     /// Usage amount of consumption rows only (see [`LineItemKind::counts_usage`]).
     pub usage_amount: Decimal,
+    /// The usage amount of every row, whatever its type (`lineItem/UsageAmount`, FOCUS
+    /// `ConsumedQuantity`): the line's pricing quantity (FOCUS `PricingQuantity`), e.g. the hours
+    /// a Savings Plan fee or an RI fee bills. Equal to `usage_amount` on consumption lines; on
+    /// negations, fees and purchases the quantity `usage_amount` leaves out (a negation repeats
+    /// the covered usage, so summing this across line-item types counts it twice).
+    pub pricing_quantity: Decimal,
     /// Number of CUR rows summed.
     pub line_items: u64,
     /// List cost: the public on-demand price of the usage (`pricing/publicOnDemandCost`, FOCUS
@@ -99,6 +105,7 @@ impl Amounts {
         self.ri_sp_trueup = add(self.ri_sp_trueup, other.ri_sp_trueup, "ri_sp_trueup")?;
         self.ri_sp_upfront_fees = add(self.ri_sp_upfront_fees, other.ri_sp_upfront_fees, "ri_sp_upfront_fees")?;
         self.usage_amount = add(self.usage_amount, other.usage_amount, "usage_amount")?;
+        self.pricing_quantity = add(self.pricing_quantity, other.pricing_quantity, "pricing_quantity")?;
         self.list_cost = add(self.list_cost, other.list_cost, "list_cost")?;
         self.contracted_cost = add(self.contracted_cost, other.contracted_cost, "contracted_cost")?;
         self.line_items = self
@@ -136,12 +143,12 @@ impl Amounts {
 /// [`Amounts::add`] per line and equal to it whenever that succeeds.
 #[derive(Debug, Clone, Default)]
 pub struct AmountsSum {
-    measures: [curflow_money::ExactSum; 8],
+    measures: [curflow_money::ExactSum; 9],
     line_items: u64,
 }
 
 /// The measures of [`AmountsSum`], in its order.
-const SUMMED: [&str; 8] = [
+const SUMMED: [&str; 9] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
@@ -150,6 +157,7 @@ const SUMMED: [&str; 8] = [
     "usage_amount",
     "list_cost",
     "contracted_cost",
+    "pricing_quantity",
 ];
 
 impl AmountsSum {
@@ -163,6 +171,7 @@ impl AmountsSum {
             a.usage_amount,
             a.list_cost,
             a.contracted_cost,
+            a.pricing_quantity,
         ];
         for (sum, value) in self.measures.iter_mut().zip(values) {
             sum.add(value);
@@ -176,7 +185,7 @@ impl AmountsSum {
 
     /// The totals; [`ModelError::Overflow`] naming the measure whose sum has no exact `Decimal`.
     pub fn total(&self) -> Result<Amounts> {
-        let mut totals = [Decimal::ZERO; 8];
+        let mut totals = [Decimal::ZERO; 9];
         for ((total, sum), name) in totals.iter_mut().zip(&self.measures).zip(SUMMED) {
             *total = sum.total().ok_or_else(|| ModelError::Overflow { what: format!("the sum of {name}") })?;
         }
@@ -189,6 +198,7 @@ impl AmountsSum {
             usage_amount,
             list_cost,
             contracted_cost,
+            pricing_quantity,
         ] = totals;
         Ok(Amounts {
             unblended_cost,
@@ -200,6 +210,7 @@ impl AmountsSum {
             line_items: self.line_items,
             list_cost,
             contracted_cost,
+            pricing_quantity,
         })
     }
 }
@@ -492,11 +503,12 @@ mod tests {
     }
 
     /// A line's size is what a month of millions of groups holds in memory until it is written
-    /// (README, Limits): 280 bytes since names are 8-byte pointers (368 with `Arc<str>`).
+    /// (README, Limits): 296 bytes since names are 8-byte pointers (368 with `Arc<str>`, before
+    /// the pricing quantity's 16).
     #[test]
     fn a_cost_line_stays_small() {
         assert_eq!(size_of::<CostKey>(), 104);
-        assert!(size_of::<CostLine>() <= 280, "{} bytes", size_of::<CostLine>());
+        assert!(size_of::<CostLine>() <= 296, "{} bytes", size_of::<CostLine>());
     }
 
     /// More lines than one chunk holds: every key found again in whichever chunk holds it (sums

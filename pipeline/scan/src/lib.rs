@@ -57,6 +57,7 @@ use crate::location::{Location, S3Access};
 use crate::schema::resolve::{resolve_csv, resolve_parquet};
 use crate::schema::{CurFormat, ResolvedColumns, TenantSource};
 use curflow_model::aggregate::{Amounts, CostKey};
+use curflow_model::line_item::LineItemKind;
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, scaled_to_decimal};
 use curflow_model::period::BillingPeriod;
 use curflow_model::{Billing, BillingParts, Invoices, Names};
@@ -641,18 +642,30 @@ pub(crate) fn amount_limit_text(scale: u32) -> String {
 
 /// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
 /// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
-pub(crate) fn amounts_from_scaled(path: &Path, sums: [i128; plan::MEASURE_SUMS], line_items: u64) -> Result<Amounts> {
+///
+/// The usage sum is every row's usage amount, the group's pricing quantity; its `usage_amount` is
+/// that sum on consumption types and 0 on the others ([`LineItemKind::counts_usage`]). The
+/// line-item type is part of every group's key, so one group is all of one kind and this split
+/// per group equals summing the consumption rows alone.
+pub(crate) fn amounts_from_scaled(
+    path: &Path,
+    kind: LineItemKind,
+    sums: [i128; plan::MEASURE_SUMS],
+    line_items: u64,
+) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
         let scale = if i == plan::USAGE_SUM { QUANTITY_SCALE } else { MONEY_SCALE };
         scaled_to_decimal(sums[i], scale).ok_or_else(|| sum_overflow(path, i))
     };
+    let pricing_quantity = amount(plan::USAGE_SUM)?;
     Ok(Amounts {
         unblended_cost: amount(0)?,
         net_unblended_cost: amount(1)?,
         amortized_cost: amount(2)?,
         ri_sp_trueup: amount(3)?,
         ri_sp_upfront_fees: amount(4)?,
-        usage_amount: amount(plan::USAGE_SUM)?,
+        usage_amount: if kind.counts_usage() { pricing_quantity } else { Decimal::ZERO },
+        pricing_quantity,
         list_cost: amount(6)?,
         contracted_cost: amount(7)?,
         line_items,
@@ -669,7 +682,7 @@ const LIST_SUM: usize = 6;
 /// ([`curflow_model::measures::cur_contracted_cost`]); a FOCUS group's are left as read.
 pub(crate) fn with_contracted(
     focus: bool,
-    kind: curflow_model::line_item::LineItemKind,
+    kind: LineItemKind,
     mut sums: [i128; plan::MEASURE_SUMS],
 ) -> [i128; plan::MEASURE_SUMS] {
     if !focus {
@@ -766,9 +779,9 @@ fn decode_groups(
                 *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;
             }
         }
-        let kind = curflow_model::line_item::LineItemKind::from_type_name(&key.line_item_type);
+        let kind = LineItemKind::from_type_name(&key.line_item_type);
         let scaled = with_contracted(cols.format.is_focus(), kind, scaled);
-        let amounts = amounts_from_scaled(path, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
+        let amounts = amounts_from_scaled(path, kind, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
         invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));
     }

@@ -243,7 +243,9 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
         col("m_unblended").alias("unblended_cost"),
     ];
     row_exprs.extend(measures);
-    row_exprs.push(udfs.usage.call(vec![col("kind"), col("q_usage")]).alias("usage_amount"));
+    // Every row's usage amount: the group's pricing quantity, and its usage amount on consumption
+    // types (split per group when decoded, `amounts_from_scaled`: the line-item type is a key).
+    row_exprs.push(col("q_usage").alias("usage_amount"));
     // List cost is summed as the report gives it (NULL: 0), for every format.
     let zero = || cast(lit(0i64), super::udf::money_type());
     let coalesce = datafusion::functions::core::expr_fn::coalesce;

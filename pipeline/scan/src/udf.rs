@@ -32,7 +32,6 @@ pub struct Udfs {
     pub tag: Arc<ScalarUDF>,
     pub kind: Arc<ScalarUDF>,
     pub non_empty: Arc<ScalarUDF>,
-    pub usage: Arc<ScalarUDF>,
     pub measures: Vec<(Measure, Arc<ScalarUDF>)>,
 }
 
@@ -45,7 +44,6 @@ impl Udfs {
             tag: Arc::new(ScalarUDF::new_from_impl(TagValue::new())),
             kind: Arc::new(ScalarUDF::new_from_impl(KindCode::new())),
             non_empty: Arc::new(ScalarUDF::new_from_impl(NonEmpty::new())),
-            usage: Arc::new(ScalarUDF::new_from_impl(CountedUsage::new())),
             measures: Measure::ALL
                 .iter()
                 .map(|&m| (m, Arc::new(ScalarUDF::new_from_impl(MeasureUdf::new(m)))))
@@ -518,46 +516,6 @@ impl ScalarUDFImpl for NonEmpty {
             Ok(())
         })?;
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(out))))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// `curflow_usage(kind, quantity)`: the usage amount of consumption rows, 0 for the rest.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct CountedUsage {
-    signature: Signature,
-}
-
-impl CountedUsage {
-    fn new() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
-    }
-}
-
-impl ScalarUDFImpl for CountedUsage {
-    fn name(&self) -> &str {
-        "curflow_usage"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(quantity_type())
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (kinds, quantity) = match arrays.as_slice() {
-            [k, q] => (k.as_primitive::<arrow::datatypes::UInt8Type>(), q.as_primitive::<Decimal128Type>()),
-            _ => return Err(DataFusionError::Internal("curflow_usage takes (kind, quantity)".into())),
-        };
-        let out: Decimal128Array = kinds
-            .values()
-            .iter()
-            .zip(quantity.iter())
-            .map(|(&k, q)| if LineItemKind::from_code(k).counts_usage() { q } else { Some(0) })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out.with_precision_and_scale(DECIMAL_PRECISION, QUANTITY_SCALE as i8)?)))
     }
 }
 

@@ -23,7 +23,7 @@ use curflow_model::{Billing, BillingParts, Name, Names, ReportVersion};
 pub const PAGE_SIZE: i64 = 16_384;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE billing_periods (
@@ -242,8 +242,16 @@ ALTER TABLE pool_lines ADD COLUMN invoice_issuer_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE pool_lines ADD COLUMN invoice_id TEXT NOT NULL DEFAULT '';
 ";
 
+/// Version 14: the pricing quantity (every row's usage amount, FOCUS `PricingQuantity`; see
+/// `Amounts::pricing_quantity`). NULL = equal to `usage_amount`: what every consumption line
+/// stores (so the column costs nothing there) and what lines stored before read.
+const SCHEMA_V14: &str = "
+ALTER TABLE cost_lines ADD COLUMN pricing_quantity TEXT; -- NULL = usage_amount
+ALTER TABLE pool_lines ADD COLUMN pricing_quantity TEXT;
+";
+
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     SCHEMA_V1,
     SCHEMA_V2,
     SCHEMA_V3,
@@ -257,6 +265,7 @@ const MIGRATIONS: [&str; 13] = [
     SCHEMA_V11,
     SCHEMA_V12,
     SCHEMA_V13,
+    SCHEMA_V14,
 ];
 
 /// A SQLite-backed [`CostStore`].
@@ -452,13 +461,13 @@ const SELECT_COLUMNS: &str = "SELECT billing_period, usage_date, tenant, service
         line_item_type, currency, unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup,
         ri_sp_upfront_fees, usage_amount, line_items, rule, basis, driver, driver_quantity,
         driver_quantity_total, share, unattributed_reason, usage_unit, account_id, region,
-        account_name, list_cost, contracted_cost, billing_account_id, billing_account_name, provider_name,
-        publisher_name, invoice_issuer_name, invoice_id";
+        account_name, list_cost, contracted_cost, pricing_quantity, billing_account_id, billing_account_name,
+        provider_name, publisher_name, invoice_issuer_name, invoice_id";
 
-/// Position of `list_cost` in [`SELECT_COLUMNS`] (`contracted_cost` follows it).
+/// Position of `list_cost` in [`SELECT_COLUMNS`] (`contracted_cost` and `pricing_quantity` follow it).
 const SELECT_LIST_COST: usize = 27;
 /// Position of `billing_account_id` in [`SELECT_COLUMNS`] (the other billing parts follow it).
-const SELECT_BILLING: usize = 29;
+const SELECT_BILLING: usize = 30;
 
 /// The number of stored lines of a period and the sum of their amounts, read back from the
 /// stored text (the conservation check of [`CostStore::replace_period`]; reads only the amounts).
@@ -467,7 +476,8 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT unblended_cost, net_unblended_cost, amortized_cost, ri_sp_trueup, ri_sp_upfront_fees,
-                 usage_amount, line_items, list_cost, contracted_cost FROM {} WHERE billing_period = ?1",
+                 usage_amount, line_items, list_cost, contracted_cost, pricing_quantity
+             FROM {} WHERE billing_period = ?1",
             table.name()
         ))
         .map_err(e)?;
@@ -482,7 +492,8 @@ fn stored_totals(path: &Path, conn: &Connection, table: Table, period: &str) -> 
 
 /// The amounts stored in columns `first..first + 7` of `row` (the five money measures, the usage
 /// amount, the line count), in the order of the `cost_lines` columns, and the list and contracted
-/// cost in columns `list_at` and `list_at + 1` (added in schema v11 and v12, so after the others).
+/// cost and the pricing quantity in columns `list_at`, `list_at + 1` and `list_at + 2` (added in
+/// schema v11, v12 and v14, so after the others; a NULL pricing quantity is the usage amount).
 fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize, list_at: usize) -> Result<Amounts> {
     let e = |err| store_error(path, err);
     let at = |i: usize| -> Result<Decimal> {
@@ -490,13 +501,19 @@ fn amounts_at(path: &Path, row: &rusqlite::Row<'_>, first: usize, list_at: usize
         Decimal::from_str(text).map_err(|_| corrupt(path, format!("amount {text:?}")))
     };
     let dec = |i: usize| at(first + i);
+    let usage_amount = dec(5)?;
+    let pricing_quantity = match row.get_ref(list_at + 2).map_err(e)? {
+        rusqlite::types::ValueRef::Null => usage_amount,
+        _ => at(list_at + 2)?,
+    };
     Ok(Amounts {
         unblended_cost: dec(0)?,
         net_unblended_cost: dec(1)?,
         amortized_cost: dec(2)?,
         ri_sp_trueup: dec(3)?,
         ri_sp_upfront_fees: dec(4)?,
-        usage_amount: dec(5)?,
+        usage_amount,
+        pricing_quantity,
         line_items: u64::try_from(row.get::<_, i64>(first + 6).map_err(e)?).unwrap_or(0),
         list_cost: at(list_at)?,
         contracted_cost: at(list_at + 1)?,
@@ -680,22 +697,26 @@ fn upsert_record(path: &Path, tx: &Connection, period: &str, record: &PeriodReco
     Ok(())
 }
 
+/// The statement [`insert_lines`] binds (parameter `i` is the `i`-th column named).
+fn insert_sql(table: Table) -> String {
+    format!(
+        "INSERT INTO {} (billing_period, usage_date, tenant, source, service, usage_type,
+             operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
+             amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
+             driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
+             account_id, region, account_name, list_cost, contracted_cost, billing_account_id,
+             billing_account_name, provider_name, publisher_name, invoice_issuer_name, invoice_id,
+             pricing_quantity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+             ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
+        table.name()
+    )
+}
+
 /// Inserts the period's lines into `table` with one prepared statement.
 fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines: &[CostLine]) -> Result<()> {
     let e = |err| store_error(path, err);
-    let mut insert = tx
-        .prepare_cached(&format!(
-            "INSERT INTO {} (billing_period, usage_date, tenant, source, service, usage_type,
-                 operation, resource_id, line_item_type, currency, unblended_cost, net_unblended_cost,
-                 amortized_cost, ri_sp_trueup, ri_sp_upfront_fees, usage_amount, line_items, rule, basis,
-                 driver, driver_quantity, driver_quantity_total, share, unattributed_reason, usage_unit,
-                 account_id, region, account_name, list_cost, contracted_cost, billing_account_id,
-                 billing_account_name, provider_name, publisher_name, invoice_issuer_name, invoice_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
-            table.name()
-        ))
-        .map_err(e)?;
+    let mut insert = tx.prepare_cached(&insert_sql(table)).map_err(e)?;
     let mut bound = Bound::new(&mut insert);
     bound.text(1, Some(period)).map_err(e)?;
     let mut amount = String::with_capacity(40);
@@ -758,6 +779,11 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
             decimal(b, 29, Some(a.list_cost))?;
             decimal(b, 30, Some(a.contracted_cost))?;
             b.billing(31, k.billing.parts())?;
+            // NULL where it is the usage amount (every consumption line): nothing to format.
+            match a.pricing_quantity {
+                q if q == a.usage_amount => b.text(37, None)?,
+                q => decimal(b, 37, Some(q))?,
+            }
             b.statement.raw_execute().map(drop)
         })();
         all.map_err(e)?;
@@ -776,7 +802,7 @@ struct Bound<'s, 'c, 'a> {
     statement: &'s mut rusqlite::CachedStatement<'c>,
     /// Per parameter (1-based): what it holds. `None` = unknown or a value not kept (an amount
     /// formatted into a reused buffer: always bound again).
-    held: [Option<Held<'a>>; 37],
+    held: [Option<Held<'a>>; 38],
 }
 
 /// A parameter's held value, by reference into the lines being written.
@@ -789,7 +815,7 @@ enum Held<'a> {
 
 impl<'s, 'c, 'a> Bound<'s, 'c, 'a> {
     fn new(statement: &'s mut rusqlite::CachedStatement<'c>) -> Self {
-        Self { statement, held: [None; 37] }
+        Self { statement, held: [None; 38] }
     }
 
     /// Binds `value` (NULL for `None`) unless parameter `i` holds it already.

@@ -154,7 +154,7 @@ pub fn dec(v: &serde_json::Value) -> Decimal {
 }
 
 /// The measures compared with `expected.json`, by name.
-pub const MEASURES: [&str; 8] = [
+pub const MEASURES: [&str; 9] = [
     "unblended_cost",
     "net_unblended_cost",
     "amortized_cost",
@@ -163,6 +163,7 @@ pub const MEASURES: [&str; 8] = [
     "usage_amount",
     "list_cost",
     "contracted_cost",
+    "pricing_quantity",
 ];
 
 pub fn measure(a: &Amounts, name: &str) -> Decimal {
@@ -175,6 +176,7 @@ pub fn measure(a: &Amounts, name: &str) -> Decimal {
         "usage_amount" => a.usage_amount,
         "list_cost" => a.list_cost,
         "contracted_cost" => a.contracted_cost,
+        "pricing_quantity" => a.pricing_quantity,
         other => panic!("unknown measure {other}"),
     }
 }
@@ -476,6 +478,7 @@ pub fn by_account_region(lines: &[curflow::CostLine], expected: &serde_json::Val
             line_items: 0,
             list_cost: dec(&p["list_cost"]),
             contracted_cost: dec(&p["contracted_cost"]),
+            pricing_quantity: dec(&p["pricing_quantity"]),
         };
         want.insert((text("account_id"), text("region"), text("currency")), amounts);
     }

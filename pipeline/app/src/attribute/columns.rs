@@ -28,9 +28,10 @@ use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE, Units};
 use curflow_model::Name;
 
-/// The money measures ([`MONEY_MEASURES`] order), then usage.
-const MEASURES: usize = USAGE + 1;
+/// The money measures ([`MONEY_MEASURES`] order), then the usage amount and the pricing quantity.
+const MEASURES: usize = PRICING + 1;
 const USAGE: usize = MONEY_MEASURES.len();
+const PRICING: usize = USAGE + 1;
 
 type Sums = [i128; MEASURES];
 
@@ -191,16 +192,16 @@ impl Columns {
             if done[m] || units[m] == 0 {
                 continue;
             }
-            // Money measures with the same amount share one split; usage (another scale) never does.
+            // Measures of one scale with the same amount share one split: the money measures
+            // among themselves, the usage amount and pricing quantity (equal on consumption lines).
             let mut measures = [m; MONEY_MEASURES.len()];
             let mut count = 1;
-            if m < USAGE {
-                for other in m + 1..USAGE {
-                    if units[other] == units[m] {
-                        done[other] = true;
-                        measures[count] = other;
-                        count += 1;
-                    }
+            let same_scale = if m < USAGE { m + 1..USAGE } else { m + 1..MEASURES };
+            for other in same_scale {
+                if units[other] == units[m] {
+                    done[other] = true;
+                    measures[count] = other;
+                    count += 1;
                 }
             }
             let added = shares
@@ -352,6 +353,9 @@ fn line_units(line: &CostLine) -> Result<Sums> {
     out[USAGE] = Units::from_decimal(line.amounts.usage_amount, QUANTITY_SCALE)
         .map_err(|e| Error::Internal(format!("usage_amount of {:?}: {e}", line.key)))?
         .value();
+    out[PRICING] = Units::from_decimal(line.amounts.pricing_quantity, QUANTITY_SCALE)
+        .map_err(|e| Error::Internal(format!("pricing_quantity of {:?}: {e}", line.key)))?
+        .value();
     Ok(out)
 }
 
@@ -365,6 +369,7 @@ fn amounts(sums: &Sums, line_items: u64) -> Result<Amounts> {
         list_cost: decimal(sums[5], MONEY_SCALE)?,
         contracted_cost: decimal(sums[6], MONEY_SCALE)?,
         usage_amount: decimal(sums[USAGE], QUANTITY_SCALE)?,
+        pricing_quantity: decimal(sums[PRICING], QUANTITY_SCALE)?,
         line_items,
     })
 }
@@ -443,12 +448,15 @@ mod tests {
                 key.resource_id = format!("res-{i}").into();
                 key.region = if i % 3 == 0 { "eu-west-1".into() } else { "us-east-1".into() };
                 let cost = rng.amount(10);
+                let usage = rng.amount(6);
                 let amounts = Amounts {
                     unblended_cost: cost,
                     net_unblended_cost: if rng.below(2) == 0 { cost } else { rng.amount(12) },
                     amortized_cost: cost,
                     ri_sp_trueup: if rng.below(4) == 0 { rng.amount(12) } else { Decimal::ZERO },
-                    usage_amount: rng.amount(6),
+                    usage_amount: usage,
+                    // Equal on consumption lines, another quantity on some (a fee's hours).
+                    pricing_quantity: if i % 2 == 0 { usage } else { usage + usage },
                     line_items: rng.below(30),
                     ..Amounts::default()
                 };

@@ -100,7 +100,10 @@ impl ReaderGrain {
 
 /// Whether a summed row carries nothing: every amount and the line-item count zero.
 pub(crate) fn is_empty(a: &Amounts) -> bool {
-    a.line_items == 0 && a.usage_amount.is_zero() && a.money().iter().all(|(_, v)| v.is_zero())
+    a.line_items == 0
+        && a.usage_amount.is_zero()
+        && a.pricing_quantity.is_zero()
+        && a.money().iter().all(|(_, v)| v.is_zero())
 }
 
 /// An attributed row's rule, basis and driver.

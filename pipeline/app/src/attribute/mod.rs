@@ -416,8 +416,15 @@ fn shared_line(line: &CostLine, amounts: BTreeMap<String, Decimal>) -> SharedLin
     }
 }
 
-fn amounts_from(money: &BTreeMap<String, Decimal>, usage: Decimal, line_items: u64) -> Amounts {
+/// The quantities of a line as the usage allocator splits them (one scale, split together).
+fn quantity_map(a: &Amounts) -> BTreeMap<String, Decimal> {
+    BTreeMap::from([("usage_amount".to_string(), a.usage_amount), ("pricing_quantity".to_string(), a.pricing_quantity)])
+}
+
+/// Amounts from a part's money and its quantities ([`quantity_map`]'s names).
+fn amounts_from(money: &BTreeMap<String, Decimal>, quantities: &BTreeMap<String, Decimal>, line_items: u64) -> Amounts {
     let get = |m: &str| money.get(m).copied().unwrap_or_default();
+    let quantity = |m: &str| quantities.get(m).copied().unwrap_or_default();
     Amounts {
         unblended_cost: get(MONEY_MEASURES[0]),
         net_unblended_cost: get(MONEY_MEASURES[1]),
@@ -426,7 +433,8 @@ fn amounts_from(money: &BTreeMap<String, Decimal>, usage: Decimal, line_items: u
         ri_sp_upfront_fees: get(MONEY_MEASURES[4]),
         list_cost: get(MONEY_MEASURES[5]),
         contracted_cost: get(MONEY_MEASURES[6]),
-        usage_amount: usage,
+        usage_amount: quantity("usage_amount"),
+        pricing_quantity: quantity("pricing_quantity"),
         line_items,
     }
 }
@@ -554,7 +562,7 @@ pub fn for_each_line_split(
             f(line, &[CostLine { unattributed_reason: Some(reason.to_string()), ..line.clone() }])?;
             continue;
         }
-        let usage_line = shared_line(line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
+        let usage_line = shared_line(line, quantity_map(&line.amounts));
         let split = s.money.allocate(&money_line).map_err(allocate_error)?;
         let usage_split = s.usage.allocate(&usage_line).map_err(allocate_error)?;
         s.coverage.add(&money_line, &split).map_err(allocate_error)?;
@@ -640,7 +648,7 @@ struct Splitter<'i, 'g> {
 impl Splitter<'_, '_> {
     /// Splits one shared line with [`Allocator::allocate`] (one [`LineAllocation`] per line).
     fn split_line(&mut self, line: CostLine, money_line: &SharedLine) -> Result<()> {
-        let usage_line = shared_line(&line, BTreeMap::from([("usage_amount".to_string(), line.amounts.usage_amount)]));
+        let usage_line = shared_line(&line, quantity_map(&line.amounts));
         let split = self.money.allocate(money_line).map_err(allocate_error)?;
         let usage_split = self.usage.allocate(&usage_line).map_err(allocate_error)?;
         self.coverage.add(money_line, &split).map_err(allocate_error)?;
@@ -740,11 +748,8 @@ fn lines_of(
     ids: &SplitIds,
     names: &mut Names,
 ) -> Result<Vec<CostLine>> {
-    let usage: BTreeMap<&TenantId, Decimal> = usage_split
-        .attributed
-        .iter()
-        .map(|r| (&r.tenant, r.amounts.get("usage_amount").copied().unwrap_or_default()))
-        .collect();
+    let usage: BTreeMap<&TenantId, &BTreeMap<String, Decimal>> =
+        usage_split.attributed.iter().map(|r| (&r.tenant, &r.amounts)).collect();
     let largest = split
         .attributed
         .iter()
@@ -763,7 +768,7 @@ fn lines_of(
         rows.push(CostLine {
             period: line.period,
             key,
-            amounts: amounts_from(money, usage.get(&r.tenant).copied().unwrap_or_default(), items),
+            amounts: amounts_from(money, usage.get(&r.tenant).copied().unwrap_or(&no_money), items),
             attribution: Some(Box::new(Attribution {
                 rule: names.get(&r.rule),
                 basis: names.get(r.basis.as_str()),
@@ -778,7 +783,7 @@ fn lines_of(
     let usage_rest = usage_split.unattributed.as_ref();
     match (&split.unattributed, usage_rest) {
         (Some(rest), _) => {
-            let u = usage_rest.and_then(|u| u.amounts.get("usage_amount").copied()).unwrap_or_default();
+            let u = usage_rest.map_or(&no_money, |u| &u.amounts);
             rows.push(CostLine {
                 period: line.period,
                 key: line.key.clone(),
@@ -790,7 +795,7 @@ fn lines_of(
         (None, Some(u)) => rows.push(CostLine {
             period: line.period,
             key: line.key.clone(),
-            amounts: amounts_from(&no_money, u.amounts.get("usage_amount").copied().unwrap_or_default(), 0),
+            amounts: amounts_from(&no_money, &u.amounts, 0),
             attribution: None,
             unattributed_reason: Some(u.reason.to_string()),
         }),
@@ -798,7 +803,10 @@ fn lines_of(
     }
     // Conservation of this line, every measure (the crate checks money; this checks our mapping).
     let sum = Amounts::sum(rows.iter().map(|r| &r.amounts))?;
-    if sum.money() != line.amounts.money() || sum.usage_amount != line.amounts.usage_amount {
+    if sum.money() != line.amounts.money()
+        || sum.usage_amount != line.amounts.usage_amount
+        || sum.pricing_quantity != line.amounts.pricing_quantity
+    {
         return Err(Error::Internal(format!(
             "attribution of {:?} does not conserve cost: {sum:?} vs {:?}",
             line.key, line.amounts

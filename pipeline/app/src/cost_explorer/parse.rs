@@ -153,6 +153,9 @@ fn line_of(group: &Group, day: NaiveDate, account_id: &str, tag_key: &str) -> Re
         ri_sp_trueup: Decimal::ZERO,
         ri_sp_upfront_fees: Decimal::ZERO,
         usage_amount: amount("UsageQuantity")?,
+        // Cost Explorer's lines mix line-item types: its usage quantity is all the pricing
+        // quantity curflow can know of them.
+        pricing_quantity: amount("UsageQuantity")?,
         line_items: 1,
         // Cost Explorer has no list-price metric: the lines of `--source cost-explorer` have none.
         list_cost: Decimal::ZERO,

@@ -27,11 +27,15 @@
 //! the report leaves empty: tax, credits, fees, negations), `ListCost` of a FOCUS input.
 //! `ContractedCost` is the contracted cost curflow stored: `ContractedCost` of a FOCUS input,
 //! derived for a CUR (`curflow_model::measures::cur_contracted_cost`).
-//! `PricingQuantity`/`PricingUnit` are the consumed quantity and unit: curflow keeps a usage
-//! amount only for consumption rows, in the report's pricing unit (`pricing/unit`; AWS's FOCUS
-//! export writes both columns from `line_item_usage_amount`), so they are null on `Purchase` rows
-//! (where FOCUS wants the purchased quantity, which curflow does not store), on SP negations and
-//! on rows without a unit. `BillingAccountId` is the payer account, or the usage account when the
+//! `ConsumedQuantity`/`ConsumedUnit` are the usage amount of consumption lines in the report's
+//! pricing unit (`pricing/unit`), null on other charge categories and on lines without a unit.
+//! `PricingQuantity` is the line's pricing quantity (`Amounts::pricing_quantity`: every row's
+//! `lineItem/UsageAmount`, as AWS's own FOCUS export fills it), set on every `Usage` and
+//! `Purchase` charge (FOCUS: MUST NOT be null there; the hours of an RI or Savings Plan fee, the
+//! covered usage of an SP negation), null on tax (MUST) and on credits and adjustments (MAY);
+//! `PricingUnit` is the line's unit, or `Units` (FOCUS's count unit) where the report gives none.
+//! Lines stored before schema v14 carry their usage amount as pricing quantity (0 on fees) until
+//! their month is processed again. `BillingAccountId` is the payer account, or the usage account when the
 //! report names no payer (a standalone account pays its own bill), or `unknown`;
 //! `ProviderName` is the report's (`AWS` for a CUR); `PublisherName` is the seller of record
 //! (`lineItem/LegalEntity`) and `InvoiceIssuerName` the invoicing entity (`bill/InvoicingEntity`),
@@ -93,8 +97,8 @@ pub const FOCUS_COLUMNS: [(&str, &str); 40] = [
     ("ChargeFrequency", "string: One-Time | Recurring | Usage-Based (see `charge_frequency`)"),
     ("ConsumedQuantity", "decimal(38, 10), null unless ChargeCategory is Usage and the unit is known"),
     ("ConsumedUnit", "string, null exactly when ConsumedQuantity is"),
-    ("PricingQuantity", "decimal(38, 10): ConsumedQuantity (the usage amount in the pricing unit); null where it is"),
-    ("PricingUnit", "string, null exactly when PricingQuantity is"),
+    ("PricingQuantity", "decimal(38, 10): every row's usage amount; null unless ChargeCategory is Usage or Purchase"),
+    ("PricingUnit", "string: the usage unit, `Units` where the report has none; null exactly when PricingQuantity is"),
     ("ServiceName", "string (the AWS service code)"),
     ("ServiceCategory", "string, one of FOCUS's service categories"),
     ("ResourceId", "string, null when the line has none"),
@@ -363,6 +367,7 @@ struct Rows<'k> {
     contracted: Vec<i128>,
     unblended: Vec<i128>,
     consumed: Vec<Option<i128>>,
+    pricing: Vec<Option<i128>>,
     /// Index of the origin line each row takes its dimensions from.
     origin: Vec<usize>,
     origins: Vec<CostLine>,
@@ -381,6 +386,7 @@ impl<'k> Rows<'k> {
             contracted: Vec::new(),
             unblended: Vec::new(),
             consumed: Vec::new(),
+            pricing: Vec::new(),
             origin: Vec::new(),
             origins: Vec::new(),
             allocation: Vec::new(),
@@ -412,6 +418,11 @@ impl<'k> Rows<'k> {
             _ => None,
         };
         self.consumed.push(consumed);
+        let pricing = match self.origins.last() {
+            Some(o) if is_priced(o) => Some(units(a.pricing_quantity, QUANTITY_SCALE, "pricing_quantity", amounts_of)?),
+            _ => None,
+        };
+        self.pricing.push(pricing);
         self.origin.push(origin);
         self.allocation.push(allocation);
         self.reason.push(reason);
@@ -470,6 +481,20 @@ fn remainder_driver(reason: &str) -> Option<&str> {
 fn consumes(line: &CostLine) -> bool {
     charge_category(&line.key.line_item_type) == "Usage" && !line.key.usage_unit.is_empty()
 }
+
+/// Whether a line's charges carry `PricingQuantity`: FOCUS requires it on usage and purchases
+/// (other than corrections, which curflow does not emit), forbids it on tax.
+fn is_priced(line: &CostLine) -> bool {
+    matches!(charge_category(&line.key.line_item_type), "Usage" | "Purchase")
+}
+
+/// `PricingUnit` of a priced line: its unit, or FOCUS's count unit where the report gives none.
+fn pricing_unit(line: &CostLine) -> &str {
+    if line.key.usage_unit.is_empty() { COUNT_UNIT } else { &line.key.usage_unit }
+}
+
+/// `PricingUnit` of a quantity the report gives no unit for.
+pub const COUNT_UNIT: &str = "Units";
 
 /// `v` in integer units at `scale` (exact: stored money has 12 places, usage 10).
 fn units(v: Decimal, scale: u32, what: &str, line: &CostLine) -> Result<i128> {
@@ -584,6 +609,7 @@ struct Texts<'r> {
     description: String,
     frequency: &'static str,
     unit: Option<&'r str>,
+    pricing_unit: Option<&'r str>,
     service: &'r str,
     service_category: &'static str,
     resource: Option<&'r str>,
@@ -628,6 +654,7 @@ impl Rows<'_> {
             description,
             frequency: charge_frequency(&k.line_item_type, o.amounts.ri_sp_upfront_fees),
             unit: self.consumed[i].map(|_| &*k.usage_unit),
+            pricing_unit: self.pricing[i].map(|_| pricing_unit(o)),
             service: &k.service,
             service_category: service_category(&k.service),
             resource: opt(&k.resource_id),
@@ -684,9 +711,12 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         Ok(Arc::new(b.finish()))
     };
     let (start, end) = (rows.period.first_day(), rows.period.next().first_day());
-    let consumed = Decimal128Array::from_iter(rows.consumed.iter().copied())
-        .with_precision_and_scale(38, QUANTITY_SCALE as i8)
-        .map_err(|e| Error::Internal(format!("FOCUS ConsumedQuantity: {e}")))?;
+    let quantity = |values: &[Option<i128>], what: &str| -> Result<ArrayRef> {
+        let a = Decimal128Array::from_iter(values.iter().copied())
+            .with_precision_and_scale(38, QUANTITY_SCALE as i8)
+            .map_err(|e| Error::Internal(format!("FOCUS {what}: {e}")))?;
+        Ok(Arc::new(a))
+    };
     let owned = |s: Option<&str>| s.map(str::to_string);
     let columns: Vec<ArrayRef> = vec![
         decimal(&rows.billed, MONEY_SCALE)?,
@@ -702,10 +732,10 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|_| None),
         text(&|t| Some(t.description.clone())),
         text(&|t| Some(t.frequency.to_string())),
-        Arc::new(consumed.clone()),
+        quantity(&rows.consumed, "ConsumedQuantity")?,
         text(&|t| owned(t.unit)),
-        Arc::new(consumed),
-        text(&|t| owned(t.unit)),
+        quantity(&rows.pricing, "PricingQuantity")?,
+        text(&|t| owned(t.pricing_unit)),
         text(&|t| Some(t.service.to_string())),
         text(&|t| Some(t.service_category.to_string())),
         text(&|t| owned(t.resource)),
@@ -747,9 +777,9 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
     for i in 0..rows.len() {
         let t = rows.texts(i);
         let money = |v: i128| dec(v, MONEY_SCALE).map_err(|e| Error::Internal(format!("FOCUS money: {e}")));
-        let consumed = match rows.consumed[i] {
-            Some(v) => dec(v, QUANTITY_SCALE).map_err(|e| Error::Internal(format!("FOCUS quantity: {e}")))?,
-            None => String::new(),
+        let quantity = |v: Option<i128>| match v {
+            Some(v) => dec(v, QUANTITY_SCALE).map_err(|e| Error::Internal(format!("FOCUS quantity: {e}"))),
+            None => Ok(String::new()),
         };
         let o = |s: Option<&str>| s.unwrap_or_default().to_string();
         let record = [
@@ -766,10 +796,10 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             String::new(),
             t.description.clone(),
             t.frequency.to_string(),
-            consumed.clone(),
+            quantity(rows.consumed[i])?,
             o(t.unit),
-            consumed,
-            o(t.unit),
+            quantity(rows.pricing[i])?,
+            o(t.pricing_unit),
             t.service.to_string(),
             t.service_category.to_string(),
             o(t.resource),

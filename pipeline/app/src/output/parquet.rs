@@ -38,7 +38,7 @@ pub const BATCH_ROWS: usize = 65_536;
 const PRECISION: u8 = 38;
 
 /// The file's columns, in order, with their Parquet/Arrow types (documented in the README).
-pub const PARQUET_COLUMNS: [(&str, &str); 36] = [
+pub const PARQUET_COLUMNS: [(&str, &str); 37] = [
     ("billing_period", "string"),
     ("usage_date", "date"),
     ("tenant", "string, null on shared-pool rows"),
@@ -66,7 +66,8 @@ pub const PARQUET_COLUMNS: [(&str, &str); 36] = [
     ("ri_sp_upfront_fees", "decimal(38, 12)"),
     ("list_cost", "decimal(38, 12): public on-demand cost (FOCUS ListCost)"),
     ("contracted_cost", "decimal(38, 12): contracted cost (FOCUS ContractedCost; derived for a CUR)"),
-    ("usage_amount", "decimal(38, 10)"),
+    ("usage_amount", "decimal(38, 10): the usage amount of consumption lines (0 on negations, fees, purchases)"),
+    ("pricing_quantity", "decimal(38, 10): every row's usage amount (FOCUS PricingQuantity)"),
     ("line_items", "int64"),
     ("rule", "string, attributed rows"),
     ("basis", "string, attributed rows"),
@@ -96,7 +97,9 @@ fn schema() -> Arc<Schema> {
     for name in MONEY {
         fields.push(money(name, false));
     }
-    fields.push(Field::new("usage_amount", DataType::Decimal128(PRECISION, scale_i8(QUANTITY_SCALE)), false));
+    for name in ["usage_amount", "pricing_quantity"] {
+        fields.push(Field::new(name, DataType::Decimal128(PRECISION, scale_i8(QUANTITY_SCALE)), false));
+    }
     fields.push(Field::new("line_items", DataType::Int64, false));
     for name in ["rule", "basis", "driver", "driver_quantity", "driver_quantity_total"] {
         fields.push(text(name, true));
@@ -195,6 +198,9 @@ fn batch(lines: &[CostLine]) -> Result<RecordBatch> {
     }
     let usage = lines.iter().map(|l| units(l.amounts.usage_amount, QUANTITY_SCALE, "usage_amount", l).map(Some));
     columns.push(decimal_array(usage, QUANTITY_SCALE)?);
+    let pricing =
+        lines.iter().map(|l| units(l.amounts.pricing_quantity, QUANTITY_SCALE, "pricing_quantity", l).map(Some));
+    columns.push(decimal_array(pricing, QUANTITY_SCALE)?);
     let items = lines
         .iter()
         .map(|l| i64::try_from(l.amounts.line_items).map_err(|_| Error::Internal(format!("{:?}: line_items", l.key))))
@@ -276,7 +282,7 @@ fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -
     let first_key = 4;
     let first_money = first_key + KEY_TEXTS.len();
     let usage_col = first_money + MONEY.len();
-    let (items_col, rule_col) = (usage_col + 1, usage_col + 2);
+    let (pricing_col, items_col, rule_col) = (usage_col + 1, usage_col + 2, usage_col + 3);
     let dates = col(1).as_primitive::<Date32Type>();
     let items = col(items_col).as_primitive::<Int64Type>();
     for row in 0..batch.num_rows() {
@@ -309,6 +315,7 @@ fn read_batch(batch: &RecordBatch, names: &mut Names, out: &mut Vec<CostLine>) -
             list_cost: money(5)?,
             contracted_cost: money(6)?,
             usage_amount: exact(usage_col, row, QUANTITY_SCALE)?,
+            pricing_quantity: exact(pricing_col, row, QUANTITY_SCALE)?,
             line_items: u64::try_from(items.value(row)).map_err(|_| format!("line_items, row {row}: negative"))?,
         };
         let quantity = |i: usize| -> std::result::Result<Decimal, String> {

@@ -503,9 +503,9 @@ impl Partial {
             add(&mut s.unblended, unblended[row], "unblended_cost")?;
             add(&mut s.net, net[row], "net_unblended_cost")?;
             add(&mut s.list, list[row], "list_cost")?;
-            if kind.counts_usage() {
-                add(&mut s.quantity, quantity[row], "usage_amount")?;
-            }
+            // Every row's quantity: the group's pricing quantity, its usage amount on consumption
+            // types (`amounts_from_scaled`; the line-item type is in the key).
+            add(&mut s.quantity, quantity[row], "usage_amount")?;
             s.rows += 1;
             // FOCUS with a `ContractedCost` column only (empty otherwise).
             if let Some(&c) = contracted.get(row) {
@@ -753,7 +753,7 @@ impl Partial {
                 account_name: owned(T_ACCOUNT_NAME, id(T_ACCOUNT_NAME)),
                 billing,
             };
-            sink(period, cost_key, super::super::amounts_from_scaled(path, values, sums.rows)?)?;
+            sink(period, cost_key, super::super::amounts_from_scaled(path, kind, values, sums.rows)?)?;
         }
         Ok(())
     }

@@ -115,6 +115,7 @@ mod tests {
                 net_unblended_cost: dec("1111.111111111111"),
                 amortized_cost: dec("1100.123456789012"),
                 usage_amount: dec("987654.1234567890"),
+                pricing_quantity: dec("987654.1234567890"),
                 line_items: 8760,
                 list_cost: dec("1300.987654321098"),
                 contracted_cost: dec("1234.567890123456"),

@@ -134,10 +134,31 @@ fn truncated(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// Adds a line's amounts to its item.
+fn insert_amounts(item: &mut Item, a: &Amounts) {
+    item.insert("unblended_cost".into(), n(a.unblended_cost));
+    item.insert("net_unblended_cost".into(), n(a.net_unblended_cost));
+    item.insert("amortized_cost".into(), n(a.amortized_cost));
+    item.insert("ri_sp_trueup".into(), n(a.ri_sp_trueup));
+    item.insert("ri_sp_upfront_fees".into(), n(a.ri_sp_upfront_fees));
+    item.insert("usage_amount".into(), n(a.usage_amount));
+    item.insert("line_items".into(), n_u64(a.line_items));
+    // Absent when 0 (tax, credits, fees and formats without a list price): fewer bytes per item.
+    if !a.list_cost.is_zero() {
+        item.insert("list_cost".into(), n(a.list_cost));
+    }
+    if !a.contracted_cost.is_zero() {
+        item.insert("contracted_cost".into(), n(a.contracted_cost));
+    }
+    // Absent when equal to the usage amount (every consumption line; items written before it).
+    if a.pricing_quantity != a.usage_amount {
+        item.insert("pricing_quantity".into(), n(a.pricing_quantity));
+    }
+}
+
 /// The item of `line`, the `index`-th line of the period's sorted lines, in version `stamp`.
 pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     let k = &line.key;
-    let a = &line.amounts;
     let source = line.source().as_str();
     let day = k.usage_date.format("%Y-%m-%d").to_string();
     let sk = format!(
@@ -187,20 +208,7 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
             item.insert(attribute.into(), s(value));
         }
     }
-    item.insert("unblended_cost".into(), n(a.unblended_cost));
-    item.insert("net_unblended_cost".into(), n(a.net_unblended_cost));
-    item.insert("amortized_cost".into(), n(a.amortized_cost));
-    item.insert("ri_sp_trueup".into(), n(a.ri_sp_trueup));
-    item.insert("ri_sp_upfront_fees".into(), n(a.ri_sp_upfront_fees));
-    item.insert("usage_amount".into(), n(a.usage_amount));
-    item.insert("line_items".into(), n_u64(a.line_items));
-    // Absent when 0 (tax, credits, fees and formats without a list price): fewer bytes per item.
-    if !a.list_cost.is_zero() {
-        item.insert("list_cost".into(), n(a.list_cost));
-    }
-    if !a.contracted_cost.is_zero() {
-        item.insert("contracted_cost".into(), n(a.contracted_cost));
-    }
+    insert_amounts(&mut item, &line.amounts);
     if let Some(at) = &line.attribution {
         item.insert("rule".into(), s(at.rule.clone()));
         item.insert("basis".into(), s(at.basis.clone()));
@@ -423,6 +431,10 @@ pub(super) fn decode_line(item: &Item, period: BillingPeriod, names: &mut Names)
             ri_sp_trueup: r.dec("ri_sp_trueup")?,
             ri_sp_upfront_fees: r.dec("ri_sp_upfront_fees")?,
             usage_amount: r.dec("usage_amount")?,
+            pricing_quantity: match r.opt_dec("pricing_quantity")? {
+                Some(q) => q,
+                None => r.dec("usage_amount")?,
+            },
             line_items: r.u64("line_items")?,
             list_cost: r.opt_dec("list_cost")?.unwrap_or_default(),
             contracted_cost: r.opt_dec("contracted_cost")?.unwrap_or_default(),
@@ -495,6 +507,7 @@ mod tests {
                 ri_sp_trueup: Decimal::ZERO,
                 ri_sp_upfront_fees: Decimal::from_str("1.50").unwrap(),
                 usage_amount: Decimal::from_str("123456789012345678.0123456789").unwrap(),
+                pricing_quantity: Decimal::from_str("723456789012345678.0123456789").unwrap(),
                 line_items: 7,
                 list_cost: Decimal::from_str("0.000000000003").unwrap(),
                 contracted_cost: Decimal::from_str("-0.000000000004").unwrap(),
@@ -557,6 +570,21 @@ mod tests {
                 .as_deref(),
             Some("")
         );
+    }
+
+    /// The pricing quantity is written only where it differs from the usage amount (every
+    /// consumption line leaves it out: no bytes, no write units) and reads back either way.
+    #[test]
+    fn a_pricing_quantity_equal_to_the_usage_amount_is_left_out_and_reads_back() {
+        let mut consumption = line(Some("acct-1"), "1");
+        consumption.amounts.pricing_quantity = consumption.amounts.usage_amount;
+        let item = line_item(&consumption, 0, &stamp());
+        assert!(!item.contains_key("pricing_quantity"));
+        assert_eq!(decode_line(&item, consumption.period, &mut Names::default()).unwrap(), consumption);
+        let fee = line(Some("acct-1"), "1");
+        let item = line_item(&fee, 0, &stamp());
+        assert!(item.contains_key("pricing_quantity"));
+        assert_eq!(decode_line(&item, fee.period, &mut Names::default()).unwrap(), fee);
     }
 
     #[test]

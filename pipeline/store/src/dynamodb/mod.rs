@@ -23,6 +23,7 @@
 //! | `unblended_cost`, `net_unblended_cost`, `amortized_cost`, `ri_sp_trueup`, `ri_sp_upfront_fees`, `usage_amount`, `line_items` | N, exact decimal strings (never floats) |
 //! | `list_cost` | N, the list (public on-demand) cost; absent when 0 |
 //! | `contracted_cost` | N, the contracted cost (FOCUS `ContractedCost`, derived for a CUR); absent when 0 |
+//! | `pricing_quantity` | N, every row's usage amount (FOCUS `PricingQuantity`, `Amounts::pricing_quantity`); absent when equal to `usage_amount` (every consumption line) |
 //! | `rule`, `basis`, `driver`, `driver_quantity`, `driver_quantity_total`, `share` | attributed lines only (`driver` when proportional) |
 //! | `unattributed_reason` | shared lines after attribution, when known |
 //! | `version_tag`, `base_tag`, `version_id`, `version_time` | which version the item belongs to, and the pointer tag its writer read |
