@@ -599,6 +599,9 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
         ));
         let back = SqliteStore::open(&again).unwrap().cost_lines(october).wait().unwrap();
         assert_eq!(direct_and_pool(&back, None), direct_and_pool(&lines, Some(&pool)), "{file_format}: read back");
+        // ... and the purchases' quantities: `PricingQuantity` is read back.
+        let back_pricing: Decimal = back.iter().map(|l| l.amounts.pricing_quantity).sum();
+        assert_eq!(back_pricing, checked.bill["PricingQuantity"], "{file_format}: pricing quantity read back");
         read_back.push(back);
     }
     let total = |ls: &[curflow::CostLine]| Amounts::sum(ls.iter().map(|l| &l.amounts)).unwrap();

@@ -59,6 +59,12 @@ const UPFRONT: &str = "2.0";
 /// no such column, so its contracted cost is 0).
 const CONTRACTED: [&str; 8] = ["1.5", "0.9", "0", "0.3", "-0.5", "0.000001", "2.2E-7", "0"];
 
+/// `PricingQuantity` of each row of [`ROWS`] (`None`: NULL, as FOCUS requires on tax), written to
+/// the Parquet month only: the plan's hours (a year upfront, a month recurring) where
+/// `ConsumedQuantity` has none. The CSV month has no such column, so its pricing quantity is
+/// every row's `ConsumedQuantity`.
+const PRICING: [Option<f64>; 8] = [Some(10.0), Some(24.0), Some(8760.0), None, None, Some(2.0), Some(1.0), Some(720.0)];
+
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap_or_else(|_| Decimal::from_scientific(s).unwrap())
 }
@@ -97,6 +103,7 @@ fn write_parquet(path: &Path) {
         ("ListCost", num(vec![9.99; n])),
         ("ContractedCost", num(CONTRACTED.iter().map(|c| f64::from_str(c).unwrap()).collect())),
         ("ConsumedQuantity", num(ROWS.iter().map(|r| f64::from_str(r.5).unwrap()).collect())),
+        ("PricingQuantity", Arc::new(Float64Array::from(PRICING.to_vec()))),
         ("ChargeFrequency", text(FREQUENCY.iter().map(|f| f.0).collect())),
         ("CommitmentDiscountId", Arc::new(StringArray::from(FREQUENCY.iter().map(|f| f.1).collect::<Vec<_>>()))),
         ("Tags", tags),
@@ -167,6 +174,14 @@ fn check(input: &Path, format: &str) {
     // Usage quantity counts usage rows only.
     let usage: Decimal = ROWS.iter().filter(|r| r.0 == "Usage").map(|r| d(r.5)).sum();
     assert_eq!(usd.usage_amount, usage, "{format}");
+    // Pricing quantity: `PricingQuantity` where the file has it (NULL: 0), else every row's
+    // consumed quantity.
+    let pricing: Decimal = if format.starts_with("parquet") {
+        PRICING.iter().flatten().map(|q| Decimal::try_from(*q).unwrap()).sum()
+    } else {
+        ROWS.iter().map(|r| d(r.5)).sum()
+    };
+    assert_eq!(usd.pricing_quantity, pricing, "{format}");
 
     let lines = curflow::store::SqliteStore::open(&store)
         .and_then(|s| curflow::store::CostStore::cost_lines(&s, report.period).wait())

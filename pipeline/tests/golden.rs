@@ -123,7 +123,8 @@ fn focus_1_2_csv_month_matches_expected_exactly() {
 /// per-tenant, per-service, per-day amounts for the measures the formats share: every measure
 /// between the CUR formats; amortized and contracted cost between CUR and FOCUS (FOCUS bills
 /// Savings Plan-covered usage 0 instead of on demand and a negation, so unblended, and with it
-/// the true-up, differ per line by design; its upfront fees are net of negotiated discounts,
+/// the true-up, differ per line by design, and so does the pricing quantity, which has no
+/// negation rows to count in FOCUS; its upfront fees are net of negotiated discounts,
 /// see the next test).
 #[test]
 fn every_format_of_one_month_gives_the_same_amounts() {

@@ -643,10 +643,11 @@ pub(crate) fn amount_limit_text(scale: u32) -> String {
 /// Exact amounts from the aggregate's scaled-integer sums, in [`plan::SUM_COLUMNS`] order (money at
 /// [`MONEY_SCALE`], usage at [`QUANTITY_SCALE`]); a sum beyond `Decimal`'s 28 digits is an error.
 ///
-/// The usage sum is every row's usage amount, the group's pricing quantity; its `usage_amount` is
-/// that sum on consumption types and 0 on the others ([`LineItemKind::counts_usage`]). The
-/// line-item type is part of every group's key, so one group is all of one kind and this split
-/// per group equals summing the consumption rows alone.
+/// The usage sum is every row's usage amount; the group's `usage_amount` is that sum on
+/// consumption types and 0 on the others ([`LineItemKind::counts_usage`]). The line-item type is
+/// part of every group's key, so one group is all of one kind and this split per group equals
+/// summing the consumption rows alone. The pricing quantity is the sum at [`plan::PRICING_SUM`]
+/// (FOCUS `PricingQuantity`; the callers put the usage sum there when the file has no such column).
 pub(crate) fn amounts_from_scaled(
     path: &Path,
     kind: LineItemKind,
@@ -654,18 +655,18 @@ pub(crate) fn amounts_from_scaled(
     line_items: u64,
 ) -> Result<Amounts> {
     let amount = |i: usize| -> Result<Decimal> {
-        let scale = if i == plan::USAGE_SUM { QUANTITY_SCALE } else { MONEY_SCALE };
+        let scale = if plan::is_quantity_sum(i) { QUANTITY_SCALE } else { MONEY_SCALE };
         scaled_to_decimal(sums[i], scale).ok_or_else(|| sum_overflow(path, i))
     };
-    let pricing_quantity = amount(plan::USAGE_SUM)?;
+    let usage = amount(plan::USAGE_SUM)?;
     Ok(Amounts {
         unblended_cost: amount(0)?,
         net_unblended_cost: amount(1)?,
         amortized_cost: amount(2)?,
         ri_sp_trueup: amount(3)?,
         ri_sp_upfront_fees: amount(4)?,
-        usage_amount: if kind.counts_usage() { pricing_quantity } else { Decimal::ZERO },
-        pricing_quantity,
+        usage_amount: if kind.counts_usage() { usage } else { Decimal::ZERO },
+        pricing_quantity: amount(plan::PRICING_SUM)?,
         list_cost: amount(6)?,
         contracted_cost: amount(7)?,
         line_items,
@@ -696,6 +697,28 @@ pub(crate) fn with_contracted(
 #[cold]
 fn sum_overflow(path: &Path, i: usize) -> Error {
     Error::SumOutOfRange { path: path.to_path_buf(), measure: plan::SUM_COLUMNS[i] }
+}
+
+/// The sums of aggregate row `row` in integer units, with a CUR group's contracted cost derived
+/// and, when the file has no pricing-quantity column, the usage sum as pricing quantity.
+fn group_sums(
+    path: &Path,
+    cols: &ResolvedColumns,
+    sums: &[&arrow::array::Decimal256Array],
+    row: usize,
+    kind: LineItemKind,
+) -> Result<[i128; plan::MEASURE_SUMS]> {
+    let mut scaled = [0i128; plan::MEASURE_SUMS];
+    for (i, slot) in scaled.iter_mut().enumerate() {
+        if sums[i].is_valid(row) {
+            *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;
+        }
+    }
+    let mut scaled = with_contracted(cols.format.is_focus(), kind, scaled);
+    if cols.pricing_quantity.is_none() {
+        scaled[plan::PRICING_SUM] = scaled[plan::USAGE_SUM];
+    }
+    Ok(scaled)
 }
 
 /// Converts one batch of aggregate output into keys and exact amounts.
@@ -773,14 +796,8 @@ fn decode_groups(
             account_name: s(11),
             billing,
         };
-        let mut scaled = [0i128; plan::MEASURE_SUMS];
-        for (i, slot) in scaled.iter_mut().enumerate() {
-            if sums[i].is_valid(row) {
-                *slot = sums[i].value(row).to_i128().ok_or_else(|| sum_overflow(path, i))?;
-            }
-        }
         let kind = LineItemKind::from_type_name(&key.line_item_type);
-        let scaled = with_contracted(cols.format.is_focus(), kind, scaled);
+        let scaled = group_sums(path, cols, &sums, row, kind)?;
         let amounts = amounts_from_scaled(path, kind, scaled, u64::try_from(counts.value(row)).unwrap_or(0))?;
         invoices.entry(period).or_default().add(text[8].is_valid(row).then(|| text[8].value(row)), amounts.line_items);
         out.push((period, key, amounts));

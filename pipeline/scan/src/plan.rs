@@ -40,11 +40,20 @@ pub const GROUP_COLUMNS: [&str; 19] = [
     "publisher",
     "invoice_issuer",
 ];
-/// How many of the [`SUM_COLUMNS`] are summed measures (the last is the row count); the one at
-/// [`USAGE_SUM`] is at the quantity scale, the others are money.
-pub const MEASURE_SUMS: usize = 8;
+/// How many of the [`SUM_COLUMNS`] are summed measures (the last is the row count); the ones at
+/// [`USAGE_SUM`] and [`PRICING_SUM`] are at the quantity scale, the others are money.
+pub const MEASURE_SUMS: usize = 9;
 /// Position of `usage_amount` in [`SUM_COLUMNS`].
 pub const USAGE_SUM: usize = 5;
+/// Position of `pricing_quantity` in [`SUM_COLUMNS`]: FOCUS `PricingQuantity` where the file has
+/// it; otherwise NULL here, and the group's pricing quantity is its usage sum (see
+/// `amounts_from_scaled`).
+pub const PRICING_SUM: usize = 8;
+
+/// Whether sum `i` of [`SUM_COLUMNS`] is a quantity (the others are money).
+pub fn is_quantity_sum(i: usize) -> bool {
+    i == USAGE_SUM || i == PRICING_SUM
+}
 
 /// Aggregate columns following [`GROUP_COLUMNS`]. The eight sums are `Decimal256(76, scale)`:
 /// DataFusion's `sum` adds with wrapping arithmetic, and a `Decimal128` sum of large amounts would
@@ -59,6 +68,7 @@ pub const SUM_COLUMNS: [&str; MEASURE_SUMS + 1] = [
     "usage_amount",
     "list_cost",
     "contracted_cost",
+    "pricing_quantity",
     "line_items",
 ];
 
@@ -166,6 +176,11 @@ impl<'a> SourceColumns<'a> {
             Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
             None => cast(lit(ScalarValue::Null), super::udf::money_type()),
         };
+        // FOCUS `PricingQuantity` (NULL: 0); without the column a NULL, the usage sum stands in.
+        let pricing = match &cols.pricing_quantity {
+            Some(name) => coalesce_zero_quantity(udfs.quantity.call(vec![self.raw(name), lit(name.clone())])),
+            None => cast(lit(ScalarValue::Null), super::udf::quantity_type()),
+        };
         // A CUR's reservation ARN, a FOCUS file's `CommitmentDiscountId` (CSV `NULL` is null).
         let has_ri_arn = match cols.name(Col::ReservationArn) {
             Some(_) => udfs.non_empty.call(vec![self.column(Col::ReservationArn)]),
@@ -211,8 +226,14 @@ impl<'a> SourceColumns<'a> {
             effective.alias("m_effective"),
             money(Col::ListCost).alias("m_list"),
             contracted.alias("m_contracted"),
+            pricing.alias("q_pricing"),
         ]
     }
+}
+
+/// `e`, a quantity, with NULL read as 0 (so a group of the file always has a pricing sum).
+fn coalesce_zero_quantity(e: Expr) -> Expr {
+    datafusion::functions::core::expr_fn::coalesce(vec![e, cast(lit(0i64), super::udf::quantity_type())])
 }
 
 /// A row at the stored grain: the grouping keys (operation and resource id kept only for
@@ -253,6 +274,8 @@ fn row_exprs(cols: &ResolvedColumns, udfs: &Udfs) -> datafusion::error::Result<V
     // FOCUS: `ContractedCost` as given (NULL: 0). CUR: 0 here, derived per group when the
     // aggregate is decoded (`curflow_model::measures::cur_contracted_cost`).
     row_exprs.push(coalesce(vec![col("m_contracted"), zero()]).alias("contracted_cost"));
+    // FOCUS `PricingQuantity` as given (NULL: 0 when the file has the column); NULL otherwise.
+    row_exprs.push(col("q_pricing").alias("pricing_quantity"));
     Ok(row_exprs)
 }
 
@@ -298,7 +321,7 @@ fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let scale = if i == USAGE_SUM { QUANTITY_SCALE } else { MONEY_SCALE };
+            let scale = if is_quantity_sum(i) { QUANTITY_SCALE } else { MONEY_SCALE };
             sum(cast(col(*c), DataType::Decimal256(DECIMAL256_MAX_PRECISION, scale as i8))).alias(*c)
         })
         .collect();

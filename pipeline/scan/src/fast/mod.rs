@@ -148,6 +148,8 @@ pub(super) struct FastLayout {
     list: Option<Slot>,
     /// FOCUS `ContractedCost`, when the file has it (a CUR's is derived from its groups' sums).
     contracted: Option<Slot>,
+    /// FOCUS `PricingQuantity`, when the file has it (otherwise the usage sum is the pricing quantity).
+    pricing: Option<Slot>,
     /// Most bits a packed group key may take ([`key::KEY_BITS`]; lower in tests of the fallback).
     key_bits: u32,
 }
@@ -184,13 +186,12 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         wanted.push(index);
         Some(index)
     };
-    let required = |c: Col| cols.name(c).map(str::to_string);
-    let period_name = required(Col::BillingPeriodStart)?;
-    let day_name = required(Col::UsageStart)?;
-    let quantity_name = required(Col::UsageAmount)?;
-    let period = want(&period_name, is_date)?;
-    let day = want(&day_name, is_date)?;
-    let quantity = want(&quantity_name, |t| matches!(t, DataType::Float64))?;
+    // A required column: its name and index.
+    let mut required =
+        |c: Col, accept: fn(&DataType) -> bool| cols.name(c).and_then(|n| want(n, accept).map(|i| (n.to_string(), i)));
+    let period = required(Col::BillingPeriodStart, is_date)?;
+    let usage_day = required(Col::UsageStart, is_date)?;
+    let quantity = required(Col::UsageAmount, |t| matches!(t, DataType::Float64))?;
     let mut text: [Option<(String, usize)>; TEXT_COLUMNS] = Default::default();
     let mut tenant_maps = Vec::new();
     text[T_TENANT] = match &cols.tenant {
@@ -227,8 +228,9 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         // without the column, amortized is `BilledCost`, as in the generic plan.
         money[M_NET] = optional_money(cols.effective_cost.as_deref())?;
     }
-    let list = optional_money(cols.name(Col::ListCost))?;
-    let contracted = optional_money(cols.contracted_cost.as_deref())?;
+    let [list, contracted, pricing] =
+        [cols.name(Col::ListCost), cols.contracted_cost.as_deref(), cols.pricing_quantity.as_deref()]
+            .map(&mut optional_money);
     // Required (resolve checks it); the row loop reads it unconditionally.
     cols.name(Col::UnblendedCost)?;
 
@@ -240,11 +242,12 @@ pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayo
         schema.fields().iter().zip(types).map(|(f, t)| f.as_ref().clone().with_data_type(t)).collect();
     Some(FastLayout {
         read_schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
-        period: slot((period_name, period)),
-        usage_day: slot((day_name, day)),
-        quantity: slot((quantity_name, quantity)),
-        list: list.map(slot),
-        contracted: contracted.map(slot),
+        period: slot(period),
+        usage_day: slot(usage_day),
+        quantity: slot(quantity),
+        list: list?.map(slot),
+        contracted: contracted?.map(slot),
+        pricing: pricing?.map(slot),
         text: text.map(|t| t.map(slot)),
         money: money.map(|m| m.map(slot)),
         tenant_maps: tenant_maps.into_iter().map(|(m, key)| (slot(m), key)).collect(),

@@ -171,6 +171,9 @@ pub(super) struct Partial {
     /// by group index, grown on demand (a group past its end has 0). Dense, 16 bytes a group,
     /// because nearly every FOCUS row has one; a CUR's contracted cost is derived instead.
     contracted_sums: Vec<i128>,
+    /// FOCUS files with a `PricingQuantity` column only (empty otherwise): each group's sum of it,
+    /// like `contracted_sums`. Without the column a group's pricing quantity is its usage sum.
+    pricing_sums: Vec<i128>,
     // Per-batch scratch buffers, reused.
     keys: Vec<u128>,
     row_kinds: Vec<LineItemKind>,
@@ -180,6 +183,7 @@ pub(super) struct Partial {
     quantity: Vec<i128>,
     list: Vec<i128>,
     contracted: Vec<i128>,
+    pricing: Vec<i128>,
     dates: Vec<Option<i32>>,
     period_codes: Vec<u32>,
     day_codes: Vec<u32>,
@@ -207,6 +211,7 @@ impl Partial {
             extra_of: Vec::new(),
             extras: Vec::new(),
             contracted_sums: Vec::new(),
+            pricing_sums: Vec::new(),
             keys: Vec::new(),
             row_kinds: Vec::new(),
             arn_fee: Vec::new(),
@@ -215,6 +220,7 @@ impl Partial {
             quantity: Vec::new(),
             list: Vec::new(),
             contracted: Vec::new(),
+            pricing: Vec::new(),
             dates: Vec::new(),
             period_codes: Vec::new(),
             day_codes: Vec::new(),
@@ -280,6 +286,11 @@ impl Partial {
         } else {
             self.contracted.clear();
         }
+        if layout.pricing.is_some() {
+            read_money(path, layout.pricing.as_ref(), batch, QUANTITY_SCALE, &mut self.pricing)?;
+        } else {
+            self.pricing.clear();
+        }
         let mut commitments: [Option<&Float64Array>; COMMITMENT_FIELDS] = [None; COMMITMENT_FIELDS];
         for (field, slot) in commitments.iter_mut().zip(&layout.money[2..]) {
             if let Some(slot) = slot {
@@ -300,14 +311,15 @@ impl Partial {
             + self.sums.capacity() * size_of::<Sums>()
             + self.extra_of.capacity() * size_of::<u32>()
             + self.extras.capacity() * size_of::<Extra>()
-            + self.contracted_sums.capacity() * size_of::<i128>();
+            + (self.contracted_sums.capacity() + self.pricing_sums.capacity()) * size_of::<i128>();
         let text: usize = self.text.iter().map(|t| t.interner.bytes()).sum();
         let scratch = self.keys.capacity() * size_of::<u128>()
             + (self.unblended.capacity()
                 + self.net.capacity()
                 + self.quantity.capacity()
                 + self.list.capacity()
-                + self.contracted.capacity())
+                + self.contracted.capacity()
+                + self.pricing.capacity())
                 * size_of::<i128>()
             + (self.period_codes.capacity() + self.day_codes.capacity()) * size_of::<u32>()
             + self.dates.capacity() * size_of::<Option<i32>>()
@@ -474,6 +486,7 @@ impl Partial {
             extra_of,
             extras,
             contracted_sums,
+            pricing_sums,
             keys,
             row_kinds,
             arn_fee,
@@ -482,6 +495,7 @@ impl Partial {
             quantity,
             list,
             contracted,
+            pricing,
             ..
         } = self;
         let net: &[i128] = if net_present { net } else { unblended };
@@ -510,6 +524,10 @@ impl Partial {
             // FOCUS with a `ContractedCost` column only (empty otherwise).
             if let Some(&c) = contracted.get(row) {
                 add(contracted_slot(contracted_sums, group, packed.len()), c, "contracted_cost")?;
+            }
+            // FOCUS with a `PricingQuantity` column only (empty otherwise).
+            if let Some(&q) = pricing.get(row) {
+                add(contracted_slot(pricing_sums, group, packed.len()), q, "pricing_quantity")?;
             }
             // FOCUS reads no commitment columns; its upfront purchases are marked like RI fees.
             if kind == LineItemKind::Fee || focus {
@@ -597,6 +615,9 @@ impl Partial {
             s.rows += their_sums.rows;
             if let Some(&c) = other.contracted_sums.get(their_group) {
                 add(contracted_slot(&mut self.contracted_sums, group, self.packed.len()), c, "contracted_cost")?;
+            }
+            if let Some(&q) = other.pricing_sums.get(their_group) {
+                add(contracted_slot(&mut self.pricing_sums, group, self.packed.len()), q, "pricing_quantity")?;
             }
             if their_extra != 0 {
                 let theirs = other.extras.get(their_extra as usize - 1).ok_or_else(lost)?;
@@ -704,16 +725,7 @@ impl Partial {
             let line_item_type = owned(T_LINE_ITEM_TYPE, id(T_LINE_ITEM_TYPE));
             let kind = LineItemKind::from_type_name(&line_item_type);
             let values = if self.layout.focus {
-                let contracted = self.contracted_sums.get(group).copied().unwrap_or(0);
-                // Upfront: the billed cost of one-time commitment purchases; true-up: the rest of
-                // billed − effective, so that unblended = amortized + true-up + upfront.
-                let upfront = extra.arn_fee_unblended;
-                let trueup = sums
-                    .unblended
-                    .checked_sub(sums.net)
-                    .and_then(|d| d.checked_sub(upfront))
-                    .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "ri_sp_trueup" })?;
-                [sums.unblended, sums.unblended, sums.net, trueup, upfront, sums.quantity, sums.list, contracted]
+                self.focus_values(path, group, sums, extra)?
             } else {
                 let measures = group_measures(kind, sums, extra)
                     .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "amortized_cost" })?;
@@ -815,7 +827,27 @@ fn push_group(
     Ok(group)
 }
 
-/// The contracted-cost sum of `group` in `sums`, which grows to `groups` entries (zeros) first
+impl Partial {
+    /// A FOCUS group's measures ([`crate::plan::SUM_COLUMNS`] order) from its sums.
+    fn focus_values(&self, path: &Path, group: usize, sums: &Sums, extra: &Extra) -> Result<[i128; MEASURE_SUMS]> {
+        let contracted = self.contracted_sums.get(group).copied().unwrap_or(0);
+        // Upfront: the billed cost of one-time commitment purchases; true-up: the rest of
+        // billed − effective, so that unblended = amortized + true-up + upfront.
+        let upfront = extra.arn_fee_unblended;
+        let trueup = sums
+            .unblended
+            .checked_sub(sums.net)
+            .and_then(|d| d.checked_sub(upfront))
+            .ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure: "ri_sp_trueup" })?;
+        let pricing = match self.layout.pricing {
+            Some(_) => self.pricing_sums.get(group).copied().unwrap_or(0),
+            None => sums.quantity,
+        };
+        Ok([sums.unblended, sums.unblended, sums.net, trueup, upfront, sums.quantity, sums.list, contracted, pricing])
+    }
+}
+
+/// The contracted-cost (or pricing-quantity) sum of `group` in `sums`, which grows to `groups` entries (zeros) first
 /// when it is shorter.
 #[inline]
 fn contracted_slot(sums: &mut Vec<i128>, group: usize, groups: usize) -> &mut i128 {
@@ -898,6 +930,8 @@ fn group_measures(kind: LineItemKind, sums: &Sums, extra: &Extra) -> Option<[i12
         sums.quantity,
         sums.list,
         0,
+        // A CUR's pricing quantity is every row's usage amount.
+        sums.quantity,
     ])
 }
 

@@ -74,6 +74,9 @@ pub struct ResolvedColumns {
     /// FOCUS only: the `ContractedCost` column (a NULL cell counts 0). A CUR has none: its
     /// contracted cost is derived ([`curflow_model::measures::cur_contracted_cost`]).
     pub contracted_cost: Option<String>,
+    /// FOCUS only: the `PricingQuantity` column (a NULL cell counts 0), the lines' pricing
+    /// quantity. Without it (and in a CUR) the pricing quantity is the usage amount of every row.
+    pub pricing_quantity: Option<String>,
     /// FOCUS 1.3 only: the `AllocatedMethodId` column. Rows where it is set are allocated charges,
     /// the split of an origin charge the file also holds; they are skipped (summing both would
     /// count the charge twice).
@@ -181,6 +184,16 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
     };
     let effective_cost = money_column("EffectiveCost")?;
     let contracted_cost = money_column("ContractedCost")?;
+    let pricing_quantity = match lookup("PricingQuantity") {
+        // A column of NULLs only, written without a type: as if absent.
+        None | Some((_, Some(DataType::Null))) => None,
+        Some((name, t)) => {
+            if let Some(t) = t {
+                check_type(path, name, ColumnKind::Quantity, t)?;
+            }
+            Some(name.to_string())
+        }
+    };
     // FOCUS `Tags` holds the user's tag keys as they are; AWS's export may prefix them `user:`.
     let tenant = match lookup("Tags") {
         // No column, or every value NULL: every row goes to the shared pool.
@@ -198,6 +211,7 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
         tenant,
         effective_cost,
         contracted_cost,
+        pricing_quantity,
         allocated_method,
     })
 }
@@ -258,7 +272,15 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
             None => TenantSource::Absent,
         },
     };
-    Ok(ResolvedColumns { format, names, tenant, effective_cost: None, contracted_cost: None, allocated_method: None })
+    Ok(ResolvedColumns {
+        format,
+        names,
+        tenant,
+        effective_cost: None,
+        contracted_cost: None,
+        pricing_quantity: None,
+        allocated_method: None,
+    })
 }
 
 /// Resolves a CSV header: legacy CUR (`lineItem/UnblendedCost`) or CUR 2.0 (the Parquet names,
@@ -300,6 +322,7 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
             tenant,
             effective_cost: None,
             contracted_cost: None,
+            pricing_quantity: None,
             allocated_method: None,
         });
     }
@@ -313,6 +336,7 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
         tenant,
         effective_cost: None,
         contracted_cost: None,
+        pricing_quantity: None,
         allocated_method: None,
     })
 }
