@@ -972,6 +972,8 @@ mod tests {
         let lines = store.cost_lines(BillingPeriod::new(2026, 10).unwrap()).await.unwrap();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].amounts.unblended_cost, Decimal::new(15, 1));
+        // Stored before v14: the pricing quantity reads as the usage amount.
+        assert_eq!(lines[0].amounts.pricing_quantity, Decimal::new(2, 0));
         assert!(lines[0].attribution.is_none());
         drop(store);
         let newer = Connection::open(&path).unwrap();
@@ -1011,6 +1013,8 @@ mod tests {
             net_unblended_cost: Decimal::new(cents - 1, 2),
             amortized_cost: Decimal::new(cents, 2),
             usage_amount: Decimal::new(cents * 7, 4),
+            // Stored as NULL where equal to the usage amount: alternate between both.
+            pricing_quantity: if cents % 2 == 0 { Decimal::new(cents * 7, 4) } else { Decimal::new(cents * 9, 4) },
             line_items: n,
             list_cost: Decimal::new(cents + 3, 2),
             contracted_cost: Decimal::new(cents - 1, 2),
