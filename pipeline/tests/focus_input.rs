@@ -303,3 +303,76 @@ fn bare_files_of_two_billing_periods_are_stored_as_two_periods() {
         assert_eq!(record.rows_read, g.expected.rows, "{period}: the rows of its own files");
     }
 }
+
+/// A FOCUS correction (`ChargeClass` `Correction`) of a billing period invoiced months before
+/// is billed in this one: it is stored on the first day of the billing period that bills it,
+/// by the fast path (Parquet) and the generic plan (CSV) alike. Without the `ChargeClass`
+/// column the same row is an out-of-window date, refused naming the column.
+#[test]
+fn a_correction_of_an_earlier_period_is_dated_on_the_period_that_bills_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let july = chrono::NaiveDate::from_ymd_opt(2026, 7, 15).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let parquet = |path: &Path, with_class: bool| {
+        let text = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
+            ("BillingPeriodStart", Arc::new(TimestampMillisecondArray::from(vec![millis(1); 3]))),
+            (
+                "ChargePeriodStart",
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    millis(3),
+                    july.and_utc().timestamp_millis(),
+                    millis(4),
+                ])),
+            ),
+            ("ChargeCategory", text(vec!["Usage", "Credit", "Usage"])),
+            ("ServiceName", text(vec!["AmazonS3"; 3])),
+            ("BillingCurrency", text(vec!["USD"; 3])),
+            ("BilledCost", Arc::new(Float64Array::from(vec![1.5, -0.4, 0.25]))),
+            ("EffectiveCost", Arc::new(Float64Array::from(vec![1.5, -0.4, 0.25]))),
+        ];
+        if with_class {
+            columns.push(("ChargeClass", Arc::new(StringArray::from(vec![None, Some("Correction"), None]))));
+        }
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    };
+    let csv = |path: &Path| {
+        let text = "BillingPeriodStart,ChargePeriodStart,ChargeCategory,ChargeClass,ServiceName,BillingCurrency,BilledCost,EffectiveCost\n\
+                    2026-11-01 00:00:00,2026-11-03 00:00:00,Usage,NULL,AmazonS3,USD,1.5,1.5\n\
+                    2026-11-01 00:00:00,2026-07-15 00:00:00,Credit,Correction,AmazonS3,USD,-0.4,-0.4\n\
+                    2026-11-01 00:00:00,2026-11-04 00:00:00,Usage,NULL,AmazonS3,USD,0.25,0.25\n";
+        std::fs::write(path, text).unwrap();
+    };
+    let (with_class, csv_path) = (dir.path().join("focus-class.parquet"), dir.path().join("focus-class.csv"));
+    parquet(&with_class, true);
+    csv(&csv_path);
+    let november = curflow::BillingPeriod::new(2026, 11).unwrap();
+    for input in [with_class, csv_path] {
+        let store = dir.path().join(format!("{}.sqlite", input.file_name().unwrap().to_string_lossy()));
+        let report = common::process(std::slice::from_ref(&input), &store).unwrap();
+        assert_eq!(report.period, november);
+        assert_eq!(report.totals["USD"].unblended_cost, d("1.35"), "{}", input.display());
+        let lines = curflow::store::SqliteStore::open(&store)
+            .and_then(|s| curflow::store::CostStore::cost_lines(&s, november).wait())
+            .unwrap();
+        let days: BTreeMap<String, Decimal> =
+            lines.iter().map(|l| (l.key.usage_date.to_string(), l.amounts.unblended_cost)).collect();
+        let want = BTreeMap::from([
+            ("2026-11-01".to_string(), d("-0.4")),
+            ("2026-11-03".to_string(), d("1.5")),
+            ("2026-11-04".to_string(), d("0.25")),
+        ]);
+        assert_eq!(days, want, "{}: the correction is on the period's first day", input.display());
+    }
+    let without_class = dir.path().join("focus-no-class.parquet");
+    parquet(&without_class, false);
+    let refused = common::process(std::slice::from_ref(&without_class), &dir.path().join("x.sqlite"));
+    let message = refused.expect_err("an out-of-window date without ChargeClass is refused").to_string();
+    assert!(message.contains("ChargePeriodStart") && message.contains("2026-07-15"), "{message}");
+}

@@ -162,6 +162,24 @@ impl<'a> SourceColumns<'a> {
         }
     }
 
+    /// The row's usage day: `lineItem/UsageStartDate`'s (FOCUS `ChargePeriodStart`), except that a
+    /// FOCUS correction of an earlier billing period (`ChargeClass` `Correction`) is dated on the
+    /// first day of the billing period that bills it, as on the fast path.
+    fn usage_date(&self) -> Expr {
+        let date = |c: Col| self.udfs.date.call(vec![self.column(c), self.label(c)]);
+        match self.cols.name(Col::ChargeClass) {
+            None => date(Col::UsageStart),
+            Some(_) => Expr::Case(datafusion::logical_expr::Case::new(
+                None,
+                vec![(
+                    Box::new(self.column(Col::ChargeClass).eq(lit("Correction"))),
+                    Box::new(date(Col::BillingPeriodStart)),
+                )],
+                Some(Box::new(date(Col::UsageStart))),
+            )),
+        }
+    }
+
     /// The typed per-row values the measures are computed from: grouping keys, line item kind and
     /// every money column the measure UDFs read.
     fn typed_exprs(&self) -> Vec<Expr> {
@@ -191,7 +209,7 @@ impl<'a> SourceColumns<'a> {
         let money = |c: Col| self.money(c);
         vec![
             udfs.date.call(vec![column(Col::BillingPeriodStart), label(Col::BillingPeriodStart)]).alias("period_start"),
-            udfs.date.call(vec![column(Col::UsageStart), label(Col::UsageStart)]).alias("usage_date"),
+            self.usage_date().alias("usage_date"),
             self.tenant().alias("tenant"),
             column(Col::ProductCode).alias("service"),
             column(Col::UsageType).alias("usage_type"),

@@ -79,7 +79,9 @@ const KEY_TEXT: usize = 17;
 const T_RI_ARN: usize = 17;
 /// FOCUS `ChargeFrequency` (a CUR has none).
 const T_FREQUENCY: usize = 18;
-const TEXT_COLUMNS: usize = 19;
+/// FOCUS `ChargeClass` (a CUR has none): corrections are dated on their billing period's start.
+const T_CLASS: usize = 19;
+const TEXT_COLUMNS: usize = 20;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -100,6 +102,7 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::InvoicingEntity,
     Col::ReservationArn,
     Col::ChargeFrequency,
+    Col::ChargeClass,
 ];
 
 /// Money columns in the order of [`RowInputs`]' fields.
@@ -526,9 +529,11 @@ mod tests {
 
     /// A legacy CUR schema with every known column, money as `money`.
     /// The columns of a legacy report: all but CUR 2.0's payer account name (whose presence marks
-    /// a CUR 2.0 file) and FOCUS's provider and charge frequency.
+    /// a CUR 2.0 file) and FOCUS's provider, charge frequency and charge class.
     fn legacy_columns() -> impl Iterator<Item = &'static Col> {
-        Col::ALL.iter().filter(|c| !matches!(c, Col::PayerAccountName | Col::ProviderName | Col::ChargeFrequency))
+        Col::ALL.iter().filter(|c| {
+            !matches!(c, Col::PayerAccountName | Col::ProviderName | Col::ChargeFrequency | Col::ChargeClass)
+        })
     }
 
     fn schema(money: DataType) -> Schema {
@@ -557,7 +562,7 @@ mod tests {
         // Every text slot is read but the three the legacy report has no column for.
         let unread: Vec<usize> =
             layout.text.iter().enumerate().filter(|(_, slot)| slot.is_none()).map(|(t, _)| t).collect();
-        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER, T_FREQUENCY]);
+        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER, T_FREQUENCY, T_CLASS]);
     }
 
     fn spans(groups: &[(u64, u64)]) -> Vec<RowGroupSpan> {

@@ -26,9 +26,9 @@ use super::columns::{bad_value, check_money_column, day_column, money_column};
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
 use super::text::{RowIndices, TextColumn, clean_tag, for_each_row};
 use super::{
-    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CURRENCY, T_FREQUENCY, T_INVOICE,
-    T_ISSUER, T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION, T_RESOURCE,
-    T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+    FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CLASS, T_CURRENCY, T_FREQUENCY,
+    T_INVOICE, T_ISSUER, T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION,
+    T_RESOURCE, T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::plan::MEASURE_SUMS;
@@ -153,6 +153,8 @@ pub(super) struct Partial {
     /// FOCUS: whether a `ChargeCategory` is `Purchase`, and a `ChargeFrequency` `One-Time`.
     purchase: Table<bool>,
     one_time: Table<bool>,
+    /// FOCUS: whether a `ChargeClass` is `Correction`.
+    correction: Table<bool>,
     periods: DateCodes,
     days: DateCodes,
     key: KeyLayout,
@@ -202,6 +204,7 @@ impl Partial {
             has_arn: Table::new(),
             purchase: Table::new(),
             one_time: Table::new(),
+            correction: Table::new(),
             periods: DateCodes::default(),
             days: DateCodes::default(),
             key: KeyLayout::default(),
@@ -244,6 +247,7 @@ impl Partial {
         code_dates(&self.dates, &mut self.periods, &mut self.period_codes, 0, &mut self.null_dates);
         day_column(path, &layout.usage_day, batch, &mut self.dates)?;
         code_dates(&self.dates, &mut self.days, &mut self.day_codes, 1, &mut self.null_dates);
+        self.date_corrections(batch);
 
         let sizes = self.sizes();
         if !self.key.fits(&sizes) {
@@ -440,6 +444,27 @@ impl Partial {
                 arn_fee[row] = has;
             });
         }
+    }
+
+    /// FOCUS: a correction of an earlier billing period (`ChargeClass` `Correction`) is dated on
+    /// the first day of the billing period that bills it, not on the charge period it corrects
+    /// (which may lie months before, outside the period's date window). Before the key layout is
+    /// checked: the period's first day may be a new day code.
+    fn date_corrections(&mut self, batch: &RecordBatch) {
+        let Some(slot) = &self.layout.text[T_CLASS] else { return };
+        let column = &self.text[T_CLASS];
+        self.correction.refresh(column, KeyLayout::default(), |id| column.interner.get(id) == Some("Correction"));
+        if !self.correction.entries.contains(&true) {
+            return;
+        }
+        let (periods, days, period_codes, day_codes) =
+            (&self.periods, &mut self.days, &self.period_codes, &mut self.day_codes);
+        for_each_row(&column.rows(batch.column(slot.index)), &self.correction.entries, |row, correction| {
+            // A row without a billing period keeps its code: it is an error unless skipped.
+            if let Some(first_day) = correction.then(|| periods.value(period_codes[row])).flatten() {
+                day_codes[row] = days.code(first_day);
+            }
+        });
     }
 
     /// FOCUS: marks in `arn_fee` the rows that are upfront commitment fees — `ChargeCategory`

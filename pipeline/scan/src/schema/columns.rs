@@ -79,6 +79,7 @@ columns! {
     LegalEntity = "lineItem/LegalEntity", Text, false, "the seller of record (FOCUS PublisherName)";
     ProviderName = "ProviderName", Text, false, "the provider (FOCUS only; a CUR is AWS's own)";
     ChargeFrequency = "ChargeFrequency", Text, false, "one-time commitment purchases are upfront fees (FOCUS only)";
+    ChargeClass = "ChargeClass", Text, false, "corrections of earlier billing periods (FOCUS only)";
 }
 
 impl Col {
@@ -98,6 +99,8 @@ impl Col {
             Col::ProviderName => &[],
             // FOCUS only: a CUR's line-item types say which rows are upfront fees.
             Col::ChargeFrequency => &[],
+            // FOCUS only: a CUR has no corrections column.
+            Col::ChargeClass => &[],
             _ => std::slice::from_ref(&COLUMN_CSV_NAMES[self as usize]),
         }
     }

@@ -141,6 +141,9 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         // is an upfront fee (curflow's `ri_sp_upfront_fees`).
         Col::ReservationArn => (&["CommitmentDiscountId"], false),
         Col::ChargeFrequency => (&["ChargeFrequency"], false),
+        // `Correction`: the row corrects an earlier, invoiced billing period; it is dated on the
+        // first day of the billing period that bills it (see `plan::SourceColumns::usage_date`).
+        Col::ChargeClass => (&["ChargeClass"], false),
         _ => (&[], false),
     }
 }
