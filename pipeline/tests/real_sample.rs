@@ -176,6 +176,39 @@ fn real_cur2_csv_totals_match_the_documented_figures() {
     }
 }
 
+/// The real CUR 2.0 export's own manifest, as a user who downloaded and decompressed the export
+/// has it: it lists `…-00001.csv.gz`, the folder holds `…-00001.csv`. `curflow process MANIFEST`
+/// reads the decompressed file in its place (warning), takes the period and version from the
+/// manifest and stores the documented total; `costs --by tenant` shows the `project` tenant.
+#[test]
+fn real_cur2_manifest_reads_its_decompressed_data_file() {
+    let Some(manifest) = common::shared_sample("cur2-export-sample/ha-project-CUR-daily-1-Manifest.json") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    let (m, s) = (manifest.to_str().unwrap(), store.to_str().unwrap());
+    let out = common::run_curflow(&["process", m, "--store", s, "--tag-key", "project"], None, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("decompressed copy"), "the substitution is logged: {stderr}");
+    let db = curflow::store::SqliteStore::open(&store).unwrap();
+    let record = curflow::store::CostStore::periods(&db).wait().unwrap().remove(0);
+    assert_eq!(record.period.to_string(), "2026-04");
+    assert_eq!(record.version.id, "04e9e487-79a7-42b1-a680-1de7c660dc8f", "the manifest's executionId");
+    assert_eq!(record.rows_read, 1882);
+    let total = common::stored_total(&store, record.period);
+    assert_eq!(total.unblended_cost, Decimal::from_str("-0.0000000676").unwrap());
+    let out = common::run_curflow(
+        &["costs", "--store", s, "--period", "2026-04", "--by", "tenant", "--format", "csv"],
+        None,
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ha-web-portal"), "{stdout}");
+}
+
 /// The real FOCUS 1.0 sample (multi-provider, `NULL` cells, `Tags` as JSON text) holds 999 rows of
 /// September 2024 and one of October. `curflow process` on the file stores both periods; each
 /// period's stored unblended = Σ `BilledCost` and amortized = Σ `EffectiveCost` of its rows, and a

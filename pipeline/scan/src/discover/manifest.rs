@@ -213,17 +213,25 @@ pub fn resolve_keys(manifest: &Manifest) -> Result<Vec<PathBuf>> {
         absolute.is_ok_and(|a| a.starts_with(&inside))
     };
     let file = |p: PathBuf| (p.is_file() && within(&p)).then_some(p);
-    let found = |root: &Path| manifest.keys.iter().filter(|k| file(root.join(k)).is_some()).count();
+    // A gzip key whose file was decompressed after download (`x.csv.gz` → `x.csv`, as the real
+    // CUR 2.0 sample in the research data is) is read from the decompressed file: same rows.
+    let at =
+        |root: &Path, k: &str| file(root.join(k)).or_else(|| k.strip_suffix(".gz").and_then(|p| file(root.join(p))));
+    let found = |root: &Path| manifest.keys.iter().filter(|k| at(root, k).is_some()).count();
     let best = roots.iter().copied().max_by_key(|r| found(r)).unwrap_or(dir);
     // Keys written next to the manifest (e.g. an assemblyId folder copied on its own).
-    let beside = |k: &str| Path::new(k).file_name().and_then(|n| file(dir.join(n)));
+    let beside = |k: &str| Path::new(k).file_name().and_then(|n| n.to_str()).and_then(|n| at(dir, n));
     let mut paths: Vec<PathBuf> = Vec::with_capacity(manifest.keys.len());
     for key in &manifest.keys {
-        let path = file(best.join(key)).or_else(|| beside(key)).ok_or_else(|| Error::MissingManifestFile {
+        let path = at(best, key).or_else(|| beside(key)).ok_or_else(|| Error::MissingManifestFile {
             manifest: manifest.path.clone(),
             key: key.clone(),
             searched: vec![best.to_path_buf(), dir.to_path_buf()],
         })?;
+        if !path.as_os_str().to_string_lossy().ends_with(".gz") && key.ends_with(".gz") {
+            tracing::warn!(manifest = %manifest.path.display(), key = %key, file = %path.display(),
+                "the manifest lists a gzip file; reading the decompressed copy found in its place");
+        }
         if let Some(i) = paths.iter().position(|p| *p == path) {
             return Err(Error::BadManifest {
                 path: manifest.path.clone(),
@@ -289,6 +297,30 @@ mod tests {
         ] {
             assert_eq!(unsafe_key(key), None, "{key:?}");
         }
+    }
+
+    /// A gzip key whose file was decompressed after download is read from the decompressed file
+    /// (beside the manifest or under the bucket layout); with neither, the error names the key.
+    #[test]
+    fn a_decompressed_copy_stands_in_for_its_gzip_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("e/metadata/BILLING_PERIOD=2026-04");
+        std::fs::create_dir_all(&meta).unwrap();
+        let manifest = meta.join("e-Manifest.json");
+        let key = "e/data/BILLING_PERIOD=2026-04/e-00001.csv.gz";
+        std::fs::write(&manifest, format!(r#"{{"executionId":"x","dataFiles":["s3://b/{key}"]}}"#)).unwrap();
+        let m = Manifest::read(&manifest).unwrap();
+        let err = resolve_keys(&m).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains("does not exist"), "{err}");
+        let data = dir.path().join("e/data/BILLING_PERIOD=2026-04");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("e-00001.csv"), "x").unwrap();
+        assert_eq!(resolve_keys(&m).unwrap(), vec![dir.path().join("e/data/BILLING_PERIOD=2026-04/e-00001.csv")]);
+        std::fs::write(data.join("e-00001.csv.gz"), "x").unwrap();
+        assert_eq!(resolve_keys(&m).unwrap(), vec![dir.path().join(key)], "the gzip file itself wins");
+        std::fs::remove_dir_all(&data).unwrap();
+        std::fs::write(meta.join("e-00001.csv"), "x").unwrap();
+        assert_eq!(resolve_keys(&m).unwrap(), vec![meta.join("e-00001.csv")], "beside the manifest");
     }
 
     #[test]
