@@ -178,6 +178,8 @@ pub(super) struct Partial {
     pricing_sums: Vec<i128>,
     // Per-batch scratch buffers, reused.
     keys: Vec<u128>,
+    /// Each row's group (rows skipped: unused), found before any sum is added.
+    row_groups: Vec<u32>,
     row_kinds: Vec<LineItemKind>,
     arn_fee: Vec<bool>,
     unblended: Vec<i128>,
@@ -216,6 +218,7 @@ impl Partial {
             contracted_sums: Vec::new(),
             pricing_sums: Vec::new(),
             keys: Vec::new(),
+            row_groups: Vec::new(),
             row_kinds: Vec::new(),
             arn_fee: Vec::new(),
             unblended: Vec::new(),
@@ -325,7 +328,8 @@ impl Partial {
                 + self.contracted.capacity()
                 + self.pricing.capacity())
                 * size_of::<i128>()
-            + (self.period_codes.capacity() + self.day_codes.capacity()) * size_of::<u32>()
+            + (self.period_codes.capacity() + self.day_codes.capacity() + self.row_groups.capacity())
+                * size_of::<u32>()
             + self.dates.capacity() * size_of::<Option<i32>>()
             + self.row_kinds.capacity()
             + self.arn_fee.capacity();
@@ -513,6 +517,7 @@ impl Partial {
             contracted_sums,
             pricing_sums,
             keys,
+            row_groups,
             row_kinds,
             arn_fee,
             unblended,
@@ -529,14 +534,27 @@ impl Partial {
             *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
             Ok(())
         };
-        for (row, &k) in keys.iter().enumerate() {
+        // Two passes: first every row's group, then the sums. At a million groups both the
+        // table probe and the group's sums miss the cache; apart, each pass's misses are
+        // independent of one another and the CPU overlaps them (one loop chained probe → sums).
+        row_groups.clear();
+        row_groups.reserve(keys.len());
+        for &k in keys.iter() {
+            let group = if k & SKIP != 0 {
+                0
+            } else {
+                match groups.entry(k) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => *e.insert(push_group(path, packed, sums, extra_of, k)?),
+                }
+            };
+            row_groups.push(group);
+        }
+        for (row, (&k, &group)) in keys.iter().zip(row_groups.iter()).enumerate() {
             if k & SKIP != 0 {
                 continue;
             }
-            let group = match groups.entry(k) {
-                Entry::Occupied(e) => *e.get() as usize,
-                Entry::Vacant(e) => *e.insert(push_group(path, packed, sums, extra_of, k)?) as usize,
-            };
+            let group = group as usize;
             let kind = row_kinds[row];
             let s = &mut sums[group];
             add(&mut s.unblended, unblended[row], "unblended_cost")?;
@@ -620,9 +638,10 @@ impl Partial {
             *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
             Ok(())
         };
-        for (their_group, (&their_key, (their_sums, &their_extra))) in
-            other.packed.iter().zip(other.sums.iter().zip(&other.extra_of)).enumerate()
-        {
+        // Two passes, as in `sum_rows`: every group's counterpart first, then the sums, so the
+        // cache misses of the probes, and then those of the sums, overlap.
+        let mut mine = Vec::with_capacity(other.packed.len());
+        for &their_key in &other.packed {
             let theirs = other.key.unpack(their_key);
             let mut fields = [0u32; KEY_FIELDS];
             fields[F_PERIOD] = *periods.get(theirs[F_PERIOD] as usize).ok_or_else(lost)?;
@@ -631,7 +650,12 @@ impl Partial {
                 let f = text_field(t);
                 fields[f] = *codes.get(theirs[f] as usize).ok_or_else(lost)?;
             }
-            let group = self.group_of(path, &fields)?;
+            mine.push(self.group_of(path, &fields)?);
+        }
+        for (their_group, ((their_sums, &their_extra), &group)) in
+            other.sums.iter().zip(&other.extra_of).zip(&mine).enumerate()
+        {
+            let group = group as usize;
             let s = &mut self.sums[group];
             add(&mut s.unblended, their_sums.unblended, "unblended_cost")?;
             add(&mut s.net, their_sums.net, "net_unblended_cost")?;
@@ -658,12 +682,12 @@ impl Partial {
     }
 
     /// The group of the key with `fields` (which fit the current layout), made if new.
-    fn group_of(&mut self, path: &Path, fields: &[u32; KEY_FIELDS]) -> Result<usize> {
+    fn group_of(&mut self, path: &Path, fields: &[u32; KEY_FIELDS]) -> Result<u32> {
         let key = self.key.pack(fields);
         match self.groups.entry(key) {
-            Entry::Occupied(e) => Ok(*e.get() as usize),
+            Entry::Occupied(e) => Ok(*e.get()),
             Entry::Vacant(e) => {
-                Ok(*e.insert(push_group(path, &mut self.packed, &mut self.sums, &mut self.extra_of, key)?) as usize)
+                Ok(*e.insert(push_group(path, &mut self.packed, &mut self.sums, &mut self.extra_of, key)?))
             }
         }
     }
