@@ -231,3 +231,66 @@ fn the_tenant_tag_key_is_configurable() {
     assert_eq!(report_default.unattributed["USD"], report_default.totals["USD"]);
     assert_eq!(report_default.totals, report.totals);
 }
+
+/// A CUR whose Savings Plan-covered usage lacks `SavingsPlanEffectiveCost` (a report made before
+/// AWS added the column, or edited by hand): the month is still read, its unblended cost exactly,
+/// but the covered usage's amortized cost counts 0 there, which the run summary says (text and
+/// JSON) naming the column as the file spells it, on the generic plan (CSV) and the fast path
+/// (Parquet); types that read no missing column are not flagged.
+#[test]
+fn a_missing_commitment_column_is_named_in_the_summary() {
+    for format in [Format::LegacyCsv, Format::LegacyParquet] {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = common::generate(&dir.path().join("bucket"), format, 20_000, 7, |o| o.gzip_csv = false);
+        let expected = expected_json(&generated);
+        let column = match format {
+            Format::LegacyCsv => "savingsPlan/SavingsPlanEffectiveCost",
+            _ => "savings_plan_savings_plan_effective_cost",
+        };
+        for file in &generated.data_files {
+            if format == Format::LegacyCsv {
+                let mut reader = csv::Reader::from_path(file).unwrap();
+                let header = reader.headers().unwrap().clone();
+                let drop = header.iter().position(|h| h == column).unwrap();
+                let keep = |r: &csv::StringRecord| -> Vec<String> {
+                    r.iter().enumerate().filter(|(i, _)| *i != drop).map(|(_, v)| v.to_string()).collect()
+                };
+                let rows: Vec<Vec<String>> = reader.records().map(|r| keep(&r.unwrap())).collect();
+                let mut writer = csv::Writer::from_path(file).unwrap();
+                writer.write_record(keep(&header)).unwrap();
+                for row in rows {
+                    writer.write_record(row).unwrap();
+                }
+                writer.flush().unwrap();
+            } else {
+                common::rewrite_parquet(file, file, |batch| {
+                    let i = batch.schema().index_of(column).unwrap();
+                    let mut batch = batch;
+                    batch.remove_column(i);
+                    batch
+                });
+            }
+        }
+        let store = dir.path().join("s.sqlite");
+        let (manifest, s) = (generated.manifest_path.to_str().unwrap(), store.to_str().unwrap());
+        let out = common::run_curflow(&["process", manifest, "--store", s, "--format", "json"], None, &[]);
+        let stdout = common::ok(&out);
+        let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let report = &document["reports"][0];
+        let types = &report["line_item_types"];
+        assert_eq!(types["SavingsPlanCoveredUsage"]["missing_columns"], serde_json::json!([column]), "{format:?}");
+        for (name, t) in types.as_object().unwrap() {
+            if name != "SavingsPlanCoveredUsage" {
+                assert!(t.get("missing_columns").is_none(), "{format:?} {name}: {t}");
+            }
+        }
+        assert_eq!(dec(&report["totals"]["USD"]["unblended_cost"]), dec(&expected["totals"]["unblended_cost"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(column), "{format:?}: the log names the column: {stderr}");
+        // The text summary says it too.
+        let again = dir.path().join("t.sqlite");
+        let out = common::run_curflow(&["process", manifest, "--store", again.to_str().unwrap()], None, &[]);
+        let text = common::ok(&out);
+        assert!(text.contains(&format!("[no {column} column: amortized and true-up count it 0]")), "{text}");
+    }
+}

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use crate::aggregate::{Amounts, CostLine, LineSource};
+use crate::aggregate::{Amounts, CostLine, LineSource, TypeStats};
 use crate::error::Result;
 use crate::process::PeriodReport;
 use crate::process::backfill::{BackfillSummary, PeriodStatus};
@@ -170,6 +170,18 @@ fn summary_amounts(r: &PeriodReport, out: &mut String) {
     }
 }
 
+/// One line-item type in the run summary: its rows, and what curflow could not read for it.
+fn type_summary(name: &str, t: &TypeStats) -> String {
+    let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
+    let missing = if t.missing_columns.is_empty() {
+        String::new()
+    } else {
+        let s = if t.missing_columns.len() == 1 { "" } else { "s" };
+        format!(" [no {} column{s}: amortized and true-up count it 0]", t.missing_columns.join(", "))
+    };
+    format!("{name} {}{unknown}{missing}", group_thousands(Decimal::from(t.rows)))
+}
+
 /// The human summary of one processed period.
 pub fn process_summary(r: &PeriodReport, store: &str) -> String {
     let mut out = String::new();
@@ -198,14 +210,7 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
         group_thousands(Decimal::from(r.rows_read)),
         r.split_child_rows
     );
-    let types: Vec<String> = r
-        .line_item_types
-        .iter()
-        .map(|(name, t)| {
-            let unknown = if t.known { "" } else { " [unknown type: kept at unblended cost]" };
-            format!("{name} {}{unknown}", group_thousands(Decimal::from(t.rows)))
-        })
-        .collect();
+    let types: Vec<String> = r.line_item_types.iter().map(|(name, t)| type_summary(name, t)).collect();
     wln!(out, "  line-item types {}", types.join(", "));
     summary_amounts(r, &mut out);
     let tag_note = if r.tenant_tag_present {

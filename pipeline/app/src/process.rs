@@ -496,6 +496,31 @@ fn known_focus_categories(mut types: BTreeMap<String, TypeStats>, scans: &[FileS
     types
 }
 
+/// Marks the line-item types whose amortized cost or true-up reads a commitment column some file
+/// lacks (`FileScan::absent_commitment_columns`): those measures count it as 0 there, which the
+/// run summary and the log say instead of storing a silent zero.
+fn missing_commitment_columns(
+    mut types: BTreeMap<String, TypeStats>,
+    scans: &[FileScan],
+) -> BTreeMap<String, TypeStats> {
+    for (name, t) in &mut types {
+        let needs =
+            curflow_model::measures::commitments_read(curflow_model::line_item::LineItemKind::from_type_name(name));
+        let missing: BTreeSet<&str> = scans
+            .iter()
+            .flat_map(|s| &s.absent_commitment_columns)
+            .filter(|(field, _)| needs.contains(field))
+            .map(|(_, column)| column.as_str())
+            .collect();
+        if !missing.is_empty() && t.rows > 0 {
+            t.missing_columns = missing.into_iter().map(str::to_string).collect();
+            tracing::warn!(line_item_type = %name, rows = t.rows, columns = %t.missing_columns.join(", "),
+                "the report lacks commitment columns these rows' amortized cost and true-up read; they count 0 there");
+        }
+    }
+    types
+}
+
 fn single_period(delivery: &Delivery, scans: &[FileScan]) -> Result<BillingPeriod> {
     let mut first: Option<(PathBuf, BillingPeriod)> = None;
     for scan in scans {
@@ -548,7 +573,7 @@ fn report(
         files: scans.len(),
         rows_read: record.rows_read,
         split_child_rows: record.split_child_rows,
-        line_item_types: known_focus_categories(line_item_types(lines)?, scans),
+        line_item_types: missing_commitment_columns(known_focus_categories(line_item_types(lines)?, scans), scans),
         totals: totals_by_currency(lines)?,
         unattributed: totals_by_currency(lines.iter().filter(|l| l.key.tenant.is_none()))?,
         tenants: tenants.len(),

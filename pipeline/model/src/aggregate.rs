@@ -317,6 +317,10 @@ pub struct TypeStats {
     pub unblended_cost: Decimal,
     /// Whether curflow knows the type (unknown ones take the default branch: unblended).
     pub known: bool,
+    /// Commitment columns this type's amortized cost or true-up reads that a file of the delivery
+    /// lacks (counted as 0 there), as the file spells them; empty when every one was present.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_columns: Vec<String>,
 }
 
 /// Everything one delivery produced, merged across its files.

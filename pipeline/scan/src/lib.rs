@@ -115,6 +115,11 @@ pub struct FileScan {
     pub tenant_tag_present: bool,
     /// Whether the net-unblended column exists in this file.
     pub net_columns_present: bool,
+    /// A CUR's commitment columns this file lacks, by commitment field
+    /// ([`schema::COMMITMENT_COLS`] order), spelled as the file's format names them: the amortized
+    /// cost and true-up of the line-item types that read one count it as 0 (a report made before
+    /// AWS added the column, or one edited by hand), which the run summary says. Empty for FOCUS.
+    pub absent_commitment_columns: Vec<(usize, String)>,
     pub groups: Vec<(BillingPeriod, CostKey, Amounts)>,
     /// Invoice ids on the file's rows, per billing period.
     pub invoices: BTreeMap<BillingPeriod, Invoices>,
@@ -157,12 +162,27 @@ impl FileScan {
             split_child_rows: rows_read.saturating_sub(summed),
             tenant_tag_present: cols.tenant != TenantSource::Absent,
             net_columns_present: cols.name(schema::Col::NetUnblendedCost).is_some(),
+            absent_commitment_columns: absent_commitment_columns(cols),
             groups,
             invoices,
             spilled_bytes: 0,
             tables_flushed: false,
         }
     }
+}
+
+/// The commitment columns a CUR file lacks (see [`FileScan::absent_commitment_columns`]).
+fn absent_commitment_columns(cols: &ResolvedColumns) -> Vec<(usize, String)> {
+    if cols.format.is_focus() {
+        return Vec::new();
+    }
+    let csv = cols.format == CurFormat::LegacyCsv;
+    schema::COMMITMENT_COLS
+        .iter()
+        .enumerate()
+        .filter(|(_, col)| cols.name(**col).is_none())
+        .map(|(field, col)| (field, if csv { col.spec().csv_name.to_string() } else { col.parquet_name() }))
+        .collect()
 }
 
 /// A generic plan run: the executed plan (for its metrics), the file's groups and its invoices.

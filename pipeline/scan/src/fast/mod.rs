@@ -527,6 +527,12 @@ mod tests {
     use crate::schema::ColumnKind;
     use crate::schema::resolve::resolve_parquet;
 
+    /// The fast path reads the commitment columns in the order the measures index them.
+    #[test]
+    fn money_columns_end_with_the_commitment_columns_in_measure_order() {
+        assert_eq!(MONEY_COLS[2..], crate::schema::COMMITMENT_COLS);
+    }
+
     /// A legacy CUR schema with every known column, money as `money`.
     /// The columns of a legacy report: all but CUR 2.0's payer account name (whose presence marks
     /// a CUR 2.0 file) and FOCUS's provider, charge frequency and charge class.

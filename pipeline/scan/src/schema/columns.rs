@@ -82,6 +82,20 @@ columns! {
     ChargeClass = "ChargeClass", Text, false, "corrections of earlier billing periods (FOCUS only)";
 }
 
+/// The commitment (RI / Savings Plan) columns in the order of
+/// [`curflow_model::measures::CommitmentAmounts`]' fields, which
+/// [`curflow_model::measures::commitments_read`] indexes per line-item type.
+pub const COMMITMENT_COLS: [Col; curflow_model::measures::COMMITMENT_FIELDS] = [
+    Col::SavingsPlanEffectiveCost,
+    Col::SavingsPlanTotalCommitment,
+    Col::SavingsPlanUsedCommitment,
+    Col::SavingsPlanAmortizedUpfront,
+    Col::ReservationEffectiveCost,
+    Col::ReservationUnusedAmortizedUpfrontFee,
+    Col::ReservationUnusedRecurringFee,
+    Col::ReservationAmortizedUpfrontFee,
+];
+
 impl Col {
     /// Name in legacy Parquet and CUR 2.0 (`line_item_unblended_cost`).
     pub fn parquet_name(self) -> String {

@@ -2,5 +2,5 @@
 pub mod columns;
 pub mod resolve;
 
-pub use columns::{Col, ColumnKind, TagNames, aws_parquet_name};
+pub use columns::{COMMITMENT_COLS, Col, ColumnKind, TagNames, aws_parquet_name};
 pub use resolve::{CurFormat, ResolvedColumns, TenantSource};
