@@ -212,6 +212,11 @@ impl Processor {
         let started = Instant::now();
         let (scans, aggregate, _) = self.scan_files(delivery, on_file).await?;
         let period = single_period(delivery, &scans)?;
+        tracing::debug!(
+            lines = aggregate.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "lines built; sorting"
+        );
         self.finish(delivery, period, scans, aggregate.into_lines(), started)
     }
 
