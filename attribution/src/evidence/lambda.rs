@@ -633,13 +633,13 @@ impl LambdaAggregator {
     /// ([`read_lines_parallel`]), with the totals and counts of a one-thread read.
     pub fn read(&mut self, source_name: &str, reader: impl BufRead, budget: &ErrorBudget) -> Result<SourceReport> {
         let parser = self.parser.clone();
-        read_lines_parallel(
-            source_name,
-            reader,
-            budget,
-            |text| parser.prepare_line(text),
-            |line, prepared| added(source_name, line, prepared, |p| self.push_prepared(p)),
-        )
+        let parse = |text: &str| match parser.prepare_line(text) {
+            Ok(None) => None,
+            parsed => Some(parsed),
+        };
+        read_lines_parallel(source_name, reader, budget, parse, |line, prepared| {
+            added(source_name, line, prepared, |p| self.push_prepared(p))
+        })
     }
 
     /// The line parser (cloned onto the threads of a parallel read).

@@ -50,9 +50,12 @@ impl LogAggregator {
                 agent: if agent { agent::parse_line(text) } else { Ok(None) },
             };
             match mixed {
-                Mixed { lambda: Ok(None), dynamo: Ok(None), agent: Ok(None) } => ParsedLine::Ignored,
-                Mixed { lambda: Ok(Some(record)), dynamo: Ok(None), agent: Ok(None) } => ParsedLine::Lambda(record),
-                mixed => ParsedLine::Mixed(Box::new(mixed)),
+                // No parser found evidence or a fault in it (most log output): only counted.
+                Mixed { lambda: Ok(None), dynamo: Ok(None), agent: Ok(None) } => None,
+                Mixed { lambda: Ok(Some(record)), dynamo: Ok(None), agent: Ok(None) } => {
+                    Some(ParsedLine::Lambda(record))
+                }
+                mixed => Some(ParsedLine::Mixed(Box::new(mixed))),
             }
         };
         read_lines_parallel(source_name, reader, budget, parse, |line, parsed| self.add(source_name, line, parsed))
@@ -61,7 +64,6 @@ impl LogAggregator {
     /// Adds one line's records (in input order).
     fn add(&mut self, source_name: &str, line: u64, parsed: ParsedLine) -> std::result::Result<Outcome, LineError> {
         let mixed = match parsed {
-            ParsedLine::Ignored => return Ok(Outcome::Ignored),
             ParsedLine::Lambda(record) => {
                 return added(source_name, line, Ok(Some(record)), |r| self.lambda.push_prepared(r));
             }
@@ -93,10 +95,9 @@ impl LogAggregator {
     }
 }
 
-/// What the log parsers made of one line (on a parsing thread), small in the common cases.
+/// What the log parsers made of one line with something in it (on a parsing thread), small in
+/// the common case.
 enum ParsedLine {
-    /// No parser found evidence or a fault in it (most log output).
-    Ignored,
     /// Only the Lambda parser found evidence (REPORTs, tenant lines).
     Lambda(Prepared),
     /// Anything else.

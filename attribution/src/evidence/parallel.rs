@@ -7,6 +7,9 @@
 //! the duplicate window, every count and every line number are therefore exactly those of
 //! [`read_lines`](super::reader::read_lines), which stays the reference (the tests compare both).
 //!
+//! Lines that are not evidence (most log output) are only counted by the workers: they never
+//! travel to the adding thread, whose work is serial.
+//!
 //! Memory: at most [`IN_FLIGHT`] blocks (and their parsed lines) are read ahead, so it stays flat
 //! in the size of the input. A source that fits in one block is parsed on the calling thread.
 
@@ -51,6 +54,8 @@ struct Parsed<T> {
     block: Vec<u8>,
     /// Lines in the block, blank ones included (for line numbers).
     lines: u64,
+    /// Non-blank lines the parser found nothing in (counted, not added).
+    ignored: u64,
     /// Non-blank lines.
     items: Vec<Entry<T>>,
 }
@@ -66,12 +71,14 @@ enum Ready<T> {
 }
 
 /// Reads `reader` like [`read_lines`](super::reader::read_lines), with `parse` run on worker
-/// threads and `add` (given the 1-based line number) on this one, in input order.
+/// threads and `add` (given the 1-based line number) on this one, in input order. `parse` gives
+/// `None` for a line with nothing in it for the aggregator (no evidence, no fault): it is counted
+/// as ignored without reaching `add`, as [`Outcome::Ignored`] would count it.
 pub(crate) fn read_lines_parallel<R: BufRead, T: Send>(
     source_name: &str,
     reader: R,
     budget: &ErrorBudget,
-    parse: impl Fn(&str) -> T + Sync,
+    parse: impl Fn(&str) -> Option<T> + Sync,
     add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
 ) -> Result<SourceReport, EvidenceError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -86,7 +93,7 @@ fn read_blocks<R: BufRead, T: Send>(
     budget: &ErrorBudget,
     block: usize,
     workers: usize,
-    parse: &(impl Fn(&str) -> T + Sync),
+    parse: &(impl Fn(&str) -> Option<T> + Sync),
     mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
 ) -> Result<SourceReport, EvidenceError> {
     let mut added =
@@ -128,7 +135,7 @@ fn read_threaded<R: BufRead, T: Send>(
     added: &mut Added,
     budget: &ErrorBudget,
     workers: usize,
-    parse: &(impl Fn(&str) -> T + Sync),
+    parse: &(impl Fn(&str) -> Option<T> + Sync),
     mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
 ) -> Result<(), EvidenceError> {
     let source_name = added.report.source.clone();
@@ -232,6 +239,8 @@ impl Added {
         let report = &mut self.report;
         match ready {
             Ready::Parsed(parsed) => {
+                report.lines += parsed.ignored;
+                report.ignored += parsed.ignored;
                 for (index, start, end, item) in parsed.items.drain(..) {
                     let line = self.line + u64::from(index) + 1;
                     let bytes = parsed.block.get(start as usize..end as usize).unwrap_or_default();
@@ -280,9 +289,10 @@ impl Added {
 }
 
 /// Splits a block into lines and parses the non-blank ones into `items` (a worker's job).
-fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str) -> T) -> Parsed<T> {
+fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str) -> Option<T>) -> Parsed<T> {
     items.clear();
     items.reserve(block.len() / 128);
+    let mut ignored = 0u64;
     let mut index = 0u32;
     let mut start = 0usize;
     let mut line = |start: usize, end: usize, index: u32| {
@@ -297,7 +307,13 @@ fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str
             Item::TooLong
         } else {
             match std::str::from_utf8(bytes) {
-                Ok(text) => Item::Parsed(parse(text)),
+                Ok(text) => match parse(text) {
+                    Some(value) => Item::Parsed(value),
+                    None => {
+                        ignored += 1;
+                        return;
+                    }
+                },
                 Err(e) => Item::InvalidUtf8 { valid_up_to: e.valid_up_to() },
             }
         };
@@ -314,7 +330,7 @@ fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str
         line(start, block.len(), index); // the last line of the input, without newline
         index += 1;
     }
-    Parsed { block, lines: u64::from(index), items }
+    Parsed { block, lines: u64::from(index), ignored, items }
 }
 
 /// Cuts a reader into [`Piece`]s of whole lines.
@@ -434,7 +450,12 @@ mod tests {
     type Read = (Vec<(u64, String)>, Result<SourceReport, EvidenceError>);
 
     fn both(data: &[u8], block: usize, workers: usize) -> [Read; 2] {
+        // Lines of other output are ignored: the parallel reader's parser leaves them out (`None`,
+        // counted without reaching `add`), the one-thread reader's `add` says so.
         let add = |seen: &mut Vec<(u64, String)>, line: u64, text: String| {
+            if text.starts_with("other") {
+                return Ok(Outcome::Ignored);
+            }
             let outcome = if text.starts_with("bad") {
                 Err(LineError::Malformed(ParseError::Invalid("bad".into())))
             } else if text.starts_with("ok") {
@@ -457,7 +478,7 @@ mod tests {
             &budget(),
             block,
             workers,
-            &|t: &str| t.to_owned(),
+            &|t: &str| (!t.starts_with("other")).then(|| t.to_owned()),
             |l, t| add(&mut many, l, t),
         );
         [(one, sequential), (many, parallel)]
@@ -546,8 +567,14 @@ mod tests {
     fn a_fatal_error_stops_the_read() {
         let data = mixed(200_000);
         let mut seen = 0u64;
-        let result =
-            read_blocks("t", Cursor::new(data), &budget(), MAX_LINE_BYTES + 1, 2, &|t: &str| t.len(), |line, _| {
+        let result = read_blocks(
+            "t",
+            Cursor::new(data),
+            &budget(),
+            MAX_LINE_BYTES + 1,
+            2,
+            &|t: &str| Some(t.len()),
+            |line, _| {
                 seen += 1;
                 if line == 150_000 {
                     return Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
@@ -557,7 +584,8 @@ mod tests {
                     })));
                 }
                 Ok(Outcome::Record)
-            });
+            },
+        );
         assert!(matches!(result, Err(EvidenceError::Invalid { line: 150_000, .. })), "{result:?}");
         assert!(seen < 150_000);
     }
@@ -572,7 +600,10 @@ mod tests {
             &budget(),
             MAX_LINE_BYTES + 1,
             2,
-            &|t: &str| assert!(!t.starts_with("ok 150002 "), "parser bug"),
+            &|t: &str| {
+                assert!(!t.starts_with("ok 150002 "), "parser bug");
+                Some(())
+            },
             |_, ()| Ok(Outcome::Record),
         );
     }
