@@ -733,7 +733,7 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
     // A month has about 31 distinct days: format each once, not once per line.
     let mut days: Vec<(NaiveDate, String)> = Vec::new();
     let mut last_day = None;
-    for line in lines {
+    for line in tenant_major(lines) {
         let k = &line.key;
         let a = &line.amounts;
         let at = line.attribution.as_ref();
@@ -789,6 +789,34 @@ fn insert_lines(path: &Path, tx: &Connection, table: Table, period: &str, lines:
         all.map_err(e)?;
     }
     Ok(())
+}
+
+/// `lines` (sorted by key: day, then tenant, ...) in the order the `(billing_period, tenant)`
+/// index keeps them: by tenant (the pool's `NULL` first), each tenant's days in order, and within
+/// a (day, tenant) as given.
+///
+/// Inserted day by day, each day's lines hop across every tenant's place in the index: with
+/// thousands of tenants that is a B-tree insert into the middle of the index per line. In this
+/// order each insert lands next to the previous one, and the rows (appended in rowid order) lie
+/// in index order, so reading a period back through the index (the conservation check, `costs`)
+/// reads the table sequentially. Measured on a 519,495-line month of 2,000 tenants, SQLite alone
+/// (`INSERT … SELECT` of the stored rows into a fresh store): 0.64–0.75 s in this order against
+/// 0.94–1.29 s in day order (no index at all: 0.52–0.57 s). End to end the whole write moved less
+/// than the run-to-run noise (medians 2.00 s against 2.05 s over five alternating runs): binding
+/// and the checkpoint after the commit weigh as much.
+fn tenant_major(lines: &[CostLine]) -> impl Iterator<Item = &CostLine> {
+    // Runs of consecutive lines of one (day, tenant): ~31 × the tenants, far fewer than lines.
+    let mut runs: Vec<(Option<&str>, usize, usize)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let tenant = line.key.tenant.as_deref();
+        match runs.last_mut() {
+            Some((t, _, end)) if *t == tenant && *end == i => *end = i + 1,
+            _ => runs.push((tenant, i, i + 1)),
+        }
+    }
+    // Stable: each tenant's runs keep their (day) order.
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs.into_iter().flat_map(move |(_, start, end)| &lines[start..end])
 }
 
 /// The parameters of a prepared statement executed once per line, bound only when they change.
@@ -907,10 +935,15 @@ impl CostStore for SqliteStore {
         upsert_record(path, &tx, &period, record)?;
         for (table, rows) in [(Table::CostLines, lines), (Table::PoolLines, pool)] {
             let started = std::time::Instant::now();
-            insert_lines(path, &tx, table, &period, rows)?;
+            // What the lines sum to is added up on another core while SQLite inserts them.
+            let expected = std::thread::scope(|scope| {
+                let expected = scope.spawn(|| Amounts::sum(rows.iter().map(|l| &l.amounts)));
+                let inserted = insert_lines(path, &tx, table, &period, rows);
+                let expected = expected.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                inserted.map(|()| expected)
+            })??;
             let inserted = started.elapsed();
             // Conservation: what the transaction now holds must sum to what we meant to write.
-            let expected = Amounts::sum(rows.iter().map(|l| &l.amounts))?;
             let (written, written_total) = stored_totals(path, &tx, table, &period)?;
             tracing::debug!(
                 table = table.name(),
@@ -1066,6 +1099,55 @@ mod tests {
         want.sort_by_key(order);
         got.sort_by_key(order);
         assert_eq!(got, want);
+    }
+
+    /// Lines sorted by day then tenant are inserted tenant by tenant (the pool first), each
+    /// tenant's days in order, every line once.
+    #[test]
+    fn lines_are_inserted_in_the_order_of_the_tenant_index() {
+        use chrono::Datelike;
+        let period = BillingPeriod::new(2026, 10).unwrap();
+        let line = |d: u32, tenant: Option<&str>, service: &str| CostLine {
+            period,
+            key: CostKey {
+                usage_date: NaiveDate::from_ymd_opt(2026, 10, d).unwrap(),
+                tenant: tenant.map(Name::from),
+                service: Name::from(service),
+                usage_type: Name::default(),
+                usage_unit: Name::default(),
+                operation: Name::default(),
+                resource_id: Name::default(),
+                line_item_type: Name::from("Usage"),
+                currency: Name::from("USD"),
+                account_id: Name::default(),
+                account_name: Name::default(),
+                billing: Default::default(),
+                region: Name::default(),
+            },
+            amounts: Amounts::default(),
+            attribution: None,
+            unattributed_reason: None,
+        };
+        let mut lines = Vec::new();
+        for d in 1..=3 {
+            for tenant in [None, Some("acme"), Some("beta")] {
+                for service in ["AWSLambda", "AmazonS3"] {
+                    lines.push(line(d, tenant, service));
+                }
+            }
+        }
+        let order: Vec<(Option<&str>, u32, &str)> = tenant_major(&lines)
+            .map(|l| (l.key.tenant.as_deref(), l.key.usage_date.day(), l.key.service.as_str()))
+            .collect();
+        let mut want = Vec::new();
+        for tenant in [None, Some("acme"), Some("beta")] {
+            for d in 1..=3 {
+                for service in ["AWSLambda", "AmazonS3"] {
+                    want.push((tenant, d, service));
+                }
+            }
+        }
+        assert_eq!(order, want);
     }
 
     /// A store created with SQLite's default 4 KiB pages keeps them (the page size of an
