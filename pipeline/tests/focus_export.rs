@@ -450,12 +450,14 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
     out
 }
 
-/// Per tenant: (net unblended, amortized) of the tagged lines, and the pool's under `UNATTRIBUTED`.
+/// Per tenant: [net unblended, amortized, list cost, contracted cost] of the tagged lines, and the
+/// pool's under `UNATTRIBUTED` (the measures FOCUS has columns for: `BilledCost`,
+/// `EffectiveCost`, `ListCost`, `ContractedCost`).
 fn direct_and_pool(
     lines: &[curflow::CostLine],
     pool: Option<&[curflow::CostLine]>,
-) -> BTreeMap<String, (Decimal, Decimal)> {
-    let mut out: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+) -> BTreeMap<String, [Decimal; 4]> {
+    let mut out: BTreeMap<String, [Decimal; 4]> = BTreeMap::new();
     let tagged = lines.iter().filter(|l| l.source() == LineSource::Cur);
     let shared: Box<dyn Iterator<Item = &curflow::CostLine>> = match pool {
         Some(pool) => Box::new(pool.iter()),
@@ -463,8 +465,10 @@ fn direct_and_pool(
     };
     for l in tagged.chain(shared) {
         let slot = out.entry(l.key.tenant.as_deref().unwrap_or("UNATTRIBUTED").to_string()).or_default();
-        slot.0 += l.amounts.net_unblended_cost;
-        slot.1 += l.amounts.amortized_cost;
+        slot[0] += l.amounts.net_unblended_cost;
+        slot[1] += l.amounts.amortized_cost;
+        slot[2] += l.amounts.list_cost;
+        slot[3] += l.amounts.contracted_cost;
     }
     out
 }
