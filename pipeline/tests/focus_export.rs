@@ -450,14 +450,11 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
     out
 }
 
-/// Per tenant: [net unblended, amortized, list cost, contracted cost] of the tagged lines, and the
-/// pool's under `UNATTRIBUTED` (the measures FOCUS has columns for: `BilledCost`,
-/// `EffectiveCost`, `ListCost`, `ContractedCost`).
-fn direct_and_pool(
-    lines: &[curflow::CostLine],
-    pool: Option<&[curflow::CostLine]>,
-) -> BTreeMap<String, [Decimal; 4]> {
-    let mut out: BTreeMap<String, [Decimal; 4]> = BTreeMap::new();
+/// Per tenant: [net unblended, amortized, list cost, contracted cost, unblended] of the tagged
+/// lines, and the pool's under `UNATTRIBUTED` (the measures the export has columns for:
+/// `BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, and curflow's `x_UnblendedCost`).
+fn direct_and_pool(lines: &[curflow::CostLine], pool: Option<&[curflow::CostLine]>) -> BTreeMap<String, [Decimal; 5]> {
+    let mut out: BTreeMap<String, [Decimal; 5]> = BTreeMap::new();
     let tagged = lines.iter().filter(|l| l.source() == LineSource::Cur);
     let shared: Box<dyn Iterator<Item = &curflow::CostLine>> = match pool {
         Some(pool) => Box::new(pool.iter()),
@@ -469,6 +466,7 @@ fn direct_and_pool(
         slot[1] += l.amounts.amortized_cost;
         slot[2] += l.amounts.list_cost;
         slot[3] += l.amounts.contracted_cost;
+        slot[4] += l.amounts.unblended_cost;
     }
     out
 }

@@ -354,22 +354,24 @@ fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
 /// (`ChargeCategory` `Purchase`, `ChargeFrequency` `One-Time`, a `CommitmentDiscountId`: a CUR's
 /// `SavingsPlanUpfrontFee` and RI upfront `Fee` rows), and the true-up is what remains between
 /// billed and effective cost, so `unblended = amortized + true-up + upfront fees` holds per row
-/// as it does for a CUR.
+/// as it does for a CUR. Unblended is `BilledCost` too, unless the file has curflow's own
+/// `x_UnblendedCost` (its FOCUS export): then unblended is that, and the true-up what remains
+/// between it and the effective cost.
 fn focus_measures(cols: &ResolvedColumns) -> datafusion::error::Result<Vec<Expr>> {
     let zero = || cast(lit(0i64), super::udf::money_type());
     let amortized = match cols.effective_cost {
         Some(_) => datafusion::functions::core::expr_fn::coalesce(vec![col("m_effective"), zero()]),
-        None => col("m_unblended"),
+        None => col("m_net"),
     };
     let one_time_commitment = col("line_item_type")
         .eq(lit("Purchase"))
         .and(col("charge_frequency").eq(lit("One-Time")))
         .and(col("has_ri_arn"));
-    let upfront = when(one_time_commitment, col("m_unblended")).otherwise(zero())?;
+    let upfront = when(one_time_commitment, col("m_net")).otherwise(zero())?;
     let money = |e: Expr| cast(e, super::udf::money_type());
     let trueup = money(col("m_unblended") - amortized.clone() - upfront.clone());
     Ok(vec![
-        col("m_unblended").alias(Measure::NetUnblended.name()),
+        col("m_net").alias(Measure::NetUnblended.name()),
         amortized.alias(Measure::Amortized.name()),
         trueup.alias(Measure::RiSpTrueup.name()),
         upfront.alias(Measure::RiSpUpfrontFees.name()),

@@ -41,9 +41,13 @@
 //! (`lineItem/LegalEntity`) and `InvoiceIssuerName` the invoicing entity (`bill/InvoicingEntity`),
 //! each the provider's name when the report has no such column. `InvoiceId` is `bill/InvoiceId`
 //! (null until AWS issues the invoice). `ChargeFrequency` follows the line's type
-//! ([`charge_frequency`]). The commitment-discount columns are not emitted: curflow does not
-//! store which commitment a line belongs to, so curflow reading its own export back sees no
-//! one-time commitment purchase, and counts their cost as true-up instead of upfront fees.
+//! ([`charge_frequency`]). `x_UnblendedCost` is the line's unblended cost (`BilledCost` is the
+//! net unblended): curflow reading its own export back takes its unblended cost from there, so
+//! per tenant the unblended, net unblended, amortized, list and contracted cost read back are
+//! those stored. The commitment-discount columns are not emitted: curflow does not store which
+//! commitment a line belongs to, so curflow reading its own export back sees no one-time
+//! commitment purchase, and counts their cost as true-up instead of upfront fees (their sum is
+//! kept: unblended − amortized).
 
 use std::fs::File;
 use std::path::Path;

@@ -109,7 +109,8 @@ fn is_focus<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
 
 /// The FOCUS columns that stand for each logical column, first found wins. The measures come
 /// from the provider's own figures: unblended and net unblended are `BilledCost` (what is
-/// invoiced, net of discounts), amortized is `EffectiveCost` (after commitment amortization),
+/// invoiced, net of discounts; unblended is `x_UnblendedCost` in a file that has it, as curflow's
+/// own export does), amortized is `EffectiveCost` (after commitment amortization),
 /// list cost is `ListCost`; upfront fees are the `BilledCost` of one-time commitment purchases
 /// and the true-up the rest of `BilledCost − EffectiveCost` (see `plan::focus_measures`).
 /// `x_ServiceCode`/`x_UsageType`/`x_Operation` are AWS's extensions; other providers fall back
@@ -124,7 +125,10 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         Col::Operation => (&["x_Operation"], false),
         Col::CurrencyCode => (&["BillingCurrency"], true),
         Col::UsageAmount => (&["ConsumedQuantity"], false),
-        Col::UnblendedCost | Col::NetUnblendedCost => (&["BilledCost"], true),
+        // `x_UnblendedCost` is curflow's own (its FOCUS export writes the unblended cost there,
+        // `BilledCost` being the net): read back, its unblended cost is the original one.
+        Col::UnblendedCost => (&["x_UnblendedCost", "BilledCost"], true),
+        Col::NetUnblendedCost => (&["BilledCost"], true),
         Col::ResourceId => (&["ResourceId"], false),
         Col::PricingUnit => (&["ConsumedUnit", "PricingUnit"], false),
         Col::InvoiceId => (&["InvoiceId"], false),
