@@ -61,8 +61,18 @@ const SERVICE_CATEGORIES: [&str; 19] = [
     "Web",
     "Other",
 ];
+/// The money columns (`decimal(38, 12)`, never null): FOCUS's and curflow's own measures.
+const MONEY: [&str; 7] = [
+    "BilledCost",
+    "EffectiveCost",
+    "ListCost",
+    "ContractedCost",
+    "x_UnblendedCost",
+    "x_RiSpTrueup",
+    "x_RiSpUpfrontFees",
+];
 /// Summable metrics: allocated charges sum to their origin's.
-const SUMMABLE: [&str; 7] = [
+const SUMMABLE: [&str; 9] = [
     "BilledCost",
     "EffectiveCost",
     "ListCost",
@@ -70,6 +80,8 @@ const SUMMABLE: [&str; 7] = [
     "ConsumedQuantity",
     "PricingQuantity",
     "x_UnblendedCost",
+    "x_RiSpTrueup",
+    "x_RiSpUpfrontFees",
 ];
 /// Columns an allocated charge sets itself; every other column repeats its origin charge's.
 const ALLOCATION: [&str; 5] =
@@ -187,7 +199,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         ] {
             assert!(get(row, col).is_some_and(|v| !v.is_empty()), "{}", at(&format!("{col} MUST NOT be null")));
         }
-        for col in ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"] {
+        for col in MONEY {
             dec(get(row, col).unwrap());
         }
         let currency = get(row, "BillingCurrency").unwrap();
@@ -286,10 +298,7 @@ fn check_focus(rows: &[Row], period: BillingPeriod, tag_key: &str) -> Checked {
         );
         let measures = |r: &Row| -> BTreeMap<&'static str, Decimal> {
             let mut m: BTreeMap<&'static str, Decimal> =
-                ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
-                    .into_iter()
-                    .map(|m| (m, dec(get(r, m).unwrap())))
-                    .collect();
+                MONEY.into_iter().map(|m| (m, dec(get(r, m).unwrap()))).collect();
             m.insert("PricingQuantity", get(r, "PricingQuantity").map(dec).unwrap_or_default());
             m
         };
@@ -371,8 +380,7 @@ fn parquet_rows(path: &Path) -> Vec<Row> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
     let schema = reader.schema().clone();
     for f in schema.fields() {
-        let want_money = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "x_UnblendedCost"]
-            .contains(&f.name().as_str());
+        let want_money = MONEY.contains(&f.name().as_str());
         match f.data_type() {
             DataType::Decimal128(38, 12) => assert!(want_money, "{} is decimal(38, 12)", f.name()),
             DataType::Decimal128(38, 10) => {
@@ -442,6 +450,8 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
         *slot.entry("BilledCost").or_default() += l.amounts.net_unblended_cost;
         *slot.entry("EffectiveCost").or_default() += l.amounts.amortized_cost;
         *slot.entry("x_UnblendedCost").or_default() += l.amounts.unblended_cost;
+        *slot.entry("x_RiSpTrueup").or_default() += l.amounts.ri_sp_trueup;
+        *slot.entry("x_RiSpUpfrontFees").or_default() += l.amounts.ri_sp_upfront_fees;
         *slot.entry("ListCost").or_default() += l.amounts.list_cost;
         *slot.entry("ContractedCost").or_default() += l.amounts.contracted_cost;
         let priced = ["Usage", "Purchase"].contains(&charge_category(&l.key.line_item_type));
@@ -450,11 +460,12 @@ fn stored_by_tenant(lines: &[curflow::CostLine]) -> BTreeMap<String, BTreeMap<&'
     out
 }
 
-/// Per tenant: [net unblended, amortized, list cost, contracted cost, unblended] of the tagged
-/// lines, and the pool's under `UNATTRIBUTED` (the measures the export has columns for:
-/// `BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, and curflow's `x_UnblendedCost`).
-fn direct_and_pool(lines: &[curflow::CostLine], pool: Option<&[curflow::CostLine]>) -> BTreeMap<String, [Decimal; 5]> {
-    let mut out: BTreeMap<String, [Decimal; 5]> = BTreeMap::new();
+/// Per tenant: [net unblended, amortized, list cost, contracted cost, unblended, true-up, upfront
+/// fees] of the tagged lines, and the pool's under `UNATTRIBUTED` (the measures the export has
+/// columns for: `BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, and curflow's
+/// `x_UnblendedCost`, `x_RiSpTrueup`, `x_RiSpUpfrontFees`).
+fn direct_and_pool(lines: &[curflow::CostLine], pool: Option<&[curflow::CostLine]>) -> BTreeMap<String, [Decimal; 7]> {
+    let mut out: BTreeMap<String, [Decimal; 7]> = BTreeMap::new();
     let tagged = lines.iter().filter(|l| l.source() == LineSource::Cur);
     let shared: Box<dyn Iterator<Item = &curflow::CostLine>> = match pool {
         Some(pool) => Box::new(pool.iter()),
@@ -467,6 +478,8 @@ fn direct_and_pool(lines: &[curflow::CostLine], pool: Option<&[curflow::CostLine
         slot[2] += l.amounts.list_cost;
         slot[3] += l.amounts.contracted_cost;
         slot[4] += l.amounts.unblended_cost;
+        slot[5] += l.amounts.ri_sp_trueup;
+        slot[6] += l.amounts.ri_sp_upfront_fees;
     }
     out
 }
@@ -590,6 +603,9 @@ fn an_attributed_month_exports_as_focus_whose_allocations_tie_to_the_store_and_r
         assert_eq!(checked.bill["EffectiveCost"], dec(expected["totals"]["amortized_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["ListCost"], dec(expected["totals"]["list_cost"].as_str().unwrap()));
         assert_eq!(checked.bill["ContractedCost"], dec(expected["totals"]["contracted_cost"].as_str().unwrap()));
+        assert_eq!(checked.bill["x_RiSpTrueup"], dec(expected["totals"]["ri_sp_trueup"].as_str().unwrap()));
+        assert_eq!(checked.bill["x_RiSpUpfrontFees"], dec(expected["totals"]["ri_sp_upfront_fees"].as_str().unwrap()));
+        assert!(checked.bill["x_RiSpUpfrontFees"] > Decimal::ZERO, "the month has upfront fees");
         // Tagged charges plus allocations, per tenant = what curflow stored and shows.
         assert_eq!(checked.tenants, stored_by_tenant(&lines), "{file_format}: per-tenant totals");
         // Curflow reads its own export back: the tagged lines and the pool, exactly.

@@ -194,6 +194,13 @@ impl<'a> SourceColumns<'a> {
             Some(name) => udfs.money.call(vec![self.raw(name), lit(name.clone())]),
             None => cast(lit(ScalarValue::Null), super::udf::money_type()),
         };
+        // Curflow's own true-up and upfront fees (its FOCUS export), NULL without them.
+        let [x_trueup, x_upfront] = match &cols.curflow_commitments {
+            Some((trueup, upfront)) => {
+                [trueup, upfront].map(|name| udfs.money.call(vec![self.raw(name), lit(name.clone())]))
+            }
+            None => [(); 2].map(|()| cast(lit(ScalarValue::Null), super::udf::money_type())),
+        };
         // FOCUS `PricingQuantity` (NULL: 0); without the column a NULL, the usage sum stands in.
         let pricing = match &cols.pricing_quantity {
             Some(name) => coalesce_zero_quantity(udfs.quantity.call(vec![self.raw(name), lit(name.clone())])),
@@ -244,6 +251,8 @@ impl<'a> SourceColumns<'a> {
             effective.alias("m_effective"),
             money(Col::ListCost).alias("m_list"),
             contracted.alias("m_contracted"),
+            x_trueup.alias("m_x_trueup"),
+            x_upfront.alias("m_x_upfront"),
             pricing.alias("q_pricing"),
         ]
     }
@@ -356,7 +365,9 @@ fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
 /// billed and effective cost, so `unblended = amortized + true-up + upfront fees` holds per row
 /// as it does for a CUR. Unblended is `BilledCost` too, unless the file has curflow's own
 /// `x_UnblendedCost` (its FOCUS export): then unblended is that, and the true-up what remains
-/// between it and the effective cost.
+/// between it and the effective cost. A file with curflow's `x_RiSpTrueup` and
+/// `x_RiSpUpfrontFees` gives those two as they are (curflow's export: its stored measures, which
+/// follow the CUR's definitions, not the per-row identity).
 fn focus_measures(cols: &ResolvedColumns) -> datafusion::error::Result<Vec<Expr>> {
     let zero = || cast(lit(0i64), super::udf::money_type());
     let amortized = match cols.effective_cost {
@@ -367,9 +378,16 @@ fn focus_measures(cols: &ResolvedColumns) -> datafusion::error::Result<Vec<Expr>
         .eq(lit("Purchase"))
         .and(col("charge_frequency").eq(lit("One-Time")))
         .and(col("has_ri_arn"));
-    let upfront = when(one_time_commitment, col("m_net")).otherwise(zero())?;
     let money = |e: Expr| cast(e, super::udf::money_type());
-    let trueup = money(col("m_unblended") - amortized.clone() - upfront.clone());
+    let coalesce = datafusion::functions::core::expr_fn::coalesce;
+    let (trueup, upfront) = match cols.curflow_commitments {
+        // Curflow's own export: the true-up and upfront fees it stored (NULL: 0).
+        Some(_) => (coalesce(vec![col("m_x_trueup"), zero()]), coalesce(vec![col("m_x_upfront"), zero()])),
+        None => {
+            let upfront = when(one_time_commitment, col("m_net")).otherwise(zero())?;
+            (money(col("m_unblended") - amortized.clone() - upfront.clone()), upfront)
+        }
+    };
     Ok(vec![
         col("m_net").alias(Measure::NetUnblended.name()),
         amortized.alias(Measure::Amortized.name()),

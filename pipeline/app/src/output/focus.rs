@@ -5,7 +5,8 @@
 //! line as the scan made it). Each shared line the split gave to tenants is followed by its
 //! **allocated charges**: one per tenant part and one for the unattributed remainder (the usage
 //! of unknown tenants), which carry the origin charge's dimensions unchanged and split its summable
-//! metrics (`BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, `ConsumedQuantity`, `x_UnblendedCost`) exactly: they
+//! metrics (`BilledCost`, `EffectiveCost`, `ListCost`, `ContractedCost`, `ConsumedQuantity`,
+//! `x_UnblendedCost`, `x_RiSpTrueup`, `x_RiSpUpfrontFees`) exactly: they
 //! sum to the origin charge to the last unit. `AllocatedMethodId` is the rule,
 //! `AllocatedResourceId` and `AllocatedTags` name the tenant, `AllocatedMethodDetails` is the JSON
 //! `{"Elements":[{"AllocatedRatio":r,"UsageUnit":u,"UsageQuantity":q}]}`: the tenant's driver
@@ -41,13 +42,12 @@
 //! (`lineItem/LegalEntity`) and `InvoiceIssuerName` the invoicing entity (`bill/InvoicingEntity`),
 //! each the provider's name when the report has no such column. `InvoiceId` is `bill/InvoiceId`
 //! (null until AWS issues the invoice). `ChargeFrequency` follows the line's type
-//! ([`charge_frequency`]). `x_UnblendedCost` is the line's unblended cost (`BilledCost` is the
-//! net unblended): curflow reading its own export back takes its unblended cost from there, so
-//! per tenant the unblended, net unblended, amortized, list and contracted cost read back are
-//! those stored. The commitment-discount columns are not emitted: curflow does not store which
-//! commitment a line belongs to, so curflow reading its own export back sees no one-time
-//! commitment purchase, and counts their cost as true-up instead of upfront fees (their sum is
-//! kept: unblended − amortized).
+//! ([`charge_frequency`]). The measures FOCUS has no column for are curflow's extensions:
+//! `x_UnblendedCost` (`BilledCost` is the net unblended), `x_RiSpTrueup` and `x_RiSpUpfrontFees`
+//! (the commitment-discount columns are not emitted: curflow does not store which commitment a
+//! line belongs to, so a reader cannot tell upfront payments from FOCUS columns alone). Curflow
+//! reading its own export back takes these three from there, so per tenant every measure read
+//! back is the one stored.
 
 use std::fs::File;
 use std::path::Path;
@@ -85,7 +85,7 @@ pub const BATCH_ROWS: usize = 65_536;
 pub const RATIO_DP: u32 = 15;
 
 /// The file's columns in order, with their FOCUS type and when they are null.
-pub const FOCUS_COLUMNS: [(&str, &str); 40] = [
+pub const FOCUS_COLUMNS: [(&str, &str); 42] = [
     ("BilledCost", "decimal(38, 12): curflow's net unblended cost"),
     ("EffectiveCost", "decimal(38, 12): curflow's amortized cost"),
     ("ListCost", "decimal(38, 12): curflow's list cost (public on-demand; 0 where the CUR has none)"),
@@ -125,6 +125,8 @@ pub const FOCUS_COLUMNS: [(&str, &str); 40] = [
     ("x_Operation", "string, null when empty"),
     ("x_LineItemType", "string: the CUR line-item type (or FOCUS charge category) curflow stored"),
     ("x_UnblendedCost", "decimal(38, 12)"),
+    ("x_RiSpTrueup", "decimal(38, 12): curflow's RI/SP true-up"),
+    ("x_RiSpUpfrontFees", "decimal(38, 12): curflow's RI/SP upfront fees"),
     ("x_UnattributedReason", "string: why (part of) a shared line stays unattributed"),
 ];
 
@@ -370,6 +372,8 @@ struct Rows<'k> {
     list: Vec<i128>,
     contracted: Vec<i128>,
     unblended: Vec<i128>,
+    trueup: Vec<i128>,
+    upfront: Vec<i128>,
     consumed: Vec<Option<i128>>,
     pricing: Vec<Option<i128>>,
     /// Index of the origin line each row takes its dimensions from.
@@ -389,6 +393,8 @@ impl<'k> Rows<'k> {
             list: Vec::new(),
             contracted: Vec::new(),
             unblended: Vec::new(),
+            trueup: Vec::new(),
+            upfront: Vec::new(),
             consumed: Vec::new(),
             pricing: Vec::new(),
             origin: Vec::new(),
@@ -416,6 +422,8 @@ impl<'k> Rows<'k> {
         self.list.push(money(a.list_cost, "list_cost")?);
         self.contracted.push(money(a.contracted_cost, "contracted_cost")?);
         self.unblended.push(money(a.unblended_cost, "unblended_cost")?);
+        self.trueup.push(money(a.ri_sp_trueup, "ri_sp_trueup")?);
+        self.upfront.push(money(a.ri_sp_upfront_fees, "ri_sp_upfront_fees")?);
         let origin = self.origins.len().saturating_sub(1);
         let consumed = match self.origins.last() {
             Some(o) if consumes(o) => Some(units(a.usage_amount, QUANTITY_SCALE, "usage_amount", amounts_of)?),
@@ -576,9 +584,8 @@ fn schema() -> Arc<Schema> {
         .iter()
         .map(|(name, _)| {
             let (t, nullable) = match *name {
-                "BilledCost" | "EffectiveCost" | "ListCost" | "ContractedCost" | "x_UnblendedCost" => {
-                    (money.clone(), false)
-                }
+                "BilledCost" | "EffectiveCost" | "ListCost" | "ContractedCost" | "x_UnblendedCost" | "x_RiSpTrueup"
+                | "x_RiSpUpfrontFees" => (money.clone(), false),
                 "ConsumedQuantity" | "PricingQuantity" => (DataType::Decimal128(38, QUANTITY_SCALE as i8), true),
                 "BillingPeriodStart" | "BillingPeriodEnd" | "ChargePeriodStart" | "ChargePeriodEnd" => {
                     (time.clone(), false)
@@ -684,6 +691,14 @@ impl Rows<'_> {
     }
 }
 
+/// A quantity column (`decimal(38, QUANTITY_SCALE)`, nulls where `None`).
+fn quantity_array(values: &[Option<i128>], what: &str) -> Result<ArrayRef> {
+    let a = Decimal128Array::from_iter(values.iter().copied())
+        .with_precision_and_scale(38, QUANTITY_SCALE as i8)
+        .map_err(|e| Error::Internal(format!("FOCUS {what}: {e}")))?;
+    Ok(Arc::new(a))
+}
+
 fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
     let n = rows.len();
     let texts: Vec<Texts<'_>> = (0..n).map(|i| rows.texts(i)).collect();
@@ -715,12 +730,6 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         Ok(Arc::new(b.finish()))
     };
     let (start, end) = (rows.period.first_day(), rows.period.next().first_day());
-    let quantity = |values: &[Option<i128>], what: &str| -> Result<ArrayRef> {
-        let a = Decimal128Array::from_iter(values.iter().copied())
-            .with_precision_and_scale(38, QUANTITY_SCALE as i8)
-            .map_err(|e| Error::Internal(format!("FOCUS {what}: {e}")))?;
-        Ok(Arc::new(a))
-    };
     let owned = |s: Option<&str>| s.map(str::to_string);
     let columns: Vec<ArrayRef> = vec![
         decimal(&rows.billed, MONEY_SCALE)?,
@@ -736,9 +745,9 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|_| None),
         text(&|t| Some(t.description.clone())),
         text(&|t| Some(t.frequency.to_string())),
-        quantity(&rows.consumed, "ConsumedQuantity")?,
+        quantity_array(&rows.consumed, "ConsumedQuantity")?,
         text(&|t| owned(t.unit)),
-        quantity(&rows.pricing, "PricingQuantity")?,
+        quantity_array(&rows.pricing, "PricingQuantity")?,
         text(&|t| owned(t.pricing_unit)),
         text(&|t| Some(t.service.to_string())),
         text(&|t| Some(t.service_category.to_string())),
@@ -762,6 +771,8 @@ fn record_batch(rows: &Rows<'_>) -> Result<RecordBatch> {
         text(&|t| owned(t.operation)),
         text(&|t| Some(t.line_item_type.to_string())),
         decimal(&rows.unblended, MONEY_SCALE)?,
+        decimal(&rows.trueup, MONEY_SCALE)?,
+        decimal(&rows.upfront, MONEY_SCALE)?,
         text(&|t| owned(t.reason)),
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| Error::Internal(format!("FOCUS batch: {e}")))
@@ -826,6 +837,8 @@ fn write_csv(w: &mut csv::Writer<File>, rows: &Rows<'_>, path: &Path) -> Result<
             o(t.operation),
             t.line_item_type.to_string(),
             money(rows.unblended[i])?,
+            money(rows.trueup[i])?,
+            money(rows.upfront[i])?,
             o(t.reason),
         ];
         w.write_record(&record).map_err(|e| csv_error(path, e))?;

@@ -169,11 +169,9 @@ fn is_date(t: &DataType) -> bool {
 /// generic plan handles.
 pub(super) fn layout(schema: &Schema, cols: &ResolvedColumns) -> Option<FastLayout> {
     // FOCUS: the measures are the provider's columns (`BilledCost`, `EffectiveCost`), summed as
-    // they are. A file with allocated charges (FOCUS 1.3 `AllocatedMethodId`) takes the generic
-    // plan, which filters them out; so does one with an unblended cost of its own beside
-    // `BilledCost` (`x_UnblendedCost`, curflow's export): three money sums where this keeps two.
+    // they are; allocated charges and curflow's own measure columns take the generic plan.
     let focus = cols.format.is_focus();
-    if focus && (cols.allocated_method.is_some() || cols.name(Col::UnblendedCost) != cols.name(Col::NetUnblendedCost)) {
+    if focus && cols.focus_needs_generic_plan() {
         return None;
     }
     let mut wanted: Vec<usize> = Vec::new();

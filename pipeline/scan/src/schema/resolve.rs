@@ -81,12 +81,25 @@ pub struct ResolvedColumns {
     /// the split of an origin charge the file also holds; they are skipped (summing both would
     /// count the charge twice).
     pub allocated_method: Option<String>,
+    /// FOCUS only: curflow's own `x_RiSpTrueup` and `x_RiSpUpfrontFees` columns (its FOCUS
+    /// export), when the file has both: the true-up and upfront fees as curflow stored them,
+    /// which FOCUS's columns cannot tell apart (see `plan::focus_measures`).
+    pub curflow_commitments: Option<(String, String)>,
 }
 
 impl ResolvedColumns {
     /// Physical name of `col`, `None` if the (optional) column is absent.
     pub fn name(&self, col: Col) -> Option<&str> {
         self.names.get(&col).map(String::as_str)
+    }
+
+    /// Whether a FOCUS file needs the generic plan: allocated charges to skip (FOCUS 1.3
+    /// `AllocatedMethodId`), or curflow's own measure columns beside FOCUS's (`x_UnblendedCost`,
+    /// `x_RiSpTrueup`, `x_RiSpUpfrontFees`: more money sums than the fast path keeps).
+    pub fn focus_needs_generic_plan(&self) -> bool {
+        self.allocated_method.is_some()
+            || self.curflow_commitments.is_some()
+            || self.name(Col::UnblendedCost) != self.name(Col::NetUnblendedCost)
     }
 }
 
@@ -212,6 +225,10 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
         }
     };
     let allocated_method = lookup("AllocatedMethodId").map(|(name, _)| name.to_string());
+    let curflow_commitments = match (money_column("x_RiSpTrueup")?, money_column("x_RiSpUpfrontFees")?) {
+        (Some(trueup), Some(upfront)) => Some((trueup, upfront)),
+        _ => None,
+    };
     Ok(ResolvedColumns {
         format: CurFormat::Focus { csv },
         names: resolved,
@@ -220,6 +237,7 @@ fn resolve_focus(path: &Path, names: &[(&str, Option<&DataType>)], tag_key: &str
         contracted_cost,
         pricing_quantity,
         allocated_method,
+        curflow_commitments,
     })
 }
 
@@ -287,6 +305,7 @@ pub fn resolve_parquet(path: &Path, schema: &Schema, tag_key: &str) -> Result<Re
         contracted_cost: None,
         pricing_quantity: None,
         allocated_method: None,
+        curflow_commitments: None,
     })
 }
 
@@ -331,6 +350,7 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
             contracted_cost: None,
             pricing_quantity: None,
             allocated_method: None,
+            curflow_commitments: None,
         });
     }
     let tenant = match find(header.iter().map(String::as_str), &tags.csv) {
@@ -345,6 +365,7 @@ pub fn resolve_csv(path: &Path, header: &[String], tag_key: &str) -> Result<Reso
         contracted_cost: None,
         pricing_quantity: None,
         allocated_method: None,
+        curflow_commitments: None,
     })
 }
 
