@@ -80,7 +80,7 @@ fn process(dir: &Path, generated: &Generated, store: &Path, limit: Limit) -> Per
         // One file at a time: its two partitions and the delivery's merged tables share the fast
         // path's half of the limit.
         options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 2048, ..options.engine };
-        options.file_concurrency = 1;
+        options.file_concurrency = Some(1);
         Processor::new(options).unwrap()
     } else if let Limit::Spill(limit) = limit {
         // Batches of 1,024 rows: DataFusion's partial aggregation must hold one batch's groups

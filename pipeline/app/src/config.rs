@@ -38,8 +38,9 @@ pub struct Config {
     pub memory_limit_mb: usize,
     /// Parallel partitions per file; `None` = number of CPU cores.
     pub target_partitions: Option<usize>,
-    /// Files scanned concurrently.
-    pub file_concurrency: usize,
+    /// Files scanned concurrently; `None` = [`crate::process::ProcessOptions::files_at_once`]'s
+    /// default (2, or one more than `target-partitions` for gzip CSV).
+    pub file_concurrency: Option<usize>,
     /// Rows per decoded Arrow batch.
     pub batch_rows: usize,
     /// Spill directory of the query engine; `None` = the OS temp dir.
@@ -150,7 +151,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new("target-partitions", field!(target_partitions), "parallel partitions per file (row groups)")
         .unset("CPU cores")
         .min(1),
-    Setting::new("file-concurrency", field!(file_concurrency), "files scanned at once").default("2").min(1),
+    Setting::new(
+        "file-concurrency",
+        field!(file_concurrency),
+        "files scanned at once. A gzip stream cannot be split, so a gzip CSV file is parsed on one core: unset, a \
+         delivery with gzip CSV files scans one more file than target-partitions at once, so that every core stays \
+         busy while the last files finish, and 2 otherwise (each Parquet or plain CSV file is split across \
+         target-partitions cores already)",
+    )
+        .unset("2; gzip CSV: target-partitions + 1")
+        .min(1),
     Setting::new("batch-rows", field!(batch_rows), "rows per decoded batch; smaller batches stay in the CPU caches")
         .default("8192")
         .min(1024)
@@ -315,7 +325,7 @@ impl Default for Config {
             tag_key: String::new(),
             memory_limit_mb: 0,
             target_partitions: None,
-            file_concurrency: 0,
+            file_concurrency: None,
             batch_rows: 0,
             spill_dir: None,
             spill_max_mb: 0,

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
 use crate::attribute::{AttributionInputs, Split, attribute};
-use crate::discover::{DataFile, Delivery, ManifestRef, ReportVersion};
+use crate::discover::{DataFile, Delivery, FileKind, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
 use crate::period::BillingPeriod;
@@ -35,8 +35,31 @@ pub struct ProcessOptions {
     /// Replace the stored period even if the delivery is not newer.
     pub force: bool,
     pub engine: EngineOptions,
-    /// Files scanned at the same time.
-    pub file_concurrency: usize,
+    /// Files scanned at the same time; `None`: see [`Self::files_at_once`].
+    pub file_concurrency: Option<usize>,
+}
+
+/// Files scanned at once by default (`file-concurrency` unset) when they can be split across cores.
+pub const DEFAULT_FILE_CONCURRENCY: usize = 2;
+
+impl ProcessOptions {
+    /// How many of `files` are scanned at once: `file-concurrency` when set; otherwise one more
+    /// than the partitions per file when a file is gzip CSV, else [`DEFAULT_FILE_CONCURRENCY`].
+    ///
+    /// Why gzip CSV differs: DataFusion splits a Parquet or plain CSV file across
+    /// `target-partitions` cores, but a gzip stream only from its start, so each such file is
+    /// inflated and parsed on one core. Two at a time on two cores, the fifth file of a
+    /// five-file delivery ran alone with one core idle (measured on a 10M-row legacy CSV.gz
+    /// month, README *Performance*).
+    pub fn files_at_once(&self, files: &[DataFile]) -> usize {
+        match self.file_concurrency {
+            Some(n) => n.max(1),
+            None if files.iter().any(|f| matches!(f.kind, FileKind::Csv { gzip: true })) => {
+                self.engine.target_partitions.max(1) + 1
+            }
+            None => DEFAULT_FILE_CONCURRENCY,
+        }
+    }
 }
 
 /// What processing one delivery did, for the run summary.
@@ -294,7 +317,7 @@ impl Processor {
                 on_file(&scanned.0);
                 Ok::<_, Error>(scanned)
             })
-            .buffered(self.options.file_concurrency.max(1));
+            .buffered(self.options.files_at_once(&delivery.files));
         let mut aggregate = PeriodAggregate::default();
         let mut in_codes: Option<FastGroups> = None;
         let mut scans = Vec::with_capacity(delivery.files.len());
@@ -684,4 +707,46 @@ pub(crate) fn inputs_fingerprint(tag_key: &str, attribution: Option<&Attribution
         h.update(a.fingerprint_material().as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(kinds: &[FileKind]) -> Vec<DataFile> {
+        kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &kind)| DataFile { path: PathBuf::from(format!("f{i}")), kind, size: 1, modified: Utc::now() })
+            .collect()
+    }
+
+    fn options(file_concurrency: Option<usize>, target_partitions: usize) -> ProcessOptions {
+        ProcessOptions {
+            tag_key: "accountant_id".into(),
+            force: false,
+            engine: EngineOptions { target_partitions, memory_limit_bytes: 1 << 30, batch_size: 8192 },
+            file_concurrency,
+        }
+    }
+
+    #[test]
+    fn gzip_csv_deliveries_scan_one_file_more_than_partitions_unless_configured() {
+        let gzip = files(&[FileKind::Csv { gzip: true }; 5]);
+        let parquet = files(&[FileKind::Parquet; 5]);
+        let plain = files(&[FileKind::Csv { gzip: false }, FileKind::CsvZip]);
+        let mixed = files(&[FileKind::Parquet, FileKind::Csv { gzip: true }]);
+        assert_eq!(options(None, 2).files_at_once(&gzip), 3);
+        assert_eq!(options(None, 4).files_at_once(&gzip), 5);
+        assert_eq!(options(None, 2).files_at_once(&mixed), 3);
+        assert_eq!(options(None, 2).files_at_once(&parquet), DEFAULT_FILE_CONCURRENCY);
+        assert_eq!(
+            options(None, 8).files_at_once(&plain),
+            DEFAULT_FILE_CONCURRENCY,
+            "plain CSV is split by DataFusion"
+        );
+        assert_eq!(options(Some(1), 2).files_at_once(&gzip), 1, "a configured value applies to every format");
+        assert_eq!(options(Some(4), 2).files_at_once(&parquet), 4);
+        assert_eq!(options(Some(0), 2).files_at_once(&parquet), 1);
+    }
 }

@@ -67,7 +67,7 @@ pub fn options() -> ProcessOptions {
         tag_key: "accountant_id".into(),
         force: false,
         engine: EngineOptions { target_partitions: 2, memory_limit_bytes: 512 << 20, batch_size: 8192 },
-        file_concurrency: 2,
+        file_concurrency: Some(2),
     }
 }
 
