@@ -240,7 +240,7 @@ impl Processor {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "lines built; sorting"
         );
-        self.finish(delivery, period, scans, aggregate.into_lines(), started)
+        self.finish(delivery, period, scans, aggregate.into_lines()?, started)
     }
 
     /// Like [`Self::process`], but files given without a manifest that hold rows of several
@@ -262,11 +262,11 @@ impl Processor {
         let periods: BTreeSet<BillingPeriod> = scans.iter().flat_map(|s| s.invoices.keys().copied()).collect();
         if periods.len() <= 1 {
             let period = single_period(delivery, &scans)?;
-            let scanned = self.finish(delivery, period, scans, aggregate.into_lines(), started)?;
+            let scanned = self.finish(delivery, period, scans, aggregate.into_lines()?, started)?;
             return Ok(vec![self.commit(store, scanned).await?]);
         }
         let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();
-        for line in aggregate.into_lines() {
+        for line in aggregate.into_lines()? {
             by_period.entry(line.period).or_default().push(line);
         }
         let mut reports = Vec::new();
@@ -342,7 +342,13 @@ impl Processor {
                 rows_per_period.push(rows);
             }
             if let Some(groups) = in_codes.take() {
-                lines_from_codes(groups, &mut aggregate)?;
+                // The last lines: nothing is merged into them afterwards (`push_unmerged`).
+                if aggregate.is_empty() {
+                    aggregate.reserve_unmerged(groups.len());
+                }
+                groups.finish(|period, key, amounts| {
+                    aggregate.push_unmerged(period, key, &amounts).map_err(Error::from)
+                })?;
             }
             Ok(())
         }

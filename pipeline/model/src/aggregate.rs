@@ -342,6 +342,9 @@ pub struct PeriodAggregate {
     chunks: Chunks,
     len: usize,
     index: HashTable<u32>,
+    /// Whether [`PeriodAggregate::push_unmerged`] added lines the index does not know (lines of
+    /// one key are then merged by [`PeriodAggregate::into_lines`], after its sort).
+    unmerged: bool,
 }
 
 /// The lines of a [`PeriodAggregate`]: a first chunk of `first` lines, then chunks of
@@ -432,13 +435,33 @@ impl PeriodAggregate {
         Ok(())
     }
 
+    /// Adds a line without looking for one of the same key: [`PeriodAggregate::into_lines`]
+    /// merges lines of one key after sorting them, where they are neighbours. For a delivery's
+    /// last lines (its groups in codes, built after every file was read): nothing is merged into
+    /// them afterwards, and finding each half-million keys in the index (hashing every text of
+    /// the key) cost more than comparing neighbours after the sort, which runs anyway.
+    pub fn push_unmerged(&mut self, period: BillingPeriod, key: CostKey, amounts: &Amounts) -> Result<()> {
+        u32::try_from(self.len)
+            .map_err(|_| ModelError::Overflow { what: "the number of cost lines of one delivery".into() })?;
+        self.chunks.push(CostLine::new(period, key, *amounts));
+        self.len += 1;
+        self.unmerged = true;
+        Ok(())
+    }
+
+    /// Room in the first chunk for `additional` lines to be added by
+    /// [`PeriodAggregate::push_unmerged`] (which needs no index), before any line was added.
+    pub fn reserve_unmerged(&mut self, additional: usize) {
+        if self.chunks.chunks.is_empty() && additional > CHUNK_LINES {
+            self.chunks.first = self.chunks.first.max(additional);
+        }
+    }
+
     /// Room for `additional` more lines (a delivery's first file, or its groups in codes, tell
     /// how many to expect: one allocation instead of doublings). In the index; and, before the
     /// first line, in the first chunk (see [`PeriodAggregate`]).
     pub fn reserve(&mut self, additional: usize) {
-        if self.chunks.chunks.is_empty() && additional > CHUNK_LINES {
-            self.chunks.first = self.chunks.first.max(additional);
-        }
+        self.reserve_unmerged(additional);
         let chunks = &self.chunks;
         self.index.reserve(additional, |&j| {
             let line = chunks.get(j);
@@ -446,7 +469,8 @@ impl PeriodAggregate {
         });
     }
 
-    /// Number of distinct (period, key) lines so far.
+    /// Number of lines so far: distinct (period, key) lines, unless some were added by
+    /// [`PeriodAggregate::push_unmerged`].
     pub fn len(&self) -> usize {
         self.len
     }
@@ -462,9 +486,11 @@ impl PeriodAggregate {
         p
     }
 
-    /// The merged lines, sorted by key (deterministic output and storage order).
-    pub fn into_lines(self) -> Vec<CostLine> {
-        let Self { chunks: Chunks { mut chunks, .. }, len, index } = self;
+    /// The merged lines, sorted by key (deterministic output and storage order), one per (period,
+    /// key). Fails only if merging lines added by [`PeriodAggregate::push_unmerged`] overflows a
+    /// sum.
+    pub fn into_lines(self) -> Result<Vec<CostLine>> {
+        let Self { chunks: Chunks { mut chunks, .. }, len, index, unmerged } = self;
         drop(index);
         let mut lines = if chunks.len() == 1 {
             // All in the (reserved) first chunk: nothing to copy.
@@ -482,10 +508,30 @@ impl PeriodAggregate {
             }
             lines
         };
-        // Keys are unique, so an unstable sort gives the same order, without a buffer.
+        // Keys are unique (or merged next), so an unstable sort gives the same order, without a
+        // buffer.
         lines.sort_unstable_by(|a, b| (a.period, &a.key).cmp(&(b.period, &b.key)));
-        lines
+        if unmerged {
+            merge_neighbours(&mut lines)?;
+        }
+        Ok(lines)
     }
+}
+
+/// Merges runs of lines of the same (period, key) in sorted `lines` into their first line.
+fn merge_neighbours(lines: &mut Vec<CostLine>) -> Result<()> {
+    let mut kept = 0usize;
+    for i in 0..lines.len() {
+        if kept > 0 && lines[kept - 1].period == lines[i].period && lines[kept - 1].key == lines[i].key {
+            let amounts = lines[i].amounts;
+            lines[kept - 1].amounts.add(&amounts)?;
+        } else {
+            lines.swap(kept, i);
+            kept += 1;
+        }
+    }
+    lines.truncate(kept);
+    Ok(())
 }
 
 /// Totals of a set of lines per currency (amounts are never added across currencies).
@@ -551,7 +597,7 @@ mod tests {
         agg.add(p, key(Some("a"), "USD"), &amounts("0.000000000001")).unwrap();
         agg.add(p, key(Some("a"), "USD"), &amounts("0.1")).unwrap();
         agg.add(p, key(None, "USD"), &amounts("2")).unwrap();
-        let lines = agg.into_lines();
+        let lines = agg.into_lines().unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].key.tenant, None, "shared pool sorts first");
         assert_eq!(lines[1].amounts.unblended_cost.to_string(), "0.100000000001");
@@ -582,7 +628,7 @@ mod tests {
             }
             assert_eq!(agg.len(), n, "round {round}: one line per key");
         }
-        let lines = agg.into_lines();
+        let lines = agg.into_lines().unwrap();
         assert_eq!(lines.len(), n);
         assert!(lines.windows(2).all(|w| w[0].key < w[1].key), "sorted by key, no duplicates");
         assert!(lines.iter().all(|l| l.amounts.unblended_cost == Decimal::ONE && l.amounts.line_items == 2));
@@ -606,11 +652,43 @@ mod tests {
             }
             let chunks = agg.chunks.chunks.len();
             assert_eq!(chunks == 1, n <= reserved.max(CHUNK_LINES), "{reserved}, {n}: {chunks} chunks");
-            let lines = agg.into_lines();
+            let lines = agg.into_lines().unwrap();
             assert_eq!(lines.len(), n);
             assert!(lines.windows(2).all(|w| w[0].key < w[1].key), "sorted by key, no duplicates");
             assert!(lines.iter().all(|l| l.amounts.unblended_cost == Decimal::ONE && l.amounts.line_items == 2));
         }
+    }
+
+    /// Lines pushed without a lookup (some keys twice, some also added through the index) come
+    /// back merged, one per key, sorted, with exact sums; as if every line had been added.
+    #[test]
+    fn unmerged_lines_are_merged_after_the_sort() {
+        let p = BillingPeriod::new(2026, 10).unwrap();
+        let q = BillingPeriod::new(2026, 11).unwrap();
+        let n = CHUNK_LINES + 300;
+        let tenant = |i: usize| format!("t{:07}", (i * 7919) % n);
+        let (mut merged, mut unmerged) = (PeriodAggregate::default(), PeriodAggregate::default());
+        for i in 0..n {
+            let period = if i % 3 == 0 { q } else { p };
+            let k = key(Some(tenant(i).as_str()), "USD");
+            merged.add(period, k.clone(), &amounts("0.25")).unwrap();
+            unmerged.add(period, k, &amounts("0.25")).unwrap();
+        }
+        for i in (0..n).step_by(2).chain(0..n / 4) {
+            let period = if i % 3 == 0 { q } else { p };
+            let k = key(Some(tenant(i).as_str()), "USD");
+            merged.add(period, k.clone(), &amounts("0.000000000001")).unwrap();
+            unmerged.push_unmerged(period, k, &amounts("0.000000000001")).unwrap();
+        }
+        let (merged, unmerged) = (merged.into_lines().unwrap(), unmerged.into_lines().unwrap());
+        assert_eq!(unmerged.len(), n);
+        assert_eq!(unmerged, merged);
+        assert!(unmerged.windows(2).all(|w| (w[0].period, &w[0].key) < (w[1].period, &w[1].key)));
+        let mut over = PeriodAggregate::default();
+        over.push_unmerged(p, key(Some("a"), "USD"), &amounts("79228162514264.337593543950335")).unwrap();
+        over.push_unmerged(p, key(Some("a"), "USD"), &amounts("0.000000000000001")).unwrap();
+        let err = over.into_lines().unwrap_err();
+        assert!(err.to_string().contains("unblended_cost"), "{err}");
     }
 
     /// `rust_decimal`'s `checked_add` gives `8000000000.0000000000000000000` (rounded) here; an
