@@ -1101,6 +1101,88 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// The read-back of what a replacement wrote sums exactly (NULL pricing quantities read as
+    /// the usage amount); a stored amount that differs from what was meant (here changed by a
+    /// trigger), or that is not a decimal, fails the replacement, which is rolled back.
+    #[tokio::test]
+    async fn the_conservation_check_refuses_what_does_not_sum_and_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let period = BillingPeriod::new(2026, 10).unwrap();
+        let n = 9_000;
+        let lines: Vec<CostLine> = (0..n)
+            .map(|i| {
+                let cents = i64::try_from(i).unwrap() - 40;
+                let mut line = CostLine::new(
+                    period,
+                    CostKey {
+                        usage_date: NaiveDate::from_ymd_opt(2026, 10, 1 + u32::try_from(i % 31).unwrap()).unwrap(),
+                        tenant: Some(Name::from(format!("t{i:05}").as_str())),
+                        service: Name::from("AWSLambda"),
+                        usage_type: Name::default(),
+                        usage_unit: Name::default(),
+                        operation: Name::default(),
+                        resource_id: Name::default(),
+                        line_item_type: Name::from("Usage"),
+                        currency: Name::from("USD"),
+                        account_id: Name::default(),
+                        account_name: Name::default(),
+                        billing: Default::default(),
+                        region: Name::default(),
+                    },
+                    Amounts {
+                        unblended_cost: Decimal::new(cents, 2),
+                        net_unblended_cost: Decimal::new(cents, 3),
+                        amortized_cost: Decimal::new(cents * 3, 4),
+                        usage_amount: Decimal::new(cents * 7, 12),
+                        // Stored as NULL where equal to the usage amount: both kinds.
+                        pricing_quantity: Decimal::new(cents * if i % 2 == 0 { 7 } else { 9 }, 12),
+                        line_items: 2,
+                        list_cost: Decimal::new(cents + 3, 2),
+                        contracted_cost: Decimal::new(cents, 2),
+                        ..Amounts::default()
+                    },
+                );
+                line.amounts.ri_sp_trueup = Decimal::new(cents, 5);
+                line
+            })
+            .collect();
+        let record = |id: &str| PeriodRecord {
+            period,
+            version: ReportVersion { id: id.into(), time: Utc::now() },
+            format: "test".into(),
+            source: "test".into(),
+            files: 1,
+            rows_read: 2 * n as u64,
+            split_child_rows: 0,
+            tag_key: "accountant_id".into(),
+            inputs: None,
+            processed_at: Utc::now(),
+            invoice: Invoices::default(),
+        };
+        store.replace_period(&record("v1"), &lines, false).await.unwrap();
+        let (count, total) = stored_totals(&store.path, &store.conn(), Table::CostLines, "2026-10").unwrap();
+        assert_eq!((count, total), (n, Amounts::sum(lines.iter().map(|l| &l.amounts)).unwrap()));
+
+        for (value, error) in [("'0.02'", "do not sum to the input"), ("'x'", "unreadable stored value")] {
+            store
+                .conn()
+                .execute_batch(&format!(
+                    "DROP TRIGGER IF EXISTS skew;
+                     CREATE TRIGGER skew AFTER INSERT ON cost_lines WHEN NEW.tenant = 't{:05}' BEGIN
+                         UPDATE cost_lines SET unblended_cost = {value} WHERE rowid = NEW.rowid;
+                     END;",
+                    n - 3
+                ))
+                .unwrap();
+            let err = store.replace_period(&record("v2"), &lines, true).await.unwrap_err();
+            assert!(err.to_string().contains(error), "{value}: {err}");
+            let stored = store.period(period).await.unwrap().unwrap();
+            assert_eq!(stored.version.id, "v1", "{value}: rolled back");
+            assert_eq!(store.cost_lines(period).await.unwrap().len(), n, "{value}: the first version's lines stay");
+        }
+    }
+
     /// Lines sorted by day then tenant are inserted tenant by tenant (the pool first), each
     /// tenant's days in order, every line once.
     #[test]
