@@ -262,7 +262,7 @@ mod scan {
     /// `text` as one object (whitespace around it allowed), or `None` to let `serde_json` decide.
     pub(super) fn object(text: &str) -> Option<Object<'_>> {
         let b = text.as_bytes();
-        if b.contains(&b'\\') {
+        if memchr::memchr(b'\\', b).is_some() {
             return None;
         }
         let mut s = Scanner { b, i: 0 };

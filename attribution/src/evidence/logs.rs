@@ -44,6 +44,15 @@ impl LogAggregator {
         let dynamo = self.dynamo.parser().clone();
         let agent = self.agent.is_some();
         let parse = |text: &str| {
+            // The DynamoDB and agent parsers read JSON bodies only: a line without `{` (START,
+            // END, text REPORT lines: most of a Lambda log) can only be a text REPORT.
+            if memchr::memchr(b'{', text.as_bytes()).is_none() {
+                return match lambda.prepare_line(text) {
+                    Ok(None) => None,
+                    Ok(Some(record)) => Some(ParsedLine::Lambda(record)),
+                    lambda => Some(ParsedLine::Mixed(Box::new(Mixed { lambda, dynamo: Ok(None), agent: Ok(None) }))),
+                };
+            }
             let mixed = Mixed {
                 lambda: lambda.prepare_line(text),
                 dynamo: dynamo.parse_line(text),
@@ -58,7 +67,12 @@ impl LogAggregator {
                 mixed => Some(ParsedLine::Mixed(Box::new(mixed))),
             }
         };
-        read_lines_parallel(source_name, reader, budget, parse, |line, parsed| self.add(source_name, line, parsed))
+        read_lines_parallel(source_name, reader, budget, parse, |line, parsed, ahead| {
+            if let Some(ParsedLine::Lambda(ahead)) = ahead {
+                self.lambda.look_ahead(ahead);
+            }
+            self.add(source_name, line, parsed)
+        })
     }
 
     /// Adds one line's records (in input order).

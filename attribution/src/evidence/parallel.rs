@@ -71,7 +71,8 @@ enum Ready<T> {
 }
 
 /// Reads `reader` like [`read_lines`](super::reader::read_lines), with `parse` run on worker
-/// threads and `add` (given the 1-based line number) on this one, in input order. `parse` gives
+/// threads and `add` (given the 1-based line number, and a parsed line a little further on to
+/// prepare for, see [`LOOK_AHEAD`]) on this one, in input order. `parse` gives
 /// `None` for a line with nothing in it for the aggregator (no evidence, no fault): it is counted
 /// as ignored without reaching `add`, as [`Outcome::Ignored`] would count it.
 pub(crate) fn read_lines_parallel<R: BufRead, T: Send>(
@@ -79,7 +80,7 @@ pub(crate) fn read_lines_parallel<R: BufRead, T: Send>(
     reader: R,
     budget: &ErrorBudget,
     parse: impl Fn(&str) -> Option<T> + Sync,
-    add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+    add: impl FnMut(u64, T, Option<&T>) -> Result<Outcome, LineError>,
 ) -> Result<SourceReport, EvidenceError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     read_blocks(source_name, reader, budget, BLOCK, workers, &parse, add)
@@ -94,7 +95,7 @@ fn read_blocks<R: BufRead, T: Send>(
     block: usize,
     workers: usize,
     parse: &(impl Fn(&str) -> Option<T> + Sync),
-    mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+    mut add: impl FnMut(u64, T, Option<&T>) -> Result<Outcome, LineError>,
 ) -> Result<SourceReport, EvidenceError> {
     let mut added =
         Added { report: SourceReport { source: source_name.to_owned(), ..SourceReport::default() }, line: 0 };
@@ -136,7 +137,7 @@ fn read_threaded<R: BufRead, T: Send>(
     budget: &ErrorBudget,
     workers: usize,
     parse: &(impl Fn(&str) -> Option<T> + Sync),
-    mut add: impl FnMut(u64, T) -> Result<Outcome, LineError>,
+    mut add: impl FnMut(u64, T, Option<&T>) -> Result<Outcome, LineError>,
 ) -> Result<(), EvidenceError> {
     let source_name = added.report.source.clone();
     let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(IN_FLIGHT);
@@ -234,14 +235,17 @@ impl Added {
         &mut self,
         ready: &mut Ready<T>,
         budget: &ErrorBudget,
-        add: &mut impl FnMut(u64, T) -> Result<Outcome, LineError>,
+        add: &mut impl FnMut(u64, T, Option<&T>) -> Result<Outcome, LineError>,
     ) -> Result<bool, EvidenceError> {
         let report = &mut self.report;
         match ready {
             Ready::Parsed(parsed) => {
                 report.lines += parsed.ignored;
                 report.ignored += parsed.ignored;
-                for (index, start, end, item) in parsed.items.drain(..) {
+                let items = &mut parsed.items;
+                for i in 0..items.len() {
+                    let (index, start, end) = (items[i].0, items[i].1, items[i].2);
+                    let item = std::mem::replace(&mut items[i].3, Item::TooLong);
                     let line = self.line + u64::from(index) + 1;
                     let bytes = parsed.block.get(start as usize..end as usize).unwrap_or_default();
                     report.lines += 1;
@@ -252,7 +256,7 @@ impl Added {
                         Item::InvalidUtf8 { valid_up_to } => {
                             report.malformed(line, &ParseError::InvalidUtf8 { valid_up_to }, bytes, budget)
                         }
-                        Item::Parsed(value) => match add(line, value) {
+                        Item::Parsed(value) => match add(line, value, ahead(items, i + LOOK_AHEAD)) {
                             Ok(Outcome::Record) => report.records += 1,
                             Ok(Outcome::Ignored) => report.ignored += 1,
                             Err(LineError::Malformed(e)) => report.malformed(line, &e, bytes, budget),
@@ -260,6 +264,7 @@ impl Added {
                         },
                     }
                 }
+                items.clear();
                 self.line += parsed.lines;
             }
             Ready::Other(Piece::TooLong(excerpt)) => {
@@ -288,6 +293,19 @@ impl Added {
     }
 }
 
+/// How far ahead of the line being added the adding closure is shown a parsed line: far enough
+/// that what it looks up for that line (a cache miss in the Lambda join's dedupe set) has arrived
+/// when the line's turn comes, near enough that it is still cached.
+const LOOK_AHEAD: usize = 16;
+
+/// The parsed line at `i`, if there is one.
+fn ahead<T>(items: &[Entry<T>], i: usize) -> Option<&T> {
+    match items.get(i) {
+        Some((_, _, _, Item::Parsed(value))) => Some(value),
+        _ => None,
+    }
+}
+
 /// Splits a block into lines and parses the non-blank ones into `items` (a worker's job).
 fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str) -> Option<T>) -> Parsed<T> {
     items.clear();
@@ -295,6 +313,10 @@ fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str
     let mut ignored = 0u64;
     let mut index = 0u32;
     let mut start = 0usize;
+    // One UTF-8 check of the whole block (nearly always valid) instead of one call per line; a
+    // line of a valid block is a valid `str` (it is cut at `\n`, an ASCII byte). An invalid block
+    // is checked line by line, for the line numbers of the faults.
+    let valid = std::str::from_utf8(&block).ok();
     let mut line = |start: usize, end: usize, index: u32| {
         let raw = &block[start..end];
         let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -306,7 +328,11 @@ fn parse_block<T>(block: Vec<u8>, mut items: Vec<Entry<T>>, parse: &impl Fn(&str
         let item = if too_long {
             Item::TooLong
         } else {
-            match std::str::from_utf8(bytes) {
+            let text = match valid.and_then(|valid| valid.get(start..start + bytes.len())) {
+                Some(text) => Ok(text),
+                None => std::str::from_utf8(bytes),
+            };
+            match text {
                 Ok(text) => match parse(text) {
                     Some(value) => Item::Parsed(value),
                     None => {
@@ -479,7 +505,7 @@ mod tests {
             block,
             workers,
             &|t: &str| (!t.starts_with("other")).then(|| t.to_owned()),
-            |l, t| add(&mut many, l, t),
+            |l, t, _| add(&mut many, l, t),
         );
         [(one, sequential), (many, parallel)]
     }
@@ -574,7 +600,7 @@ mod tests {
             MAX_LINE_BYTES + 1,
             2,
             &|t: &str| Some(t.len()),
-            |line, _| {
+            |line, _, _| {
                 seen += 1;
                 if line == 150_000 {
                     return Err(LineError::Fatal(Box::new(EvidenceError::Invalid {
@@ -604,7 +630,7 @@ mod tests {
                 assert!(!t.starts_with("ok 150002 "), "parser bug");
                 Some(())
             },
-            |_, ()| Ok(Outcome::Record),
+            |_, (), _| Ok(Outcome::Record),
         );
     }
 }

@@ -146,7 +146,7 @@ pub(crate) struct Message<'a> {
 pub(crate) fn split_message(line: &str) -> Message<'_> {
     let (mut time, rest) = split_prefix(line.trim());
     let mut request_id = None;
-    if rest.starts_with('{') || !rest.contains('\t') {
+    if rest.starts_with('{') || memchr::memchr(b'\t', rest.as_bytes()).is_none() {
         return Message { time, request_id, body: rest };
     }
     let mut offset = 0;

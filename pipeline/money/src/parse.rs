@@ -233,6 +233,14 @@ fn round_half_even_div(n: i128, d: i128, tail_is_zero: bool) -> i128 {
 /// ±7.9 × 10^28), and with [`MoneyError::NotANumber`] for malformed text. The scale of the text is
 /// kept (`1.50` stays `1.50`), as `Decimal::from_str` does.
 pub fn parse_decimal(text: &str) -> Result<Decimal, MoneyError> {
+    match short_plain_decimal(text.trim_ascii().as_bytes()) {
+        Some(d) => Ok(d),
+        None => parse_decimal_general(text),
+    }
+}
+
+/// [`parse_decimal`] of any text (the fast path's reference).
+fn parse_decimal_general(text: &str) -> Result<Decimal, MoneyError> {
     let out_of_range = || MoneyError::out_of_range(text, "no exact Decimal (28 decimal places, 29 digits)");
     let p = scan(text.trim_ascii().as_bytes()).map_err(|bad| match bad {
         Bad::NotANumber => MoneyError::not_a_number(text),
@@ -243,6 +251,37 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, MoneyError> {
     }
     let m = if p.negative { -p.mantissa } else { p.mantissa };
     decimal_from_parts(m, -p.exp10).ok_or_else(out_of_range)
+}
+
+/// [`parse_decimal`]'s common case on a fast path: at most 18 characters of an optional `-`,
+/// digits and at most one `.` (`305.18`, `10240`: log fields, most CSV amounts), so the mantissa
+/// fits an `i64` and the scale is the number of digits after the point, as [`scan`] and
+/// [`decimal_from_parts`] would make it. `None` for anything else (the general path decides).
+#[inline]
+fn short_plain_decimal(s: &[u8]) -> Option<Decimal> {
+    if s.len() > 18 {
+        return None;
+    }
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    let (mut mantissa, mut scale, mut dot, mut any) = (0i64, 0u32, false, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + i64::from(c - b'0');
+                any = true;
+                scale += u32::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if !any {
+        return None;
+    }
+    Decimal::try_from_i128_with_scale(i128::from(if negative { -mantissa } else { mantissa }), scale).ok()
 }
 
 #[cfg(test)]
@@ -378,6 +417,20 @@ mod tests {
         assert_eq!(parse_decimal(&format!("1.{}", "0".repeat(60))).unwrap(), Decimal::ONE);
         assert_eq!(parse_decimal("0e-50").unwrap(), Decimal::ZERO);
         assert_eq!(parse_decimal("1e28").unwrap(), d("10000000000000000000000000000"));
+    }
+
+    proptest::proptest! {
+        /// The fast path gives what the general one gives, digit for digit and scale for scale.
+        #[test]
+        fn short_plain_decimals_read_as_the_general_path_reads_them(text in "[-+]?[0-9]{0,12}[.]?[0-9]{0,9}[.]?") {
+            if let Some(fast) = short_plain_decimal(text.as_bytes()) {
+                let general = parse_decimal_general(&text).unwrap();
+                proptest::prop_assert_eq!((fast.mantissa(), fast.scale()), (general.mantissa(), general.scale()), "{}", text);
+            } else if text.len() <= 18 && !text.starts_with('+') && text.matches('.').count() < 2 {
+                proptest::prop_assert!(parse_decimal_general(&text).is_err(), "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_decimal(&text).ok(), parse_decimal_general(&text).ok());
+        }
     }
 
     #[test]
