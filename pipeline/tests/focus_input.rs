@@ -376,3 +376,49 @@ fn a_correction_of_an_earlier_period_is_dated_on_the_period_that_bills_it() {
     let message = refused.expect_err("an out-of-window date without ChargeClass is refused").to_string();
     assert!(message.contains("ChargePeriodStart") && message.contains("2026-07-15"), "{message}");
 }
+
+/// The shipped rules split a FOCUS month's commitment purchases (`Purchase`: the Savings Plan's
+/// upfront payment and recurring fee) and tax by the tenants' direct cost, as they split the CUR's
+/// `SavingsPlanUpfrontFee`/`SavingsPlanRecurringFee` and `Tax`: nothing is left `unmatched`
+/// because FOCUS names the categories differently, and the split still sums to the bill.
+#[test]
+fn a_focus_months_purchases_are_split_like_the_curs_fees() {
+    use curflow::aggregate::LineSource;
+    use curflow::attribute::{AttributionInputs, AttributionOptions};
+    use curflow::discover::discover;
+    use curflow::process::Processor;
+    use curflow::store::{CostStore, SqliteStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("focus-00001.snappy.parquet");
+    write_parquet(&path);
+    let inputs = AttributionInputs::load(&AttributionOptions {
+        tenant_key: "accountant_id".into(),
+        ..AttributionOptions::default()
+    })
+    .unwrap();
+    let processor = Processor::new(common::options()).unwrap().with_attribution(inputs);
+    let mut store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+    let delivery = &discover(std::slice::from_ref(&path)).unwrap()[0];
+    let report = common::rt().block_on(processor.process(&mut store, delivery, &|_| {})).unwrap();
+    let lines = store.cost_lines(report.period).wait().unwrap();
+
+    for category in ["Purchase", "Tax"] {
+        let parts: Vec<_> = lines.iter().filter(|l| l.key.line_item_type == category).collect();
+        assert!(
+            parts.iter().all(|l| l.source() == LineSource::Attributed),
+            "{category}: {:?}",
+            parts.iter().map(|l| (l.source(), l.unattributed_reason.clone())).collect::<Vec<_>>()
+        );
+        assert!(parts.iter().all(|l| l.attribution.as_ref().unwrap().rule == "tax-credits-refunds-fees"));
+        // Both tenants with direct cost get a part; together the parts are the category's bill.
+        let tenants: std::collections::BTreeSet<_> = parts.iter().filter_map(|l| l.key.tenant.as_deref()).collect();
+        assert_eq!(tenants.into_iter().collect::<Vec<_>>(), ["acme", "beta"], "{category}");
+        let billed: Decimal = ROWS.iter().filter(|r| r.0 == category).map(|r| d(r.3)).sum();
+        assert_eq!(parts.iter().map(|l| l.amounts.unblended_cost).sum::<Decimal>(), billed, "{category}");
+    }
+    // The untagged S3 usage has no rule (no S3 evidence): it stays shared and says why.
+    assert!(lines.iter().filter(|l| l.source() == LineSource::Shared).all(|l| l.unattributed_reason.is_some()));
+    let total: Decimal = lines.iter().map(|l| l.amounts.unblended_cost).sum();
+    assert_eq!(total, ROWS.iter().map(|r| d(r.3)).sum::<Decimal>());
+}
