@@ -30,7 +30,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::json::{self, Object, TenantKeys};
-use super::parallel::read_lines_parallel;
+use super::parallel::{Buffers, read_lines_parallel};
 use super::reader::{LineError, Outcome, Records, added};
 use super::time::{json_timestamp, split_message, split_prefix};
 use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
@@ -780,7 +780,8 @@ impl LambdaAggregator {
             Ok(None) => None,
             parsed => Some(parsed),
         };
-        read_lines_parallel(source_name, reader, budget, parse, |line, prepared, ahead| {
+        // A bare Lambda aggregator reads a source or two (tests, examples): buffers are not kept.
+        read_lines_parallel(source_name, reader, budget, &mut Buffers::default(), parse, |line, prepared, ahead| {
             if let Some(Ok(Some(ahead))) = ahead {
                 self.look_ahead(ahead);
             }

@@ -10,7 +10,7 @@ use std::io::BufRead;
 use super::agent::{self, AgentAggregator, AgentUsage};
 use super::dynamodb::{CapacityRecord, DynamoAggregator};
 use super::lambda::{LambdaAggregator, Prepared};
-use super::parallel::read_lines_parallel;
+use super::parallel::{Buffers, read_lines_parallel};
 use super::reader::{LineError, Outcome, Records, added};
 use super::{ErrorBudget, ParseError, Result, SourceReport};
 
@@ -21,11 +21,13 @@ pub struct LogAggregator {
     pub dynamo: DynamoAggregator,
     /// Only with a session → tenant map (agent usage records name sessions, not tenants).
     pub agent: Option<AgentAggregator>,
+    /// Kept from one source to the next.
+    buffers: Buffers<ParsedLine>,
 }
 
 impl LogAggregator {
     pub fn new(lambda: LambdaAggregator, dynamo: DynamoAggregator) -> Self {
-        Self { lambda, dynamo, agent: None }
+        Self { lambda, dynamo, agent: None, buffers: Buffers::default() }
     }
 
     /// Also reads agent runtime usage records.
@@ -67,12 +69,15 @@ impl LogAggregator {
                 mixed => Some(ParsedLine::Mixed(Box::new(mixed))),
             }
         };
-        read_lines_parallel(source_name, reader, budget, parse, |line, parsed, ahead| {
+        let mut buffers = std::mem::take(&mut self.buffers);
+        let report = read_lines_parallel(source_name, reader, budget, &mut buffers, parse, |line, parsed, ahead| {
             if let Some(ParsedLine::Lambda(ahead)) = ahead {
                 self.lambda.look_ahead(ahead);
             }
             self.add(source_name, line, parsed)
-        })
+        });
+        self.buffers = buffers;
+        report
     }
 
     /// Adds one line's records (in input order).
@@ -123,4 +128,68 @@ struct Mixed {
     lambda: std::result::Result<Option<Prepared>, ParseError>,
     dynamo: std::result::Result<Option<CapacityRecord>, ParseError>,
     agent: std::result::Result<Option<AgentUsage>, ParseError>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::evidence::dynamodb::DynamoConfig;
+    use crate::evidence::lambda::LambdaConfig;
+
+    fn aggregator() -> LogAggregator {
+        let keys = vec!["accountant_id".to_string()];
+        LogAggregator::new(
+            LambdaAggregator::new(LambdaConfig { tenant_keys: keys.clone(), ..LambdaConfig::default() }),
+            DynamoAggregator::new(DynamoConfig { tenant_keys: keys, tables: None }),
+        )
+    }
+
+    /// Invocations `from..to`: START, the tenant line, END and the REPORT (about 430 bytes).
+    fn invocations(from: u32, to: u32) -> String {
+        let pad = "x".repeat(120);
+        (from..to)
+            .map(|i| {
+                let (id, tenant, ms) = (format!("00000000-0000-4000-8000-{i:012}"), i % 7, 100 + i % 900);
+                format!(
+                    "2026-10-01T00:00:01.000Z START RequestId: {id} Version: $LATEST\n\
+                     2026-10-01T00:00:01.100Z\t{id}\tINFO\t{{\"accountant_id\":\"acct-{tenant}\",\"msg\":\"{pad}\"}}\n\
+                     2026-10-01T00:00:01.200Z END RequestId: {id}\n\
+                     2026-10-01T00:00:01.201Z REPORT RequestId: {id}\tDuration: 1.00 ms\tBilled Duration: {ms} ms\tMemory Size: 128 MB\tMax Memory Used: 1 MB\n"
+                )
+            })
+            .collect()
+    }
+
+    /// One aggregator reading a log in several sources (each large enough for the threaded read,
+    /// one small; cut between a tenant line and its REPORT) keeps its buffers from one source to
+    /// the next and gives the totals and counts of reading the log as one source.
+    #[test]
+    fn buffers_kept_across_sources_change_nothing() {
+        let text = invocations(0, 40_000);
+        let budget = ErrorBudget::default();
+        let mut whole = aggregator();
+        whole.read("all", Cursor::new(text.clone()), &budget).unwrap();
+
+        let mut parts = aggregator();
+        let mut cuts = vec![0];
+        for at in [5 << 20, (5 << 20) + 2_000, 11 << 20] {
+            // After the first tenant line past `at`: its REPORT is in the next source.
+            let line = text[at..].find("INFO\t").unwrap() + at;
+            cuts.push(line + text[line..].find('\n').unwrap() + 1);
+        }
+        cuts.push(text.len());
+        let mut lines = 0;
+        for (i, w) in cuts.windows(2).enumerate() {
+            let report = parts.read(&format!("part-{i}"), Cursor::new(text[w[0]..w[1]].to_string()), &budget).unwrap();
+            lines += report.lines;
+        }
+        assert_eq!(lines, 160_000);
+        let (whole_totals, whole_stats) = whole.lambda.finish().unwrap();
+        let (part_totals, part_stats) = parts.lambda.finish().unwrap();
+        assert_eq!(part_stats.joined, 40_000);
+        assert_eq!((part_totals, part_stats), (whole_totals, whole_stats));
+    }
 }
