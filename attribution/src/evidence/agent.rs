@@ -55,11 +55,11 @@ pub fn parse_line(line: &str) -> Result<Option<AgentUsage>, ParseError> {
         Err(_) => return Ok(None), // not a usage record
     };
     let attrs = match top.get("attributes") {
-        Some(raw) if raw.get().starts_with('{') => Some(Object::from_raw(raw, "attributes")?),
+        Some(raw) if raw.get().starts_with('{') => top.object("attributes", "attributes")?,
         _ => None,
     };
     let metrics = match top.get("metrics") {
-        Some(raw) if raw.get().starts_with('{') => Some(Object::from_raw(raw, "metrics")?),
+        Some(raw) if raw.get().starts_with('{') => top.object("metrics", "metrics")?,
         _ => None,
     };
     let Some((raw, i)) = top.get_any(&SESSION_KEYS).or_else(|| attrs.as_ref().and_then(|a| a.get_any(&SESSION_KEYS)))

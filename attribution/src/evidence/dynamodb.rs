@@ -79,7 +79,7 @@ impl DynamoParser {
         }
         let top = Object::parse(m.body)?;
         let inner = match top.get("message") {
-            Some(raw) if raw.get().starts_with('{') => Some(Object::from_raw(raw, "message")?),
+            Some(raw) if raw.get().starts_with('{') => top.object("message", "message")?,
             _ => None,
         };
         let find = |keys: &[&str]| top.get_any(keys).or_else(|| inner.as_ref().and_then(|o| o.get_any(keys)));

@@ -107,13 +107,34 @@ impl<'a> Raw<'a> {
 }
 
 /// A JSON object's members in source order, values unparsed.
+///
+/// Read by the scanner, it also holds the members of the objects nested in its members (each at
+/// its depth, before the member holding it), so [`Object::object`] hands out a nested object
+/// without reading its text again: a Lambda `platform.report` line's `record` and `metrics` used
+/// to be scanned three times over.
 #[derive(Debug)]
-pub(crate) struct Object<'a>(Vec<(Cow<'a, str>, Raw<'a>)>);
+pub(crate) struct Object<'a> {
+    members: Vec<Member<'a>>,
+    /// Whether object-valued members' own members are in `members` (the scanner's); `false`:
+    /// top-level members only (`serde_json`'s).
+    nested: bool,
+}
+
+/// One member of an [`Object`] or of an object nested in it.
+#[derive(Debug, Clone)]
+struct Member<'a> {
+    key: Cow<'a, str>,
+    raw: Raw<'a>,
+    /// 0 for the object's own members, 1 for those of an object-valued member, ...
+    depth: u32,
+    /// Where this member's nested members start in `members` (they end at the member itself).
+    nested_from: u32,
+}
 
 impl<'a> Object<'a> {
     /// Parses `text` as one JSON object.
     pub(crate) fn parse(text: &'a str) -> Result<Self, ParseError> {
-        if let Some(o) = scan::object(text) {
+        if let Some(o) = scan::object(text, false) {
             return Ok(o);
         }
         serde_json::from_str::<SerdeObject<'a>>(text)
@@ -123,7 +144,8 @@ impl<'a> Object<'a> {
 
     /// Parses a raw value that must be an object.
     pub(crate) fn from_raw(raw: Raw<'a>, field: &str) -> Result<Self, ParseError> {
-        if let Some(o) = scan::object(raw.get()) {
+        // A plain value was read by the scanner: the line it came from has no backslash.
+        if let Some(o) = scan::object(raw.get(), raw.plain) {
             return Ok(o);
         }
         serde_json::from_str::<SerdeObject<'a>>(raw.get())
@@ -133,12 +155,33 @@ impl<'a> Object<'a> {
 
     /// The value of `key` (the last one if repeated, as `serde_json` does); JSON `null` counts as absent.
     pub(crate) fn get(&self, key: &str) -> Option<Raw<'a>> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v).filter(|v| v.get() != "null")
+        self.find(key).map(|i| self.members[i].raw)
+    }
+
+    /// Index in `members` of the member [`Object::get`] returns.
+    fn find(&self, key: &str) -> Option<usize> {
+        self.members.iter().rposition(|m| m.depth == 0 && m.key == key).filter(|&i| self.members[i].raw.get() != "null")
     }
 
     /// The first of `keys` present.
     pub(crate) fn get_any(&self, keys: &[&str]) -> Option<(Raw<'a>, usize)> {
         keys.iter().enumerate().find_map(|(i, k)| self.get(k).map(|v| (v, i)))
+    }
+
+    /// The value of `key` as an object (`Object::from_raw(self.get(key)?, field)`), taken from the
+    /// members already read when the scanner read this object.
+    pub(crate) fn object(&self, key: &str, field: &str) -> Result<Option<Object<'a>>, ParseError> {
+        let Some(i) = self.find(key) else { return Ok(None) };
+        let m = &self.members[i];
+        if !(self.nested && m.raw.get().starts_with('{')) {
+            return Object::from_raw(m.raw, field).map(Some);
+        }
+        let from = m.nested_from as usize;
+        let members = self.members[from..i]
+            .iter()
+            .map(|n| Member { depth: n.depth - 1, nested_from: n.nested_from - m.nested_from, ..n.clone() })
+            .collect();
+        Ok(Some(Object { members, nested: true }))
     }
 }
 
@@ -147,7 +190,13 @@ struct SerdeObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> SerdeObject<'a> {
     fn into_object(self) -> Object<'a> {
-        Object(self.0.into_iter().map(|(k, v)| (k, Raw::serde(v))).collect())
+        let members = self.0.into_iter().enumerate().map(|(i, (key, v))| Member {
+            key,
+            raw: Raw::serde(v),
+            depth: 0,
+            nested_from: u32::try_from(i).unwrap_or(u32::MAX),
+        });
+        Object { members: members.collect(), nested: false }
     }
 }
 
@@ -254,31 +303,34 @@ fn excerpt(raw: Raw<'_>) -> String {
 mod scan {
     use std::borrow::Cow;
 
-    use super::{Object, Raw};
+    use super::{Member, Object, Raw};
 
     /// Deeper values than this go to `serde_json` (whose own limit is 128).
     const MAX_DEPTH: u32 = 32;
 
     /// `text` as one object (whitespace around it allowed), or `None` to let `serde_json` decide.
-    pub(super) fn object(text: &str) -> Option<Object<'_>> {
+    /// `unescaped`: the caller knows `text` has no backslash.
+    pub(super) fn object(text: &str, unescaped: bool) -> Option<Object<'_>> {
         let b = text.as_bytes();
-        if memchr::memchr(b'\\', b).is_some() {
+        if !unescaped && memchr::memchr(b'\\', b).is_some() {
             return None;
         }
-        let mut s = Scanner { b, i: 0 };
+        let mut s = Scanner { text, b, i: 0, members: Vec::with_capacity(12) };
         s.ws();
-        let mut out = Vec::with_capacity(8);
-        s.members(|k, v| out.push((Cow::Borrowed(&text[k.0..k.1]), Raw { text: &text[v.0..v.1], plain: true })), 0)?;
+        s.members(Some(0), 0)?;
         s.ws();
-        (s.i == b.len()).then_some(Object(out))
+        (s.i == b.len()).then_some(Object { members: s.members, nested: true })
     }
 
-    struct Scanner<'b> {
-        b: &'b [u8],
+    struct Scanner<'a> {
+        text: &'a str,
+        b: &'a [u8],
         i: usize,
+        /// The members read so far, nested ones included (see [`Object`]).
+        members: Vec<Member<'a>>,
     }
 
-    impl Scanner<'_> {
+    impl<'a> Scanner<'a> {
         fn peek(&self) -> Option<u8> {
             self.b.get(self.i).copied()
         }
@@ -293,8 +345,9 @@ mod scan {
             (self.peek() == Some(c)).then(|| self.i += 1)
         }
 
-        /// `{ "k": v, ... }` at the cursor; `f` gets each member's key (without quotes) and value spans.
-        fn members(&mut self, mut f: impl FnMut((usize, usize), (usize, usize)), depth: u32) -> Option<()> {
+        /// `{ "k": v, ... }` at the cursor. `level`: the object's depth among the objects kept in
+        /// `members` (`None`: inside an array, its members are not kept).
+        fn members(&mut self, level: Option<u32>, depth: u32) -> Option<()> {
             self.eat(b'{')?;
             self.ws();
             if self.eat(b'}').is_some() {
@@ -305,8 +358,16 @@ mod scan {
                 self.ws();
                 self.eat(b':')?;
                 self.ws();
-                let v = self.value(depth + 1)?;
-                f((k.0 + 1, k.1 - 1), v);
+                let nested_from = u32::try_from(self.members.len()).ok()?;
+                let v = self.value(level.map(|l| l + 1), depth + 1)?;
+                if let Some(level) = level {
+                    self.members.push(Member {
+                        key: Cow::Borrowed(self.text.get(k.0 + 1..k.1 - 1)?),
+                        raw: Raw { text: self.text.get(v.0..v.1)?, plain: true },
+                        depth: level,
+                        nested_from,
+                    });
+                }
                 self.ws();
                 match self.peek()? {
                     b',' => {
@@ -327,23 +388,23 @@ mod scan {
             let start = self.i;
             self.eat(b'"')?;
             let rest = self.b.get(self.i..)?;
-            let len = memchr::memchr(b'"', rest)?;
-            // A fold (no early exit) so that the check is vectorised.
-            if rest.get(..len)?.iter().fold(false, |control, &c| control | (c < 0x20)) {
-                return None;
+            let len = quote_or_control(rest)?;
+            if rest[len] != b'"' {
+                return None; // a control character
             }
             self.i += len + 1;
             Some((start, self.i))
         }
 
-        fn value(&mut self, depth: u32) -> Option<(usize, usize)> {
+        /// A value at the cursor; `level` as for [`Scanner::members`], for an object value.
+        fn value(&mut self, level: Option<u32>, depth: u32) -> Option<(usize, usize)> {
             if depth > MAX_DEPTH {
                 return None;
             }
             let start = self.i;
             match self.peek()? {
                 b'"' => return self.string(),
-                b'{' => self.members(|_, _| {}, depth)?,
+                b'{' => self.members(level, depth)?,
                 b'[' => self.elements(depth)?,
                 b't' => self.literal(b"true")?,
                 b'f' => self.literal(b"false")?,
@@ -360,7 +421,7 @@ mod scan {
                 return Some(());
             }
             loop {
-                self.value(depth + 1)?;
+                self.value(None, depth + 1)?;
                 self.ws();
                 match self.peek()? {
                     b',' => {
@@ -411,6 +472,32 @@ mod scan {
             Some(())
         }
     }
+
+    /// Index of the first `"` or control character (below 0x20) in `b`, read eight bytes at a
+    /// time: JSON keys and values are short, and a `memchr` call per string cost more than the
+    /// search (plus a second pass for control characters).
+    pub(super) fn quote_or_control(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let mut chunks = b.chunks_exact(8);
+        let mut at = 0;
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            // The classic "has a zero byte" / "has a byte less than n" tests: the lowest flagged
+            // byte is exact (a false flag can only follow a true one, through the borrow).
+            let q = w ^ (ONES * u64::from(b'"'));
+            let quote = q.wrapping_sub(ONES) & !q & HIGHS;
+            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+            let hit = quote | control;
+            if hit != 0 {
+                return Some(at + (hit.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        chunks.remainder().iter().position(|&c| c == b'"' || c < 0x20).map(|i| at + i)
+    }
 }
 
 #[cfg(test)]
@@ -422,7 +509,7 @@ mod tests {
     fn numbers_stay_exact() {
         let o =
             Object::parse(r#"{"a":2599.4,"b":"0.1","c":1e-3,"d":null,"e":"x\"y","a":0.30000000000000004}"#).unwrap();
-        assert!(scan::object(r#"{"e":"x\"y"}"#).is_none(), "escapes go to serde_json");
+        assert!(scan::object(r#"{"e":"x\"y"}"#, false).is_none(), "escapes go to serde_json");
         assert_eq!(number(o.get("a").unwrap(), "a").unwrap().to_string(), "0.30000000000000004");
         assert_eq!(number(o.get("b").unwrap(), "b").unwrap().to_string(), "0.1");
         assert_eq!(number(o.get("c").unwrap(), "c").unwrap().to_string(), "0.001");
@@ -434,15 +521,69 @@ mod tests {
         assert!(Object::parse("{\"a\":").is_err());
     }
 
+    /// An object's own members as (key, value text), in order.
+    fn top_level(o: &Object<'_>) -> Vec<(String, String)> {
+        o.members
+            .iter()
+            .filter(|m| m.depth == 0)
+            .map(|m| (m.key.clone().into_owned(), m.raw.get().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn nested_objects_are_the_members_of_their_text() {
+        let texts = [
+            r#"{"time":"t","type":"platform.report","record":{"requestId":"r","metrics":{"durationMs":2.5,"billedDurationMs":3},"status":"success"},"n":null}"#,
+            r#"{"a":{"b":{"c":{"d":1},"e":[{"f":{"g":2}},3]},"h":{}},"a":{"x":{"y":"z"}},"i":[{"j":1}]}"#,
+            r#"{"m":{"k":1,"k":{"k":2}},"o":{}}"#,
+        ];
+        for text in texts {
+            let o = Object::parse(text).unwrap();
+            let serde = serde_json::from_str::<SerdeObject<'_>>(text).unwrap().into_object();
+            // Every object reachable through `object`, its members as reading its own text gives.
+            let mut stack = vec![(o, serde)];
+            let mut seen = 0;
+            while let Some((scanned, other)) = stack.pop() {
+                assert_eq!(top_level(&scanned), top_level(&other), "{text}");
+                for (key, value) in top_level(&scanned) {
+                    if value.starts_with('{') {
+                        let a = scanned.object(&key, &key).unwrap().unwrap();
+                        let b = other.object(&key, &key).unwrap().unwrap();
+                        assert_eq!(top_level(&a), top_level(&Object::parse(scanned.get(&key).unwrap().get()).unwrap()));
+                        stack.push((a, b));
+                        seen += 1;
+                    }
+                }
+            }
+            assert!(seen >= 2, "{text}");
+        }
+        let o = Object::parse(r#"{"a":1,"b":"x","c":null}"#).unwrap();
+        assert!(o.object("a", "a").is_err(), "a number is not an object");
+        assert!(o.object("c", "c").unwrap().is_none(), "null is absent");
+        assert!(o.object("z", "z").unwrap().is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quote_or_control_finds_the_first_quote_or_control_character(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let expected = bytes.iter().position(|&c| c == b'"' || c < 0x20);
+            proptest::prop_assert_eq!(scan::quote_or_control(&bytes), expected);
+        }
+
+        #[test]
+        fn quote_or_control_in_mostly_plain_text(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xc3, 0xff, 0x00, b'\\']), 0..40),
+        ) {
+            let expected = bytes.iter().position(|&c| c == b'"' || c < 0x20);
+            proptest::prop_assert_eq!(scan::quote_or_control(&bytes), expected);
+        }
+    }
+
     #[test]
     fn scanner_agrees_with_serde_json() {
-        let serde = |t: &str| {
-            serde_json::from_str::<SerdeObject<'_>>(t)
-                .map(|o| {
-                    o.into_object().0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>()
-                })
-                .ok()
-        };
+        let serde = |t: &str| serde_json::from_str::<SerdeObject<'_>>(t).map(|o| top_level(&o.into_object())).ok();
         for t in [
             r#"{"a":1,"b":"x","c":{"d":[1,2,{"e":null}],"f":true},"g":false,"h":-0.5e+3,"a":2}"#,
             " { \"a\" : 1 ,\n\t\"b\" :\r\"é ü\" } \n",
@@ -466,15 +607,14 @@ mod tests {
             r#"{"a":1"#,
             "",
         ] {
-            let fast = scan::object(t)
-                .map(|o| o.0.into_iter().map(|(k, v)| (k.into_owned(), v.get().to_owned())).collect::<Vec<_>>());
+            let fast = scan::object(t, false).map(|o| top_level(&o));
             match fast {
                 Some(pairs) => assert_eq!(Some(pairs), serde(t), "{t}"),
                 None => assert_eq!(serde(t), None, "{t}: the scanner refused valid JSON without escapes"),
             }
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
-        assert!(scan::object(&deep).is_none());
+        assert!(scan::object(&deep, false).is_none());
         assert!(Object::parse(&deep).is_ok(), "deep values go to serde_json");
     }
 }

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::json::{self, Object, TenantKeys};
 use super::parallel::{Buffers, read_lines_parallel};
 use super::reader::{LineError, Outcome, Records, added};
-use super::time::{json_timestamp, split_message, split_prefix};
+use super::time::{json_timestamp, split_message, split_prefix, trim};
 use super::{ErrorBudget, EvidenceError, ParseError, Result, SourceReport};
 use crate::driver::{Driver, DriverTotals};
 use crate::money::{exact_mul, parse_exact};
@@ -127,7 +127,7 @@ impl LambdaParser {
         if cannot_be_evidence(line) {
             return Ok(None);
         }
-        let (ts, rest) = split_prefix(line.trim());
+        let (ts, rest) = split_prefix(trim(line));
         self.parse_message_ref(rest, ts)
     }
 
@@ -136,7 +136,7 @@ impl LambdaParser {
         message: &'a str,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Option<Parsed<'a>>, ParseError> {
-        let message = message.trim();
+        let message = trim(message);
         if message == "REPORT" || message.starts_with("REPORT ") || message.starts_with("REPORT\t") {
             let (request_id, usage) = match report_text_fields(message) {
                 Some(fields) => fields,
@@ -205,10 +205,9 @@ impl LambdaParser {
             return Ok(Some(tenant));
         }
         // Lambda's JSON log format nests a logged object under "message".
-        if let Some(raw) = obj.get("message")
-            && raw.get().starts_with('{')
+        if obj.get("message").is_some_and(|raw| raw.get().starts_with('{'))
+            && let Some(inner) = obj.object("message", "message")?
         {
-            let inner = Object::from_raw(raw, "message")?;
             return self.tenant_keys.tenant_text(|key| inner.get(key));
         }
         Ok(None)
@@ -254,21 +253,29 @@ impl Parsed<'_> {
 /// costs no allocation and reaches the joining thread as a plain copy.
 #[derive(Debug)]
 pub(crate) enum Prepared {
-    Report { key: RequestKey, time: Option<DateTime<Utc>>, usage: ReportUsage },
-    Tenant { key: RequestKey, tenant: ShortText, time: Option<DateTime<Utc>> },
+    Report { key: RequestKey, day: Option<NaiveDate>, usage: ReportUsage },
+    Tenant { key: RequestKey, tenant: ShortText, day: Option<NaiveDate> },
 }
 
 impl From<Parsed<'_>> for Prepared {
     fn from(parsed: Parsed<'_>) -> Self {
         match parsed {
             Parsed::Report { request_id, time, usage } => {
-                Prepared::Report { key: RequestKey::new(&request_id), time, usage }
+                Prepared::Report { key: RequestKey::new(&request_id), day: day_of(time), usage }
             }
-            Parsed::Tenant { request_id, tenant, time } => {
-                Prepared::Tenant { key: RequestKey::new(&request_id), tenant: ShortText::new(&tenant), time }
-            }
+            Parsed::Tenant { request_id, tenant, time } => Prepared::Tenant {
+                key: RequestKey::new(&request_id),
+                tenant: ShortText::new(&tenant),
+                day: day_of(time),
+            },
         }
     }
+}
+
+/// The UTC day of a record: all the join keeps of its time (an invocation counts on its
+/// REPORT's day, else on its tenant line's).
+fn day_of(time: Option<DateTime<Utc>>) -> Option<NaiveDate> {
+    time.map(|t| t.date_naive())
 }
 
 /// A short string kept inline (tenant ids are mostly a few bytes), else on the heap.
@@ -427,7 +434,7 @@ impl<'a> Iterator for AsciiWords<'a> {
 }
 
 fn platform_report_fields<'a>(obj: &Object<'a>) -> Result<(Cow<'a, str>, ReportUsage), ParseError> {
-    let record = Object::from_raw(obj.get("record").ok_or_else(|| ParseError::missing("record"))?, "record")?;
+    let record = obj.object("record", "record")?.ok_or_else(|| ParseError::missing("record"))?;
     let request_id = json::string_cow(
         record.get("requestId").ok_or_else(|| ParseError::missing("record.requestId"))?,
         "record.requestId",
@@ -435,10 +442,7 @@ fn platform_report_fields<'a>(obj: &Object<'a>) -> Result<(Cow<'a, str>, ReportU
     if request_id.is_empty() {
         return Err(ParseError::bad("record.requestId", "empty"));
     }
-    let metrics = Object::from_raw(
-        record.get("metrics").ok_or_else(|| ParseError::missing("record.metrics"))?,
-        "record.metrics",
-    )?;
+    let metrics = record.object("metrics", "record.metrics")?.ok_or_else(|| ParseError::missing("record.metrics"))?;
     let num = |k: &str| -> Result<Option<Decimal>, ParseError> {
         metrics.get(k).map(|raw| json::number(raw, k).and_then(|v| non_negative(k, v))).transpose()
     };
@@ -505,14 +509,16 @@ pub struct LambdaStats {
 /// A request id, compact when it is a UUID (16 bytes instead of a 36-byte string).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum RequestKey {
-    Uuid(u128),
+    /// Two words, not a `u128`: 8-byte alignment keeps the key 24 bytes (parsed records cross
+    /// from the parsing threads to the joining one by the million).
+    Uuid(UuidKey),
     Text(Box<str>),
 }
 
 impl RequestKey {
     fn new(id: &str) -> Self {
         match uuid_value(id.as_bytes()) {
-            Some(v) => RequestKey::Uuid(v),
+            Some(v) => RequestKey::Uuid(UuidKey::new(v)),
             None => RequestKey::Text(id.into()),
         }
     }
@@ -522,8 +528,8 @@ impl RequestKey {
 impl std::fmt::Display for RequestKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RequestKey::Uuid(v) => {
-                let hex = format!("{v:032x}");
+            RequestKey::Uuid(UuidKey(high, low)) => {
+                let hex = format!("{high:016x}{low:016x}");
                 write!(f, "{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
             }
             RequestKey::Text(text) => f.write_str(text),
@@ -611,9 +617,9 @@ type TenantIndex = u32;
 
 #[derive(Debug)]
 enum Pending {
-    /// A REPORT's time and usage.
-    Report(Option<DateTime<Utc>>, ReportUsage),
-    Tenant(TenantIndex, Option<DateTime<Utc>>),
+    /// A REPORT's day and usage.
+    Report(Option<NaiveDate>, ReportUsage),
+    Tenant(TenantIndex, Option<NaiveDate>),
 }
 
 /// Integer sums of one (day, tenant) for on-demand REPORTs with whole billed ms and MB (nearly
@@ -646,7 +652,7 @@ struct DoneSet {
 
 /// A UUID request id as two words (8-byte alignment: 24-byte slots with a `u64`, not 32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct UuidKey(u64, u64);
+pub(crate) struct UuidKey(u64, u64);
 
 impl UuidKey {
     fn new(v: u128) -> Self {
@@ -674,7 +680,7 @@ impl DoneSet {
 
     fn contains(&self, key: &RequestKey) -> bool {
         let seq = match key {
-            RequestKey::Uuid(v) => self.uuids.get(&UuidKey::new(*v)),
+            RequestKey::Uuid(v) => self.uuids.get(v),
             RequestKey::Text(t) => self.texts.get(t),
         };
         seq.is_some_and(|&seq| Self::live(self.inserted, self.window, seq))
@@ -692,7 +698,7 @@ impl DoneSet {
             true
         };
         let new = match key {
-            RequestKey::Uuid(v) => match self.uuids.entry(UuidKey::new(v)) {
+            RequestKey::Uuid(v) => match self.uuids.entry(v) {
                 Entry::Occupied(mut e) => fresh(e.get_mut()),
                 Entry::Vacant(e) => {
                     e.insert(next);
@@ -798,12 +804,12 @@ impl LambdaAggregator {
     pub fn push(&mut self, record: LambdaRecord) -> Result<(), String> {
         self.push_prepared(match record {
             LambdaRecord::Report(r) => {
-                Prepared::Report { key: RequestKey::new(&r.request_id), time: r.time, usage: r.usage }
+                Prepared::Report { key: RequestKey::new(&r.request_id), day: day_of(r.time), usage: r.usage }
             }
             LambdaRecord::Tenant(t) => Prepared::Tenant {
                 key: RequestKey::new(&t.request_id),
                 tenant: ShortText::new(t.tenant.as_str()),
-                time: t.time,
+                day: day_of(t.time),
             },
         })
     }
@@ -842,7 +848,7 @@ impl LambdaAggregator {
         // set (a probe in a table of tens of MB, mostly a cache miss); its partner then finds it
         // waiting and marks the request done in the slot that probe just read.
         match record {
-            Prepared::Report { key, time, usage } => {
+            Prepared::Report { key, day: time, usage } => {
                 self.stats.reports += 1;
                 match self.pending.remove(&key) {
                     Some((_, Pending::Tenant(tenant, tenant_time))) => {
@@ -863,7 +869,7 @@ impl LambdaAggregator {
                     None => self.wait(key, Pending::Report(time, usage)),
                 }
             }
-            Prepared::Tenant { key, tenant, time } => match self.pending.remove(&key) {
+            Prepared::Tenant { key, tenant, day: time } => match self.pending.remove(&key) {
                 Some((_, Pending::Report(report_time, usage))) => {
                     let tenant = self.intern(tenant.as_str());
                     self.stats.joined += 1;
@@ -942,12 +948,12 @@ impl LambdaAggregator {
     fn emit(
         &mut self,
         request_id: &RequestKey,
-        time: Option<DateTime<Utc>>,
+        day: Option<NaiveDate>,
         usage: &ReportUsage,
         tenant: TenantIndex,
-        tenant_time: Option<DateTime<Utc>>,
+        tenant_day: Option<NaiveDate>,
     ) -> Result<(), String> {
-        let Some(day) = time.or(tenant_time).map(|t| t.date_naive()) else {
+        let Some(day) = day.or(tenant_day) else {
             self.stats.without_day += 1;
             return Ok(());
         };
@@ -1217,7 +1223,7 @@ mod tests {
     fn uuid_keys() {
         for id in ["8fc6f963-411b-58b5-8483-a32130c0f45d", "8FC6F963-411B-58B5-8483-A32130C0F45D"] {
             let hex: String = id.chars().filter(|c| *c != '-').collect();
-            assert_eq!(RequestKey::new(id), RequestKey::Uuid(u128::from_str_radix(&hex, 16).unwrap()));
+            assert_eq!(RequestKey::new(id), RequestKey::Uuid(UuidKey::new(u128::from_str_radix(&hex, 16).unwrap())));
         }
         for id in [
             "8fc6f963-411b-58b5-8483-a32130c0f45",
@@ -1280,7 +1286,7 @@ mod tests {
                 let key = if n.is_multiple_of(3) {
                     RequestKey::Text(format!("r{n}").into())
                 } else {
-                    RequestKey::Uuid(u128::from(n) << 64 | u128::from(n))
+                    RequestKey::Uuid(UuidKey::new(u128::from(n) << 64 | u128::from(n)))
                 };
                 let member = fifo.contains(&key);
                 assert_eq!(done.contains(&key), member, "window {window}, step {step}");

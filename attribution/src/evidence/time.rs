@@ -144,7 +144,7 @@ pub(crate) struct Message<'a> {
 }
 
 pub(crate) fn split_message(line: &str) -> Message<'_> {
-    let (mut time, rest) = split_prefix(line.trim());
+    let (mut time, rest) = split_prefix(trim(line));
     let mut request_id = None;
     if rest.starts_with('{') || memchr::memchr(b'\t', rest.as_bytes()).is_none() {
         return Message { time, request_id, body: rest };
@@ -164,6 +164,16 @@ pub(crate) fn split_message(line: &str) -> Message<'_> {
     Message { time, request_id, body: rest }
 }
 
+/// `str::trim`, without decoding characters when the text starts and ends with visible ASCII (a
+/// log line nearly always does): such a character is not whitespace, so there is nothing to trim.
+pub(crate) fn trim(text: &str) -> &str {
+    let b = text.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// `8fc6f963-411b-58b5-8483-a32130c0f45d`.
 pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36
@@ -179,6 +189,13 @@ mod tests {
 
     fn ts(s: &str) -> String {
         parse_timestamp(s).map(|d| d.to_rfc3339()).unwrap_or_default()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trim_is_str_trim(text in "[ \t\u{a0}\u{2003}a{}é\n\r]{0,8}") {
+            proptest::prop_assert_eq!(trim(&text), text.trim());
+        }
     }
 
     #[test]
