@@ -422,3 +422,129 @@ fn a_focus_months_purchases_are_split_like_the_curs_fees() {
     let total: Decimal = lines.iter().map(|l| l.amounts.unblended_cost).sum();
     assert_eq!(total, ROWS.iter().map(|r| d(r.3)).sum::<Decimal>());
 }
+
+/// (category, tenant, billed, effective, `CommitmentDiscountStatus`)
+type StatusRow = (&'static str, Option<&'static str>, f64, f64, Option<&'static str>);
+
+const STATUS_ROWS: [StatusRow; 5] = [
+    ("Usage", Some("acme"), 0.0, 0.75, Some("Used")),
+    ("Usage", None, 0.0, 0.25, Some("Unused")),
+    ("Usage", Some("beta"), 3.0, 3.0, None),
+    ("Purchase", None, 1.0, 0.0, None),
+    // `Unused` on anything but usage is not FOCUS; it is left as it is.
+    ("Tax", None, 0.5, 0.5, Some("Unused")),
+];
+
+/// [`STATUS_ROWS`] as Parquet the fast path reads.
+fn write_status_parquet(path: &Path) {
+    let rows = &STATUS_ROWS;
+    let text = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let num =
+        |f: fn(&StatusRow) -> f64| -> ArrayRef { Arc::new(Float64Array::from(rows.iter().map(f).collect::<Vec<_>>())) };
+    let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for r in rows {
+        if let Some(t) = r.1 {
+            tags.keys().append_value("user:accountant_id");
+            tags.values().append_value(t);
+        }
+        tags.append(true).unwrap();
+    }
+    let n = rows.len();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("BillingPeriodStart", Arc::new(TimestampMillisecondArray::from(vec![millis(1); n]))),
+        ("ChargePeriodStart", Arc::new(TimestampMillisecondArray::from(vec![millis(2); n]))),
+        ("ChargeCategory", text(rows.iter().map(|r| Some(r.0)).collect())),
+        ("ServiceName", text(vec![Some("Amazon Elastic Compute Cloud"); n])),
+        ("x_ServiceCode", text(vec![Some("AmazonEC2"); n])),
+        ("BillingCurrency", text(vec![Some("USD"); n])),
+        ("BilledCost", num(|r| r.2)),
+        ("EffectiveCost", num(|r| r.3)),
+        // Required by the fast path (this file must take it); none on unused commitment.
+        (
+            "ConsumedQuantity",
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| (r.4 != Some("Unused")).then_some(1.0)).collect::<Vec<_>>(),
+            )),
+        ),
+        ("CommitmentDiscountStatus", text(rows.iter().map(|r| r.4).collect())),
+        ("Tags", Arc::new(tags.finish())),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|(name, a)| Field::new(*name, a.data_type().clone(), true)).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// [`STATUS_ROWS`] as CSV (the generic plan).
+fn write_status_csv(path: &Path) {
+    let mut text = String::from(
+        "BillingPeriodStart,ChargePeriodStart,ChargeCategory,ServiceName,x_ServiceCode,BillingCurrency,BilledCost,EffectiveCost,CommitmentDiscountStatus,Tags\n",
+    );
+    for r in &STATUS_ROWS {
+        let tags = r.1.map_or("NULL".to_string(), |t| format!("\"{{\"\"user:accountant_id\"\":\"\"{t}\"\"}}\""));
+        text.push_str(&format!(
+            "2026-11-01 00:00:00,2026-11-02 00:00:00,{},Amazon Elastic Compute Cloud,AmazonEC2,USD,{},{},{},{tags}\n",
+            r.0,
+            r.2,
+            r.3,
+            r.4.unwrap_or("NULL"),
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// FOCUS's own layout of unused commitment (the specification's `commitment_discount_usage`
+/// scenarios, other providers' exports): a `Usage` row of no resource whose
+/// `CommitmentDiscountStatus` is `Unused`, billed 0 (the purchase row bills the commitment), its
+/// `EffectiveCost` the unused part. It is stored as line-item type `UnusedCommitment` on both
+/// scan paths and split by direct cost like a CUR's unused commitment fees; before, it was plain
+/// `Usage` of its service, which no usage evidence splits, so it stayed `unmatched`.
+#[test]
+fn unused_commitment_is_its_own_type_and_split_by_direct_cost() {
+    use curflow::aggregate::LineSource;
+    use curflow::attribute::{AttributionInputs, AttributionOptions};
+    use curflow::discover::discover;
+    use curflow::process::Processor;
+    use curflow::store::{CostStore, SqliteStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (parquet, csv) = (dir.path().join("focus-unused.parquet"), dir.path().join("focus-unused.csv"));
+    write_status_parquet(&parquet);
+    write_status_csv(&csv);
+    for input in [parquet, csv] {
+        let inputs = AttributionInputs::load(&AttributionOptions {
+            tenant_key: "accountant_id".into(),
+            ..AttributionOptions::default()
+        })
+        .unwrap();
+        let processor = Processor::new(common::options()).unwrap().with_attribution(inputs);
+        let name = input.file_name().unwrap().to_string_lossy().to_string();
+        let mut store = SqliteStore::open(&dir.path().join(format!("{name}.sqlite"))).unwrap();
+        let delivery = &discover(std::slice::from_ref(&input)).unwrap()[0];
+        let report = common::rt().block_on(processor.process(&mut store, delivery, &|_| {})).unwrap();
+        let usd = &report.totals["USD"];
+        assert_eq!((usd.unblended_cost, usd.amortized_cost), (d("4.5"), d("4.5")), "{name}");
+        let lines = store.cost_lines(report.period).wait().unwrap();
+        let unused: Vec<_> = lines.iter().filter(|l| l.key.line_item_type == "UnusedCommitment").collect();
+        assert!(!unused.is_empty(), "{name}: {:?}", lines.iter().map(|l| &l.key.line_item_type).collect::<Vec<_>>());
+        assert!(
+            unused.iter().all(|l| l.source() == LineSource::Attributed
+                && l.attribution.as_ref().unwrap().rule == "tax-credits-refunds-fees"),
+            "{name}: {:?}",
+            unused.iter().map(|l| (l.source(), l.unattributed_reason.clone())).collect::<Vec<_>>()
+        );
+        assert_eq!(unused.iter().map(|l| l.amounts.amortized_cost).sum::<Decimal>(), d("0.25"), "{name}");
+        assert_eq!(unused.iter().map(|l| l.amounts.unblended_cost).sum::<Decimal>(), Decimal::ZERO, "{name}");
+        // The used commitment and the tax keep their categories.
+        let types: std::collections::BTreeSet<_> = lines.iter().map(|l| l.key.line_item_type.as_str()).collect();
+        assert_eq!(types.into_iter().collect::<Vec<_>>(), ["Purchase", "Tax", "UnusedCommitment", "Usage"], "{name}");
+        assert_eq!(
+            report.line_item_types.get("UnusedCommitment").map(|t| (t.rows, t.known)),
+            Some((1, true)),
+            "{name}: the run summary names it, as a known type"
+        );
+    }
+}

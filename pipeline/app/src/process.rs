@@ -519,6 +519,7 @@ fn format_of(scans: &[FileScan]) -> String {
 /// The one billing period of a delivery; files of two periods given as one are an error.
 /// FOCUS's charge categories: known types of a FOCUS file (its measures are columns, not
 /// formulas of the type), though not CUR line-item types.
+/// (`UnusedCommitment`: curflow's type for a `Usage` row of unused commitment, known anyway.)
 const FOCUS_CHARGE_CATEGORIES: [&str; 5] = ["Usage", "Purchase", "Tax", "Credit", "Adjustment"];
 
 fn known_focus_categories(mut types: BTreeMap<String, TypeStats>, scans: &[FileScan]) -> BTreeMap<String, TypeStats> {

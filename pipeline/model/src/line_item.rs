@@ -49,7 +49,7 @@ impl LineItemKind {
     /// Classifies the text of `lineItem/LineItemType` (exact, case-sensitive, as AWS writes it).
     pub fn from_type_name(name: &str) -> Self {
         match name {
-            "Usage" => Self::Usage,
+            "Usage" | UNUSED_COMMITMENT => Self::Usage,
             "DiscountedUsage" => Self::DiscountedUsage,
             "SavingsPlanCoveredUsage" => Self::SavingsPlanCoveredUsage,
             "SavingsPlanNegation" => Self::SavingsPlanNegation,
@@ -87,6 +87,14 @@ impl LineItemKind {
         matches!(self, Self::Usage | Self::DiscountedUsage | Self::SavingsPlanCoveredUsage | Self::FlatRateSubscription)
     }
 }
+
+/// The line-item type curflow stores for a FOCUS `Usage` row whose `CommitmentDiscountStatus` is
+/// `Unused`: the part of a commitment (Savings Plan, reservation) nothing used in that hour. A CUR
+/// carries it in its fee rows (`SavingsPlanRecurringFee`, `RIFee`), which the shipped attribution
+/// rules split by direct cost; FOCUS writes it as usage of no resource, so without its own type
+/// it would follow the service's usage rule, which has no evidence for it. Its measures are those
+/// of `Usage` (FOCUS gives them as columns).
+pub const UNUSED_COMMITMENT: &str = "UnusedCommitment";
 
 /// Operations of split-cost-allocation child rows (ECS/EKS task and pod rows). They re-split the
 /// cost of the parent EC2 instance, which the CUR also carries, so summing both double counts

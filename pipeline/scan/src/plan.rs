@@ -14,7 +14,7 @@ use datafusion::prelude::{cast, col, ident, lit, when};
 
 use super::udf::Udfs;
 use crate::schema::{Col, ResolvedColumns, TenantSource};
-use curflow_model::line_item::SPLIT_COST_CHILD_OPERATIONS;
+use curflow_model::line_item::{SPLIT_COST_CHILD_OPERATIONS, UNUSED_COMMITMENT};
 use curflow_model::measures::Measure;
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE};
 
@@ -180,6 +180,28 @@ impl<'a> SourceColumns<'a> {
         }
     }
 
+    /// The row's line-item type: the CUR's `lineItem/LineItemType` or FOCUS `ChargeCategory`,
+    /// except that a FOCUS `Usage` row of unused commitment (`CommitmentDiscountStatus` `Unused`)
+    /// is [`UNUSED_COMMITMENT`], as on the fast path. Its kind (the measures) stays `Usage`.
+    fn line_item_type(&self) -> Expr {
+        let category = self.column(Col::LineItemType);
+        match self.cols.name(Col::CommitmentDiscountStatus) {
+            None => category,
+            Some(_) => Expr::Case(datafusion::logical_expr::Case::new(
+                None,
+                vec![(
+                    Box::new(
+                        self.column(Col::CommitmentDiscountStatus)
+                            .eq(lit("Unused"))
+                            .and(category.clone().eq(lit("Usage"))),
+                    ),
+                    Box::new(lit(UNUSED_COMMITMENT)),
+                )],
+                Some(Box::new(category)),
+            )),
+        }
+    }
+
     /// The typed per-row values the measures are computed from: grouping keys, line item kind and
     /// every money column the measure UDFs read.
     fn typed_exprs(&self) -> Vec<Expr> {
@@ -222,7 +244,7 @@ impl<'a> SourceColumns<'a> {
             column(Col::UsageType).alias("usage_type"),
             column(Col::Operation).alias("operation"),
             column(Col::ResourceId).alias("resource_id"),
-            column(Col::LineItemType).alias("line_item_type"),
+            self.line_item_type().alias("line_item_type"),
             column(Col::CurrencyCode).alias("currency"),
             column(Col::PricingUnit).alias("usage_unit"),
             column(Col::InvoiceId).alias("invoice_id"),

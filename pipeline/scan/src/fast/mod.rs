@@ -81,7 +81,9 @@ const T_RI_ARN: usize = 17;
 const T_FREQUENCY: usize = 18;
 /// FOCUS `ChargeClass` (a CUR has none): corrections are dated on their billing period's start.
 const T_CLASS: usize = 19;
-const TEXT_COLUMNS: usize = 20;
+/// FOCUS `CommitmentDiscountStatus` (a CUR has none): unused commitment has its own line-item type.
+const T_STATUS: usize = 20;
+const TEXT_COLUMNS: usize = 21;
 /// The CUR column of each text slot except the tenant (slot 0, see [`TenantSource`]).
 const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ProductCode,
@@ -103,6 +105,7 @@ const TEXT_COLS: [Col; TEXT_COLUMNS - 1] = [
     Col::ReservationArn,
     Col::ChargeFrequency,
     Col::ChargeClass,
+    Col::CommitmentDiscountStatus,
 ];
 
 /// Money columns in the order of [`RowInputs`]' fields.
@@ -537,7 +540,14 @@ mod tests {
     /// a CUR 2.0 file) and FOCUS's provider, charge frequency and charge class.
     fn legacy_columns() -> impl Iterator<Item = &'static Col> {
         Col::ALL.iter().filter(|c| {
-            !matches!(c, Col::PayerAccountName | Col::ProviderName | Col::ChargeFrequency | Col::ChargeClass)
+            !matches!(
+                c,
+                Col::PayerAccountName
+                    | Col::ProviderName
+                    | Col::ChargeFrequency
+                    | Col::ChargeClass
+                    | Col::CommitmentDiscountStatus
+            )
         })
     }
 
@@ -564,10 +574,10 @@ mod tests {
         let tag = layout.read_schema.field_with_name("resource_tags_user_accountant_id").unwrap();
         assert!(matches!(tag.data_type(), DataType::Dictionary(..)));
         assert_eq!(layout.projection.len(), legacy_columns().count() + 1, "every needed column, nothing else");
-        // Every text slot is read but the three the legacy report has no column for.
+        // Every text slot is read but those the legacy report has no column for.
         let unread: Vec<usize> =
             layout.text.iter().enumerate().filter(|(_, slot)| slot.is_none()).map(|(t, _)| t).collect();
-        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER, T_FREQUENCY, T_CLASS]);
+        assert_eq!(unread, [T_PAYER_NAME, T_PROVIDER, T_FREQUENCY, T_CLASS, T_STATUS]);
     }
 
     fn spans(groups: &[(u64, u64)]) -> Vec<RowGroupSpan> {

@@ -28,13 +28,13 @@ use super::text::{RowIndices, TextColumn, clean_tag, for_each_row};
 use super::{
     FastLayout, KEY_TEXT, M_NET, M_UNBLENDED, Slot, T_ACCOUNT, T_ACCOUNT_NAME, T_CLASS, T_CURRENCY, T_FREQUENCY,
     T_INVOICE, T_ISSUER, T_LINE_ITEM_TYPE, T_OPERATION, T_PAYER, T_PAYER_NAME, T_PROVIDER, T_PUBLISHER, T_REGION,
-    T_RESOURCE, T_RI_ARN, T_SERVICE, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
+    T_RESOURCE, T_RI_ARN, T_SERVICE, T_STATUS, T_TENANT, T_UNIT, T_USAGE_TYPE, TEXT_COLUMNS,
 };
 use crate::error::{Error, Result};
 use crate::plan::MEASURE_SUMS;
 use curflow_model::aggregate::{Amounts, CostKey};
 use curflow_model::fxhash::FxBuild;
-use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS};
+use curflow_model::line_item::{LineItemKind, SPLIT_COST_CHILD_OPERATIONS, UNUSED_COMMITMENT};
 use curflow_model::measures::{COMMITMENT_FIELDS, CommitmentAmounts, Measure, RowInputs, commitments_read};
 use curflow_model::money::{MONEY_SCALE, QUANTITY_SCALE, f64_to_scaled};
 use curflow_model::period::BillingPeriod;
@@ -155,6 +155,12 @@ pub(super) struct Partial {
     one_time: Table<bool>,
     /// FOCUS: whether a `ChargeClass` is `Correction`.
     correction: Table<bool>,
+    /// FOCUS: whether a `CommitmentDiscountStatus` is `Unused`, and a `ChargeCategory` `Usage`.
+    unused: Table<bool>,
+    usage: Table<bool>,
+    /// FOCUS: the batch's rows of unused commitment, and the line-item type id they get.
+    unused_rows: Vec<usize>,
+    unused_type: u32,
     periods: DateCodes,
     days: DateCodes,
     key: KeyLayout,
@@ -207,6 +213,10 @@ impl Partial {
             purchase: Table::new(),
             one_time: Table::new(),
             correction: Table::new(),
+            unused: Table::new(),
+            usage: Table::new(),
+            unused_rows: Vec::new(),
+            unused_type: 0,
             periods: DateCodes::default(),
             days: DateCodes::default(),
             key: KeyLayout::default(),
@@ -251,6 +261,7 @@ impl Partial {
         day_column(path, &layout.usage_day, batch, &mut self.dates)?;
         code_dates(&self.dates, &mut self.days, &mut self.day_codes, 1, &mut self.null_dates);
         self.date_corrections(batch);
+        self.find_unused_commitment(batch)?;
 
         let sizes = self.sizes();
         if !self.key.fits(&sizes) {
@@ -258,6 +269,7 @@ impl Partial {
             self.repack(wider);
         }
         self.build_keys(batch);
+        self.type_unused_commitment();
         self.read_kinds(batch);
         for &(row, which) in &self.null_dates {
             if self.keys[row] & SKIP == 0 {
@@ -469,6 +481,49 @@ impl Partial {
                 day_codes[row] = days.code(first_day);
             }
         });
+    }
+
+    /// FOCUS: finds the rows of unused commitment (`ChargeCategory` `Usage` with
+    /// `CommitmentDiscountStatus` `Unused`) into `unused_rows`, and interns their line-item type
+    /// [`UNUSED_COMMITMENT`] (before the key layout is checked: it may be a new value).
+    fn find_unused_commitment(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.unused_rows.clear();
+        let layout = &self.layout;
+        let (Some(status), Some(category)) = (&layout.text[T_STATUS], &layout.text[T_LINE_ITEM_TYPE]) else {
+            return Ok(());
+        };
+        let column = &self.text[T_STATUS];
+        self.unused.refresh(column, KeyLayout::default(), |id| column.interner.get(id) == Some("Unused"));
+        if !self.unused.entries.contains(&true) {
+            return Ok(());
+        }
+        let types = &self.text[T_LINE_ITEM_TYPE];
+        self.usage.refresh(types, KeyLayout::default(), |id| types.interner.get(id) == Some("Usage"));
+        let mut unused = vec![false; batch.num_rows()];
+        for_each_row(&column.rows(batch.column(status.index)), &self.unused.entries, |row, u| unused[row] = u);
+        let unused_rows = &mut self.unused_rows;
+        for_each_row(&types.rows(batch.column(category.index)), &self.usage.entries, |row, usage| {
+            if usage && unused[row] {
+                unused_rows.push(row);
+            }
+        });
+        if !self.unused_rows.is_empty() {
+            self.unused_type = self.text[T_LINE_ITEM_TYPE].interner.intern(Some(UNUSED_COMMITMENT))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the rows of unused commitment their line-item type in the key (after
+    /// [`Partial::build_keys`]; their kind stays `Usage`, read from the column).
+    fn type_unused_commitment(&mut self) {
+        let field = text_field(T_LINE_ITEM_TYPE);
+        let (mask, bits) = (self.key.mask(field), self.key.bits(field, self.unused_type));
+        for &row in &self.unused_rows {
+            let k = &mut self.keys[row];
+            if *k & SKIP == 0 {
+                *k = (*k & !mask) | bits;
+            }
+        }
     }
 
     /// FOCUS: marks in `arn_fee` the rows that are upfront commitment fees — `ChargeCategory`

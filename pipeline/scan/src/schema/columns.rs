@@ -80,6 +80,7 @@ columns! {
     ProviderName = "ProviderName", Text, false, "the provider (FOCUS only; a CUR is AWS's own)";
     ChargeFrequency = "ChargeFrequency", Text, false, "one-time commitment purchases are upfront fees (FOCUS only)";
     ChargeClass = "ChargeClass", Text, false, "corrections of earlier billing periods (FOCUS only)";
+    CommitmentDiscountStatus = "CommitmentDiscountStatus", Text, false, "unused commitment (FOCUS only)";
 }
 
 /// The commitment (RI / Savings Plan) columns in the order of
@@ -115,6 +116,8 @@ impl Col {
             Col::ChargeFrequency => &[],
             // FOCUS only: a CUR has no corrections column.
             Col::ChargeClass => &[],
+            // FOCUS only: a CUR carries unused commitment in its fee line-item types.
+            Col::CommitmentDiscountStatus => &[],
             _ => std::slice::from_ref(&COLUMN_CSV_NAMES[self as usize]),
         }
     }

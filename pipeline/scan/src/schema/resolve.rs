@@ -161,6 +161,10 @@ pub fn focus_column(col: Col) -> (&'static [&'static str], bool) {
         // `Correction`: the row corrects an earlier, invoiced billing period; it is dated on the
         // first day of the billing period that bills it (see `plan::SourceColumns::usage_date`).
         Col::ChargeClass => (&["ChargeClass"], false),
+        // `Unused` on a `Usage` row: the part of a commitment nothing used (the FOCUS layout of
+        // other providers; AWS puts it in its `Purchase` fee rows). Such a row is stored as
+        // line-item type `UnusedCommitment` (`curflow_model::line_item::UNUSED_COMMITMENT`).
+        Col::CommitmentDiscountStatus => (&["CommitmentDiscountStatus"], false),
         _ => (&[], false),
     }
 }
