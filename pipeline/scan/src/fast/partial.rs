@@ -670,7 +670,10 @@ impl Partial {
     /// Adds the groups of `other` (another partition of the same file) to this one's, in this
     /// partition's codes, so a file's groups become cost lines once rather than once per
     /// partition: hourly rows in no order put almost every group in every partition.
-    pub(super) fn absorb(&mut self, path: &Path, other: Partial) -> Result<Step> {
+    pub(super) fn absorb(&mut self, path: &Path, mut other: Partial) -> Result<Step> {
+        // Their group table (tens of MB at a million groups) is not needed to merge them: freed
+        // before this table grows with their groups, which is when the peak of a scan is reached.
+        drop(std::mem::take(&mut other.groups));
         let mut text_codes: Vec<Vec<u32>> = Vec::with_capacity(KEY_TEXT);
         for (mine, theirs) in self.text.iter_mut().zip(&other.text).take(KEY_TEXT) {
             let codes = (0..theirs.interner.len())
@@ -693,11 +696,14 @@ impl Partial {
             *sum = sum.checked_add(v).ok_or_else(|| Error::SumOutOfRange { path: path.to_path_buf(), measure })?;
             Ok(())
         };
-        // Two passes, as in `sum_rows`: every group's counterpart first, then the sums, so the
-        // cache misses of the probes, and then those of the sums, overlap.
-        let mut mine = Vec::with_capacity(other.packed.len());
-        for &their_key in &other.packed {
-            let theirs = other.key.unpack(their_key);
+        // Three passes, as in `sum_rows`: every group's key in this table's codes (arithmetic on
+        // small code tables, no cache miss), then every group's counterpart (a probe into a table
+        // of up to a million groups, nearly always a cache miss: in a loop of probes alone, many
+        // are in flight at once), then the sums, whose misses overlap the same way.
+        // Their keys are rewritten in place (no second table of keys at a million groups).
+        let mut keys = std::mem::take(&mut other.packed);
+        for key in &mut keys {
+            let theirs = other.key.unpack(*key);
             let mut fields = [0u32; KEY_FIELDS];
             fields[F_PERIOD] = *periods.get(theirs[F_PERIOD] as usize).ok_or_else(lost)?;
             fields[F_DAY] = *days.get(theirs[F_DAY] as usize).ok_or_else(lost)?;
@@ -705,8 +711,9 @@ impl Partial {
                 let f = text_field(t);
                 fields[f] = *codes.get(theirs[f] as usize).ok_or_else(lost)?;
             }
-            mine.push(self.group_of(path, &fields)?);
+            *key = self.key.pack(&fields);
         }
+        let mine = keys.into_iter().map(|key| self.group_of(path, key)).collect::<Result<Vec<u32>>>()?;
         for (their_group, ((their_sums, &their_extra), &group)) in
             other.sums.iter().zip(&other.extra_of).zip(&mine).enumerate()
         {
@@ -736,9 +743,8 @@ impl Partial {
         Ok(self.account())
     }
 
-    /// The group of the key with `fields` (which fit the current layout), made if new.
-    fn group_of(&mut self, path: &Path, fields: &[u32; KEY_FIELDS]) -> Result<u32> {
-        let key = self.key.pack(fields);
+    /// The group of a packed key (in the current layout), made if new.
+    fn group_of(&mut self, path: &Path, key: u128) -> Result<u32> {
         match self.groups.entry(key) {
             Entry::Occupied(e) => Ok(*e.get()),
             Entry::Vacant(e) => {
