@@ -23,6 +23,7 @@
 
 pub mod agent;
 pub mod assignments;
+mod dedupe;
 pub mod dynamodb;
 pub(crate) mod json;
 pub mod lambda;
