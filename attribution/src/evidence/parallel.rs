@@ -3,11 +3,13 @@
 //! Parsing a log line (finding its fields, checking UTF-8, decoding JSON) costs far more than
 //! adding its record to the aggregates, and it needs no state. So the calling thread cuts the
 //! stream into blocks of whole lines ([`BLOCK`]), worker threads parse the blocks' lines, and the
-//! calling thread adds the parsed lines **in input order**. The join of REPORT and tenant lines,
+//! calling thread adds the parsed lines **in input order**. It parses too: when the block it is
+//! to add next is not parsed yet, it takes a block no worker has taken (see [`read_threaded`]),
+//! so there is one worker per core beyond the first. The join of REPORT and tenant lines,
 //! the duplicate window, every count and every line number are therefore exactly those of
 //! [`read_lines`](super::reader::read_lines), which stays the reference (the tests compare both).
 //!
-//! Lines that are not evidence (most log output) are only counted by the workers: they never
+//! Lines that are not evidence (most log output) are only counted by the parser: they never
 //! travel to the adding thread, whose work is serial.
 //!
 //! Memory: at most [`IN_FLIGHT`] blocks (and their parsed lines) are read ahead, so it stays flat
