@@ -13,9 +13,10 @@
 //! travel to the adding thread, whose work is serial.
 //!
 //! Memory: at most [`IN_FLIGHT`] blocks (and their parsed lines) are read ahead, so it stays flat
-//! in the size of the input. A source that fits in one block is parsed on the calling thread.
+//! in the size of the input. A source that fits in one block is cut into one piece per core
+//! (when it is at least [`CUT_AT`] long; a smaller one is parsed on the calling thread).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, ErrorKind};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
@@ -29,6 +30,9 @@ use super::{ErrorBudget, EvidenceError, ParseError, SourceReport};
 pub(crate) const BLOCK: usize = 4 << 20;
 /// Blocks read ahead of the adding thread.
 const IN_FLIGHT: usize = 4;
+/// A source of one block at least this long is cut into one piece per core ([`Pieces::cut`]):
+/// parsing 256 KiB takes about a millisecond, far more than starting a thread.
+const CUT_AT: usize = 256 << 10;
 /// Bytes kept of a line longer than a block (the example shows its first 160 characters).
 const EXCERPT: usize = 1024;
 
@@ -143,13 +147,22 @@ fn read_blocks<R: BufRead, T: Send>(
         reader,
         block: block.max(MAX_LINE_BYTES + 1),
         carry: Vec::new(),
+        queued: VecDeque::new(),
         stash: None,
         ended: false,
         spare: std::mem::take(&mut buffers.blocks),
     };
-    let first = pieces.next();
-    // Small sources (one block) are parsed here: no threads to start.
-    if pieces.ended || workers == 0 {
+    let mut first = pieces.next();
+    // A source within one block (log objects are often a few MB) is still parsed on every core
+    // when that is worth starting threads: its block is cut into one piece per core.
+    if let (true, 1.., Some(Piece::Lines(bytes))) = (pieces.ended, workers, &first)
+        && bytes.len() >= CUT_AT
+        && let Some(Piece::Lines(bytes)) = first.take()
+    {
+        first = Some(pieces.cut(bytes, workers + 1));
+    }
+    // Small sources are parsed here: no threads to start.
+    if (pieces.ended && pieces.queued.is_empty()) || workers == 0 {
         let mut next = first;
         while let Some(piece) = next {
             let mut ready = match piece {
@@ -472,6 +485,8 @@ struct Pieces<R> {
     block: usize,
     /// The start of the next line, read with the previous block.
     carry: Vec<u8>,
+    /// Pieces cut from the one block of a small source ([`Pieces::cut`]), given first.
+    queued: VecDeque<Piece>,
     /// A piece to give after the current one (the error after the lines before it).
     stash: Option<Piece>,
     ended: bool,
@@ -481,6 +496,9 @@ struct Pieces<R> {
 
 impl<R: BufRead> Pieces<R> {
     fn next(&mut self) -> Option<Piece> {
+        if let Some(piece) = self.queued.pop_front() {
+            return Some(piece);
+        }
         if let Some(piece) = self.stash.take() {
             return Some(piece);
         }
@@ -537,6 +555,32 @@ impl<R: BufRead> Pieces<R> {
         }
     }
 
+    /// Cuts a block of whole lines into about `parts` pieces at line ends: gives the first, queues
+    /// the others (before any stashed piece: they come first in the input).
+    fn cut(&mut self, mut bytes: Vec<u8>, parts: usize) -> Piece {
+        let size = bytes.len().div_ceil(parts.max(1));
+        let mut ends = Vec::with_capacity(parts);
+        let mut from = 0;
+        while from + size < bytes.len() {
+            match memchr::memchr(b'\n', &bytes[from + size..]) {
+                Some(i) => {
+                    from += size + i + 1;
+                    ends.push(from);
+                }
+                None => break,
+            }
+        }
+        ends.retain(|&end| end < bytes.len());
+        for window in ends.windows(2) {
+            self.queued.push_back(Piece::Lines(bytes[window[0]..window[1]].to_vec()));
+        }
+        if let Some(&last) = ends.last() {
+            self.queued.push_back(Piece::Lines(bytes[last..].to_vec()));
+        }
+        bytes.truncate(ends.first().copied().unwrap_or(bytes.len()));
+        Piece::Lines(bytes)
+    }
+
     /// Skips the rest of a line longer than a block (to its newline, or the end).
     fn skip_line(&mut self, excerpt: Vec<u8>) -> Piece {
         loop {
@@ -591,8 +635,8 @@ mod tests {
 
     /// [`both`], with the workers slowed down (`slow_workers`: a pause every 2,000th line they
     /// parse) so that the adding thread parses blocks itself; also gives the number of lines
-    /// parsed on the adding thread.
-    fn both_paced(data: &[u8], block: usize, workers: usize, slow_workers: bool) -> ([Read; 2], usize) {
+    /// parsed on the adding thread and on the workers.
+    fn both_paced(data: &[u8], block: usize, workers: usize, slow_workers: bool) -> ([Read; 2], usize, usize) {
         // Lines of other output are ignored: the parallel reader's parser leaves them out (`None`,
         // counted without reaching `add`), the one-thread reader's `add` says so.
         let add = |seen: &mut Vec<(u64, String)>, line: u64, text: String| {
@@ -628,14 +672,14 @@ mod tests {
             &|t: &str| {
                 if std::thread::current().id() == adding_thread {
                     parsed_here.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                } else if slow_workers && worker_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2_000 == 0 {
+                } else if worker_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2_000 == 0 && slow_workers {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 (!t.starts_with("other")).then(|| t.to_owned())
             },
             |l, t, _| add(&mut many, l, t),
         );
-        ([(one, sequential), (many, parallel)], parsed_here.into_inner())
+        ([(one, sequential), (many, parallel)], parsed_here.into_inner(), worker_lines.into_inner())
     }
 
     fn assert_same(data: &[u8]) {
@@ -683,7 +727,7 @@ mod tests {
         );
         // The adding thread parses the blocks its workers have not taken yet.
         for workers in [1, 2] {
-            let ([one, many], parsed_here) = both_paced(&data, MAX_LINE_BYTES + 1, workers, true);
+            let ([one, many], parsed_here, _) = both_paced(&data, MAX_LINE_BYTES + 1, workers, true);
             assert!(parsed_here > 0, "{workers} slow workers: the adding thread parsed nothing");
             assert!(one.0 == many.0, "lines differ, {workers} slow workers");
             assert_eq!(format!("{:?}", one.1), format!("{:?}", many.1), "{workers} slow workers");
@@ -693,6 +737,46 @@ mod tests {
         assert_same(b"ok 1\nbad\n  ");
         assert_same(b"");
         assert_same(b"\n\n");
+    }
+
+    /// A source within one block is cut into one piece per core: parsed on the workers too, with
+    /// the one-thread reader's lines, counts and examples; a tiny one stays on the adding thread.
+    #[test]
+    fn a_source_of_one_block_is_parsed_on_every_core() {
+        let data = mixed(40_000);
+        assert!(data.len() >= CUT_AT && data.len() < BLOCK, "{}", data.len());
+        for (data, workers) in [(&data[..], 1), (&data[..], 2), (&data[..data.len() - 1], 3)] {
+            for slow in [false, true] {
+                let ([one, many], _, by_workers) = both_paced(data, BLOCK, workers, slow);
+                assert!(by_workers > 0, "{workers} workers: none parsed a line");
+                assert!(one.0 == many.0, "lines differ, {workers} workers");
+                assert_eq!(format!("{:?}", one.1), format!("{:?}", many.1), "{workers} workers");
+            }
+        }
+        let small = mixed(100);
+        let ([one, many], _, by_workers) = both_paced(&small, BLOCK, 2, false);
+        assert_eq!(by_workers, 0, "a source below CUT_AT needs no threads");
+        assert!(one.0 == many.0);
+        // Cut at line ends only: every piece but the last ends with a newline.
+        let mut pieces = Pieces {
+            reader: io::empty(),
+            block: BLOCK,
+            carry: Vec::new(),
+            queued: VecDeque::new(),
+            stash: None,
+            ended: true,
+            spare: Vec::new(),
+        };
+        for parts in [1, 2, 3, 7] {
+            let Piece::Lines(first) = pieces.cut(data.clone(), parts) else { panic!() };
+            let mut all = first.clone();
+            assert!(first.ends_with(b"\n"));
+            while let Some(Piece::Lines(piece)) = pieces.queued.pop_front() {
+                assert!(piece.ends_with(b"\n") && !piece.is_empty());
+                all.extend_from_slice(&piece);
+            }
+            assert!(all == data, "{parts} parts");
+        }
     }
 
     #[test]
