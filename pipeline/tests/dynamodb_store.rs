@@ -407,6 +407,8 @@ enum Injected {
     Nothing,
     Throttle,
     Unprocessed(serde_json::Value),
+    /// The request was sent with an item altered (the response is the server's own).
+    Tampered,
 }
 
 impl Storable for Injected {
@@ -424,6 +426,12 @@ struct Chaos {
     throttle_writes_only: AtomicBool,
     /// Every n-th `BatchWriteItem` call leaves half its items unprocessed (0 = never).
     unprocessed_every: AtomicU64,
+    /// The n-th item put (counted over all `BatchWriteItem` calls; 0 = none) is stored altered,
+    /// as [`Tamper`] says: a write that lands wrong, which only reading back can tell.
+    tamper_put: AtomicU64,
+    /// How the `tamper_put`-th item is altered: 0 its unblended cost (+1), 1 its sort key's index.
+    tamper_sort_key: AtomicBool,
+    puts: AtomicU64,
     calls: AtomicU64,
     batch_calls: AtomicU64,
     throttled: AtomicU64,
@@ -474,6 +482,25 @@ impl Intercept for ChaosInterceptor {
             }
             chaos.throttled.fetch_add(1, Ordering::SeqCst);
             decision = Injected::Throttle;
+        } else if batch && chaos.tamper_put.load(Ordering::SeqCst) > 0 {
+            let wanted = chaos.tamper_put.load(Ordering::SeqCst);
+            let items = json["RequestItems"].as_object_mut().unwrap();
+            let table = items.keys().next().unwrap().clone();
+            for request in items[&table].as_array_mut().unwrap() {
+                let Some(item) = request.get_mut("PutRequest").map(|p| &mut p["Item"]) else { continue };
+                if chaos.puts.fetch_add(1, Ordering::SeqCst) + 1 != wanted {
+                    continue;
+                }
+                if chaos.tamper_sort_key.load(Ordering::SeqCst) {
+                    let sk = item["sk"]["S"].as_str().unwrap();
+                    let (head, _) = sk.rsplit_once('#').unwrap();
+                    item["sk"]["S"] = format!("{head}#99999999").into();
+                } else {
+                    let cost = dec(&item["unblended_cost"]["N"]);
+                    item["unblended_cost"]["N"] = (cost + rust_decimal::Decimal::ONE).to_string().into();
+                }
+                decision = Injected::Tampered;
+            }
         } else if batch {
             let every = chaos.unprocessed_every.load(Ordering::SeqCst);
             if every > 0 && bn % every == 0 {
@@ -616,6 +643,50 @@ fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exa
     );
     assert!(throttled >= 10, "throttling was injected ({throttled})");
     assert!(unprocessed >= 100, "unprocessed items were injected ({unprocessed})");
+}
+
+/// A write that lands altered (an item's amount or sort key changed on the way) is caught by the
+/// read-back check, which compares every item with the input line its sort key names, page by
+/// page: the pointer is not switched, readers keep the old version, and the run deletes its own
+/// items (by keys recomputed from its lines); an item whose key was altered is left to the next
+/// run's cleanup, which removes it.
+#[test]
+fn a_write_that_lands_altered_is_caught_by_the_read_back_and_nothing_is_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = month(dir.path(), "v1", 800, 41, 5, 1);
+    let v2 = month(dir.path(), "v2", 900, 42, 6, 2);
+    let (want_v1, _) = sqlite_of(dir.path(), &v1, common::options());
+    let (want_v2, _) = sqlite_of(dir.path(), &v2, common::options());
+    let mut plain = fresh_store();
+    common::process_into(std::slice::from_ref(&v1.manifest_path), &mut plain, common::options()).unwrap();
+    let before = dump(plain.table());
+    let v1_tags = version_tags(plain.table());
+
+    for (sort_key, wanted) in [(false, "differs from input line"), (true, "is not one of the input lines")] {
+        let chaos = Arc::new(Chaos::default());
+        // An item well inside the version (not the first batch), so batches before and after it land.
+        chaos.tamper_put.store(60, Ordering::SeqCst);
+        chaos.tamper_sort_key.store(sort_key, Ordering::SeqCst);
+        let mut store = chaotic_store(plain.table(), &chaos, RetryPolicy::default());
+        let err =
+            common::process_into(std::slice::from_ref(&v2.manifest_path), &mut store, common::options()).unwrap_err();
+        assert!(err.to_string().contains(wanted), "{err}");
+        assert!(err.to_string().contains("the pointer was not switched"), "{err}");
+        assert!(chaos.puts.load(Ordering::SeqCst) > 60, "the altered item was sent");
+        assert_eq!(plain.cost_lines(october()).wait().unwrap(), want_v1, "readers keep the old version");
+        if sort_key {
+            // Only the item under the altered key is left behind (its key is not one the run made).
+            let left: usize =
+                version_tags(plain.table()).iter().filter(|(t, _)| !v1_tags.contains_key(*t)).map(|(_, n)| n).sum();
+            assert_eq!(left, 1, "{:?}", version_tags(plain.table()));
+        } else {
+            assert_eq!(dump(plain.table()), before, "every item of the failed run deleted");
+        }
+    }
+    // The next run stores the delivery and its cleanup removes what the failed runs left.
+    let report = common::process_into(std::slice::from_ref(&v2.manifest_path), &mut plain, common::options()).unwrap();
+    assert!(matches!(report.outcome, ReplaceOutcome::Replaced { .. }));
+    assert_holds_exactly(&plain, &want_v2);
 }
 
 #[test]

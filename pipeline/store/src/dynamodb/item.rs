@@ -161,14 +161,9 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     let k = &line.key;
     let source = line.source().as_str();
     let day = k.usage_date.format("%Y-%m-%d").to_string();
-    let sk = format!(
-        "{}{day}#{source}#{}#{index:08}",
-        version_prefix(line.period, &stamp.tag),
-        truncated(&k.service, SK_SERVICE_MAX_BYTES)
-    );
     let mut item = Item::with_capacity(40);
     item.insert(PK.into(), s(partition_of(line)));
-    item.insert(SK.into(), s(sk));
+    item.insert(SK.into(), s(line_sk(line, index, stamp)));
     item.insert(MONTH.into(), s(line.period.to_string()));
     item.insert("day".into(), s(day));
     item.insert("source".into(), s("actual"));
@@ -227,6 +222,29 @@ pub(super) fn line_item(line: &CostLine, index: usize, stamp: &Stamp) -> Item {
     item.insert("version_id".into(), s(stamp.version.id.clone()));
     item.insert("version_time".into(), s(rfc3339(&stamp.version.time)));
     item
+}
+
+/// The sort key of the `index`-th line of a version (in its tenant's partition, or in
+/// [`POOL_PARTITION`] for the `index`-th pool line): `actual#<YYYY-MM>#<vtag>#<day>#<source>#<service>#<n>`.
+/// A function of the line, its index and the version alone, so a writer recomputes its own keys
+/// (to delete them, to check what reads back) instead of keeping them.
+pub(super) fn line_sk(line: &CostLine, index: usize, stamp: &Stamp) -> String {
+    format!(
+        "{}{}#{}#{}#{index:08}",
+        version_prefix(line.period, &stamp.tag),
+        line.key.usage_date.format("%Y-%m-%d"),
+        line.source().as_str(),
+        truncated(&line.key.service, SK_SERVICE_MAX_BYTES)
+    )
+}
+
+/// The index `n` a writer gave an item, read back from the end of its sort key (see [`line_sk`]).
+pub(super) fn index_of_sk(sk: &str) -> Option<usize> {
+    let (_, n) = sk.rsplit_once('#')?;
+    if n.len() < 8 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// The item of the `index`-th shared-pool line of an attributed period (see [`POOL_PARTITION`]):
@@ -541,6 +559,19 @@ mod tests {
             assert_eq!(decode_line(&item, l.period, &mut Names::default()).unwrap(), l);
             let sk = text_of(&item, SK).unwrap();
             assert!(sk.starts_with("actual#2026-10#0123456789abcdef#2026-10-03#"), "{sk}");
+            // A writer recomputes its keys, and a reader finds the line an item stands for.
+            assert_eq!(sk, line_sk(&l, i, &stamp()));
+            assert_eq!(index_of_sk(sk), Some(i));
+            assert_eq!(text_of(&pool_item(&l, i, &stamp()), SK), Some(sk), "a pool item's key is its line's");
+        }
+        let far = line(Some("acct-0"), "1");
+        assert_eq!(index_of_sk(&line_sk(&far, 123_456_789, &stamp())), Some(123_456_789), "beyond 8 digits");
+        // A service name with `#` in it does not move the index.
+        let mut hashed = line(Some("acct-0"), "1");
+        hashed.key.service = "a#b#00000007".into();
+        assert_eq!(index_of_sk(&line_sk(&hashed, 42, &stamp())), Some(42));
+        for bad in ["actual#2026-10", "actual#x#1234567", "actual#x#1234567a", "actual#x#"] {
+            assert_eq!(index_of_sk(bad), None, "{bad}");
         }
         assert_eq!(partition_of(&line(None, "1")), SHARED_PARTITION);
         for (tenant, partition) in [

@@ -54,15 +54,26 @@
 //!    :base`, where `:base` is the tag read in step 1. If the condition fails, re-read and decide
 //!    again: the same version now stored ⇒ `Unchanged`; a newer one ⇒ `RefusedOlder`; ours still
 //!    supersedes ⇒ write again on top of the new pointer. The losing run deletes its own items.
-//! 5. Clean up: list the month's `actual#` items through `month-index`, re-read the pointer, and if
-//!    it still holds our tag delete every listed item whose `version_tag` and `base_tag` both differ
-//!    from it. Failures here are logged, not fatal: readers follow the pointer.
+//! 5. Clean up: list the month's `actual#` items through `month-index` a page at a time; after each
+//!    page, re-read the pointer, and if it still holds our tag delete every item of that page whose
+//!    `version_tag` and `base_tag` both differ from it (once it holds another tag, stop). Failures
+//!    here are logged, not fatal: readers follow the pointer.
+//!
+//! Steps 2, 3 and 5 hold no copy of the version: items are made as their batch is sent (at most 8
+//! requests of 25 at once), read back a page (1 MB) at a time and checked against the input line
+//! their sort key's `n` names, and a run deletes its own items by keys recomputed from its lines.
+//! So a replace needs the lines the caller holds plus a few MB, whatever the number of lines (an
+//! SDK item is several times its line's size: built up front, a version of a million lines took GBs).
 //!
 //! Why step 5 is safe under concurrency: every switch installs a fresh tag, so a pointer value
 //! never comes back. A writer can only switch when the pointer still holds its `base_tag`; once
-//! the pointer holds another tag, that writer's items can never become current. The pointer is
-//! re-read after listing, so a writer that read our tag (and may still switch) is never deleted,
-//! and if the pointer moved on meanwhile the cleanup is left to the new owner.
+//! the pointer holds another tag, that writer's items can never become current. An item on a
+//! listed page was written before the page was listed, by a writer that had read its `base_tag`
+//! from the pointer even earlier; the pointer still holds our tag after the page was listed, so a
+//! `base_tag` other than ours was a pointer value before ours, which never comes back: that
+//! writer can never switch. A writer that read our tag (and may still switch) has our tag as its
+//! `base_tag` and is never deleted; if the pointer moved on meanwhile the cleanup is left to the
+//! new owner.
 //!
 //! # Reading
 //!
@@ -110,8 +121,8 @@ use curflow_model::aggregate::{Amounts, CostLine};
 use curflow_model::period::BillingPeriod;
 use item::{
     CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, POOL_PARTITION, Pointer, SK, Stamp, decode_line,
-    decode_pointer, key_of, line_item, month_prefix, partition_of, pointer_item, pointer_sk, pool_item, sort_lines,
-    text_of, version_prefix,
+    decode_pointer, index_of_sk, key_of, line_item, line_sk, month_prefix, partition_of, pointer_item, pointer_sk,
+    pool_item, sort_lines, text_of, version_prefix,
 };
 pub use retry::RetryPolicy;
 
@@ -186,6 +197,68 @@ fn new_version_tag(version: &curflow_model::ReportVersion) -> String {
 struct Split<'a> {
     lines: &'a [CostLine],
     pool: &'a [CostLine],
+}
+
+/// The pages of one query, read one at a time ([`DynamoStore::query_pages`]).
+struct Pages<'s> {
+    store: &'s DynamoStore,
+    query: QueryFluentBuilder,
+    start: Option<Item>,
+    done: bool,
+}
+
+impl Pages<'_> {
+    /// The next page's items; `None` once the last page was read.
+    async fn next(&mut self) -> Result<Option<Vec<Item>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let req = self.query.clone().set_exclusive_start_key(self.start.take());
+        let page = self.store.retrying(|| req.clone().send()).await.map_err(|e| self.store.aws_error("Query", e))?;
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => self.start = Some(key),
+            _ => self.done = true,
+        }
+        Ok(Some(page.items.unwrap_or_default()))
+    }
+}
+
+/// What [`DynamoStore::verify_partition`] checks items against.
+#[derive(Clone, Copy)]
+struct Expected<'a> {
+    period: BillingPeriod,
+    stamp: &'a Stamp,
+    lines: &'a [CostLine],
+    /// The lines are the pool's (in [`POOL_PARTITION`]).
+    pool: bool,
+}
+
+/// What one partition's items read back as.
+enum Checked {
+    Matched { count: u64, total: Amounts },
+    Mismatch(String),
+}
+
+/// A `BatchWriteItem` put of `item`.
+fn put_request(item: Item) -> Result<WriteRequest> {
+    let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// A `BatchWriteItem` delete of the item at `(pk, sk)`.
+fn delete_request(pk: String, sk: String) -> Result<WriteRequest> {
+    let delete = DeleteRequest::builder()
+        .key(PK, AttributeValue::S(pk))
+        .key(SK, AttributeValue::S(sk))
+        .build()
+        .map_err(build_error)?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// The `(partition, sort key)` of every item of version `stamp` of `split`, made one at a time.
+fn version_keys<'a>(split: Split<'a>, stamp: &'a Stamp) -> impl Iterator<Item = (String, String)> + 'a {
+    let lines = split.lines.iter().enumerate().map(move |(i, l)| (partition_of(l), line_sk(l, i, stamp)));
+    lines.chain(split.pool.iter().enumerate().map(move |(i, l)| (POOL_PARTITION.to_string(), line_sk(l, i, stamp))))
 }
 
 /// How one attempt of `replace_period` ended.
@@ -403,16 +476,27 @@ impl DynamoStore {
     /// All items of a query, page by page.
     async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>> {
         let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let req = query.clone().set_exclusive_start_key(start.take());
-            let page = self.retrying(|| req.clone().send()).await.map_err(|e| self.aws_error("Query", e))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
+        self.query_pages(query, |page| {
+            items.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// A query's items a page (at most 1 MB) at a time, each page handed to `each` as it arrives
+    /// and dropped before the next is read: what reads a whole version (millions of items, several
+    /// times their decoded size as SDK items) uses, so its memory does not grow with the period.
+    async fn query_pages(
+        &self,
+        query: QueryFluentBuilder,
+        mut each: impl FnMut(Vec<Item>) -> Result<()>,
+    ) -> Result<()> {
+        let mut pages = Pages { store: self, query, start: None, done: false };
+        while let Some(page) = pages.next().await? {
+            each(page)?;
         }
+        Ok(())
     }
 
     /// Consistent query of the items of one partition whose sort key starts with `prefix`.
@@ -464,22 +548,40 @@ impl DynamoStore {
                 }
             })
             .collect();
-        let pages: Vec<Vec<Item>> = futures::stream::iter(queries)
-            .map(|query| self.query_all(query))
+        let parts: Vec<Vec<CostLine>> = futures::stream::iter(queries)
+            .map(|query| self.read_partition(period, query))
             .buffer_unordered(READS_IN_FLIGHT)
             .try_collect()
             .await?;
-        let mut lines = Vec::with_capacity(pages.iter().map(Vec::len).sum());
-        let mut names = Names::default();
-        for item in pages.iter().flatten() {
-            let line = decode_line(item, period, &mut names).map_err(|e| {
-                let (pk, sk) = key_of(item).unwrap_or_default();
-                self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
-            })?;
-            lines.push(line);
+        let mut lines = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            lines.extend(part);
         }
         sort_lines(&mut lines);
         Ok(lines)
+    }
+
+    /// The lines of one partition query, decoded page by page (the SDK's items, several times the
+    /// size of the lines they hold, are never all kept).
+    async fn read_partition(&self, period: BillingPeriod, query: QueryFluentBuilder) -> Result<Vec<CostLine>> {
+        let mut lines = Vec::new();
+        let mut names = Names::default();
+        self.query_pages(query, |page| {
+            for item in &page {
+                lines.push(self.decode(item, period, &mut names)?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(lines)
+    }
+
+    /// The cost line of a stored item; an unreadable item is a corrupt store, named by its key.
+    fn decode(&self, item: &Item, period: BillingPeriod, names: &mut Names) -> Result<CostLine> {
+        decode_line(item, period, names).map_err(|e| {
+            let (pk, sk) = key_of(item).unwrap_or_default();
+            self.corrupt(format!("item {pk} / {sk} is unreadable: {e}"))
+        })
     }
 
     async fn cost_lines_async(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
@@ -585,17 +687,29 @@ impl DynamoStore {
     /// Runs put or delete requests, 25 per `BatchWriteItem`, several requests at once, retrying
     /// unprocessed items with backoff.
     async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<()> {
-        let mut chunks = Vec::with_capacity(requests.len().div_ceil(BATCH));
-        let mut iter = requests.into_iter().peekable();
-        while iter.peek().is_some() {
-            chunks.push(iter.by_ref().take(BATCH).collect::<Vec<_>>());
+        self.write_each(requests.into_iter().map(Ok)).await
+    }
+
+    /// [`Self::write_all`] over requests made as they are sent: at most [`WRITES_IN_FLIGHT`]
+    /// batches of [`BATCH`] exist at once, however many items a version has (an SDK item is a few
+    /// KB: a million-line version built up front took GBs). The first error stops the run; the
+    /// batches in flight are dropped (some may have landed: the caller deletes by key).
+    async fn write_each(&self, requests: impl Iterator<Item = Result<WriteRequest>>) -> Result<()> {
+        let mut requests = requests.fuse();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        loop {
+            while in_flight.len() < WRITES_IN_FLIGHT {
+                let chunk = requests.by_ref().take(BATCH).collect::<Result<Vec<_>>>()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                in_flight.push(self.write_batch(chunk));
+            }
+            match in_flight.next().await {
+                None => return Ok(()),
+                Some(done) => done?,
+            }
         }
-        futures::stream::iter(chunks)
-            .map(|chunk| self.write_batch(chunk))
-            .buffer_unordered(WRITES_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
     }
 
     async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<()> {
@@ -631,24 +745,22 @@ impl DynamoStore {
     }
 
     async fn delete_keys(&self, keys: impl IntoIterator<Item = (String, String)>) -> Result<()> {
-        let requests = keys
-            .into_iter()
-            .map(|(pk, sk)| {
-                let delete = DeleteRequest::builder()
-                    .key(PK, AttributeValue::S(pk))
-                    .key(SK, AttributeValue::S(sk))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.write_all(requests).await
+        self.write_each(keys.into_iter().map(|(pk, sk)| delete_request(pk, sk))).await
     }
 
     /// Deletes a run's own items after it lost (they can never become current); best effort.
     async fn discard(&self, keys: &[(String, String)], why: &str) {
         if let Err(e) = self.delete_keys(keys.iter().cloned()).await {
             tracing::warn!(table = %self.table, items = keys.len(), error = %e, "{why}: could not delete this run's items; a later run removes them");
+        }
+    }
+
+    /// Deletes the items of version `stamp` of `split` (what [`Self::write_version`] wrote, or
+    /// part of it), their keys recomputed from the lines; best effort, like [`Self::discard`].
+    async fn discard_version(&self, split: Split<'_>, stamp: &Stamp, why: &str) {
+        if let Err(e) = self.delete_keys(version_keys(split, stamp)).await {
+            tracing::warn!(table = %self.table, items = split.lines.len() + split.pool.len(), error = %e,
+                "{why}: could not delete this run's items; a later run removes them");
         }
     }
 
@@ -672,30 +784,90 @@ impl DynamoStore {
     }
 
     /// Checks that version `stamp` of the period reads back as exactly `lines` (count, every
-    /// line, the sum of every measure). `Err(reason)` on a mismatch.
+    /// line, the sum of every measure) from `partitions` (`pool`: the lines are the pool's, in
+    /// [`POOL_PARTITION`]). `Err(reason)` on a mismatch.
+    ///
+    /// Page by page, holding no copy of the version: each item's index `n` (the end of its sort
+    /// key) names the input line it must equal, and its partition and whole sort key must be the
+    /// ones that line is written under. Distinct items therefore match distinct lines, and as
+    /// many items as lines means each line was read back exactly once.
     async fn verify(
         &self,
         period: BillingPeriod,
         stamp: &Stamp,
         partitions: &[String],
         lines: &[CostLine],
+        pool: bool,
     ) -> Result<std::result::Result<(), String>> {
-        let expected = &Amounts::sum(lines.iter().map(|l| &l.amounts))?;
-        let written = self.read_version(period, &stamp.tag, partitions, None).await?;
-        let written_total = Amounts::sum(written.iter().map(|l| &l.amounts))?;
-        if written.len() != lines.len() || written_total != *expected {
+        let prefix = version_prefix(period, &stamp.tag);
+        let queries: Vec<(String, QueryFluentBuilder)> =
+            partitions.iter().map(|p| (p.clone(), self.partition_query(p, &prefix))).collect();
+        let checked: Vec<Checked> = futures::stream::iter(queries)
+            .map(|(partition, query)| self.verify_partition(Expected { period, stamp, lines, pool }, partition, query))
+            .buffer_unordered(READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let expected = Amounts::sum(lines.iter().map(|l| &l.amounts))?;
+        let (mut items, mut written_total) = (0u64, Amounts::default());
+        for part in checked {
+            match part {
+                Checked::Mismatch(reason) => return Ok(Err(reason)),
+                Checked::Matched { count, total } => {
+                    items += count;
+                    written_total.add(&total)?;
+                }
+            }
+        }
+        if items != lines.len() as u64 || written_total != expected {
             return Ok(Err(format!(
-                "period {period}: stored items do not sum to the input ({} items, {written_total:?} vs {} lines, {expected:?})",
-                written.len(),
+                "period {period}: stored items do not sum to the input ({items} items, {written_total:?} vs {} lines, {expected:?})",
                 lines.len()
             )));
         }
-        let mut wanted = lines.to_vec();
-        sort_lines(&mut wanted);
-        if let Some((w, l)) = written.iter().zip(&wanted).find(|(w, l)| w != l) {
-            return Ok(Err(format!("period {period}: stored item {w:?} differs from input line {l:?}")));
-        }
         Ok(Ok(()))
+    }
+
+    /// [`Self::verify`] of one partition: its items' count and total, or the first mismatch.
+    async fn verify_partition(
+        &self,
+        want: Expected<'_>,
+        partition: String,
+        query: QueryFluentBuilder,
+    ) -> Result<Checked> {
+        let Expected { period, stamp, lines, pool } = want;
+        let mut names = Names::default();
+        let (mut count, mut total, mut mismatch) = (0u64, Amounts::default(), None);
+        self.query_pages(query, |page| {
+            for item in &page {
+                if mismatch.is_some() {
+                    return Ok(());
+                }
+                let written = self.decode(item, period, &mut names)?;
+                let (_, sk) = key_of(item).unwrap_or_default();
+                let wanted = index_of_sk(&sk).and_then(|n| lines.get(n).map(|l| (n, l)));
+                let Some((n, line)) = wanted.filter(|(n, l)| {
+                    let home = if pool { POOL_PARTITION.to_string() } else { partition_of(l) };
+                    home == partition && line_sk(l, *n, stamp) == sk
+                }) else {
+                    mismatch =
+                        Some(format!("period {period}: stored item {partition} / {sk} is not one of the input lines"));
+                    return Ok(());
+                };
+                if written != *line {
+                    mismatch =
+                        Some(format!("period {period}: stored item {written:?} differs from input line {n}, {line:?}"));
+                    return Ok(());
+                }
+                count += 1;
+                total.add(&written.amounts)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(match mismatch {
+            Some(reason) => Checked::Mismatch(reason),
+            None => Checked::Matched { count, total },
+        })
     }
 
     async fn replace_async(&self, record: &PeriodRecord, split: Split<'_>, force: bool) -> Result<ReplaceOutcome> {
@@ -750,13 +922,13 @@ impl DynamoStore {
             base: stored.map_or_else(|| NO_BASE.to_string(), |p| p.tag.clone()),
             version: record.version.clone(),
         };
-        let keys = self.write_version(split, &stamp).await?;
-        let mut verified = self.verify(period, &stamp, partitions, split.lines).await?;
+        self.write_version(split, &stamp).await?;
+        let mut verified = self.verify(period, &stamp, partitions, split.lines, false).await?;
         if verified.is_ok() && !split.pool.is_empty() {
-            verified = self.verify(period, &stamp, &[POOL_PARTITION.to_string()], split.pool).await?;
+            verified = self.verify(period, &stamp, &[POOL_PARTITION.to_string()], split.pool, true).await?;
         }
         if let Err(mismatch) = verified {
-            self.discard(&keys, "verification failed").await;
+            self.discard_version(split, &stamp, "verification failed").await;
             let now = self.get_pointer(period).await?;
             if now.as_ref().map(|p| &p.tag) == stored.map(|p| &p.tag) {
                 return Err(Error::Internal(format!("{mismatch}; the pointer was not switched")));
@@ -781,7 +953,7 @@ impl DynamoStore {
             let now = self.get_pointer(period).await?;
             // A retried PutItem whose first attempt landed fails its own condition.
             if now.as_ref().map(|p| &p.tag) != Some(&stamp.tag) {
-                self.discard(&keys, "lost the pointer switch").await;
+                self.discard_version(split, &stamp, "lost the pointer switch").await;
                 return Ok(Attempt::Restart(now.map(Box::new)));
             }
         }
@@ -794,25 +966,16 @@ impl DynamoStore {
         Ok(Attempt::Done(ReplaceOutcome::Replaced { previous: stored.map(|p| p.record.version.clone()) }))
     }
 
-    /// Writes a new version's items (lines and pool); on failure deletes what was written.
-    /// Returns their keys.
-    async fn write_version(&self, split: Split<'_>, stamp: &Stamp) -> Result<Vec<(String, String)>> {
+    /// Writes a new version's items (lines and pool), each made as its batch is sent (see
+    /// [`Self::write_each`]); on failure deletes what was written.
+    async fn write_version(&self, split: Split<'_>, stamp: &Stamp) -> Result<()> {
         let lines = split.lines.iter().enumerate().map(|(i, l)| line_item(l, i, stamp));
-        let items: Vec<Item> =
-            lines.chain(split.pool.iter().enumerate().map(|(i, l)| pool_item(l, i, stamp))).collect();
-        let keys: Vec<(String, String)> = items.iter().filter_map(key_of).collect();
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_error)?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if let Err(e) = self.write_all(requests).await {
-            self.discard(&keys, "write failed").await;
+        let items = lines.chain(split.pool.iter().enumerate().map(|(i, l)| pool_item(l, i, stamp)));
+        if let Err(e) = self.write_each(items.map(put_request)).await {
+            self.discard_version(split, stamp, "write failed").await;
             return Err(e);
         }
-        Ok(keys)
+        Ok(())
     }
 
     /// Fails with the injected fault's message when `fault` is the one this store was given.
@@ -843,27 +1006,34 @@ impl DynamoStore {
             .expression_attribute_names("#sk", SK)
             .expression_attribute_values(":month", AttributeValue::S(period.to_string()))
             .expression_attribute_values(":prefix", AttributeValue::S(month_prefix(period)));
-        let listed = self.query_all(listing).await?;
-        let doomed: Vec<(String, String)> = listed
-            .iter()
-            .filter(|item| match (text_of(item, "version_tag"), text_of(item, "base_tag")) {
-                (Some(tag), Some(base)) => tag != current && base != current,
-                _ => false, // not ours: never touched
-            })
-            .filter_map(key_of)
-            .collect();
-        if doomed.is_empty() {
-            return Ok(0);
+        // Page by page (a month's listing is millions of items after a large version): each page's
+        // doomed items are deleted only while the pointer, re-read after that page was listed,
+        // still holds `current`, which keeps the argument of the module docs page by page.
+        let mut pages = Pages { store: self, query: listing, start: None, done: false };
+        let mut deleted = 0;
+        while let Some(page) = pages.next().await? {
+            let doomed: Vec<(String, String)> = page
+                .iter()
+                .filter(|item| match (text_of(item, "version_tag"), text_of(item, "base_tag")) {
+                    (Some(tag), Some(base)) => tag != current && base != current,
+                    _ => false, // not ours: never touched
+                })
+                .filter_map(key_of)
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            // Once the pointer holds another tag, the new owner cleans up.
+            if self.get_pointer(period).await?.as_ref().map(|p| p.tag.as_str()) != Some(current) {
+                break;
+            }
+            deleted += doomed.len();
+            self.delete_keys(doomed).await?;
         }
-        // Only while the pointer still holds `current` is every listed writer's base known to be
-        // a past pointer value; otherwise the new owner cleans up.
-        if self.get_pointer(period).await?.as_ref().map(|p| p.tag.as_str()) != Some(current) {
-            return Ok(0);
+        if deleted > 0 {
+            tracing::debug!(table = %self.table, %period, deleted, "old versions removed");
         }
-        let count = doomed.len();
-        self.delete_keys(doomed).await?;
-        tracing::debug!(table = %self.table, %period, deleted = count, "old versions removed");
-        Ok(count)
+        Ok(deleted)
     }
 
     async fn periods_async(&self) -> Result<Vec<PeriodRecord>> {
