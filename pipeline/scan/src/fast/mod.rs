@@ -30,6 +30,7 @@
 //! compare every format against the same expected totals.
 
 mod columns;
+mod groups;
 mod key;
 mod partial;
 mod text;

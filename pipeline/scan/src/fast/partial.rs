@@ -13,7 +13,6 @@
 //! measure of the summed inputs equals the sum of the per-row measures, exactly
 //! (`measures::tests::measures_are_additive` checks it).
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use chrono::NaiveDate;
 use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::columns::{bad_value, check_money_column, day_column, money_column};
+use super::groups::GroupTable;
 use super::key::{DateCodes, F_DAY, F_PERIOD, KEY_FIELDS, KeyLayout, SKIP, text_field};
 use super::text::{RowIndices, TextColumn, clean_tag, for_each_row};
 use super::{
@@ -61,6 +61,14 @@ const KEY_TEXT_ORDER: [(usize, bool); KEY_TEXT] = [
     (T_OPERATION, true),
     (T_RESOURCE, true),
 ];
+
+/// How many rows ahead the row loop's second pass prefetches a group's sums: at a million groups
+/// they are tens of MB, so almost every row's sums miss the cache.
+const SUMS_AHEAD: usize = 16;
+/// How many keys ahead a probe of the group table is prefetched ([`GroupTable::prefetch`]).
+const PROBE_AHEAD: usize = 16;
+/// Sums smaller than this stay in the caches: they are not prefetched.
+const PREFETCH_ABOVE_BYTES: usize = 4 << 20;
 
 /// What [`Partial::add`] asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +173,7 @@ pub(super) struct Partial {
     days: DateCodes,
     key: KeyLayout,
     /// Packed key → group index into `packed`, `sums` and `extras`.
-    groups: HashMap<u128, u32, FxBuild>,
+    groups: GroupTable,
     /// Each group's packed key in the current layout (its fields are `key.unpack` of it: 16
     /// bytes a group instead of 56 for the unpacked codes, at a million groups per table).
     packed: Vec<u128>,
@@ -220,7 +228,7 @@ impl Partial {
             periods: DateCodes::default(),
             days: DateCodes::default(),
             key: KeyLayout::default(),
-            groups: HashMap::default(),
+            groups: GroupTable::default(),
             packed: Vec::new(),
             sums: Vec::new(),
             extra_of: Vec::new(),
@@ -325,7 +333,7 @@ impl Partial {
     pub(super) fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         // hashbrown: one (key, value) slot and one control byte per bucket.
-        let groups = self.groups.capacity() * (size_of::<(u128, u32)>() + 1);
+        let groups = self.groups.memory_bytes();
         let per_group = self.packed.capacity() * size_of::<u128>()
             + self.sums.capacity() * size_of::<Sums>()
             + self.extra_of.capacity() * size_of::<u32>()
@@ -375,7 +383,7 @@ impl Partial {
         self.groups.clear();
         for (group, key) in self.packed.iter_mut().enumerate() {
             *key = wider.pack(&narrow.unpack(*key));
-            self.groups.insert(*key, group as u32);
+            self.groups.insert_new(*key, group as u32);
         }
     }
 
@@ -592,20 +600,13 @@ impl Partial {
         // Two passes: first every row's group, then the sums. At a million groups both the
         // table probe and the group's sums miss the cache; apart, each pass's misses are
         // independent of one another and the CPU overlaps them (one loop chained probe → sums).
-        row_groups.clear();
-        row_groups.reserve(keys.len());
-        for &k in keys.iter() {
-            let group = if k & SKIP != 0 {
-                0
-            } else {
-                match groups.entry(k) {
-                    Entry::Occupied(e) => *e.get(),
-                    Entry::Vacant(e) => *e.insert(push_group(path, packed, sums, extra_of, k)?),
-                }
-            };
-            row_groups.push(group);
-        }
+        find_groups(path, GroupsOf { groups, packed, sums, extra_of }, keys, row_groups)?;
+        let prefetching = sums.len() * size_of::<Sums>() > PREFETCH_ABOVE_BYTES;
         for (row, (&k, &group)) in keys.iter().zip(row_groups.iter()).enumerate() {
+            // The sums of the group `SUMS_AHEAD` rows on: requested now, in cache when reached.
+            if prefetching && let Some(&ahead) = row_groups.get(row + SUMS_AHEAD) {
+                prefetch_index::prefetch_index(&sums[..], ahead as usize);
+            }
             if k & SKIP != 0 {
                 continue;
             }
@@ -713,7 +714,15 @@ impl Partial {
             }
             *key = self.key.pack(&fields);
         }
-        let mine = keys.into_iter().map(|key| self.group_of(path, key)).collect::<Result<Vec<u32>>>()?;
+        let mut mine = Vec::with_capacity(keys.len());
+        let prefetching = self.groups.prefetches();
+        for (i, &key) in keys.iter().enumerate() {
+            if prefetching && let Some(&ahead) = keys.get(i + PROBE_AHEAD) {
+                self.groups.prefetch(ahead);
+            }
+            mine.push(self.group_of(path, key)?);
+        }
+        drop(keys);
         for (their_group, ((their_sums, &their_extra), &group)) in
             other.sums.iter().zip(&other.extra_of).zip(&mine).enumerate()
         {
@@ -745,12 +754,8 @@ impl Partial {
 
     /// The group of a packed key (in the current layout), made if new.
     fn group_of(&mut self, path: &Path, key: u128) -> Result<u32> {
-        match self.groups.entry(key) {
-            Entry::Occupied(e) => Ok(*e.get()),
-            Entry::Vacant(e) => {
-                Ok(*e.insert(push_group(path, &mut self.packed, &mut self.sums, &mut self.extra_of, key)?))
-            }
-        }
+        let Self { groups, packed, sums, extra_of, .. } = self;
+        groups.get_or_insert_with(key, || push_group(path, packed, sums, extra_of, key), || too_many_groups(path))
     }
 
     /// Number of groups.
@@ -814,7 +819,7 @@ impl Partial {
     ) -> std::result::Result<(), E> {
         // The key → group table is not needed to read the groups out: freed before the lines
         // are built (at a million groups it is tens of MB).
-        self.groups = HashMap::default();
+        self.groups = GroupTable::default();
         let empty = Name::default();
         let owned = |t: usize, id: u32| self.text[t].interner.name(id).unwrap_or(&empty).clone();
         let none = Extra::default();
@@ -921,6 +926,45 @@ fn single_value<T: Copy + Default>(rows: &RowIndices<'_>, table: &[T]) -> Option
     }
 }
 
+/// What a new group is added to: the key → group table and the per-group vectors.
+struct GroupsOf<'a> {
+    groups: &'a mut GroupTable,
+    packed: &'a mut Vec<u128>,
+    sums: &'a mut Vec<Sums>,
+    extra_of: &'a mut Vec<u32>,
+}
+
+/// The first pass of the row loop ([`Partial::sum_rows`]): each row's group into `row_groups`
+/// (0 for skipped rows), new keys made groups.
+fn find_groups(path: &Path, to: GroupsOf<'_>, keys: &[u128], row_groups: &mut Vec<u32>) -> Result<()> {
+    let GroupsOf { groups, packed, sums, extra_of } = to;
+    row_groups.clear();
+    row_groups.reserve(keys.len());
+    // A table that fits in the caches is a `HashMap`, probed as fast without.
+    let prefetching = groups.prefetches();
+    for (row, &k) in keys.iter().enumerate() {
+        // The table slot of the key `PROBE_AHEAD` rows on: requested now, in cache when reached.
+        if prefetching
+            && let Some(&ahead) = keys.get(row + PROBE_AHEAD)
+            && ahead & SKIP == 0
+        {
+            groups.prefetch(ahead);
+        }
+        let group = if k & SKIP != 0 {
+            0
+        } else {
+            groups.get_or_insert_with(k, || push_group(path, packed, sums, extra_of, k), || too_many_groups(path))?
+        };
+        row_groups.push(group);
+    }
+    Ok(())
+}
+
+/// A file with more groups than a group index holds.
+fn too_many_groups(path: &Path) -> Error {
+    Error::Internal(format!("{}: more than 4 billion groups", path.display()))
+}
+
 /// Appends a group with packed key `key` and no sums yet; its index.
 fn push_group(
     path: &Path,
@@ -929,8 +973,7 @@ fn push_group(
     extra_of: &mut Vec<u32>,
     key: u128,
 ) -> Result<u32> {
-    let group = u32::try_from(packed.len())
-        .map_err(|_| Error::Internal(format!("{}: more than 4 billion groups", path.display())))?;
+    let group = u32::try_from(packed.len()).map_err(|_| too_many_groups(path))?;
     packed.push(key);
     sums.push(Sums::default());
     extra_of.push(0);
