@@ -5,8 +5,12 @@
  * Why:
  * - Sizing (memory 2048 MB, timeout 15 min, /tmp 4096 MB): the README's Performance section
  *   measured a 40M-row generated month (~44,000 groups) at 368 MiB peak RSS in ~3 s on 2 cores, but
- *   memory follows the number of groups, not rows: a realistic 2,000-tenant 10M-row month
- *   (~940,000 groups) peaked near 2 GB (open issue "Realistic months"). 2048 MB buys
+ *   memory follows the number of groups, not rows: a realistic 2,000-tenant month (10M rows,
+ *   ~520,000 cost lines) peaks at ~450 MiB, and ~1.7 GB at ~4M lines (open issue "Realistic
+ *   months"). Writing to DynamoDB adds a few MB whatever the number of lines (items are made as
+ *   their batch is sent and read back a page at a time; until session 31 the whole version was
+ *   built as SDK items first, ~7 KB a line, which would have taken ~3.6 GB more for that 10M-row
+ *   month). 2048 MB buys
  *   ~1.2 vCPU and room over the 1024 MiB DataFusion pool (CURFLOW_MEMORY_LIMIT_MB);
  *   aggregation beyond the pool spills to CURFLOW_SPILL_DIR on /tmp, hence 4 GB ephemeral storage,
  *   capped by CURFLOW_SPILL_MAX_MB at the ephemeral size less 512 MB. The pool may be at most half
