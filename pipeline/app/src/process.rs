@@ -8,16 +8,18 @@
 //! steps; `curflow process` and the tests use `process`.
 
 pub mod backfill;
+mod chunks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::aggregate::{Amounts, CostLine, PeriodAggregate, TypeStats, line_item_types, totals_by_currency};
+use crate::aggregate::{Amounts, CostLine, LineStats, PeriodAggregate, TypeStats, totals_by_currency};
 use crate::attribute::{AttributionInputs, Split, attribute};
 use crate::discover::{DataFile, Delivery, FileKind, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
@@ -107,28 +109,40 @@ impl PeriodReport {
 pub struct Processor {
     engine: Engine,
     options: ProcessOptions,
-    attribution: Option<AttributionInputs>,
+    attribution: Option<Arc<AttributionInputs>>,
     s3: Option<S3Access>,
     /// Fingerprint of the inputs besides the delivery ([`PeriodRecord::inputs`]).
     inputs: String,
 }
 
 /// A delivery read and aggregated, not yet written: the output of [`Processor::scan`].
-#[derive(Debug)]
 pub struct ScannedDelivery {
     pub period: BillingPeriod,
     pub version: ReportVersion,
     /// The manifest or files it was read from.
     pub source: String,
     pub scans: Vec<FileScan>,
-    /// The lines to store (after attribution, when configured).
+    /// The period's lines as scanned: split (when `attribution` is set) as they are written.
     pub lines: Vec<CostLine>,
-    /// The shared-pool lines the attributed `lines` were split from (empty without attribution).
-    pub pool: Vec<CostLine>,
+    /// What the shared-pool lines among `lines` are split with when they are written
+    /// ([`Processor::commit`]): the split's rows go to the store a day at a time, never held whole.
+    attribution: Option<Arc<AttributionInputs>>,
     /// The fingerprint of the inputs the lines were made from (see [`PeriodRecord::inputs`]).
     inputs: String,
-    pub coverage: Option<curflow_attribution::Coverage>,
     started: Instant,
+}
+
+impl std::fmt::Debug for ScannedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScannedDelivery")
+            .field("period", &self.period)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .field("files", &self.scans.len())
+            .field("lines", &self.lines.len())
+            .field("attributed", &self.attribution.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Processor {
@@ -147,7 +161,7 @@ impl Processor {
     /// Lambda's) takes the usage ledger's totals of each period before processing it.
     pub fn set_attribution(&mut self, inputs: Option<AttributionInputs>) {
         self.inputs = inputs_fingerprint(&self.options.tag_key, inputs.as_ref());
-        self.attribution = inputs;
+        self.attribution = inputs.map(Arc::new);
     }
 
     /// What the stored lines depend on besides the delivery, as a fingerprint: a stored period
@@ -372,41 +386,33 @@ impl Processor {
         delivery: &Delivery,
         period: BillingPeriod,
         scans: Vec<FileScan>,
-        mut lines: Vec<CostLine>,
+        lines: Vec<CostLine>,
         started: Instant,
     ) -> Result<ScannedDelivery> {
-        tracing::debug!(%period, files = scans.len(), elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
-        let (mut coverage, mut pool) = (None, Vec::new());
-        if let Some(inputs) = &self.attribution {
-            let split = attribute_conserving(period, lines, inputs)?;
-            (lines, pool, coverage) = (split.lines, split.pool, Some(split.coverage));
-        }
-        tracing::debug!(%period, lines = lines.len(), elapsed_ms = started.elapsed().as_millis() as u64, "lines built");
+        tracing::debug!(%period, files = scans.len(), lines = lines.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
         Ok(ScannedDelivery {
             period,
             version: delivery.version.clone(),
             source: delivery.describe(),
             scans,
             lines,
-            pool,
+            attribution: self.attribution.clone(),
             inputs: self.inputs.clone(),
-            coverage,
             started,
         })
     }
 
     /// Splits a delivery scanned without attribution with `inputs` (a backfill reads the usage
     /// ledger for each period's own days); its record then carries their fingerprint.
-    pub fn attribute_scanned(&self, scanned: ScannedDelivery, inputs: &AttributionInputs) -> Result<ScannedDelivery> {
-        if self.attribution.is_some() || !scanned.pool.is_empty() {
+    /// The split runs as the period is written ([`Processor::commit`]).
+    pub fn attribute_scanned(&self, scanned: ScannedDelivery, inputs: AttributionInputs) -> Result<ScannedDelivery> {
+        if self.attribution.is_some() || scanned.attribution.is_some() {
             return Err(Error::Internal(format!("period {} is already attributed", scanned.period)));
         }
-        let split = attribute_conserving(scanned.period, scanned.lines, inputs)?;
         Ok(ScannedDelivery {
-            lines: split.lines,
-            pool: split.pool,
-            coverage: Some(split.coverage),
-            inputs: inputs_fingerprint(&self.options.tag_key, Some(inputs)),
+            inputs: inputs_fingerprint(&self.options.tag_key, Some(&inputs)),
+            attribution: Some(Arc::new(inputs)),
             ..scanned
         })
     }
@@ -417,9 +423,12 @@ impl Processor {
     }
 
     /// Replaces the period in the store with a scanned delivery (atomically; the store decides
-    /// again, so a newer version written meanwhile is not overwritten).
+    /// again, so a newer version written meanwhile is not overwritten). With attribution the
+    /// shared pool is split here, as the store writes: the split's rows reach the store a day at a
+    /// time ([`chunks`]), and a split that fails or does not conserve the input rolls the write
+    /// back.
     pub async fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
-        let ScannedDelivery { period, version, source, scans, lines, pool, inputs, coverage, started } = scanned;
+        let ScannedDelivery { period, version, source, scans, lines, attribution, inputs, started } = scanned;
         let record = PeriodRecord {
             period,
             version,
@@ -434,11 +443,22 @@ impl Processor {
             invoice: invoices_of(period, &scans),
         };
         let writing = Instant::now();
-        let outcome = store.replace_split_period(&record, &lines, &pool, self.options.force).await?;
-        tracing::debug!(%period, lines = lines.len(), write_ms = writing.elapsed().as_millis() as u64,
+        let mut chunks = match attribution {
+            Some(inputs) => chunks::PeriodChunks::split(period, lines, inputs)?,
+            None => chunks::PeriodChunks::ready(period, lines),
+        };
+        let outcome = store.replace_split_period_chunks(&record, &mut chunks, self.options.force).await;
+        if let Some(failure) = chunks.take_failure() {
+            return Err(failure);
+        }
+        let outcome = outcome?;
+        // A store that settled the period without writing (already stored, or a newer version)
+        // read no line: the report still shows what the delivery holds.
+        chunks.finish()?;
+        tracing::debug!(%period, lines = chunks.stats().lines(), write_ms = writing.elapsed().as_millis() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64, "stored");
-        let mut report = report(record, &scans, &lines, outcome, started.elapsed())?;
-        report.coverage = coverage;
+        let mut report = report(record, &scans, chunks.stats(), outcome, started.elapsed())?;
+        report.coverage = chunks.take_coverage();
         Ok(report)
     }
 
@@ -595,11 +615,10 @@ fn single_period(delivery: &Delivery, scans: &[FileScan]) -> Result<BillingPerio
 fn report(
     record: PeriodRecord,
     scans: &[FileScan],
-    lines: &[CostLine],
+    lines: &LineStats,
     outcome: ReplaceOutcome,
     elapsed: Duration,
 ) -> Result<PeriodReport> {
-    let tenants: BTreeSet<&str> = lines.iter().filter_map(|l| l.key.tenant.as_deref()).collect();
     Ok(PeriodReport {
         period: record.period,
         version: record.version,
@@ -608,15 +627,15 @@ fn report(
         files: scans.len(),
         rows_read: record.rows_read,
         split_child_rows: record.split_child_rows,
-        line_item_types: missing_commitment_columns(known_focus_categories(line_item_types(lines)?, scans), scans),
-        totals: totals_by_currency(lines)?,
-        unattributed: totals_by_currency(lines.iter().filter(|l| l.key.tenant.is_none()))?,
-        tenants: tenants.len(),
+        line_item_types: missing_commitment_columns(known_focus_categories(lines.line_item_types()?, scans), scans),
+        totals: lines.totals()?,
+        unattributed: lines.unattributed()?,
+        tenants: lines.tenants(),
         tenant_tag_present: scans.iter().any(|s| s.tenant_tag_present),
         net_columns_present: scans.iter().any(|s| s.net_columns_present),
         spilled_bytes: scans.iter().map(|s| s.spilled_bytes).sum(),
         tables_flushed: scans.iter().filter(|s| s.tables_flushed).count(),
-        lines_written: lines.len(),
+        lines_written: lines.lines(),
         outcome,
         coverage: None,
         scan_skipped: false,

@@ -570,6 +570,87 @@ pub fn line_item_types(lines: &[CostLine]) -> Result<BTreeMap<String, TypeStats>
         .collect()
 }
 
+/// What [`line_item_types`] and [`totals_by_currency`] give for a period's lines (and their
+/// tenants), gathered a chunk at a time: a period whose lines are written as they are made (the
+/// attributed rows of a split, a day at a time) is summarised without being held.
+#[derive(Debug, Default)]
+pub struct LineStats {
+    lines: usize,
+    types: BTreeMap<String, (TypeStats, curflow_money::ExactSum)>,
+    totals: BTreeMap<String, AmountsSum>,
+    /// Lines without a tenant (the shared pool's unattributed part).
+    unattributed: BTreeMap<String, AmountsSum>,
+    tenants: std::collections::HashSet<Name, FxBuild>,
+}
+
+impl LineStats {
+    /// Adds `lines` to the statistics.
+    pub fn add(&mut self, lines: &[CostLine]) -> Result<()> {
+        for line in lines {
+            let name = line.key.line_item_type.as_str();
+            if !self.types.contains_key(name) {
+                let known = LineItemKind::is_known_name(name);
+                self.types.insert(name.to_string(), (TypeStats { known, ..TypeStats::default() }, Default::default()));
+            }
+            if let Some((t, unblended)) = self.types.get_mut(name) {
+                t.rows += line.amounts.line_items;
+                unblended.add(line.amounts.unblended_cost);
+            }
+            let currency = line.key.currency.as_str();
+            match self.totals.get_mut(currency) {
+                Some(sum) => sum.add(&line.amounts)?,
+                None => self.totals.entry(currency.to_string()).or_default().add(&line.amounts)?,
+            }
+            match &line.key.tenant {
+                Some(tenant) => {
+                    if !self.tenants.contains(tenant) {
+                        self.tenants.insert(tenant.clone());
+                    }
+                }
+                None => match self.unattributed.get_mut(currency) {
+                    Some(sum) => sum.add(&line.amounts)?,
+                    None => self.unattributed.entry(currency.to_string()).or_default().add(&line.amounts)?,
+                },
+            }
+        }
+        self.lines += lines.len();
+        Ok(())
+    }
+
+    /// Lines added.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Distinct tenants of the lines added.
+    pub fn tenants(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// [`line_item_types`] of the lines added.
+    pub fn line_item_types(&self) -> Result<BTreeMap<String, TypeStats>> {
+        self.types
+            .iter()
+            .map(|(name, (t, unblended))| {
+                let unblended_cost = unblended.total().ok_or_else(|| ModelError::Overflow {
+                    what: format!("the unblended_cost of line-item type {name}"),
+                })?;
+                Ok((name.clone(), TypeStats { unblended_cost, ..t.clone() }))
+            })
+            .collect()
+    }
+
+    /// [`totals_by_currency`] of the lines added.
+    pub fn totals(&self) -> Result<BTreeMap<String, Amounts>> {
+        self.totals.iter().map(|(currency, sum)| Ok((currency.clone(), sum.total()?))).collect()
+    }
+
+    /// [`totals_by_currency`] of the lines added that have no tenant.
+    pub fn unattributed(&self) -> Result<BTreeMap<String, Amounts>> {
+        self.unattributed.iter().map(|(currency, sum)| Ok((currency.clone(), sum.total()?))).collect()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

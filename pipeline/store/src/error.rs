@@ -48,6 +48,11 @@ pub enum Error {
 
     #[error("internal error (a bug in curflow; nothing was written): {0}")]
     Internal(String),
+
+    /// The lines handed to a write could not be made (their producer failed; it keeps the cause
+    /// and reports it): the write was rolled back.
+    #[error("the lines to write could not be made ({0}); nothing was written")]
+    LinesFailed(String),
 }
 
 impl Error {
@@ -65,7 +70,7 @@ impl Error {
             Error::Aws(e) => e.class(),
             Error::Model(e) => e.class(),
             Error::Argument(_) => ErrorClass::User,
-            Error::Internal(_) => ErrorClass::Internal,
+            Error::Internal(_) | Error::LinesFailed(_) => ErrorClass::Internal,
         }
     }
 

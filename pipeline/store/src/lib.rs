@@ -167,6 +167,25 @@ pub trait CostStore: Send + Sync {
         force: bool,
     ) -> Result<ReplaceOutcome>;
 
+    /// [`CostStore::replace_split_period`] with the lines as they are made ([`LineChunks`]): the
+    /// shared-cost split produces its attributed rows a day at a time, and a 2,000-tenant month
+    /// has millions of them. The SQLite store inserts each chunk as it comes, so the period is
+    /// never held whole; this default (the DynamoDB store's) gathers the chunks first.
+    async fn replace_split_period_chunks(
+        &mut self,
+        record: &PeriodRecord,
+        chunks: &mut dyn LineChunks,
+        force: bool,
+    ) -> Result<ReplaceOutcome> {
+        let mut lines = Vec::new();
+        chunks.each_chunk(&mut |chunk| {
+            lines.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        let pool = chunks.pool()?.to_vec();
+        self.replace_split_period(record, &lines, &pool, force).await
+    }
+
     /// All cost lines of a period, in key order.
     async fn cost_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>>;
 
@@ -180,6 +199,35 @@ pub trait CostStore: Send + Sync {
     /// Query) instead of reading the whole period; this default filters a full read.
     async fn cost_lines_where(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
         Ok(self.cost_lines(period).await?.into_iter().filter(|l| filter.matches(l)).collect())
+    }
+}
+
+/// A period's lines for [`CostStore::replace_split_period_chunks`], handed over as they are made:
+/// the cost lines in chunks, then the shared pool they were split from.
+pub trait LineChunks: Send {
+    /// Calls `write` with each chunk of cost lines in turn; stops at the first error and returns
+    /// it. A failure to make the lines is [`Error::LinesFailed`]: nothing may be committed then.
+    fn each_chunk(&mut self, write: &mut dyn FnMut(&[CostLine]) -> Result<()>) -> Result<()>;
+
+    /// The shared-pool lines, once every chunk was written (empty for a period not attributed).
+    /// Fails ([`Error::LinesFailed`]) when making the lines failed or they do not conserve the
+    /// input: the caller must not commit.
+    fn pool(&mut self) -> Result<&[CostLine]>;
+}
+
+/// [`LineChunks`] over lines already made: one chunk, and the pool.
+pub struct SliceChunks<'a> {
+    pub lines: &'a [CostLine],
+    pub pool: &'a [CostLine],
+}
+
+impl LineChunks for SliceChunks<'_> {
+    fn each_chunk(&mut self, write: &mut dyn FnMut(&[CostLine]) -> Result<()>) -> Result<()> {
+        write(self.lines)
+    }
+
+    fn pool(&mut self) -> Result<&[CostLine]> {
+        Ok(self.pool)
     }
 }
 

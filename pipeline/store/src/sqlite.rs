@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
-use super::{CostStore, Invoices, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, decide};
+use super::{CostStore, Invoices, LineChunks, LineFilter, MadeFrom, PeriodRecord, ReplaceOutcome, SliceChunks, decide};
 use crate::error::{Error, Result};
 use curflow_model::aggregate::{Amounts, AmountsSum, Attribution, CostKey, CostLine};
 use curflow_model::money::push_decimal_text;
@@ -697,6 +697,70 @@ fn upsert_record(path: &Path, tx: &Connection, period: &str, record: &PeriodReco
     Ok(())
 }
 
+/// What one replace inserted into a table, chunk by chunk: the lines and what they sum to, checked
+/// against what the transaction holds before it commits.
+struct Written {
+    table: Table,
+    lines: usize,
+    sum: AmountsSum,
+    insert: std::time::Duration,
+}
+
+impl Written {
+    fn new(table: Table) -> Self {
+        Self { table, lines: 0, sum: AmountsSum::default(), insert: std::time::Duration::ZERO }
+    }
+
+    /// Inserts `rows` (lines of `period`) and adds them to what was written.
+    fn insert(
+        &mut self,
+        path: &Path,
+        tx: &Connection,
+        period: BillingPeriod,
+        period_text: &str,
+        rows: &[CostLine],
+    ) -> Result<()> {
+        if let Some(line) = rows.iter().find(|l| l.period != period) {
+            return Err(Error::Internal(format!("line of {} written into period {period}", line.period)));
+        }
+        let started = std::time::Instant::now();
+        // What the lines sum to is added up on another core while SQLite inserts them.
+        let expected = std::thread::scope(|scope| {
+            let expected = scope.spawn(|| Amounts::sum(rows.iter().map(|l| &l.amounts)));
+            let inserted = insert_lines(path, tx, self.table, period_text, rows);
+            let expected = expected.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            inserted.map(|()| expected)
+        })??;
+        self.sum.add(&expected)?;
+        self.lines += rows.len();
+        self.insert += started.elapsed();
+        Ok(())
+    }
+
+    /// Conservation: what the transaction now holds must sum to what was meant to be written.
+    fn check(self, path: &Path, tx: &Connection, period: &str) -> Result<()> {
+        let started = std::time::Instant::now();
+        let expected = self.sum.total()?;
+        let (written, written_total) = stored_totals(path, tx, self.table, period)?;
+        tracing::debug!(
+            table = self.table.name(),
+            lines = self.lines,
+            insert_ms = self.insert.as_millis() as u64,
+            check_ms = started.elapsed().as_millis() as u64,
+            "lines inserted"
+        );
+        if written != self.lines || written_total != expected {
+            return Err(Error::Internal(format!(
+                "period {period}: stored {} do not sum to the input ({written} lines, {written_total:?} vs {} \
+                 lines, {expected:?}); rolled back",
+                self.table.name(),
+                self.lines,
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The statement [`insert_lines`] binds (parameter `i` is the `i`-th column named).
 fn insert_sql(table: Table) -> String {
     format!(
@@ -910,11 +974,19 @@ impl CostStore for SqliteStore {
         pool: &[CostLine],
         force: bool,
     ) -> Result<ReplaceOutcome> {
+        self.replace_split_period_chunks(record, &mut SliceChunks { lines, pool }, force).await
+    }
+
+    /// Inserts each chunk as it comes, inside the one transaction: a period's attributed rows (a
+    /// day of them at a time) are never held whole.
+    async fn replace_split_period_chunks(
+        &mut self,
+        record: &PeriodRecord,
+        chunks: &mut dyn LineChunks,
+        force: bool,
+    ) -> Result<ReplaceOutcome> {
         let path = self.path.as_path();
         let e = |err| store_error(path, err);
-        if let Some(line) = lines.iter().chain(pool).find(|l| l.period != record.period) {
-            return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
-        }
         let period = record.period.to_string();
         // IMMEDIATE: take the write lock before reading the stored version, so two writers of one
         // period serialise and the second sees the first one's version.
@@ -933,33 +1005,12 @@ impl CostStore for SqliteStore {
                 .map_err(e)?;
         }
         upsert_record(path, &tx, &period, record)?;
-        for (table, rows) in [(Table::CostLines, lines), (Table::PoolLines, pool)] {
-            let started = std::time::Instant::now();
-            // What the lines sum to is added up on another core while SQLite inserts them.
-            let expected = std::thread::scope(|scope| {
-                let expected = scope.spawn(|| Amounts::sum(rows.iter().map(|l| &l.amounts)));
-                let inserted = insert_lines(path, &tx, table, &period, rows);
-                let expected = expected.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                inserted.map(|()| expected)
-            })??;
-            let inserted = started.elapsed();
-            // Conservation: what the transaction now holds must sum to what we meant to write.
-            let (written, written_total) = stored_totals(path, &tx, table, &period)?;
-            tracing::debug!(
-                table = table.name(),
-                lines = rows.len(),
-                insert_ms = inserted.as_millis() as u64,
-                check_ms = (started.elapsed() - inserted).as_millis() as u64,
-                "lines inserted"
-            );
-            if written != rows.len() || written_total != expected {
-                return Err(Error::Internal(format!(
-                    "period {period}: stored {} do not sum to the input ({written} lines, {written_total:?} vs {} \
-                     lines, {expected:?}); rolled back",
-                    table.name(),
-                    rows.len(),
-                )));
-            }
+        let mut lines = Written::new(Table::CostLines);
+        chunks.each_chunk(&mut |chunk| lines.insert(path, &tx, record.period, &period, chunk))?;
+        let mut pool = Written::new(Table::PoolLines);
+        pool.insert(path, &tx, record.period, &period, chunks.pool()?)?;
+        for written in [lines, pool] {
+            written.check(path, &tx, &period)?;
         }
         let committing = std::time::Instant::now();
         tx.commit().map_err(e)?;

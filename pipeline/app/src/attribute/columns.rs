@@ -50,13 +50,19 @@ impl Routed<'_> {
 }
 
 /// Splits every routed line: day by day, run by run (see the module docs).
-pub(super) fn split_routed<'i>(s: &mut Splitter<'i, '_>, mut routed: Vec<Routed<'i>>) -> Result<()> {
+pub(super) fn split_routed<'i>(
+    s: &mut Splitter<'i, '_>,
+    mut routed: Vec<Routed<'i>>,
+    sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
+) -> Result<()> {
     routed.sort_by(|a, b| run_order(a, b));
     let mut columns = Columns::default();
     let mut rest = routed.into_iter().peekable();
     let mut day = None;
     while let Some(first) = rest.next() {
         if day != Some(first.line.key.usage_date) {
+            // A day's rows are done: they go to the sink (a store writes them) before the next's.
+            s.flush(sink)?;
             // One day's weights at a time: 10,000 tenants × rules × 31 days would not be small.
             s.money.forget_prepared();
             s.usage.forget_prepared();
@@ -77,7 +83,7 @@ pub(super) fn split_routed<'i>(s: &mut Splitter<'i, '_>, mut routed: Vec<Routed<
         }
         columns.split_run(s, &plan, run)?;
     }
-    Ok(())
+    s.flush(sink)
 }
 
 /// Day, rule, then the reader's grain key (the key without tenant, operation and resource).
@@ -385,7 +391,7 @@ fn overflow(what: &str) -> Error {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{AttributionInputs, AttributionOptions, Split, SplitPath, split_lines};
+    use super::super::{AttributionInputs, AttributionOptions, Split, SplitPath, attribute_into, split_lines};
     use super::*;
     use curflow_attribution::{Driver, DriverTotals, TenantId};
     use curflow_model::aggregate::sort_lines;
@@ -516,5 +522,46 @@ mod tests {
                 assert_eq!(fast.parts, slow.parts);
             }
         }
+    }
+
+    /// The sink of `attribute_into` gets the tagged lines first (the input's own vector, nothing
+    /// attributed), then the attributed rows a day at a time; together they are the split.
+    #[test]
+    fn the_split_hands_over_the_tagged_lines_then_its_rows_a_day_at_a_time() {
+        let (lines, drivers) = month(4, 30);
+        let options = AttributionOptions { tenant_key: "accountant_id".into(), ..AttributionOptions::default() };
+        let inputs = AttributionInputs::with_drivers(&options, drivers).unwrap();
+        let tagged = lines.iter().filter(|l| l.key.tenant.is_some()).count();
+        let mut chunks: Vec<Vec<CostLine>> = Vec::new();
+        let end = attribute_into(lines.clone(), &inputs, &mut |chunk| {
+            assert!(!chunk.is_empty());
+            chunks.push(chunk);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(chunks[0].len(), tagged);
+        assert!(chunks[0].iter().all(|l| l.key.tenant.is_some() && l.attribution.is_none()));
+        // Rows split in columns: one chunk per day (day 4 has no usage evidence, but its credits
+        // and CloudWatch lines are split by direct cost).
+        let mut days: Vec<chrono::NaiveDate> = chunks[1..]
+            .iter()
+            .filter(|c| {
+                c.iter().any(|l| l.attribution.is_some()) && c.iter().all(|l| l.key.usage_date == c[0].key.usage_date)
+            })
+            .map(|c| c[0].key.usage_date)
+            .collect();
+        days.dedup();
+        assert_eq!(days.len(), 4, "{days:?}");
+        let whole = sorted(split_lines(lines, &inputs, Grain::Reader, SplitPath::Columns).unwrap());
+        let streamed = sorted(Split {
+            lines: chunks.into_iter().flatten().collect(),
+            pool: end.pool,
+            coverage: end.coverage,
+            parts: end.parts,
+        });
+        assert_eq!(streamed.lines, whole.lines);
+        assert_eq!(streamed.pool, whole.pool);
+        assert_eq!(streamed.coverage, whole.coverage);
+        assert_eq!(streamed.parts, whole.parts);
     }
 }

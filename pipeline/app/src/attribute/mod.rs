@@ -499,15 +499,60 @@ enum SplitPath {
 }
 
 fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_>, path: SplitPath) -> Result<Split> {
+    let mut out: Vec<CostLine> = Vec::new();
+    let end = split_lines_into(lines, inputs, grain, path, &mut |chunk| {
+        if out.is_empty() {
+            out = chunk;
+        } else {
+            out.extend(chunk);
+        }
+        Ok(())
+    })?;
+    Ok(Split { lines: out, pool: end.pool, coverage: end.coverage, parts: end.parts })
+}
+
+/// What a split leaves once its lines went to the sink of [`split_lines_into`].
+#[derive(Debug)]
+pub struct SplitEnd {
+    /// See [`Split::pool`].
+    pub pool: Vec<CostLine>,
+    pub coverage: Coverage,
+    /// See [`Split::parts`].
+    pub parts: u64,
+}
+
+/// [`attribute`], handing the lines readers see to `sink` as they are made instead of returning
+/// them: first the tagged lines (unchanged, in the same vector: nothing is copied), then what
+/// stays unattributed of lines split one by one, then the attributed rows a day at a time (the
+/// split runs day by day), then the parts of lines split one by one. A 2,000-tenant month's
+/// attributed rows number in the millions (tenants × days × the shared lines' services and usage
+/// types); a store that writes each chunk as it comes never holds them all.
+pub fn attribute_into(
+    lines: Vec<CostLine>,
+    inputs: &AttributionInputs,
+    sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
+) -> Result<SplitEnd> {
+    split_lines_into(lines, inputs, Grain::Reader, SplitPath::Columns, sink)
+}
+
+fn split_lines_into(
+    mut lines: Vec<CostLine>,
+    inputs: &AttributionInputs,
+    grain: Grain<'_>,
+    path: SplitPath,
+    sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
+) -> Result<SplitEnd> {
     let ids = SplitIds::new(&lines, inputs);
     let weights = Weights::of(&lines, inputs, &ids)?;
-    let mut s = Splitter::new(ids, &weights, inputs, grain, lines.len())?;
+    // The shared lines leave `lines` and the tagged ones stay where they are, in place: the
+    // period's lines are not held twice (in an input and an output vector) while the split runs.
+    let shared: Vec<CostLine> = lines.extract_if(.., |l| l.key.tenant.is_none()).collect();
+    let mut s = Splitter::new(ids, &weights, inputs, grain, 0)?;
+    if !lines.is_empty() {
+        sink(lines)?;
+    }
     let mut routed = Vec::new();
-    for line in lines {
-        if line.key.tenant.is_some() {
-            s.out.push(line);
-            continue;
-        }
+    for line in shared {
         let money_line = shared_line(&line, money_map(&line.amounts));
         if let Some(reason) = inputs.waiting_for_evidence(&money_line) {
             add_unattributed(&mut s.coverage, &money_line)?;
@@ -522,9 +567,12 @@ fn split_lines(lines: Vec<CostLine>, inputs: &AttributionInputs, grain: Grain<'_
             _ => s.split_line(line, &money_line)?,
         }
     }
-    let tail = s.out.len();
-    columns::split_routed(&mut s, routed)?;
-    Ok(s.finish(tail))
+    // What stays unattributed of the lines above, in their order.
+    if !s.out.is_empty() {
+        sink(std::mem::take(&mut s.out))?;
+    }
+    columns::split_routed(&mut s, routed, sink)?;
+    s.finish_into(sink)
 }
 
 /// Splits `lines` one shared line at a time and hands each line to `f` with the rows its split
@@ -667,16 +715,27 @@ impl Splitter<'_, '_> {
         Ok(())
     }
 
-    /// The split; rows from `tail` on (those [`columns`] pushed, and the summed per-line parts)
-    /// are put in [`grain::sort_rows`] order.
-    fn finish(self, tail: usize) -> Split {
-        let Self { mut out, pool, coverage, parts, summed_parts, kept, .. } = self;
-        let part_count = parts.parts() + summed_parts + kept;
-        out.extend(parts.into_lines());
-        if let Some(rows) = out.get_mut(tail..) {
-            grain::sort_rows(rows);
+    /// Hands the rows made since the last call to `sink`, in [`grain::sort_rows`] order.
+    fn flush(&mut self, sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>) -> Result<()> {
+        let mut rows = std::mem::take(&mut self.out);
+        if rows.is_empty() {
+            return Ok(());
         }
-        Split { lines: out, pool, coverage, parts: part_count }
+        grain::sort_rows(&mut rows);
+        sink(rows)
+    }
+
+    /// The split's end: the rows still held (the summed per-line parts) go to `sink`, sorted.
+    fn finish_into(mut self, sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>) -> Result<SplitEnd> {
+        self.flush(sink)?;
+        let Self { pool, coverage, parts, summed_parts, kept, .. } = self;
+        let part_count = parts.parts() + summed_parts + kept;
+        let mut rows = parts.into_lines();
+        if !rows.is_empty() {
+            grain::sort_rows(&mut rows);
+            sink(rows)?;
+        }
+        Ok(SplitEnd { pool, coverage, parts: part_count })
     }
 }
 

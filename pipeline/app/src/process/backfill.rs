@@ -254,7 +254,7 @@ pub async fn run(
         let committed = match (scanned, ledger) {
             (Ok(s), None) => processor.commit(store, s).await,
             (Ok(s), Some(ledger)) => match ledger.inputs(store, s.period).await {
-                Ok(inputs) => match processor.attribute_scanned(s, &inputs) {
+                Ok(inputs) => match processor.attribute_scanned(s, inputs) {
                     Ok(s) => processor.commit(store, s).await,
                     Err(e) => Err(e),
                 },
