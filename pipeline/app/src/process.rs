@@ -10,6 +10,8 @@
 pub mod backfill;
 mod chunks;
 
+pub(crate) use chunks::PeriodChunks;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::aggregate::{Amounts, CostLine, LineStats, PeriodAggregate, TypeStats, totals_by_currency};
-use crate::attribute::{AttributionInputs, Split, attribute};
+use crate::aggregate::{Amounts, CostLine, LineStats, PeriodAggregate, TypeStats};
+use crate::attribute::AttributionInputs;
 use crate::discover::{DataFile, Delivery, FileKind, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
 use crate::location::{Location, S3Access};
@@ -444,8 +446,8 @@ impl Processor {
         };
         let writing = Instant::now();
         let mut chunks = match attribution {
-            Some(inputs) => chunks::PeriodChunks::split(period, lines, inputs)?,
-            None => chunks::PeriodChunks::ready(period, lines),
+            Some(inputs) => PeriodChunks::split(period, lines, inputs)?,
+            None => PeriodChunks::ready(period, lines),
         };
         let outcome = store.replace_split_period_chunks(&record, &mut chunks, self.options.force).await;
         if let Some(failure) = chunks.take_failure() {
@@ -641,29 +643,6 @@ fn report(
         scan_skipped: false,
         elapsed,
     })
-}
-
-/// [`attribute`], checked to conserve every measure's total per currency (direct + attributed +
-/// unattributed = input); a split that does not is a bug, and nothing is written.
-pub(crate) fn attribute_conserving(
-    period: BillingPeriod,
-    lines: Vec<CostLine>,
-    inputs: &AttributionInputs,
-) -> Result<Split> {
-    let before = totals_by_currency(&lines)?;
-    let split = attribute(lines, inputs)?;
-    let after = totals_by_currency(&split.lines)?;
-    let money = |t: &BTreeMap<String, Amounts>| {
-        t.iter()
-            .map(|(c, a)| (c.clone(), a.money(), a.usage_amount, a.pricing_quantity, a.line_items))
-            .collect::<Vec<_>>()
-    };
-    if money(&before) != money(&after) {
-        return Err(Error::Internal(format!(
-            "period {period}: attribution changed the totals ({before:?} -> {after:?}); nothing written"
-        )));
-    }
-    Ok(split)
 }
 
 /// Adds one file's fast-path groups to the delivery's (`in_codes`). Groups that cannot be merged

@@ -11,6 +11,7 @@
 //! newer version) is never overwritten.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use curflow_model::aggregate::{Amounts, CostKey, CostLine, LineSource};
@@ -18,9 +19,10 @@ use curflow_model::period::BillingPeriod;
 use curflow_store::{PeriodRecord, ReplaceOutcome, Store};
 use serde::Serialize;
 
-use crate::attribute::{AttributionInputs, Split};
+use crate::attribute::AttributionInputs;
 use crate::error::Result;
-use crate::process::{attribute_conserving, inputs_fingerprint};
+use crate::process::PeriodChunks;
+use crate::process::inputs_fingerprint;
 
 /// What a re-split did.
 #[derive(Debug, Clone, Serialize)]
@@ -41,10 +43,10 @@ pub struct Reattributed {
 pub async fn reattribute(
     store: &mut dyn Store,
     period: BillingPeriod,
-    inputs: &AttributionInputs,
+    inputs: AttributionInputs,
 ) -> Result<Option<Reattributed>> {
     let Some(record) = store.period(period).await? else { return Ok(None) };
-    let fingerprint = inputs_fingerprint(&record.tag_key, Some(inputs));
+    let fingerprint = inputs_fingerprint(&record.tag_key, Some(&inputs));
     let mut done = Reattributed {
         period,
         version: record.version.id.clone(),
@@ -64,14 +66,20 @@ pub async fn reattribute(
         let pool_lines = pool.len();
         (stored.into_iter().filter(|l| l.source() == LineSource::Cur).chain(pool).collect(), pool_lines)
     };
-    let Split { lines, pool, coverage, .. } = attribute_conserving(period, lines, inputs)?;
     let record = PeriodRecord { inputs: Some(fingerprint), processed_at: Utc::now(), ..record };
-    done.outcome = match store.replace_split_period(&record, &lines, &pool, false).await? {
+    // Split as it is written, a day of attributed rows at a time (see `process::chunks`).
+    let mut chunks = PeriodChunks::split(period, lines, Arc::new(inputs))?;
+    let outcome = store.replace_split_period_chunks(&record, &mut chunks, false).await;
+    if let Some(failure) = chunks.take_failure() {
+        return Err(failure);
+    }
+    done.outcome = match outcome? {
         ReplaceOutcome::Replaced { .. } => "replaced",
         ReplaceOutcome::Unchanged => "unchanged",
         ReplaceOutcome::RefusedOlder { .. } => "refused_older",
     };
-    (done.pool_lines, done.lines, done.coverage) = (pool_lines, lines.len(), Some(coverage));
+    chunks.finish()?;
+    (done.pool_lines, done.lines, done.coverage) = (pool_lines, chunks.stats().lines(), chunks.take_coverage());
     Ok(Some(done))
 }
 

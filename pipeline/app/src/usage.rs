@@ -312,7 +312,7 @@ pub async fn nightly_refresh(
     let open = curflow_model::period::BillingPeriod::containing(today);
     for period in [open.previous(), open] {
         let Some(inputs) = ledger_inputs(store, config, period.first_day(), period.last_day()).await? else { continue };
-        if let Some(done) = crate::reattribute::reattribute(store, period, &inputs).await? {
+        if let Some(done) = crate::reattribute::reattribute(store, period, inputs).await? {
             refresh.reattributed.push(done);
         }
     }

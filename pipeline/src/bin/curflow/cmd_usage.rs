@@ -238,7 +238,7 @@ pub async fn attribute(args: AttributeArgs, config: Config) -> Result<u8, Failur
         )
         .into());
     };
-    let Some(done) = curflow::reattribute::reattribute(store.as_mut(), args.period, &inputs).await? else {
+    let Some(done) = curflow::reattribute::reattribute(store.as_mut(), args.period, inputs).await? else {
         return Err(curflow::Error::Argument(format!("period {} is not in the store", args.period)).into());
     };
     let mut rows = Rows::new(["period", "version", "outcome", "pool_lines", "lines"]);
