@@ -243,8 +243,8 @@ impl Processor {
         Ok((!matches!(outcome, ReplaceOutcome::Replaced { .. })).then_some(outcome))
     }
 
-    /// Reads and aggregates every file of a delivery (and attributes the shared pool when
-    /// configured). Touches no store. For S3 deliveries, every file is checked again after the
+    /// Reads and aggregates every file of a delivery (the shared pool, when attribution is
+    /// configured, is split as it is written: [`Self::commit`]). Touches no store. For S3 deliveries, every file is checked again after the
     /// read: a file replaced meanwhile (a new delivery being written) makes the result a retryable
     /// error instead of a mix of two versions.
     pub async fn scan(&self, delivery: &Delivery, on_file: &(dyn Fn(&FileScan) + Sync)) -> Result<ScannedDelivery> {
@@ -382,7 +382,7 @@ impl Processor {
         Ok((scans, aggregate, rows_per_period))
     }
 
-    /// One period's lines of a scanned delivery, attributed when configured.
+    /// One period's lines of a scanned delivery, to be split when attribution is configured.
     fn finish(
         &self,
         delivery: &Delivery,
@@ -405,7 +405,7 @@ impl Processor {
         })
     }
 
-    /// Splits a delivery scanned without attribution with `inputs` (a backfill reads the usage
+    /// Has a delivery scanned without attribution split with `inputs` (a backfill reads the usage
     /// ledger for each period's own days); its record then carries their fingerprint.
     /// The split runs as the period is written ([`Processor::commit`]).
     pub fn attribute_scanned(&self, scanned: ScannedDelivery, inputs: AttributionInputs) -> Result<ScannedDelivery> {
