@@ -769,11 +769,25 @@ fn cli_process_and_costs_against_a_table_match_sqlite_exactly() {
     assert!(days.len() > 3, "{days:?}");
     let range = (days[1], days[days.len() / 2]);
     for tenant in [None, Some(Some("acct-0002".to_string())), Some(None)] {
-        let filter = LineFilter { tenant: tenant.clone(), days: Some(range) };
+        let filter = LineFilter { tenant: tenant.clone(), days: Some(range), ..LineFilter::default() };
         let want: Vec<CostLine> = all.iter().filter(|l| filter.matches(l)).cloned().collect();
         assert!(!want.is_empty() && want.len() < all.len(), "{tenant:?}: {} of {}", want.len(), all.len());
         assert_eq!(sqlite_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "SQLite {tenant:?}");
         assert_eq!(table_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "DynamoDB {tenant:?}");
+    }
+    // And the source (a re-split reads only the tagged lines), alone and with days and a tenant.
+    for (source, days, tenant) in [
+        (LineSource::Cur, None, None),
+        (LineSource::Shared, None, None),
+        (LineSource::Cur, Some(range), Some(Some("acct-0002".to_string()))),
+        (LineSource::Shared, Some(range), None),
+    ] {
+        let filter = LineFilter { tenant, days, source: Some(source) };
+        let want: Vec<CostLine> = all.iter().filter(|l| filter.matches(l)).cloned().collect();
+        assert!(!want.is_empty() && want.len() < all.len(), "{filter:?}: {} of {}", want.len(), all.len());
+        assert!(want.iter().all(|l| l.source() == source));
+        assert_eq!(sqlite_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "SQLite {filter:?}");
+        assert_eq!(table_store.cost_lines_where(october(), &filter).wait().unwrap(), want, "DynamoDB {filter:?}");
     }
     assert_eq!(
         stdout_ok(&curflow(dir.path(), &["periods", "--store", &table])),

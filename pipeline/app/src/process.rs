@@ -9,8 +9,11 @@
 
 pub mod backfill;
 mod chunks;
+mod spill;
 
 pub(crate) use chunks::PeriodChunks;
+use spill::Gathering;
+pub use spill::{PeriodLines, SortedLines};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -21,7 +24,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::aggregate::{Amounts, CostLine, LineStats, PeriodAggregate, TypeStats};
+use crate::aggregate::{Amounts, CostLine, LineStats, TypeStats};
 use crate::attribute::AttributionInputs;
 use crate::discover::{DataFile, Delivery, FileKind, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
@@ -90,6 +93,9 @@ pub struct PeriodReport {
     /// `memory-limit-mb` and were built into cost lines before the last file, so that they stop
     /// growing (the later files' groups are then merged into those lines by key).
     pub tables_flushed: usize,
+    /// Bytes of the period's cost lines written to `spill-dir` as sorted runs because they
+    /// outgrew their share of `memory-limit-mb` (a quarter of it); merged back as they are stored.
+    pub lines_spilled_bytes: u64,
     pub lines_written: usize,
     pub outcome: ReplaceOutcome,
     /// What attribution did, per currency and measure (when evidence was given).
@@ -113,6 +119,8 @@ pub struct Processor {
     options: ProcessOptions,
     attribution: Option<Arc<AttributionInputs>>,
     s3: Option<S3Access>,
+    /// Where the period's lines spill beyond their share of the memory limit ([`spill`]).
+    spill: SpillOptions,
     /// Fingerprint of the inputs besides the delivery ([`PeriodRecord::inputs`]).
     inputs: String,
 }
@@ -124,8 +132,11 @@ pub struct ScannedDelivery {
     /// The manifest or files it was read from.
     pub source: String,
     pub scans: Vec<FileScan>,
-    /// The period's lines as scanned: split (when `attribution` is set) as they are written.
-    pub lines: Vec<CostLine>,
+    /// The period's lines as scanned (in memory, or merged from runs on disk as they are read):
+    /// split (when `attribution` is set) as they are written.
+    pub lines: PeriodLines,
+    /// Bytes of `lines` written to spill files ([`PeriodReport::lines_spilled_bytes`]).
+    pub lines_spilled_bytes: u64,
     /// What the shared-pool lines among `lines` are split with when they are written
     /// ([`Processor::commit`]): the split's rows go to the store a day at a time, never held whole.
     attribution: Option<Arc<AttributionInputs>>,
@@ -141,7 +152,7 @@ impl std::fmt::Debug for ScannedDelivery {
             .field("version", &self.version)
             .field("source", &self.source)
             .field("files", &self.scans.len())
-            .field("lines", &self.lines.len())
+            .field("lines", &self.lines)
             .field("attributed", &self.attribution.is_some())
             .finish_non_exhaustive()
     }
@@ -150,7 +161,14 @@ impl std::fmt::Debug for ScannedDelivery {
 impl Processor {
     pub fn new(options: ProcessOptions) -> Result<Self> {
         let inputs = inputs_fingerprint(&options.tag_key, None);
-        Ok(Self { engine: Engine::new(&options.engine)?, options, attribution: None, s3: None, inputs })
+        Ok(Self {
+            engine: Engine::new(&options.engine)?,
+            options,
+            attribution: None,
+            s3: None,
+            spill: SpillOptions { dir: None, max_bytes: 0 },
+            inputs,
+        })
     }
 
     /// Splits shared-pool lines to tenants with these inputs before storing.
@@ -186,6 +204,7 @@ impl Processor {
             engine.set_s3(s3.clone());
         }
         self.engine = engine;
+        self.spill = spill.clone();
         Ok(self)
     }
 
@@ -249,14 +268,15 @@ impl Processor {
     /// error instead of a mix of two versions.
     pub async fn scan(&self, delivery: &Delivery, on_file: &(dyn Fn(&FileScan) + Sync)) -> Result<ScannedDelivery> {
         let started = Instant::now();
-        let (scans, aggregate, _) = self.scan_files(delivery, on_file).await?;
+        let (scans, gathered, _) = self.scan_files(delivery, on_file).await?;
         let period = single_period(delivery, &scans)?;
         tracing::debug!(
-            lines = aggregate.len(),
+            lines = gathered.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "lines built; sorting"
         );
-        self.finish(delivery, period, scans, aggregate.into_lines()?, started)
+        let spilled = gathered.spilled_bytes();
+        self.finish(delivery, period, scans, gathered.into_lines()?, spilled, started)
     }
 
     /// Like [`Self::process`], but files given without a manifest that hold rows of several
@@ -274,15 +294,17 @@ impl Processor {
             return Ok(vec![self.process(store, delivery, on_file).await?]);
         }
         let started = Instant::now();
-        let (scans, aggregate, rows_per_period) = self.scan_files(delivery, on_file).await?;
+        let (scans, gathered, rows_per_period) = self.scan_files(delivery, on_file).await?;
         let periods: BTreeSet<BillingPeriod> = scans.iter().flat_map(|s| s.invoices.keys().copied()).collect();
+        let spilled = gathered.spilled_bytes();
         if periods.len() <= 1 {
             let period = single_period(delivery, &scans)?;
-            let scanned = self.finish(delivery, period, scans, aggregate.into_lines()?, started)?;
+            let scanned = self.finish(delivery, period, scans, gathered.into_lines()?, spilled, started)?;
             return Ok(vec![self.commit(store, scanned).await?]);
         }
+        // Files of several periods (an export of a date range) are held whole, per period.
         let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();
-        for line in aggregate.into_lines()? {
+        for line in gathered.into_lines()?.into_vec()? {
             by_period.entry(line.period).or_default().push(line);
         }
         let mut reports = Vec::new();
@@ -307,7 +329,8 @@ impl Processor {
                     })
                 })
                 .collect();
-            let scanned = self.finish(delivery, period, period_scans, lines, Instant::now())?;
+            let scanned =
+                self.finish(delivery, period, period_scans, PeriodLines::Held(lines), spilled, Instant::now())?;
             reports.push(self.commit(store, scanned).await?);
         }
         tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
@@ -320,7 +343,7 @@ impl Processor {
         &self,
         delivery: &Delivery,
         on_file: &(dyn Fn(&FileScan) + Sync),
-    ) -> Result<(Vec<FileScan>, PeriodAggregate, Vec<BTreeMap<BillingPeriod, u64>>)> {
+    ) -> Result<(Vec<FileScan>, Gathering, Vec<BTreeMap<BillingPeriod, u64>>)> {
         let tag_key = self.options.tag_key.as_str();
         // Each file's groups are merged as soon as the file is done, while the next files are still
         // being scanned (their partitions run on the runtime's workers), and moved, not copied:
@@ -334,7 +357,10 @@ impl Processor {
                 Ok::<_, Error>(scanned)
             })
             .buffered(self.options.files_at_once(&delivery.files));
-        let mut aggregate = PeriodAggregate::default();
+        // The lines get half of the fast path's share of the memory limit (its tables the other
+        // half); beyond it they are written to spill-dir in sorted runs ([`spill`]).
+        let mut aggregate =
+            Gathering::new(self.options.engine.fast_path_bytes() / 2, self.spill.dir.clone(), self.spill.max_bytes);
         let mut in_codes: Option<FastGroups> = None;
         let mut scans = Vec::with_capacity(delivery.files.len());
         let mut rows_per_period = Vec::with_capacity(delivery.files.len());
@@ -362,9 +388,7 @@ impl Processor {
                 if aggregate.is_empty() {
                     aggregate.reserve_unmerged(groups.len());
                 }
-                groups.finish(|period, key, amounts| {
-                    aggregate.push_unmerged(period, key, &amounts).map_err(Error::from)
-                })?;
+                groups.finish(|period, key, amounts| aggregate.push_unmerged(period, key, &amounts))?;
             }
             Ok(())
         }
@@ -388,10 +412,11 @@ impl Processor {
         delivery: &Delivery,
         period: BillingPeriod,
         scans: Vec<FileScan>,
-        lines: Vec<CostLine>,
+        lines: PeriodLines,
+        lines_spilled_bytes: u64,
         started: Instant,
     ) -> Result<ScannedDelivery> {
-        tracing::debug!(%period, files = scans.len(), lines = lines.len(),
+        tracing::debug!(%period, files = scans.len(), ?lines,
             elapsed_ms = started.elapsed().as_millis() as u64, "scanned and merged");
         Ok(ScannedDelivery {
             period,
@@ -399,6 +424,7 @@ impl Processor {
             source: delivery.describe(),
             scans,
             lines,
+            lines_spilled_bytes,
             attribution: self.attribution.clone(),
             inputs: self.inputs.clone(),
             started,
@@ -430,7 +456,17 @@ impl Processor {
     /// time ([`chunks`]), and a split that fails or does not conserve the input rolls the write
     /// back.
     pub async fn commit(&self, store: &mut dyn CostStore, scanned: ScannedDelivery) -> Result<PeriodReport> {
-        let ScannedDelivery { period, version, source, scans, lines, attribution, inputs, started } = scanned;
+        let ScannedDelivery {
+            period,
+            version,
+            source,
+            scans,
+            lines,
+            lines_spilled_bytes,
+            attribution,
+            inputs,
+            started,
+        } = scanned;
         let record = PeriodRecord {
             period,
             version,
@@ -461,6 +497,7 @@ impl Processor {
             elapsed_ms = started.elapsed().as_millis() as u64, "stored");
         let mut report = report(record, &scans, chunks.stats(), outcome, started.elapsed())?;
         report.coverage = chunks.take_coverage();
+        report.lines_spilled_bytes = lines_spilled_bytes;
         Ok(report)
     }
 
@@ -515,6 +552,7 @@ impl Processor {
             net_columns_present: false,
             spilled_bytes: 0,
             tables_flushed: 0,
+            lines_spilled_bytes: 0,
             lines_written: 0,
             outcome,
             coverage: None,
@@ -637,6 +675,7 @@ fn report(
         net_columns_present: scans.iter().any(|s| s.net_columns_present),
         spilled_bytes: scans.iter().map(|s| s.spilled_bytes).sum(),
         tables_flushed: scans.iter().filter(|s| s.tables_flushed).count(),
+        lines_spilled_bytes: 0,
         lines_written: lines.lines(),
         outcome,
         coverage: None,
@@ -658,7 +697,7 @@ fn report(
 fn merge_in_codes(
     in_codes: &mut Option<FastGroups>,
     fast: FastGroups,
-    aggregate: &mut PeriodAggregate,
+    aggregate: &mut Gathering,
     pool_bytes: usize,
 ) -> Result<bool> {
     let keep_under = pool_bytes / 2;
@@ -692,11 +731,9 @@ fn merge_in_codes(
 }
 
 /// Builds the cost lines of groups in codes into `aggregate`.
-fn lines_from_codes(groups: FastGroups, aggregate: &mut PeriodAggregate) -> Result<()> {
-    if aggregate.is_empty() {
-        aggregate.reserve(groups.len());
-    }
-    groups.finish(|period, key, amounts| aggregate.add(period, key, &amounts).map_err(Error::from))
+fn lines_from_codes(groups: FastGroups, aggregate: &mut Gathering) -> Result<()> {
+    aggregate.reserve(groups.len());
+    groups.finish(|period, key, amounts| aggregate.add(period, key, &amounts))
 }
 
 /// SHA-256 (hex) of the tag key and, when attribution runs, its rules, assignments and the usage

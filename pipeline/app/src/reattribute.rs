@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use curflow_model::aggregate::{Amounts, CostKey, CostLine, LineSource};
 use curflow_model::period::BillingPeriod;
-use curflow_store::{PeriodRecord, ReplaceOutcome, Store};
+use curflow_store::{LineFilter, PeriodRecord, ReplaceOutcome, Store};
 use serde::Serialize;
 
 use crate::attribute::AttributionInputs;
@@ -58,17 +58,20 @@ pub async fn reattribute(
     if record.inputs.as_deref() == Some(fingerprint.as_str()) {
         return Ok(Some(done));
     }
-    let stored = store.cost_lines(period).await?;
     let pool = store.pool_lines(period).await?;
     let (lines, pool_lines) = if pool.is_empty() {
-        unsplit(stored)?
+        unsplit(store.cost_lines(period).await?)?
     } else {
+        // Only the tagged lines are read: the attributed rows (millions at thousands of tenants)
+        // are left in the store, filtered by it, and replaced by the new split.
         let pool_lines = pool.len();
-        (stored.into_iter().filter(|l| l.source() == LineSource::Cur).chain(pool).collect(), pool_lines)
+        let mut lines = store.cost_lines_where(period, &LineFilter::source(LineSource::Cur)).await?;
+        lines.extend(pool);
+        (lines, pool_lines)
     };
     let record = PeriodRecord { inputs: Some(fingerprint), processed_at: Utc::now(), ..record };
     // Split as it is written, a day of attributed rows at a time (see `process::chunks`).
-    let mut chunks = PeriodChunks::split(period, lines, Arc::new(inputs))?;
+    let mut chunks = PeriodChunks::split(period, crate::process::PeriodLines::Held(lines), Arc::new(inputs))?;
     let outcome = store.replace_split_period_chunks(&record, &mut chunks, false).await;
     if let Some(failure) = chunks.take_failure() {
         return Err(failure);

@@ -65,6 +65,16 @@ impl Billing {
         if join_into(&parts, &mut text) { Billing(Name::from(text)) } else { Billing::default() }
     }
 
+    /// The parts as one shared text (what [`crate::line_codec`] writes).
+    pub fn text(&self) -> &Name {
+        &self.0
+    }
+
+    /// The billing party whose [`Billing::text`] is `text`.
+    pub fn from_text(text: Name) -> Self {
+        Billing(text)
+    }
+
     /// Every part empty: the report named none of them.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

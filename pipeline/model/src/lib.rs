@@ -5,6 +5,7 @@
 //! * [`billing`]: who bills a line (payer account, provider, publisher, invoice issuer);
 //! * [`name`]: the shared text values of a line's key ([`Name`], [`Names`]);
 //! * [`period`]: billing periods (`YYYY-MM`);
+//! * [`line_codec`]: a compact binary form of scanned cost lines (spilled sorted runs);
 //! * [`line_item`]: CUR line-item types and how each one counts;
 //! * [`measures`]: the cost measures (unblended, net, amortized, RI/SP true-up, upfront fees) as exact
 //!   functions of one row's inputs;
@@ -19,6 +20,7 @@ pub mod aggregate;
 pub mod billing;
 pub mod error;
 pub mod fxhash;
+pub mod line_codec;
 pub mod line_item;
 pub mod measures;
 pub mod memory;

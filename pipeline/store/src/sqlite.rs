@@ -536,17 +536,10 @@ impl Table {
     }
 }
 
-/// Reads the lines of `table` that `filter` selects (see [`SELECT_COLUMNS`]).
-fn read_lines(
-    path: &Path,
-    conn: &Connection,
-    table: Table,
-    period: BillingPeriod,
-    filter: &LineFilter,
-) -> Result<Vec<CostLine>> {
-    let e = |err| store_error(path, err);
-    // The tenant and the days go to SQLite (the `(billing_period, tenant)` index; days are ISO
-    // text, so their order is the dates' order).
+/// The query of [`read_lines`] and its parameters: the tenant, the days and the source go to
+/// SQLite (the `(billing_period, tenant)` index; days are ISO text, so their order is the dates'
+/// order).
+fn select_lines(table: Table, period: BillingPeriod, filter: &LineFilter) -> (String, Vec<String>) {
     let mut sql = format!("{SELECT_COLUMNS} FROM {} WHERE billing_period = ?1", table.name());
     let mut values: Vec<String> = vec![period.to_string()];
     match &filter.tenant {
@@ -562,6 +555,23 @@ fn read_lines(
         values.push(to.to_string());
         sql = format!("{sql} AND usage_date BETWEEN ?{} AND ?{}", values.len() - 1, values.len());
     }
+    if let Some(source) = filter.source {
+        values.push(source.as_str().to_string());
+        sql = format!("{sql} AND source = ?{}", values.len());
+    }
+    (sql, values)
+}
+
+/// Reads the lines of `table` that `filter` selects (see [`SELECT_COLUMNS`]).
+fn read_lines(
+    path: &Path,
+    conn: &Connection,
+    table: Table,
+    period: BillingPeriod,
+    filter: &LineFilter,
+) -> Result<Vec<CostLine>> {
+    let e = |err| store_error(path, err);
+    let (sql, values) = select_lines(table, period, filter);
     let mut stmt = conn.prepare_cached(&sql).map_err(e)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(e)?;
     let mut lines = Vec::new();

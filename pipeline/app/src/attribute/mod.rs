@@ -40,7 +40,7 @@ use crate::aggregate::{Amounts, Attribution, CostLine, MONEY_MEASURES};
 use crate::aws::AwsSettings;
 use crate::error::{Error, Result};
 use crate::money::{MONEY_SCALE, QUANTITY_SCALE};
-use curflow_model::Names;
+use curflow_model::{Name, Names};
 
 /// Where attribution inputs come from (`curflow process --evidence/--assignments/--rules/...`).
 #[derive(Debug, Clone, Default)]
@@ -535,6 +535,28 @@ pub fn attribute_into(
     split_lines_into(lines, inputs, Grain::Reader, SplitPath::Columns, sink)
 }
 
+/// [`attribute_into`] over lines that come a chunk at a time, in any order (a period's lines
+/// merged from spilled runs): each chunk's tagged lines go to `sink` as the chunk comes, and only
+/// the shared lines (and each tenant's direct cost) are kept for the split, which then runs as in
+/// [`attribute_into`]. The same rows as [`attribute_into`] over the lines made one `Vec`.
+pub fn attribute_stream(
+    chunks: impl Iterator<Item = Result<Vec<CostLine>>>,
+    inputs: &AttributionInputs,
+    sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
+) -> Result<SplitEnd> {
+    let mut tagged = TaggedSummary::default();
+    let mut shared = Vec::new();
+    for chunk in chunks {
+        let mut chunk = chunk?;
+        shared.extend(chunk.extract_if(.., |l| l.key.tenant.is_none()));
+        tagged.add(&chunk)?;
+        if !chunk.is_empty() {
+            sink(chunk)?;
+        }
+    }
+    split_shared_into(shared, &tagged, inputs, Grain::Reader, SplitPath::Columns, sink)
+}
+
 fn split_lines_into(
     mut lines: Vec<CostLine>,
     inputs: &AttributionInputs,
@@ -542,15 +564,29 @@ fn split_lines_into(
     path: SplitPath,
     sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
 ) -> Result<SplitEnd> {
-    let ids = SplitIds::new(&lines, inputs);
-    let weights = Weights::of(&lines, inputs, &ids)?;
     // The shared lines leave `lines` and the tagged ones stay where they are, in place: the
     // period's lines are not held twice (in an input and an output vector) while the split runs.
     let shared: Vec<CostLine> = lines.extract_if(.., |l| l.key.tenant.is_none()).collect();
-    let mut s = Splitter::new(ids, &weights, inputs, grain, 0)?;
+    let mut tagged = TaggedSummary::default();
+    tagged.add(&lines)?;
     if !lines.is_empty() {
         sink(lines)?;
     }
+    split_shared_into(shared, &tagged, inputs, grain, path, sink)
+}
+
+/// The split of `shared` (lines without a tenant) once the tagged lines went to `sink`.
+fn split_shared_into(
+    shared: Vec<CostLine>,
+    tagged: &TaggedSummary,
+    inputs: &AttributionInputs,
+    grain: Grain<'_>,
+    path: SplitPath,
+    sink: &mut dyn FnMut(Vec<CostLine>) -> Result<()>,
+) -> Result<SplitEnd> {
+    let ids = SplitIds::new(&tagged.tenants, inputs);
+    let weights = Weights::of(tagged, inputs, &ids)?;
+    let mut s = Splitter::new(ids, &weights, inputs, grain, 0)?;
     let mut routed = Vec::new();
     for line in shared {
         let money_line = shared_line(&line, money_map(&line.amounts));
@@ -589,8 +625,10 @@ pub fn for_each_line_split(
     inputs: &AttributionInputs,
     mut f: impl FnMut(&CostLine, &[CostLine]) -> Result<()>,
 ) -> Result<Coverage> {
-    let ids = SplitIds::new(&lines, inputs);
-    let weights = Weights::of(&lines, inputs, &ids)?;
+    let mut tagged = TaggedSummary::default();
+    tagged.add(&lines)?;
+    let ids = SplitIds::new(&tagged.tenants, inputs);
+    let weights = Weights::of(&tagged, inputs, &ids)?;
     let mut s = Splitter::new(ids, &weights, inputs, Grain::Reader, 0)?;
     lines.sort_by_key(|l| l.key.usage_date);
     let mut day = None;
@@ -619,6 +657,35 @@ pub fn for_each_line_split(
     Ok(s.coverage)
 }
 
+/// What a split needs of the tagged lines, gathered as they pass: the tenants they name and each
+/// one's direct amortized cost (lines not themselves attributed).
+#[derive(Default)]
+struct TaggedSummary {
+    tenants: BTreeSet<Name>,
+    direct: BTreeMap<Name, Decimal>,
+}
+
+impl TaggedSummary {
+    fn add(&mut self, lines: &[CostLine]) -> Result<()> {
+        for l in lines {
+            let Some(t) = &l.key.tenant else { continue };
+            if !self.tenants.contains(t) {
+                self.tenants.insert(t.clone());
+            }
+            if l.attribution.is_none() {
+                let slot = match self.direct.get_mut(t) {
+                    Some(slot) => slot,
+                    None => self.direct.entry(t.clone()).or_default(),
+                };
+                *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
+                    format!("tenant {t}: the direct amortized_cost")
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the allocators of one split weigh with: each tagged tenant's direct amortized cost (the
 /// `weighted_by_direct_cost` weight) and every tenant known from tags or evidence.
 struct Weights {
@@ -627,16 +694,10 @@ struct Weights {
 }
 
 impl Weights {
-    fn of(lines: &[CostLine], inputs: &AttributionInputs, ids: &SplitIds) -> Result<Self> {
+    fn of(tagged: &TaggedSummary, inputs: &AttributionInputs, ids: &SplitIds) -> Result<Self> {
         let mut direct: DirectCosts = BTreeMap::new();
-        for l in lines {
-            if let (Some(t), None) = (&l.key.tenant, &l.attribution) {
-                let id = ids.of(t)?;
-                let slot = direct.entry(id).or_default();
-                *slot = crate::aggregate::add_exact(*slot, l.amounts.amortized_cost, || {
-                    format!("tenant {t}: the direct amortized_cost")
-                })?;
-            }
+        for (t, cost) in &tagged.direct {
+            direct.insert(ids.of(t)?, *cost);
         }
         let mut tenants: BTreeSet<TenantId> = direct.keys().cloned().collect();
         tenants.extend(inputs.drivers.iter().map(|(_, _, t, _)| t.clone()));
@@ -765,8 +826,7 @@ struct SplitIds {
 }
 
 impl SplitIds {
-    fn new(lines: &[CostLine], inputs: &AttributionInputs) -> Self {
-        let tagged: BTreeSet<&str> = lines.iter().filter_map(|l| l.key.tenant.as_deref()).collect();
+    fn new(tagged: &BTreeSet<Name>, inputs: &AttributionInputs) -> Self {
         if !tagged.contains(UNATTRIBUTED) {
             return Self { alias: None };
         }

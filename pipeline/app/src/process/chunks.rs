@@ -18,19 +18,24 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
+use super::spill::PeriodLines;
 use crate::aggregate::{Amounts, CostLine, LineStats, totals_by_currency};
-use crate::attribute::{AttributionInputs, SplitEnd, attribute_into};
+use crate::attribute::{AttributionInputs, SplitEnd, attribute_into, attribute_stream};
 use crate::error::{Error, Result};
 use crate::period::BillingPeriod;
 use curflow_attribution::Coverage;
 use curflow_store::LineChunks;
 
+/// What the split's thread returns: its end, and the input's totals per currency when it read
+/// them as they came (lines merged from spilled runs: see [`PeriodChunks::split`]).
+type SplitResult = Result<(SplitEnd, Option<BTreeMap<String, Amounts>>)>;
+
 /// Where the lines come from.
 enum Source {
-    /// Lines not attributed: one chunk, taken once.
-    Ready(Option<Vec<CostLine>>),
+    /// Lines not attributed: held ones in one chunk, spilled ones a chunk at a time.
+    Ready(Box<dyn Iterator<Item = Result<Vec<CostLine>>> + Send>),
     /// The split's thread and the channel it sends its chunks on.
-    Split { chunks: Option<Receiver<Vec<CostLine>>>, thread: Option<JoinHandle<Result<SplitEnd>>> },
+    Split { chunks: Option<Receiver<Vec<CostLine>>>, thread: Option<JoinHandle<SplitResult>> },
 }
 
 /// A period's lines for [`curflow_store::CostStore::replace_split_period_chunks`].
@@ -47,25 +52,43 @@ pub(crate) struct PeriodChunks {
 }
 
 impl PeriodChunks {
-    /// `lines` as they are: one chunk, no pool.
-    pub(crate) fn ready(period: BillingPeriod, lines: Vec<CostLine>) -> Self {
-        Self::new(period, Source::Ready(Some(lines)), None)
+    /// `lines` as they are, no pool.
+    pub(crate) fn ready(period: BillingPeriod, lines: PeriodLines) -> Self {
+        Self::new(period, Source::Ready(lines.into_chunks()), None)
     }
 
-    /// `lines` split with `inputs` on a thread of its own, as the store reads them.
-    pub(crate) fn split(period: BillingPeriod, lines: Vec<CostLine>, inputs: Arc<AttributionInputs>) -> Result<Self> {
-        let before = totals_by_currency(&lines)?;
+    /// `lines` split with `inputs` on a thread of its own, as the store reads them. Lines merged
+    /// from spilled runs are read once, a chunk at a time: the tagged ones go to the store as they
+    /// come, the shared ones are kept for the split, and the input's totals are summed on the way.
+    pub(crate) fn split(period: BillingPeriod, lines: PeriodLines, inputs: Arc<AttributionInputs>) -> Result<Self> {
+        let before = match &lines {
+            PeriodLines::Held(held) => Some(totals_by_currency(held)?),
+            PeriodLines::Spilled(_) => None,
+        };
         // One chunk in the channel, one being written, one being made: a day's rows a few times.
         let (send, chunks) = sync_channel::<Vec<CostLine>>(1);
         let thread = std::thread::Builder::new()
             .name("curflow-split".into())
             .spawn(move || {
-                attribute_into(lines, &inputs, &mut |chunk| {
+                let mut sink = |chunk: Vec<CostLine>| {
                     send.send(chunk).map_err(|_| Error::Internal("the store stopped reading the split".into()))
-                })
+                };
+                match lines {
+                    PeriodLines::Held(held) => Ok((attribute_into(held, &inputs, &mut sink)?, None)),
+                    spilled => {
+                        let mut seen = LineStats::default();
+                        let read = spilled.into_chunks().map(|chunk| {
+                            let chunk = chunk?;
+                            seen.add(&chunk)?;
+                            Ok(chunk)
+                        });
+                        let end = attribute_stream(read, &inputs, &mut sink)?;
+                        Ok((end, Some(seen.totals()?)))
+                    }
+                }
             })
             .map_err(|e| Error::Internal(format!("cannot start the attribution thread: {e}")))?;
-        Ok(Self::new(period, Source::Split { chunks: Some(chunks), thread: Some(thread) }, Some(before)))
+        Ok(Self::new(period, Source::Split { chunks: Some(chunks), thread: Some(thread) }, before))
     }
 
     fn new(period: BillingPeriod, source: Source, before: Option<BTreeMap<String, Amounts>>) -> Self {
@@ -110,7 +133,10 @@ impl PeriodChunks {
         let Source::Split { chunks, thread } = &mut self.source else { return Ok(()) };
         drop(chunks.take());
         let Some(thread) = thread.take() else { return Ok(()) };
-        let end = thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let (end, streamed) = thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        if streamed.is_some() {
+            self.before = streamed;
+        }
         let (pool, coverage) = (end.pool, end.coverage);
         let after = self.stats.totals()?;
         let money = |t: &BTreeMap<String, Amounts>| {
@@ -139,7 +165,10 @@ impl LineChunks for PeriodChunks {
     ) -> curflow_store::Result<()> {
         loop {
             let chunk = match &mut self.source {
-                Source::Ready(lines) => lines.take(),
+                Source::Ready(lines) => match lines.next().transpose() {
+                    Ok(chunk) => chunk,
+                    Err(e) => return Err(self.fail(e)),
+                },
                 // A closed channel: the split ended (its result is read by `pool`).
                 Source::Split { chunks, .. } => chunks.as_ref().and_then(|c| c.recv().ok()),
             };
@@ -237,7 +266,7 @@ mod tests {
         let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let period: BillingPeriod = "2026-10".parse().unwrap();
         let lines = month(period, false);
-        let mut chunks = PeriodChunks::split(period, lines.clone(), inputs()).unwrap();
+        let mut chunks = PeriodChunks::split(period, PeriodLines::Held(lines.clone()), inputs()).unwrap();
         let outcome = store.replace_split_period_chunks(&record(period, "v1"), &mut chunks, false).await.unwrap();
         assert_eq!(outcome, ReplaceOutcome::Replaced { previous: None });
         assert!(chunks.take_failure().is_none());
@@ -255,6 +284,41 @@ mod tests {
         assert!(chunks.take_coverage().is_some());
     }
 
+    /// Lines spilled to sorted runs (a period that outgrew its memory) are split as they are read
+    /// back: the stored rows, pool, statistics and conservation are those of the same lines held.
+    #[tokio::test]
+    async fn spilled_lines_split_as_they_are_read_store_what_held_lines_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let period: BillingPeriod = "2026-10".parse().unwrap();
+        let mut lines = month(period, false);
+        sort_lines(&mut lines);
+        let mut stored = Vec::new();
+        for spill in [false, true] {
+            let mut store = SqliteStore::open(&dir.path().join(format!("s{spill}.db"))).unwrap();
+            let period_lines = if spill {
+                let mut gathering =
+                    super::super::spill::Gathering::new(2 * (size_of::<CostLine>() + 16), Some(dir.path().into()), 0);
+                for l in &lines {
+                    gathering.add(l.period, l.key.clone(), &l.amounts).unwrap();
+                }
+                assert!(gathering.spilled_bytes() > 0);
+                gathering.into_lines().unwrap()
+            } else {
+                PeriodLines::Held(lines.clone())
+            };
+            assert_eq!(matches!(period_lines, PeriodLines::Spilled(_)), spill);
+            let mut chunks = PeriodChunks::split(period, period_lines, inputs()).unwrap();
+            store.replace_split_period_chunks(&record(period, "v1"), &mut chunks, false).await.unwrap();
+            assert!(chunks.take_failure().is_none());
+            chunks.finish().unwrap();
+            assert_eq!(chunks.stats().totals().unwrap(), totals_by_currency(&lines).unwrap());
+            assert_eq!(chunks.stats().tenants(), 2);
+            stored.push((store.cost_lines(period).await.unwrap(), store.pool_lines(period).await.unwrap()));
+        }
+        assert!(stored[0].0.len() > lines.len());
+        assert_eq!(stored[0], stored[1]);
+    }
+
     /// A split that fails (here: a tenant tag value with a leading space) fails the write after
     /// the store began it: the store rolls back and keeps the stored version, and the caller gets
     /// the split's own error, not the store's.
@@ -267,7 +331,7 @@ mod tests {
         store.replace_split_period(&record(period, "v1"), &first, &[], false).await.unwrap();
         let before = store.cost_lines(period).await.unwrap();
 
-        let mut chunks = PeriodChunks::split(period, month(period, true), inputs()).unwrap();
+        let mut chunks = PeriodChunks::split(period, PeriodLines::Held(month(period, true)), inputs()).unwrap();
         let written = store.replace_split_period_chunks(&record(period, "v2"), &mut chunks, true).await;
         assert!(matches!(written, Err(curflow_store::Error::LinesFailed(_))), "{written:?}");
         let failure = chunks.take_failure().unwrap();
@@ -287,7 +351,7 @@ mod tests {
         let lines = month(period, false);
         let record = record(period, "v1");
         store.replace_split_period(&record, &lines, &[], false).await.unwrap();
-        let mut chunks = PeriodChunks::split(period, lines.clone(), inputs()).unwrap();
+        let mut chunks = PeriodChunks::split(period, PeriodLines::Held(lines.clone()), inputs()).unwrap();
         let outcome = store.replace_split_period_chunks(&record, &mut chunks, false).await.unwrap();
         assert_eq!(outcome, ReplaceOutcome::Unchanged);
         assert_eq!(chunks.stats().lines(), 0);
@@ -295,6 +359,6 @@ mod tests {
         assert!(chunks.stats().lines() > lines.len());
         assert_eq!(chunks.stats().totals().unwrap(), totals_by_currency(&lines).unwrap());
         // And dropped unread, the split's thread ends.
-        drop(PeriodChunks::split(period, lines, inputs()).unwrap());
+        drop(PeriodChunks::split(period, PeriodLines::Held(lines), inputs()).unwrap());
     }
 }

@@ -117,7 +117,7 @@ use crate::error::{Error, Result};
 use chrono::NaiveDate;
 use curflow_aws::{AwsSettings, is_retryable, sdk_config, sdk_error};
 use curflow_model::Names;
-use curflow_model::aggregate::{Amounts, CostLine};
+use curflow_model::aggregate::{Amounts, CostLine, LineSource};
 use curflow_model::period::BillingPeriod;
 use item::{
     CURRENT, Item, MONTH, MONTH_INDEX, NO_BASE, PERIOD_PARTITION, PK, POOL_PARTITION, Pointer, SK, Stamp, decode_line,
@@ -530,22 +530,39 @@ impl DynamoStore {
         tag: &str,
         partitions: &[String],
         days: Option<(NaiveDate, NaiveDate)>,
+        source: Option<LineSource>,
     ) -> Result<Vec<CostLine>> {
         let prefix = version_prefix(period, tag);
         // Queries built up front: a stream over borrowed partition names trips rustc's
-        // higher-ranked `Send` check in the store's boxed (async-trait) futures.
+        // higher-ranked `Send` check in the store's boxed (async-trait) futures. The days and
+        // the source are filtered by DynamoDB: the items left out still cost read units, but
+        // never reach (nor are held by) the reader.
+        let mut conditions = Vec::new();
+        if days.is_some() {
+            conditions.push("#day BETWEEN :from AND :to");
+        }
+        if source.is_some() {
+            conditions.push("#source = :source");
+        }
         let queries: Vec<QueryFluentBuilder> = partitions
             .iter()
             .map(|p| {
-                let query = self.partition_query(p, &prefix);
-                match days {
-                    None => query,
-                    Some((from, to)) => query
-                        .filter_expression("#day BETWEEN :from AND :to")
+                let mut query = self.partition_query(p, &prefix);
+                if !conditions.is_empty() {
+                    query = query.filter_expression(conditions.join(" AND "));
+                }
+                if let Some((from, to)) = days {
+                    query = query
                         .expression_attribute_names("#day", "day")
                         .expression_attribute_values(":from", AttributeValue::S(from.to_string()))
-                        .expression_attribute_values(":to", AttributeValue::S(to.to_string())),
+                        .expression_attribute_values(":to", AttributeValue::S(to.to_string()));
                 }
+                if let Some(source) = source {
+                    query = query
+                        .expression_attribute_names("#source", "cost_source")
+                        .expression_attribute_values(":source", AttributeValue::S(source.as_str().to_string()));
+                }
+                query
             })
             .collect();
         let parts: Vec<Vec<CostLine>> = futures::stream::iter(queries)
@@ -588,7 +605,7 @@ impl DynamoStore {
         let mut pointer = self.get_pointer(period).await?;
         for _ in 0..MAX_READ_RETRIES {
             let Some(p) = &pointer else { return Ok(Vec::new()) };
-            let lines = self.read_version(period, &p.tag, &p.partitions, None).await?;
+            let lines = self.read_version(period, &p.tag, &p.partitions, None, None).await?;
             if lines.len() as u64 == p.line_count {
                 return Ok(lines);
             }
@@ -619,7 +636,7 @@ impl DynamoStore {
             if p.pool_count == 0 {
                 return Ok(Vec::new());
             }
-            let lines = self.read_version(period, &p.tag, &[POOL_PARTITION.to_string()], None).await?;
+            let lines = self.read_version(period, &p.tag, &[POOL_PARTITION.to_string()], None, None).await?;
             if lines.len() as u64 == p.pool_count {
                 return Ok(lines);
             }
@@ -646,7 +663,7 @@ impl DynamoStore {
     /// items are complete before its pointer names it and are only deleted once the pointer has
     /// moved on: if the pointer still names the version after the read, the read saw all of it.
     async fn partition_lines_async(&self, period: BillingPeriod, filter: &LineFilter) -> Result<Vec<CostLine>> {
-        if filter.tenant.is_none() && filter.days.is_none() {
+        if *filter == LineFilter::default() {
             return self.cost_lines_async(period).await;
         }
         // The tenant's partition; versions written before tenant partitions were escaped hold a
@@ -669,7 +686,7 @@ impl DynamoStore {
             if partitions.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut lines = self.read_version(period, &p.tag, &partitions, filter.days).await?;
+            let mut lines = self.read_version(period, &p.tag, &partitions, filter.days, filter.source).await?;
             let now = self.get_pointer(period).await?;
             if now.as_ref().map(|n| &n.tag) == Some(&p.tag) {
                 lines.retain(|l| filter.matches(l));
