@@ -240,6 +240,14 @@ pub fn process_summary(r: &PeriodReport, store: &str) -> String {
             group_thousands(Decimal::from(r.spilled_bytes.div_ceil(1 << 20)))
         );
     }
+    if r.lines_spilled_bytes > 0 {
+        wln!(
+            out,
+            "  lines spilled   {} MiB to spill-dir in sorted runs (the cost lines outgrew a quarter of \
+             memory-limit-mb)",
+            group_thousands(Decimal::from(r.lines_spilled_bytes.div_ceil(1 << 20)))
+        );
+    }
     if r.tables_flushed > 0 {
         wln!(
             out,
