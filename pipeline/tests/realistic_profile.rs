@@ -21,11 +21,11 @@ use curflow_fixtures::{Format, GenerateOptions, Generated, Profile, SAAS_DEFAULT
 
 const ROWS: u64 = 200_000;
 
-/// The month in `format`; `one_file`: all rows in one data file (the generator's default is three
-/// at this size), whose groups then outgrow [`TIGHT_LIMIT`]'s fast-path half at once.
-fn generate(dir: &Path, format: Format, one_file: bool) -> Generated {
+/// The month in `format` of `rows` rows; `one_file`: all rows in one data file (the generator's
+/// default is three at this size), whose groups then outgrow [`TIGHT_LIMIT`]'s fast-path half at once.
+fn generate(dir: &Path, format: Format, one_file: bool, rows: u64) -> Generated {
     curflow_fixtures::generate(&GenerateOptions {
-        rows: ROWS,
+        rows,
         files: one_file.then_some(1),
         out_dir: dir.to_path_buf(),
         format,
@@ -53,9 +53,10 @@ fn stored(store: &Path, period: curflow::BillingPeriod) -> (BTreeMap<Option<Stri
     (per_tenant, text)
 }
 
-/// A pool far smaller than the month's groups (a 200,000-row saas month has tens of thousands):
-/// the fast path's tables outgrow it, so the file goes to the generic plan, whose aggregation spills.
-const TIGHT_LIMIT: usize = 32 << 20;
+/// A pool far smaller than the month's groups (a 400,000-row saas month in one file has tens of
+/// thousands): the fast path's tables outgrow it, so the file goes to the generic plan, whose
+/// aggregation spills; the period's lines outgrow their quarter and are spilled in sorted runs.
+const TIGHT_LIMIT: usize = 64 << 20;
 
 /// A limit under which each of the month's three files fits the fast path's half, but two files'
 /// merged tables pass half of that half (`memory-limit-mb` / 4): the delivery's tables are built
@@ -71,6 +72,20 @@ enum Limit {
     Spill(usize),
     /// Three files, one at a time, under this limit: the merged tables are flushed into lines.
     Flush(usize),
+    /// The month of [`Limit::Spill`] (twice the rows, one file) under the default limit.
+    OneLargeFile,
+}
+
+impl Limit {
+    /// The month's rows: a spilled month is twice [`ROWS`], so that one file's groups outgrow the
+    /// fast path's half of [`TIGHT_LIMIT`] while one partition's aggregation can still spill in
+    /// the plan's half (see [`process`]).
+    fn rows(self) -> u64 {
+        match self {
+            Limit::Spill(_) | Limit::OneLargeFile => 2 * ROWS,
+            Limit::Default | Limit::Flush(_) => ROWS,
+        }
+    }
 }
 
 /// Processes the generated month into `store`; a [`Limit::Spill`] spills to `dir/spill`.
@@ -86,7 +101,10 @@ fn process(dir: &Path, generated: &Generated, store: &Path, limit: Limit) -> Per
         // Batches of 1,024 rows: DataFusion's partial aggregation must hold one batch's groups
         // within its fair share of the plan's half of the limit, shared by five consumers (3.2 MiB
         // under 32 MiB). 2,048 fitted until a group row carried who bills it (five more texts).
-        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 1024, ..options.engine };
+        // One partition: the final aggregation's table grows in steps of several MB, more than a
+        // fair share of the plan's half when two partitions split it (DataFusion then fails
+        // instead of spilling); the default two partitions need a limit of ~256 MiB.
+        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 1024, target_partitions: 1 };
         let spill = SpillOptions { dir: Some(dir.join("spill")), max_bytes: 1 << 30 };
         Processor::new(options).unwrap().with_spill(&spill).unwrap()
     } else {
@@ -104,7 +122,9 @@ fn process(dir: &Path, generated: &Generated, store: &Path, limit: Limit) -> Per
 /// Processes the month in `format` under `limit` (and checks that it spilled, or flushed, as
 /// the limit means); asserts it matches `expected.json` exactly; returns the stored lines.
 fn process_and_check(dir: &Path, format: Format, limit: Limit) -> Vec<String> {
-    let generated = generate(&dir.join("bucket"), format, matches!(limit, Limit::Spill(_)));
+    let rows = limit.rows();
+    let one_file = matches!(limit, Limit::Spill(_) | Limit::OneLargeFile);
+    let generated = generate(&dir.join("bucket"), format, one_file, rows);
     let expected = expected_json(&generated);
     assert_eq!(expected["profile"], "saas");
     let store = dir.join("store.sqlite");
@@ -116,7 +136,7 @@ fn process_and_check(dir: &Path, format: Format, limit: Limit) -> Vec<String> {
             // merged back as they are stored.
             assert!(report.lines_spilled_bytes > 0, "{format:?}: lines not spilled under {bytes} bytes");
         }
-        Limit::Default => {
+        Limit::Default | Limit::OneLargeFile => {
             assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled within the default limit");
             assert_eq!(report.tables_flushed, 0, "{format:?}: flushed within the default limit");
             assert_eq!(report.lines_spilled_bytes, 0, "{format:?}: lines spilled within the default limit");
@@ -127,7 +147,7 @@ fn process_and_check(dir: &Path, format: Format, limit: Limit) -> Vec<String> {
             assert_eq!(report.spilled_bytes, 0, "{format:?}: spilled under {bytes} bytes");
         }
     }
-    assert_eq!(report.rows_read, ROWS, "{format:?} rows read");
+    assert_eq!(report.rows_read, rows, "{format:?} rows read");
     assert_eq!(report.rows_read, expected["rows"].as_u64().unwrap());
     assert_eq!(report.tenants, SAAS_DEFAULT_TENANTS as usize, "{format:?} tenants");
 
@@ -190,7 +210,7 @@ fn saas_month_matches_expected_exactly_in_parquet_and_csv() {
 #[test]
 fn saas_month_spilled_under_a_small_memory_limit_stores_the_same_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, Limit::Default);
+    let roomy = process_and_check(&dir.path().join("parquet"), Format::LegacyParquet, Limit::OneLargeFile);
     let parquet =
         process_and_check(&dir.path().join("parquet-spilled"), Format::LegacyParquet, Limit::Spill(TIGHT_LIMIT));
     assert_same_lines("Parquet with and without spilling", &roomy, &parquet);

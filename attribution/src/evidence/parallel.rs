@@ -673,7 +673,7 @@ mod tests {
                 if std::thread::current().id() == adding_thread {
                     parsed_here.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 } else if worker_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2_000 == 0 && slow_workers {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 (!t.starts_with("other")).then(|| t.to_owned())
             },

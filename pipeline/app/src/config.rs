@@ -142,8 +142,9 @@ pub const SETTINGS: &[Setting] = &[
         "memory-limit-mb",
         field!(memory_limit_mb),
         "query-engine memory, in two halves: one for the Parquet fast path's group tables (a file whose tables \
-         outgrow it is scanned again by the generic plan), one for the generic plan, whose aggregation spills to \
-         spill-dir beyond it",
+         outgrow it is scanned again by the generic plan) and the delivery's cost lines (a quarter of the limit \
+         each; lines beyond it are written to spill-dir as sorted runs), one for the generic plan, whose \
+         aggregation spills to spill-dir beyond it",
     )
         .default("1024")
         .unit("MiB")

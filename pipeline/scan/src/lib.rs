@@ -870,7 +870,7 @@ mod tests {
         let roomy = Engine::new(&options).unwrap().scan_file(&file, "accountant_id").await.unwrap();
         assert_eq!(roomy.spilled_bytes, 0, "the fast path within the default limit");
         let spill = SpillOptions { dir: Some(dir.path().join("spill")), max_bytes: 1 << 30 };
-        let tight = EngineOptions { memory_limit_bytes: SPILL_TEST_LIMIT, batch_size: 2048, ..options };
+        let tight = EngineOptions { memory_limit_bytes: SPILL_TEST_LIMIT, batch_size: 2048, target_partitions: 1 };
         let small = Engine::with_spill(&tight, Some(&spill)).unwrap().scan_file(&file, "accountant_id").await.unwrap();
         assert!(small.spilled_bytes > 0, "the aggregation spilled under {SPILL_TEST_LIMIT} bytes");
         assert_eq!((small.rows_read, small.invoices.clone()), (roomy.rows_read, roomy.invoices.clone()));
@@ -1075,9 +1075,11 @@ mod tests {
     }
 
     /// A memory limit the 400,000-row realistic month's groups outgrow on both paths (each gets
-    /// half of it), roomy enough for DataFusion's spilling aggregation in batches of 2,048 rows
-    /// (its partial aggregation holds one batch's groups unspilled within a fair share of its half).
-    const SPILL_TEST_LIMIT: usize = 32 << 20;
+    /// half of it), roomy enough for DataFusion's spilling aggregation in batches of 2,048 rows on
+    /// one partition (its hash table grows in steps of several MB: with two partitions, each with
+    /// a fair share of the plan's half, a step no longer fits and the plan fails instead of
+    /// spilling; they need ~256 MiB).
+    const SPILL_TEST_LIMIT: usize = 64 << 20;
 
     async fn fast_path_equals_the_generic_plan(format: curflow_fixtures::Format) {
         let dir = tempfile::tempdir().unwrap();

@@ -77,7 +77,30 @@ pub fn aggregate_file(df: DataFrame, cols: &ResolvedColumns, udfs: &Udfs) -> dat
     let source = SourceColumns::new(cols, udfs);
     let typed = df.filter(source.not_split_child().and(source.not_allocated()))?.select(source.typed_exprs())?;
     let rows = typed.select(row_exprs(cols, udfs)?)?;
-    sum_groups(rows)
+    sum_groups(rows, &absent_group_columns(cols))
+}
+
+/// Key columns of [`GROUP_COLUMNS`] taken straight from a file column, with that column.
+const DIRECT_GROUP_COLUMNS: [(&str, Col); 13] = [
+    ("service", Col::ProductCode),
+    ("usage_type", Col::UsageType),
+    ("currency", Col::CurrencyCode),
+    ("usage_unit", Col::PricingUnit),
+    ("invoice_id", Col::InvoiceId),
+    ("account_id", Col::UsageAccountId),
+    ("region", Col::Region),
+    ("account_name", Col::UsageAccountName),
+    ("payer_account_id", Col::PayerAccountId),
+    ("payer_account_name", Col::PayerAccountName),
+    ("provider", Col::ProviderName),
+    ("publisher", Col::LegalEntity),
+    ("invoice_issuer", Col::InvoicingEntity),
+];
+
+/// The key columns that are the literal NULL in this file's plan: its format has no such column
+/// (a legacy CUR has no account name, payer name or provider).
+fn absent_group_columns(cols: &ResolvedColumns) -> Vec<&'static str> {
+    DIRECT_GROUP_COLUMNS.iter().filter(|(_, c)| cols.name(*c).is_none()).map(|(name, _)| *name).collect()
 }
 
 /// Expressions over the file's own columns (by their resolved names), shared by the filter and
@@ -364,8 +387,15 @@ fn cur_measures(udfs: &Udfs) -> datafusion::error::Result<Vec<Expr>> {
 
 /// Groups `rows` by [`GROUP_COLUMNS`] into the [`SUM_COLUMNS`]: sums in 256 bits (see there)
 /// and the row count.
-fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
-    let group: Vec<Expr> = GROUP_COLUMNS.iter().map(|c| col(*c)).collect();
+///
+/// Columns that are the literal NULL (`absent`) are left out of the grouping and put back after
+/// it: DataFusion takes a constant key as a sorted one, runs the aggregation "partially sorted",
+/// and a sorted aggregation never spills. A month of millions of groups on this plan then failed
+/// ("Failed to allocate additional … for OrderedFinalAggregateStream") under any memory limit
+/// instead of spilling, as soon as one key column was absent from the file (measured on a 20,000-
+/// tenant legacy month at the default 1 GiB: failed after 6 s).
+fn sum_groups(rows: DataFrame, absent: &[&str]) -> datafusion::error::Result<DataFrame> {
+    let group: Vec<Expr> = GROUP_COLUMNS.iter().filter(|c| !absent.contains(c)).map(|c| col(*c)).collect();
     let mut aggregates: Vec<Expr> = SUM_COLUMNS[..MEASURE_SUMS]
         .iter()
         .enumerate()
@@ -375,7 +405,15 @@ fn sum_groups(rows: DataFrame) -> datafusion::error::Result<DataFrame> {
         })
         .collect();
     aggregates.push(count(lit(1)).alias(SUM_COLUMNS[MEASURE_SUMS]));
-    rows.aggregate(group, aggregates)
+    let summed = rows.aggregate(group, aggregates)?;
+    if absent.is_empty() {
+        return Ok(summed);
+    }
+    let columns = GROUP_COLUMNS
+        .iter()
+        .map(|c| if absent.contains(c) { lit(ScalarValue::Null).alias(*c) } else { col(*c) })
+        .chain(SUM_COLUMNS.iter().map(|c| col(*c)));
+    summed.select(columns.collect::<Vec<_>>())
 }
 
 /// The measures of a FOCUS row, straight from the provider's columns: net unblended is
