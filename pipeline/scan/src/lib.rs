@@ -1119,4 +1119,36 @@ mod tests {
         assert!(fast_groups.len() > 1000, "{} groups", fast_groups.len());
         assert_eq!(fast_groups, generic_groups);
     }
+
+    /// The generic plan's aggregation must be able to spill: a key column that is a constant in
+    /// the plan (a column the file lacks, as every legacy CUR lacks the account name, payer name
+    /// and provider; the tenant when its tag is absent) made DataFusion run it "partially sorted",
+    /// which never spills, and a month of millions of groups failed under any memory limit.
+    #[tokio::test]
+    async fn the_generic_plan_groups_unsorted_even_when_key_columns_are_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 2_000,
+            out_dir: dir.path().to_path_buf(),
+            files: Some(1),
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let path = &generated.data_files[0];
+        let reader = std::fs::File::open(path).unwrap();
+        let schema =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(reader).unwrap().schema().clone();
+        let engine = Engine::new(&EngineOptions { target_partitions: 2, ..EngineOptions::default() }).unwrap();
+        for tag_key in ["accountant_id", "no_such_tag"] {
+            let cols = resolve_parquet(path, &schema, tag_key).unwrap();
+            assert!(cols.name(schema::Col::ProviderName).is_none(), "a legacy CUR has no provider column");
+            assert_eq!(matches!(cols.tenant, TenantSource::Absent), tag_key == "no_such_tag");
+            let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
+            let df = engine.ctx.read_parquet(path.to_str().unwrap(), options).await.unwrap();
+            let physical = plan::aggregate_file(df, &cols, &engine.udfs).unwrap().create_physical_plan().await.unwrap();
+            let text = displayable(physical.as_ref()).indent(true).to_string();
+            assert!(text.contains("AggregateExec"), "{text}");
+            assert!(!text.contains("Sorted"), "tag key {tag_key}: an ordered aggregation cannot spill:\n{text}");
+        }
+    }
 }

@@ -97,10 +97,25 @@ const DIRECT_GROUP_COLUMNS: [(&str, Col); 13] = [
     ("invoice_issuer", Col::InvoicingEntity),
 ];
 
-/// The key columns that are the literal NULL in this file's plan: its format has no such column
-/// (a legacy CUR has no account name, payer name or provider).
-fn absent_group_columns(cols: &ResolvedColumns) -> Vec<&'static str> {
-    DIRECT_GROUP_COLUMNS.iter().filter(|(_, c)| cols.name(*c).is_none()).map(|(name, _)| *name).collect()
+/// The key columns that are a constant NULL in this file's plan, with that constant: its format
+/// has no such column (a legacy CUR has no account name, payer name or provider; a report without
+/// the tenant tag column has every row in the pool; without an operation or resource column the
+/// pool's keys have none).
+fn absent_group_columns(cols: &ResolvedColumns) -> Vec<(&'static str, ScalarValue)> {
+    let mut absent: Vec<(&'static str, ScalarValue)> = DIRECT_GROUP_COLUMNS
+        .iter()
+        .filter(|(_, c)| cols.name(*c).is_none())
+        .map(|(name, _)| (*name, ScalarValue::Null))
+        .collect();
+    if matches!(cols.tenant, TenantSource::Absent) {
+        absent.push(("tenant", ScalarValue::Utf8(None)));
+    }
+    for (name, c) in [("pool_operation", Col::Operation), ("pool_resource_id", Col::ResourceId)] {
+        if cols.name(c).is_none() {
+            absent.push((name, ScalarValue::Null));
+        }
+    }
+    absent
 }
 
 /// Expressions over the file's own columns (by their resolved names), shared by the filter and
@@ -394,8 +409,9 @@ fn cur_measures(udfs: &Udfs) -> datafusion::error::Result<Vec<Expr>> {
 /// ("Failed to allocate additional … for OrderedFinalAggregateStream") under any memory limit
 /// instead of spilling, as soon as one key column was absent from the file (measured on a 20,000-
 /// tenant legacy month at the default 1 GiB: failed after 6 s).
-fn sum_groups(rows: DataFrame, absent: &[&str]) -> datafusion::error::Result<DataFrame> {
-    let group: Vec<Expr> = GROUP_COLUMNS.iter().filter(|c| !absent.contains(c)).map(|c| col(*c)).collect();
+fn sum_groups(rows: DataFrame, absent: &[(&str, ScalarValue)]) -> datafusion::error::Result<DataFrame> {
+    let constant = |c: &str| absent.iter().find(|(name, _)| *name == c).map(|(_, value)| value.clone());
+    let group: Vec<Expr> = GROUP_COLUMNS.iter().filter(|c| constant(c).is_none()).map(|c| col(*c)).collect();
     let mut aggregates: Vec<Expr> = SUM_COLUMNS[..MEASURE_SUMS]
         .iter()
         .enumerate()
@@ -411,7 +427,10 @@ fn sum_groups(rows: DataFrame, absent: &[&str]) -> datafusion::error::Result<Dat
     }
     let columns = GROUP_COLUMNS
         .iter()
-        .map(|c| if absent.contains(c) { lit(ScalarValue::Null).alias(*c) } else { col(*c) })
+        .map(|c| match constant(c) {
+            Some(value) => lit(value).alias(*c),
+            None => col(*c),
+        })
         .chain(SUM_COLUMNS.iter().map(|c| col(*c)));
     summed.select(columns.collect::<Vec<_>>())
 }
