@@ -321,8 +321,11 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
     // Both writers read the same pointer and write all their items before either switches (the
     // hooks line them up); then one switches (and cleans up) while the other waits, and the other
     // switches last, against a pointer that has moved. Both orders, on an empty period and on
-    // top of a stored version.
-    for (with_previous, newer_first) in [(false, true), (true, false)] {
+    // top of a stored version; each with the lines held (`replace_period`) and streamed
+    // (`process`: a newer run that lost the switch to an older one cannot write its lines again,
+    // fails `Superseded` inside the store, and the processor reads the delivery once more).
+    let rounds = [(false, true, false), (true, false, false), (false, true, true), (true, false, true)];
+    for (with_previous, newer_first, streamed) in rounds {
         let mut store = fresh_store();
         if with_previous {
             common::process_into(std::slice::from_ref(&v0.manifest_path), &mut store, common::options()).unwrap();
@@ -330,7 +333,7 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
         let both_written = Arc::new(Barrier::new(2));
         let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
         let wait_for_go = Arc::new(std::sync::Mutex::new(wait_for_go));
-        let writer = |record: &PeriodRecord, lines: &[CostLine], switches_second: bool| {
+        let writer = |record: &PeriodRecord, lines: &[CostLine], manifest: &Path, switches_second: bool| {
             let both_written = both_written.clone();
             let wait_for_go = wait_for_go.clone();
             let first_call = AtomicBool::new(true);
@@ -345,12 +348,25 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
             let mut record = record.clone();
             record.processed_at = chrono::Utc::now();
             let lines = lines.to_vec();
-            move || mine.replace_period(&record, &lines, false).wait().unwrap()
+            let manifest = manifest.to_path_buf();
+            move || {
+                if streamed {
+                    common::process_into(&[manifest], &mut mine, common::options()).unwrap().outcome
+                } else {
+                    mine.replace_period(&record, &lines, false).wait().unwrap()
+                }
+            }
         };
         let (first, second) = if newer_first {
-            (writer(&record_newer, &want_newer, false), writer(&record_older, &want_older, true))
+            (
+                writer(&record_newer, &want_newer, &newer.manifest_path, false),
+                writer(&record_older, &want_older, &older.manifest_path, true),
+            )
         } else {
-            (writer(&record_older, &want_older, false), writer(&record_newer, &want_newer, true))
+            (
+                writer(&record_older, &want_older, &older.manifest_path, false),
+                writer(&record_newer, &want_newer, &newer.manifest_path, true),
+            )
         };
         let reader = same_table(&store);
         let done = AtomicBool::new(false);
@@ -646,41 +662,61 @@ fn throttling_and_unprocessed_items_are_retried_with_backoff_and_totals_stay_exa
 }
 
 /// A write that lands altered (an item's amount or sort key changed on the way) is caught by the
-/// read-back check, which compares every item with the input line its sort key names, page by
-/// page: the pointer is not switched, readers keep the old version, and the run deletes its own
-/// items (by keys recomputed from its lines); an item whose key was altered is left to the next
-/// run's cleanup, which removes it.
+/// read-back check: the pointer is not switched, readers keep the old version, and the run deletes
+/// its own items. Both ways a version is written are checked:
+/// - streamed (`process`: the lines are never held): each partition's items must read back with
+///   the count, totals and digest of the lines sent there, each under the sort key its content and
+///   index give; the run deletes its items by listing its version in each partition it wrote, so
+///   an item whose index was altered goes too;
+/// - from lines held (`replace_period`): each item is compared with the input line its sort key
+///   names; the run deletes by keys recomputed from its lines, so an item under an altered key is
+///   left to the next run's cleanup, which removes it.
 #[test]
 fn a_write_that_lands_altered_is_caught_by_the_read_back_and_nothing_is_switched() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = month(dir.path(), "v1", 800, 41, 5, 1);
     let v2 = month(dir.path(), "v2", 900, 42, 6, 2);
     let (want_v1, _) = sqlite_of(dir.path(), &v1, common::options());
-    let (want_v2, _) = sqlite_of(dir.path(), &v2, common::options());
+    let (want_v2, record_v2) = sqlite_of(dir.path(), &v2, common::options());
     let mut plain = fresh_store();
     common::process_into(std::slice::from_ref(&v1.manifest_path), &mut plain, common::options()).unwrap();
     let before = dump(plain.table());
     let v1_tags = version_tags(plain.table());
 
-    for (sort_key, wanted) in [(false, "differs from input line"), (true, "is not one of the input lines")] {
+    let cases = [
+        (true, false, "do not read back as the lines written there"),
+        (true, true, "is not one of the input lines"),
+        (false, false, "differs from input line"),
+        (false, true, "is not one of the input lines"),
+    ];
+    // (The case that leaves an item behind comes last: the others compare the whole table.)
+    for (streamed, sort_key, wanted) in cases {
         let chaos = Arc::new(Chaos::default());
         // An item well inside the version (not the first batch), so batches before and after it land.
         chaos.tamper_put.store(60, Ordering::SeqCst);
         chaos.tamper_sort_key.store(sort_key, Ordering::SeqCst);
         let mut store = chaotic_store(plain.table(), &chaos, RetryPolicy::default());
-        let err =
-            common::process_into(std::slice::from_ref(&v2.manifest_path), &mut store, common::options()).unwrap_err();
-        assert!(err.to_string().contains(wanted), "{err}");
-        assert!(err.to_string().contains("the pointer was not switched"), "{err}");
-        assert!(chaos.puts.load(Ordering::SeqCst) > 60, "the altered item was sent");
-        assert_eq!(plain.cost_lines(october()).wait().unwrap(), want_v1, "readers keep the old version");
-        if sort_key {
+        let err = if streamed {
+            common::process_into(std::slice::from_ref(&v2.manifest_path), &mut store, common::options())
+                .unwrap_err()
+                .to_string()
+        } else {
+            let mut record = record_v2.clone();
+            record.processed_at = chrono::Utc::now();
+            store.replace_period(&record, &want_v2, false).wait().unwrap_err().to_string()
+        };
+        let case = format!("streamed {streamed}, sort key {sort_key}");
+        assert!(err.contains(wanted), "{case}: {err}");
+        assert!(err.contains("the pointer was not switched"), "{case}: {err}");
+        assert!(chaos.puts.load(Ordering::SeqCst) > 60, "{case}: the altered item was sent");
+        assert_eq!(plain.cost_lines(october()).wait().unwrap(), want_v1, "{case}: readers keep the old version");
+        if sort_key && !streamed {
             // Only the item under the altered key is left behind (its key is not one the run made).
             let left: usize =
                 version_tags(plain.table()).iter().filter(|(t, _)| !v1_tags.contains_key(*t)).map(|(_, n)| n).sum();
-            assert_eq!(left, 1, "{:?}", version_tags(plain.table()));
+            assert_eq!(left, 1, "{case}: {:?}", version_tags(plain.table()));
         } else {
-            assert_eq!(dump(plain.table()), before, "every item of the failed run deleted");
+            assert_eq!(dump(plain.table()), before, "{case}: every item of the failed run deleted");
         }
     }
     // The next run stores the delivery and its cleanup removes what the failed runs left.

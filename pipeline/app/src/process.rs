@@ -49,6 +49,11 @@ pub struct ProcessOptions {
 /// Files scanned at once by default (`file-concurrency` unset) when they can be split across cores.
 pub const DEFAULT_FILE_CONCURRENCY: usize = 2;
 
+/// How often [`Processor::process`] reads a delivery again after an older version switched the
+/// period while it was written (`curflow_store::Error::Superseded`: a streamed write cannot be
+/// replayed). Each time needs another run to win the race against this one, so it is rare.
+const SUPERSEDED_RETRIES: u32 = 2;
+
 impl ProcessOptions {
     /// How many of `files` are scanned at once: `file-concurrency` when set; otherwise one more
     /// than the partitions per file when a file is gzip CSV, else [`DEFAULT_FILE_CONCURRENCY`].
@@ -220,11 +225,22 @@ impl Processor {
         delivery: &Delivery,
         on_file: &(dyn Fn(&FileScan) + Sync),
     ) -> Result<PeriodReport> {
-        if let Some(settled) = self.precheck(store, delivery).await? {
-            return Ok(settled);
+        // Once more when an older version switched the period while this run wrote (a store that
+        // streams the lines cannot write them again: `curflow_store::Error::Superseded`).
+        let mut attempt = 0;
+        loop {
+            if let Some(settled) = self.precheck(store, delivery).await? {
+                return Ok(settled);
+            }
+            let scanned = self.scan(delivery, on_file).await?;
+            match self.commit(store, scanned).await {
+                Err(Error::Store(e @ curflow_store::Error::Superseded { .. })) if attempt < SUPERSEDED_RETRIES => {
+                    tracing::info!(error = %e, "reading the delivery again");
+                    attempt += 1;
+                }
+                done => return done,
+            }
         }
-        let scanned = self.scan(delivery, on_file).await?;
-        self.commit(store, scanned).await
     }
 
     /// Settles a delivery without reading data when its manifest names the period and the store
@@ -300,7 +316,14 @@ impl Processor {
         if periods.len() <= 1 {
             let period = single_period(delivery, &scans)?;
             let scanned = self.finish(delivery, period, scans, gathered.into_lines()?, spilled, started)?;
-            return Ok(vec![self.commit(store, scanned).await?]);
+            return match self.commit(store, scanned).await {
+                // Read again by `process`, which retries this itself.
+                Err(Error::Store(e @ curflow_store::Error::Superseded { .. })) => {
+                    tracing::info!(error = %e, "reading the delivery again");
+                    Ok(vec![self.process(store, delivery, on_file).await?])
+                }
+                done => Ok(vec![done?]),
+            };
         }
         // Files of several periods (an export of a date range) are held whole, per period.
         let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();

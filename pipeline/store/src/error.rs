@@ -37,6 +37,16 @@ pub enum Error {
     )]
     Missing { path: PathBuf },
 
+    /// A version older than the one being written switched the period while its items were
+    /// written from lines that cannot be handed over again ([`crate::LineChunks`]). This run's
+    /// items were deleted and nothing of it is current; reading the delivery again stores it
+    /// (the processor does so once by itself). Retryable.
+    #[error(
+        "store {store}: period {period} was switched to an older version while this run wrote its items; \
+         nothing of this run was kept, read the delivery again"
+    )]
+    Superseded { store: String, period: String },
+
     #[error(transparent)]
     Aws(#[from] AwsError),
 
@@ -59,7 +69,9 @@ impl Error {
     /// How a caller should react (design.md "Errors").
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Io { .. } | Error::Unusable { .. } | Error::Missing { .. } => ErrorClass::External,
+            Error::Io { .. } | Error::Unusable { .. } | Error::Missing { .. } | Error::Superseded { .. } => {
+                ErrorClass::External
+            }
             Error::Sqlite { retryable, .. } | Error::Store { retryable, .. } => {
                 if *retryable {
                     ErrorClass::External

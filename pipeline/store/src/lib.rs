@@ -11,6 +11,8 @@ mod hash;
 pub mod ledger;
 pub mod sqlite;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -178,8 +180,14 @@ pub trait CostStore: Send + Sync {
 
     /// [`CostStore::replace_split_period`] with the lines as they are made ([`LineChunks`]): the
     /// shared-cost split produces its attributed rows a day at a time, and a 2,000-tenant month
-    /// has millions of them. The SQLite store inserts each chunk as it comes, so the period is
-    /// never held whole; this default (the DynamoDB store's) gathers the chunks first.
+    /// has millions of them. Both stores write each chunk as it comes, so the period is never held
+    /// whole (SQLite inserts it in the period's transaction; DynamoDB sends its items and keeps
+    /// per-partition counts, totals and digests for the read-back check). This default, for a
+    /// store that cannot, gathers the chunks first.
+    ///
+    /// A chunk source cannot be replayed: a store that would have to write the lines again (the
+    /// DynamoDB store when an older version switched the period while it wrote) fails with
+    /// [`Error::Superseded`], retryable, and the caller reads the delivery again.
     async fn replace_split_period_chunks(
         &mut self,
         record: &PeriodRecord,
@@ -214,9 +222,19 @@ pub trait CostStore: Send + Sync {
 /// A period's lines for [`CostStore::replace_split_period_chunks`], handed over as they are made:
 /// the cost lines in chunks, then the shared pool they were split from.
 pub trait LineChunks: Send {
+    /// The next chunk of cost lines, `None` once every chunk was handed over. A failure to make
+    /// the lines is [`Error::LinesFailed`]: nothing may be committed then. (Pulled, not pushed, so
+    /// an async store can await its writes between chunks.)
+    fn next_chunk(&mut self) -> Result<Option<Cow<'_, [CostLine]>>>;
+
     /// Calls `write` with each chunk of cost lines in turn; stops at the first error and returns
-    /// it. A failure to make the lines is [`Error::LinesFailed`]: nothing may be committed then.
-    fn each_chunk(&mut self, write: &mut dyn FnMut(&[CostLine]) -> Result<()>) -> Result<()>;
+    /// it.
+    fn each_chunk(&mut self, write: &mut dyn FnMut(&[CostLine]) -> Result<()>) -> Result<()> {
+        while let Some(chunk) = self.next_chunk()? {
+            write(&chunk)?;
+        }
+        Ok(())
+    }
 
     /// The shared-pool lines, once every chunk was written (empty for a period not attributed).
     /// Fails ([`Error::LinesFailed`]) when making the lines failed or they do not conserve the
@@ -226,13 +244,19 @@ pub trait LineChunks: Send {
 
 /// [`LineChunks`] over lines already made: one chunk, and the pool.
 pub struct SliceChunks<'a> {
-    pub lines: &'a [CostLine],
-    pub pool: &'a [CostLine],
+    lines: Option<&'a [CostLine]>,
+    pool: &'a [CostLine],
+}
+
+impl<'a> SliceChunks<'a> {
+    pub fn new(lines: &'a [CostLine], pool: &'a [CostLine]) -> Self {
+        Self { lines: Some(lines), pool }
+    }
 }
 
 impl LineChunks for SliceChunks<'_> {
-    fn each_chunk(&mut self, write: &mut dyn FnMut(&[CostLine]) -> Result<()>) -> Result<()> {
-        write(self.lines)
+    fn next_chunk(&mut self) -> Result<Option<Cow<'_, [CostLine]>>> {
+        Ok(self.lines.take().map(Cow::Borrowed))
     }
 
     fn pool(&mut self) -> Result<&[CostLine]> {

@@ -984,7 +984,7 @@ impl CostStore for SqliteStore {
         pool: &[CostLine],
         force: bool,
     ) -> Result<ReplaceOutcome> {
-        self.replace_split_period_chunks(record, &mut SliceChunks { lines, pool }, force).await
+        self.replace_split_period_chunks(record, &mut SliceChunks::new(lines, pool), force).await
     }
 
     /// Inserts each chunk as it comes, inside the one transaction: a period's attributed rows (a

@@ -13,6 +13,7 @@
 //! split, makes [`LineChunks::pool`] fail, the store rolls back, and the caller gets the cause
 //! from [`PeriodChunks::take_failure`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -159,25 +160,20 @@ impl PeriodChunks {
 }
 
 impl LineChunks for PeriodChunks {
-    fn each_chunk(
-        &mut self,
-        write: &mut dyn FnMut(&[CostLine]) -> curflow_store::Result<()>,
-    ) -> curflow_store::Result<()> {
-        loop {
-            let chunk = match &mut self.source {
-                Source::Ready(lines) => match lines.next().transpose() {
-                    Ok(chunk) => chunk,
-                    Err(e) => return Err(self.fail(e)),
-                },
-                // A closed channel: the split ended (its result is read by `pool`).
-                Source::Split { chunks, .. } => chunks.as_ref().and_then(|c| c.recv().ok()),
-            };
-            let Some(chunk) = chunk else { return Ok(()) };
-            if let Err(e) = self.stats.add(&chunk) {
-                return Err(self.fail(e.into()));
-            }
-            write(&chunk)?;
+    fn next_chunk(&mut self) -> curflow_store::Result<Option<Cow<'_, [CostLine]>>> {
+        let chunk = match &mut self.source {
+            Source::Ready(lines) => match lines.next().transpose() {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(self.fail(e)),
+            },
+            // A closed channel: the split ended (its result is read by `pool`).
+            Source::Split { chunks, .. } => chunks.as_ref().and_then(|c| c.recv().ok()),
+        };
+        let Some(chunk) = chunk else { return Ok(None) };
+        if let Err(e) = self.stats.add(&chunk) {
+            return Err(self.fail(e.into()));
         }
+        Ok(Some(Cow::Owned(chunk)))
     }
 
     fn pool(&mut self) -> curflow_store::Result<&[CostLine]> {

@@ -65,6 +65,15 @@
 //! So a replace needs the lines the caller holds plus a few MB, whatever the number of lines (an
 //! SDK item is several times its line's size: built up front, a version of a million lines took GBs).
 //!
+//! **Streamed** (`replace_split_period_chunks`, what `process`, `backfill`, the Lambda and
+//! `attribute` use): the lines come as chunks that cannot be read twice, so nothing of the
+//! version is held at all (`stream.rs`). Step 3 compares, partition by partition, the count,
+//! exact totals and an order-free 128-bit digest of the items read back with those of the lines
+//! sent there, and checks each item's sort key against its own content and index; a run deletes
+//! its own items by listing its version in the partitions it wrote; and in step 4 a run that lost
+//! the switch to an *older* version cannot write again: it deletes its items and fails
+//! `Superseded` (retryable), and the processor reads the delivery once more.
+//!
 //! Why step 5 is safe under concurrency: every switch installs a fresh tag, so a pointer value
 //! never comes back. A writer can only switch when the pointer still holds its `base_tag`; once
 //! the pointer holds another tag, that writer's items can never become current. An item on a
@@ -94,6 +103,7 @@ mod finance;
 mod item;
 mod ledger;
 mod retry;
+mod stream;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -1094,6 +1104,17 @@ impl CostStore for DynamoStore {
             return Err(Error::Internal(format!("line of {} written into period {}", line.period, record.period)));
         }
         self.replace_async(record, Split { lines, pool }, force).await
+    }
+
+    /// Streamed: items sent as the chunks come, checked by per-partition tallies
+    /// (`dynamodb/stream.rs`), so the period's lines are never held.
+    async fn replace_split_period_chunks(
+        &mut self,
+        record: &PeriodRecord,
+        chunks: &mut dyn crate::LineChunks,
+        force: bool,
+    ) -> Result<ReplaceOutcome> {
+        self.replace_chunks_async(record, chunks, force).await
     }
 
     async fn pool_lines(&self, period: BillingPeriod) -> Result<Vec<CostLine>> {
