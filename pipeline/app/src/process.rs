@@ -24,7 +24,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::aggregate::{Amounts, CostLine, LineStats, TypeStats};
+use crate::aggregate::{Amounts, LineStats, TypeStats};
 use crate::attribute::AttributionInputs;
 use crate::discover::{DataFile, Delivery, FileKind, ManifestRef, ReportVersion};
 use crate::error::{AwsError, AwsErrorKind, Error, ErrorClass, Result};
@@ -325,13 +325,16 @@ impl Processor {
                 done => Ok(vec![done?]),
             };
         }
-        // Files of several periods (an export of a date range) are held whole, per period.
-        let mut by_period: BTreeMap<BillingPeriod, Vec<CostLine>> = BTreeMap::new();
-        for line in gathered.into_lines()?.into_vec()? {
-            by_period.entry(line.period).or_default().push(line);
-        }
+        // Files of several periods (an export of a date range): one period at a time, each
+        // period's lines within the same budget as the delivery's ([`spill::ByPeriod`]).
+        let mut by_period = spill::ByPeriod::new(
+            gathered.into_lines()?,
+            self.lines_budget_bytes(),
+            self.spill.dir.clone(),
+            self.spill.max_bytes,
+        );
         let mut reports = Vec::new();
-        for (period, lines) in by_period {
+        while let Some((period, lines)) = by_period.next_period()? {
             let period_scans: Vec<FileScan> = scans
                 .iter()
                 .zip(&rows_per_period)
@@ -352,12 +355,17 @@ impl Processor {
                     })
                 })
                 .collect();
-            let scanned =
-                self.finish(delivery, period, period_scans, PeriodLines::Held(lines), spilled, Instant::now())?;
+            let scanned = self.finish(delivery, period, period_scans, lines, spilled, Instant::now())?;
             reports.push(self.commit(store, scanned).await?);
         }
         tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
         Ok(reports)
+    }
+
+    /// Memory for a delivery's scanned lines: half of the fast path's share of the memory limit
+    /// (its tables the other half); beyond it they are written to spill-dir in sorted runs.
+    fn lines_budget_bytes(&self) -> usize {
+        self.options.engine.fast_path_bytes() / 2
     }
 
     /// Scans every file of a delivery and merges their groups; also returns, per file, the rows
@@ -380,10 +388,8 @@ impl Processor {
                 Ok::<_, Error>(scanned)
             })
             .buffered(self.options.files_at_once(&delivery.files));
-        // The lines get half of the fast path's share of the memory limit (its tables the other
-        // half); beyond it they are written to spill-dir in sorted runs ([`spill`]).
-        let mut aggregate =
-            Gathering::new(self.options.engine.fast_path_bytes() / 2, self.spill.dir.clone(), self.spill.max_bytes);
+        // Beyond their budget the lines are written to spill-dir in sorted runs ([`spill`]).
+        let mut aggregate = Gathering::new(self.lines_budget_bytes(), self.spill.dir.clone(), self.spill.max_bytes);
         let mut in_codes: Option<FastGroups> = None;
         let mut scans = Vec::with_capacity(delivery.files.len());
         let mut rows_per_period = Vec::with_capacity(delivery.files.len());

@@ -238,6 +238,52 @@ impl PeriodLines {
     }
 }
 
+/// The lines of a delivery of several billing periods (an export of a date range given as bare
+/// files), handed out one period at a time. They come in (period, key) order, so each period's
+/// lines are gathered afresh within the same budget (spilling beyond it, like the delivery's) and
+/// handed out before the next period's are read: the store writes one period while the others
+/// wait in the runs on disk, instead of every period being held at once.
+pub(crate) struct ByPeriod {
+    lines: Box<dyn Iterator<Item = Result<CostLine>> + Send>,
+    next: Option<CostLine>,
+    bytes: usize,
+    dir: Option<PathBuf>,
+    max_bytes: u64,
+}
+
+impl ByPeriod {
+    /// `lines` split by period, each period's kept within `bytes` (see [`Gathering::new`]).
+    pub(crate) fn new(lines: PeriodLines, bytes: usize, dir: Option<PathBuf>, max_bytes: u64) -> Self {
+        let lines: Box<dyn Iterator<Item = Result<CostLine>> + Send> = match lines {
+            PeriodLines::Held(held) => Box::new(held.into_iter().map(Ok)),
+            PeriodLines::Spilled(sorted) => Box::new(sorted),
+        };
+        Self { lines, next: None, bytes, dir, max_bytes }
+    }
+
+    /// The next period and its lines, `None` after the last.
+    pub(crate) fn next_period(&mut self) -> Result<Option<(BillingPeriod, PeriodLines)>> {
+        let first = match self.next.take() {
+            Some(line) => line,
+            None => match self.lines.next().transpose()? {
+                Some(line) => line,
+                None => return Ok(None),
+            },
+        };
+        let period = first.period;
+        let mut gathering = Gathering::new(self.bytes, self.dir.clone(), self.max_bytes);
+        gathering.push_unmerged(period, first.key, &first.amounts)?;
+        while let Some(line) = self.lines.next().transpose()? {
+            if line.period != period {
+                self.next = Some(line);
+                break;
+            }
+            gathering.push_unmerged(period, line.key, &line.amounts)?;
+        }
+        Ok(Some((period, gathering.into_lines()?)))
+    }
+}
+
 /// Where a merged line comes from.
 enum Source {
     Run { input: BufReader<File>, decoder: LineDecoder },
@@ -371,6 +417,54 @@ mod tests {
             assert_eq!(chunks.concat(), want, "unmerged: {unmerged}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "run files are deleted once closed");
+    }
+
+    /// Lines of three periods, spilled: handed out period by period, each period's lines (spilled
+    /// again under the same tight budget) are exactly what a roomy gathering holds of that period.
+    #[test]
+    fn lines_of_several_periods_are_handed_out_one_period_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let add_months = |g: &mut Gathering| {
+            for month in [9, 10, 11] {
+                let period = BillingPeriod::new(2026, month).unwrap();
+                for t in 0..40u32 {
+                    for d in 1..=28 {
+                        let day = NaiveDate::from_ymd_opt(2026, month, d).unwrap();
+                        let tenant = format!("t{t}");
+                        let key = cost_key(day, Some(tenant.as_str()), "AmazonEC2", "BoxUsage");
+                        let cents = i64::from(t * 100 + d + month);
+                        let amounts =
+                            Amounts { unblended_cost: Decimal::new(cents, 2), line_items: 1, ..Amounts::default() };
+                        g.add(period, key, &amounts).unwrap();
+                    }
+                }
+            }
+        };
+        let mut roomy = Gathering::new(usize::MAX, None, 0);
+        add_months(&mut roomy);
+        let PeriodLines::Held(all) = roomy.into_lines().unwrap() else { panic!("spilled with no limit") };
+        let budget = 100 * LINE_BYTES;
+        let mut tight = Gathering::new(budget, Some(dir.path().to_path_buf()), 0);
+        add_months(&mut tight);
+        let spilled = tight.into_lines().unwrap();
+        assert!(matches!(spilled, PeriodLines::Spilled(_)));
+        let mut by_period = ByPeriod::new(spilled, budget, Some(dir.path().to_path_buf()), 0);
+        let mut periods = Vec::new();
+        while let Some((period, lines)) = by_period.next_period().unwrap() {
+            assert!(matches!(lines, PeriodLines::Spilled(_)), "{period}: 1,120 lines over a budget of 100");
+            let want: Vec<CostLine> = all.iter().filter(|l| l.period == period).cloned().collect();
+            assert_eq!(want.len(), 40 * 28);
+            assert_eq!(lines.into_vec().unwrap(), want, "{period}");
+            periods.push(period.to_string());
+        }
+        assert_eq!(periods, ["2026-09", "2026-10", "2026-11"]);
+        // Held lines split the same way.
+        let mut held = ByPeriod::new(PeriodLines::Held(all.clone()), usize::MAX, None, 0);
+        let mut again = Vec::new();
+        while let Some((_, lines)) = held.next_period().unwrap() {
+            again.extend(lines.into_vec().unwrap());
+        }
+        assert_eq!(again, all);
     }
 
     #[test]
