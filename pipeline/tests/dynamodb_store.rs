@@ -415,6 +415,52 @@ fn two_concurrent_writers_of_one_period_end_with_exactly_the_newer_version_and_r
     }
 }
 
+/// A streamed run (lines handed over as they are made, never held) that loses the pointer switch
+/// to an *older* version cannot write its lines again: the store deletes its items and fails
+/// `Superseded`, and the caller reads the delivery once more — `process` (CLI, Lambda) and
+/// `backfill` alike — ending with the newer version stored on top of the older one. The older
+/// delivery is stored from the writer's own switch hook, the moment before it switches.
+#[test]
+fn a_streamed_run_superseded_by_an_older_version_is_read_again_by_process_and_backfill() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = month(dir.path(), "o", 600, 71, 4, 1);
+    let newer = month(dir.path(), "n", 700, 72, 5, 2);
+    let (want_newer, record_newer) = sqlite_of(dir.path(), &newer, common::options());
+    let (_, record_older) = sqlite_of(dir.path(), &older, common::options());
+    for via_backfill in [false, true] {
+        let store = fresh_store();
+        let (table, older_manifest) = (store.table().to_string(), older.manifest_path.clone());
+        let raced = AtomicBool::new(false);
+        let mut mine = same_table(&store).with_before_switch(move || {
+            if !raced.swap(true, Ordering::SeqCst) {
+                let (table, manifest) = (table.clone(), older_manifest.clone());
+                std::thread::spawn(move || {
+                    let mut racer = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
+                    common::process_into(&[manifest], &mut racer, common::options()).unwrap();
+                })
+                .join()
+                .unwrap();
+            }
+        });
+        if via_backfill {
+            let processor = Processor::new(common::options()).unwrap();
+            let root = curflow::location::Location::parse(dir.path().join("n").to_str().unwrap()).unwrap();
+            let options = curflow::process::backfill::BackfillOptions { from: None, to: None, parallel: 1 };
+            let summary = curflow::process::backfill::run(&processor, &mut mine, &root, None, &options, None, &|_| {})
+                .wait()
+                .unwrap();
+            assert_eq!(summary.count(curflow::process::backfill::PeriodStatus::Processed), 1, "{}", summary.table());
+        } else {
+            let report =
+                common::process_into(std::slice::from_ref(&newer.manifest_path), &mut mine, common::options()).unwrap();
+            assert_eq!(report.outcome, ReplaceOutcome::Replaced { previous: Some(record_older.version.clone()) });
+        }
+        assert_eq!(store.period(october()).wait().unwrap().unwrap().version, record_newer.version);
+        assert_holds_exactly(&store, &want_newer);
+        assert_eq!(version_tags(store.table()).len(), 1, "the older version and the lost run's items are gone");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Throttling, injected at the SDK layer.
 

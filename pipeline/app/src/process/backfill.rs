@@ -244,23 +244,28 @@ pub async fn run(
             let period = found.period();
             let version = found.version.id.clone();
             let scanned = match found.resolve(s3).await {
-                Ok(delivery) => processor.scan(&delivery, &|_| {}).await,
+                Ok(delivery) => processor.scan(&delivery, &|_| {}).await.map(|s| (delivery, s)),
                 Err(e) => Err(e.into()),
             };
             (label, period, version, scanned)
         })
         .buffer_unordered(parallel);
     while let Some((label, period, version, scanned)) = scans.next().await {
-        let committed = match (scanned, ledger) {
-            (Ok(s), None) => processor.commit(store, s).await,
-            (Ok(s), Some(ledger)) => match ledger.inputs(store, s.period).await {
-                Ok(inputs) => match processor.attribute_scanned(s, inputs) {
-                    Ok(s) => processor.commit(store, s).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-            (Err(e), _) => Err(e),
+        let committed = match scanned {
+            Ok((delivery, s)) => {
+                let mut done = commit_scanned(processor, store, ledger, s).await;
+                // An older version switched the period while this one was written (a streamed
+                // write cannot be replayed): read the delivery again, once.
+                if matches!(done, Err(Error::Store(curflow_store::Error::Superseded { .. }))) {
+                    tracing::info!(period = %period, manifest = %label, "backfill: superseded while writing; reading the delivery again");
+                    done = match processor.scan(&delivery, &|_| {}).await {
+                        Ok(s) => commit_scanned(processor, store, ledger, s).await,
+                        Err(e) => Err(e),
+                    };
+                }
+                done
+            }
+            Err(e) => Err(e),
         };
         let row = match committed {
             Ok(report) => processed_row(label, &report, store).await?,
@@ -274,6 +279,23 @@ pub async fn run(
     }
     rows.sort_by(|a, b| (a.period, &a.source).cmp(&(b.period, &b.source)));
     Ok(BackfillSummary { rows })
+}
+
+/// Stores a scanned delivery, split with the ledger's drivers for its period when one is given.
+async fn commit_scanned(
+    processor: &Processor,
+    store: &mut dyn Store,
+    ledger: Option<&LedgerSplit<'_>>,
+    scanned: super::ScannedDelivery,
+) -> Result<PeriodReport> {
+    let scanned = match ledger {
+        None => scanned,
+        Some(ledger) => {
+            let inputs = ledger.inputs(store, scanned.period).await?;
+            processor.attribute_scanned(scanned, inputs)?
+        }
+    };
+    processor.commit(store, scanned).await
 }
 
 /// Splits the candidates in range into rows settled without reading data (already stored, refused
