@@ -461,6 +461,78 @@ fn a_streamed_run_superseded_by_an_older_version_is_read_again_by_process_and_ba
     }
 }
 
+/// Bare files of two billing periods (no manifest: an export of a date range) are stored one
+/// period at a time. An older October delivery switched in while this run wrote its October
+/// (streamed, so those lines cannot be written again): the run stores November, then reads the
+/// files again for October alone and ends with both periods of the files, October replacing
+/// the older version. Before, the run failed `Superseded` for October.
+#[test]
+fn bare_files_of_two_periods_read_again_for_the_period_an_older_version_superseded() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = month(dir.path(), "o", 600, 81, 4, 1);
+    let newer = month(dir.path(), "n", 700, 82, 5, 2);
+    let november = common::generate(&dir.path().join("nov"), Format::LegacyParquet, 500, 83, |o| {
+        o.tenants = 3;
+        o.month = 11;
+    });
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for (prefix, g) in [("oct", &newer), ("nov", &november)] {
+        for (i, f) in g.data_files.iter().enumerate() {
+            let to = bare.join(format!("{prefix}-{i}-{}", f.file_name().unwrap().to_str().unwrap()));
+            std::fs::copy(f, &to).unwrap();
+            common::set_mtime(&to, at(3));
+        }
+    }
+    let deliveries = discover(std::slice::from_ref(&bare)).unwrap();
+    assert_eq!(deliveries.len(), 1, "one delivery of bare files");
+    assert!(deliveries[0].manifest.is_none());
+    let (want_october, _) = sqlite_of(dir.path(), &newer, common::options());
+    let (_, record_older) = sqlite_of(dir.path(), &older, common::options());
+    let want_november = {
+        let path = dir.path().join("nov.sqlite");
+        let mut sqlite = SqliteStore::open(&path).unwrap();
+        common::process_into(std::slice::from_ref(&november.manifest_path), &mut sqlite, common::options()).unwrap();
+        sqlite.cost_lines(BillingPeriod::new(2026, 11).unwrap()).wait().unwrap()
+    };
+
+    let store = fresh_store();
+    let (table, older_manifest) = (store.table().to_string(), older.manifest_path.clone());
+    let raced = AtomicBool::new(false);
+    let mut mine = same_table(&store).with_before_switch(move || {
+        // The first switch is October's (periods are stored in order).
+        if !raced.swap(true, Ordering::SeqCst) {
+            let (table, manifest) = (table.clone(), older_manifest.clone());
+            std::thread::spawn(move || {
+                let mut racer = DynamoStore::connect(&table, &common::aws_settings()).wait().unwrap();
+                common::process_into(&[manifest], &mut racer, common::options()).unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+    });
+    let processor = Processor::new(common::options()).unwrap();
+    let reports = common::rt().block_on(processor.process_periods(&mut mine, &deliveries[0], &|_| {})).unwrap();
+    let outcomes: Vec<(String, ReplaceOutcome)> =
+        reports.iter().map(|r| (r.period.to_string(), r.outcome.clone())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("2026-10".to_string(), ReplaceOutcome::Replaced { previous: Some(record_older.version.clone()) }),
+            ("2026-11".to_string(), ReplaceOutcome::Replaced { previous: None }),
+        ]
+    );
+    assert_eq!(store.period(october()).wait().unwrap().unwrap().version, deliveries[0].version);
+    assert_eq!(store.cost_lines(october()).wait().unwrap(), want_october);
+    assert_eq!(store.cost_lines(BillingPeriod::new(2026, 11).unwrap()).wait().unwrap(), want_november);
+    let october_tags: BTreeSet<String> = scan(store.table())
+        .iter()
+        .filter(|i| text(i, "sk").starts_with("actual#2026-10#"))
+        .map(|i| text(i, "version_tag").to_string())
+        .collect();
+    assert_eq!(october_tags.len(), 1, "the older version and the lost run's items are gone");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Throttling, injected at the SDK layer.
 

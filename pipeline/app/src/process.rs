@@ -54,6 +54,16 @@ pub const DEFAULT_FILE_CONCURRENCY: usize = 2;
 /// replayed). Each time needs another run to win the race against this one, so it is rare.
 const SUPERSEDED_RETRIES: u32 = 2;
 
+/// A delivery read once, before its lines are stored period by period
+/// ([`Processor::process_periods`]).
+struct ReadPeriods {
+    scans: Vec<FileScan>,
+    lines: PeriodLines,
+    /// Per file, the rows of each billing period.
+    rows_per_period: Vec<BTreeMap<BillingPeriod, u64>>,
+    spilled: u64,
+}
+
 impl ProcessOptions {
     /// How many of `files` are scanned at once: `file-concurrency` when set; otherwise one more
     /// than the partitions per file when a file is gzip CSV, else [`DEFAULT_FILE_CONCURRENCY`].
@@ -326,14 +336,51 @@ impl Processor {
             };
         }
         // Files of several periods (an export of a date range): one period at a time, each
-        // period's lines within the same budget as the delivery's ([`spill::ByPeriod`]).
-        let mut by_period = spill::ByPeriod::new(
-            gathered.into_lines()?,
-            self.lines_budget_bytes(),
-            self.spill.dir.clone(),
-            self.spill.max_bytes,
-        );
+        // period's lines within the same budget as the delivery's ([`spill::ByPeriod`]). A
+        // period an older version switched while it was written cannot be written again from
+        // lines already handed out: the delivery is read again for those periods alone.
+        let read = ReadPeriods { scans, lines: gathered.into_lines()?, rows_per_period, spilled };
+        let (mut reports, mut superseded) = self.commit_by_period(store, delivery, read, None).await?;
+        let mut attempt = 0;
+        while !superseded.is_empty() {
+            if attempt == SUPERSEDED_RETRIES {
+                let (_, e) = superseded.pop_first().ok_or_else(|| Error::Internal("no superseded period".into()))?;
+                return Err(Error::Store(e));
+            }
+            attempt += 1;
+            tracing::info!(periods = ?superseded.keys().collect::<Vec<_>>(), "reading the delivery again");
+            let (scans, gathered, rows_per_period) = self.scan_files(delivery, on_file).await?;
+            let spilled = gathered.spilled_bytes();
+            let read = ReadPeriods { scans, lines: gathered.into_lines()?, rows_per_period, spilled };
+            let only: BTreeSet<BillingPeriod> = superseded.keys().copied().collect();
+            let (again, still) = self.commit_by_period(store, delivery, read, Some(&only)).await?;
+            reports.extend(again);
+            superseded = still;
+        }
+        reports.sort_by_key(|r| r.period);
+        tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
+        Ok(reports)
+    }
+
+    /// Stores each billing period of a delivery's lines on its own, one period at a time
+    /// ([`spill::ByPeriod`]), or only the periods in `only`. Returns the reports of the periods
+    /// stored and, apart, the periods an older version switched while they were written
+    /// (`Superseded`), to be read again; any other error ends the run.
+    async fn commit_by_period(
+        &self,
+        store: &mut dyn CostStore,
+        delivery: &Delivery,
+        read: ReadPeriods,
+        only: Option<&BTreeSet<BillingPeriod>>,
+    ) -> Result<(Vec<PeriodReport>, BTreeMap<BillingPeriod, curflow_store::Error>)> {
+        let ReadPeriods { scans, lines, rows_per_period, spilled } = read;
+        let mut by_period =
+            spill::ByPeriod::new(lines, self.lines_budget_bytes(), self.spill.dir.clone(), self.spill.max_bytes);
+        if let Some(only) = only {
+            by_period = by_period.only(only.clone());
+        }
         let mut reports = Vec::new();
+        let mut superseded = BTreeMap::new();
         while let Some((period, lines)) = by_period.next_period()? {
             let period_scans: Vec<FileScan> = scans
                 .iter()
@@ -356,10 +403,15 @@ impl Processor {
                 })
                 .collect();
             let scanned = self.finish(delivery, period, period_scans, lines, spilled, Instant::now())?;
-            reports.push(self.commit(store, scanned).await?);
+            match self.commit(store, scanned).await {
+                Err(Error::Store(e @ curflow_store::Error::Superseded { .. })) => {
+                    tracing::info!(error = %e, "period superseded while written; read again after the others");
+                    superseded.insert(period, e);
+                }
+                done => reports.push(done?),
+            }
         }
-        tracing::debug!(periods = reports.len(), elapsed_ms = started.elapsed().as_millis() as u64, "split by period");
-        Ok(reports)
+        Ok((reports, superseded))
     }
 
     /// Memory for a delivery's scanned lines: half of the fast path's share of the memory limit

@@ -13,7 +13,7 @@
 //! time ([`super::chunks`]).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -249,6 +249,8 @@ pub(crate) struct ByPeriod {
     bytes: usize,
     dir: Option<PathBuf>,
     max_bytes: u64,
+    /// The periods handed out (`None`: all); the others' lines are read past, never gathered.
+    only: Option<BTreeSet<BillingPeriod>>,
 }
 
 impl ByPeriod {
@@ -258,17 +260,36 @@ impl ByPeriod {
             PeriodLines::Held(held) => Box::new(held.into_iter().map(Ok)),
             PeriodLines::Spilled(sorted) => Box::new(sorted),
         };
-        Self { lines, next: None, bytes, dir, max_bytes }
+        Self { lines, next: None, bytes, dir, max_bytes, only: None }
+    }
+
+    /// Hands out only the periods in `only` (a delivery read again for the periods an older
+    /// version superseded); the others' lines are read past without being gathered.
+    pub(crate) fn only(mut self, only: BTreeSet<BillingPeriod>) -> Self {
+        self.only = Some(only);
+        self
     }
 
     /// The next period and its lines, `None` after the last.
     pub(crate) fn next_period(&mut self) -> Result<Option<(BillingPeriod, PeriodLines)>> {
-        let first = match self.next.take() {
-            Some(line) => line,
-            None => match self.lines.next().transpose()? {
+        let first = loop {
+            let line = match self.next.take() {
                 Some(line) => line,
-                None => return Ok(None),
-            },
+                None => match self.lines.next().transpose()? {
+                    Some(line) => line,
+                    None => return Ok(None),
+                },
+            };
+            if self.only.as_ref().is_none_or(|only| only.contains(&line.period)) {
+                break line;
+            }
+            // A period not wanted: its lines are passed over.
+            while let Some(next) = self.lines.next().transpose()? {
+                if next.period != line.period {
+                    self.next = Some(next);
+                    break;
+                }
+            }
         };
         let period = first.period;
         let mut gathering = Gathering::new(self.bytes, self.dir.clone(), self.max_bytes);
@@ -465,6 +486,23 @@ mod tests {
             again.extend(lines.into_vec().unwrap());
         }
         assert_eq!(again, all);
+        // Read again for some periods only (the first and the last): the others are passed over.
+        let wanted: BTreeSet<BillingPeriod> =
+            [BillingPeriod::new(2026, 9).unwrap(), BillingPeriod::new(2026, 11).unwrap()].into();
+        for lines in [PeriodLines::Held(all.clone()), {
+            let mut tight = Gathering::new(budget, Some(dir.path().to_path_buf()), 0);
+            add_months(&mut tight);
+            tight.into_lines().unwrap()
+        }] {
+            let mut some = ByPeriod::new(lines, budget, Some(dir.path().to_path_buf()), 0).only(wanted.clone());
+            let mut got = Vec::new();
+            while let Some((period, lines)) = some.next_period().unwrap() {
+                got.push((period, lines.into_vec().unwrap()));
+            }
+            let want: Vec<(BillingPeriod, Vec<CostLine>)> =
+                wanted.iter().map(|p| (*p, all.iter().filter(|l| l.period == *p).cloned().collect())).collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
