@@ -78,8 +78,8 @@ enum Limit {
 
 impl Limit {
     /// The month's rows: a spilled month is twice [`ROWS`], so that one file's groups outgrow the
-    /// fast path's half of [`TIGHT_LIMIT`] while one partition's aggregation can still spill in
-    /// the plan's half (see [`process`]).
+    /// fast path's half of [`TIGHT_LIMIT`] while the aggregation of one partition can still
+    /// spill in the plan's half (see [`process`]).
     fn rows(self) -> u64 {
         match self {
             Limit::Spill(_) | Limit::OneLargeFile => 2 * ROWS,
@@ -101,10 +101,12 @@ fn process(dir: &Path, generated: &Generated, store: &Path, limit: Limit) -> Per
         // Batches of 1,024 rows: DataFusion's partial aggregation must hold one batch's groups
         // within its fair share of the plan's half of the limit, shared by five consumers (3.2 MiB
         // under 32 MiB). 2,048 fitted until a group row carried who bills it (five more texts).
-        // One partition: the final aggregation's table grows in steps of several MB, more than a
-        // fair share of the plan's half when two partitions split it (DataFusion then fails
-        // instead of spilling); the default two partitions need a limit of ~256 MiB.
-        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 1024, target_partitions: 1 };
+        // Two partitions, as on this machine by default: each partition's final aggregation
+        // grows its table in steps of several MB, more than its fair share of the plan's half
+        // (DataFusion then fails instead of spilling), so the plan runs out of memory beside the
+        // other file's and alone, and the engine reads the file again in one partition, where
+        // the aggregation has the whole half and spills. Before, this needed ~256 MiB.
+        options.engine = EngineOptions { memory_limit_bytes: limit, batch_size: 1024, target_partitions: 2 };
         let spill = SpillOptions { dir: Some(dir.join("spill")), max_bytes: 1 << 30 };
         Processor::new(options).unwrap().with_spill(&spill).unwrap()
     } else {
@@ -206,7 +208,8 @@ fn saas_month_matches_expected_exactly_in_parquet_and_csv() {
 
 /// Issue 17: the same month under a memory limit far below its groups spills, matches
 /// `expected.json` exactly and stores the same lines as without the limit, from Parquet (which
-/// leaves the fast path for the generic plan) and from CSV.
+/// leaves the fast path for the generic plan) and from CSV, with two partitions (the Parquet
+/// file's plan runs out of memory in two and is read again in one).
 #[test]
 fn saas_month_spilled_under_a_small_memory_limit_stores_the_same_lines() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,7 @@ use datafusion::datasource::file_format::file_compression_type::FileCompressionT
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
@@ -247,7 +248,8 @@ impl Engine {
         })
     }
 
-    /// How many files' generic plans ran out of memory beside other plans and were run again alone.
+    /// How often generic plans that ran out of memory were run again: alone, then alone in one
+    /// partition (each counts).
     pub fn plans_rerun(&self) -> usize {
         self.plans_rerun.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -373,8 +375,8 @@ impl Engine {
         Ok((FileScan { spilled_bytes, ..FileScan::new(path, &cols, rows_read, groups, invoices) }, None))
     }
 
-    /// [`Self::execute_generic`] beside the other files' plans, and once more alone when it ran
-    /// out of memory there.
+    /// [`Self::execute_generic`] beside the other files' plans, once more alone when it ran out
+    /// of memory there, and then alone in one partition.
     async fn execute_gated(
         &self,
         path: &Path,
@@ -385,32 +387,56 @@ impl Engine {
     ) -> Result<Executed> {
         let executed = {
             let _beside_others = self.plan_gate.read().await;
-            self.execute_generic(path, path_str, header, gzip, cols).await
+            self.execute_generic(&self.ctx, path, path_str, header, gzip, cols).await
         };
-        match executed {
-            Err(e) if e.is_memory_exhausted() => {
-                // Under a tight `memory-limit-mb`, the plans of files scanned at the same time
-                // share DataFusion's pool: each operator's fair share can drop below what its
-                // aggregation needs even to spill. The file is read again once the others are
-                // done, alone with the whole pool.
+        let e = match executed {
+            Err(e) if e.is_memory_exhausted() => e,
+            other => return other,
+        };
+        // Under a tight `memory-limit-mb`, the plans of files scanned at the same time share
+        // DataFusion's pool: each operator's fair share can drop below what its aggregation
+        // needs even to spill. The file is read again once the others are done, alone with the
+        // whole pool.
+        tracing::warn!(
+            file = %path.display(),
+            error = %e,
+            "the generic plan ran out of memory (or spill space) beside other files' plans; it is scanned again alone"
+        );
+        self.plans_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _alone = self.plan_gate.write().await;
+        let partitions = self.ctx.state().config().target_partitions();
+        match self.execute_generic(&self.ctx, path, path_str, header, gzip, cols).await {
+            Err(e) if e.is_memory_exhausted() && partitions > 1 => {
+                // Alone, each partition's final aggregation still gets only its fair share of
+                // the pool, and its table grows in steps of several MB: under ~256 MiB a step
+                // can pass that share, and DataFusion fails instead of spilling. In one
+                // partition the aggregation's share is the whole pool, so it spills.
                 tracing::warn!(
                     file = %path.display(),
                     error = %e,
-                    "the generic plan ran out of memory (or spill space) beside other files' plans; it is scanned \
-                     again alone"
+                    partitions,
+                    "the generic plan ran out of memory alone; it is scanned again in one partition"
                 );
                 self.plans_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let _alone = self.plan_gate.write().await;
-                self.execute_generic(path, path_str, header, gzip, cols).await
+                self.execute_generic(&self.one_partition(), path, path_str, header, gzip, cols).await
             }
             other => other,
         }
+    }
+
+    /// A context like the engine's (the same memory pool, spill directory and object stores)
+    /// whose plans run in one partition.
+    fn one_partition(&self) -> SessionContext {
+        let state = self.ctx.state();
+        let config = state.config().clone().with_target_partitions(1);
+        SessionContext::new_with_state(SessionStateBuilder::new_from_existing(state).with_config(config).build())
     }
 
     /// Plans and runs the generic DataFusion aggregate of one file: Parquet, or CSV when `header`
     /// (its column names, all read as text) is given, compressed with gzip when `gzip`.
     async fn execute_generic(
         &self,
+        ctx: &SessionContext,
         path: &Path,
         path_str: &str,
         header: Option<&[String]>,
@@ -420,7 +446,7 @@ impl Engine {
         let df = match header {
             None => {
                 let options = ParquetReadOptions { file_extension: "", ..ParquetReadOptions::default() };
-                self.ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?
+                ctx.read_parquet(path_str, options).await.map_err(|e| engine_error(path, e))?
             }
             Some(header) => {
                 let schema =
@@ -432,11 +458,11 @@ impl Engine {
                     .schema(&schema)
                     .file_extension("")
                     .file_compression_type(compression);
-                self.ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?
+                ctx.read_csv(path_str, options).await.map_err(|e| engine_error(path, e))?
             }
         };
         let plan_df = plan::aggregate_file(df, cols, &self.udfs).map_err(|e| engine_error(path, e))?;
-        self.execute(path, gzip, plan_df, cols).await
+        self.execute(ctx, path, gzip, plan_df, cols).await
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why); `None`
@@ -475,6 +501,7 @@ impl Engine {
     /// Plans and runs one file's aggregate; returns the executed plan (for metrics) and groups.
     async fn execute(
         &self,
+        ctx: &SessionContext,
         path: &Path,
         csv_gzip: Option<bool>,
         plan_df: datafusion::dataframe::DataFrame,
@@ -483,7 +510,7 @@ impl Engine {
         let fail = |e: DataFusionError| scan_error(path, csv_gzip, e);
         let physical = plan_df.create_physical_plan().await.map_err(fail)?;
         tracing::debug!(file = %path.display(), plan = %displayable(physical.as_ref()).indent(true), "scan plan");
-        let mut stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(fail)?;
+        let mut stream = execute_stream(Arc::clone(&physical), ctx.task_ctx()).map_err(fail)?;
         let mut groups = Vec::new();
         let mut invoices = BTreeMap::new();
         let mut names = Names::default();
