@@ -144,7 +144,8 @@ pub const SETTINGS: &[Setting] = &[
         "query-engine memory, in two halves: one for the Parquet fast path's group tables (a file whose tables \
          outgrow it is scanned again by the generic plan) and the delivery's cost lines (a quarter of the limit \
          each; lines beyond it are written to spill-dir as sorted runs), one for the generic plan, whose \
-         aggregation spills to spill-dir beyond it",
+         aggregation spills to spill-dir beyond it. Parquet row groups being read take up to a quarter more \
+         (at least one row group): files and partitions wait for room",
     )
         .default("1024")
         .unit("MiB")

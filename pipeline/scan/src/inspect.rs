@@ -27,6 +27,10 @@ pub struct ParquetFooter {
     pub rows: u64,
     /// Each row group's first byte and compressed size, in file order.
     pub row_groups: Vec<RowGroupSpan>,
+    /// Per leaf column (in the file's column order), the top-level field it belongs to.
+    leaf_roots: Vec<usize>,
+    /// Per row group (as in `row_groups`), each leaf column's compressed bytes.
+    leaf_bytes: Vec<Vec<u64>>,
 }
 
 /// Where a row group starts and how many compressed bytes it holds. The start is the offset of
@@ -41,10 +45,8 @@ pub struct RowGroupSpan {
 impl ParquetFooter {
     fn of(meta: &ArrowReaderMetadata) -> Self {
         let metadata = meta.metadata();
-        let row_groups = metadata
-            .row_groups()
-            .iter()
-            .filter(|rg| rg.num_columns() > 0)
+        let with_columns = || metadata.row_groups().iter().filter(|rg| rg.num_columns() > 0);
+        let row_groups = with_columns()
             .map(|rg| {
                 let first = rg.column(0);
                 let start = first.dictionary_page_offset().unwrap_or_else(|| first.data_page_offset());
@@ -54,11 +56,29 @@ impl ParquetFooter {
                 }
             })
             .collect();
+        let leaf_bytes = with_columns()
+            .map(|rg| rg.columns().iter().map(|c| u64::try_from(c.compressed_size()).unwrap_or(0)).collect())
+            .collect();
+        let descr = metadata.file_metadata().schema_descr();
         Self {
             schema: meta.schema().as_ref().clone(),
             rows: u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0),
             row_groups,
+            leaf_roots: (0..descr.num_columns()).map(|i| descr.get_column_root_idx(i)).collect(),
+            leaf_bytes,
         }
+    }
+
+    /// The compressed bytes of the largest row group in the top-level fields `roots` (all of
+    /// them: `None`): what a reader of those fields holds for one row group in flight, since
+    /// the Parquet reader fetches a row group's column chunks whole before decoding them.
+    pub fn largest_row_group_bytes(&self, roots: Option<&[usize]>) -> u64 {
+        let read = |leaf: usize| roots.is_none_or(|r| self.leaf_roots.get(leaf).is_some_and(|root| r.contains(root)));
+        self.leaf_bytes
+            .iter()
+            .map(|leaves| leaves.iter().enumerate().filter(|(leaf, _)| read(*leaf)).map(|(_, b)| *b).sum::<u64>())
+            .max()
+            .unwrap_or(0)
     }
 }
 

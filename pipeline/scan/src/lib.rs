@@ -81,6 +81,15 @@ impl EngineOptions {
     pub fn fast_path_bytes(&self) -> usize {
         self.memory_limit_bytes / 2
     }
+
+    /// Parquet row groups being read at once, in compressed bytes of the columns read: a quarter
+    /// of [`EngineOptions::memory_limit_bytes`] on top of it (at least one row group). The
+    /// Parquet reader fetches a row group's column chunks whole before decoding them (a 1M-row
+    /// CUR row group: ~60 MB of the columns curflow reads), and each partition of each file
+    /// scanned at once holds one: files and partitions are held back to stay within this.
+    pub fn read_budget_bytes(&self) -> usize {
+        self.memory_limit_bytes / 4
+    }
 }
 
 impl Default for EngineOptions {
@@ -203,6 +212,12 @@ pub struct Engine {
     plan_gate: tokio::sync::RwLock<()>,
     /// Generic plans run again alone so far (see `plan_gate`).
     plans_rerun: std::sync::atomic::AtomicUsize,
+    /// Parquet row groups in flight, in KiB of [`EngineOptions::read_budget_bytes`]: a file's
+    /// scan holds one row group's worth per partition it runs (see [`Engine::reading`]).
+    read_gate: Arc<tokio::sync::Semaphore>,
+    read_budget_kib: u32,
+    /// The most KiB held at once so far (tests; see `read_gate`).
+    reading_peak_kib: std::sync::atomic::AtomicU32,
     /// Caps the fast path's packed key (tests force the fallback to the generic plan with it).
     #[cfg(test)]
     fast_key_bits: Option<u32>,
@@ -220,6 +235,7 @@ impl Engine {
             .with_batch_size(options.batch_size.max(1024));
         config.options_mut().execution.parquet.pushdown_filters = false;
         let fast_bytes = options.fast_path_bytes();
+        let read_budget_kib = u32::try_from(options.read_budget_bytes() >> 10).unwrap_or(u32::MAX).max(1);
         let plan_bytes = options.memory_limit_bytes - fast_bytes;
         // Tracked: a "resources exhausted" error names the consumers holding the most memory.
         let top = std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN);
@@ -243,6 +259,9 @@ impl Engine {
             fast_pool: Arc::new(GreedyMemoryPool::new(fast_bytes)),
             plan_gate: tokio::sync::RwLock::new(()),
             plans_rerun: std::sync::atomic::AtomicUsize::new(0),
+            read_gate: Arc::new(tokio::sync::Semaphore::new(read_budget_kib as usize)),
+            read_budget_kib,
+            reading_peak_kib: std::sync::atomic::AtomicU32::new(0),
             #[cfg(test)]
             fast_key_bits: None,
         })
@@ -317,6 +336,10 @@ impl Engine {
             Location::S3 { bucket, key } => Some((self.s3_store(path, &bucket)?, key)),
             Location::Local(_) => None,
         };
+        // A Parquet file's row groups in flight (one per partition), held until its scan ends;
+        // the partitions it may run within the read budget.
+        let mut reading = None;
+        let mut partitions = self.partitions();
         let (cols, footer_rows, csv_gzip) = match file.kind {
             FileKind::CsvZip => {
                 let s3 = s3.as_ref().map(|(store, key)| (Arc::clone(store), key.as_str()));
@@ -329,14 +352,20 @@ impl Engine {
                 };
                 let rows = footer.rows;
                 let cols = resolve_parquet(path, &footer.schema, tag_key)?;
-                if let Some(layout) = fast::layout(&footer.schema, &cols) {
+                let layout = fast::layout(&footer.schema, &cols);
+                // The generic plan reads about the columns the fast path reads; without a layout,
+                // every column counts.
+                let row_group = footer.largest_row_group_bytes(layout.as_ref().map(fast::FastLayout::projection));
+                let (held, allowed) = self.reading(path, row_group, footer.row_groups.len()).await?;
+                (reading, partitions) = (Some(held), allowed);
+                if let Some(layout) = layout {
                     #[cfg(test)]
                     let layout = match self.fast_key_bits {
                         Some(bits) => layout.with_key_bits(bits),
                         None => layout,
                     };
                     if let Some((scan, groups)) =
-                        self.scan_parquet_fast(path, path_str, file.size, &cols, &footer, layout).await?
+                        self.scan_parquet_fast(path, path_str, file.size, &cols, &footer, layout, partitions).await?
                     {
                         return Ok((scan, Some(groups)));
                     }
@@ -357,7 +386,9 @@ impl Engine {
         };
         let gzip = csv_gzip.as_ref().map(|(gzip, _)| *gzip);
         let header = csv_gzip.as_ref().map(|(_, header)| header.as_slice());
-        let executed = self.execute_gated(path, path_str, header, gzip, &cols).await;
+        let ctx = if partitions < self.partitions() { self.with_partitions(partitions) } else { self.ctx.clone() };
+        let executed = self.execute_gated(&ctx, path, path_str, header, gzip, &cols).await;
+        drop(reading);
         let (physical, groups, invoices) = match executed {
             Ok(done) => done,
             Err(e) => {
@@ -379,6 +410,7 @@ impl Engine {
     /// of memory there, and then alone in one partition.
     async fn execute_gated(
         &self,
+        ctx: &SessionContext,
         path: &Path,
         path_str: &str,
         header: Option<&[String]>,
@@ -387,7 +419,7 @@ impl Engine {
     ) -> Result<Executed> {
         let executed = {
             let _beside_others = self.plan_gate.read().await;
-            self.execute_generic(&self.ctx, path, path_str, header, gzip, cols).await
+            self.execute_generic(ctx, path, path_str, header, gzip, cols).await
         };
         let e = match executed {
             Err(e) if e.is_memory_exhausted() => e,
@@ -404,8 +436,8 @@ impl Engine {
         );
         self.plans_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _alone = self.plan_gate.write().await;
-        let partitions = self.ctx.state().config().target_partitions();
-        match self.execute_generic(&self.ctx, path, path_str, header, gzip, cols).await {
+        let partitions = ctx.state().config().target_partitions();
+        match self.execute_generic(ctx, path, path_str, header, gzip, cols).await {
             Err(e) if e.is_memory_exhausted() && partitions > 1 => {
                 // Alone, each partition's final aggregation still gets only its fair share of
                 // the pool, and its table grows in steps of several MB: under ~256 MiB a step
@@ -418,18 +450,67 @@ impl Engine {
                     "the generic plan ran out of memory alone; it is scanned again in one partition"
                 );
                 self.plans_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.execute_generic(&self.one_partition(), path, path_str, header, gzip, cols).await
+                self.execute_generic(&self.with_partitions(1), path, path_str, header, gzip, cols).await
             }
             other => other,
         }
     }
 
+    /// The most compressed bytes of Parquet row groups held in flight at once so far (by the
+    /// estimate the read budget counts: see [`EngineOptions::read_budget_bytes`]).
+    pub fn reading_peak_bytes(&self) -> u64 {
+        u64::from(self.reading_peak_kib.load(std::sync::atomic::Ordering::Relaxed)) << 10
+    }
+
+    /// The engine with a read budget of `bytes` instead of a quarter of its memory limit.
+    #[cfg(test)]
+    fn with_read_budget(mut self, bytes: u64) -> Self {
+        self.read_budget_kib = u32::try_from(bytes >> 10).unwrap_or(u32::MAX).max(1);
+        self.read_gate = Arc::new(tokio::sync::Semaphore::new(self.read_budget_kib as usize));
+        self
+    }
+
+    /// The partitions per file the engine was configured with (`target-partitions`).
+    fn partitions(&self) -> usize {
+        self.ctx.state().config().target_partitions()
+    }
+
     /// A context like the engine's (the same memory pool, spill directory and object stores)
-    /// whose plans run in one partition.
-    fn one_partition(&self) -> SessionContext {
+    /// whose plans run in `partitions` partitions.
+    fn with_partitions(&self, partitions: usize) -> SessionContext {
         let state = self.ctx.state();
-        let config = state.config().clone().with_target_partitions(1);
+        let config = state.config().clone().with_target_partitions(partitions.max(1));
         SessionContext::new_with_state(SessionStateBuilder::new_from_existing(state).with_config(config).build())
+    }
+
+    /// Waits until a Parquet file whose largest row group holds `row_group` compressed bytes
+    /// (of the columns read) may be read, and returns its hold on the read budget with the
+    /// partitions it may run: as many of the engine's (and of its `row_groups`) as fit the
+    /// budget one row group each, at least one. A file whose one row group passes the whole
+    /// budget takes all of it and is read alone.
+    async fn reading(
+        &self,
+        path: &Path,
+        row_group: u64,
+        row_groups: usize,
+    ) -> Result<(tokio::sync::OwnedSemaphorePermit, usize)> {
+        let budget = u64::from(self.read_budget_kib);
+        let per_partition = (row_group >> 10).max(1);
+        let wanted = self.partitions().min(row_groups.max(1));
+        let partitions = usize::try_from(budget / per_partition).unwrap_or(usize::MAX).clamp(1, wanted);
+        let kib = (per_partition.saturating_mul(partitions as u64)).min(budget);
+        let kib = u32::try_from(kib).unwrap_or(self.read_budget_kib);
+        if partitions < wanted {
+            tracing::debug!(file = %path.display(), row_group_kib = per_partition, budget_kib = budget, partitions,
+                "row groups too large to read one per partition within a quarter of memory-limit-mb: fewer partitions");
+        }
+        let permit = Arc::clone(&self.read_gate)
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|e| Error::Internal(format!("the read budget was closed: {e}")))?;
+        let held = self.read_budget_kib - u32::try_from(self.read_gate.available_permits()).unwrap_or(0);
+        self.reading_peak_kib.fetch_max(held, std::sync::atomic::Ordering::Relaxed);
+        Ok((permit, partitions))
     }
 
     /// Plans and runs the generic DataFusion aggregate of one file: Parquet, or CSV when `header`
@@ -466,7 +547,9 @@ impl Engine {
     }
 
     /// Scans a Parquet file in the common layout through [`fast`] (see there for why); `None`
-    /// when its key fields do not fit the fast path's packed key.
+    /// when its key fields do not fit the fast path's packed key. Runs `partitions` partitions
+    /// (the read budget's, see [`Engine::reading`]).
+    #[expect(clippy::too_many_arguments, reason = "the file's facts, each already at hand in the one caller")]
     async fn scan_parquet_fast(
         &self,
         path: &Path,
@@ -475,6 +558,7 @@ impl Engine {
         cols: &ResolvedColumns,
         footer: &inspect::ParquetFooter,
         layout: fast::FastLayout,
+        partitions: usize,
     ) -> Result<Option<(FileScan, FastGroups)>> {
         if let Some((i, g)) = footer.row_groups.iter().enumerate().find(|(_, g)| g.start >= size) {
             return Err(Error::BadParquet {
@@ -482,7 +566,6 @@ impl Engine {
                 reason: format!("row group {i} starts at byte {} of a {size}-byte file", g.start),
             });
         }
-        let partitions = self.ctx.state().config().target_partitions();
         let ranges = fast::partition_ranges(&footer.row_groups, size, partitions);
         let Some(done) = fast::scan(&self.ctx, &self.fast_pool, path, path_str, size, Arc::new(layout), ranges).await?
         else {
@@ -857,6 +940,54 @@ fn decode_groups(
 mod tests {
     use super::*;
     use crate::discover::FileKind;
+
+    /// Issue 17: Parquet row groups in flight are held within a quarter of `memory-limit-mb`.
+    /// Two files of several row groups each, scanned at once: a roomy engine reads both files in
+    /// two partitions each (four row groups in flight); under a budget of one and a half row
+    /// groups each file runs one partition and the second file waits for the first, so one row
+    /// group is in flight at a time. Both give the same groups.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parquet_row_groups_in_flight_stay_within_the_read_budget_with_the_same_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = curflow_fixtures::generate(&curflow_fixtures::GenerateOptions {
+            rows: 400_000,
+            out_dir: dir.path().join("month"),
+            files: Some(2),
+            row_group_rows: 50_000,
+            ..curflow_fixtures::GenerateOptions::default()
+        })
+        .unwrap();
+        let files: Vec<DataFile> =
+            generated.data_files.iter().map(|p| DataFile::local(p, FileKind::Parquet).unwrap()).collect();
+        let footer = inspect::parquet_footer(&files[0].path).unwrap();
+        assert!(footer.row_groups.len() >= 4, "{} row groups", footer.row_groups.len());
+        let cols = resolve_parquet(&files[0].path, &footer.schema, "accountant_id").unwrap();
+        let layout = fast::layout(&footer.schema, &cols).unwrap();
+        let row_group = footer.largest_row_group_bytes(Some(layout.projection()));
+        assert!(row_group < footer.largest_row_group_bytes(None), "the columns read, not all of them");
+        let files = &files;
+        let scan_both = |engine: Engine| async move {
+            let (a, b) = tokio::join!(
+                engine.scan_file(&files[0], "accountant_id"),
+                engine.scan_file(&files[1], "accountant_id")
+            );
+            let mut groups = a.unwrap().groups;
+            groups.extend(b.unwrap().groups);
+            groups.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+            (groups, engine.reading_peak_bytes())
+        };
+        let roomy = EngineOptions { target_partitions: 2, ..EngineOptions::default() };
+        let (want, roomy_peak) = scan_both(Engine::new(&roomy).unwrap()).await;
+        // The two files' largest row groups differ by a few KiB.
+        let about = |bytes: u64, row_groups: u64| bytes.abs_diff(row_groups * row_group) < row_groups * row_group / 20;
+        assert!(about(roomy_peak, 4), "two files, two partitions each, at once: {roomy_peak} bytes");
+        // A read budget (a quarter of the limit) of one and a half row groups; the rest of the
+        // limit as it was, so the fast path keeps its tables.
+        let tight = Engine::new(&roomy).unwrap().with_read_budget(row_group * 3 / 2);
+        let (got, tight_peak) = scan_both(tight).await;
+        assert!(about(tight_peak, 1), "one row group in flight at a time: {tight_peak} bytes");
+        assert_eq!(got, want);
+    }
 
     /// Small row groups make every dictionary change several times within a partition, so keys
     /// are re-packed as columns grow; capping the key at 8 bits sends the file to the generic plan.

@@ -392,6 +392,11 @@ impl FastGroups {
 }
 
 impl FastLayout {
+    /// The top-level fields of the file it reads.
+    pub(super) fn projection(&self) -> &[usize] {
+        &self.projection
+    }
+
     /// Caps the packed key at `bits` (tests force the fallback to the generic plan with it).
     #[cfg(test)]
     pub(super) fn with_key_bits(mut self, bits: u32) -> Self {
