@@ -207,6 +207,8 @@ pub(super) struct Partial {
     day_codes: Vec<u32>,
     /// Rows with a NULL date: an error unless the row is skipped anyway.
     null_dates: Vec<(usize, usize)>,
+    /// Rows without a tenant ([`Partial::find_untagged`]).
+    untagged: Vec<bool>,
 }
 
 impl Partial {
@@ -249,6 +251,7 @@ impl Partial {
             period_codes: Vec::new(),
             day_codes: Vec::new(),
             null_dates: Vec::new(),
+            untagged: Vec::new(),
         }
     }
 
@@ -258,9 +261,17 @@ impl Partial {
             if let Some(slot) = slot {
                 if t == T_TENANT && !layout.tenant_maps.is_empty() {
                     self.text[t].prepare(&tenants_from_maps(path, &layout.tenant_maps, batch)?)?;
-                } else {
+                } else if t != T_RESOURCE {
                     self.text[t].prepare(batch.column(slot.index))?;
                 }
+            }
+        }
+        // Only untagged rows keep their resource id (tagged rows: the tenant's line).
+        if let Some(slot) = &layout.text[T_RESOURCE] {
+            let resources = batch.column(slot.index);
+            if self.text[T_RESOURCE].wants_rows(resources) {
+                self.find_untagged(batch);
+                self.text[T_RESOURCE].prepare_rows(resources, Some(&self.untagged))?;
             }
         }
         self.null_dates.clear();
@@ -352,7 +363,8 @@ impl Partial {
                 * size_of::<u32>()
             + self.dates.capacity() * size_of::<Option<i32>>()
             + self.row_kinds.capacity()
-            + self.arn_fee.capacity();
+            + self.arn_fee.capacity()
+            + self.untagged.capacity();
         groups + per_group + text + scratch
     }
 
@@ -435,6 +447,18 @@ impl Partial {
                 for_each_row(&rows, &self.bits[t].entries, |row, bits| keys[row] |= bits);
             }
         }
+    }
+
+    /// Marks in `untagged` the rows of the batch without a tenant (every row when the file has
+    /// no tenant column); the tenant column must be prepared.
+    fn find_untagged(&mut self, batch: &RecordBatch) {
+        self.untagged.clear();
+        self.untagged.resize(batch.num_rows(), true);
+        let Some(slot) = &self.layout.text[T_TENANT] else { return };
+        let column = &self.text[T_TENANT];
+        let tagged = column.index_ids().table(|id| id != 0);
+        let untagged = &mut self.untagged;
+        for_each_row(&column.rows(batch.column(slot.index)), &tagged, |row, tagged| untagged[row] = !tagged);
     }
 
     /// Every row's line-item kind, and for `Fee` rows whether they carry a reservation ARN.

@@ -39,8 +39,11 @@ impl Interner {
         if let Some(&id) = self.ids.get(value) {
             return Ok(id);
         }
+        // The two largest ids mark dictionary entries without one (`NOT_INTERNED`).
         let id = u32::try_from(self.values.len())
-            .map_err(|_| Error::Internal("more than 4 billion distinct values in one column".into()))?;
+            .ok()
+            .filter(|&id| id < NOT_INTERNED - 1)
+            .ok_or_else(|| Error::Internal("more than 4 billion distinct values in one column".into()))?;
         let name = Name::from(value);
         self.text_bytes += value.len();
         self.ids.insert(name.clone(), id);
@@ -100,6 +103,9 @@ pub(super) struct TextColumn {
     /// dictionary for every batch of a column chunk, so this changes once per row group.
     dictionary: Option<ArrayRef>,
     dictionary_ids: Vec<u32>,
+    /// Whether every entry of `dictionary` has its id (always, unless [`Self::prepare_rows`]
+    /// was given the rows wanted).
+    dictionary_complete: bool,
     /// Ids of the last batch's rows when it was not dictionary-encoded.
     row_ids: Vec<u32>,
     plain: bool,
@@ -116,6 +122,7 @@ impl TextColumn {
             interner: Interner::new(),
             dictionary: None,
             dictionary_ids: Vec::new(),
+            dictionary_complete: false,
             row_ids: Vec::new(),
             plain: false,
             generation: 0,
@@ -130,20 +137,73 @@ impl TextColumn {
     /// Interns the values of `array` (once per dictionary), so that afterwards every value of the
     /// batch has an id and [`Self::rows`] can index it.
     pub(super) fn prepare(&mut self, array: &ArrayRef) -> Result<()> {
+        self.prepare_rows(array, None)
+    }
+
+    /// Like [`Self::prepare`], but only the values of the rows `wanted` marks get an id; the
+    /// other rows read NULL (id 0).
+    ///
+    /// For the resource id, which only untagged rows keep in their key: in a realistic month it
+    /// is the one high-cardinality column read (tens of thousands of resources, its Parquet
+    /// dictionary falling back to plain pages, so each batch brings a dictionary of its own),
+    /// and tagged rows are ~70 % of rows. Interning their values was ~6 % of a 10M-row month's
+    /// CPU time, for nothing.
+    pub(super) fn prepare_rows(&mut self, array: &ArrayRef, wanted: Option<&[bool]>) -> Result<()> {
+        let is_wanted = |row: usize| wanted.is_none_or(|w| w.get(row).copied().unwrap_or(true));
         if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
             let values = dict.values();
-            let fresh = self.plain || self.dictionary.as_ref().is_none_or(|cached| !same_buffers(cached, values));
+            let fresh = self.is_fresh(values);
+            if !fresh && self.dictionary_complete {
+                return Ok(());
+            }
             if fresh {
-                let strings = strings_of(values)?;
-                let strings = strings.as_string::<i32>();
-                let mut ids = Vec::with_capacity(strings.len());
-                for v in strings.iter() {
-                    ids.push(self.intern(v)?);
-                }
                 self.dictionary = Some(Arc::clone(values));
-                self.dictionary_ids = ids;
+                self.dictionary_ids.clear();
+                self.dictionary_ids.resize(values.len(), NOT_INTERNED);
+                self.dictionary_complete = false;
                 self.plain = false;
                 self.generation += 1;
+            }
+            // The dictionary entries the wanted rows use that have no id yet.
+            let mut missing: Vec<usize> = Vec::new();
+            let keys = dict.keys();
+            let index = |row: usize| usize::try_from(keys.values()[row]).ok();
+            match wanted {
+                None if fresh => missing.extend(0..values.len()),
+                None => {}
+                Some(_) => {
+                    for row in (0..keys.len()).filter(|&row| keys.is_valid(row) && is_wanted(row)) {
+                        if let Some(i) = index(row)
+                            && self.dictionary_ids.get(i) == Some(&NOT_INTERNED)
+                        {
+                            // Marked now so a value many rows use is listed once.
+                            self.dictionary_ids[i] = NOT_INTERNED - 1;
+                            missing.push(i);
+                        }
+                    }
+                    // A dictionary kept across batches (a row group's own) that a later batch
+                    // needs more of: all of it now, so the tables built per index (rebuilt when
+                    // ids change) are built at most twice per dictionary, not once per batch.
+                    if !fresh && !missing.is_empty() {
+                        missing
+                            .extend((0..self.dictionary_ids.len()).filter(|&i| self.dictionary_ids[i] == NOT_INTERNED));
+                        self.dictionary_complete = true;
+                    }
+                }
+            }
+            if wanted.is_none() {
+                self.dictionary_complete = true;
+            }
+            if !missing.is_empty() {
+                let strings = strings_of(values)?;
+                let strings = strings.as_string::<i32>();
+                for i in missing {
+                    let value = strings.is_valid(i).then(|| strings.value(i));
+                    self.dictionary_ids[i] = self.intern(value)?;
+                }
+                if !fresh {
+                    self.generation += 1;
+                }
             }
             return Ok(());
         }
@@ -151,14 +211,28 @@ impl TextColumn {
         let strings = strings_of(array)?;
         let mut ids = std::mem::take(&mut self.row_ids);
         ids.clear();
-        for v in strings.as_string::<i32>().iter() {
-            ids.push(self.intern(v)?);
+        for (row, v) in strings.as_string::<i32>().iter().enumerate() {
+            ids.push(if is_wanted(row) { self.intern(v)? } else { 0 });
         }
         self.row_ids = ids;
         self.plain = true;
         self.dictionary = None;
         self.generation += 1;
         Ok(())
+    }
+
+    /// Whether `values` is a dictionary other than the one the ids are for.
+    fn is_fresh(&self, values: &ArrayRef) -> bool {
+        self.plain || self.dictionary.as_ref().is_none_or(|cached| !same_buffers(cached, values))
+    }
+
+    /// Whether [`Self::prepare_rows`] of `array` would read which rows are wanted: not when it is
+    /// the dictionary of the batch before and every entry of it has its id already.
+    pub(super) fn wants_rows(&self, array: &ArrayRef) -> bool {
+        match array.as_dictionary_opt::<Int32Type>() {
+            Some(dict) => !self.dictionary_complete || self.is_fresh(dict.values()),
+            None => true,
+        }
     }
 
     /// The id of each index a row can carry (see [`RowIndices`]); index 0 of a plain batch and
@@ -176,6 +250,9 @@ impl TextColumn {
     }
 }
 
+/// A dictionary entry no wanted row has used yet ([`TextColumn::prepare_rows`]): read as NULL.
+const NOT_INTERNED: u32 = u32::MAX;
+
 /// Index → id: a dictionary's ids, or the identity over the interned ids.
 pub(super) enum IndexIds<'a> {
     Map(&'a [u32]),
@@ -183,10 +260,10 @@ pub(super) enum IndexIds<'a> {
 }
 
 impl IndexIds<'_> {
-    /// `f(id)` for each index, in index order.
+    /// `f(id)` for each index, in index order (an entry without an id: `f(0)`, NULL).
     pub(super) fn table<T>(&self, mut f: impl FnMut(u32) -> T) -> Vec<T> {
         match self {
-            Self::Map(ids) => ids.iter().map(|&id| f(id)).collect(),
+            Self::Map(ids) => ids.iter().map(|&id| f(if id >= NOT_INTERNED - 1 { 0 } else { id })).collect(),
             Self::Identity(n) => (0..*n).map(|id| f(u32::try_from(id).unwrap_or(0))).collect(),
         }
     }
@@ -246,6 +323,40 @@ mod tests {
         let generation = column.generation;
         column.prepare(&dict).unwrap();
         assert_eq!(column.generation, generation, "the same dictionary is not mapped again");
+    }
+
+    #[test]
+    fn only_the_wanted_rows_values_get_ids() {
+        let mut column = TextColumn::new(false);
+        let values: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["r1", "r2", "r3", "r4"]));
+        let dict = |keys: Vec<i32>| -> ArrayRef {
+            Arc::new(arrow::array::DictionaryArray::new(Int32Array::from(keys), Arc::clone(&values)))
+        };
+        let plain_of = |v: &[&str]| -> ArrayRef { Arc::new(arrow::array::StringArray::from(v.to_vec())) };
+        let first = dict(vec![0, 1, 2, 1]);
+        assert!(column.wants_rows(&first));
+        column.prepare_rows(&first, Some(&[false, true, false, true])).unwrap();
+        assert!(column.wants_rows(&first), "entries without ids: the next batch's rows are looked at");
+        assert_eq!(ids_of(&column, &first), vec![0, 1, 0, 1], "unwanted rows read NULL");
+        assert_eq!(column.interner.len(), 2, "NULL and r2 only");
+        let generation = column.generation;
+        // The same dictionary again, wanting a value without an id: the whole dictionary gets
+        // ids now (the per-index tables are rebuilt once, not once per batch).
+        let second = dict(vec![3, 0]);
+        column.prepare_rows(&second, Some(&[true, false])).unwrap();
+        assert_eq!(ids_of(&column, &second), vec![2, 3], "r4 first (wanted), then the rest: r1, r3");
+        assert_eq!(column.interner.get(1), Some("r2"));
+        assert_ne!(column.generation, generation, "ids changed: tables per index are rebuilt");
+        let generation = column.generation;
+        assert!(!column.wants_rows(&second), "every entry has its id: rows need not be looked at");
+        assert!(column.wants_rows(&plain_of(&["r1"])));
+        column.prepare_rows(&second, Some(&[true, true])).unwrap();
+        assert_eq!(column.generation, generation, "nothing new: not rebuilt");
+        // Plain batches: unwanted rows read NULL, wanted ones keep their ids.
+        let plain: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![Some("r2"), Some("r9"), Some("r8")]));
+        column.prepare_rows(&plain, Some(&[true, false, true])).unwrap();
+        assert_eq!(ids_of(&column, &plain), vec![1, 0, 5]);
+        assert!(!column.interner.contains(Some("r9")));
     }
 
     #[test]
