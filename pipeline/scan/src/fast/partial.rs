@@ -817,9 +817,11 @@ impl Partial {
         let invoice = text_field(T_INVOICE);
         // Rows per (period code, day code, invoice id): a few thousand entries, not groups.
         let mut rows: HashMap<(u32, u32, u32), u64, FxBuild> = HashMap::default();
-        for (&key, sums) in self.packed.iter().zip(&self.sums) {
-            let fields = self.key.unpack(key);
-            *rows.entry((fields[F_PERIOD], fields[F_DAY], fields[invoice])).or_default() += sums.rows;
+        // Three fields of each key, not all of them: this runs over every group of every
+        // partition of every file (a full unpack here was ~3 % of a realistic month's scan).
+        let key = self.key;
+        for (&k, sums) in self.packed.iter().zip(&self.sums) {
+            *rows.entry((key.field(k, F_PERIOD), key.field(k, F_DAY), key.field(k, invoice))).or_default() += sums.rows;
         }
         let mut summary = FileSummary::default();
         for ((period_code, day_code, invoice_id), n) in rows {
