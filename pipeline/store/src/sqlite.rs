@@ -255,8 +255,9 @@ ALTER TABLE pool_lines ADD COLUMN pricing_quantity TEXT;
 /// nearly every line of a month (one payer, a few sellers and invoicing entities), yet they were
 /// ~70 of a line's ~310 stored bytes: a 519,495-line month of 2,000 tenants was a 160 MB store,
 /// 125 MB without them, and SQLite's insert, checkpoint and read-back time follows the bytes
-/// (README, *Changes*: the write's median 2.83 → 2.19 s). Existing lines keep their parties (each distinct one becomes a row);
-/// a party no longer referenced after its period is replaced stays (a few rows per store).
+/// (README, *Changes*: the write's median 2.83 → 2.19 s). Existing lines keep their parties
+/// (each distinct one becomes a row); a party no longer referenced after its period is replaced
+/// stays (a few rows per store).
 const SCHEMA_V15: &str = "
 CREATE TABLE billing_parties (
     billing_id           INTEGER PRIMARY KEY,
